@@ -1,0 +1,1 @@
+//! dpvsd's forwarding engine.

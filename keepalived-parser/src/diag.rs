@@ -1,0 +1,67 @@
+//! Diagnostics: every problem found while reading a configuration, with its
+//! location, in one pass.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// How bad a problem is. Follows keepalived's classes: `Fatal` means the
+/// configuration cannot be started at all, `Error` means the item is dropped
+/// and the rest runs, `Warning` means it runs as written (or with a default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+    Fatal,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Fatal => "fatal",
+        })
+    }
+}
+
+/// A position in a configuration file (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+pub struct Location {
+    pub file: PathBuf,
+    pub line: u32,
+    pub col: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file.display(), self.line, self.col)
+    }
+}
+
+/// One problem found in a configuration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub location: Location,
+    pub message: String,
+    /// The offending source line as written (for the caret display), when known.
+    pub source_line: Option<String>,
+}
+
+impl fmt::Display for Diagnostic {
+    /// `file:line:col: error: message`, then the source line and a caret when known.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.location, self.severity, self.message)?;
+        if let Some(src) = &self.source_line {
+            let col = self.location.col.max(1) as usize;
+            let pad: String = src
+                .chars()
+                .take(col - 1)
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n    {src}\n    {pad}^")?;
+        }
+        Ok(())
+    }
+}
