@@ -1,1 +1,35 @@
 //! dpvsd's forwarding engine.
+//!
+//! ```text
+//!   control plane (any thread)                 workers (one thread each)
+//!   ───────────────────────────                ─────────────────────────────
+//!   Dataplane::apply(Command)                   loop {
+//!     → desired state (services, servers,         new generation? → take snapshot
+//!       weights, VIP ownership)                   recv burst → Engine::handle → send
+//!     → build Snapshot (sched tables)  ──RCU──►   housekeeping (expiry, ARP refresh)
+//!     → publish                                 }
+//! ```
+//!
+//! * [`wire`]: packet views (smoltcp style); nothing panics on bad bytes.
+//! * [`conn`]: the per-worker connection table; [`sched`]: scheduler tables.
+//! * [`engine`]: sans-IO forwarding (FNAT, ARP responder, neighbours).
+//! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
+//! * [`command`]: the one mutation API.
+
+pub mod command;
+pub mod conn;
+pub mod engine;
+pub mod io;
+pub mod sched;
+pub mod stats;
+pub mod wire;
+pub mod worker;
+
+mod control;
+
+pub use command::{
+    Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+};
+pub use control::{
+    Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,
+};

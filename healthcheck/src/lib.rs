@@ -6,3 +6,67 @@
 //! probing and reports [`HealthEvent`]s. Nothing here knows about the
 //! dataplane or the config parser: `dpvsd::assemble` builds the specs and maps
 //! events to dataplane commands.
+//!
+//! # Layers
+//!
+//! ```text
+//!  SubjectSpec / CheckSpec        configured data (spec)        plain values
+//!          │
+//!  SubjectState / CheckState      rise/fall rules (state)       sans-IO, time passed in
+//!          │  next_due(), on_result(result, now)
+//!  HealthChecker                  tokio driver (driver)         one task per subject
+//!          │  probes: tcp::probe (TCP_CHECK)
+//!          ▼
+//!  HealthEvent (flips only)  +  status() snapshots (SubjectStatus / CheckStatus)
+//! ```
+//!
+//! # Model and invariants
+//!
+//! * A checker is up or down. Non-alpha checkers start up; `alpha` checkers
+//!   start down until their first success. [`SubjectSpec::initially_up`]
+//!   gives the resulting initial subject state, for which no event is sent.
+//! * keepalived 2.2.7 failure handling (KEEPALIVED.md §9): while a checker is
+//!   up, a failure is retried `retry` times, `delay_before_retry` apart, before
+//!   the checker goes down; a success in between resets the count. At start-up
+//!   the retry count is preset so that a checker that has never run goes down
+//!   on its first failure. While down, the next success brings it up. See
+//!   [`state`] for the exact rule.
+//! * A subject is up exactly when all its checkers are up. A
+//!   [`HealthEvent`] is sent only when that aggregate flips, so consecutive
+//!   events for one subject alternate between down and up.
+//! * Probes run every `delay_loop`; the first one after a random delay in
+//!   `[0, warmup]`.
+//! * Adding, replacing or removing a subject never restarts or flaps another.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use healthcheck::{CheckSpec, HealthChecker, SubjectId, SubjectSpec};
+//!
+//! # async fn run() {
+//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let subject = SubjectSpec {
+//!     id: SubjectId(1),
+//!     name: "[10.0.0.2]:8080 of [10.0.0.100]:80/TCP".into(),
+//!     checks: vec![CheckSpec::tcp("10.0.0.2:8080".parse().expect("address"))],
+//! };
+//! let checker = HealthChecker::start(vec![subject], tx);
+//! while let Some(event) = rx.recv().await {
+//!     println!("{} is {}: {}", event.subject.0, if event.up { "up" } else { "down" }, event.reason);
+//! }
+//! checker.shutdown().await;
+//! # }
+//! ```
+
+mod driver;
+mod error;
+mod spec;
+pub mod state;
+mod status;
+mod tcp;
+
+pub use driver::HealthChecker;
+pub use error::{IoStage, ProbeError};
+pub use spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
+pub use state::{CheckState, SubjectState, SubjectUpdate};
+pub use status::{CheckStatus, HealthEvent, SubjectStatus};

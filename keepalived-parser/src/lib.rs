@@ -6,9 +6,140 @@
 //!          include, @cond,   (span kept)     keyword/args/block     defaults, inheritance,
 //!          $NAME, ~SEQ                                              range checks
 //! ```
+//!
+//! Stages:
+//! 1. [`preprocess`]: keepalived's lexical layer (KEEPALIVED.md §1): 1024-byte
+//!    lines, `#`/`!` comments, `@ID` conditionals, `$NAME=` definitions and
+//!    substitution (re-examined as in 2.2.7), `~SEQ`/`~SEQx`/`~LST`,
+//!    `include` with globs and `{a,b}` braces, brace splitting, tokens.
+//! 2. [`ast`]: a nom grammar over the logical lines; pure syntax, brace
+//!    errors reported with their location.
+//! 3. lowering: keepalived's block engine (unknown keywords and their blocks
+//!    behave exactly as in keepalived, with a louder warning), then typed
+//!    values, defaults and inheritance into [`Model`].
+//!
+//! Invariants:
+//! * loading never panics and never stops at the first problem: every
+//!   problem becomes a [`Diagnostic`] with file, line and column (≥ 1 for
+//!   anything that comes from a file) and, when known, the source line;
+//! * severities follow keepalived: [`Severity::Fatal`] (keepalived would not
+//!   start, e.g. a missing parameter), [`Severity::Error`] (the item is
+//!   dropped), [`Severity::Warning`] (runs as written or with a default);
+//! * the [`Model`] holds effective values only (defaults and inheritance applied);
+//! * no keyword is silently ignored: unknown and not-yet-supported keywords warn.
+//!
+//! ```
+//! use keepalived_parser::{load_str, LoadOptions};
+//! use std::path::Path;
+//!
+//! let conf = "virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n\
+//!             real_server 10.0.1.1 80 { TCP_CHECK { } }\n}\n";
+//! let loaded = load_str(conf, Path::new("keepalived.conf"), &LoadOptions::default());
+//! assert!(loaded.is_runnable());
+//! assert_eq!(loaded.model.virtual_servers[0].real_servers[0].weight, 1);
+//! ```
 
+pub mod ast;
 pub mod diag;
+mod lower;
 pub mod model;
+pub mod preprocess;
+mod values;
 
+use std::path::{Path, PathBuf};
+
+pub use ast::Statement;
 pub use diag::{Diagnostic, Location, Severity};
 pub use model::Model;
+pub use preprocess::{LogicalLine, Token};
+
+/// How to load a configuration.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The id matched by `@ID` conditional lines (keepalived's `-i`).
+    /// `None` means the hostname up to its first `.`.
+    pub config_id: Option<String>,
+}
+
+/// A loaded configuration: the model that would run and every problem found.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub model: Model,
+    /// In stage order (preprocessing, grammar, lowering), each in file order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Loaded {
+    /// The worst severity among the diagnostics, `None` when there are none.
+    pub fn max_severity(&self) -> Option<Severity> {
+        self.diagnostics.iter().map(|d| d.severity).max()
+    }
+
+    /// No diagnostics of severity Error or Fatal.
+    pub fn is_runnable(&self) -> bool {
+        // `None` (no diagnostics) orders below every `Some`.
+        self.max_severity() < Some(Severity::Error)
+    }
+}
+
+/// Why a configuration could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read configuration: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Loads the configuration in `path` and everything it includes.
+///
+/// # Errors
+/// [`LoadError::Read`] only when the main file cannot be read; every other
+/// problem (including unreadable included files) is a [`Diagnostic`].
+pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(load_bytes(&bytes, path, opts))
+}
+
+/// Loads configuration text; `name` is used in locations, and relative
+/// includes resolve against its directory.
+pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
+    load_bytes(text.as_bytes(), name, opts)
+}
+
+fn load_bytes(bytes: &[u8], name: &Path, opts: &LoadOptions) -> Loaded {
+    let config_id = opts.config_id.clone().unwrap_or_else(default_config_id);
+    let mut pp = preprocess::Preprocessor::new(config_id);
+    pp.process_file(name, bytes);
+    let pre = pp.finish();
+    let mut diagnostics = pre.diagnostics;
+    let ast = ast::parse(&pre.lines, &mut diagnostics);
+    let model = lower::lower(&ast, &mut diagnostics);
+    for d in &mut diagnostics {
+        if d.source_line.is_none() {
+            d.source_line = pre
+                .sources
+                .get(&d.location.file)
+                .and_then(|lines| lines.get((d.location.line as usize).checked_sub(1)?))
+                .cloned();
+        }
+    }
+    Loaded { model, diagnostics }
+}
+
+/// keepalived's default config id: the hostname up to its first `.`.
+fn default_config_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .unwrap_or_default();
+    host.trim()
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}

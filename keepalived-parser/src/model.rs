@@ -26,6 +26,8 @@ pub struct GlobalDefs {
     pub notification_email: Vec<String>,
     pub notification_email_from: Option<String>,
     pub smtp_server: Option<String>,
+    /// The `smtp_server` port (25 when the server is given without one).
+    pub smtp_port: Option<u16>,
     pub smtp_connect_timeout: Option<Duration>,
 }
 

@@ -1,1 +1,102 @@
-fn main() {}
+//! `dpvsctl`: the control client of dpvsd.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use dpvsd::ctl::{self, CtlCommand, ListInfo, Request, Response, StatusInfo};
+use dpvsd::render;
+
+/// Query and control a running dpvsd.
+#[derive(Debug, Parser)]
+#[command(name = "dpvsctl", version)]
+struct Cli {
+    /// Control socket of the daemon.
+    #[arg(long, global = true, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Print the daemon's JSON answer instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Daemon summary: version, uptime, config, backend, counts, drops.
+    Status,
+    /// Virtual and real servers with health, weights and counters (like `ipvsadm -ln --stats`).
+    List,
+}
+
+fn call(socket: &PathBuf, command: CtlCommand) -> Result<Response, String> {
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        format!(
+            "cannot connect to {}: {e} (is dpvsd running?)",
+            socket.display()
+        )
+    })?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = serde_json::to_string(&Request {
+        version: ctl::VERSION,
+        command,
+    })
+    .map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("{req}\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("receive: {e}"))?;
+    serde_json::from_str(&line).map_err(|e| format!("bad response from dpvsd: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match cli.cmd {
+        Cmd::Status => CtlCommand::Status,
+        Cmd::List => CtlCommand::List,
+    };
+    let resp = match call(&cli.socket, command.clone()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("dpvsctl: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if !resp.ok {
+        eprintln!(
+            "dpvsctl: {}",
+            resp.error.unwrap_or_else(|| "request failed".into())
+        );
+        return ExitCode::FAILURE;
+    }
+    let data = resp.data.unwrap_or_default();
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&data).unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let text = match command {
+        CtlCommand::Status => {
+            serde_json::from_value::<StatusInfo>(data).map(|s| render::status(&s))
+        }
+        CtlCommand::List => serde_json::from_value::<ListInfo>(data).map(|l| render::list(&l)),
+    };
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dpvsctl: unexpected response: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The one mutation API of the dataplane.
+//!
+//! The config loader, reload, health checkers, VRRP, the control socket and
+//! the tests all change forwarding only through [`Command`]s applied with
+//! [`crate::Dataplane::apply`]. Nothing reaches into engine internals.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// L4 protocol of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Protocol::Tcp => 6,
+            Protocol::Udp => 17,
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        })
+    }
+}
+
+/// Stable identity of a virtual service: VIP, port and protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct ServiceKey {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.protocol,
+            SocketAddr::new(self.addr, self.port)
+        )
+    }
+}
+
+/// Scheduling algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheduler {
+    /// Round robin over servers with weight > 0.
+    Rr,
+    /// Weighted round robin (IPVS's interleaved sequence).
+    Wrr,
+}
+
+/// Forwarding method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Forwarding {
+    /// Full NAT: client→VIP becomes LIP→RS, and back.
+    Fnat,
+}
+
+/// A virtual service as configured.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub scheduler: Scheduler,
+    pub forwarding: Forwarding,
+    /// FNAT local addresses (LIPs): sources towards real servers.
+    pub local_addrs: Vec<IpAddr>,
+}
+
+/// A real server of a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RealServerSpec {
+    pub addr: SocketAddr,
+    /// 0 = quiescent: existing connections continue, no new ones.
+    pub weight: u32,
+}
+
+/// A request to change the dataplane.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    AddService(ServiceSpec),
+    DelService(ServiceKey),
+    AddRealServer {
+        service: ServiceKey,
+        server: RealServerSpec,
+    },
+    DelRealServer {
+        service: ServiceKey,
+        server: SocketAddr,
+    },
+    SetWeight {
+        service: ServiceKey,
+        server: SocketAddr,
+        weight: u32,
+    },
+    /// Whether the dataplane owns (answers ARP for, forwards to) a VIP.
+    /// VIPs of added services are owned unless set otherwise (VRRP does).
+    SetVipOwned {
+        vip: IpAddr,
+        owned: bool,
+    },
+}
+
+/// Why a [`Command`] was refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("service {0} already exists")]
+    ServiceExists(ServiceKey),
+    #[error("no service {0}")]
+    NoSuchService(ServiceKey),
+    #[error("real server {server} already exists in service {service}")]
+    ServerExists {
+        service: ServiceKey,
+        server: SocketAddr,
+    },
+    #[error("no real server {server} in service {service}")]
+    NoSuchServer {
+        service: ServiceKey,
+        server: SocketAddr,
+    },
+    #[error("{what} is not supported yet by the dataplane")]
+    Unsupported { what: String },
+    #[error("invalid command: {reason}")]
+    Invalid { reason: String },
+}

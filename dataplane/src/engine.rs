@@ -1,0 +1,983 @@
+//! The per-worker forwarding engine, sans-IO: a frame and the time go in, a
+//! [`Verdict`] comes out (the frame is rewritten in place) and control frames
+//! the engine originates (ARP requests, gratuitous ARP) are appended to a
+//! [`Burst`].
+//!
+//! The hot path reads the published [`Snapshot`] and the worker's own
+//! connection table; it takes no lock, makes no syscall and does not
+//! allocate (the neighbour table is bounded and reserved up front).
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::command::ServiceKey;
+use crate::conn::{Conn, ConnTable, Dir, FlowKey, TcpState, UDP_TIMEOUT_MS};
+use crate::io::Burst;
+use crate::sched::SchedTable;
+use crate::stats::{Drop, DropCounters, Traffic};
+use crate::wire::{
+    checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
+    MacAddr, TcpPacket, UdpPacket, WireError,
+};
+
+const ETH_LEN: usize = 14;
+/// Minimum Ethernet frame without FCS; shorter frames we build are padded.
+const MIN_FRAME: usize = 60;
+/// At most this many neighbours (real servers) are tracked per worker.
+pub const MAX_NEIGHBOURS: usize = 4096;
+/// Re-ARP every known neighbour this often.
+pub const NEIGHBOUR_REFRESH_MS: u64 = 30_000;
+/// Don't ask for the same unresolved neighbour more often than this.
+const ARP_RETRY_MS: u64 = 200;
+/// Local (FNAT) ports handed out by a worker.
+pub const LOCAL_PORT_MIN: u16 = 1024;
+const PORT_PROBES: usize = 64;
+
+/// What to do with a frame after [`Engine::handle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame was rewritten in place; transmit it.
+    Forward,
+    /// Not for the load balancer (the kernel's business); leave it alone.
+    Ignore,
+    /// For the load balancer, but dropped (and counted) for this reason.
+    Drop(Drop),
+}
+
+/// A real server as workers see it.
+#[derive(Debug)]
+pub struct ServerSnap {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub stats: Arc<Traffic>,
+}
+
+/// A service as workers see it.
+#[derive(Debug)]
+pub struct ServiceSnap {
+    pub key: ServiceKey,
+    pub stats: Arc<Traffic>,
+    pub servers: Vec<ServerSnap>,
+    pub table: SchedTable,
+    pub local_addrs: Vec<Ipv4Addr>,
+}
+
+/// Everything a worker needs to forward, immutable once published.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub services: Vec<ServiceSnap>,
+    /// (VIP, port, IP protocol) → index in `services`.
+    pub lookup: HashMap<(Ipv4Addr, u16, u8), usize>,
+    /// VIPs the dataplane answers ARP for and forwards to (sorted).
+    pub owned_vips: Vec<Ipv4Addr>,
+    /// FNAT local addresses (sorted).
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// Real servers to resolve, with the source address to ask from.
+    pub neighbours: Vec<(Ipv4Addr, Ipv4Addr)>,
+}
+
+impl Snapshot {
+    fn owns_vip(&self, ip: Ipv4Addr) -> bool {
+        self.owned_vips.binary_search(&ip).is_ok()
+    }
+
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.local_addrs.binary_search(&ip).is_ok()
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Neighbour {
+    mac: Option<MacAddr>,
+    source: Ipv4Addr,
+    requested_ms: Option<u64>,
+}
+
+/// TCP flags of the packet being handled (zero for UDP).
+#[derive(Debug, Clone, Copy, Default)]
+struct Flags {
+    syn: bool,
+    ack: bool,
+    fin: bool,
+    rst: bool,
+}
+
+/// One worker's forwarding state.
+#[derive(Debug)]
+pub struct Engine {
+    mac: MacAddr,
+    snap: Arc<Snapshot>,
+    conns: ConnTable,
+    neighbours: HashMap<Ipv4Addr, Neighbour>,
+    /// Per-service scheduler cursor (index = service index in `snap`).
+    cursors: Vec<u64>,
+    next_port: u16,
+    port_min: u16,
+    port_max: u16,
+    drops: Arc<DropCounters>,
+    last_refresh_ms: u64,
+}
+
+impl Engine {
+    /// An engine for a port with `mac`, holding at most `conn_capacity`
+    /// connections and using FNAT local ports `port_min..=port_max`.
+    pub fn new(
+        mac: MacAddr,
+        conn_capacity: usize,
+        (port_min, port_max): (u16, u16),
+        drops: Arc<DropCounters>,
+    ) -> Engine {
+        let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
+        let mut neighbours = HashMap::new();
+        neighbours.reserve(MAX_NEIGHBOURS);
+        Engine {
+            mac,
+            snap: Arc::default(),
+            conns: ConnTable::new(conn_capacity),
+            neighbours,
+            cursors: Vec::new(),
+            next_port: port_min,
+            port_min,
+            port_max,
+            drops,
+            last_refresh_ms: 0,
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Switches to a newly published snapshot (between bursts). Announces
+    /// newly owned addresses with gratuitous ARP and starts resolving new
+    /// real servers.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
+        let old = std::mem::replace(&mut self.snap, snap);
+        self.cursors.clear();
+        self.cursors.resize(self.snap.services.len(), 0);
+        let announce = self.snap.owned_vips.iter().chain(&self.snap.local_addrs);
+        for &ip in announce {
+            if !old.owns_vip(ip) && !old.is_local(ip) {
+                push_arp(
+                    ctl,
+                    self.mac,
+                    ArpOperation::Request,
+                    ip,
+                    MacAddr::default(),
+                    ip,
+                    MacAddr::BROADCAST,
+                );
+            }
+        }
+        for &(ip, source) in &self.snap.neighbours {
+            if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
+                continue;
+            }
+            let n = self.neighbours.entry(ip).or_insert(Neighbour {
+                mac: None,
+                source,
+                requested_ms: None,
+            });
+            n.source = source;
+            if n.mac.is_none() {
+                n.requested_ms = Some(now_ms);
+                push_arp_request(ctl, self.mac, source, ip);
+            }
+        }
+    }
+
+    /// Periodic work between bursts: expire idle connections (bounded) and
+    /// refresh neighbours.
+    pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
+        self.conns.sweep(now_ms, sweep_budget);
+        if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
+            self.last_refresh_ms = now_ms;
+            for (&ip, n) in &self.neighbours {
+                if !push_arp_request(ctl, self.mac, n.source, ip) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Handles one received frame.
+    pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
+            return Verdict::Ignore;
+        };
+        let dst = eth.dst_addr();
+        if dst != self.mac && !dst.is_broadcast() {
+            return Verdict::Ignore;
+        }
+        let verdict = match eth.ethertype() {
+            EtherType::Arp => self.handle_arp(frame),
+            EtherType::Ipv4 if dst == self.mac => self.handle_ipv4(frame, now_ms, ctl),
+            _ => Verdict::Ignore,
+        };
+        if let Verdict::Drop(reason) = verdict {
+            self.drops.count(reason);
+        }
+        verdict
+    }
+
+    fn answers_arp_for(&self, ip: Ipv4Addr) -> bool {
+        self.snap.owns_vip(ip) || self.snap.is_local(ip)
+    }
+
+    fn handle_arp(&mut self, frame: &mut [u8]) -> Verdict {
+        let Some(payload) = frame.get_mut(ETH_LEN..) else {
+            return Verdict::Ignore;
+        };
+        let Ok(mut arp) = ArpPacket::new_checked(payload) else {
+            return Verdict::Ignore;
+        };
+        let Ok(req) = ArpRepr::parse(&arp) else {
+            return Verdict::Ignore;
+        };
+        // Learn only neighbours we asked about: strangers cannot fill the table.
+        if let Some(n) = self.neighbours.get_mut(&req.source_protocol_addr) {
+            if !req.source_hardware_addr.is_multicast() {
+                n.mac = Some(req.source_hardware_addr);
+            }
+        }
+        if req.operation != ArpOperation::Request
+            || !self.answers_arp_for(req.target_protocol_addr)
+            || req.source_protocol_addr == req.target_protocol_addr
+        {
+            return Verdict::Ignore;
+        }
+        let reply = ArpRepr {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: self.mac,
+            source_protocol_addr: req.target_protocol_addr,
+            target_hardware_addr: req.source_hardware_addr,
+            target_protocol_addr: req.source_protocol_addr,
+        };
+        reply.emit(&mut arp);
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        eth.set_dst_addr(req.source_hardware_addr);
+        eth.set_src_addr(self.mac);
+        Verdict::Forward
+    }
+
+    fn handle_ipv4(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let Some(l3) = frame.get(ETH_LEN..) else {
+            return Verdict::Ignore;
+        };
+        // Only packets to our own addresses are ours; peek before validating.
+        let Some(dst_bytes) = l3.get(16..20) else {
+            return Verdict::Ignore;
+        };
+        let dst = Ipv4Addr::new(dst_bytes[0], dst_bytes[1], dst_bytes[2], dst_bytes[3]);
+        let dir = if self.snap.owns_vip(dst) {
+            Dir::In
+        } else if self.snap.is_local(dst) {
+            Dir::Out
+        } else {
+            return Verdict::Ignore;
+        };
+        let ip = match Ipv4Packet::new_checked(l3) {
+            Ok(ip) => ip,
+            Err(e) => return Verdict::Drop(wire_drop(e)),
+        };
+        if !ip.verify_checksum() {
+            return Verdict::Drop(Drop::BadChecksum);
+        }
+        if ip.is_fragment() {
+            return Verdict::Drop(Drop::Fragment);
+        }
+        if ip.ttl() <= 1 {
+            return Verdict::Drop(Drop::TtlExceeded);
+        }
+        let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
+        let (proto, src) = (ip.protocol(), ip.src_addr());
+        let l4 = ip.payload();
+        let (sport, dport, flags) = match proto {
+            IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
+                Ok(t) => (
+                    t.src_port(),
+                    t.dst_port(),
+                    Flags {
+                        syn: t.syn(),
+                        ack: t.ack(),
+                        fin: t.fin(),
+                        rst: t.rst(),
+                    },
+                ),
+                Err(e) => return Verdict::Drop(wire_drop(e)),
+            },
+            IpProtocol::Udp => match UdpPacket::new_checked(l4) {
+                Ok(u) => (u.src_port(), u.dst_port(), Flags::default()),
+                Err(e) => return Verdict::Drop(wire_drop(e)),
+            },
+            _ => return Verdict::Drop(Drop::NoService),
+        };
+        let key = FlowKey {
+            proto: proto.into(),
+            src,
+            dst,
+            sport,
+            dport,
+        };
+        let src_mac = EthernetFrame::new_unchecked(&*frame).src_addr();
+        let len = frame.len();
+        let (new, dst_mac) = match dir {
+            Dir::In => match self.forward_in(&key, flags, src_mac, len, now_ms, ctl) {
+                Ok(x) => x,
+                Err(reason) => return Verdict::Drop(reason),
+            },
+            Dir::Out => match self.forward_out(&key, flags, len, now_ms) {
+                Ok(x) => x,
+                Err(reason) => return Verdict::Drop(reason),
+            },
+        };
+        rewrite(&mut frame[ETH_LEN..], hl, tl, &key, &new);
+        let mut eth = EthernetFrame::new_unchecked(frame);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(dst_mac);
+        Verdict::Forward
+    }
+
+    /// Client → VIP: find or create the connection; returns the rewritten
+    /// 5-tuple (LIP → RS) and the real server's MAC.
+    fn forward_in(
+        &mut self,
+        key: &FlowKey,
+        flags: Flags,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(FlowKey, MacAddr), Drop> {
+        if let Some((idx, dir)) = self.conns.lookup(key, now_ms) {
+            if dir != Dir::In {
+                return Err(Drop::NoConnection);
+            }
+            let closing = self
+                .conns
+                .get(idx)
+                .is_some_and(|c| matches!(c.tcp, TcpState::FinWait | TcpState::Close));
+            if closing && flags.syn && !flags.ack {
+                // The client reuses its port after closing: a new connection,
+                // scheduled afresh (IPVS's conn_reuse_mode).
+                self.conns.remove(idx);
+                return self.forward_in(key, flags, client_mac, len, now_ms, ctl);
+            }
+            let rs = self
+                .conns
+                .get(idx)
+                .map(|c| c.out_key.src)
+                .ok_or(Drop::NoConnection)?;
+            let mac = self.resolve(rs, now_ms, ctl)?;
+            let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
+            touch(conn, Dir::In, flags, key.proto, now_ms);
+            conn.service.count_in(len);
+            conn.server.count_in(len);
+            return Ok((to_server(&conn.out_key), mac));
+        }
+        let svc_idx = *self
+            .snap
+            .lookup
+            .get(&(key.dst, key.dport, key.proto))
+            .ok_or(Drop::NoService)?;
+        if key.proto == 6 && !(flags.syn && !flags.ack && !flags.rst) {
+            return Err(Drop::NoConnection);
+        }
+        let snap = Arc::clone(&self.snap);
+        let svc = snap.services.get(svc_idx).ok_or(Drop::NoService)?;
+        let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+        let rs_idx = svc.table.pick(*cursor).ok_or(Drop::NoRealServer)?;
+        *cursor = cursor.wrapping_add(1);
+        let rs = svc.servers.get(rs_idx as usize).ok_or(Drop::NoRealServer)?;
+        let mac = self.resolve(rs.addr, now_ms, ctl)?;
+        let out_key = self
+            .alloc_local(svc, rs, key.proto)
+            .ok_or(Drop::NoLocalPort)?;
+        let mut conn = Conn {
+            in_key: *key,
+            out_key,
+            client_mac,
+            tcp: TcpState::SynRecv,
+            expires_ms: 0,
+            service: Arc::clone(&svc.stats),
+            server: Arc::clone(&rs.stats),
+        };
+        touch(&mut conn, Dir::In, flags, key.proto, now_ms);
+        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        svc.stats.count_conn();
+        rs.stats.count_conn();
+        svc.stats.count_in(len);
+        rs.stats.count_in(len);
+        Ok((to_server(&out_key), mac))
+    }
+
+    /// Real server → LIP: the reply goes back as VIP → client.
+    fn forward_out(
+        &mut self,
+        key: &FlowKey,
+        flags: Flags,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<(FlowKey, MacAddr), Drop> {
+        let (idx, dir) = self.conns.lookup(key, now_ms).ok_or(Drop::NoConnection)?;
+        if dir != Dir::Out {
+            return Err(Drop::NoConnection);
+        }
+        let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
+        touch(conn, Dir::Out, flags, key.proto, now_ms);
+        conn.service.count_out(len);
+        conn.server.count_out(len);
+        let back = FlowKey {
+            proto: key.proto,
+            src: conn.in_key.dst,
+            dst: conn.in_key.src,
+            sport: conn.in_key.dport,
+            dport: conn.in_key.sport,
+        };
+        Ok((back, conn.client_mac))
+    }
+
+    /// Picks a free (LIP, port) for a new connection to `rs`.
+    fn alloc_local(&mut self, svc: &ServiceSnap, rs: &ServerSnap, proto: u8) -> Option<FlowKey> {
+        let n = svc.local_addrs.len();
+        if n == 0 {
+            return None;
+        }
+        for probe in 0..PORT_PROBES {
+            let port = self.next_port;
+            self.next_port = if port >= self.port_max {
+                self.port_min
+            } else {
+                port + 1
+            };
+            let lip = svc.local_addrs[(usize::from(port) + probe) % n];
+            let key = FlowKey {
+                proto,
+                src: rs.addr,
+                dst: lip,
+                sport: rs.port,
+                dport: port,
+            };
+            if !self.conns.contains(&key) {
+                return Some(key);
+            }
+        }
+        None
+    }
+
+    /// The MAC of `ip`, or a (rate-limited) ARP request and `NeighbourUnresolved`.
+    fn resolve(&mut self, ip: Ipv4Addr, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
+        let Some(n) = self.neighbours.get_mut(&ip) else {
+            return Err(Drop::NeighbourUnresolved);
+        };
+        if let Some(mac) = n.mac {
+            return Ok(mac);
+        }
+        let due = n
+            .requested_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= ARP_RETRY_MS);
+        if due {
+            n.requested_ms = Some(now_ms);
+            push_arp_request(ctl, self.mac, n.source, ip);
+        }
+        Err(Drop::NeighbourUnresolved)
+    }
+}
+
+/// The 5-tuple a packet towards the real server carries, from the conn's
+/// reply key (RS → LIP).
+fn to_server(out_key: &FlowKey) -> FlowKey {
+    FlowKey {
+        proto: out_key.proto,
+        src: out_key.dst,
+        dst: out_key.src,
+        sport: out_key.dport,
+        dport: out_key.sport,
+    }
+}
+
+fn touch(conn: &mut Conn, dir: Dir, f: Flags, proto: u8, now_ms: u64) {
+    let timeout = if proto == 6 {
+        conn.tcp = conn.tcp.next(dir, f.syn, f.ack, f.fin, f.rst);
+        conn.tcp.timeout_ms()
+    } else {
+        UDP_TIMEOUT_MS
+    };
+    conn.expires_ms = now_ms + timeout;
+}
+
+fn wire_drop(e: WireError) -> Drop {
+    match e {
+        WireError::Truncated => Drop::Truncated,
+        WireError::Malformed => Drop::Malformed,
+        WireError::BadChecksum => Drop::BadChecksum,
+    }
+}
+
+fn tuple_bytes(k: &FlowKey) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[0..4].copy_from_slice(&k.src.octets());
+    b[4..8].copy_from_slice(&k.dst.octets());
+    b[8..10].copy_from_slice(&k.sport.to_be_bytes());
+    b[10..12].copy_from_slice(&k.dport.to_be_bytes());
+    b
+}
+
+/// Rewrites addresses and ports from `old` to `new`, decrements the TTL and
+/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624).
+/// The packet was validated by the caller (`hl`/`tl` are its lengths).
+fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
+    let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        let ttl = ip.ttl();
+        let proto = u8::from(ip.protocol());
+        let c = checksum::adjust(ip.checksum(), &ob[..8], &nb[..8]);
+        let c = checksum::adjust(c, &[ttl, proto], &[ttl - 1, proto]);
+        ip.set_src_addr(new.src);
+        ip.set_dst_addr(new.dst);
+        ip.set_ttl(ttl - 1);
+        ip.set_checksum(c);
+    }
+    let Some(l4) = l3.get_mut(hl..tl) else {
+        return;
+    };
+    if old.proto == 6 {
+        let mut tcp = TcpPacket::new_unchecked(l4);
+        let c = checksum::adjust(tcp.checksum(), &ob, &nb);
+        tcp.set_src_port(new.sport);
+        tcp.set_dst_port(new.dport);
+        tcp.set_checksum(c);
+    } else {
+        let mut udp = UdpPacket::new_unchecked(l4);
+        let c = crate::wire::udp::adjust_checksum(udp.checksum(), &ob, &nb);
+        udp.set_checksum(c);
+        udp.set_src_port(new.sport);
+        udp.set_dst_port(new.dport);
+    }
+}
+
+/// Appends an ARP frame to `ctl`; false when `ctl` is full.
+fn push_arp(
+    ctl: &mut Burst,
+    mac: MacAddr,
+    operation: ArpOperation,
+    source_ip: Ipv4Addr,
+    target_mac: MacAddr,
+    target_ip: Ipv4Addr,
+    eth_dst: MacAddr,
+) -> bool {
+    let Some(f) = ctl.next_free() else {
+        return false;
+    };
+    let buf = f.buffer_mut();
+    buf[..MIN_FRAME].fill(0);
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.set_dst_addr(eth_dst);
+        eth.set_src_addr(mac);
+        eth.set_ethertype(EtherType::Arp);
+    }
+    let repr = ArpRepr {
+        operation,
+        source_hardware_addr: mac,
+        source_protocol_addr: source_ip,
+        target_hardware_addr: target_mac,
+        target_protocol_addr: target_ip,
+    };
+    repr.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[ETH_LEN..ETH_LEN + repr.buffer_len()],
+    ));
+    f.set_len(MIN_FRAME);
+    ctl.commit();
+    true
+}
+
+fn push_arp_request(ctl: &mut Burst, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
+    push_arp(
+        ctl,
+        mac,
+        ArpOperation::Request,
+        source,
+        MacAddr::default(),
+        target,
+        MacAddr::BROADCAST,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{Protocol, Scheduler};
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+
+    const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
+    const CLIENT_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 2]);
+    const RS_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 3]);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+    const RS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+    const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
+
+    fn snapshot() -> Arc<Snapshot> {
+        let key = ServiceKey {
+            addr: VIP.into(),
+            port: 80,
+            protocol: Protocol::Tcp,
+        };
+        let ukey = ServiceKey {
+            addr: VIP.into(),
+            port: 53,
+            protocol: Protocol::Udp,
+        };
+        let svc = |key: ServiceKey, port| ServiceSnap {
+            key,
+            stats: Arc::default(),
+            servers: vec![ServerSnap {
+                addr: RS,
+                port,
+                stats: Arc::default(),
+            }],
+            table: SchedTable::build(Scheduler::Rr, &[1]),
+            local_addrs: vec![LIP],
+        };
+        let mut snap = Snapshot {
+            services: vec![svc(key, 8080), svc(ukey, 5353)],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: vec![(RS, LIP)],
+            ..Snapshot::default()
+        };
+        snap.lookup.insert((VIP, 80, 6), 0);
+        snap.lookup.insert((VIP, 53, 17), 1);
+        Arc::new(snap)
+    }
+
+    fn engine() -> (Engine, Burst) {
+        let mut e = Engine::new(LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut ctl = Burst::new(16);
+        e.set_snapshot(snapshot(), 0, &mut ctl);
+        (e, ctl)
+    }
+
+    fn arp(op: ArpOperation, smac: MacAddr, sip: Ipv4Addr, tip: Ipv4Addr) -> Vec<u8> {
+        let mut ctl = Burst::new(1);
+        push_arp(&mut ctl, smac, op, sip, MacAddr::default(), tip, LB_MAC);
+        ctl.frames()[0].data().to_vec()
+    }
+
+    fn tcp(
+        src: (MacAddr, Ipv4Addr, u16),
+        dst: (MacAddr, Ipv4Addr, u16),
+        syn: bool,
+        ack: bool,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+            .ipv4(src.1.octets(), dst.1.octets(), 64)
+            .tcp(src.2, dst.2, 1000, 65535);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(7);
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).expect("build tcp");
+        out
+    }
+
+    fn udp(
+        src: (MacAddr, Ipv4Addr, u16),
+        dst: (MacAddr, Ipv4Addr, u16),
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+            .ipv4(src.1.octets(), dst.1.octets(), 64)
+            .udp(src.2, dst.2)
+            .write(&mut out, payload)
+            .expect("build udp");
+        out
+    }
+
+    /// Checks the frame with etherparse (independent checksum code) and
+    /// returns (src mac, dst mac, src ip, dst ip, sport, dport, ttl).
+    fn inspect(frame: &[u8]) -> (MacAddr, MacAddr, Ipv4Addr, Ipv4Addr, u16, u16, u8) {
+        let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link else {
+            panic!("not ethernet")
+        };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not ipv4")
+        };
+        let h = ip.header();
+        assert_eq!(
+            h.to_header().calc_header_checksum(),
+            h.header_checksum(),
+            "IPv4 checksum"
+        );
+        let (sport, dport) = match p.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                let want = t
+                    .to_header()
+                    .calc_checksum_ipv4(&h.to_header(), t.payload())
+                    .expect("csum");
+                assert_eq!(want, t.checksum(), "TCP checksum");
+                (t.source_port(), t.destination_port())
+            }
+            Some(TransportSlice::Udp(u)) => {
+                let want = u
+                    .to_header()
+                    .calc_checksum_ipv4(&h.to_header(), u.payload())
+                    .expect("csum");
+                assert_eq!(want, u.checksum(), "UDP checksum");
+                (u.source_port(), u.destination_port())
+            }
+            _ => panic!("no transport"),
+        };
+        (
+            MacAddr(eth.source()),
+            MacAddr(eth.destination()),
+            Ipv4Addr::from(h.source()),
+            Ipv4Addr::from(h.destination()),
+            sport,
+            dport,
+            h.ttl(),
+        )
+    }
+
+    fn resolve_rs(e: &mut Engine, ctl: &mut Burst) {
+        let mut reply = arp(ArpOperation::Reply, RS_MAC, RS, LIP);
+        assert_eq!(e.handle(&mut reply, 1, ctl), Verdict::Ignore);
+    }
+
+    #[test]
+    fn announces_addresses_and_resolves_real_servers_on_publish() {
+        let (_, ctl) = engine();
+        let arps: Vec<ArpRepr> = ctl
+            .frames()
+            .iter()
+            .map(|f| {
+                ArpRepr::parse(&ArpPacket::new_checked(&f.data()[ETH_LEN..]).expect("arp"))
+                    .expect("repr")
+            })
+            .collect();
+        // Gratuitous ARP for the VIP and the LIP, and a request for the RS.
+        assert!(arps
+            .iter()
+            .any(|a| a.source_protocol_addr == VIP && a.target_protocol_addr == VIP));
+        assert!(arps
+            .iter()
+            .any(|a| a.source_protocol_addr == LIP && a.target_protocol_addr == LIP));
+        assert!(arps
+            .iter()
+            .any(|a| a.source_protocol_addr == LIP && a.target_protocol_addr == RS));
+    }
+
+    #[test]
+    fn answers_arp_for_vip_and_lip_only() {
+        let (mut e, mut ctl) = engine();
+        for ip in [VIP, LIP] {
+            let mut req = arp(ArpOperation::Request, CLIENT_MAC, CLIENT, ip);
+            assert_eq!(e.handle(&mut req, 0, &mut ctl), Verdict::Forward);
+            let eth = EthernetFrame::new_checked(&req[..]).expect("eth");
+            assert_eq!(eth.dst_addr(), CLIENT_MAC);
+            let r =
+                ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).expect("arp")).expect("repr");
+            assert_eq!(r.operation, ArpOperation::Reply);
+            assert_eq!(
+                (r.source_hardware_addr, r.source_protocol_addr),
+                (LB_MAC, ip)
+            );
+            assert_eq!(
+                (r.target_hardware_addr, r.target_protocol_addr),
+                (CLIENT_MAC, CLIENT)
+            );
+        }
+        let mut other = arp(
+            ArpOperation::Request,
+            CLIENT_MAC,
+            CLIENT,
+            Ipv4Addr::new(10, 99, 0, 1),
+        );
+        assert_eq!(e.handle(&mut other, 0, &mut ctl), Verdict::Ignore);
+    }
+
+    #[test]
+    fn fnat_tcp_round_trip_with_valid_checksums() {
+        let (mut e, mut ctl) = engine();
+        ctl.clear();
+        let mut syn = tcp(
+            (CLIENT_MAC, CLIENT, 33000),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+        );
+        // Real server not resolved yet: dropped, and an ARP request goes out.
+        let mut early = syn.clone();
+        assert_eq!(
+            e.handle(&mut early, 500, &mut ctl),
+            Verdict::Drop(Drop::NeighbourUnresolved)
+        );
+        assert_eq!(ctl.len(), 1);
+        resolve_rs(&mut e, &mut ctl);
+
+        assert_eq!(e.handle(&mut syn, 1000, &mut ctl), Verdict::Forward);
+        let (smac, dmac, sip, dip, sport, dport, ttl) = inspect(&syn);
+        assert_eq!((smac, dmac), (LB_MAC, RS_MAC));
+        assert_eq!((sip, dip, dport, ttl), (LIP, RS, 8080, 63));
+        assert!((40000..=40100).contains(&sport));
+        assert_eq!(e.conn_count(), 1);
+
+        // The reply comes back to the LIP and leaves as VIP → client.
+        let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, sport), true, true, b"");
+        assert_eq!(e.handle(&mut synack, 1001, &mut ctl), Verdict::Forward);
+        let (smac, dmac, sip, dip, sp, dp, _) = inspect(&synack);
+        assert_eq!(
+            (smac, dmac, sip, dip, sp, dp),
+            (LB_MAC, CLIENT_MAC, VIP, CLIENT, 80, 33000)
+        );
+
+        // Data with payload keeps the same connection and valid checksums.
+        let mut data = tcp(
+            (CLIENT_MAC, CLIENT, 33000),
+            (LB_MAC, VIP, 80),
+            false,
+            true,
+            b"GET / HTTP/1.0\r\n\r\n",
+        );
+        assert_eq!(e.handle(&mut data, 1002, &mut ctl), Verdict::Forward);
+        assert_eq!(inspect(&data).4, sport);
+        let svc = &e.snap.services[0];
+        assert_eq!(svc.stats.snapshot().conns, 1);
+        assert_eq!(svc.stats.snapshot().in_pkts, 2);
+        assert_eq!(svc.servers[0].stats.snapshot().out_pkts, 1);
+    }
+
+    #[test]
+    fn fnat_udp_round_trip() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let mut q = udp((CLIENT_MAC, CLIENT, 5000), (LB_MAC, VIP, 53), b"query!");
+        assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+        let (_, _, sip, dip, sport, dport, _) = inspect(&q);
+        assert_eq!((sip, dip, dport), (LIP, RS, 5353));
+        let mut a = udp((RS_MAC, RS, 5353), (LB_MAC, LIP, sport), b"answer");
+        assert_eq!(e.handle(&mut a, 11, &mut ctl), Verdict::Forward);
+        assert_eq!(inspect(&a).2, VIP);
+    }
+
+    #[test]
+    fn bad_packets_are_counted_under_their_reason() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let good = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+        let cases: Vec<(Vec<u8>, Drop)> = vec![
+            (
+                tcp((CLIENT_MAC, CLIENT, 2), (LB_MAC, VIP, 80), false, true, b""),
+                Drop::NoConnection,
+            ),
+            (
+                tcp((CLIENT_MAC, CLIENT, 3), (LB_MAC, VIP, 81), true, false, b""),
+                Drop::NoService,
+            ),
+            (good[..ETH_LEN + 20 + 10].to_vec(), Drop::Truncated),
+            (
+                {
+                    let mut f = good.clone();
+                    f[ETH_LEN + 10] ^= 0xff;
+                    f
+                },
+                Drop::BadChecksum,
+            ),
+            (
+                {
+                    let mut f = good.clone();
+                    f[ETH_LEN] = 0x65;
+                    f
+                },
+                Drop::Malformed,
+            ),
+            (
+                tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, 40050), false, true, b""),
+                Drop::NoConnection,
+            ),
+        ];
+        for (mut f, want) in cases {
+            assert_eq!(e.handle(&mut f, 0, &mut ctl), Verdict::Drop(want));
+            assert!(e.drops.get(want) >= 1);
+        }
+        // Every prefix of a good frame: never a panic, never forwarded.
+        for n in 0..good.len() {
+            let mut f = good[..n].to_vec();
+            assert_ne!(
+                e.handle(&mut f, 0, &mut ctl),
+                Verdict::Forward,
+                "prefix {n}"
+            );
+        }
+        // Traffic to addresses we do not own is the kernel's business.
+        let mut other = tcp(
+            (CLIENT_MAC, CLIENT, 1),
+            (LB_MAC, Ipv4Addr::new(10, 99, 0, 1), 22),
+            true,
+            false,
+            b"",
+        );
+        assert_eq!(e.handle(&mut other, 0, &mut ctl), Verdict::Ignore);
+    }
+
+    #[test]
+    fn fragments_and_expiring_ttl_are_dropped() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let mut frag = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut frag[ETH_LEN..]);
+            ip.set_more_frags(true);
+            ip.fill_checksum();
+        }
+        assert_eq!(
+            e.handle(&mut frag, 0, &mut ctl),
+            Verdict::Drop(Drop::Fragment)
+        );
+        let mut low = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+        {
+            let mut ip = Ipv4Packet::new_unchecked(&mut low[ETH_LEN..]);
+            ip.set_ttl(1);
+            ip.fill_checksum();
+        }
+        assert_eq!(
+            e.handle(&mut low, 0, &mut ctl),
+            Verdict::Drop(Drop::TtlExceeded)
+        );
+    }
+
+    #[test]
+    fn port_reuse_after_close_opens_a_new_connection() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let c = (CLIENT_MAC, CLIENT, 4242);
+        let v = (LB_MAC, VIP, 80);
+        let mut syn = tcp(c, v, true, false, b"");
+        assert_eq!(e.handle(&mut syn, 0, &mut ctl), Verdict::Forward);
+        let first = inspect(&syn).4;
+        let mut rst = tcp(c, v, false, true, b"");
+        rst[ETH_LEN + 20 + 13] |= 0x04; // RST
+        Ipv4Packet::new_unchecked(&mut rst[ETH_LEN..]).fill_checksum();
+        TcpPacket::new_unchecked(&mut rst[ETH_LEN + 20..]).fill_checksum(CLIENT, VIP);
+        assert_eq!(e.handle(&mut rst, 1, &mut ctl), Verdict::Forward);
+        let mut again = tcp(c, v, true, false, b"");
+        assert_eq!(e.handle(&mut again, 2, &mut ctl), Verdict::Forward);
+        assert_ne!(
+            inspect(&again).4,
+            first,
+            "a new local port for the new connection"
+        );
+        assert_eq!(e.conn_count(), 1);
+    }
+}

@@ -1,0 +1,158 @@
+//! Packet I/O backends behind one trait.
+//!
+//! A backend moves whole Ethernet frames. The worker receives a burst into
+//! preallocated [`Burst`] buffers, rewrites frames in place and hands each one
+//! to [`PacketIo::send`]. Backends: [`mem`] (in-process queues, for tests and
+//! benchmarks) and [`afpacket`] (AF_PACKET on any Linux interface).
+
+pub mod afpacket;
+pub mod mem;
+
+use std::time::Duration;
+
+use crate::wire::MacAddr;
+
+/// Largest frame a backend passes in (MTU 1500 + Ethernet + VLAN, rounded up).
+/// Bigger frames are dropped by the backend and counted as truncated.
+pub const FRAME_CAP: usize = 2048;
+
+/// A backend error. The worker logs it and carries on (rx) or counts a drop (tx).
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    #[error("interface {ifname}: {op}: {source}")]
+    Os {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// One frame buffer.
+#[derive(Debug)]
+pub struct Frame {
+    buf: Box<[u8; FRAME_CAP]>,
+    len: usize,
+}
+
+impl Frame {
+    fn new() -> Frame {
+        Frame {
+            buf: Box::new([0; FRAME_CAP]),
+            len: 0,
+        }
+    }
+
+    /// The frame's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The frame's bytes, for rewriting in place.
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..self.len]
+    }
+
+    /// The whole buffer, for building a frame; then [`Frame::set_len`].
+    pub fn buffer_mut(&mut self) -> &mut [u8; FRAME_CAP] {
+        &mut self.buf
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sets the frame length (clamped to [`FRAME_CAP`]).
+    pub fn set_len(&mut self, len: usize) {
+        self.len = len.min(FRAME_CAP);
+    }
+}
+
+/// A fixed set of frame buffers, allocated once and reused for every burst.
+#[derive(Debug)]
+pub struct Burst {
+    frames: Vec<Frame>,
+    len: usize,
+}
+
+impl Burst {
+    /// A burst of up to `size` frames.
+    pub fn new(size: usize) -> Burst {
+        Burst {
+            frames: (0..size.max(1)).map(|_| Frame::new()).collect(),
+            len: 0,
+        }
+    }
+
+    /// Frames currently held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.frames.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The next free buffer, or `None` when the burst is full. The frame only
+    /// counts once [`Burst::commit`] is called.
+    pub fn next_free(&mut self) -> Option<&mut Frame> {
+        self.frames.get_mut(self.len)
+    }
+
+    /// Marks the buffer returned by [`Burst::next_free`] as holding a frame.
+    pub fn commit(&mut self) {
+        if self.len < self.frames.len() {
+            self.len += 1;
+        }
+    }
+
+    /// Appends a copy of `data` (truncated to [`FRAME_CAP`]); false when full.
+    pub fn push(&mut self, data: &[u8]) -> bool {
+        let Some(f) = self.next_free() else {
+            return false;
+        };
+        let n = data.len().min(FRAME_CAP);
+        f.buf[..n].copy_from_slice(&data[..n]);
+        f.len = n;
+        self.commit();
+        true
+    }
+
+    /// The held frames.
+    pub fn frames_mut(&mut self) -> &mut [Frame] {
+        &mut self.frames[..self.len]
+    }
+
+    pub fn frames(&self) -> &[Frame] {
+        &self.frames[..self.len]
+    }
+}
+
+/// A port the dataplane forwards on.
+pub trait PacketIo: Send {
+    /// The port's MAC address (source of everything the dataplane sends).
+    fn mac(&self) -> MacAddr;
+
+    /// Receives frames into `burst` until it is full or nothing is pending.
+    /// Returns how many were added. Never blocks.
+    fn recv(&mut self, burst: &mut Burst) -> Result<usize, IoError>;
+
+    /// Sends one frame. `Ok(false)` when the backend has no room (the caller
+    /// counts a drop). Never blocks.
+    fn send(&mut self, frame: &[u8]) -> Result<bool, IoError>;
+
+    /// Blocks until a frame may be pending or `timeout` passed.
+    fn wait(&mut self, timeout: Duration) -> Result<(), IoError>;
+}

@@ -1,0 +1,121 @@
+//! A worker thread: receive a burst, let the [`Engine`] rewrite it, send.
+//!
+//! New snapshots are picked up between bursts (RCU style): the worker reads a
+//! generation counter each round and takes the snapshot lock only when it
+//! changed. The control plane never blocks a worker for longer than one
+//! `Arc` clone.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::engine::{Engine, Snapshot, Verdict};
+use crate::io::{Burst, PacketIo};
+use crate::stats::{Drop, DropCounters};
+
+/// Frames per receive burst.
+pub const BURST: usize = 32;
+/// Longest a worker sleeps when idle (bounds the latency of control changes).
+const IDLE_WAIT: Duration = Duration::from_millis(10);
+/// Connection-table slots visited per round by the expiry sweep.
+const SWEEP_BUDGET: usize = 1024;
+
+/// Where the control plane publishes snapshots.
+#[derive(Debug, Default)]
+pub struct Published {
+    generation: AtomicU64,
+    snap: Mutex<Arc<Snapshot>>,
+}
+
+impl Published {
+    /// Publishes a new snapshot; workers switch at their next round.
+    pub fn publish(&self, snap: Snapshot) {
+        let mut slot = self.snap.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Arc::new(snap);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    fn load(&self) -> (u64, Arc<Snapshot>) {
+        let slot = self.snap.lock().unwrap_or_else(|e| e.into_inner());
+        (self.generation.load(Ordering::Acquire), Arc::clone(&slot))
+    }
+}
+
+/// Counters a worker exports.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    pub rx_frames: AtomicU64,
+    pub tx_frames: AtomicU64,
+    pub conns: AtomicU64,
+    pub drops: Arc<DropCounters>,
+}
+
+/// Runs a worker until `stop` is set.
+pub fn run<I: PacketIo>(
+    mut io: I,
+    mut engine: Engine,
+    published: Arc<Published>,
+    stats: Arc<WorkerStats>,
+    stop: Arc<AtomicBool>,
+) {
+    let start = Instant::now();
+    let mut rx = Burst::new(BURST);
+    let mut ctl = Burst::new(BURST);
+    let mut generation = u64::MAX;
+    let mut logged_error = false;
+    while !stop.load(Ordering::Relaxed) {
+        let now_ms = start.elapsed().as_millis() as u64;
+        if published.generation.load(Ordering::Acquire) != generation {
+            let (g, snap) = published.load();
+            generation = g;
+            engine.set_snapshot(snap, now_ms, &mut ctl);
+        }
+        engine.housekeeping(now_ms, SWEEP_BUDGET, &mut ctl);
+        flush(&mut io, &mut ctl, &stats);
+        if let Err(e) = io.wait(IDLE_WAIT) {
+            if !logged_error {
+                tracing::error!(error = %e, "dataplane wait failed");
+                logged_error = true;
+            }
+            std::thread::sleep(IDLE_WAIT);
+        }
+        rx.clear();
+        match io.recv(&mut rx) {
+            Ok(n) => {
+                stats.rx_frames.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if !logged_error {
+                    tracing::error!(error = %e, "dataplane receive failed");
+                    logged_error = true;
+                }
+                continue;
+            }
+        }
+        for frame in rx.frames_mut() {
+            if engine.handle(frame.data_mut(), now_ms, &mut ctl) == Verdict::Forward {
+                send(&mut io, frame.data(), &stats);
+            }
+        }
+        flush(&mut io, &mut ctl, &stats);
+        stats
+            .conns
+            .store(engine.conn_count() as u64, Ordering::Relaxed);
+    }
+}
+
+fn send<I: PacketIo>(io: &mut I, data: &[u8], stats: &WorkerStats) {
+    match io.send(data) {
+        Ok(true) => {
+            stats.tx_frames.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(false) | Err(_) => stats.drops.count(Drop::TxFull),
+    }
+}
+
+fn flush<I: PacketIo>(io: &mut I, ctl: &mut Burst, stats: &WorkerStats) {
+    for frame in ctl.frames() {
+        send(io, frame.data(), stats);
+    }
+    ctl.clear();
+}

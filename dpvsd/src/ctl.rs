@@ -1,0 +1,176 @@
+//! The control-socket protocol shared by `dpvsd` and `dpvsctl`.
+//!
+//! A unix stream socket (default [`DEFAULT_SOCKET`], mode 0600). Each request
+//! is one JSON object on one line, each response one JSON line:
+//! `{"version":1,"cmd":"list"}` → `{"version":1,"ok":true,"data":{...}}` or
+//! `{"version":1,"ok":false,"error":"..."}`. Requests with an unknown
+//! version or command get an error response; the connection stays usable.
+
+use serde::{Deserialize, Serialize};
+
+/// Where the daemon listens unless `--socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/dpvsd/dpvsd.sock";
+/// Protocol version spoken by this build.
+pub const VERSION: u32 = 1;
+/// Longest request line the daemon reads.
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub command: CtlCommand,
+}
+
+/// What the client asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum CtlCommand {
+    /// Daemon summary.
+    Status,
+    /// Virtual servers, real servers, health and counters.
+    List,
+}
+
+/// A response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Response {
+    pub fn ok(data: serde_json::Value) -> Response {
+        Response {
+            version: VERSION,
+            ok: true,
+            data: Some(data),
+            error: None,
+        }
+    }
+
+    pub fn error(msg: impl Into<String>) -> Response {
+        Response {
+            version: VERSION,
+            ok: false,
+            data: None,
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// Packet/connection counters (IPVS `--stats` columns plus active connections).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub active_conns: u64,
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl From<dataplane::stats::TrafficSnapshot> for Counters {
+    fn from(t: dataplane::stats::TrafficSnapshot) -> Self {
+        Counters {
+            active_conns: t.active,
+            conns: t.conns,
+            in_pkts: t.in_pkts,
+            out_pkts: t.out_pkts,
+            in_bytes: t.in_bytes,
+            out_bytes: t.out_bytes,
+        }
+    }
+}
+
+/// `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusInfo {
+    pub version: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub config_file: String,
+    pub config_loaded_unix: u64,
+    pub backend: String,
+    pub interface: Option<String>,
+    pub workers: usize,
+    pub virtual_servers: usize,
+    pub real_servers: usize,
+    pub real_servers_up: usize,
+    pub conns: u64,
+    pub rx_frames: u64,
+    pub tx_frames: u64,
+    /// Non-zero drop counters: (reason, count).
+    pub drops: Vec<(String, u64)>,
+}
+
+/// One checker's state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInfo {
+    pub kind: String,
+    pub target: String,
+    pub up: bool,
+    pub last_ok: Option<bool>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub checks_run: u64,
+    pub last_transition_unix_ms: Option<u64>,
+}
+
+/// One real server in `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealServerInfo {
+    /// `ip:port` (`[ip]:port` for IPv6).
+    pub addr: String,
+    /// Configured weight.
+    pub weight: u32,
+    /// Weight in the dataplane now (0 when inhibited, None when removed).
+    pub current_weight: Option<u32>,
+    pub health: String,
+    pub inhibit_on_failure: bool,
+    pub checks: Vec<CheckInfo>,
+    pub stats: Counters,
+}
+
+/// One virtual server in `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub protocol: String,
+    pub vip: String,
+    pub port: u16,
+    pub scheduler: String,
+    pub forwarding: String,
+    pub local_addrs: Vec<String>,
+    pub vip_owned: bool,
+    pub stats: Counters,
+    pub real_servers: Vec<RealServerInfo>,
+}
+
+/// `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListInfo {
+    pub services: Vec<ServiceInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_wire_format() {
+        let r = Request {
+            version: 1,
+            command: CtlCommand::List,
+        };
+        let s = serde_json::to_string(&r).expect("serialize");
+        assert_eq!(s, r#"{"version":1,"cmd":"list"}"#);
+        let back: Request = serde_json::from_str(&s).expect("parse");
+        assert_eq!(back, r);
+        assert!(serde_json::from_str::<Request>(r#"{"version":1,"cmd":"rm-rf"}"#).is_err());
+    }
+}

@@ -1,0 +1,342 @@
+//! The tokio driver: one task per subject runs its checkers.
+//!
+//! Each subject task owns its [`SubjectState`] outright. It sleeps until the
+//! earliest `next_due` of its idle checkers, starts the due probes (several
+//! may be in flight at once, one per checker), and feeds each outcome to the
+//! state as soon as it completes. After every outcome it publishes a fresh
+//! [`SubjectStatus`] and, if the subject flipped, a [`HealthEvent`].
+//!
+//! # Invariants
+//!
+//! * The registry lock is never held across an `.await`.
+//! * Each registry entry carries a generation. A task publishes (status and
+//!   event, under the lock) only while its generation is current, so once
+//!   [`HealthChecker::remove_subject`] or a replacing
+//!   [`HealthChecker::add_subject`] returns, the old task can no longer emit
+//!   events or touch status, even if its abort has not landed yet.
+//! * A checker has at most one probe in flight; its next probe is scheduled
+//!   from the moment the previous one finished.
+
+use std::collections::BTreeMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinHandle;
+
+use crate::error::ProbeError;
+use crate::spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
+use crate::state::SubjectState;
+use crate::status::{HealthEvent, SubjectStatus};
+use crate::tcp;
+
+/// Running checkers on a tokio runtime.
+///
+/// Dropping it without [`HealthChecker::shutdown`] aborts every task too.
+#[derive(Debug)]
+pub struct HealthChecker {
+    shared: Arc<Shared>,
+    runtime: Handle,
+}
+
+#[derive(Debug)]
+struct Shared {
+    registry: Mutex<Registry>,
+    events: UnboundedSender<HealthEvent>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    next_generation: u64,
+    subjects: BTreeMap<SubjectId, Entry>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    generation: u64,
+    status: SubjectStatus,
+    task: JoinHandle<()>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic elsewhere cannot leave the map half-updated (every update
+        // is a single insert/replace), so a poisoned lock is still usable.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores `status` and sends `event` if `generation` is still current.
+    /// Returns false when the task has been removed or replaced.
+    fn publish(&self, generation: u64, status: SubjectStatus, event: Option<HealthEvent>) -> bool {
+        let mut registry = self.lock();
+        let Some(entry) = registry.subjects.get_mut(&status.id) else {
+            return false;
+        };
+        if entry.generation != generation {
+            return false;
+        }
+        entry.status = status;
+        if let Some(event) = event {
+            if self.events.send(event).is_err() {
+                tracing::debug!("health event receiver is gone");
+            }
+        }
+        true
+    }
+}
+
+impl HealthChecker {
+    /// Starts checking `subjects` on the current tokio runtime; flips are sent
+    /// to `events`.
+    ///
+    /// Each subject starts in [`SubjectSpec::initially_up`] state and no event
+    /// is sent for that initial state.
+    ///
+    /// # Panics
+    ///
+    /// Panics when called outside a tokio runtime.
+    pub fn start(subjects: Vec<SubjectSpec>, events: UnboundedSender<HealthEvent>) -> Self {
+        let checker = HealthChecker {
+            shared: Arc::new(Shared {
+                registry: Mutex::new(Registry::default()),
+                events,
+            }),
+            runtime: Handle::current(),
+        };
+        for subject in subjects {
+            checker.add_subject(subject);
+        }
+        checker
+    }
+
+    /// Starts checking one more subject (for reload). Other subjects are not
+    /// touched. A subject with the same id is replaced: its task stops and the
+    /// new one starts from [`SubjectSpec::initially_up`], without an event.
+    ///
+    /// Callable from any thread.
+    pub fn add_subject(&self, spec: SubjectSpec) {
+        let state = SubjectState::new(&spec, Instant::now());
+        let status = SubjectStatus::new(&spec, &state, &[]);
+        let id = spec.id;
+        let name = spec.name.clone();
+        let old = {
+            let mut registry = self.shared.lock();
+            registry.next_generation += 1;
+            let generation = registry.next_generation;
+            // Spawned under the lock so the entry exists before the task can
+            // publish.
+            let task = self.runtime.spawn(run_subject(
+                Arc::clone(&self.shared),
+                spec,
+                state,
+                generation,
+            ));
+            registry.subjects.insert(
+                id,
+                Entry {
+                    generation,
+                    status,
+                    task,
+                },
+            )
+        };
+        match old {
+            Some(old) => {
+                old.task.abort();
+                tracing::info!(subject = %name, %id, "health checks replaced");
+            }
+            None => tracing::info!(subject = %name, %id, "health checks started"),
+        }
+    }
+
+    /// Stops checking a subject (for reload). Unknown ids are ignored. No
+    /// event for `id` is sent after this returns.
+    ///
+    /// Callable from any thread.
+    pub fn remove_subject(&self, id: SubjectId) {
+        let removed = self.shared.lock().subjects.remove(&id);
+        if let Some(entry) = removed {
+            entry.task.abort();
+            tracing::info!(subject = %entry.status.name, %id, "health checks stopped");
+        }
+    }
+
+    /// A snapshot of every subject, ordered by id. Cheap; callable from any
+    /// thread.
+    pub fn status(&self) -> Vec<SubjectStatus> {
+        self.shared
+            .lock()
+            .subjects
+            .values()
+            .map(|e| e.status.clone())
+            .collect()
+    }
+
+    /// Stops every checker and waits for the tasks to finish.
+    pub async fn shutdown(self) {
+        let entries = std::mem::take(&mut self.shared.lock().subjects);
+        for entry in entries.values() {
+            entry.task.abort();
+        }
+        for (_, entry) in entries {
+            // An aborted task reports a cancellation error: expected.
+            let _cancelled = entry.task.await;
+        }
+    }
+}
+
+impl Drop for HealthChecker {
+    fn drop(&mut self) {
+        for entry in self.shared.lock().subjects.values() {
+            entry.task.abort();
+        }
+    }
+}
+
+type Probe = Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send>>;
+
+fn start_probe(spec: &CheckSpec) -> Probe {
+    match spec.kind {
+        CheckKind::Tcp => Box::pin(tcp::probe(spec.target, spec.bind, spec.connect_timeout)),
+    }
+}
+
+fn unix_ms_now() -> Option<u64> {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
+}
+
+async fn run_subject(
+    shared: Arc<Shared>,
+    spec: SubjectSpec,
+    mut state: SubjectState,
+    generation: u64,
+) {
+    let n = spec.checks.len();
+    if n == 0 {
+        // Always up; nothing to run.
+        return;
+    }
+    let mut in_flight: Vec<Option<Probe>> = (0..n).map(|_| None).collect();
+    let mut transitions: Vec<Option<u64>> = vec![None; n];
+    loop {
+        let now = Instant::now();
+        for (i, (slot, check)) in in_flight.iter_mut().zip(state.checks()).enumerate() {
+            if slot.is_none() && check.next_due() <= now {
+                *slot = spec.checks.get(i).map(start_probe);
+            }
+        }
+        let next_due = in_flight
+            .iter()
+            .zip(state.checks())
+            .filter(|(slot, _)| slot.is_none())
+            .map(|(_, check)| check.next_due())
+            .min();
+        let any_in_flight = in_flight.iter().any(Option::is_some);
+
+        let finished = poll_fn(|cx| {
+            for (i, slot) in in_flight.iter_mut().enumerate() {
+                if let Some(probe) = slot {
+                    if let Poll::Ready(result) = probe.as_mut().poll(cx) {
+                        *slot = None;
+                        return Poll::Ready((i, result));
+                    }
+                }
+            }
+            Poll::Pending
+        });
+        let sleep = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let (index, result) = tokio::select! {
+            done = finished, if any_in_flight => done,
+            () = sleep => continue,
+        };
+
+        let Some(check) = spec.checks.get(index) else {
+            continue;
+        };
+        if let Err(err) = &result {
+            tracing::debug!(subject = %spec.name, check = %check.label(), error = %err, "check failed");
+        }
+        let update = state.on_result(index, result, Instant::now());
+        let mut event = None;
+        if let (Some(up), Some(check_state)) = (update.check, state.checks().get(index)) {
+            if let Some(slot) = transitions.get_mut(index) {
+                *slot = unix_ms_now();
+            }
+            let text = reason(
+                check,
+                check_state.last_error(),
+                check_state.consecutive_failures(),
+                up,
+            );
+            if up {
+                tracing::info!(subject = %spec.name, reason = %text, "checker up");
+            } else {
+                tracing::warn!(subject = %spec.name, reason = %text, "checker down");
+            }
+            // The subject can only flip when one of its checkers did.
+            event = update.subject.map(|up| {
+                let reason = if up {
+                    format!("{text}; all checkers up")
+                } else {
+                    text
+                };
+                tracing::info!(subject = %spec.name, id = %spec.id, up, %reason, "subject state changed");
+                HealthEvent {
+                    subject: spec.id,
+                    up,
+                    reason,
+                }
+            });
+        }
+        let status = SubjectStatus::new(&spec, &state, &transitions);
+        if !shared.publish(generation, status, event) {
+            return;
+        }
+    }
+}
+
+/// Text for a checker flip: `"TCP_CHECK 10.0.0.2:8080: connection refused"`.
+fn reason(check: &CheckSpec, error: Option<&ProbeError>, failures: u32, up: bool) -> String {
+    match (up, error) {
+        (false, Some(err)) if failures > 1 => format!(
+            "{}: {err} (failed after {} retries)",
+            check.label(),
+            failures - 1
+        ),
+        (false, Some(err)) => format!("{}: {err}", check.label()),
+        (false, None) => format!("{}: failed", check.label()),
+        (true, _) => format!("{}: success", check.label()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_texts() {
+        let check = CheckSpec::tcp("10.0.0.2:8080".parse().expect("addr"));
+        assert_eq!(
+            reason(&check, Some(&ProbeError::Refused), 1, false),
+            "TCP_CHECK 10.0.0.2:8080: connection refused"
+        );
+        assert_eq!(
+            reason(&check, Some(&ProbeError::Refused), 3, false),
+            "TCP_CHECK 10.0.0.2:8080: connection refused (failed after 2 retries)"
+        );
+        assert_eq!(
+            reason(&check, None, 0, true),
+            "TCP_CHECK 10.0.0.2:8080: success"
+        );
+    }
+}

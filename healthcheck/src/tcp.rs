@@ -1,0 +1,112 @@
+//! `TCP_CHECK`: connect, then close.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::TcpSocket;
+
+use crate::error::{IoStage, ProbeError};
+
+/// Connects to `target` (from `bind`, when given) and closes the connection.
+///
+/// Succeeds when the three-way handshake completes within `timeout`.
+pub(crate) async fn probe(
+    target: SocketAddr,
+    bind: Option<IpAddr>,
+    timeout: Duration,
+) -> Result<(), ProbeError> {
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| ProbeError::io(IoStage::Socket, &e))?;
+
+    if let Some(ip) = bind {
+        if ip.is_ipv4() != target.is_ipv4() {
+            return Err(ProbeError::FamilyMismatch { bind: ip, target });
+        }
+        socket
+            .bind(SocketAddr::new(ip, 0))
+            .map_err(|e| ProbeError::io(IoStage::Bind, &e))?;
+    }
+
+    match tokio::time::timeout(timeout, socket.connect(target)).await {
+        Err(_elapsed) => Err(ProbeError::Timeout { after: timeout }),
+        Ok(Err(e)) => Err(ProbeError::io(IoStage::Connect, &e)),
+        // Dropping the stream closes the connection.
+        Ok(Ok(_stream)) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn connects_to_a_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        assert_eq!(probe(addr, None, TIMEOUT).await, Ok(()));
+        // The listener sees the connection (and it was closed again).
+        let (_conn, peer) = tokio::time::timeout(TIMEOUT, listener.accept())
+            .await
+            .expect("accept in time")
+            .expect("accept");
+        assert!(peer.ip().is_loopback());
+    }
+
+    #[tokio::test]
+    async fn binds_to_the_source_address() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let source: IpAddr = [127, 0, 0, 1].into();
+        assert_eq!(probe(addr, Some(source), TIMEOUT).await, Ok(()));
+        let (_conn, peer) = tokio::time::timeout(TIMEOUT, listener.accept())
+            .await
+            .expect("accept in time")
+            .expect("accept");
+        assert_eq!(peer.ip(), source);
+    }
+
+    #[tokio::test]
+    async fn refused_when_nothing_listens() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        assert_eq!(probe(addr, None, TIMEOUT).await, Err(ProbeError::Refused));
+    }
+
+    #[tokio::test]
+    async fn family_mismatch_is_reported() {
+        let target: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+        let bind: IpAddr = "::1".parse().expect("addr");
+        assert_eq!(
+            probe(target, Some(bind), TIMEOUT).await,
+            Err(ProbeError::FamilyMismatch { bind, target })
+        );
+    }
+
+    #[tokio::test]
+    async fn bind_to_a_foreign_address_fails_at_bind() {
+        // 192.0.2.1 (TEST-NET-1) is not a local address; nothing is sent.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let err = probe(addr, Some([192, 0, 2, 1].into()), TIMEOUT)
+            .await
+            .expect_err("bind must fail");
+        assert!(
+            matches!(
+                err,
+                ProbeError::Io {
+                    stage: IoStage::Bind,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+}

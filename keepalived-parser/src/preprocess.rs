@@ -1,0 +1,1096 @@
+//! Stage 1: the lexical layer of keepalived's `lib/parser.c` (KEEPALIVED.md §1).
+//!
+//! Physical lines → decommented, trimmed text → `@` conditionals → `$NAME=`
+//! definitions → `~SEQ`/`~LST` → `$NAME` substitution (re-examined, as in
+//! 2.2.7) → `include` → brace splitting → tokens.
+//!
+//! Invariants:
+//! * every [`Token`] carries the file, line and column where it was written;
+//!   text produced by a substitution carries the column of its `$`;
+//! * every `{` and `}` outside double quotes becomes its own [`LogicalLine`];
+//! * nothing here knows any keyword except `include`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use crate::diag::{Diagnostic, Location, Severity};
+
+/// keepalived reads lines with `fgets` into a 1024-byte buffer (`MAXBUF`):
+/// text plus newline plus NUL must fit.
+const MAX_LINE_BYTES: usize = 1022;
+/// Bound on nested re-examination (substitution, multiline parameters, `~SEQ`).
+const MAX_DEPTH: usize = 32;
+/// Bound on substitutions in one line (catches `$X=$X`).
+const MAX_SUBSTITUTIONS: usize = 1000;
+/// Bound on values produced by one `~SEQ`.
+const MAX_SEQ_VALUES: usize = 100_000;
+/// Bound on nested includes.
+const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// One word of a configuration line, with its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// The word, with surrounding double quotes removed.
+    pub text: String,
+    /// Where the word (or the substitution that produced it) starts.
+    pub location: Location,
+}
+
+/// One logical line: a braceless run of words, or a single brace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogicalLine {
+    Words(Vec<Token>),
+    Open(Location),
+    Close(Location),
+}
+
+/// Text with the 1-based column of every character in its physical line.
+type Text = Vec<(char, u32)>;
+
+/// A `$NAME` definition.
+#[derive(Debug, Clone)]
+enum Definition {
+    Single(String),
+    /// Each stored line is fed back as a separate configuration line.
+    Multi(Vec<String>),
+}
+
+/// Where the line being processed comes from.
+#[derive(Debug, Clone, Copy)]
+struct Ctx<'a> {
+    file: &'a Path,
+    dir: &'a Path,
+    line: u32,
+}
+
+impl Ctx<'_> {
+    fn loc(&self, col: u32) -> Location {
+        Location {
+            file: self.file.to_path_buf(),
+            line: self.line,
+            col,
+        }
+    }
+}
+
+/// The output of preprocessing.
+#[derive(Debug, Default)]
+pub(crate) struct Preprocessed {
+    pub lines: Vec<LogicalLine>,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Physical lines of every file read, for the caret display.
+    pub sources: HashMap<PathBuf, Vec<String>>,
+}
+
+/// Stateful preprocessor (definitions persist across included files, as in keepalived).
+#[derive(Debug)]
+pub(crate) struct Preprocessor {
+    config_id: String,
+    defs: HashMap<String, Definition>,
+    include_stack: Vec<PathBuf>,
+    /// Set by a definition whose value ends in `\`; the file loop feeds it.
+    pending_multi: Option<(String, Vec<String>)>,
+    out: Preprocessed,
+}
+
+impl Preprocessor {
+    pub fn new(config_id: String) -> Self {
+        Preprocessor {
+            config_id,
+            defs: HashMap::new(),
+            include_stack: Vec::new(),
+            pending_multi: None,
+            out: Preprocessed::default(),
+        }
+    }
+
+    pub fn finish(self) -> Preprocessed {
+        self.out
+    }
+
+    fn diag(&mut self, severity: Severity, location: Location, message: impl Into<String>) {
+        self.out.diagnostics.push(Diagnostic {
+            severity,
+            location,
+            message: message.into(),
+            source_line: None,
+        });
+    }
+
+    /// Processes the contents of one file (the main file or an included one).
+    pub fn process_file(&mut self, file: &Path, bytes: &[u8]) {
+        let dir = match file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+        // A final newline does not start another line.
+        let count = match raw_lines.last() {
+            Some(&[]) => raw_lines.len() - 1,
+            _ => raw_lines.len(),
+        };
+        let physical: Vec<String> = raw_lines[..count]
+            .iter()
+            .map(|l| {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                String::from_utf8_lossy(l).into_owned()
+            })
+            .collect();
+        self.out
+            .sources
+            .insert(file.to_path_buf(), physical.clone());
+
+        let mut multi: Option<(String, Vec<String>)> = None;
+        for (idx, raw) in physical.iter().enumerate() {
+            let ctx = Ctx {
+                file,
+                dir: &dir,
+                line: u32::try_from(idx + 1).unwrap_or(u32::MAX),
+            };
+            if raw.len() > MAX_LINE_BYTES {
+                self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
+                continue;
+            }
+            if raw.contains('\0') {
+                self.diag(
+                    Severity::Error,
+                    ctx.loc(1),
+                    "line contains a NUL character - ignoring",
+                );
+                continue;
+            }
+            let text: Text = raw.chars().zip(1u32..).collect();
+            let text = trim(&self.decomment(&text, ctx));
+            if let Some((name, mut lines)) = multi.take() {
+                if text.is_empty() {
+                    self.defs.insert(name, Definition::Multi(lines));
+                } else if text.last().map(|c| c.0) == Some('\\') {
+                    let s = to_string(&trim(&text[..text.len() - 1]));
+                    if !s.is_empty() {
+                        lines.push(s);
+                    }
+                    multi = Some((name, lines));
+                } else {
+                    lines.push(to_string(&text));
+                    self.defs.insert(name, Definition::Multi(lines));
+                }
+                continue;
+            }
+            if text.is_empty() {
+                continue;
+            }
+            self.line(text, ctx, 0);
+            multi = self.pending_multi.take();
+        }
+        if let Some((name, lines)) = multi {
+            self.defs.insert(name, Definition::Multi(lines));
+        }
+    }
+
+    /// `decomment`: cuts unquoted `#`/`!` comments, turns `\#`/`\!` into
+    /// literals, and reports an unbalanced `"`.
+    fn decomment(&mut self, text: &[(char, u32)], ctx: Ctx<'_>) -> Text {
+        let mut out = Vec::with_capacity(text.len());
+        let mut quote: Option<u32> = None;
+        let mut i = 0;
+        while i < text.len() {
+            let (c, col) = text[i];
+            match c {
+                '"' => {
+                    quote = if quote.is_some() { None } else { Some(col) };
+                    out.push((c, col));
+                }
+                '\\' if i + 1 < text.len() => {
+                    let next = text[i + 1].0;
+                    if quote.is_none() && (next == '#' || next == '!') {
+                        out.push(text[i + 1]);
+                    } else {
+                        out.push((c, col));
+                        out.push(text[i + 1]);
+                    }
+                    i += 1;
+                }
+                '#' | '!' if quote.is_none() => break,
+                _ => out.push((c, col)),
+            }
+            i += 1;
+        }
+        if let Some(col) = quote {
+            self.diag(Severity::Error, ctx.loc(col), "Unterminated quote");
+        }
+        out
+    }
+
+    /// Steps 1–6 of §1.7 for one non-empty, decommented, trimmed line.
+    fn line(&mut self, text: Text, ctx: Ctx<'_>, depth: usize) {
+        let first_col = text.first().map_or(1, |c| c.1);
+        if depth > MAX_DEPTH {
+            self.diag(
+                Severity::Error,
+                ctx.loc(first_col),
+                "substitutions nested too deeply - line ignored",
+            );
+            return;
+        }
+        // 1. conditional
+        let Some(text) = self.conditional(text) else {
+            return;
+        };
+        // 2. definition
+        if let Some((name, value)) = definition(&text) {
+            if let Some(first) = value.strip_suffix('\\') {
+                let first = first.trim().to_string();
+                let lines = if first.is_empty() {
+                    vec![]
+                } else {
+                    vec![first]
+                };
+                self.pending_multi = Some((name, lines));
+            } else {
+                self.defs.insert(name, Definition::Single(value));
+            }
+            return;
+        }
+        // 3. sequences
+        if text.first().map(|c| c.0) == Some('~') && self.sequence(&text, ctx, depth) {
+            return;
+        }
+        // 4. substitution; a multiline parameter alone on its line is re-fed line by line.
+        if let Some(lines) = self.multiline_alone(&text) {
+            for l in lines {
+                let t: Text = l.chars().map(|c| (c, first_col)).collect();
+                let t = trim(&self.decomment(&t, ctx));
+                if !t.is_empty() {
+                    self.line(t, ctx, depth + 1);
+                }
+            }
+            return;
+        }
+        match self.substitute(&text, ctx) {
+            Err(()) => return,
+            Ok(Some((new, rehash))) => {
+                let new = if rehash {
+                    self.decomment(&new, ctx)
+                } else {
+                    new
+                };
+                let new = trim(&new);
+                if !new.is_empty() {
+                    // v2.2.7 re-examines a substituted line from the start.
+                    self.line(new, ctx, depth + 1);
+                }
+                return;
+            }
+            Ok(None) => {}
+        }
+        // 5. include
+        let s = to_string(&text);
+        let word_end = s.find([' ', '\t']).unwrap_or(s.len());
+        let first_word = &s[..word_end];
+        if matches!(
+            first_word,
+            "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
+        ) {
+            let skip = first_word.chars().count();
+            self.include(first_word, &text[skip..], ctx);
+            return;
+        }
+        // 6. braces and tokens
+        self.emit(&text, ctx);
+    }
+
+    /// `@ID rest` / `@^ID rest`: `Some(rest)` when the line is kept.
+    fn conditional(&self, text: Text) -> Option<Text> {
+        if text.first().map(|c| c.0) != Some('@') {
+            return Some(text);
+        }
+        let negate = text.get(1).map(|c| c.0) == Some('^');
+        let start = if negate { 2 } else { 1 };
+        let end = text[start..]
+            .iter()
+            .position(|c| is_blank(c.0))
+            .map_or(text.len(), |p| p + start);
+        let id = to_string(&text[start..end]);
+        let rest = trim(&text[end..]);
+        if rest.is_empty() || (id == self.config_id) == negate {
+            None
+        } else {
+            Some(rest)
+        }
+    }
+
+    fn multiline_alone(&self, text: &[(char, u32)]) -> Option<Vec<String>> {
+        let s = to_string(text);
+        let name = s
+            .strip_prefix("${")
+            .and_then(|r| r.strip_suffix('}'))
+            .or_else(|| s.strip_prefix('$'))?;
+        match self.defs.get(name) {
+            Some(Definition::Multi(lines)) => Some(lines.clone()),
+            _ => None,
+        }
+    }
+
+    /// The value of a parameter, user definitions first, then the predefined ones.
+    fn lookup(&self, name: &str, ctx: Ctx<'_>) -> Option<String> {
+        if let Some(d) = self.defs.get(name) {
+            return Some(match d {
+                Definition::Single(v) => v.clone(),
+                Definition::Multi(lines) => lines.join(" "),
+            });
+        }
+        match name {
+            "_PWD" => Some(
+                std::fs::canonicalize(ctx.dir)
+                    .unwrap_or_else(|_| ctx.dir.to_path_buf())
+                    .display()
+                    .to_string(),
+            ),
+            "_INSTANCE" => Some(self.config_id.clone()),
+            "_HASH" => Some("#".into()),
+            "_BANG" => Some("!".into()),
+            _ => {
+                let var = name.strip_prefix("_ENV")?;
+                if !var.starts_with([' ', '\t']) {
+                    return None;
+                }
+                Some(std::env::var(var.trim()).unwrap_or_default())
+            }
+        }
+    }
+
+    /// Replaces `$NAME` / `${NAME}` recursively. `Ok(None)`: nothing replaced;
+    /// `Ok(Some((text, rehash)))`: rehash when `_HASH`/`_BANG` was expanded.
+    fn substitute(
+        &mut self,
+        text: &[(char, u32)],
+        ctx: Ctx<'_>,
+    ) -> Result<Option<Substituted>, ()> {
+        let mut buf: Text = text.to_vec();
+        let mut count = 0usize;
+        let mut rehash = false;
+        let mut i = 0;
+        while i < buf.len() {
+            if buf[i].0 != '$' {
+                i += 1;
+                continue;
+            }
+            let col = buf[i].1;
+            let (name, end) = if buf.get(i + 1).map(|c| c.0) == Some('{') {
+                match buf[i + 2..].iter().position(|c| c.0 == '}') {
+                    Some(p) => (to_string(&buf[i + 2..i + 2 + p]), i + 3 + p),
+                    None => {
+                        i += 1;
+                        continue;
+                    }
+                }
+            } else {
+                let len = buf[i + 1..]
+                    .iter()
+                    .take_while(|c| c.0.is_ascii_alphanumeric() || c.0 == '_')
+                    .count();
+                let end = i + 1 + len;
+                let follows_ok = match buf.get(end) {
+                    None => true,
+                    Some(&(c, _)) => is_blank(c) || c == ',' || c == ')',
+                };
+                let starts_ok = buf
+                    .get(i + 1)
+                    .is_some_and(|c| c.0.is_ascii_alphabetic() || c.0 == '_');
+                if !follows_ok || !starts_ok {
+                    i += 1;
+                    continue;
+                }
+                (to_string(&buf[i + 1..end]), end)
+            };
+            let Some(value) = self.lookup(&name, ctx) else {
+                i += 1;
+                continue;
+            };
+            count += 1;
+            if count > MAX_SUBSTITUTIONS {
+                self.diag(
+                    Severity::Error,
+                    ctx.loc(col),
+                    format!(
+                        "too many substitutions (recursive definition of '{name}'?) - line ignored"
+                    ),
+                );
+                return Err(());
+            }
+            rehash |= name == "_HASH" || name == "_BANG";
+            buf.splice(i..end, value.chars().map(|c| (c, col)));
+            // The scan resumes at the point of replacement.
+        }
+        Ok((count > 0).then_some((buf, rehash)))
+    }
+
+    /// `~SEQ(...)`, `~SEQx(...)`, `~LST(...)`. Returns false when the line is not one.
+    fn sequence(&mut self, text: &[(char, u32)], ctx: Ctx<'_>, depth: usize) -> bool {
+        let s = to_string(text);
+        let (kind, open) = if s.starts_with("~SEQ(") {
+            (SeqKind::Dec, 5)
+        } else if s.starts_with("~SEQx(") {
+            (SeqKind::Hex, 6)
+        } else if s.starts_with("~LST(") {
+            (SeqKind::List, 5)
+        } else {
+            return false;
+        };
+        let loc = ctx.loc(text[0].1);
+        let chars: Vec<char> = s.chars().collect();
+        let mut nest = 0i32;
+        let mut close = None;
+        for (i, &c) in chars.iter().enumerate().skip(open) {
+            match c {
+                '{' => nest += 1,
+                '}' => nest -= 1,
+                ')' if nest == 0 => {
+                    close = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(close) = close else {
+            self.diag(
+                Severity::Error,
+                loc,
+                "missing ')' in sequence - line ignored",
+            );
+            return true;
+        };
+        let inner: String = chars[open..close].iter().collect();
+        let rest = trim(&text[close + 1..]);
+        let iterations = match kind {
+            SeqKind::List => list_values(&inner),
+            SeqKind::Dec | SeqKind::Hex => seq_values(&inner, kind == SeqKind::Hex),
+        };
+        let (vars, rows) = match iterations {
+            Ok(v) => v,
+            Err(msg) => {
+                self.diag(Severity::Error, loc, format!("{msg} - line ignored"));
+                return true;
+            }
+        };
+        if rest.is_empty() {
+            return true;
+        }
+        let saved: Vec<Option<Definition>> = vars.iter().map(|v| self.defs.remove(v)).collect();
+        for row in rows {
+            for (var, value) in vars.iter().zip(row) {
+                self.defs.insert(var.clone(), Definition::Single(value));
+            }
+            self.line(rest.clone(), ctx, depth + 1);
+        }
+        for (var, old) in vars.into_iter().zip(saved) {
+            match old {
+                Some(d) => self.defs.insert(var, d),
+                None => self.defs.remove(&var),
+            };
+        }
+        true
+    }
+
+    /// `include PATTERN`, relative to the including file's directory.
+    fn include(&mut self, keyword: &str, rest: &[(char, u32)], ctx: Ctx<'_>) {
+        let words = tokenize(rest, ctx);
+        let Some(pattern) = words.first() else {
+            self.diag(
+                Severity::Error,
+                ctx.loc(rest.first().map_or(1, |c| c.1)),
+                format!("'{keyword}' without a file name"),
+            );
+            return;
+        };
+        if keyword != "include" {
+            self.diag(
+                Severity::Warning,
+                pattern.location.clone(),
+                format!("'{keyword}' checks are not yet supported by dpvsd, treated as 'include'"),
+            );
+        }
+        if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
+            self.diag(
+                Severity::Error,
+                pattern.location.clone(),
+                "includes nested too deeply - ignoring",
+            );
+            return;
+        }
+        for alternative in brace_expand(&pattern.text) {
+            let full = if Path::new(&alternative).is_absolute() {
+                alternative
+            } else {
+                let dir = glob::Pattern::escape(&ctx.dir.display().to_string());
+                format!("{dir}/{alternative}")
+            };
+            let paths = match glob::glob(&full) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.diag(
+                        Severity::Error,
+                        pattern.location.clone(),
+                        format!("invalid include pattern '{}': {e}", pattern.text),
+                    );
+                    continue;
+                }
+            };
+            for path in paths.flatten() {
+                self.include_one(&path, &pattern.location);
+            }
+        }
+    }
+
+    fn include_one(&mut self, path: &Path, at: &Location) {
+        let Ok(meta) = std::fs::metadata(path) else {
+            return;
+        };
+        if !meta.is_file() {
+            return;
+        }
+        if is_executable(&meta) {
+            self.diag(
+                Severity::Warning,
+                at.clone(),
+                format!("included file {} is executable - ignoring", path.display()),
+            );
+            return;
+        }
+        let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if self.include_stack.contains(&canon) {
+            self.diag(
+                Severity::Error,
+                at.clone(),
+                format!("{} includes itself - ignoring", path.display()),
+            );
+            return;
+        }
+        match std::fs::read(path) {
+            Ok(bytes) => {
+                self.include_stack.push(canon);
+                self.process_file(path, &bytes);
+                self.include_stack.pop();
+            }
+            Err(e) => self.diag(
+                Severity::Error,
+                at.clone(),
+                format!("{}: cannot read included file: {e}", path.display()),
+            ),
+        }
+    }
+
+    /// Step 6: split on unquoted braces, tokenize the pieces.
+    fn emit(&mut self, text: &[(char, u32)], ctx: Ctx<'_>) {
+        let mut rest = trim(text);
+        while !rest.is_empty() {
+            let mut quote = false;
+            let brace = rest.iter().position(|&(c, _)| {
+                if c == '"' {
+                    quote = !quote;
+                }
+                !quote && (c == '{' || c == '}')
+            });
+            let Some(at) = brace else {
+                self.push_words(&rest, ctx);
+                break;
+            };
+            if at > 0 {
+                self.push_words(&rest[..at], ctx);
+            }
+            let (c, col) = rest[at];
+            self.out.lines.push(if c == '{' {
+                LogicalLine::Open(ctx.loc(col))
+            } else {
+                LogicalLine::Close(ctx.loc(col))
+            });
+            rest = trim(&rest[at + 1..]);
+        }
+    }
+
+    fn push_words(&mut self, text: &[(char, u32)], ctx: Ctx<'_>) {
+        let words = tokenize(text, ctx);
+        if !words.is_empty() {
+            self.out.lines.push(LogicalLine::Words(words));
+        }
+    }
+}
+
+/// A substituted line and whether it must be decommented again.
+type Substituted = (Text, bool);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SeqKind {
+    Dec,
+    Hex,
+    List,
+}
+
+type Iterations = (Vec<String>, Vec<Vec<String>>);
+
+/// `var, [start,] [step,] end` → the variable and its values.
+fn seq_values(inner: &str, hex: bool) -> Result<Iterations, String> {
+    let parts: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let (var, nums) = parts
+        .split_first()
+        .ok_or_else(|| "empty ~SEQ".to_string())?;
+    if var.is_empty() {
+        return Err("~SEQ has no variable name".into());
+    }
+    let nums: Vec<i64> = nums
+        .iter()
+        .map(|n| {
+            n.parse::<i64>()
+                .map_err(|_| format!("invalid number '{n}' in ~SEQ"))
+        })
+        .collect::<Result<_, _>>()?;
+    let (start, step, end) = match nums[..] {
+        [end] => (if end < 0 { -1 } else { 1 }, None, end),
+        [start, end] => (start, None, end),
+        [start, step, end] => (start, Some(step), end),
+        _ => return Err("~SEQ needs 1 to 3 numbers after the variable".into()),
+    };
+    let step = step.unwrap_or(if end >= start { 1 } else { -1 });
+    if step == 0 || (step > 0 && end < start) || (step < 0 && end > start) {
+        return Err(format!(
+            "~SEQ step {step} goes the wrong way from {start} to {end}"
+        ));
+    }
+    if hex && (start < 0 || end < 0) {
+        return Err("~SEQx needs non-negative values".into());
+    }
+    let mut values = Vec::new();
+    let mut v = start;
+    while (step > 0 && v <= end) || (step < 0 && v >= end) {
+        if values.len() >= MAX_SEQ_VALUES {
+            return Err(format!("~SEQ produces more than {MAX_SEQ_VALUES} values"));
+        }
+        values.push(vec![if hex { format!("{v:x}") } else { v.to_string() }]);
+        match v.checked_add(step) {
+            Some(n) => v = n,
+            None => break,
+        }
+    }
+    Ok((vec![(*var).to_string()], values))
+}
+
+/// `var, v1, v2...` or `{a,b}, {1,2}, {3,4}`.
+fn list_values(inner: &str) -> Result<Iterations, String> {
+    let parts = split_top_level(inner);
+    let (vars, values) = parts
+        .split_first()
+        .ok_or_else(|| "empty ~LST".to_string())?;
+    let unbrace = |s: &str| -> Vec<String> {
+        match s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
+            Some(r) => r.split(',').map(|x| x.trim().to_string()).collect(),
+            None => vec![s.to_string()],
+        }
+    };
+    let vars = unbrace(vars);
+    if vars.iter().any(String::is_empty) {
+        return Err("~LST has an empty variable name".into());
+    }
+    let rows = values
+        .iter()
+        .map(|v| {
+            let mut row = unbrace(v);
+            row.resize(vars.len(), String::new());
+            row
+        })
+        .collect();
+    Ok((vars, rows))
+}
+
+/// Splits on commas that are not inside `{}`, trimming each part.
+fn split_top_level(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut nest = 0i32;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '{' => nest += 1,
+            '}' => nest -= 1,
+            ',' if nest == 0 => {
+                parts.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur.trim().to_string());
+    parts
+}
+
+/// csh-style brace expansion (`GLOB_BRACE`): `a{b,c{d,e}}` → `ab`, `acd`, `ace`.
+pub(crate) fn brace_expand(s: &str) -> Vec<String> {
+    let Some(open) = s.find('{') else {
+        return vec![s.to_string()];
+    };
+    let mut nest = 0;
+    let mut close = None;
+    for (i, c) in s[open..].char_indices() {
+        match c {
+            '{' => nest += 1,
+            '}' => {
+                nest -= 1;
+                if nest == 0 {
+                    close = Some(open + i);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(close) = close else {
+        return vec![s.to_string()];
+    };
+    let inner = &s[open + 1..close];
+    if inner.is_empty() {
+        return vec![s.to_string()];
+    }
+    let mut alts = Vec::new();
+    let mut nest = 0;
+    let mut start = 0;
+    for (i, c) in inner.char_indices() {
+        match c {
+            '{' => nest += 1,
+            '}' => nest -= 1,
+            ',' if nest == 0 => {
+                alts.push(&inner[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    alts.push(&inner[start..]);
+    alts.into_iter()
+        .flat_map(|alt| brace_expand(&format!("{}{alt}{}", &s[..open], &s[close + 1..])))
+        .collect()
+}
+
+#[cfg(unix)]
+fn is_executable(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// `$NAME=VALUE` (no blank before `=`): the name and the value after leading blanks.
+fn definition(text: &[(char, u32)]) -> Option<(String, String)> {
+    let s = to_string(text);
+    let rest = s.strip_prefix('$')?;
+    let name_len = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .count();
+    let name = &rest[..name_len];
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        return None;
+    }
+    let value = rest[name_len..].strip_prefix('=')?;
+    Some((
+        name.to_string(),
+        value.trim_start_matches([' ', '\t']).to_string(),
+    ))
+}
+
+/// keepalived's normal tokenizer (`alloc_strvec`).
+fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < text.len() && is_blank(text[i].0) {
+            i += 1;
+        }
+        if i >= text.len() {
+            break;
+        }
+        let (c, col) = text[i];
+        if c == '#' || c == '!' {
+            break;
+        }
+        let mut word = String::new();
+        if c == '"' {
+            i += 1;
+            while i < text.len() && text[i].0 != '"' {
+                word.push(text[i].0);
+                i += 1;
+            }
+            i += 1;
+        } else {
+            while i < text.len() && !is_blank(text[i].0) && text[i].0 != '"' {
+                word.push(text[i].0);
+                i += 1;
+            }
+        }
+        words.push(Token {
+            text: word,
+            location: ctx.loc(col),
+        });
+    }
+    words
+}
+
+fn is_blank(c: char) -> bool {
+    c == ' ' || c == '\t'
+}
+
+fn trim(text: &[(char, u32)]) -> Text {
+    let start = text
+        .iter()
+        .position(|c| !is_blank(c.0))
+        .unwrap_or(text.len());
+    let end = text
+        .iter()
+        .rposition(|c| !is_blank(c.0))
+        .map_or(start, |p| p + 1);
+    text[start..end.max(start)].to_vec()
+}
+
+fn to_string(text: &[(char, u32)]) -> String {
+    text.iter().map(|c| c.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(text: &str, id: &str) -> Preprocessed {
+        let mut p = Preprocessor::new(id.to_string());
+        p.process_file(Path::new("/cfg/test.conf"), text.as_bytes());
+        p.finish()
+    }
+
+    /// Logical lines rendered as `word word` / `{` / `}`.
+    fn lines(text: &str) -> Vec<String> {
+        render(&run(text, "main"))
+    }
+
+    fn render(p: &Preprocessed) -> Vec<String> {
+        p.lines
+            .iter()
+            .map(|l| match l {
+                LogicalLine::Words(w) => w
+                    .iter()
+                    .map(|t| t.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                LogicalLine::Open(_) => "{".into(),
+                LogicalLine::Close(_) => "}".into(),
+            })
+            .collect()
+    }
+
+    fn first_token(p: &Preprocessed) -> &Token {
+        match p.lines.first() {
+            Some(LogicalLine::Words(w)) => &w[0],
+            other => panic!("expected words, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn comments_anywhere_but_in_double_quotes() {
+        assert_eq!(lines("a b # c\n! all\nd ! e"), ["a b", "d"]);
+        assert_eq!(lines("x \"a # b\" c"), ["x a # b c"]);
+        // Single quotes do not protect.
+        assert_eq!(lines("x 'a # b'"), ["x 'a"]);
+        assert_eq!(lines("pass a\\#b\\!c"), ["pass a#b!c"]);
+    }
+
+    #[test]
+    fn unterminated_quote_is_an_error_at_the_quote() {
+        let p = run("router_id \"abc", "main");
+        assert_eq!(p.diagnostics.len(), 1);
+        assert_eq!(p.diagnostics[0].message, "Unterminated quote");
+        assert_eq!(p.diagnostics[0].location.col, 11);
+        assert_eq!(render(&p), ["router_id abc"]);
+    }
+
+    #[test]
+    fn braces_split_into_their_own_lines() {
+        assert_eq!(lines("a { b } c"), ["a", "{", "b", "}", "c"]);
+        assert_eq!(lines("a\n{\n}"), ["a", "{", "}"]);
+        assert_eq!(lines("x \"{\" }"), ["x {", "}"]);
+        assert_eq!(lines("{b}}"), ["{", "b", "}", "}"]);
+    }
+
+    #[test]
+    fn tokens_keep_line_and_column() {
+        let p = run("\n\n  \tweight   7 {", "main");
+        let LogicalLine::Words(w) = &p.lines[0] else {
+            panic!("expected words");
+        };
+        assert_eq!((w[0].location.line, w[0].location.col), (3, 4));
+        assert_eq!((w[1].location.line, w[1].location.col), (3, 13));
+        assert_eq!(
+            p.lines[1],
+            LogicalLine::Open(Location {
+                file: "/cfg/test.conf".into(),
+                line: 3,
+                col: 15
+            })
+        );
+    }
+
+    #[test]
+    fn tokenizer_quotes() {
+        assert_eq!(
+            run("a \"b c\"d 'e f'", "main").lines,
+            vec![LogicalLine::Words(vec![
+                Token {
+                    text: "a".into(),
+                    location: Location {
+                        file: "/cfg/test.conf".into(),
+                        line: 1,
+                        col: 1
+                    }
+                },
+                Token {
+                    text: "b c".into(),
+                    location: Location {
+                        file: "/cfg/test.conf".into(),
+                        line: 1,
+                        col: 3
+                    }
+                },
+                Token {
+                    text: "d".into(),
+                    location: Location {
+                        file: "/cfg/test.conf".into(),
+                        line: 1,
+                        col: 8
+                    }
+                },
+                Token {
+                    text: "'e".into(),
+                    location: Location {
+                        file: "/cfg/test.conf".into(),
+                        line: 1,
+                        col: 10
+                    }
+                },
+                Token {
+                    text: "f'".into(),
+                    location: Location {
+                        file: "/cfg/test.conf".into(),
+                        line: 1,
+                        col: 13
+                    }
+                },
+            ])]
+        );
+    }
+
+    #[test]
+    fn long_lines_are_dropped_with_an_error() {
+        let text = format!("a\n{}\nb\r\n", "x".repeat(2000));
+        let p = run(&text, "main");
+        assert_eq!(render(&p), ["a", "b"]);
+        assert_eq!(p.diagnostics.len(), 1);
+        assert_eq!(p.diagnostics[0].location.line, 2);
+        assert_eq!(p.diagnostics[0].message, "line too long - ignoring");
+        assert_eq!(lines(&"y".repeat(1000)).len(), 1);
+    }
+
+    #[test]
+    fn conditionals_follow_the_config_id() {
+        let text = "@main a\n@other b\n@^main c\n@^other d\n@main\n";
+        assert_eq!(lines(text), ["a", "d"]);
+        assert_eq!(render(&run(text, "other")), ["b", "c"]);
+    }
+
+    #[test]
+    fn definitions_and_substitution() {
+        let text = "$A=1\n$B=x$A\nv $B ${A}2 $A,$A) $Ab\n$A =9\n";
+        // `$Ab` is not followed by a separator; `$A =9` substitutes instead of defining.
+        assert_eq!(lines(text), ["v x1 12 1,1) $Ab", "1 =9"]);
+    }
+
+    #[test]
+    fn undefined_names_are_left_as_is() {
+        assert_eq!(lines("a $U b"), ["a $U b"]);
+        assert_eq!(lines("a ${U}"), ["a $", "{", "U", "}"]);
+    }
+
+    #[test]
+    fn substitution_is_recursive_and_lazy() {
+        assert_eq!(lines("$A=$B\n$B=1\nx $A\n$B=2\nx $A"), ["x 1", "x 2"]);
+        let p = run("$L=$L$L\nx $L", "main");
+        assert!(render(&p).is_empty());
+        assert_eq!(p.diagnostics.len(), 1);
+    }
+
+    #[test]
+    fn substituted_text_is_re_examined() {
+        // v2.2.7: a substitution can produce an @ prefix (man page's $IF_MAIN=@main).
+        assert_eq!(
+            lines("$IF_MAIN=@main\n$IF_MAIN kept\n$NOT=@other\n$NOT dropped"),
+            ["kept"]
+        );
+        assert_eq!(lines("a${_HASH}b\n\"a${_BANG}b\""), ["a", "a!b"]);
+    }
+
+    #[test]
+    fn substituted_tokens_have_the_column_of_the_dollar() {
+        let p = run("$X=hello\n  $X", "main");
+        let t = first_token(&p);
+        assert_eq!(
+            (t.text.as_str(), t.location.line, t.location.col),
+            ("hello", 2, 3)
+        );
+    }
+
+    #[test]
+    fn predefined_parameters() {
+        assert_eq!(lines("${_INSTANCE}"), ["main"]);
+        let p = run("x ${_PWD}", "id");
+        assert_eq!(render(&p), ["x /cfg"]);
+    }
+
+    #[test]
+    fn multiline_definitions() {
+        let text = "$RS=\\\nreal_server $IP 80 { \\\n weight 2 \\\n}\n$IP=10.0.0.1\n$RS\n";
+        assert_eq!(
+            lines(text),
+            ["real_server 10.0.0.1 80", "{", "weight 2", "}"]
+        );
+        // An empty line ends a definition.
+        assert_eq!(lines("$M=a \\\nb \\\n\nc\n$M"), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn sequences() {
+        assert_eq!(lines("~SEQ(i,3) x$i"), ["x1", "x2", "x3"]);
+        assert_eq!(lines("~SEQ(i,3) x $i"), ["x 1", "x 2", "x 3"]);
+        assert_eq!(lines("~SEQ(i,5,3) $i"), ["5", "4", "3"]);
+        assert_eq!(lines("~SEQ(i,0,5,10) $i"), ["0", "5", "10"]);
+        assert_eq!(lines("~SEQ(i,-2) $i"), ["-1", "-2"]);
+        assert_eq!(lines("~SEQx(H,10,8,26) $H"), ["a", "12", "1a"]);
+        assert_eq!(
+            lines("~SEQ(a,2) ~SEQ(b,2) $a $b"),
+            ["1 1", "1 2", "2 1", "2 2"]
+        );
+        let p = run("~SEQ(i,1,-1,5) $i", "main");
+        assert!(p.lines.is_empty());
+        assert_eq!(p.diagnostics.len(), 1);
+    }
+
+    #[test]
+    fn lists() {
+        assert_eq!(lines("~LST(v, a, b) $v"), ["a", "b"]);
+        assert_eq!(lines("~LST({a,b}, {1,2}, {3}) $a $b"), ["1 2", "3"]);
+    }
+
+    #[test]
+    fn brace_expansion_like_csh() {
+        assert_eq!(brace_expand("a{b,c{d,e}}f"), ["abf", "acdf", "acef"]);
+        assert_eq!(brace_expand("x{}y"), ["x{}y"]);
+        assert_eq!(brace_expand("plain"), ["plain"]);
+    }
+}
