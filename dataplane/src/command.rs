@@ -60,6 +60,17 @@ pub enum Scheduler {
     Rr,
     /// Weighted round robin (IPVS's interleaved sequence).
     Wrr,
+    /// Maglev hashing of the client address (minimal disruption on changes).
+    Mh,
+    /// Source hashing: the client address picks a bucket of a weighted table.
+    Sh,
+    /// Destination hashing: the destination address picks a bucket.
+    Dh,
+    /// Consistent hashing ring of the client address (`hash_target sip`),
+    /// virtual nodes proportional to weight.
+    Conhash,
+    /// Weighted failover: the available server with the highest weight.
+    Fo,
 }
 
 /// Forwarding method.

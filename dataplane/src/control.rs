@@ -12,7 +12,7 @@ use crate::command::{
 };
 use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, LOCAL_PORT_MIN};
 use crate::io::PacketIo;
-use crate::sched::SchedTable;
+use crate::sched::{SchedServer, SchedTable};
 use crate::stats::{Drop, Traffic, TrafficSnapshot};
 use crate::worker::{self, Published, WorkerStats};
 
@@ -55,6 +55,8 @@ struct ServiceState {
 pub struct ServerStatus {
     pub addr: SocketAddr,
     pub weight: u32,
+    /// False for a server that was removed (its counters are kept, as IPVS's trash does).
+    pub in_service: bool,
     pub stats: TrafficSnapshot,
 }
 
@@ -263,7 +265,14 @@ impl Dataplane {
                     })
                 })
                 .collect();
-            let weights: Vec<u32> = svc.servers.iter().map(|s| s.spec.weight).collect();
+            let sched: Vec<SchedServer> = svc
+                .servers
+                .iter()
+                .map(|s| SchedServer {
+                    id: s.spec.addr,
+                    weight: s.spec.weight,
+                })
+                .collect();
             if let Some(&source) = local_addrs.first() {
                 for s in &servers {
                     neighbours.entry(s.addr).or_insert(source);
@@ -276,7 +285,7 @@ impl Dataplane {
             snap.services.push(ServiceSnap {
                 key: *key,
                 stats: Arc::clone(&svc.stats),
-                table: SchedTable::build(svc.spec.scheduler, &weights),
+                table: SchedTable::build_servers(svc.spec.scheduler, &sched),
                 servers,
                 local_addrs,
             });
@@ -341,8 +350,15 @@ impl Dataplane {
                     .map(|r| ServerStatus {
                         addr: r.spec.addr,
                         weight: r.spec.weight,
+                        in_service: true,
                         stats: r.stats.snapshot(),
                     })
+                    .chain(s.trash.iter().map(|(addr, stats)| ServerStatus {
+                        addr: *addr,
+                        weight: 0,
+                        in_service: false,
+                        stats: stats.snapshot(),
+                    }))
                     .collect(),
             })
             .collect();

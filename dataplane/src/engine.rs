@@ -388,7 +388,8 @@ impl Engine {
         let snap = Arc::clone(&self.snap);
         let svc = snap.services.get(svc_idx).ok_or(Drop::NoService)?;
         let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
-        let rs_idx = svc.table.pick(*cursor).ok_or(Drop::NoRealServer)?;
+        let hash = svc.table.flow_hash(key.src, key.dst);
+        let rs_idx = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)?;
         *cursor = cursor.wrapping_add(1);
         let rs = svc.servers.get(rs_idx as usize).ok_or(Drop::NoRealServer)?;
         let mac = self.resolve(rs.addr, now_ms, ctl)?;

@@ -6,7 +6,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use dataplane::{Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec};
-use healthcheck::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
+use healthcheck::{
+    CheckKind, CheckSpec, HttpProtocol, HttpSpec, MiscSpec, ReplyPattern, SubjectId, SubjectSpec,
+    UdpSpec, UrlSpec,
+};
 use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
 
@@ -76,6 +79,21 @@ fn service(
 ) -> Result<ServicePlan, Vec<AssembleError>> {
     let loc = &vs.location;
     let mut errors = Vec::new();
+    let unsupported = [
+        (vs.fwmark.is_some(), "virtual_server fwmark"),
+        (vs.group.is_some(), "virtual_server group"),
+        (vs.match_name.is_some(), "virtual_server match"),
+        (vs.persistence_timeout.is_some(), "persistence_timeout"),
+        (vs.sorry_server.is_some(), "sorry_server"),
+        (
+            vs.quorum_up.is_some() || vs.quorum_down.is_some(),
+            "quorum_up/quorum_down",
+        ),
+        (vs.dpvs.syn_proxy, "syn_proxy"),
+    ];
+    for (_, what) in unsupported.iter().filter(|(used, _)| *used) {
+        errors.push(err(loc, format!("{what} is not supported by dpvsd yet")));
+    }
     let protocol = match vs.protocol {
         model::Protocol::Tcp => Some(Protocol::Tcp),
         model::Protocol::Udp => Some(Protocol::Udp),
@@ -91,30 +109,31 @@ fn service(
         LbAlgo::Rr => Some(Scheduler::Rr),
         LbAlgo::Wrr => Some(Scheduler::Wrr),
         other => {
+            let name = format!("{other:?}").to_lowercase();
             errors.push(err(
                 loc,
-                format!("lb_algo {other:?} is not supported by dpvsd yet (rr and wrr are)"),
+                format!("lb_algo {name} is not supported by dpvsd yet (rr and wrr are)"),
             ));
             None
         }
     };
-    if vs.lb_kind != LbKind::Fnat {
+    let fnat = vs.lb_kind == LbKind::Fnat;
+    if !fnat {
+        let kind = format!("{:?}", vs.lb_kind).to_uppercase();
         errors.push(err(
             loc,
-            format!(
-                "lb_kind {:?} is not supported by dpvsd yet (FNAT is)",
-                vs.lb_kind
-            ),
+            format!("lb_kind {kind} is not supported by dpvsd yet (FNAT is)"),
         ));
     }
     let local_addrs: Vec<IpAddr> = match &vs.laddr_group_name {
-        None => {
+        None if fnat => {
             errors.push(err(
                 loc,
                 "FNAT needs local addresses: set laddr_group_name".into(),
             ));
             Vec::new()
         }
+        None => Vec::new(),
         Some(name) => match model.local_address_groups.iter().find(|g| &g.name == name) {
             Some(g) => g.addresses.iter().map(|a| a.addr).collect(),
             None => {
@@ -134,27 +153,34 @@ fn service(
         port: vs.port,
         protocol,
     };
-    let servers = vs
-        .real_servers
-        .iter()
-        .map(|rs| {
-            let addr = SocketAddr::new(rs.addr, rs.port);
-            let id = SubjectId(*next_subject);
-            *next_subject += 1;
-            ServerPlan {
-                spec: RealServerSpec {
-                    addr,
-                    weight: rs.weight,
-                },
-                inhibit_on_failure: rs.inhibit_on_failure,
-                subject: SubjectSpec {
-                    id,
-                    name: format!("[{}]:{} of {key}", rs.addr, rs.port),
-                    checks: rs.checkers.iter().map(check).collect(),
-                },
+    let mut servers = Vec::new();
+    for rs in &vs.real_servers {
+        let addr = SocketAddr::new(rs.addr, rs.port);
+        let id = SubjectId(*next_subject);
+        *next_subject += 1;
+        let mut checks = Vec::new();
+        for c in &rs.checkers {
+            match check(c, rs.weight) {
+                Ok(spec) => checks.push(spec),
+                Err(e) => errors.push(e),
             }
-        })
-        .collect();
+        }
+        servers.push(ServerPlan {
+            spec: RealServerSpec {
+                addr,
+                weight: rs.weight,
+            },
+            inhibit_on_failure: rs.inhibit_on_failure,
+            subject: SubjectSpec {
+                id,
+                name: format!("[{}]:{} of {key}", rs.addr, rs.port),
+                checks,
+            },
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     Ok(ServicePlan {
         spec: ServiceSpec {
             key,
@@ -166,11 +192,39 @@ fn service(
     })
 }
 
-fn check(c: &model::Checker) -> CheckSpec {
-    CheckSpec {
-        kind: match c.kind {
-            CheckerKind::Tcp => CheckKind::Tcp,
-        },
+/// Maps one checker; checkers dpvsd cannot run yet are errors.
+fn check(c: &model::Checker, weight: u32) -> Result<CheckSpec, AssembleError> {
+    let unsupported =
+        |what: &str| err(&c.location, format!("{what} is not supported by dpvsd yet"));
+    let kind = match &c.kind {
+        CheckerKind::Tcp => CheckKind::Tcp,
+        CheckerKind::Http(h) => CheckKind::Http(http(h, c)?),
+        CheckerKind::Ssl(h) => CheckKind::Ssl(http(h, c)?),
+        CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
+            argv: m.argv.clone(),
+            timeout: (!m.timeout.is_zero()).then_some(m.timeout),
+            dynamic: m.dynamic,
+            weight: i64::from(weight),
+            user: m.user.clone(),
+            group: m.group.clone(),
+        }),
+        CheckerKind::Udp(u) => CheckKind::Udp(UdpSpec {
+            payload: u.payload.clone(),
+            require_reply: u.require_reply.as_ref().map(|r| {
+                let mask: Vec<u8> = r.wildcard.iter().map(|w| !w).collect();
+                let bytes = r.data.iter().zip(&mask).map(|(d, m)| d & m).collect();
+                ReplyPattern { bytes, mask }
+            }),
+            min_reply_length: usize::from(u.min_reply_length),
+            max_reply_length: usize::from(u.max_reply_length),
+        }),
+        CheckerKind::Smtp(_) => return Err(unsupported("SMTP_CHECK")),
+        CheckerKind::Dns(_) => return Err(unsupported("DNS_CHECK")),
+        CheckerKind::Ping => return Err(unsupported("PING_CHECK")),
+        CheckerKind::File(_) => return Err(unsupported("FILE_CHECK")),
+    };
+    Ok(CheckSpec {
+        kind,
         target: SocketAddr::new(c.connect_ip, c.connect_port),
         bind: c.bindto,
         connect_timeout: c.connect_timeout,
@@ -179,5 +233,43 @@ fn check(c: &model::Checker) -> CheckSpec {
         delay_loop: c.delay_loop,
         warmup: c.warmup,
         alpha: c.alpha,
-    }
+    })
+}
+
+fn http(h: &model::HttpCheck, c: &model::Checker) -> Result<HttpSpec, AssembleError> {
+    let urls = h
+        .urls
+        .iter()
+        .map(|u| {
+            if u.regex.is_some() {
+                return Err(err(
+                    &c.location,
+                    "url regex is not supported by dpvsd yet".into(),
+                ));
+            }
+            if u.digests.len() > 1 {
+                return Err(err(
+                    &c.location,
+                    "more than one digest per url is not supported by dpvsd yet".into(),
+                ));
+            }
+            Ok(UrlSpec {
+                path: u.path.clone(),
+                digest: u.digests.first().copied(),
+                status: u.status_codes.clone(),
+                virtualhost: u.virtualhost.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpSpec {
+        urls,
+        http_protocol: match h.http_protocol {
+            model::HttpProtocol::Http10 => HttpProtocol::Http10,
+            model::HttpProtocol::Http10C => HttpProtocol::Http10Close,
+            model::HttpProtocol::Http11 => HttpProtocol::Http11,
+        },
+        virtualhost: h.virtualhost.clone(),
+        enable_sni: h.enable_sni,
+        sni_name: None,
+    })
 }

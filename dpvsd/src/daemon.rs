@@ -54,9 +54,19 @@ pub enum StartError {
 #[derive(Debug)]
 struct ServerRuntime {
     service: ServiceKey,
+    /// Address and configured weight (`iweight`).
     spec: RealServerSpec,
+    /// Sum of the dynamic checker deltas (misc_dynamic).
+    delta: i64,
     inhibit: bool,
     up: bool,
+}
+
+impl ServerRuntime {
+    /// keepalived's effective weight: iweight + deltas, clamped to 0..=i32::MAX.
+    fn effective_weight(&self) -> u32 {
+        (i64::from(self.spec.weight) + self.delta).clamp(0, i64::from(i32::MAX)) as u32
+    }
 }
 
 #[derive(Debug)]
@@ -77,25 +87,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The command that puts a server in the state `up` requires (keepalived's
 /// rules: removal, or weight 0 with `inhibit_on_failure`).
 fn server_command(s: &ServerRuntime, up: bool) -> Command {
+    let (service, server) = (s.service, s.spec.addr);
+    let weight = s.effective_weight();
     match (up, s.inhibit) {
         (true, true) => Command::SetWeight {
-            service: s.service,
-            server: s.spec.addr,
-            weight: s.spec.weight,
+            service,
+            server,
+            weight,
         },
         (true, false) => Command::AddRealServer {
-            service: s.service,
-            server: s.spec,
+            service,
+            server: RealServerSpec {
+                addr: server,
+                weight,
+            },
         },
         (false, true) => Command::SetWeight {
-            service: s.service,
-            server: s.spec.addr,
+            service,
+            server,
             weight: 0,
         },
-        (false, false) => Command::DelRealServer {
-            service: s.service,
-            server: s.spec.addr,
-        },
+        (false, false) => Command::DelRealServer { service, server },
     }
 }
 
@@ -184,6 +196,7 @@ pub async fn run(opts: Options, plan: Plan) -> Result<(), StartError> {
                 ServerRuntime {
                     service: svc.spec.key,
                     spec: s.spec,
+                    delta: 0,
                     inhibit: s.inhibit_on_failure,
                     up: s.subject.initially_up(),
                 },
@@ -251,11 +264,23 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     let Some(s) = servers.get_mut(&ev.subject) else {
         return;
     };
-    if s.up == ev.up {
-        return;
+    let weight_changed = ev.weight_delta.is_some_and(|d| d != s.delta);
+    if let Some(d) = ev.weight_delta {
+        s.delta = d;
     }
-    s.up = ev.up;
-    let cmd = server_command(s, ev.up);
+    let cmd = if s.up != ev.up {
+        s.up = ev.up;
+        server_command(s, ev.up)
+    } else if weight_changed && s.up {
+        tracing::info!(server = %s.spec.addr, service = %s.service, weight = s.effective_weight(), reason = %ev.reason, "real server weight changed");
+        Command::SetWeight {
+            service: s.service,
+            server: s.spec.addr,
+            weight: s.effective_weight(),
+        }
+    } else {
+        return;
+    };
     tracing::info!(
         server = %s.spec.addr, service = %s.service, up = ev.up, reason = %ev.reason,
         "real server {}", if ev.up { "up" } else { "down" }
@@ -395,7 +420,7 @@ fn list(shared: &Shared) -> ListInfo {
                     RealServerInfo {
                         addr: sockaddr(s.spec.addr),
                         weight: s.spec.weight,
-                        current_weight: dsrv.map(|r| r.weight),
+                        current_weight: dsrv.filter(|r| r.in_service).map(|r| r.weight),
                         health: if up { "up" } else { "down" }.into(),
                         inhibit_on_failure: s.inhibit_on_failure,
                         checks,
@@ -452,6 +477,7 @@ mod tests {
                 addr: ([10, 0, 0, 2], 8080).into(),
                 weight: 3,
             },
+            delta: 0,
             inhibit,
             up: true,
         }

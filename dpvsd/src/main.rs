@@ -1,5 +1,6 @@
 //! `dpvsd`: parse the CLI → load the config → assemble → run → drain.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,11 +60,12 @@ fn init_logging(detail: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
 }
 
-/// keepalived -t's exit code for "errors or warnings found".
+/// keepalived -t's exit code for "errors or warnings found" (used for dpvsd's own assemble errors).
 const EXIT_CONFIG_PROBLEMS: u8 = 5;
 
 fn main() -> ExitCode {
@@ -89,11 +91,11 @@ fn main() -> ExitCode {
         }
     }
     if cli.config_test {
-        return if loaded.diagnostics.is_empty() && plan.is_ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(EXIT_CONFIG_PROBLEMS)
+        let code = match keepalived_parser::config_test_exit_code(&loaded) {
+            0 if plan.is_err() => EXIT_CONFIG_PROBLEMS,
+            code => code,
         };
+        return ExitCode::from(code);
     }
     let plan = match plan {
         Ok(p) if loaded.is_runnable() => p,

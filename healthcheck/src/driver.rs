@@ -4,7 +4,8 @@
 //! earliest `next_due` of its idle checkers, starts the due probes (several
 //! may be in flight at once, one per checker), and feeds each outcome to the
 //! state as soon as it completes. After every outcome it publishes a fresh
-//! [`SubjectStatus`] and, if the subject flipped, a [`HealthEvent`].
+//! [`SubjectStatus`] and, if the subject flipped or its weight delta changed,
+//! a [`HealthEvent`].
 //!
 //! # Invariants
 //!
@@ -32,7 +33,7 @@ use crate::error::ProbeError;
 use crate::spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
 use crate::state::SubjectState;
 use crate::status::{HealthEvent, SubjectStatus};
-use crate::tcp;
+use crate::{http, misc, tcp, udp};
 
 /// Running checkers on a tokio runtime.
 ///
@@ -197,12 +198,25 @@ impl Drop for HealthChecker {
     }
 }
 
-type Probe = Pin<Box<dyn Future<Output = Result<(), ProbeError>> + Send>>;
+/// A running probe; `Ok(Some(delta))` carries a `misc_dynamic` weight delta.
+type Probe = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send>>;
 
 fn start_probe(spec: &CheckSpec) -> Probe {
-    match spec.kind {
-        CheckKind::Tcp => Box::pin(tcp::probe(spec.target, spec.bind, spec.connect_timeout)),
-    }
+    let spec = spec.clone();
+    Box::pin(async move {
+        let (target, bind, timeout) = (spec.target, spec.bind, spec.connect_timeout);
+        match &spec.kind {
+            CheckKind::Tcp => tcp::probe(target, bind, timeout).await.map(|()| None),
+            CheckKind::Http(h) => http::probe(target, bind, timeout, h, false)
+                .await
+                .map(|()| None),
+            CheckKind::Ssl(h) => http::probe(target, bind, timeout, h, true)
+                .await
+                .map(|()| None),
+            CheckKind::Misc(m) => misc::probe(m, spec.delay_loop).await,
+            CheckKind::Udp(u) => udp::probe(target, bind, timeout, u).await.map(|()| None),
+        }
+    })
 }
 
 fn unix_ms_now() -> Option<u64> {
@@ -266,37 +280,54 @@ async fn run_subject(
         if let Err(err) = &result {
             tracing::debug!(subject = %spec.name, check = %check.label(), error = %err, "check failed");
         }
-        let update = state.on_result(index, result, Instant::now());
-        let mut event = None;
+        let update = state.on_weighted_result(index, result, Instant::now());
+        let mut text = None;
         if let (Some(up), Some(check_state)) = (update.check, state.checks().get(index)) {
             if let Some(slot) = transitions.get_mut(index) {
                 *slot = unix_ms_now();
             }
-            let text = reason(
+            let flip = reason(
                 check,
                 check_state.last_error(),
                 check_state.consecutive_failures(),
                 up,
             );
             if up {
-                tracing::info!(subject = %spec.name, reason = %text, "checker up");
+                tracing::info!(subject = %spec.name, reason = %flip, "checker up");
             } else {
-                tracing::warn!(subject = %spec.name, reason = %text, "checker down");
+                tracing::warn!(subject = %spec.name, reason = %flip, "checker down");
             }
-            // The subject can only flip when one of its checkers did.
-            event = update.subject.map(|up| {
+            text = Some(flip);
+        }
+        // The subject can only flip when one of its checkers did.
+        let event = match (update.subject, text, update.weight_delta) {
+            (Some(up), Some(text), weight_delta) => {
                 let reason = if up {
                     format!("{text}; all checkers up")
                 } else {
                     text
                 };
-                tracing::info!(subject = %spec.name, id = %spec.id, up, %reason, "subject state changed");
-                HealthEvent {
+                Some(HealthEvent {
                     subject: spec.id,
                     up,
                     reason,
-                }
-            });
+                    weight_delta,
+                })
+            }
+            (_, _, Some(delta)) => Some(HealthEvent {
+                subject: spec.id,
+                up: state.is_up(),
+                reason: format!("{}: weight delta now {delta}", check.label()),
+                weight_delta: Some(delta),
+            }),
+            _ => None,
+        };
+        if let Some(event) = &event {
+            tracing::info!(
+                subject = %spec.name, id = %spec.id, up = event.up,
+                weight_delta = ?event.weight_delta, reason = %event.reason,
+                "subject state changed"
+            );
         }
         let status = SubjectStatus::new(&spec, &state, &transitions);
         if !shared.publish(generation, status, event) {

@@ -14,6 +14,10 @@ pub enum IoStage {
     Bind,
     /// Connecting to the target.
     Connect,
+    /// Sending data.
+    Send,
+    /// Receiving data.
+    Receive,
 }
 
 impl fmt::Display for IoStage {
@@ -22,6 +26,8 @@ impl fmt::Display for IoStage {
             IoStage::Socket => "socket",
             IoStage::Bind => "bind",
             IoStage::Connect => "connect",
+            IoStage::Send => "send",
+            IoStage::Receive => "receive",
         })
     }
 }
@@ -49,6 +55,79 @@ pub enum ProbeError {
         /// The target.
         target: SocketAddr,
     },
+    /// An `HTTP_GET`/`SSL_GET` exchange did not complete within
+    /// `connect_timeout`.
+    #[error("GET {url}: no complete response within {after:?}")]
+    ResponseTimeout {
+        /// The URL path.
+        url: String,
+        /// The configured `connect_timeout`.
+        after: Duration,
+    },
+    /// An HTTP status outside the accepted ranges.
+    #[error("GET {url}: unexpected HTTP status {status}")]
+    HttpStatus {
+        /// The URL path.
+        url: String,
+        /// The status received.
+        status: u16,
+    },
+    /// The MD5 of the body differs from the configured digest.
+    #[error("GET {url}: body MD5 {actual} does not match the digest")]
+    Digest {
+        /// The URL path.
+        url: String,
+        /// The MD5 of the body received, in lower-case hex.
+        actual: String,
+    },
+    /// Any other `HTTP_GET`/`SSL_GET` failure (I/O, TLS, malformed or
+    /// oversized response, no URL configured).
+    #[error("GET {url}: {message}")]
+    Http {
+        /// The URL path (empty when none is configured).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A `MISC_CHECK` script could not be started.
+    #[error("cannot run {program}: {message}")]
+    ScriptStart {
+        /// The program.
+        program: String,
+        /// Why (not found, permission denied, unknown user...).
+        message: String,
+    },
+    /// A `MISC_CHECK` script exited with a failing status.
+    #[error("exit status {code}")]
+    ScriptExit {
+        /// The exit status.
+        code: i32,
+    },
+    /// A `MISC_CHECK` script was killed by a signal.
+    #[error("killed by signal {signal}")]
+    ScriptSignal {
+        /// The signal number.
+        signal: i32,
+    },
+    /// A `MISC_CHECK` script ran past its timeout (its process group was
+    /// terminated).
+    #[error("script timeout after {after:?}")]
+    ScriptTimeout {
+        /// The effective timeout.
+        after: Duration,
+    },
+    /// `UDP_CHECK` with `require_reply`: nothing came back in time.
+    #[error("no reply within {after:?}")]
+    NoReply {
+        /// The configured `connect_timeout`.
+        after: Duration,
+    },
+    /// `UDP_CHECK`: the reply did not match `require_reply` or the lengths.
+    #[error("unexpected reply: {message}")]
+    BadReply {
+        /// What did not match.
+        message: String,
+    },
     /// Any other I/O error.
     #[error("{stage}: {message}")]
     Io {
@@ -62,10 +141,13 @@ pub enum ProbeError {
 }
 
 impl ProbeError {
-    /// Wraps an I/O error from `stage`; a refused connect becomes
+    /// Wraps an I/O error from `stage`; a refused connect (or, for UDP, a
+    /// receive failing on an ICMP port unreachable) becomes
     /// [`ProbeError::Refused`].
     pub(crate) fn io(stage: IoStage, err: &io::Error) -> Self {
-        if stage == IoStage::Connect && err.kind() == io::ErrorKind::ConnectionRefused {
+        if matches!(stage, IoStage::Connect | IoStage::Receive)
+            && err.kind() == io::ErrorKind::ConnectionRefused
+        {
             return ProbeError::Refused;
         }
         ProbeError::Io {

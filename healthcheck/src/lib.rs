@@ -15,7 +15,8 @@
 //!  SubjectState / CheckState      rise/fall rules (state)       sans-IO, time passed in
 //!          │  next_due(), on_result(result, now)
 //!  HealthChecker                  tokio driver (driver)         one task per subject
-//!          │  probes: tcp::probe (TCP_CHECK)
+//!          │  probes: tcp (TCP_CHECK), http (HTTP_GET, SSL_GET),
+//!          │          misc (MISC_CHECK), udp (UDP_CHECK)
 //!          ▼
 //!  HealthEvent (flips only)  +  status() snapshots (SubjectStatus / CheckStatus)
 //! ```
@@ -32,8 +33,9 @@
 //!   on its first failure. While down, the next success brings it up. See
 //!   [`state`] for the exact rule.
 //! * A subject is up exactly when all its checkers are up. A
-//!   [`HealthEvent`] is sent only when that aggregate flips, so consecutive
-//!   events for one subject alternate between down and up.
+//!   [`HealthEvent`] is sent when that aggregate flips or when the subject's
+//!   total `misc_dynamic` weight delta changes; the flips among them
+//!   alternate between down and up.
 //! * Probes run every `delay_loop`; the first one after a random delay in
 //!   `[0, warmup]`.
 //! * Adding, replacing or removing a subject never restarts or flaps another.
@@ -60,13 +62,21 @@
 
 mod driver;
 mod error;
+mod http;
+mod misc;
 mod spec;
 pub mod state;
 mod status;
 mod tcp;
+mod udp;
 
 pub use driver::HealthChecker;
 pub use error::{IoStage, ProbeError};
-pub use spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
+pub use http::{HTTP_MAX_BODY, HTTP_MAX_HEADER};
+pub use misc::KILL_GRACE;
+pub use spec::{
+    CheckKind, CheckSpec, HttpProtocol, HttpSpec, MiscSpec, ReplyPattern, SubjectId, SubjectSpec,
+    UdpSpec, UrlSpec,
+};
 pub use state::{CheckState, SubjectState, SubjectUpdate};
 pub use status::{CheckStatus, HealthEvent, SubjectStatus};

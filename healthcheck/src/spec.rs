@@ -24,13 +24,21 @@ impl fmt::Display for SubjectId {
 
 /// The kind of probe a checker runs.
 ///
-/// Each keepalived checker block maps to one variant. Variants that need
-/// their own parameters (URLs, scripts, payloads) will carry them.
+/// Each keepalived checker block maps to one variant; variants with their own
+/// parameters carry them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CheckKind {
     /// `TCP_CHECK`: a TCP connect that must complete within
     /// `connect_timeout`; the connection is then closed.
     Tcp,
+    /// `HTTP_GET`: every URL must answer with an accepted status (and digest).
+    Http(HttpSpec),
+    /// `SSL_GET`: as `HTTP_GET`, over TLS without certificate verification.
+    Ssl(HttpSpec),
+    /// `MISC_CHECK`: a script whose exit status decides.
+    Misc(MiscSpec),
+    /// `UDP_CHECK`: a datagram, optionally with a required reply.
+    Udp(UdpSpec),
 }
 
 impl CheckKind {
@@ -38,7 +46,208 @@ impl CheckKind {
     pub fn keyword(&self) -> &'static str {
         match self {
             CheckKind::Tcp => "TCP_CHECK",
+            CheckKind::Http(_) => "HTTP_GET",
+            CheckKind::Ssl(_) => "SSL_GET",
+            CheckKind::Misc(_) => "MISC_CHECK",
+            CheckKind::Udp(_) => "UDP_CHECK",
         }
+    }
+}
+
+/// `http_protocol`: the request line's version and whether a
+/// `Connection: close` header is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpProtocol {
+    /// `1.0` (the default): `HTTP/1.0`, no `Connection` header.
+    #[default]
+    Http10,
+    /// `1.0C`: `HTTP/1.0` with `Connection: close`.
+    Http10Close,
+    /// `1.1`: `HTTP/1.1` with `Connection: close`.
+    Http11,
+}
+
+impl HttpProtocol {
+    /// Parses the keepalived keyword value (`1.0`, `1.0C`, `1.1`).
+    ///
+    /// ```
+    /// use healthcheck::HttpProtocol;
+    /// assert_eq!(HttpProtocol::parse("1.0C"), Some(HttpProtocol::Http10Close));
+    /// assert_eq!(HttpProtocol::parse("2"), None);
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "1.0" => Some(HttpProtocol::Http10),
+            "1.0C" | "1.0c" => Some(HttpProtocol::Http10Close),
+            "1.1" => Some(HttpProtocol::Http11),
+            _ => None,
+        }
+    }
+}
+
+/// Parameters of `HTTP_GET` and `SSL_GET`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HttpSpec {
+    /// The `url` blocks; every one must pass. With none, the check fails
+    /// (keepalived drops such a checker at config time).
+    pub urls: Vec<UrlSpec>,
+    /// `http_protocol`.
+    pub http_protocol: HttpProtocol,
+    /// `virtualhost`: the `Host` header (and SNI name) unless a URL has its
+    /// own. Without it the header is the target address and port.
+    pub virtualhost: Option<String>,
+    /// `enable_sni` (`SSL_GET` only): send the virtual host as TLS SNI.
+    pub enable_sni: bool,
+    /// `sni_name` (`SSL_GET` only): the SNI name to send instead of the
+    /// virtual host; implies SNI.
+    pub sni_name: Option<String>,
+}
+
+/// One `url` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlSpec {
+    /// `path`: the request target, e.g. `/health`.
+    pub path: String,
+    /// `digest`: the MD5 of the response body that is required.
+    pub digest: Option<[u8; 16]>,
+    /// `status_code`: accepted inclusive ranges; empty means `200-299`.
+    pub status: Vec<(u16, u16)>,
+    /// `virtualhost`: overrides the checker's for this URL.
+    pub virtualhost: Option<String>,
+}
+
+impl UrlSpec {
+    /// A URL accepting the default statuses `200-299`, without digest.
+    pub fn new(path: impl Into<String>) -> Self {
+        UrlSpec {
+            path: path.into(),
+            digest: None,
+            status: vec![(200, 299)],
+            virtualhost: None,
+        }
+    }
+
+    /// Whether `status` is accepted (`200-299` when no range is configured).
+    ///
+    /// ```
+    /// let mut url = healthcheck::UrlSpec::new("/");
+    /// assert!(url.accepts(204) && !url.accepts(301));
+    /// url.status = vec![(301, 302), (404, 404)];
+    /// assert!(url.accepts(302) && url.accepts(404) && !url.accepts(200));
+    /// url.status.clear();
+    /// assert!(url.accepts(200));
+    /// ```
+    pub fn accepts(&self, status: u16) -> bool {
+        if self.status.is_empty() {
+            return (200..=299).contains(&status);
+        }
+        self.status
+            .iter()
+            .any(|&(lo, hi)| (lo..=hi).contains(&status))
+    }
+}
+
+/// Parameters of `MISC_CHECK`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MiscSpec {
+    /// `misc_path`, split into program and arguments; run directly (no shell).
+    pub argv: Vec<String>,
+    /// `misc_timeout`; `None` means the checker's `delay_loop`. On expiry the
+    /// script's process group gets SIGTERM, then SIGKILL 2 s later.
+    pub timeout: Option<Duration>,
+    /// `misc_dynamic`: exit statuses 2..=255 mean success with a weight.
+    pub dynamic: bool,
+    /// The real server's configured weight (`iweight`), which keepalived's
+    /// `misc_dynamic` rule needs: exit status `s` in 2..=255 sets this
+    /// checker's weight delta to `s - 2 - weight`. Unused without `dynamic`.
+    pub weight: i64,
+    /// `user USER`: run as this user (by name).
+    pub user: Option<String>,
+    /// `user USER GROUP`: run with this group (by name).
+    pub group: Option<String>,
+}
+
+/// Parameters of `UDP_CHECK`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UdpSpec {
+    /// `payload`: the datagram sent (may be empty).
+    pub payload: Vec<u8>,
+    /// `require_reply`: without it, the check passes unless an ICMP error
+    /// (a refused port) arrives within `connect_timeout`. With it, a reply
+    /// must arrive, be `min_reply_length..=max_reply_length` long, and start
+    /// with the pattern.
+    pub require_reply: Option<ReplyPattern>,
+    /// `min_reply_length` (default 0).
+    pub min_reply_length: usize,
+    /// `max_reply_length` (default 255).
+    pub max_reply_length: usize,
+}
+
+impl Default for UdpSpec {
+    fn default() -> Self {
+        UdpSpec {
+            payload: Vec::new(),
+            require_reply: None,
+            min_reply_length: 0,
+            max_reply_length: 255,
+        }
+    }
+}
+
+/// A `require_reply` pattern: hex digits where `X`/`x` nibbles match
+/// anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyPattern {
+    /// The required bits.
+    pub bytes: Vec<u8>,
+    /// Which bits are compared (0xF0/0x0F per fixed nibble).
+    pub mask: Vec<u8>,
+}
+
+impl ReplyPattern {
+    /// Parses keepalived's hex form; `None` for an odd length or a non-hex
+    /// character.
+    ///
+    /// ```
+    /// let p = healthcheck::ReplyPattern::parse_hex("0aX1").expect("valid");
+    /// assert_eq!(p.bytes, vec![0x0a, 0x01]);
+    /// assert_eq!(p.mask, vec![0xff, 0x0f]);
+    /// assert!(p.matches(&[0x0a, 0x71, 0x99]));
+    /// assert!(!p.matches(&[0x0b, 0x71]));
+    /// assert!(!p.matches(&[0x0a]));
+    /// assert!(healthcheck::ReplyPattern::parse_hex("abc").is_none());
+    /// ```
+    pub fn parse_hex(text: &str) -> Option<Self> {
+        let pairs = text.as_bytes().chunks_exact(2);
+        if !pairs.remainder().is_empty() {
+            return None;
+        }
+        let nibble = |c: u8| -> Option<(u8, u8)> {
+            match c {
+                b'x' | b'X' => Some((0, 0)),
+                _ => Some((char::from(c).to_digit(16)? as u8, 0xf)),
+            }
+        };
+        let mut bytes = Vec::with_capacity(pairs.len());
+        let mut mask = Vec::with_capacity(pairs.len());
+        for pair in pairs {
+            let (hi, hi_mask) = nibble(pair[0])?;
+            let (lo, lo_mask) = nibble(pair[1])?;
+            bytes.push(hi << 4 | lo);
+            mask.push(hi_mask << 4 | lo_mask);
+        }
+        Some(ReplyPattern { bytes, mask })
+    }
+
+    /// Whether `reply` starts with the pattern.
+    pub fn matches(&self, reply: &[u8]) -> bool {
+        reply.len() >= self.bytes.len()
+            && self
+                .bytes
+                .iter()
+                .zip(&self.mask)
+                .zip(reply)
+                .all(|((want, mask), got)| got & mask == want & mask)
     }
 }
 
@@ -98,7 +307,16 @@ impl CheckSpec {
     /// Short human name for logs and event reasons, e.g.
     /// `"TCP_CHECK 10.0.0.2:8080"`.
     pub fn label(&self) -> String {
-        format!("{} {}", self.kind.keyword(), self.target)
+        format!("{} {}", self.kind.keyword(), self.target_text())
+    }
+
+    /// What is probed, for status and logs: the target address, or for
+    /// `MISC_CHECK` the command line.
+    pub fn target_text(&self) -> String {
+        match &self.kind {
+            CheckKind::Misc(misc) => misc.argv.join(" "),
+            _ => self.target.to_string(),
+        }
     }
 }
 

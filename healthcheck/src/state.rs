@@ -69,6 +69,7 @@ pub struct CheckState {
     checks_run: u64,
     last_ok: Option<bool>,
     last_error: Option<ProbeError>,
+    weight_delta: i64,
 }
 
 impl CheckState {
@@ -96,6 +97,7 @@ impl CheckState {
             checks_run: 0,
             last_ok: None,
             last_error: None,
+            weight_delta: 0,
         }
     }
 
@@ -127,6 +129,31 @@ impl CheckState {
     /// The most recent failure; kept after a later success.
     pub fn last_error(&self) -> Option<&ProbeError> {
         self.last_error.as_ref()
+    }
+
+    /// This checker's weight delta (`misc_dynamic`; 0 for other checkers).
+    pub fn weight_delta(&self) -> i64 {
+        self.weight_delta
+    }
+
+    /// As [`CheckState::on_result`], for a probe that may report a weight
+    /// delta: `Ok(Some(delta))` sets it, `Ok(None)` keeps it. A failure that
+    /// takes the checker down resets it to 0 (keepalived removes the delta
+    /// before marking the real server down).
+    pub fn on_weighted_result(
+        &mut self,
+        result: Result<Option<i64>, ProbeError>,
+        now: Instant,
+    ) -> Option<bool> {
+        let delta = result.as_ref().ok().copied().flatten();
+        let flipped = self.on_result(result.map(|_| ()), now);
+        if let Some(delta) = delta {
+            self.weight_delta = delta;
+        }
+        if flipped == Some(false) {
+            self.weight_delta = 0;
+        }
+        flipped
     }
 
     /// Records the outcome of a probe that finished at `now` and schedules the
@@ -170,6 +197,8 @@ pub struct SubjectUpdate {
     pub check: Option<bool>,
     /// The subject's new up state, if it flipped.
     pub subject: Option<bool>,
+    /// The subject's new total weight delta, if it changed.
+    pub weight_delta: Option<i64>,
 }
 
 /// Runtime state of one subject: its checkers and the all-up aggregate.
@@ -206,6 +235,14 @@ impl SubjectState {
         &self.checks
     }
 
+    /// The sum of the checkers' weight deltas: keepalived's effective weight
+    /// is the configured weight plus this (KEEPALIVED.md §9).
+    pub fn weight_delta(&self) -> i64 {
+        self.checks
+            .iter()
+            .fold(0i64, |sum, c| sum.saturating_add(c.weight_delta()))
+    }
+
     /// Feeds the result of checker `index` (spec order). An index with no
     /// checker changes nothing.
     pub fn on_result(
@@ -214,14 +251,31 @@ impl SubjectState {
         result: Result<(), ProbeError>,
         now: Instant,
     ) -> SubjectUpdate {
+        self.on_weighted_result(index, result.map(|()| None), now)
+    }
+
+    /// As [`SubjectState::on_result`], for a probe that may report a weight
+    /// delta (see [`CheckState::on_weighted_result`]).
+    pub fn on_weighted_result(
+        &mut self,
+        index: usize,
+        result: Result<Option<i64>, ProbeError>,
+        now: Instant,
+    ) -> SubjectUpdate {
+        let before = self.weight_delta();
         let Some(check) = self.checks.get_mut(index) else {
             return SubjectUpdate::default();
         };
-        let check = check.on_result(result, now);
+        let check = check.on_weighted_result(result, now);
         let up = self.checks.iter().all(CheckState::is_up);
         let subject = (up != self.up).then_some(up);
         self.up = up;
-        SubjectUpdate { check, subject }
+        let after = self.weight_delta();
+        SubjectUpdate {
+            check,
+            subject,
+            weight_delta: (after != before).then_some(after),
+        }
     }
 }
 
@@ -428,7 +482,8 @@ mod tests {
             subject.on_result(1, fail(), base),
             SubjectUpdate {
                 check: Some(false),
-                subject: Some(false)
+                subject: Some(false),
+                weight_delta: None,
             }
         );
         // The other checker going down too does not flip the subject again.
@@ -436,7 +491,8 @@ mod tests {
             subject.on_result(0, fail(), base + 10 * S),
             SubjectUpdate {
                 check: Some(false),
-                subject: None
+                subject: None,
+                weight_delta: None,
             }
         );
         // One recovery is not enough: both must be up.
@@ -444,7 +500,8 @@ mod tests {
             subject.on_result(1, Ok(()), base + 10 * S),
             SubjectUpdate {
                 check: Some(true),
-                subject: None
+                subject: None,
+                weight_delta: None,
             }
         );
         assert!(!subject.is_up());
@@ -452,7 +509,8 @@ mod tests {
             subject.on_result(0, Ok(()), base + 20 * S),
             SubjectUpdate {
                 check: Some(true),
-                subject: Some(true)
+                subject: Some(true),
+                weight_delta: None,
             }
         );
         assert!(subject.checks().iter().all(CheckState::is_up));
@@ -467,7 +525,8 @@ mod tests {
             subject.on_result(1, Ok(()), base),
             SubjectUpdate {
                 check: Some(true),
-                subject: Some(true)
+                subject: Some(true),
+                weight_delta: None,
             }
         );
     }
@@ -486,5 +545,58 @@ mod tests {
         assert_eq!(state.is_up(), spec.initially_up());
         assert_eq!(state.on_result(5, fail(), base), SubjectUpdate::default());
         assert!(SubjectState::from_checks(Vec::new()).is_up());
+    }
+
+    #[test]
+    fn weight_delta_follows_dynamic_results() {
+        let base = Instant::now();
+        let s = spec(1, false);
+        let mut subject = subject(&s, &s, base);
+        assert_eq!(subject.weight_delta(), 0);
+        let update = subject.on_weighted_result(0, Ok(Some(-5)), base);
+        assert_eq!(
+            update,
+            SubjectUpdate {
+                check: None,
+                subject: None,
+                weight_delta: Some(-5),
+            }
+        );
+        assert_eq!(
+            subject
+                .on_weighted_result(1, Ok(Some(3)), base)
+                .weight_delta,
+            Some(-2)
+        );
+        // Ok(None) keeps the delta; the same value again is no change.
+        assert_eq!(
+            subject
+                .on_weighted_result(0, Ok(None), base + 10 * S)
+                .weight_delta,
+            None
+        );
+        assert_eq!(
+            subject
+                .on_weighted_result(1, Ok(Some(3)), base + 10 * S)
+                .weight_delta,
+            None
+        );
+        assert_eq!(subject.checks()[0].weight_delta(), -5);
+        // A failure being retried keeps the delta ...
+        assert_eq!(
+            subject.on_weighted_result(0, Err(ProbeError::Refused), base + 20 * S),
+            SubjectUpdate::default()
+        );
+        assert_eq!(subject.weight_delta(), -2);
+        // ... and the failure that takes the checker down removes it.
+        assert_eq!(
+            subject.on_weighted_result(0, Err(ProbeError::Refused), base + 22 * S),
+            SubjectUpdate {
+                check: Some(false),
+                subject: Some(false),
+                weight_delta: Some(3),
+            }
+        );
+        assert_eq!(subject.checks()[0].weight_delta(), 0);
     }
 }

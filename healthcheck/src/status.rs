@@ -3,10 +3,12 @@
 use crate::spec::{CheckSpec, SubjectId, SubjectSpec};
 use crate::state::{CheckState, SubjectState};
 
-/// A subject's up/down state flipped.
+/// A subject's up/down state flipped, or its dynamic weight changed.
 ///
-/// Emitted only on flips, never for the initial state: the caller starts from
-/// [`SubjectSpec::initially_up`].
+/// Never sent for the initial state: the caller starts from
+/// [`SubjectSpec::initially_up`] and a weight delta of 0. An event with
+/// `weight_delta: None` is always a flip; one with `Some` may leave `up` as it
+/// was.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HealthEvent {
     /// Which subject.
@@ -15,6 +17,10 @@ pub struct HealthEvent {
     pub up: bool,
     /// Human text, e.g. `"TCP_CHECK 10.0.0.2:8080: connection refused"`.
     pub reason: String,
+    /// The subject's new total weight delta when it changed (`misc_dynamic`):
+    /// the effective weight is the configured weight plus this, clamped to
+    /// `0..=i32::MAX` (KEEPALIVED.md §9).
+    pub weight_delta: Option<i64>,
 }
 
 /// Snapshot of one subject.
@@ -26,6 +32,8 @@ pub struct SubjectStatus {
     pub name: String,
     /// Whether every checker is up.
     pub up: bool,
+    /// The sum of its checkers' weight deltas (`misc_dynamic`).
+    pub weight_delta: i64,
     /// Its checkers, in spec order.
     pub checks: Vec<CheckStatus>,
 }
@@ -35,7 +43,8 @@ pub struct SubjectStatus {
 pub struct CheckStatus {
     /// The keepalived keyword, e.g. `"TCP_CHECK"`.
     pub kind: String,
-    /// What is probed, e.g. `"10.0.0.2:8080"`.
+    /// What is probed, e.g. `"10.0.0.2:8080"` (for `MISC_CHECK` the command
+    /// line).
     pub target: String,
     /// Whether the checker is up.
     pub up: bool,
@@ -49,19 +58,22 @@ pub struct CheckStatus {
     pub checks_run: u64,
     /// Wall-clock time of the checker's latest up/down flip.
     pub last_transition_unix_ms: Option<u64>,
+    /// This checker's weight delta (`misc_dynamic`; otherwise 0).
+    pub weight_delta: i64,
 }
 
 impl CheckStatus {
     pub(crate) fn new(spec: &CheckSpec, state: &CheckState, transition: Option<u64>) -> Self {
         CheckStatus {
             kind: spec.kind.keyword().to_owned(),
-            target: spec.target.to_string(),
+            target: spec.target_text(),
             up: state.is_up(),
             last_ok: state.last_ok(),
             last_error: state.last_error().map(ToString::to_string),
             consecutive_failures: state.consecutive_failures(),
             checks_run: state.checks_run(),
             last_transition_unix_ms: transition,
+            weight_delta: state.weight_delta(),
         }
     }
 }
@@ -86,6 +98,7 @@ impl SubjectStatus {
             id: spec.id,
             name: spec.name.clone(),
             up: state.is_up(),
+            weight_delta: state.weight_delta(),
             checks,
         }
     }

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::{IoStage, ProbeError};
 
@@ -15,6 +15,20 @@ pub(crate) async fn probe(
     bind: Option<IpAddr>,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
+    match tokio::time::timeout(timeout, connect(target, bind)).await {
+        Err(_elapsed) => Err(ProbeError::Timeout { after: timeout }),
+        Ok(Err(e)) => Err(e),
+        // Dropping the stream closes the connection.
+        Ok(Ok(_stream)) => Ok(()),
+    }
+}
+
+/// Opens a TCP connection to `target` from `bind`, when given. Unbounded in
+/// time: callers wrap it in their timeout.
+pub(crate) async fn connect(
+    target: SocketAddr,
+    bind: Option<IpAddr>,
+) -> Result<TcpStream, ProbeError> {
     let socket = if target.is_ipv4() {
         TcpSocket::new_v4()
     } else {
@@ -30,13 +44,10 @@ pub(crate) async fn probe(
             .bind(SocketAddr::new(ip, 0))
             .map_err(|e| ProbeError::io(IoStage::Bind, &e))?;
     }
-
-    match tokio::time::timeout(timeout, socket.connect(target)).await {
-        Err(_elapsed) => Err(ProbeError::Timeout { after: timeout }),
-        Ok(Err(e)) => Err(ProbeError::io(IoStage::Connect, &e)),
-        // Dropping the stream closes the connection.
-        Ok(Ok(_stream)) => Ok(()),
-    }
+    socket
+        .connect(target)
+        .await
+        .map_err(|e| ProbeError::io(IoStage::Connect, &e))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use nom::error::{Error, ErrorKind};
 use nom::multi::many0;
 use nom::{branch::alt, IResult};
 
-use crate::diag::{Diagnostic, Location, Severity};
+use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::preprocess::{LogicalLine, Token};
 
 /// Deeper brace nesting than this is refused (it would only be an attack on the stack).
@@ -112,6 +112,7 @@ fn bare_block(i: In<'_>) -> IResult<In<'_>, Statement> {
         keyword: Token {
             text: "{".into(),
             location: open.clone(),
+            rest: None,
         },
         args: Vec::new(),
         block: Some(body),
@@ -213,6 +214,7 @@ fn diag(severity: Severity, location: Location, message: impl Into<String>) -> D
         location,
         message: message.into(),
         source_line: None,
+        class: DiagClass::Config,
     }
 }
 

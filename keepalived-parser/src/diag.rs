@@ -25,6 +25,31 @@ impl fmt::Display for Severity {
     }
 }
 
+/// What keepalived 2.2.7 would make of a problem, for `keepalived -t`'s exit
+/// code (KEEPALIVED.md §1.9; see [`crate::config_test_exit_code`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiagClass {
+    /// Reported through keepalived's `report_config_error` (any ordinary
+    /// error or warning class): `-t` exits 5.
+    #[default]
+    Config,
+    /// "missing a parameter": keepalived exits 2 at once, even with `-t`.
+    MissingParameter,
+    /// A failed checked include (`includer`, ...): exit 6 after reading.
+    IncludeFailed,
+    /// `CONFIG_SECURITY_ERROR` ("SECURITY VIOLATION"): exit 6.
+    Security,
+    /// The file-not-found, bad-interface or fatal classes: exit 4 unless an
+    /// ordinary class was also reported (keepalived keeps the numerically
+    /// largest class, and those come first in its enum).
+    Fatal,
+    /// Reported by dpvsd only (a dpvsd limitation, or extra explanation of
+    /// a keepalived behaviour); keepalived says nothing, so it does not
+    /// change the `-t` exit code.
+    Dpvsd,
+}
+
 /// A position in a configuration file (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
 pub struct Location {
@@ -47,6 +72,8 @@ pub struct Diagnostic {
     pub message: String,
     /// The offending source line as written (for the caret display), when known.
     pub source_line: Option<String>,
+    /// How keepalived would classify it (for `-t` exit codes).
+    pub class: DiagClass,
 }
 
 impl fmt::Display for Diagnostic {

@@ -49,7 +49,7 @@ mod values;
 use std::path::{Path, PathBuf};
 
 pub use ast::Statement;
-pub use diag::{Diagnostic, Location, Severity};
+pub use diag::{DiagClass, Diagnostic, Location, Severity};
 pub use model::Model;
 pub use preprocess::{LogicalLine, Token};
 
@@ -79,6 +79,28 @@ impl Loaded {
     pub fn is_runnable(&self) -> bool {
         // `None` (no diagnostics) orders below every `Some`.
         self.max_severity() < Some(Severity::Error)
+    }
+}
+
+/// The exit status `keepalived -t` (2.2.7) would give this configuration
+/// (KEEPALIVED.md §1.9): 2 when a parameter is missing (keepalived exits at
+/// once), 6 after a failed checked include, otherwise from the numerically
+/// largest class reported: 6 for a security violation, 5 for any ordinary
+/// error or warning, 4 when only file-not-found / bad-interface / fatal
+/// classes were seen, 0 when nothing was. [`DiagClass::Dpvsd`] diagnostics
+/// (dpvsd's own notes) do not count.
+pub fn config_test_exit_code(loaded: &Loaded) -> u8 {
+    let has = |c: DiagClass| loaded.diagnostics.iter().any(|d| d.class == c);
+    if has(DiagClass::MissingParameter) {
+        2
+    } else if has(DiagClass::IncludeFailed) || has(DiagClass::Security) {
+        6
+    } else if has(DiagClass::Config) {
+        5
+    } else if has(DiagClass::Fatal) {
+        4
+    } else {
+        0
     }
 }
 

@@ -17,10 +17,12 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::ast::Statement;
-use crate::diag::{Diagnostic, Location, Severity};
+use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
-    Checker, CheckerKind, LbAlgo, LbKind, LocalAddress, LocalAddressGroup, Model, Protocol,
-    RealServer, VirtualServer,
+    Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck, HashTarget, HttpCheck,
+    HttpProtocol, HttpUrl, LbAlgo, LbKind, LocalAddress, LocalAddressGroup, MiscCheck, Model,
+    Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer, UdpCheck, UdpReply,
+    VirtualServer, VirtualServerGroup, VsgEntry,
 };
 use crate::preprocess::Token;
 use crate::values;
@@ -29,6 +31,12 @@ const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY: u32 = 1;
 const DEFAULT_DELAY_BEFORE_RETRY: Duration = Duration::from_secs(1);
+/// `persistence_timeout` with no value, and the one forced on zero-port services.
+const DEFAULT_PERSISTENCE: u32 = 360;
+/// keepalived's `LVS_MAX_TIMEOUT` (31 days).
+const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
+/// keepalived's `SMTP_DEFAULT_HELO`.
+const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 /// Real-server weight limit of keepalived ≥ 2.2 (`INT32_MAX`).
 const MAX_WEIGHT: u64 = i32::MAX as u64;
 
@@ -39,7 +47,85 @@ enum Level {
     GlobalDefs,
     VirtualServer,
     RealServer,
-    TcpCheck,
+    Checker(Ck),
+    /// `url { }` of HTTP_GET / SSL_GET.
+    Url,
+    /// The deprecated `host { }` of SMTP_CHECK.
+    SmtpHost,
+}
+
+/// The checker blocks of a real server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ck {
+    Tcp,
+    Http,
+    Ssl,
+    Misc,
+    Smtp,
+    Dns,
+    Udp,
+    Ping,
+    File,
+}
+
+impl Ck {
+    fn from_keyword(kw: &str) -> Option<Ck> {
+        Some(match kw {
+            "TCP_CHECK" => Ck::Tcp,
+            "HTTP_GET" => Ck::Http,
+            "SSL_GET" => Ck::Ssl,
+            "MISC_CHECK" => Ck::Misc,
+            "SMTP_CHECK" => Ck::Smtp,
+            "DNS_CHECK" => Ck::Dns,
+            "UDP_CHECK" => Ck::Udp,
+            "PING_CHECK" => Ck::Ping,
+            "FILE_CHECK" => Ck::File,
+            _ => return None,
+        })
+    }
+
+    fn keyword(self) -> &'static str {
+        match self {
+            Ck::Tcp => "TCP_CHECK",
+            Ck::Http => "HTTP_GET",
+            Ck::Ssl => "SSL_GET",
+            Ck::Misc => "MISC_CHECK",
+            Ck::Smtp => "SMTP_CHECK",
+            Ck::Dns => "DNS_CHECK",
+            Ck::Udp => "UDP_CHECK",
+            Ck::Ping => "PING_CHECK",
+            Ck::File => "FILE_CHECK",
+        }
+    }
+
+    /// The connection keywords (`connect_ip`, ...) exist in all but MISC and FILE.
+    fn has_connection(self) -> bool {
+        !matches!(self, Ck::Misc | Ck::File)
+    }
+
+    /// Type-specific leaf keywords.
+    fn leaves(self) -> &'static [&'static str] {
+        match self {
+            Ck::Tcp | Ck::Ping => &[],
+            Ck::Http | Ck::Ssl => &[
+                "nb_get_retry",
+                "virtualhost",
+                "http_protocol",
+                "enable_sni",
+                "fast_recovery",
+            ],
+            Ck::Misc => &["misc_path", "misc_timeout", "misc_dynamic", "user"],
+            Ck::Smtp => &["helo_name"],
+            Ck::Dns => &["type", "name"],
+            Ck::Udp => &[
+                "payload",
+                "require_reply",
+                "min_reply_length",
+                "max_reply_length",
+            ],
+            Ck::File => &["track_file", "weight"],
+        }
+    }
 }
 
 impl Level {
@@ -49,7 +135,9 @@ impl Level {
             Level::GlobalDefs => "global_defs",
             Level::VirtualServer => "virtual_server",
             Level::RealServer => "real_server",
-            Level::TcpCheck => "TCP_CHECK",
+            Level::Checker(ck) => ck.keyword(),
+            Level::Url => "url",
+            Level::SmtpHost => "host",
         }
     }
 }
@@ -89,7 +177,6 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "track_file",
     "vrrp_track_file",
     "bfd_instance",
-    "virtual_server_group",
     "SSL",
     "deny_address_group",
     "allow_address_group",
@@ -105,8 +192,6 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "no_checker_emails",
     "checker_log_all_failures",
     "rs_init_notifies",
-    "script_user",
-    "enable_script_security",
     "set_supplementary_groups",
     "startup_script",
     "shutdown_script",
@@ -239,23 +324,18 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "vrrp_garp_interval_delay",
 ];
 
-const VS_UNSUPPORTED: &[&str] = &[
-    "ops",
-    "flag-1",
-    "flag-2",
-    "flag-3",
-    "sh-port",
-    "sh-fallback",
-    "mh-port",
-    "mh-fallback",
-    "hashed",
+const VS_LEAVES: &[&str] = &[
+    "lb_algo",
+    "lvs_sched",
+    "lb_kind",
+    "lvs_method",
+    "protocol",
+    "weight",
+    "inhibit_on_failure",
+    "laddr_group_name",
     "persistence_timeout",
     "persistence_granularity",
-    "persistence_engine",
-    "ip_family",
-    "smtp_alert",
     "virtualhost",
-    "snmp_name",
     "omega",
     "quorum",
     "hysteresis",
@@ -263,7 +343,6 @@ const VS_UNSUPPORTED: &[&str] = &[
     "quorum_down",
     "sorry_server",
     "sorry_server_inhibit",
-    "sorry_server_lvs_method",
     "ha_suspend",
     "daddr_group_name",
     "waddr_group_name",
@@ -282,6 +361,23 @@ const VS_UNSUPPORTED: &[&str] = &[
     "oif",
 ];
 
+const VS_UNSUPPORTED: &[&str] = &[
+    "ops",
+    "flag-1",
+    "flag-2",
+    "flag-3",
+    "sh-port",
+    "sh-fallback",
+    "mh-port",
+    "mh-fallback",
+    "hashed",
+    "persistence_engine",
+    "ip_family",
+    "smtp_alert",
+    "snmp_name",
+    "sorry_server_lvs_method",
+];
+
 const RS_UNSUPPORTED: &[&str] = &[
     "lvs_method",
     "smtp_alert",
@@ -289,20 +385,17 @@ const RS_UNSUPPORTED: &[&str] = &[
     "notify_down",
     "uthreshold",
     "lthreshold",
-    "virtualhost",
     "snmp_name",
-    "HTTP_GET",
-    "SSL_GET",
-    "SMTP_CHECK",
-    "DNS_CHECK",
-    "MISC_CHECK",
-    "UDP_CHECK",
-    "PING_CHECK",
-    "FILE_CHECK",
     "BFD_CHECK",
 ];
 
-const CHECK_UNSUPPORTED: &[&str] = &["bind_port", "bind_if", "fwmark", "log_all_failures"];
+const URL_UNSUPPORTED: &[&str] = &[
+    "regex_options",
+    "regex_stack",
+    "regex_min_offset",
+    "regex_max_offset",
+    "tls_compliant",
+];
 
 /// Keywords shared by virtual servers, real servers and checkers (inherited values).
 const INHERITED: &[&str] = &[
@@ -314,69 +407,92 @@ const INHERITED: &[&str] = &[
     "alpha",
 ];
 
-/// Leaf keywords, sections, value blocks and not-yet-supported keywords of a level.
-type Schema = (
-    &'static [&'static str],
-    &'static [(&'static str, Level)],
-    &'static [&'static str],
-    &'static [&'static str],
-);
+/// The connection keywords of checkers (and of SMTP `host` blocks).
+const CONNECTION: &[&str] = &[
+    "connect_ip",
+    "connect_port",
+    "bindto",
+    "bind_port",
+    "bind_if",
+    "connect_timeout",
+    "fwmark",
+];
+
+/// The keywords every checker but FILE_CHECK has.
+const CHECKER_COMMON: &[&str] = &[
+    "retry",
+    "delay_before_retry",
+    "warmup",
+    "delay_loop",
+    "alpha",
+    "log_all_failures",
+];
+
+const CHECKERS: &[(&str, Level)] = &[
+    ("TCP_CHECK", Level::Checker(Ck::Tcp)),
+    ("HTTP_GET", Level::Checker(Ck::Http)),
+    ("SSL_GET", Level::Checker(Ck::Ssl)),
+    ("MISC_CHECK", Level::Checker(Ck::Misc)),
+    ("SMTP_CHECK", Level::Checker(Ck::Smtp)),
+    ("DNS_CHECK", Level::Checker(Ck::Dns)),
+    ("UDP_CHECK", Level::Checker(Ck::Udp)),
+    ("PING_CHECK", Level::Checker(Ck::Ping)),
+    ("FILE_CHECK", Level::Checker(Ck::File)),
+];
 
 fn lookup(level: Level, kw: &str) -> Option<Kind> {
-    let (leaves, sections, values, unsupported): Schema = match level {
+    let leaf = match level {
+        Level::Top => false,
+        Level::GlobalDefs => [
+            "router_id",
+            "notification_email_from",
+            "smtp_server",
+            "smtp_connect_timeout",
+            "enable_script_security",
+            "script_user",
+        ]
+        .contains(&kw),
+        Level::VirtualServer => VS_LEAVES.contains(&kw) || INHERITED.contains(&kw),
+        Level::RealServer => {
+            ["weight", "inhibit_on_failure", "virtualhost"].contains(&kw) || INHERITED.contains(&kw)
+        }
+        Level::Checker(ck) => {
+            ck.leaves().contains(&kw)
+                || (ck.has_connection() && CONNECTION.contains(&kw))
+                || (ck != Ck::File && CHECKER_COMMON.contains(&kw))
+        }
+        Level::Url => [
+            "path",
+            "digest",
+            "status_code",
+            "virtualhost",
+            "regex",
+            "regex_no_match",
+        ]
+        .contains(&kw),
+        Level::SmtpHost => CONNECTION.contains(&kw) || CHECKER_COMMON.contains(&kw),
+    };
+    if leaf {
+        return Some(Kind::Leaf);
+    }
+    let (sections, values, unsupported): (&[(&str, Level)], &[&str], &[&str]) = match level {
         Level::Top => (
-            &[],
             &[
                 ("global_defs", Level::GlobalDefs),
                 ("virtual_server", Level::VirtualServer),
             ],
-            &["local_address_group"],
+            &["local_address_group", "virtual_server_group"],
             TOP_UNSUPPORTED,
         ),
-        Level::GlobalDefs => (
-            &[
-                "router_id",
-                "notification_email_from",
-                "smtp_server",
-                "smtp_connect_timeout",
-            ],
-            &[],
-            &["notification_email"],
-            GLOBAL_UNSUPPORTED,
-        ),
-        Level::VirtualServer => (
-            &[
-                "lb_algo",
-                "lvs_sched",
-                "lb_kind",
-                "lvs_method",
-                "protocol",
-                "weight",
-                "inhibit_on_failure",
-                "laddr_group_name",
-            ],
-            &[("real_server", Level::RealServer)],
-            &[],
-            VS_UNSUPPORTED,
-        ),
-        Level::RealServer => (
-            &["weight", "inhibit_on_failure"],
-            &[("TCP_CHECK", Level::TcpCheck)],
-            &[],
-            RS_UNSUPPORTED,
-        ),
-        Level::TcpCheck => (
-            &["connect_ip", "connect_port", "bindto"],
-            &[],
-            &[],
-            CHECK_UNSUPPORTED,
-        ),
+        Level::GlobalDefs => (&[], &["notification_email"], GLOBAL_UNSUPPORTED),
+        Level::VirtualServer => (&[("real_server", Level::RealServer)], &[], VS_UNSUPPORTED),
+        Level::RealServer => (CHECKERS, &[], RS_UNSUPPORTED),
+        Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], &[]),
+        Level::Checker(Ck::Smtp) => (&[("host", Level::SmtpHost)], &[], &[]),
+        Level::Checker(_) | Level::SmtpHost => (&[], &[], &[]),
+        Level::Url => (&[], &[], URL_UNSUPPORTED),
     };
-    if leaves.contains(&kw)
-        || (level != Level::Top && level != Level::GlobalDefs && INHERITED.contains(&kw))
-    {
-        Some(Kind::Leaf)
-    } else if let Some((_, l)) = sections.iter().find(|(k, _)| *k == kw) {
+    if let Some((_, l)) = sections.iter().find(|(k, _)| *k == kw) {
         Some(Kind::Section(*l))
     } else if values.contains(&kw) {
         Some(Kind::Values)
@@ -424,6 +540,7 @@ pub(crate) fn lower(ast: &[Statement], diags: &mut Vec<Diagnostic>) -> Model {
     let mut lw = Lowerer {
         diags,
         model: Model::default(),
+        track_files: Vec::new(),
     };
     let mut it = events.into_iter().peekable();
     let top = lw.level(&mut it, Level::Top, None);
@@ -437,6 +554,8 @@ type Events<'a> = std::iter::Peekable<std::vec::IntoIter<Event<'a>>>;
 struct Lowerer<'d> {
     diags: &'d mut Vec<Diagnostic>,
     model: Model,
+    /// Names of the top-level `track_file` blocks (for FILE_CHECK).
+    track_files: Vec<String>,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -471,17 +590,46 @@ struct RawRealServer {
     port_token: Option<Location>,
     weight: Option<u32>,
     inhibit_on_failure: Option<bool>,
+    virtualhost: Option<String>,
     inherit: Inherit,
     checkers: Vec<RawChecker>,
     location: Location,
 }
 
-#[derive(Debug)]
-struct RawChecker {
+/// The connection options of a checker (or of an SMTP `host` block).
+#[derive(Debug, Default, Clone)]
+struct RawConn {
     connect_ip: Option<IpAddr>,
     connect_port: Option<u16>,
     bindto: Option<IpAddr>,
+    bind_port: Option<u16>,
+    bind_if: Option<String>,
+    connect_timeout: Option<Duration>,
+    fwmark: Option<u32>,
+}
+
+impl RawConn {
+    fn is_set(&self) -> bool {
+        self.connect_ip.is_some()
+            || self.connect_port.is_some()
+            || self.bindto.is_some()
+            || self.bind_port.is_some()
+            || self.bind_if.is_some()
+            || self.connect_timeout.is_some()
+            || self.fwmark.is_some()
+    }
+}
+
+#[derive(Debug)]
+struct RawChecker {
+    kind: CheckerKind,
+    conn: RawConn,
+    /// SMTP `host` blocks: each one is a checker of its own.
+    hosts: Vec<RawConn>,
     inherit: Inherit,
+    log_all_failures: bool,
+    /// MISC_CHECK `misc_timeout` seconds.
+    misc_timeout: Option<u64>,
     location: Location,
 }
 
@@ -492,7 +640,22 @@ impl Lowerer<'_> {
             location: location.clone(),
             message: message.into(),
             source_line: None,
+            class: DiagClass::Config,
         });
+    }
+
+    /// A diagnostic of another class than [`DiagClass::Config`].
+    fn diag_class(
+        &mut self,
+        class: DiagClass,
+        severity: Severity,
+        location: &Location,
+        message: impl Into<String>,
+    ) {
+        self.diag(severity, location, message);
+        if let Some(d) = self.diags.last_mut() {
+            d.class = class;
+        }
     }
 
     // ---------------------------------------------------------------- block engine
@@ -533,7 +696,15 @@ impl Lowerer<'_> {
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
-                        self.diag(
+                        // FILE_CHECK may name a track_file defined anywhere in the file.
+                        if level == Level::Top
+                            && matches!(s.keyword.text.as_str(), "track_file" | "vrrp_track_file")
+                        {
+                            self.track_files
+                                .extend(s.args.first().map(|t| t.text.clone()));
+                        }
+                        self.diag_class(
+                            DiagClass::Dpvsd,
                             Severity::Warning,
                             &s.keyword.location,
                             format!(
@@ -625,7 +796,8 @@ impl Lowerer<'_> {
     fn arg<'a>(&mut self, s: &'a Statement, n: usize) -> Option<&'a Token> {
         let a = s.args.get(n);
         if a.is_none() {
-            self.diag(
+            self.diag_class(
+                DiagClass::MissingParameter,
                 Severity::Fatal,
                 &s.keyword.location,
                 format!(
@@ -712,15 +884,17 @@ impl Lowerer<'_> {
 
     fn top(&mut self, nodes: &[Node<'_>]) {
         let mut laddr_refs: Vec<(usize, Token)> = Vec::new();
+        let mut group_refs: Vec<(usize, Token)> = Vec::new();
         for n in nodes {
             match n.stmt.keyword.text.as_str() {
                 "global_defs" => self.global_defs(n),
                 "local_address_group" => self.local_address_group(n),
+                "virtual_server_group" => self.virtual_server_group(n),
                 "virtual_server" => {
-                    if let Some((vs, laddr)) = self.virtual_server(n) {
-                        if let Some(t) = laddr {
-                            laddr_refs.push((self.model.virtual_servers.len(), t));
-                        }
+                    if let Some((vs, laddr, group)) = self.virtual_server(n) {
+                        let idx = self.model.virtual_servers.len();
+                        laddr_refs.extend(laddr.map(|t| (idx, t)));
+                        group_refs.extend(group.map(|t| (idx, t)));
                         self.model.virtual_servers.push(vs);
                     }
                 }
@@ -745,6 +919,30 @@ impl Lowerer<'_> {
                 }
             }
         }
+        let mut dropped = Vec::new();
+        for (idx, t) in group_refs {
+            if !self
+                .model
+                .virtual_server_groups
+                .iter()
+                .any(|g| g.name == t.text)
+            {
+                self.diag(
+                    Severity::Error,
+                    &t.location,
+                    format!(
+                        "Virtual server group {} has no entries - removing virtual server",
+                        t.text
+                    ),
+                );
+                dropped.push(idx);
+            }
+        }
+        let mut idx = 0;
+        self.model.virtual_servers.retain(|_| {
+            idx += 1;
+            !dropped.contains(&(idx - 1))
+        });
     }
 
     fn global_defs(&mut self, n: &Node<'_>) {
@@ -777,6 +975,16 @@ impl Lowerer<'_> {
                             None => Some(25),
                         };
                         self.model.global_defs.smtp_port = port;
+                    }
+                }
+                "enable_script_security" => {
+                    self.model.global_defs.enable_script_security =
+                        self.opt_bool(s).unwrap_or(true);
+                }
+                "script_user" => {
+                    if let Some(t) = self.arg(s, 0) {
+                        self.model.global_defs.script_user = Some(t.text.clone());
+                        self.model.global_defs.script_group = s.args.get(1).map(|g| g.text.clone());
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -845,50 +1053,164 @@ impl Lowerer<'_> {
         });
     }
 
-    /// Returns the virtual server and its `laddr_group_name` token (checked later).
-    fn virtual_server(&mut self, n: &Node<'_>) -> Option<(VirtualServer, Option<Token>)> {
-        let s = n.stmt;
-        let first = self.arg(s, 0)?;
-        if matches!(first.text.as_str(), "group" | "fwmark" | "match") {
-            self.diag(
-                Severity::Warning,
-                &first.location,
-                format!(
-                    "'virtual_server {} ...' is not yet supported by dpvsd, ignored",
-                    first.text
-                ),
-            );
-            return None;
-        }
-        // A `-range` or `/prefix` suffix is stripped, as keepalived does.
-        let addr_text = first.text.split(['/', '-']).next().unwrap_or_default();
-        let addr = match values::ip(addr_text) {
-            Ok(a) => a,
-            Err(msg) => {
-                self.diag(
-                    Severity::Error,
-                    &first.location,
-                    format!("{msg} - virtual server ignored"),
-                );
-                return None;
-            }
+    /// `virtual_server_group NAME { IP [PORT] | IP-LAST [PORT] | fwmark N }`.
+    fn virtual_server_group(&mut self, n: &Node<'_>) {
+        let Some(name) = self.arg(n.stmt, 0) else {
+            return;
         };
-        let port = match s.args.get(1) {
-            Some(t) => match self.port_token(t, 0) {
-                Some(p) => p,
-                None => {
-                    self.diag(Severity::Error, &t.location, "virtual server ignored");
-                    return None;
+        let mut entries = Vec::new();
+        for line in &n.children {
+            let s = line.stmt;
+            if s.keyword.text == "fwmark" {
+                let Some(t) = s.args.first() else {
+                    self.diag(
+                        Severity::Error,
+                        &s.keyword.location,
+                        format!("({}): fwmark has no value - ignoring", name.text),
+                    );
+                    continue;
+                };
+                if let Some(m) = self.check(t, values::uint(&t.text, 0, u64::from(u32::MAX))) {
+                    entries.extend(u32::try_from(m).ok().map(VsgEntry::Fwmark));
                 }
-            },
-            None => {
-                self.diag(
-                    Severity::Warning,
-                    &first.location,
-                    "virtual server has no port; keepalived would force persistence, which dpvsd does not support yet",
-                );
-                0
+                continue;
             }
+            let addrs = match expand_range(&s.keyword.text) {
+                Ok(a) => a,
+                Err(_) => {
+                    self.diag(
+                        Severity::Error,
+                        &s.keyword.location,
+                        format!(
+                            "Invalid virtual server group IP address {} - skipping",
+                            s.keyword.text
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let port = match s.args.first() {
+                Some(t) => match self.port_token(t, 0) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                None => 0,
+            };
+            if let (Some(&first), Some(&last)) = (addrs.first(), addrs.last()) {
+                entries.push(VsgEntry::Range { first, last, port });
+            }
+        }
+        if entries.is_empty() {
+            // keepalived removes an empty group; a virtual server naming it is then dropped.
+            return;
+        }
+        self.model.virtual_server_groups.push(VirtualServerGroup {
+            name: name.text.clone(),
+            entries,
+            location: n.stmt.location.clone(),
+        });
+    }
+
+    /// The header of `virtual_server`; `None` when the block is to be skipped.
+    fn vs_header(&mut self, s: &Statement) -> Option<VsHeader> {
+        let first = self.arg(s, 0)?;
+        match first.text.as_str() {
+            "fwmark" => {
+                let t = self.arg(s, 1)?;
+                let m = values::uint(&t.text, 0, u64::from(u32::MAX)).map_err(|_| {
+                    format!(
+                        "virtual server fwmark '{}' must be in [0, {}] - ignoring",
+                        t.text,
+                        u32::MAX
+                    )
+                });
+                let m = self.check(t, m)?;
+                Some(VsHeader::Fwmark(u32::try_from(m).ok()?))
+            }
+            "group" => Some(VsHeader::Group(self.arg(s, 1)?.clone())),
+            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text.clone())),
+            text => {
+                // A `-range` or `/prefix` suffix is stripped, as keepalived does.
+                let addr_text = text.split(['/', '-']).next().unwrap_or_default();
+                let addr = match values::ip(addr_text) {
+                    Ok(a) => a,
+                    Err(_) => {
+                        self.diag(
+                            Severity::Error,
+                            &first.location,
+                            format!("Invalid virtual server IP address {text} - skipping"),
+                        );
+                        return None;
+                    }
+                };
+                let port = match s.args.get(1) {
+                    Some(t) => match self.port_token(t, 0) {
+                        Some(p) => p,
+                        None => {
+                            self.diag(Severity::Error, &t.location, "virtual server ignored");
+                            return None;
+                        }
+                    },
+                    None => 0,
+                };
+                Some(VsHeader::Addr(addr, port))
+            }
+        }
+    }
+
+    /// Returns the virtual server and its `laddr_group_name` and `group` tokens (checked later).
+    fn virtual_server(&mut self, n: &Node<'_>) -> Option<LoweredVs> {
+        let s = n.stmt;
+        let header = self.vs_header(s)?;
+        let (addr, port) = match header {
+            VsHeader::Addr(a, p) => (a, p),
+            _ => (IpAddr::from([0, 0, 0, 0]), 0),
+        };
+        let is_fwmark = matches!(header, VsHeader::Fwmark(_));
+        let mut vs = VirtualServer {
+            addr,
+            port,
+            protocol: Protocol::Udp,
+            lb_algo: LbAlgo::Wlc,
+            lb_kind: if matches!(header, VsHeader::Match(_)) {
+                LbKind::Snat
+            } else {
+                LbKind::Nat
+            },
+            delay_loop: DEFAULT_DELAY_LOOP,
+            laddr_group_name: None,
+            real_servers: Vec::new(),
+            location: s.location.clone(),
+            fwmark: match header {
+                VsHeader::Fwmark(m) => Some(m),
+                _ => None,
+            },
+            group: match &header {
+                VsHeader::Group(t) => Some(t.text.clone()),
+                _ => None,
+            },
+            match_name: match &header {
+                VsHeader::Match(name) => Some(name.clone()),
+                _ => None,
+            },
+            persistence_timeout: None,
+            persistence_granularity: None,
+            virtualhost: None,
+            alpha: false,
+            omega: false,
+            quorum: 1,
+            hysteresis: 0,
+            quorum_up: None,
+            quorum_down: None,
+            sorry_server: None,
+            ha_suspend: false,
+            dpvs: DpvsVsOptions::default(),
+        };
+        let vs_name = match &header {
+            VsHeader::Addr(a, p) => format!("{} {p}", format_addr(*a)),
+            VsHeader::Fwmark(m) => format!("FWM {m}"),
+            VsHeader::Group(t) => format!("group {}", t.text),
+            VsHeader::Match(name) => format!("match {name}"),
         };
         let mut protocol = None;
         let mut lb_algo = None;
@@ -896,6 +1218,9 @@ impl Lowerer<'_> {
         let mut weight = None;
         let mut inhibit = false;
         let mut laddr = None;
+        let mut sorry: Option<(IpAddr, Option<u16>, Location)> = None;
+        let mut sorry_inhibit = false;
+        let mut ha_suspend_at = None;
         let mut inherit = Inherit::default();
         let mut raw_rs = Vec::new();
         for c in &n.children {
@@ -903,7 +1228,8 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            match cs.keyword.text.as_str() {
+            let kw = cs.keyword.text.as_str();
+            match kw {
                 "protocol" => {
                     if let Some(t) = self.arg(cs, 0) {
                         protocol = self.check(t, parse_protocol(&t.text)).or(protocol);
@@ -925,60 +1251,168 @@ impl Lowerer<'_> {
                 }
                 "inhibit_on_failure" => inhibit = true,
                 "laddr_group_name" => laddr = self.arg(cs, 0).cloned().or(laddr),
+                "persistence_timeout" => match cs.args.first() {
+                    None => vs.persistence_timeout = Some(DEFAULT_PERSISTENCE),
+                    Some(t) => {
+                        let v = self.check(t, values::uint(&t.text, 1, LVS_MAX_TIMEOUT));
+                        if let Some(v) = v.and_then(|v| u32::try_from(v).ok()) {
+                            vs.persistence_timeout = Some(v);
+                        }
+                    }
+                },
+                "persistence_granularity" => {
+                    if let Some(t) = self.arg(cs, 0) {
+                        if let Some(g) = self.check(t, granularity(&t.text)) {
+                            vs.persistence_granularity = Some(g);
+                            vs.persistence_timeout =
+                                vs.persistence_timeout.or(Some(DEFAULT_PERSISTENCE));
+                        }
+                    }
+                }
+                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text.clone()),
+                "omega" => vs.omega = true,
+                "quorum" => {
+                    let v = self.uint_arg(cs, 1, u64::from(u32::MAX));
+                    vs.quorum = v.and_then(|v| u32::try_from(v).ok()).unwrap_or(vs.quorum);
+                }
+                "hysteresis" => {
+                    let v = self.uint_arg(cs, 0, u64::from(u32::MAX));
+                    vs.hysteresis = v
+                        .and_then(|v| u32::try_from(v).ok())
+                        .unwrap_or(vs.hysteresis);
+                }
+                "quorum_up" => vs.quorum_up = self.script(cs).or(vs.quorum_up.take()),
+                "quorum_down" => vs.quorum_down = self.script(cs).or(vs.quorum_down.take()),
+                "sorry_server" => {
+                    if let Some(t) = self.arg(cs, 0) {
+                        let a = values::ip(&t.text).map_err(|_| {
+                            format!("Invalid sorry server IP address {} - skipping", t.text)
+                        });
+                        if let Some(a) = self.check(t, a) {
+                            let port = match cs.args.get(1) {
+                                Some(p) => self.port_token(p, 0),
+                                None => None,
+                            };
+                            sorry = Some((a, port, cs.location.clone()));
+                        }
+                    }
+                }
+                "sorry_server_inhibit" => sorry_inhibit = true,
+                "ha_suspend" => ha_suspend_at = Some(cs.location.clone()),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         raw_rs.push(rs);
                     }
                 }
-                _ => {}
+                _ => self.vs_dpvs_keyword(cs, &mut vs.dpvs),
             }
         }
-        let vs_name = format!("{} {port}", format_addr(addr));
-        let protocol = protocol.unwrap_or_else(|| {
+        let has_addresses = match &header {
+            VsHeader::Addr(..) => true,
+            VsHeader::Group(t) => self.model.virtual_server_groups.iter().any(|g| {
+                g.name == t.text
+                    && g.entries
+                        .iter()
+                        .any(|e| matches!(e, VsgEntry::Range { .. }))
+            }),
+            VsHeader::Fwmark(_) | VsHeader::Match(_) => false,
+        };
+        let fwmark_only = is_fwmark
+            || matches!(&header, VsHeader::Group(t) if !has_addresses && self.model.virtual_server_groups.iter().any(|g| g.name == t.text));
+        if let Some(loc) = ha_suspend_at {
+            if is_fwmark {
+                self.diag(
+                    Severity::Warning,
+                    &loc,
+                    format!(
+                        "Virtual server {vs_name}: cannot use ha_suspend with fwmarks - clearing ha_suspend"
+                    ),
+                );
+            } else {
+                vs.ha_suspend = true;
+            }
+        }
+        vs.protocol = match protocol {
+            Some(p) if fwmark_only => {
+                self.diag(
+                    Severity::Warning,
+                    &s.location,
+                    format!(
+                        "Warning: Virtual server {vs_name}: protocol specified for fwmark - protocol will be ignored"
+                    ),
+                );
+                p
+            }
+            Some(p) => p,
+            None if has_addresses => {
+                self.diag(
+                    Severity::Warning,
+                    &s.location,
+                    format!("Virtual server {vs_name}: no protocol set - defaulting to UDP"),
+                );
+                Protocol::Udp
+            }
+            None => Protocol::Udp,
+        };
+        if matches!(header, VsHeader::Addr(_, 0)) && vs.persistence_timeout.is_none() {
             self.diag(
                 Severity::Warning,
                 &s.location,
-                format!("virtual server {vs_name}: no protocol set - defaulting to UDP"),
+                format!(
+                    "Virtual server {vs_name}: zero port only valid for persistent services - setting"
+                ),
             );
-            Protocol::Udp
-        });
-        let lb_algo = lb_algo.unwrap_or_else(|| {
+            vs.persistence_timeout = Some(DEFAULT_PERSISTENCE);
+        }
+        vs.lb_algo = lb_algo.unwrap_or_else(|| {
             self.diag(
                 Severity::Warning,
                 &s.location,
-                format!("virtual server {vs_name}: no scheduler set - defaulting to wlc"),
+                format!("Virtual server {vs_name}: no scheduler set, setting default 'wlc'"),
             );
             LbAlgo::Wlc
         });
-        let lb_kind = lb_kind.unwrap_or_else(|| {
-            self.diag(
-                Severity::Warning,
-                &s.location,
-                format!("virtual server {vs_name}: no forwarding method set - defaulting to NAT"),
-            );
-            LbKind::Nat
-        });
-        if let Some(t) = &laddr {
-            if !matches!(lb_kind, LbKind::Fnat | LbKind::Snat) {
+        vs.lb_kind = match lb_kind {
+            Some(k) => k,
+            None if vs.match_name.is_some() => LbKind::Snat,
+            None => {
                 self.diag(
+                    Severity::Warning,
+                    &s.location,
+                    format!(
+                        "Virtual server {vs_name}: no forwarding method set, setting default NAT"
+                    ),
+                );
+                LbKind::Nat
+            }
+        };
+        if let Some(t) = &laddr {
+            if !matches!(vs.lb_kind, LbKind::Fnat | LbKind::Snat) {
+                self.diag_class(
+                    DiagClass::Dpvsd,
                     Severity::Warning,
                     &t.location,
                     "laddr_group_name is only used with FNAT or SNAT",
                 );
             }
         }
+        vs.laddr_group_name = laddr.as_ref().map(|t| t.text.clone());
         inherit.delay_loop = inherit.delay_loop.or(Some(DEFAULT_DELAY_LOOP));
+        vs.delay_loop = inherit.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
+        vs.alpha = inherit.alpha.unwrap_or(false);
         let vs_defaults = VsDefaults {
             port,
-            lb_kind,
+            fwmark: vs.fwmark.is_some(),
+            lb_kind: vs.lb_kind,
             weight: weight.unwrap_or(1),
             inhibit,
+            virtualhost: vs.virtualhost.clone(),
             inherit,
         };
-        let mut real_servers: Vec<RealServer> = Vec::new();
         for raw in raw_rs {
             let rs = self.finish_real_server(raw, &vs_defaults);
-            if real_servers
+            if vs
+                .real_servers
                 .iter()
                 .any(|o| o.addr == rs.addr && o.port == rs.port)
             {
@@ -986,37 +1420,663 @@ impl Lowerer<'_> {
                     Severity::Warning,
                     &rs.location,
                     format!(
-                        "virtual server {vs_name}: duplicate real server {} {} - removing",
+                        "VS {vs_name}: real server {} {} is duplicated - removing second rs",
                         format_addr(rs.addr),
                         rs.port
                     ),
                 );
                 continue;
             }
-            real_servers.push(rs);
+            vs.real_servers.push(rs);
         }
-        if real_servers.is_empty() {
+        if vs.real_servers.is_empty() {
             self.diag(
                 Severity::Error,
                 &s.location,
-                format!("virtual server {vs_name} has no real servers - ignoring"),
+                format!("Virtual server {vs_name} has no real servers - ignoring"),
             );
             return None;
         }
-        Some((
-            VirtualServer {
+        if let Some((addr, sport, loc)) = sorry {
+            let mut sport = sport.unwrap_or(0);
+            if vs.lb_kind != LbKind::Nat {
+                if vs.fwmark.is_some() {
+                    if sport != 0 {
+                        self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name}, sorry server has port specified - clearing"));
+                    }
+                    sport = 0;
+                } else if sport == 0 {
+                    sport = port;
+                } else if sport != port && vs.group.is_none() {
+                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name} and sorry server ports don't match - resetting"));
+                    sport = port;
+                }
+            }
+            vs.sorry_server = Some(SorryServer {
                 addr,
-                port,
-                protocol,
-                lb_algo,
-                lb_kind,
-                delay_loop: inherit.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP),
-                laddr_group_name: laddr.as_ref().map(|t| t.text.clone()),
-                real_servers,
-                location: s.location.clone(),
-            },
-            laddr,
-        ))
+                port: sport,
+                inhibit: sorry_inhibit,
+            });
+        }
+        let total: u64 = vs.real_servers.iter().map(|r| u64::from(r.weight)).sum();
+        if u64::from(vs.quorum) > total {
+            let t = u32::try_from(total).unwrap_or(u32::MAX);
+            self.diag(
+                Severity::Warning,
+                &s.location,
+                format!(
+                    "Warning - quorum {} for {vs_name} exceeds total weight of real servers {t}, reducing quorum to {t}",
+                    vs.quorum
+                ),
+            );
+            vs.quorum = t;
+        }
+        if vs.hysteresis >= vs.quorum && vs.hysteresis > 0 {
+            let h = vs.quorum.saturating_sub(1);
+            self.diag(
+                Severity::Warning,
+                &s.location,
+                format!(
+                    "Virtual server {vs_name}: hysteresis {} >= quorum {}; setting hysteresis to {h}",
+                    vs.hysteresis, vs.quorum
+                ),
+            );
+            vs.hysteresis = h;
+        }
+        let group = match header {
+            VsHeader::Group(t) => Some(t),
+            _ => None,
+        };
+        Some((vs, laddr, group))
+    }
+
+    /// The DPVS virtual-server keywords (§10).
+    fn vs_dpvs_keyword(&mut self, s: &Statement, d: &mut DpvsVsOptions) {
+        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.clone());
+        match s.keyword.text.as_str() {
+            "syn_proxy" => d.syn_proxy = true,
+            "expire_quiescent_conn" => d.expire_quiescent_conn = true,
+            "quic" => d.quic = true,
+            "establish_timeout" => {
+                // DPVS reads it with atoi and clamps it to 1..3600.
+                if let Some(t) = self.arg(s, 0) {
+                    let v = atoi(&t.text).clamp(1, 3600);
+                    d.establish_timeout = u32::try_from(v).ok();
+                }
+            }
+            "proxy_protocol" => {
+                if let Some(t) = self.arg(s, 0) {
+                    d.proxy_protocol = match t.text.to_ascii_lowercase().as_str() {
+                        "v1" => ProxyProtocol::V1,
+                        "v2" => ProxyProtocol::V2,
+                        "v1-insecure" => ProxyProtocol::V1Insecure,
+                        "v2-insecure" => ProxyProtocol::V2Insecure,
+                        _ => ProxyProtocol::Disabled,
+                    };
+                }
+            }
+            "hash_target" => {
+                if let Some(t) = self.arg(s, 0) {
+                    d.hash_target = match t.text.as_str() {
+                        "qid" => HashTarget::Qid,
+                        "sip" => HashTarget::Sip,
+                        other => {
+                            self.diag(
+                                Severity::Warning,
+                                &t.location,
+                                format!("unknown hash_target '{other}' - using sip"),
+                            );
+                            HashTarget::Sip
+                        }
+                    };
+                }
+            }
+            "bps" => {
+                if let Some(t) = self.arg(s, 0) {
+                    d.bps = u32::try_from(atoi(&t.text).max(0)).unwrap_or(u32::MAX);
+                }
+            }
+            "limit_proportion" => {
+                if let Some(t) = self.arg(s, 0) {
+                    d.limit_proportion = u32::try_from(atoi(&t.text).max(0)).unwrap_or(u32::MAX);
+                }
+            }
+            "vip_bind_dev" => d.vip_bind_dev = text(self),
+            "daddr_group_name" => d.daddr_group_name = text(self),
+            "waddr_group_name" => d.waddr_group_name = text(self),
+            "src-range" => d.src_range = text(self),
+            "dst-range" => d.dst_range = text(self),
+            "iif" => d.iif = text(self),
+            "oif" => d.oif = text(self),
+            _ => {}
+        }
+    }
+
+    /// `KEYWORD SCRIPT [USER [GROUP]]` read with keepalived's script tokeniser.
+    fn script(&mut self, s: &Statement) -> Option<Script> {
+        let raw = s.keyword.rest.clone().unwrap_or_default();
+        let words = match values::script_words(&raw) {
+            Ok(w) => w,
+            Err(msg) => {
+                self.diag(Severity::Error, &s.keyword.location, msg);
+                return None;
+            }
+        };
+        let Some(cmd) = words.first() else {
+            self.arg(s, 0);
+            return None;
+        };
+        let argv = match values::script_words(cmd) {
+            Ok(a) if !a.is_empty() => a,
+            Ok(_) => {
+                self.diag(
+                    Severity::Error,
+                    &s.keyword.location,
+                    format!("{}: empty script - ignoring", s.keyword.text),
+                );
+                return None;
+            }
+            Err(msg) => {
+                self.diag(Severity::Error, &s.keyword.location, msg);
+                return None;
+            }
+        };
+        Some(Script {
+            argv,
+            user: words.get(1).cloned(),
+            group: words.get(2).map(|g| g.trim_start_matches(':').to_string()),
+        })
+    }
+
+    /// A connection keyword into `conn`; false when `s` is not one.
+    fn connection(&mut self, s: &Statement, conn: &mut RawConn) -> bool {
+        match s.keyword.text.as_str() {
+            "connect_ip" => {
+                if let Some(t) = self.arg(s, 0) {
+                    let r = values::ip(&t.text)
+                        .map_err(|_| format!("Invalid connect_ip address {}", t.text));
+                    conn.connect_ip = self.check(t, r).or(conn.connect_ip);
+                }
+            }
+            "bindto" => {
+                if let Some(t) = self.arg(s, 0) {
+                    let r = values::ip(&t.text)
+                        .map_err(|_| format!("Invalid bindto address {}", t.text));
+                    conn.bindto = self.check(t, r).or(conn.bindto);
+                }
+            }
+            "connect_port" => {
+                if let Some(t) = self.arg(s, 0) {
+                    conn.connect_port = self.port_token(t, 1).or(conn.connect_port);
+                }
+            }
+            "bind_port" => {
+                if let Some(t) = self.arg(s, 0) {
+                    conn.bind_port = self.port_token(t, 1).or(conn.bind_port);
+                }
+            }
+            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text.clone()),
+            "connect_timeout" => {
+                conn.connect_timeout = self.timer_arg(s, 1).or(conn.connect_timeout)
+            }
+            "fwmark" => {
+                let v = self.uint_arg(s, 0, u64::from(u32::MAX));
+                conn.fwmark = v.and_then(|v| u32::try_from(v).ok()).or(conn.fwmark);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// One checker block; `None` when keepalived drops it.
+    fn checker(&mut self, n: &Node<'_>, ck: Ck) -> Option<RawChecker> {
+        let loc = &n.stmt.location;
+        let mut chk = RawChecker {
+            kind: CheckerKind::Tcp,
+            conn: RawConn::default(),
+            hosts: Vec::new(),
+            inherit: Inherit::default(),
+            log_all_failures: false,
+            misc_timeout: None,
+            location: loc.clone(),
+        };
+        let mut http = HttpCheck {
+            urls: Vec::new(),
+            http_protocol: HttpProtocol::Http10,
+            virtualhost: None,
+            enable_sni: false,
+            fast_recovery: false,
+        };
+        let mut misc: Option<MiscCheck> = None;
+        let mut misc_user: (Option<String>, Option<String>) = (None, None);
+        let mut misc_dynamic = false;
+        let mut helo = None;
+        let mut dns = DnsCheck {
+            qtype: DnsType::Soa,
+            name: ".".into(),
+        };
+        let mut dns_name_set = false;
+        let mut udp = UdpCheck {
+            payload: Vec::new(),
+            require_reply: None,
+            min_reply_length: 0,
+            max_reply_length: 255,
+        };
+        let mut file: Option<FileCheck> = None;
+        let mut file_weight: (Option<i32>, bool) = (None, false);
+        for c in &n.children {
+            let s = c.stmt;
+            if (ck.has_connection() && self.connection(s, &mut chk.conn))
+                || self.inherited(c, Level::Checker(ck), &mut chk.inherit)
+            {
+                continue;
+            }
+            match (ck, s.keyword.text.as_str()) {
+                (_, "log_all_failures") => {
+                    chk.log_all_failures = self.opt_bool(s).unwrap_or(chk.log_all_failures)
+                }
+                (Ck::Http | Ck::Ssl, "nb_get_retry") => {
+                    self.diag(
+                        Severity::Warning,
+                        &s.keyword.location,
+                        "nb_get_retry is deprecated - please use 'retry'",
+                    );
+                    let v = self.uint_arg(s, 0, u64::from(u32::MAX));
+                    chk.inherit.retry = v.and_then(|v| u32::try_from(v).ok()).or(chk.inherit.retry);
+                }
+                (Ck::Http | Ck::Ssl, "virtualhost") => {
+                    http.virtualhost = self
+                        .arg(s, 0)
+                        .map(|t| t.text.clone())
+                        .or(http.virtualhost.take());
+                }
+                (Ck::Http | Ck::Ssl, "http_protocol") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        let p = match t.text.as_str() {
+                            "1.0" => Ok(HttpProtocol::Http10),
+                            "1.0C" | "1.0c" => Ok(HttpProtocol::Http10C),
+                            "1.1" => Ok(HttpProtocol::Http11),
+                            other => Err(format!("Invalid http_protocol version {other}")),
+                        };
+                        http.http_protocol = self.check(t, p).unwrap_or(http.http_protocol);
+                    }
+                }
+                (Ck::Http | Ck::Ssl, "enable_sni") => {
+                    http.enable_sni = self.opt_bool(s).unwrap_or(http.enable_sni)
+                }
+                (Ck::Http | Ck::Ssl, "fast_recovery") => {
+                    http.fast_recovery = self.opt_bool(s).unwrap_or(http.fast_recovery)
+                }
+                (Ck::Http | Ck::Ssl, "url") => {
+                    if let Some(u) = self.url(c) {
+                        http.urls.push(u);
+                    }
+                }
+                (Ck::Misc, "misc_path") => {
+                    if let Some(script) = self.script(s) {
+                        misc = Some(MiscCheck {
+                            argv: script.argv,
+                            timeout: Duration::ZERO,
+                            dynamic: false,
+                            user: None,
+                            group: None,
+                        });
+                    }
+                }
+                (Ck::Misc, "misc_timeout") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        let r = values::uint(&t.text, 0, u64::from(u32::MAX) / 1_000_000)
+                            .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text));
+                        chk.misc_timeout = self.check(t, r).or(chk.misc_timeout);
+                    }
+                }
+                (Ck::Misc, "misc_dynamic") => misc_dynamic = true,
+                (Ck::Misc, "user") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        misc_user = (Some(t.text.clone()), s.args.get(1).map(|g| g.text.clone()));
+                    }
+                }
+                (Ck::Smtp, "helo_name") => helo = self.arg(s, 0).map(|t| t.text.clone()).or(helo),
+                (Ck::Smtp, "host") => {
+                    let mut conn = RawConn::default();
+                    for h in &c.children {
+                        if !self.connection(h.stmt, &mut conn) {
+                            self.inherited(h, Level::SmtpHost, &mut chk.inherit);
+                        }
+                    }
+                    chk.hosts.push(conn);
+                }
+                (Ck::Dns, "type") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        let q = match t.text.to_ascii_uppercase().as_str() {
+                            "A" => Ok(DnsType::A),
+                            "NS" => Ok(DnsType::Ns),
+                            "CNAME" => Ok(DnsType::Cname),
+                            "SOA" => Ok(DnsType::Soa),
+                            "MX" => Ok(DnsType::Mx),
+                            "TXT" => Ok(DnsType::Txt),
+                            "AAAA" => Ok(DnsType::Aaaa),
+                            other => Err(format!("Unknown DNS check type {other}")),
+                        };
+                        dns.qtype = self.check(t, q).unwrap_or(dns.qtype);
+                    }
+                }
+                (Ck::Dns, "name") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        if dns_name_set {
+                            self.diag(
+                                Severity::Warning,
+                                &t.location,
+                                "DNS_CHECK name already specified - ignoring",
+                            );
+                        } else if t.text != "."
+                            && t.text.trim_end_matches('.').split('.').any(str::is_empty)
+                        {
+                            self.diag(
+                                Severity::Error,
+                                &t.location,
+                                format!("DNS_CHECK name '{}' has empty label - ignoring", t.text),
+                            );
+                        } else {
+                            dns.name = t.text.clone();
+                            dns_name_set = true;
+                        }
+                    }
+                }
+                (Ck::Udp, "payload") => {
+                    let hex = join_args(s);
+                    match values::hex_bytes(&hex, false) {
+                        Some((data, _)) => udp.payload = data,
+                        None => self.diag(
+                            Severity::Error,
+                            &arg_location(s),
+                            "Invalid hex string for UDP_CHECK payload",
+                        ),
+                    }
+                }
+                (Ck::Udp, "require_reply") => {
+                    let hex = join_args(s);
+                    if hex.is_empty() {
+                        udp.require_reply = Some(UdpReply::default());
+                    } else {
+                        match values::hex_bytes(&hex, true) {
+                            Some((data, wildcard)) => {
+                                udp.require_reply = Some(UdpReply { data, wildcard })
+                            }
+                            None => {
+                                udp.require_reply = Some(UdpReply::default());
+                                self.diag(
+                                    Severity::Error,
+                                    &arg_location(s),
+                                    "Invalid hex string for UDP_CHECK reply",
+                                );
+                            }
+                        }
+                    }
+                }
+                (Ck::Udp, kw @ ("min_reply_length" | "max_reply_length")) => {
+                    if let Some(t) = self.arg(s, 0) {
+                        let which = if kw.starts_with("min") { "min" } else { "max" };
+                        let r = values::uint(&t.text, 0, u64::from(u16::MAX)).map_err(|_| {
+                            format!(
+                                "UDP_CHECK {which} length {} not valid - must be between 0 & 65535",
+                                t.text
+                            )
+                        });
+                        if let Some(v) = self.check(t, r).and_then(|v| u16::try_from(v).ok()) {
+                            if which == "min" {
+                                udp.min_reply_length = v;
+                            } else {
+                                udp.max_reply_length = v;
+                            }
+                        }
+                    }
+                }
+                (Ck::File, "track_file") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        if self.track_files.contains(&t.text) {
+                            file = Some(FileCheck {
+                                track_file: t.text.clone(),
+                                weight: None,
+                                reverse: false,
+                            });
+                        } else {
+                            self.diag(
+                                Severity::Error,
+                                &t.location,
+                                format!("track_file {} not found", t.text),
+                            );
+                        }
+                    }
+                }
+                (Ck::File, "weight") => {
+                    if let Some(t) = self.arg(s, 0) {
+                        let r = t.text.parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
+                            format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text)
+                        });
+                        if let Some(w) = self.check(t, r) {
+                            let reverse = match s.args.get(1).map(|r| r.text.as_str()) {
+                                None | Some("noreverse") => false,
+                                Some("reverse") => true,
+                                Some(other) => {
+                                    if let Some(r) = s.args.get(1) {
+                                        self.diag(Severity::Warning, &r.location, format!("unknown track file weight option {other} - ignoring"));
+                                    }
+                                    false
+                                }
+                            };
+                            file_weight = (Some(w), reverse);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        chk.kind = match ck {
+            Ck::Tcp => CheckerKind::Tcp,
+            Ck::Ping => CheckerKind::Ping,
+            Ck::Http | Ck::Ssl => {
+                if http.urls.is_empty() {
+                    self.diag(
+                        Severity::Error,
+                        loc,
+                        "HTTP/SSL_GET checker has no urls specified - ignoring",
+                    );
+                    return None;
+                }
+                if ck == Ck::Http {
+                    CheckerKind::Http(http)
+                } else {
+                    CheckerKind::Ssl(http)
+                }
+            }
+            Ck::Misc => {
+                let Some(mut m) = misc else {
+                    self.diag(
+                        Severity::Error,
+                        loc,
+                        "No script path has been specified for MISC_CHECKER - skipping",
+                    );
+                    return None;
+                };
+                m.dynamic = misc_dynamic;
+                (m.user, m.group) = misc_user;
+                CheckerKind::Misc(m)
+            }
+            Ck::Smtp => CheckerKind::Smtp(SmtpCheck {
+                helo_name: helo.unwrap_or_else(|| SMTP_DEFAULT_HELO.to_string()),
+            }),
+            Ck::Dns => CheckerKind::Dns(dns),
+            Ck::Udp => {
+                if udp.min_reply_length > udp.max_reply_length {
+                    self.diag(
+                        Severity::Warning,
+                        loc,
+                        format!(
+                            "UDP_CHECK min_reply length {} > max_reply_length {} - will always fail",
+                            udp.min_reply_length, udp.max_reply_length
+                        ),
+                    );
+                }
+                CheckerKind::Udp(udp)
+            }
+            Ck::File => {
+                let Some(mut f) = file else {
+                    self.diag(
+                        Severity::Error,
+                        loc,
+                        "FILE_CHECK has no track_file specified - ignoring",
+                    );
+                    return None;
+                };
+                (f.weight, f.reverse) = file_weight;
+                CheckerKind::File(f)
+            }
+        };
+        Some(chk)
+    }
+
+    /// `url { path; digest; status_code; virtualhost; regex; regex_no_match }`.
+    fn url(&mut self, n: &Node<'_>) -> Option<HttpUrl> {
+        let mut url = HttpUrl {
+            path: String::new(),
+            digests: Vec::new(),
+            status_codes: Vec::new(),
+            virtualhost: None,
+            regex: None,
+            regex_no_match: false,
+        };
+        let mut has_path = false;
+        for c in &n.children {
+            let s = c.stmt;
+            match s.keyword.text.as_str() {
+                "path" => {
+                    if let Some(t) = self.arg(s, 0) {
+                        url.path = t.text.clone();
+                        has_path = true;
+                    }
+                }
+                "digest" => {
+                    if let Some(t) = self.arg(s, 0) {
+                        if let Some(d) = self.check(t, values::md5_digest(&t.text)) {
+                            if url.digests.contains(&d) {
+                                self.diag(
+                                    Severity::Warning,
+                                    &t.location,
+                                    format!("Digest '{}' is a duplicate", t.text),
+                                );
+                            } else {
+                                url.digests.push(d);
+                            }
+                        }
+                    }
+                }
+                "status_code" => {
+                    if s.args.is_empty() {
+                        self.arg(s, 0);
+                    }
+                    for t in &s.args {
+                        if let Some(r) = self.check(t, values::status_range(&t.text)) {
+                            url.status_codes.push(r);
+                        }
+                    }
+                }
+                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.clone()),
+                "regex" => {
+                    let raw = s.keyword.rest.clone().unwrap_or_default();
+                    match values::script_words(&raw) {
+                        Ok(w) => match w.into_iter().next() {
+                            Some(re) => url.regex = Some(re),
+                            None => {
+                                self.arg(s, 0);
+                            }
+                        },
+                        Err(msg) => self.diag(Severity::Error, &s.keyword.location, msg),
+                    }
+                }
+                "regex_no_match" => url.regex_no_match = true,
+                _ => {}
+            }
+        }
+        if !has_path {
+            self.diag(
+                Severity::Error,
+                &n.stmt.location,
+                "HTTP/SSL_GET checker url has no path - ignoring",
+            );
+            return None;
+        }
+        if url.status_codes.is_empty() {
+            url.status_codes.push((200, 299));
+        }
+        Some(url)
+    }
+
+    /// Applies inheritance and the checker type's defaults (§8); an SMTP
+    /// checker with `host` blocks becomes one checker per connection.
+    fn finish_checker(
+        &mut self,
+        c: RawChecker,
+        rs_addr: IpAddr,
+        rs_port: u16,
+        rs_inherit: Inherit,
+        virtualhost: Option<&str>,
+        out: &mut Vec<Checker>,
+    ) {
+        let e = c.inherit.under(rs_inherit);
+        let delay_loop = e.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
+        let (retry, delay_before_retry) = match &c.kind {
+            CheckerKind::Misc(_) => (0, DEFAULT_DELAY_BEFORE_RETRY),
+            CheckerKind::Dns(_) => (3, delay_loop),
+            CheckerKind::Http(_) | CheckerKind::Ssl(_) => (DEFAULT_RETRY, Duration::from_secs(3)),
+            _ => (DEFAULT_RETRY, DEFAULT_DELAY_BEFORE_RETRY),
+        };
+        let mut kind = c.kind;
+        match &mut kind {
+            CheckerKind::Http(h) | CheckerKind::Ssl(h) => {
+                h.virtualhost = h
+                    .virtualhost
+                    .take()
+                    .or_else(|| virtualhost.map(str::to_string));
+                for u in &mut h.urls {
+                    u.virtualhost = u.virtualhost.take().or_else(|| h.virtualhost.clone());
+                }
+            }
+            CheckerKind::Misc(m) => {
+                m.timeout = match c.misc_timeout {
+                    Some(t) if t > 0 => Duration::from_secs(t),
+                    _ => delay_loop,
+                };
+            }
+            _ => {}
+        }
+        let mut conns = Vec::new();
+        if c.conn.is_set() || c.hosts.is_empty() {
+            conns.push(c.conn);
+        }
+        conns.extend(c.hosts);
+        for conn in conns {
+            out.push(Checker {
+                kind: kind.clone(),
+                connect_ip: conn.connect_ip.unwrap_or(rs_addr),
+                connect_port: conn.connect_port.unwrap_or(rs_port),
+                bindto: conn.bindto,
+                connect_timeout: conn
+                    .connect_timeout
+                    .or(e.connect_timeout)
+                    .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+                retry: e.retry.unwrap_or(retry),
+                delay_before_retry: e.delay_before_retry.unwrap_or(delay_before_retry),
+                delay_loop,
+                warmup: e.warmup.unwrap_or(delay_loop),
+                alpha: e.alpha.unwrap_or(false),
+                bind_port: conn.bind_port,
+                bind_if: conn.bind_if,
+                fwmark: conn.fwmark,
+                log_all_failures: c.log_all_failures,
+                location: c.location.clone(),
+            });
+        }
     }
 
     fn real_server(&mut self, n: &Node<'_>) -> Option<RawRealServer> {
@@ -1033,6 +2093,7 @@ impl Lowerer<'_> {
             port_token: s.args.get(1).map(|t| t.location.clone()),
             weight: None,
             inhibit_on_failure: None,
+            virtualhost: None,
             inherit: Inherit::default(),
             checkers: Vec::new(),
             location: s.location.clone(),
@@ -1050,59 +2111,44 @@ impl Lowerer<'_> {
                 "inhibit_on_failure" => {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
-                "TCP_CHECK" => rs.checkers.push(self.tcp_check(c)),
-                _ => {}
+                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.clone()),
+                kw => {
+                    if let Some(ck) = Ck::from_keyword(kw) {
+                        if let Some(chk) = self.checker(c, ck) {
+                            rs.checkers.push(chk);
+                        }
+                    }
+                }
             }
         }
         Some(rs)
     }
 
-    fn tcp_check(&mut self, n: &Node<'_>) -> RawChecker {
-        let mut chk = RawChecker {
-            connect_ip: None,
-            connect_port: None,
-            bindto: None,
-            inherit: Inherit::default(),
-            location: n.stmt.location.clone(),
-        };
-        for c in &n.children {
-            if self.inherited(c, Level::TcpCheck, &mut chk.inherit) {
-                continue;
-            }
-            let cs = c.stmt;
-            match cs.keyword.text.as_str() {
-                "connect_ip" => {
-                    if let Some(t) = self.arg(cs, 0) {
-                        chk.connect_ip = self.ip_token(t).or(chk.connect_ip);
-                    }
-                }
-                "bindto" => {
-                    if let Some(t) = self.arg(cs, 0) {
-                        chk.bindto = self.ip_token(t).or(chk.bindto);
-                    }
-                }
-                "connect_port" => {
-                    if let Some(t) = self.arg(cs, 0) {
-                        chk.connect_port = self.port_token(t, 1).or(chk.connect_port);
-                    }
-                }
-                _ => {}
-            }
-        }
-        chk
-    }
-
     fn finish_real_server(&mut self, raw: RawRealServer, vs: &VsDefaults) -> RealServer {
         let port = match raw.port {
-            None => vs.port,
-            Some(p) if p != vs.port && matches!(vs.lb_kind, LbKind::Dr | LbKind::Tun) => {
+            Some(p) if p != 0 && vs.fwmark && vs.lb_kind != LbKind::Nat => {
+                let loc = raw.port_token.as_ref().unwrap_or(&raw.location);
+                self.diag(
+                    Severity::Warning,
+                    loc,
+                    format!("WARNING - fwmark virtual server, real server {} {p} has port specified - clearing", format_addr(raw.addr)),
+                );
+                0
+            }
+            None | Some(0) => vs.port,
+            Some(p)
+                if vs.port != 0
+                    && p != vs.port
+                    && matches!(vs.lb_kind, LbKind::Dr | LbKind::Tun) =>
+            {
                 let loc = raw.port_token.as_ref().unwrap_or(&raw.location);
                 self.diag(
                     Severity::Warning,
                     loc,
                     format!(
-                        "real server port {p} differs from the virtual server port {} with DR/TUN - using {}",
-                        vs.port, vs.port
+                        "WARNING - virtual server port {} and real server {} {p} ports don't match - resetting",
+                        vs.port,
+                        format_addr(raw.addr)
                     ),
                 );
                 vs.port
@@ -1110,27 +2156,18 @@ impl Lowerer<'_> {
             Some(p) => p,
         };
         let rs_inherit = raw.inherit.under(vs.inherit);
-        let checkers = raw
-            .checkers
-            .into_iter()
-            .map(|c| {
-                let e = c.inherit.under(rs_inherit);
-                let delay_loop = e.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
-                Checker {
-                    kind: CheckerKind::Tcp,
-                    connect_ip: c.connect_ip.unwrap_or(raw.addr),
-                    connect_port: c.connect_port.unwrap_or(port),
-                    bindto: c.bindto,
-                    connect_timeout: e.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
-                    retry: e.retry.unwrap_or(DEFAULT_RETRY),
-                    delay_before_retry: e.delay_before_retry.unwrap_or(DEFAULT_DELAY_BEFORE_RETRY),
-                    delay_loop,
-                    warmup: e.warmup.unwrap_or(delay_loop),
-                    alpha: e.alpha.unwrap_or(false),
-                    location: c.location,
-                }
-            })
-            .collect();
+        let virtualhost = raw.virtualhost.clone().or_else(|| vs.virtualhost.clone());
+        let mut checkers = Vec::new();
+        for c in raw.checkers {
+            self.finish_checker(
+                c,
+                raw.addr,
+                port,
+                rs_inherit,
+                virtualhost.as_deref(),
+                &mut checkers,
+            );
+        }
         RealServer {
             addr: raw.addr,
             port,
@@ -1142,14 +2179,65 @@ impl Lowerer<'_> {
     }
 }
 
+/// The `virtual_server` header forms.
+#[derive(Debug, Clone)]
+enum VsHeader {
+    Addr(IpAddr, u16),
+    Fwmark(u32),
+    Group(Token),
+    Match(String),
+}
+
+/// A lowered virtual server with its `laddr_group_name` and `group` tokens.
+type LoweredVs = (VirtualServer, Option<Token>, Option<Token>);
+
 /// Virtual-server values a real server depends on.
 #[derive(Debug)]
 struct VsDefaults {
     port: u16,
+    fwmark: bool,
     lb_kind: LbKind,
     weight: u32,
     inhibit: bool,
+    virtualhost: Option<String>,
     inherit: Inherit,
+}
+
+/// C `atoi`: optional blanks and sign, then the leading digits (0 when none).
+fn atoi(s: &str) -> i64 {
+    let t = s.trim_start();
+    let (neg, digits) = match t.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let v = digits
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .fold(0i64, |acc, c| {
+            acc.saturating_mul(10)
+                .saturating_add(i64::from(c.to_digit(10).unwrap_or(0)))
+        });
+    if neg {
+        -v
+    } else {
+        v
+    }
+}
+
+/// `persistence_granularity`: an IPv4 netmask or an IPv6 prefix length (1..128).
+fn granularity(s: &str) -> Result<u8, String> {
+    if s.contains('.') {
+        let mask: std::net::Ipv4Addr = s
+            .parse()
+            .map_err(|_| format!("invalid persistence_granularity '{s}'"))?;
+        let bits = u32::from(mask);
+        if bits.leading_ones() + bits.trailing_zeros() != 32 {
+            return Err(format!("invalid persistence_granularity '{s}'"));
+        }
+        return u8::try_from(bits.leading_ones()).map_err(|e| e.to_string());
+    }
+    let v = values::uint(s, 1, 128)?;
+    u8::try_from(v).map_err(|e| e.to_string())
 }
 
 /// Skips the block that follows a skipped keyword, counting braces.
@@ -1170,6 +2258,22 @@ fn skip_block(ev: &mut Events<'_>) {
             Event::Line(_) => {}
         }
     }
+}
+
+/// The arguments joined by single spaces (keepalived's `make_strvec_str`).
+fn join_args(s: &Statement) -> String {
+    s.args
+        .iter()
+        .map(|t| t.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Where the first argument stands, else the keyword.
+fn arg_location(s: &Statement) -> Location {
+    s.args
+        .first()
+        .map_or_else(|| s.keyword.location.clone(), |t| t.location.clone())
 }
 
 fn format_addr(a: IpAddr) -> String {

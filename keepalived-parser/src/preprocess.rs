@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::diag::{Diagnostic, Location, Severity};
+use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 
 /// keepalived reads lines with `fgets` into a 1024-byte buffer (`MAXBUF`):
 /// text plus newline plus NUL must fit.
@@ -34,6 +34,10 @@ pub struct Token {
     pub text: String,
     /// Where the word (or the substitution that produced it) starts.
     pub location: Location,
+    /// On the first word of a logical line only: the rest of the line as it
+    /// stands after preprocessing (quotes kept), which keepalived's script
+    /// tokeniser (`misc_path`, `notify*`, ...) reads instead of the words.
+    pub rest: Option<String>,
 }
 
 /// One logical line: a braceless run of words, or a single brace.
@@ -114,6 +118,7 @@ impl Preprocessor {
             location,
             message: message.into(),
             source_line: None,
+            class: DiagClass::Config,
         });
     }
 
@@ -509,6 +514,9 @@ impl Preprocessor {
                 pattern.location.clone(),
                 format!("'{keyword}' checks are not yet supported by dpvsd, treated as 'include'"),
             );
+            if let Some(d) = self.out.diagnostics.last_mut() {
+                d.class = DiagClass::Dpvsd;
+            }
         }
         if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
             self.diag(
@@ -829,9 +837,13 @@ fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
                 i += 1;
             }
         }
+        let rest = words
+            .is_empty()
+            .then(|| text[i.min(text.len())..].iter().map(|c| c.0).collect());
         words.push(Token {
             text: word,
             location: ctx.loc(col),
+            rest,
         });
     }
     words
@@ -949,7 +961,8 @@ mod tests {
                         file: "/cfg/test.conf".into(),
                         line: 1,
                         col: 1
-                    }
+                    },
+                    rest: Some(r#" "b c"d 'e f'"#.into()),
                 },
                 Token {
                     text: "b c".into(),
@@ -957,7 +970,8 @@ mod tests {
                         file: "/cfg/test.conf".into(),
                         line: 1,
                         col: 3
-                    }
+                    },
+                    rest: None,
                 },
                 Token {
                     text: "d".into(),
@@ -965,7 +979,8 @@ mod tests {
                         file: "/cfg/test.conf".into(),
                         line: 1,
                         col: 8
-                    }
+                    },
+                    rest: None,
                 },
                 Token {
                     text: "'e".into(),
@@ -973,7 +988,8 @@ mod tests {
                         file: "/cfg/test.conf".into(),
                         line: 1,
                         col: 10
-                    }
+                    },
+                    rest: None,
                 },
                 Token {
                     text: "f'".into(),
@@ -981,7 +997,8 @@ mod tests {
                         file: "/cfg/test.conf".into(),
                         line: 1,
                         col: 13
-                    }
+                    },
+                    rest: None,
                 },
             ])]
         );

@@ -102,9 +102,205 @@ pub(crate) fn boolean(s: &str) -> Result<bool, String> {
     }
 }
 
+/// keepalived's script tokeniser (`alloc_strvec_quoted_escaped`, §1.4 item 2):
+/// words split on blanks; `"..."` and `'...'` group text and concatenate
+/// shell-style with what touches them; `\` escapes (`\a \b \E \f \n \r \t
+/// \v \nnn \xHH \cC`, any other character stands for itself) work inside
+/// and outside quotes.
+pub(crate) fn script_words(s: &str) -> Result<Vec<String>, String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        while i < chars.len() && chars[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        let mut word = String::new();
+        let mut quote: Option<char> = None;
+        while i < chars.len() {
+            let c = chars[i];
+            i += 1;
+            match (quote, c) {
+                (_, '\\') => {
+                    let Some(&e) = chars.get(i) else {
+                        return Err(format!("String '{s}': missing escape character at end"));
+                    };
+                    i += 1;
+                    word.push(match e {
+                        'a' => '\u{7}',
+                        'b' => '\u{8}',
+                        'E' => '\u{1b}',
+                        'f' => '\u{c}',
+                        'n' => '\n',
+                        'r' => '\r',
+                        't' => '\t',
+                        'v' => '\u{b}',
+                        'x' if chars.get(i).is_some_and(char::is_ascii_hexdigit) => {
+                            let mut v: u32 = 0;
+                            while let Some(d) = chars.get(i).and_then(|c| c.to_digit(16)) {
+                                v = (v << 4 | d) & 0xff;
+                                i += 1;
+                            }
+                            char::from_u32(v).unwrap_or('?')
+                        }
+                        'c' if i < chars.len() => {
+                            let v = u32::from(chars[i]) & 0x1f;
+                            i += 1;
+                            char::from_u32(v).unwrap_or('?')
+                        }
+                        '0'..='7' => {
+                            let mut v = e.to_digit(8).unwrap_or(0);
+                            for _ in 0..2 {
+                                match chars.get(i).and_then(|c| c.to_digit(8)) {
+                                    Some(d) => {
+                                        v = v * 8 + d;
+                                        i += 1;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            char::from_u32(v & 0xff).unwrap_or('?')
+                        }
+                        other => other,
+                    });
+                }
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), _) if c == q => quote = None,
+                (None, _) if c.is_ascii_whitespace() => break,
+                _ => word.push(c),
+            }
+        }
+        if let Some(q) = quote {
+            return Err(format!("String '{s}': missing terminating {q}"));
+        }
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// keepalived's `read_hex_str`: bytes of two hex digits (or one, before a
+/// blank or the end), blanks between bytes allowed. With `wildcards`, `X`/`x`
+/// nibbles are accepted and returned as set bits of the mask.
+pub(crate) fn hex_bytes(s: &str, wildcards: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let nibble = |c: char| -> Option<(u8, u8)> {
+        match c {
+            'x' | 'X' if wildcards => Some((0, 0x0f)),
+            _ => c
+                .to_digit(16)
+                .and_then(|d| u8::try_from(d).ok())
+                .map(|d| (d, 0)),
+        }
+    };
+    let chars: Vec<char> = s.chars().collect();
+    let (mut data, mut mask) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    loop {
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        let Some(&c) = chars.get(i) else { break };
+        i += 1;
+        let (mut v, mut m) = nibble(c)?;
+        if let Some(&c2) = chars.get(i).filter(|&&c| c != ' ') {
+            i += 1;
+            let (v2, m2) = nibble(c2)?;
+            v = v << 4 | v2;
+            m = m << 4 | m2;
+        }
+        data.push(v);
+        mask.push(m);
+    }
+    (!data.is_empty()).then_some((data, mask))
+}
+
+/// An MD5 `digest`: exactly 32 hex digits.
+pub(crate) fn md5_digest(s: &str) -> Result<[u8; 16], String> {
+    if s.len() != 32 {
+        return Err(format!(
+            "digest '{s}' character length should be 32 rather than {}",
+            s.len()
+        ));
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = s
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or_else(|| {
+                format!(
+                    "Unable to interpret hex digit in '{s}' at offset {}/{}",
+                    2 * i,
+                    2 * i + 1
+                )
+            })?;
+    }
+    Ok(out)
+}
+
+/// An HTTP `status_code` word: `N` or `N-M`, within 100..=599.
+pub(crate) fn status_range(s: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("Invalid HTTP_GET status code '{s}'");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let lo = uint(a, 100, 599).map_err(|_| bad())?;
+    let hi = uint(b, 100, 599).map_err(|_| bad())?;
+    if hi < lo {
+        return Err(bad());
+    }
+    Ok((
+        u16::try_from(lo).map_err(|_| bad())?,
+        u16::try_from(hi).map_err(|_| bad())?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn script_words_group_concatenate_and_escape() {
+        let w = |s: &str| script_words(s).expect("valid");
+        assert_eq!(
+            w(r#""/bin/x 'a b' c" user grp"#),
+            vec!["/bin/x 'a b' c", "user", "grp"]
+        );
+        assert_eq!(w(r#"abcd" efg h""#), vec!["abcd efg h"]);
+        assert_eq!(w("/bin/x 'a b'c d"), vec!["/bin/x", "a bc", "d"]);
+        assert_eq!(w(r"a\tb \x41\102 \cA \q"), vec!["a\tb", "AB", "\u{1}", "q"]);
+        assert_eq!(w("  "), Vec::<String>::new());
+        assert!(script_words("'open").is_err());
+    }
+
+    #[test]
+    fn hex_bytes_like_read_hex_str() {
+        assert_eq!(
+            hex_bytes("0a 1 ff", false),
+            Some((vec![0x0a, 0x01, 0xff], vec![0, 0, 0]))
+        );
+        assert_eq!(
+            hex_bytes("4x X1", true),
+            Some((vec![0x40, 0x01], vec![0x0f, 0xf0]))
+        );
+        assert_eq!(hex_bytes("4x", false), None);
+        assert_eq!(hex_bytes("", false), None);
+        assert_eq!(hex_bytes("zz", false), None);
+    }
+
+    #[test]
+    fn digests_and_status_codes() {
+        assert_eq!(
+            md5_digest("640205b7b0fc66c1ea91c463fac6334d").map(|d| d[0]),
+            Ok(0x64)
+        );
+        assert!(md5_digest("640205").is_err());
+        assert!(md5_digest("g40205b7b0fc66c1ea91c463fac6334d").is_err());
+        assert_eq!(status_range("200-299"), Ok((200, 299)));
+        assert_eq!(status_range("404"), Ok((404, 404)));
+        assert!(status_range("99").is_err());
+        assert!(status_range("300-200").is_err());
+    }
 
     #[test]
     fn timer_accepts_decimal_seconds() {

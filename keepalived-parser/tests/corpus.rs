@@ -55,10 +55,14 @@ fn dpvs_fnat_tutorial_lowers_its_local_address_group() {
     assert_eq!((g.name.as_str(), g.addresses.len()), ("laddr_g1", 2));
     assert_eq!(g.addresses[0].ifname, "dpdk0");
     assert_eq!(l.model.global_defs.router_id.as_deref(), Some("DPVS_DEVEL"));
-    // `virtual_server group` is not lowered yet: warned, not silent.
-    assert!(l.diagnostics.iter().any(|d| d
-        .message
-        .contains("'virtual_server group ...' is not yet supported")));
+    // `virtual_server group NAME` names its `virtual_server_group`.
+    let vs = &l.model.virtual_servers[0];
+    assert_eq!(vs.group.as_deref(), Some("192.168.100.254-80"));
+    assert_eq!(vs.laddr_group_name.as_deref(), Some("laddr_g1"));
+    assert_eq!(vs.real_servers.len(), 2);
+    let g = &l.model.virtual_server_groups[0];
+    assert_eq!(g.name, "192.168.100.254-80");
+    assert_eq!(g.entries.len(), 1);
 }
 
 #[test]

@@ -153,7 +153,7 @@ fn bad_values_are_errors_at_the_value() {
             ),
             (7, 12, "invalid number '12abc' - ignoring"),
             (9, 20, "number '0' outside range [1, 65535] - ignoring"),
-            (10, 18, "invalid IP address '10.0.0' - ignoring"),
+            (10, 18, "Invalid connect_ip address 10.0.0 - ignoring"),
             (11, 23, "invalid number '1.2.3' - ignoring"),
         ]
     );
@@ -184,7 +184,7 @@ fn duplicate_real_servers_are_removed() {
     let rs = &l.model.virtual_servers[0].real_servers;
     assert_eq!(rs.len(), 1);
     assert_eq!(rs[0].weight, 1);
-    let d = find(&l, "duplicate real server 10.0.1.1 80");
+    let d = find(&l, "real server 10.0.1.1 80 is duplicated");
     assert_eq!((d.severity, d.location.line), (Severity::Warning, 7));
 }
 
@@ -193,7 +193,7 @@ fn real_server_ports_follow_the_forwarding_method() {
     let l = load("virtual_server 10.0.0.1 80 {\n protocol TCP\n lb_algo rr\n lb_kind DR\n real_server 10.0.1.1 8080 {\n }\n real_server 10.0.1.2 {\n }\n}\n");
     let rs = &l.model.virtual_servers[0].real_servers;
     assert_eq!((rs[0].port, rs[1].port), (80, 80));
-    let d = find(&l, "differs from the virtual server port");
+    let d = find(&l, "ports don't match - resetting");
     assert_eq!((d.location.line, d.location.col), (5, 23));
 }
 
@@ -287,12 +287,18 @@ fn global_defs() {
 }
 
 #[test]
-fn ipv6_virtual_server_and_unsupported_header_forms() {
-    let l = load("virtual_server 2001:db8::10 443 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 2001:db8::20 443 {\n }\n}\nvirtual_server fwmark 1 {\n real_server 10.0.0.1 80 {\n }\n}\n");
-    assert_eq!(l.model.virtual_servers.len(), 1);
+fn ipv6_virtual_server_and_fwmark_header() {
+    let l = load("virtual_server 2001:db8::10 443 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n real_server 2001:db8::20 443 {\n }\n}\nvirtual_server fwmark 1 {\n lb_algo rr\n lb_kind DR\n real_server 10.0.0.1 80 {\n }\n}\n");
+    assert_eq!(l.model.virtual_servers.len(), 2);
     assert_eq!(l.model.virtual_servers[0].addr, ip("2001:db8::10"));
-    let d = find(&l, "'virtual_server fwmark ...' is not yet supported");
-    assert_eq!((d.location.line, d.location.col), (8, 16));
+    let fw = &l.model.virtual_servers[1];
+    assert_eq!((fw.fwmark, fw.port), (Some(1), 0));
+    // A non-NAT fwmark service clears the real-server port, with a warning.
+    assert_eq!(fw.real_servers[0].port, 0);
+    let d = find(&l, "has port specified - clearing");
+    assert_eq!((d.location.line, d.location.col), (11, 23));
+    // No protocol warning for fwmark services.
+    assert_eq!(l.diagnostics.len(), 1, "{:#?}", diags(&l));
 }
 
 #[test]

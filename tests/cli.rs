@@ -1,0 +1,252 @@
+//! dpvsd and dpvsctl as a user runs them, without root: config test exit
+//! codes and diagnostics, refusing bad configs before touching anything, and
+//! the control socket (status, list, garbage, oversize requests, a second
+//! daemon on the same socket). Real servers are loopback listeners.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn dpvsd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(args)
+        .output()
+        .expect("run dpvsd")
+}
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dpvsd-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn sample() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../samples/keepalived.conf")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn config_test_of_the_sample_is_clean() {
+    let out = dpvsd(&["-t", "-f", &sample()]);
+    assert!(
+        out.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "no diagnostics expected: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn syntax_error_is_located_and_refuses_to_start() {
+    let dir = tmpdir("syntax");
+    let conf = dir.join("bad.conf");
+    std::fs::write(
+        &conf,
+        "global_defs {\n    router_id x\n}\nvirtual_server 10.0.0.1 80 {\n    lb_kind FNAT\n",
+    )
+    .expect("write");
+    let conf_s = conf.display().to_string();
+    let out = dpvsd(&["-t", "-f", &conf_s]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "keepalived -t exit code for errors: {err}"
+    );
+    assert!(
+        err.contains(&format!("{conf_s}:4:28: error: missing '}}'")),
+        "{err}"
+    );
+
+    // The daemon refuses too, before binding its socket or opening interfaces.
+    let sock = dir.join("s.sock");
+    let out = dpvsd(&[
+        "-n",
+        "-f",
+        &conf_s,
+        "--interface",
+        "eth-none",
+        "--socket",
+        &sock.display().to_string(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not starting"));
+    assert!(!sock.exists(), "nothing may be created for a bad config");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unsupported_features_are_errors_not_silence() {
+    let dir = tmpdir("unsupported");
+    let conf = dir.join("dr.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+    )
+    .expect("write");
+    let out = dpvsd(&["-t", "-f", &conf.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        err.contains("dr.conf:1:1: error: lb_kind DR is not supported by dpvsd yet"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_config_file_is_a_clear_error() {
+    let out = dpvsd(&["-t", "-f", "/nonexistent/keepalived.conf"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/keepalived.conf: cannot read configuration"),
+        "{err}"
+    );
+}
+
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn request(stream: &mut UnixStream, line: &[u8]) -> serde_json::Value {
+    stream.write_all(line).expect("write request");
+    let mut resp = String::new();
+    BufReader::new(&*stream)
+        .read_line(&mut resp)
+        .expect("read response");
+    serde_json::from_str(&resp).expect("response is JSON")
+}
+
+#[test]
+fn control_socket_serves_status_and_survives_garbage() {
+    let dir = tmpdir("socket");
+    let rs = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = rs.local_addr().expect("addr").port();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "local_address_group l {{\n  127.0.0.20 lo\n}}\nvirtual_server 127.0.0.10 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n  real_server 127.0.0.1 {port} {{\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n}}\n"
+        ),
+    )
+    .expect("write");
+    let sock = dir.join("dpvsd.sock");
+    let sock_s = sock.display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock_s])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dpvsd");
+    let _daemon = Daemon(child);
+    let t0 = Instant::now();
+    let mut stream = loop {
+        if let Ok(s) = UnixStream::connect(&sock) {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not open its socket"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&sock).expect("stat").permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+
+    let v = request(&mut stream, b"{\"version\":1,\"cmd\":\"status\"}\n");
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["data"]["virtual_servers"], 1);
+    assert_eq!(v["data"]["backend"], "none");
+
+    // Garbage, an unknown command and a wrong version get errors; the
+    // connection and the daemon keep working.
+    for bad in [
+        &b"hello\n"[..],
+        b"{\"version\":1,\"cmd\":\"explode\"}\n",
+        b"{\"version\":9,\"cmd\":\"list\"}\n",
+    ] {
+        let v = request(&mut stream, bad);
+        assert_eq!(v["ok"], false, "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()));
+    }
+    let v = request(&mut stream, b"{\"version\":1,\"cmd\":\"list\"}\n");
+    assert_eq!(v["ok"], true);
+    let rs0 = &v["data"]["services"][0]["real_servers"][0];
+    assert_eq!(rs0["addr"], format!("127.0.0.1:{port}"));
+    assert_eq!(rs0["health"], "up");
+
+    // An oversize request is refused without buffering it all.
+    let mut big = UnixStream::connect(&sock).expect("connect");
+    big.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let v = request(&mut big, &vec![b'x'; 70 * 1024]);
+    assert_eq!(v["ok"], false);
+
+    // dpvsctl renders the same data; a second daemon on the socket refuses.
+    let out = Command::new(env!("CARGO_BIN_EXE_dpvsctl"))
+        .args(["--socket", &sock_s, "list"])
+        .output()
+        .expect("dpvsctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("127.0.0.10:80")
+            && text.contains(&format!("127.0.0.1:{port}")),
+        "{text}"
+    );
+    let out = dpvsd(&["-n", "-f", &conf.display().to_string(), "--socket", &sock_s]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("another dpvsd is already listening"));
+
+    // The health check notices the real server going away.
+    drop(rs);
+    let t0 = Instant::now();
+    loop {
+        let v = request(&mut stream, b"{\"version\":1,\"cmd\":\"list\"}\n");
+        if v["data"]["services"][0]["real_servers"][0]["health"] == "down" {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "real server never marked down"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_dpvsctl"))
+        .args(["--socket", "/nonexistent.sock", "status"])
+        .output()
+        .expect("dpvsctl");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is dpvsd running?"));
+}
