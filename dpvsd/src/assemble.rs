@@ -108,11 +108,16 @@ fn service(
     let scheduler = match vs.lb_algo {
         LbAlgo::Rr => Some(Scheduler::Rr),
         LbAlgo::Wrr => Some(Scheduler::Wrr),
+        LbAlgo::Mh => Some(Scheduler::Mh),
+        LbAlgo::Sh => Some(Scheduler::Sh),
+        LbAlgo::Dh => Some(Scheduler::Dh),
+        LbAlgo::Conhash => Some(Scheduler::Conhash),
+        LbAlgo::Fo => Some(Scheduler::Fo),
         other => {
             let name = format!("{other:?}").to_lowercase();
             errors.push(err(
                 loc,
-                format!("lb_algo {name} is not supported by dpvsd yet (rr and wrr are)"),
+                format!("lb_algo {name} is not supported by dpvsd yet (rr, wrr, mh, sh, dh, conhash and fo are)"),
             ));
             None
         }
