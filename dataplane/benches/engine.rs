@@ -114,7 +114,7 @@ fn arp_reply(from: Ipv4Addr, mac: MacAddr) -> [u8; FRAME] {
 
 /// An engine with the service published and every real server resolved.
 fn engine(capacity: usize) -> (Engine, Burst) {
-    let mut e = Engine::new(LB_MAC, capacity, (1024, 65535), Arc::default());
+    let mut e = Engine::new(0, LB_MAC, capacity, (1024, 65535), Arc::default());
     let mut ctl = Burst::new(64);
     e.set_snapshot(snapshot(), 0, &mut ctl);
     for i in 0..SERVERS {

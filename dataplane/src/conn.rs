@@ -100,6 +100,10 @@ pub struct Conn {
     pub client_mac: MacAddr,
     pub tcp: TcpState,
     pub expires_ms: u64,
+    /// The real server's MAC, valid while `neigh_gen` equals the engine's
+    /// neighbour generation (saves a neighbour lookup per packet).
+    pub server_mac: MacAddr,
+    pub neigh_gen: u32,
     pub service: Arc<Traffic>,
     pub server: Arc<Traffic>,
 }
@@ -125,11 +129,14 @@ pub struct ConnTable {
     free: Vec<u32>,
     len: usize,
     sweep_pos: usize,
+    /// The owning worker (its counter slot in [`Traffic`]).
+    worker: usize,
 }
 
 impl ConnTable {
-    /// A table for at most `capacity` connections (all memory allocated now).
-    pub fn new(capacity: usize) -> ConnTable {
+    /// A table for at most `capacity` connections (all memory allocated
+    /// now), owned by worker number `worker`.
+    pub fn new(capacity: usize, worker: usize) -> ConnTable {
         let capacity = capacity.clamp(1, (u32::MAX >> 2) as usize);
         let buckets = (capacity * 4).next_power_of_two();
         ConnTable {
@@ -139,6 +146,7 @@ impl ConnTable {
             free: (0..capacity as u32).rev().collect(),
             len: 0,
             sweep_pos: 0,
+            worker,
         }
     }
 
@@ -224,9 +232,7 @@ impl ConnTable {
         }
         let slot = self.free.pop()?;
         let (hin, hout) = (conn.in_key.hash(), conn.out_key.hash());
-        conn.server
-            .active
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        conn.server.count_active(self.worker, 1);
         self.slab[slot as usize] = Some(conn);
         self.place(hin, slot << 1);
         self.place(hout, slot << 1 | 1);
@@ -266,9 +272,7 @@ impl ConnTable {
         self.unindex(&kin);
         self.unindex(&kout);
         let conn = self.slab.get_mut(idx.0 as usize)?.take()?;
-        conn.server
-            .active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        conn.server.count_active(self.worker, -1);
         self.free.push(idx.0);
         self.len -= 1;
         Some(conn)
@@ -320,6 +324,8 @@ mod tests {
             client_mac: MacAddr::default(),
             tcp: TcpState::SynRecv,
             expires_ms,
+            server_mac: MacAddr::default(),
+            neigh_gen: 0,
             service: Arc::default(),
             server: Arc::default(),
         }
@@ -327,7 +333,7 @@ mod tests {
 
     #[test]
     fn both_directions_find_the_connection() {
-        let mut t = ConnTable::new(16);
+        let mut t = ConnTable::new(16, 0);
         let c = conn(1, 100);
         let idx = t.insert(c.clone()).expect("room");
         assert_eq!(t.lookup(&c.in_key, 0), Some((idx, Dir::In)));
@@ -337,7 +343,7 @@ mod tests {
 
     #[test]
     fn full_table_refuses_new_and_keeps_old() {
-        let mut t = ConnTable::new(8);
+        let mut t = ConnTable::new(8, 0);
         for i in 0..8 {
             assert!(t.insert(conn(i, 1000)).is_some());
         }
@@ -352,7 +358,7 @@ mod tests {
 
     #[test]
     fn expired_connections_are_freed_by_lookup_and_sweep() {
-        let mut t = ConnTable::new(64);
+        let mut t = ConnTable::new(64, 0);
         for i in 0..40 {
             t.insert(conn(i, if i % 2 == 0 { 50 } else { 500 }));
         }
@@ -370,7 +376,7 @@ mod tests {
     fn churn_keeps_index_consistent() {
         // Insert and remove many times in a small table so probe chains wrap
         // and backward shifting is exercised; every live key must stay findable.
-        let mut t = ConnTable::new(32);
+        let mut t = ConnTable::new(32, 0);
         let mut live: Vec<(u32, ConnIdx)> = Vec::new();
         let mut state = 12345u32;
         for step in 0..20_000u32 {

@@ -178,7 +178,7 @@ impl Dataplane {
                     spec.key,
                     ServiceState {
                         spec,
-                        stats: Arc::default(),
+                        stats: Arc::new(Traffic::new(self.cfg.workers)),
                         servers: Vec::new(),
                         trash: HashMap::new(),
                     },
@@ -191,6 +191,7 @@ impl Dataplane {
             }
             Command::AddRealServer { service, server } => {
                 v4(server.addr.ip(), "real server")?;
+                let workers = self.cfg.workers;
                 let svc = self.service_mut(&service)?;
                 if svc.servers.iter().any(|s| s.spec.addr == server.addr) {
                     return Err(CommandError::ServerExists {
@@ -198,7 +199,10 @@ impl Dataplane {
                         server: server.addr,
                     });
                 }
-                let stats = svc.trash.remove(&server.addr).unwrap_or_default();
+                let stats = svc
+                    .trash
+                    .remove(&server.addr)
+                    .unwrap_or_else(|| Arc::new(Traffic::new(workers)));
                 svc.servers.push(ServerState {
                     spec: server,
                     stats,
@@ -303,15 +307,22 @@ impl Dataplane {
     /// Starts a worker thread forwarding on `io`.
     ///
     /// # Errors
-    /// The thread could not be spawned.
+    /// More workers than [`DataplaneConfig::workers`], or the thread could
+    /// not be spawned.
     pub fn spawn_worker<I: PacketIo + 'static>(&mut self, io: I) -> std::io::Result<()> {
         let i = self.workers.len();
-        let n = self.cfg.workers.max(i + 1);
+        let n = self.cfg.workers.max(1);
+        if i >= n {
+            return Err(std::io::Error::other(format!(
+                "dataplane configured for {n} worker(s); cannot start another"
+            )));
+        }
         let span = (usize::from(u16::MAX) - usize::from(LOCAL_PORT_MIN) + 1) / n;
         let lo = usize::from(LOCAL_PORT_MIN) + i * span;
         let hi = (lo + span - 1).min(usize::from(u16::MAX));
         let stats = Arc::new(WorkerStats::default());
         let engine = Engine::new(
+            i,
             io.mac(),
             self.cfg.conn_capacity,
             (lo as u16, hi as u16),

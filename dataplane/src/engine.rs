@@ -7,12 +7,12 @@
 //! connection table; it takes no lock, makes no syscall and does not
 //! allocate (the neighbour table is bounded and reserved up front).
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::command::ServiceKey;
 use crate::conn::{Conn, ConnTable, Dir, FlowKey, TcpState, UDP_TIMEOUT_MS};
+use crate::fasthash::FastMap;
 use crate::io::Burst;
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
@@ -68,7 +68,7 @@ pub struct ServiceSnap {
 pub struct Snapshot {
     pub services: Vec<ServiceSnap>,
     /// (VIP, port, IP protocol) → index in `services`.
-    pub lookup: HashMap<(Ipv4Addr, u16, u8), usize>,
+    pub lookup: FastMap<(Ipv4Addr, u16, u8), usize>,
     /// VIPs the dataplane answers ARP for and forwards to (sorted).
     pub owned_vips: Vec<Ipv4Addr>,
     /// FNAT local addresses (sorted).
@@ -109,7 +109,12 @@ pub struct Engine {
     mac: MacAddr,
     snap: Arc<Snapshot>,
     conns: ConnTable,
-    neighbours: HashMap<Ipv4Addr, Neighbour>,
+    neighbours: FastMap<Ipv4Addr, Neighbour>,
+    /// Bumped whenever a neighbour's MAC changes; connections cache the
+    /// server's MAC together with the generation they saw.
+    neigh_gen: u32,
+    /// This worker's number (its slot in the traffic counters).
+    worker: usize,
     /// Per-service scheduler cursor (index = service index in `snap`).
     cursors: Vec<u64>,
     next_port: u16,
@@ -120,22 +125,26 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine for a port with `mac`, holding at most `conn_capacity`
-    /// connections and using FNAT local ports `port_min..=port_max`.
+    /// The engine of worker number `worker` for a port with `mac`, holding
+    /// at most `conn_capacity` connections and using FNAT local ports
+    /// `port_min..=port_max`.
     pub fn new(
+        worker: usize,
         mac: MacAddr,
         conn_capacity: usize,
         (port_min, port_max): (u16, u16),
         drops: Arc<DropCounters>,
     ) -> Engine {
         let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
-        let mut neighbours = HashMap::new();
+        let mut neighbours = FastMap::default();
         neighbours.reserve(MAX_NEIGHBOURS);
         Engine {
             mac,
             snap: Arc::default(),
-            conns: ConnTable::new(conn_capacity),
+            conns: ConnTable::new(conn_capacity, worker),
             neighbours,
+            neigh_gen: 0,
+            worker,
             cursors: Vec::new(),
             next_port: port_min,
             port_min,
@@ -238,8 +247,10 @@ impl Engine {
         };
         // Learn only neighbours we asked about: strangers cannot fill the table.
         if let Some(n) = self.neighbours.get_mut(&req.source_protocol_addr) {
-            if !req.source_hardware_addr.is_multicast() {
-                n.mac = Some(req.source_hardware_addr);
+            let mac = req.source_hardware_addr;
+            if !mac.is_multicast() && n.mac != Some(mac) {
+                n.mac = Some(mac);
+                self.neigh_gen = self.neigh_gen.wrapping_add(1);
             }
         }
         if req.operation != ArpOperation::Request
@@ -365,16 +376,22 @@ impl Engine {
                 self.conns.remove(idx);
                 return self.forward_in(key, flags, client_mac, len, now_ms, ctl);
             }
-            let rs = self
-                .conns
-                .get(idx)
-                .map(|c| c.out_key.src)
-                .ok_or(Drop::NoConnection)?;
-            let mac = self.resolve(rs, now_ms, ctl)?;
+            let (gen, worker) = (self.neigh_gen, self.worker);
+            let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
+            let (mac, rs) = (conn.server_mac, conn.out_key.src);
+            let mac = if conn.neigh_gen == gen {
+                mac
+            } else {
+                let mac = self.resolve(rs, now_ms, ctl)?;
+                let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
+                conn.server_mac = mac;
+                conn.neigh_gen = gen;
+                mac
+            };
             let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
             touch(conn, Dir::In, flags, key.proto, now_ms);
-            conn.service.count_in(len);
-            conn.server.count_in(len);
+            conn.service.count_in(worker, len);
+            conn.server.count_in(worker, len);
             return Ok((to_server(&conn.out_key), mac));
         }
         let svc_idx = *self
@@ -402,15 +419,18 @@ impl Engine {
             client_mac,
             tcp: TcpState::SynRecv,
             expires_ms: 0,
+            server_mac: mac,
+            neigh_gen: self.neigh_gen,
             service: Arc::clone(&svc.stats),
             server: Arc::clone(&rs.stats),
         };
         touch(&mut conn, Dir::In, flags, key.proto, now_ms);
         self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
-        svc.stats.count_conn();
-        rs.stats.count_conn();
-        svc.stats.count_in(len);
-        rs.stats.count_in(len);
+        let w = self.worker;
+        svc.stats.count_conn(w);
+        rs.stats.count_conn(w);
+        svc.stats.count_in(w, len);
+        rs.stats.count_in(w, len);
         Ok((to_server(&out_key), mac))
     }
 
@@ -428,8 +448,8 @@ impl Engine {
         }
         let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
         touch(conn, Dir::Out, flags, key.proto, now_ms);
-        conn.service.count_out(len);
-        conn.server.count_out(len);
+        conn.service.count_out(self.worker, len);
+        conn.server.count_out(self.worker, len);
         let back = FlowKey {
             proto: key.proto,
             src: conn.in_key.dst,
@@ -657,7 +677,7 @@ mod tests {
     }
 
     fn engine() -> (Engine, Burst) {
-        let mut e = Engine::new(LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
         let mut ctl = Burst::new(16);
         e.set_snapshot(snapshot(), 0, &mut ctl);
         (e, ctl)

@@ -19,6 +19,7 @@
 pub mod command;
 pub mod conn;
 pub mod engine;
+pub mod fasthash;
 pub mod io;
 pub mod sched;
 pub mod stats;

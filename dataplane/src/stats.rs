@@ -6,21 +6,50 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Traffic counters of a service or a real server (IPVS's `--stats` columns).
+/// One worker's counters, alone on its cache line(s).
 #[derive(Debug, Default)]
-pub struct Traffic {
-    /// Connections currently in the tables (a gauge; IPVS's ActiveConn+InActConn).
-    pub active: AtomicU64,
-    pub conns: AtomicU64,
-    pub in_pkts: AtomicU64,
-    pub out_pkts: AtomicU64,
-    pub in_bytes: AtomicU64,
-    pub out_bytes: AtomicU64,
+#[repr(align(64))]
+struct Slot {
+    /// Connections in the table (a gauge; may go "negative" per slot only
+    /// transiently, so it is kept as a wrapping u64 and summed wrapping).
+    active: AtomicU64,
+    conns: AtomicU64,
+    in_pkts: AtomicU64,
+    out_pkts: AtomicU64,
+    in_bytes: AtomicU64,
+    out_bytes: AtomicU64,
 }
 
-/// A plain copy of [`Traffic`].
+/// Single-writer increment: only the owning worker writes its slot, so a
+/// relaxed load + store is enough and avoids a locked read-modify-write on
+/// the hot path. Readers may see a value one increment old.
+#[inline]
+fn bump(c: &AtomicU64, by: u64) {
+    c.store(
+        c.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+/// Traffic counters of a service or a real server (IPVS's `--stats`
+/// columns), with one slot per worker: each worker writes only its own slot
+/// (no locked instructions, no shared cache lines), readers sum the slots.
+#[derive(Debug)]
+pub struct Traffic {
+    slots: Box<[Slot]>,
+}
+
+impl Default for Traffic {
+    /// Counters for one worker.
+    fn default() -> Self {
+        Traffic::new(1)
+    }
+}
+
+/// A plain copy of [`Traffic`], summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrafficSnapshot {
+    /// Connections currently in the tables (IPVS's ActiveConn+InActConn).
     pub active: u64,
     pub conns: u64,
     pub in_pkts: u64,
@@ -30,31 +59,61 @@ pub struct TrafficSnapshot {
 }
 
 impl Traffic {
-    #[inline]
-    pub(crate) fn count_in(&self, bytes: usize) {
-        self.in_pkts.fetch_add(1, Ordering::Relaxed);
-        self.in_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    /// Counters for `workers` workers (at least one).
+    pub fn new(workers: usize) -> Traffic {
+        Traffic {
+            slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+        }
     }
 
+    /// Counts a client → server packet of `bytes` seen by `worker`.
     #[inline]
-    pub(crate) fn count_out(&self, bytes: usize) {
-        self.out_pkts.fetch_add(1, Ordering::Relaxed);
-        self.out_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+    pub(crate) fn count_in(&self, worker: usize, bytes: usize) {
+        if let Some(s) = self.slots.get(worker) {
+            bump(&s.in_pkts, 1);
+            bump(&s.in_bytes, bytes as u64);
+        }
     }
 
+    /// Counts a server → client packet of `bytes` seen by `worker`.
     #[inline]
-    pub(crate) fn count_conn(&self) {
-        self.conns.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn count_out(&self, worker: usize, bytes: usize) {
+        if let Some(s) = self.slots.get(worker) {
+            bump(&s.out_pkts, 1);
+            bump(&s.out_bytes, bytes as u64);
+        }
     }
 
+    /// Counts a new connection created by `worker`.
+    #[inline]
+    pub(crate) fn count_conn(&self, worker: usize) {
+        if let Some(s) = self.slots.get(worker) {
+            bump(&s.conns, 1);
+        }
+    }
+
+    /// `worker` added (`+1`) or removed (`-1`) a connection from its table.
+    #[inline]
+    pub(crate) fn count_active(&self, worker: usize, delta: i64) {
+        if let Some(s) = self.slots.get(worker) {
+            bump(&s.active, delta as u64);
+        }
+    }
+
+    /// The counters summed over all workers.
     pub fn snapshot(&self) -> TrafficSnapshot {
+        let sum = |f: fn(&Slot) -> &AtomicU64| {
+            self.slots
+                .iter()
+                .fold(0u64, |a, s| a.wrapping_add(f(s).load(Ordering::Relaxed)))
+        };
         TrafficSnapshot {
-            active: self.active.load(Ordering::Relaxed),
-            conns: self.conns.load(Ordering::Relaxed),
-            in_pkts: self.in_pkts.load(Ordering::Relaxed),
-            out_pkts: self.out_pkts.load(Ordering::Relaxed),
-            in_bytes: self.in_bytes.load(Ordering::Relaxed),
-            out_bytes: self.out_bytes.load(Ordering::Relaxed),
+            active: sum(|s| &s.active),
+            conns: sum(|s| &s.conns),
+            in_pkts: sum(|s| &s.in_pkts),
+            out_pkts: sum(|s| &s.out_pkts),
+            in_bytes: sum(|s| &s.in_bytes),
+            out_bytes: sum(|s| &s.out_bytes),
         }
     }
 }
@@ -113,7 +172,8 @@ impl Default for DropCounters {
 impl DropCounters {
     #[inline]
     pub(crate) fn count(&self, reason: Drop) {
-        self.0[reason as usize].fetch_add(1, Ordering::Relaxed);
+        // One worker owns these counters: a single-writer bump is enough.
+        bump(&self.0[reason as usize], 1);
     }
 
     pub fn get(&self, reason: Drop) -> u64 {
@@ -148,14 +208,18 @@ mod tests {
         c.count(Drop::Fragment);
         assert_eq!(c.get(Drop::Fragment), 2);
         assert_eq!(c.get(Drop::Truncated), 0);
-        let t = Traffic::default();
-        t.count_in(60);
-        t.count_out(40);
-        t.count_conn();
+        let t = Traffic::new(2);
+        t.count_in(0, 60);
+        t.count_out(1, 40);
+        t.count_conn(0);
+        t.count_active(1, 1);
+        t.count_active(0, 1);
+        t.count_active(1, -1);
+        t.count_in(7, 1000); // no such worker: ignored
         assert_eq!(
             t.snapshot(),
             TrafficSnapshot {
-                active: 0,
+                active: 1,
                 conns: 1,
                 in_pkts: 1,
                 out_pkts: 1,

@@ -41,6 +41,8 @@
 
 pub mod ast;
 pub mod diag;
+pub mod diff;
+pub mod dump;
 mod lower;
 pub mod model;
 pub mod preprocess;
@@ -50,6 +52,8 @@ use std::path::{Path, PathBuf};
 
 pub use ast::Statement;
 pub use diag::{DiagClass, Diagnostic, Location, Severity};
+pub use diff::{diff, ChangeSet};
+pub use dump::{dump, without_locations};
 pub use model::Model;
 pub use preprocess::{LogicalLine, Token};
 

@@ -27,6 +27,8 @@ use crate::model::{
 use crate::preprocess::Token;
 use crate::values;
 
+mod vrrp;
+
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_RETRY: u32 = 1;
@@ -52,6 +54,16 @@ enum Level {
     Url,
     /// The deprecated `host { }` of SMTP_CHECK.
     SmtpHost,
+    VrrpInstance,
+    VrrpScript,
+    VrrpSyncGroup,
+    TrackFile,
+    /// `authentication { }` of a VRRP instance.
+    VrrpAuth,
+    /// dpvsd's `ospf_announcer { }`.
+    Ospf,
+    /// `interface NAME { }` of `ospf_announcer`.
+    OspfInterface,
 }
 
 /// The checker blocks of a real server.
@@ -138,6 +150,13 @@ impl Level {
             Level::Checker(ck) => ck.keyword(),
             Level::Url => "url",
             Level::SmtpHost => "host",
+            Level::VrrpInstance => "vrrp_instance",
+            Level::VrrpScript => "vrrp_script",
+            Level::VrrpSyncGroup => "vrrp_sync_group",
+            Level::TrackFile => "track_file",
+            Level::VrrpAuth => "authentication",
+            Level::Ospf => "ospf_announcer",
+            Level::OspfInterface => "interface",
         }
     }
 }
@@ -163,19 +182,11 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "use_pid_dir",
     "child_wait_time",
     "linkbeat_use_polling",
-    "vrrp_script",
-    "vrrp_sync_group",
-    "vrrp_instance",
     "garp_group",
     "linkbeat_interfaces",
     "interface_up_down_delays",
     "track_group",
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
     "vrrp_track_process",
-    "track_file",
-    "vrrp_track_file",
     "bfd_instance",
     "SSL",
     "deny_address_group",
@@ -204,31 +215,10 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "lvs_notify_fifo",
     "lvs_notify_fifo_script",
     "fifo_write_vrrp_states_on_reload",
-    "vrrp_notify_priority_changes",
     "use_symlink_paths",
-    "vrrp_mcast_group4",
-    "vrrp_mcast_group6",
-    "default_interface",
-    "vrrp_version",
-    "vrrp_garp_master_delay",
-    "vrrp_garp_master_repeat",
-    "vrrp_garp_master_refresh",
-    "vrrp_garp_master_refresh_repeat",
-    "vrrp_garp_lower_prio_delay",
-    "vrrp_garp_lower_prio_repeat",
-    "vrrp_garp_interval",
-    "vrrp_gna_interval",
-    "vrrp_min_garp",
     "vrrp_garp_extra_if",
-    "vrrp_down_timer_adverts",
-    "vrrp_lower_prio_no_advert",
-    "vrrp_higher_prio_send_advert",
-    "vrrp_check_unicast_src",
-    "vrrp_skip_check_adv_addr",
-    "vrrp_strict",
     "v3_checksum_as_v2",
     "vrrp_owner_ignore_adverts",
-    "vrrp_startup_delay",
     "vrrp_delay_after_boot",
     "log_unknown_vrids",
     "vmac_prefix",
@@ -443,15 +433,18 @@ const CHECKERS: &[(&str, Level)] = &[
 fn lookup(level: Level, kw: &str) -> Option<Kind> {
     let leaf = match level {
         Level::Top => false,
-        Level::GlobalDefs => [
-            "router_id",
-            "notification_email_from",
-            "smtp_server",
-            "smtp_connect_timeout",
-            "enable_script_security",
-            "script_user",
-        ]
-        .contains(&kw),
+        Level::GlobalDefs => {
+            [
+                "router_id",
+                "notification_email_from",
+                "smtp_server",
+                "smtp_connect_timeout",
+                "enable_script_security",
+                "script_user",
+            ]
+            .contains(&kw)
+                || vrrp::GLOBAL_VRRP.contains(&kw)
+        }
         Level::VirtualServer => VS_LEAVES.contains(&kw) || INHERITED.contains(&kw),
         Level::RealServer => {
             ["weight", "inhibit_on_failure", "virtualhost"].contains(&kw) || INHERITED.contains(&kw)
@@ -471,6 +464,7 @@ fn lookup(level: Level, kw: &str) -> Option<Kind> {
         ]
         .contains(&kw),
         Level::SmtpHost => CONNECTION.contains(&kw) || CHECKER_COMMON.contains(&kw),
+        _ => vrrp::lookup_leaf(level, kw),
     };
     if leaf {
         return Some(Kind::Leaf);
@@ -480,11 +474,33 @@ fn lookup(level: Level, kw: &str) -> Option<Kind> {
             &[
                 ("global_defs", Level::GlobalDefs),
                 ("virtual_server", Level::VirtualServer),
+                ("vrrp_instance", Level::VrrpInstance),
+                ("vrrp_script", Level::VrrpScript),
+                ("vrrp_sync_group", Level::VrrpSyncGroup),
+                ("track_file", Level::TrackFile),
+                ("vrrp_track_file", Level::TrackFile),
+                ("ospf_announcer", Level::Ospf),
             ],
-            &["local_address_group", "virtual_server_group"],
+            &[
+                "local_address_group",
+                "virtual_server_group",
+                "static_ipaddress",
+                "static_routes",
+                "static_rules",
+            ],
             TOP_UNSUPPORTED,
         ),
         Level::GlobalDefs => (&[], &["notification_email"], GLOBAL_UNSUPPORTED),
+        Level::VrrpInstance => (
+            &[("authentication", Level::VrrpAuth)],
+            vrrp::INSTANCE_VALUES,
+            vrrp::INSTANCE_UNSUPPORTED,
+        ),
+        Level::VrrpSyncGroup => (&[], vrrp::SYNC_VALUES, vrrp::SYNC_UNSUPPORTED),
+        Level::Ospf => (&[("interface", Level::OspfInterface)], &[], &[]),
+        Level::VrrpScript | Level::TrackFile | Level::VrrpAuth | Level::OspfInterface => {
+            (&[], &[], &[])
+        }
         Level::VirtualServer => (&[("real_server", Level::RealServer)], &[], VS_UNSUPPORTED),
         Level::RealServer => (CHECKERS, &[], RS_UNSUPPORTED),
         Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], &[]),
@@ -541,6 +557,7 @@ pub(crate) fn lower(ast: &[Statement], diags: &mut Vec<Diagnostic>) -> Model {
         diags,
         model: Model::default(),
         track_files: Vec::new(),
+        garp_lower_set: (false, false),
     };
     let mut it = events.into_iter().peekable();
     let top = lw.level(&mut it, Level::Top, None);
@@ -556,6 +573,9 @@ struct Lowerer<'d> {
     model: Model,
     /// Names of the top-level `track_file` blocks (for FILE_CHECK).
     track_files: Vec<String>,
+    /// Whether `vrrp_garp_lower_prio_delay` / `_repeat` were written (else
+    /// they follow the master values).
+    garp_lower_set: (bool, bool),
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -686,6 +706,11 @@ impl Lowerer<'_> {
                         children: Vec::new(),
                     }),
                     Some(Kind::Section(sub)) => {
+                        if sub == Level::TrackFile {
+                            // FILE_CHECK may name a track_file defined anywhere in the file.
+                            self.track_files
+                                .extend(s.args.first().map(|t| t.text.clone()));
+                        }
                         self.expect_open(ev, s);
                         let children = self.level(ev, sub, Some(s));
                         nodes.push(Node { stmt: s, children });
@@ -696,13 +721,6 @@ impl Lowerer<'_> {
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
-                        // FILE_CHECK may name a track_file defined anywhere in the file.
-                        if level == Level::Top
-                            && matches!(s.keyword.text.as_str(), "track_file" | "vrrp_track_file")
-                        {
-                            self.track_files
-                                .extend(s.args.first().map(|t| t.text.clone()));
-                        }
                         self.diag_class(
                             DiagClass::Dpvsd,
                             Severity::Warning,
@@ -885,9 +903,18 @@ impl Lowerer<'_> {
     fn top(&mut self, nodes: &[Node<'_>]) {
         let mut laddr_refs: Vec<(usize, Token)> = Vec::new();
         let mut group_refs: Vec<(usize, Token)> = Vec::new();
+        let mut vrrp_nodes = vrrp::VrrpNodes::default();
         for n in nodes {
             match n.stmt.keyword.text.as_str() {
                 "global_defs" => self.global_defs(n),
+                "vrrp_script" => vrrp_nodes.scripts.push(n),
+                "track_file" | "vrrp_track_file" => vrrp_nodes.track_files.push(n),
+                "vrrp_instance" => vrrp_nodes.instances.push(n),
+                "vrrp_sync_group" => vrrp_nodes.sync_groups.push(n),
+                "static_ipaddress" => vrrp_nodes.static_addresses.push(n),
+                "static_routes" => vrrp_nodes.static_routes.push(n),
+                "static_rules" => vrrp_nodes.static_rules.push(n),
+                "ospf_announcer" => vrrp_nodes.ospf.push(n),
                 "local_address_group" => self.local_address_group(n),
                 "virtual_server_group" => self.virtual_server_group(n),
                 "virtual_server" => {
@@ -943,11 +970,15 @@ impl Lowerer<'_> {
             idx += 1;
             !dropped.contains(&(idx - 1))
         });
+        self.vrrp_pass(&vrrp_nodes);
     }
 
     fn global_defs(&mut self, n: &Node<'_>) {
         for c in &n.children {
             let s = c.stmt;
+            if self.global_vrrp(s) {
+                continue;
+            }
             match s.keyword.text.as_str() {
                 "router_id" => {
                     if let Some(t) = self.arg(s, 0) {

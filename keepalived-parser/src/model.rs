@@ -19,6 +19,22 @@ pub struct Model {
     pub virtual_servers: Vec<VirtualServer>,
     /// Non-empty `virtual_server_group`s, in file order.
     pub virtual_server_groups: Vec<VirtualServerGroup>,
+    /// Valid `vrrp_script`s, in file order.
+    pub vrrp_scripts: Vec<VrrpScript>,
+    /// `track_file` blocks, in file order.
+    pub track_files: Vec<TrackFile>,
+    /// Valid `vrrp_instance`s, in file order.
+    pub vrrp_instances: Vec<VrrpInstance>,
+    /// `vrrp_sync_group`s with members, in file order.
+    pub vrrp_sync_groups: Vec<VrrpSyncGroup>,
+    /// `static_ipaddress { }` lines.
+    pub static_ipaddresses: Vec<IpAddress>,
+    /// `static_routes { }` lines.
+    pub static_routes: Vec<Route>,
+    /// `static_rules { }` lines.
+    pub static_rules: Vec<Rule>,
+    /// dpvsd's `ospf_announcer { }` (issue 8).
+    pub ospf_announcer: Option<OspfAnnouncer>,
 }
 
 /// `global_defs { ... }`
@@ -36,6 +52,8 @@ pub struct GlobalDefs {
     /// `script_user USER [GROUP]`.
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// The VRRP keys (`vrrp_*`, `default_interface`, ...).
+    pub vrrp: VrrpGlobals,
 }
 
 /// One entry of a `local_address_group`; a range `a.b.c.d-e` is expanded.
@@ -430,4 +448,370 @@ pub struct FileCheck {
     pub weight: Option<i32>,
     /// `weight W reverse`.
     pub reverse: bool,
+}
+
+// ------------------------------------------------------------------ VRRP
+
+/// The VRRP keys of `global_defs` (KEEPALIVED.md §3), with keepalived's defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpGlobals {
+    /// `vrrp_mcast_group4` [224.0.0.18].
+    pub mcast_group4: std::net::Ipv4Addr,
+    /// `vrrp_mcast_group6` [ff02::12].
+    pub mcast_group6: std::net::Ipv6Addr,
+    /// `default_interface` [eth0].
+    pub default_interface: String,
+    /// `vrrp_version` [2].
+    pub version: u8,
+    /// `vrrp_garp_*` defaults inherited by every instance.
+    pub garp: GarpSettings,
+    /// `vrrp_garp_interval` [0 = none]; 0 itself is rejected as in keepalived.
+    pub garp_interval: Duration,
+    /// `vrrp_gna_interval` [0 = none].
+    pub gna_interval: Duration,
+    /// `vrrp_min_garp`.
+    pub min_garp: bool,
+    /// `vrrp_down_timer_adverts` [3].
+    pub down_timer_adverts: u32,
+    pub lower_prio_no_advert: bool,
+    pub higher_prio_send_advert: bool,
+    /// `vrrp_check_unicast_src`.
+    pub check_unicast_src: bool,
+    /// `vrrp_skip_check_adv_addr`.
+    pub skip_check_adv_addr: bool,
+    /// `vrrp_strict`.
+    pub strict: bool,
+    /// `vrrp_startup_delay` [0].
+    pub startup_delay: Duration,
+    /// `vrrp_notify_priority_changes`.
+    pub notify_priority_changes: bool,
+}
+
+impl Default for VrrpGlobals {
+    fn default() -> Self {
+        VrrpGlobals {
+            mcast_group4: std::net::Ipv4Addr::new(224, 0, 0, 18),
+            mcast_group6: std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
+            default_interface: "eth0".into(),
+            version: 2,
+            garp: GarpSettings::default(),
+            garp_interval: Duration::ZERO,
+            gna_interval: Duration::ZERO,
+            min_garp: false,
+            down_timer_adverts: 3,
+            lower_prio_no_advert: false,
+            higher_prio_send_advert: false,
+            check_unicast_src: false,
+            skip_check_adv_addr: false,
+            strict: false,
+            startup_delay: Duration::ZERO,
+            notify_priority_changes: false,
+        }
+    }
+}
+
+/// Gratuitous ARP / unsolicited NA timing (global `vrrp_garp_*`, per instance `garp_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GarpSettings {
+    /// `garp_master_delay` [5 s].
+    pub master_delay: Duration,
+    /// `garp_master_repeat` [5].
+    pub master_repeat: u32,
+    /// `garp_master_refresh` [0 = off].
+    pub master_refresh: Duration,
+    /// `garp_master_refresh_repeat` [1].
+    pub master_refresh_repeat: u32,
+    /// `garp_lower_prio_delay` [the master delay].
+    pub lower_prio_delay: Duration,
+    /// `garp_lower_prio_repeat` [the master repeat].
+    pub lower_prio_repeat: u32,
+}
+
+impl Default for GarpSettings {
+    fn default() -> Self {
+        GarpSettings {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+            lower_prio_delay: Duration::from_secs(5),
+            lower_prio_repeat: 5,
+        }
+    }
+}
+
+/// `state MASTER|BACKUP` (the effective initial state, §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VrrpState {
+    Master,
+    Backup,
+}
+
+/// `authentication { auth_type PASS|AH; auth_pass STR }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthType {
+    Pass,
+    Ah,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpAuth {
+    pub auth_type: AuthType,
+    /// At most 8 bytes (keepalived truncates longer passwords).
+    pub password: String,
+}
+
+/// One line of `virtual_ipaddress`, `virtual_ipaddress_excluded` or `static_ipaddress`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpAddress {
+    pub addr: IpAddr,
+    /// /32 or /128 when not written.
+    pub prefix_len: u8,
+    /// `dev` (default: the instance's interface, or `default_interface` for static addresses).
+    pub dev: Option<String>,
+    /// `brd IP|+|-` as written.
+    pub brd: Option<String>,
+    /// `scope` as a number (global 0, site 200, link 253, host 254, nowhere 255).
+    pub scope: Option<u8>,
+    pub label: Option<String>,
+    pub peer: Option<IpAddr>,
+    /// `no_track`.
+    pub no_track: bool,
+    /// `preferred_lft N|forever` as written.
+    pub preferred_lft: Option<String>,
+    /// The flag words `home`, `-nodad`, `mngtmpaddr`, `noprefixroute`, `autojoin`, `use_vmac`.
+    pub flags: Vec<String>,
+    pub location: Location,
+}
+
+/// An IP prefix (`addr/len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+/// A `nexthop` of a multipath route (or the deprecated `or IP`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nexthop {
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub weight: Option<u32>,
+}
+
+/// One line of `virtual_routes` / `static_routes` (`ip route` syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `blackhole`, `unreachable`, `prohibit`, `throw`, ... (`None`: unicast).
+    pub route_type: Option<String>,
+    pub dest: Prefix,
+    pub src: Option<IpAddr>,
+    /// `via` / `gw`.
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub table: Option<String>,
+    /// `metric` / `priority`.
+    pub metric: Option<u32>,
+    pub scope: Option<u8>,
+    pub nexthops: Vec<Nexthop>,
+    /// Other `ip route` options as (name, value) pairs, as written.
+    pub options: Vec<(String, String)>,
+    /// `no_track`, or a route without an interface (which keepalived cannot track).
+    pub no_track: bool,
+    pub location: Location,
+}
+
+/// One line of `virtual_rules` / `static_rules` (`ip rule` syntax).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub from: Option<Prefix>,
+    pub to: Option<Prefix>,
+    pub table: Option<String>,
+    /// `preference` / `priority` / `order`; assigned from 16384 when missing.
+    pub preference: u32,
+    /// Other `ip rule` options as (name, value) pairs, as written.
+    pub options: Vec<(String, String)>,
+    pub no_track: bool,
+    pub location: Location,
+}
+
+/// A tracked object with an optional weight (`track_interface`, `track_script`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracked {
+    pub name: String,
+    /// `weight W` (-254..254); `None`: the object's own weight (or FAULT on failure).
+    pub weight: Option<i32>,
+    pub reverse: bool,
+}
+
+/// `unicast_peer { IP [min_ttl N] [max_ttl N] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnicastPeer {
+    pub addr: IpAddr,
+    pub min_ttl: Option<u8>,
+    pub max_ttl: Option<u8>,
+}
+
+/// The `notify*` scripts of an instance or sync group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VrrpNotify {
+    pub master: Option<Script>,
+    pub backup: Option<Script>,
+    pub fault: Option<Script>,
+    pub stop: Option<Script>,
+    pub deleted: Option<Script>,
+    /// `notify`: called for every transition.
+    pub any: Option<Script>,
+    pub master_rx_lower_pri: Option<Script>,
+}
+
+/// The trackers of an instance or sync group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VrrpTrackers {
+    pub interfaces: Vec<Tracked>,
+    pub scripts: Vec<Tracked>,
+    pub files: Vec<Tracked>,
+    pub processes: Vec<Tracked>,
+    pub bfds: Vec<Tracked>,
+}
+
+/// `vrrp_instance NAME { ... }` with the effective values of §6.3.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub state: VrrpState,
+    /// `interface` (default `default_interface` unless the instance is unicast).
+    pub interface: Option<String>,
+    /// DPVS `dpdk_interface`: the DPDK port behind the KNI `interface`.
+    pub dpdk_interface: Option<String>,
+    pub virtual_router_id: u8,
+    pub priority: u8,
+    /// `advert_int`, rounded as keepalived does for the version.
+    pub advert_int: Duration,
+    /// 2 or 3 (IPv6 instances always 3).
+    pub version: u8,
+    /// `mcast_src_ip` / `unicast_src_ip`.
+    pub src_ip: Option<IpAddr>,
+    pub mcast_dst_ip: Option<IpAddr>,
+    pub unicast_peers: Vec<UnicastPeer>,
+    pub unicast_ttl: Option<u8>,
+    pub dont_track_primary: bool,
+    pub use_vmac: bool,
+    pub virtual_ipaddresses: Vec<IpAddress>,
+    pub virtual_ipaddresses_excluded: Vec<IpAddress>,
+    pub virtual_routes: Vec<Route>,
+    pub virtual_rules: Vec<Rule>,
+    pub track: VrrpTrackers,
+    pub nopreempt: bool,
+    pub preempt_delay: Duration,
+    /// Accept mode (default on unless strict and not the owner).
+    pub accept: bool,
+    pub strict_mode: bool,
+    pub skip_check_adv_addr: bool,
+    pub authentication: Option<VrrpAuth>,
+    pub garp: GarpSettings,
+    pub down_timer_adverts: u32,
+    pub lower_prio_no_advert: bool,
+    pub higher_prio_send_advert: bool,
+    pub notify: VrrpNotify,
+    pub smtp_alert: bool,
+    pub location: Location,
+}
+
+/// `vrrp_script NAME { ... }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VrrpScript {
+    pub name: String,
+    /// `script` with `user`.
+    pub script: Script,
+    /// `interval` [1 s].
+    pub interval: Duration,
+    /// `timeout` [the interval].
+    pub timeout: Duration,
+    /// `weight` [0] (-253..253).
+    pub weight: i32,
+    pub reverse: bool,
+    /// `rise` / `fall` [1].
+    pub rise: u32,
+    pub fall: u32,
+    pub init_fail: bool,
+    pub location: Location,
+}
+
+/// `vrrp_sync_group NAME { group { ... } ... }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpSyncGroup {
+    pub name: String,
+    /// The member instances (all defined).
+    pub instances: Vec<String>,
+    pub track: VrrpTrackers,
+    pub notify: VrrpNotify,
+    pub smtp_alert: bool,
+    pub sync_group_tracking_weight: bool,
+    pub location: Location,
+}
+
+/// `track_file NAME { file PATH; weight W [reverse]; init_file [VAL] [overwrite] }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: String,
+    /// [1].
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file [VAL] [overwrite]`: the value to create the file with (0 by default).
+    pub init_file: Option<(i64, bool)>,
+    pub location: Location,
+}
+
+// ------------------------------------------------------------------ OSPF (dpvsd)
+
+/// `announce_as stub|external`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OspfAnnounceAs {
+    /// VIPs as stub links of our Router-LSA.
+    #[default]
+    Stub,
+    /// VIPs as AS-external (type-5, E2) LSAs.
+    External,
+}
+
+/// `authentication md5 ID KEY | simple PW | none`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OspfAuth {
+    #[default]
+    None,
+    /// At most 8 bytes.
+    Simple(String),
+    /// Key id and key (at most 16 bytes).
+    Md5 { key_id: u8, key: String },
+}
+
+/// `interface NAME { ... }` of `ospf_announcer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OspfInterface {
+    pub name: String,
+    /// `hello_interval` seconds [10].
+    pub hello_interval: u16,
+    /// `dead_interval` seconds [4 × hello_interval].
+    pub dead_interval: u32,
+    /// `priority` [1] (0: never DR).
+    pub priority: u8,
+    /// `cost` [10].
+    pub cost: u16,
+    pub authentication: OspfAuth,
+    pub location: Location,
+}
+
+/// dpvsd's `ospf_announcer { ... }` (issue 8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OspfAnnouncer {
+    pub router_id: std::net::Ipv4Addr,
+    /// `area` as a dotted quad (a plain number is converted) [0.0.0.0].
+    pub area: std::net::Ipv4Addr,
+    pub interfaces: Vec<OspfInterface>,
+    pub announce_as: OspfAnnounceAs,
+    /// `metric` [10] (1..16777214).
+    pub metric: u32,
+    pub location: Location,
 }

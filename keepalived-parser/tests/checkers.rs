@@ -245,8 +245,10 @@ fn dpvs_match_service_and_options() {
 fn config_test_exit_codes() {
     let clean = vs("  TCP_CHECK {\n  }");
     assert_eq!(config_test_exit_code(&load(&clean)), 0);
-    // dpvsd's own notes (a skipped VRRP block) do not count.
-    let l = load(&format!("vrrp_instance V {{\n state BACKUP\n}}\n{clean}"));
+    // dpvsd's own notes (a skipped, not yet supported block) do not count.
+    let l = load(&format!(
+        "bfd_instance B {{\n neighbor_ip 10.0.0.1\n}}\n{clean}"
+    ));
     assert_eq!(l.diagnostics[0].class, DiagClass::Dpvsd);
     assert_eq!(config_test_exit_code(&l), 0);
     // An ordinary warning: 5.

@@ -9,28 +9,6 @@ use std::path::Path;
 /// Files where dpvsd deliberately (or, for now, knowingly) differs from
 /// stock keepalived 2.2.7, and why.
 const ALLOWED_DIFFERENCES: &[(&str, &str)] = &[
-    // global_defs VRRP keywords are skipped: `vrrp_garp_interval 0` /
-    // `vrrp_gna_interval 0` range errors and the vrrp_strict conflicts are missed.
-    ("keepalived/etc__keepalived.conf", VRRP),
-    ("keepalived/etc__keepalived.conf.sample.in", VRRP),
-    // "Initial state master is incompatible with AH authentication".
-    (
-        "keepalived/extracted__userguide_case-study-failover.conf",
-        VRRP,
-    ),
-    ("keepalived/keepalived.conf.SSL_GET", VRRP),
-    // "No script set for vrrp_script".
-    ("keepalived/keepalived.conf.conditional_conf", VRRP),
-    // Routes without an interface "cannot be tracked"; deprecated `or`/`gw`.
-    ("keepalived/keepalived.conf.track_interface", VRRP),
-    ("keepalived/keepalived.conf.vrrp.routes", VRRP),
-    ("keepalived/keepalived.conf.vrrp.static_ipaddress", VRRP),
-    // vrrp_script security violation (exit 6).
-    ("keepalived/keepalived.conf.vrrp.localcheck", VRRP),
-    // vrrp_sync_group members without `group { }`.
-    ("keepalived/keepalived.conf.vrrp.lvs_syncd", VRRP),
-    // virtual_rules: bad address and missing preference.
-    ("keepalived/keepalived.conf.vrrp.rules", VRRP),
     // DPVS dialect: stock keepalived rejects local_address_group,
     // laddr_group_name, FNAT, conhash, `virtual_server match`, tunnel_group...;
     // dpvsd accepts them on purpose (KEEPALIVED.md §10, §13 item 3).
@@ -43,7 +21,6 @@ const ALLOWED_DIFFERENCES: &[(&str, &str)] = &[
     ("dpvs/tutorial__Tunnel-Device.conf", DPVS),
 ];
 
-const VRRP: &str = "VRRP is not lowered by keepalived-parser yet (skipped with a dpvsd note), so keepalived's VRRP-side diagnostic is missed";
 const DPVS: &str = "DPVS keywords are accepted deliberately; stock keepalived calls them unknown";
 
 #[test]

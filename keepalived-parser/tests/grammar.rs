@@ -98,11 +98,11 @@ fn unknown_block_contents_are_read_at_the_current_level() {
 
 #[test]
 fn unsupported_known_blocks_are_skipped_whole_with_one_warning() {
-    let text = "vrrp_instance VI_1 {\n  state MASTER\n  authentication {\n    auth_type PASS\n  }\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\nglobal_defs {\n  router_id r\n}\n";
+    let text = "bfd_instance B1 {\n  neighbor_ip 10.0.0.1\n  nested {\n    x y\n  }\n  multiplier 5\n}\nglobal_defs {\n  router_id r\n}\n";
     let l = load(text);
     assert_eq!(
         diags(&l),
-        ["1:1 warning keyword 'vrrp_instance' is not yet supported by dpvsd, ignored"]
+        ["1:1 warning keyword 'bfd_instance' is not yet supported by dpvsd, ignored"]
     );
     assert_eq!(l.model.global_defs.router_id.as_deref(), Some("r"));
 }

@@ -280,10 +280,8 @@ fn global_defs() {
     );
     assert_eq!(g.smtp_connect_timeout, Some(Duration::from_secs(30)));
     assert_eq!(g.router_id.as_deref(), Some("LB1"));
-    assert_eq!(
-        diags(&l),
-        ["10:3 warning keyword 'vrrp_strict' is not yet supported by dpvsd, ignored"]
-    );
+    assert!(g.vrrp.strict);
+    assert!(l.diagnostics.is_empty(), "{:#?}", diags(&l));
 }
 
 #[test]

@@ -1,8 +1,18 @@
-//! VRRPv2/v3 for dpvsd.
+//! VRRPv2/v3 for dpvsd, wire-compatible with keepalived 2.2.7.
 //!
-//! **Placeholder.** The walking skeleton has no VRRP. This crate exists so the
-//! workspace has its final shape: the vrrp issue adds the wire codec
-//! (RFC 3768 / RFC 5798), the sans-IO instance state machine with injected
-//! time, sync groups, trackers and a tokio driver here. It will depend on
-//! nothing else in the workspace; `dpvsd::assemble` maps `vrrp_instance`
-//! blocks onto its `InstanceSpec`.
+//! Layers, bottom up:
+//! - [`wire`]: packet views and representations (VRRP, the IP header around
+//!   it, gratuitous ARP and unsolicited NA), tested byte-exact against
+//!   keepalived captures.
+//! - [`instance`]: the sans-IO state machine of one virtual router
+//!   (INIT/BACKUP/MASTER/FAULT) with injected time, its trackers and
+//!   counters; [`group`] moves sync-group members together.
+//!
+//! This crate depends on nothing else in the workspace: `dpvsd::assemble`
+//! maps `vrrp_instance` blocks onto [`instance::InstanceSpec`].
+
+pub mod driver;
+pub mod group;
+pub mod instance;
+pub mod track;
+pub mod wire;

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 
 /// MurmurHash3's 64-bit finaliser: a bijection with full avalanche.
 #[inline]
-pub(super) fn fmix64(mut h: u64) -> u64 {
+pub(crate) fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xFF51_AFD7_ED55_8CCD);
     h ^= h >> 33;

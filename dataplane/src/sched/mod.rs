@@ -17,7 +17,7 @@
 //! lookups map a 32-bit hash onto a table with a multiply-shift, no division.
 
 mod conhash;
-mod hash;
+pub(crate) mod hash;
 mod maglev;
 mod wrr;
 

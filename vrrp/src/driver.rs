@@ -1,0 +1,460 @@
+//! The tokio driver: raw IP protocol-112 sockets per interface and family,
+//! timers from [`Router::poll_at`], and VIP ownership through [`VipOwner`].
+//!
+//! IPv4 sockets leave `IP_HDRINCL` off and set TTL / multicast TTL 255 and
+//! TOS 0xc0; they receive the IP header, so TTL is checked in the instance.
+//! IPv6 sockets send from the interface's link-local address with hop limit
+//! 255 and traffic class 0xc0; the kernel drops anything with a lower hop
+//! limit (`IPV6_MINHOPCOUNT`), since the hop limit of a received packet is
+//! not visible without ancillary data. Checksums are computed here for both.
+#![allow(unsafe_code)]
+
+use crate::group::{InstanceIdx, Router, SpecError, SyncGroupSpec};
+use crate::instance::{Action, DropCause, Event, InstanceSpec, InstanceStatus, VipSpec};
+use crate::track::{TrackKind, TrackStatus};
+use crate::wire::{parse_ip, Family, IP_PROTO_VRRP, MCAST_V4, MCAST_V6, VRRP_TOS, VRRP_TTL};
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+/// Who holds the VIPs: the kernel (VRRP on its own) or the dataplane.
+pub trait VipOwner: Send {
+    /// The instance became master: own `vips` on `interface`.
+    fn take(&mut self, interface: &str, vips: &[VipSpec]);
+    /// The instance left master: stop owning them (idempotent).
+    fn release(&mut self, interface: &str, vips: &[VipSpec]);
+    /// Send `count` gratuitous ARPs / unsolicited NAs for each VIP.
+    fn announce(&mut self, interface: &str, vips: &[VipSpec], count: u32);
+}
+
+/// Input from trackers outside the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackerEvent {
+    /// A tracker's status changed.
+    Track {
+        /// Kind.
+        kind: TrackKind,
+        /// Name.
+        name: String,
+        /// Status.
+        status: TrackStatus,
+    },
+    /// An instance interface's link changed.
+    Link {
+        /// Interface name.
+        interface: String,
+        /// Whether it is up.
+        up: bool,
+    },
+}
+
+/// Errors that stop the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The specs are inconsistent.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The interface has no usable address of the family.
+    #[error("interface {interface}: no {family:?} source address")]
+    NoAddress {
+        /// Interface.
+        interface: String,
+        /// Family.
+        family: Family,
+    },
+    /// A socket could not be set up.
+    #[error("interface {interface}: {op}: {source}")]
+    Socket {
+        /// Interface.
+        interface: String,
+        /// What failed.
+        op: &'static str,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+struct Link {
+    interface: String,
+    unicast: bool,
+    family: Family,
+    src: IpAddr,
+    sock: Arc<UdpSocket>,
+}
+
+fn sock_err<'a>(
+    interface: &'a str,
+    op: &'static str,
+) -> impl FnOnce(std::io::Error) -> DriverError + 'a {
+    move |source| DriverError::Socket {
+        interface: interface.to_owned(),
+        op,
+        source,
+    }
+}
+
+/// The first IPv4 address, or the IPv6 link-local address, of `interface`.
+fn interface_addr(interface: &str, family: Family) -> Option<IpAddr> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        if ifa.interface_name != interface {
+            return None;
+        }
+        let a = ifa.address?;
+        match family {
+            Family::V4 => a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())),
+            Family::V6 => a
+                .as_sockaddr_in6()
+                .map(|s| s.ip())
+                .filter(|ip| ip.segments()[0] & 0xffc0 == 0xfe80)
+                .map(IpAddr::V6),
+        }
+    })
+}
+
+/// Linux `IPV6_MINHOPCOUNT`: the kernel drops packets below this hop limit.
+const IPV6_MINHOPCOUNT: libc::c_int = 73;
+
+fn open(
+    interface: &str,
+    family: Family,
+    src: IpAddr,
+    unicast: bool,
+) -> Result<UdpSocket, DriverError> {
+    let e = |op| sock_err(interface, op);
+    let ifindex = nix::net::if_::if_nametoindex(interface).map_err(|err| DriverError::Socket {
+        interface: interface.to_owned(),
+        op: "if_nametoindex",
+        source: err.into(),
+    })?;
+    let proto = Some(Protocol::from(i32::from(IP_PROTO_VRRP)));
+    let sock = match family {
+        Family::V4 => {
+            let s = Socket::new(Domain::IPV4, Type::RAW, proto).map_err(e("socket"))?;
+            s.set_ttl_v4(u32::from(VRRP_TTL)).map_err(e("IP_TTL"))?;
+            s.set_multicast_ttl_v4(u32::from(VRRP_TTL))
+                .map_err(e("IP_MULTICAST_TTL"))?;
+            s.set_tos_v4(u32::from(VRRP_TOS)).map_err(e("IP_TOS"))?;
+            s.set_multicast_loop_v4(false)
+                .map_err(e("IP_MULTICAST_LOOP"))?;
+            if let IpAddr::V4(a) = src {
+                s.set_multicast_if_v4(&a).map_err(e("IP_MULTICAST_IF"))?;
+                if !unicast {
+                    s.join_multicast_v4(&MCAST_V4, &a)
+                        .map_err(e("IP_ADD_MEMBERSHIP"))?;
+                }
+            }
+            s
+        }
+        Family::V6 => {
+            let s = Socket::new(Domain::IPV6, Type::RAW, proto).map_err(e("socket"))?;
+            s.set_unicast_hops_v6(u32::from(VRRP_TTL))
+                .map_err(e("IPV6_UNICAST_HOPS"))?;
+            s.set_multicast_hops_v6(u32::from(VRRP_TTL))
+                .map_err(e("IPV6_MULTICAST_HOPS"))?;
+            s.set_tclass_v6(u32::from(VRRP_TOS))
+                .map_err(e("IPV6_TCLASS"))?;
+            s.set_multicast_loop_v6(false)
+                .map_err(e("IPV6_MULTICAST_LOOP"))?;
+            s.set_multicast_if_v6(ifindex)
+                .map_err(e("IPV6_MULTICAST_IF"))?;
+            if !unicast {
+                s.join_multicast_v6(&MCAST_V6, ifindex)
+                    .map_err(e("IPV6_JOIN_GROUP"))?;
+            }
+            let min: libc::c_int = libc::c_int::from(VRRP_TTL);
+            // SAFETY: the fd is a valid open socket owned by `s`; the option
+            // value points at a live c_int and its exact size is passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    s.as_raw_fd(),
+                    libc::IPPROTO_IPV6,
+                    IPV6_MINHOPCOUNT,
+                    (&min as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(DriverError::Socket {
+                    interface: interface.to_owned(),
+                    op: "IPV6_MINHOPCOUNT",
+                    source: std::io::Error::last_os_error(),
+                });
+            }
+            if let IpAddr::V6(a) = src {
+                s.bind(&SocketAddr::V6(SocketAddrV6::new(a, 0, 0, ifindex)).into())
+                    .map_err(e("bind"))?;
+            }
+            s
+        }
+    };
+    sock.bind_device(Some(interface.as_bytes()))
+        .map_err(e("SO_BINDTODEVICE"))?;
+    sock.set_nonblocking(true).map_err(e("O_NONBLOCK"))?;
+    UdpSocket::from_std(std::net::UdpSocket::from(sock)).map_err(e("register"))
+}
+
+/// A received packet: which link, IP fields, VRRP payload.
+struct Rx {
+    link: usize,
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    payload: Vec<u8>,
+}
+
+/// `v6_dst` is the destination assumed for IPv6 checksums: ff02::12, or our
+/// own address in unicast mode (the socket does not report it).
+async fn reader(
+    link: usize,
+    family: Family,
+    v6_dst: IpAddr,
+    sock: Arc<UdpSocket>,
+    tx: mpsc::Sender<Rx>,
+) {
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Some(bytes) = buf.get(..n) else { continue };
+        let rx = match family {
+            Family::V4 => match parse_ip(bytes) {
+                Ok((meta, payload)) => Rx {
+                    link,
+                    src: meta.src,
+                    dst: meta.dst,
+                    ttl: meta.ttl,
+                    payload: payload.to_vec(),
+                },
+                Err(_) => continue,
+            },
+            // The kernel enforced hop limit 255 (IPV6_MINHOPCOUNT).
+            Family::V6 => Rx {
+                link,
+                src: from.ip(),
+                dst: v6_dst,
+                ttl: VRRP_TTL,
+                payload: bytes.to_vec(),
+            },
+        };
+        if tx.send(rx).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs every instance until `shutdown` becomes true; then each master sends
+/// its priority-0 advert and releases its VIPs. Status snapshots are
+/// published on `status` after every event.
+///
+/// # Errors
+/// [`DriverError`] if the specs are inconsistent or a socket cannot be set up.
+pub async fn run<O: VipOwner>(
+    mut specs: Vec<InstanceSpec>,
+    groups: Vec<SyncGroupSpec>,
+    mut owner: O,
+    mut events: mpsc::Receiver<TrackerEvent>,
+    status: watch::Sender<Vec<InstanceStatus>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DriverError> {
+    let mut links: Vec<Link> = Vec::new();
+    let mut link_of = Vec::new();
+    for s in &mut specs {
+        let family = s.family();
+        if s.src_addr.is_none() {
+            s.src_addr = interface_addr(&s.interface, family);
+        }
+        let src = s.src_addr.ok_or_else(|| DriverError::NoAddress {
+            interface: s.interface.clone(),
+            family,
+        })?;
+        let pos = links
+            .iter()
+            .position(|l| l.interface == s.interface && l.family == family);
+        let idx = match pos {
+            Some(i) => i,
+            None => {
+                let sock = open(&s.interface, family, src, !s.unicast_peers.is_empty())?;
+                links.push(Link {
+                    interface: s.interface.clone(),
+                    unicast: !s.unicast_peers.is_empty(),
+                    family,
+                    src,
+                    sock: Arc::new(sock),
+                });
+                links.len() - 1
+            }
+        };
+        link_of.push(idx);
+    }
+    let (tx, mut rx) = mpsc::channel(256);
+    let mut readers = tokio::task::JoinSet::new();
+    for (i, l) in links.iter().enumerate() {
+        let v6_dst = if l.unicast { l.src } else { MCAST_V6.into() };
+        readers.spawn(reader(i, l.family, v6_dst, l.sock.clone(), tx.clone()));
+    }
+    let mut router = Router::new(specs, groups, tokio::time::Instant::now().into_std())?;
+    loop {
+        let deadline = router.poll_at().map(tokio::time::Instant::from_std);
+        let out = tokio::select! {
+            () = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => router.on_timer(std::time::Instant::now()),
+            Some(p) = rx.recv() => {
+                let now = std::time::Instant::now();
+                let vrid = p.payload.get(1).copied();
+                let targets: Vec<usize> = (0..router.instances().len())
+                    .filter(|&i| link_of[i] == p.link && Some(router.instances()[i].spec().vrid) == vrid)
+                    .collect();
+                let mut out = Vec::new();
+                for i in targets {
+                    let before = router.instances()[i].counters().drops;
+                    let ev = Event::Advert { src: p.src, dst: p.dst, ttl: p.ttl, payload: &p.payload };
+                    out.extend(router.handle(InstanceIdx(i), ev, now));
+                    log_first_drops(&router, i, &before);
+                }
+                out
+            }
+            Some(ev) = events.recv() => {
+                let now = std::time::Instant::now();
+                match &ev {
+                    TrackerEvent::Track { kind, name, status } => {
+                        router.broadcast(Event::Track { kind: *kind, name, status: *status }, now)
+                    }
+                    TrackerEvent::Link { interface, up } => {
+                        let mine: Vec<usize> = (0..router.instances().len())
+                            .filter(|&i| &router.instances()[i].spec().interface == interface)
+                            .collect();
+                        mine.into_iter()
+                            .flat_map(|i| router.handle(InstanceIdx(i), Event::Link { up: *up }, now))
+                            .collect()
+                    }
+                }
+            }
+            _ = shutdown.changed() => {
+                if *shutdown.borrow() {
+                    let out = router.broadcast(Event::Shutdown, std::time::Instant::now());
+                    perform(&router, &links, &link_of, &mut owner, out).await;
+                    status.send_replace(router.status());
+                    readers.abort_all();
+                    return Ok(());
+                }
+                Vec::new()
+            }
+        };
+        perform(&router, &links, &link_of, &mut owner, out).await;
+        status.send_replace(router.status());
+    }
+}
+
+fn log_first_drops(router: &Router, i: usize, before: &[u64]) {
+    let inst = &router.instances()[i];
+    for (cause, (b, a)) in DropCause::ALL
+        .iter()
+        .zip(before.iter().zip(&inst.counters().drops))
+    {
+        if *b == 0 && *a > 0 {
+            tracing::warn!(instance = %inst.spec().name, cause = cause.name(), "dropped advert: {}", cause.description());
+        }
+    }
+}
+
+async fn perform<O: VipOwner>(
+    router: &Router,
+    links: &[Link],
+    link_of: &[usize],
+    owner: &mut O,
+    out: Vec<(InstanceIdx, Action)>,
+) {
+    for (idx, action) in out {
+        let (Some(inst), Some(link)) = (
+            router.get(idx),
+            link_of.get(idx.0).and_then(|&l| links.get(l)),
+        ) else {
+            continue;
+        };
+        let spec = inst.spec();
+        let vips: Vec<VipSpec> = spec
+            .vips
+            .iter()
+            .chain(&spec.excluded_vips)
+            .cloned()
+            .collect();
+        match action {
+            Action::SendAdvert { priority } => {
+                let dsts: Vec<IpAddr> = if spec.unicast_peers.is_empty() {
+                    vec![match link.family {
+                        Family::V4 => MCAST_V4.into(),
+                        Family::V6 => MCAST_V6.into(),
+                    }]
+                } else {
+                    spec.unicast_peers.clone()
+                };
+                for dst in dsts {
+                    let bytes = inst.advert(priority).to_bytes(link.src, dst);
+                    if let Err(err) = link.sock.send_to(&bytes, SocketAddr::new(dst, 0)).await {
+                        tracing::warn!(instance = %spec.name, %dst, "send advert: {err}");
+                    }
+                }
+            }
+            Action::BecomeMaster => owner.take(&link.interface, &vips),
+            Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
+                owner.release(&link.interface, &vips)
+            }
+            Action::SendGarp { count } => owner.announce(&link.interface, &vips, count),
+            Action::Notify { state, priority } => {
+                tracing::info!(instance = %spec.name, ?state, priority, "state change");
+                for cmd in spec
+                    .notify
+                    .commands("INSTANCE", &spec.name, state, priority)
+                {
+                    if let Some((prog, args)) = cmd.split_first() {
+                        if let Err(err) = tokio::process::Command::new(prog).args(args).spawn() {
+                            tracing::warn!(instance = %spec.name, "notify {prog}: {err}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Default)]
+    struct Recorder(Vec<&'static str>);
+
+    impl VipOwner for Recorder {
+        fn take(&mut self, _: &str, _: &[VipSpec]) {
+            self.0.push("take");
+        }
+        fn release(&mut self, _: &str, _: &[VipSpec]) {
+            self.0.push("release");
+        }
+        fn announce(&mut self, _: &str, _: &[VipSpec], _: u32) {
+            self.0.push("announce");
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_interface_is_reported_before_anything_runs() {
+        let mut s = InstanceSpec::new("vi", "nosuchif0", 51);
+        s.vips = vec![VipSpec::new(std::net::Ipv4Addr::new(10, 99, 0, 100).into())];
+        let (_etx, erx) = mpsc::channel(1);
+        let (stx, _srx) = watch::channel(Vec::new());
+        let (_dtx, drx) = watch::channel(false);
+        let err = run(vec![s], vec![], Recorder::default(), erx, stx, drx).await;
+        assert!(
+            matches!(&err, Err(DriverError::NoAddress { interface, family: Family::V4 }) if interface == "nosuchif0"),
+            "{err:?}"
+        );
+    }
+}
