@@ -31,6 +31,12 @@ pub enum CtlCommand {
     Status,
     /// Virtual servers, real servers, health and counters.
     List,
+    /// Re-read the config file and apply only what changed. With
+    /// `dry_run`, report the changes without applying them.
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+    },
 }
 
 /// A response.
@@ -96,6 +102,8 @@ pub struct StatusInfo {
     pub uptime_secs: u64,
     pub config_file: String,
     pub config_loaded_unix: u64,
+    /// Successful reloads since start.
+    pub reloads: u64,
     pub backend: String,
     pub interface: Option<String>,
     pub workers: usize,
@@ -151,6 +159,19 @@ pub struct ServiceInfo {
     pub real_servers: Vec<RealServerInfo>,
 }
 
+/// `reload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadInfo {
+    /// True when the new configuration is now running.
+    pub applied: bool,
+    /// One line per change (also for a dry run).
+    pub changes: Vec<String>,
+    /// The new file's diagnostics (`file:line:col: severity: message`).
+    pub diagnostics: Vec<String>,
+    /// Why the file was rejected (the running configuration is unchanged).
+    pub error: Option<String>,
+}
+
 /// `list`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ListInfo {
@@ -172,5 +193,10 @@ mod tests {
         let back: Request = serde_json::from_str(&s).expect("parse");
         assert_eq!(back, r);
         assert!(serde_json::from_str::<Request>(r#"{"version":1,"cmd":"rm-rf"}"#).is_err());
+        let r: Request =
+            serde_json::from_str(r#"{"version":1,"cmd":"reload","dry_run":true}"#).expect("parse");
+        assert_eq!(r.command, CtlCommand::Reload { dry_run: true });
+        let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"reload"}"#).expect("parse");
+        assert_eq!(r.command, CtlCommand::Reload { dry_run: false });
     }
 }

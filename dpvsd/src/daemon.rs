@@ -1,5 +1,7 @@
-//! The running daemon: builds the runtime from a [`Plan`], maps health
-//! events to dataplane [`Command`]s, serves the control socket, and stops
+//! The running daemon: builds the runtime from a [`Plan`], keeps the
+//! dataplane reconciled with the desired state of every real server (health
+//! changes, dynamic weights and reloads all go through [`desired`] and
+//! [`transition`]), serves the control socket, reloads on SIGHUP, and stops
 //! cleanly on SIGTERM/SIGINT.
 
 use std::collections::BTreeMap;
@@ -16,11 +18,13 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::assemble::{Plan, ServicePlan};
+use crate::assemble::{self, Plan, ServerPlan, ServicePlan};
 use crate::ctl::{
-    CheckInfo, CtlCommand, ListInfo, RealServerInfo, Request, Response, ServiceInfo, StatusInfo,
-    MAX_REQUEST, VERSION,
+    CheckInfo, CtlCommand, ListInfo, RealServerInfo, ReloadInfo, Request, Response, ServiceInfo,
+    StatusInfo, MAX_REQUEST, VERSION,
 };
+use crate::notify;
+use crate::reload;
 
 /// How the daemon was asked to run.
 #[derive(Debug, Clone)]
@@ -30,6 +34,8 @@ pub struct Options {
     /// The afpacket interface; `None` runs without forwarding.
     pub interface: Option<String>,
     pub conn_capacity: usize,
+    /// How the config file is read again on reload.
+    pub load: keepalived_parser::LoadOptions,
 }
 
 /// Why the daemon could not start.
@@ -63,75 +69,118 @@ struct ServerRuntime {
 }
 
 impl ServerRuntime {
+    fn new(service: ServiceKey, s: &ServerPlan) -> ServerRuntime {
+        ServerRuntime {
+            service,
+            spec: s.spec,
+            delta: 0,
+            inhibit: s.inhibit_on_failure,
+            up: s.subject.initially_up(),
+        }
+    }
+
     /// keepalived's effective weight: iweight + deltas, clamped to 0..=i32::MAX.
     fn effective_weight(&self) -> u32 {
         (i64::from(self.spec.weight) + self.delta).clamp(0, i64::from(i32::MAX)) as u32
     }
 }
 
+/// Where a server should be in the dataplane: `Some(weight)` present with
+/// that weight, `None` absent (keepalived: a failed server is removed, or
+/// kept with weight 0 under `inhibit_on_failure`).
+fn desired(s: &ServerRuntime) -> Option<u32> {
+    match (s.up, s.inhibit) {
+        (true, _) => Some(s.effective_weight()),
+        (false, true) => Some(0),
+        (false, false) => None,
+    }
+}
+
+/// The one command (if any) that moves a server from `from` to `to`.
+fn transition(
+    service: ServiceKey,
+    addr: SocketAddr,
+    from: Option<u32>,
+    to: Option<u32>,
+) -> Option<Command> {
+    match (from, to) {
+        (None, Some(weight)) => Some(Command::AddRealServer {
+            service,
+            server: RealServerSpec { addr, weight },
+        }),
+        (Some(_), None) => Some(Command::DelRealServer {
+            service,
+            server: addr,
+        }),
+        (Some(a), Some(b)) if a != b => Some(Command::SetWeight {
+            service,
+            server: addr,
+            weight: b,
+        }),
+        _ => None,
+    }
+}
+
+/// What the daemon runs now; replaced piece by piece on reload.
+#[derive(Debug)]
+struct RunState {
+    plan: Plan,
+    servers: BTreeMap<SubjectId, ServerRuntime>,
+    /// Stable health-subject ids by (service, real server), kept across reloads.
+    ids: BTreeMap<(ServiceKey, SocketAddr), SubjectId>,
+    next_id: u64,
+    loaded_unix: u64,
+    reloads: u64,
+}
+
+impl RunState {
+    /// Gives the plan's subjects their stable ids: a server that already runs
+    /// keeps its id (and so its health state); a new one gets a fresh id.
+    fn assign_ids(&mut self, plan: &mut Plan) {
+        for svc in &mut plan.services {
+            for s in &mut svc.servers {
+                let key = (svc.spec.key, s.spec.addr);
+                let id = *self.ids.entry(key).or_insert_with(|| {
+                    self.next_id += 1;
+                    SubjectId(self.next_id)
+                });
+                s.subject.id = id;
+            }
+        }
+    }
+
+    /// The commands that install a service with its servers (whose runtime
+    /// entries must exist) in their current state.
+    fn service_commands(&self, svc: &ServicePlan) -> Vec<Command> {
+        let key = svc.spec.key;
+        let mut cmds = vec![Command::AddService(svc.spec.clone())];
+        for s in &svc.servers {
+            let to = self.servers.get(&s.subject.id).and_then(desired);
+            cmds.extend(transition(key, s.spec.addr, None, to));
+        }
+        cmds
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     opts: Options,
-    plan: Plan,
+    /// Lock order: `state`, then `dp`.
+    state: Mutex<RunState>,
     dp: Mutex<Dataplane>,
-    servers: Mutex<BTreeMap<SubjectId, ServerRuntime>>,
     health: HealthChecker,
     started: Instant,
-    loaded_unix: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The command that puts a server in the state `up` requires (keepalived's
-/// rules: removal, or weight 0 with `inhibit_on_failure`).
-fn server_command(s: &ServerRuntime, up: bool) -> Command {
-    let (service, server) = (s.service, s.spec.addr);
-    let weight = s.effective_weight();
-    match (up, s.inhibit) {
-        (true, true) => Command::SetWeight {
-            service,
-            server,
-            weight,
-        },
-        (true, false) => Command::AddRealServer {
-            service,
-            server: RealServerSpec {
-                addr: server,
-                weight,
-            },
-        },
-        (false, true) => Command::SetWeight {
-            service,
-            server,
-            weight: 0,
-        },
-        (false, false) => Command::DelRealServer { service, server },
-    }
-}
-
-/// The commands that install a service with its servers in their initial state.
-fn initial_commands(svc: &ServicePlan) -> Vec<Command> {
-    let mut cmds = vec![Command::AddService(svc.spec.clone())];
-    for s in &svc.servers {
-        let key = svc.spec.key;
-        match (s.subject.initially_up(), s.inhibit_on_failure) {
-            (true, _) => cmds.push(Command::AddRealServer {
-                service: key,
-                server: s.spec,
-            }),
-            (false, true) => cmds.push(Command::AddRealServer {
-                service: key,
-                server: RealServerSpec {
-                    weight: 0,
-                    ..s.spec
-                },
-            }),
-            (false, false) => {}
-        }
-    }
-    cmds
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Binds the control socket: refuses if another daemon answers on it,
@@ -161,14 +210,44 @@ fn bind_socket(path: &Path) -> Result<UnixListener, StartError> {
 ///
 /// # Errors
 /// Anything that prevents starting; nothing is left half-configured.
-pub async fn run(opts: Options, plan: Plan) -> Result<(), StartError> {
+pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
+    let signal_err = |source| StartError::Socket {
+        path: "signal handler".into(),
+        source,
+    };
+    let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
     let listener = bind_socket(&opts.socket)?;
+
+    let mut state = RunState {
+        plan: Plan {
+            services: Vec::new(),
+        },
+        servers: BTreeMap::new(),
+        ids: BTreeMap::new(),
+        next_id: 0,
+        loaded_unix: unix_now(),
+        reloads: 0,
+    };
+    state.assign_ids(&mut plan);
+    for svc in &plan.services {
+        for s in &svc.servers {
+            state
+                .servers
+                .insert(s.subject.id, ServerRuntime::new(svc.spec.key, s));
+        }
+    }
     let started = (|| -> Result<_, StartError> {
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
             workers: 1,
         });
-        dp.apply_all(plan.services.iter().flat_map(initial_commands))?;
+        dp.apply_all(
+            plan.services
+                .iter()
+                .flat_map(|svc| state.service_commands(svc)),
+        )?;
         match &opts.interface {
             Some(ifname) => {
                 let io = dataplane::io::afpacket::AfPacket::open(ifname)?;
@@ -186,58 +265,30 @@ pub async fn run(opts: Options, plan: Plan) -> Result<(), StartError> {
             return Err(e);
         }
     };
-
-    let mut servers = BTreeMap::new();
-    let mut subjects = Vec::new();
-    for svc in &plan.services {
-        for s in &svc.servers {
-            servers.insert(
-                s.subject.id,
-                ServerRuntime {
-                    service: svc.spec.key,
-                    spec: s.spec,
-                    delta: 0,
-                    inhibit: s.inhibit_on_failure,
-                    up: s.subject.initially_up(),
-                },
-            );
-            if !s.subject.checks.is_empty() {
-                subjects.push(s.subject.clone());
-            }
-        }
-    }
+    let subjects = plan
+        .services
+        .iter()
+        .flat_map(|svc| svc.servers.iter())
+        .filter(|s| !s.subject.checks.is_empty())
+        .map(|s| s.subject.clone())
+        .collect();
     let (tx, mut events) = mpsc::unbounded_channel();
     let health = HealthChecker::start(subjects, tx);
+    state.plan = plan;
     let shared = Arc::new(Shared {
         opts,
-        plan,
+        state: Mutex::new(state),
         dp: Mutex::new(dp),
-        servers: Mutex::new(servers),
         health,
         started: Instant::now(),
-        loaded_unix: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
     });
     tracing::info!(
-        services = shared.plan.services.len(),
+        services = lock(&shared.state).plan.services.len(),
         socket = %shared.opts.socket.display(),
         "dpvsd running"
     );
+    notify::notify("READY=1");
 
-    let mut term = signal(SignalKind::terminate()).map_err(|source| StartError::Socket {
-        path: "signal".into(),
-        source,
-    })?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|source| StartError::Socket {
-        path: "signal".into(),
-        source,
-    })?;
-    let mut hup = signal(SignalKind::hangup()).map_err(|source| StartError::Socket {
-        path: "signal".into(),
-        source,
-    })?;
     loop {
         tokio::select! {
             Some(ev) = events.recv() => on_health(&shared, ev),
@@ -248,11 +299,17 @@ pub async fn run(opts: Options, plan: Plan) -> Result<(), StartError> {
                 }
                 Err(e) => tracing::warn!(error = %e, "control socket accept failed"),
             },
-            _ = hup.recv() => tracing::warn!("SIGHUP: configuration reload is not implemented yet; the running configuration is unchanged"),
+            _ = hup.recv() => {
+                let r = reload_config(&shared, false);
+                if !r.applied {
+                    tracing::error!(error = r.error.as_deref().unwrap_or("unknown"), "SIGHUP: reload rejected; the running configuration is unchanged");
+                }
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
+    notify::notify("STOPPING=1");
     tracing::info!("stopping");
     let _ = std::fs::remove_file(&shared.opts.socket);
     lock(&shared.dp).shutdown();
@@ -260,34 +317,212 @@ pub async fn run(opts: Options, plan: Plan) -> Result<(), StartError> {
 }
 
 fn on_health(shared: &Shared, ev: HealthEvent) {
-    let mut servers = lock(&shared.servers);
-    let Some(s) = servers.get_mut(&ev.subject) else {
+    let mut state = lock(&shared.state);
+    let Some(s) = state.servers.get_mut(&ev.subject) else {
         return;
     };
-    let weight_changed = ev.weight_delta.is_some_and(|d| d != s.delta);
+    let from = desired(s);
     if let Some(d) = ev.weight_delta {
         s.delta = d;
     }
-    let cmd = if s.up != ev.up {
+    if s.up != ev.up {
         s.up = ev.up;
-        server_command(s, ev.up)
-    } else if weight_changed && s.up {
-        tracing::info!(server = %s.spec.addr, service = %s.service, weight = s.effective_weight(), reason = %ev.reason, "real server weight changed");
-        Command::SetWeight {
-            service: s.service,
-            server: s.spec.addr,
-            weight: s.effective_weight(),
-        }
-    } else {
+        tracing::info!(
+            server = %s.spec.addr, service = %s.service, reason = %ev.reason,
+            "real server {}", if ev.up { "up" } else { "down" }
+        );
+    }
+    let to = desired(s);
+    let Some(cmd) = transition(s.service, s.spec.addr, from, to) else {
         return;
     };
-    tracing::info!(
-        server = %s.spec.addr, service = %s.service, up = ev.up, reason = %ev.reason,
-        "real server {}", if ev.up { "up" } else { "down" }
-    );
+    if from.is_some() && to.is_some() {
+        tracing::info!(server = %s.spec.addr, service = %s.service, weight = ?to, reason = %ev.reason, "real server weight changed");
+    }
     if let Err(e) = lock(&shared.dp).apply(cmd) {
         tracing::error!(error = %e, "dataplane refused a health change");
     }
+}
+
+/// Re-reads the config file; if it is valid, applies only the changes.
+/// A file with errors changes nothing.
+fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
+    let rejected = |error: String, diagnostics: Vec<String>| ReloadInfo {
+        applied: false,
+        changes: Vec::new(),
+        diagnostics,
+        error: Some(error),
+    };
+    let path = &shared.opts.config_file;
+    let loaded = match keepalived_parser::load_file(path, &shared.opts.load) {
+        Ok(l) => l,
+        Err(e) => return rejected(e.to_string(), Vec::new()),
+    };
+    let diagnostics: Vec<String> = loaded.diagnostics.iter().map(|d| d.to_string()).collect();
+    if !loaded.is_runnable() {
+        return rejected(
+            format!("{}: configuration has errors", path.display()),
+            diagnostics,
+        );
+    }
+    let mut plan = match assemble::assemble(&loaded.model) {
+        Ok(p) => p,
+        Err(errors) => {
+            let mut all = diagnostics;
+            all.extend(errors.iter().map(|e| e.to_string()));
+            return rejected(
+                format!(
+                    "{}: configuration uses unsupported features",
+                    path.display()
+                ),
+                all,
+            );
+        }
+    };
+    let mut state = lock(&shared.state);
+    let ids_before = (state.ids.clone(), state.next_id);
+    state.assign_ids(&mut plan);
+    let d = reload::diff(&state.plan, &plan);
+    let changes = d.lines();
+    if dry_run {
+        (state.ids, state.next_id) = ids_before;
+        return ReloadInfo {
+            applied: false,
+            changes,
+            diagnostics,
+            error: None,
+        };
+    }
+    if !d.is_empty() {
+        notify::reloading();
+    }
+    let cmds = apply_diff(shared, &mut state, &d, &plan);
+    state.plan = plan;
+    state.loaded_unix = unix_now();
+    state.reloads += 1;
+    let result = lock(&shared.dp).apply_all(cmds);
+    if !d.is_empty() {
+        notify::notify("READY=1");
+    }
+    for c in &changes {
+        tracing::info!(change = %c, "reload");
+    }
+    match result {
+        Ok(()) => ReloadInfo {
+            applied: true,
+            changes,
+            diagnostics,
+            error: None,
+        },
+        Err(e) => ReloadInfo {
+            applied: true,
+            changes,
+            diagnostics,
+            error: Some(format!("dataplane: {e}")),
+        },
+    }
+}
+
+/// Updates runtime and health state for a diff and returns the dataplane
+/// commands, touching nothing that did not change.
+fn apply_diff(
+    shared: &Shared,
+    state: &mut RunState,
+    d: &reload::PlanDiff,
+    new: &Plan,
+) -> Vec<Command> {
+    let mut cmds = Vec::new();
+    let old_services: BTreeMap<ServiceKey, ServicePlan> = state
+        .plan
+        .services
+        .iter()
+        .map(|s| (s.spec.key, s.clone()))
+        .collect();
+    let new_services: BTreeMap<ServiceKey, &ServicePlan> =
+        new.services.iter().map(|s| (s.spec.key, s)).collect();
+    let forget = |state: &mut RunState, key: ServiceKey, addr: SocketAddr| {
+        if let Some(id) = state.ids.remove(&(key, addr)) {
+            shared.health.remove_subject(id);
+            state.servers.remove(&id);
+        }
+    };
+    let start = |state: &mut RunState, key: ServiceKey, s: &ServerPlan| {
+        state
+            .servers
+            .insert(s.subject.id, ServerRuntime::new(key, s));
+        if !s.subject.checks.is_empty() {
+            shared.health.add_subject(s.subject.clone());
+        }
+    };
+    for key in &d.removed {
+        cmds.push(Command::DelService(*key));
+        if let Some(old) = old_services.get(key) {
+            for s in &old.servers {
+                forget(state, *key, s.spec.addr);
+            }
+        }
+    }
+    for svc in &d.added {
+        for s in &svc.servers {
+            start(state, svc.spec.key, s);
+        }
+        cmds.extend(state.service_commands(svc));
+    }
+    for (key, c) in &d.changed {
+        let Some(svc) = new_services.get(key) else {
+            continue;
+        };
+        for addr in &c.removed {
+            let from = state
+                .ids
+                .get(&(*key, *addr))
+                .and_then(|id| state.servers.get(id))
+                .and_then(desired);
+            if !c.spec_changed {
+                cmds.extend(transition(*key, *addr, from, None));
+            }
+            forget(state, *key, *addr);
+        }
+        for s in &c.added {
+            start(state, *key, s);
+        }
+        for ch in &c.changed {
+            let Some(s) = svc.servers.iter().find(|s| s.spec.addr == ch.addr) else {
+                continue;
+            };
+            let Some(rt) = state.servers.get_mut(&s.subject.id) else {
+                continue;
+            };
+            let from = desired(rt);
+            rt.spec.weight = s.spec.weight;
+            rt.inhibit = s.inhibit_on_failure;
+            if ch.checks {
+                // New checkers: their state starts afresh, as keepalived does.
+                rt.up = s.subject.initially_up();
+                rt.delta = 0;
+                if s.subject.checks.is_empty() {
+                    shared.health.remove_subject(s.subject.id);
+                } else {
+                    shared.health.add_subject(s.subject.clone());
+                }
+            }
+            if !c.spec_changed {
+                cmds.extend(transition(*key, ch.addr, from, desired(rt)));
+            }
+        }
+        if c.spec_changed {
+            // The service itself changed (scheduler, method, local
+            // addresses): it is re-created with its servers' current state.
+            cmds.push(Command::DelService(*key));
+            cmds.extend(state.service_commands(svc));
+        } else {
+            for s in &c.added {
+                let to = state.servers.get(&s.subject.id).and_then(desired);
+                cmds.extend(transition(*key, s.spec.addr, None, to));
+            }
+        }
+    }
+    cmds
 }
 
 async fn serve(shared: Arc<Shared>, stream: UnixStream) {
@@ -352,6 +587,7 @@ fn handle(shared: &Shared, line: &str) -> Response {
     let data = match req.command {
         CtlCommand::Status => serde_json::to_value(status(shared)),
         CtlCommand::List => serde_json::to_value(list(shared)),
+        CtlCommand::Reload { dry_run } => serde_json::to_value(reload_config(shared, dry_run)),
     };
     match data {
         Ok(v) => Response::ok(v),
@@ -360,14 +596,16 @@ fn handle(shared: &Shared, line: &str) -> Response {
 }
 
 fn status(shared: &Shared) -> StatusInfo {
+    let state = lock(&shared.state);
     let dp = lock(&shared.dp).status();
-    let servers = lock(&shared.servers);
+    let servers = &state.servers;
     StatusInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         pid: std::process::id(),
         uptime_secs: shared.started.elapsed().as_secs(),
         config_file: shared.opts.config_file.display().to_string(),
-        config_loaded_unix: shared.loaded_unix,
+        config_loaded_unix: state.loaded_unix,
+        reloads: state.reloads,
         backend: if shared.opts.interface.is_some() {
             "afpacket"
         } else {
@@ -376,7 +614,7 @@ fn status(shared: &Shared) -> StatusInfo {
         .into(),
         interface: shared.opts.interface.clone(),
         workers: dp.workers,
-        virtual_servers: shared.plan.services.len(),
+        virtual_servers: state.plan.services.len(),
         real_servers: servers.len(),
         real_servers_up: servers.values().filter(|s| s.up).count(),
         conns: dp.conns,
@@ -392,15 +630,16 @@ fn status(shared: &Shared) -> StatusInfo {
 }
 
 fn list(shared: &Shared) -> ListInfo {
+    let state = lock(&shared.state);
     let dp = lock(&shared.dp).status();
-    let servers = lock(&shared.servers);
+    let servers = &state.servers;
     let health: BTreeMap<SubjectId, healthcheck::SubjectStatus> = shared
         .health
         .status()
         .into_iter()
         .map(|s| (s.id, s))
         .collect();
-    let services = shared
+    let services = state
         .plan
         .services
         .iter()
@@ -466,7 +705,7 @@ mod tests {
     use super::*;
     use dataplane::Protocol;
 
-    fn rt(inhibit: bool) -> ServerRuntime {
+    fn rt(inhibit: bool, up: bool) -> ServerRuntime {
         ServerRuntime {
             service: ServiceKey {
                 addr: [10, 0, 0, 1].into(),
@@ -479,28 +718,53 @@ mod tests {
             },
             delta: 0,
             inhibit,
-            up: true,
+            up,
         }
     }
 
     #[test]
-    fn health_maps_to_keepalived_semantics() {
-        let s = rt(false);
-        assert!(matches!(
-            server_command(&s, false),
-            Command::DelRealServer { .. }
-        ));
-        assert!(
-            matches!(server_command(&s, true), Command::AddRealServer { server, .. } if server.weight == 3)
+    fn desired_state_follows_keepalived() {
+        assert_eq!(desired(&rt(false, true)), Some(3));
+        assert_eq!(
+            desired(&rt(false, false)),
+            None,
+            "a failed server is removed"
         );
-        let s = rt(true);
+        assert_eq!(
+            desired(&rt(true, false)),
+            Some(0),
+            "inhibit_on_failure keeps it at weight 0"
+        );
+        assert_eq!(desired(&rt(true, true)), Some(3));
+    }
+
+    #[test]
+    fn transitions_emit_one_minimal_command() {
+        let s = rt(false, true);
+        let (k, a) = (s.service, s.spec.addr);
+        assert!(
+            matches!(transition(k, a, None, Some(3)), Some(Command::AddRealServer { server, .. }) if server.weight == 3)
+        );
         assert!(matches!(
-            server_command(&s, false),
-            Command::SetWeight { weight: 0, .. }
+            transition(k, a, Some(3), None),
+            Some(Command::DelRealServer { .. })
         ));
         assert!(matches!(
-            server_command(&s, true),
-            Command::SetWeight { weight: 3, .. }
+            transition(k, a, Some(3), Some(0)),
+            Some(Command::SetWeight { weight: 0, .. })
         ));
+        assert_eq!(transition(k, a, Some(3), Some(3)), None);
+        assert_eq!(transition(k, a, None, None), None);
+    }
+
+    #[test]
+    fn dynamic_weight_is_iweight_plus_delta_clamped() {
+        let mut s = rt(false, true);
+        s.delta = 7;
+        assert_eq!(desired(&s), Some(10));
+        s.delta = -50;
+        assert_eq!(s.effective_weight(), 0);
+        s.delta = i64::MAX / 2;
+        assert_eq!(s.effective_weight(), i32::MAX as u32);
     }
 }

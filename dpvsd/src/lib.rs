@@ -11,4 +11,6 @@
 pub mod assemble;
 pub mod ctl;
 pub mod daemon;
+pub mod notify;
+pub mod reload;
 pub mod render;

@@ -131,6 +131,7 @@ fn main() -> ExitCode {
         socket: cli.socket.clone(),
         interface: cli.interface.clone(),
         conn_capacity: cli.conn_capacity,
+        load: opts,
     };
     match runtime.block_on(daemon::run(dopts, plan)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::ctl::{ListInfo, StatusInfo};
+use crate::ctl::{ListInfo, ReloadInfo, StatusInfo};
 
 /// `dpvsctl list`.
 pub fn list(info: &ListInfo) -> String {
@@ -101,6 +101,40 @@ pub fn status(s: &StatusInfo) -> String {
         for (name, n) in &s.drops {
             let _ = writeln!(out, "  {name:<22} {n}");
         }
+    }
+    out
+}
+
+/// `dpvsctl reload [--dry-run]`.
+pub fn reload(r: &ReloadInfo) -> String {
+    let mut out = String::new();
+    for d in &r.diagnostics {
+        let _ = writeln!(out, "{d}");
+    }
+    match (&r.error, r.applied) {
+        (Some(e), false) => {
+            let _ = writeln!(
+                out,
+                "reload rejected: {e}; the running configuration is unchanged"
+            );
+            return out;
+        }
+        (Some(e), true) => {
+            let _ = writeln!(out, "reload applied with an error: {e}");
+        }
+        (None, true) => {
+            let _ = writeln!(out, "reload applied: {} change(s)", r.changes.len());
+        }
+        (None, false) => {
+            let _ = writeln!(
+                out,
+                "dry run: {} change(s) would be applied",
+                r.changes.len()
+            );
+        }
+    }
+    for c in &r.changes {
+        let _ = writeln!(out, "  {c}");
     }
     out
 }

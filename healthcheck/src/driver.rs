@@ -33,7 +33,7 @@ use crate::error::ProbeError;
 use crate::spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
 use crate::state::SubjectState;
 use crate::status::{HealthEvent, SubjectStatus};
-use crate::{http, misc, tcp, udp};
+use crate::{dns, file, http, misc, ping, smtp, tcp, udp};
 
 /// Running checkers on a tokio runtime.
 ///
@@ -198,7 +198,8 @@ impl Drop for HealthChecker {
     }
 }
 
-/// A running probe; `Ok(Some(delta))` carries a `misc_dynamic` weight delta.
+/// A running probe; `Ok(Some(delta))` carries a weight delta (`misc_dynamic`,
+/// `FILE_CHECK`).
 type Probe = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send>>;
 
 fn start_probe(spec: &CheckSpec) -> Probe {
@@ -215,6 +216,10 @@ fn start_probe(spec: &CheckSpec) -> Probe {
                 .map(|()| None),
             CheckKind::Misc(m) => misc::probe(m, spec.delay_loop).await,
             CheckKind::Udp(u) => udp::probe(target, bind, timeout, u).await.map(|()| None),
+            CheckKind::Dns(d) => dns::probe(target, bind, timeout, d).await.map(|()| None),
+            CheckKind::Smtp(s) => smtp::probe(target, bind, timeout, s).await.map(|()| None),
+            CheckKind::Ping => ping::probe(target.ip(), bind, timeout).await.map(|()| None),
+            CheckKind::File(f) => file::probe(f, timeout).await,
         }
     })
 }

@@ -128,6 +128,32 @@ pub enum ProbeError {
         /// What did not match.
         message: String,
     },
+    /// `DNS_CHECK`: an error response or an unusable query name.
+    #[error("DNS: {message}")]
+    Dns {
+        /// What went wrong, e.g. `"response code NXDomain (3)"`.
+        message: String,
+    },
+    /// `SMTP_CHECK`: an unexpected, malformed or missing reply.
+    #[error("SMTP: {message}")]
+    Smtp {
+        /// What went wrong, e.g. `"banner 554 (expected 220)"`.
+        message: String,
+    },
+    /// `PING_CHECK`: no echo reply or an ICMP error.
+    #[error("ping: {message}")]
+    Ping {
+        /// What went wrong.
+        message: String,
+    },
+    /// `FILE_CHECK`: the tracked file's value puts the checker in fault.
+    #[error("track file {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why, e.g. `"value 3 with weight 0 is a fault"`.
+        message: String,
+    },
     /// Any other I/O error.
     #[error("{stage}: {message}")]
     Io {

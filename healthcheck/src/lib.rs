@@ -16,9 +16,12 @@
 //!          │  next_due(), on_result(result, now)
 //!  HealthChecker                  tokio driver (driver)         one task per subject
 //!          │  probes: tcp (TCP_CHECK), http (HTTP_GET, SSL_GET),
-//!          │          misc (MISC_CHECK), udp (UDP_CHECK)
+//!          │          misc (MISC_CHECK), udp (UDP_CHECK), dns (DNS_CHECK),
+//!          │          smtp (SMTP_CHECK), ping (PING_CHECK), file (FILE_CHECK)
 //!          ▼
 //!  HealthEvent (flips only)  +  status() snapshots (SubjectStatus / CheckStatus)
+//!
+//!  Quorum                         quorum/hysteresis (quorum)    sans-IO, per virtual server
 //! ```
 //!
 //! # Model and invariants
@@ -34,7 +37,7 @@
 //!   [`state`] for the exact rule.
 //! * A subject is up exactly when all its checkers are up. A
 //!   [`HealthEvent`] is sent when that aggregate flips or when the subject's
-//!   total `misc_dynamic` weight delta changes; the flips among them
+//!   total weight delta (`misc_dynamic`, `FILE_CHECK`) changes; the flips among them
 //!   alternate between down and up.
 //! * Probes run every `delay_loop`; the first one after a random delay in
 //!   `[0, warmup]`.
@@ -60,10 +63,15 @@
 //! # }
 //! ```
 
+mod dns;
 mod driver;
 mod error;
+mod file;
 mod http;
 mod misc;
+mod ping;
+pub mod quorum;
+mod smtp;
 mod spec;
 pub mod state;
 mod status;
@@ -72,11 +80,14 @@ mod udp;
 
 pub use driver::HealthChecker;
 pub use error::{IoStage, ProbeError};
+pub use file::FILE_POLL_INTERVAL;
 pub use http::{HTTP_MAX_BODY, HTTP_MAX_HEADER};
 pub use misc::KILL_GRACE;
+pub use quorum::{Quorum, QuorumTransition, QuorumWarning};
+pub use smtp::{SMTP_MAX_LINE, SMTP_MAX_REPLY_LINES};
 pub use spec::{
-    CheckKind, CheckSpec, HttpProtocol, HttpSpec, MiscSpec, ReplyPattern, SubjectId, SubjectSpec,
-    UdpSpec, UrlSpec,
+    CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
+    ReplyPattern, SmtpSpec, SubjectId, SubjectSpec, UdpSpec, UrlSpec, SMTP_DEFAULT_HELO,
 };
 pub use state::{CheckState, SubjectState, SubjectUpdate};
 pub use status::{CheckStatus, HealthEvent, SubjectStatus};

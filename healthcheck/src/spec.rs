@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Opaque identity of a subject, chosen by the caller.
@@ -39,6 +40,17 @@ pub enum CheckKind {
     Misc(MiscSpec),
     /// `UDP_CHECK`: a datagram, optionally with a required reply.
     Udp(UdpSpec),
+    /// `DNS_CHECK`: one query over UDP; any response with RCODE NOERROR
+    /// passes.
+    Dns(DnsSpec),
+    /// `SMTP_CHECK`: banner 220, `HELO` answered with 250, then `QUIT`.
+    Smtp(SmtpSpec),
+    /// `PING_CHECK`: one ICMP (or ICMPv6) echo that must be answered within
+    /// `connect_timeout`. The target's port is not used.
+    Ping,
+    /// `FILE_CHECK`: a `track_file` whose number sets a weight delta or
+    /// fails the checker.
+    File(FileSpec),
 }
 
 impl CheckKind {
@@ -50,6 +62,10 @@ impl CheckKind {
             CheckKind::Ssl(_) => "SSL_GET",
             CheckKind::Misc(_) => "MISC_CHECK",
             CheckKind::Udp(_) => "UDP_CHECK",
+            CheckKind::Dns(_) => "DNS_CHECK",
+            CheckKind::Smtp(_) => "SMTP_CHECK",
+            CheckKind::Ping => "PING_CHECK",
+            CheckKind::File(_) => "FILE_CHECK",
         }
     }
 }
@@ -251,6 +267,123 @@ impl ReplyPattern {
     }
 }
 
+/// `DNS_CHECK` `type`: the query types keepalived accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DnsType {
+    /// `A`
+    A,
+    /// `NS`
+    Ns,
+    /// `CNAME`
+    Cname,
+    /// `SOA` (keepalived's default)
+    #[default]
+    Soa,
+    /// `MX`
+    Mx,
+    /// `TXT`
+    Txt,
+    /// `AAAA`
+    Aaaa,
+}
+
+impl DnsType {
+    /// Parses the keyword value, case-insensitively as keepalived does.
+    ///
+    /// ```
+    /// use healthcheck::DnsType;
+    /// assert_eq!(DnsType::parse("aaaa"), Some(DnsType::Aaaa));
+    /// assert_eq!(DnsType::parse("SRV"), None);
+    /// assert_eq!(DnsType::Mx.code(), 15);
+    /// ```
+    pub fn parse(text: &str) -> Option<Self> {
+        const ALL: [DnsType; 7] = [
+            DnsType::A,
+            DnsType::Ns,
+            DnsType::Cname,
+            DnsType::Soa,
+            DnsType::Mx,
+            DnsType::Txt,
+            DnsType::Aaaa,
+        ];
+        ALL.into_iter()
+            .find(|t| t.keyword().eq_ignore_ascii_case(text))
+    }
+
+    /// The keyword, e.g. `"SOA"`.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            DnsType::A => "A",
+            DnsType::Ns => "NS",
+            DnsType::Cname => "CNAME",
+            DnsType::Soa => "SOA",
+            DnsType::Mx => "MX",
+            DnsType::Txt => "TXT",
+            DnsType::Aaaa => "AAAA",
+        }
+    }
+
+    /// The RR type number sent in the question.
+    pub fn code(self) -> u16 {
+        match self {
+            DnsType::A => 1,
+            DnsType::Ns => 2,
+            DnsType::Cname => 5,
+            DnsType::Soa => 6,
+            DnsType::Mx => 15,
+            DnsType::Txt => 16,
+            DnsType::Aaaa => 28,
+        }
+    }
+}
+
+/// Parameters of `DNS_CHECK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSpec {
+    /// `type` (default `SOA`).
+    pub qtype: DnsType,
+    /// `name` (default `.`, the root).
+    pub name: String,
+}
+
+impl Default for DnsSpec {
+    fn default() -> Self {
+        DnsSpec {
+            qtype: DnsType::Soa,
+            name: ".".into(),
+        }
+    }
+}
+
+/// keepalived's `helo_name` default.
+pub const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
+
+/// Parameters of `SMTP_CHECK`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpSpec {
+    /// `helo_name` (default [`SMTP_DEFAULT_HELO`]).
+    pub helo_name: String,
+}
+
+impl Default for SmtpSpec {
+    fn default() -> Self {
+        SmtpSpec {
+            helo_name: SMTP_DEFAULT_HELO.into(),
+        }
+    }
+}
+
+/// Parameters of `FILE_CHECK` (resolved from its `track_file` block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// The `track_file`'s `file`.
+    pub path: PathBuf,
+    /// `weight` (the checker's, else the `track_file`'s).
+    pub weight: i64,
+    /// `reverse`.
+    pub reverse: bool,
+}
+
 /// One checker of a subject (one keepalived checker block), with every
 /// default resolved.
 #[derive(Debug, Clone, PartialEq)]
@@ -315,6 +448,8 @@ impl CheckSpec {
     pub fn target_text(&self) -> String {
         match &self.kind {
             CheckKind::Misc(misc) => misc.argv.join(" "),
+            CheckKind::File(file) => file.path.display().to_string(),
+            CheckKind::Ping => self.target.ip().to_string(),
             _ => self.target.to_string(),
         }
     }

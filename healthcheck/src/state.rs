@@ -39,7 +39,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 
 use crate::error::ProbeError;
-use crate::spec::{CheckSpec, SubjectSpec};
+use crate::file::FILE_POLL_INTERVAL;
+use crate::spec::{CheckKind, CheckSpec, SubjectSpec};
 
 /// The shortest interval between two probes of one checker, whatever the
 /// configured delays say.
@@ -82,16 +83,24 @@ impl CheckState {
 
     /// A checker whose first check is due at `first_due` (deterministic
     /// version of [`CheckState::new`]).
+    ///
+    /// `FILE_CHECK` is event-driven in keepalived: a fault takes it down at
+    /// once, so it gets no retries, and the file is read at least every
+    /// [`FILE_POLL_INTERVAL`].
     pub fn starting_at(spec: &CheckSpec, first_due: Instant) -> Self {
+        let (retry, delay_loop) = match spec.kind {
+            CheckKind::File(_) => (0, spec.delay_loop.min(FILE_POLL_INTERVAL)),
+            _ => (spec.retry, spec.delay_loop),
+        };
         CheckState {
-            retry: spec.retry,
+            retry,
             delay_before_retry: spec.delay_before_retry,
-            delay_loop: spec.delay_loop,
+            delay_loop,
             up: !spec.alpha,
             has_run: false,
             // keepalived presets this at start-up for non-alpha checkers:
             // one failure is enough initially.
-            retry_it: if spec.alpha { 0 } else { spec.retry },
+            retry_it: if spec.alpha { 0 } else { retry },
             next_due: first_due,
             consecutive_failures: 0,
             checks_run: 0,
@@ -131,7 +140,7 @@ impl CheckState {
         self.last_error.as_ref()
     }
 
-    /// This checker's weight delta (`misc_dynamic`; 0 for other checkers).
+    /// This checker's weight delta (`misc_dynamic`, `FILE_CHECK`; 0 for other checkers).
     pub fn weight_delta(&self) -> i64 {
         self.weight_delta
     }

@@ -17,7 +17,7 @@ pub struct HealthEvent {
     pub up: bool,
     /// Human text, e.g. `"TCP_CHECK 10.0.0.2:8080: connection refused"`.
     pub reason: String,
-    /// The subject's new total weight delta when it changed (`misc_dynamic`):
+    /// The subject's new total weight delta when it changed (`misc_dynamic`, `FILE_CHECK`):
     /// the effective weight is the configured weight plus this, clamped to
     /// `0..=i32::MAX` (KEEPALIVED.md §9).
     pub weight_delta: Option<i64>,
@@ -32,7 +32,7 @@ pub struct SubjectStatus {
     pub name: String,
     /// Whether every checker is up.
     pub up: bool,
-    /// The sum of its checkers' weight deltas (`misc_dynamic`).
+    /// The sum of its checkers' weight deltas (`misc_dynamic`, `FILE_CHECK`).
     pub weight_delta: i64,
     /// Its checkers, in spec order.
     pub checks: Vec<CheckStatus>,
@@ -58,7 +58,7 @@ pub struct CheckStatus {
     pub checks_run: u64,
     /// Wall-clock time of the checker's latest up/down flip.
     pub last_transition_unix_ms: Option<u64>,
-    /// This checker's weight delta (`misc_dynamic`; otherwise 0).
+    /// This checker's weight delta (`misc_dynamic`, `FILE_CHECK`; otherwise 0).
     pub weight_delta: i64,
 }
 

@@ -1,5 +1,7 @@
 //! The tokio driver: raw IP protocol-112 sockets per interface and family,
-//! timers from [`Router::poll_at`], and VIP ownership through [`VipOwner`].
+//! timers from [`Router::poll_at`], trackers (`vrrp_script`, `track_file`,
+//! link state; see `trackers.rs`) and VIP ownership through [`VipOwner`].
+//! [`Driver::spawn`] runs it and hands back status snapshots.
 //!
 //! IPv4 sockets leave `IP_HDRINCL` off and set TTL / multicast TTL 255 and
 //! TOS 0xc0; they receive the IP header, so TTL is checked in the instance.
@@ -11,23 +13,58 @@
 
 use crate::group::{InstanceIdx, Router, SpecError, SyncGroupSpec};
 use crate::instance::{Action, DropCause, Event, InstanceSpec, InstanceStatus, VipSpec};
-use crate::track::{TrackKind, TrackStatus};
+use crate::track::{FileSpec, ScriptSpec, TrackKind, TrackStatus};
 use crate::wire::{parse_ip, Family, IP_PROTO_VRRP, MCAST_V4, MCAST_V6, VRRP_TOS, VRRP_TTL};
 use socket2::{Domain, Protocol, Socket, Type};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-/// Who holds the VIPs: the kernel (VRRP on its own) or the dataplane.
+/// Who holds the VIPs: the kernel ([`crate::kernel::KernelVipOwner`], VRRP
+/// on its own) or the dataplane (dpvsd implements this over its `Command` API).
+///
+/// The driver awaits each call before performing the next action, so a
+/// master's VIPs are in place before its gratuitous ARPs go out. Errors are
+/// logged; the state machine does not wait for the owner.
 pub trait VipOwner: Send {
-    /// The instance became master: own `vips` on `interface`.
-    fn take(&mut self, interface: &str, vips: &[VipSpec]);
-    /// The instance left master: stop owning them (idempotent).
-    fn release(&mut self, interface: &str, vips: &[VipSpec]);
+    /// The instance became master: own `vips` on `interface` (each VIP's
+    /// `dev` overrides the interface).
+    fn take(
+        &mut self,
+        interface: &str,
+        vips: &[VipSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// The instance left master: stop owning them (idempotent: also called
+    /// when entering BACKUP at startup, so leftovers are removed).
+    fn release(
+        &mut self,
+        interface: &str,
+        vips: &[VipSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
     /// Send `count` gratuitous ARPs / unsolicited NAs for each VIP.
-    fn announce(&mut self, interface: &str, vips: &[VipSpec], count: u32);
+    fn announce(
+        &mut self,
+        interface: &str,
+        vips: &[VipSpec],
+        count: u32,
+    ) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+/// Everything the driver runs: instances, sync groups and the tracker
+/// definitions (`vrrp_script`, `vrrp_track_file`) their `track_*` lines name.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// `vrrp_instance` blocks.
+    pub instances: Vec<InstanceSpec>,
+    /// `vrrp_sync_group` blocks.
+    pub groups: Vec<SyncGroupSpec>,
+    /// `vrrp_script` blocks (only those tracked are run).
+    pub scripts: Vec<ScriptSpec>,
+    /// `vrrp_track_file` blocks (only those tracked are read).
+    pub files: Vec<FileSpec>,
 }
 
 /// Input from trackers outside the driver.
@@ -65,6 +102,9 @@ pub enum DriverError {
         /// Family.
         family: Family,
     },
+    /// The driver task panicked or was cancelled.
+    #[error("driver task: {0}")]
+    Task(String),
     /// A socket could not be set up.
     #[error("interface {interface}: {op}: {source}")]
     Socket {
@@ -247,19 +287,21 @@ async fn reader(
 }
 
 /// Runs every instance until `shutdown` becomes true; then each master sends
-/// its priority-0 advert and releases its VIPs. Status snapshots are
-/// published on `status` after every event.
+/// its priority-0 advert and releases its VIPs. Trackers the instances name
+/// are run by the driver; `events` adds outside ones. Status snapshots are
+/// published on `status` after every event. [`Driver::spawn`] wraps this.
 ///
 /// # Errors
 /// [`DriverError`] if the specs are inconsistent or a socket cannot be set up.
 pub async fn run<O: VipOwner>(
-    mut specs: Vec<InstanceSpec>,
-    groups: Vec<SyncGroupSpec>,
+    config: Config,
     mut owner: O,
     mut events: mpsc::Receiver<TrackerEvent>,
     status: watch::Sender<Vec<InstanceStatus>>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), DriverError> {
+    let mut specs = config.instances.clone();
+    let groups = config.groups.clone();
     let mut links: Vec<Link> = Vec::new();
     let mut link_of = Vec::new();
     for s in &mut specs {
@@ -297,6 +339,16 @@ pub async fn run<O: VipOwner>(
         readers.spawn(reader(i, l.family, v6_dst, l.sock.clone(), tx.clone()));
     }
     let mut router = Router::new(specs, groups, tokio::time::Instant::now().into_std())?;
+    let (track_tx, mut track_rx) = mpsc::channel(64);
+    let mut trackers = tokio::task::JoinSet::new();
+    let now = std::time::Instant::now();
+    for ev in crate::trackers::start(&config, &track_tx, &mut trackers) {
+        // Instances are in INIT: this only records the statuses.
+        let out = on_tracker(&mut router, &ev, now);
+        perform(&router, &links, &link_of, &mut owner, out).await;
+    }
+    drop(track_tx);
+    status.send_replace(router.status());
     loop {
         let deadline = router.poll_at().map(tokio::time::Instant::from_std);
         let out = tokio::select! {
@@ -321,28 +373,15 @@ pub async fn run<O: VipOwner>(
                 }
                 out
             }
-            Some(ev) = events.recv() => {
-                let now = std::time::Instant::now();
-                match &ev {
-                    TrackerEvent::Track { kind, name, status } => {
-                        router.broadcast(Event::Track { kind: *kind, name, status: *status }, now)
-                    }
-                    TrackerEvent::Link { interface, up } => {
-                        let mine: Vec<usize> = (0..router.instances().len())
-                            .filter(|&i| &router.instances()[i].spec().interface == interface)
-                            .collect();
-                        mine.into_iter()
-                            .flat_map(|i| router.handle(InstanceIdx(i), Event::Link { up: *up }, now))
-                            .collect()
-                    }
-                }
-            }
+            Some(ev) = events.recv() => on_tracker(&mut router, &ev, std::time::Instant::now()),
+            Some(ev) = track_rx.recv() => on_tracker(&mut router, &ev, std::time::Instant::now()),
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
                     let out = router.broadcast(Event::Shutdown, std::time::Instant::now());
                     perform(&router, &links, &link_of, &mut owner, out).await;
                     status.send_replace(router.status());
                     readers.abort_all();
+                    trackers.abort_all();
                     return Ok(());
                 }
                 Vec::new()
@@ -350,6 +389,91 @@ pub async fn run<O: VipOwner>(
         };
         perform(&router, &links, &link_of, &mut owner, out).await;
         status.send_replace(router.status());
+    }
+}
+
+/// A running driver: the handle dpvsd keeps to read status snapshots, feed
+/// outside tracker events and stop it.
+#[derive(Debug)]
+pub struct Driver {
+    status: watch::Receiver<Vec<InstanceStatus>>,
+    events: mpsc::Sender<TrackerEvent>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<Result<(), DriverError>>,
+}
+
+impl Driver {
+    /// Spawns [`run`] on the current tokio runtime with `owner` holding the
+    /// VIPs (a [`crate::kernel::KernelVipOwner`] or the dataplane's).
+    pub fn spawn<O: VipOwner + 'static>(config: Config, owner: O) -> Driver {
+        let (events, erx) = mpsc::channel(64);
+        let (stx, status) = watch::channel(Vec::new());
+        let (shutdown, drx) = watch::channel(false);
+        let task = tokio::spawn(run(config, owner, erx, stx, drx));
+        Driver {
+            status,
+            events,
+            shutdown,
+            task,
+        }
+    }
+
+    /// The latest snapshot of every instance (empty until the driver started).
+    pub fn status(&self) -> Vec<InstanceStatus> {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every new snapshot.
+    pub fn subscribe(&self) -> watch::Receiver<Vec<InstanceStatus>> {
+        self.status.clone()
+    }
+
+    /// Where outside trackers send their events.
+    pub fn events(&self) -> mpsc::Sender<TrackerEvent> {
+        self.events.clone()
+    }
+
+    /// Whether the driver stopped (on an error, or after [`stop`](Self::stop)).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Stops gracefully (masters send priority 0 and release their VIPs) and
+    /// returns how the driver ended.
+    ///
+    /// # Errors
+    /// The error that stopped the driver earlier, if any.
+    pub async fn stop(self) -> Result<(), DriverError> {
+        self.shutdown.send_replace(true);
+        match self.task.await {
+            Ok(res) => res,
+            Err(e) => Err(DriverError::Task(e.to_string())),
+        }
+    }
+}
+
+fn on_tracker(
+    router: &mut Router,
+    ev: &TrackerEvent,
+    now: std::time::Instant,
+) -> Vec<(InstanceIdx, Action)> {
+    match ev {
+        TrackerEvent::Track { kind, name, status } => router.broadcast(
+            Event::Track {
+                kind: *kind,
+                name,
+                status: *status,
+            },
+            now,
+        ),
+        TrackerEvent::Link { interface, up } => {
+            let mine: Vec<usize> = (0..router.instances().len())
+                .filter(|&i| &router.instances()[i].spec().interface == interface)
+                .collect();
+            mine.into_iter()
+                .flat_map(|i| router.handle(InstanceIdx(i), Event::Link { up: *up }, now))
+                .collect()
+        }
     }
 }
 
@@ -403,11 +527,21 @@ async fn perform<O: VipOwner>(
                     }
                 }
             }
-            Action::BecomeMaster => owner.take(&link.interface, &vips),
-            Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
-                owner.release(&link.interface, &vips)
+            Action::BecomeMaster => {
+                if let Err(err) = owner.take(&link.interface, &vips).await {
+                    tracing::warn!(instance = %spec.name, "taking VIPs: {err}");
+                }
             }
-            Action::SendGarp { count } => owner.announce(&link.interface, &vips, count),
+            Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
+                if let Err(err) = owner.release(&link.interface, &vips).await {
+                    tracing::warn!(instance = %spec.name, "releasing VIPs: {err}");
+                }
+            }
+            Action::SendGarp { count } => {
+                if let Err(err) = owner.announce(&link.interface, &vips, count).await {
+                    tracing::warn!(instance = %spec.name, "announcing VIPs: {err}");
+                }
+            }
             Action::Notify { state, priority } => {
                 tracing::info!(instance = %spec.name, ?state, priority, "state change");
                 for cmd in spec
@@ -433,14 +567,17 @@ mod tests {
     struct Recorder(Vec<&'static str>);
 
     impl VipOwner for Recorder {
-        fn take(&mut self, _: &str, _: &[VipSpec]) {
+        async fn take(&mut self, _: &str, _: &[VipSpec]) -> std::io::Result<()> {
             self.0.push("take");
+            Ok(())
         }
-        fn release(&mut self, _: &str, _: &[VipSpec]) {
+        async fn release(&mut self, _: &str, _: &[VipSpec]) -> std::io::Result<()> {
             self.0.push("release");
+            Ok(())
         }
-        fn announce(&mut self, _: &str, _: &[VipSpec], _: u32) {
+        async fn announce(&mut self, _: &str, _: &[VipSpec], _: u32) -> std::io::Result<()> {
             self.0.push("announce");
+            Ok(())
         }
     }
 
@@ -448,10 +585,11 @@ mod tests {
     async fn missing_interface_is_reported_before_anything_runs() {
         let mut s = InstanceSpec::new("vi", "nosuchif0", 51);
         s.vips = vec![VipSpec::new(std::net::Ipv4Addr::new(10, 99, 0, 100).into())];
-        let (_etx, erx) = mpsc::channel(1);
-        let (stx, _srx) = watch::channel(Vec::new());
-        let (_dtx, drx) = watch::channel(false);
-        let err = run(vec![s], vec![], Recorder::default(), erx, stx, drx).await;
+        let config = Config {
+            instances: vec![s],
+            ..Config::default()
+        };
+        let err = Driver::spawn(config, Recorder::default()).stop().await;
         assert!(
             matches!(&err, Err(DriverError::NoAddress { interface, family: Family::V4 }) if interface == "nosuchif0"),
             "{err:?}"

@@ -7,6 +7,8 @@
 //! - [`instance`]: the sans-IO state machine of one virtual router
 //!   (INIT/BACKUP/MASTER/FAULT) with injected time, its trackers and
 //!   counters; [`group`] moves sync-group members together.
+//! - [`driver`]: the tokio driver (raw sockets, timers, trackers) with VIP
+//!   ownership behind [`driver::VipOwner`]; [`kernel`] is the kernel's.
 //!
 //! This crate depends on nothing else in the workspace: `dpvsd::assemble`
 //! maps `vrrp_instance` blocks onto [`instance::InstanceSpec`].
@@ -14,5 +16,7 @@
 pub mod driver;
 pub mod group;
 pub mod instance;
+pub mod kernel;
 pub mod track;
+mod trackers;
 pub mod wire;

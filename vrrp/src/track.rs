@@ -140,6 +140,15 @@ impl ScriptSpec {
     }
 }
 
+/// A `vrrp_track_file` block: `track_file NAME` lines refer to it by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSpec {
+    /// The block's name.
+    pub name: String,
+    /// `file PATH`.
+    pub path: std::path::PathBuf,
+}
+
 /// Rise/fall hysteresis of one script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptState {

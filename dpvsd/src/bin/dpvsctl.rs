@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use dpvsd::ctl::{self, CtlCommand, ListInfo, Request, Response, StatusInfo};
+use dpvsd::ctl::{self, CtlCommand, ListInfo, ReloadInfo, Request, Response, StatusInfo};
 use dpvsd::render;
 
 /// Query and control a running dpvsd.
@@ -30,6 +30,13 @@ enum Cmd {
     Status,
     /// Virtual and real servers with health, weights and counters (like `ipvsadm -ln --stats`).
     List,
+    /// Re-read the config file and apply only what changed (as SIGHUP does).
+    /// A file with errors is rejected and the running configuration stays.
+    Reload {
+        /// Print the changes without applying them.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn call(socket: &PathBuf, command: CtlCommand) -> Result<Response, String> {
@@ -60,6 +67,7 @@ fn main() -> ExitCode {
     let command = match cli.cmd {
         Cmd::Status => CtlCommand::Status,
         Cmd::List => CtlCommand::List,
+        Cmd::Reload { dry_run } => CtlCommand::Reload { dry_run },
     };
     let resp = match call(&cli.socket, command.clone()) {
         Ok(r) => r,
@@ -81,13 +89,29 @@ fn main() -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&data).unwrap_or_default()
         );
-        return ExitCode::SUCCESS;
+        let rejected = data.get("error").is_some_and(|e| !e.is_null());
+        return if rejected {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        };
     }
     let text = match command {
         CtlCommand::Status => {
             serde_json::from_value::<StatusInfo>(data).map(|s| render::status(&s))
         }
         CtlCommand::List => serde_json::from_value::<ListInfo>(data).map(|l| render::list(&l)),
+        CtlCommand::Reload { .. } => match serde_json::from_value::<ReloadInfo>(data) {
+            Ok(r) => {
+                print!("{}", render::reload(&r));
+                return if r.error.is_none() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                };
+            }
+            Err(e) => Err(e),
+        },
     };
     match text {
         Ok(t) => {

@@ -1,0 +1,433 @@
+//! The driver on real sockets and the kernel VIP owner, in network
+//! namespaces (root only; prints SKIP otherwise): two drivers against each
+//! other, and the driver against a real keepalived both ways round.
+
+mod lab;
+
+use lab::{check_capture, unavailable, Capture, DriverNode, KaConf, Keepalived, Lab};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+use vrrp::driver::Config;
+use vrrp::instance::{InstanceSpec, State, VipSpec};
+use vrrp::track::{FileSpec, TrackKind, TrackSpec};
+use vrrp::wire::Version;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn config(prio: u8, version: Version, advert: Duration, vip: &str) -> Config {
+    let (addr, len) = vip.split_once('/').expect("VIP with prefix");
+    let addr: IpAddr = addr.parse().expect("VIP address");
+    let mut s = InstanceSpec::new("VI_51", "eth0", 51);
+    s.priority = prio;
+    s.version = version;
+    s.advert_int = advert;
+    let mut v = VipSpec::new(addr);
+    v.prefix_len = len.parse().expect("prefix length");
+    s.vips = vec![v];
+    s.garp.master_delay = Duration::ZERO;
+    s.garp.master_repeat = 1;
+    Config {
+        instances: vec![s],
+        ..Config::default()
+    }
+}
+
+#[test]
+fn two_drivers_elect_one_master_and_fail_over() {
+    if let Some(why) = unavailable(&[]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let vip: IpAddr = "10.99.0.100".parse().expect("ip");
+    let hi = DriverNode::start(&lab.a, config(150, Version::V2, SECS(1), "10.99.0.100/24"));
+    let lo = DriverNode::start(&lab.b, config(100, Version::V2, SECS(1), "10.99.0.100/24"));
+    assert!(
+        hi.wait_state(State::Master, SECS(10)).is_some(),
+        "{:?}",
+        hi.status()
+    );
+    assert!(
+        lo.wait_state(State::Backup, SECS(5)).is_some(),
+        "{:?}",
+        lo.status()
+    );
+    // Settle for a few adverts: exactly one master all along.
+    std::thread::sleep(SECS(3));
+    assert_eq!(
+        (hi.state(), lo.state()),
+        (Some(State::Master), Some(State::Backup))
+    );
+    lab.assert_held_by(&lab.a, vip);
+    let st = lo.status().expect("status");
+    assert!(st.counters.adverts_received >= 2, "{st:?}");
+    assert_eq!(st.master_addr, Some("10.99.0.1".parse().expect("ip")));
+
+    let t0 = Instant::now();
+    hi.stop(); // graceful: priority 0
+    lo.wait_state(State::Master, SECS(5))
+        .expect("backup took over");
+    let t = t0.elapsed();
+    println!("driver->driver graceful failover (advert 1 s, prio 100): {t:?}");
+    assert!(t < Duration::from_millis(1500), "took {t:?}");
+    lab.assert_held_by(&lab.b, vip);
+
+    // The old master comes back and preempts; then it crashes.
+    let hi = DriverNode::start(&lab.a, config(150, Version::V2, SECS(1), "10.99.0.100/24"));
+    let t = lo.wait_state(State::Backup, SECS(10)).expect("preempted");
+    println!("driver->driver preemption after restart: {t:?}");
+    lab.assert_held_by(&lab.a, vip);
+    let t0 = Instant::now();
+    hi.kill();
+    lo.wait_state(State::Master, SECS(10))
+        .expect("crash failover");
+    let t = t0.elapsed();
+    println!("driver->driver crash failover (advert 1 s, prio 100): {t:?}");
+    // 3 × 1 s + (256 - 100) / 256 s after the last advert.
+    assert!(t < Duration::from_millis(4200), "took {t:?}");
+    assert!(lab.has(&lab.b, vip));
+    lo.stop();
+    assert!(!lab.has(&lab.b, vip), "a graceful stop releases the VIP");
+}
+
+/// The driver against keepalived: the driver higher, graceful stop, return
+/// and preemption; then keepalived higher and its graceful stop.
+fn interop(version: Version, advert: &str, vip: &str, require: &[&str]) {
+    let tools = ["keepalived", "tcpdump"];
+    if let Some(why) = unavailable(&tools) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"));
+    let vip_addr: IpAddr = vip
+        .split_once('/')
+        .and_then(|(a, _)| a.parse().ok())
+        .expect("VIP");
+    let advert_d = Duration::from_secs_f64(advert.parse().expect("advert"));
+    let v = match version {
+        Version::V2 => 2,
+        Version::V3 => 3,
+    };
+    let ka_conf = |prio| KaConf {
+        vrid: 51,
+        prio,
+        version: v,
+        advert,
+        vip,
+    };
+    let label = format!("v{v} {vip} advert {advert}");
+    let down = advert_d * 4 + SECS(6);
+
+    // 1. We are higher: keepalived must go BACKUP and we hold the VIP.
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka1"), &ka_conf(100));
+    let ours = DriverNode::start(&lab.a, config(150, version, advert_d, vip));
+    assert!(
+        ours.wait_state(State::Master, down).is_some(),
+        "{label}: {:?}\n{}",
+        ours.status(),
+        ka.log()
+    );
+    assert!(
+        ka.wait_state(State::Backup, down).is_some(),
+        "{label}: {}",
+        ka.log()
+    );
+    std::thread::sleep(advert_d * 3);
+    assert_eq!(
+        ours.state(),
+        Some(State::Master),
+        "{label}: {:?}",
+        ours.status()
+    );
+    assert_eq!(ka.state(), Some(State::Backup), "{label}: {}", ka.log());
+    lab.assert_held_by(&lab.a, vip_addr);
+    let st = ours.status().expect("status");
+    assert!(st.counters.drops.iter().all(|&d| d == 0), "{label}: {st:?}");
+
+    // 2. Our graceful stop: keepalived takes over at once (skew time).
+    let t0 = Instant::now();
+    ours.stop();
+    ka.wait_state(State::Master, down)
+        .expect("keepalived took over");
+    let t = t0.elapsed();
+    println!("{label}: driver graceful stop -> keepalived MASTER in {t:?}");
+    assert!(t < advert_d + SECS(1), "{label}: took {t:?}");
+    lab.assert_held_by(&lab.b, vip_addr);
+
+    // 3. We come back and preempt.
+    let ours = DriverNode::start(&lab.a, config(150, version, advert_d, vip));
+    let t = ka.wait_state(State::Backup, down).expect("we preempted");
+    println!("{label}: driver restart -> keepalived BACKUP in {t:?}");
+    // keepalived logs BACKUP on our first advert, sent before our snapshot.
+    assert!(ours.wait_state(State::Master, SECS(2)).is_some(), "{label}");
+    lab.assert_held_by(&lab.a, vip_addr);
+    ours.stop();
+    ka.stop();
+
+    // 4. keepalived is higher: we stay BACKUP without the VIP.
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka2"), &ka_conf(150));
+    assert!(
+        ka.wait_state(State::Master, down).is_some(),
+        "{label}: {}",
+        ka.log()
+    );
+    let ours = DriverNode::start(&lab.a, config(100, version, advert_d, vip));
+    assert!(ours.wait_state(State::Backup, SECS(5)).is_some());
+    std::thread::sleep(advert_d * 5);
+    assert_eq!(
+        ours.state(),
+        Some(State::Backup),
+        "{label}: {:?}",
+        ours.status()
+    );
+    assert_eq!(ka.state(), Some(State::Master), "{label}: {}", ka.log());
+    lab.assert_held_by(&lab.b, vip_addr);
+    let st = ours.status().expect("status");
+    assert!(st.counters.adverts_received >= 3, "{label}: {st:?}");
+    assert!(st.counters.drops.iter().all(|&d| d == 0), "{label}: {st:?}");
+
+    // 5. keepalived's graceful stop: we take over within the skew time.
+    let t0 = Instant::now();
+    ka.stop();
+    ours.wait_state(State::Master, down).expect("we took over");
+    let t = t0.elapsed();
+    println!("{label}: keepalived graceful stop -> driver MASTER in {t:?}");
+    assert!(t < advert_d + SECS(1), "{label}: took {t:?}");
+    lab.assert_held_by(&lab.a, vip_addr);
+    ours.stop();
+
+    let file = cap.finish();
+    check_capture(&file, require);
+}
+
+#[test]
+fn interop_keepalived_v2_ipv4() {
+    interop(Version::V2, "1", "10.99.0.100/24", &["vrrp2", "garp"]);
+}
+
+#[test]
+fn interop_keepalived_v3_ipv4() {
+    interop(Version::V3, "1", "10.99.0.100/24", &["vrrp3", "garp"]);
+}
+
+#[test]
+fn interop_keepalived_v3_ipv6() {
+    interop(Version::V3, "1", "fd99::100/64", &["vrrp3", "na"]);
+}
+
+#[test]
+fn interop_keepalived_v3_ipv4_advert_0_1() {
+    interop(Version::V3, "0.1", "10.99.0.100/24", &["vrrp3", "garp"]);
+}
+
+/// One side of a timing run.
+enum Peer {
+    Ka(Keepalived),
+    Ours(DriverNode),
+}
+
+impl Peer {
+    fn wait_state(&self, state: State, timeout: Duration) -> Option<Duration> {
+        match self {
+            Peer::Ka(k) => k.wait_state(state, timeout),
+            Peer::Ours(d) => d.wait_state(state, timeout),
+        }
+    }
+
+    fn end(self, crash: bool) {
+        match (self, crash) {
+            (Peer::Ka(k), false) => k.stop(),
+            (Peer::Ka(k), true) => k.kill(),
+            (Peer::Ours(d), false) => d.stop(),
+            (Peer::Ours(d), true) => d.kill(),
+        }
+    }
+}
+
+/// Master (prio 150) on a, backup (prio 100) on b; the time from stopping
+/// (or killing) the master until the backup is MASTER.
+#[allow(clippy::too_many_arguments)]
+fn failover(
+    lab: &Lab,
+    run: usize,
+    version: Version,
+    advert: &str,
+    master_ours: bool,
+    backup_ours: bool,
+    crash: bool,
+) -> Duration {
+    let vip = "10.99.0.100/24";
+    let advert_d = Duration::from_secs_f64(advert.parse().expect("advert"));
+    let v = if version == Version::V2 { 2 } else { 3 };
+    let start = |ns: &str, prio: u8, ours: bool, name: &str| {
+        if ours {
+            Peer::Ours(DriverNode::start(ns, config(prio, version, advert_d, vip)))
+        } else {
+            let conf = KaConf {
+                vrid: 51,
+                prio,
+                version: v,
+                advert,
+                vip,
+            };
+            Peer::Ka(Keepalived::start(
+                ns,
+                &lab.dir.join(format!("{name}{run}")),
+                &conf,
+            ))
+        }
+    };
+    let m = start(&lab.a, 150, master_ours, "m");
+    let limit = advert_d * 4 + SECS(6);
+    assert!(
+        m.wait_state(State::Master, limit).is_some(),
+        "master elected"
+    );
+    let b = start(&lab.b, 100, backup_ours, "b");
+    assert!(b.wait_state(State::Backup, limit).is_some(), "backup");
+    std::thread::sleep(advert_d * 3);
+    let t0 = Instant::now();
+    m.end(crash);
+    b.wait_state(State::Master, limit).expect("failover");
+    let t = t0.elapsed();
+    b.end(false);
+    t
+}
+
+#[test]
+fn failover_timing_against_keepalived_pair() {
+    if let Some(why) = unavailable(&["keepalived"]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let mut rows = Vec::new();
+    let mut run = 0;
+    for (version, advert) in [(Version::V2, "1"), (Version::V3, "0.1")] {
+        for crash in [false, true] {
+            let mut cell = |m, b| {
+                run += 1;
+                failover(&lab, run, version, advert, m, b, crash)
+            };
+            let kk = cell(false, false);
+            let kd = cell(false, true);
+            let dk = cell(true, false);
+            let what = if crash { "crash" } else { "graceful" };
+            rows.push(format!(
+                "| {version:?} advert {advert} | {what} | {kk:.2?} | {kd:.2?} | {dk:.2?} |"
+            ));
+            // The backup's timers decide: ours must not be slower than
+            // keepalived's, or than Master_Down_Interval after a crash
+            // (the phase of the last advert makes single runs vary).
+            let adv = Duration::from_secs_f64(advert.parse().expect("advert"));
+            let bound = kk.max(if crash { adv * 3 + adv * 156 / 256 } else { kk });
+            let slack = Duration::from_millis(50);
+            assert!(
+                kd <= bound + slack,
+                "{version:?} {advert} {what}: ours {kd:?} vs {kk:?}"
+            );
+        }
+    }
+    println!("| settings | master stop | keepalived->keepalived | keepalived->dpvsd | dpvsd->keepalived |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("{r}");
+    }
+}
+
+#[test]
+fn driver_trackers_move_mastership() {
+    if let Some(why) = unavailable(&[]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    // A tracked link: trk0 has carrier while its veth peer trk1 is up.
+    lab::sh(&[
+        "ip", "-n", &lab.a, "link", "add", "trk0", "type", "veth", "peer", "name", "trk1",
+    ]);
+    lab::sh(&["ip", "-n", &lab.a, "link", "set", "trk0", "up"]);
+    lab::sh(&["ip", "-n", &lab.a, "link", "set", "trk1", "up"]);
+    let file = lab.dir.join("weight");
+    std::fs::write(&file, "0\n").expect("write track file");
+    let vip: IpAddr = "10.99.0.100".parse().expect("ip");
+    let mut ca = config(150, Version::V2, SECS(1), "10.99.0.100/24");
+    ca.instances[0].tracks = vec![
+        TrackSpec {
+            kind: TrackKind::File,
+            name: "tf".into(),
+            weight: -100,
+            reverse: false,
+        },
+        TrackSpec {
+            kind: TrackKind::Interface,
+            name: "trk0".into(),
+            weight: 0,
+            reverse: false,
+        },
+    ];
+    ca.files = vec![FileSpec {
+        name: "tf".into(),
+        path: file.clone(),
+    }];
+    let a = DriverNode::start(&lab.a, ca);
+    assert!(
+        a.wait_state(State::Master, SECS(10)).is_some(),
+        "{:?}",
+        a.status()
+    );
+    let b = DriverNode::start(&lab.b, config(100, Version::V2, SECS(1), "10.99.0.100/24"));
+    assert!(b.wait_state(State::Backup, SECS(5)).is_some());
+
+    // track_file: 1 × -100 brings a to 50, below b: b preempts.
+    std::fs::write(&file, "1\n").expect("write track file");
+    assert!(
+        b.wait_state(State::Master, SECS(8)).is_some(),
+        "{:?}",
+        b.status()
+    );
+    assert!(
+        a.wait_state(State::Backup, SECS(2)).is_some(),
+        "{:?}",
+        a.status()
+    );
+    let st = a.status().expect("status");
+    assert_eq!(st.effective_priority, 50, "{st:?}");
+    assert_eq!(st.reasons.len(), 1, "{st:?}");
+    lab.assert_held_by(&lab.b, vip);
+
+    // Back to 150: a preempts again.
+    std::fs::write(&file, "0\n").expect("write track file");
+    assert!(
+        a.wait_state(State::Master, SECS(8)).is_some(),
+        "{:?}",
+        a.status()
+    );
+    lab.assert_held_by(&lab.a, vip);
+
+    // track_interface with weight 0: link down faults a at once, and its
+    // priority-0 advert hands over to b within the skew time.
+    let t0 = Instant::now();
+    lab::sh(&["ip", "-n", &lab.a, "link", "set", "trk1", "down"]);
+    assert!(
+        a.wait_state(State::Fault, SECS(2)).is_some(),
+        "{:?}",
+        a.status()
+    );
+    assert!(
+        b.wait_state(State::Master, SECS(3)).is_some(),
+        "{:?}",
+        b.status()
+    );
+    println!("track_interface down -> peer MASTER in {:?}", t0.elapsed());
+    lab.assert_held_by(&lab.b, vip);
+    lab::sh(&["ip", "-n", &lab.a, "link", "set", "trk1", "up"]);
+    assert!(
+        a.wait_state(State::Master, SECS(8)).is_some(),
+        "{:?}",
+        a.status()
+    );
+    a.stop();
+    b.stop();
+}
