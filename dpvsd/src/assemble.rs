@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use dataplane::{Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec};
 use healthcheck::{
-    CheckKind, CheckSpec, HttpProtocol, HttpSpec, MiscSpec, ReplyPattern, SubjectId, SubjectSpec,
-    UdpSpec, UrlSpec,
+    CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
+    ReplyPattern, SmtpSpec, SubjectId, SubjectSpec, UdpSpec, UrlSpec,
 };
 use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
@@ -165,7 +165,7 @@ fn service(
         *next_subject += 1;
         let mut checks = Vec::new();
         for c in &rs.checkers {
-            match check(c, rs.weight) {
+            match check(model, c, rs.weight) {
                 Ok(spec) => checks.push(spec),
                 Err(e) => errors.push(e),
             }
@@ -197,10 +197,8 @@ fn service(
     })
 }
 
-/// Maps one checker; checkers dpvsd cannot run yet are errors.
-fn check(c: &model::Checker, weight: u32) -> Result<CheckSpec, AssembleError> {
-    let unsupported =
-        |what: &str| err(&c.location, format!("{what} is not supported by dpvsd yet"));
+/// Maps one checker; options dpvsd cannot run yet are errors.
+fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, AssembleError> {
     let kind = match &c.kind {
         CheckerKind::Tcp => CheckKind::Tcp,
         CheckerKind::Http(h) => CheckKind::Http(http(h, c)?),
@@ -223,10 +221,40 @@ fn check(c: &model::Checker, weight: u32) -> Result<CheckSpec, AssembleError> {
             min_reply_length: usize::from(u.min_reply_length),
             max_reply_length: usize::from(u.max_reply_length),
         }),
-        CheckerKind::Smtp(_) => return Err(unsupported("SMTP_CHECK")),
-        CheckerKind::Dns(_) => return Err(unsupported("DNS_CHECK")),
-        CheckerKind::Ping => return Err(unsupported("PING_CHECK")),
-        CheckerKind::File(_) => return Err(unsupported("FILE_CHECK")),
+        CheckerKind::Smtp(m) => CheckKind::Smtp(SmtpSpec {
+            helo_name: m.helo_name.clone(),
+        }),
+        CheckerKind::Dns(d) => CheckKind::Dns(DnsSpec {
+            qtype: match d.qtype {
+                model::DnsType::A => DnsType::A,
+                model::DnsType::Ns => DnsType::Ns,
+                model::DnsType::Cname => DnsType::Cname,
+                model::DnsType::Soa => DnsType::Soa,
+                model::DnsType::Mx => DnsType::Mx,
+                model::DnsType::Txt => DnsType::Txt,
+                model::DnsType::Aaaa => DnsType::Aaaa,
+            },
+            name: d.name.clone(),
+        }),
+        CheckerKind::Ping => CheckKind::Ping,
+        CheckerKind::File(f) => {
+            let Some(tf) = model.track_files.iter().find(|t| t.name == f.track_file) else {
+                return Err(err(
+                    &c.location,
+                    format!("track_file '{}' is not defined", f.track_file),
+                ));
+            };
+            // The checker's `weight W [reverse]` overrides the track_file's.
+            let (weight, reverse) = match f.weight {
+                Some(w) => (w, f.reverse),
+                None => (tf.weight, tf.reverse),
+            };
+            CheckKind::File(FileSpec {
+                path: tf.path.clone().into(),
+                weight: i64::from(weight),
+                reverse,
+            })
+        }
     };
     Ok(CheckSpec {
         kind,
