@@ -75,6 +75,8 @@ daemon off;
 events { worker_connections 1024; }
 http {
     access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 300s;
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;

@@ -8,14 +8,20 @@
 //! * `fnat/new`: SYNs of flows not in the table, each creating a connection,
 //!   with time advancing (16 packets per ms) and the expiry sweep running
 //!   every 32-packet burst, as a worker does.
+//! * `fnat/16k-burst`, `fnat/1m-burst`, `fnat/new-burst`: the same traffic in
+//!   32-frame bursts through [`Engine::handle_burst`] (the worker's path,
+//!   which prefetches a whole burst's table lines before using them); each
+//!   burst is first copied into the burst's frame buffers, as a receive does.
 //! * `sched/*`: one pick of a 16-server table per element.
 //!
 //! A counting global allocator checks that the measured loops allocate
 //! nothing; the run fails otherwise. After criterion's report a summary
-//! prints `case=... mpps=... ratio=... allocs=0` (ratio: throughput relative
-//! to `null`) and `sched=... ns_per_pick=... allocs=0`.
+//! prints `case=... mpps=... ratio=... allocs=0 cpu_mpps=...` (ratio:
+//! throughput relative to `null`; for `fnat/new*`, mpps is millions of new
+//! connections per second; `cpu_mpps` divides by the thread's on-CPU time
+//! instead of wall time, which matters when other processes share the core) and `sched=... ns_per_pick=... allocs=0`.
 //!
-//! `cargo bench -p dataplane --bench engine`
+//! `cargo bench -p dataplane --bench engine [-- <case name filter>]`
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -137,19 +143,33 @@ enum Kind {
 struct Case {
     name: &'static str,
     kind: Kind,
+    /// Through [`Engine::handle_burst`] rather than frame by frame.
+    burst: bool,
     engine: Engine,
     ctl: Burst,
+    rx: Burst,
     frames: Vec<[u8; FRAME]>,
     next: usize,
     now_ms: u64,
     not_forwarded: u64,
     packets: u64,
     elapsed: Duration,
+    /// On-CPU time of the measured loops (excludes time other processes
+    /// ran on this core), when the kernel reports it.
+    on_cpu: Option<Duration>,
     allocs: usize,
 }
 
+/// This thread's on-CPU time so far (`/proc/thread-self/schedstat`).
+fn on_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(
+        s.split_whitespace().next()?.parse().ok()?,
+    ))
+}
+
 impl Case {
-    fn new(name: &'static str, kind: Kind, flows: u32, capacity: usize) -> Case {
+    fn new(name: &'static str, kind: Kind, burst: bool, flows: u32, capacity: usize) -> Case {
         let (engine, ctl) = engine(capacity);
         let frames = (0..flows)
             .map(|i| client_frame(i, kind == Kind::New))
@@ -157,14 +177,17 @@ impl Case {
         let mut case = Case {
             name,
             kind,
+            burst,
             engine,
             ctl,
+            rx: Burst::new(BURST),
             frames,
             next: 0,
             now_ms: 1,
             not_forwarded: 0,
             packets: 0,
             elapsed: Duration::ZERO,
+            on_cpu: Some(Duration::ZERO),
             allocs: 0,
         };
         if kind == Kind::Established {
@@ -197,17 +220,45 @@ impl Case {
         self.not_forwarded += u64::from(!black_box(forwarded));
     }
 
+    /// Receives the next `n` frames into `rx` and handles them as a burst.
+    #[inline]
+    fn burst(&mut self, n: usize) {
+        self.rx.clear();
+        for _ in 0..n {
+            self.rx.push(&self.frames[self.next]);
+            self.next += 1;
+            if self.next == self.frames.len() {
+                self.next = 0;
+            }
+        }
+        let mut not_forwarded = 0;
+        self.engine.handle_burst(
+            self.rx.frames_mut(),
+            self.now_ms,
+            &mut self.ctl,
+            |_, verdict| not_forwarded += u64::from(verdict != Verdict::Forward),
+        );
+        self.not_forwarded += black_box(not_forwarded);
+    }
+
     /// Handles `n` packets; for `fnat/new` in bursts with housekeeping.
     fn step(&mut self, n: u64) {
-        if self.kind != Kind::New {
+        if self.kind != Kind::New && !self.burst {
             (0..n).for_each(|_| self.packet());
             return;
         }
         let mut left = n;
         while left > 0 {
             let burst = left.min(BURST as u64);
-            (0..burst).for_each(|_| self.packet());
+            if self.burst {
+                self.burst(burst as usize);
+            } else {
+                (0..burst).for_each(|_| self.packet());
+            }
             left -= burst;
+            if self.kind != Kind::New {
+                continue;
+            }
             self.now_ms += 2;
             self.engine
                 .housekeeping(self.now_ms, SWEEP_BUDGET, &mut self.ctl);
@@ -217,11 +268,14 @@ impl Case {
 
     /// Criterion's measured loop: counts allocations while it runs.
     fn measure(&mut self, iters: u64) -> Duration {
+        let cpu_start = on_cpu();
         let region = Region::new(GLOBAL);
         let start = Instant::now();
         self.step(iters);
         let elapsed = start.elapsed();
         let stats = region.change();
+        let cpu = cpu_start.zip(on_cpu()).map(|(a, b)| b.saturating_sub(a));
+        self.on_cpu = self.on_cpu.zip(cpu).map(|(a, b)| a + b);
         self.allocs += stats.allocations + stats.reallocations;
         self.packets += iters;
         self.elapsed += elapsed;
@@ -230,6 +284,13 @@ impl Case {
 
     fn mpps(&self) -> f64 {
         self.packets as f64 / self.elapsed.as_secs_f64() / 1e6
+    }
+
+    /// Throughput per second of on-CPU time: what the core does when it is
+    /// not shared (other helpers compile on this VM's two cores).
+    fn cpu_mpps(&self) -> Option<f64> {
+        let t = self.on_cpu?.as_secs_f64();
+        (t > 0.0).then(|| self.packets as f64 / t / 1e6)
     }
 }
 
@@ -297,21 +358,33 @@ fn main() {
         .sample_size(20)
         .configure_from_args();
 
-    let specs: [(&str, Kind, u32, usize); 4] = [
-        ("null", Kind::Null, 1 << 14, 16),
-        ("fnat/16k", Kind::Established, 1 << 14, 1 << 14),
-        ("fnat/1m", Kind::Established, 1 << 20, 1 << 20),
-        ("fnat/new", Kind::New, 1 << 20, 1 << 20),
+    let specs: [(&str, Kind, bool, u32, usize); 7] = [
+        ("null", Kind::Null, false, 1 << 14, 16),
+        ("fnat/16k", Kind::Established, false, 1 << 14, 1 << 14),
+        ("fnat/1m", Kind::Established, false, 1 << 20, 1 << 20),
+        ("fnat/new", Kind::New, false, 1 << 20, 1 << 20),
+        ("fnat/16k-burst", Kind::Established, true, 1 << 14, 1 << 14),
+        ("fnat/1m-burst", Kind::Established, true, 1 << 20, 1 << 20),
+        ("fnat/new-burst", Kind::New, true, 1 << 20, 1 << 20),
     ];
-    let mut results: Vec<(&str, f64, usize)> = Vec::new();
+    let mut results: Vec<(&str, f64, Option<f64>, usize)> = Vec::new();
     let mut group = c.benchmark_group("engine");
     group.throughput(Throughput::Elements(1));
-    for (name, kind, flows, capacity) in specs {
-        let mut case = Case::new(name, kind, flows, capacity);
+    // Build only the cases criterion will run: with a filter (`-- fnat/1m`),
+    // the others' million-flow setups are skipped.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-'))
+        .unwrap_or_default();
+    for (name, kind, burst, flows, capacity) in specs {
+        if !format!("engine/{name}").contains(filter.trim_end_matches('$')) {
+            continue;
+        }
+        let mut case = Case::new(name, kind, burst, flows, capacity);
         group.bench_function(name, |b| b.iter_custom(|iters| case.measure(iters)));
         if case.packets > 0 {
             assert_eq!(case.not_forwarded, 0, "{name}: packets not forwarded");
-            results.push((case.name, case.mpps(), case.allocs));
+            results.push((case.name, case.mpps(), case.cpu_mpps(), case.allocs));
         }
     }
     group.finish();
@@ -336,21 +409,22 @@ fn main() {
 
     let null_mpps = results.iter().find(|r| r.0 == "null").map(|r| r.1);
     println!();
-    for (name, mpps, allocs) in &results {
+    for (name, mpps, cpu_mpps, allocs) in &results {
         let ratio = null_mpps.map_or(String::from("n/a"), |n| format!("{:.3}", mpps / n));
-        let unit = if *name == "fnat/new" {
+        let cpu = cpu_mpps.map_or(String::new(), |c| format!(" cpu_mpps={c:.2}"));
+        let unit = if name.starts_with("fnat/new") {
             " (new conns/s = pps)"
         } else {
             ""
         };
-        println!("case={name} mpps={mpps:.2} ratio={ratio} allocs={allocs}{unit}");
+        println!("case={name} mpps={mpps:.2} ratio={ratio} allocs={allocs}{cpu}{unit}");
     }
     for (name, ns, allocs) in &sched_results {
         println!("sched={name} ns_per_pick={ns:.1} allocs={allocs}");
     }
     let allocating: Vec<&str> = results
         .iter()
-        .map(|r| (r.0, r.2))
+        .map(|r| (r.0, r.3))
         .chain(sched_results.iter().map(|r| (r.0, r.2)))
         .filter(|r| r.1 > 0)
         .map(|r| r.0)

@@ -1,14 +1,29 @@
-//! Per-worker connection table.
+//! Per-worker connection table (VPP `lbhash.h` style).
 //!
-//! Fixed capacity, allocated once. Connections live in a slab; an
-//! open-addressing index (linear probing, power-of-two size, load ≤ 0.5)
-//! holds two entries per connection, one per direction, so both the
-//! client→VIP packet and the real server's reply find the connection with
-//! one probe sequence. Deletion uses backward shifting (no tombstones).
+//! Fixed capacity, allocated once. Connections live in a slab of
+//! cache-line-sized slots. The index is a power-of-two array of 64-byte
+//! buckets, each holding seven `(hash, id)` ways and an overflow count; it
+//! has two entries per connection, one per direction, so both the
+//! client→VIP packet and the real server's reply find the connection. A
+//! lookup reads one bucket line (the full 32-bit hash is the fingerprint)
+//! and then exactly the connection's line to confirm the key. A full bucket
+//! spills to the next one and counts the spill in its `overflow`, so a
+//! lookup stops at the first bucket that never overflowed and deletion needs
+//! no tombstones (F14 style). With at most four entries per bucket on
+//! average, spills are rare.
+//!
+//! Connections name their (service, real server) pair by a small
+//! [`DestId`] into the table's [`Dest`] list instead of holding `Arc`s, so
+//! creating and freeing a connection touches no shared reference count.
 //!
 //! Expiry has no timer heap: a lookup that finds an expired connection
-//! frees it, and [`ConnTable::sweep`] visits a bounded number of slab slots
-//! per call so idle connections are reclaimed incrementally.
+//! frees it, and [`ConnTable::sweep`] walks a compact array of per-slot
+//! deadlines (4 bytes a connection) a bounded number of slots per call. A
+//! deadline is a lower bound of the connection's expiry (packets push the
+//! expiry out without touching the array); the sweep reads the connection
+//! only when its deadline passed, and refreshes the deadline when the
+//! connection is still alive. Times are wrapping millisecond ticks
+//! (`now_ms as u32`): every timeout is far below the 24-day wrap horizon.
 //!
 //! A full table refuses new connections ([`ConnTable::insert`] returns
 //! `None`); established flows are never evicted by new ones.
@@ -16,6 +31,9 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::engine::Snapshot;
+use crate::fasthash::FastMap;
+use crate::prefetch::prefetch;
 use crate::stats::Traffic;
 use crate::wire::MacAddr;
 
@@ -30,8 +48,7 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    /// A fast, well-mixed 32-bit hash (never 0, which marks an empty bucket
-    /// only together with the EMPTY id; kept non-zero for clarity).
+    /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way).
     #[inline]
     pub fn hash(&self) -> u32 {
         let a = u64::from(u32::from(self.src)) << 32 | u64::from(u32::from(self.dst));
@@ -52,6 +69,15 @@ pub enum Dir {
     Out = 1,
 }
 
+/// TCP flags of a packet (all clear for UDP).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpFlags {
+    pub syn: bool,
+    pub ack: bool,
+    pub fin: bool,
+    pub rst: bool,
+}
+
 /// TCP state as LVS/DPVS track it (simplified), with DPVS's default timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpState {
@@ -62,7 +88,7 @@ pub enum TcpState {
 }
 
 impl TcpState {
-    pub fn timeout_ms(self) -> u64 {
+    pub fn timeout_ms(self) -> u32 {
         match self {
             TcpState::SynRecv => 30_000,
             TcpState::Established => 90_000,
@@ -71,26 +97,60 @@ impl TcpState {
         }
     }
 
-    /// The next state after a packet with these flags.
-    pub fn next(self, dir: Dir, syn: bool, ack: bool, fin: bool, rst: bool) -> TcpState {
-        if rst {
+    /// The next state after a packet with flags `f` from `dir`.
+    pub fn next(self, dir: Dir, f: TcpFlags) -> TcpState {
+        if f.rst {
             return TcpState::Close;
         }
-        if fin {
+        if f.fin {
             return TcpState::FinWait;
         }
         match self {
-            TcpState::SynRecv if dir == Dir::In && ack && !syn => TcpState::Established,
+            TcpState::SynRecv if dir == Dir::In && f.ack && !f.syn => TcpState::Established,
             s => s,
         }
     }
 }
 
 /// UDP "connection" timeout (DPVS default).
-pub const UDP_TIMEOUT_MS: u64 = 300_000;
+pub const UDP_TIMEOUT_MS: u32 = 300_000;
+
+/// The wrapping millisecond tick of `now_ms`.
+#[inline]
+pub fn tick(now_ms: u64) -> u32 {
+    now_ms as u32
+}
+
+/// Whether wrapping tick `deadline` is at or before `now`.
+#[inline]
+fn passed(deadline: u32, now: u32) -> bool {
+    (deadline.wrapping_sub(now) as i32) <= 0
+}
+
+/// A (service, real server) pair in a worker's [`ConnTable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DestId(u32);
+
+/// What connections to one real server of one service share: the traffic
+/// counters, the server's address and its cached MAC.
+#[derive(Debug)]
+pub struct Dest {
+    pub service: Arc<Traffic>,
+    pub server: Arc<Traffic>,
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    /// The server's MAC, valid while `neigh_gen` equals the engine's
+    /// neighbour generation (saves a neighbour lookup per packet).
+    pub mac: MacAddr,
+    pub neigh_gen: u32,
+    /// Connections using this pair.
+    refs: u32,
+    /// Part of the current snapshot.
+    published: bool,
+}
 
 /// One tracked connection.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Conn {
     /// Client → VIP.
     pub in_key: FlowKey,
@@ -99,22 +159,85 @@ pub struct Conn {
     /// Where replies to the client go (learned from its first packet).
     pub client_mac: MacAddr,
     pub tcp: TcpState,
-    pub expires_ms: u64,
-    /// The real server's MAC, valid while `neigh_gen` equals the engine's
-    /// neighbour generation (saves a neighbour lookup per packet).
-    pub server_mac: MacAddr,
-    pub neigh_gen: u32,
-    pub service: Arc<Traffic>,
-    pub server: Arc<Traffic>,
+    /// Tick ([`tick`]) at which the connection expires when idle.
+    pub expires: u32,
+    pub dest: DestId,
 }
 
-const EMPTY: u32 = u32::MAX;
+impl Conn {
+    /// A connection opened by a client packet with flags `f` at `now_ms`.
+    pub fn open(
+        in_key: FlowKey,
+        out_key: FlowKey,
+        client_mac: MacAddr,
+        dest: DestId,
+        f: TcpFlags,
+        now_ms: u64,
+    ) -> Conn {
+        let mut conn = Conn {
+            in_key,
+            out_key,
+            client_mac,
+            tcp: TcpState::SynRecv,
+            expires: 0,
+            dest,
+        };
+        if in_key.proto == 6 {
+            conn.tcp = conn.tcp.next(Dir::In, f);
+        }
+        conn.expires = tick(now_ms).wrapping_add(conn.timeout_ms());
+        conn
+    }
 
+    /// Idle timeout in the current state.
+    pub fn timeout_ms(&self) -> u32 {
+        if self.in_key.proto == 6 {
+            self.tcp.timeout_ms()
+        } else {
+            UDP_TIMEOUT_MS
+        }
+    }
+}
+
+/// Ways per index bucket.
+const WAYS: usize = 7;
+
+/// One cache line of the index.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct Bucket {
-    hash: u32,
-    /// `conn_index << 1 | dir`, or EMPTY.
-    id: u32,
+    /// Each way's key hash; 0 = free way.
+    hash: [u32; WAYS],
+    /// Entries stored further on because this bucket was full.
+    overflow: u32,
+    /// Each way's `conn_index << 1 | dir`.
+    id: [u32; WAYS],
+    _pad: u32,
+}
+
+const EMPTY_BUCKET: Bucket = Bucket {
+    hash: [0; WAYS],
+    overflow: 0,
+    id: [0; WAYS],
+    _pad: 0,
+};
+
+/// A connection slot, alone on its cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Slot(Option<Conn>);
+
+/// Deadline of a free slot.
+const FREE: u32 = 0;
+
+/// `expires` as a sweep deadline: never [`FREE`], never later than `expires`.
+#[inline]
+fn deadline_of(expires: u32) -> u32 {
+    if expires == FREE {
+        expires.wrapping_sub(1)
+    } else {
+        expires
+    }
 }
 
 /// Index of a connection in the table.
@@ -125,10 +248,16 @@ pub struct ConnIdx(u32);
 pub struct ConnTable {
     index: Vec<Bucket>,
     mask: usize,
-    slab: Vec<Option<Conn>>,
+    slab: Vec<Slot>,
+    /// Per slot: [`FREE`] or a lower bound of the connection's expiry.
+    deadline: Vec<u32>,
     free: Vec<u32>,
     len: usize,
     sweep_pos: usize,
+    dests: Vec<Option<Dest>>,
+    free_dests: Vec<u32>,
+    /// (service counters, server counters, address, port) → dest.
+    dest_ids: FastMap<(usize, usize, Ipv4Addr, u16), u32>,
     /// The owning worker (its counter slot in [`Traffic`]).
     worker: usize,
 }
@@ -138,14 +267,19 @@ impl ConnTable {
     /// now), owned by worker number `worker`.
     pub fn new(capacity: usize, worker: usize) -> ConnTable {
         let capacity = capacity.clamp(1, (u32::MAX >> 2) as usize);
-        let buckets = (capacity * 4).next_power_of_two();
+        // Two entries per connection, at most four per 7-way bucket on average.
+        let buckets = (capacity * 2).div_ceil(4).next_power_of_two();
         ConnTable {
-            index: vec![Bucket { hash: 0, id: EMPTY }; buckets],
+            index: vec![EMPTY_BUCKET; buckets],
             mask: buckets - 1,
-            slab: (0..capacity).map(|_| None).collect(),
+            slab: vec![Slot(None); capacity],
+            deadline: vec![FREE; capacity],
             free: (0..capacity as u32).rev().collect(),
             len: 0,
             sweep_pos: 0,
+            dests: Vec::new(),
+            free_dests: Vec::new(),
+            dest_ids: FastMap::default(),
             worker,
         }
     }
@@ -162,8 +296,9 @@ impl ConnTable {
         self.slab.len()
     }
 
+    #[inline]
     fn key_of(&self, id: u32) -> Option<&FlowKey> {
-        let conn = self.slab.get((id >> 1) as usize)?.as_ref()?;
+        let conn = self.slab.get((id >> 1) as usize)?.0.as_ref()?;
         Some(if id & 1 == 0 {
             &conn.in_key
         } else {
@@ -171,30 +306,57 @@ impl ConnTable {
         })
     }
 
-    fn find_bucket(&self, key: &FlowKey, hash: u32) -> Option<usize> {
-        let mut pos = hash as usize & self.mask;
-        loop {
-            let b = self.index[pos];
-            if b.id == EMPTY {
+    /// The id of the index entry for `key` (hash `h`).
+    #[inline]
+    fn find(&self, key: &FlowKey, h: u32) -> Option<u32> {
+        let mut b = h as usize & self.mask;
+        for _ in 0..=self.mask {
+            let bucket = &self.index[b];
+            for w in 0..WAYS {
+                if bucket.hash[w] == h && self.key_of(bucket.id[w]) == Some(key) {
+                    return Some(bucket.id[w]);
+                }
+            }
+            if bucket.overflow == 0 {
                 return None;
             }
-            if b.hash == hash && self.key_of(b.id) == Some(key) {
-                return Some(pos);
+            b = (b + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Starts loading the index bucket of hash `h` (first pipeline stage).
+    #[inline]
+    pub fn prefetch_bucket(&self, h: u32) {
+        prefetch(&self.index[h as usize & self.mask]);
+    }
+
+    /// Starts loading the connection whose entry in the (already loaded)
+    /// home bucket of `h` carries hash `h` (second pipeline stage).
+    #[inline]
+    pub fn prefetch_conn(&self, h: u32) {
+        let bucket = &self.index[h as usize & self.mask];
+        if let Some(w) = bucket.hash.iter().position(|&x| x == h) {
+            if let Some(slot) = self.slab.get((bucket.id[w] >> 1) as usize) {
+                prefetch(slot);
             }
-            pos = (pos + 1) & self.mask;
         }
     }
 
     /// Finds the live connection for `key`; an expired one is freed and not returned.
     #[inline]
     pub fn lookup(&mut self, key: &FlowKey, now_ms: u64) -> Option<(ConnIdx, Dir)> {
-        let pos = self.find_bucket(key, key.hash())?;
-        let id = self.index[pos].id;
+        self.lookup_hashed(key, key.hash(), now_ms)
+    }
+
+    /// [`Self::lookup`] with `h == key.hash()` already computed.
+    #[inline]
+    pub fn lookup_hashed(&mut self, key: &FlowKey, h: u32, now_ms: u64) -> Option<(ConnIdx, Dir)> {
+        let id = self.find(key, h)?;
         let idx = ConnIdx(id >> 1);
         let expired = self
             .get(idx)
-            .map(|c| c.expires_ms <= now_ms)
-            .unwrap_or(true);
+            .is_none_or(|c| passed(c.expires, tick(now_ms)));
         if expired {
             self.remove(idx);
             return None;
@@ -203,101 +365,209 @@ impl ConnTable {
         Some((idx, dir))
     }
 
-    /// Whether a live connection uses `key` (in either direction).
+    /// Whether a connection (possibly expired, not yet freed) uses `key`.
     pub fn contains(&self, key: &FlowKey) -> bool {
-        self.find_bucket(key, key.hash()).is_some()
+        self.find(key, key.hash()).is_some()
     }
 
     pub fn get(&self, idx: ConnIdx) -> Option<&Conn> {
-        self.slab.get(idx.0 as usize)?.as_ref()
+        self.slab.get(idx.0 as usize)?.0.as_ref()
     }
 
-    pub fn get_mut(&mut self, idx: ConnIdx) -> Option<&mut Conn> {
-        self.slab.get_mut(idx.0 as usize)?.as_mut()
-    }
-
-    fn place(&mut self, hash: u32, id: u32) {
-        let mut pos = hash as usize & self.mask;
-        while self.index[pos].id != EMPTY {
-            pos = (pos + 1) & self.mask;
+    /// Advances the connection's TCP state for a packet with flags `f` from
+    /// `dir` and restarts its idle timer at `now_ms`.
+    #[inline]
+    pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn> {
+        let i = idx.0 as usize;
+        let conn = self.slab.get_mut(i)?.0.as_mut()?;
+        let before = conn.timeout_ms();
+        if conn.in_key.proto == 6 {
+            conn.tcp = conn.tcp.next(dir, f);
         }
-        self.index[pos] = Bucket { hash, id };
+        let timeout = conn.timeout_ms();
+        conn.expires = tick(now_ms).wrapping_add(timeout);
+        if timeout < before {
+            // A shorter timeout: the sweep's deadline may now be too late.
+            self.deadline[i] = deadline_of(conn.expires);
+        }
+        self.slab[i].0.as_ref()
     }
 
-    /// Inserts a new connection. `None` when the table is full, or when either
-    /// key is already in use (the caller must check with [`Self::contains`]).
+    #[inline]
+    fn place(&mut self, h: u32, id: u32) {
+        // Entries ≤ 2 × capacity < 7 × buckets: some bucket has a free way.
+        let mut b = h as usize & self.mask;
+        loop {
+            let bucket = &mut self.index[b];
+            if let Some(w) = bucket.hash.iter().position(|&x| x == 0) {
+                bucket.hash[w] = h;
+                bucket.id[w] = id;
+                return;
+            }
+            bucket.overflow += 1;
+            b = (b + 1) & self.mask;
+        }
+    }
+
+    /// Inserts a new connection; `None` when the table is full. The caller
+    /// guarantees neither key is in use (its lookup of `in_key` missed and
+    /// [`Self::contains`] said no for `out_key`), so no probe is repeated.
     pub fn insert(&mut self, conn: Conn) -> Option<ConnIdx> {
-        if self.contains(&conn.in_key) || self.contains(&conn.out_key) {
-            return None;
-        }
+        debug_assert!(!self.contains(&conn.in_key) && !self.contains(&conn.out_key));
+        let dest = self.dests.get_mut(conn.dest.0 as usize)?.as_mut()?;
         let slot = self.free.pop()?;
+        dest.refs += 1;
+        dest.server.count_active(self.worker, 1);
         let (hin, hout) = (conn.in_key.hash(), conn.out_key.hash());
-        conn.server.count_active(self.worker, 1);
-        self.slab[slot as usize] = Some(conn);
+        self.slab[slot as usize] = Slot(Some(conn));
+        self.deadline[slot as usize] = deadline_of(conn.expires);
         self.place(hin, slot << 1);
         self.place(hout, slot << 1 | 1);
         self.len += 1;
         Some(ConnIdx(slot))
     }
 
-    fn unindex(&mut self, key: &FlowKey) {
-        let Some(mut hole) = self.find_bucket(key, key.hash()) else {
-            return;
-        };
-        self.index[hole].id = EMPTY;
-        let mut pos = (hole + 1) & self.mask;
-        while self.index[pos].id != EMPTY {
-            let home = self.index[pos].hash as usize & self.mask;
-            // Move the entry back if its home is not in (hole, pos] cyclically.
-            let in_range = if hole <= pos {
-                home > hole && home <= pos
-            } else {
-                home > hole || home <= pos
-            };
-            if !in_range {
-                self.index[hole] = self.index[pos];
-                self.index[pos].id = EMPTY;
-                hole = pos;
+    /// Removes the index entry `id` of hash `h` and the overflow marks its
+    /// probe left on the buckets before it.
+    fn unindex(&mut self, h: u32, id: u32) {
+        let home = h as usize & self.mask;
+        let mut b = home;
+        for _ in 0..=self.mask {
+            let bucket = &mut self.index[b];
+            if let Some(w) = (0..WAYS).find(|&w| bucket.hash[w] == h && bucket.id[w] == id) {
+                bucket.hash[w] = 0;
+                while b != home {
+                    b = (b + self.mask) & self.mask;
+                    self.index[b].overflow -= 1;
+                }
+                return;
             }
-            pos = (pos + 1) & self.mask;
+            b = (b + 1) & self.mask;
         }
     }
 
     /// Frees a connection and both its index entries.
     pub fn remove(&mut self, idx: ConnIdx) -> Option<Conn> {
-        let (kin, kout) = {
-            let c = self.get(idx)?;
-            (c.in_key, c.out_key)
-        };
-        self.unindex(&kin);
-        self.unindex(&kout);
-        let conn = self.slab.get_mut(idx.0 as usize)?.take()?;
-        conn.server.count_active(self.worker, -1);
+        let i = idx.0 as usize;
+        let conn = self.slab.get_mut(i)?.0.take()?;
+        self.unindex(conn.in_key.hash(), idx.0 << 1);
+        self.unindex(conn.out_key.hash(), idx.0 << 1 | 1);
+        self.deadline[i] = FREE;
+        if let Some(dest) = self
+            .dests
+            .get_mut(conn.dest.0 as usize)
+            .and_then(Option::as_mut)
+        {
+            dest.refs -= 1;
+            dest.server.count_active(self.worker, -1);
+        }
         self.free.push(idx.0);
         self.len -= 1;
         Some(conn)
     }
 
-    /// Visits up to `budget` slab slots from where the last sweep stopped and
+    /// Visits up to `budget` slots from where the last sweep stopped and
     /// frees expired connections. Returns how many were freed.
     pub fn sweep(&mut self, now_ms: u64, budget: usize) -> usize {
-        let n = self.slab.len();
+        let (now, n) = (tick(now_ms), self.deadline.len());
         let mut freed = 0;
         for _ in 0..budget.min(n) {
             let i = self.sweep_pos;
-            self.sweep_pos = (self.sweep_pos + 1) % n;
-            if matches!(&self.slab[i], Some(c) if c.expires_ms <= now_ms) {
-                self.remove(ConnIdx(i as u32));
-                freed += 1;
+            self.sweep_pos = if i + 1 == n { 0 } else { i + 1 };
+            let d = self.deadline[i];
+            if d == FREE || !passed(d, now) {
+                continue;
+            }
+            match &self.slab[i].0 {
+                Some(c) if passed(c.expires, now) => {
+                    self.remove(ConnIdx(i as u32));
+                    freed += 1;
+                }
+                Some(c) => self.deadline[i] = deadline_of(c.expires),
+                None => self.deadline[i] = FREE,
             }
         }
         freed
+    }
+
+    pub fn dest(&self, id: DestId) -> Option<&Dest> {
+        self.dests.get(id.0 as usize)?.as_ref()
+    }
+
+    pub fn dest_mut(&mut self, id: DestId) -> Option<&mut Dest> {
+        self.dests.get_mut(id.0 as usize)?.as_mut()
+    }
+
+    /// Takes the (service, real server) pairs of a newly published
+    /// snapshot: returns their ids, per service in server order. Pairs no
+    /// longer published are dropped once no connection uses them.
+    pub fn publish(&mut self, snap: &Snapshot, neigh_gen: u32) -> Vec<Vec<DestId>> {
+        for d in self.dests.iter_mut().flatten() {
+            d.published = false;
+        }
+        let mut ids = Vec::with_capacity(snap.services.len());
+        for svc in &snap.services {
+            let mut per = Vec::with_capacity(svc.servers.len());
+            for rs in &svc.servers {
+                let key = (
+                    Arc::as_ptr(&svc.stats) as usize,
+                    Arc::as_ptr(&rs.stats) as usize,
+                    rs.addr,
+                    rs.port,
+                );
+                let id = match self.dest_ids.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let dest = Dest {
+                            service: Arc::clone(&svc.stats),
+                            server: Arc::clone(&rs.stats),
+                            addr: rs.addr,
+                            port: rs.port,
+                            mac: MacAddr::default(),
+                            // Differs from the engine's: resolve on first use.
+                            neigh_gen: neigh_gen.wrapping_sub(1),
+                            refs: 0,
+                            published: false,
+                        };
+                        let id = match self.free_dests.pop() {
+                            Some(id) => {
+                                self.dests[id as usize] = Some(dest);
+                                id
+                            }
+                            None => {
+                                self.dests.push(Some(dest));
+                                (self.dests.len() - 1) as u32
+                            }
+                        };
+                        self.dest_ids.insert(key, id);
+                        id
+                    }
+                };
+                if let Some(d) = self.dests[id as usize].as_mut() {
+                    d.published = true;
+                }
+                per.push(DestId(id));
+            }
+            ids.push(per);
+        }
+        for (id, slot) in self.dests.iter_mut().enumerate() {
+            if slot.as_ref().is_some_and(|d| !d.published && d.refs == 0) {
+                *slot = None;
+                self.free_dests.push(id as u32);
+            }
+        }
+        let dests = &self.dests;
+        self.dest_ids.retain(|_, id| dests[*id as usize].is_some());
+        ids
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::{Protocol, Scheduler, ServiceKey};
+    use crate::engine::{ServerSnap, ServiceSnap};
+    use crate::sched::SchedTable;
 
     fn key(i: u32, port: u16) -> FlowKey {
         FlowKey {
@@ -309,7 +579,37 @@ mod tests {
         }
     }
 
-    fn conn(i: u32, expires_ms: u64) -> Conn {
+    fn snapshot(servers: u32) -> Snapshot {
+        Snapshot {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: Ipv4Addr::new(10, 99, 0, 100).into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::default(),
+                servers: (0..servers)
+                    .map(|i| ServerSnap {
+                        addr: Ipv4Addr::new(10, 99, 1, i as u8),
+                        port: 8080,
+                        stats: Arc::default(),
+                    })
+                    .collect(),
+                table: SchedTable::build(Scheduler::Rr, &vec![1; servers as usize]),
+                local_addrs: vec![],
+            }],
+            ..Snapshot::default()
+        }
+    }
+
+    /// A table with one published destination.
+    fn table(capacity: usize) -> (ConnTable, DestId) {
+        let mut t = ConnTable::new(capacity, 0);
+        let ids = t.publish(&snapshot(1), 0);
+        (t, ids[0][0])
+    }
+
+    fn conn(i: u32, expires: u32, dest: DestId) -> Conn {
         let in_key = key(i, 1000 + (i % 50000) as u16);
         let out_key = FlowKey {
             proto: 6,
@@ -323,19 +623,22 @@ mod tests {
             out_key,
             client_mac: MacAddr::default(),
             tcp: TcpState::SynRecv,
-            expires_ms,
-            server_mac: MacAddr::default(),
-            neigh_gen: 0,
-            service: Arc::default(),
-            server: Arc::default(),
+            expires,
+            dest,
         }
     }
 
     #[test]
+    fn layout_is_one_cache_line_per_bucket_and_per_connection() {
+        assert_eq!(std::mem::size_of::<Bucket>(), 64);
+        assert_eq!(std::mem::size_of::<Slot>(), 64);
+    }
+
+    #[test]
     fn both_directions_find_the_connection() {
-        let mut t = ConnTable::new(16, 0);
-        let c = conn(1, 100);
-        let idx = t.insert(c.clone()).expect("room");
+        let (mut t, d) = table(16);
+        let c = conn(1, 100, d);
+        let idx = t.insert(c).expect("room");
         assert_eq!(t.lookup(&c.in_key, 0), Some((idx, Dir::In)));
         assert_eq!(t.lookup(&c.out_key, 0), Some((idx, Dir::Out)));
         assert_eq!(t.lookup(&key(2, 5), 0), None);
@@ -343,14 +646,14 @@ mod tests {
 
     #[test]
     fn full_table_refuses_new_and_keeps_old() {
-        let mut t = ConnTable::new(8, 0);
+        let (mut t, d) = table(8);
         for i in 0..8 {
-            assert!(t.insert(conn(i, 1000)).is_some());
+            assert!(t.insert(conn(i, 1000, d)).is_some());
         }
-        assert!(t.insert(conn(100, 1000)).is_none());
+        assert!(t.insert(conn(100, 1000, d)).is_none());
         for i in 0..8 {
             assert!(
-                t.lookup(&conn(i, 0).in_key, 10).is_some(),
+                t.lookup(&conn(i, 0, d).in_key, 10).is_some(),
                 "conn {i} evicted"
             );
         }
@@ -358,59 +661,166 @@ mod tests {
 
     #[test]
     fn expired_connections_are_freed_by_lookup_and_sweep() {
-        let mut t = ConnTable::new(64, 0);
+        let (mut t, d) = table(64);
         for i in 0..40 {
-            t.insert(conn(i, if i % 2 == 0 { 50 } else { 500 }));
+            t.insert(conn(i, if i % 2 == 0 { 50 } else { 500 }, d));
         }
-        assert_eq!(t.lookup(&conn(0, 0).in_key, 60), None);
+        assert_eq!(t.lookup(&conn(0, 0, d).in_key, 60), None);
         assert_eq!(t.len(), 39);
         let freed = t.sweep(60, 64);
         assert_eq!(freed, 19);
         assert_eq!(t.len(), 20);
         for i in (1..40).step_by(2) {
-            assert!(t.lookup(&conn(i, 0).out_key, 60).is_some());
+            assert!(t.lookup(&conn(i, 0, d).out_key, 60).is_some());
         }
     }
 
     #[test]
+    fn sweep_refreshes_stale_deadlines_and_honours_shorter_timeouts() {
+        let (mut t, d) = table(4);
+        let flags = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        let a = t.insert(Conn::open(
+            conn(1, 0, d).in_key,
+            conn(1, 0, d).out_key,
+            MacAddr::default(),
+            d,
+            flags(true, false, false, false),
+            0,
+        ));
+        let a = a.expect("room");
+        // An ACK at 20 s establishes it: expiry moves to 110 s without the
+        // sweep's deadline (30 s) being rewritten.
+        t.touch(a, Dir::In, flags(false, true, false, false), 20_000);
+        assert_eq!(t.sweep(40_000, 4), 0, "alive: deadline refreshed");
+        assert_eq!(t.deadline[0], 110_000);
+        // A RST shortens the timeout to 3 s: the sweep must not wait 110 s.
+        t.touch(a, Dir::Out, flags(false, false, false, true), 41_000);
+        assert_eq!(t.get(a).map(|c| c.tcp), Some(TcpState::Close));
+        assert_eq!(t.sweep(44_000, 4), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn ticks_wrap() {
+        let (mut t, d) = table(4);
+        let start = u64::from(u32::MAX) - 1_000;
+        let idx = t
+            .insert(conn(1, tick(start).wrapping_add(5_000), d))
+            .expect("room");
+        assert!(t.lookup(&conn(1, 0, d).in_key, start + 4_000).is_some());
+        assert_eq!(t.sweep(start + 4_999, 4), 0);
+        assert_eq!(t.sweep(start + 5_000, 4), 1);
+        assert!(t.get(idx).is_none());
+    }
+
+    #[test]
+    fn active_gauge_follows_inserts_and_removals() {
+        let (mut t, d) = table(4);
+        let server = Arc::clone(&t.dest(d).expect("dest").server);
+        let idx = t.insert(conn(1, 100, d)).expect("room");
+        t.insert(conn(2, 100, d)).expect("room");
+        assert_eq!(server.snapshot().active, 2);
+        t.remove(idx);
+        assert_eq!(server.snapshot().active, 1);
+    }
+
+    #[test]
+    fn unpublished_destinations_live_while_connections_use_them() {
+        let mut t = ConnTable::new(4, 0);
+        let two = snapshot(2);
+        let ids = t.publish(&two, 0);
+        let (d0, d1) = (ids[0][0], ids[0][1]);
+        let idx = t.insert(conn(1, 100, d1)).expect("room");
+        // Republishing the same snapshot keeps the ids.
+        assert_eq!(t.publish(&two, 0), ids);
+        // A snapshot without the servers: d0 is unused and goes, d1 stays.
+        let none = snapshot(0);
+        assert_eq!(t.publish(&none, 0), vec![Vec::new()]);
+        assert!(t.dest(d0).is_none());
+        assert!(t.dest(d1).is_some());
+        t.remove(idx);
+        t.publish(&none, 0);
+        assert!(t.dest(d1).is_none());
+    }
+
+    #[test]
     fn churn_keeps_index_consistent() {
-        // Insert and remove many times in a small table so probe chains wrap
-        // and backward shifting is exercised; every live key must stay findable.
-        let mut t = ConnTable::new(32, 0);
+        // Insert and remove many times in a small table with colliding
+        // buckets so ways fill up, entries spill and overflow counts are
+        // undone; every live key must stay findable.
+        let (mut t, d) = table(32);
         let mut live: Vec<(u32, ConnIdx)> = Vec::new();
         let mut state = 12345u32;
         for step in 0..20_000u32 {
             state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
             if live.len() < 32 && !(state >> 16).is_multiple_of(3) {
-                if let Some(idx) = t.insert(conn(step, u64::MAX)) {
+                if let Some(idx) = t.insert(conn(step, 1 << 30, d)) {
                     live.push((step, idx));
                 }
             } else if !live.is_empty() {
                 let (i, idx) = live.swap_remove((state >> 8) as usize % live.len());
                 assert!(t.remove(idx).is_some());
-                assert!(!t.contains(&conn(i, 0).in_key));
+                assert!(!t.contains(&conn(i, 0, d).in_key));
             }
             if step % 997 == 0 {
                 for (i, idx) in &live {
-                    assert_eq!(t.lookup(&conn(*i, 0).in_key, 0).map(|x| x.0), Some(*idx));
-                    assert_eq!(t.lookup(&conn(*i, 0).out_key, 0).map(|x| x.0), Some(*idx));
+                    let c = conn(*i, 0, d);
+                    assert_eq!(t.lookup(&c.in_key, 0).map(|x| x.0), Some(*idx));
+                    assert_eq!(t.lookup(&c.out_key, 0).map(|x| x.0), Some(*idx));
                 }
             }
         }
         assert_eq!(t.len(), live.len());
+        let entries: usize = t
+            .index
+            .iter()
+            .map(|b| b.hash.iter().filter(|&&h| h != 0).count())
+            .sum();
+        assert_eq!(entries, 2 * live.len());
+    }
+
+    #[test]
+    fn spilled_entries_are_found_and_overflow_is_undone() {
+        // A one-bucket-heavy load: a 16-connection table has 8 buckets; put
+        // many keys whose hashes share a home bucket.
+        let (mut t, d) = table(16);
+        let home = |c: &Conn| c.in_key.hash() as usize & t.mask;
+        let target = home(&conn(0, 0, d));
+        let same: Vec<Conn> = (0..100_000)
+            .map(|i| conn(i, 1 << 30, d))
+            .filter(|c| home(c) == target)
+            .take(9)
+            .collect();
+        assert_eq!(same.len(), 9);
+        let idxs: Vec<ConnIdx> = same.iter().map(|c| t.insert(*c).expect("room")).collect();
+        assert!(t.index[target].overflow > 0, "the home bucket spilled");
+        for (c, idx) in same.iter().zip(&idxs) {
+            assert_eq!(t.lookup(&c.in_key, 0), Some((*idx, Dir::In)));
+        }
+        for idx in idxs {
+            t.remove(idx);
+        }
+        assert!(t
+            .index
+            .iter()
+            .all(|b| b.overflow == 0 && b.hash == [0; WAYS]));
     }
 
     #[test]
     fn tcp_state_transitions() {
-        let s = TcpState::SynRecv.next(Dir::In, false, true, false, false);
+        let f = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        let s = TcpState::SynRecv.next(Dir::In, f(false, true, false, false));
         assert_eq!(s, TcpState::Established);
         assert_eq!(
-            s.next(Dir::Out, false, true, true, false),
+            s.next(Dir::Out, f(false, true, true, false)),
             TcpState::FinWait
         );
-        assert_eq!(s.next(Dir::In, false, false, false, true), TcpState::Close);
         assert_eq!(
-            TcpState::SynRecv.next(Dir::Out, true, true, false, false),
+            s.next(Dir::In, f(false, false, false, true)),
+            TcpState::Close
+        );
+        assert_eq!(
+            TcpState::SynRecv.next(Dir::Out, f(true, true, false, false)),
             TcpState::SynRecv
         );
     }

@@ -11,9 +11,9 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crate::command::ServiceKey;
-use crate::conn::{Conn, ConnTable, Dir, FlowKey, TcpState, UDP_TIMEOUT_MS};
+use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
-use crate::io::Burst;
+use crate::io::{Burst, Frame};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
 use crate::wire::{
@@ -33,6 +33,13 @@ const ARP_RETRY_MS: u64 = 200;
 /// Local (FNAT) ports handed out by a worker.
 pub const LOCAL_PORT_MIN: u16 = 1024;
 const PORT_PROBES: usize = 64;
+/// [`Engine::handle_burst`] parses and prefetches this many frames at a time.
+pub const PIPELINE: usize = 64;
+/// [`Engine::housekeeping`] paces the expiry sweep to visit the whole
+/// connection table once per this period (within its budget), so an idle
+/// connection is freed at most this late and a busy worker does not rescan
+/// the table every burst.
+pub const SWEEP_PERIOD_MS: u64 = 1_000;
 
 /// What to do with a frame after [`Engine::handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,13 +101,28 @@ struct Neighbour {
     requested_ms: Option<u64>,
 }
 
-/// TCP flags of the packet being handled (zero for UDP).
-#[derive(Debug, Clone, Copy, Default)]
-struct Flags {
-    syn: bool,
-    ack: bool,
-    fin: bool,
-    rst: bool,
+/// An IPv4 TCP/UDP packet to one of our addresses, parsed and validated.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    key: FlowKey,
+    /// `key.hash()`.
+    hash: u32,
+    dir: Dir,
+    flags: TcpFlags,
+    /// IPv4 header and total length.
+    hl: usize,
+    tl: usize,
+}
+
+/// What the first look at a frame found.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// Forwarding work: look the connection up.
+    Ipv4(Parsed),
+    /// ARP for us (or broadcast).
+    Arp,
+    /// Decided already.
+    Done(Verdict),
 }
 
 /// One worker's forwarding state.
@@ -109,8 +131,10 @@ pub struct Engine {
     mac: MacAddr,
     snap: Arc<Snapshot>,
     conns: ConnTable,
+    /// Per service of `snap`, per server: its destination in `conns`.
+    dests: Vec<Vec<DestId>>,
     neighbours: FastMap<Ipv4Addr, Neighbour>,
-    /// Bumped whenever a neighbour's MAC changes; connections cache the
+    /// Bumped whenever a neighbour's MAC changes; destinations cache the
     /// server's MAC together with the generation they saw.
     neigh_gen: u32,
     /// This worker's number (its slot in the traffic counters).
@@ -122,6 +146,10 @@ pub struct Engine {
     port_max: u16,
     drops: Arc<DropCounters>,
     last_refresh_ms: u64,
+    /// Slots the expiry sweep has visited (paced by [`SWEEP_PERIOD_MS`]).
+    swept: u128,
+    /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
+    stages: Vec<Stage>,
 }
 
 impl Engine {
@@ -142,6 +170,7 @@ impl Engine {
             mac,
             snap: Arc::default(),
             conns: ConnTable::new(conn_capacity, worker),
+            dests: Vec::new(),
             neighbours,
             neigh_gen: 0,
             worker,
@@ -151,6 +180,8 @@ impl Engine {
             port_max,
             drops,
             last_refresh_ms: 0,
+            swept: 0,
+            stages: Vec::with_capacity(PIPELINE),
         }
     }
 
@@ -164,6 +195,7 @@ impl Engine {
     /// real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
+        self.dests = self.conns.publish(&self.snap, self.neigh_gen);
         self.cursors.clear();
         self.cursors.resize(self.snap.services.len(), 0);
         let announce = self.snap.owned_vips.iter().chain(&self.snap.local_addrs);
@@ -197,10 +229,17 @@ impl Engine {
         }
     }
 
-    /// Periodic work between bursts: expire idle connections (bounded) and
-    /// refresh neighbours.
+    /// Periodic work between bursts: expire idle connections (at most
+    /// `sweep_budget` table slots, paced to one pass per
+    /// [`SWEEP_PERIOD_MS`]) and refresh neighbours.
     pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
-        self.conns.sweep(now_ms, sweep_budget);
+        let cap = self.conns.capacity() as u128;
+        let target = cap * u128::from(now_ms) / u128::from(SWEEP_PERIOD_MS);
+        // Fall at most one pass behind; catch up at most `sweep_budget` a call.
+        let lag = target.saturating_sub(self.swept).min(cap);
+        let due = lag.min(sweep_budget as u128);
+        self.swept = target - lag + due;
+        self.conns.sweep(now_ms, due as usize);
         if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
             self.last_refresh_ms = now_ms;
             for (&ip, n) in &self.neighbours {
@@ -213,17 +252,72 @@ impl Engine {
 
     /// Handles one received frame.
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
-        let Ok(eth) = EthernetFrame::new_checked(&*frame) else {
-            return Verdict::Ignore;
+        let stage = self.classify(frame);
+        self.finish(stage, frame, now_ms, ctl)
+    }
+
+    /// Handles a burst of received frames and reports each frame's verdict
+    /// to `out`, in order. Same results as [`Engine::handle`] per frame, but
+    /// pipelined VPP style: first every frame is parsed and its index bucket
+    /// prefetched, then each connection line is prefetched, then the frames
+    /// are forwarded, so the cache misses of a burst overlap.
+    pub fn handle_burst(
+        &mut self,
+        frames: &mut [Frame],
+        now_ms: u64,
+        ctl: &mut Burst,
+        mut out: impl FnMut(&Frame, Verdict),
+    ) {
+        for chunk in frames.chunks_mut(PIPELINE) {
+            self.stages.clear();
+            for f in chunk.iter() {
+                let stage = self.classify(f.data());
+                if let Stage::Ipv4(p) = &stage {
+                    self.conns.prefetch_bucket(p.hash);
+                }
+                self.stages.push(stage);
+            }
+            for stage in &self.stages {
+                if let Stage::Ipv4(p) = stage {
+                    self.conns.prefetch_conn(p.hash);
+                }
+            }
+            for (i, f) in chunk.iter_mut().enumerate() {
+                let stage = self.stages[i];
+                let verdict = self.finish(stage, f.data_mut(), now_ms, ctl);
+                out(f, verdict);
+            }
+        }
+    }
+
+    /// First look at a frame: what it is, and for IPv4 to us, its parsed
+    /// and validated headers.
+    #[inline]
+    fn classify(&self, frame: &[u8]) -> Stage {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Stage::Done(Verdict::Ignore);
         };
         let dst = eth.dst_addr();
         if dst != self.mac && !dst.is_broadcast() {
-            return Verdict::Ignore;
+            return Stage::Done(Verdict::Ignore);
         }
-        let verdict = match eth.ethertype() {
-            EtherType::Arp => self.handle_arp(frame),
-            EtherType::Ipv4 if dst == self.mac => self.handle_ipv4(frame, now_ms, ctl),
-            _ => Verdict::Ignore,
+        match eth.ethertype() {
+            EtherType::Arp => Stage::Arp,
+            EtherType::Ipv4 if dst == self.mac => match self.parse_ipv4(frame) {
+                Ok(p) => Stage::Ipv4(p),
+                Err(v) => Stage::Done(v),
+            },
+            _ => Stage::Done(Verdict::Ignore),
+        }
+    }
+
+    /// Does a classified frame's work and counts a drop.
+    #[inline]
+    fn finish(&mut self, stage: Stage, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let verdict = match stage {
+            Stage::Ipv4(p) => self.forward(frame, &p, now_ms, ctl),
+            Stage::Arp => self.handle_arp(frame),
+            Stage::Done(v) => v,
         };
         if let Verdict::Drop(reason) = verdict {
             self.drops.count(reason);
@@ -273,13 +367,14 @@ impl Engine {
         Verdict::Forward
     }
 
-    fn handle_ipv4(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+    #[inline]
+    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed, Verdict> {
         let Some(l3) = frame.get(ETH_LEN..) else {
-            return Verdict::Ignore;
+            return Err(Verdict::Ignore);
         };
         // Only packets to our own addresses are ours; peek before validating.
         let Some(dst_bytes) = l3.get(16..20) else {
-            return Verdict::Ignore;
+            return Err(Verdict::Ignore);
         };
         let dst = Ipv4Addr::new(dst_bytes[0], dst_bytes[1], dst_bytes[2], dst_bytes[3]);
         let dir = if self.snap.owns_vip(dst) {
@@ -287,20 +382,21 @@ impl Engine {
         } else if self.snap.is_local(dst) {
             Dir::Out
         } else {
-            return Verdict::Ignore;
+            return Err(Verdict::Ignore);
         };
+        let drop = |d| Err(Verdict::Drop(d));
         let ip = match Ipv4Packet::new_checked(l3) {
             Ok(ip) => ip,
-            Err(e) => return Verdict::Drop(wire_drop(e)),
+            Err(e) => return drop(wire_drop(e)),
         };
         if !ip.verify_checksum() {
-            return Verdict::Drop(Drop::BadChecksum);
+            return drop(Drop::BadChecksum);
         }
         if ip.is_fragment() {
-            return Verdict::Drop(Drop::Fragment);
+            return drop(Drop::Fragment);
         }
         if ip.ttl() <= 1 {
-            return Verdict::Drop(Drop::TtlExceeded);
+            return drop(Drop::TtlExceeded);
         }
         let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
         let (proto, src) = (ip.protocol(), ip.src_addr());
@@ -310,20 +406,20 @@ impl Engine {
                 Ok(t) => (
                     t.src_port(),
                     t.dst_port(),
-                    Flags {
+                    TcpFlags {
                         syn: t.syn(),
                         ack: t.ack(),
                         fin: t.fin(),
                         rst: t.rst(),
                     },
                 ),
-                Err(e) => return Verdict::Drop(wire_drop(e)),
+                Err(e) => return drop(wire_drop(e)),
             },
             IpProtocol::Udp => match UdpPacket::new_checked(l4) {
-                Ok(u) => (u.src_port(), u.dst_port(), Flags::default()),
-                Err(e) => return Verdict::Drop(wire_drop(e)),
+                Ok(u) => (u.src_port(), u.dst_port(), TcpFlags::default()),
+                Err(e) => return drop(wire_drop(e)),
             },
-            _ => return Verdict::Drop(Drop::NoService),
+            _ => return drop(Drop::NoService),
         };
         let key = FlowKey {
             proto: proto.into(),
@@ -332,19 +428,32 @@ impl Engine {
             sport,
             dport,
         };
-        let src_mac = EthernetFrame::new_unchecked(&*frame).src_addr();
+        Ok(Parsed {
+            key,
+            hash: key.hash(),
+            dir,
+            flags,
+            hl,
+            tl,
+        })
+    }
+
+    /// Forwards a parsed packet: connection lookup (or creation), rewrite.
+    #[inline]
+    fn forward(&mut self, frame: &mut [u8], p: &Parsed, now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
-        let (new, dst_mac) = match dir {
-            Dir::In => match self.forward_in(&key, flags, src_mac, len, now_ms, ctl) {
-                Ok(x) => x,
-                Err(reason) => return Verdict::Drop(reason),
-            },
-            Dir::Out => match self.forward_out(&key, flags, len, now_ms) {
-                Ok(x) => x,
-                Err(reason) => return Verdict::Drop(reason),
-            },
+        let res = match p.dir {
+            Dir::In => {
+                let client_mac = EthernetFrame::new_unchecked(&*frame).src_addr();
+                self.forward_in(p, client_mac, len, now_ms, ctl)
+            }
+            Dir::Out => self.forward_out(p, len, now_ms),
         };
-        rewrite(&mut frame[ETH_LEN..], hl, tl, &key, &new);
+        let (new, dst_mac) = match res {
+            Ok(x) => x,
+            Err(reason) => return Verdict::Drop(reason),
+        };
+        rewrite(&mut frame[ETH_LEN..], p.hl, p.tl, &p.key, &new);
         let mut eth = EthernetFrame::new_unchecked(frame);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(dst_mac);
@@ -353,139 +462,149 @@ impl Engine {
 
     /// Client → VIP: find or create the connection; returns the rewritten
     /// 5-tuple (LIP → RS) and the real server's MAC.
+    #[inline]
     fn forward_in(
         &mut self,
-        key: &FlowKey,
-        flags: Flags,
+        p: &Parsed,
         client_mac: MacAddr,
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Result<(FlowKey, MacAddr), Drop> {
-        if let Some((idx, dir)) = self.conns.lookup(key, now_ms) {
-            if dir != Dir::In {
-                return Err(Drop::NoConnection);
-            }
-            let closing = self
-                .conns
-                .get(idx)
-                .is_some_and(|c| matches!(c.tcp, TcpState::FinWait | TcpState::Close));
-            if closing && flags.syn && !flags.ack {
-                // The client reuses its port after closing: a new connection,
-                // scheduled afresh (IPVS's conn_reuse_mode).
-                self.conns.remove(idx);
-                return self.forward_in(key, flags, client_mac, len, now_ms, ctl);
-            }
-            let (gen, worker) = (self.neigh_gen, self.worker);
-            let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
-            let (mac, rs) = (conn.server_mac, conn.out_key.src);
-            let mac = if conn.neigh_gen == gen {
-                mac
-            } else {
-                let mac = self.resolve(rs, now_ms, ctl)?;
-                let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
-                conn.server_mac = mac;
-                conn.neigh_gen = gen;
-                mac
-            };
-            let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
-            touch(conn, Dir::In, flags, key.proto, now_ms);
-            conn.service.count_in(worker, len);
-            conn.server.count_in(worker, len);
-            return Ok((to_server(&conn.out_key), mac));
+        let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
+            return self.open(p, client_mac, len, now_ms, ctl);
+        };
+        if dir != Dir::In {
+            return Err(Drop::NoConnection);
         }
+        let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
+        if closing && p.flags.syn && !p.flags.ack {
+            // The client reuses its port after closing: a new connection,
+            // scheduled afresh (IPVS's conn_reuse_mode).
+            self.conns.remove(idx);
+            return self.open(p, client_mac, len, now_ms, ctl);
+        }
+        let dest = conn.dest;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let conn = self
+            .conns
+            .touch(idx, Dir::In, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        let out = to_server(&conn.out_key);
+        if let Some(d) = self.conns.dest(dest) {
+            d.service.count_in(self.worker, len);
+            d.server.count_in(self.worker, len);
+        }
+        Ok((out, mac))
+    }
+
+    /// A new connection for a client packet no connection knows.
+    fn open(
+        &mut self,
+        p: &Parsed,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(FlowKey, MacAddr), Drop> {
+        let key = &p.key;
         let svc_idx = *self
             .snap
             .lookup
             .get(&(key.dst, key.dport, key.proto))
             .ok_or(Drop::NoService)?;
-        if key.proto == 6 && !(flags.syn && !flags.ack && !flags.rst) {
+        let f = p.flags;
+        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
             return Err(Drop::NoConnection);
         }
-        let snap = Arc::clone(&self.snap);
-        let svc = snap.services.get(svc_idx).ok_or(Drop::NoService)?;
+        if self.conns.len() >= self.conns.capacity() {
+            return Err(Drop::ConnTableFull);
+        }
+        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
         let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
         let hash = svc.table.flow_hash(key.src, key.dst);
-        let rs_idx = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)?;
+        let rs_idx = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
         *cursor = cursor.wrapping_add(1);
-        let rs = svc.servers.get(rs_idx as usize).ok_or(Drop::NoRealServer)?;
-        let mac = self.resolve(rs.addr, now_ms, ctl)?;
-        let out_key = self
-            .alloc_local(svc, rs, key.proto)
-            .ok_or(Drop::NoLocalPort)?;
-        let mut conn = Conn {
-            in_key: *key,
-            out_key,
-            client_mac,
-            tcp: TcpState::SynRecv,
-            expires_ms: 0,
-            server_mac: mac,
-            neigh_gen: self.neigh_gen,
-            service: Arc::clone(&svc.stats),
-            server: Arc::clone(&rs.stats),
-        };
-        touch(&mut conn, Dir::In, flags, key.proto, now_ms);
+        let dest = *self
+            .dests
+            .get(svc_idx)
+            .and_then(|d| d.get(rs_idx))
+            .ok_or(Drop::NoRealServer)?;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
+        let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
+        let out_key = alloc_local(
+            &mut self.next_port,
+            (self.port_min, self.port_max),
+            &self.conns,
+            &svc.local_addrs,
+            rs,
+            key.proto,
+        )
+        .ok_or(Drop::NoLocalPort)?;
+        let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
         self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
-        let w = self.worker;
-        svc.stats.count_conn(w);
-        rs.stats.count_conn(w);
-        svc.stats.count_in(w, len);
-        rs.stats.count_in(w, len);
+        if let Some(d) = self.conns.dest(dest) {
+            let w = self.worker;
+            d.service.count_conn(w);
+            d.server.count_conn(w);
+            d.service.count_in(w, len);
+            d.server.count_in(w, len);
+        }
         Ok((to_server(&out_key), mac))
     }
 
     /// Real server → LIP: the reply goes back as VIP → client.
+    #[inline]
     fn forward_out(
         &mut self,
-        key: &FlowKey,
-        flags: Flags,
+        p: &Parsed,
         len: usize,
         now_ms: u64,
     ) -> Result<(FlowKey, MacAddr), Drop> {
-        let (idx, dir) = self.conns.lookup(key, now_ms).ok_or(Drop::NoConnection)?;
+        let (idx, dir) = self
+            .conns
+            .lookup_hashed(&p.key, p.hash, now_ms)
+            .ok_or(Drop::NoConnection)?;
         if dir != Dir::Out {
             return Err(Drop::NoConnection);
         }
-        let conn = self.conns.get_mut(idx).ok_or(Drop::NoConnection)?;
-        touch(conn, Dir::Out, flags, key.proto, now_ms);
-        conn.service.count_out(self.worker, len);
-        conn.server.count_out(self.worker, len);
+        let conn = self
+            .conns
+            .touch(idx, Dir::Out, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
         let back = FlowKey {
-            proto: key.proto,
+            proto: p.key.proto,
             src: conn.in_key.dst,
             dst: conn.in_key.src,
             sport: conn.in_key.dport,
             dport: conn.in_key.sport,
         };
-        Ok((back, conn.client_mac))
+        let (mac, dest) = (conn.client_mac, conn.dest);
+        if let Some(d) = self.conns.dest(dest) {
+            d.service.count_out(self.worker, len);
+            d.server.count_out(self.worker, len);
+        }
+        Ok((back, mac))
     }
 
-    /// Picks a free (LIP, port) for a new connection to `rs`.
-    fn alloc_local(&mut self, svc: &ServiceSnap, rs: &ServerSnap, proto: u8) -> Option<FlowKey> {
-        let n = svc.local_addrs.len();
-        if n == 0 {
-            return None;
+    /// The MAC of a destination's server: cached while no neighbour
+    /// changed, else resolved (and cached again).
+    #[inline]
+    fn dest_mac(&mut self, dest: DestId, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
+        let gen = self.neigh_gen;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        if d.neigh_gen == gen {
+            return Ok(d.mac);
         }
-        for probe in 0..PORT_PROBES {
-            let port = self.next_port;
-            self.next_port = if port >= self.port_max {
-                self.port_min
-            } else {
-                port + 1
-            };
-            let lip = svc.local_addrs[(usize::from(port) + probe) % n];
-            let key = FlowKey {
-                proto,
-                src: rs.addr,
-                dst: lip,
-                sport: rs.port,
-                dport: port,
-            };
-            if !self.conns.contains(&key) {
-                return Some(key);
-            }
+        let addr = d.addr;
+        let mac = self.resolve(addr, now_ms, ctl)?;
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.mac = mac;
+            d.neigh_gen = gen;
         }
-        None
+        Ok(mac)
     }
 
     /// The MAC of `ip`, or a (rate-limited) ARP request and `NeighbourUnresolved`.
@@ -507,6 +626,37 @@ impl Engine {
     }
 }
 
+/// Picks a free (LIP, port) for a new connection to `rs`, advancing the
+/// worker's port cursor `next` through `min..=max`.
+fn alloc_local(
+    next: &mut u16,
+    (min, max): (u16, u16),
+    conns: &ConnTable,
+    local_addrs: &[Ipv4Addr],
+    rs: &ServerSnap,
+    proto: u8,
+) -> Option<FlowKey> {
+    let n = local_addrs.len();
+    if n == 0 {
+        return None;
+    }
+    for probe in 0..PORT_PROBES {
+        let port = *next;
+        *next = if port >= max { min } else { port + 1 };
+        let key = FlowKey {
+            proto,
+            src: rs.addr,
+            dst: local_addrs[(usize::from(port) + probe) % n],
+            sport: rs.port,
+            dport: port,
+        };
+        if !conns.contains(&key) {
+            return Some(key);
+        }
+    }
+    None
+}
+
 /// The 5-tuple a packet towards the real server carries, from the conn's
 /// reply key (RS → LIP).
 fn to_server(out_key: &FlowKey) -> FlowKey {
@@ -517,16 +667,6 @@ fn to_server(out_key: &FlowKey) -> FlowKey {
         sport: out_key.dport,
         dport: out_key.sport,
     }
-}
-
-fn touch(conn: &mut Conn, dir: Dir, f: Flags, proto: u8, now_ms: u64) {
-    let timeout = if proto == 6 {
-        conn.tcp = conn.tcp.next(dir, f.syn, f.ack, f.fin, f.rst);
-        conn.tcp.timeout_ms()
-    } else {
-        UDP_TIMEOUT_MS
-    };
-    conn.expires_ms = now_ms + timeout;
 }
 
 fn wire_drop(e: WireError) -> Drop {
@@ -976,6 +1116,74 @@ mod tests {
             e.handle(&mut low, 0, &mut ctl),
             Verdict::Drop(Drop::TtlExceeded)
         );
+    }
+
+    #[test]
+    fn burst_gives_the_same_results_as_frame_by_frame() {
+        let c = |port| (CLIENT_MAC, CLIENT, port);
+        let v = (LB_MAC, VIP, 80);
+        let mut frames = vec![
+            // Unresolved server: dropped, then the ARP reply in the same
+            // burst resolves it for the frames after it.
+            tcp(c(1), v, true, false, b""),
+            arp(ArpOperation::Reply, RS_MAC, RS, LIP),
+            tcp(c(1), v, true, false, b""),
+            tcp(c(1), v, false, true, b"data"),
+            tcp(c(2), v, false, true, b""),
+            tcp(c(1), v, true, false, b"")[..ETH_LEN + 20 + 10].to_vec(),
+            udp(c(3), (LB_MAC, VIP, 53), b"q"),
+        ];
+        // More frames than one pipeline chunk.
+        for port in 0..(PIPELINE as u16 + 10) {
+            frames.push(tcp(c(1000 + port), v, true, false, b""));
+        }
+        let (mut single, mut ctl) = engine();
+        let want: Vec<(Verdict, Vec<u8>)> = frames
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                let v = single.handle(&mut f, 5, &mut ctl);
+                (v, f)
+            })
+            .collect();
+        let (mut burst, mut ctl) = engine();
+        let mut rx = Burst::new(frames.len());
+        for f in &frames {
+            assert!(rx.push(f));
+        }
+        let mut got = Vec::new();
+        burst.handle_burst(rx.frames_mut(), 5, &mut ctl, |f, v| {
+            got.push((v, f.data().to_vec()));
+        });
+        assert_eq!(got, want);
+        assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
+        assert_eq!(want[2].0, Verdict::Forward);
+        assert_eq!(want[4].0, Verdict::Drop(Drop::NoConnection));
+        assert_eq!(want[5].0, Verdict::Drop(Drop::Truncated));
+        assert_eq!(burst.conn_count(), single.conn_count());
+        assert_eq!(burst.conn_count(), 2 + PIPELINE + 10);
+    }
+
+    #[test]
+    fn housekeeping_frees_idle_connections_within_a_sweep_period() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let mut syn = tcp((CLIENT_MAC, CLIENT, 7), (LB_MAC, VIP, 80), true, false, b"");
+        assert_eq!(e.handle(&mut syn, 0, &mut ctl), Verdict::Forward);
+        let timeout = u64::from(TcpState::SynRecv.timeout_ms());
+        let mut now = 0;
+        while now < timeout + SWEEP_PERIOD_MS {
+            e.housekeeping(now, 64, &mut ctl);
+            if now < timeout {
+                assert_eq!(e.conn_count(), 1, "alive at {now} ms");
+            }
+            now += 10;
+        }
+        assert_eq!(e.conn_count(), 0);
+        // Paced: a call right after visits (almost) nothing, not the budget.
+        let before = e.swept;
+        e.housekeeping(now, 1 << 20, &mut ctl);
+        assert!(e.swept - before <= 1024 * 10 / SWEEP_PERIOD_MS as u128 + 1);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //!   ───────────────────────────                ─────────────────────────────
 //!   Dataplane::apply(Command)                   loop {
 //!     → desired state (services, servers,         new generation? → take snapshot
-//!       weights, VIP ownership)                   recv burst → Engine::handle → send
+//!       weights, VIP ownership)                   recv burst → Engine::handle_burst → send
 //!     → build Snapshot (sched tables)  ──RCU──►   housekeeping (expiry, ARP refresh)
 //!     → publish                                 }
 //! ```
@@ -27,6 +27,7 @@ pub mod wire;
 pub mod worker;
 
 mod control;
+mod prefetch;
 
 pub use command::{
     Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,

@@ -92,11 +92,11 @@ pub fn run<I: PacketIo>(
                 continue;
             }
         }
-        for frame in rx.frames_mut() {
-            if engine.handle(frame.data_mut(), now_ms, &mut ctl) == Verdict::Forward {
+        engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |frame, verdict| {
+            if verdict == Verdict::Forward {
                 send(&mut io, frame.data(), &stats);
             }
-        }
+        });
         flush(&mut io, &mut ctl, &stats);
         stats
             .conns

@@ -15,8 +15,15 @@ use nom::error::{Error, ErrorKind};
 use nom::multi::many0;
 use nom::{branch::alt, IResult};
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::preprocess::{LogicalLine, Token};
+
+/// The source lines of each file read, for indentation (tabs count to the
+/// next multiple of 8, as an editor shows them).
+pub(crate) type Sources = HashMap<PathBuf, Vec<String>>;
 
 /// Deeper brace nesting than this is refused (it would only be an attack on the stack).
 const MAX_NESTING: usize = 200;
@@ -139,7 +146,11 @@ fn item(i: In<'_>) -> IResult<In<'_>, Item> {
 }
 
 /// Parses the logical lines of a whole configuration.
-pub(crate) fn parse(lines: &[LogicalLine], diags: &mut Vec<Diagnostic>) -> Vec<Statement> {
+pub(crate) fn parse(
+    lines: &[LogicalLine],
+    sources: &Sources,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Statement> {
     let mut depth = 0usize;
     for l in lines {
         match l {
@@ -178,7 +189,7 @@ pub(crate) fn parse(lines: &[LogicalLine], diags: &mut Vec<Diagnostic>) -> Vec<S
             Item::Extra(loc) => diags.push(diag(Severity::Error, loc, "Extra '}' found")),
         }
     }
-    report_unclosed(&out, diags);
+    report_unclosed(&out, sources, diags);
     out
 }
 
@@ -190,9 +201,22 @@ fn first_location(lines: &[LogicalLine]) -> Location {
     }
 }
 
-fn report_unclosed(stmts: &[Statement], diags: &mut Vec<Diagnostic>) {
+/// Reports every block left open at end of file. Those form one chain (each
+/// holds everything after its `{`), so the outermost one is searched, once,
+/// for the block that probably lost its `}` (see [`misclosed`]).
+fn report_unclosed(stmts: &[Statement], sources: &Sources, diags: &mut Vec<Diagnostic>) {
+    report_unclosed_in(stmts, sources, false, diags);
+}
+
+fn report_unclosed_in(
+    stmts: &[Statement],
+    sources: &Sources,
+    in_unclosed: bool,
+    diags: &mut Vec<Diagnostic>,
+) {
     for s in stmts {
-        if let (Some(open), None) = (&s.open_brace, &s.close_brace) {
+        let unclosed = s.open_brace.is_some() && s.close_brace.is_none();
+        if let (Some(open), true) = (&s.open_brace, unclosed) {
             diags.push(diag(
                 Severity::Error,
                 open.clone(),
@@ -202,10 +226,87 @@ fn report_unclosed(stmts: &[Statement], diags: &mut Vec<Diagnostic>) {
                 ),
             ));
         }
+        if unclosed && !in_unclosed {
+            let indent = column(sources, &s.location);
+            let culprit = s
+                .block
+                .as_deref()
+                .and_then(|b| misclosed(b, indent, sources));
+            if let Some((culprit, open, close)) = culprit {
+                let mut d = diag(
+                    Severity::Error,
+                    open.clone(),
+                    format!(
+                        "'{}' is probably missing its '}}': the '}}' at line {}, indented like an \
+                         outer block, was taken to close it, which leaves '{}' (line {}) unclosed",
+                        culprit.keyword.text, close.line, s.keyword.text, s.location.line
+                    ),
+                );
+                // keepalived only counts the missing braces; this is dpvsd's hint.
+                d.class = DiagClass::Dpvsd;
+                diags.push(d);
+            }
+        }
         if let Some(b) = &s.block {
-            report_unclosed(b, diags);
+            report_unclosed_in(b, sources, in_unclosed || unclosed, diags);
         }
     }
+}
+
+/// Where a `}` was probably forgotten inside a block left open at end of
+/// file (whose keyword stands at visual column `parent_indent`): among the
+/// closed blocks below, the first one (by the position of its `}`) whose `}`
+/// stands on a later line, left of its keyword and nearer its parent's
+/// indentation than its own, that is, indented like an outer block's `}`. Returns the
+/// block with its `{` and `}`.
+fn misclosed<'a>(
+    stmts: &'a [Statement],
+    parent_indent: u32,
+    sources: &Sources,
+) -> Option<(&'a Statement, &'a Location, &'a Location)> {
+    let mut best: Option<(&Statement, &Location, &Location)> = None;
+    let mut consider = |found: (&'a Statement, &'a Location, &'a Location)| {
+        let pos = |l: &Location| (l.line, l.col);
+        if best.is_none_or(|b| pos(found.2) < pos(b.2)) {
+            best = Some(found);
+        }
+    };
+    for s in stmts {
+        let indent = column(sources, &s.location);
+        if let (Some(open), Some(close)) = (&s.open_brace, &s.close_brace) {
+            let close_col = column(sources, close);
+            // Its `}` is left of its keyword and nearer the parent's indentation.
+            if close.file == s.location.file
+                && close.line > s.location.line
+                && close_col < indent
+                && close_col.abs_diff(parent_indent) < close_col.abs_diff(indent)
+            {
+                consider((s, open, close));
+            }
+        }
+        if let Some(found) = s
+            .block
+            .as_deref()
+            .and_then(|b| misclosed(b, indent, sources))
+        {
+            consider(found);
+        }
+    }
+    best
+}
+
+/// The visual column of a location: tabs before it advance to the next
+/// multiple of 8; the character column when the line is not known.
+fn column(sources: &Sources, loc: &Location) -> u32 {
+    let line = (loc.line as usize)
+        .checked_sub(1)
+        .and_then(|i| sources.get(&loc.file)?.get(i));
+    let Some(line) = line else {
+        return loc.col;
+    };
+    let before = line.chars().take((loc.col as usize).saturating_sub(1));
+    let width = before.fold(0u32, |w, c| if c == '\t' { (w / 8 + 1) * 8 } else { w + 1 });
+    width + 1
 }
 
 fn diag(severity: Severity, location: Location, message: impl Into<String>) -> Diagnostic {
@@ -228,7 +329,7 @@ mod tests {
         p.process_file(std::path::Path::new("t.conf"), text.as_bytes());
         let pre = p.finish();
         let mut diags = pre.diagnostics;
-        let ast = parse(&pre.lines, &mut diags);
+        let ast = parse(&pre.lines, &pre.sources, &mut diags);
         (ast, diags)
     }
 
@@ -267,6 +368,30 @@ mod tests {
         assert!(got[1].2.starts_with("missing '}'"));
         assert_eq!((got[2].0, got[2].1), (5, 4));
         assert_eq!(ast.len(), 2);
+    }
+
+    #[test]
+    fn a_lost_brace_is_blamed_on_the_block_whose_brace_is_outdented() {
+        // CK's `}` is missing: rs's `}` (line 5) closes CK, vs's closes rs,
+        // and vs swallows vs2. Tabs count to column 9, so CK is the block
+        // whose `}` sits at its parent's indentation.
+        let text = "vs {\n    rs {\n\tCK {\n\t\tretry 4\n    }\n}\nvs2 {\n}\n";
+        let (_, diags) = parse_text(text);
+        let got: Vec<_> = diags
+            .iter()
+            .map(|d| (d.location.line, d.location.col, d.class))
+            .collect();
+        assert_eq!(
+            got,
+            [(1, 4, DiagClass::Config), (3, 5, DiagClass::Dpvsd)],
+            "{diags:#?}"
+        );
+        assert!(diags[1]
+            .message
+            .starts_with("'CK' is probably missing its '}'"));
+        // A block closed one column off its keyword is not blamed.
+        let (_, diags) = parse_text("vs {\n  rs {\n    x\n   }\n");
+        assert_eq!(diags.len(), 1, "{diags:#?}");
     }
 
     #[test]

@@ -138,18 +138,34 @@ pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
     load_bytes(text.as_bytes(), name, opts)
 }
 
-fn load_bytes(bytes: &[u8], name: &Path, opts: &LoadOptions) -> Loaded {
+/// The syntax tree of configuration text (stages 1 and 2 only, no keyword
+/// is interpreted), with the preprocessing and brace diagnostics. For tools
+/// that need the block structure of a file, such as the mutation tests.
+pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
+    let (ast, diagnostics, _) = parse_bytes(text.as_bytes(), name, opts);
+    (ast, diagnostics)
+}
+
+fn parse_bytes(
+    bytes: &[u8],
+    name: &Path,
+    opts: &LoadOptions,
+) -> (Vec<Statement>, Vec<Diagnostic>, ast::Sources) {
     let config_id = opts.config_id.clone().unwrap_or_else(default_config_id);
     let mut pp = preprocess::Preprocessor::new(config_id);
     pp.process_file(name, bytes);
     let pre = pp.finish();
     let mut diagnostics = pre.diagnostics;
-    let ast = ast::parse(&pre.lines, &mut diagnostics);
+    let ast = ast::parse(&pre.lines, &pre.sources, &mut diagnostics);
+    (ast, diagnostics, pre.sources)
+}
+
+fn load_bytes(bytes: &[u8], name: &Path, opts: &LoadOptions) -> Loaded {
+    let (ast, mut diagnostics, sources) = parse_bytes(bytes, name, opts);
     let model = lower::lower(&ast, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {
-            d.source_line = pre
-                .sources
+            d.source_line = sources
                 .get(&d.location.file)
                 .and_then(|lines| lines.get((d.location.line as usize).checked_sub(1)?))
                 .cloned();

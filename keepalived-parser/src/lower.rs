@@ -1575,8 +1575,25 @@ impl Lowerer<'_> {
             "vip_bind_dev" => d.vip_bind_dev = text(self),
             "daddr_group_name" => d.daddr_group_name = text(self),
             "waddr_group_name" => d.waddr_group_name = text(self),
-            "src-range" => d.src_range = text(self),
-            "dst-range" => d.dst_range = text(self),
+            "src-range" | "dst-range" => {
+                let Some(t) = self.arg(s, 0) else { return };
+                if let Err(e) = values::match_range(&t.text) {
+                    // DPVS drops the match silently; say so.
+                    self.diag_class(
+                        DiagClass::Dpvsd,
+                        Severity::Error,
+                        &t.location,
+                        format!("{e} - ignoring '{}', as DPVS would", s.keyword.text),
+                    );
+                    return;
+                }
+                let v = Some(t.text.clone());
+                if s.keyword.text == "src-range" {
+                    d.src_range = v;
+                } else {
+                    d.dst_range = v;
+                }
+            }
             "iif" => d.iif = text(self),
             "oif" => d.oif = text(self),
             _ => {}

@@ -93,6 +93,44 @@ pub(crate) fn ip(s: &str) -> Result<IpAddr, String> {
     parsed.map_err(|_| format!("invalid IP address '{s}'"))
 }
 
+/// DPVS's `src-range`/`dst-range`: `IP[-IP][:PORT[-PORT]]`, IPv6 written
+/// `[IP[-IP]][:PORT[-PORT]]` (DPVS's `inet_addr_range_parse`). DPVS clears
+/// the match silently when this fails; dpvsd reports it.
+pub(crate) fn match_range(s: &str) -> Result<(), String> {
+    let bad = || format!("invalid address range '{s}' (expected IP[-IP][:PORT[-PORT]])");
+    let (ips, ports, v6) = match s.strip_prefix('[') {
+        Some(rest) => {
+            let (ips, after) = rest.split_once(']').ok_or_else(bad)?;
+            match after {
+                "" => (ips, None, true),
+                _ => (ips, Some(after.strip_prefix(':').ok_or_else(bad)?), true),
+            }
+        }
+        None => match s.split_once(':') {
+            Some((ips, ports)) => (ips, Some(ports), false),
+            None => (s, None, false),
+        },
+    };
+    let addr_ok = |a: &str| {
+        if v6 {
+            a.parse::<Ipv6Addr>().is_ok()
+        } else {
+            a.parse::<Ipv4Addr>().is_ok()
+        }
+    };
+    let port_ok = |p: &str| {
+        !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) && p.parse::<u16>().is_ok()
+    };
+    let pair = |text: &str, ok: &dyn Fn(&str) -> bool| match text.split_once('-') {
+        Some((lo, hi)) => ok(lo) && ok(hi),
+        None => ok(text),
+    };
+    if ips.is_empty() || !pair(ips, &addr_ok) || ports.is_some_and(|p| !pair(p, &port_ok)) {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 /// `<BOOL>`: lowercase `on|off|true|false|yes|no` only.
 pub(crate) fn boolean(s: &str) -> Result<bool, String> {
     match s {
@@ -257,6 +295,31 @@ pub(crate) fn status_range(s: &str) -> Result<(u16, u16), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn match_ranges_follow_dpvs() {
+        for ok in [
+            "10.0.0.1",
+            "10.0.0.1-10.0.0.9",
+            "10.0.0.1-10.0.0.9:80-90",
+            "10.0.0.1:80",
+            "[2001:db8::1-2001:db8::9]:443",
+            "[::1]",
+        ] {
+            assert_eq!(match_range(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "bogus",
+            "10.0.0.1-",
+            "10.0.0.1:x",
+            "[::1",
+            "::1",
+            "10.0.0.1:70000",
+            "",
+        ] {
+            assert!(match_range(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

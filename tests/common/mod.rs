@@ -1,0 +1,257 @@
+//! The lab the end-to-end tests share: namespaces from tests/lab.sh (client
+//! 10.99.0.2, load balancer 10.99.0.1 running dpvsd on eth0, real servers
+//! rs1 10.99.0.3 and rs2 10.99.0.4 with nginx on :8080 answering their
+//! name), a dpvsd process, and `dpvsctl` calls. Everything is torn down when
+//! the [`Lab`] drops, even on panic.
+//!
+//! Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VIP: &str = "10.99.0.100";
+pub const RS1: &str = "10.99.0.3:8080";
+pub const RS2: &str = "10.99.0.4:8080";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// Returns false (after printing SKIP) when the test cannot run here; under
+/// CI missing tools are a failure, not a skip.
+pub fn can_run(name: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP: {name}: needs root (network namespaces)");
+        return false;
+    }
+    let missing: Vec<_> = ["ip", "nginx", "curl", "ethtool"]
+        .into_iter()
+        .filter(|t| !have(t))
+        .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must install {missing:?} (tests/install-deps.sh)"
+        );
+        println!("SKIP: {name}: missing {missing:?}");
+        return false;
+    }
+    true
+}
+
+fn lab_sh(args: &[&str]) -> bool {
+    Command::new("bash")
+        .arg(repo().join("tests/lab.sh"))
+        .args(args)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+/// A running lab.
+pub struct Lab {
+    pub prefix: String,
+    pub dir: PathBuf,
+    daemon: Option<Child>,
+}
+
+impl Lab {
+    /// Builds the namespaces and starts both nginx real servers.
+    pub fn up(tag: &str) -> Lab {
+        let prefix = format!("{tag}{}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(format!("dpvsd-e2e-{prefix}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let lab = Lab {
+            prefix,
+            dir,
+            daemon: None,
+        };
+        assert!(lab_sh(&["up", &lab.prefix]), "lab.sh up failed");
+        lab.web("rs1");
+        lab.web("rs2");
+        lab
+    }
+
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.prefix)
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("dpvsd.sock")
+    }
+
+    pub fn web(&self, host: &str) {
+        let dir = self.dir.join(host).display().to_string();
+        assert!(
+            lab_sh(&["web", &self.prefix, host, host, &dir]),
+            "nginx in {host} did not start"
+        );
+    }
+
+    pub fn webstop(&self, host: &str) {
+        assert!(lab_sh(&[
+            "webstop",
+            &self.dir.join(host).display().to_string()
+        ]));
+    }
+
+    /// Starts dpvsd in the load balancer namespace with `conf` and waits
+    /// until its control socket answers.
+    pub fn start_dpvsd(&mut self, conf: &Path) {
+        let log = std::fs::File::create(self.dir.join("dpvsd.log")).expect("log file");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns("lb"),
+                env!("CARGO_BIN_EXE_dpvsd"),
+                "-n",
+                "-f",
+            ])
+            .arg(conf)
+            .args(["--interface", "eth0", "--socket"])
+            .arg(self.socket())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start dpvsd");
+        self.daemon = Some(child);
+        let t0 = Instant::now();
+        while !self.dpvsctl(&["status"]).0 {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "dpvsd did not answer on its socket"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The daemon's pid (the `ip netns exec` process execs dpvsd).
+    pub fn dpvsd_pid(&self) -> Option<i32> {
+        self.daemon.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// Runs dpvsctl against the lab's daemon: (success, stdout).
+    pub fn dpvsctl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_dpvsctl"))
+            .arg("--socket")
+            .arg(self.socket())
+            .args(args)
+            .output()
+            .expect("run dpvsctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    }
+
+    pub fn list_json(&self) -> serde_json::Value {
+        let (ok, out) = self.dpvsctl(&["list", "--json"]);
+        assert!(ok, "dpvsctl list --json failed");
+        serde_json::from_str(&out).expect("dpvsctl list --json prints JSON")
+    }
+
+    /// The `list` entry of real server `rs` of the first service.
+    pub fn server(&self, rs: &str) -> serde_json::Value {
+        let v = self.list_json();
+        v["services"][0]["real_servers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["addr"] == rs))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn health(&self, rs: &str) -> String {
+        self.server(rs)["health"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string()
+    }
+
+    /// Waits until `rs` has health `want`; returns how long it took.
+    pub fn wait_health(&self, rs: &str, want: &str, limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            if self.health(rs) == want {
+                return t0.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("{rs} not {want} after {limit:?}");
+    }
+
+    /// One HTTP request through the VIP from the client namespace (curl).
+    pub fn curl(&self) -> Option<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns("client"),
+                "curl",
+                "-s",
+                "-m",
+                "3",
+                &format!("http://{VIP}/"),
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// Sends `n` requests; returns (answers from rs1, from rs2, failures).
+    pub fn traffic(&self, n: usize) -> (usize, usize, usize) {
+        let (mut a, mut b, mut failed) = (0, 0, 0);
+        for _ in 0..n {
+            match self.curl().as_deref() {
+                Some("rs1") => a += 1,
+                Some("rs2") => b += 1,
+                _ => failed += 1,
+            }
+        }
+        (a, b, failed)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(d.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = d.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        for rs in ["rs1", "rs2"] {
+            let _ = lab_sh(&["webstop", &self.dir.join(rs).display().to_string()]);
+        }
+        let _ = lab_sh(&["down", &self.prefix]);
+        if std::thread::panicking() {
+            if let Ok(log) = std::fs::read_to_string(self.dir.join("dpvsd.log")) {
+                eprintln!("---- dpvsd.log ----\n{log}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,71 @@
+//! A real keepalived peer for the VRRP end-to-end test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{finish, wait_for, Lab};
+
+/// A keepalived (`--vrrp --dont-fork`) in a namespace, logging to the lab
+/// directory.
+pub struct Keepalived {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Keepalived {
+    pub fn start(lab: &Lab, ns: &str, conf: &str) -> Keepalived {
+        let dir = &lab.dir;
+        let cfg = lab.write("keepalived.conf", conf);
+        let log = dir.join("keepalived.log");
+        let out = std::fs::File::create(&log).expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "keepalived", "--vrrp", "--dont-fork"])
+            .args(["--log-console", "--log-detail", "--no-syslog", "-f"])
+            .arg(&cfg)
+            .arg("-p")
+            .arg(dir.join("keepalived.pid"))
+            .arg("-r")
+            .arg(dir.join("keepalived-vrrp.pid"))
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log fd"))
+            .stderr(out)
+            .spawn()
+            .expect("spawn keepalived");
+        let ka = Keepalived {
+            child: Some(child),
+            log,
+        };
+        let started = wait_for(Duration::from_secs(10), || {
+            ka.log().contains("Entering").then_some(())
+        });
+        assert!(started.is_some(), "keepalived did not start: {}", ka.log());
+        ka
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last state keepalived logged (`MASTER`, `BACKUP`, `FAULT`).
+    pub fn state(&self) -> Option<&'static str> {
+        let log = self.log();
+        ["MASTER", "BACKUP", "FAULT"]
+            .into_iter()
+            .filter_map(|w| log.rfind(&format!("Entering {w} STATE")).map(|p| (p, w)))
+            .max_by_key(|(p, _)| *p)
+            .map(|(_, w)| w)
+    }
+
+    pub fn wait_state(&self, state: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || (self.state() == Some(state)).then_some(())).is_some()
+    }
+}
+
+impl Drop for Keepalived {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            finish(c, nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+}
