@@ -5,7 +5,7 @@
 //! [`crate::Dataplane::apply`]. Nothing reaches into engine internals.
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// L4 protocol of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -79,6 +79,41 @@ pub enum Scheduler {
 pub enum Forwarding {
     /// Full NAT: client→VIP becomes LIP→RS, and back.
     Fnat,
+    /// NAT (masquerading): client→VIP becomes client→RS (DNAT); the real
+    /// server's default route points at the load balancer, so its reply
+    /// RS→client passes through and leaves as VIP→client (SNAT).
+    Nat,
+    /// Direct routing: only the MAC addresses change (dst = real server's);
+    /// the real server holds the VIP itself and replies straight to the client.
+    Dr,
+    /// IP tunnelling: the packet is wrapped in an outer IPv4 header (IPIP,
+    /// protocol 4) towards the real server, which replies straight to the client.
+    Tun,
+}
+
+impl Forwarding {
+    /// Whether the mode needs local addresses (LIPs): only FNAT does. Other
+    /// modes use their first local address, if any, as the source of ARP
+    /// requests and (TUN) of the outer header.
+    pub fn needs_local_addrs(self) -> bool {
+        self == Forwarding::Fnat
+    }
+
+    /// Whether replies from real servers come back through the load balancer.
+    pub fn has_reply_path(self) -> bool {
+        matches!(self, Forwarding::Fnat | Forwarding::Nat)
+    }
+}
+
+impl fmt::Display for Forwarding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Forwarding::Fnat => "FNAT",
+            Forwarding::Nat => "NAT",
+            Forwarding::Dr => "DR",
+            Forwarding::Tun => "TUN",
+        })
+    }
 }
 
 /// A virtual service as configured.
@@ -87,7 +122,9 @@ pub struct ServiceSpec {
     pub key: ServiceKey,
     pub scheduler: Scheduler,
     pub forwarding: Forwarding,
-    /// FNAT local addresses (LIPs): sources towards real servers.
+    /// Local addresses (LIPs): for FNAT the sources towards real servers
+    /// (required); for NAT, DR and TUN optional, the first one is the source
+    /// of ARP requests to real servers and (TUN) of the outer IPv4 header.
     pub local_addrs: Vec<IpAddr>,
 }
 
@@ -122,6 +159,15 @@ pub enum Command {
     SetVipOwned {
         vip: IpAddr,
         owned: bool,
+    },
+    /// The load balancer's own address on the forwarding interface (the
+    /// kernel's; the dataplane does not answer ARP for it). For services
+    /// without local addresses it is the source of ARP requests to real
+    /// servers (else ARP probes from 0.0.0.0 are sent) and the outer source
+    /// of TUN packets (else they are dropped as `no_tunnel_source`).
+    /// Setting replaces; `None` clears.
+    SetInterfaceAddr {
+        addr: Option<Ipv4Addr>,
     },
 }
 

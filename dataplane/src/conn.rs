@@ -31,6 +31,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::command::Forwarding;
 use crate::engine::Snapshot;
 use crate::fasthash::FastMap;
 use crate::prefetch::prefetch;
@@ -65,7 +66,7 @@ impl FlowKey {
 pub enum Dir {
     /// Client → VIP.
     In = 0,
-    /// Real server → LIP (the reply).
+    /// Real server → LIP (FNAT) or → client (NAT): the reply.
     Out = 1,
 }
 
@@ -139,6 +140,11 @@ pub struct Dest {
     pub server: Arc<Traffic>,
     pub addr: Ipv4Addr,
     pub port: u16,
+    /// The service's forwarding method.
+    pub forwarding: Forwarding,
+    /// TUN: the outer source address (the service's first local address,
+    /// else the interface address); `None` when neither is configured.
+    pub tunnel_src: Option<Ipv4Addr>,
     /// The server's MAC, valid while `neigh_gen` equals the engine's
     /// neighbour generation (saves a neighbour lookup per packet).
     pub mac: MacAddr,
@@ -154,7 +160,8 @@ pub struct Dest {
 pub struct Conn {
     /// Client → VIP.
     pub in_key: FlowKey,
-    /// Real server → LIP.
+    /// The reply's key: real server → LIP (FNAT) or → client (NAT; DR and
+    /// TUN index it too, though no reply passes through us).
     pub out_key: FlowKey,
     /// Where replies to the client go (learned from its first packet).
     pub client_mac: MacAddr,
@@ -506,7 +513,9 @@ impl ConnTable {
             d.published = false;
         }
         let mut ids = Vec::with_capacity(snap.services.len());
-        for svc in &snap.services {
+        for (i, svc) in snap.services.iter().enumerate() {
+            let forwarding = snap.forwarding_of(i);
+            let tunnel_src = svc.local_addrs.first().copied().or(snap.interface_v4);
             let mut per = Vec::with_capacity(svc.servers.len());
             for rs in &svc.servers {
                 let key = (
@@ -523,6 +532,8 @@ impl ConnTable {
                             server: Arc::clone(&rs.stats),
                             addr: rs.addr,
                             port: rs.port,
+                            forwarding,
+                            tunnel_src,
                             mac: MacAddr::default(),
                             // Differs from the engine's: resolve on first use.
                             neigh_gen: neigh_gen.wrapping_sub(1),
@@ -545,6 +556,7 @@ impl ConnTable {
                 };
                 if let Some(d) = self.dests[id as usize].as_mut() {
                     d.published = true;
+                    d.tunnel_src = tunnel_src;
                 }
                 per.push(DestId(id));
             }

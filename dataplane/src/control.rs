@@ -103,6 +103,8 @@ pub struct Dataplane {
     cfg: DataplaneConfig,
     services: BTreeMap<ServiceKey, ServiceState>,
     vip_owned: BTreeMap<IpAddr, bool>,
+    /// See [`Command::SetInterfaceAddr`].
+    interface_v4: Option<Ipv4Addr>,
     published: Arc<Published>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
@@ -123,6 +125,7 @@ impl Dataplane {
             cfg,
             services: BTreeMap::new(),
             vip_owned: BTreeMap::new(),
+            interface_v4: None,
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
@@ -166,9 +169,12 @@ impl Dataplane {
                     return Err(CommandError::ServiceExists(spec.key));
                 }
                 v4(spec.key.addr, "virtual server")?;
-                if spec.local_addrs.is_empty() {
+                if spec.forwarding.needs_local_addrs() && spec.local_addrs.is_empty() {
                     return Err(CommandError::Invalid {
-                        reason: format!("FNAT service {} has no local addresses", spec.key),
+                        reason: format!(
+                            "{} service {} has no local addresses",
+                            spec.forwarding, spec.key
+                        ),
                     });
                 }
                 for &a in &spec.local_addrs {
@@ -234,6 +240,7 @@ impl Dataplane {
             Command::SetVipOwned { vip, owned } => {
                 self.vip_owned.insert(vip, owned);
             }
+            Command::SetInterfaceAddr { addr } => self.interface_v4 = addr,
         }
         Ok(())
     }
@@ -246,7 +253,8 @@ impl Dataplane {
         let mut snap = Snapshot::default();
         let mut vips = BTreeSet::new();
         let mut lips = BTreeSet::new();
-        let mut neighbours = BTreeMap::new();
+        let mut neighbours: BTreeMap<Ipv4Addr, Ipv4Addr> = BTreeMap::new();
+        let mut nat_servers = BTreeSet::new();
         for (key, svc) in &self.services {
             let (Ok(vip), true) = (v4(key.addr, "vip"), self.owned(key.addr)) else {
                 continue;
@@ -277,9 +285,20 @@ impl Dataplane {
                     weight: s.spec.weight,
                 })
                 .collect();
-            if let Some(&source) = local_addrs.first() {
-                for s in &servers {
-                    neighbours.entry(s.addr).or_insert(source);
+            // ARP from the service's first LIP, else the interface address,
+            // else as a probe from 0.0.0.0 (RFC 5227; Linux answers those).
+            let source = local_addrs
+                .first()
+                .copied()
+                .or(self.interface_v4)
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            for s in &servers {
+                let n = neighbours.entry(s.addr).or_insert(source);
+                if n.is_unspecified() {
+                    *n = source;
+                }
+                if svc.spec.forwarding == Forwarding::Nat {
+                    nat_servers.insert(s.addr);
                 }
             }
             vips.insert(vip);
@@ -293,10 +312,13 @@ impl Dataplane {
                 servers,
                 local_addrs,
             });
+            snap.forwarding.push(svc.spec.forwarding);
         }
         snap.owned_vips = vips.into_iter().collect();
         snap.local_addrs = lips.into_iter().collect();
         snap.neighbours = neighbours.into_iter().collect();
+        snap.nat_servers = nat_servers.into_iter().collect();
+        snap.interface_v4 = self.interface_v4;
         snap
     }
 
@@ -409,5 +431,93 @@ impl Dataplane {
 impl std::ops::Drop for Dataplane {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::Protocol;
+
+    const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+    const RS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
+
+    fn spec(port: u16, forwarding: Forwarding, local_addrs: Vec<IpAddr>) -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                addr: VIP.into(),
+                port,
+                protocol: Protocol::Tcp,
+            },
+            scheduler: Scheduler::Rr,
+            forwarding,
+            local_addrs,
+        }
+    }
+
+    fn add_rs(dp: &mut Dataplane, s: &ServiceSpec) {
+        let server = RealServerSpec {
+            addr: SocketAddr::new(RS.into(), s.key.port),
+            weight: 1,
+        };
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server,
+        })
+        .expect("add rs");
+    }
+
+    #[test]
+    fn only_fnat_needs_local_addresses() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let err = dp.apply(Command::AddService(spec(80, Forwarding::Fnat, vec![])));
+        assert!(matches!(err, Err(CommandError::Invalid { .. })));
+        for (port, mode) in [
+            (81, Forwarding::Nat),
+            (82, Forwarding::Dr),
+            (83, Forwarding::Tun),
+        ] {
+            dp.apply(Command::AddService(spec(port, mode, vec![])))
+                .expect("no LIPs needed");
+        }
+        let modes: Vec<Forwarding> = dp.status().services.iter().map(|s| s.forwarding).collect();
+        assert_eq!(modes, [Forwarding::Nat, Forwarding::Dr, Forwarding::Tun]);
+    }
+
+    #[test]
+    fn snapshot_carries_modes_nat_servers_and_arp_sources() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let dr = spec(80, Forwarding::Dr, vec![]);
+        dp.apply(Command::AddService(dr.clone())).expect("dr");
+        add_rs(&mut dp, &dr);
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.forwarding, [Forwarding::Dr]);
+        assert!(snap.nat_servers.is_empty());
+        // No LIP, no interface address: an ARP probe.
+        assert_eq!(snap.neighbours, [(RS, Ipv4Addr::UNSPECIFIED)]);
+
+        let iface = Ipv4Addr::new(10, 99, 0, 1);
+        dp.apply(Command::SetInterfaceAddr { addr: Some(iface) })
+            .expect("iface");
+        let nat = spec(81, Forwarding::Nat, vec![]);
+        dp.apply(Command::AddService(nat.clone())).expect("nat");
+        add_rs(&mut dp, &nat);
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.forwarding, [Forwarding::Dr, Forwarding::Nat]);
+        assert_eq!(snap.forwarding_of(1), Forwarding::Nat);
+        assert_eq!(snap.nat_servers, [RS]);
+        assert_eq!(snap.neighbours, [(RS, iface)]);
+        assert_eq!(snap.interface_v4, Some(iface));
+
+        // A LIP of any service is preferred over a probe or the interface.
+        let lip = Ipv4Addr::new(10, 99, 0, 200);
+        let fnat = spec(82, Forwarding::Fnat, vec![lip.into()]);
+        dp.apply(Command::AddService(fnat.clone())).expect("fnat");
+        add_rs(&mut dp, &fnat);
+        dp.apply(Command::SetInterfaceAddr { addr: None })
+            .expect("clear");
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.neighbours, [(RS, lip)]);
+        assert_eq!(snap.interface_v4, None);
     }
 }

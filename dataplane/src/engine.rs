@@ -3,6 +3,22 @@
 //! the engine originates (ARP requests, gratuitous ARP) are appended to a
 //! [`Burst`].
 //!
+//! Forwarding methods (per service, [`Forwarding`]), IPv4 TCP/UDP:
+//!
+//! | mode | client → VIP becomes          | reply                              |
+//! |------|-------------------------------|------------------------------------|
+//! | FNAT | LIP:lport → RS:rport, TTL − 1 | RS → LIP becomes VIP → client      |
+//! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
+//! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
+//! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
+//!
+//! Both directions of a connection are indexed by the connection table: the
+//! client's key (client, VIP, cport, vport) and the real server's (RS, LIP,
+//! rport, lport) for FNAT or (RS, client, rport, cport) otherwise. NAT
+//! replies are not addressed to us: a packet from a NAT real server to an
+//! address we do not own is looked up by that key and, when no connection
+//! knows it, left to the kernel ([`Verdict::Ignore`]).
+//!
 //! The hot path reads the published [`Snapshot`] and the worker's own
 //! connection table; it takes no lock, makes no syscall and does not
 //! allocate (the neighbour table is bounded and reserved up front).
@@ -10,15 +26,16 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::command::ServiceKey;
+use crate::command::{Forwarding, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
+use crate::wire::ipv4::HEADER_LEN as IPV4_HEADER_LEN;
 use crate::wire::{
     checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
-    MacAddr, TcpPacket, UdpPacket, WireError,
+    Ipv4Repr, MacAddr, TcpPacket, UdpPacket, WireError,
 };
 
 const ETH_LEN: usize = 14;
@@ -33,6 +50,9 @@ const ARP_RETRY_MS: u64 = 200;
 /// Local (FNAT) ports handed out by a worker.
 pub const LOCAL_PORT_MIN: u16 = 1024;
 const PORT_PROBES: usize = 64;
+/// TUN: largest outer IPv4 packet sent (the link MTU); bigger ones are
+/// dropped as `tunnel_too_big`.
+pub const TUNNEL_MTU: usize = 1500;
 /// [`Engine::handle_burst`] parses and prefetches this many frames at a time.
 pub const PIPELINE: usize = 64;
 /// [`Engine::housekeeping`] paces the expiry sweep to visit the whole
@@ -80,8 +100,17 @@ pub struct Snapshot {
     pub owned_vips: Vec<Ipv4Addr>,
     /// FNAT local addresses (sorted).
     pub local_addrs: Vec<Ipv4Addr>,
-    /// Real servers to resolve, with the source address to ask from.
+    /// Real servers to resolve, with the source address to ask from
+    /// (0.0.0.0: an ARP probe).
     pub neighbours: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Per service (same index as `services`): its forwarding method. A
+    /// missing entry means FNAT.
+    pub forwarding: Vec<Forwarding>,
+    /// Real servers of NAT services (sorted): their packets to addresses we
+    /// do not own may be NAT replies.
+    pub nat_servers: Vec<Ipv4Addr>,
+    /// The interface address ([`crate::Command::SetInterfaceAddr`]).
+    pub interface_v4: Option<Ipv4Addr>,
 }
 
 impl Snapshot {
@@ -91,6 +120,15 @@ impl Snapshot {
 
     fn is_local(&self, ip: Ipv4Addr) -> bool {
         self.local_addrs.binary_search(&ip).is_ok()
+    }
+
+    fn is_nat_server(&self, ip: Ipv4Addr) -> bool {
+        self.nat_servers.binary_search(&ip).is_ok()
+    }
+
+    /// The forwarding method of service number `i`.
+    pub fn forwarding_of(&self, i: usize) -> Forwarding {
+        self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
     }
 }
 
@@ -108,10 +146,25 @@ struct Parsed {
     /// `key.hash()`.
     hash: u32,
     dir: Dir,
+    /// Not addressed to us: a possible NAT reply (real server → client).
+    /// Anything but a known connection is the kernel's business.
+    transit: bool,
     flags: TcpFlags,
+    ttl: u8,
     /// IPv4 header and total length.
     hl: usize,
     tl: usize,
+}
+
+/// How a packet of a connection is rewritten.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Rewrite the 5-tuple to this key, TTL − 1 (FNAT, NAT).
+    Nat(FlowKey),
+    /// MAC addresses only (DR).
+    Mac,
+    /// IPIP encapsulation `src → dst` (TUN).
+    Tunnel { src: Ipv4Addr, dst: Ipv4Addr },
 }
 
 /// What the first look at a frame found.
@@ -250,10 +303,23 @@ impl Engine {
         }
     }
 
-    /// Handles one received frame.
+    /// Handles one received frame, rewriting it in place. The frame cannot
+    /// grow, so TUN packets are dropped as `no_room`: use
+    /// [`Engine::handle_frame`] or [`Engine::handle_burst`] for those.
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let len = frame.len();
         let stage = self.classify(frame);
-        self.finish(stage, frame, now_ms, ctl)
+        self.finish(stage, frame, len, now_ms, ctl).0
+    }
+
+    /// Handles one received frame in a frame buffer, which TUN encapsulation
+    /// may lengthen (the frame's length is updated).
+    pub fn handle_frame(&mut self, frame: &mut Frame, now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let len = frame.len();
+        let stage = self.classify(frame.data());
+        let (verdict, len) = self.finish(stage, frame.buffer_mut(), len, now_ms, ctl);
+        frame.set_len(len);
+        verdict
     }
 
     /// Handles a burst of received frames and reports each frame's verdict
@@ -284,7 +350,9 @@ impl Engine {
             }
             for (i, f) in chunk.iter_mut().enumerate() {
                 let stage = self.stages[i];
-                let verdict = self.finish(stage, f.data_mut(), now_ms, ctl);
+                let len = f.len();
+                let (verdict, len) = self.finish(stage, f.buffer_mut(), len, now_ms, ctl);
+                f.set_len(len);
                 out(f, verdict);
             }
         }
@@ -311,18 +379,28 @@ impl Engine {
         }
     }
 
-    /// Does a classified frame's work and counts a drop.
+    /// Does a classified frame's work and counts a drop. The frame is
+    /// `buf[..len]`; the rest of `buf` is room to grow. Returns the verdict
+    /// and the frame's new length.
     #[inline]
-    fn finish(&mut self, stage: Stage, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
-        let verdict = match stage {
-            Stage::Ipv4(p) => self.forward(frame, &p, now_ms, ctl),
-            Stage::Arp => self.handle_arp(frame),
-            Stage::Done(v) => v,
+    fn finish(
+        &mut self,
+        stage: Stage,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        let len = len.min(buf.len());
+        let (verdict, len) = match stage {
+            Stage::Ipv4(p) => self.forward(buf, len, &p, now_ms, ctl),
+            Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
+            Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
             self.drops.count(reason);
         }
-        verdict
+        (verdict, len)
     }
 
     fn answers_arp_for(&self, ip: Ipv4Addr) -> bool {
@@ -372,96 +450,72 @@ impl Engine {
         let Some(l3) = frame.get(ETH_LEN..) else {
             return Err(Verdict::Ignore);
         };
-        // Only packets to our own addresses are ours; peek before validating.
-        let Some(dst_bytes) = l3.get(16..20) else {
+        // Only packets to our own addresses (or NAT replies) are ours; peek
+        // before validating.
+        let (Some(src), Some(dst)) = (peek_ipv4(l3, 12), peek_ipv4(l3, 16)) else {
             return Err(Verdict::Ignore);
         };
-        let dst = Ipv4Addr::new(dst_bytes[0], dst_bytes[1], dst_bytes[2], dst_bytes[3]);
-        let dir = if self.snap.owns_vip(dst) {
-            Dir::In
+        let (dir, transit) = if self.snap.owns_vip(dst) {
+            (Dir::In, false)
         } else if self.snap.is_local(dst) {
-            Dir::Out
+            (Dir::Out, false)
+        } else if self.snap.is_nat_server(src) {
+            (Dir::Out, true)
         } else {
             return Err(Verdict::Ignore);
         };
-        let drop = |d| Err(Verdict::Drop(d));
-        let ip = match Ipv4Packet::new_checked(l3) {
-            Ok(ip) => ip,
-            Err(e) => return drop(wire_drop(e)),
-        };
-        if !ip.verify_checksum() {
-            return drop(Drop::BadChecksum);
-        }
-        if ip.is_fragment() {
-            return drop(Drop::Fragment);
-        }
-        if ip.ttl() <= 1 {
-            return drop(Drop::TtlExceeded);
-        }
-        let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
-        let (proto, src) = (ip.protocol(), ip.src_addr());
-        let l4 = ip.payload();
-        let (sport, dport, flags) = match proto {
-            IpProtocol::Tcp => match TcpPacket::new_checked(l4) {
-                Ok(t) => (
-                    t.src_port(),
-                    t.dst_port(),
-                    TcpFlags {
-                        syn: t.syn(),
-                        ack: t.ack(),
-                        fin: t.fin(),
-                        rst: t.rst(),
-                    },
-                ),
-                Err(e) => return drop(wire_drop(e)),
-            },
-            IpProtocol::Udp => match UdpPacket::new_checked(l4) {
-                Ok(u) => (u.src_port(), u.dst_port(), TcpFlags::default()),
-                Err(e) => return drop(wire_drop(e)),
-            },
-            _ => return drop(Drop::NoService),
-        };
-        let key = FlowKey {
-            proto: proto.into(),
-            src,
-            dst,
-            sport,
-            dport,
-        };
-        Ok(Parsed {
-            key,
-            hash: key.hash(),
-            dir,
-            flags,
-            hl,
-            tl,
+        parse_l4(l3, dir, transit).map_err(|d| {
+            if transit {
+                // A real server's own traffic through us (ICMP, fragments, …).
+                Verdict::Ignore
+            } else {
+                Verdict::Drop(d)
+            }
         })
     }
 
-    /// Forwards a parsed packet: connection lookup (or creation), rewrite.
+    /// Forwards a parsed packet (the frame is `buf[..len]`): connection
+    /// lookup (or creation), rewrite. Returns the frame's new length.
     #[inline]
-    fn forward(&mut self, frame: &mut [u8], p: &Parsed, now_ms: u64, ctl: &mut Burst) -> Verdict {
-        let len = frame.len();
+    fn forward(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
         let res = match p.dir {
             Dir::In => {
-                let client_mac = EthernetFrame::new_unchecked(&*frame).src_addr();
+                let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
                 self.forward_in(p, client_mac, len, now_ms, ctl)
             }
             Dir::Out => self.forward_out(p, len, now_ms),
         };
-        let (new, dst_mac) = match res {
+        let (action, dst_mac) = match res {
             Ok(x) => x,
-            Err(reason) => return Verdict::Drop(reason),
+            Err(_) if p.transit => return (Verdict::Ignore, len),
+            Err(reason) => return (Verdict::Drop(reason), len),
         };
-        rewrite(&mut frame[ETH_LEN..], p.hl, p.tl, &p.key, &new);
-        let mut eth = EthernetFrame::new_unchecked(frame);
+        let len = match action {
+            Action::Nat(new) => {
+                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                len
+            }
+            Action::Mac => len,
+            Action::Tunnel { src, dst } => match encapsulate(buf, p.tl, src, dst) {
+                Ok(n) => n,
+                Err(reason) => return (Verdict::Drop(reason), len),
+            },
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(dst_mac);
-        Verdict::Forward
+        (Verdict::Forward, len)
     }
 
-    /// Client → VIP: find or create the connection; returns the rewritten
-    /// 5-tuple (LIP → RS) and the real server's MAC.
+    /// Client → VIP: find or create the connection; returns the rewrite
+    /// towards the real server and the real server's MAC.
     #[inline]
     fn forward_in(
         &mut self,
@@ -470,7 +524,7 @@ impl Engine {
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
-    ) -> Result<(FlowKey, MacAddr), Drop> {
+    ) -> Result<(Action, MacAddr), Drop> {
         let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
             return self.open(p, client_mac, len, now_ms, ctl);
         };
@@ -487,16 +541,19 @@ impl Engine {
         }
         let dest = conn.dest;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
         let conn = self
             .conns
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
-        let out = to_server(&conn.out_key);
+        let action = action_in(mode, &conn.out_key, tunnel_src)?;
         if let Some(d) = self.conns.dest(dest) {
             d.service.count_in(self.worker, len);
             d.server.count_in(self.worker, len);
         }
-        Ok((out, mac))
+        Ok((action, mac))
     }
 
     /// A new connection for a client packet no connection knows.
@@ -507,7 +564,7 @@ impl Engine {
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
-    ) -> Result<(FlowKey, MacAddr), Drop> {
+    ) -> Result<(Action, MacAddr), Drop> {
         let key = &p.key;
         let svc_idx = *self
             .snap
@@ -532,17 +589,36 @@ impl Engine {
             .and_then(|d| d.get(rs_idx))
             .ok_or(Drop::NoRealServer)?;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
         let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
-        let out_key = alloc_local(
-            &mut self.next_port,
-            (self.port_min, self.port_max),
-            &self.conns,
-            &svc.local_addrs,
-            rs,
-            key.proto,
-        )
-        .ok_or(Drop::NoLocalPort)?;
+        let out_key = if mode == Forwarding::Fnat {
+            alloc_local(
+                &mut self.next_port,
+                (self.port_min, self.port_max),
+                &self.conns,
+                &svc.local_addrs,
+                rs,
+                key.proto,
+            )
+            .ok_or(Drop::NoLocalPort)?
+        } else {
+            // The real server sees (or, DR/TUN, would see) the client itself.
+            let out_key = FlowKey {
+                proto: key.proto,
+                src: rs.addr,
+                dst: key.src,
+                sport: rs.port,
+                dport: key.sport,
+            };
+            if self.conns.contains(&out_key) {
+                return Err(Drop::ConnConflict);
+            }
+            out_key
+        };
+        let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
         self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
         if let Some(d) = self.conns.dest(dest) {
@@ -552,17 +628,18 @@ impl Engine {
             d.service.count_in(w, len);
             d.server.count_in(w, len);
         }
-        Ok((to_server(&out_key), mac))
+        Ok((action, mac))
     }
 
-    /// Real server → LIP: the reply goes back as VIP → client.
+    /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
+    /// VIP → client.
     #[inline]
     fn forward_out(
         &mut self,
         p: &Parsed,
         len: usize,
         now_ms: u64,
-    ) -> Result<(FlowKey, MacAddr), Drop> {
+    ) -> Result<(Action, MacAddr), Drop> {
         let (idx, dir) = self
             .conns
             .lookup_hashed(&p.key, p.hash, now_ms)
@@ -570,6 +647,13 @@ impl Engine {
         if dir != Dir::Out {
             return Err(Drop::NoConnection);
         }
+        let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
+        let mode = self.conns.dest(dest).ok_or(Drop::NoConnection)?.forwarding;
+        if !mode.has_reply_path() {
+            // DR/TUN connections are not reachable by replies.
+            return Err(Drop::NoConnection);
+        }
+        check_ttl(mode, p.ttl)?;
         let conn = self
             .conns
             .touch(idx, Dir::Out, p.flags, now_ms)
@@ -581,12 +665,12 @@ impl Engine {
             sport: conn.in_key.dport,
             dport: conn.in_key.sport,
         };
-        let (mac, dest) = (conn.client_mac, conn.dest);
+        let mac = conn.client_mac;
         if let Some(d) = self.conns.dest(dest) {
             d.service.count_out(self.worker, len);
             d.server.count_out(self.worker, len);
         }
-        Ok((back, mac))
+        Ok((Action::Nat(back), mac))
     }
 
     /// The MAC of a destination's server: cached while no neighbour
@@ -667,6 +751,124 @@ fn to_server(out_key: &FlowKey) -> FlowKey {
         sport: out_key.dport,
         dport: out_key.sport,
     }
+}
+
+/// The IPv4 address at `at` of an unvalidated header, if the bytes are there.
+#[inline]
+fn peek_ipv4(l3: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = l3.get(at..at + 4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// Validates an IPv4 TCP/UDP packet (`l3`) whose direction is known.
+#[inline]
+fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed, Drop> {
+    let ip = Ipv4Packet::new_checked(l3).map_err(wire_drop)?;
+    if !ip.verify_checksum() {
+        return Err(Drop::BadChecksum);
+    }
+    if ip.is_fragment() {
+        return Err(Drop::Fragment);
+    }
+    let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
+    let (proto, src, dst) = (ip.protocol(), ip.src_addr(), ip.dst_addr());
+    let l4 = ip.payload();
+    let (sport, dport, flags) = match proto {
+        IpProtocol::Tcp => {
+            let t = TcpPacket::new_checked(l4).map_err(wire_drop)?;
+            let flags = TcpFlags {
+                syn: t.syn(),
+                ack: t.ack(),
+                fin: t.fin(),
+                rst: t.rst(),
+            };
+            (t.src_port(), t.dst_port(), flags)
+        }
+        IpProtocol::Udp => {
+            let u = UdpPacket::new_checked(l4).map_err(wire_drop)?;
+            (u.src_port(), u.dst_port(), TcpFlags::default())
+        }
+        _ => return Err(Drop::NoService),
+    };
+    let key = FlowKey {
+        proto: proto.into(),
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    Ok(Parsed {
+        key,
+        hash: key.hash(),
+        dir,
+        transit,
+        flags,
+        ttl: ip.ttl(),
+        hl,
+        tl,
+    })
+}
+
+/// FNAT and NAT route the packet (TTL − 1): it must not expire here. DR
+/// and TUN leave the packet's TTL alone.
+#[inline]
+fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
+    if matches!(mode, Forwarding::Fnat | Forwarding::Nat) && ttl <= 1 {
+        return Err(Drop::TtlExceeded);
+    }
+    Ok(())
+}
+
+/// How a client packet of a connection with reply key `out_key` (whose
+/// source is the real server) is rewritten.
+#[inline]
+fn action_in(
+    mode: Forwarding,
+    out_key: &FlowKey,
+    tunnel_src: Option<Ipv4Addr>,
+) -> Result<Action, Drop> {
+    Ok(match mode {
+        Forwarding::Fnat | Forwarding::Nat => Action::Nat(to_server(out_key)),
+        Forwarding::Dr => Action::Mac,
+        Forwarding::Tun => Action::Tunnel {
+            src: tunnel_src.ok_or(Drop::NoTunnelSource)?,
+            dst: out_key.src,
+        },
+    })
+}
+
+/// Wraps the IPv4 packet of the frame in `buf` (total length `tl`, after
+/// the Ethernet header) in an outer IPv4 header `src → dst`, protocol 4
+/// (IPIP, RFC 2003). As LVS does, the outer header copies the inner TOS,
+/// DF flag and TTL; its identification is 0. The inner packet is untouched
+/// (Ethernet padding after it is dropped). Returns the new frame length.
+fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize, Drop> {
+    if tl + IPV4_HEADER_LEN > TUNNEL_MTU {
+        return Err(Drop::TunnelTooBig);
+    }
+    let inner = ETH_LEN..ETH_LEN + tl;
+    let new_len = inner.end + IPV4_HEADER_LEN;
+    if new_len > buf.len() {
+        return Err(Drop::NoRoom);
+    }
+    let (tos, df, ttl) = {
+        let ip = Ipv4Packet::new_unchecked(&buf[inner.clone()]);
+        (ip.dscp_ecn(), ip.dont_frag(), ip.ttl())
+    };
+    buf.copy_within(inner, ETH_LEN + IPV4_HEADER_LEN);
+    let mut outer = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::IpIp,
+        payload_len: tl,
+        ttl,
+    };
+    repr.emit(&mut outer);
+    outer.set_dscp_ecn(tos);
+    outer.set_dont_frag(df);
+    outer.fill_checksum();
+    Ok(new_len)
 }
 
 fn wire_drop(e: WireError) -> Drop {
@@ -836,8 +1038,19 @@ mod tests {
         ack: bool,
         payload: &[u8],
     ) -> Vec<u8> {
+        tcp_ttl(src, dst, syn, ack, payload, 64)
+    }
+
+    fn tcp_ttl(
+        src: (MacAddr, Ipv4Addr, u16),
+        dst: (MacAddr, Ipv4Addr, u16),
+        syn: bool,
+        ack: bool,
+        payload: &[u8],
+        ttl: u8,
+    ) -> Vec<u8> {
         let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
-            .ipv4(src.1.octets(), dst.1.octets(), 64)
+            .ipv4(src.1.octets(), dst.1.octets(), ttl)
             .tcp(src.2, dst.2, 1000, 65535);
         if syn {
             b = b.syn();
@@ -855,9 +1068,18 @@ mod tests {
         dst: (MacAddr, Ipv4Addr, u16),
         payload: &[u8],
     ) -> Vec<u8> {
+        udp_ttl(src, dst, payload, 64)
+    }
+
+    fn udp_ttl(
+        src: (MacAddr, Ipv4Addr, u16),
+        dst: (MacAddr, Ipv4Addr, u16),
+        payload: &[u8],
+        ttl: u8,
+    ) -> Vec<u8> {
         let mut out = Vec::new();
         PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
-            .ipv4(src.1.octets(), dst.1.octets(), 64)
+            .ipv4(src.1.octets(), dst.1.octets(), ttl)
             .udp(src.2, dst.2)
             .write(&mut out, payload)
             .expect("build udp");
@@ -1208,5 +1430,440 @@ mod tests {
             "a new local port for the new connection"
         );
         assert_eq!(e.conn_count(), 1);
+    }
+
+    // ── NAT, DR and TUN ────────────────────────────────────────────────
+
+    const VIP2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
+    const IFACE: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+
+    /// VIP:80/tcp, VIP:53/udp and VIP2:80/tcp, all with `mode` to the one
+    /// real server RS (ports 8080/5353 for NAT, the VIP's ports otherwise).
+    fn mode_snapshot(
+        mode: Forwarding,
+        lips: &[Ipv4Addr],
+        interface: Option<Ipv4Addr>,
+    ) -> Arc<Snapshot> {
+        let nat = mode == Forwarding::Nat;
+        let (tport, uport) = if nat { (8080, 5353) } else { (80, 53) };
+        let svc = |addr: Ipv4Addr, port, protocol, rs_port| ServiceSnap {
+            key: ServiceKey {
+                addr: addr.into(),
+                port,
+                protocol,
+            },
+            stats: Arc::default(),
+            servers: vec![ServerSnap {
+                addr: RS,
+                port: rs_port,
+                stats: Arc::default(),
+            }],
+            table: SchedTable::build(Scheduler::Rr, &[1]),
+            local_addrs: lips.to_vec(),
+        };
+        let source = lips
+            .first()
+            .copied()
+            .or(interface)
+            .unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let mut snap = Snapshot {
+            services: vec![
+                svc(VIP, 80, Protocol::Tcp, tport),
+                svc(VIP, 53, Protocol::Udp, uport),
+                svc(VIP2, 80, Protocol::Tcp, tport),
+            ],
+            owned_vips: vec![VIP, VIP2],
+            local_addrs: lips.to_vec(),
+            neighbours: vec![(RS, source)],
+            forwarding: vec![mode; 3],
+            nat_servers: if nat { vec![RS] } else { vec![] },
+            interface_v4: interface,
+            ..Snapshot::default()
+        };
+        snap.lookup.insert((VIP, 80, 6), 0);
+        snap.lookup.insert((VIP, 53, 17), 1);
+        snap.lookup.insert((VIP2, 80, 6), 2);
+        Arc::new(snap)
+    }
+
+    /// An engine for `mode` with RS resolved (asked from `source`).
+    fn mode_engine(
+        mode: Forwarding,
+        lips: &[Ipv4Addr],
+        interface: Option<Ipv4Addr>,
+    ) -> (Engine, Burst) {
+        let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut ctl = Burst::new(16);
+        e.set_snapshot(mode_snapshot(mode, lips, interface), 0, &mut ctl);
+        resolve_rs(&mut e, &mut ctl);
+        ctl.clear();
+        (e, ctl)
+    }
+
+    /// Runs `frame` through [`Engine::handle_frame`] (which TUN can grow).
+    fn handle_grow(e: &mut Engine, frame: &[u8], now: u64, ctl: &mut Burst) -> (Verdict, Vec<u8>) {
+        let mut rx = Burst::new(1);
+        assert!(rx.push(frame));
+        let f = &mut rx.frames_mut()[0];
+        let v = e.handle_frame(f, now, ctl);
+        (v, f.data().to_vec())
+    }
+
+    #[test]
+    fn nat_tcp_golden_both_directions() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        // DNAT: client → VIP:80 leaves as client → RS:8080, TTL − 1.
+        let mut syn = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+        assert_eq!(e.handle(&mut syn, 10, &mut ctl), Verdict::Forward);
+        let want = tcp_ttl(
+            (LB_MAC, CLIENT, 33000),
+            (RS_MAC, RS, 8080),
+            true,
+            false,
+            b"",
+            63,
+        );
+        assert_eq!(syn, want);
+        inspect(&syn);
+        // SNAT: the reply RS:8080 → client (routed via us) leaves as VIP:80 → client.
+        let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, CLIENT, 33000), true, true, b"");
+        assert_eq!(e.handle(&mut synack, 11, &mut ctl), Verdict::Forward);
+        let want = tcp_ttl(
+            (LB_MAC, VIP, 80),
+            (CLIENT_MAC, CLIENT, 33000),
+            true,
+            true,
+            b"",
+            63,
+        );
+        assert_eq!(synack, want);
+        inspect(&synack);
+        // Data with payload, both ways.
+        let body = b"GET / HTTP/1.0\r\n\r\n";
+        let mut data = tcp(client, (LB_MAC, VIP, 80), false, true, body);
+        assert_eq!(e.handle(&mut data, 12, &mut ctl), Verdict::Forward);
+        let want = tcp_ttl(
+            (LB_MAC, CLIENT, 33000),
+            (RS_MAC, RS, 8080),
+            false,
+            true,
+            body,
+            63,
+        );
+        assert_eq!(data, want);
+        let mut resp = tcp(
+            (RS_MAC, RS, 8080),
+            (LB_MAC, CLIENT, 33000),
+            false,
+            true,
+            b"200 OK",
+        );
+        assert_eq!(e.handle(&mut resp, 13, &mut ctl), Verdict::Forward);
+        let want = tcp_ttl(
+            (LB_MAC, VIP, 80),
+            (CLIENT_MAC, CLIENT, 33000),
+            false,
+            true,
+            b"200 OK",
+            63,
+        );
+        assert_eq!(resp, want);
+        assert_eq!(e.conn_count(), 1);
+        let svc = &e.snap.services[0];
+        assert_eq!(svc.stats.snapshot().in_pkts, 2);
+        assert_eq!(svc.stats.snapshot().out_pkts, 2);
+    }
+
+    #[test]
+    fn nat_udp_golden_both_directions() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let mut q = udp((CLIENT_MAC, CLIENT, 5000), (LB_MAC, VIP, 53), b"query!");
+        assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+        let want = udp_ttl((LB_MAC, CLIENT, 5000), (RS_MAC, RS, 5353), b"query!", 63);
+        assert_eq!(q, want);
+        inspect(&q);
+        let mut a = udp((RS_MAC, RS, 5353), (LB_MAC, CLIENT, 5000), b"answer");
+        assert_eq!(e.handle(&mut a, 11, &mut ctl), Verdict::Forward);
+        let want = udp_ttl((LB_MAC, VIP, 53), (CLIENT_MAC, CLIENT, 5000), b"answer", 63);
+        assert_eq!(a, want);
+        inspect(&a);
+    }
+
+    #[test]
+    fn nat_real_servers_own_traffic_is_the_kernels() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let elsewhere = Ipv4Addr::new(192, 0, 2, 7);
+        // No connection: the real server talking to some host through us.
+        let mut other = tcp(
+            (RS_MAC, RS, 8080),
+            (LB_MAC, elsewhere, 443),
+            true,
+            false,
+            b"",
+        );
+        assert_eq!(e.handle(&mut other, 1, &mut ctl), Verdict::Ignore);
+        // Not TCP/UDP, bad checksum, fragments: not ours to judge either.
+        let mut icmp = Vec::new();
+        PacketBuilder::ethernet2(RS_MAC.0, LB_MAC.0)
+            .ipv4(RS.octets(), elsewhere.octets(), 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, b"ping")
+            .expect("icmp");
+        assert_eq!(e.handle(&mut icmp, 1, &mut ctl), Verdict::Ignore);
+        let mut bad = other.clone();
+        bad[ETH_LEN + 10] ^= 0xff;
+        assert_eq!(e.handle(&mut bad, 1, &mut ctl), Verdict::Ignore);
+        // Someone else's traffic to the client is not looked at.
+        let stranger = Ipv4Addr::new(10, 99, 0, 50);
+        let mut s = tcp(
+            (RS_MAC, stranger, 8080),
+            (LB_MAC, CLIENT, 33000),
+            true,
+            true,
+            b"",
+        );
+        assert_eq!(e.handle(&mut s, 1, &mut ctl), Verdict::Ignore);
+        let drops: u64 = Drop::ALL.iter().map(|&d| e.drops.get(d)).sum();
+        assert_eq!(drops, 0);
+    }
+
+    #[test]
+    fn nat_same_client_port_through_two_vips_conflicts() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        let mut a = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+        assert_eq!(e.handle(&mut a, 1, &mut ctl), Verdict::Forward);
+        // Same RS:8080 and client:33000 behind VIP2: the replies could not
+        // be told apart.
+        let mut b = tcp(client, (LB_MAC, VIP2, 80), true, false, b"");
+        assert_eq!(
+            e.handle(&mut b, 2, &mut ctl),
+            Verdict::Drop(Drop::ConnConflict)
+        );
+        assert_eq!(e.drops.get(Drop::ConnConflict), 1);
+        assert_eq!(e.conn_count(), 1);
+    }
+
+    #[test]
+    fn nat_and_fnat_drop_expiring_ttl_dr_does_not_touch_it() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let mut low = tcp_ttl(
+            (CLIENT_MAC, CLIENT, 1),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+            1,
+        );
+        assert_eq!(
+            e.handle(&mut low, 0, &mut ctl),
+            Verdict::Drop(Drop::TtlExceeded)
+        );
+        assert_eq!(e.conn_count(), 0, "no connection for a dropped SYN");
+        let (mut e, mut ctl) = mode_engine(Forwarding::Dr, &[], None);
+        let mut low = tcp_ttl(
+            (CLIENT_MAC, CLIENT, 1),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+            1,
+        );
+        assert_eq!(e.handle(&mut low, 0, &mut ctl), Verdict::Forward);
+        assert_eq!(inspect(&low).6, 1);
+    }
+
+    #[test]
+    fn dr_tcp_and_udp_golden_mac_rewrite_only() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Dr, &[], None);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        for (syn, ack, body) in [(true, false, &b""[..]), (false, true, &b"GET /"[..])] {
+            let mut f = tcp(client, (LB_MAC, VIP, 80), syn, ack, body);
+            assert_eq!(e.handle(&mut f, 5, &mut ctl), Verdict::Forward);
+            let want = tcp((LB_MAC, CLIENT, 33000), (RS_MAC, VIP, 80), syn, ack, body);
+            assert_eq!(f, want);
+            inspect(&f);
+        }
+        let mut q = udp((CLIENT_MAC, CLIENT, 5000), (LB_MAC, VIP, 53), b"query!");
+        assert_eq!(e.handle(&mut q, 6, &mut ctl), Verdict::Forward);
+        assert_eq!(q, udp((LB_MAC, CLIENT, 5000), (RS_MAC, VIP, 53), b"query!"));
+        assert_eq!(e.conn_count(), 2);
+        // The ACK established the TCP connection (one-way state tracking).
+        let (idx, _) = e
+            .conns
+            .lookup(
+                &FlowKey {
+                    proto: 6,
+                    src: CLIENT,
+                    dst: VIP,
+                    sport: 33000,
+                    dport: 80,
+                },
+                7,
+            )
+            .expect("conn");
+        assert_eq!(e.conns.get(idx).map(|c| c.tcp), Some(TcpState::Established));
+        // Replies go straight to the client: one reaching us is nobody's.
+        let mut reply = tcp((RS_MAC, RS, 80), (LB_MAC, CLIENT, 33000), false, true, b"");
+        assert_eq!(e.handle(&mut reply, 8, &mut ctl), Verdict::Ignore);
+    }
+
+    /// The frame TUN must produce: Ethernet LB → RS, an outer IPv4 header
+    /// `src → RS` built by etherparse (protocol 4, DF, ident 0, TTL 64),
+    /// then the client's IP packet unchanged.
+    fn tunnelled(inner_frame: &[u8], src: Ipv4Addr) -> Vec<u8> {
+        let inner = &inner_frame[ETH_LEN..];
+        let mut outer = etherparse::Ipv4Header::new(
+            inner.len() as u16,
+            64,
+            etherparse::IpNumber::IPV4,
+            src.octets(),
+            RS.octets(),
+        )
+        .expect("outer");
+        outer.header_checksum = outer.calc_header_checksum();
+        let mut out = Vec::new();
+        etherparse::Ethernet2Header {
+            source: LB_MAC.0,
+            destination: RS_MAC.0,
+            ether_type: etherparse::EtherType::IPV4,
+        }
+        .write(&mut out)
+        .expect("eth");
+        outer.write(&mut out).expect("ip");
+        out.extend_from_slice(inner);
+        out
+    }
+
+    #[test]
+    fn tun_tcp_and_udp_golden_ipip() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Tun, &[LIP], None);
+        let syn = tcp(
+            (CLIENT_MAC, CLIENT, 33000),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+        );
+        let (v, out) = handle_grow(&mut e, &syn, 5, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, tunnelled(&syn, LIP));
+        let data = tcp(
+            (CLIENT_MAC, CLIENT, 33000),
+            (LB_MAC, VIP, 80),
+            false,
+            true,
+            b"GET /",
+        );
+        let (v, out) = handle_grow(&mut e, &data, 6, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, tunnelled(&data, LIP));
+        // etherparse agrees: IPv4 with protocol 4 carrying the untouched
+        // client packet (its checksums still valid).
+        let p = SlicedPacket::from_ethernet(&out).expect("parses");
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not ipv4")
+        };
+        assert_eq!(ip.header().protocol(), etherparse::IpNumber::IPV4);
+        let mut inner = out[..ETH_LEN].to_vec();
+        inner.extend_from_slice(ip.payload().payload);
+        let (_, _, sip, dip, sport, dport, ttl) = inspect(&inner);
+        assert_eq!((sip, dip, sport, dport, ttl), (CLIENT, VIP, 33000, 80, 64));
+
+        let q = udp((CLIENT_MAC, CLIENT, 5000), (LB_MAC, VIP, 53), b"query!");
+        let (v, out) = handle_grow(&mut e, &q, 7, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, tunnelled(&q, LIP));
+        assert_eq!(e.conn_count(), 2);
+    }
+
+    #[test]
+    fn tun_source_is_the_lip_else_the_interface_address() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Tun, &[], Some(IFACE));
+        let syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+        let (v, out) = handle_grow(&mut e, &syn, 5, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, tunnelled(&syn, IFACE));
+
+        let (mut e, mut ctl) = mode_engine(Forwarding::Tun, &[], None);
+        let (v, _) = handle_grow(&mut e, &syn, 5, &mut ctl);
+        assert_eq!(v, Verdict::Drop(Drop::NoTunnelSource));
+        assert_eq!(e.conn_count(), 0);
+    }
+
+    #[test]
+    fn tun_needs_room_and_respects_the_mtu() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Tun, &[LIP], None);
+        // A plain slice cannot grow.
+        let mut syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+        assert_eq!(e.handle(&mut syn, 5, &mut ctl), Verdict::Drop(Drop::NoRoom));
+        // A full-size datagram (1500 bytes of IP) plus 20 exceeds the MTU.
+        let big = udp(
+            (CLIENT_MAC, CLIENT, 5000),
+            (LB_MAC, VIP, 53),
+            &[0u8; 1500 - 28],
+        );
+        let (v, out) = handle_grow(&mut e, &big, 6, &mut ctl);
+        assert_eq!(v, Verdict::Drop(Drop::TunnelTooBig));
+        assert_eq!(out, big, "a dropped frame keeps its length");
+        let fits = udp(
+            (CLIENT_MAC, CLIENT, 5000),
+            (LB_MAC, VIP, 53),
+            &[0u8; 1480 - 28],
+        );
+        let (v, out) = handle_grow(&mut e, &fits, 7, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out.len(), ETH_LEN + 1500);
+    }
+
+    #[test]
+    fn burst_grows_tunnelled_frames() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Tun, &[LIP], None);
+        let frames = [
+            tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b""),
+            udp((CLIENT_MAC, CLIENT, 2), (LB_MAC, VIP, 53), b"q"),
+        ];
+        let mut rx = Burst::new(2);
+        for f in &frames {
+            assert!(rx.push(f));
+        }
+        let mut got = Vec::new();
+        e.handle_burst(rx.frames_mut(), 5, &mut ctl, |f, v| {
+            got.push((v, f.data().to_vec()));
+        });
+        let want: Vec<(Verdict, Vec<u8>)> = frames
+            .iter()
+            .map(|f| (Verdict::Forward, tunnelled(f, LIP)))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn real_servers_are_asked_from_the_lip_interface_or_as_a_probe() {
+        for (lips, iface, want) in [
+            (&[LIP][..], Some(IFACE), LIP),
+            (&[][..], Some(IFACE), IFACE),
+            (&[][..], None, Ipv4Addr::UNSPECIFIED),
+        ] {
+            let mut e = Engine::new(0, LB_MAC, 16, (40000, 40100), Arc::default());
+            let mut ctl = Burst::new(16);
+            e.set_snapshot(mode_snapshot(Forwarding::Dr, lips, iface), 0, &mut ctl);
+            let asks: Vec<ArpRepr> = ctl
+                .frames()
+                .iter()
+                .filter_map(|f| ArpPacket::new_checked(&f.data()[ETH_LEN..]).ok())
+                .filter_map(|a| ArpRepr::parse(&a).ok())
+                .filter(|a| a.target_protocol_addr == RS)
+                .collect();
+            assert_eq!(asks.len(), 1);
+            assert_eq!(asks[0].source_protocol_addr, want);
+            // Linux answers a probe to our MAC with target 0.0.0.0: learnt.
+            let mut reply = arp(ArpOperation::Reply, RS_MAC, RS, want);
+            assert_eq!(e.handle(&mut reply, 1, &mut ctl), Verdict::Ignore);
+            let mut syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+            assert_eq!(e.handle(&mut syn, 2, &mut ctl), Verdict::Forward);
+            assert_eq!(inspect(&syn).1, RS_MAC);
+        }
     }
 }

@@ -155,6 +155,10 @@ drop_reasons! {
     NoConnection => "no_connection", "not a connection-opening packet and no connection found";
     ConnTableFull => "conn_table_full", "the connection table is full; new flows are dropped";
     NoLocalPort => "no_local_port", "no free FNAT local address/port";
+    ConnConflict => "conn_conflict", "NAT/DR/TUN: another connection already uses the real-server-side tuple (rs, client, ports)";
+    NoTunnelSource => "no_tunnel_source", "TUN service without a local address while no interface address is set";
+    TunnelTooBig => "tunnel_too_big", "the IPIP-encapsulated packet would exceed the 1500-byte MTU";
+    NoRoom => "no_room", "the frame buffer has no room for the tunnel header";
     NeighbourUnresolved => "neighbour_unresolved", "the next hop's MAC address is not known yet (ARP sent)";
     TxFull => "tx_full", "the backend could not send the packet";
 }

@@ -13,10 +13,20 @@ use healthcheck::{
 use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
 
+pub mod ospf;
+pub mod vrrp;
+
+pub use self::ospf::{OspfInterfacePlan, OspfPlan};
+pub use self::vrrp::VrrpPlan;
+
 /// What the daemon runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Plan {
     pub services: Vec<ServicePlan>,
+    /// `vrrp_instance`s and what they track; `None` without any.
+    pub vrrp: Option<VrrpPlan>,
+    /// `ospf_announcer`; `None` without one.
+    pub ospf: Option<OspfPlan>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,7 +64,8 @@ fn err(location: &Location, message: String) -> AssembleError {
 /// Builds the plan, reporting every problem at once.
 ///
 /// # Errors
-/// Every virtual server that uses something dpvsd does not support yet.
+/// Everything (virtual servers, VRRP, OSPF) that uses something dpvsd
+/// does not support yet.
 pub fn assemble(model: &Model) -> Result<Plan, Vec<AssembleError>> {
     let mut errors = Vec::new();
     let mut services = Vec::new();
@@ -65,8 +76,14 @@ pub fn assemble(model: &Model) -> Result<Plan, Vec<AssembleError>> {
             Err(e) => errors.extend(e),
         }
     }
+    let vrrp = vrrp::plan(model, &mut errors);
+    let ospf = ospf::plan(model, &mut errors);
     if errors.is_empty() {
-        Ok(Plan { services })
+        Ok(Plan {
+            services,
+            vrrp,
+            ospf,
+        })
     } else {
         Err(errors)
     }

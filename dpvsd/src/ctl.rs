@@ -37,6 +37,10 @@ pub enum CtlCommand {
         #[serde(default)]
         dry_run: bool,
     },
+    /// VRRP instances: state, priority and why, master, VIPs, counters.
+    Vrrp,
+    /// OSPF announcer: neighbours, originated LSAs, announced VIPs and why.
+    Ospf,
 }
 
 /// A response.
@@ -115,6 +119,15 @@ pub struct StatusInfo {
     pub tx_frames: u64,
     /// Non-zero drop counters: (reason, count).
     pub drops: Vec<(String, u64)>,
+    /// VRRP instances configured.
+    #[serde(default)]
+    pub vrrp_instances: usize,
+    /// Of which MASTER now.
+    #[serde(default)]
+    pub vrrp_master: usize,
+    /// VIPs announced by OSPF (`None`: no `ospf_announcer`).
+    #[serde(default)]
+    pub ospf_announced: Option<usize>,
 }
 
 /// One checker's state.
@@ -178,6 +191,122 @@ pub struct ListInfo {
     pub services: Vec<ServiceInfo>,
 }
 
+/// Why an instance's priority differs from its base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpReason {
+    /// `interface`, `script` or `file`.
+    pub kind: String,
+    pub name: String,
+    /// `FAULT`, or the signed priority delta (`+10`, `-20`).
+    pub effect: String,
+}
+
+/// Counters of one VRRP instance.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VrrpCounters {
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    pub prio0_sent: u64,
+    pub prio0_received: u64,
+    pub became_master: u64,
+    pub released_master: u64,
+    /// Dropped adverts by cause (every cause, zero included).
+    pub drops: Vec<(String, u64)>,
+}
+
+/// One `vrrp_instance`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VrrpInstanceInfo {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// `INIT`, `BACKUP`, `MASTER`, `FAULT` or `STOP`.
+    pub state: String,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    pub reasons: Vec<VrrpReason>,
+    /// The current master's address (ours when MASTER).
+    pub master_addr: Option<String>,
+    /// Every VIP of the instance (advertised and excluded).
+    pub vips: Vec<String>,
+    /// The VIPs held now (all of them when MASTER, none otherwise).
+    pub vips_held: Vec<String>,
+    /// Who holds the VIPs when MASTER: `dataplane` or `kernel` (per VIP).
+    pub owners: Vec<(String, String)>,
+    pub counters: VrrpCounters,
+    /// Unix time (ms) of the last state change.
+    pub last_transition_unix_ms: Option<u64>,
+}
+
+/// `vrrp`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct VrrpInfo {
+    /// Whether the VRRP driver runs.
+    pub running: bool,
+    /// Why it stopped, if it failed.
+    pub error: Option<String>,
+    pub instances: Vec<VrrpInstanceInfo>,
+}
+
+/// An OSPF neighbour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OspfNeighborInfo {
+    pub router_id: String,
+    pub addr: String,
+    pub priority: u8,
+    pub state: String,
+}
+
+/// An OSPF interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OspfInterfaceInfo {
+    pub name: String,
+    pub address: String,
+    pub state: String,
+    pub dr: String,
+    pub bdr: String,
+    pub neighbors: Vec<OspfNeighborInfo>,
+}
+
+/// An LSA we originate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OspfLsaInfo {
+    pub ls_type: String,
+    pub ls_id: String,
+    pub adv_router: String,
+    /// Sequence number (hex, as routers print it).
+    pub seq: String,
+    pub age: u16,
+}
+
+/// A candidate VIP and whether (and why) it is announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OspfVipInfo {
+    pub vip: String,
+    pub announced: bool,
+    pub reason: String,
+}
+
+/// `ospf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct OspfInfo {
+    /// Whether an `ospf_announcer` is configured.
+    pub configured: bool,
+    /// Whether the speaker runs.
+    pub running: bool,
+    pub error: Option<String>,
+    pub router_id: Option<String>,
+    pub area: Option<String>,
+    pub interfaces: Vec<OspfInterfaceInfo>,
+    pub originated: Vec<OspfLsaInfo>,
+    /// VIPs the speaker announces now.
+    pub announced: Vec<String>,
+    /// Every candidate VIP with the announce rule's verdict.
+    pub vips: Vec<OspfVipInfo>,
+    /// Non-zero drop counters.
+    pub drops: Vec<(String, u64)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +327,9 @@ mod tests {
         assert_eq!(r.command, CtlCommand::Reload { dry_run: true });
         let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"reload"}"#).expect("parse");
         assert_eq!(r.command, CtlCommand::Reload { dry_run: false });
+        let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"vrrp"}"#).expect("parse");
+        assert_eq!(r.command, CtlCommand::Vrrp);
+        let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"ospf"}"#).expect("parse");
+        assert_eq!(r.command, CtlCommand::Ospf);
     }
 }

@@ -4,27 +4,28 @@
 //! [`transition`]), serves the control socket, reloads on SIGHUP, and stops
 //! cleanly on SIGTERM/SIGINT.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dataplane::{Command, Dataplane, DataplaneConfig, RealServerSpec, ServiceKey};
 use healthcheck::{HealthChecker, HealthEvent, SubjectId};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::assemble::{self, Plan, ServerPlan, ServicePlan};
+use crate::assemble::{self, Plan, ServerPlan, ServicePlan, VrrpPlan};
 use crate::ctl::{
-    CheckInfo, CtlCommand, ListInfo, RealServerInfo, ReloadInfo, Request, Response, ServiceInfo,
-    StatusInfo, MAX_REQUEST, VERSION,
+    CheckInfo, CtlCommand, ListInfo, OspfInfo, RealServerInfo, ReloadInfo, Request, Response,
+    ServiceInfo, StatusInfo, VrrpInfo, MAX_REQUEST, VERSION,
 };
-use crate::notify;
-use crate::reload;
+use crate::ospf_rt::{self, OspfMsg, OspfSnapshot};
+use crate::vrrp_rt::{self, VrrpMsg, VrrpSnapshot};
+use crate::{announce, info, notify, reload};
 
 /// How the daemon was asked to run.
 #[derive(Debug, Clone)]
@@ -167,9 +168,76 @@ struct Shared {
     opts: Options,
     /// Lock order: `state`, then `dp`.
     state: Mutex<RunState>,
-    dp: Mutex<Dataplane>,
+    /// Shared with the VRRP VIP owner.
+    dp: Arc<Mutex<Dataplane>>,
     health: HealthChecker,
     started: Instant,
+    vrrp: mpsc::UnboundedSender<VrrpMsg>,
+    vrrp_status: watch::Receiver<VrrpSnapshot>,
+    ospf: mpsc::UnboundedSender<OspfMsg>,
+    ospf_status: watch::Receiver<OspfSnapshot>,
+    /// The VIPs OSPF announces (the announce rule's result).
+    announce: watch::Sender<BTreeSet<Ipv4Addr>>,
+}
+
+/// The VIPs the dataplane forwards for (and so owns): the virtual servers'
+/// addresses when an interface is given.
+fn forwarded(opts: &Options, plan: &Plan) -> BTreeSet<IpAddr> {
+    if opts.interface.is_none() {
+        return BTreeSet::new();
+    }
+    plan.services.iter().map(|s| s.spec.key.addr).collect()
+}
+
+/// Ownership of every forwarded VIP given the VRRP instances' states now:
+/// a VRRP-managed VIP is owned while its instance is MASTER.
+fn ownership_now(
+    forwarded: &BTreeSet<IpAddr>,
+    vrrp: Option<&VrrpPlan>,
+    snapshot: &VrrpSnapshot,
+) -> Vec<Command> {
+    let managed: BTreeMap<IpAddr, &str> = vrrp.map(|p| p.vips().collect()).unwrap_or_default();
+    forwarded
+        .iter()
+        .map(|&vip| {
+            let owned = match managed.get(&vip) {
+                None => true,
+                Some(name) => snapshot
+                    .instances
+                    .iter()
+                    .any(|i| i.name == *name && i.state == vrrp::instance::State::Master),
+            };
+            Command::SetVipOwned { vip, owned }
+        })
+        .collect()
+}
+
+/// Re-evaluates the announce rule and hands the result to OSPF.
+fn reannounce(shared: &Shared, state: &RunState) {
+    let want = announce::announced(&verdicts(shared, state));
+    shared.announce.send_if_modified(|w| {
+        if *w == want {
+            return false;
+        }
+        tracing::info!(vips = ?want, "OSPF announcement changed");
+        *w = want;
+        true
+    });
+}
+
+fn verdicts(shared: &Shared, state: &RunState) -> Vec<announce::Verdict> {
+    let snapshot = shared.vrrp_status.borrow().clone();
+    announce::verdicts(
+        &state.plan.services,
+        |id| {
+            state
+                .servers
+                .get(&id)
+                .is_some_and(|s| s.up && s.effective_weight() > 0)
+        },
+        state.plan.vrrp.as_ref(),
+        &snapshot.instances,
+    )
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,9 +289,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     let listener = bind_socket(&opts.socket)?;
 
     let mut state = RunState {
-        plan: Plan {
-            services: Vec::new(),
-        },
+        plan: Plan::default(),
         servers: BTreeMap::new(),
         ids: BTreeMap::new(),
         next_id: 0,
@@ -248,6 +314,11 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                 .iter()
                 .flat_map(|svc| state.service_commands(svc)),
         )?;
+        // VRRP-managed VIPs are not owned until their instance is MASTER.
+        dp.apply_all(vrrp_rt::baseline_ownership(
+            &forwarded(&opts, &plan),
+            plan.vrrp.as_ref(),
+        ))?;
         match &opts.interface {
             Some(ifname) => {
                 let io = dataplane::io::afpacket::AfPacket::open(ifname)?;
@@ -274,14 +345,26 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         .collect();
     let (tx, mut events) = mpsc::unbounded_channel();
     let health = HealthChecker::start(subjects, tx);
+    let dp = Arc::new(Mutex::new(dp));
+    let (vrrp_tx, vrrp_status) =
+        vrrp_rt::spawn(Arc::clone(&dp), plan.vrrp.clone(), forwarded(&opts, &plan));
+    let (announce_tx, announce_rx) = watch::channel(BTreeSet::new());
+    let (ospf_tx, ospf_status) = ospf_rt::spawn(plan.ospf.clone(), announce_rx);
     state.plan = plan;
     let shared = Arc::new(Shared {
         opts,
         state: Mutex::new(state),
-        dp: Mutex::new(dp),
+        dp,
         health,
         started: Instant::now(),
+        vrrp: vrrp_tx,
+        vrrp_status,
+        ospf: ospf_tx,
+        ospf_status,
+        announce: announce_tx,
     });
+    reannounce(&shared, &lock(&shared.state));
+    let mut vrrp_changes = shared.vrrp_status.clone();
     tracing::info!(
         services = lock(&shared.state).plan.services.len(),
         socket = %shared.opts.socket.display(),
@@ -292,6 +375,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     loop {
         tokio::select! {
             Some(ev) = events.recv() => on_health(&shared, ev),
+            Ok(()) = vrrp_changes.changed() => reannounce(&shared, &lock(&shared.state)),
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
                     let sh = Arc::clone(&shared);
@@ -311,9 +395,29 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     }
     notify::notify("STOPPING=1");
     tracing::info!("stopping");
+    stop_protocols(&shared).await;
     let _ = std::fs::remove_file(&shared.opts.socket);
     lock(&shared.dp).shutdown();
     Ok(())
+}
+
+/// VRRP masters send priority 0 and release their VIPs; OSPF flushes its
+/// LSAs (MaxAge). Both at once, bounded.
+async fn stop_protocols(shared: &Shared) {
+    let (vrrp_done, vrrp_wait) = oneshot::channel();
+    let (ospf_done, ospf_wait) = oneshot::channel();
+    let _ = shared.vrrp.send(VrrpMsg::Stop(vrrp_done));
+    let _ = shared.ospf.send(OspfMsg::Stop(ospf_done));
+    let both = async {
+        let _ = vrrp_wait.await;
+        let _ = ospf_wait.await;
+    };
+    if tokio::time::timeout(Duration::from_secs(5), both)
+        .await
+        .is_err()
+    {
+        tracing::warn!("VRRP/OSPF did not stop within 5 s");
+    }
 }
 
 fn on_health(shared: &Shared, ev: HealthEvent) {
@@ -334,6 +438,7 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     }
     let to = desired(s);
     let Some(cmd) = transition(s.service, s.spec.addr, from, to) else {
+        reannounce(shared, &state);
         return;
     };
     if from.is_some() && to.is_some() {
@@ -342,6 +447,7 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     if let Err(e) = lock(&shared.dp).apply(cmd) {
         tracing::error!(error = %e, "dataplane refused a health change");
     }
+    reannounce(shared, &state);
 }
 
 /// Re-reads the config file; if it is valid, applies only the changes.
@@ -396,11 +502,27 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
     if !d.is_empty() {
         notify::reloading();
     }
-    let cmds = apply_diff(shared, &mut state, &d, &plan);
+    let mut cmds = apply_diff(shared, &mut state, &d, &plan);
+    let fwd = forwarded(&shared.opts, &plan);
+    if d.vrrp.is_some() {
+        // The driver restarts: its new VIPs start not owned.
+        cmds.extend(vrrp_rt::baseline_ownership(&fwd, plan.vrrp.as_ref()));
+        let _ = shared.vrrp.send(VrrpMsg::Restart {
+            plan: plan.vrrp.clone(),
+            forwarded: fwd,
+        });
+    } else {
+        let snapshot = shared.vrrp_status.borrow().clone();
+        cmds.extend(ownership_now(&fwd, plan.vrrp.as_ref(), &snapshot));
+    }
+    if d.ospf.is_some() {
+        let _ = shared.ospf.send(OspfMsg::Restart(plan.ospf.clone()));
+    }
     state.plan = plan;
     state.loaded_unix = unix_now();
     state.reloads += 1;
     let result = lock(&shared.dp).apply_all(cmds);
+    reannounce(shared, &state);
     if !d.is_empty() {
         notify::notify("READY=1");
     }
@@ -588,6 +710,8 @@ fn handle(shared: &Shared, line: &str) -> Response {
         CtlCommand::Status => serde_json::to_value(status(shared)),
         CtlCommand::List => serde_json::to_value(list(shared)),
         CtlCommand::Reload { dry_run } => serde_json::to_value(reload_config(shared, dry_run)),
+        CtlCommand::Vrrp => serde_json::to_value(vrrp_info(shared)),
+        CtlCommand::Ospf => serde_json::to_value(ospf_info(shared)),
     };
     match data {
         Ok(v) => Response::ok(v),
@@ -626,7 +750,34 @@ fn status(shared: &Shared) -> StatusInfo {
             .filter(|d| d.count > 0)
             .map(|d| (d.name.to_string(), d.count))
             .collect(),
+        vrrp_instances: state.plan.vrrp.as_ref().map_or(0, |v| v.instances.len()),
+        vrrp_master: shared
+            .vrrp_status
+            .borrow()
+            .instances
+            .iter()
+            .filter(|i| i.state == vrrp::instance::State::Master)
+            .count(),
+        ospf_announced: state
+            .plan
+            .ospf
+            .as_ref()
+            .map(|_| shared.announce.borrow().len()),
     }
+}
+
+fn vrrp_info(shared: &Shared) -> VrrpInfo {
+    let state = lock(&shared.state);
+    let fwd = forwarded(&shared.opts, &state.plan);
+    let snapshot = shared.vrrp_status.borrow().clone();
+    info::vrrp(state.plan.vrrp.as_ref(), &snapshot, &fwd)
+}
+
+fn ospf_info(shared: &Shared) -> OspfInfo {
+    let state = lock(&shared.state);
+    let verdicts = verdicts(shared, &state);
+    let snapshot = shared.ospf_status.borrow().clone();
+    info::ospf(state.plan.ospf.as_ref(), &snapshot, &verdicts)
 }
 
 fn list(shared: &Shared) -> ListInfo {

@@ -4,13 +4,19 @@
 //! keepalived.conf ─► keepalived_parser::load_file ─► Model ─► assemble ─► Plan ─► daemon::run
 //!                                                                                  ├─ dataplane (workers)
 //!                                                                                  ├─ healthcheck (tokio)
+//!                                                                                  ├─ VRRP driver (vrrp_rt)
+//!                                                                                  ├─ OSPF speaker (ospf_rt, announce)
 //!                                                                                  └─ control socket (ctl)
 //! ```
 //! `dpvsctl` speaks [`ctl`] to the daemon and renders with [`render`].
 
+pub mod announce;
 pub mod assemble;
 pub mod ctl;
 pub mod daemon;
+pub mod info;
 pub mod notify;
+pub mod ospf_rt;
 pub mod reload;
 pub mod render;
+pub mod vrrp_rt;

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use dataplane::ServiceKey;
 
-use crate::assemble::{Plan, ServerPlan, ServicePlan};
+use crate::assemble::{Plan, ServerPlan, ServicePlan, VrrpPlan};
 
 /// What changed about one real server that exists in both plans.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +48,19 @@ pub struct PlanDiff {
     pub added: Vec<ServicePlan>,
     pub removed: Vec<ServiceKey>,
     pub changed: BTreeMap<ServiceKey, ServiceChanges>,
+    /// The VRRP part changed: the driver restarts (what changed, for the log).
+    pub vrrp: Option<String>,
+    /// The OSPF announcer changed: it restarts.
+    pub ospf: Option<String>,
 }
 
 impl PlanDiff {
     pub fn is_empty(&self) -> bool {
-        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.changed.is_empty()
+            && self.vrrp.is_none()
+            && self.ospf.is_none()
     }
 
     /// One human-readable line per change (for logs and `dpvsctl reload --dry-run`).
@@ -86,6 +94,12 @@ impl PlanDiff {
             for ch in &c.changed {
                 out.push(format!("change real server {} of {k}: {ch}", ch.addr));
             }
+        }
+        if let Some(v) = &self.vrrp {
+            out.push(format!("restart VRRP: {v}"));
+        }
+        if let Some(o) = &self.ospf {
+            out.push(format!("restart OSPF announcer: {o}"));
         }
         out
     }
@@ -162,7 +176,53 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
         .map(|s| s.spec.key)
         .filter(|k| !new_by.contains_key(k))
         .collect();
+    d.vrrp = vrrp_change(old.vrrp.as_ref(), new.vrrp.as_ref());
+    d.ospf = match (&old.ospf, &new.ospf) {
+        (a, b) if a == b => None,
+        (None, Some(_)) => Some("ospf_announcer added".into()),
+        (Some(_), None) => Some("ospf_announcer removed".into()),
+        _ => Some("ospf_announcer changed".into()),
+    };
     d
+}
+
+/// What differs between two VRRP plans, or `None` when they are equal.
+fn vrrp_change(old: Option<&VrrpPlan>, new: Option<&VrrpPlan>) -> Option<String> {
+    if old == new {
+        return None;
+    }
+    let empty = VrrpPlan::default();
+    let (old, new) = (old.unwrap_or(&empty), new.unwrap_or(&empty));
+    let by = |p: &VrrpPlan| -> BTreeMap<String, vrrp::instance::InstanceSpec> {
+        p.instances
+            .iter()
+            .map(|i| (i.name.clone(), i.clone()))
+            .collect()
+    };
+    let (o, n) = (by(old), by(new));
+    let mut parts = Vec::new();
+    for (name, spec) in &n {
+        match o.get(name) {
+            None => parts.push(format!("instance {name} added")),
+            Some(x) if x != spec => parts.push(format!("instance {name} changed")),
+            Some(_) => {}
+        }
+    }
+    parts.extend(
+        o.keys()
+            .filter(|k| !n.contains_key(*k))
+            .map(|k| format!("instance {k} removed")),
+    );
+    if old.groups != new.groups {
+        parts.push("sync groups changed".into());
+    }
+    if old.scripts != new.scripts || old.files != new.files {
+        parts.push("vrrp_script/track_file changed".into());
+    }
+    if parts.is_empty() {
+        parts.push("instance order changed".into());
+    }
+    Some(parts.join(", "))
 }
 
 #[cfg(test)]
@@ -248,6 +308,25 @@ mod tests {
         assert!(!by["10.0.0.2"].checks);
         assert!(by["10.0.0.3"].checks && by["10.0.0.3"].weight.is_none());
         assert_eq!(d.lines().len(), 5);
+    }
+
+    const VI: &str = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  priority 100\n  virtual_ipaddress {\n    10.0.0.1\n  }\n}\n";
+
+    #[test]
+    fn vrrp_changes_restart_the_driver_and_say_so() {
+        let base = conf(&[("10.0.0.1", &[("10.0.0.2", 1, 3)])]);
+        let a = plan(&format!("{base}{VI}"));
+        assert!(a.vrrp.is_some());
+        let same = diff(&a, &plan(&format!("{base}{VI}")));
+        assert!(same.is_empty(), "{:?}", same.lines());
+        let b = plan(&format!(
+            "{base}{}",
+            VI.replace("priority 100", "priority 90")
+        ));
+        let d = diff(&a, &b);
+        assert_eq!(d.lines(), vec!["restart VRRP: instance VI_1 changed"]);
+        let d = diff(&a, &plan(&base));
+        assert_eq!(d.lines(), vec!["restart VRRP: instance VI_1 removed"]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use crate::ctl::{ListInfo, ReloadInfo, StatusInfo};
+use crate::ctl::{ListInfo, OspfInfo, ReloadInfo, StatusInfo, VrrpInfo};
 
 /// `dpvsctl list`.
 pub fn list(info: &ListInfo) -> String {
@@ -96,6 +96,16 @@ pub fn status(s: &StatusInfo) -> String {
         "traffic:  {} connections, {} frames in, {} frames out",
         s.conns, s.rx_frames, s.tx_frames
     );
+    if s.vrrp_instances > 0 {
+        let _ = writeln!(
+            out,
+            "vrrp:     {} instance(s), {} MASTER",
+            s.vrrp_instances, s.vrrp_master
+        );
+    }
+    if let Some(n) = s.ospf_announced {
+        let _ = writeln!(out, "ospf:     {n} VIP(s) announced");
+    }
     if !s.drops.is_empty() {
         let _ = writeln!(out, "drops:");
         for (name, n) in &s.drops {
@@ -135,6 +145,137 @@ pub fn reload(r: &ReloadInfo) -> String {
     }
     for c in &r.changes {
         let _ = writeln!(out, "  {c}");
+    }
+    out
+}
+
+/// `dpvsctl vrrp`.
+pub fn vrrp(v: &VrrpInfo) -> String {
+    let mut out = String::new();
+    if let Some(e) = &v.error {
+        let _ = writeln!(out, "VRRP driver stopped: {e}");
+    }
+    if v.instances.is_empty() {
+        let _ = writeln!(out, "no VRRP instances running");
+    }
+    for i in &v.instances {
+        let _ = writeln!(
+            out,
+            "{} (vrid {} on {}): {}",
+            i.name, i.vrid, i.interface, i.state
+        );
+        let why: Vec<String> = i
+            .reasons
+            .iter()
+            .map(|r| format!("{} {} {}", r.kind, r.name, r.effect))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  priority:   {} (base {}){}",
+            i.effective_priority,
+            i.base_priority,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", why.join(", "))
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  master:     {}",
+            i.master_addr.as_deref().unwrap_or("-")
+        );
+        let owners: Vec<String> = i.owners.iter().map(|(v, o)| format!("{v} ({o})")).collect();
+        let _ = writeln!(out, "  vips:       {}", owners.join(", "));
+        let _ = writeln!(
+            out,
+            "  held:       {}",
+            if i.vips_held.is_empty() {
+                "none".to_string()
+            } else {
+                i.vips_held.join(", ")
+            }
+        );
+        let c = &i.counters;
+        let _ = writeln!(
+            out,
+            "  adverts:    {} sent ({} priority 0), {} received ({} priority 0)",
+            c.adverts_sent, c.prio0_sent, c.adverts_received, c.prio0_received
+        );
+        let drops: Vec<String> = c
+            .drops
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(d, n)| format!("{d} {n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  dropped:    {}",
+            if drops.is_empty() {
+                "none".to_string()
+            } else {
+                drops.join(", ")
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  transition: {}",
+            i.last_transition_unix_ms
+                .map(|ms| format!("unix {}.{:03}", ms / 1000, ms % 1000))
+                .unwrap_or_else(|| "never".into())
+        );
+    }
+    out
+}
+
+/// `dpvsctl ospf`.
+pub fn ospf(o: &OspfInfo) -> String {
+    let mut out = String::new();
+    if !o.configured {
+        let _ = writeln!(out, "no ospf_announcer configured");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "router {} area {}: {}",
+        o.router_id.as_deref().unwrap_or("-"),
+        o.area.as_deref().unwrap_or("-"),
+        if o.running { "running" } else { "not running" }
+    );
+    if let Some(e) = &o.error {
+        let _ = writeln!(out, "error: {e}");
+    }
+    for i in &o.interfaces {
+        let _ = writeln!(
+            out,
+            "interface {} {}: {} (DR {}, BDR {})",
+            i.name, i.address, i.state, i.dr, i.bdr
+        );
+        for n in &i.neighbors {
+            let _ = writeln!(
+                out,
+                "  neighbour {} at {} priority {}: {}",
+                n.router_id, n.addr, n.priority, n.state
+            );
+        }
+    }
+    let _ = writeln!(out, "originated LSAs:");
+    for l in &o.originated {
+        let _ = writeln!(
+            out,
+            "  {:<10} id {:<15} adv {:<15} seq {} age {}",
+            l.ls_type, l.ls_id, l.adv_router, l.seq, l.age
+        );
+    }
+    let _ = writeln!(out, "VIPs:");
+    for v in &o.vips {
+        let _ = writeln!(out, "  {:<15} {}", v.vip, v.reason);
+    }
+    if !o.drops.is_empty() {
+        let _ = writeln!(out, "drops:");
+        for (name, n) in &o.drops {
+            let _ = writeln!(out, "  {name:<22} {n}");
+        }
     }
     out
 }

@@ -105,7 +105,9 @@ impl Lab {
             dir,
         };
         for ns in [&lab.a, &lab.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            if Path::new("/run/netns").join(ns).exists() {
+                let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            }
             sh(&["ip", "netns", "add", ns]);
             for kv in [
                 "net.ipv6.conf.all.disable_ipv6=1",

@@ -37,12 +37,14 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
 pub use self::arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use self::ethernet::{EtherType, EthernetFrame};
 pub use self::ipv4::{Ipv4Packet, Ipv4Repr};
+pub use self::ipv6::{Ipv6Packet, Ipv6Repr, Ipv6Upper};
 pub use self::tcp::TcpPacket;
 pub use self::udp::UdpPacket;
 
@@ -150,15 +152,29 @@ impl From<[u8; 6]> for MacAddr {
     }
 }
 
-/// IP protocol number (IPv4 `protocol` field). Unknown numbers are carried, not rejected.
+/// IP protocol number (IPv4 `protocol`, IPv6 `next header`). Unknown numbers are carried, not rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpProtocol {
     /// 1
     Icmp,
+    /// 4 (IPv4-in-IPv4, RFC 2003)
+    IpIp,
     /// 6
     Tcp,
     /// 17
     Udp,
+    /// 0: IPv6 hop-by-hop options
+    HopByHop,
+    /// 41: IPv6 encapsulation (6in4, ip6ip6)
+    Ipv6,
+    /// 43: IPv6 routing header
+    Ipv6Route,
+    /// 44: IPv6 fragment header
+    Ipv6Frag,
+    /// 58: ICMPv6
+    Icmpv6,
+    /// 60: IPv6 destination options
+    Ipv6Opts,
     /// Any other protocol number.
     Unknown(u8),
 }
@@ -167,8 +183,15 @@ impl From<u8> for IpProtocol {
     fn from(value: u8) -> Self {
         match value {
             1 => IpProtocol::Icmp,
+            4 => IpProtocol::IpIp,
             6 => IpProtocol::Tcp,
             17 => IpProtocol::Udp,
+            0 => IpProtocol::HopByHop,
+            41 => IpProtocol::Ipv6,
+            43 => IpProtocol::Ipv6Route,
+            44 => IpProtocol::Ipv6Frag,
+            58 => IpProtocol::Icmpv6,
+            60 => IpProtocol::Ipv6Opts,
             other => IpProtocol::Unknown(other),
         }
     }
@@ -178,8 +201,15 @@ impl From<IpProtocol> for u8 {
     fn from(value: IpProtocol) -> Self {
         match value {
             IpProtocol::Icmp => 1,
+            IpProtocol::IpIp => 4,
             IpProtocol::Tcp => 6,
             IpProtocol::Udp => 17,
+            IpProtocol::HopByHop => 0,
+            IpProtocol::Ipv6 => 41,
+            IpProtocol::Ipv6Route => 43,
+            IpProtocol::Ipv6Frag => 44,
+            IpProtocol::Icmpv6 => 58,
+            IpProtocol::Ipv6Opts => 60,
             IpProtocol::Unknown(other) => other,
         }
     }
@@ -189,8 +219,15 @@ impl fmt::Display for IpProtocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             IpProtocol::Icmp => f.write_str("icmp"),
+            IpProtocol::IpIp => f.write_str("ipip"),
             IpProtocol::Tcp => f.write_str("tcp"),
             IpProtocol::Udp => f.write_str("udp"),
+            IpProtocol::HopByHop => f.write_str("hopopt"),
+            IpProtocol::Ipv6 => f.write_str("ipv6"),
+            IpProtocol::Ipv6Route => f.write_str("ipv6-route"),
+            IpProtocol::Ipv6Frag => f.write_str("ipv6-frag"),
+            IpProtocol::Icmpv6 => f.write_str("ipv6-icmp"),
+            IpProtocol::Ipv6Opts => f.write_str("ipv6-opts"),
             IpProtocol::Unknown(n) => write!(f, "proto-{n}"),
         }
     }
@@ -267,6 +304,7 @@ mod test {
             assert_eq!(u8::from(IpProtocol::from(n)), n);
         }
         assert_eq!(IpProtocol::from(6), IpProtocol::Tcp);
+        assert_eq!(IpProtocol::from(4), IpProtocol::IpIp);
         assert_eq!(IpProtocol::from(112), IpProtocol::Unknown(112));
     }
 

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use dpvsd::ctl::{self, CtlCommand, ListInfo, ReloadInfo, Request, Response, StatusInfo};
+use dpvsd::ctl::{
+    self, CtlCommand, ListInfo, OspfInfo, ReloadInfo, Request, Response, StatusInfo, VrrpInfo,
+};
 use dpvsd::render;
 
 /// Query and control a running dpvsd.
@@ -37,6 +39,12 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// VRRP instances: state, effective priority and why, master, VIPs held,
+    /// advert counters, drops by cause, last transition.
+    Vrrp,
+    /// OSPF announcer: neighbours and their states, originated LSAs, and
+    /// which VIPs are announced and why.
+    Ospf,
 }
 
 fn call(socket: &PathBuf, command: CtlCommand) -> Result<Response, String> {
@@ -68,6 +76,8 @@ fn main() -> ExitCode {
         Cmd::Status => CtlCommand::Status,
         Cmd::List => CtlCommand::List,
         Cmd::Reload { dry_run } => CtlCommand::Reload { dry_run },
+        Cmd::Vrrp => CtlCommand::Vrrp,
+        Cmd::Ospf => CtlCommand::Ospf,
     };
     let resp = match call(&cli.socket, command.clone()) {
         Ok(r) => r,
@@ -101,6 +111,8 @@ fn main() -> ExitCode {
             serde_json::from_value::<StatusInfo>(data).map(|s| render::status(&s))
         }
         CtlCommand::List => serde_json::from_value::<ListInfo>(data).map(|l| render::list(&l)),
+        CtlCommand::Vrrp => serde_json::from_value::<VrrpInfo>(data).map(|v| render::vrrp(&v)),
+        CtlCommand::Ospf => serde_json::from_value::<OspfInfo>(data).map(|o| render::ospf(&o)),
         CtlCommand::Reload { .. } => match serde_json::from_value::<ReloadInfo>(data) {
             Ok(r) => {
                 print!("{}", render::reload(&r));
