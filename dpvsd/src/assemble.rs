@@ -27,6 +27,30 @@ pub struct Plan {
     pub vrrp: Option<VrrpPlan>,
     /// `ospf_announcer`; `None` without one.
     pub ospf: Option<OspfPlan>,
+    /// Keywords accepted but ignored by dpvsd (e.g. `smtp_alert`): reported,
+    /// never silently dropped, and not a reason to refuse the file.
+    pub warnings: Vec<AssembleWarning>,
+}
+
+/// Something in the model dpvsd accepts but ignores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssembleWarning {
+    pub location: Location,
+    pub message: String,
+}
+
+impl std::fmt::Display for AssembleWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: warning: {}", self.location, self.message)
+    }
+}
+
+/// The warning for a keyword dpvsd accepts but does not act on.
+pub(crate) fn ignored(location: &Location, what: &str) -> AssembleWarning {
+    AssembleWarning {
+        location: location.clone(),
+        message: format!("{what} is not supported by dpvsd, ignored"),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -76,13 +100,15 @@ pub fn assemble(model: &Model) -> Result<Plan, Vec<AssembleError>> {
             Err(e) => errors.extend(e),
         }
     }
-    let vrrp = vrrp::plan(model, &mut errors);
+    let mut warnings = Vec::new();
+    let vrrp = vrrp::plan(model, &mut errors, &mut warnings);
     let ospf = ospf::plan(model, &mut errors);
     if errors.is_empty() {
         Ok(Plan {
             services,
             vrrp,
             ospf,
+            warnings,
         })
     } else {
         Err(errors)
@@ -322,4 +348,29 @@ fn http(h: &model::HttpCheck, c: &model::Checker) -> Result<HttpSpec, AssembleEr
         enable_sni: h.enable_sni,
         sni_name: None,
     })
+}
+
+#[cfg(test)]
+mod warning_tests {
+    use super::*;
+    use keepalived_parser::{load_str, LoadOptions};
+    use std::path::Path;
+
+    #[test]
+    fn smtp_alert_is_ignored_with_a_located_warning_not_refused() {
+        let text = "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    priority 100\n    smtp_alert\n    virtual_ipaddress {\n        10.0.0.100/24\n    }\n}\n";
+        let loaded = load_str(
+            text,
+            Path::new("w.conf"),
+            &LoadOptions {
+                config_id: Some("x".into()),
+            },
+        );
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("smtp_alert must not refuse the file");
+        assert_eq!(plan.warnings.len(), 1);
+        let w = plan.warnings[0].to_string();
+        assert!(w.starts_with("w.conf:1:1: warning: smtp_alert"), "{w}");
+        assert!(w.ends_with("is not supported by dpvsd, ignored"), "{w}");
+    }
 }

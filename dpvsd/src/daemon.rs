@@ -471,8 +471,12 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
             diagnostics,
         );
     }
+    let mut diagnostics = diagnostics;
     let mut plan = match assemble::assemble(&loaded.model) {
-        Ok(p) => p,
+        Ok(p) => {
+            diagnostics.extend(p.warnings.iter().map(|w| w.to_string()));
+            p
+        }
         Err(errors) => {
             let mut all = diagnostics;
             all.extend(errors.iter().map(|e| e.to_string()));

@@ -85,10 +85,9 @@ fn main() -> ExitCode {
         eprintln!("{d}");
     }
     let plan = assemble::assemble(&loaded.model);
-    if let Err(errors) = &plan {
-        for e in errors {
-            eprintln!("{e}");
-        }
+    match &plan {
+        Ok(p) => p.warnings.iter().for_each(|w| eprintln!("{w}")),
+        Err(errors) => errors.iter().for_each(|e| eprintln!("{e}")),
     }
     if cli.config_test {
         let code = match keepalived_parser::config_test_exit_code(&loaded) {

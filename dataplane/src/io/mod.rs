@@ -6,6 +6,8 @@
 //! benchmarks) and [`afpacket`] (AF_PACKET on any Linux interface).
 
 pub mod afpacket;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod mem;
 
 use std::time::Duration;

@@ -48,7 +48,11 @@ impl VrrpPlan {
 }
 
 /// Maps the VRRP blocks; `None` when the file has no `vrrp_instance`.
-pub fn plan(model: &Model, errors: &mut Vec<AssembleError>) -> Option<VrrpPlan> {
+pub fn plan(
+    model: &Model,
+    errors: &mut Vec<AssembleError>,
+    warnings: &mut Vec<super::AssembleWarning>,
+) -> Option<VrrpPlan> {
     if model.vrrp_instances.is_empty() {
         return None;
     }
@@ -56,6 +60,9 @@ pub fn plan(model: &Model, errors: &mut Vec<AssembleError>) -> Option<VrrpPlan> 
     globals(&model.global_defs.vrrp, first, errors);
     let mut plan = VrrpPlan::default();
     for vi in &model.vrrp_instances {
+        if vi.smtp_alert {
+            warnings.push(super::ignored(&vi.location, "smtp_alert (email alerts)"));
+        }
         if let Some(spec) = instance(model, vi, errors) {
             plan.instances.push(spec);
         }
@@ -64,7 +71,7 @@ pub fn plan(model: &Model, errors: &mut Vec<AssembleError>) -> Option<VrrpPlan> 
         let loc = &g.location;
         notify_unsupported(&g.notify, loc, errors);
         if g.smtp_alert {
-            errors.push(err(loc, "smtp_alert is not supported by dpvsd".into()));
+            warnings.push(super::ignored(loc, "smtp_alert (email alerts)"));
         }
         plan.groups.push(SyncGroupSpec {
             name: g.name.clone(),
@@ -177,7 +184,6 @@ fn instance(
         (!vi.virtual_rules.is_empty(), "virtual_rules"),
         (vi.strict_mode, "strict_mode"),
         (vi.skip_check_adv_addr, "skip_check_adv_addr"),
-        (vi.smtp_alert, "smtp_alert"),
         (
             vi.garp.lower_prio_delay != vi.garp.master_delay
                 || vi.garp.lower_prio_repeat != vi.garp.master_repeat,
