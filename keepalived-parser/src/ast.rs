@@ -1,4 +1,4 @@
-//! Stage 2: a nom grammar over [`LogicalLine`]s producing a keyword-agnostic AST.
+//! Stage 2: a nom grammar over [`LogicalLine`](crate::LogicalLine)s producing a keyword-agnostic AST.
 //!
 //! ```text
 //! file      = { statement | '}' }            // a '}' here is "Extra '}' found"
@@ -16,14 +16,15 @@ use nom::multi::many0;
 use nom::{branch::alt, IResult};
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
-use crate::preprocess::{LogicalLine, Token};
+use crate::preprocess::{Item, Preprocessed, Source, Tok, Token};
 
-/// The source lines of each file read, for indentation (tabs count to the
-/// next multiple of 8, as an editor shows them).
-pub(crate) type Sources = HashMap<PathBuf, Vec<String>>;
+/// The text of each file read, for indentation (tabs count to the next
+/// multiple of 8, as an editor shows them).
+pub(crate) type Sources = HashMap<Arc<Path>, Source>;
 
 /// Deeper brace nesting than this is refused (it would only be an attack on the stack).
 const MAX_NESTING: usize = 200;
@@ -55,128 +56,184 @@ impl Statement {
     }
 }
 
-type In<'a> = &'a [LogicalLine];
+/// A statement as the loading pipeline builds it: it borrows its words
+/// from the preprocessor's output (see [`Statement`] for the fields).
+#[derive(Debug)]
+pub(crate) struct Stmt<'a> {
+    pub keyword: Tok<'a>,
+    pub args: &'a [Tok<'a>],
+    pub block: Option<Vec<Stmt<'a>>>,
+    pub location: &'a Location,
+    pub open_brace: Option<&'a Location>,
+    pub close_brace: Option<&'a Location>,
+}
 
-fn fail<T>(i: In<'_>) -> IResult<In<'_>, T> {
+impl Stmt<'_> {
+    /// See [`Statement::is_bare_block`].
+    pub fn is_bare_block(&self) -> bool {
+        self.keyword.text == "{"
+            && self.args.is_empty()
+            && self.open_brace == Some(self.keyword.location)
+    }
+
+    /// The owned form, for [`crate::parse_str`].
+    pub fn to_statement(&self) -> Statement {
+        Statement {
+            keyword: self.keyword.to_token(),
+            args: self.args.iter().map(|t| t.to_token()).collect(),
+            block: self
+                .block
+                .as_ref()
+                .map(|b| b.iter().map(Stmt::to_statement).collect()),
+            location: self.location.clone(),
+            open_brace: self.open_brace.cloned(),
+            close_brace: self.close_brace.cloned(),
+        }
+    }
+}
+
+/// A logical line as the grammar reads it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Line<'a> {
+    Words(&'a [Tok<'a>]),
+    Open(&'a Location),
+    Close(&'a Location),
+}
+
+/// The logical lines of preprocessed text, over its words (`tokens`, from
+/// [`Preprocessed::tokens`]).
+pub(crate) fn lines<'a>(pre: &'a Preprocessed, tokens: &'a [Tok<'a>]) -> Vec<Line<'a>> {
+    pre.items
+        .iter()
+        .map(|item| match item {
+            Item::Words(r) => Line::Words(&tokens[r.clone()]),
+            Item::Open(l) => Line::Open(l),
+            Item::Close(l) => Line::Close(l),
+        })
+        .collect()
+}
+
+type In<'a, 'b> = &'b [Line<'a>];
+
+fn fail<'a, 'b, T>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, T> {
     Err(nom::Err::Error(Error::new(i, ErrorKind::Tag)))
 }
 
-fn words_line(i: In<'_>) -> IResult<In<'_>, &Vec<Token>> {
+fn words_line<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a [Tok<'a>]> {
     match i.split_first() {
-        Some((LogicalLine::Words(w), rest)) => Ok((rest, w)),
+        Some((Line::Words(w), rest)) => Ok((rest, w)),
         _ => fail(i),
     }
 }
 
-fn open_brace(i: In<'_>) -> IResult<In<'_>, &Location> {
+fn open_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a Location> {
     match i.split_first() {
-        Some((LogicalLine::Open(l), rest)) => Ok((rest, l)),
+        Some((Line::Open(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
 
-fn close_brace(i: In<'_>) -> IResult<In<'_>, &Location> {
+fn close_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a Location> {
     match i.split_first() {
-        Some((LogicalLine::Close(l), rest)) => Ok((rest, l)),
+        Some((Line::Close(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
 
-type Block<'a> = (&'a Location, Vec<Statement>, Option<&'a Location>);
+type Block<'a> = (&'a Location, Vec<Stmt<'a>>, Option<&'a Location>);
 
-fn block(i: In<'_>) -> IResult<In<'_>, Block<'_>> {
+fn block<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Block<'a>> {
     let (i, open) = open_brace(i)?;
     let (i, body) = many0(statement)(i)?;
     let (i, close) = opt(close_brace)(i)?;
     Ok((i, (open, body, close)))
 }
 
-fn keyword_statement(i: In<'_>) -> IResult<In<'_>, Statement> {
+fn keyword_statement<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
     let (i, words) = words_line(i)?;
     let (i, blk) = opt(block)(i)?;
     let Some((keyword, args)) = words.split_first() else {
         return fail(i);
     };
     let (open_brace, block, close_brace) = match blk {
-        Some((o, b, c)) => (Some(o.clone()), Some(b), c.cloned()),
+        Some((o, b, c)) => (Some(o), Some(b), c),
         None => (None, None, None),
     };
     Ok((
         i,
-        Statement {
-            keyword: keyword.clone(),
-            args: args.to_vec(),
+        Stmt {
+            keyword: *keyword,
+            args,
             block,
-            location: keyword.location.clone(),
+            location: keyword.location,
             open_brace,
             close_brace,
         },
     ))
 }
 
-fn bare_block(i: In<'_>) -> IResult<In<'_>, Statement> {
-    map(block, |(open, body, close)| Statement {
-        keyword: Token {
-            text: "{".into(),
-            location: open.clone(),
+fn bare_block<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
+    map(block, |(open, body, close)| Stmt {
+        keyword: Tok {
+            text: "{",
+            location: open,
             rest: None,
         },
-        args: Vec::new(),
+        args: &[],
         block: Some(body),
-        location: open.clone(),
-        open_brace: Some(open.clone()),
-        close_brace: close.cloned(),
+        location: open,
+        open_brace: Some(open),
+        close_brace: close,
     })(i)
 }
 
-fn statement(i: In<'_>) -> IResult<In<'_>, Statement> {
+fn statement<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
     alt((keyword_statement, bare_block))(i)
 }
 
-enum Item {
-    Stmt(Statement),
-    Extra(Location),
+enum Parsed<'a> {
+    Stmt(Stmt<'a>),
+    Extra(&'a Location),
 }
 
-fn item(i: In<'_>) -> IResult<In<'_>, Item> {
+fn item<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Parsed<'a>> {
     alt((
-        map(statement, Item::Stmt),
-        map(close_brace, |l| Item::Extra(l.clone())),
+        map(statement, Parsed::Stmt),
+        map(close_brace, Parsed::Extra),
     ))(i)
 }
 
 /// Parses the logical lines of a whole configuration.
-pub(crate) fn parse(
-    lines: &[LogicalLine],
+pub(crate) fn parse<'a>(
+    lines: &[Line<'a>],
     sources: &Sources,
     diags: &mut Vec<Diagnostic>,
-) -> Vec<Statement> {
+) -> Vec<Stmt<'a>> {
     let mut depth = 0usize;
     for l in lines {
         match l {
-            LogicalLine::Open(loc) => {
+            Line::Open(loc) => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     diags.push(diag(
                         Severity::Fatal,
-                        loc.clone(),
+                        (*loc).clone(),
                         format!("blocks nested more than {MAX_NESTING} deep"),
                     ));
                     return Vec::new();
                 }
             }
-            LogicalLine::Close(_) => depth = depth.saturating_sub(1),
-            LogicalLine::Words(_) => {}
+            Line::Close(_) => depth = depth.saturating_sub(1),
+            Line::Words(_) => {}
         }
     }
     let items = match many0(item)(lines) {
         Ok((_, items)) => items,
         // `item` accepts every logical line, so this cannot happen; report it anyway.
         Err(_) => {
-            let location = first_location(lines);
             diags.push(diag(
                 Severity::Fatal,
-                location,
+                first_location(lines),
                 "internal error: grammar failed",
             ));
             return Vec::new();
@@ -185,18 +242,18 @@ pub(crate) fn parse(
     let mut out = Vec::new();
     for it in items {
         match it {
-            Item::Stmt(s) => out.push(s),
-            Item::Extra(loc) => diags.push(diag(Severity::Error, loc, "Extra '}' found")),
+            Parsed::Stmt(s) => out.push(s),
+            Parsed::Extra(loc) => diags.push(diag(Severity::Error, loc.clone(), "Extra '}' found")),
         }
     }
     report_unclosed(&out, sources, diags);
     out
 }
 
-fn first_location(lines: &[LogicalLine]) -> Location {
+fn first_location(lines: &[Line<'_>]) -> Location {
     match lines.first() {
-        Some(LogicalLine::Open(l) | LogicalLine::Close(l)) => l.clone(),
-        Some(LogicalLine::Words(w)) => w.first().map(|t| t.location.clone()).unwrap_or_default(),
+        Some(Line::Open(l) | Line::Close(l)) => (*l).clone(),
+        Some(Line::Words(w)) => w.first().map(|t| t.location.clone()).unwrap_or_default(),
         None => Location::default(),
     }
 }
@@ -204,19 +261,19 @@ fn first_location(lines: &[LogicalLine]) -> Location {
 /// Reports every block left open at end of file. Those form one chain (each
 /// holds everything after its `{`), so the outermost one is searched, once,
 /// for the block that probably lost its `}` (see [`misclosed`]).
-fn report_unclosed(stmts: &[Statement], sources: &Sources, diags: &mut Vec<Diagnostic>) {
+fn report_unclosed(stmts: &[Stmt<'_>], sources: &Sources, diags: &mut Vec<Diagnostic>) {
     report_unclosed_in(stmts, sources, false, diags);
 }
 
 fn report_unclosed_in(
-    stmts: &[Statement],
+    stmts: &[Stmt<'_>],
     sources: &Sources,
     in_unclosed: bool,
     diags: &mut Vec<Diagnostic>,
 ) {
     for s in stmts {
         let unclosed = s.open_brace.is_some() && s.close_brace.is_none();
-        if let (Some(open), true) = (&s.open_brace, unclosed) {
+        if let (Some(open), true) = (s.open_brace, unclosed) {
             diags.push(diag(
                 Severity::Error,
                 open.clone(),
@@ -227,7 +284,7 @@ fn report_unclosed_in(
             ));
         }
         if unclosed && !in_unclosed {
-            let indent = column(sources, &s.location);
+            let indent = column(sources, s.location);
             let culprit = s
                 .block
                 .as_deref()
@@ -247,8 +304,10 @@ fn report_unclosed_in(
                 diags.push(d);
             }
         }
-        if let Some(b) = &s.block {
-            report_unclosed_in(b, sources, in_unclosed || unclosed, diags);
+        // A block left open holds every other one (they all end at end of
+        // file), so a closed block has none inside.
+        if let (Some(b), true) = (&s.block, unclosed) {
+            report_unclosed_in(b, sources, true, diags);
         }
     }
 }
@@ -259,21 +318,21 @@ fn report_unclosed_in(
 /// stands on a later line, left of its keyword and nearer its parent's
 /// indentation than its own, that is, indented like an outer block's `}`. Returns the
 /// block with its `{` and `}`.
-fn misclosed<'a>(
-    stmts: &'a [Statement],
+fn misclosed<'s, 'a>(
+    stmts: &'s [Stmt<'a>],
     parent_indent: u32,
     sources: &Sources,
-) -> Option<(&'a Statement, &'a Location, &'a Location)> {
-    let mut best: Option<(&Statement, &Location, &Location)> = None;
-    let mut consider = |found: (&'a Statement, &'a Location, &'a Location)| {
+) -> Option<(&'s Stmt<'a>, &'a Location, &'a Location)> {
+    let mut best: Option<(&Stmt<'a>, &Location, &Location)> = None;
+    let mut consider = |found: (&'s Stmt<'a>, &'a Location, &'a Location)| {
         let pos = |l: &Location| (l.line, l.col);
         if best.is_none_or(|b| pos(found.2) < pos(b.2)) {
             best = Some(found);
         }
     };
     for s in stmts {
-        let indent = column(sources, &s.location);
-        if let (Some(open), Some(close)) = (&s.open_brace, &s.close_brace) {
+        let indent = column(sources, s.location);
+        if let (Some(open), Some(close)) = (s.open_brace, s.close_brace) {
             let close_col = column(sources, close);
             // Its `}` is left of its keyword and nearer the parent's indentation.
             if close.file == s.location.file
@@ -298,9 +357,7 @@ fn misclosed<'a>(
 /// The visual column of a location: tabs before it advance to the next
 /// multiple of 8; the character column when the line is not known.
 fn column(sources: &Sources, loc: &Location) -> u32 {
-    let line = (loc.line as usize)
-        .checked_sub(1)
-        .and_then(|i| sources.get(&loc.file)?.get(i));
+    let line = sources.get(&*loc.file).and_then(|s| s.line(loc.line));
     let Some(line) = line else {
         return loc.col;
     };
@@ -326,11 +383,12 @@ mod tests {
 
     fn parse_text(text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
         let mut p = Preprocessor::new("id".into());
-        p.process_file(std::path::Path::new("t.conf"), text.as_bytes());
-        let pre = p.finish();
-        let mut diags = pre.diagnostics;
-        let ast = parse(&pre.lines, &pre.sources, &mut diags);
-        (ast, diags)
+        p.process_file(Path::new("t.conf"), text.as_bytes().to_vec());
+        let mut pre = p.finish();
+        let mut diags = std::mem::take(&mut pre.diagnostics);
+        let tokens = pre.tokens();
+        let ast = parse(&lines(&pre, &tokens), &pre.sources, &mut diags);
+        (ast.iter().map(Stmt::to_statement).collect(), diags)
     }
 
     #[test]

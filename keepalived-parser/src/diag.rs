@@ -2,7 +2,8 @@
 //! location, in one pass.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::Path;
+use std::sync::Arc;
 
 /// How bad a problem is. Follows keepalived's classes: `Fatal` means the
 /// configuration cannot be started at all, `Error` means the item is dropped
@@ -51,11 +52,24 @@ pub enum DiagClass {
 }
 
 /// A position in a configuration file (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, serde::Serialize)]
+///
+/// The file name is shared: every location in one file points at the same
+/// `Arc<Path>`, so cloning a location never allocates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Location {
-    pub file: PathBuf,
+    pub file: Arc<Path>,
     pub line: u32,
     pub col: u32,
+}
+
+impl Default for Location {
+    fn default() -> Self {
+        Location {
+            file: Arc::from(Path::new("")),
+            line: 0,
+            col: 0,
+        }
+    }
 }
 
 impl fmt::Display for Location {

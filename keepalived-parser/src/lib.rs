@@ -129,46 +129,48 @@ pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(load_bytes(&bytes, path, opts))
+    Ok(load_bytes(bytes, path, opts))
 }
 
 /// Loads configuration text; `name` is used in locations, and relative
 /// includes resolve against its directory.
 pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
-    load_bytes(text.as_bytes(), name, opts)
+    load_bytes(text.as_bytes().to_vec(), name, opts)
 }
 
 /// The syntax tree of configuration text (stages 1 and 2 only, no keyword
 /// is interpreted), with the preprocessing and brace diagnostics. For tools
 /// that need the block structure of a file, such as the mutation tests.
 pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
-    let (ast, diagnostics, _) = parse_bytes(text.as_bytes(), name, opts);
+    let mut pre = preprocess(text.as_bytes().to_vec(), name, opts);
+    let mut diagnostics = std::mem::take(&mut pre.diagnostics);
+    let tokens = pre.tokens();
+    let ast = ast::parse(&ast::lines(&pre, &tokens), &pre.sources, &mut diagnostics);
+    let ast = ast.iter().map(ast::Stmt::to_statement).collect();
     (ast, diagnostics)
 }
 
-fn parse_bytes(
-    bytes: &[u8],
-    name: &Path,
-    opts: &LoadOptions,
-) -> (Vec<Statement>, Vec<Diagnostic>, ast::Sources) {
+fn preprocess(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> preprocess::Preprocessed {
     let config_id = opts.config_id.clone().unwrap_or_else(default_config_id);
     let mut pp = preprocess::Preprocessor::new(config_id);
     pp.process_file(name, bytes);
-    let pre = pp.finish();
-    let mut diagnostics = pre.diagnostics;
-    let ast = ast::parse(&pre.lines, &pre.sources, &mut diagnostics);
-    (ast, diagnostics, pre.sources)
+    pp.finish()
 }
 
-fn load_bytes(bytes: &[u8], name: &Path, opts: &LoadOptions) -> Loaded {
-    let (ast, mut diagnostics, sources) = parse_bytes(bytes, name, opts);
+fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> Loaded {
+    let mut pre = preprocess(bytes, name, opts);
+    let mut diagnostics = std::mem::take(&mut pre.diagnostics);
+    let tokens = pre.tokens();
+    let lines = ast::lines(&pre, &tokens);
+    let ast = ast::parse(&lines, &pre.sources, &mut diagnostics);
     let model = lower::lower(&ast, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {
-            d.source_line = sources
-                .get(&d.location.file)
-                .and_then(|lines| lines.get((d.location.line as usize).checked_sub(1)?))
-                .cloned();
+            d.source_line = pre
+                .sources
+                .get(&*d.location.file)
+                .and_then(|s| s.line(d.location.line))
+                .map(str::to_string);
         }
     }
     Loaded { model, diagnostics }

@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::ast::Statement;
+use crate::ast::Stmt;
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
     Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck, HashTarget, HttpCheck,
@@ -24,7 +24,7 @@ use crate::model::{
     Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer, UdpCheck, UdpReply,
     VirtualServer, VirtualServerGroup, VsgEntry,
 };
-use crate::preprocess::Token;
+use crate::preprocess::Tok;
 use crate::values;
 
 mod vrrp;
@@ -522,50 +522,77 @@ fn lookup(level: Level, kw: &str) -> Option<Kind> {
 /// A statement placed where keepalived's block engine puts it.
 #[derive(Debug)]
 struct Node<'a> {
-    stmt: &'a Statement,
+    stmt: &'a Stmt<'a>,
     /// Members of a section, or the lines of a value block.
     children: Vec<Node<'a>>,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Event<'a> {
-    Line(&'a Statement),
+    Line(&'a Stmt<'a>),
     Open(&'a Location),
     Close(&'a Location),
 }
 
-fn flatten<'a>(stmts: &'a [Statement], out: &mut Vec<Event<'a>>) {
-    for s in stmts {
-        if !s.is_bare_block() {
-            out.push(Event::Line(s));
-        }
-        if let (Some(open), Some(block)) = (&s.open_brace, &s.block) {
-            out.push(Event::Open(open));
-            flatten(block, out);
-            if let Some(close) = &s.close_brace {
-                out.push(Event::Close(close));
+/// The AST flattened back into its keyword / `{` / `}` stream, in file order.
+#[derive(Debug)]
+struct Flatten<'a> {
+    /// The statements still to visit at each depth, with the `}` that ends it.
+    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<&'a Location>)>,
+    /// The statement just visited, whose block comes next.
+    pending: Option<&'a Stmt<'a>>,
+}
+
+impl<'a> Iterator for Flatten<'a> {
+    type Item = Event<'a>;
+
+    fn next(&mut self) -> Option<Event<'a>> {
+        loop {
+            if let Some(s) = self.pending.take() {
+                if let (Some(open), Some(block)) = (s.open_brace, &s.block) {
+                    self.stack.push((block.iter(), s.close_brace));
+                    return Some(Event::Open(open));
+                }
+            }
+            let (stmts, close) = self.stack.last_mut()?;
+            match stmts.next() {
+                Some(s) => {
+                    self.pending = Some(s);
+                    if !s.is_bare_block() {
+                        return Some(Event::Line(s));
+                    }
+                }
+                None => {
+                    let close = *close;
+                    self.stack.pop();
+                    if let Some(close) = close {
+                        return Some(Event::Close(close));
+                    }
+                }
             }
         }
     }
 }
 
 /// Lowers a parsed configuration. Diagnostics are appended to `diags`.
-pub(crate) fn lower(ast: &[Statement], diags: &mut Vec<Diagnostic>) -> Model {
-    let mut events = Vec::new();
-    flatten(ast, &mut events);
+pub(crate) fn lower(ast: &[Stmt<'_>], diags: &mut Vec<Diagnostic>) -> Model {
     let mut lw = Lowerer {
         diags,
         model: Model::default(),
         track_files: Vec::new(),
         garp_lower_set: (false, false),
     };
-    let mut it = events.into_iter().peekable();
-    let top = lw.level(&mut it, Level::Top, None);
+    let mut events = Flatten {
+        stack: vec![(ast.iter(), None)],
+        pending: None,
+    }
+    .peekable();
+    let top = lw.level(&mut events, Level::Top, None);
     lw.top(&top);
     lw.model
 }
 
-type Events<'a> = std::iter::Peekable<std::vec::IntoIter<Event<'a>>>;
+type Events<'a> = std::iter::Peekable<Flatten<'a>>;
 
 #[derive(Debug)]
 struct Lowerer<'d> {
@@ -685,9 +712,11 @@ impl Lowerer<'_> {
         &mut self,
         ev: &mut Events<'a>,
         level: Level,
-        parent: Option<&'a Statement>,
+        parent: Option<&'a Stmt<'a>>,
     ) -> Vec<Node<'a>> {
-        let mut nodes = Vec::new();
+        // Usually one member per statement of the block.
+        let members = parent.and_then(|p| p.block.as_ref()).map_or(0, Vec::len);
+        let mut nodes = Vec::with_capacity(members);
         while let Some(e) = ev.next() {
             match e {
                 Event::Close(loc) => {
@@ -699,7 +728,7 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match lookup(level, &s.keyword.text) {
+                Event::Line(s) => match lookup(level, s.keyword.text) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node {
                         stmt: s,
@@ -709,7 +738,7 @@ impl Lowerer<'_> {
                         if sub == Level::TrackFile {
                             // FILE_CHECK may name a track_file defined anywhere in the file.
                             self.track_files
-                                .extend(s.args.first().map(|t| t.text.clone()));
+                                .extend(s.args.first().map(|t| t.text.to_string()));
                         }
                         self.expect_open(ev, s);
                         let children = self.level(ev, sub, Some(s));
@@ -724,7 +753,7 @@ impl Lowerer<'_> {
                         self.diag_class(
                             DiagClass::Dpvsd,
                             Severity::Warning,
-                            &s.keyword.location,
+                            s.keyword.location,
                             format!(
                                 "keyword '{}' is not yet supported by dpvsd, ignored",
                                 s.keyword.text
@@ -741,14 +770,14 @@ impl Lowerer<'_> {
     fn unknown<'a>(
         &mut self,
         ev: &mut Events<'a>,
-        s: &'a Statement,
+        s: &'a Stmt<'a>,
         level: Level,
-        parent: Option<&'a Statement>,
+        parent: Option<&'a Stmt<'a>>,
     ) {
         let kw = &s.keyword.text;
         self.diag(
             Severity::Warning,
-            &s.keyword.location,
+            s.keyword.location,
             format!("unknown keyword '{kw}'"),
         );
         if let Some(Event::Open(open)) = ev.peek().copied() {
@@ -771,13 +800,13 @@ impl Lowerer<'_> {
         }
     }
 
-    fn expect_open(&mut self, ev: &mut Events<'_>, s: &Statement) {
+    fn expect_open(&mut self, ev: &mut Events<'_>, s: &Stmt<'_>) {
         if let Some(Event::Open(_)) = ev.peek() {
             ev.next();
         } else {
             self.diag(
                 Severity::Warning,
-                &s.keyword.location,
+                s.keyword.location,
                 format!(
                     "Missing '{{' at beginning of configuration block '{}'",
                     s.keyword.text
@@ -811,13 +840,13 @@ impl Lowerer<'_> {
     // ---------------------------------------------------------------- arguments
 
     /// Argument `n` (0 = first after the keyword); a missing one is fatal, as in keepalived.
-    fn arg<'a>(&mut self, s: &'a Statement, n: usize) -> Option<&'a Token> {
+    fn arg<'a>(&mut self, s: &'a Stmt<'a>, n: usize) -> Option<&'a Tok<'a>> {
         let a = s.args.get(n);
         if a.is_none() {
             self.diag_class(
                 DiagClass::MissingParameter,
                 Severity::Fatal,
-                &s.keyword.location,
+                s.keyword.location,
                 format!(
                     "Configuration line starting `{}` is missing a parameter",
                     s.keyword.text
@@ -827,23 +856,23 @@ impl Lowerer<'_> {
         a
     }
 
-    fn check<T>(&mut self, t: &Token, r: Result<T, String>) -> Option<T> {
+    fn check<T>(&mut self, t: &Tok<'_>, r: Result<T, String>) -> Option<T> {
         match r {
             Ok(v) => Some(v),
             Err(msg) => {
-                self.diag(Severity::Error, &t.location, format!("{msg} - ignoring"));
+                self.diag(Severity::Error, t.location, format!("{msg} - ignoring"));
                 None
             }
         }
     }
 
-    fn timer_arg(&mut self, s: &Statement, min_us: u64) -> Option<Duration> {
+    fn timer_arg(&mut self, s: &Stmt<'_>, min_us: u64) -> Option<Duration> {
         let t = self.arg(s, 0)?;
-        let timer = self.check(t, values::timer(&t.text, min_us))?;
+        let timer = self.check(t, values::timer(t.text, min_us))?;
         if timer.rounded {
             self.diag(
                 Severity::Warning,
-                &t.location,
+                t.location,
                 format!(
                     "number '{}' has more than 6 decimal places - rounding",
                     t.text
@@ -853,32 +882,32 @@ impl Lowerer<'_> {
         Some(timer.value)
     }
 
-    fn uint_arg(&mut self, s: &Statement, min: u64, max: u64) -> Option<u64> {
+    fn uint_arg(&mut self, s: &Stmt<'_>, min: u64, max: u64) -> Option<u64> {
         let t = self.arg(s, 0)?;
-        self.check(t, values::uint(&t.text, min, max))
+        self.check(t, values::uint(t.text, min, max))
     }
 
-    fn ip_token(&mut self, t: &Token) -> Option<IpAddr> {
-        self.check(t, values::ip(&t.text))
+    fn ip_token(&mut self, t: &Tok<'_>) -> Option<IpAddr> {
+        self.check(t, values::ip(t.text))
     }
 
-    fn port_token(&mut self, t: &Token, min: u64) -> Option<u16> {
-        let v = self.check(t, values::uint(&t.text, min, 65535))?;
+    fn port_token(&mut self, t: &Tok<'_>, min: u64) -> Option<u16> {
+        let v = self.check(t, values::uint(t.text, min, 65535))?;
         u16::try_from(v).ok()
     }
 
     /// `KEYWORD [BOOL]`: no argument means true.
-    fn opt_bool(&mut self, s: &Statement) -> Option<bool> {
+    fn opt_bool(&mut self, s: &Stmt<'_>) -> Option<bool> {
         match s.args.first() {
             None => Some(true),
-            Some(t) => self.check(t, values::boolean(&t.text)),
+            Some(t) => self.check(t, values::boolean(t.text)),
         }
     }
 
     /// The inherited keywords, at `level`; returns false when `n` is not one.
     fn inherited(&mut self, n: &Node<'_>, level: Level, inh: &mut Inherit) -> bool {
         let s = n.stmt;
-        match s.keyword.text.as_str() {
+        match s.keyword.text {
             "connect_timeout" => inh.connect_timeout = self.timer_arg(s, 1).or(inh.connect_timeout),
             "delay_loop" => inh.delay_loop = self.timer_arg(s, 1).or(inh.delay_loop),
             "delay_before_retry" => {
@@ -901,11 +930,11 @@ impl Lowerer<'_> {
     // ---------------------------------------------------------------- typed lowering
 
     fn top(&mut self, nodes: &[Node<'_>]) {
-        let mut laddr_refs: Vec<(usize, Token)> = Vec::new();
-        let mut group_refs: Vec<(usize, Token)> = Vec::new();
+        let mut laddr_refs: Vec<(usize, Tok<'_>)> = Vec::new();
+        let mut group_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut vrrp_nodes = vrrp::VrrpNodes::default();
         for n in nodes {
-            match n.stmt.keyword.text.as_str() {
+            match n.stmt.keyword.text {
                 "global_defs" => self.global_defs(n),
                 "vrrp_script" => vrrp_nodes.scripts.push(n),
                 "track_file" | "vrrp_track_file" => vrrp_nodes.track_files.push(n),
@@ -938,7 +967,7 @@ impl Lowerer<'_> {
             {
                 self.diag(
                     Severity::Error,
-                    &t.location,
+                    t.location,
                     format!("laddr_group_name '{}' names no local_address_group", t.text),
                 );
                 if let Some(vs) = self.model.virtual_servers.get_mut(idx) {
@@ -956,7 +985,7 @@ impl Lowerer<'_> {
             {
                 self.diag(
                     Severity::Error,
-                    &t.location,
+                    t.location,
                     format!(
                         "Virtual server group {} has no entries - removing virtual server",
                         t.text
@@ -979,10 +1008,10 @@ impl Lowerer<'_> {
             if self.global_vrrp(s) {
                 continue;
             }
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.router_id = Some(t.text.clone());
+                        self.model.global_defs.router_id = Some(t.text.to_string());
                     }
                 }
                 "notification_email" => {
@@ -990,17 +1019,17 @@ impl Lowerer<'_> {
                         self.model
                             .global_defs
                             .notification_email
-                            .push(line.stmt.keyword.text.clone());
+                            .push(line.stmt.keyword.text.to_string());
                     }
                 }
                 "notification_email_from" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.notification_email_from = Some(t.text.clone());
+                        self.model.global_defs.notification_email_from = Some(t.text.to_string());
                     }
                 }
                 "smtp_server" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.smtp_server = Some(t.text.clone());
+                        self.model.global_defs.smtp_server = Some(t.text.to_string());
                         let port = match s.args.get(1) {
                             Some(p) => self.port_token(p, 1),
                             None => Some(25),
@@ -1014,8 +1043,9 @@ impl Lowerer<'_> {
                 }
                 "script_user" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.script_user = Some(t.text.clone());
-                        self.model.global_defs.script_group = s.args.get(1).map(|g| g.text.clone());
+                        self.model.global_defs.script_user = Some(t.text.to_string());
+                        self.model.global_defs.script_group =
+                            s.args.get(1).map(|g| g.text.to_string());
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -1040,7 +1070,7 @@ impl Lowerer<'_> {
         {
             self.diag(
                 Severity::Error,
-                &name.location,
+                name.location,
                 format!(
                     "local_address_group '{}' is defined twice - ignoring this one",
                     name.text
@@ -1054,7 +1084,7 @@ impl Lowerer<'_> {
             let Some(ifname) = s.args.first() else {
                 self.diag(
                     Severity::Error,
-                    &s.keyword.location,
+                    s.keyword.location,
                     format!(
                         "local address '{}' has no interface name - ignoring",
                         s.keyword.text
@@ -1062,23 +1092,23 @@ impl Lowerer<'_> {
                 );
                 continue;
             };
-            let Some(addrs) = self.check(&s.keyword, expand_range(&s.keyword.text)) else {
+            let Some(addrs) = self.check(&s.keyword, expand_range(s.keyword.text)) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
                 addr,
-                ifname: ifname.text.clone(),
+                ifname: ifname.text.to_string(),
             }));
         }
         if addresses.is_empty() {
             self.diag(
                 Severity::Warning,
-                &name.location,
+                name.location,
                 format!("local_address_group '{}' has no addresses", name.text),
             );
         }
         self.model.local_address_groups.push(LocalAddressGroup {
-            name: name.text.clone(),
+            name: name.text.to_string(),
             addresses,
             location: n.stmt.location.clone(),
         });
@@ -1096,22 +1126,22 @@ impl Lowerer<'_> {
                 let Some(t) = s.args.first() else {
                     self.diag(
                         Severity::Error,
-                        &s.keyword.location,
+                        s.keyword.location,
                         format!("({}): fwmark has no value - ignoring", name.text),
                     );
                     continue;
                 };
-                if let Some(m) = self.check(t, values::uint(&t.text, 0, u64::from(u32::MAX))) {
+                if let Some(m) = self.check(t, values::uint(t.text, 0, u64::from(u32::MAX))) {
                     entries.extend(u32::try_from(m).ok().map(VsgEntry::Fwmark));
                 }
                 continue;
             }
-            let addrs = match expand_range(&s.keyword.text) {
+            let addrs = match expand_range(s.keyword.text) {
                 Ok(a) => a,
                 Err(_) => {
                     self.diag(
                         Severity::Error,
-                        &s.keyword.location,
+                        s.keyword.location,
                         format!(
                             "Invalid virtual server group IP address {} - skipping",
                             s.keyword.text
@@ -1136,19 +1166,19 @@ impl Lowerer<'_> {
             return;
         }
         self.model.virtual_server_groups.push(VirtualServerGroup {
-            name: name.text.clone(),
+            name: name.text.to_string(),
             entries,
             location: n.stmt.location.clone(),
         });
     }
 
     /// The header of `virtual_server`; `None` when the block is to be skipped.
-    fn vs_header(&mut self, s: &Statement) -> Option<VsHeader> {
+    fn vs_header<'a>(&mut self, s: &'a Stmt<'a>) -> Option<VsHeader<'a>> {
         let first = self.arg(s, 0)?;
-        match first.text.as_str() {
+        match first.text {
             "fwmark" => {
                 let t = self.arg(s, 1)?;
-                let m = values::uint(&t.text, 0, u64::from(u32::MAX)).map_err(|_| {
+                let m = values::uint(t.text, 0, u64::from(u32::MAX)).map_err(|_| {
                     format!(
                         "virtual server fwmark '{}' must be in [0, {}] - ignoring",
                         t.text,
@@ -1158,8 +1188,8 @@ impl Lowerer<'_> {
                 let m = self.check(t, m)?;
                 Some(VsHeader::Fwmark(u32::try_from(m).ok()?))
             }
-            "group" => Some(VsHeader::Group(self.arg(s, 1)?.clone())),
-            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text.clone())),
+            "group" => Some(VsHeader::Group(*self.arg(s, 1)?)),
+            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text.to_string())),
             text => {
                 // A `-range` or `/prefix` suffix is stripped, as keepalived does.
                 let addr_text = text.split(['/', '-']).next().unwrap_or_default();
@@ -1168,7 +1198,7 @@ impl Lowerer<'_> {
                     Err(_) => {
                         self.diag(
                             Severity::Error,
-                            &first.location,
+                            first.location,
                             format!("Invalid virtual server IP address {text} - skipping"),
                         );
                         return None;
@@ -1178,7 +1208,7 @@ impl Lowerer<'_> {
                     Some(t) => match self.port_token(t, 0) {
                         Some(p) => p,
                         None => {
-                            self.diag(Severity::Error, &t.location, "virtual server ignored");
+                            self.diag(Severity::Error, t.location, "virtual server ignored");
                             return None;
                         }
                     },
@@ -1190,7 +1220,7 @@ impl Lowerer<'_> {
     }
 
     /// Returns the virtual server and its `laddr_group_name` and `group` tokens (checked later).
-    fn virtual_server(&mut self, n: &Node<'_>) -> Option<LoweredVs> {
+    fn virtual_server<'a>(&mut self, n: &Node<'a>) -> Option<LoweredVs<'a>> {
         let s = n.stmt;
         let header = self.vs_header(s)?;
         let (addr, port) = match header {
@@ -1217,7 +1247,7 @@ impl Lowerer<'_> {
                 _ => None,
             },
             group: match &header {
-                VsHeader::Group(t) => Some(t.text.clone()),
+                VsHeader::Group(t) => Some(t.text.to_string()),
                 _ => None,
             },
             match_name: match &header {
@@ -1259,21 +1289,21 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            let kw = cs.keyword.text.as_str();
+            let kw = cs.keyword.text;
             match kw {
                 "protocol" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        protocol = self.check(t, parse_protocol(&t.text)).or(protocol);
+                        protocol = self.check(t, parse_protocol(t.text)).or(protocol);
                     }
                 }
                 "lb_algo" | "lvs_sched" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_algo = self.check(t, parse_algo(&t.text)).or(lb_algo);
+                        lb_algo = self.check(t, parse_algo(t.text)).or(lb_algo);
                     }
                 }
                 "lb_kind" | "lvs_method" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_kind = self.check(t, parse_kind(&t.text)).or(lb_kind);
+                        lb_kind = self.check(t, parse_kind(t.text)).or(lb_kind);
                     }
                 }
                 "weight" => {
@@ -1285,7 +1315,7 @@ impl Lowerer<'_> {
                 "persistence_timeout" => match cs.args.first() {
                     None => vs.persistence_timeout = Some(DEFAULT_PERSISTENCE),
                     Some(t) => {
-                        let v = self.check(t, values::uint(&t.text, 1, LVS_MAX_TIMEOUT));
+                        let v = self.check(t, values::uint(t.text, 1, LVS_MAX_TIMEOUT));
                         if let Some(v) = v.and_then(|v| u32::try_from(v).ok()) {
                             vs.persistence_timeout = Some(v);
                         }
@@ -1293,14 +1323,14 @@ impl Lowerer<'_> {
                 },
                 "persistence_granularity" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        if let Some(g) = self.check(t, granularity(&t.text)) {
+                        if let Some(g) = self.check(t, granularity(t.text)) {
                             vs.persistence_granularity = Some(g);
                             vs.persistence_timeout =
                                 vs.persistence_timeout.or(Some(DEFAULT_PERSISTENCE));
                         }
                     }
                 }
-                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text.clone()),
+                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
                 "omega" => vs.omega = true,
                 "quorum" => {
                     let v = self.uint_arg(cs, 1, u64::from(u32::MAX));
@@ -1316,7 +1346,7 @@ impl Lowerer<'_> {
                 "quorum_down" => vs.quorum_down = self.script(cs).or(vs.quorum_down.take()),
                 "sorry_server" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        let a = values::ip(&t.text).map_err(|_| {
+                        let a = values::ip(t.text).map_err(|_| {
                             format!("Invalid sorry server IP address {} - skipping", t.text)
                         });
                         if let Some(a) = self.check(t, a) {
@@ -1367,7 +1397,7 @@ impl Lowerer<'_> {
             Some(p) if fwmark_only => {
                 self.diag(
                     Severity::Warning,
-                    &s.location,
+                    s.location,
                     format!(
                         "Warning: Virtual server {vs_name}: protocol specified for fwmark - protocol will be ignored"
                     ),
@@ -1378,7 +1408,7 @@ impl Lowerer<'_> {
             None if has_addresses => {
                 self.diag(
                     Severity::Warning,
-                    &s.location,
+                    s.location,
                     format!("Virtual server {vs_name}: no protocol set - defaulting to UDP"),
                 );
                 Protocol::Udp
@@ -1388,7 +1418,7 @@ impl Lowerer<'_> {
         if matches!(header, VsHeader::Addr(_, 0)) && vs.persistence_timeout.is_none() {
             self.diag(
                 Severity::Warning,
-                &s.location,
+                s.location,
                 format!(
                     "Virtual server {vs_name}: zero port only valid for persistent services - setting"
                 ),
@@ -1398,7 +1428,7 @@ impl Lowerer<'_> {
         vs.lb_algo = lb_algo.unwrap_or_else(|| {
             self.diag(
                 Severity::Warning,
-                &s.location,
+                s.location,
                 format!("Virtual server {vs_name}: no scheduler set, setting default 'wlc'"),
             );
             LbAlgo::Wlc
@@ -1409,7 +1439,7 @@ impl Lowerer<'_> {
             None => {
                 self.diag(
                     Severity::Warning,
-                    &s.location,
+                    s.location,
                     format!(
                         "Virtual server {vs_name}: no forwarding method set, setting default NAT"
                     ),
@@ -1422,12 +1452,12 @@ impl Lowerer<'_> {
                 self.diag_class(
                     DiagClass::Dpvsd,
                     Severity::Warning,
-                    &t.location,
+                    t.location,
                     "laddr_group_name is only used with FNAT or SNAT",
                 );
             }
         }
-        vs.laddr_group_name = laddr.as_ref().map(|t| t.text.clone());
+        vs.laddr_group_name = laddr.as_ref().map(|t| t.text.to_string());
         inherit.delay_loop = inherit.delay_loop.or(Some(DEFAULT_DELAY_LOOP));
         vs.delay_loop = inherit.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
         vs.alpha = inherit.alpha.unwrap_or(false);
@@ -1463,7 +1493,7 @@ impl Lowerer<'_> {
         if vs.real_servers.is_empty() {
             self.diag(
                 Severity::Error,
-                &s.location,
+                s.location,
                 format!("Virtual server {vs_name} has no real servers - ignoring"),
             );
             return None;
@@ -1494,7 +1524,7 @@ impl Lowerer<'_> {
             let t = u32::try_from(total).unwrap_or(u32::MAX);
             self.diag(
                 Severity::Warning,
-                &s.location,
+                s.location,
                 format!(
                     "Warning - quorum {} for {vs_name} exceeds total weight of real servers {t}, reducing quorum to {t}",
                     vs.quorum
@@ -1506,7 +1536,7 @@ impl Lowerer<'_> {
             let h = vs.quorum.saturating_sub(1);
             self.diag(
                 Severity::Warning,
-                &s.location,
+                s.location,
                 format!(
                     "Virtual server {vs_name}: hysteresis {} >= quorum {}; setting hysteresis to {h}",
                     vs.hysteresis, vs.quorum
@@ -1522,16 +1552,16 @@ impl Lowerer<'_> {
     }
 
     /// The DPVS virtual-server keywords (§10).
-    fn vs_dpvs_keyword(&mut self, s: &Statement, d: &mut DpvsVsOptions) {
-        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.clone());
-        match s.keyword.text.as_str() {
+    fn vs_dpvs_keyword(&mut self, s: &Stmt<'_>, d: &mut DpvsVsOptions) {
+        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.to_string());
+        match s.keyword.text {
             "syn_proxy" => d.syn_proxy = true,
             "expire_quiescent_conn" => d.expire_quiescent_conn = true,
             "quic" => d.quic = true,
             "establish_timeout" => {
                 // DPVS reads it with atoi and clamps it to 1..3600.
                 if let Some(t) = self.arg(s, 0) {
-                    let v = atoi(&t.text).clamp(1, 3600);
+                    let v = atoi(t.text).clamp(1, 3600);
                     d.establish_timeout = u32::try_from(v).ok();
                 }
             }
@@ -1548,13 +1578,13 @@ impl Lowerer<'_> {
             }
             "hash_target" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.hash_target = match t.text.as_str() {
+                    d.hash_target = match t.text {
                         "qid" => HashTarget::Qid,
                         "sip" => HashTarget::Sip,
                         other => {
                             self.diag(
                                 Severity::Warning,
-                                &t.location,
+                                t.location,
                                 format!("unknown hash_target '{other}' - using sip"),
                             );
                             HashTarget::Sip
@@ -1564,12 +1594,12 @@ impl Lowerer<'_> {
             }
             "bps" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.bps = u32::try_from(atoi(&t.text).max(0)).unwrap_or(u32::MAX);
+                    d.bps = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "limit_proportion" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.limit_proportion = u32::try_from(atoi(&t.text).max(0)).unwrap_or(u32::MAX);
+                    d.limit_proportion = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "vip_bind_dev" => d.vip_bind_dev = text(self),
@@ -1577,17 +1607,17 @@ impl Lowerer<'_> {
             "waddr_group_name" => d.waddr_group_name = text(self),
             "src-range" | "dst-range" => {
                 let Some(t) = self.arg(s, 0) else { return };
-                if let Err(e) = values::match_range(&t.text) {
+                if let Err(e) = values::match_range(t.text) {
                     // DPVS drops the match silently; say so.
                     self.diag_class(
                         DiagClass::Dpvsd,
                         Severity::Error,
-                        &t.location,
+                        t.location,
                         format!("{e} - ignoring '{}', as DPVS would", s.keyword.text),
                     );
                     return;
                 }
-                let v = Some(t.text.clone());
+                let v = Some(t.text.to_string());
                 if s.keyword.text == "src-range" {
                     d.src_range = v;
                 } else {
@@ -1601,12 +1631,12 @@ impl Lowerer<'_> {
     }
 
     /// `KEYWORD SCRIPT [USER [GROUP]]` read with keepalived's script tokeniser.
-    fn script(&mut self, s: &Statement) -> Option<Script> {
-        let raw = s.keyword.rest.clone().unwrap_or_default();
-        let words = match values::script_words(&raw) {
+    fn script(&mut self, s: &Stmt<'_>) -> Option<Script> {
+        let raw = s.keyword.rest.unwrap_or_default();
+        let words = match values::script_words(raw) {
             Ok(w) => w,
             Err(msg) => {
-                self.diag(Severity::Error, &s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword.location, msg);
                 return None;
             }
         };
@@ -1619,13 +1649,13 @@ impl Lowerer<'_> {
             Ok(_) => {
                 self.diag(
                     Severity::Error,
-                    &s.keyword.location,
+                    s.keyword.location,
                     format!("{}: empty script - ignoring", s.keyword.text),
                 );
                 return None;
             }
             Err(msg) => {
-                self.diag(Severity::Error, &s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword.location, msg);
                 return None;
             }
         };
@@ -1637,18 +1667,18 @@ impl Lowerer<'_> {
     }
 
     /// A connection keyword into `conn`; false when `s` is not one.
-    fn connection(&mut self, s: &Statement, conn: &mut RawConn) -> bool {
-        match s.keyword.text.as_str() {
+    fn connection(&mut self, s: &Stmt<'_>, conn: &mut RawConn) -> bool {
+        match s.keyword.text {
             "connect_ip" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(&t.text)
+                    let r = values::ip(t.text)
                         .map_err(|_| format!("Invalid connect_ip address {}", t.text));
                     conn.connect_ip = self.check(t, r).or(conn.connect_ip);
                 }
             }
             "bindto" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(&t.text)
+                    let r = values::ip(t.text)
                         .map_err(|_| format!("Invalid bindto address {}", t.text));
                     conn.bindto = self.check(t, r).or(conn.bindto);
                 }
@@ -1663,7 +1693,7 @@ impl Lowerer<'_> {
                     conn.bind_port = self.port_token(t, 1).or(conn.bind_port);
                 }
             }
-            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text.clone()),
+            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text.to_string()),
             "connect_timeout" => {
                 conn.connect_timeout = self.timer_arg(s, 1).or(conn.connect_timeout)
             }
@@ -1678,7 +1708,7 @@ impl Lowerer<'_> {
 
     /// One checker block; `None` when keepalived drops it.
     fn checker(&mut self, n: &Node<'_>, ck: Ck) -> Option<RawChecker> {
-        let loc = &n.stmt.location;
+        let loc = n.stmt.location;
         let mut chk = RawChecker {
             kind: CheckerKind::Tcp,
             conn: RawConn::default(),
@@ -1699,11 +1729,8 @@ impl Lowerer<'_> {
         let mut misc_user: (Option<String>, Option<String>) = (None, None);
         let mut misc_dynamic = false;
         let mut helo = None;
-        let mut dns = DnsCheck {
-            qtype: DnsType::Soa,
-            name: ".".into(),
-        };
-        let mut dns_name_set = false;
+        let mut dns_qtype = DnsType::Soa;
+        let mut dns_name: Option<String> = None;
         let mut udp = UdpCheck {
             payload: Vec::new(),
             require_reply: None,
@@ -1719,14 +1746,14 @@ impl Lowerer<'_> {
             {
                 continue;
             }
-            match (ck, s.keyword.text.as_str()) {
+            match (ck, s.keyword.text) {
                 (_, "log_all_failures") => {
                     chk.log_all_failures = self.opt_bool(s).unwrap_or(chk.log_all_failures)
                 }
                 (Ck::Http | Ck::Ssl, "nb_get_retry") => {
                     self.diag(
                         Severity::Warning,
-                        &s.keyword.location,
+                        s.keyword.location,
                         "nb_get_retry is deprecated - please use 'retry'",
                     );
                     let v = self.uint_arg(s, 0, u64::from(u32::MAX));
@@ -1735,12 +1762,12 @@ impl Lowerer<'_> {
                 (Ck::Http | Ck::Ssl, "virtualhost") => {
                     http.virtualhost = self
                         .arg(s, 0)
-                        .map(|t| t.text.clone())
+                        .map(|t| t.text.to_string())
                         .or(http.virtualhost.take());
                 }
                 (Ck::Http | Ck::Ssl, "http_protocol") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let p = match t.text.as_str() {
+                        let p = match t.text {
                             "1.0" => Ok(HttpProtocol::Http10),
                             "1.0C" | "1.0c" => Ok(HttpProtocol::Http10C),
                             "1.1" => Ok(HttpProtocol::Http11),
@@ -1773,7 +1800,7 @@ impl Lowerer<'_> {
                 }
                 (Ck::Misc, "misc_timeout") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(&t.text, 0, u64::from(u32::MAX) / 1_000_000)
+                        let r = values::uint(t.text, 0, u64::from(u32::MAX) / 1_000_000)
                             .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text));
                         chk.misc_timeout = self.check(t, r).or(chk.misc_timeout);
                     }
@@ -1781,10 +1808,15 @@ impl Lowerer<'_> {
                 (Ck::Misc, "misc_dynamic") => misc_dynamic = true,
                 (Ck::Misc, "user") => {
                     if let Some(t) = self.arg(s, 0) {
-                        misc_user = (Some(t.text.clone()), s.args.get(1).map(|g| g.text.clone()));
+                        misc_user = (
+                            Some(t.text.to_string()),
+                            s.args.get(1).map(|g| g.text.to_string()),
+                        );
                     }
                 }
-                (Ck::Smtp, "helo_name") => helo = self.arg(s, 0).map(|t| t.text.clone()).or(helo),
+                (Ck::Smtp, "helo_name") => {
+                    helo = self.arg(s, 0).map(|t| t.text.to_string()).or(helo)
+                }
                 (Ck::Smtp, "host") => {
                     let mut conn = RawConn::default();
                     for h in &c.children {
@@ -1806,15 +1838,15 @@ impl Lowerer<'_> {
                             "AAAA" => Ok(DnsType::Aaaa),
                             other => Err(format!("Unknown DNS check type {other}")),
                         };
-                        dns.qtype = self.check(t, q).unwrap_or(dns.qtype);
+                        dns_qtype = self.check(t, q).unwrap_or(dns_qtype);
                     }
                 }
                 (Ck::Dns, "name") => {
                     if let Some(t) = self.arg(s, 0) {
-                        if dns_name_set {
+                        if dns_name.is_some() {
                             self.diag(
                                 Severity::Warning,
-                                &t.location,
+                                t.location,
                                 "DNS_CHECK name already specified - ignoring",
                             );
                         } else if t.text != "."
@@ -1822,12 +1854,11 @@ impl Lowerer<'_> {
                         {
                             self.diag(
                                 Severity::Error,
-                                &t.location,
+                                t.location,
                                 format!("DNS_CHECK name '{}' has empty label - ignoring", t.text),
                             );
                         } else {
-                            dns.name = t.text.clone();
-                            dns_name_set = true;
+                            dns_name = Some(t.text.to_string());
                         }
                     }
                 }
@@ -1865,7 +1896,7 @@ impl Lowerer<'_> {
                 (Ck::Udp, kw @ ("min_reply_length" | "max_reply_length")) => {
                     if let Some(t) = self.arg(s, 0) {
                         let which = if kw.starts_with("min") { "min" } else { "max" };
-                        let r = values::uint(&t.text, 0, u64::from(u16::MAX)).map_err(|_| {
+                        let r = values::uint(t.text, 0, u64::from(u16::MAX)).map_err(|_| {
                             format!(
                                 "UDP_CHECK {which} length {} not valid - must be between 0 & 65535",
                                 t.text
@@ -1882,16 +1913,16 @@ impl Lowerer<'_> {
                 }
                 (Ck::File, "track_file") => {
                     if let Some(t) = self.arg(s, 0) {
-                        if self.track_files.contains(&t.text) {
+                        if self.track_files.iter().any(|f| f == t.text) {
                             file = Some(FileCheck {
-                                track_file: t.text.clone(),
+                                track_file: t.text.to_string(),
                                 weight: None,
                                 reverse: false,
                             });
                         } else {
                             self.diag(
                                 Severity::Error,
-                                &t.location,
+                                t.location,
                                 format!("track_file {} not found", t.text),
                             );
                         }
@@ -1903,12 +1934,12 @@ impl Lowerer<'_> {
                             format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text)
                         });
                         if let Some(w) = self.check(t, r) {
-                            let reverse = match s.args.get(1).map(|r| r.text.as_str()) {
+                            let reverse = match s.args.get(1).map(|r| r.text) {
                                 None | Some("noreverse") => false,
                                 Some("reverse") => true,
                                 Some(other) => {
                                     if let Some(r) = s.args.get(1) {
-                                        self.diag(Severity::Warning, &r.location, format!("unknown track file weight option {other} - ignoring"));
+                                        self.diag(Severity::Warning, r.location, format!("unknown track file weight option {other} - ignoring"));
                                     }
                                     false
                                 }
@@ -1954,7 +1985,10 @@ impl Lowerer<'_> {
             Ck::Smtp => CheckerKind::Smtp(SmtpCheck {
                 helo_name: helo.unwrap_or_else(|| SMTP_DEFAULT_HELO.to_string()),
             }),
-            Ck::Dns => CheckerKind::Dns(dns),
+            Ck::Dns => CheckerKind::Dns(DnsCheck {
+                qtype: dns_qtype,
+                name: dns_name.unwrap_or_else(|| ".".into()),
+            }),
             Ck::Udp => {
                 if udp.min_reply_length > udp.max_reply_length {
                     self.diag(
@@ -1997,20 +2031,20 @@ impl Lowerer<'_> {
         let mut has_path = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "path" => {
                     if let Some(t) = self.arg(s, 0) {
-                        url.path = t.text.clone();
+                        url.path = t.text.to_string();
                         has_path = true;
                     }
                 }
                 "digest" => {
                     if let Some(t) = self.arg(s, 0) {
-                        if let Some(d) = self.check(t, values::md5_digest(&t.text)) {
+                        if let Some(d) = self.check(t, values::md5_digest(t.text)) {
                             if url.digests.contains(&d) {
                                 self.diag(
                                     Severity::Warning,
-                                    &t.location,
+                                    t.location,
                                     format!("Digest '{}' is a duplicate", t.text),
                                 );
                             } else {
@@ -2023,23 +2057,23 @@ impl Lowerer<'_> {
                     if s.args.is_empty() {
                         self.arg(s, 0);
                     }
-                    for t in &s.args {
-                        if let Some(r) = self.check(t, values::status_range(&t.text)) {
+                    for t in s.args {
+                        if let Some(r) = self.check(t, values::status_range(t.text)) {
                             url.status_codes.push(r);
                         }
                     }
                 }
-                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.clone()),
+                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.to_string()),
                 "regex" => {
-                    let raw = s.keyword.rest.clone().unwrap_or_default();
-                    match values::script_words(&raw) {
+                    let raw = s.keyword.rest.unwrap_or_default();
+                    match values::script_words(raw) {
                         Ok(w) => match w.into_iter().next() {
                             Some(re) => url.regex = Some(re),
                             None => {
                                 self.arg(s, 0);
                             }
                         },
-                        Err(msg) => self.diag(Severity::Error, &s.keyword.location, msg),
+                        Err(msg) => self.diag(Severity::Error, s.keyword.location, msg),
                     }
                 }
                 "regex_no_match" => url.regex_no_match = true,
@@ -2049,7 +2083,7 @@ impl Lowerer<'_> {
         if !has_path {
             self.diag(
                 Severity::Error,
-                &n.stmt.location,
+                n.stmt.location,
                 "HTTP/SSL_GET checker url has no path - ignoring",
             );
             return None;
@@ -2098,12 +2132,8 @@ impl Lowerer<'_> {
             }
             _ => {}
         }
-        let mut conns = Vec::new();
-        if c.conn.is_set() || c.hosts.is_empty() {
-            conns.push(c.conn);
-        }
-        conns.extend(c.hosts);
-        for conn in conns {
+        let own = (c.conn.is_set() || c.hosts.is_empty()).then_some(c.conn);
+        for conn in own.into_iter().chain(c.hosts) {
             out.push(Checker {
                 kind: kind.clone(),
                 connect_ip: conn.connect_ip.unwrap_or(rs_addr),
@@ -2151,7 +2181,7 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            match cs.keyword.text.as_str() {
+            match cs.keyword.text {
                 "weight" => {
                     let w = self.uint_arg(cs, 0, MAX_WEIGHT);
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
@@ -2159,7 +2189,7 @@ impl Lowerer<'_> {
                 "inhibit_on_failure" => {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
-                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.clone()),
+                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
                 kw => {
                     if let Some(ck) = Ck::from_keyword(kw) {
                         if let Some(chk) = self.checker(c, ck) {
@@ -2229,15 +2259,15 @@ impl Lowerer<'_> {
 
 /// The `virtual_server` header forms.
 #[derive(Debug, Clone)]
-enum VsHeader {
+enum VsHeader<'a> {
     Addr(IpAddr, u16),
     Fwmark(u32),
-    Group(Token),
+    Group(Tok<'a>),
     Match(String),
 }
 
 /// A lowered virtual server with its `laddr_group_name` and `group` tokens.
-type LoweredVs = (VirtualServer, Option<Token>, Option<Token>);
+type LoweredVs<'a> = (VirtualServer, Option<Tok<'a>>, Option<Tok<'a>>);
 
 /// Virtual-server values a real server depends on.
 #[derive(Debug)]
@@ -2309,16 +2339,12 @@ fn skip_block(ev: &mut Events<'_>) {
 }
 
 /// The arguments joined by single spaces (keepalived's `make_strvec_str`).
-fn join_args(s: &Statement) -> String {
-    s.args
-        .iter()
-        .map(|t| t.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+fn join_args(s: &Stmt<'_>) -> String {
+    s.args.iter().map(|t| t.text).collect::<Vec<_>>().join(" ")
 }
 
 /// Where the first argument stands, else the keyword.
-fn arg_location(s: &Statement) -> Location {
+fn arg_location(s: &Stmt<'_>) -> Location {
     s.args
         .first()
         .map_or_else(|| s.keyword.location.clone(), |t| t.location.clone())

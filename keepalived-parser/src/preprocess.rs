@@ -10,8 +10,11 @@
 //! * every `{` and `}` outside double quotes becomes its own [`LogicalLine`];
 //! * nothing here knows any keyword except `include`.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 
@@ -26,6 +29,10 @@ const MAX_SUBSTITUTIONS: usize = 1000;
 const MAX_SEQ_VALUES: usize = 100_000;
 /// Bound on nested includes.
 const MAX_INCLUDE_DEPTH: usize = 32;
+/// The include keywords (all but `include` itself check what they include).
+const INCLUDES: &[&str] = &[
+    "include", "includer", "includem", "includew", "includeb", "includea",
+];
 
 /// One word of a configuration line, with its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +55,43 @@ pub enum LogicalLine {
     Close(Location),
 }
 
+/// A [`Token`] as the loading pipeline passes it on: borrowed from the
+/// preprocessor's output, so that no word is copied after preprocessing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tok<'a> {
+    pub text: &'a str,
+    pub location: &'a Location,
+    pub rest: Option<&'a str>,
+}
+
+impl Tok<'_> {
+    pub fn to_token(self) -> Token {
+        Token {
+            text: self.text.to_string(),
+            location: self.location.clone(),
+            rest: self.rest.map(str::to_string),
+        }
+    }
+}
+
+/// A [`LogicalLine`] in the preprocessor's output.
+#[derive(Debug)]
+pub(crate) enum Item {
+    /// A range of [`Preprocessed::tokens`].
+    Words(Range<usize>),
+    Open(Location),
+    Close(Location),
+}
+
+/// A [`Token`] in the preprocessor's output: its text (and rest) are
+/// ranges of [`Preprocessed::text`].
+#[derive(Debug)]
+pub(crate) struct FlatToken {
+    text: Range<usize>,
+    rest: Option<Range<usize>>,
+    location: Location,
+}
+
 /// Text with the 1-based column of every character in its physical line.
 type Text = Vec<(char, u32)>;
 
@@ -62,7 +106,7 @@ enum Definition {
 /// Where the line being processed comes from.
 #[derive(Debug, Clone, Copy)]
 struct Ctx<'a> {
-    file: &'a Path,
+    file: &'a Arc<Path>,
     dir: &'a Path,
     line: u32,
 }
@@ -70,20 +114,95 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn loc(&self, col: u32) -> Location {
         Location {
-            file: self.file.to_path_buf(),
+            file: Arc::clone(self.file),
             line: self.line,
             col,
         }
     }
 }
 
+/// The text of one file read (invalid UTF-8 replaced), for the caret
+/// display and the indentation of blocks.
+#[derive(Debug)]
+pub(crate) struct Source {
+    text: String,
+    /// Where each physical line starts, computed on first use.
+    starts: OnceCell<Vec<usize>>,
+}
+
+impl Source {
+    fn new(text: String) -> Self {
+        Source {
+            text,
+            starts: OnceCell::new(),
+        }
+    }
+
+    /// Physical line `n` (1-based), without its `\n` or `\r\n`.
+    pub fn line(&self, n: u32) -> Option<&str> {
+        let idx = usize::try_from(n).ok()?.checked_sub(1)?;
+        let starts = self
+            .starts
+            .get_or_init(|| physical_lines(&self.text).map(|(start, _)| start).collect());
+        let start = *starts.get(idx)?;
+        let end = starts.get(idx + 1).map_or(self.text.len(), |next| next - 1);
+        let line = &self.text[start..end];
+        let line = line.strip_suffix('\n').unwrap_or(line);
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+}
+
+/// The physical lines of a file with their start offsets: split on `\n`,
+/// one `\r` before it dropped; a final newline does not start another line.
+fn physical_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let mut start = 0;
+    (!text.is_empty())
+        .then(|| body.split('\n'))
+        .into_iter()
+        .flatten()
+        .map(move |l| {
+            let at = start;
+            start += l.len() + 1;
+            (at, l.strip_suffix('\r').unwrap_or(l))
+        })
+}
+
 /// The output of preprocessing.
 #[derive(Debug, Default)]
 pub(crate) struct Preprocessed {
-    pub lines: Vec<LogicalLine>,
+    /// The logical lines.
+    pub items: Vec<Item>,
+    /// The words of all logical lines, in order.
+    words: Vec<FlatToken>,
+    /// The text of all words (and rests).
+    text: String,
     pub diagnostics: Vec<Diagnostic>,
-    /// Physical lines of every file read, for the caret display.
-    pub sources: HashMap<PathBuf, Vec<String>>,
+    /// The text of every file read.
+    pub sources: HashMap<Arc<Path>, Source>,
+}
+
+impl Preprocessed {
+    /// The words, indexed as by [`Item::Words`].
+    pub fn tokens(&self) -> Vec<Tok<'_>> {
+        self.words
+            .iter()
+            .map(|t| Tok {
+                text: &self.text[t.text.clone()],
+                location: &t.location,
+                rest: t.rest.clone().map(|r| &self.text[r]),
+            })
+            .collect()
+    }
+
+    /// Appends one logical line of words.
+    fn push_words(&mut self, words: impl Iterator<Item = FlatToken>) {
+        let start = self.words.len();
+        self.words.extend(words);
+        if self.words.len() > start {
+            self.items.push(Item::Words(start..self.words.len()));
+        }
+    }
 }
 
 /// Stateful preprocessor (definitions persist across included files, as in keepalived).
@@ -94,6 +213,8 @@ pub(crate) struct Preprocessor {
     include_stack: Vec<PathBuf>,
     /// Set by a definition whose value ends in `\`; the file loop feeds it.
     pending_multi: Option<(String, Vec<String>)>,
+    /// Scratch space of [`Self::plain_line`].
+    pieces: Vec<Piece>,
     out: Preprocessed,
 }
 
@@ -104,6 +225,7 @@ impl Preprocessor {
             defs: HashMap::new(),
             include_stack: Vec::new(),
             pending_multi: None,
+            pieces: Vec::new(),
             out: Preprocessed::default(),
         }
     }
@@ -123,32 +245,25 @@ impl Preprocessor {
     }
 
     /// Processes the contents of one file (the main file or an included one).
-    pub fn process_file(&mut self, file: &Path, bytes: &[u8]) {
+    pub fn process_file(&mut self, file: &Path, bytes: Vec<u8>) {
         let dir = match file.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let raw_lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
-        // A final newline does not start another line.
-        let count = match raw_lines.last() {
-            Some(&[]) => raw_lines.len() - 1,
-            _ => raw_lines.len(),
-        };
-        let physical: Vec<String> = raw_lines[..count]
-            .iter()
-            .map(|l| {
-                let l = l.strip_suffix(b"\r").unwrap_or(l);
-                String::from_utf8_lossy(l).into_owned()
-            })
-            .collect();
-        self.out
-            .sources
-            .insert(file.to_path_buf(), physical.clone());
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let file: Arc<Path> = Arc::from(file);
+        // Roughly one logical line and two words per physical line: grow
+        // the output once.
+        let lines = text.bytes().filter(|&b| b == b'\n').count();
+        self.out.items.reserve(lines);
+        self.out.words.reserve(2 * lines);
+        self.out.text.reserve(text.len());
 
         let mut multi: Option<(String, Vec<String>)> = None;
-        for (idx, raw) in physical.iter().enumerate() {
+        for (idx, (_, raw)) in physical_lines(&text).enumerate() {
             let ctx = Ctx {
-                file,
+                file: &file,
                 dir: &dir,
                 line: u32::try_from(idx + 1).unwrap_or(u32::MAX),
             };
@@ -162,6 +277,9 @@ impl Preprocessor {
                     ctx.loc(1),
                     "line contains a NUL character - ignoring",
                 );
+                continue;
+            }
+            if multi.is_none() && self.plain_line(raw, ctx) {
                 continue;
             }
             let text: Text = raw.chars().zip(1u32..).collect();
@@ -189,6 +307,101 @@ impl Preprocessor {
         }
         if let Some((name, lines)) = multi {
             self.defs.insert(name, Definition::Multi(lines));
+        }
+        self.out.sources.insert(file, Source::new(text));
+    }
+
+    /// The fast path for the common line: ASCII up to its comment, with no
+    /// `"`, `\\` or `$` there, not starting with `@` or `~`, and not an
+    /// include. Such a line goes through steps 1–5 unchanged, so only the
+    /// brace splitting and tokenizing of step 6 apply; they are done here in
+    /// one pass over the text. Returns false (having done nothing) for any
+    /// other line.
+    fn plain_line(&mut self, raw: &str, ctx: Ctx<'_>) -> bool {
+        let bytes = raw.as_bytes();
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        let mut i = 0;
+        let plain = loop {
+            let Some(&b) = bytes.get(i) else {
+                break true;
+            };
+            match b {
+                b' ' | b'\t' => i += 1,
+                b'#' | b'!' => break true,
+                b'{' | b'}' => {
+                    pieces.push(Piece::Brace(i));
+                    i += 1;
+                }
+                b'"' | b'\\' | b'$' | 0x80.. => break false,
+                _ => {
+                    let start = i;
+                    while bytes.get(i).is_some_and(|&b| !ends_plain_word(b)) {
+                        i += 1;
+                    }
+                    pieces.push(Piece::Word(start, i));
+                }
+            }
+        };
+        let plain = plain && !self.special_start(raw, &pieces);
+        if plain {
+            self.plain_pieces(raw, &pieces, ctx);
+        }
+        self.pieces = pieces;
+        plain
+    }
+
+    /// Whether a line, split into `pieces`, starts with `@` or `~`, or with
+    /// an include keyword.
+    fn special_start(&self, raw: &str, pieces: &[Piece]) -> bool {
+        let Some(&Piece::Word(start, _)) = pieces.first() else {
+            return false;
+        };
+        let text = &raw[start..];
+        // The keyword runs to the first blank (a brace does not end it).
+        let first_word = text
+            .bytes()
+            .position(is_blank_byte)
+            .map_or(text, |p| &text[..p]);
+        text.starts_with(['@', '~']) || INCLUDES.contains(&first_word)
+    }
+
+    /// Emits the words and braces of a plain line. The text of each run of
+    /// words (up to the next brace, else to the last word) is stored once;
+    /// the words and the rest of the first one are ranges of it.
+    fn plain_pieces(&mut self, raw: &str, pieces: &[Piece], ctx: Ctx<'_>) {
+        let mut k = 0;
+        while let Some(&piece) = pieces.get(k) {
+            let Piece::Word(start, first_end) = piece else {
+                if let Piece::Brace(at) = piece {
+                    let loc = ctx.loc(column(at));
+                    self.out.items.push(if raw.as_bytes()[at] == b'{' {
+                        Item::Open(loc)
+                    } else {
+                        Item::Close(loc)
+                    });
+                }
+                k += 1;
+                continue;
+            };
+            let words = pieces[k..].iter().map_while(|p| match *p {
+                Piece::Word(s, e) => Some((s, e)),
+                Piece::Brace(_) => None,
+            });
+            let run = words.clone().count();
+            let end = match pieces.get(k + run) {
+                Some(&Piece::Brace(at)) => at,
+                _ => words.clone().last().map_or(first_end, |w| w.1),
+            };
+            let base = self.out.text.len();
+            self.out.text.push_str(&raw[start..end]);
+            let at = |offset: usize| base + (offset - start);
+            self.out.push_words(words.map(|(s, e)| FlatToken {
+                text: at(s)..at(e),
+                rest: (s == start).then(|| at(first_end)..at(end)),
+                location: ctx.loc(column(s)),
+            }));
+            k += run;
         }
     }
 
@@ -292,10 +505,7 @@ impl Preprocessor {
         let s = to_string(&text);
         let word_end = s.find([' ', '\t']).unwrap_or(s.len());
         let first_word = &s[..word_end];
-        if matches!(
-            first_word,
-            "include" | "includer" | "includem" | "includew" | "includeb" | "includea"
-        ) {
+        if INCLUDES.contains(&first_word) {
             let skip = first_word.chars().count();
             self.include(first_word, &text[skip..], ctx);
             return;
@@ -577,7 +787,7 @@ impl Preprocessor {
         match std::fs::read(path) {
             Ok(bytes) => {
                 self.include_stack.push(canon);
-                self.process_file(path, &bytes);
+                self.process_file(path, bytes);
                 self.include_stack.pop();
             }
             Err(e) => self.diag(
@@ -607,21 +817,43 @@ impl Preprocessor {
                 self.push_words(&rest[..at], ctx);
             }
             let (c, col) = rest[at];
-            self.out.lines.push(if c == '{' {
-                LogicalLine::Open(ctx.loc(col))
+            self.out.items.push(if c == '{' {
+                Item::Open(ctx.loc(col))
             } else {
-                LogicalLine::Close(ctx.loc(col))
+                Item::Close(ctx.loc(col))
             });
             rest = trim(&rest[at + 1..]);
         }
     }
 
     fn push_words(&mut self, text: &[(char, u32)], ctx: Ctx<'_>) {
-        let words = tokenize(text, ctx);
-        if !words.is_empty() {
-            self.out.lines.push(LogicalLine::Words(words));
-        }
+        let arena = &mut self.out.text;
+        let words: Vec<FlatToken> = tokenize(text, ctx)
+            .into_iter()
+            .map(|t| FlatToken {
+                text: store(arena, &t.text),
+                rest: t.rest.map(|r| store(arena, &r)),
+                location: t.location,
+            })
+            .collect();
+        self.out.push_words(words.into_iter());
     }
+}
+
+/// A word (its byte range) or a brace (its offset) of a plain line.
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    Word(usize, usize),
+    Brace(usize),
+}
+
+/// The bytes that end a word of a plain line (blanks, braces, comments)
+/// or make the line not plain.
+fn ends_plain_word(b: u8) -> bool {
+    matches!(
+        b,
+        b' ' | b'\t' | b'{' | b'}' | b'#' | b'!' | b'"' | b'\\' | b'$' | 0x80..
+    )
 }
 
 /// A substituted line and whether it must be decommented again.
@@ -808,6 +1040,13 @@ fn definition(text: &[(char, u32)]) -> Option<(String, String)> {
     ))
 }
 
+/// Appends `s` to `arena`, returning where it stands.
+fn store(arena: &mut String, s: &str) -> Range<usize> {
+    let start = arena.len();
+    arena.push_str(s);
+    start..arena.len()
+}
+
 /// keepalived's normal tokenizer (`alloc_strvec`).
 fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
     let mut words = Vec::new();
@@ -849,6 +1088,15 @@ fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
     words
 }
 
+/// The 1-based column of byte `offset` of an ASCII line.
+fn column(offset: usize) -> u32 {
+    u32::try_from(offset + 1).unwrap_or(u32::MAX)
+}
+
+fn is_blank_byte(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
 fn is_blank(c: char) -> bool {
     c == ' ' || c == '\t'
 }
@@ -873,9 +1121,26 @@ fn to_string(text: &[(char, u32)]) -> String {
 mod tests {
     use super::*;
 
+    impl Preprocessed {
+        /// The logical lines in their owned form.
+        fn lines(&self) -> Vec<LogicalLine> {
+            let tokens = self.tokens();
+            self.items
+                .iter()
+                .map(|item| match item {
+                    Item::Words(r) => {
+                        LogicalLine::Words(tokens[r.clone()].iter().map(|t| t.to_token()).collect())
+                    }
+                    Item::Open(l) => LogicalLine::Open(l.clone()),
+                    Item::Close(l) => LogicalLine::Close(l.clone()),
+                })
+                .collect()
+        }
+    }
+
     fn run(text: &str, id: &str) -> Preprocessed {
         let mut p = Preprocessor::new(id.to_string());
-        p.process_file(Path::new("/cfg/test.conf"), text.as_bytes());
+        p.process_file(Path::new("/cfg/test.conf"), text.as_bytes().to_vec());
         p.finish()
     }
 
@@ -885,7 +1150,7 @@ mod tests {
     }
 
     fn render(p: &Preprocessed) -> Vec<String> {
-        p.lines
+        p.lines()
             .iter()
             .map(|l| match l {
                 LogicalLine::Words(w) => w
@@ -899,9 +1164,9 @@ mod tests {
             .collect()
     }
 
-    fn first_token(p: &Preprocessed) -> &Token {
-        match p.lines.first() {
-            Some(LogicalLine::Words(w)) => &w[0],
+    fn first_token(p: &Preprocessed) -> Token {
+        match p.lines().into_iter().next() {
+            Some(LogicalLine::Words(w)) => w[0].clone(),
             other => panic!("expected words, got {other:?}"),
         }
     }
@@ -935,15 +1200,15 @@ mod tests {
     #[test]
     fn tokens_keep_line_and_column() {
         let p = run("\n\n  \tweight   7 {", "main");
-        let LogicalLine::Words(w) = &p.lines[0] else {
+        let LogicalLine::Words(w) = &p.lines()[0] else {
             panic!("expected words");
         };
         assert_eq!((w[0].location.line, w[0].location.col), (3, 4));
         assert_eq!((w[1].location.line, w[1].location.col), (3, 13));
         assert_eq!(
-            p.lines[1],
+            p.lines()[1],
             LogicalLine::Open(Location {
-                file: "/cfg/test.conf".into(),
+                file: Path::new("/cfg/test.conf").into(),
                 line: 3,
                 col: 15
             })
@@ -953,12 +1218,12 @@ mod tests {
     #[test]
     fn tokenizer_quotes() {
         assert_eq!(
-            run("a \"b c\"d 'e f'", "main").lines,
+            run("a \"b c\"d 'e f'", "main").lines(),
             vec![LogicalLine::Words(vec![
                 Token {
                     text: "a".into(),
                     location: Location {
-                        file: "/cfg/test.conf".into(),
+                        file: Path::new("/cfg/test.conf").into(),
                         line: 1,
                         col: 1
                     },
@@ -967,7 +1232,7 @@ mod tests {
                 Token {
                     text: "b c".into(),
                     location: Location {
-                        file: "/cfg/test.conf".into(),
+                        file: Path::new("/cfg/test.conf").into(),
                         line: 1,
                         col: 3
                     },
@@ -976,7 +1241,7 @@ mod tests {
                 Token {
                     text: "d".into(),
                     location: Location {
-                        file: "/cfg/test.conf".into(),
+                        file: Path::new("/cfg/test.conf").into(),
                         line: 1,
                         col: 8
                     },
@@ -985,7 +1250,7 @@ mod tests {
                 Token {
                     text: "'e".into(),
                     location: Location {
-                        file: "/cfg/test.conf".into(),
+                        file: Path::new("/cfg/test.conf").into(),
                         line: 1,
                         col: 10
                     },
@@ -994,7 +1259,7 @@ mod tests {
                 Token {
                     text: "f'".into(),
                     location: Location {
-                        file: "/cfg/test.conf".into(),
+                        file: Path::new("/cfg/test.conf").into(),
                         line: 1,
                         col: 13
                     },
@@ -1094,7 +1359,7 @@ mod tests {
             ["1 1", "1 2", "2 1", "2 2"]
         );
         let p = run("~SEQ(i,1,-1,5) $i", "main");
-        assert!(p.lines.is_empty());
+        assert!(p.lines().is_empty());
         assert_eq!(p.diagnostics.len(), 1);
     }
 
@@ -1109,5 +1374,60 @@ mod tests {
         assert_eq!(brace_expand("a{b,c{d,e}}f"), ["abf", "acdf", "acef"]);
         assert_eq!(brace_expand("x{}y"), ["x{}y"]);
         assert_eq!(brace_expand("plain"), ["plain"]);
+    }
+
+    /// The fast path's output for one physical line, and the general path's.
+    fn both_paths(raw: &str) -> (bool, Vec<LogicalLine>, Vec<LogicalLine>) {
+        let file: Arc<Path> = Arc::from(Path::new("/cfg/test.conf"));
+        let ctx = Ctx {
+            file: &file,
+            dir: Path::new("/cfg"),
+            line: 1,
+        };
+        let mut fast = Preprocessor::new("main".into());
+        let handled = fast.plain_line(raw, ctx);
+        let mut general = Preprocessor::new("main".into());
+        let text: Text = raw.chars().zip(1u32..).collect();
+        let text = trim(&general.decomment(&text, ctx));
+        if !text.is_empty() {
+            general.line(text, ctx, 0);
+        }
+        let general = general.finish();
+        assert!(general.diagnostics.is_empty() || !handled, "{raw:?}");
+        (handled, fast.finish().lines(), general.lines())
+    }
+
+    #[test]
+    fn the_fast_path_takes_only_plain_lines() {
+        for (raw, plain) in [
+            ("\tweight 1 {  # c", true),
+            // The keyword runs to the first blank: this is no include.
+            ("includer{x}", true),
+            ("include x", false),
+            ("@main a", false),
+            (" ~SEQ(i,2) $i", false),
+            ("a \"b\"", false),
+            ("a$B", false),
+            ("a\\#b", false),
+            ("caf\u{e9} 1", false),
+        ] {
+            let (handled, fast, general) = both_paths(raw);
+            assert_eq!(handled, plain, "{raw:?}");
+            if handled {
+                assert_eq!(fast, general, "{raw:?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            raw in "[ \t{}a-z0-9_.#!@~$\"]{0,40}|(include|includer)[ {a-z]{0,10}"
+        ) {
+            let (handled, fast, general) = both_paths(&raw);
+            if handled {
+                proptest::prop_assert_eq!(fast, general, "{:?}", raw);
+            }
+        }
     }
 }

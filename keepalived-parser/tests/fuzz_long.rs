@@ -205,7 +205,7 @@ fn check(input: &str) -> Result<Duration, String> {
         if d.location.line == 0 || d.location.col == 0 {
             return Err(format!("unlocated diagnostic: {d}"));
         }
-        if d.location.file == name && d.source_line.is_none() {
+        if *d.location.file == *name && d.source_line.is_none() {
             return Err(format!("diagnostic without its source line: {d}"));
         }
     }

@@ -55,7 +55,7 @@ fn blocks<'a>(
     for s in stmts {
         if let Some(body) = &s.block {
             let here = inside_ignored || ignored.contains(&(s.location.line, s.location.col));
-            if s.open_brace.as_ref().is_some_and(|o| o.file == file) {
+            if s.open_brace.as_ref().is_some_and(|o| *o.file == *file) {
                 out.push((s, here));
             }
             blocks(body, file, ignored, here, out);
@@ -78,7 +78,7 @@ fn numeric_or_ip(text: &str) -> bool {
 fn unread_lines(diags: &[Diagnostic], file: &Path) -> HashSet<u32> {
     diags
         .iter()
-        .filter(|d| d.location.file == file)
+        .filter(|d| *d.location.file == *file)
         .filter(|d| {
             d.message.starts_with("unknown keyword") || d.message.contains("not yet supported")
         })
@@ -102,7 +102,7 @@ fn first_value<'a>(
             let entry = numeric_or_ip(&s.keyword.text).then_some(&s.keyword);
             entry.into_iter().chain(s.args.iter())
         })
-        .filter(|t| numeric_or_ip(&t.text) && t.location.file == file)
+        .filter(|t| numeric_or_ip(&t.text) && *t.location.file == *file)
         .find(|t| {
             let (line, col) = (t.location.line as usize, t.location.col as usize);
             lines
@@ -140,7 +140,7 @@ fn join(lines: &[String]) -> String {
 fn located(diags: &[Diagnostic], file: &Path) -> HashSet<(u32, String)> {
     diags
         .iter()
-        .filter(|d| d.location.file == file)
+        .filter(|d| *d.location.file == *file)
         .map(|d| (d.location.line, d.message.clone()))
         .collect()
 }
@@ -204,7 +204,7 @@ fn mutate_file(path: &Path, tally: &mut Tally) {
     let ignored: HashSet<(u32, u32)> = original
         .diagnostics
         .iter()
-        .filter(|d| d.location.file == path && d.message.contains("not yet supported"))
+        .filter(|d| *d.location.file == *path && d.message.contains("not yet supported"))
         .map(|d| (d.location.line, d.location.col))
         .collect();
     let mut found = Vec::new();
@@ -214,7 +214,7 @@ fn mutate_file(path: &Path, tally: &mut Tally) {
             continue;
         };
         let what = format!("'{}' block at line {}", b.keyword.text, open.line);
-        let close = b.close_brace.as_ref().filter(|c| c.file == path);
+        let close = b.close_brace.as_ref().filter(|c| *c.file == *path);
 
         // (a) an unknown keyword inside the block.
         let insert_at = match close {

@@ -11,14 +11,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Level, Lowerer, Node};
-use crate::ast::Statement;
+use crate::ast::Stmt;
 use crate::diag::{DiagClass, Location, Severity};
 use crate::model::{
     AuthType, IpAddress, Nexthop, OspfAnnounceAs, OspfAnnouncer, OspfAuth, OspfInterface, Prefix,
     Route, Rule, Script, TrackFile, Tracked, UnicastPeer, VrrpAuth, VrrpInstance, VrrpNotify,
     VrrpScript, VrrpState, VrrpSyncGroup, VrrpTrackers,
 };
-use crate::preprocess::Token;
+use crate::preprocess::Tok;
 use crate::values;
 
 /// The `global_defs` VRRP keys lowered here.
@@ -261,27 +261,27 @@ impl Lowerer<'_> {
         self.diag(Severity::Error, loc, msg);
     }
 
-    fn u32_arg(&mut self, s: &Statement, min: u64, max: u64) -> Option<u32> {
+    fn u32_arg(&mut self, s: &Stmt<'_>, min: u64, max: u64) -> Option<u32> {
         self.uint_arg(s, min, max)
             .and_then(|v| u32::try_from(v).ok())
     }
 
-    fn ifname(&mut self, t: &Token) -> Option<String> {
+    fn ifname(&mut self, t: &Tok<'_>) -> Option<String> {
         if t.text.len() > MAX_IFNAME {
             self.err(
-                &t.location,
+                t.location,
                 format!("Interface name '{}' too long - ignoring", t.text),
             );
             return None;
         }
-        Some(t.text.clone())
+        Some(t.text.to_string())
     }
 
     // ------------------------------------------------------------ global_defs
 
     /// One VRRP key of `global_defs`; false when `s` is not one.
-    pub(super) fn global_vrrp(&mut self, s: &Statement) -> bool {
-        let kw = s.keyword.text.as_str();
+    pub(super) fn global_vrrp(&mut self, s: &Stmt<'_>) -> bool {
+        let kw = s.keyword.text;
         if !GLOBAL_VRRP.contains(&kw) {
             return false;
         }
@@ -292,7 +292,7 @@ impl Lowerer<'_> {
                     match t.text.parse::<Ipv4Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group4 = a,
                         _ => self.err(
-                            &t.location,
+                            t.location,
                             format!(
                                 "vrrp_mcast_group4 '{}' is not a multicast address - ignoring",
                                 t.text
@@ -306,7 +306,7 @@ impl Lowerer<'_> {
                     match t.text.parse::<std::net::Ipv6Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group6 = a,
                         _ => self.err(
-                            &t.location,
+                            t.location,
                             format!(
                                 "vrrp_mcast_group6 '{}' is not a multicast address - ignoring",
                                 t.text
@@ -324,11 +324,11 @@ impl Lowerer<'_> {
             }
             "vrrp_version" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text.as_str() {
+                    match t.text {
                         "2" => g.version = 2,
                         "3" => g.version = 3,
                         _ => self.err(
-                            &t.location,
+                            t.location,
                             "vrrp_version invalid (must be 2 or 3) - ignoring",
                         ),
                     }
@@ -471,7 +471,7 @@ impl Lowerer<'_> {
         for n in &v.ospf {
             if self.model.ospf_announcer.is_some() {
                 self.err(
-                    &n.stmt.keyword.location,
+                    n.stmt.keyword.location,
                     "ospf_announcer is defined twice - ignoring this one",
                 );
                 continue;
@@ -483,7 +483,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ track_file
 
     fn track_file(&mut self, n: &Node<'_>) -> Option<TrackFile> {
-        let name = self.arg(n.stmt, 0)?.text.clone();
+        let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut tf = TrackFile {
             name,
             path: String::new(),
@@ -494,10 +494,10 @@ impl Lowerer<'_> {
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        tf.path = t.text.clone();
+                        tf.path = t.text.to_string();
                     }
                 }
                 "weight" => {
@@ -519,14 +519,14 @@ impl Lowerer<'_> {
                 "init_file" => {
                     let mut value = 0i64;
                     let mut overwrite = false;
-                    for t in &s.args {
+                    for t in s.args {
                         if t.text == "overwrite" {
                             overwrite = true;
                         } else {
                             match t.text.parse::<i64>() {
                                 Ok(v) => value = v,
                                 Err(_) => self.err(
-                                    &t.location,
+                                    t.location,
                                     format!("track file init value {} is invalid", t.text),
                                 ),
                             }
@@ -548,13 +548,13 @@ impl Lowerer<'_> {
     }
 
     /// `[reverse|noreverse]` after a weight.
-    fn reverse_word(&mut self, t: Option<&Token>) -> bool {
-        match t.map(|t| (t, t.text.as_str())) {
+    fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
+        match t.map(|t| (t, t.text)) {
             None | Some((_, "noreverse")) => false,
             Some((_, "reverse")) => true,
             Some((t, other)) => {
                 self.warn(
-                    &t.location,
+                    t.location,
                     format!("unknown weight option '{other}' - ignoring"),
                 );
                 false
@@ -565,7 +565,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_script
 
     fn vrrp_script(&mut self, n: &Node<'_>) -> Option<VrrpScript> {
-        let name = self.arg(n.stmt, 0)?.text.clone();
+        let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut script: Option<Script> = None;
         let mut user: Option<(String, Option<String>)> = None;
         let mut vs = VrrpScript {
@@ -587,7 +587,7 @@ impl Lowerer<'_> {
         let mut timeout = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "script" => script = self.script(s).or(script),
                 "interval" => {
                     if let Some(d) = self.timer_arg(s, 0) {
@@ -622,11 +622,11 @@ impl Lowerer<'_> {
                 }
                 kw @ ("rise" | "fall") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let v = match values::uint(&t.text, 1, i32::MAX as u64) {
+                        let v = match values::uint(t.text, 1, i32::MAX as u64) {
                             Ok(v) => u32::try_from(v).unwrap_or(1),
                             Err(_) => {
                                 self.err(
-                                    &t.location,
+                                    t.location,
                                     format!(
                                         "vrrp_script {} {kw} value '{}' invalid - setting to 1",
                                         vs.name, t.text
@@ -644,7 +644,10 @@ impl Lowerer<'_> {
                 }
                 "user" => {
                     if let Some(t) = self.arg(s, 0) {
-                        user = Some((t.text.clone(), s.args.get(1).map(|g| g.text.clone())));
+                        user = Some((
+                            t.text.to_string(),
+                            s.args.get(1).map(|g| g.text.to_string()),
+                        ));
                     }
                 }
                 "init_fail" => vs.init_fail = true,
@@ -653,7 +656,7 @@ impl Lowerer<'_> {
         }
         let Some(mut script) = script else {
             self.err(
-                &n.stmt.location,
+                n.stmt.location,
                 format!("No script set for vrrp_script {} - removing", vs.name),
             );
             return None;
@@ -674,18 +677,18 @@ impl Lowerer<'_> {
 
     /// `NAME [weight W [reverse|noreverse]]` lines of a `track_*` block.
     fn tracked(&mut self, n: &Node<'_>, owner: &str, max: i32) -> Vec<Tracked> {
-        let what = n.stmt.keyword.text.clone();
+        let what = n.stmt.keyword.text.to_string();
         let mut out = Vec::new();
         for line in &n.children {
             let s = line.stmt;
             let mut t = Tracked {
-                name: s.keyword.text.clone(),
+                name: s.keyword.text.to_string(),
                 weight: None,
                 reverse: false,
             };
             if what == "track_interface" && t.name.len() > MAX_IFNAME {
                 self.err(
-                    &s.keyword.location,
+                    s.keyword.location,
                     format!(
                         "({owner}) tracked interface name '{}' too long - ignoring",
                         t.name
@@ -693,12 +696,12 @@ impl Lowerer<'_> {
                 );
                 continue;
             }
-            match s.args.first().map(|a| (a, a.text.as_str())) {
+            match s.args.first().map(|a| (a, a.text)) {
                 None => {}
                 Some((_, "weight")) => {
                     let Some(w) = s.args.get(1) else {
                         self.err(
-                            &s.keyword.location,
+                            s.keyword.location,
                             format!("({owner}) {what} {} weight missing - ignoring", t.name),
                         );
                         continue;
@@ -707,7 +710,7 @@ impl Lowerer<'_> {
                         Ok(v) if (-max..=max).contains(&v) => t.weight = Some(v),
                         _ => {
                             self.err(
-                                &w.location,
+                                w.location,
                                 format!(
                                     "({owner}) weight for {} must be between [{}..{max}] inclusive. Ignoring...",
                                     t.name, -max
@@ -720,7 +723,7 @@ impl Lowerer<'_> {
                 }
                 Some((a, other)) => {
                     self.warn(
-                        &a.location,
+                        a.location,
                         format!(
                             "({owner}) unknown option '{other}' for {what} {} - ignoring",
                             t.name
@@ -734,12 +737,12 @@ impl Lowerer<'_> {
     }
 
     /// One `IP[/len] [dev IF] [brd ..] [scope ..] [label L] ...` line.
-    fn ip_address(&mut self, s: &Statement, owner: &str) -> Option<IpAddress> {
-        let p = match prefix(&s.keyword.text) {
+    fn ip_address(&mut self, s: &Stmt<'_>, owner: &str) -> Option<IpAddress> {
+        let p = match prefix(s.keyword.text) {
             Ok(p) => p,
             Err(_) => {
                 self.err(
-                    &s.keyword.location,
+                    s.keyword.location,
                     format!("({owner}) Invalid address {} - ignoring", s.keyword.text),
                 );
                 return None;
@@ -760,7 +763,7 @@ impl Lowerer<'_> {
         };
         let mut it = s.args.iter();
         while let Some(t) = it.next() {
-            let word = t.text.as_str();
+            let word = t.text;
             let takes_value = matches!(
                 word,
                 "dev" | "brd" | "broadcast" | "scope" | "label" | "peer" | "preferred_lft"
@@ -771,7 +774,7 @@ impl Lowerer<'_> {
                     | "use_vmac" => a.flags.push(word.to_string()),
                     "no_track" => a.no_track = true,
                     _ => self.warn(
-                        &t.location,
+                        t.location,
                         format!("Unknown configuration entry '{word}' for ip address - ignoring"),
                     ),
                 }
@@ -779,7 +782,7 @@ impl Lowerer<'_> {
             }
             let Some(v) = it.next() else {
                 self.err(
-                    &t.location,
+                    t.location,
                     format!("({owner}) {word} requires a value - ignoring"),
                 );
                 break;
@@ -787,27 +790,27 @@ impl Lowerer<'_> {
             match word {
                 "dev" => a.dev = self.ifname(v),
                 "brd" | "broadcast" => {
-                    if v.text == "+" || v.text == "-" || values::ip(&v.text).is_ok() {
-                        a.brd = Some(v.text.clone());
+                    if v.text == "+" || v.text == "-" || values::ip(v.text).is_ok() {
+                        a.brd = Some(v.text.to_string());
                     } else {
-                        self.err(&v.location, format!("Invalid broadcast address {}", v.text));
+                        self.err(v.location, format!("Invalid broadcast address {}", v.text));
                     }
                 }
-                "scope" => a.scope = self.check(v, scope(&v.text)),
-                "label" => a.label = Some(v.text.clone()),
+                "scope" => a.scope = self.check(v, scope(v.text)),
+                "label" => a.label = Some(v.text.to_string()),
                 "peer" => {
-                    let r = prefix(&v.text).map(|p| p.addr);
+                    let r = prefix(v.text).map(|p| p.addr);
                     a.peer = self.check(v, r);
                 }
-                _ => a.preferred_lft = Some(v.text.clone()),
+                _ => a.preferred_lft = Some(v.text.to_string()),
             }
         }
         Some(a)
     }
 
     /// One `ip route`-style line.
-    fn route(&mut self, s: &Statement) -> Option<Route> {
-        let words: Vec<&Token> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
+    fn route(&mut self, s: &Stmt<'_>) -> Option<Route> {
+        let words: Vec<&Tok<'_>> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
         let mut r = Route {
             route_type: None,
             dest: Prefix {
@@ -828,9 +831,9 @@ impl Lowerer<'_> {
         let mut dest_set = false;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text.as_str();
+            let w = t.text;
             i += 1;
-            let value = |i: &mut usize| -> Option<&Token> {
+            let value = |i: &mut usize| -> Option<&Tok<'_>> {
                 let v = words.get(*i).copied();
                 *i += 1;
                 v
@@ -861,24 +864,24 @@ impl Lowerer<'_> {
                         continue;
                     }
                     let Some(v) = value(&mut i) else {
-                        self.err(&t.location, format!("route option {w} requires a value"));
+                        self.err(t.location, format!("route option {w} requires a value"));
                         return None;
                     };
                     match w {
-                        "src" => r.src = self.check(v, values::ip(&v.text)),
+                        "src" => r.src = self.check(v, values::ip(v.text)),
                         "via" | "gw" => {
                             if w == "gw" {
-                                self.warn(&t.location, "'gw' is deprecated - please use 'via'");
+                                self.warn(t.location, "'gw' is deprecated - please use 'via'");
                             }
-                            let a = self.check(v, values::ip(&v.text))?;
+                            let a = self.check(v, values::ip(v.text))?;
                             match r.nexthops.last_mut() {
                                 Some(nh) => nh.via = Some(a),
                                 None => r.via = Some(a),
                             }
                         }
                         "or" => {
-                            self.warn(&t.location, "'or' is deprecated - please use 'nexthop'");
-                            let a = self.check(v, values::ip(&v.text))?;
+                            self.warn(t.location, "'or' is deprecated - please use 'nexthop'");
+                            let a = self.check(v, values::ip(v.text))?;
                             if r.nexthops.is_empty() {
                                 r.nexthops.push(Nexthop {
                                     via: r.via.take(),
@@ -901,24 +904,24 @@ impl Lowerer<'_> {
                         }
                         "weight" => {
                             let wt = self
-                                .check(v, values::uint(&v.text, 1, 256))
+                                .check(v, values::uint(v.text, 1, 256))
                                 .and_then(|x| u32::try_from(x).ok());
                             if let Some(nh) = r.nexthops.last_mut() {
                                 nh.weight = wt;
                             }
                         }
-                        "table" => r.table = Some(v.text.clone()),
+                        "table" => r.table = Some(v.text.to_string()),
                         "metric" | "priority" | "preference" => {
                             r.metric = self
-                                .check(v, values::uint(&v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
-                        "scope" => r.scope = self.check(v, scope(&v.text)),
+                        "scope" => r.scope = self.check(v, scope(v.text)),
                         "to" => {
-                            r.dest = self.check(v, prefix(&v.text))?;
+                            r.dest = self.check(v, prefix(v.text))?;
                             dest_set = true;
                         }
-                        _ => r.options.push((w.to_string(), v.text.clone())),
+                        _ => r.options.push((w.to_string(), v.text.to_string())),
                     }
                 }
                 _ if !dest_set => {
@@ -937,7 +940,7 @@ impl Lowerer<'_> {
                         }
                         Err(_) => {
                             self.err(
-                                &t.location,
+                                t.location,
                                 format!("Invalid route destination {w} - ignoring route"),
                             );
                             return None;
@@ -945,23 +948,20 @@ impl Lowerer<'_> {
                     }
                 }
                 _ => {
-                    self.warn(
-                        &t.location,
-                        format!("Unknown route option '{w}' - ignoring"),
-                    );
+                    self.warn(t.location, format!("Unknown route option '{w}' - ignoring"));
                 }
             }
         }
         if !dest_set {
-            self.err(&s.location, "Route has no destination - ignoring");
+            self.err(s.location, "Route has no destination - ignoring");
             return None;
         }
         Some(r)
     }
 
     /// One `ip rule`-style line; a missing preference is assigned.
-    fn rule(&mut self, s: &Statement, next_pref: &mut u32) -> Option<Rule> {
-        let words: Vec<&Token> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
+    fn rule(&mut self, s: &Stmt<'_>, next_pref: &mut u32) -> Option<Rule> {
+        let words: Vec<&Tok<'_>> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
         let mut r = Rule {
             from: None,
             to: None,
@@ -974,7 +974,7 @@ impl Lowerer<'_> {
         let mut pref = None;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text.as_str();
+            let w = t.text;
             i += 1;
             match w {
                 "no_track" => r.no_track = true,
@@ -983,7 +983,7 @@ impl Lowerer<'_> {
                 }
                 _ => {
                     let Some(v) = words.get(i) else {
-                        self.err(&t.location, format!("rule option {w} requires a value"));
+                        self.err(t.location, format!("rule option {w} requires a value"));
                         return None;
                     };
                     i += 1;
@@ -992,7 +992,7 @@ impl Lowerer<'_> {
                             let p = if v.text == "all" {
                                 Ok(None)
                             } else {
-                                prefix(&v.text)
+                                prefix(v.text)
                                     .map(Some)
                                     .map_err(|_| format!("Invalid rule {w} address {}", v.text))
                             };
@@ -1003,10 +1003,10 @@ impl Lowerer<'_> {
                                 r.to = p;
                             }
                         }
-                        "table" | "lookup" => r.table = Some(v.text.clone()),
+                        "table" | "lookup" => r.table = Some(v.text.to_string()),
                         "preference" | "priority" | "order" | "pref" => {
                             pref = self
-                                .check(v, values::uint(&v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
                         "fwmark"
@@ -1026,11 +1026,11 @@ impl Lowerer<'_> {
                         | "protocol"
                         | "group"
                         | "type" => {
-                            r.options.push((w.to_string(), v.text.clone()));
+                            r.options.push((w.to_string(), v.text.to_string()));
                         }
                         _ => {
                             self.err(
-                                &t.location,
+                                t.location,
                                 format!("Unknown rule option '{w}' - ignoring rule"),
                             );
                             return None;
@@ -1044,7 +1044,7 @@ impl Lowerer<'_> {
             None => {
                 let p = *next_pref;
                 self.warn(
-                    &s.location,
+                    s.location,
                     format!("Rule has no preference specified - setting to {p}. This is probably not what you want."),
                 );
                 *next_pref = next_pref.saturating_add(1);
@@ -1056,8 +1056,8 @@ impl Lowerer<'_> {
 
     // ------------------------------------------------------------ vrrp_instance
 
-    fn notify_keyword(&mut self, s: &Statement, n: &mut VrrpNotify) -> bool {
-        let slot = match s.keyword.text.as_str() {
+    fn notify_keyword(&mut self, s: &Stmt<'_>, n: &mut VrrpNotify) -> bool {
+        let slot = match s.keyword.text {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1070,7 +1070,7 @@ impl Lowerer<'_> {
         let old = slot.take();
         let new = self.script(s);
         // The borrow of `n` ended with `take`; re-borrow to store.
-        let slot = match s.keyword.text.as_str() {
+        let slot = match s.keyword.text {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1084,7 +1084,7 @@ impl Lowerer<'_> {
     }
 
     fn trackers(&mut self, c: &Node<'_>, owner: &str, t: &mut VrrpTrackers) -> bool {
-        match c.stmt.keyword.text.as_str() {
+        match c.stmt.keyword.text {
             "track_interface" => t.interfaces.extend(self.tracked(c, owner, 254)),
             "track_script" => t.scripts.extend(self.tracked(c, owner, 254)),
             "track_file" => t.files.extend(self.tracked(c, owner, 254)),
@@ -1136,7 +1136,7 @@ impl Lowerer<'_> {
     }
 
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
-        let name = self.arg(n.stmt, 0)?.text.clone();
+        let name = self.arg(n.stmt, 0)?.text.to_string();
         let g = self.model.global_defs.vrrp.clone();
         let loc = n.stmt.location.clone();
         let mut vi = VrrpInstance {
@@ -1188,10 +1188,10 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut vi.notify) || self.trackers(c, &name, &mut vi.track) {
                 continue;
             }
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text.as_str() {
+                        match t.text {
                             "MASTER" => state = Some((VrrpState::Master, t.location.clone())),
                             "BACKUP" => {
                                 if !matches!(state, Some((VrrpState::Master, _))) {
@@ -1200,7 +1200,7 @@ impl Lowerer<'_> {
                             }
                             other => {
                                 self.err(
-                                    &t.location,
+                                    t.location,
                                     format!(
                                         "({name}) unknown state '{other}', defaulting to BACKUP"
                                     ),
@@ -1217,12 +1217,12 @@ impl Lowerer<'_> {
                 }
                 "dpdk_interface" => {
                     if let Some(t) = self.arg(s, 0) {
-                        vi.dpdk_interface = Some(t.text.clone());
+                        vi.dpdk_interface = Some(t.text.to_string());
                     }
                 }
                 "virtual_router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(&t.text, 1, 255).map_err(|_| {
+                        let r = values::uint(t.text, 1, 255).map_err(|_| {
                             format!(
                                 "({name}) VRID '{}' not valid - must be between 1 & 255",
                                 t.text
@@ -1233,11 +1233,11 @@ impl Lowerer<'_> {
                 }
                 "priority" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::uint(&t.text, 1, 255) {
+                        match values::uint(t.text, 1, 255) {
                             Ok(v) => prio = u8::try_from(v).ok(),
                             Err(_) => {
                                 self.err(
-                                    &t.location,
+                                    t.location,
                                     format!("({name}) Priority not valid! must be between 1 & 255. Reconfigure !"),
                                 );
                                 prio = Some(100);
@@ -1252,11 +1252,11 @@ impl Lowerer<'_> {
                 }
                 "version" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text.as_str() {
+                        match t.text {
                             "2" => vi.version = 2,
                             "3" => vi.version = 3,
                             _ => self.err(
-                                &t.location,
+                                t.location,
                                 format!(
                                     "({name}) Version {} not supported! must be 2 or 3",
                                     t.text
@@ -1267,7 +1267,7 @@ impl Lowerer<'_> {
                 }
                 kw @ ("mcast_src_ip" | "unicast_src_ip") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::ip(&t.text)
+                        let r = values::ip(t.text)
                             .map_err(|_| format!("({name}) invalid {kw} {}", t.text));
                         vi.src_ip = self.check(t, r).or(vi.src_ip);
                         unicast |= kw == "unicast_src_ip";
@@ -1275,10 +1275,10 @@ impl Lowerer<'_> {
                 }
                 "mcast_dst_ip" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::ip(&t.text) {
+                        match values::ip(t.text) {
                             Ok(a) if a.is_multicast() => vi.mcast_dst_ip = Some(a),
                             _ => self.err(
-                                &t.location,
+                                t.location,
                                 format!("({name}) mcast_dst_ip {} is not a multicast address - ignoring", t.text),
                             ),
                         }
@@ -1296,7 +1296,7 @@ impl Lowerer<'_> {
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::timer(&t.text, 0)
+                        let r = values::timer(t.text, 0)
                             .ok()
                             .filter(|d| d.value <= Duration::from_secs(1000))
                             .map(|d| d.value)
@@ -1599,14 +1599,14 @@ impl Lowerer<'_> {
         let mut pass: Option<String> = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "auth_type" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text.as_str() {
+                        match t.text {
                             "PASS" => ty = Some(AuthType::Pass),
                             "AH" => ty = Some(AuthType::Ah),
                             other => self.err(
-                                &t.location,
+                                t.location,
                                 format!("({owner}) unknown authentication type '{other}'"),
                             ),
                         }
@@ -1614,10 +1614,10 @@ impl Lowerer<'_> {
                 }
                 "auth_pass" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let mut p = t.text.clone();
+                        let mut p = t.text.to_string();
                         if p.len() > 8 {
                             self.warn(
-                                &t.location,
+                                t.location,
                                 format!("({owner}) Truncating auth_pass to 8 characters"),
                             );
                             let mut end = 8;
@@ -1640,7 +1640,7 @@ impl Lowerer<'_> {
             None => {
                 if pass.is_some() {
                     self.warn(
-                        &n.stmt.location,
+                        n.stmt.location,
                         format!("({owner}) auth_pass without auth_type - ignoring authentication"),
                     );
                 }
@@ -1649,12 +1649,12 @@ impl Lowerer<'_> {
         }
     }
 
-    fn unicast_peer(&mut self, s: &Statement, owner: &str) -> Option<UnicastPeer> {
-        let addr = match values::ip(&s.keyword.text) {
+    fn unicast_peer(&mut self, s: &Stmt<'_>, owner: &str) -> Option<UnicastPeer> {
+        let addr = match values::ip(s.keyword.text) {
             Ok(a) => a,
             Err(_) => {
                 self.err(
-                    &s.keyword.location,
+                    s.keyword.location,
                     format!(
                         "({owner}) Invalid unicast peer address {} - ignoring",
                         s.keyword.text
@@ -1670,10 +1670,10 @@ impl Lowerer<'_> {
         };
         let mut it = s.args.iter();
         while let Some(t) = it.next() {
-            match (t.text.as_str(), it.next()) {
+            match (t.text, it.next()) {
                 (kw @ ("min_ttl" | "max_ttl"), Some(v)) => {
                     let ttl = self
-                        .check(v, values::uint(&v.text, 0, 255))
+                        .check(v, values::uint(v.text, 0, 255))
                         .and_then(|x| u8::try_from(x).ok());
                     if kw == "min_ttl" {
                         p.min_ttl = ttl;
@@ -1683,7 +1683,7 @@ impl Lowerer<'_> {
                 }
                 (other, _) => {
                     self.warn(
-                        &t.location,
+                        t.location,
                         format!("({owner}) unknown unicast_peer option {other} - ignoring"),
                     );
                     break;
@@ -1696,7 +1696,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_sync_group
 
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
-        let name = self.arg(n.stmt, 0)?.text.clone();
+        let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut g = VrrpSyncGroup {
             name: name.clone(),
             instances: Vec::new(),
@@ -1711,27 +1711,27 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut g.notify) || self.trackers(c, &name, &mut g.track) {
                 continue;
             }
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "group" => {
                     for line in &c.children {
                         let m = &line.stmt.keyword;
                         if !self.model.vrrp_instances.iter().any(|i| i.name == m.text) {
                             self.warn(
-                                &m.location,
+                                m.location,
                                 format!("Virtual router {} specified in sync group {name} doesn't exist - ignoring", m.text),
                             );
                         } else if self
                             .model
                             .vrrp_sync_groups
                             .iter()
-                            .any(|o| o.instances.contains(&m.text))
+                            .any(|o| o.instances.iter().any(|i| i == m.text))
                         {
                             self.err(
-                                &m.location,
+                                m.location,
                                 format!("Virtual router {} cannot exist in more than one sync group; ignoring {name}", m.text),
                             );
-                        } else if !g.instances.contains(&m.text) {
-                            g.instances.push(m.text.clone());
+                        } else if !g.instances.iter().any(|i| i == m.text) {
+                            g.instances.push(m.text.to_string());
                         }
                     }
                 }
@@ -1747,7 +1747,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        self.resolve_trackers(&name, &mut g.track, &n.stmt.location);
+        self.resolve_trackers(&name, &mut g.track, n.stmt.location);
         Some(g)
     }
 
@@ -1822,11 +1822,11 @@ impl Lowerer<'_> {
 
     // ------------------------------------------------------------ ospf_announcer
 
-    fn ipv4_arg(&mut self, s: &Statement, what: &str) -> Option<Ipv4Addr> {
+    fn ipv4_arg(&mut self, s: &Stmt<'_>, what: &str) -> Option<Ipv4Addr> {
         let t = self.arg(s, 0)?;
         let r = match t.text.parse::<Ipv4Addr>() {
             Ok(a) => Ok(a),
-            Err(_) => values::uint(&t.text, 0, u64::from(u32::MAX))
+            Err(_) => values::uint(t.text, 0, u64::from(u32::MAX))
                 .ok()
                 .and_then(|v| u32::try_from(v).ok())
                 .map(Ipv4Addr::from)
@@ -1847,12 +1847,12 @@ impl Lowerer<'_> {
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "router_id" => {
                     if let Some(a) = self.ipv4_arg(s, "router_id") {
                         if a.is_unspecified() {
                             self.err(
-                                &s.keyword.location,
+                                s.keyword.location,
                                 "ospf_announcer: router_id must not be 0.0.0.0",
                             );
                         } else {
@@ -1863,11 +1863,11 @@ impl Lowerer<'_> {
                 "area" => o.area = self.ipv4_arg(s, "area").unwrap_or(o.area),
                 "announce_as" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text.as_str() {
+                        match t.text {
                             "stub" => o.announce_as = OspfAnnounceAs::Stub,
                             "external" => o.announce_as = OspfAnnounceAs::External,
                             other => self.err(
-                                &t.location,
+                                t.location,
                                 format!("ospf_announcer: announce_as must be stub or external, not '{other}'"),
                             ),
                         }
@@ -1925,7 +1925,7 @@ impl Lowerer<'_> {
         let mut dead = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text.as_str() {
+            match s.keyword.text {
                 "hello_interval" => {
                     i.hello_interval = self
                         .uint_arg(s, 1, 65535)
@@ -1972,42 +1972,42 @@ impl Lowerer<'_> {
         Some(i)
     }
 
-    fn ospf_auth(&mut self, s: &Statement) -> Option<OspfAuth> {
+    fn ospf_auth(&mut self, s: &Stmt<'_>) -> Option<OspfAuth> {
         let t = self.arg(s, 0)?;
-        match t.text.as_str() {
+        match t.text {
             "none" => Some(OspfAuth::None),
             "simple" => {
                 let p = self.arg(s, 1)?;
                 if p.text.len() > 8 {
                     self.err(
-                        &p.location,
+                        p.location,
                         "ospf_announcer: a simple password has at most 8 bytes - ignoring",
                     );
                     return None;
                 }
-                Some(OspfAuth::Simple(p.text.clone()))
+                Some(OspfAuth::Simple(p.text.to_string()))
             }
             "md5" => {
                 let id = self.arg(s, 1)?;
                 let key_id = self
-                    .check(id, values::uint(&id.text, 0, 255))
+                    .check(id, values::uint(id.text, 0, 255))
                     .and_then(|v| u8::try_from(v).ok())?;
                 let k = self.arg(s, 2)?;
                 if k.text.len() > 16 {
                     self.err(
-                        &k.location,
+                        k.location,
                         "ospf_announcer: an md5 key has at most 16 bytes - ignoring",
                     );
                     return None;
                 }
                 Some(OspfAuth::Md5 {
                     key_id,
-                    key: k.text.clone(),
+                    key: k.text.to_string(),
                 })
             }
             other => {
                 self.err(
-                    &t.location,
+                    t.location,
                     format!(
                         "ospf_announcer: authentication must be md5, simple or none, not '{other}'"
                     ),
