@@ -13,13 +13,12 @@
 //! a server that stopped answering, and it does not expose the raw RCODE of a
 //! single exchange with one chosen server.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, Name, RecordType};
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
-use tokio::net::UdpSocket;
 
 use crate::error::{IoStage, ProbeError};
 use crate::spec::DnsSpec;
@@ -101,25 +100,7 @@ async fn exchange(
     request: &[u8],
     id: u16,
 ) -> Result<(), ProbeError> {
-    let local = match bind {
-        Some(ip) if ip.is_ipv4() != target.is_ipv4() => {
-            return Err(ProbeError::FamilyMismatch { bind: ip, target })
-        }
-        Some(ip) => ip,
-        None if target.is_ipv4() => Ipv4Addr::UNSPECIFIED.into(),
-        None => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind(SocketAddr::new(local, 0))
-        .await
-        .map_err(|e| ProbeError::io(IoStage::Bind, &e))?;
-    socket
-        .connect(target)
-        .await
-        .map_err(|e| ProbeError::io(IoStage::Connect, &e))?;
-    socket
-        .send(request)
-        .await
-        .map_err(|e| ProbeError::io(IoStage::Send, &e))?;
+    let socket = crate::udp::send_connected(target, bind, request).await?;
     let mut buf = [0u8; RECV_BUF];
     // Ends on the first real response; the caller's timeout bounds the
     // ignored datagrams.
@@ -145,6 +126,7 @@ async fn exchange(
 mod tests {
     use super::*;
     use crate::spec::DnsType;
+    use tokio::net::UdpSocket;
 
     #[test]
     fn query_matches_keepalived() {

@@ -16,12 +16,13 @@ use crate::spec::UdpSpec;
 /// The largest reply buffer (a UDP payload cannot be larger).
 const MAX_DATAGRAM: usize = 65_536;
 
-pub(crate) async fn probe(
+/// A UDP socket bound to `bind` (else the unspecified address of the
+/// target's family) and connected to `target`, after sending `payload` on it.
+pub(crate) async fn send_connected(
     target: SocketAddr,
     bind: Option<IpAddr>,
-    timeout: Duration,
-    udp: &UdpSpec,
-) -> Result<(), ProbeError> {
+    payload: &[u8],
+) -> Result<UdpSocket, ProbeError> {
     let local = match bind {
         Some(ip) if ip.is_ipv4() != target.is_ipv4() => {
             return Err(ProbeError::FamilyMismatch { bind: ip, target })
@@ -38,9 +39,19 @@ pub(crate) async fn probe(
         .await
         .map_err(|e| ProbeError::io(IoStage::Connect, &e))?;
     socket
-        .send(&udp.payload)
+        .send(payload)
         .await
         .map_err(|e| ProbeError::io(IoStage::Send, &e))?;
+    Ok(socket)
+}
+
+pub(crate) async fn probe(
+    target: SocketAddr,
+    bind: Option<IpAddr>,
+    timeout: Duration,
+    udp: &UdpSpec,
+) -> Result<(), ProbeError> {
+    let socket = send_connected(target, bind, &udp.payload).await?;
 
     // One byte more than allowed, to tell an over-long reply from a full one.
     let mut buf = vec![0u8; udp.max_reply_length.saturating_add(1).min(MAX_DATAGRAM)];
