@@ -25,7 +25,11 @@ if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     exit
 fi
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
-    cargo install cargo-fuzz --locked
+    if ! cargo install cargo-fuzz --locked; then
+        echo "fuzz: could not install cargo-fuzz; using the stable fuzzer instead"
+        stable_fuzz
+        exit
+    fi
 fi
 
 cd "$here"
