@@ -7,40 +7,24 @@ use std::path::Path;
 use std::time::Duration;
 
 use healthcheck::{
-    CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HealthChecker, HealthEvent, SmtpSpec,
-    SubjectId, SubjectSpec,
+    CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HealthChecker, SmtpSpec, SubjectSpec,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::unbounded_channel;
 
-const BOUND: Duration = Duration::from_secs(10);
+mod common;
 
+use common::{next_event, BOUND};
+
+/// This file's checkers run every 100 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
-    CheckSpec {
-        kind,
-        connect_timeout: Duration::from_secs(2),
-        retry: 0,
-        delay_before_retry: Duration::from_millis(100),
-        delay_loop: Duration::from_millis(100),
-        warmup: Duration::ZERO,
-        ..CheckSpec::tcp(target)
-    }
+    common::fast(kind, target, Duration::from_millis(100))
 }
 
+/// This file's subject.
 fn subject(checks: Vec<CheckSpec>) -> SubjectSpec {
-    SubjectSpec {
-        id: SubjectId(9),
-        name: "rs9".into(),
-        checks,
-    }
-}
-
-async fn next_event(rx: &mut UnboundedReceiver<HealthEvent>) -> HealthEvent {
-    tokio::time::timeout(BOUND, rx.recv())
-        .await
-        .expect("an event within the bound")
-        .expect("channel open")
+    common::subject(9, checks)
 }
 
 /// Waits until every checker of the only subject has run at least `n` times.

@@ -7,41 +7,23 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use healthcheck::{
-    CheckKind, CheckSpec, HealthChecker, HealthEvent, HttpSpec, MiscSpec, SubjectId, SubjectSpec,
-    UrlSpec,
-};
+use healthcheck::{CheckKind, CheckSpec, HealthChecker, HttpSpec, MiscSpec, SubjectSpec, UrlSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::unbounded_channel;
 
-const BOUND: Duration = Duration::from_secs(10);
+mod common;
 
+use common::next_event;
+
+/// This file's checkers run every 200 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
-    CheckSpec {
-        kind,
-        connect_timeout: Duration::from_secs(2),
-        retry: 0,
-        delay_before_retry: Duration::from_millis(100),
-        delay_loop: Duration::from_millis(200),
-        warmup: Duration::ZERO,
-        ..CheckSpec::tcp(target)
-    }
+    common::fast(kind, target, Duration::from_millis(200))
 }
 
+/// This file's subject.
 fn subject(checks: Vec<CheckSpec>) -> SubjectSpec {
-    SubjectSpec {
-        id: SubjectId(7),
-        name: "rs7".into(),
-        checks,
-    }
-}
-
-async fn next_event(rx: &mut UnboundedReceiver<HealthEvent>) -> HealthEvent {
-    tokio::time::timeout(BOUND, rx.recv())
-        .await
-        .expect("an event within the bound")
-        .expect("channel open")
+    common::subject(7, checks)
 }
 
 /// An HTTP server answering every request with the current `status`.

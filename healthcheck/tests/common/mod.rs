@@ -1,0 +1,40 @@
+//! Helpers shared by the checker integration tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use healthcheck::{CheckKind, CheckSpec, HealthEvent, SubjectId, SubjectSpec};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long a test waits for anything.
+pub const BOUND: Duration = Duration::from_secs(10);
+
+/// A checker that runs every `delay_loop`, with no retries and no warmup.
+pub fn fast(kind: CheckKind, target: SocketAddr, delay_loop: Duration) -> CheckSpec {
+    CheckSpec {
+        kind,
+        connect_timeout: Duration::from_secs(2),
+        retry: 0,
+        delay_before_retry: Duration::from_millis(100),
+        delay_loop,
+        warmup: Duration::ZERO,
+        ..CheckSpec::tcp(target)
+    }
+}
+
+/// A subject `id` named `rs{id}`.
+pub fn subject(id: u64, checks: Vec<CheckSpec>) -> SubjectSpec {
+    SubjectSpec {
+        id: SubjectId(id),
+        name: format!("rs{id}"),
+        checks,
+    }
+}
+
+/// The next health event, within [`BOUND`].
+pub async fn next_event(rx: &mut UnboundedReceiver<HealthEvent>) -> HealthEvent {
+    tokio::time::timeout(BOUND, rx.recv())
+        .await
+        .expect("an event within the bound")
+        .expect("channel open")
+}
