@@ -97,38 +97,23 @@ pub fn spawn(
     (tx, status)
 }
 
+/// How long to wait before trying again to start a speaker that could not
+/// start (an interface without an address yet, a socket error) or that died.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Starts the speaker for `plan`; `Err` says why it could not start.
 async fn start(
-    plan: Option<&OspfPlan>,
+    plan: &OspfPlan,
     want: &watch::Receiver<BTreeSet<Ipv4Addr>>,
     out: &watch::Sender<OspfSnapshot>,
-) -> Option<Handle> {
-    let plan = plan?;
-    let failed = |error: String| {
-        tracing::error!(%error, "OSPF announcer not started");
-        out.send_replace(OspfSnapshot {
-            error: Some(error),
-            ..OspfSnapshot::default()
-        });
-    };
-    let spec = match speaker_spec(plan) {
-        Ok(s) => s,
-        Err(e) => {
-            failed(e);
-            return None;
-        }
-    };
+) -> Result<Handle, String> {
+    let spec = speaker_spec(plan)?;
     let addresses = spec
         .interfaces
         .iter()
         .map(|i| (i.name.clone(), i.address))
         .collect();
-    let handle = match driver::spawn(spec) {
-        Ok(h) => h,
-        Err(e) => {
-            failed(e.to_string());
-            return None;
-        }
-    };
+    let handle = driver::spawn(spec).map_err(|e| e.to_string())?;
     let vips = want.borrow().clone();
     let _ = handle.commands.send(Command::SetAnnounced(vips)).await;
     tracing::info!(router_id = %plan.router_id, "OSPF announcer started");
@@ -138,7 +123,35 @@ async fn start(
         addresses,
         status: Some(handle.status.borrow().clone()),
     });
-    Some(handle)
+    Ok(handle)
+}
+
+/// One start attempt for the current plan. A failure is logged once per
+/// distinct cause (not on every retry) and shown by `dpvsctl ospf`; the
+/// caller tries again after [`RETRY`].
+async fn attempt(
+    plan: Option<&OspfPlan>,
+    want: &watch::Receiver<BTreeSet<Ipv4Addr>>,
+    out: &watch::Sender<OspfSnapshot>,
+    last_error: &mut Option<String>,
+) -> Option<Handle> {
+    match start(plan?, want, out).await {
+        Ok(h) => {
+            *last_error = None;
+            Some(h)
+        }
+        Err(error) => {
+            if last_error.as_deref() != Some(error.as_str()) {
+                tracing::error!(%error, "OSPF announcer not started; retrying every {}s", RETRY.as_secs());
+            }
+            out.send_modify(|s| {
+                s.running = false;
+                s.error = Some(format!("{error} (retrying every {}s)", RETRY.as_secs()));
+            });
+            *last_error = Some(error);
+            None
+        }
+    }
 }
 
 /// Flushes our LSAs and waits (bounded) for the speaker to finish.
@@ -158,22 +171,26 @@ async fn stop(h: Handle, out: &watch::Sender<OspfSnapshot>) {
 }
 
 async fn manage(
-    plan: Option<OspfPlan>,
+    mut plan: Option<OspfPlan>,
     mut want: watch::Receiver<BTreeSet<Ipv4Addr>>,
     mut rx: mpsc::UnboundedReceiver<OspfMsg>,
     out: watch::Sender<OspfSnapshot>,
 ) {
-    let mut running = start(plan.as_ref(), &want, &out).await;
+    let mut last_error = None;
+    let mut running = attempt(plan.as_ref(), &want, &out, &mut last_error).await;
     let mut want_open = true;
     loop {
+        let retry = running.is_none() && plan.is_some();
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some(OspfMsg::Restart(plan)) => {
+                Some(OspfMsg::Restart(next)) => {
                     if let Some(h) = running.take() {
                         stop(h, &out).await;
                     }
                     out.send_replace(OspfSnapshot::default());
-                    running = start(plan.as_ref(), &want, &out).await;
+                    plan = next;
+                    last_error = None;
+                    running = attempt(plan.as_ref(), &want, &out, &mut last_error).await;
                 }
                 Some(OspfMsg::Stop(done)) => {
                     if let Some(h) = running.take() {
@@ -198,6 +215,9 @@ async fn manage(
                     }
                 }
             }
+            () = tokio::time::sleep(RETRY), if retry => {
+                running = attempt(plan.as_ref(), &want, &out, &mut last_error).await;
+            }
             alive = async {
                 match running.as_mut() {
                     Some(h) => h.status.changed().await.is_ok(),
@@ -212,6 +232,7 @@ async fn manage(
                     });
                 }
                 if !alive {
+                    tracing::error!("OSPF speaker stopped unexpectedly; restarting in {}s", RETRY.as_secs());
                     running = None;
                 }
             }

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::speaker::{
-    Action, IfaceIdx, Speaker, SpeakerSpec, Status, ALL_D_ROUTERS, ALL_SPF_ROUTERS,
+    Action, DropCause, IfaceIdx, Speaker, SpeakerSpec, Status, ALL_D_ROUTERS, ALL_SPF_ROUTERS,
 };
 
 const IPPROTO_OSPF: libc::c_int = 89;
@@ -273,6 +273,30 @@ fn perform(sockets: &[Arc<AsyncFd<OwnedFd>>], actions: Vec<Action>) {
     }
 }
 
+/// Logs the first drop of each cause (with the sender that caused it);
+/// later drops of that cause are only counted, so a hostile or
+/// misconfigured neighbour cannot flood the log.
+/// Returns the causes logged now.
+fn log_first_drops(
+    status: &Status,
+    from: Option<Ipv4Addr>,
+    logged: &mut BTreeSet<DropCause>,
+) -> Vec<DropCause> {
+    let mut now = Vec::new();
+    for (cause, n) in &status.drops {
+        if *n > 0 && logged.insert(*cause) {
+            now.push(*cause);
+            let from = from.map_or_else(|| "-".to_string(), |a| a.to_string());
+            tracing::warn!(
+                cause = cause.name(),
+                %from,
+                "ospf: dropped a packet; further drops of this cause are only counted (dpvsctl ospf)"
+            );
+        }
+    }
+    now
+}
+
 async fn run(
     mut speaker: Speaker,
     sockets: Vec<Arc<AsyncFd<OwnedFd>>>,
@@ -287,7 +311,9 @@ async fn run(
         .map(|(i, fd)| tokio::spawn(reader(IfaceIdx(i), fd.clone(), rx_tx.clone())))
         .collect();
     drop(rx_tx);
+    let mut logged = BTreeSet::new();
     loop {
+        let mut from = None;
         let deadline = speaker.poll_at().map_or_else(
             || start + std::time::Duration::from_secs(3600),
             |t| start + t,
@@ -303,13 +329,18 @@ async fn run(
                 }
             },
             pkt = rx.recv() => match pkt {
-                Some((iface, src, bytes)) => speaker.handle_packet(iface, src, &bytes, start.elapsed()),
+                Some((iface, src, bytes)) => {
+                    from = Some(src);
+                    speaker.handle_packet(iface, src, &bytes, start.elapsed())
+                }
                 None => Vec::new(),
             },
             () = tokio::time::sleep_until(deadline) => speaker.on_timer(start.elapsed()),
         };
         perform(&sockets, actions);
-        status.send_replace(speaker.status(start.elapsed()));
+        let now = speaker.status(start.elapsed());
+        let _ = log_first_drops(&now, from, &mut logged);
+        status.send_replace(now);
     }
     for r in readers {
         r.abort();
@@ -319,6 +350,38 @@ async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_drop_cause_is_logged_once() {
+        let spec = SpeakerSpec {
+            router_id: Ipv4Addr::new(10, 0, 0, 1),
+            area: Ipv4Addr::UNSPECIFIED,
+            interfaces: vec![crate::InterfaceSpec::broadcast(
+                "eth0",
+                Ipv4Addr::new(10, 0, 0, 1),
+                24,
+            )],
+            announce_as: crate::AnnounceAs::Stub,
+            metric: 10,
+            crypto_seq_base: 0,
+        };
+        let mut st =
+            Speaker::new(spec, std::time::Duration::ZERO).status(std::time::Duration::ZERO);
+        let mut logged = BTreeSet::new();
+        assert!(log_first_drops(&st, None, &mut logged).is_empty());
+        st.drops = vec![(DropCause::AuthMismatch, 1), (DropCause::WrongArea, 0)];
+        let from = Some(Ipv4Addr::new(10, 0, 0, 9));
+        assert_eq!(
+            log_first_drops(&st, from, &mut logged),
+            [DropCause::AuthMismatch]
+        );
+        st.drops = vec![(DropCause::AuthMismatch, 50), (DropCause::WrongArea, 2)];
+        assert_eq!(
+            log_first_drops(&st, from, &mut logged),
+            [DropCause::WrongArea]
+        );
+        assert!(log_first_drops(&st, from, &mut logged).is_empty());
+    }
 
     #[test]
     fn strip_ip_header() {

@@ -4,10 +4,15 @@
 //! 10.99.0.2/24), dpvsd, keepalived, BIRD and nginx started inside them.
 //! Everything started is stopped and the namespaces deleted on drop (prefix
 //! `ha<pid><tag>`, so parallel tests never collide). Needs root.
+//!
+//! Each test binary uses a subset of these helpers.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use testlab::{finish, output, sh, signal, wait_for};
 
 /// `Some(reason)` when the lab cannot run here (the test prints SKIP).
 /// Under `CI`, a missing tool fails the test instead.
@@ -16,12 +21,7 @@ pub fn unavailable(tools: &[&str]) -> Option<String> {
         return Some("needs root (network namespaces)".into());
     }
     for tool in ["ip"].iter().chain(tools) {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !testlab::have(tool) {
             let msg = format!("`{tool}` not found");
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -33,102 +33,97 @@ pub fn unavailable(tools: &[&str]) -> Option<String> {
     None
 }
 
-/// Runs a command; panics with its output if it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs a command and returns its stdout, whatever its status.
-pub fn output(args: &[&str]) -> String {
-    Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
-    if let Ok(p) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
-    }
-}
-
-/// Stops a child: `sig`, then SIGKILL after 5 s.
-pub fn finish(child: &mut Child, sig: nix::sys::signal::Signal) {
-    signal(child.id(), sig);
-    if wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten()).is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// The two namespaces and a work directory.
+/// The namespaces and a work directory: `a` (10.99.0.1) and `b`
+/// (10.99.0.2), and with [`Lab::bridged`] more hosts (10.99.0.3, …) on a
+/// bridge in a switch namespace.
 pub struct Lab {
     pub a: String,
     pub b: String,
+    /// Hosts after `a` and `b` (10.99.0.3, 10.99.0.4, …).
+    pub more: Vec<String>,
+    /// The switch namespace of a bridged lab.
+    switch: Option<String>,
     pub dir: PathBuf,
 }
 
+fn add_namespace(ns: &str) {
+    if Path::new("/run/netns").join(ns).exists() {
+        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    }
+    sh(&["ip", "netns", "add", ns]);
+    for kv in [
+        "net.ipv6.conf.all.disable_ipv6=1",
+        "net.ipv6.conf.default.disable_ipv6=1",
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ] {
+        sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", kv]);
+    }
+    sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+}
+
+/// Gives host number `i` (1-based) its MAC and 10.99.0.i/24 on eth0.
+fn address_host(ns: &str, i: usize) {
+    let mac = format!("02:99:00:00:00:{i:02x}");
+    sh(&["ip", "-n", ns, "link", "set", "eth0", "address", &mac]);
+    let addr = format!("10.99.0.{i}/24");
+    sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", "eth0"]);
+    sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+}
+
 impl Lab {
-    pub fn up(tag: &str) -> Lab {
+    fn named(tag: &str, hosts: usize, switch: bool) -> Lab {
         let prefix = format!("ha{}{tag}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("dpvsd-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("work dir");
-        let lab = Lab {
+        Lab {
             a: format!("{prefix}-a"),
             b: format!("{prefix}-b"),
+            more: (3..=hosts).map(|i| format!("{prefix}-h{i}")).collect(),
+            switch: switch.then(|| format!("{prefix}-sw")),
             dir,
-        };
-        for ns in [&lab.a, &lab.b] {
-            if Path::new("/run/netns").join(ns).exists() {
-                let _ = Command::new("ip").args(["netns", "del", ns]).status();
-            }
-            sh(&["ip", "netns", "add", ns]);
-            for kv in [
-                "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1",
-                "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0",
-            ] {
-                sh(&["ip", "netns", "exec", ns, "sysctl", "-qw", kv]);
-            }
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+    }
+
+    fn hosts(&self) -> Vec<&String> {
+        [&self.a, &self.b].into_iter().chain(&self.more).collect()
+    }
+
+    /// Two hosts joined by a veth pair.
+    pub fn up(tag: &str) -> Lab {
+        let lab = Lab::named(tag, 2, false);
+        for ns in lab.hosts() {
+            add_namespace(ns);
         }
         sh(&[
             "ip", "-n", &lab.a, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
             "netns", &lab.b,
         ]);
-        for (i, ns) in [(1, &lab.a), (2, &lab.b)] {
-            let mac = format!("02:99:00:00:00:0{i}");
-            sh(&["ip", "-n", ns, "link", "set", "eth0", "address", &mac]);
-            let addr = format!("10.99.0.{i}/24");
-            sh(&["ip", "-n", ns, "addr", "add", &addr, "dev", "eth0"]);
-            sh(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+        for (i, ns) in lab.hosts().into_iter().enumerate() {
+            address_host(ns, i + 1);
+        }
+        lab
+    }
+
+    /// `hosts` (at least 2) hosts on one bridge, each with eth0 at
+    /// 10.99.0.i/24.
+    pub fn bridged(tag: &str, hosts: usize) -> Lab {
+        let lab = Lab::named(tag, hosts.max(2), true);
+        let sw = lab.switch.as_deref().expect("switch namespace");
+        add_namespace(sw);
+        sh(&["ip", "-n", sw, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", sw, "link", "set", "br0", "up"]);
+        for (i, ns) in lab.hosts().into_iter().enumerate() {
+            add_namespace(ns);
+            let port = format!("p{}", i + 1);
+            sh(&[
+                "ip", "-n", ns, "link", "add", "eth0", "type", "veth", "peer", "name", &port,
+                "netns", sw,
+            ]);
+            sh(&["ip", "-n", sw, "link", "set", &port, "master", "br0"]);
+            sh(&["ip", "-n", sw, "link", "set", &port, "up"]);
+            address_host(ns, i + 1);
         }
         lab
     }
@@ -143,7 +138,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
+        for ns in self.hosts().into_iter().chain(&self.switch) {
             // Anything still running in the namespace was started by this lab.
             for pid in output(&["ip", "netns", "pids", ns]).split_whitespace() {
                 if let Ok(p) = pid.parse() {
@@ -153,9 +148,10 @@ impl Drop for Lab {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
         if std::thread::panicking() {
-            for log in ["dpvsd.log", "keepalived.log", "bird.log"] {
-                if let Ok(text) = std::fs::read_to_string(self.dir.join(log)) {
-                    eprintln!("---- {log} ----\n{text}");
+            let logs = std::fs::read_dir(&self.dir).into_iter().flatten().flatten();
+            for log in logs.filter(|e| e.path().extension().is_some_and(|x| x == "log")) {
+                if let Ok(text) = std::fs::read_to_string(log.path()) {
+                    eprintln!("---- {} ----\n{text}", log.file_name().to_string_lossy());
                 }
             }
         }
@@ -172,8 +168,14 @@ pub struct Dpvsd {
 impl Dpvsd {
     /// Starts `dpvsd -n -f CONF` in `ns` and waits until it answers.
     pub fn start(lab: &Lab, ns: &str, conf: &Path, extra: &[&str]) -> Dpvsd {
-        let socket = lab.dir.join("dpvsd.sock");
-        let log = std::fs::File::create(lab.dir.join("dpvsd.log")).expect("log file");
+        Dpvsd::start_named(lab, "dpvsd", ns, conf, extra)
+    }
+
+    /// As [`Dpvsd::start`], with the socket and log named `NAME.sock` and
+    /// `NAME.log`, so several can run in one lab.
+    pub fn start_named(lab: &Lab, name: &str, ns: &str, conf: &Path, extra: &[&str]) -> Dpvsd {
+        let socket = lab.dir.join(format!("{name}.sock"));
+        let log = std::fs::File::create(lab.dir.join(format!("{name}.log"))).expect("log file");
         let child = Command::new("ip")
             .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_dpvsd"), "-n", "-f"])
             .arg(conf)

@@ -99,7 +99,10 @@ fn main() -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&data).unwrap_or_default()
         );
-        let rejected = data.get("error").is_some_and(|e| !e.is_null());
+        // Only a rejected reload fails; `error` in a status (e.g. an
+        // announcer waiting for its interface) is information.
+        let rejected = matches!(command, CtlCommand::Reload { .. })
+            && data.get("error").is_some_and(|e| !e.is_null());
         return if rejected {
             ExitCode::FAILURE
         } else {

@@ -1,0 +1,168 @@
+//! Test support for the end-to-end tests of every crate (a dev-dependency
+//! only): bounded polling, running commands, stopping children, and tcpdump
+//! captures checked by `../shared/tools/pcapcheck.py`. The lab topologies
+//! themselves stay with the tests that use them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Polls `f` every 20 ms until it returns `Some`, for at most `timeout`.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a command; panics with its output if it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command and returns its stdout, whatever its status.
+pub fn output(args: &[&str]) -> String {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Whether `tool` is on the PATH.
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Sends `sig` to `pid` (ignoring a process that is already gone).
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    if let Ok(p) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), sig);
+    }
+}
+
+/// Stops a child: `sig`, then SIGKILL after 5 s.
+pub fn finish(child: &mut Child, sig: nix::sys::signal::Signal) {
+    signal(child.id(), sig);
+    if wait_for(Duration::from_secs(5), || child.try_wait().ok().flatten()).is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// tcpdump on eth0 of a namespace, writing a pcap; stopped on drop.
+#[derive(Debug)]
+pub struct Capture {
+    child: Option<Child>,
+    pub file: PathBuf,
+}
+
+impl Capture {
+    /// Starts tcpdump in `ns` with the pcap `filter` and waits until it
+    /// listens.
+    pub fn start(ns: &str, file: &Path, filter: &str) -> Capture {
+        let err = file.with_extension("tcpdump.log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "-i", "eth0", "-U"])
+            .arg("--immediate-mode")
+            .arg("-w")
+            .arg(file)
+            .arg(filter)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&err).expect("tcpdump log"))
+            .spawn()
+            .expect("spawn tcpdump");
+        let ready = wait_for(Duration::from_secs(10), || {
+            std::fs::read_to_string(&err)
+                .ok()
+                .filter(|s| s.contains("listening on"))
+                .map(|_| ())
+        });
+        assert!(ready.is_some(), "tcpdump did not start");
+        Capture {
+            child: Some(child),
+            file: file.to_owned(),
+        }
+    }
+
+    /// Stops the capture and returns the file.
+    pub fn finish(mut self) -> PathBuf {
+        self.end();
+        self.file.clone()
+    }
+
+    fn end(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGINT makes tcpdump flush and close the file.
+            finish(&mut c, nix::sys::signal::Signal::SIGINT);
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+/// The shared tools directory (`../shared/tools` beside the repository).
+pub fn shared_tools() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools")
+}
+
+/// `pcapcheck.py` from the shared tools (or `$PCAPCHECK`), if present.
+pub fn pcapcheck() -> Option<PathBuf> {
+    [
+        std::env::var_os("PCAPCHECK").map(PathBuf::from),
+        Some(shared_tools().join("pcapcheck.py")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| p.exists())
+}
+
+/// Runs pcapcheck on `file` with `--require` for each of `require`; panics
+/// if it fails. Prints a note and returns when the tool is not there.
+pub fn check_capture(file: &Path, require: &[&str]) {
+    let Some(tool) = pcapcheck() else {
+        println!("note: pcapcheck.py not found, capture {file:?} not checked");
+        return;
+    };
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(&tool).arg("--quiet");
+    for r in require {
+        cmd.args(["--require", r]);
+    }
+    let out = cmd.arg(file).output().expect("run pcapcheck");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("pcapcheck {file:?}: {}", text.lines().last().unwrap_or(""));
+    assert!(
+        out.status.success(),
+        "pcapcheck failed on {file:?}:\n{text}"
+    );
+}
