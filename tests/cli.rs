@@ -250,3 +250,31 @@ fn control_socket_serves_status_and_survives_garbage() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is dpvsd running?"));
 }
+
+/// A dpvsd built without the `dpdk` feature refuses `--backend dpdk` with
+/// the rebuild hint, before anything starts (no control socket is left).
+#[test]
+fn dpdk_backend_without_the_feature_is_a_clear_error() {
+    if cfg!(feature = "dpdk") {
+        println!("SKIP: dpdk_backend_without_the_feature_is_a_clear_error: built with dpdk");
+        return;
+    }
+    let d = tmpdir("nodpdk");
+    let sock = d.join("dpvsd.sock").display().to_string();
+    let out = dpvsd(&[
+        "-n",
+        "-f",
+        &sample(),
+        "--socket",
+        &sock,
+        "--backend",
+        "dpdk",
+        "--dpdk-port",
+        "net_af_packet0,iface=lo",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "stderr: {err}");
+    assert!(err.contains("--features dpdk"), "stderr: {err}");
+    assert!(!Path::new(&sock).exists(), "socket left behind");
+    let _ = std::fs::remove_dir_all(&d);
+}

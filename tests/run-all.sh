@@ -13,6 +13,8 @@ cargo test --workspace
 if pkg-config --exists libdpdk 2>/dev/null; then
     cargo clippy -p dpdk-sys -p dataplane --features dataplane/dpdk,dpdk-sys/dpdk --all-targets -- -D warnings
     cargo test -p dpdk-sys -p dataplane --features dataplane/dpdk,dpdk-sys/dpdk
+    cargo clippy -p dpvsd --features dpvsd/dpdk --all-targets -- -D warnings
+    cargo test -p dpvsd --features dpvsd/dpdk --test e2e_dpdk
 else
     echo "SKIP: DPDK backend tests: libdpdk not installed (apt-get install dpdk-dev libdpdk-dev libclang-dev pkg-config)"
 fi

@@ -98,6 +98,41 @@ impl From<dataplane::stats::TrafficSnapshot> for Counters {
     }
 }
 
+/// A DPDK port's counters (from its PMD) and mbuf pool usage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortInfo {
+    pub name: String,
+    /// The kernel exception TAP, if any.
+    pub kni: Option<String>,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the NIC: rx ring full.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    /// Receives that found no free mbuf.
+    pub rx_nombuf: u64,
+    pub mbufs_in_use: u32,
+    pub mbufs_total: u32,
+    /// Per worker (= rx/tx queue pair).
+    pub queues: Vec<QueueInfo>,
+}
+
+/// One worker's queue pair on a DPDK port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueInfo {
+    pub worker: usize,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+    pub empty_polls: u64,
+    /// Frames copied to / received from the kernel exception TAP.
+    pub to_kernel: u64,
+    pub from_kernel: u64,
+}
+
 /// `status`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusInfo {
@@ -128,6 +163,9 @@ pub struct StatusInfo {
     /// VIPs announced by OSPF (`None`: no `ospf_announcer`).
     #[serde(default)]
     pub ospf_announced: Option<usize>,
+    /// DPDK ports (empty for other backends).
+    #[serde(default)]
+    pub ports: Vec<PortInfo>,
 }
 
 /// One checker's state.

@@ -19,6 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::assemble::{self, Plan, ServerPlan, ServicePlan, VrrpPlan};
+use crate::backend::{self, BackendOptions};
 use crate::ctl::{
     CheckInfo, CtlCommand, ListInfo, OspfInfo, RealServerInfo, ReloadInfo, Request, Response,
     ServiceInfo, StatusInfo, VrrpInfo, MAX_REQUEST, VERSION,
@@ -32,8 +33,11 @@ use crate::{announce, info, notify, reload};
 pub struct Options {
     pub config_file: PathBuf,
     pub socket: PathBuf,
-    /// The afpacket interface; `None` runs without forwarding.
+    /// What the dataplane forwards on: the AF_PACKET interface or the DPDK
+    /// port; `None` runs without forwarding.
     pub interface: Option<String>,
+    /// Which packet I/O backend.
+    pub backend: BackendOptions,
     pub conn_capacity: usize,
     /// How the config file is read again on reload.
     pub load: keepalived_parser::LoadOptions,
@@ -51,9 +55,7 @@ pub enum StartError {
         source: std::io::Error,
     },
     #[error("dataplane: {0}")]
-    Dataplane(#[from] dataplane::io::IoError),
-    #[error("dataplane: cannot start worker: {0}")]
-    Worker(std::io::Error),
+    Backend(#[from] crate::backend::BackendError),
     #[error("dataplane refused the configuration: {0}")]
     Command(#[from] dataplane::CommandError),
 }
@@ -170,6 +172,8 @@ struct Shared {
     state: Mutex<RunState>,
     /// Shared with the VRRP VIP owner.
     dp: Arc<Mutex<Dataplane>>,
+    /// The packet I/O backend (its ports' counters).
+    backend: backend::Running,
     health: HealthChecker,
     started: Instant,
     vrrp: mpsc::UnboundedSender<VrrpMsg>,
@@ -307,7 +311,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     let started = (|| -> Result<_, StartError> {
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
-            workers: 1,
+            workers: opts.backend.workers(),
         });
         dp.apply_all(
             plan.services
@@ -319,18 +323,17 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
             &forwarded(&opts, &plan),
             plan.vrrp.as_ref(),
         ))?;
-        match &opts.interface {
-            Some(ifname) => {
-                let io = dataplane::io::afpacket::AfPacket::open(ifname)?;
-                tracing::info!(interface = %ifname, mac = %dataplane::io::PacketIo::mac(&io), "dataplane forwarding (afpacket)");
-                dp.spawn_worker(io).map_err(StartError::Worker)?;
+        let backend = match &opts.interface {
+            Some(ifname) => backend::start(&opts.backend, ifname, &mut dp)?,
+            None => {
+                tracing::warn!("no --interface given: health checks run, nothing is forwarded");
+                backend::Running::default()
             }
-            None => tracing::warn!("no --interface given: health checks run, nothing is forwarded"),
-        }
-        Ok(dp)
+        };
+        Ok((dp, backend))
     })();
-    let dp = match started {
-        Ok(dp) => dp,
+    let (dp, backend) = match started {
+        Ok(started) => started,
         Err(e) => {
             let _ = std::fs::remove_file(&opts.socket);
             return Err(e);
@@ -355,6 +358,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         opts,
         state: Mutex::new(state),
         dp,
+        backend,
         health,
         started: Instant::now(),
         vrrp: vrrp_tx,
@@ -735,11 +739,12 @@ fn status(shared: &Shared) -> StatusInfo {
         config_loaded_unix: state.loaded_unix,
         reloads: state.reloads,
         backend: if shared.opts.interface.is_some() {
-            "afpacket"
+            shared.opts.backend.name()
         } else {
             "none"
         }
         .into(),
+        ports: shared.backend.ports(),
         interface: shared.opts.interface.clone(),
         workers: dp.workers,
         virtual_servers: state.plan.services.len(),

@@ -12,6 +12,7 @@
 
 pub mod announce;
 pub mod assemble;
+pub mod backend;
 pub mod ctl;
 pub mod daemon;
 pub mod info;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
+use dpvsd::backend::{BackendOptions, DpdkOptions};
 use dpvsd::{assemble, ctl, daemon};
 use keepalived_parser::{load_file, LoadOptions};
 
@@ -40,6 +41,61 @@ struct Cli {
     /// Connection-table capacity per worker.
     #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     conn_capacity: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// Packet I/O backend options.
+#[derive(Debug, clap::Args)]
+struct BackendArgs {
+    /// Packet I/O backend: `afpacket` (on --interface) or `dpdk` (on
+    /// --dpdk-port; needs a dpvsd built with `--features dpdk`).
+    #[arg(long, value_name = "NAME", default_value = "afpacket", value_parser = ["afpacket", "dpdk"])]
+    backend: String,
+    /// DPDK port: a PCI address or a vdev, e.g. `net_af_packet0,iface=eth0`.
+    #[arg(long, value_name = "SPEC", required_if_eq("backend", "dpdk"))]
+    dpdk_port: Option<String>,
+    /// Name of the kernel exception TAP created for the DPDK port (DPVS's
+    /// KNI): ARP, VRRP, OSPF, health checks and SSH go through it; give it
+    /// the kernel's addresses with `ip addr`.
+    #[arg(long, value_name = "IF")]
+    dpdk_kni: Option<String>,
+    /// Run DPDK without hugepages (`--no-huge`; slower, works anywhere).
+    #[arg(long)]
+    dpdk_no_huge: bool,
+    /// Memory for DPDK without hugepages, in MB.
+    #[arg(long, value_name = "MB", default_value_t = 512)]
+    dpdk_mem: u32,
+    /// Mbufs in the DPDK port's pool.
+    #[arg(long, value_name = "N", default_value_t = 8191)]
+    dpdk_mbufs: u32,
+    /// Extra DPDK EAL argument, verbatim (repeatable), e.g. `--log-level=8`.
+    #[arg(long = "dpdk-eal", value_name = "ARG", allow_hyphen_values = true)]
+    dpdk_eal: Vec<String>,
+    /// Dataplane workers (DPDK: one rx/tx queue pair each, RSS across them).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    workers: u16,
+}
+
+impl BackendArgs {
+    /// The backend and what it forwards on (`None`: nothing forwarded).
+    fn resolve(&self, interface: Option<&String>) -> (BackendOptions, Option<String>) {
+        match (self.backend.as_str(), &self.dpdk_port) {
+            ("dpdk", Some(port)) => (
+                BackendOptions::Dpdk(DpdkOptions {
+                    port: port.clone(),
+                    kni: self.dpdk_kni.clone(),
+                    workers: self.workers.max(1),
+                    hugepages: !self.dpdk_no_huge,
+                    mem_mb: self.dpdk_mem,
+                    mbufs: self.dpdk_mbufs,
+                    eal_args: self.dpdk_eal.clone(),
+                }),
+                Some(port.clone()),
+            ),
+            _ => (BackendOptions::AfPacket, interface.cloned()),
+        }
+    }
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -125,10 +181,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let (backend, interface) = cli.backend.resolve(cli.interface.as_ref());
     let dopts = daemon::Options {
         config_file: path,
         socket: cli.socket.clone(),
-        interface: cli.interface.clone(),
+        interface,
+        backend,
         conn_capacity: cli.conn_capacity,
         load: opts,
     };

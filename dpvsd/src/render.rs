@@ -86,6 +86,31 @@ pub fn status(s: &StatusInfo) -> String {
             .unwrap_or_default(),
         s.workers
     );
+    for p in &s.ports {
+        let _ = writeln!(
+            out,
+            "port:     {}{}: rx {} pkts {} B, tx {} pkts {} B, missed {}, errors {}/{}, no mbuf {}, mbufs {}/{}",
+            p.name,
+            p.kni.as_deref().map(|k| format!(" (kernel via {k})")).unwrap_or_default(),
+            p.rx_packets,
+            p.rx_bytes,
+            p.tx_packets,
+            p.tx_bytes,
+            p.rx_missed,
+            p.rx_errors,
+            p.tx_errors,
+            p.rx_nombuf,
+            p.mbufs_in_use,
+            p.mbufs_total
+        );
+        for q in &p.queues {
+            let _ = writeln!(
+                out,
+                "  worker {}: rx {}, tx {}, tx dropped {}, empty polls {}, to kernel {}, from kernel {}",
+                q.worker, q.rx_packets, q.tx_packets, q.tx_dropped, q.empty_polls, q.to_kernel, q.from_kernel
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "services: {} virtual, {} real ({} up)",

@@ -110,6 +110,11 @@ impl Lab {
     /// Starts dpvsd in the load balancer namespace with `conf` and waits
     /// until its control socket answers.
     pub fn start_dpvsd(&mut self, conf: &Path) {
+        self.start_dpvsd_with(conf, &["--interface", "eth0"]);
+    }
+
+    /// As [`Lab::start_dpvsd`], with `args` instead of `--interface eth0`.
+    pub fn start_dpvsd_with(&mut self, conf: &Path, args: &[&str]) {
         let log = std::fs::File::create(self.dir.join("dpvsd.log")).expect("log file");
         let child = Command::new("ip")
             .args([
@@ -121,7 +126,8 @@ impl Lab {
                 "-f",
             ])
             .arg(conf)
-            .args(["--interface", "eth0", "--socket"])
+            .args(args)
+            .arg("--socket")
             .arg(self.socket())
             .stdout(Stdio::null())
             .stderr(log)

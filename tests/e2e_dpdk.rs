@@ -1,0 +1,143 @@
+//! End to end on the DPDK backend (`--features dpdk`): dpvsd forwards for
+//! the sample config's VIP on a DPDK port (`net_af_packet` over the lab's
+//! veth, without hugepages), and the kernel reaches the network only through
+//! the exception TAP, as on a DPVS box whose NIC belongs to DPDK: the load
+//! balancer's own address 10.99.0.1 moves from eth0 to the TAP, eth0 keeps
+//! no address, and the kernel neither answers ARP nor accepts IP there. So
+//! the health checks (kernel sockets) only work if the exception path does.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{can_run, repo, Lab, RS1};
+
+fn ip(args: &[&str]) {
+    let st = Command::new("ip").args(args).status().expect("run ip");
+    assert!(st.success(), "ip {args:?} failed");
+}
+
+#[test]
+fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
+    if !can_run("dpdk_backend_forwards_and_the_kernel_uses_the_exception_path") {
+        return;
+    }
+    let mut lab = Lab::up("dk");
+    let lb = lab.ns("lb");
+    // The kernel gives eth0 up to DPDK: no address, no ARP answers, and
+    // strict reverse-path filtering drops IP that arrives on it.
+    ip(&["-n", &lb, "addr", "flush", "dev", "eth0"]);
+    for kv in [
+        "net.ipv4.conf.eth0.arp_ignore=1",
+        "net.ipv4.conf.eth0.rp_filter=1",
+    ] {
+        ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
+    }
+    lab.start_dpvsd_with(
+        &repo().join("samples/keepalived.conf"),
+        &[
+            "--backend",
+            "dpdk",
+            "--dpdk-port",
+            "net_af_packet0,iface=eth0",
+            "--dpdk-kni",
+            "dpdk0",
+            "--dpdk-no-huge",
+            "--dpdk-mem",
+            "256",
+        ],
+    );
+    // The operator gives the TAP the kernel's address, as on DPVS's KNI.
+    ip(&["-n", &lb, "addr", "add", "10.99.0.1/24", "dev", "dpdk0"]);
+    ip(&["-n", &lb, "link", "set", "dpdk0", "up"]);
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk0", "tx", "off"])
+        .output();
+
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(
+        failed, 0,
+        "requests through the VIP failed (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+
+    // A real server dies: its check fails and traffic goes to the other.
+    lab.webstop("rs1");
+    lab.wait_health(RS1, "down", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic(10);
+    assert_eq!((a, b, failed), (0, 10, 0), "after rs1 went down");
+
+    // It comes back: health checks run from kernel sockets, and eth0 has
+    // no address, so they can only succeed through the exception path.
+    lab.web("rs1");
+    let took = lab.wait_health(RS1, "up", Duration::from_secs(10));
+    println!("rs1 up again (checked through the exception path) after {took:?}");
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0, "after recovery (rs1={a} rs2={b})");
+    assert!(
+        a > 0 && b > 0,
+        "after recovery both must answer (rs1={a} rs2={b})"
+    );
+
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(v["backend"], "dpdk", "{v}");
+    let port = &v["ports"][0];
+    assert_eq!(port["kni"], "dpdk0", "{v}");
+    assert!(port["rx_packets"].as_u64().unwrap_or(0) > 0, "{v}");
+    assert!(port["mbufs_total"].as_u64().unwrap_or(0) > 0, "{v}");
+    let q = &port["queues"][0];
+    for key in ["rx_packets", "tx_packets", "to_kernel", "from_kernel"] {
+        assert!(q[key].as_u64().unwrap_or(0) > 0, "{key} = 0: {v}");
+    }
+    let (ok, text) = lab.dpvsctl(&["status"]);
+    assert!(
+        ok && text.contains("port:     net_af_packet0") && text.contains("worker 0:"),
+        "dpvsctl status:\n{text}"
+    );
+    println!("{text}");
+    let t0 = Instant::now();
+    drop(lab);
+    println!("lab down in {:?}", t0.elapsed());
+}
+
+/// A port that does not exist stops dpvsd before the control plane runs,
+/// with a message naming the port; nothing is left behind.
+#[test]
+fn dpdk_backend_refuses_a_bad_port() {
+    if !can_run("dpdk_backend_refuses_a_bad_port") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("dpvsd-dpdk-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let sock = dir.join("dpvsd.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "-f"])
+        .arg(repo().join("samples/keepalived.conf"))
+        .arg("--socket")
+        .arg(&sock)
+        .args([
+            "--backend",
+            "dpdk",
+            "--dpdk-port",
+            "net_bogus0",
+            "--dpdk-no-huge",
+            "--dpdk-mem",
+            "128",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start dpvsd");
+    let out = child.wait_with_output().expect("dpvsd exits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "dpvsd must refuse: {err}");
+    assert!(
+        err.contains("net_bogus0"),
+        "the cause must name the port: {err}"
+    );
+    assert!(!sock.exists(), "control socket left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
