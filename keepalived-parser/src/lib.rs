@@ -144,9 +144,13 @@ pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
 pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut pre = preprocess(text.as_bytes().to_vec(), name, opts);
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = pre.tokens();
-    let ast = ast::parse(&ast::lines(&pre, &tokens), &pre.sources, &mut diagnostics);
-    let ast = ast.iter().map(ast::Stmt::to_statement).collect();
+    let tokens = preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+    let ast = ast::parse(
+        &ast::lines(&pre.items, &tokens),
+        &pre.sources,
+        &mut diagnostics,
+    );
+    let ast = ast.iter().map(|s| s.to_statement(&pre.sources)).collect();
     (ast, diagnostics)
 }
 
@@ -158,17 +162,25 @@ fn preprocess(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> preprocess::Pr
 }
 
 fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> Loaded {
-    let mut pre = preprocess(bytes, name, opts);
-    let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = pre.tokens();
-    let lines = ast::lines(&pre, &tokens);
-    let ast = ast::parse(&lines, &pre.sources, &mut diagnostics);
-    let model = lower::lower(&ast, &mut diagnostics);
+    let preprocess::Preprocessed {
+        items,
+        words,
+        text,
+        mut diagnostics,
+        sources,
+    } = preprocess(bytes, name, opts);
+    // Each intermediate form is dropped as soon as the next one is built.
+    let tokens = preprocess::tokens(&text, &sources, &words);
+    drop(words);
+    let lines = ast::lines(&items, &tokens);
+    drop(items);
+    let ast = ast::parse(&lines, &sources, &mut diagnostics);
+    drop(lines);
+    let model = lower::lower(&ast, &sources, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {
-            d.source_line = pre
-                .sources
-                .get(&*d.location.file)
+            d.source_line = sources
+                .by_path(&d.location.file)
                 .and_then(|s| s.line(d.location.line))
                 .map(str::to_string);
         }

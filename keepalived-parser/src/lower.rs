@@ -24,7 +24,7 @@ use crate::model::{
     Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer, UdpCheck, UdpReply,
     VirtualServer, VirtualServerGroup, VsgEntry,
 };
-use crate::preprocess::Tok;
+use crate::preprocess::{Pos, Sources, Tok};
 use crate::values;
 
 mod vrrp;
@@ -530,15 +530,15 @@ struct Node<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Event<'a> {
     Line(&'a Stmt<'a>),
-    Open(&'a Location),
-    Close(&'a Location),
+    Open(Pos),
+    Close(Pos),
 }
 
 /// The AST flattened back into its keyword / `{` / `}` stream, in file order.
 #[derive(Debug)]
 struct Flatten<'a> {
     /// The statements still to visit at each depth, with the `}` that ends it.
-    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<&'a Location>)>,
+    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<Pos>)>,
     /// The statement just visited, whose block comes next.
     pending: Option<&'a Stmt<'a>>,
 }
@@ -575,8 +575,9 @@ impl<'a> Iterator for Flatten<'a> {
 }
 
 /// Lowers a parsed configuration. Diagnostics are appended to `diags`.
-pub(crate) fn lower(ast: &[Stmt<'_>], diags: &mut Vec<Diagnostic>) -> Model {
+pub(crate) fn lower(ast: &[Stmt<'_>], sources: &Sources, diags: &mut Vec<Diagnostic>) -> Model {
     let mut lw = Lowerer {
+        sources,
         diags,
         model: Model::default(),
         track_files: Vec::new(),
@@ -596,6 +597,8 @@ type Events<'a> = std::iter::Peekable<Flatten<'a>>;
 
 #[derive(Debug)]
 struct Lowerer<'d> {
+    /// The files read, to turn positions into locations.
+    sources: &'d Sources,
     diags: &'d mut Vec<Diagnostic>,
     model: Model,
     /// Names of the top-level `track_file` blocks (for FILE_CHECK).
@@ -680,11 +683,35 @@ struct RawChecker {
     location: Location,
 }
 
+/// Where a diagnostic points: a position in the files read, or a location
+/// already kept in the model.
+trait At {
+    fn at(self, sources: &Sources) -> Location;
+}
+
+impl At for Pos {
+    fn at(self, sources: &Sources) -> Location {
+        sources.location(self)
+    }
+}
+
+impl At for &Location {
+    fn at(self, _: &Sources) -> Location {
+        self.clone()
+    }
+}
+
 impl Lowerer<'_> {
-    fn diag(&mut self, severity: Severity, location: &Location, message: impl Into<String>) {
+    /// The full location of a position, for the model.
+    fn loc(&self, p: Pos) -> Location {
+        self.sources.location(p)
+    }
+
+    fn diag(&mut self, severity: Severity, location: impl At, message: impl Into<String>) {
+        let location = location.at(self.sources);
         self.diags.push(Diagnostic {
             severity,
-            location: location.clone(),
+            location,
             message: message.into(),
             source_line: None,
             class: DiagClass::Config,
@@ -696,7 +723,7 @@ impl Lowerer<'_> {
         &mut self,
         class: DiagClass,
         severity: Severity,
-        location: &Location,
+        location: impl At,
         message: impl Into<String>,
     ) {
         self.diag(severity, location, message);
@@ -1110,7 +1137,7 @@ impl Lowerer<'_> {
         self.model.local_address_groups.push(LocalAddressGroup {
             name: name.text.to_string(),
             addresses,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         });
     }
 
@@ -1168,7 +1195,7 @@ impl Lowerer<'_> {
         self.model.virtual_server_groups.push(VirtualServerGroup {
             name: name.text.to_string(),
             entries,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         });
     }
 
@@ -1241,7 +1268,7 @@ impl Lowerer<'_> {
             delay_loop: DEFAULT_DELAY_LOOP,
             laddr_group_name: None,
             real_servers: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
             fwmark: match header {
                 VsHeader::Fwmark(m) => Some(m),
                 _ => None,
@@ -1354,12 +1381,12 @@ impl Lowerer<'_> {
                                 Some(p) => self.port_token(p, 0),
                                 None => None,
                             };
-                            sorry = Some((a, port, cs.location.clone()));
+                            sorry = Some((a, port, self.loc(cs.location)));
                         }
                     }
                 }
                 "sorry_server_inhibit" => sorry_inhibit = true,
-                "ha_suspend" => ha_suspend_at = Some(cs.location.clone()),
+                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location)),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         raw_rs.push(rs);
@@ -1716,7 +1743,7 @@ impl Lowerer<'_> {
             inherit: Inherit::default(),
             log_all_failures: false,
             misc_timeout: None,
-            location: loc.clone(),
+            location: self.loc(loc),
         };
         let mut http = HttpCheck {
             urls: Vec::new(),
@@ -1868,7 +1895,7 @@ impl Lowerer<'_> {
                         Some((data, _)) => udp.payload = data,
                         None => self.diag(
                             Severity::Error,
-                            &arg_location(s),
+                            arg_location(s),
                             "Invalid hex string for UDP_CHECK payload",
                         ),
                     }
@@ -1886,7 +1913,7 @@ impl Lowerer<'_> {
                                 udp.require_reply = Some(UdpReply::default());
                                 self.diag(
                                     Severity::Error,
-                                    &arg_location(s),
+                                    arg_location(s),
                                     "Invalid hex string for UDP_CHECK reply",
                                 );
                             }
@@ -2168,13 +2195,13 @@ impl Lowerer<'_> {
         let mut rs = RawRealServer {
             addr,
             port,
-            port_token: s.args.get(1).map(|t| t.location.clone()),
+            port_token: s.args.get(1).map(|t| self.loc(t.location)),
             weight: None,
             inhibit_on_failure: None,
             virtualhost: None,
             inherit: Inherit::default(),
             checkers: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         for c in &n.children {
             if self.inherited(c, Level::RealServer, &mut rs.inherit) {
@@ -2344,10 +2371,8 @@ fn join_args(s: &Stmt<'_>) -> String {
 }
 
 /// Where the first argument stands, else the keyword.
-fn arg_location(s: &Stmt<'_>) -> Location {
-    s.args
-        .first()
-        .map_or_else(|| s.keyword.location.clone(), |t| t.location.clone())
+fn arg_location(s: &Stmt<'_>) -> Pos {
+    s.args.first().map_or(s.keyword.location, |t| t.location)
 }
 
 fn format_addr(a: IpAddr) -> String {

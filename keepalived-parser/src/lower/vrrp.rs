@@ -253,11 +253,11 @@ fn default_script_user_exists() -> bool {
 }
 
 impl Lowerer<'_> {
-    fn warn(&mut self, loc: &Location, msg: impl Into<String>) {
+    fn warn(&mut self, loc: impl super::At, msg: impl Into<String>) {
         self.diag(Severity::Warning, loc, msg);
     }
 
-    fn err(&mut self, loc: &Location, msg: impl Into<String>) {
+    fn err(&mut self, loc: impl super::At, msg: impl Into<String>) {
         self.diag(Severity::Error, loc, msg);
     }
 
@@ -490,7 +490,7 @@ impl Lowerer<'_> {
             weight: 1,
             reverse: false,
             init_file: None,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -582,7 +582,7 @@ impl Lowerer<'_> {
             rise: 1,
             fall: 1,
             init_fail: false,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         let mut timeout = None;
         for c in &n.children {
@@ -759,7 +759,7 @@ impl Lowerer<'_> {
             no_track: false,
             preferred_lft: None,
             flags: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut it = s.args.iter();
         while let Some(t) = it.next() {
@@ -826,7 +826,7 @@ impl Lowerer<'_> {
             nexthops: Vec::new(),
             options: Vec::new(),
             no_track: false,
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut dest_set = false;
         let mut i = 0;
@@ -969,7 +969,7 @@ impl Lowerer<'_> {
             preference: 0,
             options: Vec::new(),
             no_track: false,
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut pref = None;
         let mut i = 0;
@@ -1096,7 +1096,7 @@ impl Lowerer<'_> {
     }
 
     /// Drops trackers naming undefined scripts / track files.
-    fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: &Location) {
+    fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: impl super::At + Copy) {
         let scripts: Vec<String> = self
             .model
             .vrrp_scripts
@@ -1138,7 +1138,7 @@ impl Lowerer<'_> {
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let g = self.model.global_defs.vrrp.clone();
-        let loc = n.stmt.location.clone();
+        let loc = self.loc(n.stmt.location);
         let mut vi = VrrpInstance {
             name: name.clone(),
             state: VrrpState::Backup,
@@ -1192,10 +1192,10 @@ impl Lowerer<'_> {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
                         match t.text {
-                            "MASTER" => state = Some((VrrpState::Master, t.location.clone())),
+                            "MASTER" => state = Some((VrrpState::Master, self.loc(t.location))),
                             "BACKUP" => {
                                 if !matches!(state, Some((VrrpState::Master, _))) {
-                                    state = Some((VrrpState::Backup, t.location.clone()));
+                                    state = Some((VrrpState::Backup, self.loc(t.location)));
                                 }
                             }
                             other => {
@@ -1205,7 +1205,7 @@ impl Lowerer<'_> {
                                         "({name}) unknown state '{other}', defaulting to BACKUP"
                                     ),
                                 );
-                                state = state.or(Some((VrrpState::Backup, t.location.clone())));
+                                state = state.or(Some((VrrpState::Backup, self.loc(t.location))));
                             }
                         }
                     }
@@ -1247,7 +1247,7 @@ impl Lowerer<'_> {
                 }
                 "advert_int" => {
                     if let Some(d) = self.timer_arg(s, 0) {
-                        advert = Some((d, s.keyword.location.clone()));
+                        advert = Some((d, self.loc(s.keyword.location)));
                     }
                 }
                 "version" => {
@@ -1292,7 +1292,7 @@ impl Lowerer<'_> {
                 }
                 "dont_track_primary" => vi.dont_track_primary = true,
                 "use_vmac" => vi.use_vmac = true,
-                "nopreempt" => nopreempt_at = Some(s.keyword.location.clone()),
+                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword.location)),
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
@@ -1305,7 +1305,7 @@ impl Lowerer<'_> {
                             });
                         if let Some(d) = self.check(t, r) {
                             vi.preempt_delay = d;
-                            preempt_delay_at = Some(s.keyword.location.clone());
+                            preempt_delay_at = Some(self.loc(s.keyword.location));
                         }
                     }
                 }
@@ -1704,7 +1704,7 @@ impl Lowerer<'_> {
             notify: VrrpNotify::default(),
             smtp_alert: false,
             sync_group_tracking_weight: false,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -1843,7 +1843,7 @@ impl Lowerer<'_> {
             interfaces: Vec::new(),
             announce_as: OspfAnnounceAs::Stub,
             metric: 10,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -1920,7 +1920,7 @@ impl Lowerer<'_> {
             priority: 1,
             cost: 10,
             authentication: OspfAuth::None,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         let mut dead = None;
         for c in &n.children {
@@ -1935,7 +1935,7 @@ impl Lowerer<'_> {
                 "dead_interval" => {
                     dead = self
                         .u32_arg(s, 1, u64::from(u32::MAX))
-                        .map(|d| (d, s.keyword.location.clone()))
+                        .map(|d| (d, self.loc(s.keyword.location)))
                         .or(dead);
                 }
                 "priority" => {
