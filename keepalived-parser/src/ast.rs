@@ -357,9 +357,9 @@ fn misclosed<'s, 'a>(
 fn column(sources: &Sources, loc: Pos) -> u32 {
     let line = sources.line_of(loc);
     let Some(line) = line else {
-        return loc.col;
+        return u32::from(loc.col);
     };
-    let before = line.chars().take((loc.col as usize).saturating_sub(1));
+    let before = line.chars().take(usize::from(loc.col).saturating_sub(1));
     let width = before.fold(0u32, |w, c| if c == '\t' { (w / 8 + 1) * 8 } else { w + 1 });
     width + 1
 }

@@ -56,14 +56,16 @@ pub enum LogicalLine {
 }
 
 /// A compact position in the files read: an index into [`Sources`] plus
-/// the line and column. The pipeline carries these (12 bytes, `Copy`, no
+/// the line and column. The pipeline carries these (8 bytes, `Copy`, no
 /// reference count) and makes a [`Location`] only for what it keeps or
-/// reports ([`Sources::location`]).
+/// reports ([`Sources::location`]). A column fits in 16 bits because
+/// longer lines than [`MAX_LINE_BYTES`] are dropped; file ids saturate at
+/// 65535 files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Pos {
-    pub file: u32,
     pub line: u32,
-    pub col: u32,
+    pub file: u16,
+    pub col: u16,
 }
 
 /// A [`Token`] as the loading pipeline passes it on: borrowed from the
@@ -133,7 +135,7 @@ enum Definition {
 struct Ctx<'a> {
     file: &'a Arc<Path>,
     /// The index of `file` in [`Sources`].
-    id: u32,
+    id: u16,
     dir: &'a Path,
     line: u32,
 }
@@ -151,7 +153,7 @@ impl Ctx<'_> {
         Pos {
             file: self.id,
             line: self.line,
-            col,
+            col: u16::try_from(col).unwrap_or(u16::MAX),
         }
     }
 }
@@ -226,7 +228,7 @@ impl Sources {
         Location {
             file,
             line: p.line,
-            col: p.col,
+            col: u32::from(p.col),
         }
     }
 
@@ -242,15 +244,18 @@ impl Sources {
     }
 
     /// The index of `path`, adding it (with no text yet) when new.
-    fn intern(&mut self, path: &Path) -> u32 {
+    fn intern(&mut self, path: &Path) -> u16 {
         if let Some(i) = self.files.iter().position(|f| &*f.path == path) {
-            return u32::try_from(i).unwrap_or(u32::MAX);
+            return u16::try_from(i).unwrap_or(u16::MAX);
+        }
+        if self.files.len() > usize::from(u16::MAX) {
+            return u16::MAX;
         }
         self.files.push(SourceFile {
             path: Arc::from(path),
             source: Source::new(String::new()),
         });
-        u32::try_from(self.files.len() - 1).unwrap_or(u32::MAX)
+        u16::try_from(self.files.len() - 1).unwrap_or(u16::MAX)
     }
 }
 
@@ -366,6 +371,8 @@ impl Preprocessor {
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
 
+        // One scan of the file rather than one per line.
+        let has_nul = text.contains('\0');
         let mut multi: Option<(String, Vec<String>)> = None;
         for (idx, (start, raw)) in physical_lines(&text).enumerate() {
             let ctx = Ctx {
@@ -378,7 +385,7 @@ impl Preprocessor {
                 self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
                 continue;
             }
-            if raw.contains('\0') {
+            if has_nul && raw.contains('\0') {
                 self.diag(
                     Severity::Error,
                     ctx.loc(1),
