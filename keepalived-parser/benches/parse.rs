@@ -1,6 +1,6 @@
 //! Parse+validate time of dpvsd versus `keepalived -t` on the same generated
 //! file (10,000 virtual servers × 10 real servers with TCP_CHECKs), best of
-//! 5 each, in one run: `cargo bench -p keepalived-parser --bench parse`.
+//! 7 each, alternating, in one run: `cargo bench -p keepalived-parser --bench parse`.
 //! Prints `parse_ms=... keepalived_t_ms=... ratio=...` (ratio = keepalived /
 //! dpvsd; the goal is ≥ 5); `keepalived_t_ms=n/a` when keepalived is not
 //! installed. `BENCH_VS` / `BENCH_RS` change the size.
@@ -14,11 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const RUNS: usize = 5;
-
-fn best_of<F: FnMut() -> Duration>(mut f: F) -> Duration {
-    (0..RUNS).map(|_| f()).min().unwrap_or_default()
-}
+const RUNS: usize = 7;
 
 fn env_num(name: &str, default: u32) -> u32 {
     std::env::var(name)
@@ -53,12 +49,16 @@ fn main() {
     let opts = LoadOptions {
         config_id: Some("bench".into()),
     };
-    let mut exit = 0;
-    let parse = best_of(|| {
+    let kad = keepalived_binary();
+    // The runs of the two alternate, so that a change in the machine's load
+    // during the run affects both alike; the best of each is kept.
+    let (mut parse, mut kad_t) = (Duration::MAX, Duration::MAX);
+    let (mut exit, mut kad_exit) = (0, None);
+    for _ in 0..RUNS {
         let start = Instant::now();
         let loaded = load_file(&file, &opts).unwrap_or_else(|e| panic!("{e}"));
         exit = config_test_exit_code(&loaded);
-        let took = start.elapsed();
+        parse = parse.min(start.elapsed());
         let real: usize = loaded
             .model
             .virtual_servers
@@ -67,31 +67,28 @@ fn main() {
             .sum();
         assert_eq!(loaded.model.virtual_servers.len(), vs as usize);
         assert_eq!(real, (vs * rs) as usize);
-        took
-    });
+        drop(loaded);
+        if let Some(kad) = &kad {
+            let start = Instant::now();
+            let status = Command::new(kad)
+                .arg("-t")
+                .arg("-f")
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap_or_else(|e| panic!("{kad}: {e}"));
+            kad_t = kad_t.min(start.elapsed());
+            kad_exit = status.code();
+        }
+    }
     assert_eq!(exit, 0, "the generated config should be clean");
     let parse_ms = parse.as_secs_f64() * 1e3;
     println!("dpvsd load_file (parse+validate), best of {RUNS}: {parse_ms:.1} ms");
-
-    let Some(kad) = keepalived_binary() else {
+    let Some(kad) = kad else {
         println!("parse_ms={parse_ms:.1} keepalived_t_ms=n/a ratio=n/a");
         return;
     };
-    let mut kad_exit = None;
-    let kad_t = best_of(|| {
-        let start = Instant::now();
-        let status = Command::new(&kad)
-            .arg("-t")
-            .arg("-f")
-            .arg(&file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap_or_else(|e| panic!("{kad}: {e}"));
-        let took = start.elapsed();
-        kad_exit = status.code();
-        took
-    });
     let kad_ms = kad_t.as_secs_f64() * 1e3;
     println!("{kad} -t -f FILE, best of {RUNS}: {kad_ms:.1} ms (exit {kad_exit:?})");
     println!(

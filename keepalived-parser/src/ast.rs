@@ -15,16 +15,8 @@ use nom::error::{Error, ErrorKind};
 use nom::multi::many0;
 use nom::{branch::alt, IResult};
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::Arc;
-
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
-use crate::preprocess::{Item, Preprocessed, Source, Tok, Token};
-
-/// The text of each file read, for indentation (tabs count to the next
-/// multiple of 8, as an editor shows them).
-pub(crate) type Sources = HashMap<Arc<Path>, Source>;
+use crate::preprocess::{Item, Pos, Sources, Tok, Token};
 
 /// Deeper brace nesting than this is refused (it would only be an attack on the stack).
 const MAX_NESTING: usize = 200;
@@ -63,9 +55,9 @@ pub(crate) struct Stmt<'a> {
     pub keyword: Tok<'a>,
     pub args: &'a [Tok<'a>],
     pub block: Option<Vec<Stmt<'a>>>,
-    pub location: &'a Location,
-    pub open_brace: Option<&'a Location>,
-    pub close_brace: Option<&'a Location>,
+    pub location: Pos,
+    pub open_brace: Option<Pos>,
+    pub close_brace: Option<Pos>,
 }
 
 impl Stmt<'_> {
@@ -77,17 +69,17 @@ impl Stmt<'_> {
     }
 
     /// The owned form, for [`crate::parse_str`].
-    pub fn to_statement(&self) -> Statement {
+    pub fn to_statement(&self, src: &Sources) -> Statement {
         Statement {
-            keyword: self.keyword.to_token(),
-            args: self.args.iter().map(|t| t.to_token()).collect(),
+            keyword: self.keyword.to_token(src),
+            args: self.args.iter().map(|t| t.to_token(src)).collect(),
             block: self
                 .block
                 .as_ref()
-                .map(|b| b.iter().map(Stmt::to_statement).collect()),
-            location: self.location.clone(),
-            open_brace: self.open_brace.cloned(),
-            close_brace: self.close_brace.cloned(),
+                .map(|b| b.iter().map(|s| s.to_statement(src)).collect()),
+            location: src.location(self.location),
+            open_brace: self.open_brace.map(|l| src.location(l)),
+            close_brace: self.close_brace.map(|l| src.location(l)),
         }
     }
 }
@@ -96,19 +88,21 @@ impl Stmt<'_> {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Line<'a> {
     Words(&'a [Tok<'a>]),
-    Open(&'a Location),
-    Close(&'a Location),
+    Open(Pos),
+    Close(Pos),
 }
 
 /// The logical lines of preprocessed text, over its words (`tokens`, from
 /// [`Preprocessed::tokens`]).
-pub(crate) fn lines<'a>(pre: &'a Preprocessed, tokens: &'a [Tok<'a>]) -> Vec<Line<'a>> {
-    pre.items
+pub(crate) fn lines<'a>(items: &[Item], tokens: &'a [Tok<'a>]) -> Vec<Line<'a>> {
+    items
         .iter()
         .map(|item| match item {
-            Item::Words(r) => Line::Words(&tokens[r.clone()]),
-            Item::Open(l) => Line::Open(l),
-            Item::Close(l) => Line::Close(l),
+            Item::Words(r) => {
+                Line::Words(tokens.get(r.start as usize..r.end as usize).unwrap_or(&[]))
+            }
+            Item::Open(l) => Line::Open(*l),
+            Item::Close(l) => Line::Close(*l),
         })
         .collect()
 }
@@ -126,21 +120,21 @@ fn words_line<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a [Tok<'a>]> {
     }
 }
 
-fn open_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a Location> {
+fn open_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Open(l), rest)) => Ok((rest, l)),
+        Some((Line::Open(l), rest)) => Ok((rest, *l)),
         _ => fail(i),
     }
 }
 
-fn close_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a Location> {
+fn close_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Close(l), rest)) => Ok((rest, l)),
+        Some((Line::Close(l), rest)) => Ok((rest, *l)),
         _ => fail(i),
     }
 }
 
-type Block<'a> = (&'a Location, Vec<Stmt<'a>>, Option<&'a Location>);
+type Block<'a> = (Pos, Vec<Stmt<'a>>, Option<Pos>);
 
 fn block<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Block<'a>> {
     let (i, open) = open_brace(i)?;
@@ -193,7 +187,7 @@ fn statement<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
 
 enum Parsed<'a> {
     Stmt(Stmt<'a>),
-    Extra(&'a Location),
+    Extra(Pos),
 }
 
 fn item<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Parsed<'a>> {
@@ -217,7 +211,7 @@ pub(crate) fn parse<'a>(
                 if depth > MAX_NESTING {
                     diags.push(diag(
                         Severity::Fatal,
-                        (*loc).clone(),
+                        sources.location(*loc),
                         format!("blocks nested more than {MAX_NESTING} deep"),
                     ));
                     return Vec::new();
@@ -233,7 +227,7 @@ pub(crate) fn parse<'a>(
         Err(_) => {
             diags.push(diag(
                 Severity::Fatal,
-                first_location(lines),
+                sources.location(first_location(lines)),
                 "internal error: grammar failed",
             ));
             return Vec::new();
@@ -243,18 +237,22 @@ pub(crate) fn parse<'a>(
     for it in items {
         match it {
             Parsed::Stmt(s) => out.push(s),
-            Parsed::Extra(loc) => diags.push(diag(Severity::Error, loc.clone(), "Extra '}' found")),
+            Parsed::Extra(loc) => diags.push(diag(
+                Severity::Error,
+                sources.location(loc),
+                "Extra '}' found",
+            )),
         }
     }
     report_unclosed(&out, sources, diags);
     out
 }
 
-fn first_location(lines: &[Line<'_>]) -> Location {
+fn first_location(lines: &[Line<'_>]) -> Pos {
     match lines.first() {
-        Some(Line::Open(l) | Line::Close(l)) => (*l).clone(),
-        Some(Line::Words(w)) => w.first().map(|t| t.location.clone()).unwrap_or_default(),
-        None => Location::default(),
+        Some(Line::Open(l) | Line::Close(l)) => *l,
+        Some(Line::Words(w)) => w.first().map(|t| t.location).unwrap_or_default(),
+        None => Pos::default(),
     }
 }
 
@@ -276,7 +274,7 @@ fn report_unclosed_in(
         if let (Some(open), true) = (s.open_brace, unclosed) {
             diags.push(diag(
                 Severity::Error,
-                open.clone(),
+                sources.location(open),
                 format!(
                     "missing '}}': the block of '{}' opened here is not closed at end of file",
                     s.keyword.text
@@ -292,7 +290,7 @@ fn report_unclosed_in(
             if let Some((culprit, open, close)) = culprit {
                 let mut d = diag(
                     Severity::Error,
-                    open.clone(),
+                    sources.location(open),
                     format!(
                         "'{}' is probably missing its '}}': the '}}' at line {}, indented like an \
                          outer block, was taken to close it, which leaves '{}' (line {}) unclosed",
@@ -322,10 +320,10 @@ fn misclosed<'s, 'a>(
     stmts: &'s [Stmt<'a>],
     parent_indent: u32,
     sources: &Sources,
-) -> Option<(&'s Stmt<'a>, &'a Location, &'a Location)> {
-    let mut best: Option<(&Stmt<'a>, &Location, &Location)> = None;
-    let mut consider = |found: (&'s Stmt<'a>, &'a Location, &'a Location)| {
-        let pos = |l: &Location| (l.line, l.col);
+) -> Option<(&'s Stmt<'a>, Pos, Pos)> {
+    let mut best: Option<(&Stmt<'a>, Pos, Pos)> = None;
+    let mut consider = |found: (&'s Stmt<'a>, Pos, Pos)| {
+        let pos = |l: Pos| (l.line, l.col);
         if best.is_none_or(|b| pos(found.2) < pos(b.2)) {
             best = Some(found);
         }
@@ -356,12 +354,12 @@ fn misclosed<'s, 'a>(
 
 /// The visual column of a location: tabs before it advance to the next
 /// multiple of 8; the character column when the line is not known.
-fn column(sources: &Sources, loc: &Location) -> u32 {
-    let line = sources.get(&*loc.file).and_then(|s| s.line(loc.line));
+fn column(sources: &Sources, loc: Pos) -> u32 {
+    let line = sources.line_of(loc);
     let Some(line) = line else {
-        return loc.col;
+        return u32::from(loc.col);
     };
-    let before = line.chars().take((loc.col as usize).saturating_sub(1));
+    let before = line.chars().take(usize::from(loc.col).saturating_sub(1));
     let width = before.fold(0u32, |w, c| if c == '\t' { (w / 8 + 1) * 8 } else { w + 1 });
     width + 1
 }
@@ -383,12 +381,13 @@ mod tests {
 
     fn parse_text(text: &str) -> (Vec<Statement>, Vec<Diagnostic>) {
         let mut p = Preprocessor::new("id".into());
-        p.process_file(Path::new("t.conf"), text.as_bytes().to_vec());
+        p.process_file(std::path::Path::new("t.conf"), text.as_bytes().to_vec());
         let mut pre = p.finish();
         let mut diags = std::mem::take(&mut pre.diagnostics);
-        let tokens = pre.tokens();
-        let ast = parse(&lines(&pre, &tokens), &pre.sources, &mut diags);
-        (ast.iter().map(Stmt::to_statement).collect(), diags)
+        let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+        let ast = parse(&lines(&pre.items, &tokens), &pre.sources, &mut diags);
+        let src = &pre.sources;
+        (ast.iter().map(|s| s.to_statement(src)).collect(), diags)
     }
 
     #[test]

@@ -65,6 +65,44 @@ pub struct LoadOptions {
     pub config_id: Option<String>,
 }
 
+/// Which keepalived a configuration is written for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// keepalived 2.2.7 (with the DPVS keywords accepted as extensions).
+    #[default]
+    Keepalived,
+    /// DPVS's fork of keepalived 2.0.19 (KEEPALIVED.md §10): real-server
+    /// weights are limited to 0..65535, and `misc_dynamic` sets the weight
+    /// absolutely ([`model::MiscCheck::absolute_weight`]).
+    Dpvs,
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    /// `keepalived` or `dpvs`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "keepalived" => Ok(Dialect::Keepalived),
+            "dpvs" => Ok(Dialect::Dpvs),
+            _ => Err(format!(
+                "unknown dialect '{s}' (expected 'keepalived' or 'dpvs')"
+            )),
+        }
+    }
+}
+
+/// How strictly, and as which keepalived, a configuration is read (the
+/// `--strict` and `--dialect` flags of `dpvsd`). Separate from
+/// [`LoadOptions`] so that code building that with a struct literal keeps
+/// compiling.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ParseMode {
+    /// Unknown keywords are fatal (keepalived only warns).
+    pub strict: bool,
+    pub dialect: Dialect,
+}
+
 /// A loaded configuration: the model that would run and every problem found.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -125,17 +163,45 @@ pub enum LoadError {
 /// [`LoadError::Read`] only when the main file cannot be read; every other
 /// problem (including unreadable included files) is a [`Diagnostic`].
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    load_file_with(path, opts, ParseMode::default())
+}
+
+/// [`load_file`] in a given [`ParseMode`].
+///
+/// # Errors
+/// As [`load_file`].
+pub fn load_file_with(
+    path: &Path,
+    opts: &LoadOptions,
+    mode: ParseMode,
+) -> Result<Loaded, LoadError> {
     let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(load_bytes(bytes, path, opts))
+    Ok(load_bytes(bytes, path, opts, mode))
 }
 
 /// Loads configuration text; `name` is used in locations, and relative
 /// includes resolve against its directory.
 pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
-    load_bytes(text.as_bytes().to_vec(), name, opts)
+    load_str_with(text, name, opts, ParseMode::default())
+}
+
+/// [`load_str`] in a given [`ParseMode`].
+///
+/// ```
+/// use keepalived_parser::{load_str_with, Dialect, LoadOptions, ParseMode, Severity};
+/// use std::path::Path;
+///
+/// let conf = "global_defs {\n router_idd r1\n}\n";
+/// let strict = ParseMode { strict: true, dialect: Dialect::Keepalived };
+/// let loaded = load_str_with(conf, Path::new("k.conf"), &LoadOptions::default(), strict);
+/// assert_eq!(loaded.max_severity(), Some(Severity::Fatal));
+/// assert!(loaded.diagnostics[0].message.contains("did you mean 'router_id'?"));
+/// ```
+pub fn load_str_with(text: &str, name: &Path, opts: &LoadOptions, mode: ParseMode) -> Loaded {
+    load_bytes(text.as_bytes().to_vec(), name, opts, mode)
 }
 
 /// The syntax tree of configuration text (stages 1 and 2 only, no keyword
@@ -144,9 +210,13 @@ pub fn load_str(text: &str, name: &Path, opts: &LoadOptions) -> Loaded {
 pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut pre = preprocess(text.as_bytes().to_vec(), name, opts);
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = pre.tokens();
-    let ast = ast::parse(&ast::lines(&pre, &tokens), &pre.sources, &mut diagnostics);
-    let ast = ast.iter().map(ast::Stmt::to_statement).collect();
+    let tokens = preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+    let ast = ast::parse(
+        &ast::lines(&pre.items, &tokens),
+        &pre.sources,
+        &mut diagnostics,
+    );
+    let ast = ast.iter().map(|s| s.to_statement(&pre.sources)).collect();
     (ast, diagnostics)
 }
 
@@ -157,18 +227,26 @@ fn preprocess(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> preprocess::Pr
     pp.finish()
 }
 
-fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> Loaded {
-    let mut pre = preprocess(bytes, name, opts);
-    let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = pre.tokens();
-    let lines = ast::lines(&pre, &tokens);
-    let ast = ast::parse(&lines, &pre.sources, &mut diagnostics);
-    let model = lower::lower(&ast, &mut diagnostics);
+fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions, mode: ParseMode) -> Loaded {
+    let preprocess::Preprocessed {
+        items,
+        words,
+        text,
+        mut diagnostics,
+        sources,
+    } = preprocess(bytes, name, opts);
+    // Each intermediate form is dropped as soon as the next one is built.
+    let tokens = preprocess::tokens(&text, &sources, &words);
+    drop(words);
+    let lines = ast::lines(&items, &tokens);
+    drop(items);
+    let ast = ast::parse(&lines, &sources, &mut diagnostics);
+    drop(lines);
+    let model = lower::lower(&ast, &sources, mode, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {
-            d.source_line = pre
-                .sources
-                .get(&*d.location.file)
+            d.source_line = sources
+                .by_path(&d.location.file)
                 .and_then(|s| s.line(d.location.line))
                 .map(str::to_string);
         }

@@ -24,8 +24,9 @@ use crate::model::{
     Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer, UdpCheck, UdpReply,
     VirtualServer, VirtualServerGroup, VsgEntry,
 };
-use crate::preprocess::Tok;
+use crate::preprocess::{Pos, Sources, Tok};
 use crate::values;
+use crate::{Dialect, ParseMode};
 
 mod vrrp;
 
@@ -41,6 +42,8 @@ const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 /// Real-server weight limit of keepalived ≥ 2.2 (`INT32_MAX`).
 const MAX_WEIGHT: u64 = i32::MAX as u64;
+/// Real-server weight limit of keepalived 2.0.19 and DPVS.
+const MAX_WEIGHT_DPVS: u64 = 65535;
 
 /// A level of keepalived's keyword tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -430,66 +433,79 @@ const CHECKERS: &[(&str, Level)] = &[
     ("FILE_CHECK", Level::Checker(Ck::File)),
 ];
 
-fn lookup(level: Level, kw: &str) -> Option<Kind> {
-    let leaf = match level {
-        Level::Top => false,
-        Level::GlobalDefs => {
-            [
-                "router_id",
-                "notification_email_from",
-                "smtp_server",
-                "smtp_connect_timeout",
-                "enable_script_security",
-                "script_user",
-            ]
-            .contains(&kw)
-                || vrrp::GLOBAL_VRRP.contains(&kw)
-        }
-        Level::VirtualServer => VS_LEAVES.contains(&kw) || INHERITED.contains(&kw),
-        Level::RealServer => {
-            ["weight", "inhibit_on_failure", "virtualhost"].contains(&kw) || INHERITED.contains(&kw)
-        }
-        Level::Checker(ck) => {
-            ck.leaves().contains(&kw)
-                || (ck.has_connection() && CONNECTION.contains(&kw))
-                || (ck != Ck::File && CHECKER_COMMON.contains(&kw))
-        }
-        Level::Url => [
-            "path",
-            "digest",
-            "status_code",
-            "virtualhost",
-            "regex",
-            "regex_no_match",
-        ]
-        .contains(&kw),
-        Level::SmtpHost => CONNECTION.contains(&kw) || CHECKER_COMMON.contains(&kw),
-        _ => vrrp::lookup_leaf(level, kw),
-    };
-    if leaf {
-        return Some(Kind::Leaf);
+const GLOBAL_LEAVES: &[&str] = &[
+    "router_id",
+    "notification_email_from",
+    "smtp_server",
+    "smtp_connect_timeout",
+    "enable_script_security",
+    "script_user",
+];
+
+const RS_LEAVES: &[&str] = &["weight", "inhibit_on_failure", "virtualhost"];
+
+const URL_LEAVES: &[&str] = &[
+    "path",
+    "digest",
+    "status_code",
+    "virtualhost",
+    "regex",
+    "regex_no_match",
+];
+
+const TOP_SECTIONS: &[(&str, Level)] = &[
+    ("global_defs", Level::GlobalDefs),
+    ("virtual_server", Level::VirtualServer),
+    ("vrrp_instance", Level::VrrpInstance),
+    ("vrrp_script", Level::VrrpScript),
+    ("vrrp_sync_group", Level::VrrpSyncGroup),
+    ("track_file", Level::TrackFile),
+    ("vrrp_track_file", Level::TrackFile),
+    ("ospf_announcer", Level::Ospf),
+];
+
+const TOP_VALUES: &[&str] = &[
+    "local_address_group",
+    "virtual_server_group",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
+];
+
+/// The leaf keywords of a level, as up to three lists.
+fn leaves(level: Level) -> [&'static [&'static str]; 3] {
+    const NONE: &[&str] = &[];
+    match level {
+        Level::Top => [NONE; 3],
+        Level::GlobalDefs => [GLOBAL_LEAVES, vrrp::GLOBAL_VRRP, NONE],
+        Level::VirtualServer => [VS_LEAVES, INHERITED, NONE],
+        Level::RealServer => [RS_LEAVES, INHERITED, NONE],
+        Level::Checker(ck) => [
+            ck.leaves(),
+            if ck.has_connection() {
+                CONNECTION
+            } else {
+                NONE
+            },
+            if ck == Ck::File { NONE } else { CHECKER_COMMON },
+        ],
+        Level::Url => [URL_LEAVES, NONE, NONE],
+        Level::SmtpHost => [CONNECTION, CHECKER_COMMON, NONE],
+        _ => [vrrp::leaves(level), NONE, NONE],
     }
-    let (sections, values, unsupported): (&[(&str, Level)], &[&str], &[&str]) = match level {
-        Level::Top => (
-            &[
-                ("global_defs", Level::GlobalDefs),
-                ("virtual_server", Level::VirtualServer),
-                ("vrrp_instance", Level::VrrpInstance),
-                ("vrrp_script", Level::VrrpScript),
-                ("vrrp_sync_group", Level::VrrpSyncGroup),
-                ("track_file", Level::TrackFile),
-                ("vrrp_track_file", Level::TrackFile),
-                ("ospf_announcer", Level::Ospf),
-            ],
-            &[
-                "local_address_group",
-                "virtual_server_group",
-                "static_ipaddress",
-                "static_routes",
-                "static_rules",
-            ],
-            TOP_UNSUPPORTED,
-        ),
+}
+
+/// The block keywords of a level: sections, value blocks and known but
+/// unsupported keywords.
+type Blocks = (
+    &'static [(&'static str, Level)],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+fn blocks(level: Level) -> Blocks {
+    match level {
+        Level::Top => (TOP_SECTIONS, TOP_VALUES, TOP_UNSUPPORTED),
         Level::GlobalDefs => (&[], &["notification_email"], GLOBAL_UNSUPPORTED),
         Level::VrrpInstance => (
             &[("authentication", Level::VrrpAuth)],
@@ -507,7 +523,14 @@ fn lookup(level: Level, kw: &str) -> Option<Kind> {
         Level::Checker(Ck::Smtp) => (&[("host", Level::SmtpHost)], &[], &[]),
         Level::Checker(_) | Level::SmtpHost => (&[], &[], &[]),
         Level::Url => (&[], &[], URL_UNSUPPORTED),
-    };
+    }
+}
+
+fn lookup(level: Level, kw: &str) -> Option<Kind> {
+    if leaves(level).iter().any(|l| l.contains(&kw)) {
+        return Some(Kind::Leaf);
+    }
+    let (sections, values, unsupported) = blocks(level);
     if let Some((_, l)) = sections.iter().find(|(k, _)| *k == kw) {
         Some(Kind::Section(*l))
     } else if values.contains(&kw) {
@@ -517,6 +540,34 @@ fn lookup(level: Level, kw: &str) -> Option<Kind> {
     } else {
         None
     }
+}
+
+/// Every keyword known at a level.
+fn keywords(level: Level) -> impl Iterator<Item = &'static str> {
+    let (sections, values, unsupported) = blocks(level);
+    leaves(level)
+        .into_iter()
+        .flatten()
+        .chain(values)
+        .chain(unsupported)
+        .copied()
+        .chain(sections.iter().map(|(k, _)| *k))
+}
+
+/// The known keyword of `level` closest to a misspelt one, when one is
+/// close enough to be a likely typo: within edit distance 1 for words of
+/// up to 4 characters, 2 up to 8, else 3 (case differences count half).
+fn did_you_mean(level: Level, kw: &str) -> Option<&'static str> {
+    let limit = match kw.chars().count() {
+        0..=4 => 2,
+        5..=8 => 4,
+        _ => 6,
+    };
+    keywords(level)
+        .map(|k| (values::edit_distance(kw, k), k))
+        .filter(|&(d, _)| d <= limit)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
 }
 
 /// A statement placed where keepalived's block engine puts it.
@@ -530,15 +581,15 @@ struct Node<'a> {
 #[derive(Debug, Clone, Copy)]
 enum Event<'a> {
     Line(&'a Stmt<'a>),
-    Open(&'a Location),
-    Close(&'a Location),
+    Open(Pos),
+    Close(Pos),
 }
 
 /// The AST flattened back into its keyword / `{` / `}` stream, in file order.
 #[derive(Debug)]
 struct Flatten<'a> {
     /// The statements still to visit at each depth, with the `}` that ends it.
-    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<&'a Location>)>,
+    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<Pos>)>,
     /// The statement just visited, whose block comes next.
     pending: Option<&'a Stmt<'a>>,
 }
@@ -575,12 +626,19 @@ impl<'a> Iterator for Flatten<'a> {
 }
 
 /// Lowers a parsed configuration. Diagnostics are appended to `diags`.
-pub(crate) fn lower(ast: &[Stmt<'_>], diags: &mut Vec<Diagnostic>) -> Model {
+pub(crate) fn lower(
+    ast: &[Stmt<'_>],
+    sources: &Sources,
+    mode: ParseMode,
+    diags: &mut Vec<Diagnostic>,
+) -> Model {
     let mut lw = Lowerer {
+        sources,
+        mode,
         diags,
         model: Model::default(),
         track_files: Vec::new(),
-        garp_lower_set: (false, false),
+        garp_lower_set: vrrp::GarpSet::default(),
     };
     let mut events = Flatten {
         stack: vec![(ast.iter(), None)],
@@ -596,13 +654,16 @@ type Events<'a> = std::iter::Peekable<Flatten<'a>>;
 
 #[derive(Debug)]
 struct Lowerer<'d> {
+    /// The files read, to turn positions into locations.
+    sources: &'d Sources,
+    mode: ParseMode,
     diags: &'d mut Vec<Diagnostic>,
     model: Model,
     /// Names of the top-level `track_file` blocks (for FILE_CHECK).
     track_files: Vec<String>,
     /// Whether `vrrp_garp_lower_prio_delay` / `_repeat` were written (else
     /// they follow the master values).
-    garp_lower_set: (bool, bool),
+    garp_lower_set: vrrp::GarpSet,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -634,7 +695,7 @@ impl Inherit {
 struct RawRealServer {
     addr: IpAddr,
     port: Option<u16>,
-    port_token: Option<Location>,
+    port_token: Option<Pos>,
     weight: Option<u32>,
     inhibit_on_failure: Option<bool>,
     virtualhost: Option<String>,
@@ -680,11 +741,42 @@ struct RawChecker {
     location: Location,
 }
 
+/// Where a diagnostic points: a position in the files read, or a location
+/// already kept in the model.
+trait At {
+    fn at(self, sources: &Sources) -> Location;
+}
+
+impl At for Pos {
+    fn at(self, sources: &Sources) -> Location {
+        sources.location(self)
+    }
+}
+
+impl At for &Location {
+    fn at(self, _: &Sources) -> Location {
+        self.clone()
+    }
+}
+
 impl Lowerer<'_> {
-    fn diag(&mut self, severity: Severity, location: &Location, message: impl Into<String>) {
+    fn max_weight(&self) -> u64 {
+        match self.mode.dialect {
+            Dialect::Keepalived => MAX_WEIGHT,
+            Dialect::Dpvs => MAX_WEIGHT_DPVS,
+        }
+    }
+
+    /// The full location of a position, for the model.
+    fn loc(&self, p: Pos) -> Location {
+        self.sources.location(p)
+    }
+
+    fn diag(&mut self, severity: Severity, location: impl At, message: impl Into<String>) {
+        let location = location.at(self.sources);
         self.diags.push(Diagnostic {
             severity,
-            location: location.clone(),
+            location,
             message: message.into(),
             source_line: None,
             class: DiagClass::Config,
@@ -696,7 +788,7 @@ impl Lowerer<'_> {
         &mut self,
         class: DiagClass,
         severity: Severity,
-        location: &Location,
+        location: impl At,
         message: impl Into<String>,
     ) {
         self.diag(severity, location, message);
@@ -775,10 +867,18 @@ impl Lowerer<'_> {
         parent: Option<&'a Stmt<'a>>,
     ) {
         let kw = &s.keyword.text;
+        let hint = did_you_mean(level, kw)
+            .map(|k| format!(" (did you mean '{k}'?)"))
+            .unwrap_or_default();
+        let (severity, strict) = if self.mode.strict {
+            (Severity::Fatal, " - fatal with --strict")
+        } else {
+            (Severity::Warning, "")
+        };
         self.diag(
-            Severity::Warning,
+            severity,
             s.keyword.location,
-            format!("unknown keyword '{kw}'"),
+            format!("unknown keyword '{kw}'{hint}{strict}"),
         );
         if let Some(Event::Open(open)) = ev.peek().copied() {
             ev.next();
@@ -1110,7 +1210,7 @@ impl Lowerer<'_> {
         self.model.local_address_groups.push(LocalAddressGroup {
             name: name.text.to_string(),
             addresses,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         });
     }
 
@@ -1168,7 +1268,7 @@ impl Lowerer<'_> {
         self.model.virtual_server_groups.push(VirtualServerGroup {
             name: name.text.to_string(),
             entries,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         });
     }
 
@@ -1241,7 +1341,7 @@ impl Lowerer<'_> {
             delay_loop: DEFAULT_DELAY_LOOP,
             laddr_group_name: None,
             real_servers: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
             fwmark: match header {
                 VsHeader::Fwmark(m) => Some(m),
                 _ => None,
@@ -1307,7 +1407,7 @@ impl Lowerer<'_> {
                     }
                 }
                 "weight" => {
-                    let w = self.uint_arg(cs, 0, MAX_WEIGHT);
+                    let w = self.uint_arg(cs, 0, self.max_weight());
                     weight = w.and_then(|w| u32::try_from(w).ok()).or(weight);
                 }
                 "inhibit_on_failure" => inhibit = true,
@@ -1354,12 +1454,12 @@ impl Lowerer<'_> {
                                 Some(p) => self.port_token(p, 0),
                                 None => None,
                             };
-                            sorry = Some((a, port, cs.location.clone()));
+                            sorry = Some((a, port, self.loc(cs.location)));
                         }
                     }
                 }
                 "sorry_server_inhibit" => sorry_inhibit = true,
-                "ha_suspend" => ha_suspend_at = Some(cs.location.clone()),
+                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location)),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         raw_rs.push(rs);
@@ -1716,7 +1816,7 @@ impl Lowerer<'_> {
             inherit: Inherit::default(),
             log_all_failures: false,
             misc_timeout: None,
-            location: loc.clone(),
+            location: self.loc(loc),
         };
         let mut http = HttpCheck {
             urls: Vec::new(),
@@ -1793,6 +1893,7 @@ impl Lowerer<'_> {
                             argv: script.argv,
                             timeout: Duration::ZERO,
                             dynamic: false,
+                            absolute_weight: false,
                             user: None,
                             group: None,
                         });
@@ -1868,7 +1969,7 @@ impl Lowerer<'_> {
                         Some((data, _)) => udp.payload = data,
                         None => self.diag(
                             Severity::Error,
-                            &arg_location(s),
+                            arg_location(s),
                             "Invalid hex string for UDP_CHECK payload",
                         ),
                     }
@@ -1886,7 +1987,7 @@ impl Lowerer<'_> {
                                 udp.require_reply = Some(UdpReply::default());
                                 self.diag(
                                     Severity::Error,
-                                    &arg_location(s),
+                                    arg_location(s),
                                     "Invalid hex string for UDP_CHECK reply",
                                 );
                             }
@@ -1979,6 +2080,7 @@ impl Lowerer<'_> {
                     return None;
                 };
                 m.dynamic = misc_dynamic;
+                m.absolute_weight = misc_dynamic && self.mode.dialect == Dialect::Dpvs;
                 (m.user, m.group) = misc_user;
                 CheckerKind::Misc(m)
             }
@@ -2168,13 +2270,13 @@ impl Lowerer<'_> {
         let mut rs = RawRealServer {
             addr,
             port,
-            port_token: s.args.get(1).map(|t| t.location.clone()),
+            port_token: s.args.get(1).map(|t| t.location),
             weight: None,
             inhibit_on_failure: None,
             virtualhost: None,
             inherit: Inherit::default(),
             checkers: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         for c in &n.children {
             if self.inherited(c, Level::RealServer, &mut rs.inherit) {
@@ -2183,7 +2285,7 @@ impl Lowerer<'_> {
             let cs = c.stmt;
             match cs.keyword.text {
                 "weight" => {
-                    let w = self.uint_arg(cs, 0, MAX_WEIGHT);
+                    let w = self.uint_arg(cs, 0, self.max_weight());
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
                 }
                 "inhibit_on_failure" => {
@@ -2205,7 +2307,10 @@ impl Lowerer<'_> {
     fn finish_real_server(&mut self, raw: RawRealServer, vs: &VsDefaults) -> RealServer {
         let port = match raw.port {
             Some(p) if p != 0 && vs.fwmark && vs.lb_kind != LbKind::Nat => {
-                let loc = raw.port_token.as_ref().unwrap_or(&raw.location);
+                let loc = raw
+                    .port_token
+                    .map_or_else(|| raw.location.clone(), |p| self.loc(p));
+                let loc = &loc;
                 self.diag(
                     Severity::Warning,
                     loc,
@@ -2219,7 +2324,10 @@ impl Lowerer<'_> {
                     && p != vs.port
                     && matches!(vs.lb_kind, LbKind::Dr | LbKind::Tun) =>
             {
-                let loc = raw.port_token.as_ref().unwrap_or(&raw.location);
+                let loc = raw
+                    .port_token
+                    .map_or_else(|| raw.location.clone(), |p| self.loc(p));
+                let loc = &loc;
                 self.diag(
                     Severity::Warning,
                     loc,
@@ -2344,10 +2452,8 @@ fn join_args(s: &Stmt<'_>) -> String {
 }
 
 /// Where the first argument stands, else the keyword.
-fn arg_location(s: &Stmt<'_>) -> Location {
-    s.args
-        .first()
-        .map_or_else(|| s.keyword.location.clone(), |t| t.location.clone())
+fn arg_location(s: &Stmt<'_>) -> Pos {
+    s.args.first().map_or(s.keyword.location, |t| t.location)
 }
 
 fn format_addr(a: IpAddr) -> String {

@@ -384,6 +384,11 @@ pub struct MiscCheck {
     pub timeout: std::time::Duration,
     /// `misc_dynamic`: exit codes 2..255 set the weight.
     pub dynamic: bool,
+    /// With `misc_dynamic` in the DPVS dialect (keepalived 2.0.19): an exit
+    /// code 2..255 sets the weight absolutely to `status - 2` (replacing
+    /// every other checker's delta) and exit 0 restores the configured
+    /// weight, instead of 2.2.7's per-checker delta `status - 2 - iweight`.
+    pub absolute_weight: bool,
     /// `user USER [GROUP]`; `None` means keepalived's default script user.
     pub user: Option<String>,
     pub group: Option<String>,

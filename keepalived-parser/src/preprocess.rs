@@ -55,20 +55,33 @@ pub enum LogicalLine {
     Close(Location),
 }
 
+/// A compact position in the files read: an index into [`Sources`] plus
+/// the line and column. The pipeline carries these (8 bytes, `Copy`, no
+/// reference count) and makes a [`Location`] only for what it keeps or
+/// reports ([`Sources::location`]). A column fits in 16 bits because
+/// longer lines than [`MAX_LINE_BYTES`] are dropped; file ids saturate at
+/// 65535 files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Pos {
+    pub line: u32,
+    pub file: u16,
+    pub col: u16,
+}
+
 /// A [`Token`] as the loading pipeline passes it on: borrowed from the
 /// preprocessor's output, so that no word is copied after preprocessing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tok<'a> {
     pub text: &'a str,
-    pub location: &'a Location,
+    pub location: Pos,
     pub rest: Option<&'a str>,
 }
 
 impl Tok<'_> {
-    pub fn to_token(self) -> Token {
+    pub fn to_token(self, sources: &Sources) -> Token {
         Token {
             text: self.text.to_string(),
-            location: self.location.clone(),
+            location: sources.location(self.location),
             rest: self.rest.map(str::to_string),
         }
     }
@@ -78,18 +91,32 @@ impl Tok<'_> {
 #[derive(Debug)]
 pub(crate) enum Item {
     /// A range of [`Preprocessed::tokens`].
-    Words(Range<usize>),
-    Open(Location),
-    Close(Location),
+    Words(Range<u32>),
+    Open(Pos),
+    Close(Pos),
 }
 
 /// A [`Token`] in the preprocessor's output: its text (and rest) are
 /// ranges of [`Preprocessed::text`].
 #[derive(Debug)]
 pub(crate) struct FlatToken {
-    text: Range<usize>,
-    rest: Option<Range<usize>>,
-    location: Location,
+    text: Range<u32>,
+    /// `start == u32::MAX` when there is none.
+    rest: Range<u32>,
+    location: Pos,
+    /// The ranges are in the text of the file read (plain lines) rather
+    /// than in [`Preprocessed::text`].
+    in_source: bool,
+}
+
+const NO_REST: Range<u32> = u32::MAX..u32::MAX;
+
+/// A word as the general tokenizer produces it.
+#[derive(Debug)]
+struct Word {
+    text: String,
+    col: u32,
+    rest: Option<String>,
 }
 
 /// Text with the 1-based column of every character in its physical line.
@@ -107,6 +134,8 @@ enum Definition {
 #[derive(Debug, Clone, Copy)]
 struct Ctx<'a> {
     file: &'a Arc<Path>,
+    /// The index of `file` in [`Sources`].
+    id: u16,
     dir: &'a Path,
     line: u32,
 }
@@ -117,6 +146,14 @@ impl Ctx<'_> {
             file: Arc::clone(self.file),
             line: self.line,
             col,
+        }
+    }
+
+    fn pos(&self, col: u32) -> Pos {
+        Pos {
+            file: self.id,
+            line: self.line,
+            col: u16::try_from(col).unwrap_or(u16::MAX),
         }
     }
 }
@@ -168,41 +205,115 @@ fn physical_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         })
 }
 
+/// A file read, with its text.
+#[derive(Debug)]
+pub(crate) struct SourceFile {
+    pub path: Arc<Path>,
+    pub source: Source,
+}
+
+/// Every file read, indexed by [`Pos::file`].
+#[derive(Debug, Default)]
+pub(crate) struct Sources {
+    files: Vec<SourceFile>,
+}
+
+impl Sources {
+    /// The full location of a position.
+    pub fn location(&self, p: Pos) -> Location {
+        let file = self
+            .files
+            .get(p.file as usize)
+            .map_or_else(|| Location::default().file, |f| Arc::clone(&f.path));
+        Location {
+            file,
+            line: p.line,
+            col: u32::from(p.col),
+        }
+    }
+
+    /// The physical line a position stands on.
+    pub fn line_of(&self, p: Pos) -> Option<&str> {
+        self.files.get(p.file as usize)?.source.line(p.line)
+    }
+
+    /// The text of the file read from `path`.
+    pub fn by_path(&self, path: &Path) -> Option<&Source> {
+        let f = self.files.iter().find(|f| &*f.path == path)?;
+        Some(&f.source)
+    }
+
+    /// The index of `path`, adding it (with no text yet) when new.
+    fn intern(&mut self, path: &Path) -> u16 {
+        if let Some(i) = self.files.iter().position(|f| &*f.path == path) {
+            return u16::try_from(i).unwrap_or(u16::MAX);
+        }
+        if self.files.len() > usize::from(u16::MAX) {
+            return u16::MAX;
+        }
+        self.files.push(SourceFile {
+            path: Arc::from(path),
+            source: Source::new(String::new()),
+        });
+        u16::try_from(self.files.len() - 1).unwrap_or(u16::MAX)
+    }
+}
+
 /// The output of preprocessing.
 #[derive(Debug, Default)]
 pub(crate) struct Preprocessed {
     /// The logical lines.
     pub items: Vec<Item>,
     /// The words of all logical lines, in order.
-    words: Vec<FlatToken>,
+    pub words: Vec<FlatToken>,
     /// The text of all words (and rests).
-    text: String,
+    pub text: String,
     pub diagnostics: Vec<Diagnostic>,
     /// The text of every file read.
-    pub sources: HashMap<Arc<Path>, Source>,
+    pub sources: Sources,
+}
+
+/// The words of [`Preprocessed::words`] over its `text`, indexed as by
+/// [`Item::Words`]. (The caller may drop the flat words afterwards, so
+/// that only one form of the words is held at a time.)
+pub(crate) fn tokens<'a>(text: &'a str, sources: &'a Sources, words: &[FlatToken]) -> Vec<Tok<'a>> {
+    words
+        .iter()
+        .map(|t| {
+            let buf = if t.in_source {
+                sources
+                    .files
+                    .get(t.location.file as usize)
+                    .map_or("", |f| f.source.text.as_str())
+            } else {
+                text
+            };
+            let slice = |r: &Range<u32>| buf.get(r.start as usize..r.end as usize).unwrap_or("");
+            Tok {
+                text: slice(&t.text),
+                location: t.location,
+                rest: (t.rest.start != u32::MAX).then(|| slice(&t.rest)),
+            }
+        })
+        .collect()
 }
 
 impl Preprocessed {
-    /// The words, indexed as by [`Item::Words`].
-    pub fn tokens(&self) -> Vec<Tok<'_>> {
-        self.words
-            .iter()
-            .map(|t| Tok {
-                text: &self.text[t.text.clone()],
-                location: &t.location,
-                rest: t.rest.clone().map(|r| &self.text[r]),
-            })
-            .collect()
-    }
-
     /// Appends one logical line of words.
     fn push_words(&mut self, words: impl Iterator<Item = FlatToken>) {
         let start = self.words.len();
         self.words.extend(words);
         if self.words.len() > start {
-            self.items.push(Item::Words(start..self.words.len()));
+            self.items
+                .push(Item::Words(offset(start)..offset(self.words.len())));
         }
     }
+}
+
+/// An offset in the output (which is far smaller than 4 GiB for any real
+/// configuration; a larger one saturates and its text reads as empty).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Stateful preprocessor (definitions persist across included files, as in keepalived).
@@ -252,18 +363,21 @@ impl Preprocessor {
         };
         let text = String::from_utf8(bytes)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let id = self.out.sources.intern(file);
         let file: Arc<Path> = Arc::from(file);
         // Roughly one logical line and two words per physical line: grow
         // the output once.
         let lines = text.bytes().filter(|&b| b == b'\n').count();
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
-        self.out.text.reserve(text.len());
 
+        // One scan of the file rather than one per line.
+        let has_nul = text.contains('\0');
         let mut multi: Option<(String, Vec<String>)> = None;
-        for (idx, (_, raw)) in physical_lines(&text).enumerate() {
+        for (idx, (start, raw)) in physical_lines(&text).enumerate() {
             let ctx = Ctx {
                 file: &file,
+                id,
                 dir: &dir,
                 line: u32::try_from(idx + 1).unwrap_or(u32::MAX),
             };
@@ -271,7 +385,7 @@ impl Preprocessor {
                 self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
                 continue;
             }
-            if raw.contains('\0') {
+            if has_nul && raw.contains('\0') {
                 self.diag(
                     Severity::Error,
                     ctx.loc(1),
@@ -279,7 +393,7 @@ impl Preprocessor {
                 );
                 continue;
             }
-            if multi.is_none() && self.plain_line(raw, ctx) {
+            if multi.is_none() && self.plain_line(raw, start, ctx) {
                 continue;
             }
             let text: Text = raw.chars().zip(1u32..).collect();
@@ -308,7 +422,9 @@ impl Preprocessor {
         if let Some((name, lines)) = multi {
             self.defs.insert(name, Definition::Multi(lines));
         }
-        self.out.sources.insert(file, Source::new(text));
+        if let Some(f) = self.out.sources.files.get_mut(id as usize) {
+            f.source = Source::new(text);
+        }
     }
 
     /// The fast path for the common line: ASCII up to its comment, with no
@@ -317,7 +433,7 @@ impl Preprocessor {
     /// brace splitting and tokenizing of step 6 apply; they are done here in
     /// one pass over the text. Returns false (having done nothing) for any
     /// other line.
-    fn plain_line(&mut self, raw: &str, ctx: Ctx<'_>) -> bool {
+    fn plain_line(&mut self, raw: &str, line_start: usize, ctx: Ctx<'_>) -> bool {
         let bytes = raw.as_bytes();
         let mut pieces = std::mem::take(&mut self.pieces);
         pieces.clear();
@@ -345,7 +461,7 @@ impl Preprocessor {
         };
         let plain = plain && !self.special_start(raw, &pieces);
         if plain {
-            self.plain_pieces(raw, &pieces, ctx);
+            self.plain_pieces(raw, line_start, &pieces, ctx);
         }
         self.pieces = pieces;
         plain
@@ -366,15 +482,16 @@ impl Preprocessor {
         text.starts_with(['@', '~']) || INCLUDES.contains(&first_word)
     }
 
-    /// Emits the words and braces of a plain line. The text of each run of
-    /// words (up to the next brace, else to the last word) is stored once;
-    /// the words and the rest of the first one are ranges of it.
-    fn plain_pieces(&mut self, raw: &str, pieces: &[Piece], ctx: Ctx<'_>) {
+    /// Emits the words and braces of a plain line (which starts at byte
+    /// `line_start` of its file). Its words are unchanged text of the file,
+    /// so they are ranges of it; the rest of the first word of each run of
+    /// words runs to the next brace, else to the last word.
+    fn plain_pieces(&mut self, raw: &str, line_start: usize, pieces: &[Piece], ctx: Ctx<'_>) {
         let mut k = 0;
         while let Some(&piece) = pieces.get(k) {
             let Piece::Word(start, first_end) = piece else {
                 if let Piece::Brace(at) = piece {
-                    let loc = ctx.loc(column(at));
+                    let loc = ctx.pos(column(at));
                     self.out.items.push(if raw.as_bytes()[at] == b'{' {
                         Item::Open(loc)
                     } else {
@@ -393,13 +510,16 @@ impl Preprocessor {
                 Some(&Piece::Brace(at)) => at,
                 _ => words.clone().last().map_or(first_end, |w| w.1),
             };
-            let base = self.out.text.len();
-            self.out.text.push_str(&raw[start..end]);
-            let at = |offset: usize| base + (offset - start);
+            let at = |o: usize| offset(line_start + o);
             self.out.push_words(words.map(|(s, e)| FlatToken {
                 text: at(s)..at(e),
-                rest: (s == start).then(|| at(first_end)..at(end)),
-                location: ctx.loc(column(s)),
+                rest: if s == start {
+                    at(first_end)..at(end)
+                } else {
+                    NO_REST
+                },
+                location: ctx.pos(column(s)),
+                in_source: true,
             }));
             k += run;
         }
@@ -709,7 +829,7 @@ impl Preprocessor {
 
     /// `include PATTERN`, relative to the including file's directory.
     fn include(&mut self, keyword: &str, rest: &[(char, u32)], ctx: Ctx<'_>) {
-        let words = tokenize(rest, ctx);
+        let words = tokenize(rest);
         let Some(pattern) = words.first() else {
             self.diag(
                 Severity::Error,
@@ -721,7 +841,7 @@ impl Preprocessor {
         if keyword != "include" {
             self.diag(
                 Severity::Warning,
-                pattern.location.clone(),
+                ctx.loc(pattern.col),
                 format!("'{keyword}' checks are not yet supported by dpvsd, treated as 'include'"),
             );
             if let Some(d) = self.out.diagnostics.last_mut() {
@@ -731,7 +851,7 @@ impl Preprocessor {
         if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
             self.diag(
                 Severity::Error,
-                pattern.location.clone(),
+                ctx.loc(pattern.col),
                 "includes nested too deeply - ignoring",
             );
             return;
@@ -748,14 +868,14 @@ impl Preprocessor {
                 Err(e) => {
                     self.diag(
                         Severity::Error,
-                        pattern.location.clone(),
+                        ctx.loc(pattern.col),
                         format!("invalid include pattern '{}': {e}", pattern.text),
                     );
                     continue;
                 }
             };
             for path in paths.flatten() {
-                self.include_one(&path, &pattern.location);
+                self.include_one(&path, &ctx.loc(pattern.col));
             }
         }
     }
@@ -818,9 +938,9 @@ impl Preprocessor {
             }
             let (c, col) = rest[at];
             self.out.items.push(if c == '{' {
-                Item::Open(ctx.loc(col))
+                Item::Open(ctx.pos(col))
             } else {
-                Item::Close(ctx.loc(col))
+                Item::Close(ctx.pos(col))
             });
             rest = trim(&rest[at + 1..]);
         }
@@ -828,12 +948,13 @@ impl Preprocessor {
 
     fn push_words(&mut self, text: &[(char, u32)], ctx: Ctx<'_>) {
         let arena = &mut self.out.text;
-        let words: Vec<FlatToken> = tokenize(text, ctx)
+        let words: Vec<FlatToken> = tokenize(text)
             .into_iter()
             .map(|t| FlatToken {
                 text: store(arena, &t.text),
-                rest: t.rest.map(|r| store(arena, &r)),
-                location: t.location,
+                rest: t.rest.map_or(NO_REST, |r| store(arena, &r)),
+                location: ctx.pos(t.col),
+                in_source: false,
             })
             .collect();
         self.out.push_words(words.into_iter());
@@ -1041,14 +1162,14 @@ fn definition(text: &[(char, u32)]) -> Option<(String, String)> {
 }
 
 /// Appends `s` to `arena`, returning where it stands.
-fn store(arena: &mut String, s: &str) -> Range<usize> {
-    let start = arena.len();
+fn store(arena: &mut String, s: &str) -> Range<u32> {
+    let start = offset(arena.len());
     arena.push_str(s);
-    start..arena.len()
+    start..offset(arena.len())
 }
 
 /// keepalived's normal tokenizer (`alloc_strvec`).
-fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
+fn tokenize(text: &[(char, u32)]) -> Vec<Word> {
     let mut words = Vec::new();
     let mut i = 0;
     loop {
@@ -1079,9 +1200,9 @@ fn tokenize(text: &[(char, u32)], ctx: Ctx<'_>) -> Vec<Token> {
         let rest = words
             .is_empty()
             .then(|| text[i.min(text.len())..].iter().map(|c| c.0).collect());
-        words.push(Token {
+        words.push(Word {
             text: word,
-            location: ctx.loc(col),
+            col,
             rest,
         });
     }
@@ -1124,15 +1245,19 @@ mod tests {
     impl Preprocessed {
         /// The logical lines in their owned form.
         fn lines(&self) -> Vec<LogicalLine> {
-            let tokens = self.tokens();
+            let tokens = tokens(&self.text, &self.sources, &self.words);
+            let src = &self.sources;
             self.items
                 .iter()
                 .map(|item| match item {
-                    Item::Words(r) => {
-                        LogicalLine::Words(tokens[r.clone()].iter().map(|t| t.to_token()).collect())
-                    }
-                    Item::Open(l) => LogicalLine::Open(l.clone()),
-                    Item::Close(l) => LogicalLine::Close(l.clone()),
+                    Item::Words(r) => LogicalLine::Words(
+                        tokens[r.start as usize..r.end as usize]
+                            .iter()
+                            .map(|t| t.to_token(src))
+                            .collect(),
+                    ),
+                    Item::Open(l) => LogicalLine::Open(src.location(*l)),
+                    Item::Close(l) => LogicalLine::Close(src.location(*l)),
                 })
                 .collect()
         }
@@ -1379,14 +1504,18 @@ mod tests {
     /// The fast path's output for one physical line, and the general path's.
     fn both_paths(raw: &str) -> (bool, Vec<LogicalLine>, Vec<LogicalLine>) {
         let file: Arc<Path> = Arc::from(Path::new("/cfg/test.conf"));
+        let mut fast = Preprocessor::new("main".into());
+        let id = fast.out.sources.intern(&file);
+        fast.out.sources.files[id as usize].source = Source::new(raw.to_string());
         let ctx = Ctx {
             file: &file,
+            id,
             dir: Path::new("/cfg"),
             line: 1,
         };
-        let mut fast = Preprocessor::new("main".into());
-        let handled = fast.plain_line(raw, ctx);
+        let handled = fast.plain_line(raw, 0, ctx);
         let mut general = Preprocessor::new("main".into());
+        general.out.sources.intern(&file);
         let text: Text = raw.chars().zip(1u32..).collect();
         let text = trim(&general.decomment(&text, ctx));
         if !text.is_empty() {

@@ -293,8 +293,60 @@ pub(crate) fn status_range(s: &str) -> Result<(u16, u16), String> {
     ))
 }
 
+/// The edit distance between two words (optimal string alignment:
+/// insertions, deletions, substitutions and swaps of neighbours), ignoring
+/// ASCII case, in half units: every edit costs 2, and words that differ
+/// only in case are 1 apart. Words are bounded by the line length, so the
+/// quadratic table stays small.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        for j in 0..=b.len() {
+            d[i * w + j] = if i == 0 || j == 0 {
+                2 * (i + j)
+            } else {
+                let sub = if a[i - 1].eq_ignore_ascii_case(&b[j - 1]) {
+                    0
+                } else {
+                    2
+                };
+                let mut best = (d[(i - 1) * w + j] + 2)
+                    .min(d[i * w + j - 1] + 2)
+                    .min(d[(i - 1) * w + j - 1] + sub);
+                if i > 1
+                    && j > 1
+                    && a[i - 1].eq_ignore_ascii_case(&b[j - 2])
+                    && a[i - 2].eq_ignore_ascii_case(&b[j - 1])
+                {
+                    best = best.min(d[(i - 2) * w + j - 2] + 2);
+                }
+                best
+            };
+        }
+    }
+    match d[a.len() * w + b.len()] {
+        0 if a != b => 1,
+        n => n,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn edit_distances() {
+        use super::edit_distance;
+        assert_eq!(edit_distance("delay_loop", "delay_loop"), 0);
+        assert_eq!(edit_distance("delay_lop", "delay_loop"), 2);
+        assert_eq!(edit_distance("dealy_loop", "delay_loop"), 2);
+        assert_eq!(edit_distance("tcp_check", "TCP_CHECK"), 1);
+        assert_eq!(edit_distance("TCP_CHEK", "TCP_CHECK"), 2);
+        assert_eq!(edit_distance("", "abc"), 6);
+        assert_eq!(edit_distance("lb_algo", "lb_kind"), 8);
+    }
+
     #[test]
     fn match_ranges_follow_dpvs() {
         for ok in [

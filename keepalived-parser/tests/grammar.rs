@@ -111,7 +111,10 @@ fn unsupported_known_blocks_are_skipped_whole_with_one_warning() {
 fn keywords_are_case_sensitive() {
     let l = load("Global_defs {\n router_id x\n}\n");
     let all = diags(&l);
-    assert_eq!(all[0], "1:1 warning unknown keyword 'Global_defs'");
+    assert_eq!(
+        all[0],
+        "1:1 warning unknown keyword 'Global_defs' (did you mean 'global_defs'?)"
+    );
     assert!(all[1].starts_with("1:13 warning block of unknown keyword 'Global_defs'"));
     assert_eq!(all[2], "2:2 warning unknown keyword 'router_id'");
     assert!(l.model.global_defs.router_id.is_none());

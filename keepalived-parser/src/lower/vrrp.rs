@@ -14,9 +14,9 @@ use super::{Level, Lowerer, Node};
 use crate::ast::Stmt;
 use crate::diag::{DiagClass, Location, Severity};
 use crate::model::{
-    AuthType, IpAddress, Nexthop, OspfAnnounceAs, OspfAnnouncer, OspfAuth, OspfInterface, Prefix,
-    Route, Rule, Script, TrackFile, Tracked, UnicastPeer, VrrpAuth, VrrpInstance, VrrpNotify,
-    VrrpScript, VrrpState, VrrpSyncGroup, VrrpTrackers,
+    AuthType, GarpSettings, IpAddress, Nexthop, OspfAnnounceAs, OspfAnnouncer, OspfAuth,
+    OspfInterface, Prefix, Route, Rule, Script, TrackFile, Tracked, UnicastPeer, VrrpAuth,
+    VrrpInstance, VrrpNotify, VrrpScript, VrrpState, VrrpSyncGroup, VrrpTrackers,
 };
 use crate::preprocess::Tok;
 use crate::values;
@@ -194,9 +194,21 @@ pub(super) struct VrrpNodes<'n, 'a> {
 /// Which optional GARP values were written (the lower-priority ones default
 /// to the master ones).
 #[derive(Debug, Default, Clone, Copy)]
-struct GarpSet {
+pub(super) struct GarpSet {
     lower_delay: bool,
     lower_repeat: bool,
+}
+
+impl GarpSet {
+    /// The lower-priority values that were not written follow the master ones.
+    fn follow_master(self, garp: &mut GarpSettings) {
+        if !self.lower_delay {
+            garp.lower_prio_delay = garp.master_delay;
+        }
+        if !self.lower_repeat {
+            garp.lower_prio_repeat = garp.master_repeat;
+        }
+    }
 }
 
 /// The scope names of `ip address` / `ip route`.
@@ -253,11 +265,11 @@ fn default_script_user_exists() -> bool {
 }
 
 impl Lowerer<'_> {
-    fn warn(&mut self, loc: &Location, msg: impl Into<String>) {
+    fn warn(&mut self, loc: impl super::At, msg: impl Into<String>) {
         self.diag(Severity::Warning, loc, msg);
     }
 
-    fn err(&mut self, loc: &Location, msg: impl Into<String>) {
+    fn err(&mut self, loc: impl super::At, msg: impl Into<String>) {
         self.diag(Severity::Error, loc, msg);
     }
 
@@ -280,12 +292,61 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ global_defs
 
     /// One VRRP key of `global_defs`; false when `s` is not one.
+    /// One GARP timing keyword, global (`vrrp_garp_*`, passed without its
+    /// `vrrp_` prefix) or per instance (`garp_*`): the two sets take the
+    /// same values. Records in `set` which lower-priority values were
+    /// written. Returns false when `kw` is no such keyword.
+    fn garp_keyword(
+        &mut self,
+        s: &Stmt<'_>,
+        kw: &str,
+        garp: &mut GarpSettings,
+        set: &mut GarpSet,
+    ) -> bool {
+        let repeat = |lw: &mut Self| lw.u32_arg(s, 0, i32::MAX as u64);
+        match kw {
+            "garp_master_delay" => {
+                garp.master_delay = self.timer_arg(s, 0).unwrap_or(garp.master_delay)
+            }
+            "garp_master_repeat" => garp.master_repeat = repeat(self).unwrap_or(garp.master_repeat),
+            "garp_master_refresh" => {
+                garp.master_refresh = self.timer_arg(s, 0).unwrap_or(garp.master_refresh);
+            }
+            "garp_master_refresh_repeat" => {
+                garp.master_refresh_repeat = repeat(self).unwrap_or(garp.master_refresh_repeat);
+            }
+            "garp_lower_prio_delay" => {
+                if let Some(d) = self.timer_arg(s, 0) {
+                    garp.lower_prio_delay = d;
+                    set.lower_delay = true;
+                }
+            }
+            "garp_lower_prio_repeat" => {
+                if let Some(v) = repeat(self) {
+                    garp.lower_prio_repeat = v;
+                    set.lower_repeat = true;
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
     pub(super) fn global_vrrp(&mut self, s: &Stmt<'_>) -> bool {
         let kw = s.keyword.text;
         if !GLOBAL_VRRP.contains(&kw) {
             return false;
         }
         let mut g = self.model.global_defs.vrrp.clone();
+        let mut set = self.garp_lower_set;
+        if let Some(garp_kw) = kw.strip_prefix("vrrp_") {
+            if self.garp_keyword(s, garp_kw, &mut g.garp, &mut set) {
+                set.follow_master(&mut g.garp);
+                self.garp_lower_set = set;
+                self.model.global_defs.vrrp = g;
+                return true;
+            }
+        }
         match kw {
             "vrrp_mcast_group4" => {
                 if let Some(t) = self.arg(s, 0) {
@@ -332,40 +393,6 @@ impl Lowerer<'_> {
                             "vrrp_version invalid (must be 2 or 3) - ignoring",
                         ),
                     }
-                }
-            }
-            "vrrp_garp_master_delay" => {
-                g.garp.master_delay = self.timer_arg(s, 0).unwrap_or(g.garp.master_delay);
-                if !self.garp_lower_set.0 {
-                    g.garp.lower_prio_delay = g.garp.master_delay;
-                }
-            }
-            "vrrp_garp_master_repeat" => {
-                g.garp.master_repeat = self
-                    .u32_arg(s, 0, i32::MAX as u64)
-                    .unwrap_or(g.garp.master_repeat);
-                if !self.garp_lower_set.1 {
-                    g.garp.lower_prio_repeat = g.garp.master_repeat;
-                }
-            }
-            "vrrp_garp_master_refresh" => {
-                g.garp.master_refresh = self.timer_arg(s, 0).unwrap_or(g.garp.master_refresh);
-            }
-            "vrrp_garp_master_refresh_repeat" => {
-                g.garp.master_refresh_repeat = self
-                    .u32_arg(s, 0, i32::MAX as u64)
-                    .unwrap_or(g.garp.master_refresh_repeat);
-            }
-            "vrrp_garp_lower_prio_delay" => {
-                if let Some(d) = self.timer_arg(s, 0) {
-                    g.garp.lower_prio_delay = d;
-                    self.garp_lower_set.0 = true;
-                }
-            }
-            "vrrp_garp_lower_prio_repeat" => {
-                if let Some(v) = self.u32_arg(s, 0, i32::MAX as u64) {
-                    g.garp.lower_prio_repeat = v;
-                    self.garp_lower_set.1 = true;
                 }
             }
             "vrrp_garp_interval" => {
@@ -490,7 +517,7 @@ impl Lowerer<'_> {
             weight: 1,
             reverse: false,
             init_file: None,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -582,7 +609,7 @@ impl Lowerer<'_> {
             rise: 1,
             fall: 1,
             init_fail: false,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         let mut timeout = None;
         for c in &n.children {
@@ -759,7 +786,7 @@ impl Lowerer<'_> {
             no_track: false,
             preferred_lft: None,
             flags: Vec::new(),
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut it = s.args.iter();
         while let Some(t) = it.next() {
@@ -826,7 +853,7 @@ impl Lowerer<'_> {
             nexthops: Vec::new(),
             options: Vec::new(),
             no_track: false,
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut dest_set = false;
         let mut i = 0;
@@ -969,7 +996,7 @@ impl Lowerer<'_> {
             preference: 0,
             options: Vec::new(),
             no_track: false,
-            location: s.location.clone(),
+            location: self.loc(s.location),
         };
         let mut pref = None;
         let mut i = 0;
@@ -1096,7 +1123,7 @@ impl Lowerer<'_> {
     }
 
     /// Drops trackers naming undefined scripts / track files.
-    fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: &Location) {
+    fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: impl super::At + Copy) {
         let scripts: Vec<String> = self
             .model
             .vrrp_scripts
@@ -1138,7 +1165,7 @@ impl Lowerer<'_> {
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let g = self.model.global_defs.vrrp.clone();
-        let loc = n.stmt.location.clone();
+        let loc = self.loc(n.stmt.location);
         let mut vi = VrrpInstance {
             name: name.clone(),
             state: VrrpState::Backup,
@@ -1192,10 +1219,10 @@ impl Lowerer<'_> {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
                         match t.text {
-                            "MASTER" => state = Some((VrrpState::Master, t.location.clone())),
+                            "MASTER" => state = Some((VrrpState::Master, self.loc(t.location))),
                             "BACKUP" => {
                                 if !matches!(state, Some((VrrpState::Master, _))) {
-                                    state = Some((VrrpState::Backup, t.location.clone()));
+                                    state = Some((VrrpState::Backup, self.loc(t.location)));
                                 }
                             }
                             other => {
@@ -1205,7 +1232,7 @@ impl Lowerer<'_> {
                                         "({name}) unknown state '{other}', defaulting to BACKUP"
                                     ),
                                 );
-                                state = state.or(Some((VrrpState::Backup, t.location.clone())));
+                                state = state.or(Some((VrrpState::Backup, self.loc(t.location))));
                             }
                         }
                     }
@@ -1247,7 +1274,7 @@ impl Lowerer<'_> {
                 }
                 "advert_int" => {
                     if let Some(d) = self.timer_arg(s, 0) {
-                        advert = Some((d, s.keyword.location.clone()));
+                        advert = Some((d, self.loc(s.keyword.location)));
                     }
                 }
                 "version" => {
@@ -1292,7 +1319,7 @@ impl Lowerer<'_> {
                 }
                 "dont_track_primary" => vi.dont_track_primary = true,
                 "use_vmac" => vi.use_vmac = true,
-                "nopreempt" => nopreempt_at = Some(s.keyword.location.clone()),
+                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword.location)),
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
@@ -1305,7 +1332,7 @@ impl Lowerer<'_> {
                             });
                         if let Some(d) = self.check(t, r) {
                             vi.preempt_delay = d;
-                            preempt_delay_at = Some(s.keyword.location.clone());
+                            preempt_delay_at = Some(self.loc(s.keyword.location));
                         }
                     }
                 }
@@ -1315,34 +1342,8 @@ impl Lowerer<'_> {
                 "skip_check_adv_addr" => {
                     vi.skip_check_adv_addr = self.opt_bool(s).unwrap_or(vi.skip_check_adv_addr);
                 }
-                "garp_master_delay" => {
-                    vi.garp.master_delay = self.timer_arg(s, 0).unwrap_or(vi.garp.master_delay);
-                }
-                "garp_master_repeat" => {
-                    vi.garp.master_repeat = self
-                        .u32_arg(s, 0, i32::MAX as u64)
-                        .unwrap_or(vi.garp.master_repeat);
-                }
-                "garp_master_refresh" => {
-                    vi.garp.master_refresh = self.timer_arg(s, 0).unwrap_or(vi.garp.master_refresh);
-                }
-                "garp_master_refresh_repeat" => {
-                    vi.garp.master_refresh_repeat = self
-                        .u32_arg(s, 0, i32::MAX as u64)
-                        .unwrap_or(vi.garp.master_refresh_repeat);
-                }
-                "garp_lower_prio_delay" => {
-                    if let Some(d) = self.timer_arg(s, 0) {
-                        vi.garp.lower_prio_delay = d;
-                        garp_set.lower_delay = true;
-                    }
-                }
-                "garp_lower_prio_repeat" => {
-                    if let Some(v) = self.u32_arg(s, 0, i32::MAX as u64) {
-                        vi.garp.lower_prio_repeat = v;
-                        garp_set.lower_repeat = true;
-                    }
-                }
+                kw if kw.starts_with("garp_")
+                    && self.garp_keyword(s, kw, &mut vi.garp, &mut garp_set) => {}
                 "down_timer_adverts" => {
                     vi.down_timer_adverts =
                         self.u32_arg(s, 1, 100).unwrap_or(vi.down_timer_adverts);
@@ -1567,12 +1568,11 @@ impl Lowerer<'_> {
         }
         // The lower-priority values default to the instance's master ones
         // unless written here or globally.
-        if !garp_set.lower_delay && !self.garp_lower_set.0 {
-            vi.garp.lower_prio_delay = vi.garp.master_delay;
+        GarpSet {
+            lower_delay: garp_set.lower_delay || self.garp_lower_set.lower_delay,
+            lower_repeat: garp_set.lower_repeat || self.garp_lower_set.lower_repeat,
         }
-        if !garp_set.lower_repeat && !self.garp_lower_set.1 {
-            vi.garp.lower_prio_repeat = vi.garp.master_repeat;
-        }
+        .follow_master(&mut vi.garp);
         for s in route_nodes {
             if let Some(mut r) = self.route(s) {
                 let has_if = r.dev.is_some() || r.nexthops.iter().any(|n| n.dev.is_some());
@@ -1704,7 +1704,7 @@ impl Lowerer<'_> {
             notify: VrrpNotify::default(),
             smtp_alert: false,
             sync_group_tracking_weight: false,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -1843,7 +1843,7 @@ impl Lowerer<'_> {
             interfaces: Vec::new(),
             announce_as: OspfAnnounceAs::Stub,
             metric: 10,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         for c in &n.children {
             let s = c.stmt;
@@ -1920,7 +1920,7 @@ impl Lowerer<'_> {
             priority: 1,
             cost: 10,
             authentication: OspfAuth::None,
-            location: n.stmt.location.clone(),
+            location: self.loc(n.stmt.location),
         };
         let mut dead = None;
         for c in &n.children {
@@ -1935,7 +1935,7 @@ impl Lowerer<'_> {
                 "dead_interval" => {
                     dead = self
                         .u32_arg(s, 1, u64::from(u32::MAX))
-                        .map(|d| (d, s.keyword.location.clone()))
+                        .map(|d| (d, self.loc(s.keyword.location)))
                         .or(dead);
                 }
                 "priority" => {
@@ -2019,16 +2019,17 @@ impl Lowerer<'_> {
 }
 
 /// The keyword tree of the VRRP and OSPF levels (see `lookup`).
-pub(super) fn lookup_leaf(level: Level, kw: &str) -> bool {
+/// The leaf keywords of the VRRP (and OSPF) levels.
+pub(super) fn leaves(level: Level) -> &'static [&'static str] {
     match level {
-        Level::VrrpInstance => INSTANCE_LEAVES.contains(&kw),
-        Level::VrrpScript => SCRIPT_LEAVES.contains(&kw),
-        Level::VrrpSyncGroup => SYNC_LEAVES.contains(&kw),
-        Level::TrackFile => TRACK_FILE_LEAVES.contains(&kw),
-        Level::VrrpAuth => ["auth_type", "auth_pass"].contains(&kw),
-        Level::Ospf => OSPF_LEAVES.contains(&kw),
-        Level::OspfInterface => OSPF_IF_LEAVES.contains(&kw),
-        _ => false,
+        Level::VrrpInstance => INSTANCE_LEAVES,
+        Level::VrrpScript => SCRIPT_LEAVES,
+        Level::VrrpSyncGroup => SYNC_LEAVES,
+        Level::TrackFile => TRACK_FILE_LEAVES,
+        Level::VrrpAuth => &["auth_type", "auth_pass"],
+        Level::Ospf => OSPF_LEAVES,
+        Level::OspfInterface => OSPF_IF_LEAVES,
+        _ => &[],
     }
 }
 
