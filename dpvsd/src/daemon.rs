@@ -321,6 +321,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         ))?;
         match &opts.interface {
             Some(ifname) => {
+                // Source of ARP requests and TUN outer headers of services
+                // without local addresses (NAT, DR, TUN).
+                let addr = ospf_rt::interface_addr(ifname).map(|(a, _)| a);
+                dp.apply(Command::SetInterfaceAddr { addr })?;
                 let io = dataplane::io::afpacket::AfPacket::open(ifname)?;
                 tracing::info!(interface = %ifname, mac = %dataplane::io::PacketIo::mac(&io), "dataplane forwarding (afpacket)");
                 dp.spawn_worker(io).map_err(StartError::Worker)?;
