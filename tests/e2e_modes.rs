@@ -32,23 +32,24 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const LB_MAC: &str = "02:99:00:00:00:01";
 
 /// A keepalived.conf with one TCP virtual server VIP:`vport` of kind
-/// `kind` and both lab real servers on :8080 with TCP_CHECK.
-fn config(kind: &str, vport: u16) -> String {
+/// `kind` (and `extra` virtual-server lines) and both lab real servers on
+/// :8080 with TCP_CHECK.
+fn config(kind: &str, vport: u16, extra: &str) -> String {
     let rs = |ip: &str| {
         format!(
             "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
         )
     };
     format!(
-        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{}{}}}\n",
+        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
         rs("10.99.0.3"),
         rs("10.99.0.4")
     )
 }
 
-fn start(lab: &mut Lab, kind: &str, vport: u16) {
+fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
     let conf = lab.dir.join("keepalived.conf");
-    std::fs::write(&conf, config(kind, vport)).expect("write config");
+    std::fs::write(&conf, config(kind, vport, extra)).expect("write config");
     lab.start_dpvsd(&conf);
     lab.wait_health(common::RS1, "up", Duration::from_secs(10));
     lab.wait_health(common::RS2, "up", Duration::from_secs(10));
@@ -121,7 +122,7 @@ fn nat_dnat_in_snat_back_through_the_director() {
             ],
         );
     }
-    start(&mut lab, "NAT", 80);
+    start(&mut lab, "NAT", 80, "");
 
     // VIP:80 → RS:8080 (the port is translated too).
     let (a, b, failed) = lab.traffic(30);
@@ -159,7 +160,7 @@ fn dr_rewrites_macs_and_replies_go_straight_to_the_client() {
     }
     let mut lab = Lab::up("dr");
     vip_on_lo(&lab);
-    start(&mut lab, "DR", 8080);
+    start(&mut lab, "DR", 8080, "");
 
     let url = format!("http://{VIP}:8080/");
     let (a, b, failed) = lab.traffic_to(&url, 30);
@@ -175,6 +176,24 @@ fn dr_rewrites_macs_and_replies_go_straight_to_the_client() {
         client_vip_mac(&lab).contains(LB_MAC),
         "{}",
         client_vip_mac(&lab)
+    );
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_server() {
+    if !can_run("persistence_keeps_a_client_on_one_server") {
+        return;
+    }
+    let mut lab = Lab::up("per");
+    vip_on_lo(&lab);
+    start(&mut lab, "DR", 8080, "    persistence_timeout 30\n");
+    // rr alone alternates (the other tests); with persistence every
+    // connection of the client goes to the server of its first one.
+    let (a, b, failed) = lab.traffic_to(&format!("http://{VIP}:8080/"), 20);
+    assert_eq!(failed, 0);
+    assert!(
+        (a, b) == (20, 0) || (a, b) == (0, 20),
+        "one client, one server: rs1={a} rs2={b}"
     );
 }
 
@@ -386,7 +405,7 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
     vip_on_lo(&lab);
     let rs1 = Decap::start(&lab, "rs1", Ipv4Addr::new(10, 99, 0, 3));
     let rs2 = Decap::start(&lab, "rs2", Ipv4Addr::new(10, 99, 0, 4));
-    start(&mut lab, "TUN", 8080);
+    start(&mut lab, "TUN", 8080, "");
 
     let url = format!("http://{VIP}:8080/");
     let (a, b, failed) = lab.traffic_to(&url, 20);

@@ -26,7 +26,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::command::{Forwarding, ServiceKey};
+use crate::command::{Forwarding, Persistence, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame};
@@ -43,6 +43,10 @@ const ETH_LEN: usize = 14;
 const MIN_FRAME: usize = 60;
 /// At most this many neighbours (real servers) are tracked per worker.
 pub const MAX_NEIGHBOURS: usize = 4096;
+/// At most this many persistence templates are kept per worker; when the
+/// table is full, expired ones are purged, and if none expired a new client
+/// is scheduled without a template.
+pub const MAX_TEMPLATES: usize = 65_536;
 /// Re-ARP every known neighbour this often.
 pub const NEIGHBOUR_REFRESH_MS: u64 = 30_000;
 /// Don't ask for the same unresolved neighbour more often than this.
@@ -111,6 +115,9 @@ pub struct Snapshot {
     pub nat_servers: Vec<Ipv4Addr>,
     /// The interface address ([`crate::Command::SetInterfaceAddr`]).
     pub interface_v4: Option<Ipv4Addr>,
+    /// Per service (same index as `services`): its persistence. A missing
+    /// entry means none.
+    pub persistence: Vec<Option<Persistence>>,
 }
 
 impl Snapshot {
@@ -126,10 +133,44 @@ impl Snapshot {
         self.nat_servers.binary_search(&ip).is_ok()
     }
 
+    /// The persistence of service number `i`.
+    pub fn persistence_of(&self, i: usize) -> Option<Persistence> {
+        self.persistence.get(i).copied().flatten()
+    }
+
     /// The forwarding method of service number `i`.
     pub fn forwarding_of(&self, i: usize) -> Forwarding {
         self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
     }
+}
+
+/// A persistence template's key: the service and the client network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TemplateKey {
+    vip: Ipv4Addr,
+    vport: u16,
+    proto: u8,
+    network: Ipv4Addr,
+}
+
+impl TemplateKey {
+    /// The template of the connection a client packet `key` belongs to.
+    fn of(key: &FlowKey, p: Persistence) -> TemplateKey {
+        TemplateKey {
+            vip: key.dst,
+            vport: key.dport,
+            proto: key.proto,
+            network: p.network(key.src),
+        }
+    }
+}
+
+/// Where a client network's connections go, until `expires_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    addr: Ipv4Addr,
+    port: u16,
+    expires_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +228,12 @@ pub struct Engine {
     /// Per service of `snap`, per server: its destination in `conns`.
     dests: Vec<Vec<DestId>>,
     neighbours: FastMap<Ipv4Addr, Neighbour>,
+    /// Persistence templates (bounded by [`MAX_TEMPLATES`], reserved up
+    /// front). A template lives `persistence_timeout` after the last packet
+    /// a client sent on a connection it placed. Templates are per worker,
+    /// like connections: a client network whose connections are spread over
+    /// several workers may get one real server per worker.
+    templates: FastMap<TemplateKey, Template>,
     /// Bumped whenever a neighbour's MAC changes; destinations cache the
     /// server's MAC together with the generation they saw.
     neigh_gen: u32,
@@ -219,12 +266,15 @@ impl Engine {
         let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
         let mut neighbours = FastMap::default();
         neighbours.reserve(MAX_NEIGHBOURS);
+        let mut templates = FastMap::default();
+        templates.reserve(MAX_TEMPLATES);
         Engine {
             mac,
             snap: Arc::default(),
             conns: ConnTable::new(conn_capacity, worker),
             dests: Vec::new(),
             neighbours,
+            templates,
             neigh_gen: 0,
             worker,
             cursors: Vec::new(),
@@ -549,7 +599,11 @@ impl Engine {
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
         let action = action_in(mode, &conn.out_key, tunnel_src)?;
+        let in_key = conn.in_key;
         if let Some(d) = self.conns.dest(dest) {
+            if let Some(p) = d.persistence {
+                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+            }
             d.service.count_in(self.worker, len);
             d.server.count_in(self.worker, len);
         }
@@ -579,10 +633,28 @@ impl Engine {
             return Err(Drop::ConnTableFull);
         }
         let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
-        let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
-        let hash = svc.table.flow_hash(key.src, key.dst);
-        let rs_idx = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-        *cursor = cursor.wrapping_add(1);
+        let persistence = self.snap.persistence_of(svc_idx);
+        // A live template of the client's network decides, as long as its
+        // server is still in the service (even quiescent, as LVS).
+        let placed = persistence.and_then(|p| {
+            let t = self.templates.get(&TemplateKey::of(key, p))?;
+            if t.expires_ms <= now_ms {
+                return None;
+            }
+            svc.servers
+                .iter()
+                .position(|s| s.addr == t.addr && s.port == t.port)
+        });
+        let rs_idx = match placed {
+            Some(i) => i,
+            None => {
+                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+                let hash = svc.table.flow_hash(key.src, key.dst);
+                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                *cursor = cursor.wrapping_add(1);
+                i
+            }
+        };
         let dest = *self
             .dests
             .get(svc_idx)
@@ -621,6 +693,10 @@ impl Engine {
         let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
         self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        if let Some(p) = persistence {
+            // No room for a template: the client is simply not persistent.
+            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+        }
         if let Some(d) = self.conns.dest(dest) {
             let w = self.worker;
             d.service.count_conn(w);
@@ -708,6 +784,47 @@ impl Engine {
         }
         Err(Drop::NeighbourUnresolved)
     }
+}
+
+/// Points the template of client packet `key`'s network at `addr:port` and
+/// pushes its expiry to `now_ms` + the persistence timeout. When the table
+/// is full, expired templates are purged first; false when there is still
+/// no room (the client is then scheduled without a template).
+fn refresh_template(
+    templates: &mut FastMap<TemplateKey, Template>,
+    key: &FlowKey,
+    p: Persistence,
+    addr: Ipv4Addr,
+    port: u16,
+    now_ms: u64,
+) -> bool {
+    let tk = TemplateKey::of(key, p);
+    let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
+    if let Some(t) = templates.get_mut(&tk) {
+        if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
+            *t = Template {
+                addr,
+                port,
+                expires_ms,
+            };
+        }
+        return true;
+    }
+    if templates.len() >= MAX_TEMPLATES {
+        templates.retain(|_, t| t.expires_ms > now_ms);
+        if templates.len() >= MAX_TEMPLATES {
+            return false;
+        }
+    }
+    templates.insert(
+        tk,
+        Template {
+            addr,
+            port,
+            expires_ms,
+        },
+    );
+    true
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
@@ -1864,6 +1981,237 @@ mod tests {
             let mut syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
             assert_eq!(e.handle(&mut syn, 2, &mut ctl), Verdict::Forward);
             assert_eq!(inspect(&syn).1, RS_MAC);
+        }
+    }
+
+    // ── Persistence and quiescent servers ──────────────────────────────
+
+    const RS2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 4);
+    const RS2_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 4]);
+
+    /// Counters kept across snapshots, so connections keep their
+    /// destinations (as the control plane does).
+    struct Stats {
+        svc: Arc<Traffic>,
+        rs: [Arc<Traffic>; 2],
+    }
+
+    impl Stats {
+        fn new() -> Stats {
+            Stats {
+                svc: Arc::default(),
+                rs: [Arc::default(), Arc::default()],
+            }
+        }
+    }
+
+    /// FNAT VIP:80/tcp, rr over RS and RS2 (both :8080) with `weights`.
+    fn rr_snapshot(stats: &Stats, weights: &[u32; 2], p: Option<Persistence>) -> Arc<Snapshot> {
+        let server = |addr, i: usize| ServerSnap {
+            addr,
+            port: 8080,
+            stats: Arc::clone(&stats.rs[i]),
+        };
+        let mut snap = Snapshot {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: VIP.into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::clone(&stats.svc),
+                servers: vec![server(RS, 0), server(RS2, 1)],
+                table: SchedTable::build(Scheduler::Rr, weights),
+                local_addrs: vec![LIP],
+            }],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: vec![(RS, LIP), (RS2, LIP)],
+            persistence: vec![p],
+            ..Snapshot::default()
+        };
+        snap.lookup.insert((VIP, 80, 6), 0);
+        Arc::new(snap)
+    }
+
+    fn rr_engine(stats: &Stats, p: Option<Persistence>) -> (Engine, Burst) {
+        let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut ctl = Burst::new(16);
+        e.set_snapshot(rr_snapshot(stats, &[1, 1], p), 0, &mut ctl);
+        for (mac, ip) in [(RS_MAC, RS), (RS2_MAC, RS2)] {
+            let mut reply = arp(ArpOperation::Reply, mac, ip, LIP);
+            assert_eq!(e.handle(&mut reply, 0, &mut ctl), Verdict::Ignore);
+        }
+        ctl.clear();
+        (e, ctl)
+    }
+
+    /// Sends `frame` at `now`; returns the real server it went to.
+    fn sent_to(e: &mut Engine, mut frame: Vec<u8>, now: u64, ctl: &mut Burst) -> Ipv4Addr {
+        assert_eq!(e.handle(&mut frame, now, ctl), Verdict::Forward);
+        inspect(&frame).3
+    }
+
+    /// A SYN from `client:port` to VIP:80.
+    fn syn_from(client: Ipv4Addr, port: u16) -> Vec<u8> {
+        tcp(
+            (CLIENT_MAC, client, port),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+        )
+    }
+
+    const PERSIST: Persistence = Persistence {
+        timeout_s: 10,
+        granularity: 32,
+    };
+
+    #[test]
+    fn without_persistence_rr_alternates_between_servers() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, None);
+        let to: Vec<_> = (0..4)
+            .map(|i| sent_to(&mut e, syn_from(CLIENT, 1000 + i), 1, &mut ctl))
+            .collect();
+        assert_eq!(to, [RS, RS2, RS, RS2]);
+    }
+
+    #[test]
+    fn persistence_keeps_a_client_on_its_first_server() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        for i in 1..6 {
+            assert_eq!(
+                sent_to(
+                    &mut e,
+                    syn_from(CLIENT, 1000 + i),
+                    1 + u64::from(i),
+                    &mut ctl
+                ),
+                first,
+                "connection {i} of the same client"
+            );
+        }
+        // Another client is scheduled (rr moved on once only).
+        let other = Ipv4Addr::new(10, 99, 0, 77);
+        assert_ne!(sent_to(&mut e, syn_from(other, 1000), 10, &mut ctl), first);
+        assert_eq!(e.conn_count(), 7);
+    }
+
+    #[test]
+    fn persistence_granularity_groups_client_networks() {
+        let near = Ipv4Addr::new(10, 99, 0, 77);
+        let far = Ipv4Addr::new(10, 98, 0, 2);
+        let stats = Stats::new();
+        let p24 = Persistence {
+            granularity: 24,
+            ..PERSIST
+        };
+        let (mut e, mut ctl) = rr_engine(&stats, Some(p24));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        assert_eq!(sent_to(&mut e, syn_from(near, 1000), 2, &mut ctl), first);
+        assert_ne!(sent_to(&mut e, syn_from(far, 1000), 3, &mut ctl), first);
+        // /32: the neighbour is a client of its own.
+        let (mut e, mut ctl) = rr_engine(&Stats::new(), Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        assert_ne!(sent_to(&mut e, syn_from(near, 1000), 2, &mut ctl), first);
+        assert_eq!(
+            Persistence {
+                granularity: 0,
+                ..PERSIST
+            }
+            .network(CLIENT),
+            Ipv4Addr::UNSPECIFIED
+        );
+        assert_eq!(
+            Persistence {
+                granularity: 200,
+                ..PERSIST
+            }
+            .network(CLIENT),
+            CLIENT
+        );
+    }
+
+    #[test]
+    fn templates_live_timeout_after_the_clients_last_packet() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let t = u64::from(PERSIST.timeout_s) * 1000;
+        let c = (CLIENT_MAC, CLIENT, 1000);
+        let v = (LB_MAC, VIP, 80);
+        let first = sent_to(&mut e, tcp(c, v, true, false, b""), 0, &mut ctl);
+        // The client keeps talking on its connection past the timeout...
+        for now in [t / 2, t - 1, t + t / 2] {
+            assert_eq!(
+                sent_to(&mut e, tcp(c, v, false, true, b"x"), now, &mut ctl),
+                first
+            );
+        }
+        // ...so its new connections still go to the same server,
+        let last = t + t / 2;
+        assert_eq!(
+            sent_to(&mut e, syn_from(CLIENT, 1001), last + t - 1, &mut ctl),
+            first
+        );
+        // until it has been silent for the whole timeout: rescheduled (rr's
+        // next pick is the other server).
+        let quiet = last + t - 1 + t;
+        assert_ne!(
+            sent_to(&mut e, syn_from(CLIENT, 1002), quiet, &mut ctl),
+            first
+        );
+    }
+
+    #[test]
+    fn persistent_client_stays_on_a_quiescent_server_until_it_is_removed() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        let weights = if first == RS { [0, 1] } else { [1, 0] };
+        e.set_snapshot(rr_snapshot(&stats, &weights, Some(PERSIST)), 2, &mut ctl);
+        // As LVS: the template still places the client on its server.
+        assert_eq!(sent_to(&mut e, syn_from(CLIENT, 1001), 3, &mut ctl), first);
+        // A new client never gets the quiescent server.
+        let other = Ipv4Addr::new(10, 99, 0, 77);
+        assert_ne!(sent_to(&mut e, syn_from(other, 1000), 4, &mut ctl), first);
+        // Removed from the service: the template no longer applies.
+        let mut snap = rr_snapshot(&stats, &[1, 1], Some(PERSIST));
+        let keep = usize::from(first == RS);
+        if let Some(s) = Arc::get_mut(&mut snap) {
+            let svc = &mut s.services[0];
+            svc.servers = vec![svc.servers.remove(keep)];
+            svc.table = SchedTable::build(Scheduler::Rr, &[1]);
+        }
+        e.set_snapshot(snap, 5, &mut ctl);
+        assert_ne!(sent_to(&mut e, syn_from(CLIENT, 1002), 6, &mut ctl), first);
+    }
+
+    #[test]
+    fn weight_zero_is_quiescent_existing_connections_continue() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, None);
+        let c = (CLIENT_MAC, CLIENT, 1000);
+        let v = (LB_MAC, VIP, 80);
+        let first = sent_to(&mut e, tcp(c, v, true, false, b""), 1, &mut ctl);
+        let weights = if first == RS { [0, 1] } else { [1, 0] };
+        e.set_snapshot(rr_snapshot(&stats, &weights, None), 2, &mut ctl);
+        // The established connection keeps its server...
+        for now in 3..6 {
+            assert_eq!(
+                sent_to(&mut e, tcp(c, v, false, true, b"x"), now, &mut ctl),
+                first
+            );
+        }
+        // ...and every new one goes to the other.
+        for i in 1..5 {
+            assert_ne!(
+                sent_to(&mut e, syn_from(CLIENT, 1000 + i), 10, &mut ctl),
+                first
+            );
         }
     }
 }

@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use dataplane::{Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec};
+use dataplane::{
+    Forwarding, Persistence, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+};
 use healthcheck::{
     CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
     ReplyPattern, SmtpSpec, SubjectId, SubjectSpec, UdpSpec, UrlSpec,
@@ -126,7 +128,6 @@ fn service(
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
         (vs.match_name.is_some(), "virtual_server match"),
-        (vs.persistence_timeout.is_some(), "persistence_timeout"),
         (vs.sorry_server.is_some(), "sorry_server"),
         (
             vs.quorum_up.is_some() || vs.quorum_down.is_some(),
@@ -243,6 +244,11 @@ fn service(
             scheduler,
             forwarding,
             local_addrs,
+            // As LVS: the whole client address unless a granularity is set.
+            persistence: vs.persistence_timeout.map(|timeout_s| Persistence {
+                timeout_s,
+                granularity: vs.persistence_granularity.unwrap_or(32),
+            }),
         },
         servers,
     })
@@ -431,6 +437,37 @@ mod lb_kind_tests {
         assert_eq!(
             e[0].to_string(),
             "k.conf:4:1: error: lb_kind SNAT is not supported by dpvsd yet (FNAT, NAT, DR and TUN are)"
+        );
+    }
+
+    #[test]
+    fn persistence_maps_timeout_and_granularity() {
+        let conf = |extra: &str| {
+            format!("virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{extra}  real_server 10.0.0.2 80 {{\n  }}\n}}\n")
+        };
+        let persistence = |text: &str| {
+            let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+            assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+            assemble(&loaded.model).expect("plan").services[0]
+                .spec
+                .persistence
+        };
+        assert_eq!(persistence(&conf("")), None);
+        assert_eq!(
+            persistence(&conf("  persistence_timeout 50\n")),
+            Some(Persistence {
+                timeout_s: 50,
+                granularity: 32
+            })
+        );
+        assert_eq!(
+            persistence(&conf(
+                "  persistence_timeout 50\n  persistence_granularity 255.255.255.0\n"
+            )),
+            Some(Persistence {
+                timeout_s: 50,
+                granularity: 24
+            })
         );
     }
 }
