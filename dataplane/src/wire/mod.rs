@@ -36,6 +36,7 @@ use core::fmt;
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
@@ -43,6 +44,7 @@ pub mod udp;
 
 pub use self::arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use self::ethernet::{EtherType, EthernetFrame};
+pub use self::icmpv4::Icmpv4Packet;
 pub use self::ipv4::{Ipv4Packet, Ipv4Repr};
 pub use self::ipv6::{Ipv6Packet, Ipv6Repr, Ipv6Upper};
 pub use self::tcp::TcpPacket;
