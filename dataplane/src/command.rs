@@ -126,6 +126,29 @@ pub struct ServiceSpec {
     /// (required); for NAT, DR and TUN optional, the first one is the source
     /// of ARP requests to real servers and (TUN) of the outer IPv4 header.
     pub local_addrs: Vec<IpAddr>,
+    /// `persistence_timeout` / `persistence_granularity`; `None`: every
+    /// new connection is scheduled on its own.
+    pub persistence: Option<Persistence>,
+}
+
+/// Client persistence, as LVS: new connections from one client network
+/// (the client address masked to `granularity` bits) go to the real server
+/// chosen for the first one, until no connection of theirs has been seen
+/// for `timeout_s` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Persistence {
+    pub timeout_s: u32,
+    /// IPv4 prefix length (0..=32; larger values count as 32).
+    pub granularity: u8,
+}
+
+impl Persistence {
+    /// The client network a client address belongs to.
+    pub fn network(self, client: Ipv4Addr) -> Ipv4Addr {
+        let bits = u32::from(self.granularity.min(32));
+        let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+        Ipv4Addr::from(u32::from(client) & mask)
+    }
 }
 
 /// A real server of a service.

@@ -31,7 +31,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::command::Forwarding;
+use crate::command::{Forwarding, Persistence};
 use crate::engine::Snapshot;
 use crate::fasthash::FastMap;
 use crate::prefetch::prefetch;
@@ -145,6 +145,8 @@ pub struct Dest {
     /// TUN: the outer source address (the service's first local address,
     /// else the interface address); `None` when neither is configured.
     pub tunnel_src: Option<Ipv4Addr>,
+    /// The service's persistence (its client packets refresh templates).
+    pub persistence: Option<Persistence>,
     /// The server's MAC, valid while `neigh_gen` equals the engine's
     /// neighbour generation (saves a neighbour lookup per packet).
     pub mac: MacAddr,
@@ -516,6 +518,7 @@ impl ConnTable {
         for (i, svc) in snap.services.iter().enumerate() {
             let forwarding = snap.forwarding_of(i);
             let tunnel_src = svc.local_addrs.first().copied().or(snap.interface_v4);
+            let persistence = snap.persistence_of(i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for rs in &svc.servers {
                 let key = (
@@ -534,6 +537,7 @@ impl ConnTable {
                             port: rs.port,
                             forwarding,
                             tunnel_src,
+                            persistence,
                             mac: MacAddr::default(),
                             // Differs from the engine's: resolve on first use.
                             neigh_gen: neigh_gen.wrapping_sub(1),
@@ -557,6 +561,7 @@ impl ConnTable {
                 if let Some(d) = self.dests[id as usize].as_mut() {
                     d.published = true;
                     d.tunnel_src = tunnel_src;
+                    d.persistence = persistence;
                 }
                 per.push(DestId(id));
             }

@@ -313,6 +313,7 @@ impl Dataplane {
                 local_addrs,
             });
             snap.forwarding.push(svc.spec.forwarding);
+            snap.persistence.push(svc.spec.persistence);
         }
         snap.owned_vips = vips.into_iter().collect();
         snap.local_addrs = lips.into_iter().collect();
@@ -450,6 +451,7 @@ mod tests {
                 protocol: Protocol::Tcp,
             },
             scheduler: Scheduler::Rr,
+            persistence: None,
             forwarding,
             local_addrs,
         }

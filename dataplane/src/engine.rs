@@ -26,16 +26,17 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::command::{Forwarding, ServiceKey};
+use crate::command::{Forwarding, Persistence, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
+use crate::wire::icmpv4::Quote;
 use crate::wire::ipv4::HEADER_LEN as IPV4_HEADER_LEN;
 use crate::wire::{
-    checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IpProtocol, Ipv4Packet,
-    Ipv4Repr, MacAddr, TcpPacket, UdpPacket, WireError,
+    checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol,
+    Ipv4Packet, Ipv4Repr, MacAddr, TcpPacket, UdpPacket, WireError,
 };
 
 const ETH_LEN: usize = 14;
@@ -43,6 +44,10 @@ const ETH_LEN: usize = 14;
 const MIN_FRAME: usize = 60;
 /// At most this many neighbours (real servers) are tracked per worker.
 pub const MAX_NEIGHBOURS: usize = 4096;
+/// At most this many persistence templates are kept per worker; when the
+/// table is full, expired ones are purged, and if none expired a new client
+/// is scheduled without a template.
+pub const MAX_TEMPLATES: usize = 65_536;
 /// Re-ARP every known neighbour this often.
 pub const NEIGHBOUR_REFRESH_MS: u64 = 30_000;
 /// Don't ask for the same unresolved neighbour more often than this.
@@ -111,6 +116,9 @@ pub struct Snapshot {
     pub nat_servers: Vec<Ipv4Addr>,
     /// The interface address ([`crate::Command::SetInterfaceAddr`]).
     pub interface_v4: Option<Ipv4Addr>,
+    /// Per service (same index as `services`): its persistence. A missing
+    /// entry means none.
+    pub persistence: Vec<Option<Persistence>>,
 }
 
 impl Snapshot {
@@ -126,10 +134,44 @@ impl Snapshot {
         self.nat_servers.binary_search(&ip).is_ok()
     }
 
+    /// The persistence of service number `i`.
+    pub fn persistence_of(&self, i: usize) -> Option<Persistence> {
+        self.persistence.get(i).copied().flatten()
+    }
+
     /// The forwarding method of service number `i`.
     pub fn forwarding_of(&self, i: usize) -> Forwarding {
         self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
     }
+}
+
+/// A persistence template's key: the service and the client network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TemplateKey {
+    vip: Ipv4Addr,
+    vport: u16,
+    proto: u8,
+    network: Ipv4Addr,
+}
+
+impl TemplateKey {
+    /// The template of the connection a client packet `key` belongs to.
+    fn of(key: &FlowKey, p: Persistence) -> TemplateKey {
+        TemplateKey {
+            vip: key.dst,
+            vport: key.dport,
+            proto: key.proto,
+            network: p.network(key.src),
+        }
+    }
+}
+
+/// Where a client network's connections go, until `expires_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    addr: Ipv4Addr,
+    port: u16,
+    expires_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +216,8 @@ enum Stage {
     Ipv4(Parsed),
     /// ARP for us (or broadcast).
     Arp,
+    /// ICMP to one of our addresses (or from a NAT real server).
+    Icmp { dir: Dir, transit: bool },
     /// Decided already.
     Done(Verdict),
 }
@@ -187,6 +231,12 @@ pub struct Engine {
     /// Per service of `snap`, per server: its destination in `conns`.
     dests: Vec<Vec<DestId>>,
     neighbours: FastMap<Ipv4Addr, Neighbour>,
+    /// Persistence templates (bounded by [`MAX_TEMPLATES`], reserved up
+    /// front). A template lives `persistence_timeout` after the last packet
+    /// a client sent on a connection it placed. Templates are per worker,
+    /// like connections: a client network whose connections are spread over
+    /// several workers may get one real server per worker.
+    templates: FastMap<TemplateKey, Template>,
     /// Bumped whenever a neighbour's MAC changes; destinations cache the
     /// server's MAC together with the generation they saw.
     neigh_gen: u32,
@@ -219,12 +269,15 @@ impl Engine {
         let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
         let mut neighbours = FastMap::default();
         neighbours.reserve(MAX_NEIGHBOURS);
+        let mut templates = FastMap::default();
+        templates.reserve(MAX_TEMPLATES);
         Engine {
             mac,
             snap: Arc::default(),
             conns: ConnTable::new(conn_capacity, worker),
             dests: Vec::new(),
             neighbours,
+            templates,
             neigh_gen: 0,
             worker,
             cursors: Vec::new(),
@@ -373,7 +426,8 @@ impl Engine {
             EtherType::Arp => Stage::Arp,
             EtherType::Ipv4 if dst == self.mac => match self.parse_ipv4(frame) {
                 Ok(p) => Stage::Ipv4(p),
-                Err(v) => Stage::Done(v),
+                Err(Err(v)) => Stage::Done(v),
+                Err(Ok((dir, transit))) => Stage::Icmp { dir, transit },
             },
             _ => Stage::Done(Verdict::Ignore),
         }
@@ -395,6 +449,11 @@ impl Engine {
         let (verdict, len) = match stage {
             Stage::Ipv4(p) => self.forward(buf, len, &p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
+            Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
+                Ok(x) => x,
+                Err(_) if transit => (Verdict::Ignore, len),
+                Err(reason) => (Verdict::Drop(reason), len),
+            },
             Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
@@ -446,14 +505,17 @@ impl Engine {
     }
 
     #[inline]
-    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed, Verdict> {
+    /// An IPv4 TCP/UDP packet for us, parsed; else `Err(Ok((dir, transit)))`
+    /// for ICMP, `Err(Err(verdict))` for anything else.
+    #[allow(clippy::type_complexity)]
+    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed, Result<(Dir, bool), Verdict>> {
         let Some(l3) = frame.get(ETH_LEN..) else {
-            return Err(Verdict::Ignore);
+            return Err(Err(Verdict::Ignore));
         };
         // Only packets to our own addresses (or NAT replies) are ours; peek
         // before validating.
         let (Some(src), Some(dst)) = (peek_ipv4(l3, 12), peek_ipv4(l3, 16)) else {
-            return Err(Verdict::Ignore);
+            return Err(Err(Verdict::Ignore));
         };
         let (dir, transit) = if self.snap.owns_vip(dst) {
             (Dir::In, false)
@@ -462,15 +524,18 @@ impl Engine {
         } else if self.snap.is_nat_server(src) {
             (Dir::Out, true)
         } else {
-            return Err(Verdict::Ignore);
+            return Err(Err(Verdict::Ignore));
         };
+        if l3.get(9) == Some(&u8::from(IpProtocol::Icmp)) {
+            return Err(Ok((dir, transit)));
+        }
         parse_l4(l3, dir, transit).map_err(|d| {
-            if transit {
-                // A real server's own traffic through us (ICMP, fragments, …).
+            Err(if transit {
+                // A real server's own traffic through us (fragments, …).
                 Verdict::Ignore
             } else {
                 Verdict::Drop(d)
-            }
+            })
         })
     }
 
@@ -549,7 +614,11 @@ impl Engine {
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
         let action = action_in(mode, &conn.out_key, tunnel_src)?;
+        let in_key = conn.in_key;
         if let Some(d) = self.conns.dest(dest) {
+            if let Some(p) = d.persistence {
+                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+            }
             d.service.count_in(self.worker, len);
             d.server.count_in(self.worker, len);
         }
@@ -579,10 +648,28 @@ impl Engine {
             return Err(Drop::ConnTableFull);
         }
         let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
-        let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
-        let hash = svc.table.flow_hash(key.src, key.dst);
-        let rs_idx = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-        *cursor = cursor.wrapping_add(1);
+        let persistence = self.snap.persistence_of(svc_idx);
+        // A live template of the client's network decides, as long as its
+        // server is still in the service (even quiescent, as LVS).
+        let placed = persistence.and_then(|p| {
+            let t = self.templates.get(&TemplateKey::of(key, p))?;
+            if t.expires_ms <= now_ms {
+                return None;
+            }
+            svc.servers
+                .iter()
+                .position(|s| s.addr == t.addr && s.port == t.port)
+        });
+        let rs_idx = match placed {
+            Some(i) => i,
+            None => {
+                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+                let hash = svc.table.flow_hash(key.src, key.dst);
+                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                *cursor = cursor.wrapping_add(1);
+                i
+            }
+        };
         let dest = *self
             .dests
             .get(svc_idx)
@@ -621,6 +708,10 @@ impl Engine {
         let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
         self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        if let Some(p) = persistence {
+            // No room for a template: the client is simply not persistent.
+            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+        }
         if let Some(d) = self.conns.dest(dest) {
             let w = self.worker;
             d.service.count_conn(w);
@@ -673,6 +764,113 @@ impl Engine {
         Ok((Action::Nat(back), mac))
     }
 
+    /// An ICMP error (e.g. fragmentation needed) quoting a packet of a
+    /// tracked connection, from either side: forwarded to the other side
+    /// with the outer and the quoted headers translated as the
+    /// connection's packets are (as LVS's `ip_vs_nat_icmp`). DR and TUN
+    /// forward errors from the client side untouched (MAC rewrite, IPIP).
+    /// Returns the verdict and the frame's new length.
+    fn icmp_error(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        dir: Dir,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Verdict, usize), Drop> {
+        let l3 = buf.get(ETH_LEN..len).ok_or(Drop::Truncated)?;
+        let ip = Ipv4Packet::new_checked(l3).map_err(wire_drop)?;
+        if !ip.verify_checksum() {
+            return Err(Drop::BadChecksum);
+        }
+        if ip.is_fragment() {
+            return Err(Drop::Fragment);
+        }
+        let (hl, tl, ttl, sender) = (
+            ip.header_len(),
+            usize::from(ip.total_len()),
+            ip.ttl(),
+            ip.src_addr(),
+        );
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
+        if !icmp.is_error() {
+            return Err(Drop::IcmpUnhandled);
+        }
+        if !icmp.verify_checksum() {
+            return Err(Drop::BadChecksum);
+        }
+        let q = Quote::parse(icmp.payload()).map_err(wire_drop)?;
+        if q.protocol != 6 && q.protocol != 17 {
+            return Err(Drop::IcmpUnhandled);
+        }
+        let quoted = FlowKey {
+            proto: q.protocol,
+            src: q.src,
+            dst: q.dst,
+            sport: q.src_port,
+            dport: q.dst_port,
+        };
+        // The quoted packet went the other way: its reverse is the key of
+        // the direction the error comes from.
+        let key = FlowKey {
+            proto: q.protocol,
+            src: q.dst,
+            dst: q.src,
+            sport: q.dst_port,
+            dport: q.src_port,
+        };
+        let (idx, found) = self
+            .conns
+            .lookup_hashed(&key, key.hash(), now_ms)
+            .ok_or(Drop::NoConnection)?;
+        if found != dir {
+            return Err(Drop::NoConnection);
+        }
+        let conn = *self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let d = self.conns.dest(conn.dest).ok_or(Drop::NoConnection)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, ttl)?;
+        let l3 = &mut buf[ETH_LEN..len];
+        let (len, mac) = match (dir, mode) {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                // To the real server, about what it sent: RS → LIP (FNAT)
+                // or RS → client (NAT), the connection's reply key.
+                let src = if mode == Forwarding::Fnat {
+                    conn.out_key.dst
+                } else {
+                    sender
+                };
+                translate_icmp(
+                    l3,
+                    (hl, tl),
+                    (src, conn.out_key.src),
+                    &q,
+                    &quoted,
+                    &conn.out_key,
+                );
+                (len, mac)
+            }
+            (Dir::In, Forwarding::Dr) => (len, self.dest_mac(conn.dest, now_ms, ctl)?),
+            (Dir::In, Forwarding::Tun) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let src = tunnel_src.ok_or(Drop::NoTunnelSource)?;
+                (encapsulate(buf, tl, src, conn.out_key.src)?, mac)
+            }
+            (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
+                // To the client, about what it sent: client → VIP.
+                let outer = (conn.in_key.dst, conn.in_key.src);
+                translate_icmp(l3, (hl, tl), outer, &q, &quoted, &conn.in_key);
+                (len, conn.client_mac)
+            }
+            (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(mac);
+        Ok((Verdict::Forward, len))
+    }
+
     /// The MAC of a destination's server: cached while no neighbour
     /// changed, else resolved (and cached again).
     #[inline]
@@ -708,6 +906,47 @@ impl Engine {
         }
         Err(Drop::NeighbourUnresolved)
     }
+}
+
+/// Points the template of client packet `key`'s network at `addr:port` and
+/// pushes its expiry to `now_ms` + the persistence timeout. When the table
+/// is full, expired templates are purged first; false when there is still
+/// no room (the client is then scheduled without a template).
+fn refresh_template(
+    templates: &mut FastMap<TemplateKey, Template>,
+    key: &FlowKey,
+    p: Persistence,
+    addr: Ipv4Addr,
+    port: u16,
+    now_ms: u64,
+) -> bool {
+    let tk = TemplateKey::of(key, p);
+    let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
+    if let Some(t) = templates.get_mut(&tk) {
+        if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
+            *t = Template {
+                addr,
+                port,
+                expires_ms,
+            };
+        }
+        return true;
+    }
+    if templates.len() >= MAX_TEMPLATES {
+        templates.retain(|_, t| t.expires_ms > now_ms);
+        if templates.len() >= MAX_TEMPLATES {
+            return false;
+        }
+    }
+    templates.insert(
+        tk,
+        Template {
+            addr,
+            port,
+            expires_ms,
+        },
+    );
+    true
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
@@ -920,6 +1159,61 @@ fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
         udp.set_src_port(new.sport);
         udp.set_dst_port(new.dport);
     }
+}
+
+/// Rewrites a validated ICMP error (`l3`, IPv4 header and total length
+/// `hl`, `tl`): outer addresses to `src → dst` with TTL − 1, the quoted
+/// packet `q` (whose tuple is `old`) to `new`. The quoted IPv4 checksum is
+/// recomputed, the quoted TCP/UDP checksum adjusted when the quote holds it
+/// (a zero UDP checksum stays zero), then the ICMP and outer checksums are
+/// recomputed.
+fn translate_icmp(
+    l3: &mut [u8],
+    (hl, tl): (usize, usize),
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    q: &Quote,
+    old: &FlowKey,
+    new: &FlowKey,
+) {
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+        ip.set_ttl(ip.ttl().saturating_sub(1));
+        ip.fill_checksum();
+    }
+    let Some(msg) = l3.get_mut(hl..tl) else {
+        return;
+    };
+    let Some(quote) = msg.get_mut(crate::wire::icmpv4::HEADER_LEN..) else {
+        return;
+    };
+    let ihl = q.header_len;
+    if quote.len() < ihl + 4 {
+        return;
+    }
+    quote[12..16].copy_from_slice(&new.src.octets());
+    quote[16..20].copy_from_slice(&new.dst.octets());
+    quote[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(&quote[..ihl]));
+    quote[10..12].copy_from_slice(&c.to_be_bytes());
+    let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
+    let at = match old.proto {
+        6 => ihl + 16,
+        _ => ihl + 6,
+    };
+    if let Some(field) = quote.get_mut(at..at + 2) {
+        let c = u16::from_be_bytes([field[0], field[1]]);
+        let c = if old.proto == 6 {
+            checksum::adjust(c, &ob, &nb)
+        } else {
+            crate::wire::udp::adjust_checksum(c, &ob, &nb)
+        };
+        field.copy_from_slice(&c.to_be_bytes());
+    }
+    quote[ihl..ihl + 2].copy_from_slice(&new.sport.to_be_bytes());
+    quote[ihl + 2..ihl + 4].copy_from_slice(&new.dport.to_be_bytes());
+    Icmpv4Packet::new_unchecked(msg).fill_checksum();
 }
 
 /// Appends an ARP frame to `ctl`; false when `ctl` is full.
@@ -1864,6 +2158,517 @@ mod tests {
             let mut syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
             assert_eq!(e.handle(&mut syn, 2, &mut ctl), Verdict::Forward);
             assert_eq!(inspect(&syn).1, RS_MAC);
+        }
+    }
+
+    // ── Persistence and quiescent servers ──────────────────────────────
+
+    const RS2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 4);
+    const RS2_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 4]);
+
+    /// Counters kept across snapshots, so connections keep their
+    /// destinations (as the control plane does).
+    struct Stats {
+        svc: Arc<Traffic>,
+        rs: [Arc<Traffic>; 2],
+    }
+
+    impl Stats {
+        fn new() -> Stats {
+            Stats {
+                svc: Arc::default(),
+                rs: [Arc::default(), Arc::default()],
+            }
+        }
+    }
+
+    /// FNAT VIP:80/tcp, rr over RS and RS2 (both :8080) with `weights`.
+    fn rr_snapshot(stats: &Stats, weights: &[u32; 2], p: Option<Persistence>) -> Arc<Snapshot> {
+        let server = |addr, i: usize| ServerSnap {
+            addr,
+            port: 8080,
+            stats: Arc::clone(&stats.rs[i]),
+        };
+        let mut snap = Snapshot {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: VIP.into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::clone(&stats.svc),
+                servers: vec![server(RS, 0), server(RS2, 1)],
+                table: SchedTable::build(Scheduler::Rr, weights),
+                local_addrs: vec![LIP],
+            }],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: vec![(RS, LIP), (RS2, LIP)],
+            persistence: vec![p],
+            ..Snapshot::default()
+        };
+        snap.lookup.insert((VIP, 80, 6), 0);
+        Arc::new(snap)
+    }
+
+    fn rr_engine(stats: &Stats, p: Option<Persistence>) -> (Engine, Burst) {
+        let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut ctl = Burst::new(16);
+        e.set_snapshot(rr_snapshot(stats, &[1, 1], p), 0, &mut ctl);
+        for (mac, ip) in [(RS_MAC, RS), (RS2_MAC, RS2)] {
+            let mut reply = arp(ArpOperation::Reply, mac, ip, LIP);
+            assert_eq!(e.handle(&mut reply, 0, &mut ctl), Verdict::Ignore);
+        }
+        ctl.clear();
+        (e, ctl)
+    }
+
+    /// Sends `frame` at `now`; returns the real server it went to.
+    fn sent_to(e: &mut Engine, mut frame: Vec<u8>, now: u64, ctl: &mut Burst) -> Ipv4Addr {
+        assert_eq!(e.handle(&mut frame, now, ctl), Verdict::Forward);
+        inspect(&frame).3
+    }
+
+    /// A SYN from `client:port` to VIP:80.
+    fn syn_from(client: Ipv4Addr, port: u16) -> Vec<u8> {
+        tcp(
+            (CLIENT_MAC, client, port),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+        )
+    }
+
+    const PERSIST: Persistence = Persistence {
+        timeout_s: 10,
+        granularity: 32,
+    };
+
+    #[test]
+    fn without_persistence_rr_alternates_between_servers() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, None);
+        let to: Vec<_> = (0..4)
+            .map(|i| sent_to(&mut e, syn_from(CLIENT, 1000 + i), 1, &mut ctl))
+            .collect();
+        assert_eq!(to, [RS, RS2, RS, RS2]);
+    }
+
+    #[test]
+    fn persistence_keeps_a_client_on_its_first_server() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        for i in 1..6 {
+            assert_eq!(
+                sent_to(
+                    &mut e,
+                    syn_from(CLIENT, 1000 + i),
+                    1 + u64::from(i),
+                    &mut ctl
+                ),
+                first,
+                "connection {i} of the same client"
+            );
+        }
+        // Another client is scheduled (rr moved on once only).
+        let other = Ipv4Addr::new(10, 99, 0, 77);
+        assert_ne!(sent_to(&mut e, syn_from(other, 1000), 10, &mut ctl), first);
+        assert_eq!(e.conn_count(), 7);
+    }
+
+    #[test]
+    fn persistence_granularity_groups_client_networks() {
+        let near = Ipv4Addr::new(10, 99, 0, 77);
+        let far = Ipv4Addr::new(10, 98, 0, 2);
+        let stats = Stats::new();
+        let p24 = Persistence {
+            granularity: 24,
+            ..PERSIST
+        };
+        let (mut e, mut ctl) = rr_engine(&stats, Some(p24));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        assert_eq!(sent_to(&mut e, syn_from(near, 1000), 2, &mut ctl), first);
+        assert_ne!(sent_to(&mut e, syn_from(far, 1000), 3, &mut ctl), first);
+        // /32: the neighbour is a client of its own.
+        let (mut e, mut ctl) = rr_engine(&Stats::new(), Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        assert_ne!(sent_to(&mut e, syn_from(near, 1000), 2, &mut ctl), first);
+        assert_eq!(
+            Persistence {
+                granularity: 0,
+                ..PERSIST
+            }
+            .network(CLIENT),
+            Ipv4Addr::UNSPECIFIED
+        );
+        assert_eq!(
+            Persistence {
+                granularity: 200,
+                ..PERSIST
+            }
+            .network(CLIENT),
+            CLIENT
+        );
+    }
+
+    #[test]
+    fn templates_live_timeout_after_the_clients_last_packet() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let t = u64::from(PERSIST.timeout_s) * 1000;
+        let c = (CLIENT_MAC, CLIENT, 1000);
+        let v = (LB_MAC, VIP, 80);
+        let first = sent_to(&mut e, tcp(c, v, true, false, b""), 0, &mut ctl);
+        // The client keeps talking on its connection past the timeout...
+        for now in [t / 2, t - 1, t + t / 2] {
+            assert_eq!(
+                sent_to(&mut e, tcp(c, v, false, true, b"x"), now, &mut ctl),
+                first
+            );
+        }
+        // ...so its new connections still go to the same server,
+        let last = t + t / 2;
+        assert_eq!(
+            sent_to(&mut e, syn_from(CLIENT, 1001), last + t - 1, &mut ctl),
+            first
+        );
+        // until it has been silent for the whole timeout: rescheduled (rr's
+        // next pick is the other server).
+        let quiet = last + t - 1 + t;
+        assert_ne!(
+            sent_to(&mut e, syn_from(CLIENT, 1002), quiet, &mut ctl),
+            first
+        );
+    }
+
+    #[test]
+    fn persistent_client_stays_on_a_quiescent_server_until_it_is_removed() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, Some(PERSIST));
+        let first = sent_to(&mut e, syn_from(CLIENT, 1000), 1, &mut ctl);
+        let weights = if first == RS { [0, 1] } else { [1, 0] };
+        e.set_snapshot(rr_snapshot(&stats, &weights, Some(PERSIST)), 2, &mut ctl);
+        // As LVS: the template still places the client on its server.
+        assert_eq!(sent_to(&mut e, syn_from(CLIENT, 1001), 3, &mut ctl), first);
+        // A new client never gets the quiescent server.
+        let other = Ipv4Addr::new(10, 99, 0, 77);
+        assert_ne!(sent_to(&mut e, syn_from(other, 1000), 4, &mut ctl), first);
+        // Removed from the service: the template no longer applies.
+        let mut snap = rr_snapshot(&stats, &[1, 1], Some(PERSIST));
+        let keep = usize::from(first == RS);
+        if let Some(s) = Arc::get_mut(&mut snap) {
+            let svc = &mut s.services[0];
+            svc.servers = vec![svc.servers.remove(keep)];
+            svc.table = SchedTable::build(Scheduler::Rr, &[1]);
+        }
+        e.set_snapshot(snap, 5, &mut ctl);
+        assert_ne!(sent_to(&mut e, syn_from(CLIENT, 1002), 6, &mut ctl), first);
+    }
+
+    #[test]
+    fn weight_zero_is_quiescent_existing_connections_continue() {
+        let stats = Stats::new();
+        let (mut e, mut ctl) = rr_engine(&stats, None);
+        let c = (CLIENT_MAC, CLIENT, 1000);
+        let v = (LB_MAC, VIP, 80);
+        let first = sent_to(&mut e, tcp(c, v, true, false, b""), 1, &mut ctl);
+        let weights = if first == RS { [0, 1] } else { [1, 0] };
+        e.set_snapshot(rr_snapshot(&stats, &weights, None), 2, &mut ctl);
+        // The established connection keeps its server...
+        for now in 3..6 {
+            assert_eq!(
+                sent_to(&mut e, tcp(c, v, false, true, b"x"), now, &mut ctl),
+                first
+            );
+        }
+        // ...and every new one goes to the other.
+        for i in 1..5 {
+            assert_ne!(
+                sent_to(&mut e, syn_from(CLIENT, 1000 + i), 10, &mut ctl),
+                first
+            );
+        }
+    }
+
+    // ── ICMP errors ────────────────────────────────────────────────────
+
+    /// An ICMP "fragmentation needed" (MTU 1400) `src → dst` quoting `quoted`
+    /// (an IPv4 packet), built by etherparse.
+    fn frag_needed(mac: MacAddr, src: Ipv4Addr, dst: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+        let t = etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::FragmentationNeeded { next_hop_mtu: 1400 },
+        );
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(mac.0, LB_MAC.0)
+            .ipv4(src.octets(), dst.octets(), 64)
+            .icmpv4(t)
+            .write(&mut out, quoted)
+            .expect("build icmp");
+        out
+    }
+
+    /// The IPv4 packet of an Ethernet frame (without padding).
+    fn ip_of(frame: &[u8]) -> Vec<u8> {
+        let tl = usize::from(
+            Ipv4Packet::new_checked(&frame[ETH_LEN..])
+                .expect("ipv4")
+                .total_len(),
+        );
+        frame[ETH_LEN..ETH_LEN + tl].to_vec()
+    }
+
+    /// `ip` with its TTL set to `ttl` and its header checksum recomputed.
+    fn with_ttl(mut ip: Vec<u8>, ttl: u8) -> Vec<u8> {
+        let mut p = Ipv4Packet::new_unchecked(&mut ip[..]);
+        p.set_ttl(ttl);
+        p.fill_checksum();
+        ip
+    }
+
+    /// Checks an ICMP error frame with etherparse (outer IPv4 and ICMP
+    /// checksums, MTU kept); returns (dst mac, src, dst, ttl, quoted packet).
+    fn inspect_icmp(frame: &[u8]) -> (MacAddr, Ipv4Addr, Ipv4Addr, u8, Vec<u8>) {
+        let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
+        let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link else {
+            panic!("not ethernet")
+        };
+        let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+            panic!("not ipv4")
+        };
+        let h = ip.header();
+        assert_eq!(
+            h.to_header().calc_header_checksum(),
+            h.header_checksum(),
+            "IPv4 checksum"
+        );
+        let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+            panic!("not icmp")
+        };
+        let want = icmp.header().icmp_type.calc_checksum(icmp.payload());
+        assert_eq!(want, icmp.checksum(), "ICMP checksum");
+        assert_eq!(
+            Icmpv4Packet::new_checked(icmp.slice())
+                .expect("icmp")
+                .next_hop_mtu(),
+            1400
+        );
+        // The quote is a whole packet here: etherparse checks it too.
+        let inner = etherparse::Ipv4Slice::from_slice(icmp.payload()).expect("quoted ipv4");
+        let ih = inner.header();
+        assert_eq!(
+            ih.to_header().calc_header_checksum(),
+            ih.header_checksum(),
+            "quoted IPv4 checksum"
+        );
+        (
+            MacAddr(eth.destination()),
+            h.source_addr(),
+            h.destination_addr(),
+            h.ttl(),
+            icmp.payload().to_vec(),
+        )
+    }
+
+    #[test]
+    fn fnat_icmp_errors_are_translated_both_ways_golden() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        let orig = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+        let mut syn = orig.clone();
+        assert_eq!(e.handle(&mut syn, 1, &mut ctl), Verdict::Forward);
+        let lport = inspect(&syn).4;
+
+        // The real server (or a router on its side) cannot take the size of
+        // LIP → RS: the client gets the error about its own packet.
+        let mut err = frag_needed(RS_MAC, RS, LIP, &ip_of(&syn));
+        assert_eq!(e.handle(&mut err, 2, &mut ctl), Verdict::Forward);
+        let (mac, src, dst, ttl, quote) = inspect_icmp(&err);
+        assert_eq!((mac, src, dst, ttl), (CLIENT_MAC, VIP, CLIENT, 63));
+        // Golden: exactly the client's packet, as it left us (TTL 63).
+        assert_eq!(quote, with_ttl(ip_of(&orig), 63));
+
+        // The client side cannot take the size of a reply VIP → client: the
+        // real server gets the error about what it sent, RS → LIP.
+        let orig_reply = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+        let mut reply = orig_reply.clone();
+        assert_eq!(e.handle(&mut reply, 3, &mut ctl), Verdict::Forward);
+        let mut err = frag_needed(CLIENT_MAC, CLIENT, VIP, &ip_of(&reply));
+        assert_eq!(e.handle(&mut err, 4, &mut ctl), Verdict::Forward);
+        let (mac, src, dst, ttl, quote) = inspect_icmp(&err);
+        assert_eq!((mac, src, dst, ttl), (RS_MAC, LIP, RS, 63));
+        assert_eq!(quote, with_ttl(ip_of(&orig_reply), 63));
+    }
+
+    #[test]
+    fn nat_icmp_errors_are_translated_both_ways_golden() {
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        let orig = udp(client, (LB_MAC, VIP, 53), b"query");
+        let mut q = orig.clone();
+        assert_eq!(e.handle(&mut q, 1, &mut ctl), Verdict::Forward);
+        // From the real server to the client (transit through us).
+        let mut err = frag_needed(RS_MAC, RS, CLIENT, &ip_of(&q));
+        err[..6].copy_from_slice(&LB_MAC.0);
+        assert_eq!(e.handle(&mut err, 2, &mut ctl), Verdict::Forward);
+        let (mac, src, dst, _, quote) = inspect_icmp(&err);
+        assert_eq!((mac, src, dst), (CLIENT_MAC, VIP, CLIENT));
+        assert_eq!(quote, with_ttl(ip_of(&orig), 63));
+
+        // From the client about a reply VIP → client: to the real server,
+        // about RS → client; the outer source (the client) is kept.
+        let orig_reply = udp((RS_MAC, RS, 5353), (LB_MAC, CLIENT, 33000), b"answer");
+        let mut reply = orig_reply.clone();
+        assert_eq!(e.handle(&mut reply, 3, &mut ctl), Verdict::Forward);
+        let mut err = frag_needed(CLIENT_MAC, CLIENT, VIP, &ip_of(&reply));
+        assert_eq!(e.handle(&mut err, 4, &mut ctl), Verdict::Forward);
+        let (mac, src, dst, _, quote) = inspect_icmp(&err);
+        assert_eq!((mac, src, dst), (RS_MAC, CLIENT, RS));
+        assert_eq!(quote, with_ttl(ip_of(&orig_reply), 63));
+    }
+
+    #[test]
+    fn dr_and_tun_pass_client_side_icmp_errors_to_the_real_server() {
+        for mode in [Forwarding::Dr, Forwarding::Tun] {
+            let (mut e, mut ctl) = mode_engine(mode, &[LIP], None);
+            let client = (CLIENT_MAC, CLIENT, 33000);
+            let mut syn = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+            assert_eq!(
+                handle_grow(&mut e, &syn.clone(), 1, &mut ctl).0,
+                Verdict::Forward
+            );
+            // The real server replied VIP → client directly; the client side
+            // reports an error about that reply.
+            let reply = tcp(
+                (RS_MAC, VIP, 80),
+                (CLIENT_MAC, CLIENT, 33000),
+                true,
+                true,
+                b"",
+            );
+            let err = frag_needed(CLIENT_MAC, CLIENT, VIP, &ip_of(&reply));
+            let (v, out) = handle_grow(&mut e, &err, 2, &mut ctl);
+            assert_eq!(v, Verdict::Forward, "{mode}");
+            assert_eq!(&out[..6], &RS_MAC.0, "{mode}");
+            let body = &err[ETH_LEN..];
+            if mode == Forwarding::Dr {
+                assert_eq!(&out[ETH_LEN..], body, "DR: untouched");
+            } else {
+                assert_eq!(
+                    &out[ETH_LEN + 20..],
+                    body,
+                    "TUN: IPIP around the untouched error"
+                );
+                assert_eq!(out[ETH_LEN + 9], 4);
+            }
+            // Errors from the real server's side have no path through us.
+            syn = with_ttl(ip_of(&syn), 64);
+            let mut err = frag_needed(RS_MAC, RS, VIP, &syn);
+            assert_eq!(
+                e.handle(&mut err, 3, &mut ctl),
+                Verdict::Drop(Drop::NoConnection)
+            );
+        }
+    }
+
+    #[test]
+    fn icmp_that_is_not_a_tracked_error_is_counted() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        // Echo to the VIP.
+        let mut echo = Vec::new();
+        PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
+            .ipv4(CLIENT.octets(), VIP.octets(), 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut echo, b"ping")
+            .expect("echo");
+        assert_eq!(
+            e.handle(&mut echo, 1, &mut ctl),
+            Verdict::Drop(Drop::IcmpUnhandled)
+        );
+        // An error about a connection nobody has.
+        let stranger = tcp((LB_MAC, VIP, 80), (CLIENT_MAC, CLIENT, 1), true, true, b"");
+        let mut err = frag_needed(CLIENT_MAC, CLIENT, VIP, &ip_of(&stranger));
+        let good = err.clone();
+        assert_eq!(
+            e.handle(&mut err, 2, &mut ctl),
+            Verdict::Drop(Drop::NoConnection)
+        );
+        // Bad ICMP checksum.
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert_eq!(
+            e.handle(&mut bad, 3, &mut ctl),
+            Verdict::Drop(Drop::BadChecksum)
+        );
+        // A quote cut inside the ports.
+        let mut short = frag_needed(CLIENT_MAC, CLIENT, VIP, &ip_of(&stranger)[..22]);
+        assert_eq!(
+            e.handle(&mut short, 4, &mut ctl),
+            Verdict::Drop(Drop::Truncated)
+        );
+        // A NAT real server's own ICMP to elsewhere is the kernel's.
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let mut echo = Vec::new();
+        PacketBuilder::ethernet2(RS_MAC.0, LB_MAC.0)
+            .ipv4(RS.octets(), [8, 8, 8, 8], 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut echo, b"ping")
+            .expect("echo");
+        assert_eq!(e.handle(&mut echo, 1, &mut ctl), Verdict::Ignore);
+    }
+
+    mod prop {
+        use super::*;
+        use proptest::collection::vec;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Errors quoting a tracked connection, cut anywhere and with
+            /// any bytes after the ports, and arbitrary ICMP messages to the
+            /// VIP and the LIP: nothing panics, and what is forwarded has
+            /// valid checksums.
+            #[test]
+            fn icmp_never_panics(
+                cut in 0usize..80,
+                tail in vec(any::<u8>(), 0..40),
+                junk in vec(any::<u8>(), 0..80),
+                to_lip in any::<bool>(),
+            ) {
+                let (mut e, mut ctl) = engine();
+                resolve_rs(&mut e, &mut ctl);
+                let mut syn = tcp((CLIENT_MAC, CLIENT, 33000), (LB_MAC, VIP, 80), true, false, b"");
+                prop_assert_eq!(e.handle(&mut syn, 1, &mut ctl), Verdict::Forward);
+                let mut quote = ip_of(&syn);
+                quote.truncate(cut.max(1));
+                if quote.len() > 24 {
+                    let n = (quote.len() - 24).min(tail.len());
+                    quote[24..24 + n].copy_from_slice(&tail[..n]);
+                }
+                let mut err = frag_needed(RS_MAC, RS, LIP, &quote);
+                match e.handle(&mut err, 2, &mut ctl) {
+                    Verdict::Forward => {
+                        let p = SlicedPacket::from_ethernet(&err).expect("parses");
+                        let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+                            panic!("not icmp")
+                        };
+                        let want = icmp.header().icmp_type.calc_checksum(icmp.payload());
+                        prop_assert_eq!(want, icmp.checksum());
+                    }
+                    Verdict::Drop(_) => {}
+                    Verdict::Ignore => prop_assert!(false, "an error to the LIP is ours"),
+                }
+                let dst = if to_lip { LIP } else { VIP };
+                let mut raw = Vec::new();
+                PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
+                    .ipv4(CLIENT.octets(), dst.octets(), 64)
+                    .write(&mut raw, etherparse::IpNumber::ICMP, &junk)
+                    .expect("raw");
+                let _ = e.handle(&mut raw, 3, &mut ctl);
+            }
         }
     }
 }

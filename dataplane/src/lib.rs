@@ -30,7 +30,8 @@ mod control;
 mod prefetch;
 
 pub use command::{
-    Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+    Command, CommandError, Forwarding, Persistence, Protocol, RealServerSpec, Scheduler,
+    ServiceKey, ServiceSpec,
 };
 pub use control::{
     Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,

@@ -147,7 +147,7 @@ macro_rules! drop_reasons {
 drop_reasons! {
     Truncated => "truncated", "a header is shorter than its minimum or its length field";
     Malformed => "malformed", "a header field is invalid (version, header length, ARP types)";
-    BadChecksum => "bad_checksum", "IPv4 header checksum mismatch";
+    BadChecksum => "bad_checksum", "IPv4 header or ICMP checksum mismatch";
     Fragment => "fragment", "IP fragments are not supported (as in DPVS)";
     TtlExceeded => "ttl_exceeded", "TTL would reach zero when forwarded";
     NoService => "no_service", "to an owned VIP but no service on that port/protocol";
@@ -161,6 +161,7 @@ drop_reasons! {
     NoRoom => "no_room", "the frame buffer has no room for the tunnel header";
     NeighbourUnresolved => "neighbour_unresolved", "the next hop's MAC address is not known yet (ARP sent)";
     TxFull => "tx_full", "the backend could not send the packet";
+    IcmpUnhandled => "icmp_unhandled", "ICMP that is not an error quoting a TCP/UDP packet (echo to a VIP, …)";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].

@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use dataplane::{Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec};
+use dataplane::{
+    Forwarding, Persistence, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+};
 use healthcheck::{
     CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
     ReplyPattern, SmtpSpec, SubjectId, SubjectSpec, UdpSpec, UrlSpec,
@@ -126,7 +128,6 @@ fn service(
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
         (vs.match_name.is_some(), "virtual_server match"),
-        (vs.persistence_timeout.is_some(), "persistence_timeout"),
         (vs.sorry_server.is_some(), "sorry_server"),
         (
             vs.quorum_up.is_some() || vs.quorum_down.is_some(),
@@ -165,14 +166,20 @@ fn service(
             None
         }
     };
-    let fnat = vs.lb_kind == LbKind::Fnat;
-    if !fnat {
-        let kind = format!("{:?}", vs.lb_kind).to_uppercase();
-        errors.push(err(
-            loc,
-            format!("lb_kind {kind} is not supported by dpvsd yet (FNAT is)"),
-        ));
-    }
+    let forwarding = match vs.lb_kind {
+        LbKind::Fnat => Some(Forwarding::Fnat),
+        LbKind::Nat => Some(Forwarding::Nat),
+        LbKind::Dr => Some(Forwarding::Dr),
+        LbKind::Tun => Some(Forwarding::Tun),
+        LbKind::Snat => {
+            errors.push(err(
+                loc,
+                "lb_kind SNAT is not supported by dpvsd yet (FNAT, NAT, DR and TUN are)".into(),
+            ));
+            None
+        }
+    };
+    let fnat = forwarding == Some(Forwarding::Fnat);
     let local_addrs: Vec<IpAddr> = match &vs.laddr_group_name {
         None if fnat => {
             errors.push(err(
@@ -193,7 +200,9 @@ fn service(
             }
         },
     };
-    let (Some(protocol), Some(scheduler), true) = (protocol, scheduler, errors.is_empty()) else {
+    let (Some(protocol), Some(scheduler), Some(forwarding), true) =
+        (protocol, scheduler, forwarding, errors.is_empty())
+    else {
         return Err(errors);
     };
     let key = ServiceKey {
@@ -233,8 +242,13 @@ fn service(
         spec: ServiceSpec {
             key,
             scheduler,
-            forwarding: Forwarding::Fnat,
+            forwarding,
             local_addrs,
+            // As LVS: the whole client address unless a granularity is set.
+            persistence: vs.persistence_timeout.map(|timeout_s| Persistence {
+                timeout_s,
+                granularity: vs.persistence_granularity.unwrap_or(32),
+            }),
         },
         servers,
     })
@@ -372,5 +386,88 @@ mod warning_tests {
         let w = plan.warnings[0].to_string();
         assert!(w.starts_with("w.conf:1:1: warning: smtp_alert"), "{w}");
         assert!(w.ends_with("is not supported by dpvsd, ignored"), "{w}");
+    }
+}
+
+#[cfg(test)]
+mod lb_kind_tests {
+    use super::*;
+    use keepalived_parser::{load_str, LoadOptions};
+    use std::path::Path;
+
+    fn plan(kind: &str, laddr: bool, rs_port: u16) -> Result<Plan, Vec<AssembleError>> {
+        let text = format!(
+            "local_address_group l {{\n  10.0.0.9 eth0\n}}\nvirtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind {kind}\n  protocol TCP\n{}  real_server 10.0.0.2 {rs_port} {{\n  }}\n}}\n",
+            if laddr { "  laddr_group_name l\n" } else { "" }
+        );
+        let loaded = load_str(&text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        assemble(&loaded.model)
+    }
+
+    #[test]
+    fn every_lvs_kind_maps_to_its_forwarding_method() {
+        for (kind, want) in [
+            ("FNAT", Forwarding::Fnat),
+            ("NAT", Forwarding::Nat),
+            ("DR", Forwarding::Dr),
+            ("TUN", Forwarding::Tun),
+        ] {
+            let p = plan(kind, true, 80).expect(kind);
+            assert_eq!(p.services[0].spec.forwarding, want, "{kind}");
+            let lip: IpAddr = "10.0.0.9".parse().expect("ip");
+            assert_eq!(p.services[0].spec.local_addrs, [lip], "{kind}");
+            assert!(p.warnings.is_empty(), "{kind}: {:?}", p.warnings);
+        }
+    }
+
+    #[test]
+    fn only_fnat_needs_local_addresses() {
+        for kind in ["NAT", "DR", "TUN"] {
+            let p = plan(kind, false, 80).expect(kind);
+            assert!(p.services[0].spec.local_addrs.is_empty(), "{kind}");
+        }
+        let e = plan("FNAT", false, 80).expect_err("FNAT without laddr");
+        assert!(e[0].message.contains("laddr_group_name"), "{e:?}");
+    }
+
+    #[test]
+    fn snat_is_refused_with_its_location() {
+        let e = plan("SNAT", true, 80).expect_err("SNAT");
+        assert_eq!(
+            e[0].to_string(),
+            "k.conf:4:1: error: lb_kind SNAT is not supported by dpvsd yet (FNAT, NAT, DR and TUN are)"
+        );
+    }
+
+    #[test]
+    fn persistence_maps_timeout_and_granularity() {
+        let conf = |extra: &str| {
+            format!("virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{extra}  real_server 10.0.0.2 80 {{\n  }}\n}}\n")
+        };
+        let persistence = |text: &str| {
+            let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+            assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+            assemble(&loaded.model).expect("plan").services[0]
+                .spec
+                .persistence
+        };
+        assert_eq!(persistence(&conf("")), None);
+        assert_eq!(
+            persistence(&conf("  persistence_timeout 50\n")),
+            Some(Persistence {
+                timeout_s: 50,
+                granularity: 32
+            })
+        );
+        assert_eq!(
+            persistence(&conf(
+                "  persistence_timeout 50\n  persistence_granularity 255.255.255.0\n"
+            )),
+            Some(Persistence {
+                timeout_s: 50,
+                granularity: 24
+            })
+        );
     }
 }

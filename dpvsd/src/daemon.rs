@@ -324,7 +324,18 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
             plan.vrrp.as_ref(),
         ))?;
         let backend = match &opts.interface {
-            Some(ifname) => backend::start(&opts.backend, ifname, &mut dp)?,
+            Some(ifname) => {
+                // Source of ARP requests and TUN outer headers of services
+                // without local addresses (NAT, DR, TUN): the interface's
+                // address, or with DPDK the exception TAP's.
+                let kernel_if = match &opts.backend {
+                    BackendOptions::Dpdk(d) => d.kni.as_deref(),
+                    BackendOptions::AfPacket => Some(ifname.as_str()),
+                };
+                let addr = kernel_if.and_then(ospf_rt::interface_addr).map(|(a, _)| a);
+                dp.apply(Command::SetInterfaceAddr { addr })?;
+                backend::start(&opts.backend, ifname, &mut dp)?
+            }
             None => {
                 tracing::warn!("no --interface given: health checks run, nothing is forwarded");
                 backend::Running::default()

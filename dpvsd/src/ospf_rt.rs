@@ -33,7 +33,7 @@ pub enum OspfMsg {
 }
 
 /// The first IPv4 address of `name` and its prefix length.
-fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
+pub(crate) fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
     nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
         if ifa.interface_name != name {
             return None;

@@ -269,6 +269,7 @@ mod tests {
             scheduler: Scheduler::Rr,
             forwarding: Forwarding::Fnat,
             local_addrs: vec![[10, 0, 0, 200].into()],
+            persistence: None,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

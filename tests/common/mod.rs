@@ -198,8 +198,29 @@ impl Lab {
         panic!("{rs} not {want} after {limit:?}");
     }
 
+    /// Runs `args` inside the namespace of `host`; panics with the output
+    /// when it fails.
+    pub fn exec(&self, host: &str, args: &[&str]) {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host)])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{host}: {args:?}: {e}"));
+        assert!(
+            out.status.success(),
+            "{host}: {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// One HTTP request through the VIP from the client namespace (curl).
     pub fn curl(&self) -> Option<String> {
+        self.get(&format!("http://{VIP}/"))
+    }
+
+    /// One HTTP GET of `url` from the client namespace (curl, 3 s limit).
+    pub fn get(&self, url: &str) -> Option<String> {
         let out = Command::new("ip")
             .args([
                 "netns",
@@ -209,7 +230,7 @@ impl Lab {
                 "-s",
                 "-m",
                 "3",
-                &format!("http://{VIP}/"),
+                url,
             ])
             .output()
             .ok()?;
@@ -218,11 +239,18 @@ impl Lab {
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
-    /// Sends `n` requests; returns (answers from rs1, from rs2, failures).
+    /// Sends `n` requests through the VIP; returns (answers from rs1, from
+    /// rs2, failures).
     pub fn traffic(&self, n: usize) -> (usize, usize, usize) {
+        self.traffic_to(&format!("http://{VIP}/"), n)
+    }
+
+    /// Sends `n` requests to `url`; returns (answers from rs1, from rs2,
+    /// failures).
+    pub fn traffic_to(&self, url: &str, n: usize) -> (usize, usize, usize) {
         let (mut a, mut b, mut failed) = (0, 0, 0);
         for _ in 0..n {
-            match self.curl().as_deref() {
+            match self.get(url).as_deref() {
                 Some("rs1") => a += 1,
                 Some("rs2") => b += 1,
                 _ => failed += 1,

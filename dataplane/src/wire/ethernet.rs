@@ -25,7 +25,8 @@ pub enum EtherType {
     Arp,
     /// 0x86dd
     Ipv6,
-    /// 0x8100 (802.1Q tag; the dataplane does not parse VLANs yet)
+    /// 0x8100 (802.1Q tag, see [`super::vlan`]; the engine does not
+    /// forward tagged frames yet)
     Vlan,
     /// Anything else.
     Unknown(u16),

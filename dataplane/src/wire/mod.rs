@@ -36,17 +36,21 @@ use core::fmt;
 pub mod arp;
 pub mod checksum;
 pub mod ethernet;
+pub mod icmpv4;
 pub mod ipv4;
 pub mod ipv6;
 pub mod tcp;
 pub mod udp;
+pub mod vlan;
 
 pub use self::arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use self::ethernet::{EtherType, EthernetFrame};
+pub use self::icmpv4::Icmpv4Packet;
 pub use self::ipv4::{Ipv4Packet, Ipv4Repr};
 pub use self::ipv6::{Ipv6Packet, Ipv6Repr, Ipv6Upper};
 pub use self::tcp::TcpPacket;
 pub use self::udp::UdpPacket;
+pub use self::vlan::VlanTag;
 
 /// Why a packet could not be parsed. Small and Copy: it doubles as a drop-counter index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,444 @@
+//! End to end: `lb_kind NAT`, `DR` and `TUN` in the lab of tests/lab.sh,
+//! real nginx servers behind the VIP, configured by keepalived.conf.
+//!
+//! - NAT: the real servers route the client through the director (a host
+//!   route via 10.99.0.1); dpvsd DNATs VIP:80 → RS:8080 and SNATs replies.
+//! - DR: the real servers hold the VIP on lo (arp_ignore=1,
+//!   arp_announce=2); dpvsd only rewrites MACs and replies go straight to
+//!   the client.
+//! - TUN: this kernel has no ipip module, so a helper thread in each real
+//!   server's namespace captures what dpvsd sends (AF_PACKET), checks every
+//!   IPIP packet (outer header and inner packet, checksums by etherparse)
+//!   and hands the inner packet to the real server's stack (raw socket).
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::{can_run, Lab, VIP};
+use nix::sys::socket::{
+    recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
+    SockType, SockaddrIn,
+};
+use nix::sys::time::TimeVal;
+
+const LB: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const LB_MAC: &str = "02:99:00:00:00:01";
+
+/// A keepalived.conf with one TCP virtual server VIP:`vport` of kind
+/// `kind` (and `extra` virtual-server lines) and both lab real servers on
+/// :8080 with TCP_CHECK.
+fn config(kind: &str, vport: u16, extra: &str) -> String {
+    let rs = |ip: &str| {
+        format!(
+            "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
+        )
+    };
+    format!(
+        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
+        rs("10.99.0.3"),
+        rs("10.99.0.4")
+    )
+}
+
+fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
+    let conf = lab.dir.join("keepalived.conf");
+    std::fs::write(&conf, config(kind, vport, extra)).expect("write config");
+    lab.start_dpvsd(&conf);
+    lab.wait_health(common::RS1, "up", Duration::from_secs(10));
+    lab.wait_health(common::RS2, "up", Duration::from_secs(10));
+}
+
+/// The real servers hold the VIP on lo and neither answer ARP for it nor
+/// use it as an ARP source (as LVS DR/TUN real servers are set up).
+fn vip_on_lo(lab: &Lab) {
+    for rs in ["rs1", "rs2"] {
+        lab.exec(
+            rs,
+            &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
+        );
+        for conf in ["all", "eth0"] {
+            lab.exec(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{conf}.arp_ignore=1"),
+                ],
+            );
+            lab.exec(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{conf}.arp_announce=2"),
+                ],
+            );
+        }
+    }
+}
+
+/// Service counters from `dpvsctl list --json`: (conns, in_pkts, out_pkts).
+fn service_stats(lab: &Lab) -> (u64, u64, u64) {
+    let v = lab.list_json();
+    let s = &v["services"][0]["stats"];
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    (n("conns"), n("in_pkts"), n("out_pkts"))
+}
+
+/// The MAC the client resolved the VIP to.
+fn client_vip_mac(lab: &Lab) -> String {
+    let out = std::process::Command::new("ip")
+        .args(["-n", &lab.ns("client"), "neigh", "show", VIP])
+        .output()
+        .expect("ip neigh");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn nat_dnat_in_snat_back_through_the_director() {
+    if !can_run("nat_dnat_in_snat_back_through_the_director") {
+        return;
+    }
+    let mut lab = Lab::up("nat");
+    // The client shares the subnet: route it through the director, as a
+    // NAT real server's default route would.
+    for rs in ["rs1", "rs2"] {
+        lab.exec(
+            rs,
+            &[
+                "ip",
+                "route",
+                "add",
+                &format!("{CLIENT}/32"),
+                "via",
+                &LB.to_string(),
+            ],
+        );
+    }
+    start(&mut lab, "NAT", 80, "");
+
+    // VIP:80 → RS:8080 (the port is translated too).
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0, "NAT requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 30, "connections {conns} < 30");
+    // Replies passed through dpvsd (SNAT): every connection had some.
+    assert!(
+        inp > 0 && outp >= conns,
+        "in={inp} out={outp} conns={conns}"
+    );
+    assert!(
+        client_vip_mac(&lab).contains(LB_MAC),
+        "{}",
+        client_vip_mac(&lab)
+    );
+
+    // Without the route back, replies bypass dpvsd and the client, which
+    // talked to the VIP, gets nothing from the VIP: NAT really is in the path.
+    lab.exec("rs1", &["ip", "route", "del", &format!("{CLIENT}/32")]);
+    lab.exec("rs2", &["ip", "route", "del", &format!("{CLIENT}/32")]);
+    let (a, b, failed) = lab.traffic(4);
+    assert_eq!(
+        (a, b, failed),
+        (0, 0, 4),
+        "replies that bypass the director cannot reach the client"
+    );
+}
+
+#[test]
+fn dr_rewrites_macs_and_replies_go_straight_to_the_client() {
+    if !can_run("dr_rewrites_macs_and_replies_go_straight_to_the_client") {
+        return;
+    }
+    let mut lab = Lab::up("dr");
+    vip_on_lo(&lab);
+    start(&mut lab, "DR", 8080, "");
+
+    let url = format!("http://{VIP}:8080/");
+    let (a, b, failed) = lab.traffic_to(&url, 30);
+    assert_eq!(failed, 0, "DR requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 30, "connections {conns} < 30");
+    // Client → server packets went through dpvsd, replies did not.
+    assert!(inp >= 3 * conns, "in={inp} conns={conns}");
+    assert_eq!(outp, 0, "DR replies must bypass the director");
+    // dpvsd, not a real server, answered ARP for the VIP.
+    assert!(
+        client_vip_mac(&lab).contains(LB_MAC),
+        "{}",
+        client_vip_mac(&lab)
+    );
+}
+
+#[test]
+fn persistence_keeps_a_client_on_one_server() {
+    if !can_run("persistence_keeps_a_client_on_one_server") {
+        return;
+    }
+    let mut lab = Lab::up("per");
+    vip_on_lo(&lab);
+    start(&mut lab, "DR", 8080, "    persistence_timeout 30\n");
+    // rr alone alternates (the other tests); with persistence every
+    // connection of the client goes to the server of its first one.
+    let (a, b, failed) = lab.traffic_to(&format!("http://{VIP}:8080/"), 20);
+    assert_eq!(failed, 0);
+    assert!(
+        (a, b) == (20, 0) || (a, b) == (0, 20),
+        "one client, one server: rs1={a} rs2={b}"
+    );
+}
+
+/// What a decapsulating helper saw.
+#[derive(Debug, Default)]
+struct DecapReport {
+    /// IPIP packets to the real server, checked and delivered.
+    delivered: usize,
+    /// Everything wrong with any of them.
+    problems: Vec<String>,
+}
+
+/// A thread in a real server's namespace standing in for the missing ipip
+/// module: it checks each IPIP packet from dpvsd and delivers the inner one.
+struct Decap {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<DecapReport>>,
+}
+
+impl Decap {
+    fn start(lab: &Lab, host: &str, rs: Ipv4Addr) -> Decap {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let ns = format!("/run/netns/{}", lab.ns(host));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut report = DecapReport::default();
+            let sockets = open_in(&ns);
+            let _ = ready_tx.send(sockets.as_ref().err().cloned());
+            let Ok((rx, tx)) = sockets else {
+                return report;
+            };
+            let mut buf = [0u8; 2048];
+            let end = Instant::now() + Duration::from_secs(120);
+            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
+                let Ok(n) = recv(rx.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
+                    continue;
+                };
+                match check_ipip(&buf[..n], rs) {
+                    Ok(None) => {}
+                    Ok(Some(inner)) => {
+                        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
+                        let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
+                        match sendto(tx.as_raw_fd(), inner, &to, MsgFlags::empty()) {
+                            Ok(_) => report.delivered += 1,
+                            Err(e) => report.problems.push(format!("inject: {e}")),
+                        }
+                    }
+                    Err(p) => report.problems.push(p),
+                }
+            }
+            report
+        });
+        match ready_rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(None) => {}
+            other => panic!("decapsulator in {host} did not start: {other:?}"),
+        }
+        Decap {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> DecapReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Decap {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Enters the namespace at `ns` (this thread only) and opens a capture
+/// socket (every frame, 100 ms receive timeout) and an IP_HDRINCL raw
+/// socket to hand packets to the local stack.
+fn open_in(ns: &str) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), String> {
+    let f = std::fs::File::open(ns).map_err(|e| format!("{ns}: {e}"))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("setns {ns}: {e}"))?;
+    let rx = socket(
+        AddressFamily::Packet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::EthAll,
+    )
+    .map_err(|e| format!("AF_PACKET socket: {e}"))?;
+    setsockopt(&rx, sockopt::ReceiveTimeout, &TimeVal::new(0, 100_000))
+        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
+    let tx = socket(
+        AddressFamily::Inet,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::Raw,
+    )
+    .map_err(|e| format!("raw socket: {e}"))?;
+    Ok((rx, tx))
+}
+
+/// `Ok(None)`: not an IPIP packet to `rs`. `Ok(Some(inner))`: an IPIP
+/// packet as dpvsd must build it (outer LB → RS, protocol 4, valid
+/// checksum, TTL/DF copied from the inner packet, no other payload; inner
+/// client → VIP:8080 TCP with valid checksums). `Err`: what is wrong.
+fn check_ipip(frame: &[u8], rs: Ipv4Addr) -> Result<Option<&[u8]>, String> {
+    use etherparse::{EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, TcpHeaderSlice};
+    let Ok(eth) = Ethernet2HeaderSlice::from_slice(frame) else {
+        return Ok(None);
+    };
+    if eth.ether_type() != EtherType::IPV4 {
+        return Ok(None);
+    }
+    let l3 = &frame[eth.slice().len()..];
+    let Ok(outer) = Ipv4HeaderSlice::from_slice(l3) else {
+        return Ok(None);
+    };
+    if outer.protocol() != IpNumber::IPV4 || outer.destination_addr() != rs {
+        return Ok(None);
+    }
+    let mut problems = Vec::new();
+    let mut expect = |ok: bool, what: String| {
+        if !ok {
+            problems.push(what);
+        }
+    };
+    let oh = outer.to_header();
+    expect(
+        oh.calc_header_checksum() == outer.header_checksum(),
+        "outer IPv4 checksum".into(),
+    );
+    expect(
+        outer.source_addr() == LB,
+        format!("outer source {} (want {LB})", outer.source_addr()),
+    );
+    expect(
+        eth.source() == [2, 0x99, 0, 0, 0, 1],
+        format!("source MAC {:x?}", eth.source()),
+    );
+    let ohl = outer.slice().len();
+    let end = usize::from(outer.total_len()).min(l3.len());
+    let inner_bytes = l3.get(ohl..end).unwrap_or_default();
+    let inner =
+        Ipv4HeaderSlice::from_slice(inner_bytes).map_err(|e| format!("inner IPv4 header: {e}"))?;
+    let ih = inner.to_header();
+    expect(
+        ih.calc_header_checksum() == inner.header_checksum(),
+        "inner IPv4 checksum".into(),
+    );
+    expect(
+        usize::from(outer.total_len()) == usize::from(inner.total_len()) + ohl,
+        format!(
+            "outer length {} for inner {}",
+            outer.total_len(),
+            inner.total_len()
+        ),
+    );
+    expect(
+        outer.ttl() == inner.ttl() && outer.dont_fragment() == inner.dont_fragment(),
+        "outer TTL/DF not copied from the inner packet".into(),
+    );
+    expect(
+        inner.source_addr() == CLIENT && inner.destination_addr().to_string() == VIP,
+        format!(
+            "inner {} → {} (want {CLIENT} → {VIP})",
+            inner.source_addr(),
+            inner.destination_addr()
+        ),
+    );
+    expect(
+        inner.protocol() == IpNumber::TCP,
+        format!("inner protocol {:?}", inner.protocol()),
+    );
+    let ihl = inner.slice().len();
+    let l4 = inner_bytes
+        .get(ihl..usize::from(inner.total_len()))
+        .unwrap_or_default();
+    match TcpHeaderSlice::from_slice(l4) {
+        Ok(t) => {
+            let payload = &l4[t.slice().len()..];
+            let sum = t.to_header().calc_checksum_ipv4(&ih, payload).ok();
+            expect(sum == Some(t.checksum()), "inner TCP checksum".into());
+            expect(
+                t.destination_port() == 8080,
+                format!("inner port {}", t.destination_port()),
+            );
+        }
+        Err(e) => expect(false, format!("inner TCP header: {e}")),
+    }
+    if problems.is_empty() {
+        Ok(Some(inner_bytes))
+    } else {
+        Err(problems.join(", "))
+    }
+}
+
+#[test]
+fn tun_encapsulates_ipip_proven_on_the_wire() {
+    if !can_run("tun_encapsulates_ipip_proven_on_the_wire") {
+        return;
+    }
+    let mut lab = Lab::up("tun");
+    vip_on_lo(&lab);
+    let rs1 = Decap::start(&lab, "rs1", Ipv4Addr::new(10, 99, 0, 3));
+    let rs2 = Decap::start(&lab, "rs2", Ipv4Addr::new(10, 99, 0, 4));
+    start(&mut lab, "TUN", 8080, "");
+
+    let url = format!("http://{VIP}:8080/");
+    let (a, b, failed) = lab.traffic_to(&url, 20);
+    // Let the last ACKs of the closing connections through the tunnel.
+    std::thread::sleep(Duration::from_millis(500));
+    let (r1, r2) = (rs1.finish(), rs2.finish());
+    println!("rs1 {r1:?}\nrs2 {r2:?}");
+    assert!(
+        r1.problems.is_empty() && r2.problems.is_empty(),
+        "bad IPIP packets: rs1 {:?} rs2 {:?}",
+        r1.problems,
+        r2.problems
+    );
+    assert_eq!(failed, 0, "TUN requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 20, "connections {conns} < 20");
+    // Each request took at least SYN, ACK, request, FIN through the tunnel.
+    assert!(
+        r1.delivered + r2.delivered >= 3 * 20,
+        "decapsulated {} + {}",
+        r1.delivered,
+        r2.delivered
+    );
+    assert_eq!(
+        inp as usize,
+        r1.delivered + r2.delivered,
+        "every packet dpvsd tunnelled arrived, and nothing else"
+    );
+    assert_eq!(outp, 0, "TUN replies must bypass the director");
+
+    // Without the decapsulating helpers nothing answers: the traffic really
+    // depended on the tunnel.
+    let (a, b, failed) = lab.traffic_to(&url, 2);
+    assert_eq!((a, b, failed), (0, 0, 2));
+}
