@@ -18,7 +18,8 @@
 //! both ends of the handshake in the connecting thread, so the floor is what
 //! any checker would pay here; `tcp10k` prints its ratio to it.
 //!
-//! Run: `cargo bench -p healthcheck --bench tcp_checks [-- tcp10k|http1k]`.
+//! Run: `cargo bench -p healthcheck --bench tcp_checks [-- tcp10k|http1k]`;
+//! `HC_BENCH_RUNTIME=current` uses a current-thread runtime for the checkers.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -52,10 +53,18 @@ fn main() {
     let run = |case: &str| wanted.is_empty() || wanted.iter().any(|w| w == case);
 
     let (mut child, tcp, http) = start_servers();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // HC_BENCH_RUNTIME=current runs the checkers on a current-thread
+    // runtime instead of dpvsd's two-worker multi-thread one.
+    let runtime = if std::env::var("HC_BENCH_RUNTIME").is_ok_and(|r| r == "current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     let measure = Duration::from_secs(secs);
     if run("tcp10k") {
         let floor_ms = floor(&tcp, 20_000);
