@@ -11,7 +11,15 @@
 //! ```
 //!
 //! `peak_rss_mb` is the process's VmHWM so far (it includes earlier cases).
-//! Run: `cargo bench -p healthcheck --bench tcp_checks [-- tcp10k|http1k]`.
+//!
+//! Before `tcp10k`, case `floor` runs the same system calls as one TCP_CHECK
+//! (socket, `SO_LINGER` 0, blocking connect, close) in a plain loop on one
+//! thread and measures that thread's CPU alone. On loopback the kernel runs
+//! both ends of the handshake in the connecting thread, so the floor is what
+//! any checker would pay here; `tcp10k` prints its ratio to it.
+//!
+//! Run: `cargo bench -p healthcheck --bench tcp_checks [-- tcp10k|http1k]`;
+//! `HC_BENCH_RUNTIME=current` uses a current-thread runtime for the checkers.
 
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
@@ -45,14 +53,30 @@ fn main() {
     let run = |case: &str| wanted.is_empty() || wanted.iter().any(|w| w == case);
 
     let (mut child, tcp, http) = start_servers();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    // HC_BENCH_RUNTIME=current runs the checkers on a current-thread
+    // runtime instead of dpvsd's two-worker multi-thread one.
+    let runtime = if std::env::var("HC_BENCH_RUNTIME").is_ok_and(|r| r == "current") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(2);
+        builder
+    }
+    .enable_all()
+    .build()
+    .expect("runtime");
     let measure = Duration::from_secs(secs);
     if run("tcp10k") {
+        let floor_ms = floor(&tcp, 20_000);
         let targets: Vec<_> = (0..10_000).map(|i| tcp[i % tcp.len()]).collect();
-        runtime.block_on(case("tcp10k", &targets, |_| CheckKind::Tcp, measure));
+        let cost = runtime.block_on(case("tcp10k", &targets, |_| CheckKind::Tcp, measure));
+        if floor_ms > 0.0 {
+            println!(
+                "case=tcp10k ratio_to_floor={:.2} overhead_ms_per_1k={:.1}",
+                cost / floor_ms,
+                cost - floor_ms
+            );
+        }
     }
     if run("http1k") {
         let targets = vec![http; 1_000];
@@ -62,7 +86,7 @@ fn main() {
                 ..HttpSpec::default()
             })
         };
-        runtime.block_on(case("http1k", &targets, kind, measure));
+        let _cost = runtime.block_on(case("http1k", &targets, kind, measure));
     }
     if let Err(e) = child.kill() {
         eprintln!("cannot stop the server process: {e}");
@@ -146,9 +170,61 @@ fn serve() {
     });
 }
 
-/// (user, system) CPU seconds of this process so far.
-fn cpu_seconds() -> (f64, f64) {
-    match getrusage(UsageWho::RUSAGE_SELF) {
+/// The floor for one TCP_CHECK: `count` connections made with blocking
+/// system calls on a fresh thread, closed with a RST. Prints and returns that
+/// thread's CPU milliseconds per 1,000 connections.
+fn floor(targets: &[SocketAddr], count: usize) -> f64 {
+    let targets = targets.to_vec();
+    let worker = std::thread::spawn(move || {
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        let (mut failed, start, t0) =
+            (0usize, cpu_seconds(UsageWho::RUSAGE_THREAD), Instant::now());
+        for i in 0..count {
+            let target = targets[i % targets.len()];
+            match std::net::TcpStream::connect(target) {
+                Ok(stream) => {
+                    if nix::sys::socket::setsockopt(
+                        &stream,
+                        nix::sys::socket::sockopt::Linger,
+                        &linger,
+                    )
+                    .is_err()
+                    {
+                        failed += 1;
+                    }
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        let end = cpu_seconds(UsageWho::RUSAGE_THREAD);
+        (
+            failed,
+            end.0 - start.0,
+            end.1 - start.1,
+            t0.elapsed().as_secs_f64(),
+        )
+    });
+    let Ok((failed, user, sys, elapsed)) = worker.join() else {
+        eprintln!("the floor thread panicked");
+        return 0.0;
+    };
+    let per_1k = |secs: f64| secs * 1e6 / count as f64;
+    println!(
+        "case=floor connections={count} per_s={:.0} cpu_ms_per_1k={:.1} (user {:.1} sys {:.1}) failed={failed}",
+        count as f64 / elapsed,
+        per_1k(user + sys),
+        per_1k(user),
+        per_1k(sys),
+    );
+    per_1k(user + sys)
+}
+
+/// (user, system) CPU seconds of this process (or thread) so far.
+fn cpu_seconds(who: UsageWho) -> (f64, f64) {
+    match getrusage(who) {
         Ok(usage) => {
             let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
             (secs(usage.user_time()), secs(usage.system_time()))
@@ -190,7 +266,7 @@ async fn case(
     targets: &[SocketAddr],
     kind: impl Fn(usize) -> CheckKind,
     measure: Duration,
-) {
+) -> f64 {
     let subjects = targets
         .iter()
         .enumerate()
@@ -209,10 +285,17 @@ async fn case(
     let checker = HealthChecker::start(subjects, tx);
     tokio::time::sleep(WARMUP).await;
 
-    let (run0, cpu0, t0) = (totals(&checker).0, cpu_seconds(), Instant::now());
+    let (run0, cpu0, t0) = (
+        totals(&checker).0,
+        cpu_seconds(UsageWho::RUSAGE_SELF),
+        Instant::now(),
+    );
     tokio::time::sleep(measure).await;
     let (run1, failed) = totals(&checker);
-    let (cpu1, elapsed) = (cpu_seconds(), t0.elapsed().as_secs_f64());
+    let (cpu1, elapsed) = (
+        cpu_seconds(UsageWho::RUSAGE_SELF),
+        t0.elapsed().as_secs_f64(),
+    );
 
     let checks = run1.saturating_sub(run0) as f64;
     let (user, sys) = (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1);
@@ -239,4 +322,5 @@ async fn case(
         peak_rss_mb(),
     );
     checker.shutdown().await;
+    per_1k(cpu)
 }

@@ -1,17 +1,21 @@
 //! The tokio driver: one task per subject runs its checkers.
 //!
-//! Each subject task owns its [`SubjectState`] outright. It sleeps until the
-//! earliest `next_due` of its idle checkers, starts the due probes (several
-//! may be in flight at once, one per checker), and feeds each outcome to the
-//! state as soon as it completes. After every outcome it publishes a fresh
-//! [`SubjectStatus`] and, if the subject flipped or its weight delta changed,
-//! a [`HealthEvent`].
+//! Each subject task updates its [`SubjectState`], which lives behind a
+//! per-subject lock that only the task and [`HealthChecker::status`] take. It
+//! sleeps until the earliest `next_due` of its idle checkers, starts the due
+//! probes (several may be in flight at once, one per checker), and feeds each
+//! outcome to the state as soon as it completes. [`SubjectStatus`] snapshots
+//! are built on demand from that state, so a routine result costs no
+//! allocation and no global lock; only a flip or a weight change takes the
+//! registry lock to send a [`HealthEvent`].
 //!
 //! # Invariants
 //!
-//! * The registry lock is never held across an `.await`.
-//! * Each registry entry carries a generation. A task publishes (status and
-//!   event, under the lock) only while its generation is current, so once
+//! * Neither the registry lock nor a subject's lock is held across an
+//!   `.await`; the registry lock may be taken before a subject's lock, never
+//!   the other way round.
+//! * Each registry entry carries a generation. A task sends an event (under
+//!   the registry lock) only while its generation is current, so once
 //!   [`HealthChecker::remove_subject`] or a replacing
 //!   [`HealthChecker::add_subject`] returns, the old task can no longer emit
 //!   events or touch status, even if its abort has not landed yet.
@@ -59,8 +63,35 @@ struct Registry {
 #[derive(Debug)]
 struct Entry {
     generation: u64,
-    status: SubjectStatus,
+    live: Arc<Live>,
     task: JoinHandle<()>,
+}
+
+/// One subject's spec and runtime state, shared by its task and the registry.
+#[derive(Debug)]
+struct Live {
+    spec: SubjectSpec,
+    state: Mutex<LiveState>,
+}
+
+#[derive(Debug)]
+struct LiveState {
+    state: SubjectState,
+    /// Wall-clock time of each checker's latest flip.
+    transitions: Vec<Option<u64>>,
+}
+
+impl Live {
+    fn lock(&self) -> MutexGuard<'_, LiveState> {
+        // Every update leaves the state consistent before any call that could
+        // panic, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn status(&self) -> SubjectStatus {
+        let live = self.lock();
+        SubjectStatus::new(&self.spec, &live.state, &live.transitions)
+    }
 }
 
 impl Shared {
@@ -70,23 +101,19 @@ impl Shared {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Stores `status` and sends `event` if `generation` is still current.
+    /// Sends `event` if `generation` is still current for its subject.
     /// Returns false when the task has been removed or replaced.
-    fn publish(&self, generation: u64, status: SubjectStatus, event: Option<HealthEvent>) -> bool {
-        let mut registry = self.lock();
-        let Some(entry) = registry.subjects.get_mut(&status.id) else {
-            return false;
-        };
-        if entry.generation != generation {
-            return false;
-        }
-        entry.status = status;
-        if let Some(event) = event {
-            if self.events.send(event).is_err() {
-                tracing::debug!("health event receiver is gone");
+    fn publish(&self, generation: u64, event: HealthEvent) -> bool {
+        let registry = self.lock();
+        match registry.subjects.get(&event.subject) {
+            Some(entry) if entry.generation == generation => {
+                if self.events.send(event).is_err() {
+                    tracing::debug!("health event receiver is gone");
+                }
+                true
             }
+            _ => false,
         }
-        true
     }
 }
 
@@ -121,9 +148,15 @@ impl HealthChecker {
     /// Callable from any thread.
     pub fn add_subject(&self, spec: SubjectSpec) {
         let state = SubjectState::new(&spec, Instant::now());
-        let status = SubjectStatus::new(&spec, &state, &[]);
         let id = spec.id;
         let name = spec.name.clone();
+        let live = Arc::new(Live {
+            state: Mutex::new(LiveState {
+                state,
+                transitions: vec![None; spec.checks.len()],
+            }),
+            spec,
+        });
         let old = {
             let mut registry = self.shared.lock();
             registry.next_generation += 1;
@@ -132,15 +165,14 @@ impl HealthChecker {
             // publish.
             let task = self.runtime.spawn(run_subject(
                 Arc::clone(&self.shared),
-                spec,
-                state,
+                Arc::clone(&live),
                 generation,
             ));
             registry.subjects.insert(
                 id,
                 Entry {
                     generation,
-                    status,
+                    live,
                     task,
                 },
             )
@@ -162,19 +194,21 @@ impl HealthChecker {
         let removed = self.shared.lock().subjects.remove(&id);
         if let Some(entry) = removed {
             entry.task.abort();
-            tracing::info!(subject = %entry.status.name, %id, "health checks stopped");
+            tracing::info!(subject = %entry.live.spec.name, %id, "health checks stopped");
         }
     }
 
     /// A snapshot of every subject, ordered by id. Cheap; callable from any
     /// thread.
     pub fn status(&self) -> Vec<SubjectStatus> {
-        self.shared
+        let lives: Vec<Arc<Live>> = self
+            .shared
             .lock()
             .subjects
             .values()
-            .map(|e| e.status.clone())
-            .collect()
+            .map(|e| Arc::clone(&e.live))
+            .collect();
+        lives.iter().map(|live| live.status()).collect()
     }
 
     /// Stops every checker and waits for the tasks to finish.
@@ -198,12 +232,11 @@ impl Drop for HealthChecker {
     }
 }
 
-/// A running probe; `Ok(Some(delta))` carries a weight delta (`misc_dynamic`,
-/// `FILE_CHECK`).
-type Probe = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send>>;
+/// A running probe, borrowing its spec; `Ok(Some(delta))` carries a weight
+/// delta (`misc_dynamic`, `FILE_CHECK`).
+type Probe<'a> = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send + 'a>>;
 
-fn start_probe(spec: &CheckSpec) -> Probe {
-    let spec = spec.clone();
+fn start_probe(spec: &CheckSpec) -> Probe<'_> {
     Box::pin(async move {
         let (target, bind, timeout) = (spec.target, spec.bind, spec.connect_timeout);
         match &spec.kind {
@@ -229,32 +262,31 @@ fn unix_ms_now() -> Option<u64> {
     u64::try_from(since.as_millis()).ok()
 }
 
-async fn run_subject(
-    shared: Arc<Shared>,
-    spec: SubjectSpec,
-    mut state: SubjectState,
-    generation: u64,
-) {
+async fn run_subject(shared: Arc<Shared>, live: Arc<Live>, generation: u64) {
+    let spec = &live.spec;
     let n = spec.checks.len();
     if n == 0 {
         // Always up; nothing to run.
         return;
     }
-    let mut in_flight: Vec<Option<Probe>> = (0..n).map(|_| None).collect();
-    let mut transitions: Vec<Option<u64>> = vec![None; n];
+    let mut in_flight: Vec<Option<Probe<'_>>> = (0..n).map(|_| None).collect();
+    // Reused between rounds: when each idle checker is next due.
+    let mut due: Vec<Option<Instant>> = vec![None; n];
     loop {
         let now = Instant::now();
-        for (i, (slot, check)) in in_flight.iter_mut().zip(state.checks()).enumerate() {
-            if slot.is_none() && check.next_due() <= now {
-                *slot = spec.checks.get(i).map(start_probe);
+        {
+            let live = live.lock();
+            for ((slot, next), check) in in_flight.iter().zip(&mut due).zip(live.state.checks()) {
+                *next = slot.is_none().then(|| check.next_due());
             }
         }
-        let next_due = in_flight
-            .iter()
-            .zip(state.checks())
-            .filter(|(slot, _)| slot.is_none())
-            .map(|(_, check)| check.next_due())
-            .min();
+        for ((slot, next), check) in in_flight.iter_mut().zip(&mut due).zip(&spec.checks) {
+            if next.is_some_and(|d| d <= now) {
+                *slot = Some(start_probe(check));
+                *next = None;
+            }
+        }
+        let next_due = due.iter().flatten().min().copied();
         let any_in_flight = in_flight.iter().any(Option::is_some);
 
         let finished = poll_fn(|cx| {
@@ -285,59 +317,73 @@ async fn run_subject(
         if let Err(err) = &result {
             tracing::debug!(subject = %spec.name, check = %check.label(), error = %err, "check failed");
         }
-        let update = state.on_weighted_result(index, result, Instant::now());
-        let mut text = None;
-        if let (Some(up), Some(check_state)) = (update.check, state.checks().get(index)) {
-            if let Some(slot) = transitions.get_mut(index) {
-                *slot = unix_ms_now();
-            }
-            let flip = reason(
-                check,
-                check_state.last_error(),
-                check_state.consecutive_failures(),
-                up,
-            );
-            if up {
-                tracing::info!(subject = %spec.name, reason = %flip, "checker up");
-            } else {
-                tracing::warn!(subject = %spec.name, reason = %flip, "checker down");
-            }
-            text = Some(flip);
-        }
-        // The subject can only flip when one of its checkers did.
-        let event = match (update.subject, text, update.weight_delta) {
-            (Some(up), Some(text), weight_delta) => {
-                let reason = if up {
-                    format!("{text}; all checkers up")
-                } else {
-                    text
-                };
-                Some(HealthEvent {
-                    subject: spec.id,
-                    up,
-                    reason,
-                    weight_delta,
-                })
-            }
-            (_, _, Some(delta)) => Some(HealthEvent {
-                subject: spec.id,
-                up: state.is_up(),
-                reason: format!("{}: weight delta now {delta}", check.label()),
-                weight_delta: Some(delta),
-            }),
-            _ => None,
-        };
-        if let Some(event) = &event {
+        // A removed or replaced task is aborted at its next `.await`; until
+        // then it may still update its own (now unreachable) state, but the
+        // generation check keeps it from sending events.
+        let event = record(spec, &mut live.lock(), index, result);
+        if let Some(event) = event {
             tracing::info!(
                 subject = %spec.name, id = %spec.id, up = event.up,
                 weight_delta = ?event.weight_delta, reason = %event.reason,
                 "subject state changed"
             );
+            if !shared.publish(generation, event) {
+                return;
+            }
         }
-        let status = SubjectStatus::new(&spec, &state, &transitions);
-        if !shared.publish(generation, status, event) {
-            return;
+    }
+}
+
+/// Feeds the outcome of checker `index` to the state; returns the event to
+/// send, if the subject flipped or its weight delta changed.
+fn record(
+    spec: &SubjectSpec,
+    live: &mut LiveState,
+    index: usize,
+    result: Result<Option<i64>, ProbeError>,
+) -> Option<HealthEvent> {
+    let check = spec.checks.get(index)?;
+    let update = live.state.on_weighted_result(index, result, Instant::now());
+    let mut text = None;
+    if let (Some(up), Some(check_state)) = (update.check, live.state.checks().get(index)) {
+        if let Some(slot) = live.transitions.get_mut(index) {
+            *slot = unix_ms_now();
         }
+        let flip = reason(
+            check,
+            check_state.last_error(),
+            check_state.consecutive_failures(),
+            up,
+        );
+        if up {
+            tracing::info!(subject = %spec.name, reason = %flip, "checker up");
+        } else {
+            tracing::warn!(subject = %spec.name, reason = %flip, "checker down");
+        }
+        text = Some(flip);
+    }
+    // The subject can only flip when one of its checkers did.
+    match (update.subject, text, update.weight_delta) {
+        (Some(up), Some(text), weight_delta) => {
+            let reason = if up {
+                format!("{text}; all checkers up")
+            } else {
+                text
+            };
+            Some(HealthEvent {
+                subject: spec.id,
+                up,
+                reason,
+                weight_delta,
+            })
+        }
+        (_, _, Some(delta)) => Some(HealthEvent {
+            subject: spec.id,
+            up: live.state.is_up(),
+            reason: format!("{}: weight delta now {delta}", check.label()),
+            weight_delta: Some(delta),
+        }),
+        _ => None,
     }
 }
 

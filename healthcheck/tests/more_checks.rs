@@ -15,7 +15,7 @@ use tokio::sync::mpsc::unbounded_channel;
 
 mod common;
 
-use common::{next_event, BOUND};
+use common::{next_event, wait_checks};
 
 /// This file's checkers run every 100 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
@@ -25,19 +25,6 @@ fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
 /// This file's subject.
 fn subject(checks: Vec<CheckSpec>) -> SubjectSpec {
     common::subject(9, checks)
-}
-
-/// Waits until every checker of the only subject has run at least `n` times.
-async fn wait_checks(checker: &HealthChecker, n: u64) -> healthcheck::SubjectStatus {
-    let deadline = tokio::time::Instant::now() + BOUND;
-    loop {
-        let status = checker.status().pop().expect("one subject");
-        if status.checks.iter().all(|c| c.checks_run >= n) {
-            return status;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "checks did not run");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Whether this process may open an ICMP socket of the family of `ip`.

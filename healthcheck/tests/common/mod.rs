@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use healthcheck::{CheckKind, CheckSpec, HealthEvent, SubjectId, SubjectSpec};
+use healthcheck::{
+    CheckKind, CheckSpec, HealthChecker, HealthEvent, SubjectId, SubjectSpec, SubjectStatus,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How long a test waits for anything.
@@ -37,4 +39,19 @@ pub async fn next_event(rx: &mut UnboundedReceiver<HealthEvent>) -> HealthEvent 
         .await
         .expect("an event within the bound")
         .expect("channel open")
+}
+
+/// Waits (within [`BOUND`]) until every checker of the only subject has run
+/// at least `n` times, and returns its status.
+#[allow(dead_code)] // Not every test binary uses it.
+pub async fn wait_checks(checker: &HealthChecker, n: u64) -> SubjectStatus {
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let status = checker.status().pop().expect("one subject");
+        if status.checks.iter().all(|c| c.checks_run >= n) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "checks did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
