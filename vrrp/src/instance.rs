@@ -241,6 +241,32 @@ impl InstanceSpec {
         }
     }
 
+    /// Applies keepalived 2.2.7's preemption rules (`vrrp_complete_instance`)
+    /// and says which settings it cleared: `nopreempt` is ignored for the
+    /// address owner (priority 255) and with `state MASTER`; `preempt_delay`
+    /// is ignored with `state MASTER` and with `nopreempt`. So `nopreempt`
+    /// needs `state BACKUP`, as keepalived documents.
+    pub fn normalize_preempt(&mut self) -> Vec<&'static str> {
+        let mut cleared = Vec::new();
+        if !self.preempt && (self.priority == PRIO_OWNER || self.start_master) {
+            self.preempt = true;
+            cleared.push(if self.priority == PRIO_OWNER {
+                "nopreempt is incompatible with priority 255"
+            } else {
+                "nopreempt will not work with initial state MASTER"
+            });
+        }
+        if !self.preempt_delay.is_zero() && (self.start_master || !self.preempt) {
+            self.preempt_delay = Duration::ZERO;
+            cleared.push(if self.start_master {
+                "preempt_delay will not work with initial state MASTER"
+            } else {
+                "preempt_delay is incompatible with nopreempt"
+            });
+        }
+        cleared
+    }
+
     /// The address family, from the first VIP (IPv4 without VIPs).
     pub fn family(&self) -> Family {
         self.vips
@@ -473,8 +499,11 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A new instance in INIT; it starts at its first timer (`now`).
-    pub fn new(spec: InstanceSpec, now: Instant) -> Instance {
+    /// A new instance in INIT; it starts at its first timer (`now`). The
+    /// spec's preemption settings are normalized as keepalived does
+    /// ([`InstanceSpec::normalize_preempt`]).
+    pub fn new(mut spec: InstanceSpec, now: Instant) -> Instance {
+        spec.normalize_preempt();
         let vip_set = spec.vips.iter().map(|v| v.addr).collect();
         let master_adver_interval = spec.advert_interval();
         let track_status = vec![None; spec.tracks.len()];
