@@ -16,7 +16,7 @@
 use crate::track::{Effect, TrackKind, TrackSpec, TrackStatus};
 use crate::wire::{
     AuthType, Family, MessageType, Version, VrrpPacket, VrrpRepr, WireError, AUTH_DATA_LEN,
-    VRRP_TTL,
+    MCAST_V4, MCAST_V6, VRRP_TTL,
 };
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -326,6 +326,7 @@ macro_rules! drop_causes {
 
 drop_causes! {
     Truncated => "truncated", "shorter than its header and addresses";
+    BadDestination => "bad_destination", "not sent to the group (multicast mode) or to unicast_src_ip (unicast mode)";
     BadTtl => "bad_ttl", "TTL / hop limit is not 255";
     BadVersion => "bad_version", "version is not the instance's";
     BadType => "bad_type", "not an advertisement";
@@ -740,6 +741,19 @@ impl Instance {
         let family = self.spec.family();
         if Family::of(&src) != family {
             return Err(DropCause::AddrFamily);
+        }
+        // keepalived binds its socket to the group or to unicast_src_ip, so
+        // it never sees anything else.
+        let want_dst = if self.spec.unicast_peers.is_empty() {
+            Some(match family {
+                Family::V4 => IpAddr::V4(MCAST_V4),
+                Family::V6 => IpAddr::V6(MCAST_V6),
+            })
+        } else {
+            self.spec.src_addr
+        };
+        if want_dst.is_some_and(|w| w != dst) {
+            return Err(DropCause::BadDestination);
         }
         if self.spec.unicast_peers.is_empty() && ttl != VRRP_TTL {
             return Err(DropCause::BadTtl);

@@ -520,10 +520,15 @@ impl Drop for Capture {
 
 /// `pcapcheck.py` from the shared tools, if they are beside the repository.
 pub fn pcapcheck() -> Option<PathBuf> {
+    shared_tool("VRRP_PCAPCHECK", "pcapcheck.py")
+}
+
+/// A script from the shared tools (`$env` overrides where it is), if present.
+pub fn shared_tool(env: &str, name: &str) -> Option<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
-        std::env::var_os("VRRP_PCAPCHECK").map(PathBuf::from),
-        Some(manifest.join("../../shared/tools/pcapcheck.py")),
+        std::env::var_os(env).map(PathBuf::from),
+        Some(manifest.join("../../shared/tools").join(name)),
     ]
     .into_iter()
     .flatten()
