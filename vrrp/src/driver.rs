@@ -12,7 +12,9 @@
 #![allow(unsafe_code)]
 
 use crate::group::{InstanceIdx, Router, SpecError, SyncGroupSpec};
-use crate::instance::{Action, DropCause, Event, InstanceSpec, InstanceStatus, VipSpec};
+use crate::instance::{
+    Action, DropCause, Event, InstanceSpec, InstanceStatus, RouteSpec, RuleSpec, VipSpec,
+};
 use crate::track::{FileSpec, ScriptSpec, TrackKind, TrackStatus};
 use crate::wire::{parse_ip, Family, IP_PROTO_VRRP, MCAST_V4, MCAST_V6, VRRP_TOS, VRRP_TTL};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -44,6 +46,37 @@ pub trait VipOwner: Send {
         interface: &str,
         vips: &[VipSpec],
     ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// The instance became master: install its `virtual_routes` and
+    /// `virtual_rules` (after its VIPs, so a route's `src` exists).
+    /// Owners that cannot do this refuse anything non-empty.
+    fn take_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        let _ = interface;
+        let empty = routes.is_empty() && rules.is_empty();
+        async move {
+            if empty {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this VIP owner cannot install virtual_routes / virtual_rules",
+                ))
+            }
+        }
+    }
+    /// The instance left master: remove them (idempotent, like `release`).
+    fn release_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.take_routes(interface, routes, rules)
+    }
     /// Send `count` gratuitous ARPs / unsolicited NAs for each VIP.
     fn announce(
         &mut self,
@@ -567,8 +600,20 @@ async fn perform<O: VipOwner>(
                 if let Err(err) = owner.take(&link.interface, &vips).await {
                     tracing::warn!(instance = %spec.name, "taking VIPs: {err}");
                 }
+                if let Err(err) = owner
+                    .take_routes(&link.interface, &spec.routes, &spec.rules)
+                    .await
+                {
+                    tracing::warn!(instance = %spec.name, "installing virtual routes/rules: {err}");
+                }
             }
             Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
+                if let Err(err) = owner
+                    .release_routes(&link.interface, &spec.routes, &spec.rules)
+                    .await
+                {
+                    tracing::warn!(instance = %spec.name, "removing virtual routes/rules: {err}");
+                }
                 if let Err(err) = owner.release(&link.interface, &vips).await {
                     tracing::warn!(instance = %spec.name, "releasing VIPs: {err}");
                 }

@@ -82,6 +82,57 @@ impl VipSpec {
     }
 }
 
+/// The type of a `virtual_routes` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A normal route (via a gateway and/or out of a device).
+    Unicast,
+    /// `blackhole`.
+    Blackhole,
+    /// `unreachable`.
+    Unreachable,
+    /// `prohibit`.
+    Prohibit,
+}
+
+/// A `virtual_routes` line: installed while master, removed otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Route type.
+    pub kind: RouteKind,
+    /// Destination.
+    pub dest: IpAddr,
+    /// Destination prefix length.
+    pub prefix_len: u8,
+    /// `via` / `gw`.
+    pub via: Option<IpAddr>,
+    /// `dev` (default: none; with neither `dev` nor `via` the instance's interface).
+    pub dev: Option<String>,
+    /// `src` (preferred source, often a VIP).
+    pub src: Option<IpAddr>,
+    /// `table` (default main).
+    pub table: Option<u32>,
+    /// `metric` / `priority`.
+    pub metric: Option<u32>,
+    /// `scope` as a number.
+    pub scope: Option<u8>,
+}
+
+/// A `virtual_rules` line (`ip rule`): installed while master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// `from` prefix.
+    pub from: Option<(IpAddr, u8)>,
+    /// `to` prefix.
+    pub to: Option<(IpAddr, u8)>,
+    /// `table`.
+    pub table: u32,
+    /// `preference` (keepalived assigns one when missing).
+    pub preference: u32,
+    /// IPv6 rule (else IPv4).
+    pub v6: bool,
+}
+
 /// Gratuitous ARP / NA timing (`garp_master_*`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GarpSpec {
@@ -177,6 +228,10 @@ pub struct InstanceSpec {
     pub vips: Vec<VipSpec>,
     /// `virtual_ipaddress_excluded`: owned, not advertised.
     pub excluded_vips: Vec<VipSpec>,
+    /// `virtual_routes`: installed in the kernel while master.
+    pub routes: Vec<RouteSpec>,
+    /// `virtual_rules`: installed in the kernel while master.
+    pub rules: Vec<RuleSpec>,
     /// `unicast_src_ip` / `mcast_src_ip`, else the interface's address
     /// (the driver fills it in); it breaks priority ties.
     pub src_addr: Option<IpAddr>,
@@ -214,6 +269,8 @@ impl InstanceSpec {
             auth: Auth::None,
             vips: Vec::new(),
             excluded_vips: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             src_addr: None,
             unicast_peers: Vec::new(),
             higher_prio_send_advert: false,

@@ -10,7 +10,7 @@ use lab::{
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vrrp::driver::Config;
-use vrrp::instance::{Auth, InstanceSpec, State, VipSpec};
+use vrrp::instance::{Auth, InstanceSpec, RouteKind, RouteSpec, RuleSpec, State, VipSpec};
 use vrrp::track::{FileSpec, TrackKind, TrackSpec};
 use vrrp::wire::Version;
 
@@ -615,4 +615,96 @@ fn interop_keepalived_nopreempt() {
 
     let file = cap.finish();
     check_capture(&file, &["vrrp2", "garp"]);
+}
+
+/// `virtual_routes` and `virtual_rules` follow mastership: installed in
+/// the kernel with the VIPs on the master, removed on the backup and on a
+/// graceful stop.
+#[test]
+fn virtual_routes_and_rules_follow_mastership() {
+    if let Some(why) = unavailable(&[]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let conf = |prio| {
+        let mut c = config(prio, Version::V2, SECS(1), "10.99.0.100/24");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let route = |dest, len, kind| RouteSpec {
+            kind,
+            dest: ip(dest),
+            prefix_len: len,
+            via: None,
+            dev: None,
+            src: None,
+            table: None,
+            metric: None,
+            scope: None,
+        };
+        let mut via = route("10.98.0.0", 16, RouteKind::Unicast);
+        via.via = Some(ip("10.99.0.254"));
+        via.metric = Some(7);
+        // Its preferred source is the VIP, so it needs the VIP first.
+        let mut src = route("10.97.0.0", 16, RouteKind::Unicast);
+        src.src = Some(ip("10.99.0.100"));
+        src.table = Some(100);
+        let hole = route("10.96.0.0", 16, RouteKind::Blackhole);
+        c.instances[0].routes = vec![via, src, hole];
+        c.instances[0].rules = vec![RuleSpec {
+            from: Some((ip("10.99.0.100"), 32)),
+            to: None,
+            table: 100,
+            preference: 1234,
+            v6: false,
+        }];
+        c
+    };
+    let routes = |ns: &str| {
+        let all = lab::sh(&["ip", "-n", ns, "-4", "route", "show", "table", "all"]);
+        let rules = lab::sh(&["ip", "-n", ns, "-4", "rule", "show"]);
+        format!("{all}{rules}")
+    };
+    let installed = |ns: &str| {
+        let r = routes(ns).replace(" proto static", "");
+        let want = [
+            "10.98.0.0/16 via 10.99.0.254 dev eth0 metric 7",
+            "10.97.0.0/16 dev eth0 table 100 scope link src 10.99.0.100",
+            "blackhole 10.96.0.0/16",
+            "1234:\tfrom 10.99.0.100 lookup 100",
+        ];
+        let have = want.iter().filter(|w| r.contains(*w)).count();
+        match have {
+            4 => Some(true),
+            0 => Some(false),
+            _ => None, // partly there
+        }
+    };
+    let wait = |ns: &str, want: bool| {
+        lab::wait_for(SECS(3), || (installed(ns) == Some(want)).then_some(()))
+            .unwrap_or_else(|| panic!("{ns}: routes installed should be {want}:\n{}", routes(ns)))
+    };
+    let vip: IpAddr = "10.99.0.100".parse().expect("ip");
+    let a = DriverNode::start(&lab.a, conf(150));
+    assert!(a.wait_state(State::Master, SECS(10)).is_some());
+    let b = DriverNode::start(&lab.b, conf(100));
+    assert!(b.wait_state(State::Backup, SECS(5)).is_some());
+    wait(&lab.a, true);
+    wait(&lab.b, false);
+    lab.assert_held_by(&lab.a, vip);
+
+    a.stop();
+    assert!(b.wait_state(State::Master, SECS(5)).is_some());
+    wait(&lab.b, true);
+    wait(&lab.a, false);
+    lab.assert_held_by(&lab.b, vip);
+
+    // Back: a preempts; b drops its routes and rule.
+    let a = DriverNode::start(&lab.a, conf(150));
+    assert!(b.wait_state(State::Backup, SECS(10)).is_some());
+    wait(&lab.a, true);
+    wait(&lab.b, false);
+    a.stop();
+    b.stop();
+    wait(&lab.a, false);
+    wait(&lab.b, false);
 }
