@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use dataplane::{Command, Dataplane};
 use tokio::sync::{mpsc, oneshot, watch};
 use vrrp::driver::{Driver, VipOwner};
-use vrrp::instance::{InstanceStatus, VipSpec};
+use vrrp::instance::{InstanceStatus, RouteSpec, RuleSpec, VipSpec};
 use vrrp::kernel::KernelVipOwner;
 
 use crate::assemble::VrrpPlan;
@@ -106,6 +106,33 @@ impl VipOwner for Owner {
             self.kernel()?.release(interface, &kernel).await?;
         }
         Ok(())
+    }
+
+    /// `virtual_routes` / `virtual_rules` are kernel routes whoever owns the VIPs.
+    async fn take_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> io::Result<()> {
+        if routes.is_empty() && rules.is_empty() {
+            return Ok(());
+        }
+        self.kernel()?.take_routes(interface, routes, rules).await
+    }
+
+    async fn release_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> io::Result<()> {
+        if routes.is_empty() && rules.is_empty() {
+            return Ok(());
+        }
+        self.kernel()?
+            .release_routes(interface, routes, rules)
+            .await
     }
 
     async fn announce(&mut self, interface: &str, vips: &[VipSpec], count: u32) -> io::Result<()> {

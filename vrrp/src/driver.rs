@@ -6,13 +6,15 @@
 //! IPv4 sockets leave `IP_HDRINCL` off and set TTL / multicast TTL 255 and
 //! TOS 0xc0; they receive the IP header, so TTL is checked in the instance.
 //! IPv6 sockets send from the interface's link-local address with hop limit
-//! 255 and traffic class 0xc0; the kernel drops anything with a lower hop
-//! limit (`IPV6_MINHOPCOUNT`), since the hop limit of a received packet is
-//! not visible without ancillary data. Checksums are computed here for both.
+//! 255 and traffic class 0xc0; they receive the hop limit and destination
+//! as ancillary data (`IPV6_RECVHOPLIMIT`, `IPV6_RECVPKTINFO`), so the
+//! instance checks both as for IPv4. Checksums are computed here for both.
 #![allow(unsafe_code)]
 
 use crate::group::{InstanceIdx, Router, SpecError, SyncGroupSpec};
-use crate::instance::{Action, DropCause, Event, InstanceSpec, InstanceStatus, VipSpec};
+use crate::instance::{
+    Action, DropCause, Event, InstanceSpec, InstanceStatus, RouteSpec, RuleSpec, VipSpec,
+};
 use crate::track::{FileSpec, ScriptSpec, TrackKind, TrackStatus};
 use crate::wire::{parse_ip, Family, IP_PROTO_VRRP, MCAST_V4, MCAST_V6, VRRP_TOS, VRRP_TTL};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -44,6 +46,37 @@ pub trait VipOwner: Send {
         interface: &str,
         vips: &[VipSpec],
     ) -> impl Future<Output = std::io::Result<()>> + Send;
+    /// The instance became master: install its `virtual_routes` and
+    /// `virtual_rules` (after its VIPs, so a route's `src` exists).
+    /// Owners that cannot do this refuse anything non-empty.
+    fn take_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        let _ = interface;
+        let empty = routes.is_empty() && rules.is_empty();
+        async move {
+            if empty {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::Unsupported,
+                    "this VIP owner cannot install virtual_routes / virtual_rules",
+                ))
+            }
+        }
+    }
+    /// The instance left master: remove them (idempotent, like `release`).
+    fn release_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.take_routes(interface, routes, rules)
+    }
     /// Send `count` gratuitous ARPs / unsolicited NAs for each VIP.
     fn announce(
         &mut self,
@@ -154,9 +187,6 @@ fn interface_addr(interface: &str, family: Family) -> Option<IpAddr> {
     })
 }
 
-/// Linux `IPV6_MINHOPCOUNT`: the kernel drops packets below this hop limit.
-const IPV6_MINHOPCOUNT: libc::c_int = 73;
-
 fn open(
     interface: &str,
     family: Family,
@@ -204,24 +234,12 @@ fn open(
                 s.join_multicast_v6(&MCAST_V6, ifindex)
                     .map_err(e("IPV6_JOIN_GROUP"))?;
             }
-            let min: libc::c_int = libc::c_int::from(VRRP_TTL);
-            // SAFETY: the fd is a valid open socket owned by `s`; the option
-            // value points at a live c_int and its exact size is passed.
-            let rc = unsafe {
-                libc::setsockopt(
-                    s.as_raw_fd(),
-                    libc::IPPROTO_IPV6,
-                    IPV6_MINHOPCOUNT,
-                    (&min as *const libc::c_int).cast(),
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(DriverError::Socket {
-                    interface: interface.to_owned(),
-                    op: "IPV6_MINHOPCOUNT",
-                    source: std::io::Error::last_os_error(),
-                });
+            {
+                use nix_cmsg::sys::socket::{setsockopt, sockopt};
+                setsockopt(&s, sockopt::Ipv6RecvHopLimit, &true)
+                    .map_err(|err| e("IPV6_RECVHOPLIMIT")(err.into()))?;
+                setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)
+                    .map_err(|err| e("IPV6_RECVPKTINFO")(err.into()))?;
             }
             if let IpAddr::V6(a) = src {
                 s.bind(&SocketAddr::V6(SocketAddrV6::new(a, 0, 0, ifindex)).into())
@@ -245,8 +263,41 @@ struct Rx {
     payload: Vec<u8>,
 }
 
-/// `v6_dst` is the destination assumed for IPv6 checksums: ff02::12, or our
-/// own address in unicast mode (the socket does not report it).
+/// One IPv6 datagram with its hop limit and destination (ancillary data).
+/// `None` fields mean the kernel did not report them.
+fn recv_v6(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, IpAddr, Option<u8>, Option<IpAddr>)> {
+    use nix_cmsg::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn6};
+    let mut cmsg = nix_cmsg::cmsg_space!(libc::c_int, libc::in6_pktinfo);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrIn6>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::MSG_DONTWAIT,
+    )?;
+    let from = msg
+        .address
+        .map(|a| IpAddr::V6(a.ip()))
+        .ok_or_else(|| std::io::Error::other("no source address"))?;
+    let (mut hops, mut dst) = (None, None);
+    for c in msg.cmsgs()? {
+        match c {
+            ControlMessageOwned::Ipv6HopLimit(h) => hops = u8::try_from(h).ok(),
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                dst = Some(IpAddr::V6(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+            }
+            _ => {}
+        }
+    }
+    Ok((msg.bytes, from, hops, dst))
+}
+
+/// Reads one link's socket and forwards each VRRP packet with its IP
+/// fields. `v6_dst` is the destination assumed for IPv6 if the kernel does
+/// not report it: ff02::12, or our own address in unicast mode.
 async fn reader(
     link: usize,
     family: Family,
@@ -256,29 +307,41 @@ async fn reader(
 ) {
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-            continue;
-        };
-        let Some(bytes) = buf.get(..n) else { continue };
         let rx = match family {
-            Family::V4 => match parse_ip(bytes) {
-                Ok((meta, payload)) => Rx {
+            Family::V4 => {
+                let Ok((n, _)) = sock.recv_from(&mut buf).await else {
+                    continue;
+                };
+                let Some(bytes) = buf.get(..n) else { continue };
+                match parse_ip(bytes) {
+                    Ok((meta, payload)) => Rx {
+                        link,
+                        src: meta.src,
+                        dst: meta.dst,
+                        ttl: meta.ttl,
+                        payload: payload.to_vec(),
+                    },
+                    Err(_) => continue,
+                }
+            }
+            Family::V6 => {
+                let got = sock
+                    .async_io(tokio::io::Interest::READABLE, || recv_v6(&sock, &mut buf))
+                    .await;
+                let Ok((n, src, hops, dst)) = got else {
+                    continue;
+                };
+                let Some(bytes) = buf.get(..n) else { continue };
+                Rx {
                     link,
-                    src: meta.src,
-                    dst: meta.dst,
-                    ttl: meta.ttl,
-                    payload: payload.to_vec(),
-                },
-                Err(_) => continue,
-            },
-            // The kernel enforced hop limit 255 (IPV6_MINHOPCOUNT).
-            Family::V6 => Rx {
-                link,
-                src: from.ip(),
-                dst: v6_dst,
-                ttl: VRRP_TTL,
-                payload: bytes.to_vec(),
-            },
+                    src,
+                    dst: dst.unwrap_or(v6_dst),
+                    // Without the control message the packet cannot be
+                    // checked: treat it as bad (hop limit 0).
+                    ttl: hops.unwrap_or(0),
+                    payload: bytes.to_vec(),
+                }
+            }
         };
         if tx.send(rx).await.is_err() {
             return;
@@ -313,16 +376,22 @@ pub async fn run<O: VipOwner>(
             interface: s.interface.clone(),
             family,
         })?;
-        let pos = links
-            .iter()
-            .position(|l| l.interface == s.interface && l.family == family);
+        // One socket per interface, family and mode: a unicast socket does
+        // not join the group, and IPv6 checksums need the destination.
+        let unicast = !s.unicast_peers.is_empty();
+        let pos = links.iter().position(|l| {
+            l.interface == s.interface
+                && l.family == family
+                && l.unicast == unicast
+                && (!unicast || l.src == src)
+        });
         let idx = match pos {
             Some(i) => i,
             None => {
-                let sock = open(&s.interface, family, src, !s.unicast_peers.is_empty())?;
+                let sock = open(&s.interface, family, src, unicast)?;
                 links.push(Link {
                     interface: s.interface.clone(),
-                    unicast: !s.unicast_peers.is_empty(),
+                    unicast,
                     family,
                     src,
                     sock: Arc::new(sock),
@@ -531,8 +600,20 @@ async fn perform<O: VipOwner>(
                 if let Err(err) = owner.take(&link.interface, &vips).await {
                     tracing::warn!(instance = %spec.name, "taking VIPs: {err}");
                 }
+                if let Err(err) = owner
+                    .take_routes(&link.interface, &spec.routes, &spec.rules)
+                    .await
+                {
+                    tracing::warn!(instance = %spec.name, "installing virtual routes/rules: {err}");
+                }
             }
             Action::BecomeBackup | Action::BecomeFault | Action::Stopped => {
+                if let Err(err) = owner
+                    .release_routes(&link.interface, &spec.routes, &spec.rules)
+                    .await
+                {
+                    tracing::warn!(instance = %spec.name, "removing virtual routes/rules: {err}");
+                }
                 if let Err(err) = owner.release(&link.interface, &vips).await {
                     tracing::warn!(instance = %spec.name, "releasing VIPs: {err}");
                 }

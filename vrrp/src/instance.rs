@@ -16,7 +16,7 @@
 use crate::track::{Effect, TrackKind, TrackSpec, TrackStatus};
 use crate::wire::{
     AuthType, Family, MessageType, Version, VrrpPacket, VrrpRepr, WireError, AUTH_DATA_LEN,
-    VRRP_TTL,
+    MCAST_V4, MCAST_V6, VRRP_TTL,
 };
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -80,6 +80,57 @@ impl VipSpec {
             broadcast: None,
         }
     }
+}
+
+/// The type of a `virtual_routes` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A normal route (via a gateway and/or out of a device).
+    Unicast,
+    /// `blackhole`.
+    Blackhole,
+    /// `unreachable`.
+    Unreachable,
+    /// `prohibit`.
+    Prohibit,
+}
+
+/// A `virtual_routes` line: installed while master, removed otherwise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Route type.
+    pub kind: RouteKind,
+    /// Destination.
+    pub dest: IpAddr,
+    /// Destination prefix length.
+    pub prefix_len: u8,
+    /// `via` / `gw`.
+    pub via: Option<IpAddr>,
+    /// `dev` (default: none; with neither `dev` nor `via` the instance's interface).
+    pub dev: Option<String>,
+    /// `src` (preferred source, often a VIP).
+    pub src: Option<IpAddr>,
+    /// `table` (default main).
+    pub table: Option<u32>,
+    /// `metric` / `priority`.
+    pub metric: Option<u32>,
+    /// `scope` as a number.
+    pub scope: Option<u8>,
+}
+
+/// A `virtual_rules` line (`ip rule`): installed while master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// `from` prefix.
+    pub from: Option<(IpAddr, u8)>,
+    /// `to` prefix.
+    pub to: Option<(IpAddr, u8)>,
+    /// `table`.
+    pub table: u32,
+    /// `preference` (keepalived assigns one when missing).
+    pub preference: u32,
+    /// IPv6 rule (else IPv4).
+    pub v6: bool,
 }
 
 /// Gratuitous ARP / NA timing (`garp_master_*`).
@@ -177,6 +228,10 @@ pub struct InstanceSpec {
     pub vips: Vec<VipSpec>,
     /// `virtual_ipaddress_excluded`: owned, not advertised.
     pub excluded_vips: Vec<VipSpec>,
+    /// `virtual_routes`: installed in the kernel while master.
+    pub routes: Vec<RouteSpec>,
+    /// `virtual_rules`: installed in the kernel while master.
+    pub rules: Vec<RuleSpec>,
     /// `unicast_src_ip` / `mcast_src_ip`, else the interface's address
     /// (the driver fills it in); it breaks priority ties.
     pub src_addr: Option<IpAddr>,
@@ -214,6 +269,8 @@ impl InstanceSpec {
             auth: Auth::None,
             vips: Vec::new(),
             excluded_vips: Vec::new(),
+            routes: Vec::new(),
+            rules: Vec::new(),
             src_addr: None,
             unicast_peers: Vec::new(),
             higher_prio_send_advert: false,
@@ -239,6 +296,32 @@ impl InstanceSpec {
             Version::V2 => Duration::from_secs(u64::from(self.adver_int_field())),
             Version::V3 => Duration::from_millis(u64::from(self.adver_int_field()) * 10),
         }
+    }
+
+    /// Applies keepalived 2.2.7's preemption rules (`vrrp_complete_instance`)
+    /// and says which settings it cleared: `nopreempt` is ignored for the
+    /// address owner (priority 255) and with `state MASTER`; `preempt_delay`
+    /// is ignored with `state MASTER` and with `nopreempt`. So `nopreempt`
+    /// needs `state BACKUP`, as keepalived documents.
+    pub fn normalize_preempt(&mut self) -> Vec<&'static str> {
+        let mut cleared = Vec::new();
+        if !self.preempt && (self.priority == PRIO_OWNER || self.start_master) {
+            self.preempt = true;
+            cleared.push(if self.priority == PRIO_OWNER {
+                "nopreempt is incompatible with priority 255"
+            } else {
+                "nopreempt will not work with initial state MASTER"
+            });
+        }
+        if !self.preempt_delay.is_zero() && (self.start_master || !self.preempt) {
+            self.preempt_delay = Duration::ZERO;
+            cleared.push(if self.start_master {
+                "preempt_delay will not work with initial state MASTER"
+            } else {
+                "preempt_delay is incompatible with nopreempt"
+            });
+        }
+        cleared
     }
 
     /// The address family, from the first VIP (IPv4 without VIPs).
@@ -300,6 +383,7 @@ macro_rules! drop_causes {
 
 drop_causes! {
     Truncated => "truncated", "shorter than its header and addresses";
+    BadDestination => "bad_destination", "not sent to the group (multicast mode) or to unicast_src_ip (unicast mode)";
     BadTtl => "bad_ttl", "TTL / hop limit is not 255";
     BadVersion => "bad_version", "version is not the instance's";
     BadType => "bad_type", "not an advertisement";
@@ -473,8 +557,11 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// A new instance in INIT; it starts at its first timer (`now`).
-    pub fn new(spec: InstanceSpec, now: Instant) -> Instance {
+    /// A new instance in INIT; it starts at its first timer (`now`). The
+    /// spec's preemption settings are normalized as keepalived does
+    /// ([`InstanceSpec::normalize_preempt`]).
+    pub fn new(mut spec: InstanceSpec, now: Instant) -> Instance {
+        spec.normalize_preempt();
         let vip_set = spec.vips.iter().map(|v| v.addr).collect();
         let master_adver_interval = spec.advert_interval();
         let track_status = vec![None; spec.tracks.len()];
@@ -711,6 +798,19 @@ impl Instance {
         let family = self.spec.family();
         if Family::of(&src) != family {
             return Err(DropCause::AddrFamily);
+        }
+        // keepalived binds its socket to the group or to unicast_src_ip, so
+        // it never sees anything else.
+        let want_dst = if self.spec.unicast_peers.is_empty() {
+            Some(match family {
+                Family::V4 => IpAddr::V4(MCAST_V4),
+                Family::V6 => IpAddr::V6(MCAST_V6),
+            })
+        } else {
+            self.spec.src_addr
+        };
+        if want_dst.is_some_and(|w| w != dst) {
+            return Err(DropCause::BadDestination);
         }
         if self.spec.unicast_peers.is_empty() && ttl != VRRP_TTL {
             return Err(DropCause::BadTtl);

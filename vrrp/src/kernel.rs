@@ -1,19 +1,24 @@
 //! The kernel as VIP owner, for VRRP used on its own (keepalived `--vrrp`):
 //! `virtual_ipaddress` entries are added and removed with rtnetlink, with
-//! their `dev`, `label`, `scope` and `brd`; gratuitous ARPs and unsolicited
-//! NAs go out through an `AF_PACKET` socket.
+//! their `dev`, `label`, `scope` and `brd`, and so are `virtual_routes` and
+//! `virtual_rules`; gratuitous ARPs and unsolicited NAs go out through an
+//! `AF_PACKET` socket.
 //!
 //! Everything is bound to the network namespace of the thread that calls
 //! [`KernelVipOwner::new`] (the netlink and packet sockets are opened there).
 #![allow(unsafe_code)]
 
 use crate::driver::VipOwner;
-use crate::instance::VipSpec;
+use crate::instance::{RouteKind, RouteSpec, RuleSpec, VipSpec};
 use crate::wire::{gratuitous_arp, unsolicited_na};
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{
     AddressAttribute, AddressHeaderFlags, AddressMessage, AddressScope,
 };
+use rtnetlink::packet_route::route::{RouteMessage, RouteScope, RouteType};
+use rtnetlink::packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::RouteMessageBuilder;
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -77,6 +82,70 @@ fn address_message(index: u32, vip: &VipSpec) -> AddressMessage {
     if let Some(l) = &vip.label {
         msg.attributes.push(AddressAttribute::Label(l.clone()));
     }
+    msg
+}
+
+/// The netlink message that adds or deletes a `virtual_routes` entry;
+/// `interface` is the device when the route names neither `dev` nor `via`.
+fn route_message(interface: &str, r: &RouteSpec) -> io::Result<RouteMessage> {
+    let mut b = RouteMessageBuilder::<IpAddr>::new()
+        .destination_prefix(r.dest, r.prefix_len)
+        .map_err(other)?;
+    if let Some(via) = r.via {
+        b = b.gateway(via).map_err(other)?;
+    }
+    if let Some(src) = r.src {
+        b = b.pref_source(src).map_err(other)?;
+    }
+    let dev = match (&r.dev, r.via, r.kind) {
+        (Some(d), _, _) => Some(d.as_str()),
+        (None, None, RouteKind::Unicast) => Some(interface),
+        _ => None,
+    };
+    if let Some(d) = dev {
+        b = b.output_interface(ifindex(d)?);
+    }
+    if let Some(t) = r.table {
+        b = b.table_id(t);
+    }
+    if let Some(m) = r.metric {
+        b = b.priority(m);
+    }
+    let kind = match r.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Blackhole => RouteType::BlackHole,
+        RouteKind::Unreachable => RouteType::Unreachable,
+        RouteKind::Prohibit => RouteType::Prohibit,
+    };
+    // As `ip route`: a unicast route without a gateway is on-link.
+    let scope = match r.scope {
+        Some(s) => RouteScope::from(s),
+        None if r.kind == RouteKind::Unicast && r.via.is_none() => RouteScope::Link,
+        None => RouteScope::Universe,
+    };
+    Ok(b.kind(kind).scope(scope).build())
+}
+
+/// The netlink message that adds or deletes a `virtual_rules` entry.
+fn rule_message(r: &RuleSpec) -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = if r.v6 {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    msg.header.action = RuleAction::ToTable;
+    if let Some((a, len)) = r.from {
+        msg.header.src_len = len;
+        msg.attributes.push(RuleAttribute::Source(a));
+    }
+    if let Some((a, len)) = r.to {
+        msg.header.dst_len = len;
+        msg.attributes.push(RuleAttribute::Destination(a));
+    }
+    msg.header.table = u8::try_from(r.table).unwrap_or(0);
+    msg.attributes.push(RuleAttribute::Table(r.table));
+    msg.attributes.push(RuleAttribute::Priority(r.preference));
     msg
 }
 
@@ -198,6 +267,78 @@ impl VipOwner for KernelVipOwner {
                     first_err.get_or_insert(io::Error::other(format!(
                         "delete {} dev {dev}: {e}",
                         vip.addr
+                    )));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn take_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> io::Result<()> {
+        let mut first_err = None;
+        for r in routes {
+            let res = match route_message(interface, r) {
+                Ok(msg) => match self.handle.route().add(msg).replace().execute().await {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(other(format!("add route {}/{}: {e}", r.dest, r.prefix_len))),
+                },
+                Err(e) => Err(e),
+            };
+            if let Err(e) = res {
+                first_err.get_or_insert(e);
+            }
+        }
+        for r in rules {
+            let mut req = self.handle.rule().add();
+            *req.message_mut() = rule_message(r);
+            match req.execute().await {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(libc::EEXIST) => {}
+                Err(e) => {
+                    first_err.get_or_insert(other(format!("add rule pref {}: {e}", r.preference)));
+                }
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    async fn release_routes(
+        &mut self,
+        interface: &str,
+        routes: &[RouteSpec],
+        rules: &[RuleSpec],
+    ) -> io::Result<()> {
+        let mut first_err = None;
+        let gone = |e: &rtnetlink::Error| {
+            matches!(errno(e), Some(libc::ESRCH | libc::ENOENT | libc::ENODEV))
+        };
+        for r in rules {
+            match self.handle.rule().del(rule_message(r)).execute().await {
+                Ok(()) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => {
+                    first_err
+                        .get_or_insert(other(format!("delete rule pref {}: {e}", r.preference)));
+                }
+            }
+        }
+        for r in routes {
+            // A missing device means the route is gone with it.
+            let Ok(msg) = route_message(interface, r) else {
+                continue;
+            };
+            match self.handle.route().del(msg).execute().await {
+                Ok(()) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => {
+                    first_err.get_or_insert(other(format!(
+                        "delete route {}/{}: {e}",
+                        r.dest, r.prefix_len
                     )));
                 }
             }

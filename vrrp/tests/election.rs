@@ -288,6 +288,38 @@ fn nopreempt_keeps_the_running_master() {
 }
 
 #[test]
+fn nopreempt_with_state_master_is_cleared_as_keepalived_does() {
+    // keepalived: "nopreempt will not work with initial state MASTER - clearing".
+    let mut a = spec(1, 150);
+    a.preempt = false;
+    a.start_master = true;
+    let mut net = Net::staggered(vec![
+        (a.clone(), Duration::from_secs(10)),
+        (spec(2, 100), Duration::ZERO),
+    ]);
+    net.run_until(Duration::from_secs(30));
+    assert_eq!((net.state(0), net.state(1)), (State::Master, State::Backup));
+    assert_eq!(
+        a.normalize_preempt(),
+        vec!["nopreempt will not work with initial state MASTER"]
+    );
+    assert!(a.preempt);
+    // The address owner always preempts; preempt_delay is dropped with nopreempt.
+    let mut o = spec(1, 255);
+    o.preempt = false;
+    assert_eq!(o.normalize_preempt().len(), 1);
+    assert!(o.preempt);
+    let mut d = spec(1, 150);
+    d.preempt = false;
+    d.preempt_delay = Duration::from_secs(3);
+    assert_eq!(
+        d.normalize_preempt(),
+        vec!["preempt_delay is incompatible with nopreempt"]
+    );
+    assert!(!d.preempt && d.preempt_delay.is_zero());
+}
+
+#[test]
 fn preempt_delay_postpones_preemption() {
     let mut a = spec(1, 150);
     a.preempt_delay = Duration::from_secs(5);

@@ -4,11 +4,13 @@
 
 mod lab;
 
-use lab::{check_capture, unavailable, Capture, DriverNode, KaConf, Keepalived, Lab};
+use lab::{
+    check_capture, check_capture_unicast, unavailable, Capture, DriverNode, KaConf, Keepalived, Lab,
+};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use vrrp::driver::Config;
-use vrrp::instance::{InstanceSpec, State, VipSpec};
+use vrrp::instance::{Auth, InstanceSpec, RouteKind, RouteSpec, RuleSpec, State, VipSpec};
 use vrrp::track::{FileSpec, TrackKind, TrackSpec};
 use vrrp::wire::Version;
 
@@ -90,9 +92,51 @@ fn two_drivers_elect_one_master_and_fail_over() {
     assert!(!lab.has(&lab.b, vip), "a graceful stop releases the VIP");
 }
 
+/// How both sides of an interop run are configured beyond the basics.
+#[derive(Debug, Clone, Copy, Default)]
+struct Mode {
+    /// v2 PASS auth with this password on both sides.
+    auth: Option<&'static str>,
+    /// `unicast_src_ip` + `unicast_peer` on both sides (ours on a = .1,
+    /// keepalived on b = .2), no multicast.
+    unicast: bool,
+}
+
+const UNICAST_A: &str = "10.99.0.1";
+const UNICAST_B: &str = "10.99.0.2";
+
+impl Mode {
+    /// Applies the mode to the driver's config (the driver runs on a).
+    fn ours(self, mut c: Config) -> Config {
+        for s in &mut c.instances {
+            if let Some(pw) = self.auth {
+                s.auth = Auth::pass(pw);
+            }
+            if self.unicast {
+                s.src_addr = Some(UNICAST_A.parse().expect("ip"));
+                s.unicast_peers = vec![UNICAST_B.parse().expect("ip")];
+            }
+        }
+        c
+    }
+
+    /// Applies the mode to keepalived's config (keepalived runs on b).
+    fn ka(self, mut k: KaConf<'_>) -> KaConf<'_> {
+        k.auth = self.auth;
+        if self.unicast {
+            k.unicast = Some((UNICAST_B, UNICAST_A));
+        }
+        k
+    }
+}
+
 /// The driver against keepalived: the driver higher, graceful stop, return
 /// and preemption; then keepalived higher and its graceful stop.
 fn interop(version: Version, advert: &str, vip: &str, require: &[&str]) {
+    interop_mode(version, advert, vip, require, Mode::default());
+}
+
+fn interop_mode(version: Version, advert: &str, vip: &str, require: &[&str], mode: Mode) {
     let tools = ["keepalived", "tcpdump"];
     if let Some(why) = unavailable(&tools) {
         println!("SKIP: {why}");
@@ -109,14 +153,9 @@ fn interop(version: Version, advert: &str, vip: &str, require: &[&str]) {
         Version::V2 => 2,
         Version::V3 => 3,
     };
-    let ka_conf = |prio| KaConf {
-        vrid: 51,
-        prio,
-        version: v,
-        advert,
-        vip,
-    };
-    let label = format!("v{v} {vip} advert {advert}");
+    let ka_conf = |prio| mode.ka(KaConf::new(51, prio, v, advert, vip));
+    let config = |prio, version, advert_d, vip| mode.ours(config(prio, version, advert_d, vip));
+    let label = format!("v{v} {vip} advert {advert} {mode:?}");
     let down = advert_d * 4 + SECS(6);
 
     // 1. We are higher: keepalived must go BACKUP and we hold the VIP.
@@ -191,14 +230,55 @@ fn interop(version: Version, advert: &str, vip: &str, require: &[&str]) {
     let t0 = Instant::now();
     ka.stop();
     ours.wait_state(State::Master, down).expect("we took over");
-    let t = t0.elapsed();
+    // When we took over, not when keepalived's process had exited.
+    let t = ours
+        .status()
+        .and_then(|s| s.last_transition)
+        .map_or_else(|| t0.elapsed(), |at| at.saturating_duration_since(t0));
     println!("{label}: keepalived graceful stop -> driver MASTER in {t:?}");
     assert!(t < advert_d + SECS(1), "{label}: took {t:?}");
     lab.assert_held_by(&lab.a, vip_addr);
     ours.stop();
 
     let file = cap.finish();
-    check_capture(&file, require);
+    if mode.unicast {
+        check_capture_unicast(&file, require, &[UNICAST_A, UNICAST_B]);
+    } else {
+        check_capture(&file, require);
+    }
+}
+
+#[test]
+fn interop_keepalived_v2_pass_auth() {
+    let mode = Mode {
+        auth: Some("secret"),
+        unicast: false,
+    };
+    interop_mode(Version::V2, "1", "10.99.0.100/24", &["vrrp2", "garp"], mode);
+}
+
+#[test]
+fn interop_keepalived_v2_unicast() {
+    let mode = Mode {
+        auth: None,
+        unicast: true,
+    };
+    interop_mode(Version::V2, "1", "10.99.0.100/24", &["vrrp2", "garp"], mode);
+}
+
+#[test]
+fn interop_keepalived_v3_unicast_advert_0_1() {
+    let mode = Mode {
+        auth: None,
+        unicast: true,
+    };
+    interop_mode(
+        Version::V3,
+        "0.1",
+        "10.99.0.100/24",
+        &["vrrp3", "garp"],
+        mode,
+    );
 }
 
 #[test]
@@ -264,13 +344,7 @@ fn failover(
         if ours {
             Peer::Ours(DriverNode::start(ns, config(prio, version, advert_d, vip)))
         } else {
-            let conf = KaConf {
-                vrid: 51,
-                prio,
-                version: v,
-                advert,
-                vip,
-            };
+            let conf = KaConf::new(51, prio, v, advert, vip);
             Peer::Ka(Keepalived::start(
                 ns,
                 &lab.dir.join(format!("{name}{run}")),
@@ -430,4 +504,207 @@ fn driver_trackers_move_mastership() {
     );
     a.stop();
     b.stop();
+}
+
+/// `nopreempt` both ways round (keepalived semantics: it needs state
+/// BACKUP, and a recovering higher-priority node does not take over), and
+/// `nopreempt` with `state MASTER`, which keepalived clears.
+#[test]
+fn interop_keepalived_nopreempt() {
+    if let Some(why) = unavailable(&["keepalived", "tcpdump"]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"));
+    let vip = "10.99.0.100/24";
+    let vip_addr: IpAddr = "10.99.0.100".parse().expect("ip");
+    let limit = SECS(10);
+    let ka_conf = |prio, nopreempt| {
+        let mut k = KaConf::new(51, prio, 2, "1", vip);
+        k.nopreempt = nopreempt;
+        k
+    };
+    let ours_conf = |prio, nopreempt: bool, start_master: bool| {
+        let mut c = config(prio, Version::V2, SECS(1), vip);
+        c.instances[0].preempt = !nopreempt;
+        c.instances[0].start_master = start_master;
+        c
+    };
+
+    // 1. keepalived (100) is master; we recover at 150 with nopreempt: we
+    //    stay BACKUP while keepalived keeps advertising.
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka1"), &ka_conf(100, false));
+    assert!(
+        ka.wait_state(State::Master, limit).is_some(),
+        "{}",
+        ka.log()
+    );
+    let ours = DriverNode::start(&lab.a, ours_conf(150, true, false));
+    assert!(ours.wait_state(State::Backup, SECS(2)).is_some());
+    for _ in 0..5 {
+        std::thread::sleep(SECS(1));
+        assert_eq!(ours.state(), Some(State::Backup), "{:?}", ours.status());
+        assert_eq!(ka.state(), Some(State::Master), "{}", ka.log());
+        lab.assert_held_by(&lab.b, vip_addr);
+    }
+    let st = ours.status().expect("status");
+    assert!(st.counters.adverts_received >= 4, "{st:?}");
+    assert_eq!(st.master_addr, Some("10.99.0.2".parse().expect("ip")));
+    // keepalived leaves: we take over; it comes back at 100 and stays BACKUP.
+    ka.stop();
+    assert!(ours.wait_state(State::Master, SECS(3)).is_some());
+    lab.assert_held_by(&lab.a, vip_addr);
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka2"), &ka_conf(100, false));
+    assert!(
+        ka.wait_state(State::Backup, limit).is_some(),
+        "{}",
+        ka.log()
+    );
+    ours.stop();
+    assert!(ka.wait_state(State::Master, SECS(3)).is_some());
+    lab.assert_held_by(&lab.b, vip_addr);
+    ka.stop();
+
+    // 2. We (100) are master; keepalived recovers at 150 with nopreempt and
+    //    must not take over.
+    let ours = DriverNode::start(&lab.a, ours_conf(100, false, false));
+    assert!(ours.wait_state(State::Master, limit).is_some());
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka3"), &ka_conf(150, true));
+    assert!(
+        ka.wait_state(State::Backup, limit).is_some(),
+        "{}",
+        ka.log()
+    );
+    for _ in 0..5 {
+        std::thread::sleep(SECS(1));
+        assert_eq!(ours.state(), Some(State::Master), "{:?}", ours.status());
+        assert_eq!(ka.state(), Some(State::Backup), "{}", ka.log());
+        lab.assert_held_by(&lab.a, vip_addr);
+    }
+    // Our graceful stop hands over; we come back at 100 as BACKUP.
+    ours.stop();
+    assert!(ka.wait_state(State::Master, SECS(3)).is_some());
+    lab.assert_held_by(&lab.b, vip_addr);
+    let ours = DriverNode::start(&lab.a, ours_conf(100, false, false));
+    assert!(ours.wait_state(State::Backup, SECS(2)).is_some());
+    std::thread::sleep(SECS(3));
+    assert_eq!(ours.state(), Some(State::Backup), "{:?}", ours.status());
+    lab.assert_held_by(&lab.b, vip_addr);
+    ours.stop();
+    ka.stop();
+
+    // 3. `state MASTER` + `nopreempt` at 150: nopreempt is cleared, as
+    //    keepalived does, so we preempt a running keepalived at 100.
+    let ka = Keepalived::start(&lab.b, &lab.dir.join("ka4"), &ka_conf(100, false));
+    assert!(
+        ka.wait_state(State::Master, limit).is_some(),
+        "{}",
+        ka.log()
+    );
+    let ours = DriverNode::start(&lab.a, ours_conf(150, true, true));
+    assert!(ours.wait_state(State::Master, SECS(2)).is_some());
+    assert!(
+        ka.wait_state(State::Backup, SECS(3)).is_some(),
+        "{}",
+        ka.log()
+    );
+    lab.assert_held_by(&lab.a, vip_addr);
+    ours.stop();
+    ka.stop();
+
+    let file = cap.finish();
+    check_capture(&file, &["vrrp2", "garp"]);
+}
+
+/// `virtual_routes` and `virtual_rules` follow mastership: installed in
+/// the kernel with the VIPs on the master, removed on the backup and on a
+/// graceful stop.
+#[test]
+fn virtual_routes_and_rules_follow_mastership() {
+    if let Some(why) = unavailable(&[]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let conf = |prio| {
+        let mut c = config(prio, Version::V2, SECS(1), "10.99.0.100/24");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let route = |dest, len, kind| RouteSpec {
+            kind,
+            dest: ip(dest),
+            prefix_len: len,
+            via: None,
+            dev: None,
+            src: None,
+            table: None,
+            metric: None,
+            scope: None,
+        };
+        let mut via = route("10.98.0.0", 16, RouteKind::Unicast);
+        via.via = Some(ip("10.99.0.254"));
+        via.metric = Some(7);
+        // Its preferred source is the VIP, so it needs the VIP first.
+        let mut src = route("10.97.0.0", 16, RouteKind::Unicast);
+        src.src = Some(ip("10.99.0.100"));
+        src.table = Some(100);
+        let hole = route("10.96.0.0", 16, RouteKind::Blackhole);
+        c.instances[0].routes = vec![via, src, hole];
+        c.instances[0].rules = vec![RuleSpec {
+            from: Some((ip("10.99.0.100"), 32)),
+            to: None,
+            table: 100,
+            preference: 1234,
+            v6: false,
+        }];
+        c
+    };
+    let routes = |ns: &str| {
+        let all = lab::sh(&["ip", "-n", ns, "-4", "route", "show", "table", "all"]);
+        let rules = lab::sh(&["ip", "-n", ns, "-4", "rule", "show"]);
+        format!("{all}{rules}")
+    };
+    let installed = |ns: &str| {
+        let r = routes(ns).replace(" proto static", "");
+        let want = [
+            "10.98.0.0/16 via 10.99.0.254 dev eth0 metric 7",
+            "10.97.0.0/16 dev eth0 table 100 scope link src 10.99.0.100",
+            "blackhole 10.96.0.0/16",
+            "1234:\tfrom 10.99.0.100 lookup 100",
+        ];
+        let have = want.iter().filter(|w| r.contains(*w)).count();
+        match have {
+            4 => Some(true),
+            0 => Some(false),
+            _ => None, // partly there
+        }
+    };
+    let wait = |ns: &str, want: bool| {
+        lab::wait_for(SECS(3), || (installed(ns) == Some(want)).then_some(()))
+            .unwrap_or_else(|| panic!("{ns}: routes installed should be {want}:\n{}", routes(ns)))
+    };
+    let vip: IpAddr = "10.99.0.100".parse().expect("ip");
+    let a = DriverNode::start(&lab.a, conf(150));
+    assert!(a.wait_state(State::Master, SECS(10)).is_some());
+    let b = DriverNode::start(&lab.b, conf(100));
+    assert!(b.wait_state(State::Backup, SECS(5)).is_some());
+    wait(&lab.a, true);
+    wait(&lab.b, false);
+    lab.assert_held_by(&lab.a, vip);
+
+    a.stop();
+    assert!(b.wait_state(State::Master, SECS(5)).is_some());
+    wait(&lab.b, true);
+    wait(&lab.a, false);
+    lab.assert_held_by(&lab.b, vip);
+
+    // Back: a preempts; b drops its routes and rule.
+    let a = DriverNode::start(&lab.a, conf(150));
+    assert!(b.wait_state(State::Backup, SECS(10)).is_some());
+    wait(&lab.a, true);
+    wait(&lab.b, false);
+    a.stop();
+    b.stop();
+    wait(&lab.a, false);
+    wait(&lab.b, false);
 }

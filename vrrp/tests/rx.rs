@@ -96,6 +96,37 @@ fn malformed_adverts_are_dropped_and_counted_by_cause() {
 }
 
 #[test]
+fn destination_must_match_the_mode() {
+    let t0 = Instant::now();
+    let ours: IpAddr = Ipv4Addr::new(10, 99, 0, 1).into();
+    let g: IpAddr = MCAST_V4.into();
+    // Multicast mode: a unicast advert to our address is not for us.
+    let mut i = master(spec("vi", 51), t0);
+    let to_us = advert(200).to_bytes(PEER, ours);
+    fn ev(payload: &[u8], dst: IpAddr) -> Event<'_> {
+        Event::Advert {
+            src: PEER,
+            dst,
+            ttl: 255,
+            payload,
+        }
+    }
+    assert_eq!(i.handle(ev(&to_us, ours), t0), vec![]);
+    assert_eq!(i.counters().dropped(DropCause::BadDestination), 1);
+    assert_eq!(i.state(), State::Master);
+    // Unicast mode: the group is not for us, our unicast_src_ip is.
+    let mut s = spec("vi", 51);
+    s.unicast_peers = vec![PEER];
+    let mut i = master(s, t0);
+    let to_group = advert(200).to_bytes(PEER, g);
+    assert_eq!(i.handle(ev(&to_group, g), t0), vec![]);
+    assert_eq!(i.counters().dropped(DropCause::BadDestination), 1);
+    assert_eq!(i.state(), State::Master);
+    i.handle(ev(&to_us, ours), t0);
+    assert_eq!(i.state(), State::Backup);
+}
+
+#[test]
 fn pass_auth_must_match() {
     let t0 = Instant::now();
     let mut s = spec("vi", 51);

@@ -8,7 +8,9 @@ use keepalived_parser::model::{self, AuthType, Model, VrrpGlobals};
 use keepalived_parser::Location;
 use vrrp::driver::Config;
 use vrrp::group::SyncGroupSpec;
-use vrrp::instance::{Auth, GarpSpec, InstanceSpec, NotifySpec, VipSpec};
+use vrrp::instance::{
+    Auth, GarpSpec, InstanceSpec, NotifySpec, RouteKind, RouteSpec, RuleSpec, VipSpec,
+};
 use vrrp::track::{FileSpec, ScriptSpec, TrackKind, TrackSpec};
 use vrrp::wire::Version;
 
@@ -180,8 +182,6 @@ fn instance(
         ),
         (vi.dont_track_primary, "dont_track_primary"),
         (vi.use_vmac, "use_vmac"),
-        (!vi.virtual_routes.is_empty(), "virtual_routes"),
-        (!vi.virtual_rules.is_empty(), "virtual_rules"),
         (vi.strict_mode, "strict_mode"),
         (vi.skip_check_adv_addr, "skip_check_adv_addr"),
         (
@@ -217,6 +217,8 @@ fn instance(
     let vips = addresses(&vi.virtual_ipaddresses, errors);
     let excluded_vips = addresses(&vi.virtual_ipaddresses_excluded, errors);
     let tracks = tracks(model, &vi.track, loc, errors);
+    let routes = routes(&vi.virtual_routes, errors);
+    let rules = rules(&vi.virtual_rules, errors);
     if errors.len() > before {
         return None;
     }
@@ -234,6 +236,8 @@ fn instance(
     };
     spec.vips = vips;
     spec.excluded_vips = excluded_vips;
+    spec.routes = routes;
+    spec.rules = rules;
     spec.src_addr = vi.src_ip;
     spec.unicast_peers = vi.unicast_peers.iter().map(|p| p.addr).collect();
     spec.higher_prio_send_advert = vi.higher_prio_send_advert;
@@ -287,6 +291,114 @@ fn notify_unsupported(n: &model::VrrpNotify, loc: &Location, errors: &mut Vec<As
             "notify_master_rx_lower_pri is not supported by dpvsd yet".into(),
         ));
     }
+}
+
+/// A routing table by number or by the names every system has.
+fn table_id(name: &str) -> Option<u32> {
+    match name {
+        "main" => Some(254),
+        "local" => Some(255),
+        "default" => Some(253),
+        n => n.parse().ok(),
+    }
+}
+
+/// `virtual_routes`: single-path routes with `via`, `dev`, `src`, `table`,
+/// `metric`, `scope` and the types blackhole, unreachable and prohibit.
+fn routes(list: &[model::Route], errors: &mut Vec<AssembleError>) -> Vec<RouteSpec> {
+    let mut out = Vec::new();
+    for r in list {
+        let mut ok = true;
+        let mut no = |what: &str| {
+            ok = false;
+            errors.push(err(
+                &r.location,
+                format!("virtual_routes {what} is not supported by dpvsd yet"),
+            ));
+        };
+        let kind = match r.route_type.as_deref() {
+            None | Some("unicast") => RouteKind::Unicast,
+            Some("blackhole") => RouteKind::Blackhole,
+            Some("unreachable") => RouteKind::Unreachable,
+            Some("prohibit") => RouteKind::Prohibit,
+            Some(t) => {
+                no(&format!("route type {t}"));
+                RouteKind::Unicast
+            }
+        };
+        if !r.nexthops.is_empty() {
+            no("nexthop (multipath)");
+        }
+        if let Some((k, _)) = r.options.first() {
+            no(k);
+        }
+        let table = match r.table.as_deref() {
+            None => None,
+            Some(t) => {
+                let id = table_id(t);
+                if id.is_none() {
+                    no(&format!("table {t} (use its number)"));
+                }
+                id
+            }
+        };
+        if ok {
+            out.push(RouteSpec {
+                kind,
+                dest: r.dest.addr,
+                prefix_len: r.dest.len,
+                via: r.via,
+                dev: r.dev.clone(),
+                src: r.src,
+                table,
+                metric: r.metric,
+                scope: r.scope,
+            });
+        }
+    }
+    out
+}
+
+/// `virtual_rules`: `from`, `to`, `table` and `preference`.
+fn rules(list: &[model::Rule], errors: &mut Vec<AssembleError>) -> Vec<RuleSpec> {
+    let mut out = Vec::new();
+    for r in list {
+        let mut ok = true;
+        let mut no = |what: &str| {
+            ok = false;
+            errors.push(err(
+                &r.location,
+                format!("virtual_rules {what} is not supported by dpvsd yet"),
+            ));
+        };
+        if let Some((k, _)) = r.options.first() {
+            no(k);
+        }
+        let table = match r.table.as_deref() {
+            None => {
+                no("without table");
+                None
+            }
+            Some(t) => {
+                let id = table_id(t);
+                if id.is_none() {
+                    no(&format!("table {t} (use its number)"));
+                }
+                id
+            }
+        };
+        let v6 = [r.from, r.to].iter().flatten().any(|p| p.addr.is_ipv6());
+        if let (true, Some(table)) = (ok, table) {
+            out.push(RuleSpec {
+                from: r.from.map(|p| (p.addr, p.len)),
+                to: r.to.map(|p| (p.addr, p.len)),
+                table,
+                preference: r.preference,
+                v6,
+            });
+        }
+    }
+    out
 }
 
 fn addresses(list: &[model::IpAddress], errors: &mut Vec<AssembleError>) -> Vec<VipSpec> {
@@ -425,6 +537,44 @@ mod tests {
         vrrp_sync_group G {\n  group {\n    VI_1\n    VI_2\n  }\n}\n";
 
     #[test]
+    fn virtual_routes_and_rules_map_onto_the_vrrp_crate() {
+        let conf = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n\
+            \x20 virtual_ipaddress {\n    10.0.0.1/24\n  }\n  virtual_routes {\n\
+            \x20   10.1.0.0/16 via 10.0.0.254 metric 5\n    src 10.0.0.1 10.2.0.0/16 dev eth0 table 100\n\
+            \x20   blackhole 10.3.0.0/16\n  }\n  virtual_rules {\n\
+            \x20   from 10.0.0.1/32 table 100 priority 200\n  }\n}\n";
+        let plan = assemble(&load(conf)).expect("assemble");
+        let i = &plan.vrrp.expect("vrrp plan").instances[0];
+        use std::net::IpAddr;
+        use vrrp::instance::{RouteKind, RuleSpec};
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(i.routes.len(), 3, "{:?}", i.routes);
+        assert_eq!(
+            (i.routes[0].dest, i.routes[0].via, i.routes[0].metric),
+            (ip("10.1.0.0"), Some(ip("10.0.0.254")), Some(5))
+        );
+        assert_eq!(
+            (
+                i.routes[1].src,
+                i.routes[1].dev.as_deref(),
+                i.routes[1].table
+            ),
+            (Some(ip("10.0.0.1")), Some("eth0"), Some(100))
+        );
+        assert_eq!(i.routes[2].kind, RouteKind::Blackhole);
+        assert_eq!(
+            i.rules,
+            vec![RuleSpec {
+                from: Some((ip("10.0.0.1"), 32)),
+                to: None,
+                table: 100,
+                preference: 200,
+                v6: false,
+            }]
+        );
+    }
+
+    #[test]
     fn instances_scripts_files_and_groups_map_onto_the_vrrp_crate() {
         let plan = assemble(&load(FULL)).expect("assemble");
         let v = plan.vrrp.expect("vrrp plan");
@@ -470,7 +620,7 @@ mod tests {
     #[test]
     fn what_the_vrrp_crate_cannot_do_is_an_error_with_its_location() {
         let text = "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  use_vmac\n\
-            \x20 virtual_ipaddress {\n    10.0.0.1\n  }\n  virtual_routes {\n    10.1.0.0/16 via 10.0.0.254\n  }\n}\n";
+            \x20 virtual_ipaddress {\n    10.0.0.1\n  }\n  virtual_routes {\n    10.1.0.0/16 via 10.0.0.254 table mytable\n  }\n}\n";
         let errors = assemble(&load(text)).expect_err("unsupported");
         let lines: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
         assert!(
