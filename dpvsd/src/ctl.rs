@@ -141,6 +141,9 @@ pub struct CheckInfo {
     pub consecutive_failures: u32,
     pub checks_run: u64,
     pub last_transition_unix_ms: Option<u64>,
+    /// How long the probes took.
+    #[serde(default)]
+    pub latency: healthcheck::Latency,
 }
 
 /// One real server in `list`.

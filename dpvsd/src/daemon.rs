@@ -37,6 +37,8 @@ pub struct Options {
     pub conn_capacity: usize,
     /// How the config file is read again on reload.
     pub load: keepalived_parser::LoadOptions,
+    /// Where Prometheus metrics are served (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why the daemon could not start.
@@ -56,6 +58,12 @@ pub enum StartError {
     Worker(std::io::Error),
     #[error("dataplane refused the configuration: {0}")]
     Command(#[from] dataplane::CommandError),
+    #[error("metrics listener {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -286,6 +294,14 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     let listener = bind_socket(&opts.socket)?;
 
     let mut state = RunState {
@@ -364,6 +380,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         announce: announce_tx,
     });
     reannounce(&shared, &lock(&shared.state));
+    if let Some(l) = metrics_listener {
+        let sh = Arc::clone(&shared);
+        tokio::spawn(crate::metrics::serve(l, move || metrics_text(&sh)));
+    }
     let mut vrrp_changes = shared.vrrp_status.clone();
     tracing::info!(
         services = lock(&shared.state).plan.services.len(),
@@ -770,6 +790,24 @@ fn status(shared: &Shared) -> StatusInfo {
     }
 }
 
+fn metrics_text(shared: &Shared) -> String {
+    let drops = lock(&shared.dp)
+        .status()
+        .drops
+        .into_iter()
+        .map(|d| crate::metrics::DropSample {
+            reason: d.name.into(),
+            count: d.count,
+        })
+        .collect();
+    crate::metrics::encode(&crate::metrics::Snapshot {
+        status: status(shared),
+        list: list(shared),
+        vrrp: vrrp_info(shared),
+        drops,
+    })
+}
+
 fn vrrp_info(shared: &Shared) -> VrrpInfo {
     let state = lock(&shared.state);
     let fwd = forwarded(&shared.opts, &state.plan);
@@ -852,6 +890,7 @@ fn check_info(c: &healthcheck::CheckStatus) -> CheckInfo {
         consecutive_failures: c.consecutive_failures,
         checks_run: c.checks_run,
         last_transition_unix_ms: c.last_transition_unix_ms,
+        latency: c.latency.clone(),
     }
 }
 

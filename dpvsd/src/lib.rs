@@ -6,7 +6,8 @@
 //!                                                                                  ├─ healthcheck (tokio)
 //!                                                                                  ├─ VRRP driver (vrrp_rt)
 //!                                                                                  ├─ OSPF speaker (ospf_rt, announce)
-//!                                                                                  └─ control socket (ctl)
+//!                                                                                  ├─ control socket (ctl)
+//!                                                                                  └─ Prometheus metrics (metrics)
 //! ```
 //! `dpvsctl` speaks [`ctl`] to the daemon and renders with [`render`].
 
@@ -15,6 +16,7 @@ pub mod assemble;
 pub mod ctl;
 pub mod daemon;
 pub mod info;
+pub mod metrics;
 pub mod notify;
 pub mod ospf_rt;
 pub mod reload;

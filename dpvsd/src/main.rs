@@ -40,6 +40,9 @@ struct Cli {
     /// Connection-table capacity per worker.
     #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     conn_capacity: usize,
+    /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         interface: cli.interface.clone(),
         conn_capacity: cli.conn_capacity,
         load: opts,
+        metrics_listen: cli.metrics_listen,
     };
     match runtime.block_on(daemon::run(dopts, plan)) {
         Ok(()) => ExitCode::SUCCESS,

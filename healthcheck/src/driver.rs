@@ -242,11 +242,15 @@ async fn run_subject(
     }
     let mut in_flight: Vec<Option<Probe>> = (0..n).map(|_| None).collect();
     let mut transitions: Vec<Option<u64>> = vec![None; n];
+    let mut started: Vec<Instant> = vec![Instant::now(); n];
     loop {
         let now = Instant::now();
         for (i, (slot, check)) in in_flight.iter_mut().zip(state.checks()).enumerate() {
             if slot.is_none() && check.next_due() <= now {
                 *slot = spec.checks.get(i).map(start_probe);
+                if let Some(t) = started.get_mut(i) {
+                    *t = now;
+                }
             }
         }
         let next_due = in_flight
@@ -285,7 +289,11 @@ async fn run_subject(
         if let Err(err) = &result {
             tracing::debug!(subject = %spec.name, check = %check.label(), error = %err, "check failed");
         }
-        let update = state.on_weighted_result(index, result, Instant::now());
+        let done = Instant::now();
+        if let Some(t) = started.get(index) {
+            state.record_latency(index, done.saturating_duration_since(*t));
+        }
+        let update = state.on_weighted_result(index, result, done);
         let mut text = None;
         if let (Some(up), Some(check_state)) = (update.check, state.checks().get(index)) {
             if let Some(slot) = transitions.get_mut(index) {

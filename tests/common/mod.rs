@@ -110,6 +110,11 @@ impl Lab {
     /// Starts dpvsd in the load balancer namespace with `conf` and waits
     /// until its control socket answers.
     pub fn start_dpvsd(&mut self, conf: &Path) {
+        self.start_dpvsd_with(conf, &[]);
+    }
+
+    /// [`Lab::start_dpvsd`] with extra command-line arguments.
+    pub fn start_dpvsd_with(&mut self, conf: &Path, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.join("dpvsd.log")).expect("log file");
         let child = Command::new("ip")
             .args([
@@ -123,6 +128,7 @@ impl Lab {
             .arg(conf)
             .args(["--interface", "eth0", "--socket"])
             .arg(self.socket())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
