@@ -39,6 +39,9 @@ pub struct Options {
     pub load: keepalived_parser::LoadOptions,
     /// Where Prometheus metrics are served (`--metrics-listen`).
     pub metrics_listen: Option<SocketAddr>,
+    /// Where SIGUSR1 writes the data dump and SIGUSR2 the stats dump.
+    pub data_dump_file: PathBuf,
+    pub stats_dump_file: PathBuf,
 }
 
 /// Why the daemon could not start.
@@ -294,6 +297,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_err)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(signal_err)?;
     let metrics_listener = match opts.metrics_listen {
         Some(addr) => Some(
             tokio::net::TcpListener::bind(addr)
@@ -409,6 +414,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                     tracing::error!(error = r.error.as_deref().unwrap_or("unknown"), "SIGHUP: reload rejected; the running configuration is unchanged");
                 }
             }
+            _ = usr1.recv() => write_dump(&shared, false),
+            _ = usr2.recv() => write_dump(&shared, true),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -787,6 +794,25 @@ fn status(shared: &Shared) -> StatusInfo {
             .ospf
             .as_ref()
             .map(|_| shared.announce.borrow().len()),
+    }
+}
+
+/// keepalived's SIGUSR1 (data) / SIGUSR2 (stats) dumps.
+fn write_dump(shared: &Shared, stats: bool) {
+    let input = crate::dump::DumpInput {
+        status: status(shared),
+        list: list(shared),
+        vrrp: vrrp_info(shared),
+        ospf: ospf_info(shared),
+    };
+    let (path, text) = if stats {
+        (&shared.opts.stats_dump_file, crate::dump::stats(&input))
+    } else {
+        (&shared.opts.data_dump_file, crate::dump::data(&input))
+    };
+    match crate::dump::write_file(path, &text) {
+        Ok(()) => tracing::info!(file = %path.display(), "dump written"),
+        Err(e) => tracing::error!(file = %path.display(), error = %e, "cannot write dump"),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod announce;
 pub mod assemble;
 pub mod ctl;
 pub mod daemon;
+pub mod dump;
 pub mod info;
 pub mod metrics;
 pub mod notify;

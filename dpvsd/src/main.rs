@@ -43,6 +43,12 @@ struct Cli {
     /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the data dump (keepalived's `state_dump_file`).
+    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::DATA_FILE)]
+    data_dump_file: PathBuf,
+    /// Where SIGUSR2 writes the stats dump (keepalived's `stats_dump_file`).
+    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::STATS_FILE)]
+    stats_dump_file: PathBuf,
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -135,6 +141,8 @@ fn main() -> ExitCode {
         conn_capacity: cli.conn_capacity,
         load: opts,
         metrics_listen: cli.metrics_listen,
+        data_dump_file: cli.data_dump_file.clone(),
+        stats_dump_file: cli.stats_dump_file.clone(),
     };
     match runtime.block_on(daemon::run(dopts, plan)) {
         Ok(()) => ExitCode::SUCCESS,

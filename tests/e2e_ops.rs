@@ -1,7 +1,10 @@
-//! End to end: `--metrics-listen` in the lab. The exposition is parsed by the
-//! reference parser (`prometheus_client.parser.text_string_to_metric_families`
-//! from Debian's python3-prometheus-client) and its values are checked
-//! against real traffic and a real server going down.
+//! End to end, in the lab of tests/lab.sh, the operator's interfaces:
+//!
+//! * `--metrics-listen`: the exposition is parsed by the reference parser
+//!   (`prometheus_client.parser.text_string_to_metric_families` from Debian's
+//!   python3-prometheus-client) and its values are checked against real
+//!   traffic and a real server going down;
+//! * keepalived's signal interface: SIGUSR1 / SIGUSR2 dumps.
 
 mod common;
 
@@ -215,4 +218,118 @@ fn metrics_scrape_parses_and_follows_traffic_and_health() {
     let (ok, _) = lab.dpvsctl(&["status"]);
     assert!(ok);
     assert_eq!(get(&lab, "/metrics").0, 200);
+}
+
+/// The sample config plus a VRRP instance whose VIP the kernel holds.
+fn conf_with_vrrp(lab: &Lab) -> std::path::PathBuf {
+    let sample =
+        std::fs::read_to_string(repo().join("samples/keepalived.conf")).expect("sample config");
+    let conf = format!(
+        "{sample}\nvrrp_instance VI_7 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 7\n    priority 120\n    advert_int 1\n    virtual_ipaddress {{\n        10.99.0.150/24\n    }}\n}}\n"
+    );
+    let path = lab.dir.join("vrrp.conf");
+    std::fs::write(&path, conf).expect("write config");
+    path
+}
+
+/// Sends `sig` to dpvsd and waits for `file` to appear; returns its text.
+fn dump(lab: &Lab, sig: nix::sys::signal::Signal, file: &std::path::Path) -> String {
+    let _ = std::fs::remove_file(file);
+    let pid = lab.dpvsd_pid().expect("dpvsd runs");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).expect("signal dpvsd");
+    let t0 = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            return text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{sig:?} wrote no {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sigusr1_and_sigusr2_write_keepalived_style_dumps() {
+    if !can_run("sigusr1_and_sigusr2_write_keepalived_style_dumps") {
+        return;
+    }
+    let mut lab = Lab::up("sd");
+    let data = lab.dir.join("keepalived.data");
+    let stats = lab.dir.join("keepalived.stats");
+    let conf = conf_with_vrrp(&lab);
+    let (d, s) = (data.display().to_string(), stats.display().to_string());
+    lab.start_dpvsd_with(&conf, &["--data-dump-file", &d, "--stats-dump-file", &s]);
+    lab.wait_health(RS1, "up", Duration::from_secs(10));
+    let t0 = Instant::now();
+    while !lab.dpvsctl(&["vrrp"]).1.contains("MASTER") {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "VI_7 never became MASTER"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, _, failed) = lab.traffic(10);
+    assert_eq!(failed, 0);
+
+    let text = dump(&lab, nix::sys::signal::Signal::SIGUSR1, &data);
+    for want in [
+        "------< Global definitions >------",
+        "------< VRRP Topology >------",
+        " VRRP Instance = VI_7",
+        "   State = MASTER",
+        "   Effective priority = 120",
+        "     10.99.0.150 (kernel, held)",
+        "------< LVS Topology >------",
+        " VIP = 10.99.0.100, VPORT = 80, protocol = TCP",
+        "   lb_algo = wrr, lb_kind = FNAT",
+        &format!("   RIP = {RS1}, WEIGHT = 2, current weight = 2, alive"),
+        "------< Health checkers >------",
+        &format!(" {RS1} (VS 10.99.0.100:80) TCP_CHECK"),
+        "   Last result = success",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want),
+            "no {want:?} in the data dump:\n{text}"
+        );
+    }
+    let mode = std::fs::metadata(&data)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777);
+    assert_eq!(mode.ok(), Some(0o600));
+
+    let text = dump(&lab, nix::sys::signal::Signal::SIGUSR2, &stats);
+    for want in [
+        "VRRP Instance: VI_7",
+        "  Advertisements:",
+        "  Became master: 1",
+        "  Priority Zero:",
+        "Virtual Server: TCP 10.99.0.100:80",
+    ] {
+        assert!(
+            text.lines().any(|l| l == want),
+            "no {want:?} in the stats dump:\n{text}"
+        );
+    }
+    let sent: u64 = text
+        .lines()
+        .skip_while(|l| *l != "  Advertisements:")
+        .nth(2)
+        .and_then(|l| l.trim().strip_prefix("Sent: "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(sent >= 1, "a MASTER sends adverts:\n{text}");
+    let conns: u64 = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Virtual Server:"))
+        .nth(1)
+        .and_then(|l| l.trim().strip_prefix("Connections: "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(conns >= 10, "10 requests went through the VIP:\n{text}");
+
+    // The daemon keeps running and answering after the signals.
+    assert!(lab.dpvsctl(&["status"]).0);
 }
