@@ -42,6 +42,8 @@ pub struct Options {
     /// Where SIGUSR1 writes the data dump and SIGUSR2 the stats dump.
     pub data_dump_file: PathBuf,
     pub stats_dump_file: PathBuf,
+    /// Changes the log filter (`dpvsctl log-level`); `None`: not possible.
+    pub log: Option<crate::logging::LogControl>,
 }
 
 /// Why the daemon could not start.
@@ -78,6 +80,8 @@ struct ServerRuntime {
     delta: i64,
     inhibit: bool,
     up: bool,
+    /// `dpvsctl weight` / `drain`: replaces the weight while up.
+    weight_override: Option<u32>,
 }
 
 impl ServerRuntime {
@@ -88,11 +92,15 @@ impl ServerRuntime {
             delta: 0,
             inhibit: s.inhibit_on_failure,
             up: s.subject.initially_up(),
+            weight_override: None,
         }
     }
 
     /// keepalived's effective weight: iweight + deltas, clamped to 0..=i32::MAX.
     fn effective_weight(&self) -> u32 {
+        if let Some(w) = self.weight_override {
+            return w;
+        }
         (i64::from(self.spec.weight) + self.delta).clamp(0, i64::from(i32::MAX)) as u32
     }
 }
@@ -647,6 +655,10 @@ fn apply_diff(
                 continue;
             };
             let from = desired(rt);
+            if ch.weight.is_some() {
+                // The operator edited the weight: the file wins.
+                rt.weight_override = None;
+            }
             rt.spec.weight = s.spec.weight;
             rt.inhibit = s.inhibit_on_failure;
             if ch.checks {
@@ -743,6 +755,26 @@ fn handle(shared: &Shared, line: &str) -> Response {
         CtlCommand::Reload { dry_run } => serde_json::to_value(reload_config(shared, dry_run)),
         CtlCommand::Vrrp => serde_json::to_value(vrrp_info(shared)),
         CtlCommand::Ospf => serde_json::to_value(ospf_info(shared)),
+        CtlCommand::Weight { target, weight } => {
+            match ops::set_override(shared, &target, Some(weight)) {
+                Ok(w) => serde_json::to_value(w),
+                Err(e) => return Response::error(e),
+            }
+        }
+        CtlCommand::Enable { target } => match ops::set_override(shared, &target, None) {
+            Ok(w) => serde_json::to_value(w),
+            Err(e) => return Response::error(e),
+        },
+        CtlCommand::LogLevel { level } => match &shared.opts.log {
+            Some(log) => match log.set(&level) {
+                Ok(()) => {
+                    tracing::info!(%level, "log level changed");
+                    serde_json::to_value(crate::ctl::LogLevelInfo { level })
+                }
+                Err(e) => return Response::error(e),
+            },
+            None => return Response::error("this dpvsd cannot change its log level"),
+        },
     };
     match data {
         Ok(v) => Response::ok(v),
@@ -794,6 +826,90 @@ fn status(shared: &Shared) -> StatusInfo {
             .ospf
             .as_ref()
             .map(|_| shared.announce.borrow().len()),
+        weight_overrides: state
+            .servers
+            .values()
+            .filter_map(|s| {
+                s.weight_override.map(|weight| crate::ctl::OverrideInfo {
+                    service: s.service.to_string(),
+                    server: sockaddr(s.spec.addr),
+                    weight,
+                })
+            })
+            .collect(),
+    }
+}
+
+/// Runtime operations of `dpvsctl` on real servers.
+mod ops {
+    use super::*;
+    use crate::ctl::{ServerRef, WeightInfo};
+
+    /// The (service, server) a [`ServerRef`] names in the running plan.
+    fn resolve(plan: &Plan, t: &ServerRef) -> Result<(ServiceKey, SocketAddr), String> {
+        let vs: SocketAddr =
+            t.vs.parse()
+                .map_err(|_| format!("bad virtual server {:?} (want VIP:PORT)", t.vs))?;
+        let rs: SocketAddr =
+            t.rs.parse()
+                .map_err(|_| format!("bad real server {:?} (want RIP:PORT)", t.rs))?;
+        let matches: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|s| s.spec.key.addr == vs.ip() && s.spec.key.port == vs.port())
+            .filter(|s| {
+                t.protocol
+                    .as_ref()
+                    .is_none_or(|p| s.spec.key.protocol.to_string().eq_ignore_ascii_case(p))
+            })
+            .collect();
+        let svc = match matches.as_slice() {
+            [one] => one,
+            [] => return Err(format!("no virtual server {}", t.vs)),
+            _ => return Err(format!("{} has several protocols: add --protocol", t.vs)),
+        };
+        if !svc.servers.iter().any(|s| s.spec.addr == rs) {
+            return Err(format!("no real server {rs} in {}", svc.spec.key));
+        }
+        Ok((svc.spec.key, rs))
+    }
+
+    /// Sets (`Some`) or drops (`None`) a runtime weight override and moves
+    /// the dataplane accordingly.
+    pub(super) fn set_override(
+        shared: &Shared,
+        t: &ServerRef,
+        weight: Option<u32>,
+    ) -> Result<WeightInfo, String> {
+        if weight.is_some_and(|w| w > i32::MAX as u32) {
+            return Err(format!("weight must be at most {}", i32::MAX));
+        }
+        let mut state = lock(&shared.state);
+        let (key, addr) = resolve(&state.plan, t)?;
+        let id = *state
+            .ids
+            .get(&(key, addr))
+            .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        let s = state
+            .servers
+            .get_mut(&id)
+            .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        let from = desired(s);
+        s.weight_override = weight;
+        let to = desired(s);
+        if let Some(cmd) = transition(key, addr, from, to) {
+            lock(&shared.dp)
+                .apply(cmd)
+                .map_err(|e| format!("dataplane: {e}"))?;
+        }
+        tracing::info!(service = %key, server = %addr, weight_override = ?weight, current = ?to, "runtime weight override");
+        reannounce(shared, &state);
+        Ok(WeightInfo {
+            service: key.to_string(),
+            server: sockaddr(addr),
+            weight_override: weight,
+            current_weight: to,
+        })
     }
 }
 
@@ -881,6 +997,7 @@ fn list(shared: &Shared) -> ListInfo {
                         current_weight: dsrv.filter(|r| r.in_service).map(|r| r.weight),
                         health: if up { "up" } else { "down" }.into(),
                         inhibit_on_failure: s.inhibit_on_failure,
+                        weight_override: servers.get(&s.subject.id).and_then(|r| r.weight_override),
                         checks,
                         stats: dsrv.map(|r| r.stats.into()).unwrap_or_default(),
                     }
@@ -939,6 +1056,7 @@ mod tests {
             delta: 0,
             inhibit,
             up,
+            weight_override: None,
         }
     }
 

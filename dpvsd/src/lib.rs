@@ -17,6 +17,7 @@ pub mod ctl;
 pub mod daemon;
 pub mod dump;
 pub mod info;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod ospf_rt;

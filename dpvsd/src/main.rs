@@ -1,6 +1,5 @@
 //! `dpvsd`: parse the CLI → load the config → assemble → run → drain.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,6 +48,9 @@ struct Cli {
     /// Where SIGUSR2 writes the stats dump (keepalived's `stats_dump_file`).
     #[arg(long, value_name = "FILE", default_value = dpvsd::dump::STATS_FILE)]
     stats_dump_file: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    log_format: dpvsd::logging::LogFormat,
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -61,17 +63,6 @@ fn config_path(cli: &Cli) -> PathBuf {
     } else {
         PathBuf::from("/etc/keepalived/keepalived.conf")
     }
-}
-
-fn init_logging(detail: bool) {
-    let default = if detail { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// keepalived -t's exit code for "errors or warnings found" (used for dpvsd's own assemble errors).
@@ -115,7 +106,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(cli.log_detail);
+    let log = dpvsd::logging::init(cli.log_detail, cli.log_format);
     if !cli.dont_fork {
         if let Err(e) = nix::unistd::daemon(false, false) {
             eprintln!("dpvsd: cannot daemonize: {e}");
@@ -143,6 +134,7 @@ fn main() -> ExitCode {
         metrics_listen: cli.metrics_listen,
         data_dump_file: cli.data_dump_file.clone(),
         stats_dump_file: cli.stats_dump_file.clone(),
+        log: Some(log),
     };
     match runtime.block_on(daemon::run(dopts, plan)) {
         Ok(()) => ExitCode::SUCCESS,

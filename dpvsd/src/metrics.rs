@@ -453,6 +453,7 @@ mod tests {
                 vrrp_instances: 1,
                 vrrp_master: 1,
                 ospf_announced: None,
+                weight_overrides: vec![],
             },
             list: ListInfo {
                 services: vec![ServiceInfo {
@@ -470,6 +471,7 @@ mod tests {
                         current_weight: Some(2),
                         health: "up".into(),
                         inhibit_on_failure: false,
+                        weight_override: None,
                         checks: vec![check],
                         stats,
                     }],
