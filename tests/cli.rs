@@ -278,3 +278,228 @@ fn dpdk_backend_without_the_feature_is_a_clear_error() {
     assert!(!Path::new(&sock).exists(), "socket left behind");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Runs dpvsctl against `sock`: (success, stdout, stderr).
+fn ctl(sock: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dpvsctl"))
+        .args(["--socket", sock])
+        .args(args)
+        .output()
+        .expect("dpvsctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ctl_json(sock: &str, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (ok, out, err) = ctl(sock, &a);
+    assert!(ok, "dpvsctl {args:?}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("dpvsctl {args:?} --json: {e}: {out}"))
+}
+
+/// Config with one FNAT service and two loopback real servers.
+fn two_server_conf(pa: u16, wa: u32, pb: u16, wb: u32) -> String {
+    let rs = |port: u16, w: u32| {
+        format!("  real_server 127.0.0.1 {port} {{\n    weight {w}\n    TCP_CHECK {{\n      connect_timeout 1\n    }}\n  }}\n")
+    };
+    format!(
+        "local_address_group l {{\n  127.0.0.20 lo\n}}\nvirtual_server 127.0.0.10 80 {{\n  delay_loop 1\n  lb_algo wrr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n{}{}}}\n",
+        rs(pa, wa),
+        rs(pb, wb)
+    )
+}
+
+#[test]
+fn runtime_weight_drain_enable_health_list_and_log_level() {
+    let dir = tmpdir("ops");
+    let a = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let b = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let (pa, pb) = (
+        a.local_addr().expect("addr").port(),
+        b.local_addr().expect("addr").port(),
+    );
+    let (ra, rb) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    let conf = dir.join("k.conf");
+    std::fs::write(&conf, two_server_conf(pa, 3, pb, 1)).expect("write");
+    let sock = dir.join("dpvsd.sock").display().to_string();
+    let log = dir.join("dpvsd.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock])
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start dpvsd");
+    let _daemon = Daemon(child);
+    let t0 = Instant::now();
+    while !ctl(&sock, &["status"]).0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let server = |addr: &str| {
+        let v = ctl_json(&sock, &["list"]);
+        v["services"][0]["real_servers"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["addr"] == addr))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let weights = || {
+        (
+            server(&ra)["current_weight"].clone(),
+            server(&rb)["current_weight"].clone(),
+        )
+    };
+    assert_eq!(weights(), (3.into(), 1.into()));
+
+    // weight / drain change the dataplane at once and are reported.
+    let (ok, out, err) = ctl(&sock, &["weight", "127.0.0.10:80", &ra, "7"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("override 7, now weight 7"), "{out}");
+    let v = ctl_json(&sock, &["drain", "127.0.0.10:80", &rb]);
+    assert_eq!(
+        (v["weight_override"].clone(), v["current_weight"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(weights(), (7.into(), 0.into()));
+    let st = ctl_json(&sock, &["status"]);
+    let overrides = st["weight_overrides"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(overrides.len(), 2, "{st}");
+    assert!(ctl(&sock, &["status"])
+        .1
+        .contains(&format!("override: TCP 127.0.0.10:80 -> {ra} weight 7")));
+    let (_, text, _) = ctl(&sock, &["list", "-n"]);
+    assert!(
+        text.starts_with("Prot LocalAddress:Port Scheduler Flags\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains(&ra)
+            && l.contains("FNAT")
+            && l.contains(" 7 ")
+            && l.ends_with("up (override)")),
+        "{text}"
+    );
+    assert!(ctl(&sock, &["list", "--stats"]).1.contains("InPkts"));
+
+    // An unchanged reload keeps both overrides; changing rb's configured
+    // weight drops its override (the file wins) and keeps ra's.
+    let (ok, _, err) = ctl(&sock, &["reload"]);
+    assert!(ok, "{err}");
+    assert_eq!(weights(), (7.into(), 0.into()));
+    std::fs::write(&conf, two_server_conf(pa, 3, pb, 2)).expect("write");
+    let (ok, _, err) = ctl(&sock, &["reload"]);
+    assert!(ok, "{err}");
+    assert_eq!(weights(), (7.into(), 2.into()));
+    assert_eq!(server(&rb)["weight_override"], serde_json::Value::Null);
+
+    // enable returns to the configured weight.
+    let v = ctl_json(&sock, &["enable", "127.0.0.10:80", &ra]);
+    assert_eq!(v["current_weight"], 3);
+    assert_eq!(weights(), (3.into(), 2.into()));
+    assert!(ctl_json(&sock, &["status"])["weight_overrides"]
+        .as_array()
+        .is_some_and(|o| o.is_empty()));
+
+    // Bad targets are errors naming the problem.
+    for (args, want) in [
+        (
+            vec!["weight", "127.0.0.10:80", "127.0.0.1:1", "5"],
+            "no real server 127.0.0.1:1",
+        ),
+        (
+            vec!["drain", "127.0.0.11:80", &ra],
+            "no virtual server 127.0.0.11:80",
+        ),
+        (vec!["enable", "nonsense", &ra], "bad virtual server"),
+        (
+            vec!["weight", "127.0.0.10:80", &ra, "3000000000"],
+            "at most",
+        ),
+    ] {
+        let (ok, _, err) = ctl(&sock, &args);
+        assert!(!ok && err.contains(want), "{args:?}: {err}");
+    }
+
+    // health: every checker with its state and counters.
+    let t0 = Instant::now();
+    let entry = loop {
+        let h = ctl_json(&sock, &["health"]);
+        let entry = h
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["server"] == ra.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        if entry["checks"][0]["checks_run"].as_u64().unwrap_or(0) >= 1 {
+            break entry;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no check ran: {entry}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entry["service"], "TCP 127.0.0.10:80");
+    assert_eq!(entry["health"], "up");
+    assert_eq!(entry["checks"][0]["kind"], "TCP_CHECK");
+    assert!(entry["checks"][0]["checks_run"].as_u64().unwrap_or(0) >= 1);
+    assert!(entry["checks"][0]["latency"]["count"].as_u64().unwrap_or(0) >= 1);
+    drop(b);
+    let t0 = Instant::now();
+    let text = loop {
+        let (_, text, _) = ctl(&sock, &["health"]);
+        if text.contains(&format!("-> {rb}  down")) {
+            break text;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "rb never failed:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains(&format!(
+            "TCP 127.0.0.10:80 -> {rb}  down  not in the table"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("TCP_CHECK") && text.contains("consecutive failure(s)"),
+        "{text}"
+    );
+
+    // --rate: two samples, rates per service and server.
+    let r = ctl_json(&sock, &["list", "--rate", "--interval", "0.2"]);
+    assert!(r["interval_secs"].as_f64().is_some_and(|s| s >= 0.2), "{r}");
+    assert_eq!(r["services"][0]["rates"]["cps"], 0);
+    assert!(ctl(&sock, &["list", "--rate", "--interval", "0.1"])
+        .1
+        .contains("CPS"));
+
+    // log-level takes effect: at warn, an override is not logged; at info it is.
+    let logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("runtime weight override")
+            .count()
+    };
+    let v = ctl_json(&sock, &["log-level", "warn"]);
+    assert_eq!(v["level"], "warn");
+    let before = logged();
+    assert!(ctl(&sock, &["weight", "127.0.0.10:80", &ra, "4"]).0);
+    assert_eq!(logged(), before, "nothing logged at warn");
+    assert!(ctl(&sock, &["log-level", "info"]).0);
+    assert!(ctl(&sock, &["enable", "127.0.0.10:80", &ra]).0);
+    assert_eq!(logged(), before + 1, "logged again at info");
+    let (ok, _, err) = ctl(&sock, &["log-level", "info,[bad"]);
+    assert!(!ok && err.contains("bad log level"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,7 +2,7 @@
 # install-deps.sh - Debian 12 packages dpvsd's tests and demo need. Idempotent:
 # does nothing (no apt-get update) when everything is already installed.
 set -euo pipefail
-PKGS=(iproute2 ethtool nginx-light curl procps iputils-ping keepalived bird2 tcpdump python3-scapy dpdk-dev libdpdk-dev libclang-dev pkg-config dnsmasq-base python3-aiosmtpd)
+PKGS=(iproute2 ethtool nginx-light curl procps iputils-ping keepalived bird2 tcpdump python3-scapy python3-prometheus-client dpdk-dev libdpdk-dev libclang-dev pkg-config dnsmasq-base python3-aiosmtpd)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

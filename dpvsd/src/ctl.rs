@@ -41,6 +41,59 @@ pub enum CtlCommand {
     Vrrp,
     /// OSPF announcer: neighbours, originated LSAs, announced VIPs and why.
     Ospf,
+    /// Override a real server's weight at runtime (`drain` is weight 0).
+    /// The override holds while the server is healthy, survives reloads
+    /// that leave the server unchanged, and is shown by `status` and `list`.
+    Weight {
+        #[serde(flatten)]
+        target: ServerRef,
+        weight: u32,
+    },
+    /// Drop a runtime override: back to the configured (or dynamic) weight.
+    Enable {
+        #[serde(flatten)]
+        target: ServerRef,
+    },
+    /// Change the log filter (`info`, `debug`, `dpvsd=trace,info`, ...).
+    LogLevel { level: String },
+}
+
+/// A real server of a virtual server, as the operator names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerRef {
+    /// `VIP:PORT` (`[VIP]:PORT` for IPv6).
+    pub vs: String,
+    /// `TCP`, `UDP`, ...; needed only when the address has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+    /// `RIP:PORT`.
+    pub rs: String,
+}
+
+/// Answer to `weight` / `enable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WeightInfo {
+    /// `PROTO VIP:PORT`.
+    pub service: String,
+    pub server: String,
+    /// The runtime override now (`None` after `enable`).
+    pub weight_override: Option<u32>,
+    /// The weight in the dataplane now (`None`: not in the table, e.g. down).
+    pub current_weight: Option<u32>,
+}
+
+/// Answer to `log-level`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLevelInfo {
+    pub level: String,
+}
+
+/// A runtime weight override, as `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OverrideInfo {
+    pub service: String,
+    pub server: String,
+    pub weight: u32,
 }
 
 /// A response.
@@ -166,6 +219,9 @@ pub struct StatusInfo {
     /// DPDK ports (empty for other backends).
     #[serde(default)]
     pub ports: Vec<PortInfo>,
+    /// Runtime weight overrides (`dpvsctl weight` / `drain`).
+    #[serde(default)]
+    pub weight_overrides: Vec<OverrideInfo>,
 }
 
 /// One checker's state.
@@ -179,6 +235,9 @@ pub struct CheckInfo {
     pub consecutive_failures: u32,
     pub checks_run: u64,
     pub last_transition_unix_ms: Option<u64>,
+    /// How long the probes took.
+    #[serde(default)]
+    pub latency: healthcheck::Latency,
 }
 
 /// One real server in `list`.
@@ -192,6 +251,9 @@ pub struct RealServerInfo {
     pub current_weight: Option<u32>,
     pub health: String,
     pub inhibit_on_failure: bool,
+    /// Runtime override (`dpvsctl weight` / `drain`), if any.
+    #[serde(default)]
+    pub weight_override: Option<u32>,
     pub checks: Vec<CheckInfo>,
     pub stats: Counters,
 }
@@ -369,5 +431,28 @@ mod tests {
         assert_eq!(r.command, CtlCommand::Vrrp);
         let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"ospf"}"#).expect("parse");
         assert_eq!(r.command, CtlCommand::Ospf);
+        let r: Request = serde_json::from_str(
+            r#"{"version":1,"cmd":"weight","vs":"10.0.0.1:80","rs":"10.0.0.2:80","weight":0}"#,
+        )
+        .expect("parse");
+        assert_eq!(
+            r.command,
+            CtlCommand::Weight {
+                target: ServerRef {
+                    vs: "10.0.0.1:80".into(),
+                    protocol: None,
+                    rs: "10.0.0.2:80".into()
+                },
+                weight: 0
+            }
+        );
+        let r: Request = serde_json::from_str(r#"{"version":1,"cmd":"log-level","level":"debug"}"#)
+            .expect("parse");
+        assert_eq!(
+            r.command,
+            CtlCommand::LogLevel {
+                level: "debug".into()
+            }
+        );
     }
 }

@@ -41,6 +41,13 @@ pub struct Options {
     pub conn_capacity: usize,
     /// How the config file is read again on reload.
     pub load: keepalived_parser::LoadOptions,
+    /// Where Prometheus metrics are served (`--metrics-listen`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where SIGUSR1 writes the data dump and SIGUSR2 the stats dump.
+    pub data_dump_file: PathBuf,
+    pub stats_dump_file: PathBuf,
+    /// Changes the log filter (`dpvsctl log-level`); `None`: not possible.
+    pub log: Option<crate::logging::LogControl>,
 }
 
 /// Why the daemon could not start.
@@ -58,6 +65,12 @@ pub enum StartError {
     Backend(#[from] crate::backend::BackendError),
     #[error("dataplane refused the configuration: {0}")]
     Command(#[from] dataplane::CommandError),
+    #[error("metrics listener {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug)]
@@ -69,6 +82,8 @@ struct ServerRuntime {
     delta: i64,
     inhibit: bool,
     up: bool,
+    /// `dpvsctl weight` / `drain`: replaces the weight while up.
+    weight_override: Option<u32>,
 }
 
 impl ServerRuntime {
@@ -79,11 +94,15 @@ impl ServerRuntime {
             delta: 0,
             inhibit: s.inhibit_on_failure,
             up: s.subject.initially_up(),
+            weight_override: None,
         }
     }
 
     /// keepalived's effective weight: iweight + deltas, clamped to 0..=i32::MAX.
     fn effective_weight(&self) -> u32 {
+        if let Some(w) = self.weight_override {
+            return w;
+        }
         (i64::from(self.spec.weight) + self.delta).clamp(0, i64::from(i32::MAX)) as u32
     }
 }
@@ -290,6 +309,16 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     let mut term = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut int = signal(SignalKind::interrupt()).map_err(signal_err)?;
     let mut hup = signal(SignalKind::hangup()).map_err(signal_err)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(signal_err)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(signal_err)?;
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Metrics { addr, source })?,
+        ),
+        None => None,
+    };
     let listener = bind_socket(&opts.socket)?;
 
     let mut state = RunState {
@@ -379,6 +408,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         announce: announce_tx,
     });
     reannounce(&shared, &lock(&shared.state));
+    if let Some(l) = metrics_listener {
+        let sh = Arc::clone(&shared);
+        tokio::spawn(crate::metrics::serve(l, move || metrics_text(&sh)));
+    }
     let mut vrrp_changes = shared.vrrp_status.clone();
     tracing::info!(
         services = lock(&shared.state).plan.services.len(),
@@ -404,6 +437,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                     tracing::error!(error = r.error.as_deref().unwrap_or("unknown"), "SIGHUP: reload rejected; the running configuration is unchanged");
                 }
             }
+            _ = usr1.recv() => write_dump(&shared, false),
+            _ = usr2.recv() => write_dump(&shared, true),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -635,6 +670,10 @@ fn apply_diff(
                 continue;
             };
             let from = desired(rt);
+            if ch.weight.is_some() {
+                // The operator edited the weight: the file wins.
+                rt.weight_override = None;
+            }
             rt.spec.weight = s.spec.weight;
             rt.inhibit = s.inhibit_on_failure;
             if ch.checks {
@@ -731,6 +770,26 @@ fn handle(shared: &Shared, line: &str) -> Response {
         CtlCommand::Reload { dry_run } => serde_json::to_value(reload_config(shared, dry_run)),
         CtlCommand::Vrrp => serde_json::to_value(vrrp_info(shared)),
         CtlCommand::Ospf => serde_json::to_value(ospf_info(shared)),
+        CtlCommand::Weight { target, weight } => {
+            match ops::set_override(shared, &target, Some(weight)) {
+                Ok(w) => serde_json::to_value(w),
+                Err(e) => return Response::error(e),
+            }
+        }
+        CtlCommand::Enable { target } => match ops::set_override(shared, &target, None) {
+            Ok(w) => serde_json::to_value(w),
+            Err(e) => return Response::error(e),
+        },
+        CtlCommand::LogLevel { level } => match &shared.opts.log {
+            Some(log) => match log.set(&level) {
+                Ok(()) => {
+                    tracing::info!(%level, "log level changed");
+                    serde_json::to_value(crate::ctl::LogLevelInfo { level })
+                }
+                Err(e) => return Response::error(e),
+            },
+            None => return Response::error("this dpvsd cannot change its log level"),
+        },
     };
     match data {
         Ok(v) => Response::ok(v),
@@ -783,7 +842,128 @@ fn status(shared: &Shared) -> StatusInfo {
             .ospf
             .as_ref()
             .map(|_| shared.announce.borrow().len()),
+        weight_overrides: state
+            .servers
+            .values()
+            .filter_map(|s| {
+                s.weight_override.map(|weight| crate::ctl::OverrideInfo {
+                    service: s.service.to_string(),
+                    server: sockaddr(s.spec.addr),
+                    weight,
+                })
+            })
+            .collect(),
     }
+}
+
+/// Runtime operations of `dpvsctl` on real servers.
+mod ops {
+    use super::*;
+    use crate::ctl::{ServerRef, WeightInfo};
+
+    /// The (service, server) a [`ServerRef`] names in the running plan.
+    fn resolve(plan: &Plan, t: &ServerRef) -> Result<(ServiceKey, SocketAddr), String> {
+        let vs: SocketAddr =
+            t.vs.parse()
+                .map_err(|_| format!("bad virtual server {:?} (want VIP:PORT)", t.vs))?;
+        let rs: SocketAddr =
+            t.rs.parse()
+                .map_err(|_| format!("bad real server {:?} (want RIP:PORT)", t.rs))?;
+        let matches: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|s| s.spec.key.addr == vs.ip() && s.spec.key.port == vs.port())
+            .filter(|s| {
+                t.protocol
+                    .as_ref()
+                    .is_none_or(|p| s.spec.key.protocol.to_string().eq_ignore_ascii_case(p))
+            })
+            .collect();
+        let svc = match matches.as_slice() {
+            [one] => one,
+            [] => return Err(format!("no virtual server {}", t.vs)),
+            _ => return Err(format!("{} has several protocols: add --protocol", t.vs)),
+        };
+        if !svc.servers.iter().any(|s| s.spec.addr == rs) {
+            return Err(format!("no real server {rs} in {}", svc.spec.key));
+        }
+        Ok((svc.spec.key, rs))
+    }
+
+    /// Sets (`Some`) or drops (`None`) a runtime weight override and moves
+    /// the dataplane accordingly.
+    pub(super) fn set_override(
+        shared: &Shared,
+        t: &ServerRef,
+        weight: Option<u32>,
+    ) -> Result<WeightInfo, String> {
+        if weight.is_some_and(|w| w > i32::MAX as u32) {
+            return Err(format!("weight must be at most {}", i32::MAX));
+        }
+        let mut state = lock(&shared.state);
+        let (key, addr) = resolve(&state.plan, t)?;
+        let id = *state
+            .ids
+            .get(&(key, addr))
+            .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        let s = state
+            .servers
+            .get_mut(&id)
+            .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        let from = desired(s);
+        s.weight_override = weight;
+        let to = desired(s);
+        if let Some(cmd) = transition(key, addr, from, to) {
+            lock(&shared.dp)
+                .apply(cmd)
+                .map_err(|e| format!("dataplane: {e}"))?;
+        }
+        tracing::info!(service = %key, server = %addr, weight_override = ?weight, current = ?to, "runtime weight override");
+        reannounce(shared, &state);
+        Ok(WeightInfo {
+            service: key.to_string(),
+            server: sockaddr(addr),
+            weight_override: weight,
+            current_weight: to,
+        })
+    }
+}
+
+/// keepalived's SIGUSR1 (data) / SIGUSR2 (stats) dumps.
+fn write_dump(shared: &Shared, stats: bool) {
+    let input = crate::dump::DumpInput {
+        status: status(shared),
+        list: list(shared),
+        vrrp: vrrp_info(shared),
+        ospf: ospf_info(shared),
+    };
+    let (path, text) = if stats {
+        (&shared.opts.stats_dump_file, crate::dump::stats(&input))
+    } else {
+        (&shared.opts.data_dump_file, crate::dump::data(&input))
+    };
+    match crate::dump::write_file(path, &text) {
+        Ok(()) => tracing::info!(file = %path.display(), "dump written"),
+        Err(e) => tracing::error!(file = %path.display(), error = %e, "cannot write dump"),
+    }
+}
+
+fn metrics_text(shared: &Shared) -> String {
+    let drops = lock(&shared.dp)
+        .status()
+        .drops
+        .into_iter()
+        .map(|d| crate::metrics::DropSample {
+            reason: d.name.into(),
+            count: d.count,
+        })
+        .collect();
+    crate::metrics::encode(&crate::metrics::Snapshot {
+        status: status(shared),
+        list: list(shared),
+        vrrp: vrrp_info(shared),
+        drops,
+    })
 }
 
 fn vrrp_info(shared: &Shared) -> VrrpInfo {
@@ -833,6 +1013,7 @@ fn list(shared: &Shared) -> ListInfo {
                         current_weight: dsrv.filter(|r| r.in_service).map(|r| r.weight),
                         health: if up { "up" } else { "down" }.into(),
                         inhibit_on_failure: s.inhibit_on_failure,
+                        weight_override: servers.get(&s.subject.id).and_then(|r| r.weight_override),
                         checks,
                         stats: dsrv.map(|r| r.stats.into()).unwrap_or_default(),
                     }
@@ -868,6 +1049,7 @@ fn check_info(c: &healthcheck::CheckStatus) -> CheckInfo {
         consecutive_failures: c.consecutive_failures,
         checks_run: c.checks_run,
         last_transition_unix_ms: c.last_transition_unix_ms,
+        latency: c.latency.clone(),
     }
 }
 
@@ -890,6 +1072,7 @@ mod tests {
             delta: 0,
             inhibit,
             up,
+            weight_override: None,
         }
     }
 

@@ -6,7 +6,8 @@
 //!                                                                                  ├─ healthcheck (tokio)
 //!                                                                                  ├─ VRRP driver (vrrp_rt)
 //!                                                                                  ├─ OSPF speaker (ospf_rt, announce)
-//!                                                                                  └─ control socket (ctl)
+//!                                                                                  ├─ control socket (ctl)
+//!                                                                                  └─ Prometheus metrics (metrics)
 //! ```
 //! `dpvsctl` speaks [`ctl`] to the daemon and renders with [`render`].
 
@@ -15,7 +16,10 @@ pub mod assemble;
 pub mod backend;
 pub mod ctl;
 pub mod daemon;
+pub mod dump;
 pub mod info;
+pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod ospf_rt;
 pub mod reload;

@@ -1,6 +1,5 @@
 //! `dpvsd`: parse the CLI → load the config → assemble → run → drain.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,6 +40,18 @@ struct Cli {
     /// Connection-table capacity per worker.
     #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     conn_capacity: usize,
+    /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
+    /// Where SIGUSR1 writes the data dump (keepalived's `state_dump_file`).
+    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::DATA_FILE)]
+    data_dump_file: PathBuf,
+    /// Where SIGUSR2 writes the stats dump (keepalived's `stats_dump_file`).
+    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::STATS_FILE)]
+    stats_dump_file: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
+    log_format: dpvsd::logging::LogFormat,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -110,17 +121,6 @@ fn config_path(cli: &Cli) -> PathBuf {
     }
 }
 
-fn init_logging(detail: bool) {
-    let default = if detail { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 /// keepalived -t's exit code for "errors or warnings found" (used for dpvsd's own assemble errors).
 const EXIT_CONFIG_PROBLEMS: u8 = 5;
 
@@ -162,7 +162,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(cli.log_detail);
+    let log = dpvsd::logging::init(cli.log_detail, cli.log_format);
     if !cli.dont_fork {
         if let Err(e) = nix::unistd::daemon(false, false) {
             eprintln!("dpvsd: cannot daemonize: {e}");
@@ -189,6 +189,10 @@ fn main() -> ExitCode {
         backend,
         conn_capacity: cli.conn_capacity,
         load: opts,
+        metrics_listen: cli.metrics_listen,
+        data_dump_file: cli.data_dump_file.clone(),
+        stats_dump_file: cli.stats_dump_file.clone(),
+        log: Some(log),
     };
     match runtime.block_on(daemon::run(dopts, plan)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,275 @@
 
 use std::fmt::Write;
 
-use crate::ctl::{ListInfo, OspfInfo, ReloadInfo, StatusInfo, VrrpInfo};
+use serde::{Deserialize, Serialize};
 
-/// `dpvsctl list`.
+use crate::ctl::{
+    CheckInfo, Counters, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, ServiceInfo, StatusInfo,
+    VrrpInfo, WeightInfo,
+};
+
+fn vip_port(s: &ServiceInfo) -> String {
+    if s.vip.contains(':') {
+        format!("[{}]:{}", s.vip, s.port)
+    } else {
+        format!("{}:{}", s.vip, s.port)
+    }
+}
+
+/// `dpvsctl list` (the layout of `ipvsadm -ln`, plus health).
 pub fn list(info: &ListInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Prot LocalAddress:Port Scheduler Flags");
+    let _ = writeln!(
+        out,
+        "  -> RemoteAddress:Port           Forward Weight ActiveConn Health"
+    );
+    for s in &info.services {
+        let _ = writeln!(out, "{:<4} {:<22} {}", s.protocol, vip_port(s), s.scheduler);
+        for r in &s.real_servers {
+            let weight = r
+                .current_weight
+                .map_or_else(|| "-".to_string(), |w| w.to_string());
+            let flag = if r.weight_override.is_some() {
+                " (override)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "  -> {:<27} {:<7} {:>6} {:>10} {}{flag}",
+                r.addr, s.forwarding, weight, r.stats.active_conns, r.health
+            );
+        }
+    }
+    out
+}
+
+/// Per-second rates of one row, from two counter snapshots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub cps: u64,
+    pub in_pps: u64,
+    pub out_pps: u64,
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+impl Rates {
+    /// Rates between `a` and the later `b`, `secs` apart (a counter that went
+    /// back, e.g. a re-created service, counts as 0).
+    pub fn between(a: &Counters, b: &Counters, secs: f64) -> Rates {
+        let per = |x: u64, y: u64| {
+            if secs <= 0.0 {
+                0
+            } else {
+                (y.saturating_sub(x) as f64 / secs).round() as u64
+            }
+        };
+        Rates {
+            cps: per(a.conns, b.conns),
+            in_pps: per(a.in_pkts, b.in_pkts),
+            out_pps: per(a.out_pkts, b.out_pkts),
+            in_bps: per(a.in_bytes, b.in_bytes),
+            out_bps: per(a.out_bytes, b.out_bytes),
+        }
+    }
+}
+
+/// One real server's rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerRates {
+    pub addr: String,
+    pub rates: Rates,
+}
+
+/// One virtual server's rates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRates {
+    pub protocol: String,
+    pub vip: String,
+    pub port: u16,
+    pub rates: Rates,
+    pub real_servers: Vec<ServerRates>,
+}
+
+/// `dpvsctl list --rate`: rates over `interval_secs` from two `list` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RateInfo {
+    pub interval_secs: f64,
+    pub services: Vec<ServiceRates>,
+}
+
+impl RateInfo {
+    /// Services and servers present in both snapshots.
+    pub fn between(a: &ListInfo, b: &ListInfo, secs: f64) -> RateInfo {
+        let services =
+            b.services
+                .iter()
+                .filter_map(|sb| {
+                    let sa = a.services.iter().find(|s| {
+                        s.protocol == sb.protocol && s.vip == sb.vip && s.port == sb.port
+                    })?;
+                    Some(ServiceRates {
+                        protocol: sb.protocol.clone(),
+                        vip: sb.vip.clone(),
+                        port: sb.port,
+                        rates: Rates::between(&sa.stats, &sb.stats, secs),
+                        real_servers: sb
+                            .real_servers
+                            .iter()
+                            .filter_map(|rb| {
+                                let ra = sa.real_servers.iter().find(|r| r.addr == rb.addr)?;
+                                Some(ServerRates {
+                                    addr: rb.addr.clone(),
+                                    rates: Rates::between(&ra.stats, &rb.stats, secs),
+                                })
+                            })
+                            .collect(),
+                    })
+                })
+                .collect();
+        RateInfo {
+            interval_secs: secs,
+            services,
+        }
+    }
+}
+
+/// `dpvsctl list --rate` (the layout of `ipvsadm -ln --rate`).
+pub fn rates(info: &RateInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+    );
+    let _ = writeln!(out, "  -> RemoteAddress:Port");
+    for s in &info.services {
+        let r = &s.rates;
+        let vip = if s.vip.contains(':') {
+            format!("[{}]:{}", s.vip, s.port)
+        } else {
+            format!("{}:{}", s.vip, s.port)
+        };
+        let _ = writeln!(
+            out,
+            "{:<4} {:<27} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            s.protocol, vip, r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps
+        );
+        for rs in &s.real_servers {
+            let r = &rs.rates;
+            let _ = writeln!(
+                out,
+                "  -> {:<27} {:>8} {:>8} {:>8} {:>8} {:>8}",
+                rs.addr, r.cps, r.in_pps, r.out_pps, r.in_bps, r.out_bps
+            );
+        }
+    }
+    out
+}
+
+/// One real server in `dpvsctl health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthEntry {
+    /// `PROTO VIP:PORT`.
+    pub service: String,
+    pub server: String,
+    pub health: String,
+    pub weight: u32,
+    pub current_weight: Option<u32>,
+    pub weight_override: Option<u32>,
+    pub checks: Vec<CheckInfo>,
+}
+
+/// `dpvsctl health` from a `list` answer.
+pub fn health_entries(info: &ListInfo) -> Vec<HealthEntry> {
+    info.services
+        .iter()
+        .flat_map(|s| {
+            s.real_servers.iter().map(move |r| HealthEntry {
+                service: format!("{} {}", s.protocol, vip_port(s)),
+                server: r.addr.clone(),
+                health: r.health.clone(),
+                weight: r.weight,
+                current_weight: r.current_weight,
+                weight_override: r.weight_override,
+                checks: r.checks.clone(),
+            })
+        })
+        .collect()
+}
+
+/// `dpvsctl health`.
+pub fn health(entries: &[HealthEntry]) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let weight = match (e.current_weight, e.weight_override) {
+            (Some(w), Some(_)) => format!("weight {w} (override; configured {})", e.weight),
+            (Some(w), None) => format!("weight {w}"),
+            (None, _) => "not in the table".to_string(),
+        };
+        let _ = writeln!(out, "{} -> {}  {}  {weight}", e.service, e.server, e.health);
+        if e.checks.is_empty() {
+            let _ = writeln!(out, "    (no checkers: always up)");
+        }
+        for c in &e.checks {
+            let last = match c.last_ok {
+                None => "not run yet",
+                Some(true) => "ok",
+                Some(false) => "failed",
+            };
+            let mean = if c.latency.count > 0 {
+                format!(
+                    ", mean {:.1} ms",
+                    c.latency.sum_us as f64 / c.latency.count as f64 / 1000.0
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "    {} {}: {} (last {last}, {} consecutive failure(s), {} run{mean})",
+                c.kind,
+                c.target,
+                if c.up { "up" } else { "down" },
+                c.consecutive_failures,
+                c.checks_run
+            );
+            if let Some(err) = &c.last_error {
+                let _ = writeln!(out, "      last error: {err}");
+            }
+            if let Some(ms) = c.last_transition_unix_ms {
+                let _ = writeln!(
+                    out,
+                    "      last transition: unix {}.{:03}",
+                    ms / 1000,
+                    ms % 1000
+                );
+            }
+        }
+    }
+    out
+}
+
+/// `dpvsctl weight|drain|enable`.
+pub fn weight(w: &WeightInfo) -> String {
+    let now = w.current_weight.map_or_else(
+        || "not in the table (down)".to_string(),
+        |c| format!("weight {c}"),
+    );
+    match w.weight_override {
+        Some(o) => format!("{} -> {}: override {o}, now {now}\n", w.service, w.server),
+        None => format!("{} -> {}: no override, now {now}\n", w.service, w.server),
+    }
+}
+
+/// `dpvsctl log-level`.
+pub fn log_level(l: &LogLevelInfo) -> String {
+    format!("log level: {}\n", l.level)
+}
+
+/// `dpvsctl list --stats`.
+pub fn list_stats(info: &ListInfo) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -130,6 +395,13 @@ pub fn status(s: &StatusInfo) -> String {
     }
     if let Some(n) = s.ospf_announced {
         let _ = writeln!(out, "ospf:     {n} VIP(s) announced");
+    }
+    for o in &s.weight_overrides {
+        let _ = writeln!(
+            out,
+            "override: {} -> {} weight {}",
+            o.service, o.server, o.weight
+        );
     }
     if !s.drops.is_empty() {
         let _ = writeln!(out, "drops:");
@@ -303,4 +575,43 @@ pub fn ospf(o: &OspfInfo) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_counter_deltas_per_second() {
+        let a = Counters {
+            conns: 10,
+            in_pkts: 100,
+            out_pkts: 50,
+            in_bytes: 1000,
+            out_bytes: 5000,
+            active_conns: 3,
+        };
+        let b = Counters {
+            conns: 30,
+            in_pkts: 300,
+            out_pkts: 150,
+            in_bytes: 5000,
+            out_bytes: 25000,
+            active_conns: 1,
+        };
+        let r = Rates::between(&a, &b, 2.0);
+        assert_eq!(
+            r,
+            Rates {
+                cps: 10,
+                in_pps: 100,
+                out_pps: 50,
+                in_bps: 2000,
+                out_bps: 10000
+            }
+        );
+        // A counter that went back (service re-created) is not negative.
+        assert_eq!(Rates::between(&b, &a, 2.0).cps, 0);
+        assert_eq!(Rates::between(&a, &b, 0.0), Rates::default());
+    }
 }

@@ -272,6 +272,8 @@ async fn run_subject(shared: Arc<Shared>, live: Arc<Live>, generation: u64) {
     let mut in_flight: Vec<Option<Probe<'_>>> = (0..n).map(|_| None).collect();
     // Reused between rounds: when each idle checker is next due.
     let mut due: Vec<Option<Instant>> = vec![None; n];
+    // When each checker's probe in flight started (latency histograms).
+    let mut started: Vec<Instant> = vec![Instant::now(); n];
     loop {
         let now = Instant::now();
         {
@@ -280,10 +282,16 @@ async fn run_subject(shared: Arc<Shared>, live: Arc<Live>, generation: u64) {
                 *next = slot.is_none().then(|| check.next_due());
             }
         }
-        for ((slot, next), check) in in_flight.iter_mut().zip(&mut due).zip(&spec.checks) {
+        for (((slot, next), check), t) in in_flight
+            .iter_mut()
+            .zip(&mut due)
+            .zip(&spec.checks)
+            .zip(&mut started)
+        {
             if next.is_some_and(|d| d <= now) {
                 *slot = Some(start_probe(check));
                 *next = None;
+                *t = now;
             }
         }
         let next_due = due.iter().flatten().min().copied();
@@ -320,7 +328,13 @@ async fn run_subject(shared: Arc<Shared>, live: Arc<Live>, generation: u64) {
         // A removed or replaced task is aborted at its next `.await`; until
         // then it may still update its own (now unreachable) state, but the
         // generation check keeps it from sending events.
-        let event = record(spec, &mut live.lock(), index, result);
+        let event = {
+            let mut live = live.lock();
+            if let Some(t) = started.get(index) {
+                live.state.record_latency(index, t.elapsed());
+            }
+            record(spec, &mut live, index, result)
+        };
         if let Some(event) = event {
             tracing::info!(
                 subject = %spec.name, id = %spec.id, up = event.up,

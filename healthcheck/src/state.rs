@@ -71,6 +71,7 @@ pub struct CheckState {
     last_ok: Option<bool>,
     last_error: Option<ProbeError>,
     weight_delta: i64,
+    latency: crate::Latency,
 }
 
 impl CheckState {
@@ -107,7 +108,18 @@ impl CheckState {
             last_ok: None,
             last_error: None,
             weight_delta: 0,
+            latency: crate::Latency::default(),
         }
+    }
+
+    /// How long the probes took.
+    pub fn latency(&self) -> &crate::Latency {
+        &self.latency
+    }
+
+    /// Records how long a probe took (the driver measures it).
+    pub fn record_latency(&mut self, d: Duration) {
+        self.latency.record(d);
     }
 
     /// When the next probe should start.
@@ -242,6 +254,13 @@ impl SubjectState {
     /// The checkers, in spec order.
     pub fn checks(&self) -> &[CheckState] {
         &self.checks
+    }
+
+    /// Records how long checker `index`'s probe took.
+    pub fn record_latency(&mut self, index: usize, d: Duration) {
+        if let Some(c) = self.checks.get_mut(index) {
+            c.record_latency(d);
+        }
     }
 
     /// The sum of the checkers' weight deltas: keepalived's effective weight

@@ -60,6 +60,8 @@ pub struct CheckStatus {
     pub last_transition_unix_ms: Option<u64>,
     /// This checker's weight delta (`misc_dynamic`, `FILE_CHECK`; otherwise 0).
     pub weight_delta: i64,
+    /// How long the probes took.
+    pub latency: crate::Latency,
 }
 
 impl CheckStatus {
@@ -74,6 +76,7 @@ impl CheckStatus {
             checks_run: state.checks_run(),
             last_transition_unix_ms: transition,
             weight_delta: state.weight_delta(),
+            latency: state.latency().clone(),
         }
     }
 }

@@ -110,11 +110,11 @@ impl Lab {
     /// Starts dpvsd in the load balancer namespace with `conf` and waits
     /// until its control socket answers.
     pub fn start_dpvsd(&mut self, conf: &Path) {
-        self.start_dpvsd_with(conf, &["--interface", "eth0"]);
+        self.start_dpvsd_with(conf, &[]);
     }
 
-    /// As [`Lab::start_dpvsd`], with `args` instead of `--interface eth0`.
-    pub fn start_dpvsd_with(&mut self, conf: &Path, args: &[&str]) {
+    /// [`Lab::start_dpvsd`] with extra command-line arguments.
+    pub fn start_dpvsd_with(&mut self, conf: &Path, extra: &[&str]) {
         let log = std::fs::File::create(self.dir.join("dpvsd.log")).expect("log file");
         let child = Command::new("ip")
             .args([
@@ -126,9 +126,9 @@ impl Lab {
                 "-f",
             ])
             .arg(conf)
-            .args(args)
-            .arg("--socket")
+            .args(["--interface", "eth0", "--socket"])
             .arg(self.socket())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dpvsd::ctl::{
-    self, CtlCommand, ListInfo, OspfInfo, ReloadInfo, Request, Response, StatusInfo, VrrpInfo,
+    self, CtlCommand, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, Request, Response, ServerRef,
+    StatusInfo, VrrpInfo, WeightInfo,
 };
 use dpvsd::render;
 
@@ -30,8 +31,54 @@ struct Cli {
 enum Cmd {
     /// Daemon summary: version, uptime, config, backend, counts, drops.
     Status,
-    /// Virtual and real servers with health, weights and counters (like `ipvsadm -ln --stats`).
-    List,
+    /// Virtual and real servers (the layout of `ipvsadm -ln`, plus health).
+    List {
+        /// Counters (like `ipvsadm -ln --stats`).
+        #[arg(long, conflicts_with = "rate")]
+        stats: bool,
+        /// Rates (like `ipvsadm -ln --rate`): CPS, packets and bytes per
+        /// second from the counter deltas over `--interval`.
+        #[arg(long)]
+        rate: bool,
+        /// Seconds between the two samples of `--rate`.
+        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+        interval: f64,
+        /// Numeric output (always; accepted for ipvsadm habits).
+        #[arg(short = 'n', long)]
+        numeric: bool,
+    },
+    /// Per real server: each checker's state, last result and error,
+    /// consecutive failures, last transition, probe latency; weights.
+    Health,
+    /// Set a real server's weight at runtime (overrides the configured and
+    /// dynamic weight while the server is healthy; survives reloads that
+    /// leave the server unchanged).
+    Weight {
+        /// Virtual server, VIP:PORT.
+        vs: String,
+        /// Real server, RIP:PORT.
+        rs: String,
+        weight: u32,
+        /// TCP or UDP, when VIP:PORT has both.
+        #[arg(long)]
+        protocol: Option<String>,
+    },
+    /// Weight 0: no new connections, existing ones continue (quiescent).
+    Drain {
+        vs: String,
+        rs: String,
+        #[arg(long)]
+        protocol: Option<String>,
+    },
+    /// Drop the runtime override: back to the configured/health weight.
+    Enable {
+        vs: String,
+        rs: String,
+        #[arg(long)]
+        protocol: Option<String>,
+    },
+    /// Change the daemon's log filter: `info`, `debug`, `info,healthcheck=debug`, ...
+    LogLevel { level: String },
     /// Re-read the config file and apply only what changed (as SIGHUP does).
     /// A file with errors is rejected and the running configuration stays.
     Reload {
@@ -70,14 +117,100 @@ fn call(socket: &PathBuf, command: CtlCommand) -> Result<Response, String> {
     serde_json::from_str(&line).map_err(|e| format!("bad response from dpvsd: {e}"))
 }
 
+fn target(vs: String, rs: String, protocol: Option<String>) -> ServerRef {
+    ServerRef { vs, protocol, rs }
+}
+
+/// How the answer is shown.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum View {
+    Plain,
+    Stats,
+    Health,
+}
+
+fn list_info(socket: &PathBuf) -> Result<ListInfo, String> {
+    let resp = call(socket, CtlCommand::List)?;
+    if !resp.ok {
+        return Err(resp.error.unwrap_or_else(|| "request failed".into()));
+    }
+    serde_json::from_value(resp.data.unwrap_or_default())
+        .map_err(|e| format!("unexpected response: {e}"))
+}
+
+/// `list --rate`: two samples `secs` apart.
+fn rate(socket: &PathBuf, secs: f64, json: bool) -> ExitCode {
+    if !(0.1..=3600.0).contains(&secs) {
+        eprintln!("dpvsctl: --interval must be between 0.1 and 3600 seconds");
+        return ExitCode::FAILURE;
+    }
+    let sample = || {
+        let t = std::time::Instant::now();
+        list_info(socket).map(|l| (t, l))
+    };
+    let result = sample().and_then(|(t0, a)| {
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        sample().map(|(t1, b)| render::RateInfo::between(&a, &b, (t1 - t0).as_secs_f64()))
+    });
+    match result {
+        Ok(r) if json => {
+            println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(r) => {
+            print!("{}", render::rates(&r));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dpvsctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut view = View::Plain;
     let command = match cli.cmd {
         Cmd::Status => CtlCommand::Status,
-        Cmd::List => CtlCommand::List,
+        Cmd::List {
+            stats,
+            rate: rates,
+            interval,
+            numeric: _,
+        } => {
+            if rates {
+                return rate(&cli.socket, interval, cli.json);
+            }
+            if stats {
+                view = View::Stats;
+            }
+            CtlCommand::List
+        }
+        Cmd::Health => {
+            view = View::Health;
+            CtlCommand::List
+        }
         Cmd::Reload { dry_run } => CtlCommand::Reload { dry_run },
         Cmd::Vrrp => CtlCommand::Vrrp,
         Cmd::Ospf => CtlCommand::Ospf,
+        Cmd::Weight {
+            vs,
+            rs,
+            weight,
+            protocol,
+        } => CtlCommand::Weight {
+            target: target(vs, rs, protocol),
+            weight,
+        },
+        Cmd::Drain { vs, rs, protocol } => CtlCommand::Weight {
+            target: target(vs, rs, protocol),
+            weight: 0,
+        },
+        Cmd::Enable { vs, rs, protocol } => CtlCommand::Enable {
+            target: target(vs, rs, protocol),
+        },
+        Cmd::LogLevel { level } => CtlCommand::LogLevel { level },
     };
     let resp = match call(&cli.socket, command.clone()) {
         Ok(r) => r,
@@ -93,7 +226,17 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    let data = resp.data.unwrap_or_default();
+    let mut data = resp.data.unwrap_or_default();
+    if view == View::Health {
+        let entries = serde_json::from_value::<ListInfo>(data)
+            .map(|l| render::health_entries(&l))
+            .unwrap_or_default();
+        if !cli.json {
+            print!("{}", render::health(&entries));
+            return ExitCode::SUCCESS;
+        }
+        data = serde_json::to_value(entries).unwrap_or_default();
+    }
     if cli.json {
         println!(
             "{}",
@@ -113,7 +256,16 @@ fn main() -> ExitCode {
         CtlCommand::Status => {
             serde_json::from_value::<StatusInfo>(data).map(|s| render::status(&s))
         }
-        CtlCommand::List => serde_json::from_value::<ListInfo>(data).map(|l| render::list(&l)),
+        CtlCommand::List => serde_json::from_value::<ListInfo>(data).map(|l| match view {
+            View::Stats => render::list_stats(&l),
+            _ => render::list(&l),
+        }),
+        CtlCommand::Weight { .. } | CtlCommand::Enable { .. } => {
+            serde_json::from_value::<WeightInfo>(data).map(|w| render::weight(&w))
+        }
+        CtlCommand::LogLevel { .. } => {
+            serde_json::from_value::<LogLevelInfo>(data).map(|l| render::log_level(&l))
+        }
         CtlCommand::Vrrp => serde_json::from_value::<VrrpInfo>(data).map(|v| render::vrrp(&v)),
         CtlCommand::Ospf => serde_json::from_value::<OspfInfo>(data).map(|o| render::ospf(&o)),
         CtlCommand::Reload { .. } => match serde_json::from_value::<ReloadInfo>(data) {
