@@ -103,41 +103,45 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
     println!("lab down in {:?}", t0.elapsed());
 }
 
-/// A port that does not exist stops dpvsd before the control plane runs,
-/// with a message naming the port; nothing is left behind.
-#[test]
-fn dpdk_backend_refuses_a_bad_port() {
-    if !can_run("dpdk_backend_refuses_a_bad_port") {
-        return;
-    }
+/// Runs dpvsd on the DPDK backend with `args` (it must refuse to start);
+/// returns its stderr, after checking that no control socket is left.
+fn refused(args: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("dpvsd-dpdk-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("dpvsd.sock");
-    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+    let out = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
         .args(["-n", "-f"])
         .arg(repo().join("samples/keepalived.conf"))
         .arg("--socket")
         .arg(&sock)
-        .args([
-            "--backend",
-            "dpdk",
-            "--dpdk-port",
-            "net_bogus0",
-            "--dpdk-no-huge",
-            "--dpdk-mem",
-            "128",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start dpvsd");
-    let out = child.wait_with_output().expect("dpvsd exits");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "dpvsd must refuse: {err}");
+        .args(["--backend", "dpdk", "--dpdk-no-huge", "--dpdk-mem", "128"])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run dpvsd");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "dpvsd must refuse {args:?}: {err}");
+    assert!(!sock.exists(), "control socket left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+    err
+}
+
+/// A port that does not exist, or more workers than dpvsd can steer return
+/// traffic for, stop dpvsd before the control plane runs, with a message
+/// naming the cause; nothing is left behind.
+#[test]
+fn dpdk_backend_refuses_bad_ports_and_settings() {
+    if !can_run("dpdk_backend_refuses_bad_ports_and_settings") {
+        return;
+    }
+    let err = refused(&["--dpdk-port", "net_bogus0"]);
     assert!(
         err.contains("net_bogus0"),
         "the cause must name the port: {err}"
     );
-    assert!(!sock.exists(), "control socket left behind");
-    let _ = std::fs::remove_dir_all(&dir);
+    let err = refused(&["--dpdk-port", "net_null0", "--workers", "2"]);
+    assert!(
+        err.contains("--workers 2"),
+        "the cause must name the setting: {err}"
+    );
 }
