@@ -215,3 +215,166 @@ fn dpvsd_reload_keeps_unchanged_vrrp_instances() {
     assert!(has_vip(&lab.a), "VI_51's VIP stays on dpvsd");
     let _ = d.stop();
 }
+
+/// The load-balancer lab of tests/lab.sh (lb, client, rs1, rs2).
+#[path = "common/mod.rs"]
+mod dplab;
+
+/// The MACs that answer an ARP request for `ip` sent from `ns` (scapy).
+fn arp_answers(ns: &str, ip: &str) -> Vec<String> {
+    let script = format!(
+        "from scapy.all import *\nconf.verb=0\n\
+         ans,_=srp(Ether(dst='ff:ff:ff:ff:ff:ff')/ARP(pdst='{ip}'),iface='eth0',timeout=1,multi=True)\n\
+         print(' '.join(sorted({{r[ARP].hwsrc for _,r in ans}})))\n"
+    );
+    let out = output(&["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", &script]);
+    out.split_whitespace().map(str::to_owned).collect()
+}
+
+const LB_MAC: &str = "02:99:00:00:00:01";
+const RS2_MAC: &str = "02:99:00:00:00:04";
+
+/// dpvsd forwards for the VIP (`--interface`, FNAT) and a vrrp_instance
+/// holds it: as MASTER the dataplane answers ARP for it, sends the
+/// gratuitous ARPs, and client traffic reaches the real servers; when a
+/// higher-priority keepalived (in rs2) takes over, dpvsd goes BACKUP and the
+/// dataplane stops answering ARP; when keepalived leaves, dpvsd is back.
+#[test]
+fn dataplane_owned_vip_follows_vrrp() {
+    if !dplab::can_run("dataplane_owned_vip_follows_vrrp") {
+        return;
+    }
+    if let Some(why) = unavailable(&["keepalived", "tcpdump"]) {
+        println!("SKIP: dataplane_owned_vip_follows_vrrp: {why}");
+        return;
+    }
+    let mut lab = dplab::Lab::up("vd");
+    let (client, rs2) = (lab.ns("client"), lab.ns("rs2"));
+    let cap_file = lab.dir.join("client-arp.pcap");
+    let mut cap = std::process::Command::new("ip")
+        .args(["netns", "exec", &client, "tcpdump", "-i", "eth0", "-U"])
+        .args(["--immediate-mode", "-w"])
+        .arg(&cap_file)
+        .arg("arp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
+    let sample = std::fs::read_to_string(dplab::repo().join("samples/keepalived.conf"))
+        .expect("sample config");
+    let conf = lab.dir.join("dpvsd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "{sample}\nvrrp_instance VI_51 {{\n    state BACKUP\n    interface eth0\n    virtual_router_id 51\n\
+             \x20   priority 150\n    advert_int 1\n    garp_master_delay 0\n    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+        ),
+    )
+    .expect("write config");
+    let ka_conf = |prio: u8| {
+        format!(
+            "global_defs {{\n    router_id ka_rs2\n}}\n{}",
+            instance(prio)
+        )
+    };
+    let ka = Keepalived::start_in(&lab.dir, &rs2, &ka_conf(100));
+    lab.start_dpvsd(&conf);
+    let (ok, _) = lab.dpvsctl(&["vrrp"]);
+    assert!(ok, "dpvsctl vrrp");
+    let vrrp = |lab: &dplab::Lab| {
+        let (_, text) = lab.dpvsctl(&["vrrp", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()["instances"][0].clone()
+    };
+    let master = wait_for(Duration::from_secs(10), || {
+        (vrrp(&lab)["state"] == "MASTER").then_some(())
+    });
+    assert!(master.is_some(), "dpvsd not MASTER: {}", vrrp(&lab));
+    assert!(
+        ka.wait_state("BACKUP", Duration::from_secs(5)),
+        "{}",
+        ka.log()
+    );
+    let v = vrrp(&lab);
+    assert_eq!(v["owners"][0][1], "dataplane", "{v}");
+    assert_eq!(arp_answers(&client, VIP), vec![LB_MAC.to_string()]);
+    let (a, b, failed) = lab.traffic(12);
+    assert_eq!(
+        failed, 0,
+        "traffic through the VRRP-held VIP (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "rs1={a} rs2={b}");
+
+    // keepalived comes back at 200 and preempts: dpvsd BACKUP, and only
+    // keepalived's host answers ARP for the VIP.
+    drop(ka);
+    let ka = Keepalived::start_in(&lab.dir, &rs2, &ka_conf(200));
+    assert!(
+        ka.wait_state("MASTER", Duration::from_secs(10)),
+        "{}",
+        ka.log()
+    );
+    let backup = wait_for(Duration::from_secs(3), || {
+        (vrrp(&lab)["state"] == "BACKUP").then_some(())
+    });
+    assert!(backup.is_some(), "dpvsd not BACKUP: {}", vrrp(&lab));
+    let answers = wait_for(Duration::from_secs(5), || {
+        let a = arp_answers(&client, VIP);
+        (a == vec![RS2_MAC.to_string()]).then_some(a)
+    });
+    assert!(
+        answers.is_some(),
+        "only keepalived's host may answer ARP: {:?}",
+        arp_answers(&client, VIP)
+    );
+
+    // keepalived leaves (priority 0): dpvsd is MASTER and forwarding again.
+    drop(ka);
+    let master = wait_for(Duration::from_secs(5), || {
+        (vrrp(&lab)["state"] == "MASTER").then_some(())
+    });
+    assert!(master.is_some(), "dpvsd not MASTER again: {}", vrrp(&lab));
+    assert_eq!(arp_answers(&client, VIP), vec![LB_MAC.to_string()]);
+    // The client still has rs2's MAC cached: the GARPs must fix that.
+    let (a, b, failed) = lab.traffic(12);
+    assert_eq!(
+        failed, 0,
+        "traffic after taking the VIP back (rs1={a} rs2={b})"
+    );
+
+    common::signal(cap.id(), nix::sys::signal::Signal::SIGINT);
+    let _ = wait_for(Duration::from_secs(5), || cap.try_wait().ok().flatten());
+    let _ = cap.kill();
+    let _ = cap.wait();
+    let dump = output(&["tcpdump", "-r", &cap_file.display().to_string(), "-e", "-n"]);
+    let garps = dump
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("{LB_MAC} > ff:ff:ff:ff:ff:ff"))
+                && l.contains(&format!("who-has {VIP} tell {VIP}"))
+        })
+        .count();
+    assert!(
+        garps >= 2,
+        "the dataplane's gratuitous ARPs (two masterships):\n{dump}"
+    );
+    if let Some(tool) = [
+        "../shared/tools/pcapcheck.py",
+        "../../shared/tools/pcapcheck.py",
+    ]
+    .iter()
+    .map(|p| dplab::repo().join(p))
+    .find(|p| p.exists())
+    {
+        let out = output(&[
+            "/usr/bin/python3",
+            &tool.display().to_string(),
+            "--quiet",
+            "--require",
+            "garp",
+            &cap_file.display().to_string(),
+        ]);
+        println!("pcapcheck: {}", out.trim());
+        assert!(out.trim().ends_with(", 0 failed"), "pcapcheck:\n{out}");
+    }
+}
