@@ -559,8 +559,11 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
     let mut cmds = apply_diff(shared, &mut state, &d, &plan);
     let fwd = forwarded(&shared.opts, &plan);
     if d.vrrp.is_some() {
-        // The driver restarts: its new VIPs start not owned.
-        cmds.extend(vrrp_rt::baseline_ownership(&fwd, plan.vrrp.as_ref()));
+        // Ownership as it is now: the VRRP task reconfigures in place
+        // (unchanged masters keep their VIPs) or restarts the driver and
+        // then resets ownership itself (vrrp_rt::baseline_ownership).
+        let snapshot = shared.vrrp_status.borrow().clone();
+        cmds.extend(ownership_now(&fwd, plan.vrrp.as_ref(), &snapshot));
         let _ = shared.vrrp.send(VrrpMsg::Restart {
             plan: plan.vrrp.clone(),
             forwarded: fwd,

@@ -218,6 +218,14 @@ async fn manage(
         tokio::select! {
             msg = rx.recv() => match msg {
                 Some(VrrpMsg::Restart { plan, forwarded: fwd }) => {
+                    // Same VIP split: the running driver takes the new plan
+                    // in place, and unchanged instances keep their state.
+                    if let (Some(r), Some(p), true) = (&running, &plan, fwd == forwarded) {
+                        if r.driver.reconfigure(p.config()).await.is_ok() {
+                            tracing::info!(instances = p.instances.len(), "VRRP reconfigured in place");
+                            continue;
+                        }
+                    }
                     if let Some(r) = running.take() {
                         if let (_, Some(e)) = stop(r).await {
                             tracing::warn!(error = %e, "VRRP driver had stopped");

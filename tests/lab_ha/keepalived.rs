@@ -1,6 +1,6 @@
 //! A real keepalived peer for the VRRP end-to-end test.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -15,8 +15,13 @@ pub struct Keepalived {
 
 impl Keepalived {
     pub fn start(lab: &Lab, ns: &str, conf: &str) -> Keepalived {
-        let dir = &lab.dir;
-        let cfg = lab.write("keepalived.conf", conf);
+        Keepalived::start_in(&lab.dir, ns, conf)
+    }
+
+    /// As [`Keepalived::start`], with its files in `dir` (any lab).
+    pub fn start_in(dir: &Path, ns: &str, conf: &str) -> Keepalived {
+        let cfg = dir.join("keepalived.conf");
+        std::fs::write(&cfg, conf).expect("write keepalived.conf");
         let log = dir.join("keepalived.log");
         let out = std::fs::File::create(&log).expect("log");
         let child = Command::new("ip")

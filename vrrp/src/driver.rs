@@ -358,14 +358,21 @@ async fn reader(
 /// [`DriverError`] if the specs are inconsistent or a socket cannot be set up.
 pub async fn run<O: VipOwner>(
     config: Config,
-    mut owner: O,
-    mut events: mpsc::Receiver<TrackerEvent>,
+    owner: O,
+    events: mpsc::Receiver<TrackerEvent>,
     status: watch::Sender<Vec<InstanceStatus>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), DriverError> {
-    let mut specs = config.instances.clone();
-    let groups = config.groups.clone();
-    let mut links: Vec<Link> = Vec::new();
+    let (_keep, reload) = mpsc::channel(1);
+    run_reloadable(config, owner, events, reload, status, shutdown).await
+}
+
+/// Fills in each spec's source address and finds (or opens) its link;
+/// returns the specs and, for each, the index of its link in `links`.
+fn bind_links(
+    mut specs: Vec<InstanceSpec>,
+    links: &mut Vec<Link>,
+) -> Result<(Vec<InstanceSpec>, Vec<usize>), DriverError> {
     let mut link_of = Vec::new();
     for s in &mut specs {
         let family = s.family();
@@ -401,22 +408,51 @@ pub async fn run<O: VipOwner>(
         };
         link_of.push(idx);
     }
+    Ok((specs, link_of))
+}
+
+/// [`run`], plus reconfiguration: each [`Config`] received on `reload`
+/// replaces the running one. An instance whose spec and sync group are
+/// unchanged keeps running untouched (state, timers, counters: no
+/// re-election); removed or changed instances are stopped (a master sends
+/// priority 0 and releases its VIPs) and the new or changed ones start in
+/// INIT. Trackers are restarted. A config that cannot be applied (bad
+/// specs, no address) is logged and ignored; the old one keeps running.
+///
+/// # Errors
+/// [`DriverError`] if the first config is inconsistent or a socket cannot be set up.
+pub async fn run_reloadable<O: VipOwner>(
+    config: Config,
+    mut owner: O,
+    mut events: mpsc::Receiver<TrackerEvent>,
+    mut reload: mpsc::Receiver<Config>,
+    status: watch::Sender<Vec<InstanceStatus>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), DriverError> {
+    let mut links: Vec<Link> = Vec::new();
+    let (specs, mut link_of) = bind_links(config.instances.clone(), &mut links)?;
+    let mut groups = config.groups.clone();
     let (tx, mut rx) = mpsc::channel(256);
     let mut readers = tokio::task::JoinSet::new();
     for (i, l) in links.iter().enumerate() {
         let v6_dst = if l.unicast { l.src } else { MCAST_V6.into() };
         readers.spawn(reader(i, l.family, v6_dst, l.sock.clone(), tx.clone()));
     }
-    let mut router = Router::new(specs, groups, tokio::time::Instant::now().into_std())?;
-    let (track_tx, mut track_rx) = mpsc::channel(64);
+    let mut router = Router::new(
+        specs,
+        groups.clone(),
+        tokio::time::Instant::now().into_std(),
+    )?;
     let mut trackers = tokio::task::JoinSet::new();
-    let now = std::time::Instant::now();
-    for ev in crate::trackers::start(&config, &track_tx, &mut trackers) {
-        // Instances are in INIT: this only records the statuses.
-        let out = on_tracker(&mut router, &ev, now);
-        perform(&router, &links, &link_of, &mut owner, out).await;
-    }
-    drop(track_tx);
+    let mut track_rx = start_trackers(
+        &config,
+        &mut router,
+        &links,
+        &link_of,
+        &mut owner,
+        &mut trackers,
+    )
+    .await;
     status.send_replace(router.status());
     loop {
         let deadline = router.poll_at().map(tokio::time::Instant::from_std);
@@ -443,6 +479,40 @@ pub async fn run<O: VipOwner>(
                 out
             }
             Some(ev) = events.recv() => on_tracker(&mut router, &ev, std::time::Instant::now()),
+            Some(next) = reload.recv() => {
+                let now = std::time::Instant::now();
+                let n_links = links.len();
+                let built = bind_links(next.instances.clone(), &mut links).and_then(|(specs, lo)| {
+                    Ok((Router::new(specs, next.groups.clone(), now)?, lo))
+                });
+                let (mut new_router, new_link_of) = match built {
+                    Ok(b) => b,
+                    Err(err) => {
+                        tracing::error!("VRRP reload refused, the running config stays: {err}");
+                        continue;
+                    }
+                };
+                for (i, l) in links.iter().enumerate().skip(n_links) {
+                    let v6_dst = if l.unicast { l.src } else { MCAST_V6.into() };
+                    readers.spawn(reader(i, l.family, v6_dst, l.sock.clone(), tx.clone()));
+                }
+                let kept = router.hand_over(&groups, &mut new_router, &next.groups);
+                // Stop what was removed or changed, on the old layout.
+                let mut out = Vec::new();
+                for i in (0..router.instances().len()).map(InstanceIdx) {
+                    if !kept.contains(&i) {
+                        out.extend(router.handle(i, Event::Shutdown, now));
+                    }
+                }
+                perform(&router, &links, &link_of, &mut owner, out).await;
+                tracing::info!(kept = kept.len(), instances = new_router.instances().len(), "VRRP reconfigured");
+                router = new_router;
+                link_of = new_link_of;
+                groups = next.groups.clone();
+                trackers.abort_all();
+                track_rx = start_trackers(&next, &mut router, &links, &link_of, &mut owner, &mut trackers).await;
+                Vec::new()
+            }
             Some(ev) = track_rx.recv() => on_tracker(&mut router, &ev, std::time::Instant::now()),
             _ = shutdown.changed() => {
                 if *shutdown.borrow() {
@@ -467,6 +537,7 @@ pub async fn run<O: VipOwner>(
 pub struct Driver {
     status: watch::Receiver<Vec<InstanceStatus>>,
     events: mpsc::Sender<TrackerEvent>,
+    reload: mpsc::Sender<Config>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), DriverError>>,
 }
@@ -476,12 +547,14 @@ impl Driver {
     /// VIPs (a [`crate::kernel::KernelVipOwner`] or the dataplane's).
     pub fn spawn<O: VipOwner + 'static>(config: Config, owner: O) -> Driver {
         let (events, erx) = mpsc::channel(64);
+        let (reload, rrx) = mpsc::channel(4);
         let (stx, status) = watch::channel(Vec::new());
         let (shutdown, drx) = watch::channel(false);
-        let task = tokio::spawn(run(config, owner, erx, stx, drx));
+        let task = tokio::spawn(run_reloadable(config, owner, erx, rrx, stx, drx));
         Driver {
             status,
             events,
+            reload,
             shutdown,
             task,
         }
@@ -502,6 +575,15 @@ impl Driver {
         self.events.clone()
     }
 
+    /// Replaces the configuration without a restart: unchanged instances
+    /// keep their state (see [`run_reloadable`]).
+    ///
+    /// # Errors
+    /// The config back if the driver has stopped.
+    pub async fn reconfigure(&self, config: Config) -> Result<(), Box<Config>> {
+        self.reload.send(config).await.map_err(|e| Box::new(e.0))
+    }
+
     /// Whether the driver stopped (on an error, or after [`stop`](Self::stop)).
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
@@ -519,6 +601,25 @@ impl Driver {
             Err(e) => Err(DriverError::Task(e.to_string())),
         }
     }
+}
+
+/// Starts the trackers `config` names and applies their first statuses
+/// (instances in INIT only record them); returns their event channel.
+async fn start_trackers<O: VipOwner>(
+    config: &Config,
+    router: &mut Router,
+    links: &[Link],
+    link_of: &[usize],
+    owner: &mut O,
+    set: &mut tokio::task::JoinSet<()>,
+) -> mpsc::Receiver<TrackerEvent> {
+    let (track_tx, track_rx) = mpsc::channel(64);
+    let now = std::time::Instant::now();
+    for ev in crate::trackers::start(config, &track_tx, set) {
+        let out = on_tracker(router, &ev, now);
+        perform(router, links, link_of, owner, out).await;
+    }
+    track_rx
 }
 
 fn on_tracker(

@@ -117,6 +117,40 @@ impl Router {
         })
     }
 
+    /// The sync group of the instance named `name`, if any.
+    fn group_spec<'a>(groups: &'a [SyncGroupSpec], name: &str) -> Option<&'a SyncGroupSpec> {
+        groups.iter().find(|g| g.members.iter().any(|m| m == name))
+    }
+
+    /// Reload: moves every instance of `self` whose spec and sync group
+    /// (`old_groups` here, `new_groups` in `next`) are unchanged into
+    /// `next`, in place of the fresh one there, so it keeps its state,
+    /// timers and counters. Returns the indices in `self` that were handed
+    /// over; what is left there at those indices is the fresh INIT instance
+    /// and must not be run. The other instances of `self` are the removed
+    /// or changed ones (the caller shuts them down).
+    pub fn hand_over(
+        &mut self,
+        old_groups: &[SyncGroupSpec],
+        next: &mut Router,
+        new_groups: &[SyncGroupSpec],
+    ) -> Vec<InstanceIdx> {
+        let mut kept = Vec::new();
+        for (i, old) in self.instances.iter_mut().enumerate() {
+            let name = old.spec().name.clone();
+            let Some(j) = next.instances.iter().position(|n| n.spec().name == name) else {
+                continue;
+            };
+            let same = next.instances[j].spec() == old.spec()
+                && Self::group_spec(old_groups, &name) == Self::group_spec(new_groups, &name);
+            if same {
+                std::mem::swap(old, &mut next.instances[j]);
+                kept.push(InstanceIdx(i));
+            }
+        }
+        kept
+    }
+
     /// The instances, indexed by [`InstanceIdx`].
     pub fn instances(&self) -> &[Instance] {
         &self.instances

@@ -708,3 +708,76 @@ fn virtual_routes_and_rules_follow_mastership() {
     wait(&lab.a, false);
     wait(&lab.b, false);
 }
+
+/// Reload with one instance changed, one added and one unchanged: the
+/// unchanged one keeps its state, timers and counters (no re-election, the
+/// peer sees nothing), the changed one is re-elected, the new one starts.
+#[test]
+fn reconfigure_keeps_unchanged_instances_running() {
+    if let Some(why) = unavailable(&[]) {
+        println!("SKIP: {why}");
+        return;
+    }
+    let lab = Lab::up();
+    let inst = |name: &str, vrid: u8, prio: u8, vip: &str| {
+        let mut c = config(prio, Version::V2, SECS(1), vip);
+        c.instances[0].name = name.into();
+        c.instances[0].vrid = vrid;
+        c.instances.remove(0)
+    };
+    let cfg = |instances| Config {
+        instances,
+        ..Config::default()
+    };
+    let a = DriverNode::start(
+        &lab.a,
+        cfg(vec![
+            inst("VI_51", 51, 150, "10.99.0.100/24"),
+            inst("VI_52", 52, 150, "10.99.0.101/24"),
+        ]),
+    );
+    let b = DriverNode::start(
+        &lab.b,
+        cfg(vec![
+            inst("VI_51", 51, 100, "10.99.0.100/24"),
+            inst("VI_52", 52, 100, "10.99.0.101/24"),
+        ]),
+    );
+    for n in ["VI_51", "VI_52"] {
+        assert!(a.wait_state_of(n, State::Master, SECS(10)), "{n}");
+        assert!(b.wait_state_of(n, State::Backup, SECS(5)), "{n}");
+    }
+    std::thread::sleep(SECS(2));
+    let a51 = a.status_of("VI_51").expect("status");
+    let b51 = b.status_of("VI_51").expect("status");
+
+    // VI_52 drops to 50 (b takes it over); VI_53 is new; VI_51 unchanged.
+    a.reconfigure(cfg(vec![
+        inst("VI_51", 51, 150, "10.99.0.100/24"),
+        inst("VI_52", 52, 50, "10.99.0.101/24"),
+        inst("VI_53", 53, 150, "10.99.0.102/24"),
+    ]));
+    assert!(b.wait_state_of("VI_52", State::Master, SECS(6)));
+    assert!(a.wait_state_of("VI_52", State::Backup, SECS(2)));
+    assert!(a.wait_state_of("VI_53", State::Master, SECS(6)));
+    lab.assert_held_by(&lab.b, "10.99.0.101".parse().expect("ip"));
+    lab.assert_held_by(&lab.a, "10.99.0.102".parse().expect("ip"));
+    std::thread::sleep(SECS(2));
+
+    let a51n = a.status_of("VI_51").expect("status");
+    let b51n = b.status_of("VI_51").expect("status");
+    assert_eq!(a51n.state, State::Master, "{a51n:?}");
+    assert_eq!(a51n.last_transition, a51.last_transition, "no new election");
+    assert_eq!(a51n.counters.became_master, a51.counters.became_master);
+    // Its counters went on (a fresh instance would have started from 0).
+    assert!(
+        a51n.counters.adverts_sent >= a51.counters.adverts_sent + 3,
+        "{a51:?} -> {a51n:?}"
+    );
+    assert_eq!(b51n.state, State::Backup, "{b51n:?}");
+    assert_eq!(b51n.last_transition, b51.last_transition, "{b51n:?}");
+    assert_eq!(b51n.counters.prio0_received, 0, "the peer saw no stop");
+    lab.assert_held_by(&lab.a, "10.99.0.100".parse().expect("ip"));
+    a.stop();
+    b.stop();
+}

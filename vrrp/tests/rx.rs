@@ -288,3 +288,42 @@ fn notify_commands_follow_keepalived_arguments() {
         ]
     );
 }
+
+#[test]
+fn reload_hands_over_only_unchanged_instances() {
+    let t0 = Instant::now();
+    let (a, b) = (spec("a", 51), spec("b", 52));
+    let mut r = Router::new(vec![a.clone(), b.clone()], vec![], t0).expect("router");
+    r.on_timer(t0);
+    let t1 = t0 + Duration::from_secs(4);
+    r.on_timer(t1);
+    let states = |r: &Router| {
+        r.instances()
+            .iter()
+            .map(Instance::state)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(states(&r), vec![State::Master, State::Master]);
+    let sent = r.instances()[0].counters().adverts_sent;
+
+    // b changes, c is new, a is unchanged.
+    let mut b2 = b.clone();
+    b2.priority = 50;
+    let mut next = Router::new(vec![b2, a.clone(), spec("c", 53)], vec![], t1).expect("router");
+    let kept = r.hand_over(&[], &mut next, &[]);
+    assert_eq!(kept, vec![InstanceIdx(0)]);
+    assert_eq!(states(&next), vec![State::Init, State::Master, State::Init]);
+    assert_eq!(next.instances()[1].counters().adverts_sent, sent);
+    // What stays behind in the old router at a's place is the fresh one.
+    assert_eq!(states(&r), vec![State::Init, State::Master]);
+
+    // Putting a into a sync group is a change: not handed over.
+    let group = SyncGroupSpec {
+        name: "G".into(),
+        members: vec!["a".into()],
+        tracks: vec![],
+        tracking_weight: false,
+    };
+    let mut third = Router::new(vec![a], vec![group.clone()], t1).expect("router");
+    assert!(next.hand_over(&[], &mut third, &[group]).is_empty());
+}

@@ -293,14 +293,39 @@ fn notify_unsupported(n: &model::VrrpNotify, loc: &Location, errors: &mut Vec<As
     }
 }
 
-/// A routing table by number or by the names every system has.
-fn table_id(name: &str) -> Option<u32> {
-    match name {
+/// A reporter for what a block's line uses that dpvsd cannot do: each call
+/// adds an error and clears `ok`.
+fn unsupported<'a>(
+    errors: &'a mut Vec<AssembleError>,
+    loc: &'a Location,
+    block: &'a str,
+    ok: &'a mut bool,
+) -> impl FnMut(&str) + 'a {
+    move |what: &str| {
+        *ok = false;
+        errors.push(err(
+            loc,
+            format!("{block} {what} is not supported by dpvsd yet"),
+        ));
+    }
+}
+
+/// A routing table by number or by the names every system has; anything
+/// else is reported through `no`.
+fn table_id(name: Option<&str>, no: &mut dyn FnMut(&str)) -> Option<u32> {
+    let id = match name? {
         "main" => Some(254),
         "local" => Some(255),
         "default" => Some(253),
         n => n.parse().ok(),
+    };
+    if id.is_none() {
+        no(&format!(
+            "table {} (use its number)",
+            name.unwrap_or_default()
+        ));
     }
+    id
 }
 
 /// `virtual_routes`: single-path routes with `via`, `dev`, `src`, `table`,
@@ -309,13 +334,7 @@ fn routes(list: &[model::Route], errors: &mut Vec<AssembleError>) -> Vec<RouteSp
     let mut out = Vec::new();
     for r in list {
         let mut ok = true;
-        let mut no = |what: &str| {
-            ok = false;
-            errors.push(err(
-                &r.location,
-                format!("virtual_routes {what} is not supported by dpvsd yet"),
-            ));
-        };
+        let mut no = unsupported(errors, &r.location, "virtual_routes", &mut ok);
         let kind = match r.route_type.as_deref() {
             None | Some("unicast") => RouteKind::Unicast,
             Some("blackhole") => RouteKind::Blackhole,
@@ -332,16 +351,8 @@ fn routes(list: &[model::Route], errors: &mut Vec<AssembleError>) -> Vec<RouteSp
         if let Some((k, _)) = r.options.first() {
             no(k);
         }
-        let table = match r.table.as_deref() {
-            None => None,
-            Some(t) => {
-                let id = table_id(t);
-                if id.is_none() {
-                    no(&format!("table {t} (use its number)"));
-                }
-                id
-            }
-        };
+        let table = table_id(r.table.as_deref(), &mut no);
+        drop(no);
         if ok {
             out.push(RouteSpec {
                 kind,
@@ -364,29 +375,15 @@ fn rules(list: &[model::Rule], errors: &mut Vec<AssembleError>) -> Vec<RuleSpec>
     let mut out = Vec::new();
     for r in list {
         let mut ok = true;
-        let mut no = |what: &str| {
-            ok = false;
-            errors.push(err(
-                &r.location,
-                format!("virtual_rules {what} is not supported by dpvsd yet"),
-            ));
-        };
+        let mut no = unsupported(errors, &r.location, "virtual_rules", &mut ok);
         if let Some((k, _)) = r.options.first() {
             no(k);
         }
-        let table = match r.table.as_deref() {
-            None => {
-                no("without table");
-                None
-            }
-            Some(t) => {
-                let id = table_id(t);
-                if id.is_none() {
-                    no(&format!("table {t} (use its number)"));
-                }
-                id
-            }
-        };
+        if r.table.is_none() {
+            no("without table");
+        }
+        let table = table_id(r.table.as_deref(), &mut no);
+        drop(no);
         let v6 = [r.from, r.to].iter().flatten().any(|p| p.addr.is_ipv6());
         if let (true, Some(table)) = (ok, table) {
             out.push(RuleSpec {

@@ -202,6 +202,7 @@ impl Drop for Lab {
 pub struct DriverNode {
     status: watch::Receiver<Vec<InstanceStatus>>,
     stop: Option<oneshot::Sender<bool>>,
+    reload: tokio::sync::mpsc::UnboundedSender<Config>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -209,7 +210,8 @@ impl DriverNode {
     pub fn start(ns: &str, config: Config) -> DriverNode {
         let path = format!("/run/netns/{ns}");
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (stop_tx, stop_rx) = oneshot::channel::<bool>();
+        let (stop_tx, mut stop_rx) = oneshot::channel::<bool>();
+        let (reload_tx, mut reload_rx) = tokio::sync::mpsc::unbounded_channel::<Config>();
         let thread = std::thread::spawn(move || {
             let f = std::fs::File::open(&path).expect("open netns");
             nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
@@ -223,7 +225,15 @@ impl DriverNode {
                 let _ = ready_tx.send(driver.subscribe());
                 // true: graceful stop; false or dropped: crash (no priority 0,
                 // VIPs stay), by dropping the runtime with the driver in it.
-                if stop_rx.await.unwrap_or(false) {
+                let graceful = loop {
+                    tokio::select! {
+                        r = &mut stop_rx => break r.unwrap_or(false),
+                        Some(c) = reload_rx.recv() => {
+                            driver.reconfigure(c).await.expect("driver running");
+                        }
+                    }
+                };
+                if graceful {
                     driver.stop().await.expect("driver ran and stopped cleanly");
                 }
             });
@@ -232,6 +242,7 @@ impl DriverNode {
         DriverNode {
             status,
             stop: Some(stop_tx),
+            reload: reload_tx,
             thread: Some(thread),
         }
     }
@@ -242,6 +253,28 @@ impl DriverNode {
 
     pub fn status(&self) -> Option<InstanceStatus> {
         self.status.borrow().first().cloned()
+    }
+
+    /// The status of the instance named `name`.
+    pub fn status_of(&self, name: &str) -> Option<InstanceStatus> {
+        self.status
+            .borrow()
+            .iter()
+            .find(|s| s.name == name)
+            .cloned()
+    }
+
+    /// Waits until instance `name` is in `state`.
+    pub fn wait_state_of(&self, name: &str, state: State, timeout: Duration) -> bool {
+        wait_for(timeout, || {
+            (self.status_of(name).map(|s| s.state) == Some(state)).then_some(())
+        })
+        .is_some()
+    }
+
+    /// Hands the running driver a new config ([`Driver::reconfigure`]).
+    pub fn reconfigure(&self, config: Config) {
+        self.reload.send(config).expect("driver thread running");
     }
 
     /// Waits until the (first) instance is in `state`; returns how long it took.
