@@ -251,16 +251,7 @@ fn dataplane_owned_vip_follows_vrrp() {
     let mut lab = dplab::Lab::up("vd");
     let (client, rs2) = (lab.ns("client"), lab.ns("rs2"));
     let cap_file = lab.dir.join("client-arp.pcap");
-    let mut cap = std::process::Command::new("ip")
-        .args(["netns", "exec", &client, "tcpdump", "-i", "eth0", "-U"])
-        .args(["--immediate-mode", "-w"])
-        .arg(&cap_file)
-        .arg("arp")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(500));
+    let cap = testlab::Capture::start(&client, &cap_file, "arp");
     let sample = std::fs::read_to_string(dplab::repo().join("samples/keepalived.conf"))
         .expect("sample config");
     let conf = lab.dir.join("dpvsd.conf");
@@ -342,10 +333,7 @@ fn dataplane_owned_vip_follows_vrrp() {
         "traffic after taking the VIP back (rs1={a} rs2={b})"
     );
 
-    common::signal(cap.id(), nix::sys::signal::Signal::SIGINT);
-    let _ = wait_for(Duration::from_secs(5), || cap.try_wait().ok().flatten());
-    let _ = cap.kill();
-    let _ = cap.wait();
+    let cap_file = cap.finish();
     let dump = output(&["tcpdump", "-r", &cap_file.display().to_string(), "-e", "-n"]);
     let garps = dump
         .lines()

@@ -4,11 +4,10 @@
 
 mod lab;
 
-use lab::{
-    check_capture, check_capture_unicast, unavailable, Capture, DriverNode, KaConf, Keepalived, Lab,
-};
+use lab::{unavailable, DriverNode, KaConf, Keepalived, Lab};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use testlab::{check_capture, check_capture_unicast, Capture};
 use vrrp::driver::Config;
 use vrrp::instance::{Auth, InstanceSpec, RouteKind, RouteSpec, RuleSpec, State, VipSpec};
 use vrrp::track::{FileSpec, TrackKind, TrackSpec};
@@ -143,7 +142,7 @@ fn interop_mode(version: Version, advert: &str, vip: &str, require: &[&str], mod
         return;
     }
     let lab = Lab::up();
-    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"));
+    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"), lab::VRRP_FILTER);
     let vip_addr: IpAddr = vip
         .split_once('/')
         .and_then(|(a, _)| a.parse().ok())
@@ -516,7 +515,7 @@ fn interop_keepalived_nopreempt() {
         return;
     }
     let lab = Lab::up();
-    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"));
+    let cap = Capture::start(&lab.a, &lab.dir.join("all.pcap"), lab::VRRP_FILTER);
     let vip = "10.99.0.100/24";
     let vip_addr: IpAddr = "10.99.0.100".parse().expect("ip");
     let limit = SECS(10);

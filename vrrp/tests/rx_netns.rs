@@ -18,12 +18,13 @@
 #[allow(dead_code)]
 mod lab;
 
-use lab::{shared_tool, unavailable, DriverNode, Lab};
+use lab::{unavailable, DriverNode, Lab};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testlab::shared_tool;
 use vrrp::driver::Config;
 use vrrp::instance::{Counters, DropCause, InstanceSpec, State, VipSpec};
 use vrrp::wire::Version;

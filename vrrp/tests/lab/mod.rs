@@ -21,12 +21,7 @@ pub fn unavailable(tools: &[&str]) -> Option<String> {
         return Some("needs root (network namespaces)".into());
     }
     for tool in ["ip"].iter().chain(tools) {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
+        if !testlab::have(tool) {
             let msg = format!("`{tool}` not found: install the Debian package `{tool}`");
             if std::env::var_os("CI").is_some() {
                 panic!("{msg} (tests/install-deps.sh)");
@@ -37,34 +32,10 @@ pub fn unavailable(tools: &[&str]) -> Option<String> {
     None
 }
 
-/// Runs a command; panics with its output if it fails.
-pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use testlab::{sh, wait_for};
 
-/// Polls `f` every 10 ms until it returns `Some`, for at most `timeout`.
-pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let end = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() >= end {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// What the VRRP captures record: adverts, GARPs and NAs.
+pub const VRRP_FILTER: &str = "ip proto 112 or ip6 proto 112 or arp or icmp6";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -479,146 +450,4 @@ impl Drop for Keepalived {
     fn drop(&mut self) {
         self.signal(nix::sys::signal::Signal::SIGKILL);
     }
-}
-
-/// tcpdump on eth0 of a namespace, writing a pcap.
-pub struct Capture {
-    child: Option<Child>,
-    pub file: PathBuf,
-}
-
-impl Capture {
-    pub fn start(ns: &str, file: &Path) -> Capture {
-        let err = file.with_extension("tcpdump.log");
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "tcpdump",
-                "-i",
-                "eth0",
-                "-U",
-                "--immediate-mode",
-            ])
-            .arg("-w")
-            .arg(file)
-            .arg("ip proto 112 or ip6 proto 112 or arp or icmp6")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&err).expect("tcpdump log"))
-            .spawn()
-            .expect("spawn tcpdump");
-        let ready = wait_for(Duration::from_secs(10), || {
-            std::fs::read_to_string(&err)
-                .ok()
-                .filter(|s| s.contains("listening on"))
-                .map(|_| ())
-        });
-        assert!(ready.is_some(), "tcpdump did not start");
-        Capture {
-            child: Some(child),
-            file: file.to_owned(),
-        }
-    }
-
-    /// Stops the capture and returns the file.
-    pub fn finish(mut self) -> PathBuf {
-        self.end();
-        self.file.clone()
-    }
-
-    fn end(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            if let Ok(p) = i32::try_from(c.id()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(p),
-                    nix::sys::signal::Signal::SIGINT,
-                );
-            }
-            let done = wait_for(Duration::from_secs(5), || c.try_wait().ok().flatten());
-            if done.is_none() {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        self.end();
-    }
-}
-
-/// `pcapcheck.py` from the shared tools, if they are beside the repository.
-pub fn pcapcheck() -> Option<PathBuf> {
-    shared_tool("VRRP_PCAPCHECK", "pcapcheck.py")
-}
-
-/// A script from the shared tools (`$env` overrides where it is), if present.
-pub fn shared_tool(env: &str, name: &str) -> Option<PathBuf> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os(env).map(PathBuf::from),
-        Some(manifest.join("../../shared/tools").join(name)),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| p.exists())
-}
-
-/// Runs pcapcheck on `file` with `--require` for each of `require`; panics
-/// if it fails. Prints a note and returns when the tool is not there.
-pub fn check_capture(file: &Path, require: &[&str]) {
-    check_capture_allowing(file, require, &[]);
-}
-
-/// As [`check_capture`], for unicast VRRP: pcapcheck insists on the
-/// multicast group, so a VRRP packet may fail with exactly one complaint,
-/// `dst D != 224.0.0.18 (unicast VRRP?)` for a `D` in `unicast_dsts`, and
-/// must pass every other check (checksum, TTL, count, interval). At least
-/// one such unicast advert must be in the capture.
-pub fn check_capture_unicast(file: &Path, require: &[&str], unicast_dsts: &[&str]) {
-    let n = check_capture_allowing(file, require, unicast_dsts);
-    assert!(n > 0, "no unicast adverts in {file:?}");
-}
-
-/// Returns how many packets failed only by their unicast destination.
-fn check_capture_allowing(file: &Path, require: &[&str], unicast_dsts: &[&str]) -> usize {
-    let Some(tool) = pcapcheck() else {
-        println!("note: pcapcheck.py not found, capture {file:?} not checked");
-        return 0;
-    };
-    let mut cmd = Command::new("/usr/bin/python3");
-    cmd.arg(&tool).arg("--quiet");
-    for r in require {
-        cmd.args(["--require", r]);
-    }
-    let out = cmd.arg(file).output().expect("run pcapcheck");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("pcapcheck {file:?}: {}", text.lines().last().unwrap_or(""));
-    if unicast_dsts.is_empty() {
-        assert!(
-            out.status.success(),
-            "pcapcheck failed on {file:?}:\n{text}"
-        );
-        return 0;
-    }
-    let mut unicast = 0;
-    for line in text.lines().filter(|l| l.starts_with("FAIL ")) {
-        let only_dst = line.contains(" VRRPv")
-            && unicast_dsts.iter().any(|d| {
-                line.ends_with(&format!(": dst {d} != 224.0.0.18 (unicast VRRP?)"))
-                    || line.ends_with(&format!(": dst {d} != ff02::12 (unicast VRRP?)"))
-            });
-        assert!(only_dst, "pcapcheck on {file:?}: {line}\n{text}");
-        unicast += 1;
-    }
-    println!("pcapcheck {file:?}: {unicast} unicast adverts pass every other check");
-    unicast
 }
