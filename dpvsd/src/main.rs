@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use dpvsd::{assemble, ctl, daemon};
-use keepalived_parser::{load_file, LoadOptions};
+use keepalived_parser::{load_file_with, Dialect, LoadOptions, ParseMode};
 
 /// A DPVS/keepalived-compatible L4 load balancer. Reads keepalived.conf.
 #[derive(Debug, Parser)]
@@ -40,6 +40,13 @@ struct Cli {
     /// Connection-table capacity per worker.
     #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     conn_capacity: usize,
+    /// Unknown keywords are fatal (keepalived only warns about them).
+    #[arg(long)]
+    strict: bool,
+    /// Read the configuration as `keepalived` 2.2.7 or as DPVS's fork (`dpvs`:
+    /// 2.0.19 weight limits and absolute misc_dynamic weights).
+    #[arg(long, value_name = "DIALECT", default_value = "keepalived")]
+    dialect: Dialect,
 }
 
 fn config_path(cli: &Cli) -> PathBuf {
@@ -74,7 +81,11 @@ fn main() -> ExitCode {
     let opts = LoadOptions {
         config_id: cli.config_id.clone(),
     };
-    let loaded = match load_file(&path, &opts) {
+    let mode = ParseMode {
+        strict: cli.strict,
+        dialect: cli.dialect,
+    };
+    let loaded = match load_file_with(&path, &opts, mode) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("dpvsd: {e}");
