@@ -43,6 +43,8 @@ const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 /// Real-server weight limit of keepalived ≥ 2.2 (`INT32_MAX`).
 const MAX_WEIGHT: u64 = i32::MAX as u64;
+/// At most this many unknown keywords get a "did you mean" hint per load.
+const MAX_HINTS: usize = 1000;
 /// Real-server weight limit of keepalived 2.0.19 and DPVS.
 const MAX_WEIGHT_DPVS: u64 = 65535;
 
@@ -568,12 +570,16 @@ fn keywords(level: Level) -> impl Iterator<Item = &'static str> {
 /// close enough to be a likely typo: within edit distance 1 for words of
 /// up to 4 characters, 2 up to 8, else 3 (case differences count half).
 fn did_you_mean(level: Level, kw: &str) -> Option<&'static str> {
-    let limit = match kw.chars().count() {
+    let len = kw.chars().count();
+    let limit = match len {
         0..=4 => 2,
         5..=8 => 4,
         _ => 6,
     };
     keywords(level)
+        // Each insertion or deletion costs 2: a length difference alone can
+        // rule a keyword out without computing the distance.
+        .filter(|k| 2 * k.len().abs_diff(len) <= limit)
         .map(|k| (values::edit_distance(kw, k), k))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
@@ -645,6 +651,7 @@ pub(crate) fn lower(
     let mut lw = Lowerer {
         sources,
         mode,
+        hints: 0,
         diags,
         model: Model::default(),
         track_files: Vec::new(),
@@ -667,6 +674,8 @@ struct Lowerer<'d> {
     /// The files read, to turn positions into locations.
     sources: &'d Sources,
     mode: ParseMode,
+    /// How many unknown keywords were looked up for a "did you mean" hint.
+    hints: usize,
     diags: &'d mut Vec<Diagnostic>,
     model: Model,
     /// Names of the top-level `track_file` blocks (for FILE_CHECK).
@@ -877,7 +886,15 @@ impl Lowerer<'_> {
         parent: Option<&'a Stmt<'a>>,
     ) {
         let kw = &s.keyword.text;
-        let hint = did_you_mean(level, kw)
+        // Hints are for typos; a flood of unknown words (a runaway ~SEQ)
+        // gets no more than MAX_HINTS of them.
+        let hint = if self.hints < MAX_HINTS {
+            self.hints += 1;
+            did_you_mean(level, kw)
+        } else {
+            None
+        };
+        let hint = hint
             .map(|k| format!(" (did you mean '{k}'?)"))
             .unwrap_or_default();
         let (severity, strict) = if self.mode.strict {
