@@ -503,3 +503,69 @@ fn runtime_weight_drain_enable_health_list_and_log_level() {
     assert!(!ok && err.contains("bad log level"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A config with a misspelt keyword (`delay_lop`) and a weight that only
+/// keepalived 2.2.7 accepts (DPVS's fork stops at 65535).
+fn write_modes_conf(name: &str) -> String {
+    let dir = tmpdir(name);
+    let conf = dir.join("modes.conf");
+    std::fs::write(
+        &conf,
+        "virtual_server 10.0.0.1 80 {\n    delay_lop 6\n    lb_algo rr\n    lb_kind NAT\n    \
+         protocol TCP\n    real_server 10.0.1.1 80 {\n        weight 70000\n    }\n}\n",
+    )
+    .expect("write");
+    conf.display().to_string()
+}
+
+#[test]
+fn strict_makes_unknown_keywords_fatal_with_a_hint() {
+    let conf = write_modes_conf("strict");
+    let out = dpvsd(&["-t", "-f", &conf]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(":2:5: warning: unknown keyword 'delay_lop' (did you mean 'delay_loop'?)"),
+        "{err}"
+    );
+    let out = dpvsd(&["-t", "--strict", "-f", &conf]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(":2:5: fatal: unknown keyword 'delay_lop' (did you mean 'delay_loop'?) - fatal with --strict"),
+        "{err}"
+    );
+    // Without -t, a fatal diagnostic refuses to start (before anything is bound).
+    let out = dpvsd(&[
+        "--strict",
+        "-n",
+        "-f",
+        &conf,
+        "--socket",
+        "/nonexistent/dpvsd.sock",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("configuration has errors; not starting"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dialect_dpvs_applies_the_dpvs_weight_limit() {
+    let conf = write_modes_conf("dialect");
+    let out = dpvsd(&["-t", "-f", &conf, "--dialect", "keepalived"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("70000"), "{err}");
+    let out = dpvsd(&["-t", "-f", &conf, "--dialect", "dpvs"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(
+        err.contains(":7:16: error:") && err.contains("70000"),
+        "{err}"
+    );
+    let out = dpvsd(&["-t", "-f", &conf, "--dialect", "dpvs-2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dialect 'dpvs-2'"));
+}

@@ -41,6 +41,8 @@ pub struct Options {
     pub conn_capacity: usize,
     /// How the config file is read again on reload.
     pub load: keepalived_parser::LoadOptions,
+    /// `--strict` / `--dialect`, kept for reloads.
+    pub mode: keepalived_parser::ParseMode,
     /// Where Prometheus metrics are served (`--metrics-listen`).
     pub metrics_listen: Option<SocketAddr>,
     /// Where SIGUSR1 writes the data dump and SIGUSR2 the stats dump.
@@ -510,7 +512,7 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
         error: Some(error),
     };
     let path = &shared.opts.config_file;
-    let loaded = match keepalived_parser::load_file(path, &shared.opts.load) {
+    let loaded = match keepalived_parser::load_file_with(path, &shared.opts.load, shared.opts.mode) {
         Ok(l) => l,
         Err(e) => return rejected(e.to_string(), Vec::new()),
     };

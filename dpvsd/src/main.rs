@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use dpvsd::backend::{BackendOptions, DpdkOptions};
 use dpvsd::{assemble, ctl, daemon};
-use keepalived_parser::{load_file, LoadOptions};
+use keepalived_parser::{load_file_with, Dialect, LoadOptions, ParseMode};
 
 /// A DPVS/keepalived-compatible L4 load balancer. Reads keepalived.conf.
 #[derive(Debug, Parser)]
@@ -52,6 +52,13 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     log_format: dpvsd::logging::LogFormat,
+    /// Unknown keywords are fatal (keepalived only warns about them).
+    #[arg(long)]
+    strict: bool,
+    /// Read the configuration as `keepalived` 2.2.7 or as DPVS's fork (`dpvs`:
+    /// 2.0.19 weight limits and absolute misc_dynamic weights).
+    #[arg(long, value_name = "DIALECT", default_value = "keepalived")]
+    dialect: Dialect,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -130,7 +137,11 @@ fn main() -> ExitCode {
     let opts = LoadOptions {
         config_id: cli.config_id.clone(),
     };
-    let loaded = match load_file(&path, &opts) {
+    let mode = ParseMode {
+        strict: cli.strict,
+        dialect: cli.dialect,
+    };
+    let loaded = match load_file_with(&path, &opts, mode) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("dpvsd: {e}");
@@ -189,6 +200,7 @@ fn main() -> ExitCode {
         backend,
         conn_capacity: cli.conn_capacity,
         load: opts,
+        mode,
         metrics_listen: cli.metrics_listen,
         data_dump_file: cli.data_dump_file.clone(),
         stats_dump_file: cli.stats_dump_file.clone(),

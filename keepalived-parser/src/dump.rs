@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use crate::diag::Location;
 use crate::model::{
-    AuthType, Checker, CheckerKind, DnsType, HashTarget, HttpCheck, HttpProtocol, IpAddress,
-    LbAlgo, LbKind, Model, OspfAnnounceAs, OspfAuth, Protocol, ProxyProtocol, Route, Rule, Script,
-    Tracked, VrrpNotify, VrrpState, VrrpTrackers, VsgEntry,
+    AccessEntry, AuthType, Checker, CheckerKind, DnsType, HashTarget, HttpCheck, HttpProtocol,
+    IpAddress, LbAlgo, LbKind, Model, OspfAnnounceAs, OspfAuth, Protocol, ProxyProtocol, Route,
+    Rule, Script, Tracked, TunnelKind, VrrpNotify, VrrpState, VrrpTrackers, VsgEntry,
 };
 
 /// A copy of `m` with every [`Location`] reset, for comparing models that
@@ -23,6 +23,19 @@ pub fn without_locations(m: &Model) -> Model {
     let z = Location::default;
     for g in &mut m.local_address_groups {
         g.location = z();
+    }
+    for g in m
+        .deny_address_groups
+        .iter_mut()
+        .chain(&mut m.allow_address_groups)
+    {
+        g.location = z();
+    }
+    for g in &mut m.tunnel_groups {
+        g.location = z();
+        for e in &mut g.entries {
+            e.location = z();
+        }
     }
     for g in &mut m.virtual_server_groups {
         g.location = z();
@@ -172,6 +185,39 @@ pub fn dump(m: &Model) -> String {
         o.open(format!("local_address_group {}", w(&g.name)));
         for a in &g.addresses {
             o.line(format!("{} {}", a.addr, w(&a.ifname)));
+        }
+        o.close();
+    }
+    for (kw, groups) in [
+        ("deny_address_group", &m.deny_address_groups),
+        ("allow_address_group", &m.allow_address_groups),
+    ] {
+        for g in groups {
+            o.open(format!("{kw} {}", w(&g.name)));
+            for e in &g.entries {
+                match e {
+                    AccessEntry::Addr(a) => o.line(a.to_string()),
+                    AccessEntry::Ipset(set) => o.line(w(&format!("ipset:{set}"))),
+                }
+            }
+            o.close();
+        }
+    }
+    for g in &m.tunnel_groups {
+        o.open(format!("tunnel_group {}", w(&g.name)));
+        for e in &g.entries {
+            o.open(format!("tunnel_entry {}", w(&e.ifname)));
+            o.opt(
+                "kind",
+                e.kind.map(|k| match k {
+                    TunnelKind::Ipip => "ipip",
+                    TunnelKind::Gre => "gre",
+                }),
+            );
+            o.opt("local", e.local);
+            o.opt("remote", e.remote);
+            o.opt("if", e.link.as_deref().map(w));
+            o.close();
         }
         o.close();
     }

@@ -19,10 +19,11 @@ use std::time::Duration;
 use crate::ast::Stmt;
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
-    Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck, HashTarget, HttpCheck,
-    HttpProtocol, HttpUrl, LbAlgo, LbKind, LocalAddress, LocalAddressGroup, MiscCheck, Model,
-    Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer, UdpCheck, UdpReply,
-    VirtualServer, VirtualServerGroup, VsgEntry,
+    AccessEntry, AccessGroup, Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck,
+    HashTarget, HttpCheck, HttpProtocol, HttpUrl, LbAlgo, LbKind, LocalAddress, LocalAddressGroup,
+    MiscCheck, Model, Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer,
+    TunnelEntry, TunnelGroup, TunnelKind, UdpCheck, UdpReply, VirtualServer, VirtualServerGroup,
+    VsgEntry,
 };
 use crate::preprocess::{Pos, Sources, Tok};
 use crate::values;
@@ -42,6 +43,8 @@ const LVS_MAX_TIMEOUT: u64 = 86400 * 31;
 const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 /// Real-server weight limit of keepalived ≥ 2.2 (`INT32_MAX`).
 const MAX_WEIGHT: u64 = i32::MAX as u64;
+/// At most this many unknown keywords get a "did you mean" hint per load.
+const MAX_HINTS: usize = 1000;
 /// Real-server weight limit of keepalived 2.0.19 and DPVS.
 const MAX_WEIGHT_DPVS: u64 = 65535;
 
@@ -65,6 +68,10 @@ enum Level {
     VrrpAuth,
     /// dpvsd's `ospf_announcer { }`.
     Ospf,
+    /// DPVS `tunnel_group NAME { }`.
+    TunnelGroup,
+    /// `tunnel_entry IFNAME { }` of a `tunnel_group`.
+    TunnelEntry,
     /// `interface NAME { }` of `ospf_announcer`.
     OspfInterface,
 }
@@ -159,6 +166,8 @@ impl Level {
             Level::TrackFile => "track_file",
             Level::VrrpAuth => "authentication",
             Level::Ospf => "ospf_announcer",
+            Level::TunnelGroup => "tunnel_group",
+            Level::TunnelEntry => "tunnel_entry",
             Level::OspfInterface => "interface",
         }
     }
@@ -192,9 +201,6 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "vrrp_track_process",
     "bfd_instance",
     "SSL",
-    "deny_address_group",
-    "allow_address_group",
-    "tunnel_group",
 ];
 
 const GLOBAL_UNSUPPORTED: &[&str] = &[
@@ -462,10 +468,13 @@ const TOP_SECTIONS: &[(&str, Level)] = &[
     ("track_file", Level::TrackFile),
     ("vrrp_track_file", Level::TrackFile),
     ("ospf_announcer", Level::Ospf),
+    ("tunnel_group", Level::TunnelGroup),
 ];
 
 const TOP_VALUES: &[&str] = &[
     "local_address_group",
+    "deny_address_group",
+    "allow_address_group",
     "virtual_server_group",
     "static_ipaddress",
     "static_routes",
@@ -490,6 +499,7 @@ fn leaves(level: Level) -> [&'static [&'static str]; 3] {
             if ck == Ck::File { NONE } else { CHECKER_COMMON },
         ],
         Level::Url => [URL_LEAVES, NONE, NONE],
+        Level::TunnelEntry => [&["kind", "local", "remote", "if"], NONE, NONE],
         Level::SmtpHost => [CONNECTION, CHECKER_COMMON, NONE],
         _ => [vrrp::leaves(level), NONE, NONE],
     }
@@ -514,6 +524,8 @@ fn blocks(level: Level) -> Blocks {
         ),
         Level::VrrpSyncGroup => (&[], vrrp::SYNC_VALUES, vrrp::SYNC_UNSUPPORTED),
         Level::Ospf => (&[("interface", Level::OspfInterface)], &[], &[]),
+        Level::TunnelGroup => (&[("tunnel_entry", Level::TunnelEntry)], &[], &[]),
+        Level::TunnelEntry => (&[], &[], &[]),
         Level::VrrpScript | Level::TrackFile | Level::VrrpAuth | Level::OspfInterface => {
             (&[], &[], &[])
         }
@@ -558,12 +570,16 @@ fn keywords(level: Level) -> impl Iterator<Item = &'static str> {
 /// close enough to be a likely typo: within edit distance 1 for words of
 /// up to 4 characters, 2 up to 8, else 3 (case differences count half).
 fn did_you_mean(level: Level, kw: &str) -> Option<&'static str> {
-    let limit = match kw.chars().count() {
+    let len = kw.chars().count();
+    let limit = match len {
         0..=4 => 2,
         5..=8 => 4,
         _ => 6,
     };
     keywords(level)
+        // Each insertion or deletion costs 2: a length difference alone can
+        // rule a keyword out without computing the distance.
+        .filter(|k| 2 * k.len().abs_diff(len) <= limit)
         .map(|k| (values::edit_distance(kw, k), k))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)
@@ -635,6 +651,7 @@ pub(crate) fn lower(
     let mut lw = Lowerer {
         sources,
         mode,
+        hints: 0,
         diags,
         model: Model::default(),
         track_files: Vec::new(),
@@ -657,6 +674,8 @@ struct Lowerer<'d> {
     /// The files read, to turn positions into locations.
     sources: &'d Sources,
     mode: ParseMode,
+    /// How many unknown keywords were looked up for a "did you mean" hint.
+    hints: usize,
     diags: &'d mut Vec<Diagnostic>,
     model: Model,
     /// Names of the top-level `track_file` blocks (for FILE_CHECK).
@@ -867,7 +886,15 @@ impl Lowerer<'_> {
         parent: Option<&'a Stmt<'a>>,
     ) {
         let kw = &s.keyword.text;
-        let hint = did_you_mean(level, kw)
+        // Hints are for typos; a flood of unknown words (a runaway ~SEQ)
+        // gets no more than MAX_HINTS of them.
+        let hint = if self.hints < MAX_HINTS {
+            self.hints += 1;
+            did_you_mean(level, kw)
+        } else {
+            None
+        };
+        let hint = hint
             .map(|k| format!(" (did you mean '{k}'?)"))
             .unwrap_or_default();
         let (severity, strict) = if self.mode.strict {
@@ -1045,6 +1072,8 @@ impl Lowerer<'_> {
                 "static_rules" => vrrp_nodes.static_rules.push(n),
                 "ospf_announcer" => vrrp_nodes.ospf.push(n),
                 "local_address_group" => self.local_address_group(n),
+                "deny_address_group" | "allow_address_group" => self.access_group(n),
+                "tunnel_group" => self.tunnel_group(n),
                 "virtual_server_group" => self.virtual_server_group(n),
                 "virtual_server" => {
                     if let Some((vs, laddr, group)) = self.virtual_server(n) {
@@ -1212,6 +1241,113 @@ impl Lowerer<'_> {
             addresses,
             location: self.loc(n.stmt.location),
         });
+    }
+
+    /// DPVS `deny_address_group` / `allow_address_group NAME { IP | IP-LAST
+    /// | ipset:SET ... }`. Lowered into the model; dpvsd does not filter
+    /// clients yet, which a (dpvsd-class) warning says.
+    fn access_group(&mut self, n: &Node<'_>) {
+        let kw = n.stmt.keyword.text;
+        self.not_acted_on(n);
+        let Some(name) = self.arg(n.stmt, 0) else {
+            return;
+        };
+        let deny = kw == "deny_address_group";
+        let groups = if deny {
+            &self.model.deny_address_groups
+        } else {
+            &self.model.allow_address_groups
+        };
+        if groups.iter().any(|g| g.name == name.text) {
+            self.diag(
+                Severity::Error,
+                name.location,
+                format!("{kw} '{}' is defined twice - ignoring this one", name.text),
+            );
+            return;
+        }
+        let mut entries = Vec::new();
+        for line in &n.children {
+            let t = &line.stmt.keyword;
+            if let Some(set) = t.text.strip_prefix("ipset:") {
+                entries.push(AccessEntry::Ipset(set.to_string()));
+            } else if let Some(addrs) = self.check(t, expand_range(t.text)) {
+                entries.extend(addrs.into_iter().map(AccessEntry::Addr));
+            }
+        }
+        let group = AccessGroup {
+            name: name.text.to_string(),
+            entries,
+            location: self.loc(n.stmt.location),
+        };
+        if deny {
+            self.model.deny_address_groups.push(group);
+        } else {
+            self.model.allow_address_groups.push(group);
+        }
+    }
+
+    /// DPVS `tunnel_group NAME { tunnel_entry IFNAME { kind ipip|gre; local
+    /// IP; remote IP; if LINKDEV } ... }`. Lowered into the model; dpvsd
+    /// does not create tunnel devices, which a (dpvsd-class) warning says.
+    fn tunnel_group(&mut self, n: &Node<'_>) {
+        self.not_acted_on(n);
+        let Some(name) = self.arg(n.stmt, 0) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        for e in &n.children {
+            let Some(ifname) = self.arg(e.stmt, 0) else {
+                continue;
+            };
+            let mut entry = TunnelEntry {
+                ifname: ifname.text.to_string(),
+                kind: None,
+                local: None,
+                remote: None,
+                link: None,
+                location: self.loc(e.stmt.location),
+            };
+            for c in &e.children {
+                let s = c.stmt;
+                let Some(t) = self.arg(s, 0) else {
+                    continue;
+                };
+                match s.keyword.text {
+                    "kind" => {
+                        let kind = match t.text {
+                            "ipip" => Ok(TunnelKind::Ipip),
+                            "gre" => Ok(TunnelKind::Gre),
+                            other => Err(format!("invalid tunnel kind '{other}' (ipip or gre)")),
+                        };
+                        entry.kind = self.check(t, kind).or(entry.kind);
+                    }
+                    "local" => entry.local = self.ip_token(t).or(entry.local),
+                    "remote" => entry.remote = self.ip_token(t).or(entry.remote),
+                    _ => entry.link = Some(t.text.to_string()),
+                }
+            }
+            entries.push(entry);
+        }
+        self.model.tunnel_groups.push(TunnelGroup {
+            name: name.text.to_string(),
+            entries,
+            location: self.loc(n.stmt.location),
+        });
+    }
+
+    /// The warning for a DPVS block that is read into the model but that
+    /// dpvsd does not act on (it does not change `-t`'s exit code).
+    fn not_acted_on(&mut self, n: &Node<'_>) {
+        self.diag_class(
+            DiagClass::Dpvsd,
+            Severity::Warning,
+            n.stmt.keyword.location,
+            format!(
+                "keyword '{}' is not yet supported by dpvsd, ignored",
+                n.stmt.keyword.text
+            ),
+        );
     }
 
     /// `virtual_server_group NAME { IP [PORT] | IP-LAST [PORT] | fwmark N }`.

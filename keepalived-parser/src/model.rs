@@ -15,6 +15,12 @@ pub struct Model {
     pub global_defs: GlobalDefs,
     /// DPVS `local_address_group NAME { IP[-LAST] IFNAME ... }`, in file order.
     pub local_address_groups: Vec<LocalAddressGroup>,
+    /// DPVS `deny_address_group NAME { ... }` (client blacklists), in file order.
+    pub deny_address_groups: Vec<AccessGroup>,
+    /// DPVS `allow_address_group NAME { ... }` (client whitelists), in file order.
+    pub allow_address_groups: Vec<AccessGroup>,
+    /// DPVS `tunnel_group NAME { tunnel_entry IFNAME { ... } ... }`, in file order.
+    pub tunnel_groups: Vec<TunnelGroup>,
     /// Virtual servers that survived validation, in file order.
     pub virtual_servers: Vec<VirtualServer>,
     /// Non-empty `virtual_server_group`s, in file order.
@@ -68,6 +74,51 @@ pub struct LocalAddress {
 pub struct LocalAddressGroup {
     pub name: String,
     pub addresses: Vec<LocalAddress>,
+    pub location: Location,
+}
+
+/// One entry of a DPVS `deny_address_group` / `allow_address_group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessEntry {
+    /// `IP`, or one address of a range `a.b.c.d-e` (expanded).
+    Addr(IpAddr),
+    /// `ipset:NAME`.
+    Ipset(String),
+}
+
+/// A DPVS `deny_address_group` or `allow_address_group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessGroup {
+    pub name: String,
+    pub entries: Vec<AccessEntry>,
+    pub location: Location,
+}
+
+/// The `kind` of a DPVS tunnel device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TunnelKind {
+    Ipip,
+    Gre,
+}
+
+/// `tunnel_entry IFNAME { kind ipip|gre; local IP; remote IP; if LINKDEV }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelEntry {
+    /// The tunnel device to create.
+    pub ifname: String,
+    pub kind: Option<TunnelKind>,
+    pub local: Option<IpAddr>,
+    pub remote: Option<IpAddr>,
+    /// `if LINKDEV`: the device the tunnel runs over.
+    pub link: Option<String>,
+    pub location: Location,
+}
+
+/// A DPVS `tunnel_group`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelGroup {
+    pub name: String,
+    pub entries: Vec<TunnelEntry>,
     pub location: Location,
 }
 

@@ -10,7 +10,7 @@
 //! no panic, bounded time per input, every diagnostic located with its
 //! source line. A failing input is written to the temp dir.
 
-use keepalived_parser::{dump, load_str, LoadOptions};
+use keepalived_parser::{dump, load_str, load_str_with, Dialect, LoadOptions, ParseMode};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -185,7 +185,16 @@ fn check(input: &str) -> Result<Duration, String> {
     };
     let start = Instant::now();
     let loaded = catch_unwind(AssertUnwindSafe(|| {
-        let l = load_str(input, name, &opts);
+        // Every parse mode gets inputs: the mode follows the input's length.
+        let mode = ParseMode {
+            strict: input.len() % 2 == 1,
+            dialect: if input.len() % 3 == 0 {
+                Dialect::Dpvs
+            } else {
+                Dialect::Keepalived
+            },
+        };
+        let l = load_str_with(input, name, &opts, mode);
         let _ = dump(&l.model);
         l
     }))
