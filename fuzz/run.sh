@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# run.sh SECONDS - fuzz the keepalived-parser for SECONDS (default 60).
+# run.sh SECONDS [TARGET] - fuzz TARGET for SECONDS (default 60): `parse`
+# (keepalived-parser, the default) or `wire` (the dataplane's wire views and
+# engine on arbitrary frames).
 #
 # With a nightly toolchain (rustup), cargo-fuzz (installed from crates.io when
 # missing) runs the libFuzzer target `parse` seeded with shared/corpus and a
@@ -8,11 +10,18 @@
 # Exits non-zero on any crash, timeout or failed assertion.
 set -euo pipefail
 secs="${1:-60}"
+target="${2:-parse}"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 corpus_src="$root/../shared/corpus"
 
 stable_fuzz() {
+    if [[ "$target" == wire ]]; then
+        echo "fuzz: no cargo-fuzz; the dataplane's random-bytes property tests instead"
+        cd "$root"
+        PROPTEST_CASES=100000 cargo test --release -p dataplane --lib -- never_panic
+        return
+    fi
     echo "fuzz: stable structured fuzzer (tests/fuzz_long.rs) for ${secs}s"
     cd "$root"
     FUZZ_SECONDS="$secs" cargo test --release -p keepalived-parser --test fuzz_long \
@@ -33,6 +42,13 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 
 cd "$here"
+if [[ "$target" == wire ]]; then
+    unset CARGO_TARGET_DIR
+    mkdir -p corpus/wire
+    echo "fuzz: cargo +nightly fuzz run wire for ${secs}s"
+    exec cargo +nightly fuzz run wire corpus/wire -- \
+        -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
+fi
 # The fuzz crate has its own target dir; a workspace-wide one would mix
 # sanitizer and normal builds.
 unset CARGO_TARGET_DIR

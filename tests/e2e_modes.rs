@@ -197,30 +197,47 @@ fn persistence_keeps_a_client_on_one_server() {
     );
 }
 
-/// What a decapsulating helper saw.
+/// What a sniffer's handler made of one captured frame.
+enum Seen<'a> {
+    /// Not what the test looks at.
+    Other,
+    /// As expected; hand this IPv4 packet to the host's stack.
+    Deliver(&'a [u8]),
+    /// As expected; counted.
+    Good,
+    /// Wrong, and why.
+    Bad(String),
+}
+
+/// What a sniffer saw.
 #[derive(Debug, Default)]
-struct DecapReport {
-    /// IPIP packets to the real server, checked and delivered.
-    delivered: usize,
-    /// Everything wrong with any of them.
+struct Report {
+    /// Frames the handler found as expected (delivered ones included).
+    good: usize,
+    /// Everything wrong with any frame.
     problems: Vec<String>,
 }
 
-/// A thread in a real server's namespace standing in for the missing ipip
-/// module: it checks each IPIP packet from dpvsd and delivers the inner one.
-struct Decap {
+/// A thread in a lab host's namespace that captures every frame
+/// (AF_PACKET) and runs `handler` on it; for TUN it stands in for the
+/// missing ipip module by delivering the inner packets.
+struct Sniffer {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<DecapReport>>,
+    thread: Option<JoinHandle<Report>>,
 }
 
-impl Decap {
-    fn start(lab: &Lab, host: &str, rs: Ipv4Addr) -> Decap {
+impl Sniffer {
+    fn start(
+        lab: &Lab,
+        host: &str,
+        mut handler: impl FnMut(&[u8]) -> Seen<'_> + Send + 'static,
+    ) -> Sniffer {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let ns = format!("/run/netns/{}", lab.ns(host));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut report = DecapReport::default();
+            let mut report = Report::default();
             let sockets = open_in(&ns);
             let _ = ready_tx.send(sockets.as_ref().err().cloned());
             let Ok((rx, tx)) = sockets else {
@@ -232,32 +249,33 @@ impl Decap {
                 let Ok(n) = recv(rx.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
                     continue;
                 };
-                match check_ipip(&buf[..n], rs) {
-                    Ok(None) => {}
-                    Ok(Some(inner)) => {
+                match handler(&buf[..n]) {
+                    Seen::Other => {}
+                    Seen::Good => report.good += 1,
+                    Seen::Deliver(inner) => {
                         let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
                         let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
                         match sendto(tx.as_raw_fd(), inner, &to, MsgFlags::empty()) {
-                            Ok(_) => report.delivered += 1,
+                            Ok(_) => report.good += 1,
                             Err(e) => report.problems.push(format!("inject: {e}")),
                         }
                     }
-                    Err(p) => report.problems.push(p),
+                    Seen::Bad(p) => report.problems.push(p),
                 }
             }
             report
         });
         match ready_rx.recv_timeout(Duration::from_secs(5)) {
             Ok(None) => {}
-            other => panic!("decapsulator in {host} did not start: {other:?}"),
+            other => panic!("sniffer in {host} did not start: {other:?}"),
         }
-        Decap {
+        Sniffer {
             stop,
             thread: Some(thread),
         }
     }
 
-    fn finish(mut self) -> DecapReport {
+    fn finish(mut self) -> Report {
         self.stop.store(true, Ordering::Relaxed);
         self.thread
             .take()
@@ -266,7 +284,7 @@ impl Decap {
     }
 }
 
-impl Drop for Decap {
+impl Drop for Sniffer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -299,6 +317,51 @@ fn open_in(ns: &str) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), Str
     )
     .map_err(|e| format!("raw socket: {e}"))?;
     Ok((rx, tx))
+}
+
+/// The TUN sniffer: IPIP packets to `rs` are checked and delivered.
+fn decap(frame: &[u8], rs: Ipv4Addr) -> Seen<'_> {
+    match check_ipip(frame, rs) {
+        Ok(None) => Seen::Other,
+        Ok(Some(inner)) => Seen::Deliver(inner),
+        Err(p) => Seen::Bad(p),
+    }
+}
+
+/// The TOA sniffer: FNAT segments LIP → :8080. A SYN must carry no TOA;
+/// a segment with one must be a non-SYN ACK whose TOA (kind 254, length 8)
+/// holds the client's address and a port, with a valid TCP checksum.
+fn toa(frame: &[u8]) -> Seen<'_> {
+    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
+        return Seen::Other;
+    };
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) =
+        (p.net, p.transport)
+    else {
+        return Seen::Other;
+    };
+    let h = ip.header();
+    if h.source_addr() != Ipv4Addr::new(10, 99, 0, 200) || t.destination_port() != 8080 {
+        return Seen::Other;
+    }
+    let opts = t.options();
+    let Some(at) = opts.windows(2).position(|w| w == [254, 8]) else {
+        return Seen::Other;
+    };
+    if t.syn() || !t.ack() {
+        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
+    }
+    let sum = t
+        .to_header()
+        .calc_checksum_ipv4(&h.to_header(), t.payload())
+        .ok();
+    if sum != Some(t.checksum()) {
+        return Seen::Bad("TCP checksum of a TOA segment".into());
+    }
+    match opts.get(at + 2..at + 8) {
+        Some(v) if v[2..] == CLIENT.octets() && v[..2] != [0, 0] => Seen::Good,
+        v => Seen::Bad(format!("TOA value {v:?}")),
+    }
 }
 
 /// `Ok(None)`: not an IPIP packet to `rs`. `Ok(Some(inner))`: an IPIP
@@ -403,8 +466,9 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
     }
     let mut lab = Lab::up("tun");
     vip_on_lo(&lab);
-    let rs1 = Decap::start(&lab, "rs1", Ipv4Addr::new(10, 99, 0, 3));
-    let rs2 = Decap::start(&lab, "rs2", Ipv4Addr::new(10, 99, 0, 4));
+    let (ip1, ip2) = (Ipv4Addr::new(10, 99, 0, 3), Ipv4Addr::new(10, 99, 0, 4));
+    let rs1 = Sniffer::start(&lab, "rs1", move |f: &[u8]| decap(f, ip1));
+    let rs2 = Sniffer::start(&lab, "rs2", move |f: &[u8]| decap(f, ip2));
     start(&mut lab, "TUN", 8080, "");
 
     let url = format!("http://{VIP}:8080/");
@@ -425,14 +489,14 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
     assert!(conns >= 20, "connections {conns} < 20");
     // Each request took at least SYN, ACK, request, FIN through the tunnel.
     assert!(
-        r1.delivered + r2.delivered >= 3 * 20,
+        r1.good + r2.good >= 3 * 20,
         "decapsulated {} + {}",
-        r1.delivered,
-        r2.delivered
+        r1.good,
+        r2.good
     );
     assert_eq!(
         inp as usize,
-        r1.delivered + r2.delivered,
+        r1.good + r2.good,
         "every packet dpvsd tunnelled arrived, and nothing else"
     );
     assert_eq!(outp, 0, "TUN replies must bypass the director");
@@ -441,4 +505,34 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
     // depended on the tunnel.
     let (a, b, failed) = lab.traffic_to(&url, 2);
     assert_eq!((a, b, failed), (0, 0, 2));
+}
+
+#[test]
+fn fnat_first_ack_carries_toa_on_the_wire() {
+    if !can_run("fnat_first_ack_carries_toa_on_the_wire") {
+        return;
+    }
+    let mut lab = Lab::up("toa");
+    let rs1 = Sniffer::start(&lab, "rs1", toa);
+    let rs2 = Sniffer::start(&lab, "rs2", toa);
+    lab.start_dpvsd(&common::repo().join("samples/keepalived.conf"));
+    lab.wait_health(common::RS1, "up", Duration::from_secs(10));
+    lab.wait_health(common::RS2, "up", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic(10);
+    std::thread::sleep(Duration::from_millis(300));
+    let (r1, r2) = (rs1.finish(), rs2.finish());
+    println!("rs1 {r1:?}\nrs2 {r2:?}");
+    assert_eq!(failed, 0, "FNAT requests failed (rs1={a} rs2={b})");
+    assert!(
+        r1.problems.is_empty() && r2.problems.is_empty(),
+        "{r1:?} {r2:?}"
+    );
+    // One TOA per connection: on the ACK completing its handshake.
+    let (conns, _, _) = service_stats(&lab);
+    assert_eq!(
+        (r1.good + r2.good) as u64,
+        conns,
+        "TOA segments vs connections"
+    );
+    assert!(conns >= 10);
 }

@@ -8,6 +8,7 @@
 //! | mode | client → VIP becomes          | reply                              |
 //! |------|-------------------------------|------------------------------------|
 //! | FNAT | LIP:lport → RS:rport, TTL − 1 | RS → LIP becomes VIP → client      |
+//! |      | (+ TOA on the first ACK)      |                                    |
 //! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
 //! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
 //! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
@@ -203,6 +204,9 @@ struct Parsed {
 enum Action {
     /// Rewrite the 5-tuple to this key, TTL − 1 (FNAT, NAT).
     Nat(FlowKey),
+    /// FNAT's first ACK of a connection: as `Nat`, and insert the client's
+    /// address and port as a TOA option when there is room.
+    NatToa(FlowKey),
     /// MAC addresses only (DR).
     Mac,
     /// IPIP encapsulation `src → dst` (TUN).
@@ -567,6 +571,11 @@ impl Engine {
                 rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
                 len
             }
+            Action::NatToa(new) => {
+                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                let client = (p.key.src, p.key.sport);
+                insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+            }
             Action::Mac => len,
             Action::Tunnel { src, dst } => match encapsulate(buf, p.tl, src, dst) {
                 Ok(n) => n,
@@ -598,6 +607,10 @@ impl Engine {
         }
         let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
         let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
+        // The client's ACK completing the handshake (TOA goes there).
+        let f = p.flags;
+        let first_ack =
+            p.key.proto == 6 && conn.tcp == TcpState::SynRecv && f.ack && !f.syn && !f.rst;
         if closing && p.flags.syn && !p.flags.ack {
             // The client reuses its port after closing: a new connection,
             // scheduled afresh (IPVS's conn_reuse_mode).
@@ -613,7 +626,10 @@ impl Engine {
             .conns
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
-        let action = action_in(mode, &conn.out_key, tunnel_src)?;
+        let action = match action_in(mode, &conn.out_key, tunnel_src)? {
+            Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
+            a => a,
+        };
         let in_key = conn.in_key;
         if let Some(d) = self.conns.dest(dest) {
             if let Some(p) = d.persistence {
@@ -1074,6 +1090,52 @@ fn action_in(
             dst: out_key.src,
         },
     })
+}
+
+/// TCP option kind of DPVS's TOA ("TCP option address").
+pub const TOA_KIND: u8 = 254;
+/// Length of an IPv4 TOA option: kind, length, port, address.
+pub const TOA_LEN: usize = 8;
+
+/// Inserts a TOA option (DPVS's `struct tcpopt_addr`: kind 254, length 8,
+/// the client's port and IPv4 address in network order) after the TCP
+/// options of the FNAT-rewritten segment `src → dst` in `buf` (IPv4 header
+/// and total length `hl`, `tl`), so that a real server with the TOA module
+/// sees the client. The sequence space is unchanged (options take none);
+/// lengths and checksums are updated. `None` (nothing changed) when the TCP
+/// header has no room for 8 more option bytes, the packet would exceed the
+/// MTU, or the buffer has no room. Returns the new frame length.
+fn insert_toa(
+    buf: &mut [u8],
+    hl: usize,
+    tl: usize,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    (client, client_port): (Ipv4Addr, u16),
+) -> Option<usize> {
+    let tcp_at = ETH_LEN + hl;
+    let doff = TcpPacket::new_checked(buf.get(tcp_at..ETH_LEN + tl)?)
+        .ok()?
+        .header_len();
+    let new_len = ETH_LEN + tl + TOA_LEN;
+    if doff + TOA_LEN > 60 || tl + TOA_LEN > TUNNEL_MTU || new_len > buf.len() {
+        return None;
+    }
+    let opt_at = tcp_at + doff;
+    buf.copy_within(opt_at..ETH_LEN + tl, opt_at + TOA_LEN);
+    let opt = &mut buf[opt_at..opt_at + TOA_LEN];
+    opt[0] = TOA_KIND;
+    opt[1] = TOA_LEN as u8;
+    opt[2..4].copy_from_slice(&client_port.to_be_bytes());
+    opt[4..8].copy_from_slice(&client.octets());
+    {
+        let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]);
+        tcp.set_header_len(doff + TOA_LEN);
+        tcp.fill_checksum(src, dst);
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    ip.set_total_len((tl + TOA_LEN) as u16);
+    ip.fill_checksum();
+    Some(new_len)
 }
 
 /// Wraps the IPv4 packet of the frame in `buf` (total length `tl`, after
@@ -1653,14 +1715,11 @@ mod tests {
         for port in 0..(PIPELINE as u16 + 10) {
             frames.push(tcp(c(1000 + port), v, true, false, b""));
         }
+        // Frame by frame with room to grow (the first ACK gets a TOA).
         let (mut single, mut ctl) = engine();
         let want: Vec<(Verdict, Vec<u8>)> = frames
             .iter()
-            .map(|f| {
-                let mut f = f.clone();
-                let v = single.handle(&mut f, 5, &mut ctl);
-                (v, f)
-            })
+            .map(|f| handle_grow(&mut single, f, 5, &mut ctl))
             .collect();
         let (mut burst, mut ctl) = engine();
         let mut rx = Burst::new(frames.len());
@@ -1674,6 +1733,7 @@ mod tests {
         assert_eq!(got, want);
         assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
         assert_eq!(want[2].0, Verdict::Forward);
+        assert_eq!(want[3].1.len(), frames[3].len() + TOA_LEN);
         assert_eq!(want[4].0, Verdict::Drop(Drop::NoConnection));
         assert_eq!(want[5].0, Verdict::Drop(Drop::Truncated));
         assert_eq!(burst.conn_count(), single.conn_count());
@@ -2619,6 +2679,94 @@ mod tests {
             .write(&mut echo, b"ping")
             .expect("echo");
         assert_eq!(e.handle(&mut echo, 1, &mut ctl), Verdict::Ignore);
+    }
+
+    // ── TOA ────────────────────────────────────────────────────────────
+
+    /// The TCP options of an IPv4 frame (etherparse).
+    fn tcp_options(frame: &[u8]) -> Vec<u8> {
+        let p = SlicedPacket::from_ethernet(frame).expect("etherparse");
+        let Some(TransportSlice::Tcp(t)) = p.transport else {
+            panic!("not tcp")
+        };
+        t.options().to_vec()
+    }
+
+    #[test]
+    fn fnat_first_ack_carries_toa_golden() {
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        let vip = (LB_MAC, VIP, 80);
+        // The SYN carries no TOA.
+        let (v, syn) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert!(tcp_options(&syn).is_empty());
+        let lport = inspect(&syn).4;
+        let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+        assert_eq!(e.handle(&mut synack, 2, &mut ctl), Verdict::Forward);
+        // The ACK completing the handshake (with data): TOA inserted.
+        let ack = tcp(client, vip, false, true, b"GET / HTTP/1.0\r\n\r\n");
+        let (v, out) = handle_grow(&mut e, &ack, 3, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out.len(), ack.len() + TOA_LEN);
+        // etherparse checks the IPv4 and TCP checksums of the result.
+        let (_, dmac, src, dst, sport, dport, _) = inspect(&out);
+        assert_eq!(
+            (dmac, src, dst, sport, dport),
+            (RS_MAC, LIP, RS, lport, 8080)
+        );
+        let mut toa = vec![TOA_KIND, 8];
+        toa.extend_from_slice(&33000u16.to_be_bytes());
+        toa.extend_from_slice(&CLIENT.octets());
+        assert_eq!(tcp_options(&out), toa);
+        // Golden: the segment without the option is the plain FNAT rewrite.
+        let p = SlicedPacket::from_ethernet(&out).expect("etherparse");
+        let Some(TransportSlice::Tcp(t)) = p.transport else {
+            panic!("not tcp")
+        };
+        assert_eq!(t.payload(), b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!((t.sequence_number(), t.acknowledgment_number()), (1000, 7));
+        // Later packets carry no TOA.
+        let (v, out) = handle_grow(&mut e, &tcp(client, vip, false, true, b"x"), 4, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert!(tcp_options(&out).is_empty());
+    }
+
+    #[test]
+    fn toa_is_skipped_without_room_and_outside_fnat() {
+        let client = (CLIENT_MAC, CLIENT, 33000);
+        let vip = (LB_MAC, VIP, 80);
+        // A frame that cannot grow (`handle`): forwarded without TOA, valid.
+        let (mut e, mut ctl) = engine();
+        resolve_rs(&mut e, &mut ctl);
+        let mut syn = tcp(client, vip, true, false, b"");
+        assert_eq!(e.handle(&mut syn, 1, &mut ctl), Verdict::Forward);
+        let mut ack = tcp(client, vip, false, true, b"");
+        let n = ack.len();
+        assert_eq!(e.handle(&mut ack, 2, &mut ctl), Verdict::Forward);
+        assert_eq!(ack.len(), n);
+        inspect(&ack);
+        assert!(tcp_options(&ack).is_empty());
+        // NAT: never.
+        let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+        let (_, _) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+        let (v, out) = handle_grow(&mut e, &tcp(client, vip, false, true, b""), 2, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert!(tcp_options(&out).is_empty());
+        // No room in the TCP header (60 bytes of options already).
+        let mut full = vec![0u8; ETH_LEN + 80 + 2 * TOA_LEN];
+        full[ETH_LEN + 20 + 12] = 0xf0; // data offset 15: 40 bytes of options
+        let (src, dst) = (Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
+        let before = full.clone();
+        assert_eq!(insert_toa(&mut full, 20, 80, (src, dst), (CLIENT, 1)), None);
+        assert_eq!(full, before);
+        // With a 20-byte header the same buffer has room.
+        full[ETH_LEN + 20 + 12] = 0x50;
+        assert_eq!(
+            insert_toa(&mut full, 20, 80, (src, dst), (CLIENT, 1)),
+            Some(ETH_LEN + 80 + TOA_LEN)
+        );
     }
 
     mod prop {

@@ -10,7 +10,7 @@
 //! None of these functions panics or allocates.
 
 use super::IpProtocol;
-use core::net::Ipv4Addr;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 /// One's-complement partial sum of `data` as 16-bit big-endian words; an odd trailing
 /// byte is padded with a zero byte. The result is folded to at most `0xffff`, so callers
@@ -66,6 +66,16 @@ pub fn pseudo_v4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, len: u16) -> u
         + u32::from(u16::from_be_bytes([d[2], d[3]]))
         + u32::from(u8::from(proto))
         + u32::from(len)
+}
+
+/// Partial sum of the IPv6 pseudo-header (RFC 8200 §8.1) used by TCP, UDP
+/// and ICMPv6; `len` is the upper-layer length.
+pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: IpProtocol, len: u32) -> u32 {
+    sum(&src.octets())
+        + sum(&dst.octets())
+        + (len >> 16)
+        + (len & 0xffff)
+        + u32::from(u8::from(proto))
 }
 
 /// RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for replacing `old` bytes by `new` bytes

@@ -1,0 +1,182 @@
+//! Any frame through every wire view and through the forwarding engine
+//! (FNAT, NAT, DR and TUN, IPv4 and ICMP paths): nothing panics, and a
+//! forwarded IPv4 frame has a valid header checksum.
+//!
+//! Input: byte 0 picks the engine (bits 0-1) and how much of the frame is
+//! made valid so the fuzzer gets past the checks (bit 6: our MAC, IPv4
+//! ethertype, version/IHL and header checksum fixed; bit 5: destination is
+//! the VIP, else the LIP; bit 4: source is the real server); the rest is
+//! the frame.
+#![no_main]
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use dataplane::io::Burst;
+use dataplane::sched::SchedTable;
+use dataplane::wire::icmpv4::Quote;
+use dataplane::wire::{
+    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    MacAddr, TcpPacket, UdpPacket, VlanTag,
+};
+use dataplane::{Forwarding, Protocol, Scheduler, ServiceKey};
+use libfuzzer_sys::fuzz_target;
+
+const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
+const RS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
+const MODES: [Forwarding; 4] = [
+    Forwarding::Fnat,
+    Forwarding::Nat,
+    Forwarding::Dr,
+    Forwarding::Tun,
+];
+
+struct State {
+    engines: Vec<(Engine, Burst)>,
+    now_ms: u64,
+}
+
+fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
+    let lips = if mode == Forwarding::Fnat { vec![LIP] } else { vec![] };
+    let svc = |port, protocol| ServiceSnap {
+        key: ServiceKey {
+            addr: VIP.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers: vec![ServerSnap {
+            addr: RS,
+            port,
+            stats: Arc::default(),
+        }],
+        table: SchedTable::build(Scheduler::Rr, &[1]),
+        local_addrs: lips.clone(),
+    };
+    let mut snap = Snapshot {
+        services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
+        owned_vips: vec![VIP],
+        local_addrs: lips,
+        neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
+        forwarding: vec![mode; 2],
+        nat_servers: if mode == Forwarding::Nat { vec![RS] } else { vec![] },
+        interface_v4: Some(Ipv4Addr::new(10, 99, 0, 1)),
+        ..Snapshot::default()
+    };
+    snap.lookup.insert((VIP, 80, 6), 0);
+    snap.lookup.insert((VIP, 53, 17), 1);
+    Arc::new(snap)
+}
+
+fn state() -> &'static Mutex<State> {
+    static STATE: OnceLock<Mutex<State>> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let engines = MODES
+            .iter()
+            .map(|&mode| {
+                let mut e = Engine::new(0, LB_MAC, 4096, (1024, 65535), Arc::default());
+                let mut ctl = Burst::new(64);
+                e.set_snapshot(snapshot(mode), 0, &mut ctl);
+                // The real server answers ARP.
+                let mut reply = [0u8; 42];
+                let mut eth = EthernetFrame::new_unchecked(&mut reply[..]);
+                eth.set_dst_addr(LB_MAC);
+                eth.set_src_addr(MacAddr([2, 0x99, 0, 0, 0, 3]));
+                eth.set_ethertype(dataplane::wire::EtherType::Arp);
+                ArpRepr {
+                    operation: dataplane::wire::ArpOperation::Reply,
+                    source_hardware_addr: MacAddr([2, 0x99, 0, 0, 0, 3]),
+                    source_protocol_addr: RS,
+                    target_hardware_addr: LB_MAC,
+                    target_protocol_addr: Ipv4Addr::new(10, 99, 0, 1),
+                }
+                .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
+                e.handle(&mut reply, 0, &mut ctl);
+                ctl.clear();
+                (e, ctl)
+            })
+            .collect();
+        Mutex::new(State { engines, now_ms: 1 })
+    })
+}
+
+/// Every view's accessors on `frame`.
+fn views(frame: &[u8]) {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return;
+    };
+    let _ = (eth.src_addr(), eth.dst_addr(), eth.ethertype());
+    let l3 = eth.payload();
+    if let Ok(tag) = VlanTag::new_checked(l3) {
+        let _ = (tag.pcp(), tag.dei(), tag.vlan_id(), tag.ethertype(), tag.payload());
+    }
+    if let Ok(arp) = ArpPacket::new_checked(l3) {
+        let _ = ArpRepr::parse(&arp);
+    }
+    if let Ok(ip) = Ipv4Packet::new_checked(l3) {
+        let _ = (ip.verify_checksum(), ip.options(), ip.is_fragment());
+        let (src, dst, l4) = (ip.src_addr(), ip.dst_addr(), ip.payload());
+        if let Ok(t) = TcpPacket::new_checked(l4) {
+            let _ = (t.options(), t.payload(), t.verify_checksum(src, dst));
+        }
+        if let Ok(u) = UdpPacket::new_checked(l4) {
+            let _ = (u.payload(), u.verify_checksum(src, dst));
+        }
+        if let Ok(i) = Icmpv4Packet::new_checked(l4) {
+            let _ = (i.is_error(), i.next_hop_mtu(), i.verify_checksum());
+            let _ = Quote::parse(i.payload());
+        }
+    }
+    if let Ok(ip6) = Ipv6Packet::new_checked(l3) {
+        let _ = ip6.upper_layer();
+        let (src, dst) = (ip6.src_addr(), ip6.dst_addr());
+        if let Ok(i) = Icmpv6Packet::new_checked(ip6.payload()) {
+            let _ = (i.nd_target(), i.na_flags(), i.verify_checksum(src, dst));
+            let _ = i.nd_options().count();
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&ctl_byte, rest)) = data.split_first() else {
+        return;
+    };
+    let mut frame = rest.to_vec();
+    views(&frame);
+    if ctl_byte & 0x40 != 0 && frame.len() >= 34 {
+        frame[..6].copy_from_slice(&LB_MAC.0);
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        let dst = if ctl_byte & 0x20 != 0 { VIP } else { LIP };
+        frame[30..34].copy_from_slice(&dst.octets());
+        if ctl_byte & 0x10 != 0 {
+            frame[26..30].copy_from_slice(&RS.octets());
+        }
+        Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
+    }
+    let mut st = state().lock().unwrap_or_else(|e| e.into_inner());
+    st.now_ms += 1;
+    let now = st.now_ms;
+    let (e, ctl) = &mut st.engines[usize::from(ctl_byte & 3)];
+    let mut rx = Burst::new(1);
+    if !rx.push(&frame) {
+        return;
+    }
+    let f = &mut rx.frames_mut()[0];
+    if e.handle_frame(f, now, ctl) == Verdict::Forward {
+        let out = f.data();
+        if let Ok(eth) = EthernetFrame::new_checked(out) {
+            if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+                assert!(ip.verify_checksum(), "forwarded a bad IPv4 checksum");
+            }
+        }
+    }
+    ctl.clear();
+    if now % 64 == 0 {
+        e.housekeeping(now, 256, ctl);
+        ctl.clear();
+    }
+});
