@@ -246,14 +246,23 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
         CheckerKind::Tcp => CheckKind::Tcp,
         CheckerKind::Http(h) => CheckKind::Http(http(h, c)?),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(h, c)?),
-        CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
-            argv: m.argv.clone(),
-            timeout: (!m.timeout.is_zero()).then_some(m.timeout),
-            dynamic: m.dynamic,
-            weight: i64::from(weight),
-            user: m.user.clone(),
-            group: m.group.clone(),
-        }),
+        CheckerKind::Misc(m) => {
+            // The checker's `user`, else global_defs' `script_user`.
+            let gd = &model.global_defs;
+            let (user, group) = match &m.user {
+                Some(user) => (Some(user.clone()), m.group.clone()),
+                None => (gd.script_user.clone(), gd.script_group.clone()),
+            };
+            CheckKind::Misc(MiscSpec {
+                argv: m.argv.clone(),
+                timeout: (!m.timeout.is_zero()).then_some(m.timeout),
+                dynamic: m.dynamic,
+                weight: i64::from(weight),
+                user,
+                group,
+                secure: gd.enable_script_security,
+            })
+        }
         CheckerKind::Udp(u) => CheckKind::Udp(UdpSpec {
             payload: u.payload.clone(),
             require_reply: u.require_reply.as_ref().map(|r| {

@@ -71,6 +71,7 @@ mod http;
 mod misc;
 mod ping;
 pub mod quorum;
+mod script;
 mod smtp;
 mod spec;
 pub mod state;
@@ -84,6 +85,7 @@ pub use file::FILE_POLL_INTERVAL;
 pub use http::{HTTP_MAX_BODY, HTTP_MAX_HEADER};
 pub use misc::KILL_GRACE;
 pub use quorum::{Quorum, QuorumTransition, QuorumWarning};
+pub use script::script_insecurity;
 pub use smtp::{SMTP_MAX_LINE, SMTP_MAX_REPLY_LINES};
 pub use spec::{
     CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
