@@ -83,7 +83,7 @@ pub use driver::HealthChecker;
 pub use error::{IoStage, ProbeError};
 pub use file::FILE_POLL_INTERVAL;
 pub use http::{HTTP_MAX_BODY, HTTP_MAX_HEADER};
-pub use misc::KILL_GRACE;
+pub use misc::{run_script, KILL_GRACE, NOTIFY_TIMEOUT};
 pub use quorum::{Quorum, QuorumTransition, QuorumWarning};
 pub use script::script_insecurity;
 pub use smtp::{SMTP_MAX_LINE, SMTP_MAX_REPLY_LINES};

@@ -28,6 +28,26 @@ use crate::spec::MiscSpec;
 /// How long a timed-out script has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
+/// The longest a notify script may run before its process group is killed
+/// (keepalived sets no limit; dpvsd bounds every child).
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a notify script (`quorum_up`, `quorum_down`, ...) as `MISC_CHECK`
+/// runs its script: no shell, own process group, `user`/`group`,
+/// `enable_script_security`, killed after [`NOTIFY_TIMEOUT`].
+///
+/// # Errors
+///
+/// The script could not start, was refused, timed out, was killed, or
+/// exited with a status other than 0.
+pub async fn run_script(script: &MiscSpec) -> Result<(), ProbeError> {
+    let plain = MiscSpec {
+        dynamic: false,
+        ..script.clone()
+    };
+    probe(&plain, NOTIFY_TIMEOUT).await.map(|_| ())
+}
+
 /// Runs the script. `Ok(Some(delta))` reports this checker's weight delta
 /// (`misc_dynamic` only); `Ok(None)` is a plain success.
 ///
