@@ -4,7 +4,8 @@
 //! server, in the lab of tests/lab.sh. When rs1 fails, quorum is lost: the
 //! sorry server takes the traffic and `quorum_down` runs. When rs1 is back,
 //! quorum is regained: rs1 takes the traffic again, the sorry server is
-//! removed and `quorum_up` runs.
+//! removed and `quorum_up` runs. With `omega`, stopping dpvsd while quorum
+//! is up runs `quorum_down` once more.
 //!
 //! The virtual server listens on port 8080 like the real servers: the
 //! parser resets a sorry server's port to the virtual server's for every
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use common::{can_run, Lab, RS1, VIP};
 
-fn config(dir: &Path) -> String {
-    let down = dir.join("quorum_down");
+fn config(dir: &Path, marks: &Path) -> String {
+    let down = marks.join("quorum_down");
     let up = dir.join("quorum_up");
     format!(
         r#"
@@ -35,6 +36,7 @@ virtual_server 10.99.0.100 8080 {{
     protocol TCP
     laddr_group_name laddr_g1
     quorum 1
+    omega
     quorum_down "/usr/bin/touch {down}"
     quorum_up "/usr/bin/touch {up}"
     sorry_server 10.99.0.4 8080
@@ -108,22 +110,27 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
         return;
     }
     let mut lab = Lab::up("qs");
+    // quorum_down marks outside the lab's directory, which goes with it.
+    let marks = std::env::temp_dir().join(format!("dpvsd-e2e-quorum-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&marks);
+    std::fs::create_dir_all(&marks).expect("marks dir");
+    let down_mark = marks.join("quorum_down");
     let conf = lab.dir.join("keepalived.conf");
-    std::fs::write(&conf, config(&lab.dir)).expect("write config");
+    std::fs::write(&conf, config(&lab.dir, &marks)).expect("write config");
     lab.start_dpvsd(&conf);
 
     // Quorum up: rs1 serves, the sorry server (rs2) does not.
     wait_served_by(&lab, "rs1", Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0));
-    assert!(!lab.dir.join("quorum_down").exists());
+    assert!(!down_mark.exists());
 
     // rs1 fails: quorum lost, the sorry server serves, quorum_down ran.
     lab.webstop("rs1");
     lab.wait_health(RS1, "down", Duration::from_secs(10));
     let took = wait_served_by(&lab, "rs2", Duration::from_secs(10));
     println!("sorry server serving {took:?} after rs1 was seen down");
-    wait_file(&lab.dir.join("quorum_down"), Duration::from_secs(10));
+    wait_file(&down_mark, Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (0, 10, 0), "the sorry server takes all");
 
@@ -135,4 +142,12 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0), "the sorry server is out again");
     println!("{}", lab.dpvsctl(&["list"]).1);
+
+    // omega: stopping dpvsd (SIGTERM when the lab drops) with quorum up
+    // runs quorum_down.
+    std::fs::remove_file(&down_mark).expect("remove the mark");
+    drop(lab);
+    let ran = down_mark.exists();
+    let _ = std::fs::remove_dir_all(&marks);
+    assert!(ran, "omega: quorum_down did not run on shutdown");
 }

@@ -76,6 +76,8 @@ pub struct QuorumPlan {
     pub down_script: Option<MiscSpec>,
     /// `sorry_server`: serves while quorum is down.
     pub sorry: Option<SorryPlan>,
+    /// `omega`: on shutdown, `quorum_down` runs if quorum is up.
+    pub omega: bool,
 }
 
 /// `sorry_server IP PORT` and `sorry_server_inhibit`.
@@ -290,6 +292,7 @@ fn service(
         up_script: vs.quorum_up.as_ref().map(|s| script(model, s)),
         down_script: vs.quorum_down.as_ref().map(|s| script(model, s)),
         sorry,
+        omega: vs.omega,
     };
     Ok(ServicePlan {
         quorum,

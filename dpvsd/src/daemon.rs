@@ -547,6 +547,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     }
     notify::notify("STOPPING=1");
     tracing::info!("stopping");
+    run_omega_scripts(&shared).await;
     stop_protocols(&shared).await;
     let _ = std::fs::remove_file(&shared.opts.socket);
     lock(&shared.dp).shutdown();
@@ -605,6 +606,40 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     }
     script.into_iter().for_each(spawn_script);
     reannounce(shared, &state);
+}
+
+/// How long shutdown waits for `omega` scripts; still running then, they are
+/// killed.
+const OMEGA_WAIT: Duration = Duration::from_secs(5);
+
+/// `omega` (KEEPALIVED.md §9): on shutdown, the `quorum_down` script of
+/// every service that has `omega` and whose quorum is up runs, as keepalived
+/// does while removing its services. Bounded by [`OMEGA_WAIT`].
+async fn run_omega_scripts(shared: &Shared) {
+    let scripts: Vec<MiscSpec> = lock(&shared.state)
+        .quorums
+        .values()
+        .filter(|q| q.plan.omega && q.quorum.is_up() == Some(true))
+        .filter_map(|q| q.plan.down_script.clone())
+        .collect();
+    if scripts.is_empty() {
+        return;
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for script in scripts {
+        running.spawn(async move {
+            let line = script.argv.join(" ");
+            match healthcheck::run_script(&script).await {
+                Ok(()) => tracing::info!(script = %line, "omega: quorum_down ran"),
+                Err(e) => tracing::warn!(script = %line, error = %e, "omega: quorum_down failed"),
+            }
+        });
+    }
+    let all = async { while running.join_next().await.is_some() {} };
+    if tokio::time::timeout(OMEGA_WAIT, all).await.is_err() {
+        // Dropping the set aborts the scripts, which kills their groups.
+        tracing::warn!("omega scripts still running after {OMEGA_WAIT:?}: killed");
+    }
 }
 
 /// Runs a `quorum_up`/`quorum_down` script in the background; the outcome
