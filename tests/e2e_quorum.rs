@@ -57,14 +57,7 @@ virtual_server 10.99.0.100 8080 {{
 
 /// One HTTP request to the VIP's port 8080 from the client namespace.
 fn get(lab: &Lab) -> Option<String> {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "3"])
-        .arg(format!("http://{VIP}:8080/"))
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    lab.curl_url(&format!("http://{VIP}:8080/"))
 }
 
 /// Answers to `n` requests: (from rs1, from rs2, failed).

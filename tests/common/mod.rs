@@ -194,6 +194,12 @@ impl Lab {
 
     /// One HTTP request through the VIP from the client namespace (curl).
     pub fn curl(&self) -> Option<String> {
+        self.curl_url(&format!("http://{VIP}/"))
+    }
+
+    /// One HTTP request for `url` from the client namespace (curl); the
+    /// trimmed body on success.
+    pub fn curl_url(&self, url: &str) -> Option<String> {
         let out = Command::new("ip")
             .args([
                 "netns",
@@ -203,7 +209,7 @@ impl Lab {
                 "-s",
                 "-m",
                 "3",
-                &format!("http://{VIP}/"),
+                url,
             ])
             .output()
             .ok()?;
