@@ -59,6 +59,53 @@ pub(crate) fn ignored(location: &Location, what: &str) -> AssembleWarning {
 pub struct ServicePlan {
     pub spec: ServiceSpec,
     pub servers: Vec<ServerPlan>,
+    /// `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `sorry_server`.
+    pub quorum: QuorumPlan,
+}
+
+/// A virtual server's quorum settings (KEEPALIVED.md §9 "Quorum and
+/// hysteresis").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QuorumPlan {
+    /// `quorum`, already lowered to the total real-server weight by the parser.
+    pub quorum: u64,
+    /// `hysteresis`, already below `quorum`.
+    pub hysteresis: u64,
+    /// `quorum_up`: run when quorum is gained.
+    pub up_script: Option<MiscSpec>,
+    /// `quorum_down`: run when quorum is lost (also at start-up when it is
+    /// down then).
+    pub down_script: Option<MiscSpec>,
+    /// `sorry_server`: serves while quorum is down.
+    pub sorry: Option<SorryPlan>,
+    /// `omega`: on shutdown, `quorum_down` runs if quorum is up.
+    pub omega: bool,
+}
+
+/// `sorry_server IP PORT` and `sorry_server_inhibit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SorryPlan {
+    pub addr: SocketAddr,
+    /// `sorry_server_inhibit`: present from start-up with weight 0, weight 1
+    /// while quorum is down (otherwise added and removed).
+    pub inhibit: bool,
+}
+
+/// A notify script (`quorum_up`, `quorum_down`) as a runnable spec: the
+/// script's own user, else global_defs' `script_user`.
+fn script(model: &Model, s: &model::Script) -> MiscSpec {
+    let gd = &model.global_defs;
+    let (user, group) = match &s.user {
+        Some(user) => (Some(user.clone()), s.group.clone()),
+        None => (gd.script_user.clone(), gd.script_group.clone()),
+    };
+    MiscSpec {
+        argv: s.argv.clone(),
+        user,
+        group,
+        secure: gd.enable_script_security,
+        ..MiscSpec::default()
+    }
 }
 
 /// One real server of one service, with its health subject.
@@ -128,11 +175,6 @@ fn service(
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
         (vs.match_name.is_some(), "virtual_server match"),
-        (vs.sorry_server.is_some(), "sorry_server"),
-        (
-            vs.quorum_up.is_some() || vs.quorum_down.is_some(),
-            "quorum_up/quorum_down",
-        ),
         (vs.dpvs.syn_proxy, "syn_proxy"),
     ];
     for (_, what) in unsupported.iter().filter(|(used, _)| *used) {
@@ -235,10 +277,34 @@ fn service(
             },
         });
     }
+    let sorry = vs.sorry_server.as_ref().map(|s| SorryPlan {
+        addr: SocketAddr::new(s.addr, s.port),
+        inhibit: s.inhibit,
+    });
+    if let Some(sorry) = &sorry {
+        if servers.iter().any(|s| s.spec.addr == sorry.addr) {
+            errors.push(err(
+                loc,
+                format!(
+                    "sorry_server {} is also a real_server: not supported by dpvsd yet",
+                    sorry.addr
+                ),
+            ));
+        }
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
+    let quorum = QuorumPlan {
+        quorum: u64::from(vs.quorum),
+        hysteresis: u64::from(vs.hysteresis),
+        up_script: vs.quorum_up.as_ref().map(|s| script(model, s)),
+        down_script: vs.quorum_down.as_ref().map(|s| script(model, s)),
+        sorry,
+        omega: vs.omega,
+    };
     Ok(ServicePlan {
+        quorum,
         spec: ServiceSpec {
             key,
             scheduler,
@@ -260,14 +326,23 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
         CheckerKind::Tcp => CheckKind::Tcp,
         CheckerKind::Http(h) => CheckKind::Http(http(h, c)?),
         CheckerKind::Ssl(h) => CheckKind::Ssl(http(h, c)?),
-        CheckerKind::Misc(m) => CheckKind::Misc(MiscSpec {
-            argv: m.argv.clone(),
-            timeout: (!m.timeout.is_zero()).then_some(m.timeout),
-            dynamic: m.dynamic,
-            weight: i64::from(weight),
-            user: m.user.clone(),
-            group: m.group.clone(),
-        }),
+        CheckerKind::Misc(m) => {
+            // The checker's `user`, else global_defs' `script_user`.
+            let base = script(
+                model,
+                &model::Script {
+                    argv: m.argv.clone(),
+                    user: m.user.clone(),
+                    group: m.group.clone(),
+                },
+            );
+            CheckKind::Misc(MiscSpec {
+                timeout: (!m.timeout.is_zero()).then_some(m.timeout),
+                dynamic: m.dynamic,
+                weight: i64::from(weight),
+                ..base
+            })
+        }
         CheckerKind::Udp(u) => CheckKind::Udp(UdpSpec {
             payload: u.payload.clone(),
             require_reply: u.require_reply.as_ref().map(|r| {

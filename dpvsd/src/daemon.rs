@@ -12,13 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dataplane::{Command, Dataplane, DataplaneConfig, RealServerSpec, ServiceKey};
-use healthcheck::{HealthChecker, HealthEvent, SubjectId};
+use healthcheck::{HealthChecker, HealthEvent, MiscSpec, Quorum, QuorumTransition, SubjectId};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::assemble::{self, Plan, ServerPlan, ServicePlan, VrrpPlan};
+use crate::assemble::{self, Plan, QuorumPlan, ServerPlan, ServicePlan, SorryPlan, VrrpPlan};
 use crate::backend::{self, BackendOptions};
 use crate::ctl::{
     CheckInfo, CtlCommand, ListInfo, OspfInfo, RealServerInfo, ReloadInfo, Request, Response,
@@ -86,6 +86,9 @@ struct ServerRuntime {
     up: bool,
     /// `dpvsctl weight` / `drain`: replaces the weight while up.
     weight_override: Option<u32>,
+    /// Quorum is down and the service's sorry server serves: keepalived
+    /// takes the alive servers out (state and weight are still tracked).
+    withheld: bool,
 }
 
 impl ServerRuntime {
@@ -97,6 +100,7 @@ impl ServerRuntime {
             inhibit: s.inhibit_on_failure,
             up: s.subject.initially_up(),
             weight_override: None,
+            withheld: false,
         }
     }
 
@@ -113,7 +117,7 @@ impl ServerRuntime {
 /// that weight, `None` absent (keepalived: a failed server is removed, or
 /// kept with weight 0 under `inhibit_on_failure`).
 fn desired(s: &ServerRuntime) -> Option<u32> {
-    match (s.up, s.inhibit) {
+    match (s.up && !s.withheld, s.inhibit) {
         (true, _) => Some(s.effective_weight()),
         (false, true) => Some(0),
         (false, false) => None,
@@ -155,6 +159,27 @@ struct RunState {
     next_id: u64,
     loaded_unix: u64,
     reloads: u64,
+    /// Quorum state of each service.
+    quorums: BTreeMap<ServiceKey, QuorumRuntime>,
+}
+
+/// One service's quorum and sorry-server state.
+#[derive(Debug)]
+struct QuorumRuntime {
+    plan: QuorumPlan,
+    quorum: Quorum,
+    /// The sorry server serves (quorum down and a sorry server configured).
+    sorry_active: bool,
+}
+
+/// Where the sorry server should be: weight 1 while active; with
+/// `sorry_server_inhibit`, weight 0 otherwise, else absent.
+fn sorry_desired(sorry: &SorryPlan, active: bool) -> Option<u32> {
+    match (active, sorry.inhibit) {
+        (true, _) => Some(1),
+        (false, true) => Some(0),
+        (false, false) => None,
+    }
 }
 
 impl RunState {
@@ -174,7 +199,7 @@ impl RunState {
     }
 
     /// The commands that install a service with its servers (whose runtime
-    /// entries must exist) in their current state.
+    /// entries must exist) and its sorry server in their current state.
     fn service_commands(&self, svc: &ServicePlan) -> Vec<Command> {
         let key = svc.spec.key;
         let mut cmds = vec![Command::AddService(svc.spec.clone())];
@@ -182,7 +207,129 @@ impl RunState {
             let to = self.servers.get(&s.subject.id).and_then(desired);
             cmds.extend(transition(key, s.spec.addr, None, to));
         }
+        if let Some(q) = self.quorums.get(&key) {
+            if let Some(sorry) = &q.plan.sorry {
+                cmds.extend(transition(
+                    key,
+                    sorry.addr,
+                    None,
+                    sorry_desired(sorry, q.sorry_active),
+                ));
+            }
+        }
         cmds
+    }
+
+    /// keepalived's quorum sum: the clamped effective weights of the alive
+    /// servers of `key`.
+    fn quorum_sum(&self, key: ServiceKey) -> u64 {
+        self.servers
+            .values()
+            .filter(|s| s.service == key && s.up)
+            .map(|s| u64::from(s.effective_weight()))
+            .sum()
+    }
+
+    /// Re-evaluates the quorum of `key` after a change; returns the dataplane
+    /// commands and the script to run. On loss with a sorry server the alive
+    /// servers are taken out and the sorry server put in; on gain the
+    /// reverse (KEEPALIVED.md §9). The first evaluation sets the initial
+    /// state, which only acts (and runs `quorum_down`) when quorum is down.
+    fn evaluate_quorum(&mut self, key: ServiceKey) -> (Vec<Command>, Option<MiscSpec>) {
+        let sum = self.quorum_sum(key);
+        let Some(q) = self.quorums.get_mut(&key) else {
+            return (Vec::new(), None);
+        };
+        let (active, script) = match q.quorum.evaluate(sum) {
+            Some(QuorumTransition::Initial { up: true }) | None => return (Vec::new(), None),
+            Some(QuorumTransition::Initial { up: false } | QuorumTransition::Lost) => {
+                tracing::warn!(service = %key, sum, quorum = q.quorum.quorum(), "quorum lost");
+                (true, q.plan.down_script.clone())
+            }
+            Some(QuorumTransition::Gained) => {
+                tracing::info!(service = %key, sum, quorum = q.quorum.quorum(), "quorum gained");
+                (false, q.plan.up_script.clone())
+            }
+        };
+        let Some(sorry) = q.plan.sorry else {
+            return (Vec::new(), script);
+        };
+        let was = q.sorry_active;
+        q.sorry_active = active;
+        let mut cmds = Vec::new();
+        // Sorry server in before the real servers go out; out after they
+        // are back.
+        let sorry_cmd = transition(
+            key,
+            sorry.addr,
+            sorry_desired(&sorry, was),
+            sorry_desired(&sorry, active),
+        );
+        if active {
+            cmds.extend(sorry_cmd.clone());
+        }
+        for s in self.servers.values_mut().filter(|s| s.service == key) {
+            let from = desired(s);
+            s.withheld = active;
+            cmds.extend(transition(key, s.spec.addr, from, desired(s)));
+        }
+        if !active {
+            cmds.extend(sorry_cmd);
+        }
+        (cmds, script)
+    }
+
+    /// Sets the quorum state of every service of `plan` (start-up and reload).
+    /// A service whose quorum settings are unchanged keeps its state; others
+    /// start afresh: a sorry server of the old settings is taken out (the
+    /// real servers put back), then the new settings are evaluated. Returns
+    /// the dataplane commands and the scripts to run.
+    fn sync_quorums(&mut self, plan: &Plan) -> (Vec<Command>, Vec<MiscSpec>) {
+        let (mut cmds, mut scripts) = (Vec::new(), Vec::new());
+        let keys: BTreeSet<ServiceKey> = plan.services.iter().map(|s| s.spec.key).collect();
+        self.quorums.retain(|key, _| keys.contains(key));
+        for svc in &plan.services {
+            let key = svc.spec.key;
+            if self.quorums.get(&key).is_some_and(|q| q.plan == svc.quorum) {
+                continue;
+            }
+            if let Some(old) = self.quorums.remove(&key) {
+                if let Some(sorry) = &old.plan.sorry {
+                    cmds.extend(transition(
+                        key,
+                        sorry.addr,
+                        sorry_desired(sorry, old.sorry_active),
+                        None,
+                    ));
+                }
+                for s in self.servers.values_mut().filter(|s| s.service == key) {
+                    let from = desired(s);
+                    s.withheld = false;
+                    cmds.extend(transition(key, s.spec.addr, from, desired(s)));
+                }
+            }
+            let q = &svc.quorum;
+            self.quorums.insert(
+                key,
+                QuorumRuntime {
+                    plan: q.clone(),
+                    quorum: Quorum::new(q.quorum, q.hysteresis),
+                    sorry_active: false,
+                },
+            );
+            if let Some(sorry) = &q.sorry {
+                cmds.extend(transition(
+                    key,
+                    sorry.addr,
+                    None,
+                    sorry_desired(sorry, false),
+                ));
+            }
+            let (c, script) = self.evaluate_quorum(key);
+            cmds.extend(c);
+            scripts.extend(script);
+        }
+        (cmds, scripts)
     }
 }
 
@@ -330,6 +477,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         next_id: 0,
         loaded_unix: unix_now(),
         reloads: 0,
+        quorums: BTreeMap::new(),
     };
     state.assign_ids(&mut plan);
     for svc in &plan.services {
@@ -339,6 +487,9 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                 .insert(s.subject.id, ServerRuntime::new(svc.spec.key, s));
         }
     }
+    // The initial quorum state decides whether the sorry servers serve from
+    // the start; service_commands below installs that state.
+    let (_installed_below, quorum_scripts) = state.sync_quorums(&plan);
     let started = (|| -> Result<_, StartError> {
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
@@ -421,6 +572,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         "dpvsd running"
     );
     notify::notify("READY=1");
+    quorum_scripts.into_iter().for_each(spawn_script);
 
     loop {
         tokio::select! {
@@ -447,6 +599,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     }
     notify::notify("STOPPING=1");
     tracing::info!("stopping");
+    run_omega_scripts(&shared).await;
     stop_protocols(&shared).await;
     let _ = std::fs::remove_file(&shared.opts.socket);
     lock(&shared.dp).shutdown();
@@ -489,17 +642,68 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
         );
     }
     let to = desired(s);
-    let Some(cmd) = transition(s.service, s.spec.addr, from, to) else {
-        reannounce(shared, &state);
-        return;
-    };
-    if from.is_some() && to.is_some() {
+    let service = s.service;
+    let mut cmds: Vec<Command> = transition(service, s.spec.addr, from, to)
+        .into_iter()
+        .collect();
+    if from.is_some() && to.is_some() && from != to {
         tracing::info!(server = %s.spec.addr, service = %s.service, weight = ?to, reason = %ev.reason, "real server weight changed");
     }
-    if let Err(e) = lock(&shared.dp).apply(cmd) {
-        tracing::error!(error = %e, "dataplane refused a health change");
+    let (quorum_cmds, script) = state.evaluate_quorum(service);
+    cmds.extend(quorum_cmds);
+    if !cmds.is_empty() {
+        if let Err(e) = lock(&shared.dp).apply_all(cmds) {
+            tracing::error!(error = %e, "dataplane refused a health change");
+        }
     }
+    script.into_iter().for_each(spawn_script);
     reannounce(shared, &state);
+}
+
+/// How long shutdown waits for `omega` scripts; still running then, they are
+/// killed.
+const OMEGA_WAIT: Duration = Duration::from_secs(5);
+
+/// `omega` (KEEPALIVED.md §9): on shutdown, the `quorum_down` script of
+/// every service that has `omega` and whose quorum is up runs, as keepalived
+/// does while removing its services. Bounded by [`OMEGA_WAIT`].
+async fn run_omega_scripts(shared: &Shared) {
+    let scripts: Vec<MiscSpec> = lock(&shared.state)
+        .quorums
+        .values()
+        .filter(|q| q.plan.omega && q.quorum.is_up() == Some(true))
+        .filter_map(|q| q.plan.down_script.clone())
+        .collect();
+    if scripts.is_empty() {
+        return;
+    }
+    let mut running = tokio::task::JoinSet::new();
+    for script in scripts {
+        running.spawn(async move {
+            let line = script.argv.join(" ");
+            match healthcheck::run_script(&script).await {
+                Ok(()) => tracing::info!(script = %line, "omega: quorum_down ran"),
+                Err(e) => tracing::warn!(script = %line, error = %e, "omega: quorum_down failed"),
+            }
+        });
+    }
+    let all = async { while running.join_next().await.is_some() {} };
+    if tokio::time::timeout(OMEGA_WAIT, all).await.is_err() {
+        // Dropping the set aborts the scripts, which kills their groups.
+        tracing::warn!("omega scripts still running after {OMEGA_WAIT:?}: killed");
+    }
+}
+
+/// Runs a `quorum_up`/`quorum_down` script in the background; the outcome
+/// is logged.
+fn spawn_script(script: MiscSpec) {
+    tokio::spawn(async move {
+        let line = script.argv.join(" ");
+        match healthcheck::run_script(&script).await {
+            Ok(()) => tracing::info!(script = %line, "script ran"),
+            Err(e) => tracing::warn!(script = %line, error = %e, "script failed"),
+        }
+    });
 }
 
 /// Re-reads the config file; if it is valid, applies only the changes.
@@ -512,7 +716,8 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
         error: Some(error),
     };
     let path = &shared.opts.config_file;
-    let loaded = match keepalived_parser::load_file_with(path, &shared.opts.load, shared.opts.mode) {
+    let loaded = match keepalived_parser::load_file_with(path, &shared.opts.load, shared.opts.mode)
+    {
         Ok(l) => l,
         Err(e) => return rejected(e.to_string(), Vec::new()),
     };
@@ -559,6 +764,9 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
         notify::reloading();
     }
     let mut cmds = apply_diff(shared, &mut state, &d, &plan);
+    let (quorum_cmds, quorum_scripts) = state.sync_quorums(&plan);
+    cmds.extend(quorum_cmds);
+    quorum_scripts.into_iter().for_each(spawn_script);
     let fwd = forwarded(&shared.opts, &plan);
     if d.vrrp.is_some() {
         // Ownership as it is now: the VRRP task reconfigures in place
@@ -1078,7 +1286,145 @@ mod tests {
             inhibit,
             up,
             weight_override: None,
+            withheld: false,
         }
+    }
+
+    fn run_state(servers: Vec<ServerRuntime>) -> RunState {
+        RunState {
+            plan: Plan::default(),
+            servers: servers
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| (SubjectId(i as u64), s))
+                .collect(),
+            ids: BTreeMap::new(),
+            next_id: 0,
+            loaded_unix: 0,
+            reloads: 0,
+            quorums: BTreeMap::new(),
+        }
+    }
+
+    fn quorum_plan(key: ServiceKey, quorum: QuorumPlan) -> Plan {
+        Plan {
+            services: vec![ServicePlan {
+                spec: dataplane::ServiceSpec {
+                    key,
+                    scheduler: dataplane::Scheduler::Rr,
+                    forwarding: dataplane::Forwarding::Fnat,
+                    local_addrs: Vec::new(),
+                    persistence: None,
+                },
+                servers: Vec::new(),
+                quorum,
+            }],
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn quorum_loss_swaps_in_the_sorry_server_and_gain_swaps_it_out() {
+        let server = rt(false, true);
+        let (key, addr) = (server.service, server.spec.addr);
+        let sorry = SorryPlan {
+            addr: ([10, 0, 0, 9], 80).into(),
+            inhibit: false,
+        };
+        let down = MiscSpec {
+            argv: vec!["/bin/true".into()],
+            ..MiscSpec::default()
+        };
+        let plan = quorum_plan(
+            key,
+            QuorumPlan {
+                quorum: 3,
+                sorry: Some(sorry),
+                down_script: Some(down.clone()),
+                ..QuorumPlan::default()
+            },
+        );
+        let mut state = run_state(vec![server]);
+        // Initially up (sum 3 >= 3): nothing to do.
+        assert_eq!(state.sync_quorums(&plan), (Vec::new(), Vec::new()));
+
+        // The server fails (on_health removes it), quorum is lost: the
+        // sorry server goes in and quorum_down runs.
+        state.servers.values_mut().for_each(|s| s.up = false);
+        let (cmds, script) = state.evaluate_quorum(key);
+        assert_eq!(
+            cmds,
+            vec![Command::AddRealServer {
+                service: key,
+                server: RealServerSpec {
+                    addr: sorry.addr,
+                    weight: 1
+                }
+            }]
+        );
+        assert_eq!(script, Some(down));
+        // While withheld, a recovered server is tracked but not put back...
+        let s = state.servers.values_mut().next().expect("server");
+        let from = desired(s);
+        s.up = true;
+        assert_eq!(transition(key, addr, from, desired(s)), None);
+        // ...until the quorum evaluation: real server in, sorry server out.
+        let (cmds, script) = state.evaluate_quorum(key);
+        assert_eq!(
+            cmds,
+            vec![
+                Command::AddRealServer {
+                    service: key,
+                    server: RealServerSpec { addr, weight: 3 }
+                },
+                Command::DelRealServer {
+                    service: key,
+                    server: sorry.addr
+                },
+            ]
+        );
+        assert_eq!(script, None, "no quorum_up configured");
+    }
+
+    #[test]
+    fn inhibited_sorry_server_is_present_at_weight_zero_and_quorum_down_at_start() {
+        let server = rt(true, false);
+        let key = server.service;
+        let sorry = SorryPlan {
+            addr: ([10, 0, 0, 9], 80).into(),
+            inhibit: true,
+        };
+        let plan = quorum_plan(
+            key,
+            QuorumPlan {
+                quorum: 1,
+                sorry: Some(sorry),
+                ..QuorumPlan::default()
+            },
+        );
+        let mut state = run_state(vec![server]);
+        // Down from the start: the sorry server is added at weight 0, then
+        // enabled (weight 1); the inhibited real server stays at weight 0.
+        let (cmds, _) = state.sync_quorums(&plan);
+        assert_eq!(
+            cmds,
+            vec![
+                Command::AddRealServer {
+                    service: key,
+                    server: RealServerSpec {
+                        addr: sorry.addr,
+                        weight: 0
+                    }
+                },
+                Command::SetWeight {
+                    service: key,
+                    server: sorry.addr,
+                    weight: 1
+                },
+            ]
+        );
+        let q = state.quorums.get(&key).expect("quorum state");
+        assert!(q.sorry_active);
     }
 
     #[test]

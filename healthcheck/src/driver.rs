@@ -236,25 +236,39 @@ impl Drop for HealthChecker {
 /// delta (`misc_dynamic`, `FILE_CHECK`).
 type Probe<'a> = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send + 'a>>;
 
+/// Each kind is boxed on its own, so that a TCP probe allocates (and moves)
+/// only its own small future, not one sized for the largest kind (TLS).
 fn start_probe(spec: &CheckSpec) -> Probe<'_> {
-    Box::pin(async move {
-        let (target, bind, timeout) = (spec.target, spec.bind, spec.connect_timeout);
-        match &spec.kind {
-            CheckKind::Tcp => tcp::probe(target, bind, timeout).await.map(|()| None),
-            CheckKind::Http(h) => http::probe(target, bind, timeout, h, false)
-                .await
-                .map(|()| None),
-            CheckKind::Ssl(h) => http::probe(target, bind, timeout, h, true)
-                .await
-                .map(|()| None),
-            CheckKind::Misc(m) => misc::probe(m, spec.delay_loop).await,
-            CheckKind::Udp(u) => udp::probe(target, bind, timeout, u).await.map(|()| None),
-            CheckKind::Dns(d) => dns::probe(target, bind, timeout, d).await.map(|()| None),
-            CheckKind::Smtp(s) => smtp::probe(target, bind, timeout, s).await.map(|()| None),
-            CheckKind::Ping => ping::probe(target.ip(), bind, timeout).await.map(|()| None),
-            CheckKind::File(f) => file::probe(f, timeout).await,
+    let (target, bind, timeout) = (spec.target, spec.bind, spec.connect_timeout);
+    match &spec.kind {
+        CheckKind::Tcp => {
+            Box::pin(async move { tcp::probe(target, bind, timeout).await.map(|()| None) })
         }
-    })
+        CheckKind::Http(h) => Box::pin(async move {
+            http::probe(target, bind, timeout, h, false)
+                .await
+                .map(|()| None)
+        }),
+        CheckKind::Ssl(h) => Box::pin(async move {
+            http::probe(target, bind, timeout, h, true)
+                .await
+                .map(|()| None)
+        }),
+        CheckKind::Misc(m) => Box::pin(misc::probe(m, spec.delay_loop)),
+        CheckKind::Udp(u) => {
+            Box::pin(async move { udp::probe(target, bind, timeout, u).await.map(|()| None) })
+        }
+        CheckKind::Dns(d) => {
+            Box::pin(async move { dns::probe(target, bind, timeout, d).await.map(|()| None) })
+        }
+        CheckKind::Smtp(s) => {
+            Box::pin(async move { smtp::probe(target, bind, timeout, s).await.map(|()| None) })
+        }
+        CheckKind::Ping => {
+            Box::pin(async move { ping::probe(target.ip(), bind, timeout).await.map(|()| None) })
+        }
+        CheckKind::File(f) => Box::pin(file::probe(f, timeout)),
+    }
 }
 
 fn unix_ms_now() -> Option<u64> {

@@ -72,6 +72,7 @@ mod latency;
 mod misc;
 mod ping;
 pub mod quorum;
+mod script;
 mod smtp;
 mod spec;
 pub mod state;
@@ -84,8 +85,9 @@ pub use error::{IoStage, ProbeError};
 pub use file::FILE_POLL_INTERVAL;
 pub use http::{HTTP_MAX_BODY, HTTP_MAX_HEADER};
 pub use latency::{Latency, LATENCY_BOUNDS_US};
-pub use misc::KILL_GRACE;
+pub use misc::{run_script, KILL_GRACE, NOTIFY_TIMEOUT};
 pub use quorum::{Quorum, QuorumTransition, QuorumWarning};
+pub use script::script_insecurity;
 pub use smtp::{SMTP_MAX_LINE, SMTP_MAX_REPLY_LINES};
 pub use spec::{
     CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,

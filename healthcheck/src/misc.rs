@@ -28,6 +28,26 @@ use crate::spec::MiscSpec;
 /// How long a timed-out script has between SIGTERM and SIGKILL.
 pub const KILL_GRACE: Duration = Duration::from_secs(2);
 
+/// The longest a notify script may run before its process group is killed
+/// (keepalived sets no limit; dpvsd bounds every child).
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs a notify script (`quorum_up`, `quorum_down`, ...) as `MISC_CHECK`
+/// runs its script: no shell, own process group, `user`/`group`,
+/// `enable_script_security`, killed after [`NOTIFY_TIMEOUT`].
+///
+/// # Errors
+///
+/// The script could not start, was refused, timed out, was killed, or
+/// exited with a status other than 0.
+pub async fn run_script(script: &MiscSpec) -> Result<(), ProbeError> {
+    let plain = MiscSpec {
+        dynamic: false,
+        ..script.clone()
+    };
+    probe(&plain, NOTIFY_TIMEOUT).await.map(|_| ())
+}
+
 /// Runs the script. `Ok(Some(delta))` reports this checker's weight delta
 /// (`misc_dynamic` only); `Ok(None)` is a plain success.
 ///
@@ -39,6 +59,14 @@ pub(crate) async fn probe(
     let Some((program, args)) = misc.argv.split_first() else {
         return Err(start_error("", "empty misc_path"));
     };
+    if misc.secure && runs_as_root(misc) {
+        if let Some(reason) = crate::script::script_insecurity(program) {
+            return Err(start_error(
+                program,
+                format!("refused by enable_script_security: {reason}"),
+            ));
+        }
+    }
     let mut command = Command::new(program);
     command
         .args(args)
@@ -88,6 +116,12 @@ pub(crate) async fn probe(
             signal: status.signal().unwrap_or_default(),
         }),
     }
+}
+
+/// Whether the script would run as root: dpvsd is root and no other user is
+/// configured.
+fn runs_as_root(misc: &MiscSpec) -> bool {
+    nix::unistd::geteuid().is_root() && misc.user.as_deref().is_none_or(|u| u == "root")
 }
 
 fn start_error(program: &str, message: impl Into<String>) -> ProbeError {
@@ -143,6 +177,7 @@ impl Drop for GroupGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
     use std::path::PathBuf;
 
     const LONG: Duration = Duration::from_secs(30);
@@ -243,6 +278,45 @@ mod tests {
                 .ends_with("unknown user no-such-user-dpvsd-test"),
             "{err}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn script_security_refuses_unsafe_scripts_run_as_root() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: script security only applies when running as root");
+            return;
+        }
+        let dir = scratch("security");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let script = dir.join("check.sh");
+        std::fs::write(&script, "#!/bin/sh\nexit 0\n").expect("write script");
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o757)).expect("chmod");
+        let text = script.display().to_string();
+        let misc = MiscSpec {
+            argv: vec![text.clone()],
+            secure: true,
+            ..MiscSpec::default()
+        };
+        let err = probe(&misc, LONG).await.expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot run {text}: refused by enable_script_security: {text} (mode 757) is writable by others")
+        );
+        // Without enable_script_security, or as another user, it runs.
+        let open = MiscSpec {
+            secure: false,
+            ..misc.clone()
+        };
+        assert_eq!(probe(&open, LONG).await, Ok(None));
+        let nobody = MiscSpec {
+            user: Some("nobody".into()),
+            ..misc.clone()
+        };
+        assert_eq!(probe(&nobody, LONG).await, Ok(None));
+        // Made safe, it runs with security on.
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(probe(&misc, LONG).await, Ok(None));
         let _ = std::fs::remove_dir_all(&dir);
     }
 

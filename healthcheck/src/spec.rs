@@ -181,6 +181,10 @@ pub struct MiscSpec {
     pub user: Option<String>,
     /// `user USER GROUP`: run with this group (by name).
     pub group: Option<String>,
+    /// `enable_script_security`: when the script would run as root, refuse
+    /// it (the check fails with the reason) if it or a directory on its
+    /// path is writable by anyone but root (see [`crate::script_insecurity`]).
+    pub secure: bool,
 }
 
 /// Parameters of `UDP_CHECK`.

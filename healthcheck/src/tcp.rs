@@ -19,11 +19,12 @@ use crate::error::{IoStage, ProbeError};
 /// more than the ~28,000 ephemeral ports per destination address, and the
 /// kernel's port search slows down long before that.
 ///
-/// The connect is non-blocking. When it completes inside the `connect` call
-/// (the server is on this host, so the kernel runs the whole handshake
-/// there), the probe is done without registering the socket with the
-/// reactor or arming a timer, as keepalived's `tcp_connect` does. Otherwise
-/// it waits for writability within `timeout` and reads `SO_ERROR`.
+/// The connect is non-blocking. When the handshake has already completed
+/// by the time `connect` returns (the server is on this host, so the kernel
+/// runs the whole handshake there), the probe is done without registering
+/// the socket with the reactor or arming a timer, as keepalived's
+/// `tcp_connect` does for an immediate success. Otherwise it waits for
+/// writability within `timeout` and reads `SO_ERROR`.
 pub(crate) async fn probe(
     target: SocketAddr,
     bind: Option<IpAddr>,
@@ -38,6 +39,17 @@ pub(crate) async fn probe(
         Ok(()) => return Ok(()),
         Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
         Err(e) => return Err(ProbeError::io(IoStage::Connect, &e)),
+    }
+    // To a server on this host the kernel has usually finished the handshake
+    // (or been refused) by the time `connect` returns: it processes the
+    // SYN-ACK queued while `connect` held the socket before returning. One
+    // getpeername tells, and spares the reactor registration, its wakeup and
+    // its removal.
+    if socket.peer_addr().is_ok() {
+        return Ok(());
+    }
+    if let Ok(Some(e)) = socket.take_error() {
+        return Err(ProbeError::io(IoStage::Connect, &e));
     }
     let stream =
         TcpStream::from_std(socket.into()).map_err(|e| ProbeError::io(IoStage::Socket, &e))?;
