@@ -1,12 +1,15 @@
 //! The OSPF announce rule (issue 8): a VIP is announced while at least one
-//! virtual server on it has a healthy real server and, when the VIP belongs
-//! to a VRRP instance, while that instance is MASTER.
+//! virtual server on it has quorum (keepalived's: the weights of its healthy
+//! real servers reach `quorum`, 1 by default) and, when the VIP belongs to a
+//! VRRP instance, while that instance is MASTER.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use healthcheck::SubjectId;
 use vrrp::instance::{InstanceStatus, State};
+
+use dataplane::ServiceKey;
 
 use crate::assemble::{ServicePlan, VrrpPlan};
 
@@ -19,27 +22,31 @@ pub struct Verdict {
 }
 
 /// Every VIP of `services`, in address order. `healthy` says whether a
-/// real server (by health subject) counts towards quorum now.
+/// real server (by health subject) is up with a weight above 0; `quorum`
+/// whether a service has quorum now (`None`: not evaluated yet, then any
+/// healthy server counts).
 pub fn verdicts(
     services: &[ServicePlan],
     healthy: impl Fn(SubjectId) -> bool,
+    quorum: impl Fn(ServiceKey) -> Option<bool>,
     vrrp: Option<&VrrpPlan>,
     states: &[InstanceStatus],
 ) -> Vec<Verdict> {
-    let mut servers: BTreeMap<IpAddr, (usize, usize)> = BTreeMap::new();
+    // Per VIP: real servers, healthy ones, services with quorum.
+    let mut servers: BTreeMap<IpAddr, (usize, usize, usize)> = BTreeMap::new();
     for svc in services {
         let e = servers.entry(svc.spec.key.addr).or_default();
-        for s in &svc.servers {
-            e.0 += 1;
-            if healthy(s.subject.id) {
-                e.1 += 1;
-            }
+        let up = svc.servers.iter().filter(|s| healthy(s.subject.id)).count();
+        e.0 += svc.servers.len();
+        e.1 += up;
+        if quorum(svc.spec.key).unwrap_or(up > 0) {
+            e.2 += 1;
         }
     }
     let owner: BTreeMap<IpAddr, &str> = vrrp.map(|p| p.vips().collect()).unwrap_or_default();
     servers
         .into_iter()
-        .map(|(vip, (total, up))| {
+        .map(|(vip, (total, up, with_quorum))| {
             let verdict = |announced: bool, reason: String| Verdict {
                 vip,
                 announced,
@@ -49,8 +56,11 @@ pub fn verdicts(
                 return verdict(false, "IPv6: OSPFv2 announces IPv4 only".into());
             }
             let health = format!("{up}/{total} real servers healthy");
-            if up == 0 {
-                return verdict(false, format!("withdrawn: {health}"));
+            if with_quorum == 0 {
+                return verdict(
+                    false,
+                    format!("withdrawn: {health}, no virtual server has quorum"),
+                );
             }
             let Some(name) = owner.get(&vip) else {
                 return verdict(true, format!("announced: {health}"));
@@ -137,21 +147,54 @@ mod tests {
             .collect();
         let backup = [status("VI_1", State::Backup)];
         let master = [status("VI_1", State::Master)];
-        let all_up = verdicts(&plan.services, |_| true, plan.vrrp.as_ref(), &backup);
+        let all_up = verdicts(
+            &plan.services,
+            |_| true,
+            |_| None,
+            plan.vrrp.as_ref(),
+            &backup,
+        );
         assert_eq!(announced(&all_up), [vip1].into());
         assert!(all_up[1].reason.contains("VI_1 is BACKUP"), "{all_up:?}");
-        let v = verdicts(&plan.services, |_| true, plan.vrrp.as_ref(), &master);
+        let v = verdicts(
+            &plan.services,
+            |_| true,
+            |_| None,
+            plan.vrrp.as_ref(),
+            &master,
+        );
         assert_eq!(announced(&v), [vip1, vip2].into());
         // One of 10.0.0.1's two servers down: still announced.
         let v = verdicts(
             &plan.services,
             |id| id != ids[0],
+            |_| None,
             plan.vrrp.as_ref(),
             &master,
         );
         assert!(v[0].announced && v[0].reason.contains("1/2"), "{v:?}");
-        let v = verdicts(&plan.services, |_| false, plan.vrrp.as_ref(), &master);
+        let v = verdicts(
+            &plan.services,
+            |_| false,
+            |_| None,
+            plan.vrrp.as_ref(),
+            &master,
+        );
         assert!(announced(&v).is_empty(), "{v:?}");
         assert!(v[0].reason.starts_with("withdrawn: 0/2"), "{v:?}");
+        // Healthy servers but no quorum (e.g. `quorum 3`): withdrawn.
+        let key1 = plan.services[0].spec.key;
+        let v = verdicts(
+            &plan.services,
+            |_| true,
+            |k| Some(k != key1),
+            plan.vrrp.as_ref(),
+            &master,
+        );
+        assert_eq!(announced(&v), [vip2].into(), "{v:?}");
+        assert!(
+            v[0].reason.contains("no virtual server has quorum"),
+            "{v:?}"
+        );
     }
 }

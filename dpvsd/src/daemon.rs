@@ -407,6 +407,7 @@ fn verdicts(shared: &Shared, state: &RunState) -> Vec<announce::Verdict> {
                 .get(&id)
                 .is_some_and(|s| s.up && s.effective_weight() > 0)
         },
+        |key| state.quorums.get(&key).and_then(|q| q.quorum.is_up()),
         state.plan.vrrp.as_ref(),
         &snapshot.instances,
     )
