@@ -5,7 +5,9 @@
 //! sorry server takes the traffic and `quorum_down` runs. When rs1 is back,
 //! quorum is regained: rs1 takes the traffic again, the sorry server is
 //! removed and `quorum_up` runs. With `omega`, stopping dpvsd while quorum
-//! is up runs `quorum_down` once more.
+//! is up runs `quorum_down` once more. rs1's `notify_down` / `notify_up`
+//! run when it fails and recovers, and `notify_down` again on shutdown
+//! (`omega`, rs1 up).
 //!
 //! The virtual server listens on port 8080 like the real servers: the
 //! parser resets a sorry server's port to the virtual server's for every
@@ -21,6 +23,8 @@ use common::{can_run, Lab, RS1, VIP};
 fn config(dir: &Path, marks: &Path) -> String {
     let down = marks.join("quorum_down");
     let up = dir.join("quorum_up");
+    let rs_down = marks.join("rs1_down");
+    let rs_up = dir.join("rs1_up");
     format!(
         r#"
 global_defs {{
@@ -43,6 +47,8 @@ virtual_server 10.99.0.100 8080 {{
 
     real_server 10.99.0.3 8080 {{
         weight 1
+        notify_down "/usr/bin/touch {rs_down}"
+        notify_up "/usr/bin/touch {rs_up}"
         TCP_CHECK {{
             connect_timeout 1
             retry 0
@@ -52,6 +58,8 @@ virtual_server 10.99.0.100 8080 {{
 "#,
         down = down.display(),
         up = up.display(),
+        rs_down = rs_down.display(),
+        rs_up = rs_up.display(),
     )
 }
 
@@ -108,6 +116,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     let _ = std::fs::remove_dir_all(&marks);
     std::fs::create_dir_all(&marks).expect("marks dir");
     let down_mark = marks.join("quorum_down");
+    let rs_down_mark = marks.join("rs1_down");
     let conf = lab.dir.join("keepalived.conf");
     std::fs::write(&conf, config(&lab.dir, &marks)).expect("write config");
     lab.start_dpvsd(&conf);
@@ -117,6 +126,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0));
     assert!(!down_mark.exists());
+    assert!(!rs_down_mark.exists() && !lab.dir.join("rs1_up").exists());
 
     // rs1 fails: quorum lost, the sorry server serves, quorum_down ran.
     lab.webstop("rs1");
@@ -124,6 +134,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     let took = wait_served_by(&lab, "rs2", Duration::from_secs(10));
     println!("sorry server serving {took:?} after rs1 was seen down");
     wait_file(&down_mark, Duration::from_secs(10));
+    wait_file(&rs_down_mark, Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (0, 10, 0), "the sorry server takes all");
 
@@ -132,6 +143,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     lab.wait_health(RS1, "up", Duration::from_secs(10));
     wait_served_by(&lab, "rs1", Duration::from_secs(10));
     wait_file(&lab.dir.join("quorum_up"), Duration::from_secs(10));
+    wait_file(&lab.dir.join("rs1_up"), Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0), "the sorry server is out again");
     println!("{}", lab.dpvsctl(&["list"]).1);
@@ -139,8 +151,10 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     // omega: stopping dpvsd (SIGTERM when the lab drops) with quorum up
     // runs quorum_down.
     std::fs::remove_file(&down_mark).expect("remove the mark");
+    std::fs::remove_file(&rs_down_mark).expect("remove the mark");
     drop(lab);
-    let ran = down_mark.exists();
+    let (ran, rs_ran) = (down_mark.exists(), rs_down_mark.exists());
     let _ = std::fs::remove_dir_all(&marks);
     assert!(ran, "omega: quorum_down did not run on shutdown");
+    assert!(rs_ran, "omega: rs1's notify_down did not run on shutdown");
 }

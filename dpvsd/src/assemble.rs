@@ -117,6 +117,10 @@ pub struct ServerPlan {
     pub inhibit_on_failure: bool,
     /// Its checkers; a server without checkers is always up.
     pub subject: SubjectSpec,
+    /// `notify_up`: run when the server goes up.
+    pub notify_up: Option<MiscSpec>,
+    /// `notify_down`: run when it goes down (and on shutdown with `omega`).
+    pub notify_down: Option<MiscSpec>,
 }
 
 /// Something in the model dpvsd cannot run.
@@ -275,6 +279,8 @@ fn service(
                 name: format!("[{}]:{} of {key}", rs.addr, rs.port),
                 checks,
             },
+            notify_up: rs.notify_up.as_ref().map(|s| script(model, s)),
+            notify_down: rs.notify_down.as_ref().map(|s| script(model, s)),
         });
     }
     let sorry = vs.sorry_server.as_ref().map(|s| SorryPlan {

@@ -635,7 +635,8 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     if let Some(d) = ev.weight_delta {
         s.delta = d;
     }
-    if s.up != ev.up {
+    let flipped = s.up != ev.up;
+    if flipped {
         s.up = ev.up;
         tracing::info!(
             server = %s.spec.addr, service = %s.service, reason = %ev.reason,
@@ -657,24 +658,56 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
             tracing::error!(error = %e, "dataplane refused a health change");
         }
     }
+    if flipped {
+        // keepalived's notify_up / notify_down, after the dataplane change.
+        let notify = server_plan(&state.plan, ev.subject).and_then(|p| {
+            if ev.up {
+                p.notify_up.clone()
+            } else {
+                p.notify_down.clone()
+            }
+        });
+        notify.into_iter().for_each(spawn_script);
+    }
     script.into_iter().for_each(spawn_script);
     reannounce(shared, &state);
+}
+
+/// The plan of the real server with health subject `id`.
+fn server_plan(plan: &Plan, id: SubjectId) -> Option<&ServerPlan> {
+    plan.services
+        .iter()
+        .flat_map(|s| &s.servers)
+        .find(|s| s.subject.id == id)
 }
 
 /// How long shutdown waits for `omega` scripts; still running then, they are
 /// killed.
 const OMEGA_WAIT: Duration = Duration::from_secs(5);
 
-/// `omega` (KEEPALIVED.md §9): on shutdown, the `quorum_down` script of
-/// every service that has `omega` and whose quorum is up runs, as keepalived
-/// does while removing its services. Bounded by [`OMEGA_WAIT`].
+/// `omega` (KEEPALIVED.md §9): on shutdown, for every service that has
+/// `omega`, the `notify_down` script of each real server that is up and,
+/// if its quorum is up, its `quorum_down` script run, as keepalived does
+/// while removing its services. Bounded by [`OMEGA_WAIT`].
 async fn run_omega_scripts(shared: &Shared) {
-    let scripts: Vec<MiscSpec> = lock(&shared.state)
-        .quorums
-        .values()
-        .filter(|q| q.plan.omega && q.quorum.is_up() == Some(true))
-        .filter_map(|q| q.plan.down_script.clone())
-        .collect();
+    let scripts: Vec<MiscSpec> = {
+        let state = lock(&shared.state);
+        let omega = |key: &ServiceKey| state.quorums.get(key).is_some_and(|q| q.plan.omega);
+        let notify_down = state
+            .plan
+            .services
+            .iter()
+            .filter(|svc| omega(&svc.spec.key))
+            .flat_map(|svc| &svc.servers)
+            .filter(|s| state.servers.get(&s.subject.id).is_some_and(|rt| rt.up))
+            .filter_map(|s| s.notify_down.clone());
+        let quorum_down = state
+            .quorums
+            .values()
+            .filter(|q| q.plan.omega && q.quorum.is_up() == Some(true))
+            .filter_map(|q| q.plan.down_script.clone());
+        notify_down.chain(quorum_down).collect()
+    };
     if scripts.is_empty() {
         return;
     }
@@ -683,8 +716,8 @@ async fn run_omega_scripts(shared: &Shared) {
         running.spawn(async move {
             let line = script.argv.join(" ");
             match healthcheck::run_script(&script).await {
-                Ok(()) => tracing::info!(script = %line, "omega: quorum_down ran"),
-                Err(e) => tracing::warn!(script = %line, error = %e, "omega: quorum_down failed"),
+                Ok(()) => tracing::info!(script = %line, "omega: script ran"),
+                Err(e) => tracing::warn!(script = %line, error = %e, "omega: script failed"),
             }
         });
     }

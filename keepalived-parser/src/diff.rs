@@ -123,6 +123,8 @@ fn rs_fields(a: &RealServer, b: &RealServer) -> Vec<&'static str> {
             "inhibit_on_failure",
             a.inhibit_on_failure == b.inhibit_on_failure,
         ),
+        ("notify_up", a.notify_up == b.notify_up),
+        ("notify_down", a.notify_down == b.notify_down),
         ("checkers", a.checkers == b.checkers),
     ])
 }

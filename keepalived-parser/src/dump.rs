@@ -822,6 +822,12 @@ fn virtual_server(o: &mut Out, vs: &crate::model::VirtualServer) {
         if rs.inhibit_on_failure {
             o.line("inhibit_on_failure");
         }
+        if let Some(s) = &rs.notify_up {
+            o.line(format!("notify_up {}", script(s)));
+        }
+        if let Some(s) = &rs.notify_down {
+            o.line(format!("notify_down {}", script(s)));
+        }
         for c in &rs.checkers {
             checker(o, c);
         }

@@ -380,8 +380,6 @@ const VS_UNSUPPORTED: &[&str] = &[
 const RS_UNSUPPORTED: &[&str] = &[
     "lvs_method",
     "smtp_alert",
-    "notify_up",
-    "notify_down",
     "uthreshold",
     "lthreshold",
     "snmp_name",
@@ -448,7 +446,13 @@ const GLOBAL_LEAVES: &[&str] = &[
     "script_user",
 ];
 
-const RS_LEAVES: &[&str] = &["weight", "inhibit_on_failure", "virtualhost"];
+const RS_LEAVES: &[&str] = &[
+    "weight",
+    "inhibit_on_failure",
+    "virtualhost",
+    "notify_up",
+    "notify_down",
+];
 
 const URL_LEAVES: &[&str] = &[
     "path",
@@ -718,6 +722,8 @@ struct RawRealServer {
     weight: Option<u32>,
     inhibit_on_failure: Option<bool>,
     virtualhost: Option<String>,
+    notify_up: Option<Script>,
+    notify_down: Option<Script>,
     inherit: Inherit,
     checkers: Vec<RawChecker>,
     location: Location,
@@ -2410,6 +2416,8 @@ impl Lowerer<'_> {
             weight: None,
             inhibit_on_failure: None,
             virtualhost: None,
+            notify_up: None,
+            notify_down: None,
             inherit: Inherit::default(),
             checkers: Vec::new(),
             location: self.loc(s.location),
@@ -2428,6 +2436,8 @@ impl Lowerer<'_> {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
                 "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
+                "notify_up" => rs.notify_up = self.script(cs).or(rs.notify_up.take()),
+                "notify_down" => rs.notify_down = self.script(cs).or(rs.notify_down.take()),
                 kw => {
                     if let Some(ck) = Ck::from_keyword(kw) {
                         if let Some(chk) = self.checker(c, ck) {
@@ -2495,6 +2505,8 @@ impl Lowerer<'_> {
             port,
             weight: raw.weight.unwrap_or(vs.weight),
             inhibit_on_failure: raw.inhibit_on_failure.unwrap_or(vs.inhibit),
+            notify_up: raw.notify_up,
+            notify_down: raw.notify_down,
             checkers,
             location: raw.location,
         }

@@ -330,6 +330,10 @@ pub struct RealServer {
     /// Configured weight (`iweight`), after the VS default is applied.
     pub weight: u32,
     pub inhibit_on_failure: bool,
+    /// `notify_up`: run when the real server is put into service.
+    pub notify_up: Option<Script>,
+    /// `notify_down`: run when it is taken out of service.
+    pub notify_down: Option<Script>,
     pub checkers: Vec<Checker>,
     pub location: Location,
 }
