@@ -33,5 +33,5 @@ pub use command::{
     Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
 };
 pub use control::{
-    Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,
+    ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,
 };
