@@ -16,6 +16,7 @@ pub mod assemble;
 pub mod ctl;
 pub mod daemon;
 pub mod dump;
+pub mod gen;
 pub mod info;
 pub mod logging;
 pub mod metrics;

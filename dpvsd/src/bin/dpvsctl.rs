@@ -79,6 +79,10 @@ enum Cmd {
     },
     /// Change the daemon's log filter: `info`, `debug`, `info,healthcheck=debug`, ...
     LogLevel { level: String },
+    /// Print a shell completion script for dpvsctl.
+    GenerateCompletions { shell: dpvsd::gen::Shell },
+    /// Print dpvsctl's man page (roff).
+    GenerateMan,
     /// The connection table (like `ipvsadm -lnc`). Filters take ADDR or ADDR:PORT.
     Conns {
         /// Only connections to this virtual server.
@@ -188,6 +192,14 @@ fn main() -> ExitCode {
     let mut view = View::Plain;
     let command = match cli.cmd {
         Cmd::Status => CtlCommand::Status,
+        Cmd::GenerateCompletions { shell } => {
+            use clap::CommandFactory;
+            return dpvsd::gen::print(Ok(dpvsd::gen::completions(Cli::command(), shell)));
+        }
+        Cmd::GenerateMan => {
+            use clap::CommandFactory;
+            return dpvsd::gen::print(dpvsd::gen::man(Cli::command(), "8"));
+        }
         Cmd::List {
             stats,
             rate: rates,
