@@ -618,3 +618,78 @@ fn pid_file_and_json_logs() {
     drop(rs);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Runs dpvsctl as `nobody` (setpriv): (success, stdout, stderr).
+fn ctl_as_nobody(sock: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_dpvsctl"))
+        .args(["--socket", sock])
+        .args(args)
+        .output()
+        .expect("setpriv");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn non_root_clients_are_denied() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP: non_root_clients_are_denied: needs root (runs dpvsctl as nobody)");
+        return;
+    }
+    let dir = tmpdir("nobody");
+    // nobody must reach the socket's directory to be turned away by its mode
+    // or by the daemon, not by the path.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod dir");
+    let conf = dir.join("k.conf");
+    std::fs::write(&conf, two_server_conf(1, 1, 2, 1)).expect("write");
+    let sock = dir.join("s.sock");
+    let sock_s = sock.display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock_s])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dpvsd");
+    let _daemon = Daemon(child);
+    let t0 = Instant::now();
+    while !ctl(&sock_s, &["status"]).0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The setup works for a user that may: root gets an answer.
+    assert!(ctl(&sock_s, &["status"]).0);
+
+    // Layer 1: the socket is 0600 root, nobody cannot connect.
+    let (ok, _, err) = ctl_as_nobody(&sock_s, &["status"]);
+    assert!(
+        !ok && err.contains("cannot connect to") && err.contains("Permission denied"),
+        "{err}"
+    );
+
+    // Layer 2: even on a socket opened up by mistake, the daemon checks the
+    // peer's credentials and refuses every command.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod socket");
+    for args in [
+        &["status"][..],
+        &["weight", "127.0.0.10:80", "127.0.0.1:1", "0"],
+        &["reload"],
+    ] {
+        let (ok, out, err) = ctl_as_nobody(&sock_s, args);
+        assert!(
+            !ok && err.contains("permission denied"),
+            "{args:?}: {out} {err}"
+        );
+    }
+    // ... and still serves root.
+    assert!(ctl(&sock_s, &["status"]).0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
