@@ -15,4 +15,4 @@ for b in dpvsd dpvsctl; do
     "$T/release/$b" "${gen[@]}" fish > "$G/$b.fish"
     "$T/release/$b" "${man[@]}" | gzip -9n > "$G/$b.8.gz"
 done
-cargo deb -p dpvsd --no-build --no-strip ${CARGO_TARGET_DIR:+--target-dir "$T"} | tail -n 1
+cargo deb -p dpvsd --no-build --strip | tail -n 1
