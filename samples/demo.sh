@@ -53,7 +53,7 @@ $DPVSCTL list
 say "killing rs1's web server; TCP_CHECK (delay_loop 1, connect_timeout 1, retry 1) takes it out"
 $LAB webstop "$W/rs1"
 for i in $(seq 1 50); do
-    $DPVSCTL list | grep -Eq '10\.99\.0\.3:8080 +down' && break
+    $DPVSCTL list --stats | grep -Eq '10\.99\.0\.3:8080 +down' && break
     sleep 0.2
 done
 echo "rs1 marked down after about $((i * 200)) ms"
@@ -64,7 +64,7 @@ requests 6
 say "rs1 back"
 $LAB web $P rs1 rs1 "$W/rs1"
 for _ in $(seq 1 50); do
-    $DPVSCTL list | grep -Eq '10\.99\.0\.3:8080 +up' && break
+    $DPVSCTL list --stats | grep -Eq '10\.99\.0\.3:8080 +up' && break
     sleep 0.2
 done
 requests 6

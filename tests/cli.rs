@@ -569,3 +569,222 @@ fn dialect_dpvs_applies_the_dpvs_weight_limit() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown dialect 'dpvs-2'"));
 }
+
+#[test]
+fn generated_completions_and_man_pages_follow_the_clap_definitions() {
+    let run = |bin: &str, args: &[&str]| {
+        let out = Command::new(bin).args(args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{bin} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let (d, c) = (env!("CARGO_BIN_EXE_dpvsd"), env!("CARGO_BIN_EXE_dpvsctl"));
+    for shell in ["bash", "zsh", "fish"] {
+        let s = run(d, &["--generate-completions", shell]);
+        assert!(
+            s.contains("metrics-listen") && s.contains("use-file"),
+            "{shell}: {s}"
+        );
+        let s = run(c, &["generate-completions", shell]);
+        assert!(s.contains("conns") && s.contains("drain"), "{shell}: {s}");
+    }
+    let man = run(d, &["--generate-man"]);
+    assert!(
+        man.starts_with(".ie") && man.contains(".TH dpvsd 8"),
+        "{man}"
+    );
+    assert!(
+        man.contains("metrics\\-listen") && man.contains("log\\-facility"),
+        "{man}"
+    );
+    let man = run(c, &["generate-man"]);
+    assert!(
+        man.contains(".TH dpvsctl 8") && man.contains("log\\-level"),
+        "{man}"
+    );
+}
+
+#[test]
+fn keepalived_options_backend_and_dump_conf() {
+    let out = dpvsd(&["-S", "3", "-t", "-f", &sample()]);
+    assert!(out.status.success(), "-S 3 is a valid facility");
+    let out = dpvsd(&["-S", "8", "-t", "-f", &sample()]);
+    assert!(!out.status.success(), "-S takes 0-7");
+    let out = dpvsd(&["-d", "-t", "-f", &sample()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("virtual_server 10.99.0.100 80 {"),
+        "{err}"
+    );
+    // The DPDK backend needs its port.
+    let out = dpvsd(&["--backend", "dpdk", "-n", "-f", &sample()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--dpdk-port"),
+        "{err}"
+    );
+    let out = dpvsd(&["--backend", "bogus", "-t", "-f", &sample()]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn pid_file_and_json_logs() {
+    let dir = tmpdir("pid");
+    let rs = TcpListener::bind("127.0.0.1:0").expect("listener");
+    let port = rs.local_addr().expect("addr").port();
+    let conf = dir.join("k.conf");
+    std::fs::write(
+        &conf,
+        two_server_conf(port, 1, port, 1).replacen(
+            &format!("  real_server 127.0.0.1 {port}"),
+            "  real_server 127.0.0.2 1",
+            1,
+        ),
+    )
+    .expect("write");
+    let (sock, pid, log) = (dir.join("s.sock"), dir.join("dpvsd.pid"), dir.join("log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "--log-format", "json", "-p"])
+        .arg(&pid)
+        .arg("-f")
+        .arg(&conf)
+        .arg("--socket")
+        .arg(&sock)
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start dpvsd");
+    let id = child.id();
+    let mut daemon = Daemon(child);
+    let sock_s = sock.display().to_string();
+    let t0 = Instant::now();
+    while !ctl(&sock_s, &["status"]).0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(std::fs::read_to_string(&pid).ok(), Some(format!("{id}\n")));
+
+    // A second daemon with the same pid file refuses and leaves it alone.
+    let out = dpvsd(&[
+        "-n",
+        "-p",
+        &pid.display().to_string(),
+        "-f",
+        &conf.display().to_string(),
+        "--socket",
+        &dir.join("other.sock").display().to_string(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&format!("process {id} is running")),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&pid).ok(), Some(format!("{id}\n")));
+
+    // Every log line is a JSON object with a level and a message.
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|v| v["fields"]["message"] == "dpvsd running" && v["level"] == "INFO"),
+        "{text}"
+    );
+
+    // SIGTERM: the pid file goes away with the daemon.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(id as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let t0 = Instant::now();
+    while !matches!(daemon.0.try_wait(), Ok(Some(_))) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "dpvsd did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid.exists(), "pid file removed at exit");
+    drop(rs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs dpvsctl as `nobody` (setpriv): (success, stdout, stderr).
+fn ctl_as_nobody(sock: &str, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_dpvsctl"))
+        .args(["--socket", sock])
+        .args(args)
+        .output()
+        .expect("setpriv");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn non_root_clients_are_denied() {
+    if !nix::unistd::geteuid().is_root() {
+        println!("SKIP: non_root_clients_are_denied: needs root (runs dpvsctl as nobody)");
+        return;
+    }
+    let dir = tmpdir("nobody");
+    // nobody must reach the socket's directory to be turned away by its mode
+    // or by the daemon, not by the path.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod dir");
+    let conf = dir.join("k.conf");
+    std::fs::write(&conf, two_server_conf(1, 1, 2, 1)).expect("write");
+    let sock = dir.join("s.sock");
+    let sock_s = sock.display().to_string();
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock_s])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start dpvsd");
+    let _daemon = Daemon(child);
+    let t0 = Instant::now();
+    while !ctl(&sock_s, &["status"]).0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The setup works for a user that may: root gets an answer.
+    assert!(ctl(&sock_s, &["status"]).0);
+
+    // Layer 1: the socket is 0600 root, nobody cannot connect.
+    let (ok, _, err) = ctl_as_nobody(&sock_s, &["status"]);
+    assert!(
+        !ok && err.contains("cannot connect to") && err.contains("Permission denied"),
+        "{err}"
+    );
+
+    // Layer 2: even on a socket opened up by mistake, the daemon checks the
+    // peer's credentials and refuses every command.
+    std::fs::set_permissions(&sock, std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .expect("chmod socket");
+    for args in [
+        &["status"][..],
+        &["weight", "127.0.0.10:80", "127.0.0.1:1", "0"],
+        &["reload"],
+    ] {
+        let (ok, out, err) = ctl_as_nobody(&sock_s, args);
+        assert!(
+            !ok && err.contains("permission denied"),
+            "{args:?}: {out} {err}"
+        );
+    }
+    // ... and still serves root.
+    assert!(ctl(&sock_s, &["status"]).0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,6 +4,7 @@
 //!   (`prometheus_client.parser.text_string_to_metric_families` from Debian's
 //!   python3-prometheus-client) and its values are checked against real
 //!   traffic and a real server going down;
+//! * `dpvsctl conns` and its filters, right after real traffic;
 //! * keepalived's signal interface: SIGUSR1 / SIGUSR2 dumps.
 
 mod common;
@@ -145,6 +146,7 @@ fn metrics_scrape_parses_and_follows_traffic_and_health() {
         failed, 0,
         "requests through the VIP failed (rs1={a} rs2={b})"
     );
+    check_conns(&lab);
     // Let the health checkers run at least once more (delay_loop 1 s).
     std::thread::sleep(Duration::from_millis(1500));
     let after = scrape(&lab);
@@ -332,4 +334,70 @@ fn sigusr1_and_sigusr2_write_keepalived_style_dumps() {
 
     // The daemon keeps running and answering after the signals.
     assert!(lab.dpvsctl(&["status"]).0);
+}
+
+/// Just after requests through the VIP: their connections are listed (they
+/// linger in FIN_WAIT/CLOSE for seconds), and the filters select.
+fn check_conns(lab: &Lab) {
+    let json = |args: &[&str]| -> Value {
+        let mut a = vec!["conns", "--json"];
+        a.extend_from_slice(args);
+        let (ok, out) = lab.dpvsctl(&a);
+        assert!(ok, "dpvsctl {a:?} failed");
+        serde_json::from_str(&out).expect("conns --json")
+    };
+    let all = json(&[]);
+    let conns = all["conns"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !conns.is_empty(),
+        "no connections listed after traffic: {all}"
+    );
+    assert_eq!(all["total"].as_u64(), Some(conns.len() as u64));
+    for c in &conns {
+        assert_eq!(c["protocol"], "TCP");
+        assert_eq!(c["virtual_server"], format!("{VIP}:80"));
+        assert!(
+            c["client"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.99.0.2:")),
+            "{c}"
+        );
+        assert!(
+            c["local"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("10.99.0.200:")),
+            "FNAT local address: {c}"
+        );
+        assert!(c["real_server"] == RS1 || c["real_server"] == RS2, "{c}");
+    }
+    let only_rs1 = json(&["--rs", RS1]);
+    let rs1 = only_rs1["conns"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !rs1.is_empty() && rs1.len() < conns.len(),
+        "--rs filters: {} of {}",
+        rs1.len(),
+        conns.len()
+    );
+    assert!(rs1.iter().all(|c| c["real_server"] == RS1));
+    assert_eq!(
+        json(&["--client", "10.99.0.2", "--vs", &format!("{VIP}:80")])["conns"]
+            .as_array()
+            .map(Vec::len),
+        Some(conns.len())
+    );
+    assert_eq!(
+        json(&["--client", "10.99.0.9"])["conns"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    let (ok, text) = lab.dpvsctl(&["conns", "-n"]);
+    assert!(
+        ok && text
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("pro expire state")),
+        "{text}"
+    );
+    assert!(!lab.dpvsctl(&["conns", "--rs", "not-an-address"]).0);
 }

@@ -208,6 +208,22 @@ impl Conn {
     }
 }
 
+/// A connection as the control plane lists it (`dpvsctl conns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnView {
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    pub client: (Ipv4Addr, u16),
+    pub vip: (Ipv4Addr, u16),
+    /// The real server.
+    pub server: (Ipv4Addr, u16),
+    /// Where the server's replies go: the local address (FNAT) or the client.
+    pub local: (Ipv4Addr, u16),
+    pub tcp: TcpState,
+    /// Idle time left (0 once expired and not yet swept).
+    pub expires_in_ms: u32,
+}
+
 /// Ways per index bucket.
 const WAYS: usize = 7;
 
@@ -381,6 +397,34 @@ impl ConnTable {
 
     pub fn get(&self, idx: ConnIdx) -> Option<&Conn> {
         self.slab.get(idx.0 as usize)?.0.as_ref()
+    }
+
+    /// Appends views of the connections in slots `from..from + budget` to
+    /// `out` and returns where to continue, or `None` after the last slot.
+    /// Used to list connections a budget at a time between bursts.
+    pub fn scan(
+        &self,
+        from: usize,
+        budget: usize,
+        now_ms: u64,
+        out: &mut Vec<ConnView>,
+    ) -> Option<usize> {
+        let now = tick(now_ms);
+        let end = from.saturating_add(budget).min(self.slab.len());
+        for slot in self.slab.get(from..end).unwrap_or_default() {
+            if let Some(c) = &slot.0 {
+                out.push(ConnView {
+                    proto: c.in_key.proto,
+                    client: (c.in_key.src, c.in_key.sport),
+                    vip: (c.in_key.dst, c.in_key.dport),
+                    server: (c.out_key.src, c.out_key.sport),
+                    local: (c.out_key.dst, c.out_key.dport),
+                    tcp: c.tcp,
+                    expires_in_ms: c.expires.wrapping_sub(now).min(i32::MAX as u32),
+                });
+            }
+        }
+        (end < self.slab.len()).then_some(end)
     }
 
     /// Advances the connection's TCP state for a packet with flags `f` from
@@ -643,6 +687,33 @@ mod tests {
             expires,
             dest,
         }
+    }
+
+    #[test]
+    fn scan_lists_every_connection_a_budget_at_a_time() {
+        let (mut t, d) = table(100);
+        for i in 0..37 {
+            t.insert(conn(i, 5000, d)).expect("room");
+        }
+        let (mut out, mut from, mut rounds) = (Vec::new(), Some(0), 0);
+        while let Some(f) = from {
+            from = t.scan(f, 16, 1000, &mut out);
+            rounds += 1;
+            assert!(rounds <= 10, "scan does not finish");
+        }
+        assert_eq!(rounds, 7, "100 slots, 16 per round");
+        assert_eq!(out.len(), 37);
+        let v = out
+            .iter()
+            .find(|v| v.client == (key(5, 0).src, 1005))
+            .expect("conn 5 listed");
+        assert_eq!(v.vip, (Ipv4Addr::new(10, 99, 0, 100), 80));
+        assert_eq!(v.server, (Ipv4Addr::new(10, 99, 0, 3), 8080));
+        assert_eq!(v.local, (Ipv4Addr::new(10, 99, 0, 200), 1029));
+        assert_eq!(
+            (v.proto, v.tcp, v.expires_in_ms),
+            (6, TcpState::SynRecv, 4000)
+        );
     }
 
     #[test]

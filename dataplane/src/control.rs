@@ -97,6 +97,38 @@ struct WorkerHandle {
     stats: Arc<WorkerStats>,
 }
 
+/// A pending connection listing (see [`Dataplane::query_conns`]).
+#[derive(Debug)]
+pub struct ConnQuery {
+    workers: Vec<Arc<WorkerStats>>,
+}
+
+impl ConnQuery {
+    /// Waits (polling, at most `timeout`) for every worker's listing.
+    /// Returns `None` if some worker did not answer in time.
+    pub fn wait(self, timeout: std::time::Duration) -> Option<Vec<crate::conn::ConnView>> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut all = Vec::new();
+        let mut pending = self.workers;
+        loop {
+            pending.retain(|w| match w.conn_dump.take() {
+                Some(list) => {
+                    all.extend(list);
+                    false
+                }
+                None => true,
+            });
+            if pending.is_empty() {
+                return Some(all);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 /// The dataplane: apply [`Command`]s, spawn workers, read status.
 #[derive(Debug)]
 pub struct Dataplane {
@@ -414,6 +446,17 @@ impl Dataplane {
             services,
             drops,
         }
+    }
+
+    /// Asks every worker for its connections; collect them with
+    /// [`ConnQuery::wait`] without holding the dataplane.
+    pub fn query_conns(&self) -> ConnQuery {
+        let workers: Vec<Arc<WorkerStats>> =
+            self.workers.iter().map(|w| Arc::clone(&w.stats)).collect();
+        for w in &workers {
+            w.conn_dump.request();
+        }
+        ConnQuery { workers }
     }
 
     /// Stops and joins every worker.

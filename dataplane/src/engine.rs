@@ -300,6 +300,17 @@ impl Engine {
         self.conns.len()
     }
 
+    /// See [`crate::conn::ConnTable::scan`].
+    pub fn scan_conns(
+        &self,
+        from: usize,
+        budget: usize,
+        now_ms: u64,
+        out: &mut Vec<crate::conn::ConnView>,
+    ) -> Option<usize> {
+        self.conns.scan(from, budget, now_ms, out)
+    }
+
     /// Switches to a newly published snapshot (between bursts). Announces
     /// newly owned addresses with gratuitous ARP and starts resolving new
     /// real servers.

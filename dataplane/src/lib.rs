@@ -34,5 +34,5 @@ pub use command::{
     ServiceKey, ServiceSpec,
 };
 pub use control::{
-    Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,
+    ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,
 };

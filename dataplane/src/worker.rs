@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::conn::ConnView;
 use crate::engine::{Engine, Snapshot, Verdict};
 use crate::io::{Burst, PacketIo};
 use crate::stats::{Drop, DropCounters};
@@ -48,6 +49,35 @@ pub struct WorkerStats {
     pub tx_frames: AtomicU64,
     pub conns: AtomicU64,
     pub drops: Arc<DropCounters>,
+    /// Connection listing requested by the control plane.
+    pub conn_dump: ConnDump,
+}
+
+/// Connection-table slots a worker lists per round while a dump is asked for.
+const DUMP_BUDGET: usize = 4096;
+/// Most connections one worker lists.
+pub const DUMP_LIMIT: usize = 100_000;
+
+/// A request for a worker's connections and its answer. The worker lists
+/// them [`DUMP_BUDGET`] slots per round, between bursts, so forwarding is
+/// never held up for a whole-table walk.
+#[derive(Debug, Default)]
+pub struct ConnDump {
+    requested: AtomicBool,
+    result: Mutex<Option<Vec<ConnView>>>,
+}
+
+impl ConnDump {
+    /// Asks for a fresh listing (a previous answer is dropped).
+    pub fn request(&self) {
+        *self.result.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.requested.store(true, Ordering::Release);
+    }
+
+    /// The listing, once the worker finished it.
+    pub fn take(&self) -> Option<Vec<ConnView>> {
+        self.result.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
 }
 
 /// Runs a worker until `stop` is set.
@@ -63,8 +93,29 @@ pub fn run<I: PacketIo>(
     let mut ctl = Burst::new(BURST);
     let mut generation = u64::MAX;
     let mut logged_error = false;
+    // An unfinished connection listing: next slot and what was found.
+    let mut dump: Option<(usize, Vec<ConnView>)> = None;
     while !stop.load(Ordering::Relaxed) {
         let now_ms = start.elapsed().as_millis() as u64;
+        if dump.is_none() && stats.conn_dump.requested.load(Ordering::Acquire) {
+            dump = Some((0, Vec::new()));
+        }
+        if let Some((from, found)) = &mut dump {
+            match engine.scan_conns(*from, DUMP_BUDGET, now_ms, found) {
+                Some(next) if found.len() < DUMP_LIMIT => *from = next,
+                _ => {
+                    found.truncate(DUMP_LIMIT);
+                    let list = std::mem::take(found);
+                    *stats
+                        .conn_dump
+                        .result
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = Some(list);
+                    stats.conn_dump.requested.store(false, Ordering::Release);
+                    dump = None;
+                }
+            }
+        }
         if published.generation.load(Ordering::Acquire) != generation {
             let (g, snap) = published.load();
             generation = g;

@@ -56,6 +56,51 @@ pub enum CtlCommand {
     },
     /// Change the log filter (`info`, `debug`, `dpvsd=trace,info`, ...).
     LogLevel { level: String },
+    /// The connection table (`ipvsadm -lnc`), optionally filtered. Each
+    /// filter is an address (`10.0.0.1`) or `address:port`.
+    Conns {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vs: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rs: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
+    },
+}
+
+/// One connection in `conns`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    /// `TCP` / `UDP`.
+    pub protocol: String,
+    /// `SYN_RECV`, `ESTABLISHED`, `FIN_WAIT`, `CLOSE` (TCP) or `UDP`.
+    pub state: String,
+    pub expires_in_ms: u32,
+    pub client: String,
+    pub virtual_server: String,
+    /// FNAT: the local address the server replies to; NAT/DR/TUN: the client.
+    pub local: String,
+    pub real_server: String,
+}
+
+/// `conns`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ConnsInfo {
+    /// Connections in the table (before filtering).
+    pub total: usize,
+    pub conns: Vec<ConnInfo>,
+    /// True when a worker stopped listing at its limit.
+    pub truncated: bool,
+}
+
+/// Whether `addr` matches a filter: an address, or `address:port`.
+pub fn addr_matches(filter: &str, addr: std::net::SocketAddr) -> bool {
+    match filter.parse::<std::net::SocketAddr>() {
+        Ok(f) => f == addr,
+        Err(_) => filter
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip == addr.ip()),
+    }
 }
 
 /// A real server of a virtual server, as the operator names it.

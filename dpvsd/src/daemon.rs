@@ -1027,6 +1027,10 @@ fn handle(shared: &Shared, line: &str) -> Response {
             Ok(w) => serde_json::to_value(w),
             Err(e) => return Response::error(e),
         },
+        CtlCommand::Conns { vs, rs, client } => match ops::conns(shared, [vs, rs, client]) {
+            Ok(c) => serde_json::to_value(c),
+            Err(e) => return Response::error(e),
+        },
         CtlCommand::LogLevel { level } => match &shared.opts.log {
             Some(log) => match log.set(&level) {
                 Ok(()) => {
@@ -1135,6 +1139,59 @@ mod ops {
             return Err(format!("no real server {rs} in {}", svc.spec.key));
         }
         Ok((svc.spec.key, rs))
+    }
+
+    /// The workers' connections, filtered by (vs, rs, client). The workers
+    /// list them between bursts; the dataplane lock is not held meanwhile.
+    pub(super) fn conns(
+        shared: &Shared,
+        [vs, rs, client]: [Option<String>; 3],
+    ) -> Result<crate::ctl::ConnsInfo, String> {
+        use crate::ctl::{addr_matches, ConnInfo, ConnsInfo};
+        use dataplane::conn::TcpState;
+        for f in [&vs, &rs, &client].into_iter().flatten() {
+            if f.parse::<SocketAddr>().is_err() && f.parse::<IpAddr>().is_err() {
+                return Err(format!("bad filter {f:?} (want ADDR or ADDR:PORT)"));
+            }
+        }
+        let query = lock(&shared.dp).query_conns();
+        let list = tokio::task::block_in_place(|| query.wait(Duration::from_secs(5)))
+            .ok_or("the dataplane did not list its connections within 5 s")?;
+        let truncated = list.len() >= dataplane::worker::DUMP_LIMIT;
+        let sa = |(ip, port): (Ipv4Addr, u16)| SocketAddr::from((ip, port));
+        let keep =
+            |f: &Option<String>, a: SocketAddr| f.as_ref().is_none_or(|f| addr_matches(f, a));
+        let conns = list
+            .iter()
+            .filter(|c| {
+                keep(&vs, sa(c.vip)) && keep(&rs, sa(c.server)) && keep(&client, sa(c.client))
+            })
+            .map(|c| ConnInfo {
+                protocol: match c.proto {
+                    6 => "TCP".into(),
+                    17 => "UDP".into(),
+                    p => format!("proto-{p}"),
+                },
+                state: match (c.proto, c.tcp) {
+                    (6, TcpState::SynRecv) => "SYN_RECV",
+                    (6, TcpState::Established) => "ESTABLISHED",
+                    (6, TcpState::FinWait) => "FIN_WAIT",
+                    (6, TcpState::Close) => "CLOSE",
+                    _ => "UDP",
+                }
+                .into(),
+                expires_in_ms: c.expires_in_ms,
+                client: sa(c.client).to_string(),
+                virtual_server: sa(c.vip).to_string(),
+                local: sa(c.local).to_string(),
+                real_server: sa(c.server).to_string(),
+            })
+            .collect();
+        Ok(ConnsInfo {
+            total: list.len(),
+            conns,
+            truncated,
+        })
     }
 
     /// Sets (`Some`) or drops (`None`) a runtime weight override and moves

@@ -17,6 +17,7 @@ pub mod backend;
 pub mod ctl;
 pub mod daemon;
 pub mod dump;
+pub mod gen;
 pub mod info;
 pub mod logging;
 pub mod metrics;

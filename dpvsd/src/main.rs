@@ -59,6 +59,26 @@ struct Cli {
     /// 2.0.19 weight limits and absolute misc_dynamic weights).
     #[arg(long, value_name = "DIALECT", default_value = "keepalived")]
     dialect: Dialect,
+    // ---- operations options (pid file, syslog facility, dump, backend, generators) ----
+    /// Write the daemon's pid to FILE (removed at exit). Refuses to start if
+    /// FILE names a running process.
+    #[arg(short = 'p', long = "pid", value_name = "FILE")]
+    pid: Option<PathBuf>,
+    /// keepalived's syslog facility LOCAL0..LOCAL7 (0-7). Accepted for
+    /// compatibility: dpvsd logs to stderr, which journald records.
+    #[arg(short = 'S', long = "log-facility", value_name = "0-7",
+          value_parser = clap::value_parser!(u8).range(0..=7))]
+    log_facility: Option<u8>,
+    /// Print the parsed configuration model to stderr before starting (with
+    /// -t: and exit).
+    #[arg(short = 'd', long = "dump-conf")]
+    dump_conf: bool,
+    /// Print a shell completion script for dpvsd and exit.
+    #[arg(long, value_name = "SHELL", exclusive = true)]
+    generate_completions: Option<dpvsd::gen::Shell>,
+    /// Print dpvsd's man page (roff) and exit.
+    #[arg(long, exclusive = true)]
+    generate_man: bool,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -116,6 +136,41 @@ impl BackendArgs {
     }
 }
 
+/// Handles the options that print something and exit, or refuse early.
+fn early_exit(cli: &Cli) -> Option<ExitCode> {
+    use clap::CommandFactory;
+    if let Some(shell) = cli.generate_completions {
+        return Some(dpvsd::gen::print(Ok(dpvsd::gen::completions(
+            Cli::command(),
+            shell,
+        ))));
+    }
+    if cli.generate_man {
+        return Some(dpvsd::gen::print(dpvsd::gen::man(Cli::command(), "8")));
+    }
+    None
+}
+
+/// Writes the pid file unless it names another live process.
+fn write_pid_file(path: &Path) -> Result<(), String> {
+    let me = std::process::id();
+    if let Ok(text) = std::fs::read_to_string(path) {
+        if let Ok(pid) = text.trim().parse::<i32>() {
+            let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+            if alive && pid as u32 != me {
+                return Err(format!(
+                    "{}: process {pid} is running (another dpvsd?)",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let tmp = path.with_extension(format!("tmp{me}"));
+    std::fs::write(&tmp, format!("{me}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 fn config_path(cli: &Cli) -> PathBuf {
     if let Some(p) = &cli.use_file {
         return p.clone();
@@ -133,6 +188,9 @@ const EXIT_CONFIG_PROBLEMS: u8 = 5;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(code) = early_exit(&cli) {
+        return code;
+    }
     let path = config_path(&cli);
     let opts = LoadOptions {
         config_id: cli.config_id.clone(),
@@ -150,6 +208,9 @@ fn main() -> ExitCode {
     };
     for d in &loaded.diagnostics {
         eprintln!("{d}");
+    }
+    if cli.dump_conf {
+        eprint!("{}", keepalived_parser::dump(&loaded.model));
     }
     let plan = assemble::assemble(&loaded.model);
     match &plan {
@@ -180,6 +241,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Some(pid) = &cli.pid {
+        if let Err(e) = write_pid_file(pid) {
+            eprintln!("dpvsd: pid file {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let _ = cli.log_facility; // accepted: logs go to stderr/journald
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("dpvsd-ctl")
@@ -206,7 +274,11 @@ fn main() -> ExitCode {
         stats_dump_file: cli.stats_dump_file.clone(),
         log: Some(log),
     };
-    match runtime.block_on(daemon::run(dopts, plan)) {
+    let result = runtime.block_on(daemon::run(dopts, plan));
+    if let Some(pid) = &cli.pid {
+        let _ = std::fs::remove_file(pid);
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

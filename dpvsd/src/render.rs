@@ -264,6 +264,38 @@ pub fn weight(w: &WeightInfo) -> String {
     }
 }
 
+/// `dpvsctl conns` (the layout of `ipvsadm -lnc`, plus the local address).
+pub fn conns(c: &crate::ctl::ConnsInfo) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "dpvsd connection entries ({} shown of {}{})",
+        c.conns.len(),
+        c.total,
+        if c.truncated { ", truncated" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "pro expire state       source                virtual               local                 destination"
+    );
+    for e in &c.conns {
+        let secs = e.expires_in_ms / 1000;
+        let _ = writeln!(
+            out,
+            "{:<3} {:02}:{:02}  {:<11} {:<21} {:<21} {:<21} {}",
+            e.protocol,
+            secs / 60,
+            secs % 60,
+            e.state,
+            e.client,
+            e.virtual_server,
+            e.local,
+            e.real_server
+        );
+    }
+    out
+}
+
 /// `dpvsctl log-level`.
 pub fn log_level(l: &LogLevelInfo) -> String {
     format!("log level: {}\n", l.level)

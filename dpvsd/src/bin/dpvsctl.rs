@@ -79,6 +79,25 @@ enum Cmd {
     },
     /// Change the daemon's log filter: `info`, `debug`, `info,healthcheck=debug`, ...
     LogLevel { level: String },
+    /// Print a shell completion script for dpvsctl.
+    GenerateCompletions { shell: dpvsd::gen::Shell },
+    /// Print dpvsctl's man page (roff).
+    GenerateMan,
+    /// The connection table (like `ipvsadm -lnc`). Filters take ADDR or ADDR:PORT.
+    Conns {
+        /// Only connections to this virtual server.
+        #[arg(long)]
+        vs: Option<String>,
+        /// Only connections to this real server.
+        #[arg(long)]
+        rs: Option<String>,
+        /// Only connections from this client.
+        #[arg(long)]
+        client: Option<String>,
+        /// Numeric output (always; accepted for ipvsadm habits).
+        #[arg(short = 'n', long)]
+        numeric: bool,
+    },
     /// Re-read the config file and apply only what changed (as SIGHUP does).
     /// A file with errors is rejected and the running configuration stays.
     Reload {
@@ -173,6 +192,14 @@ fn main() -> ExitCode {
     let mut view = View::Plain;
     let command = match cli.cmd {
         Cmd::Status => CtlCommand::Status,
+        Cmd::GenerateCompletions { shell } => {
+            use clap::CommandFactory;
+            return dpvsd::gen::print(Ok(dpvsd::gen::completions(Cli::command(), shell)));
+        }
+        Cmd::GenerateMan => {
+            use clap::CommandFactory;
+            return dpvsd::gen::print(dpvsd::gen::man(Cli::command(), "8"));
+        }
         Cmd::List {
             stats,
             rate: rates,
@@ -211,6 +238,12 @@ fn main() -> ExitCode {
             target: target(vs, rs, protocol),
         },
         Cmd::LogLevel { level } => CtlCommand::LogLevel { level },
+        Cmd::Conns {
+            vs,
+            rs,
+            client,
+            numeric: _,
+        } => CtlCommand::Conns { vs, rs, client },
     };
     let resp = match call(&cli.socket, command.clone()) {
         Ok(r) => r,
@@ -262,6 +295,9 @@ fn main() -> ExitCode {
         }),
         CtlCommand::Weight { .. } | CtlCommand::Enable { .. } => {
             serde_json::from_value::<WeightInfo>(data).map(|w| render::weight(&w))
+        }
+        CtlCommand::Conns { .. } => {
+            serde_json::from_value::<dpvsd::ctl::ConnsInfo>(data).map(|c| render::conns(&c))
         }
         CtlCommand::LogLevel { .. } => {
             serde_json::from_value::<LogLevelInfo>(data).map(|l| render::log_level(&l))
