@@ -117,6 +117,33 @@ fn missing_config_file_is_a_clear_error() {
 
 struct Daemon(Child);
 
+/// Starts `dpvsd -n ARGS -f CONF --socket SOCK`, stderr to `log` (or
+/// discarded), and waits (bounded) until it answers `status`.
+fn start_daemon(conf: &Path, sock: &str, args: &[&str], log: Option<&Path>) -> Daemon {
+    let stderr = log.map_or_else(Stdio::null, |l| {
+        Stdio::from(std::fs::File::create(l).expect("log"))
+    });
+    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
+        .arg("-n")
+        .args(args)
+        .arg("-f")
+        .arg(conf)
+        .args(["--socket", sock])
+        .stderr(stderr)
+        .spawn()
+        .expect("start dpvsd");
+    let daemon = Daemon(child);
+    let t0 = Instant::now();
+    while !ctl(sock, &["status"]).0 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "dpvsd did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(
@@ -327,20 +354,7 @@ fn runtime_weight_drain_enable_health_list_and_log_level() {
     std::fs::write(&conf, two_server_conf(pa, 3, pb, 1)).expect("write");
     let sock = dir.join("dpvsd.sock").display().to_string();
     let log = dir.join("dpvsd.log");
-    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
-        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock])
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start dpvsd");
-    let _daemon = Daemon(child);
-    let t0 = Instant::now();
-    while !ctl(&sock, &["status"]).0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "dpvsd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _daemon = start_daemon(&conf, &sock, &[], Some(&log));
     let server = |addr: &str| {
         let v = ctl_json(&sock, &["list"]);
         v["services"][0]["real_servers"]
@@ -646,27 +660,15 @@ fn pid_file_and_json_logs() {
     )
     .expect("write");
     let (sock, pid, log) = (dir.join("s.sock"), dir.join("dpvsd.pid"), dir.join("log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
-        .args(["-n", "--log-format", "json", "-p"])
-        .arg(&pid)
-        .arg("-f")
-        .arg(&conf)
-        .arg("--socket")
-        .arg(&sock)
-        .stderr(std::fs::File::create(&log).expect("log"))
-        .spawn()
-        .expect("start dpvsd");
-    let id = child.id();
-    let mut daemon = Daemon(child);
     let sock_s = sock.display().to_string();
-    let t0 = Instant::now();
-    while !ctl(&sock_s, &["status"]).0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "dpvsd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pid_s = pid.display().to_string();
+    let mut daemon = start_daemon(
+        &conf,
+        &sock_s,
+        &["--log-format", "json", "-p", &pid_s],
+        Some(&log),
+    );
+    let id = daemon.0.id();
     assert_eq!(std::fs::read_to_string(&pid).ok(), Some(format!("{id}\n")));
 
     // A second daemon with the same pid file refuses and leaves it alone.
@@ -745,20 +747,7 @@ fn non_root_clients_are_denied() {
     std::fs::write(&conf, two_server_conf(1, 1, 2, 1)).expect("write");
     let sock = dir.join("s.sock");
     let sock_s = sock.display().to_string();
-    let child = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
-        .args(["-n", "-f", &conf.display().to_string(), "--socket", &sock_s])
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start dpvsd");
-    let _daemon = Daemon(child);
-    let t0 = Instant::now();
-    while !ctl(&sock_s, &["status"]).0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "dpvsd did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let _daemon = start_daemon(&conf, &sock_s, &[], None);
     // The setup works for a user that may: root gets an answer.
     assert!(ctl(&sock_s, &["status"]).0);
 

@@ -958,11 +958,21 @@ async fn serve(shared: Arc<Shared>, stream: UnixStream) {
         .map(|c| c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw())
         .unwrap_or(false);
     let (rd, mut wr) = stream.into_split();
+    let mut reader = BufReader::new(rd);
     if !allowed {
+        // Take the request first (bounded in size and time), so the client's
+        // write does not meet a closed socket and it reads the refusal.
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            (&mut reader)
+                .take(MAX_REQUEST as u64 + 1)
+                .read_until(b'\n', &mut buf),
+        )
+        .await;
         let _ = write_response(&mut wr, &Response::error("permission denied")).await;
         return;
     }
-    let mut reader = BufReader::new(rd);
     loop {
         // Bounded read: a client cannot make the daemon buffer more than one
         // maximal request.
