@@ -262,8 +262,21 @@ fn sigusr1_and_sigusr2_write_keepalived_style_dumps() {
     let data = lab.dir.join("keepalived.data");
     let stats = lab.dir.join("keepalived.stats");
     let conf = conf_with_vrrp(&lab);
-    let (d, s) = (data.display().to_string(), stats.display().to_string());
-    lab.start_dpvsd_with(&conf, &["--data-dump-file", &d, "--stats-dump-file", &s]);
+    // The data dump's path comes from global_defs (keepalived's
+    // `state_dump_file`), the stats dump's from the command line.
+    let text = std::fs::read_to_string(&conf).expect("read config");
+    let with_path = text.replacen(
+        "    router_id dpvsd_sample\n",
+        &format!(
+            "    router_id dpvsd_sample\n    state_dump_file {}\n",
+            data.display()
+        ),
+        1,
+    );
+    assert_ne!(text, with_path, "the sample's global_defs changed");
+    std::fs::write(&conf, with_path).expect("write config");
+    let s = stats.display().to_string();
+    lab.start_dpvsd_with(&conf, &["--stats-dump-file", &s]);
     lab.wait_health(RS1, "up", Duration::from_secs(10));
     let t0 = Instant::now();
     while !lab.dpvsctl(&["vrrp"]).1.contains("MASTER") {

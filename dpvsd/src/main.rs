@@ -43,12 +43,14 @@ struct Cli {
     /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).
     #[arg(long, value_name = "ADDR:PORT")]
     metrics_listen: Option<std::net::SocketAddr>,
-    /// Where SIGUSR1 writes the data dump (keepalived's `state_dump_file`).
-    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::DATA_FILE)]
-    data_dump_file: PathBuf,
-    /// Where SIGUSR2 writes the stats dump (keepalived's `stats_dump_file`).
-    #[arg(long, value_name = "FILE", default_value = dpvsd::dump::STATS_FILE)]
-    stats_dump_file: PathBuf,
+    /// Where SIGUSR1 writes the data dump [default: global_defs'
+    /// `state_dump_file`, else /tmp/keepalived.data].
+    #[arg(long, value_name = "FILE")]
+    data_dump_file: Option<PathBuf>,
+    /// Where SIGUSR2 writes the stats dump [default: global_defs'
+    /// `stats_dump_file`, else /tmp/keepalived.stats].
+    #[arg(long, value_name = "FILE")]
+    stats_dump_file: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value = "text")]
     log_format: dpvsd::logging::LogFormat,
@@ -171,6 +173,13 @@ fn write_pid_file(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// A dump file: the command line's, else the config's, else keepalived's default.
+fn dump_file(cli: Option<&PathBuf>, config: Option<&str>, default: &str) -> PathBuf {
+    cli.cloned()
+        .or_else(|| config.map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
 fn config_path(cli: &Cli) -> PathBuf {
     if let Some(p) = &cli.use_file {
         return p.clone();
@@ -270,8 +279,16 @@ fn main() -> ExitCode {
         load: opts,
         mode,
         metrics_listen: cli.metrics_listen,
-        data_dump_file: cli.data_dump_file.clone(),
-        stats_dump_file: cli.stats_dump_file.clone(),
+        data_dump_file: dump_file(
+            cli.data_dump_file.as_ref(),
+            loaded.model.global_defs.state_dump_file.as_deref(),
+            dpvsd::dump::DATA_FILE,
+        ),
+        stats_dump_file: dump_file(
+            cli.stats_dump_file.as_ref(),
+            loaded.model.global_defs.stats_dump_file.as_deref(),
+            dpvsd::dump::STATS_FILE,
+        ),
         log: Some(log),
     };
     let result = runtime.block_on(daemon::run(dopts, plan));

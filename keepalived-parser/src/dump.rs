@@ -379,6 +379,8 @@ fn global_defs(o: &mut Out, m: &Model) {
     if g.enable_script_security {
         o.line("enable_script_security");
     }
+    o.opt("state_dump_file", g.state_dump_file.as_deref().map(w));
+    o.opt("stats_dump_file", g.stats_dump_file.as_deref().map(w));
     if let Some(u) = &g.script_user {
         let grp = g.script_group.as_deref().map(w).unwrap_or_default();
         o.line(format!("script_user {} {grp}", w(u)).trim_end());

@@ -297,8 +297,6 @@ const GLOBAL_UNSUPPORTED: &[&str] = &[
     "random_seed",
     "data_use_instance",
     "json_version",
-    "state_dump_file",
-    "stats_dump_file",
     "json_dump_file",
     "state_file_location",
     "stats_file_location",
@@ -443,6 +441,8 @@ const GLOBAL_LEAVES: &[&str] = &[
     "smtp_server",
     "smtp_connect_timeout",
     "enable_script_security",
+    "state_dump_file",
+    "stats_dump_file",
     "script_user",
 ];
 
@@ -1175,6 +1175,16 @@ impl Lowerer<'_> {
                 "enable_script_security" => {
                     self.model.global_defs.enable_script_security =
                         self.opt_bool(s).unwrap_or(true);
+                }
+                "state_dump_file" => {
+                    if let Some(t) = self.arg(s, 0) {
+                        self.model.global_defs.state_dump_file = Some(t.text.to_string());
+                    }
+                }
+                "stats_dump_file" => {
+                    if let Some(t) = self.arg(s, 0) {
+                        self.model.global_defs.stats_dump_file = Some(t.text.to_string());
+                    }
                 }
                 "script_user" => {
                     if let Some(t) = self.arg(s, 0) {

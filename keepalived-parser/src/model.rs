@@ -58,6 +58,10 @@ pub struct GlobalDefs {
     /// `script_user USER [GROUP]`.
     pub script_user: Option<String>,
     pub script_group: Option<String>,
+    /// `state_dump_file`: where SIGUSR1 writes the data dump.
+    pub state_dump_file: Option<String>,
+    /// `stats_dump_file`: where SIGUSR2 writes the stats dump.
+    pub stats_dump_file: Option<String>,
     /// The VRRP keys (`vrrp_*`, `default_interface`, ...).
     pub vrrp: VrrpGlobals,
 }
