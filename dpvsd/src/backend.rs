@@ -81,6 +81,32 @@ pub struct Running {
 }
 
 impl Running {
+    /// The kernel exception interface (DPDK's TAP), if any: its addresses
+    /// are the kernel's, see [`Running::set_kernel_addrs`].
+    pub fn kni(&self) -> Option<String> {
+        #[cfg(feature = "dpdk")]
+        if let Some(p) = &self.dpdk {
+            return p
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .kni
+                .clone();
+        }
+        None
+    }
+
+    /// Tells the exception path which addresses are the kernel's (frames
+    /// for them are copied to the TAP).
+    pub fn set_kernel_addrs(&self, addrs: &[std::net::Ipv4Addr]) {
+        #[cfg(feature = "dpdk")]
+        if let Some(p) = &self.dpdk {
+            let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            p.device.kernel_addrs().set(addrs);
+        }
+        #[cfg(not(feature = "dpdk"))]
+        let _ = addrs;
+    }
+
     /// Port and queue counters (`dpvsctl status --json` → `ports`).
     pub fn ports(&self) -> Vec<crate::ctl::PortInfo> {
         #[cfg(feature = "dpdk")]
@@ -121,33 +147,20 @@ pub fn start(
 
 #[cfg(feature = "dpdk")]
 mod dpdk {
-    use std::net::Ipv4Addr;
     use std::sync::Arc;
-    use std::time::Duration;
 
-    use dataplane::io::dpdk::{
-        eal_init, DpdkDevice, EalConfig, KernelAddrs, PortConfig, QueueStats,
-    };
+    use dataplane::io::dpdk::{eal_init, DpdkDevice, EalConfig, PortConfig, QueueStats};
     use dataplane::Dataplane;
 
     use super::{BackendError, DpdkOptions};
     use crate::ctl::{PortInfo, QueueInfo};
 
-    /// The open port; dropping it stops the address watcher.
+    /// The open port.
     #[derive(Debug)]
     pub struct Port {
-        device: DpdkDevice,
+        pub(super) device: DpdkDevice,
         queues: Vec<Arc<QueueStats>>,
-        kni: Option<String>,
-        watcher: Option<tokio::task::JoinHandle<()>>,
-    }
-
-    impl Drop for Port {
-        fn drop(&mut self) {
-            if let Some(w) = self.watcher.take() {
-                w.abort();
-            }
-        }
+        pub(super) kni: Option<String>,
     }
 
     impl Port {
@@ -224,42 +237,10 @@ mod dpdk {
         for q in device.take_queues() {
             dp.spawn_worker(q).map_err(BackendError::Worker)?;
         }
-        let watcher = d
-            .kni
-            .clone()
-            .map(|kni| tokio::spawn(watch_kernel_addrs(kni, device.kernel_addrs())));
         Ok(Port {
             device,
             queues,
             kni: d.kni.clone(),
-            watcher,
         })
-    }
-
-    /// The IPv4 addresses the kernel holds on `iface`.
-    fn addresses(iface: &str) -> Vec<Ipv4Addr> {
-        nix::ifaddrs::getifaddrs()
-            .map(|all| {
-                all.filter(|i| i.interface_name == iface)
-                    .filter_map(|i| i.address?.as_sockaddr_in().map(|a| a.ip()))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Keeps the exception path's address set equal to the TAP's kernel
-    /// addresses (the operator configures them with `ip addr`, as on
-    /// DPVS's KNI interface).
-    async fn watch_kernel_addrs(iface: String, set: Arc<KernelAddrs>) {
-        let mut last = Vec::new();
-        loop {
-            let now = addresses(&iface);
-            if now != last {
-                tracing::info!(%iface, addrs = ?now, "kernel exception path addresses");
-                set.set(&now);
-                last = now;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
     }
 }

@@ -562,6 +562,9 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         announce: announce_tx,
     });
     reannounce(&shared, &lock(&shared.state));
+    if let Some(kni) = shared.backend.kni() {
+        tokio::spawn(follow_kernel_interface(Arc::clone(&shared), kni));
+    }
     if let Some(l) = metrics_listener {
         let sh = Arc::clone(&shared);
         tokio::spawn(crate::metrics::serve(l, move || metrics_text(&sh)));
@@ -671,6 +674,31 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     }
     script.into_iter().for_each(spawn_script);
     reannounce(shared, &state);
+}
+
+/// With DPDK, the kernel's addresses live on the exception TAP, which the
+/// operator configures after start (`ip addr`, as on DPVS's KNI). Every
+/// second this follows them: the exception path copies frames for them to
+/// the kernel, and the first one is the source of the dataplane's ARP
+/// requests and TUN outer headers.
+async fn follow_kernel_interface(shared: Arc<Shared>, iface: String) {
+    let mut last = None;
+    loop {
+        let now: Vec<Ipv4Addr> = ospf_rt::interface_addrs(&iface)
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect();
+        if last.as_ref() != Some(&now) {
+            tracing::info!(%iface, addrs = ?now, "kernel exception path addresses");
+            shared.backend.set_kernel_addrs(&now);
+            let addr = now.first().copied();
+            if let Err(e) = lock(&shared.dp).apply(Command::SetInterfaceAddr { addr }) {
+                tracing::error!(error = %e, "dataplane refused the interface address");
+            }
+            last = Some(now);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// The plan of the real server with health subject `id`.

@@ -32,19 +32,27 @@ pub enum OspfMsg {
     Stop(oneshot::Sender<()>),
 }
 
+/// The IPv4 addresses of `name` with their prefix lengths, in the
+/// kernel's order.
+pub(crate) fn interface_addrs(name: &str) -> Vec<(Ipv4Addr, u8)> {
+    let Ok(all) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    all.filter(|ifa| ifa.interface_name == name)
+        .filter_map(|ifa| {
+            let addr = ifa.address?.as_sockaddr_in()?.ip();
+            let len = ifa
+                .netmask
+                .and_then(|m| m.as_sockaddr_in().map(|m| u32::from(m.ip()).count_ones()))
+                .unwrap_or(32);
+            Some((addr, u8::try_from(len).unwrap_or(32)))
+        })
+        .collect()
+}
+
 /// The first IPv4 address of `name` and its prefix length.
 pub(crate) fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
-    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
-        if ifa.interface_name != name {
-            return None;
-        }
-        let addr = ifa.address?.as_sockaddr_in()?.ip();
-        let len = ifa
-            .netmask
-            .and_then(|m| m.as_sockaddr_in().map(|m| u32::from(m.ip()).count_ones()))
-            .unwrap_or(32);
-        Some((addr, u8::try_from(len).unwrap_or(32)))
-    })
+    interface_addrs(name).into_iter().next()
 }
 
 fn interface_mtu(name: &str) -> u16 {
