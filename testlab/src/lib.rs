@@ -70,6 +70,41 @@ pub fn finish(child: &mut Child, sig: nix::sys::signal::Signal) {
     }
 }
 
+/// Starts a real keepalived (`--vrrp --dont-fork`, console log) in `ns`
+/// with `conf`, its files in `dir` (`keepalived.conf`, `keepalived.log`,
+/// pid files), and waits (bounded) until it logs its first state. The
+/// caller owns the child.
+pub fn spawn_keepalived(ns: &str, dir: &Path, conf: &str) -> Child {
+    std::fs::create_dir_all(dir).expect("keepalived dir");
+    let cfg = dir.join("keepalived.conf");
+    std::fs::write(&cfg, conf).expect("write keepalived.conf");
+    let log_path = dir.join("keepalived.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "keepalived", "--vrrp", "--dont-fork"])
+        .args(["--log-console", "--log-detail", "--no-syslog", "-f"])
+        .arg(&cfg)
+        .arg("-p")
+        .arg(dir.join("keepalived.pid"))
+        .arg("-r")
+        .arg(dir.join("keepalived-vrrp.pid"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log fd"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn keepalived");
+    let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let started = wait_for(Duration::from_secs(10), || {
+        read().contains("Entering").then_some(())
+    });
+    if started.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("keepalived did not start: {}", read());
+    }
+    child
+}
+
 /// tcpdump on eth0 of a namespace, writing a pcap; stopped on drop.
 #[derive(Debug)]
 pub struct Capture {

@@ -1,7 +1,7 @@
 //! A real keepalived peer for the VRRP end-to-end test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::common::{finish, wait_for, Lab};
@@ -20,32 +20,10 @@ impl Keepalived {
 
     /// As [`Keepalived::start`], with its files in `dir` (any lab).
     pub fn start_in(dir: &Path, ns: &str, conf: &str) -> Keepalived {
-        let cfg = dir.join("keepalived.conf");
-        std::fs::write(&cfg, conf).expect("write keepalived.conf");
-        let log = dir.join("keepalived.log");
-        let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "keepalived", "--vrrp", "--dont-fork"])
-            .args(["--log-console", "--log-detail", "--no-syslog", "-f"])
-            .arg(&cfg)
-            .arg("-p")
-            .arg(dir.join("keepalived.pid"))
-            .arg("-r")
-            .arg(dir.join("keepalived-vrrp.pid"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log fd"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn keepalived");
-        let ka = Keepalived {
-            child: Some(child),
-            log,
-        };
-        let started = wait_for(Duration::from_secs(10), || {
-            ka.log().contains("Entering").then_some(())
-        });
-        assert!(started.is_some(), "keepalived did not start: {}", ka.log());
-        ka
+        Keepalived {
+            child: Some(testlab::spawn_keepalived(ns, dir, conf)),
+            log: dir.join("keepalived.log"),
+        }
     }
 
     pub fn log(&self) -> String {

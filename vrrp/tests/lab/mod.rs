@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
@@ -352,32 +352,10 @@ impl<'a> KaConf<'a> {
 
 impl Keepalived {
     pub fn start(ns: &str, dir: &Path, conf: &KaConf<'_>) -> Keepalived {
-        std::fs::create_dir_all(dir).expect("keepalived dir");
-        let cfg = dir.join("keepalived.conf");
-        std::fs::write(&cfg, conf.render(ns)).expect("write keepalived.conf");
-        let log = std::fs::File::create(dir.join("keepalived.log")).expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "keepalived", "--vrrp", "--dont-fork"])
-            .args(["--log-console", "--log-detail", "--no-syslog", "-f"])
-            .arg(&cfg)
-            .arg("-p")
-            .arg(dir.join("keepalived.pid"))
-            .arg("-r")
-            .arg(dir.join("vrrp.pid"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log fd"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn keepalived");
-        let ka = Keepalived {
-            child: Some(child),
+        Keepalived {
+            child: Some(testlab::spawn_keepalived(ns, dir, &conf.render(ns))),
             dir: dir.to_owned(),
-        };
-        let started = wait_for(Duration::from_secs(10), || {
-            ka.log().contains("Entering").then_some(())
-        });
-        assert!(started.is_some(), "keepalived did not start: {}", ka.log());
-        ka
+        }
     }
 
     pub fn log(&self) -> String {
@@ -413,7 +391,7 @@ impl Keepalived {
         let mut pids = vec![child.id()];
         if sig == nix::sys::signal::Signal::SIGKILL {
             // The VRRP child first, so the parent cannot restart it.
-            if let Some(p) = std::fs::read_to_string(self.dir.join("vrrp.pid"))
+            if let Some(p) = std::fs::read_to_string(self.dir.join("keepalived-vrrp.pid"))
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
             {
