@@ -5,15 +5,16 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::ctl::{
-    CheckInfo, Counters, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, ServiceInfo, StatusInfo,
-    VrrpInfo, WeightInfo,
+    CheckInfo, Counters, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, StatusInfo, VrrpInfo,
+    WeightInfo,
 };
 
-fn vip_port(s: &ServiceInfo) -> String {
-    if s.vip.contains(':') {
-        format!("[{}]:{}", s.vip, s.port)
+/// `ADDR:PORT`, with an IPv6 address in brackets.
+fn vip_port(vip: &str, port: u16) -> String {
+    if vip.contains(':') {
+        format!("[{vip}]:{port}")
     } else {
-        format!("{}:{}", s.vip, s.port)
+        format!("{vip}:{port}")
     }
 }
 
@@ -26,7 +27,13 @@ pub fn list(info: &ListInfo) -> String {
         "  -> RemoteAddress:Port           Forward Weight ActiveConn Health"
     );
     for s in &info.services {
-        let _ = writeln!(out, "{:<4} {:<22} {}", s.protocol, vip_port(s), s.scheduler);
+        let _ = writeln!(
+            out,
+            "{:<4} {:<22} {}",
+            s.protocol,
+            vip_port(&s.vip, s.port),
+            s.scheduler
+        );
         for r in &s.real_servers {
             let weight = r
                 .current_weight
@@ -147,11 +154,7 @@ pub fn rates(info: &RateInfo) -> String {
     let _ = writeln!(out, "  -> RemoteAddress:Port");
     for s in &info.services {
         let r = &s.rates;
-        let vip = if s.vip.contains(':') {
-            format!("[{}]:{}", s.vip, s.port)
-        } else {
-            format!("{}:{}", s.vip, s.port)
-        };
+        let vip = vip_port(&s.vip, s.port);
         let _ = writeln!(
             out,
             "{:<4} {:<27} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -188,7 +191,7 @@ pub fn health_entries(info: &ListInfo) -> Vec<HealthEntry> {
         .iter()
         .flat_map(|s| {
             s.real_servers.iter().map(move |r| HealthEntry {
-                service: format!("{} {}", s.protocol, vip_port(s)),
+                service: format!("{} {}", s.protocol, vip_port(&s.vip, s.port)),
                 server: r.addr.clone(),
                 health: r.health.clone(),
                 weight: r.weight,
@@ -313,11 +316,7 @@ pub fn list_stats(info: &ListInfo) -> String {
         "  -> RemoteAddress:Port          Health Weight  ActConn    Conns   InPkts  OutPkts  InBytes OutBytes"
     );
     for s in &info.services {
-        let vip = if s.vip.contains(':') {
-            format!("[{}]:{}", s.vip, s.port)
-        } else {
-            format!("{}:{}", s.vip, s.port)
-        };
+        let vip = vip_port(&s.vip, s.port);
         let _ = writeln!(
             out,
             "{:<4} {:<22} {:<4} {:<7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
