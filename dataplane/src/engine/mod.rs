@@ -1,0 +1,1341 @@
+//! The per-worker forwarding engine, sans-IO: a frame and the time go in, a
+//! [`Verdict`] comes out (the frame is rewritten in place) and control frames
+//! the engine originates (ARP requests, gratuitous ARP) are appended to a
+//! [`Burst`].
+//!
+//! Forwarding methods (per service, [`Forwarding`]), IPv4 TCP/UDP:
+//!
+//! | mode | client → VIP becomes          | reply                              |
+//! |------|-------------------------------|------------------------------------|
+//! | FNAT | LIP:lport → RS:rport, TTL − 1 | RS → LIP becomes VIP → client      |
+//! |      | (+ TOA on the first ACK)      |                                    |
+//! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
+//! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
+//! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
+//!
+//! Both directions of a connection are indexed by the connection table: the
+//! client's key (client, VIP, cport, vport) and the real server's (RS, LIP,
+//! rport, lport) for FNAT or (RS, client, rport, cport) otherwise. NAT
+//! replies are not addressed to us: a packet from a NAT real server to an
+//! address we do not own is looked up by that key and, when no connection
+//! knows it, left to the kernel ([`Verdict::Ignore`]).
+//!
+//! The hot path reads the published [`Snapshot`] and the worker's own
+//! connection table; it takes no lock, makes no syscall and does not
+//! allocate (the neighbour table is bounded and reserved up front).
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::command::{Forwarding, Persistence, ServiceKey};
+use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
+use crate::fasthash::FastMap;
+use crate::io::{Burst, Frame};
+use crate::sched::SchedTable;
+use crate::stats::{Drop, DropCounters, Traffic};
+use crate::wire::icmpv4::Quote;
+use crate::wire::ipv4::HEADER_LEN as IPV4_HEADER_LEN;
+use crate::wire::{
+    checksum, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, Icmpv4Packet, IpProtocol,
+    Ipv4Packet, Ipv4Repr, MacAddr, TcpPacket, UdpPacket, WireError,
+};
+
+const ETH_LEN: usize = 14;
+/// Minimum Ethernet frame without FCS; shorter frames we build are padded.
+const MIN_FRAME: usize = 60;
+/// At most this many neighbours (real servers) are tracked per worker.
+pub const MAX_NEIGHBOURS: usize = 4096;
+/// At most this many persistence templates are kept per worker; when the
+/// table is full, expired ones are purged, and if none expired a new client
+/// is scheduled without a template.
+pub const MAX_TEMPLATES: usize = 65_536;
+/// Re-ARP every known neighbour this often.
+pub const NEIGHBOUR_REFRESH_MS: u64 = 30_000;
+/// Don't ask for the same unresolved neighbour more often than this.
+const ARP_RETRY_MS: u64 = 200;
+/// Local (FNAT) ports handed out by a worker.
+pub const LOCAL_PORT_MIN: u16 = 1024;
+const PORT_PROBES: usize = 64;
+/// TUN: largest outer IPv4 packet sent (the link MTU); bigger ones are
+/// dropped as `tunnel_too_big`.
+pub const TUNNEL_MTU: usize = 1500;
+/// [`Engine::handle_burst`] parses and prefetches this many frames at a time.
+pub const PIPELINE: usize = 64;
+/// [`Engine::housekeeping`] paces the expiry sweep to visit the whole
+/// connection table once per this period (within its budget), so an idle
+/// connection is freed at most this late and a busy worker does not rescan
+/// the table every burst.
+pub const SWEEP_PERIOD_MS: u64 = 1_000;
+
+/// What to do with a frame after [`Engine::handle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame was rewritten in place; transmit it.
+    Forward,
+    /// Not for the load balancer (the kernel's business); leave it alone.
+    Ignore,
+    /// For the load balancer, but dropped (and counted) for this reason.
+    Drop(Drop),
+}
+
+/// A real server as workers see it.
+#[derive(Debug)]
+pub struct ServerSnap {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub stats: Arc<Traffic>,
+}
+
+/// A service as workers see it.
+#[derive(Debug)]
+pub struct ServiceSnap {
+    pub key: ServiceKey,
+    pub stats: Arc<Traffic>,
+    pub servers: Vec<ServerSnap>,
+    pub table: SchedTable,
+    pub local_addrs: Vec<Ipv4Addr>,
+}
+
+/// Everything a worker needs to forward, immutable once published.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub services: Vec<ServiceSnap>,
+    /// (VIP, port, IP protocol) → index in `services`.
+    pub lookup: FastMap<(Ipv4Addr, u16, u8), usize>,
+    /// VIPs the dataplane answers ARP for and forwards to (sorted).
+    pub owned_vips: Vec<Ipv4Addr>,
+    /// FNAT local addresses (sorted).
+    pub local_addrs: Vec<Ipv4Addr>,
+    /// Real servers to resolve, with the source address to ask from
+    /// (0.0.0.0: an ARP probe).
+    pub neighbours: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Per service (same index as `services`): its forwarding method. A
+    /// missing entry means FNAT.
+    pub forwarding: Vec<Forwarding>,
+    /// Real servers of NAT services (sorted): their packets to addresses we
+    /// do not own may be NAT replies.
+    pub nat_servers: Vec<Ipv4Addr>,
+    /// The interface address ([`crate::Command::SetInterfaceAddr`]).
+    pub interface_v4: Option<Ipv4Addr>,
+    /// Per service (same index as `services`): its persistence. A missing
+    /// entry means none.
+    pub persistence: Vec<Option<Persistence>>,
+}
+
+impl Snapshot {
+    fn owns_vip(&self, ip: Ipv4Addr) -> bool {
+        self.owned_vips.binary_search(&ip).is_ok()
+    }
+
+    fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.local_addrs.binary_search(&ip).is_ok()
+    }
+
+    fn is_nat_server(&self, ip: Ipv4Addr) -> bool {
+        self.nat_servers.binary_search(&ip).is_ok()
+    }
+
+    /// The persistence of service number `i`.
+    pub fn persistence_of(&self, i: usize) -> Option<Persistence> {
+        self.persistence.get(i).copied().flatten()
+    }
+
+    /// The forwarding method of service number `i`.
+    pub fn forwarding_of(&self, i: usize) -> Forwarding {
+        self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
+    }
+}
+
+/// A persistence template's key: the service and the client network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct TemplateKey {
+    vip: Ipv4Addr,
+    vport: u16,
+    proto: u8,
+    network: Ipv4Addr,
+}
+
+impl TemplateKey {
+    /// The template of the connection a client packet `key` belongs to.
+    fn of(key: &FlowKey, p: Persistence) -> TemplateKey {
+        TemplateKey {
+            vip: key.dst,
+            vport: key.dport,
+            proto: key.proto,
+            network: p.network(key.src),
+        }
+    }
+}
+
+/// Where a client network's connections go, until `expires_ms`.
+#[derive(Debug, Clone, Copy)]
+struct Template {
+    addr: Ipv4Addr,
+    port: u16,
+    expires_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Neighbour {
+    mac: Option<MacAddr>,
+    source: Ipv4Addr,
+    requested_ms: Option<u64>,
+}
+
+/// An IPv4 TCP/UDP packet to one of our addresses, parsed and validated.
+#[derive(Debug, Clone, Copy)]
+struct Parsed {
+    key: FlowKey,
+    /// `key.hash()`.
+    hash: u32,
+    dir: Dir,
+    /// Not addressed to us: a possible NAT reply (real server → client).
+    /// Anything but a known connection is the kernel's business.
+    transit: bool,
+    flags: TcpFlags,
+    ttl: u8,
+    /// IPv4 header and total length.
+    hl: usize,
+    tl: usize,
+}
+
+/// How a packet of a connection is rewritten.
+#[derive(Debug, Clone, Copy)]
+enum Action {
+    /// Rewrite the 5-tuple to this key, TTL − 1 (FNAT, NAT).
+    Nat(FlowKey),
+    /// FNAT's first ACK of a connection: as `Nat`, and insert the client's
+    /// address and port as a TOA option when there is room.
+    NatToa(FlowKey),
+    /// MAC addresses only (DR).
+    Mac,
+    /// IPIP encapsulation `src → dst` (TUN).
+    Tunnel { src: Ipv4Addr, dst: Ipv4Addr },
+}
+
+/// What the first look at a frame found.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// Forwarding work: look the connection up.
+    Ipv4(Parsed),
+    /// ARP for us (or broadcast).
+    Arp,
+    /// ICMP to one of our addresses (or from a NAT real server).
+    Icmp { dir: Dir, transit: bool },
+    /// Decided already.
+    Done(Verdict),
+}
+
+/// One worker's forwarding state.
+#[derive(Debug)]
+pub struct Engine {
+    mac: MacAddr,
+    snap: Arc<Snapshot>,
+    conns: ConnTable,
+    /// Per service of `snap`, per server: its destination in `conns`.
+    dests: Vec<Vec<DestId>>,
+    neighbours: FastMap<Ipv4Addr, Neighbour>,
+    /// Persistence templates (bounded by [`MAX_TEMPLATES`], reserved up
+    /// front). A template lives `persistence_timeout` after the last packet
+    /// a client sent on a connection it placed. Templates are per worker,
+    /// like connections: a client network whose connections are spread over
+    /// several workers may get one real server per worker.
+    templates: FastMap<TemplateKey, Template>,
+    /// Bumped whenever a neighbour's MAC changes; destinations cache the
+    /// server's MAC together with the generation they saw.
+    neigh_gen: u32,
+    /// This worker's number (its slot in the traffic counters).
+    worker: usize,
+    /// Per-service scheduler cursor (index = service index in `snap`).
+    cursors: Vec<u64>,
+    next_port: u16,
+    port_min: u16,
+    port_max: u16,
+    drops: Arc<DropCounters>,
+    last_refresh_ms: u64,
+    /// Slots the expiry sweep has visited (paced by [`SWEEP_PERIOD_MS`]).
+    swept: u128,
+    /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
+    stages: Vec<Stage>,
+}
+
+impl Engine {
+    /// The engine of worker number `worker` for a port with `mac`, holding
+    /// at most `conn_capacity` connections and using FNAT local ports
+    /// `port_min..=port_max`.
+    pub fn new(
+        worker: usize,
+        mac: MacAddr,
+        conn_capacity: usize,
+        (port_min, port_max): (u16, u16),
+        drops: Arc<DropCounters>,
+    ) -> Engine {
+        let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
+        let mut neighbours = FastMap::default();
+        neighbours.reserve(MAX_NEIGHBOURS);
+        let mut templates = FastMap::default();
+        templates.reserve(MAX_TEMPLATES);
+        Engine {
+            mac,
+            snap: Arc::default(),
+            conns: ConnTable::new(conn_capacity, worker),
+            dests: Vec::new(),
+            neighbours,
+            templates,
+            neigh_gen: 0,
+            worker,
+            cursors: Vec::new(),
+            next_port: port_min,
+            port_min,
+            port_max,
+            drops,
+            last_refresh_ms: 0,
+            swept: 0,
+            stages: Vec::with_capacity(PIPELINE),
+        }
+    }
+
+    /// Connections currently tracked.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// See [`crate::conn::ConnTable::scan`].
+    pub fn scan_conns(
+        &self,
+        from: usize,
+        budget: usize,
+        now_ms: u64,
+        out: &mut Vec<crate::conn::ConnView>,
+    ) -> Option<usize> {
+        self.conns.scan(from, budget, now_ms, out)
+    }
+
+    /// Switches to a newly published snapshot (between bursts). Announces
+    /// newly owned addresses with gratuitous ARP and starts resolving new
+    /// real servers.
+    pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
+        let old = std::mem::replace(&mut self.snap, snap);
+        self.dests = self.conns.publish(&self.snap, self.neigh_gen);
+        self.cursors.clear();
+        self.cursors.resize(self.snap.services.len(), 0);
+        let announce = self.snap.owned_vips.iter().chain(&self.snap.local_addrs);
+        for &ip in announce {
+            if !old.owns_vip(ip) && !old.is_local(ip) {
+                push_arp(
+                    ctl,
+                    self.mac,
+                    ArpOperation::Request,
+                    ip,
+                    MacAddr::default(),
+                    ip,
+                    MacAddr::BROADCAST,
+                );
+            }
+        }
+        for &(ip, source) in &self.snap.neighbours {
+            if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
+                continue;
+            }
+            let n = self.neighbours.entry(ip).or_insert(Neighbour {
+                mac: None,
+                source,
+                requested_ms: None,
+            });
+            n.source = source;
+            if n.mac.is_none() {
+                n.requested_ms = Some(now_ms);
+                push_arp_request(ctl, self.mac, source, ip);
+            }
+        }
+    }
+
+    /// Periodic work between bursts: expire idle connections (at most
+    /// `sweep_budget` table slots, paced to one pass per
+    /// [`SWEEP_PERIOD_MS`]) and refresh neighbours.
+    pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
+        let cap = self.conns.capacity() as u128;
+        let target = cap * u128::from(now_ms) / u128::from(SWEEP_PERIOD_MS);
+        // Fall at most one pass behind; catch up at most `sweep_budget` a call.
+        let lag = target.saturating_sub(self.swept).min(cap);
+        let due = lag.min(sweep_budget as u128);
+        self.swept = target - lag + due;
+        self.conns.sweep(now_ms, due as usize);
+        if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
+            self.last_refresh_ms = now_ms;
+            for (&ip, n) in &self.neighbours {
+                if !push_arp_request(ctl, self.mac, n.source, ip) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Handles one received frame, rewriting it in place. The frame cannot
+    /// grow, so TUN packets are dropped as `no_room`: use
+    /// [`Engine::handle_frame`] or [`Engine::handle_burst`] for those.
+    pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let len = frame.len();
+        let stage = self.classify(frame);
+        self.finish(stage, frame, len, now_ms, ctl).0
+    }
+
+    /// Handles one received frame in a frame buffer, which TUN encapsulation
+    /// may lengthen (the frame's length is updated).
+    pub fn handle_frame(&mut self, frame: &mut Frame, now_ms: u64, ctl: &mut Burst) -> Verdict {
+        let len = frame.len();
+        let stage = self.classify(frame.data());
+        let (verdict, len) = self.finish(stage, frame.buffer_mut(), len, now_ms, ctl);
+        frame.set_len(len);
+        verdict
+    }
+
+    /// Handles a burst of received frames and reports each frame's verdict
+    /// to `out`, in order. Same results as [`Engine::handle`] per frame, but
+    /// pipelined VPP style: first every frame is parsed and its index bucket
+    /// prefetched, then each connection line is prefetched, then the frames
+    /// are forwarded, so the cache misses of a burst overlap.
+    pub fn handle_burst(
+        &mut self,
+        frames: &mut [Frame],
+        now_ms: u64,
+        ctl: &mut Burst,
+        mut out: impl FnMut(&Frame, Verdict),
+    ) {
+        for chunk in frames.chunks_mut(PIPELINE) {
+            self.stages.clear();
+            for f in chunk.iter() {
+                let stage = self.classify(f.data());
+                if let Stage::Ipv4(p) = &stage {
+                    self.conns.prefetch_bucket(p.hash);
+                }
+                self.stages.push(stage);
+            }
+            for stage in &self.stages {
+                if let Stage::Ipv4(p) = stage {
+                    self.conns.prefetch_conn(p.hash);
+                }
+            }
+            for (i, f) in chunk.iter_mut().enumerate() {
+                let stage = self.stages[i];
+                let len = f.len();
+                let (verdict, len) = self.finish(stage, f.buffer_mut(), len, now_ms, ctl);
+                f.set_len(len);
+                out(f, verdict);
+            }
+        }
+    }
+
+    /// First look at a frame: what it is, and for IPv4 to us, its parsed
+    /// and validated headers.
+    #[inline]
+    fn classify(&self, frame: &[u8]) -> Stage {
+        let Ok(eth) = EthernetFrame::new_checked(frame) else {
+            return Stage::Done(Verdict::Ignore);
+        };
+        let dst = eth.dst_addr();
+        if dst != self.mac && !dst.is_broadcast() {
+            return Stage::Done(Verdict::Ignore);
+        }
+        match eth.ethertype() {
+            EtherType::Arp => Stage::Arp,
+            EtherType::Ipv4 if dst == self.mac => match self.parse_ipv4(frame) {
+                Ok(p) => Stage::Ipv4(p),
+                Err(Err(v)) => Stage::Done(v),
+                Err(Ok((dir, transit))) => Stage::Icmp { dir, transit },
+            },
+            _ => Stage::Done(Verdict::Ignore),
+        }
+    }
+
+    /// Does a classified frame's work and counts a drop. The frame is
+    /// `buf[..len]`; the rest of `buf` is room to grow. Returns the verdict
+    /// and the frame's new length.
+    #[inline]
+    fn finish(
+        &mut self,
+        stage: Stage,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        let len = len.min(buf.len());
+        let (verdict, len) = match stage {
+            Stage::Ipv4(p) => self.forward(buf, len, &p, now_ms, ctl),
+            Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
+            Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
+                Ok(x) => x,
+                Err(_) if transit => (Verdict::Ignore, len),
+                Err(reason) => (Verdict::Drop(reason), len),
+            },
+            Stage::Done(v) => (v, len),
+        };
+        if let Verdict::Drop(reason) = verdict {
+            self.drops.count(reason);
+        }
+        (verdict, len)
+    }
+
+    fn answers_arp_for(&self, ip: Ipv4Addr) -> bool {
+        self.snap.owns_vip(ip) || self.snap.is_local(ip)
+    }
+
+    fn handle_arp(&mut self, frame: &mut [u8]) -> Verdict {
+        let Some(payload) = frame.get_mut(ETH_LEN..) else {
+            return Verdict::Ignore;
+        };
+        let Ok(mut arp) = ArpPacket::new_checked(payload) else {
+            return Verdict::Ignore;
+        };
+        let Ok(req) = ArpRepr::parse(&arp) else {
+            return Verdict::Ignore;
+        };
+        // Learn only neighbours we asked about: strangers cannot fill the table.
+        if let Some(n) = self.neighbours.get_mut(&req.source_protocol_addr) {
+            let mac = req.source_hardware_addr;
+            if !mac.is_multicast() && n.mac != Some(mac) {
+                n.mac = Some(mac);
+                self.neigh_gen = self.neigh_gen.wrapping_add(1);
+            }
+        }
+        if req.operation != ArpOperation::Request
+            || !self.answers_arp_for(req.target_protocol_addr)
+            || req.source_protocol_addr == req.target_protocol_addr
+        {
+            return Verdict::Ignore;
+        }
+        let reply = ArpRepr {
+            operation: ArpOperation::Reply,
+            source_hardware_addr: self.mac,
+            source_protocol_addr: req.target_protocol_addr,
+            target_hardware_addr: req.source_hardware_addr,
+            target_protocol_addr: req.source_protocol_addr,
+        };
+        reply.emit(&mut arp);
+        let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+        eth.set_dst_addr(req.source_hardware_addr);
+        eth.set_src_addr(self.mac);
+        Verdict::Forward
+    }
+
+    #[inline]
+    /// An IPv4 TCP/UDP packet for us, parsed; else `Err(Ok((dir, transit)))`
+    /// for ICMP, `Err(Err(verdict))` for anything else.
+    #[allow(clippy::type_complexity)]
+    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed, Result<(Dir, bool), Verdict>> {
+        let Some(l3) = frame.get(ETH_LEN..) else {
+            return Err(Err(Verdict::Ignore));
+        };
+        // Only packets to our own addresses (or NAT replies) are ours; peek
+        // before validating.
+        let (Some(src), Some(dst)) = (peek_ipv4(l3, 12), peek_ipv4(l3, 16)) else {
+            return Err(Err(Verdict::Ignore));
+        };
+        let (dir, transit) = if self.snap.owns_vip(dst) {
+            (Dir::In, false)
+        } else if self.snap.is_local(dst) {
+            (Dir::Out, false)
+        } else if self.snap.is_nat_server(src) {
+            (Dir::Out, true)
+        } else {
+            return Err(Err(Verdict::Ignore));
+        };
+        if l3.get(9) == Some(&u8::from(IpProtocol::Icmp)) {
+            return Err(Ok((dir, transit)));
+        }
+        parse_l4(l3, dir, transit).map_err(|d| {
+            Err(if transit {
+                // A real server's own traffic through us (fragments, …).
+                Verdict::Ignore
+            } else {
+                Verdict::Drop(d)
+            })
+        })
+    }
+
+    /// Forwards a parsed packet (the frame is `buf[..len]`): connection
+    /// lookup (or creation), rewrite. Returns the frame's new length.
+    #[inline]
+    fn forward(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        let res = match p.dir {
+            Dir::In => {
+                let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
+                self.forward_in(p, client_mac, len, now_ms, ctl)
+            }
+            Dir::Out => self.forward_out(p, len, now_ms),
+        };
+        let (action, dst_mac) = match res {
+            Ok(x) => x,
+            Err(_) if p.transit => return (Verdict::Ignore, len),
+            Err(reason) => return (Verdict::Drop(reason), len),
+        };
+        let len = match action {
+            Action::Nat(new) => {
+                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                len
+            }
+            Action::NatToa(new) => {
+                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                let client = (p.key.src, p.key.sport);
+                insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+            }
+            Action::Mac => len,
+            Action::Tunnel { src, dst } => match encapsulate(buf, p.tl, src, dst) {
+                Ok(n) => n,
+                Err(reason) => return (Verdict::Drop(reason), len),
+            },
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(dst_mac);
+        (Verdict::Forward, len)
+    }
+
+    /// Client → VIP: find or create the connection; returns the rewrite
+    /// towards the real server and the real server's MAC.
+    #[inline]
+    fn forward_in(
+        &mut self,
+        p: &Parsed,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Action, MacAddr), Drop> {
+        let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
+            return self.open(p, client_mac, len, now_ms, ctl);
+        };
+        if dir != Dir::In {
+            return Err(Drop::NoConnection);
+        }
+        let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
+        // The client's ACK completing the handshake (TOA goes there).
+        let f = p.flags;
+        let first_ack =
+            p.key.proto == 6 && conn.tcp == TcpState::SynRecv && f.ack && !f.syn && !f.rst;
+        if closing && p.flags.syn && !p.flags.ack {
+            // The client reuses its port after closing: a new connection,
+            // scheduled afresh (IPVS's conn_reuse_mode).
+            self.conns.remove(idx);
+            return self.open(p, client_mac, len, now_ms, ctl);
+        }
+        let dest = conn.dest;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
+        let conn = self
+            .conns
+            .touch(idx, Dir::In, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        let action = match action_in(mode, &conn.out_key, tunnel_src)? {
+            Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
+            a => a,
+        };
+        let in_key = conn.in_key;
+        if let Some(d) = self.conns.dest(dest) {
+            if let Some(p) = d.persistence {
+                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+            }
+            d.service.count_in(self.worker, len);
+            d.server.count_in(self.worker, len);
+        }
+        Ok((action, mac))
+    }
+
+    /// A new connection for a client packet no connection knows.
+    fn open(
+        &mut self,
+        p: &Parsed,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Action, MacAddr), Drop> {
+        let key = &p.key;
+        let svc_idx = *self
+            .snap
+            .lookup
+            .get(&(key.dst, key.dport, key.proto))
+            .ok_or(Drop::NoService)?;
+        let f = p.flags;
+        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
+            return Err(Drop::NoConnection);
+        }
+        if self.conns.len() >= self.conns.capacity() {
+            return Err(Drop::ConnTableFull);
+        }
+        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
+        let persistence = self.snap.persistence_of(svc_idx);
+        // A live template of the client's network decides, as long as its
+        // server is still in the service (even quiescent, as LVS).
+        let placed = persistence.and_then(|p| {
+            let t = self.templates.get(&TemplateKey::of(key, p))?;
+            if t.expires_ms <= now_ms {
+                return None;
+            }
+            svc.servers
+                .iter()
+                .position(|s| s.addr == t.addr && s.port == t.port)
+        });
+        let rs_idx = match placed {
+            Some(i) => i,
+            None => {
+                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+                let hash = svc.table.flow_hash(key.src, key.dst);
+                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                *cursor = cursor.wrapping_add(1);
+                i
+            }
+        };
+        let dest = *self
+            .dests
+            .get(svc_idx)
+            .and_then(|d| d.get(rs_idx))
+            .ok_or(Drop::NoRealServer)?;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
+        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
+        let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
+        let out_key = if mode == Forwarding::Fnat {
+            alloc_local(
+                &mut self.next_port,
+                (self.port_min, self.port_max),
+                &self.conns,
+                &svc.local_addrs,
+                rs,
+                key.proto,
+            )
+            .ok_or(Drop::NoLocalPort)?
+        } else {
+            // The real server sees (or, DR/TUN, would see) the client itself.
+            let out_key = FlowKey {
+                proto: key.proto,
+                src: rs.addr,
+                dst: key.src,
+                sport: rs.port,
+                dport: key.sport,
+            };
+            if self.conns.contains(&out_key) {
+                return Err(Drop::ConnConflict);
+            }
+            out_key
+        };
+        let action = action_in(mode, &out_key, tunnel_src)?;
+        let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
+        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        if let Some(p) = persistence {
+            // No room for a template: the client is simply not persistent.
+            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+        }
+        if let Some(d) = self.conns.dest(dest) {
+            let w = self.worker;
+            d.service.count_conn(w);
+            d.server.count_conn(w);
+            d.service.count_in(w, len);
+            d.server.count_in(w, len);
+        }
+        Ok((action, mac))
+    }
+
+    /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
+    /// VIP → client.
+    #[inline]
+    fn forward_out(
+        &mut self,
+        p: &Parsed,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<(Action, MacAddr), Drop> {
+        let (idx, dir) = self
+            .conns
+            .lookup_hashed(&p.key, p.hash, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        if dir != Dir::Out {
+            return Err(Drop::NoConnection);
+        }
+        let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
+        let mode = self.conns.dest(dest).ok_or(Drop::NoConnection)?.forwarding;
+        if !mode.has_reply_path() {
+            // DR/TUN connections are not reachable by replies.
+            return Err(Drop::NoConnection);
+        }
+        check_ttl(mode, p.ttl)?;
+        let conn = self
+            .conns
+            .touch(idx, Dir::Out, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        let back = FlowKey {
+            proto: p.key.proto,
+            src: conn.in_key.dst,
+            dst: conn.in_key.src,
+            sport: conn.in_key.dport,
+            dport: conn.in_key.sport,
+        };
+        let mac = conn.client_mac;
+        if let Some(d) = self.conns.dest(dest) {
+            d.service.count_out(self.worker, len);
+            d.server.count_out(self.worker, len);
+        }
+        Ok((Action::Nat(back), mac))
+    }
+
+    /// An ICMP error (e.g. fragmentation needed) quoting a packet of a
+    /// tracked connection, from either side: forwarded to the other side
+    /// with the outer and the quoted headers translated as the
+    /// connection's packets are (as LVS's `ip_vs_nat_icmp`). DR and TUN
+    /// forward errors from the client side untouched (MAC rewrite, IPIP).
+    /// Returns the verdict and the frame's new length.
+    fn icmp_error(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        dir: Dir,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Verdict, usize), Drop> {
+        let l3 = buf.get(ETH_LEN..len).ok_or(Drop::Truncated)?;
+        let ip = Ipv4Packet::new_checked(l3).map_err(wire_drop)?;
+        if !ip.verify_checksum() {
+            return Err(Drop::BadChecksum);
+        }
+        if ip.is_fragment() {
+            return Err(Drop::Fragment);
+        }
+        let (hl, tl, ttl, sender) = (
+            ip.header_len(),
+            usize::from(ip.total_len()),
+            ip.ttl(),
+            ip.src_addr(),
+        );
+        let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
+        if !icmp.is_error() {
+            return Err(Drop::IcmpUnhandled);
+        }
+        if !icmp.verify_checksum() {
+            return Err(Drop::BadChecksum);
+        }
+        let q = Quote::parse(icmp.payload()).map_err(wire_drop)?;
+        if q.protocol != 6 && q.protocol != 17 {
+            return Err(Drop::IcmpUnhandled);
+        }
+        let quoted = FlowKey {
+            proto: q.protocol,
+            src: q.src,
+            dst: q.dst,
+            sport: q.src_port,
+            dport: q.dst_port,
+        };
+        // The quoted packet went the other way: its reverse is the key of
+        // the direction the error comes from.
+        let key = FlowKey {
+            proto: q.protocol,
+            src: q.dst,
+            dst: q.src,
+            sport: q.dst_port,
+            dport: q.src_port,
+        };
+        let (idx, found) = self
+            .conns
+            .lookup_hashed(&key, key.hash(), now_ms)
+            .ok_or(Drop::NoConnection)?;
+        if found != dir {
+            return Err(Drop::NoConnection);
+        }
+        let conn = *self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let d = self.conns.dest(conn.dest).ok_or(Drop::NoConnection)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, ttl)?;
+        let l3 = &mut buf[ETH_LEN..len];
+        let (len, mac) = match (dir, mode) {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                // To the real server, about what it sent: RS → LIP (FNAT)
+                // or RS → client (NAT), the connection's reply key.
+                let src = if mode == Forwarding::Fnat {
+                    conn.out_key.dst
+                } else {
+                    sender
+                };
+                translate_icmp(
+                    l3,
+                    (hl, tl),
+                    (src, conn.out_key.src),
+                    &q,
+                    &quoted,
+                    &conn.out_key,
+                );
+                (len, mac)
+            }
+            (Dir::In, Forwarding::Dr) => (len, self.dest_mac(conn.dest, now_ms, ctl)?),
+            (Dir::In, Forwarding::Tun) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let src = tunnel_src.ok_or(Drop::NoTunnelSource)?;
+                (encapsulate(buf, tl, src, conn.out_key.src)?, mac)
+            }
+            (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
+                // To the client, about what it sent: client → VIP.
+                let outer = (conn.in_key.dst, conn.in_key.src);
+                translate_icmp(l3, (hl, tl), outer, &q, &quoted, &conn.in_key);
+                (len, conn.client_mac)
+            }
+            (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(mac);
+        Ok((Verdict::Forward, len))
+    }
+
+    /// The MAC of a destination's server: cached while no neighbour
+    /// changed, else resolved (and cached again).
+    #[inline]
+    fn dest_mac(&mut self, dest: DestId, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
+        let gen = self.neigh_gen;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        if d.neigh_gen == gen {
+            return Ok(d.mac);
+        }
+        let addr = d.addr;
+        let mac = self.resolve(addr, now_ms, ctl)?;
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.mac = mac;
+            d.neigh_gen = gen;
+        }
+        Ok(mac)
+    }
+
+    /// The MAC of `ip`, or a (rate-limited) ARP request and `NeighbourUnresolved`.
+    fn resolve(&mut self, ip: Ipv4Addr, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
+        let Some(n) = self.neighbours.get_mut(&ip) else {
+            return Err(Drop::NeighbourUnresolved);
+        };
+        if let Some(mac) = n.mac {
+            return Ok(mac);
+        }
+        let due = n
+            .requested_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= ARP_RETRY_MS);
+        if due {
+            n.requested_ms = Some(now_ms);
+            push_arp_request(ctl, self.mac, n.source, ip);
+        }
+        Err(Drop::NeighbourUnresolved)
+    }
+}
+
+/// Points the template of client packet `key`'s network at `addr:port` and
+/// pushes its expiry to `now_ms` + the persistence timeout. When the table
+/// is full, expired templates are purged first; false when there is still
+/// no room (the client is then scheduled without a template).
+fn refresh_template(
+    templates: &mut FastMap<TemplateKey, Template>,
+    key: &FlowKey,
+    p: Persistence,
+    addr: Ipv4Addr,
+    port: u16,
+    now_ms: u64,
+) -> bool {
+    let tk = TemplateKey::of(key, p);
+    let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
+    if let Some(t) = templates.get_mut(&tk) {
+        if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
+            *t = Template {
+                addr,
+                port,
+                expires_ms,
+            };
+        }
+        return true;
+    }
+    if templates.len() >= MAX_TEMPLATES {
+        templates.retain(|_, t| t.expires_ms > now_ms);
+        if templates.len() >= MAX_TEMPLATES {
+            return false;
+        }
+    }
+    templates.insert(
+        tk,
+        Template {
+            addr,
+            port,
+            expires_ms,
+        },
+    );
+    true
+}
+
+/// Picks a free (LIP, port) for a new connection to `rs`, advancing the
+/// worker's port cursor `next` through `min..=max`.
+fn alloc_local(
+    next: &mut u16,
+    (min, max): (u16, u16),
+    conns: &ConnTable,
+    local_addrs: &[Ipv4Addr],
+    rs: &ServerSnap,
+    proto: u8,
+) -> Option<FlowKey> {
+    let n = local_addrs.len();
+    if n == 0 {
+        return None;
+    }
+    for probe in 0..PORT_PROBES {
+        let port = *next;
+        *next = if port >= max { min } else { port + 1 };
+        let key = FlowKey {
+            proto,
+            src: rs.addr,
+            dst: local_addrs[(usize::from(port) + probe) % n],
+            sport: rs.port,
+            dport: port,
+        };
+        if !conns.contains(&key) {
+            return Some(key);
+        }
+    }
+    None
+}
+
+/// The 5-tuple a packet towards the real server carries, from the conn's
+/// reply key (RS → LIP).
+fn to_server(out_key: &FlowKey) -> FlowKey {
+    FlowKey {
+        proto: out_key.proto,
+        src: out_key.dst,
+        dst: out_key.src,
+        sport: out_key.dport,
+        dport: out_key.sport,
+    }
+}
+
+/// The IPv4 address at `at` of an unvalidated header, if the bytes are there.
+#[inline]
+fn peek_ipv4(l3: &[u8], at: usize) -> Option<Ipv4Addr> {
+    let b: [u8; 4] = l3.get(at..at + 4)?.try_into().ok()?;
+    Some(Ipv4Addr::from(b))
+}
+
+/// Validates an IPv4 TCP/UDP packet (`l3`) whose direction is known.
+#[inline]
+fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed, Drop> {
+    let ip = Ipv4Packet::new_checked(l3).map_err(wire_drop)?;
+    if !ip.verify_checksum() {
+        return Err(Drop::BadChecksum);
+    }
+    if ip.is_fragment() {
+        return Err(Drop::Fragment);
+    }
+    let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
+    let (proto, src, dst) = (ip.protocol(), ip.src_addr(), ip.dst_addr());
+    let l4 = ip.payload();
+    let (sport, dport, flags) = match proto {
+        IpProtocol::Tcp => {
+            let t = TcpPacket::new_checked(l4).map_err(wire_drop)?;
+            let flags = TcpFlags {
+                syn: t.syn(),
+                ack: t.ack(),
+                fin: t.fin(),
+                rst: t.rst(),
+            };
+            (t.src_port(), t.dst_port(), flags)
+        }
+        IpProtocol::Udp => {
+            let u = UdpPacket::new_checked(l4).map_err(wire_drop)?;
+            (u.src_port(), u.dst_port(), TcpFlags::default())
+        }
+        _ => return Err(Drop::NoService),
+    };
+    let key = FlowKey {
+        proto: proto.into(),
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    Ok(Parsed {
+        key,
+        hash: key.hash(),
+        dir,
+        transit,
+        flags,
+        ttl: ip.ttl(),
+        hl,
+        tl,
+    })
+}
+
+/// FNAT and NAT route the packet (TTL − 1): it must not expire here. DR
+/// and TUN leave the packet's TTL alone.
+#[inline]
+fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
+    if matches!(mode, Forwarding::Fnat | Forwarding::Nat) && ttl <= 1 {
+        return Err(Drop::TtlExceeded);
+    }
+    Ok(())
+}
+
+/// How a client packet of a connection with reply key `out_key` (whose
+/// source is the real server) is rewritten.
+#[inline]
+fn action_in(
+    mode: Forwarding,
+    out_key: &FlowKey,
+    tunnel_src: Option<Ipv4Addr>,
+) -> Result<Action, Drop> {
+    Ok(match mode {
+        Forwarding::Fnat | Forwarding::Nat => Action::Nat(to_server(out_key)),
+        Forwarding::Dr => Action::Mac,
+        Forwarding::Tun => Action::Tunnel {
+            src: tunnel_src.ok_or(Drop::NoTunnelSource)?,
+            dst: out_key.src,
+        },
+    })
+}
+
+/// TCP option kind of DPVS's TOA ("TCP option address").
+pub const TOA_KIND: u8 = 254;
+/// Length of an IPv4 TOA option: kind, length, port, address.
+pub const TOA_LEN: usize = 8;
+
+/// Inserts a TOA option (DPVS's `struct tcpopt_addr`: kind 254, length 8,
+/// the client's port and IPv4 address in network order) after the TCP
+/// options of the FNAT-rewritten segment `src → dst` in `buf` (IPv4 header
+/// and total length `hl`, `tl`), so that a real server with the TOA module
+/// sees the client. The sequence space is unchanged (options take none);
+/// lengths and checksums are updated. `None` (nothing changed) when the TCP
+/// header has no room for 8 more option bytes, the packet would exceed the
+/// MTU, or the buffer has no room. Returns the new frame length.
+fn insert_toa(
+    buf: &mut [u8],
+    hl: usize,
+    tl: usize,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    (client, client_port): (Ipv4Addr, u16),
+) -> Option<usize> {
+    let tcp_at = ETH_LEN + hl;
+    let doff = TcpPacket::new_checked(buf.get(tcp_at..ETH_LEN + tl)?)
+        .ok()?
+        .header_len();
+    let new_len = ETH_LEN + tl + TOA_LEN;
+    if doff + TOA_LEN > 60 || tl + TOA_LEN > TUNNEL_MTU || new_len > buf.len() {
+        return None;
+    }
+    let opt_at = tcp_at + doff;
+    buf.copy_within(opt_at..ETH_LEN + tl, opt_at + TOA_LEN);
+    let opt = &mut buf[opt_at..opt_at + TOA_LEN];
+    opt[0] = TOA_KIND;
+    opt[1] = TOA_LEN as u8;
+    opt[2..4].copy_from_slice(&client_port.to_be_bytes());
+    opt[4..8].copy_from_slice(&client.octets());
+    {
+        let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]);
+        tcp.set_header_len(doff + TOA_LEN);
+        tcp.fill_checksum(src, dst);
+    }
+    let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    ip.set_total_len((tl + TOA_LEN) as u16);
+    ip.fill_checksum();
+    Some(new_len)
+}
+
+/// Wraps the IPv4 packet of the frame in `buf` (total length `tl`, after
+/// the Ethernet header) in an outer IPv4 header `src → dst`, protocol 4
+/// (IPIP, RFC 2003). As LVS does, the outer header copies the inner TOS,
+/// DF flag and TTL; its identification is 0. The inner packet is untouched
+/// (Ethernet padding after it is dropped). Returns the new frame length.
+fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize, Drop> {
+    if tl + IPV4_HEADER_LEN > TUNNEL_MTU {
+        return Err(Drop::TunnelTooBig);
+    }
+    let inner = ETH_LEN..ETH_LEN + tl;
+    let new_len = inner.end + IPV4_HEADER_LEN;
+    if new_len > buf.len() {
+        return Err(Drop::NoRoom);
+    }
+    let (tos, df, ttl) = {
+        let ip = Ipv4Packet::new_unchecked(&buf[inner.clone()]);
+        (ip.dscp_ecn(), ip.dont_frag(), ip.ttl())
+    };
+    buf.copy_within(inner, ETH_LEN + IPV4_HEADER_LEN);
+    let mut outer = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        protocol: IpProtocol::IpIp,
+        payload_len: tl,
+        ttl,
+    };
+    repr.emit(&mut outer);
+    outer.set_dscp_ecn(tos);
+    outer.set_dont_frag(df);
+    outer.fill_checksum();
+    Ok(new_len)
+}
+
+fn wire_drop(e: WireError) -> Drop {
+    match e {
+        WireError::Truncated => Drop::Truncated,
+        WireError::Malformed => Drop::Malformed,
+        WireError::BadChecksum => Drop::BadChecksum,
+    }
+}
+
+fn tuple_bytes(k: &FlowKey) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[0..4].copy_from_slice(&k.src.octets());
+    b[4..8].copy_from_slice(&k.dst.octets());
+    b[8..10].copy_from_slice(&k.sport.to_be_bytes());
+    b[10..12].copy_from_slice(&k.dport.to_be_bytes());
+    b
+}
+
+/// Rewrites addresses and ports from `old` to `new`, decrements the TTL and
+/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624).
+/// The packet was validated by the caller (`hl`/`tl` are its lengths).
+fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
+    let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        let ttl = ip.ttl();
+        let proto = u8::from(ip.protocol());
+        let c = checksum::adjust(ip.checksum(), &ob[..8], &nb[..8]);
+        let c = checksum::adjust(c, &[ttl, proto], &[ttl - 1, proto]);
+        ip.set_src_addr(new.src);
+        ip.set_dst_addr(new.dst);
+        ip.set_ttl(ttl - 1);
+        ip.set_checksum(c);
+    }
+    let Some(l4) = l3.get_mut(hl..tl) else {
+        return;
+    };
+    if old.proto == 6 {
+        let mut tcp = TcpPacket::new_unchecked(l4);
+        let c = checksum::adjust(tcp.checksum(), &ob, &nb);
+        tcp.set_src_port(new.sport);
+        tcp.set_dst_port(new.dport);
+        tcp.set_checksum(c);
+    } else {
+        let mut udp = UdpPacket::new_unchecked(l4);
+        let c = crate::wire::udp::adjust_checksum(udp.checksum(), &ob, &nb);
+        udp.set_checksum(c);
+        udp.set_src_port(new.sport);
+        udp.set_dst_port(new.dport);
+    }
+}
+
+/// Rewrites a validated ICMP error (`l3`, IPv4 header and total length
+/// `hl`, `tl`): outer addresses to `src → dst` with TTL − 1, the quoted
+/// packet `q` (whose tuple is `old`) to `new`. The quoted IPv4 checksum is
+/// recomputed, the quoted TCP/UDP checksum adjusted when the quote holds it
+/// (a zero UDP checksum stays zero), then the ICMP and outer checksums are
+/// recomputed.
+fn translate_icmp(
+    l3: &mut [u8],
+    (hl, tl): (usize, usize),
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    q: &Quote,
+    old: &FlowKey,
+    new: &FlowKey,
+) {
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
+        ip.set_src_addr(src);
+        ip.set_dst_addr(dst);
+        ip.set_ttl(ip.ttl().saturating_sub(1));
+        ip.fill_checksum();
+    }
+    let Some(msg) = l3.get_mut(hl..tl) else {
+        return;
+    };
+    let Some(quote) = msg.get_mut(crate::wire::icmpv4::HEADER_LEN..) else {
+        return;
+    };
+    let ihl = q.header_len;
+    if quote.len() < ihl + 4 {
+        return;
+    }
+    quote[12..16].copy_from_slice(&new.src.octets());
+    quote[16..20].copy_from_slice(&new.dst.octets());
+    quote[10..12].fill(0);
+    let c = checksum::finish(checksum::sum(&quote[..ihl]));
+    quote[10..12].copy_from_slice(&c.to_be_bytes());
+    let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
+    let at = match old.proto {
+        6 => ihl + 16,
+        _ => ihl + 6,
+    };
+    if let Some(field) = quote.get_mut(at..at + 2) {
+        let c = u16::from_be_bytes([field[0], field[1]]);
+        let c = if old.proto == 6 {
+            checksum::adjust(c, &ob, &nb)
+        } else {
+            crate::wire::udp::adjust_checksum(c, &ob, &nb)
+        };
+        field.copy_from_slice(&c.to_be_bytes());
+    }
+    quote[ihl..ihl + 2].copy_from_slice(&new.sport.to_be_bytes());
+    quote[ihl + 2..ihl + 4].copy_from_slice(&new.dport.to_be_bytes());
+    Icmpv4Packet::new_unchecked(msg).fill_checksum();
+}
+
+/// Appends an ARP frame to `ctl`; false when `ctl` is full.
+fn push_arp(
+    ctl: &mut Burst,
+    mac: MacAddr,
+    operation: ArpOperation,
+    source_ip: Ipv4Addr,
+    target_mac: MacAddr,
+    target_ip: Ipv4Addr,
+    eth_dst: MacAddr,
+) -> bool {
+    let Some(f) = ctl.next_free() else {
+        return false;
+    };
+    let buf = f.buffer_mut();
+    buf[..MIN_FRAME].fill(0);
+    {
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..]);
+        eth.set_dst_addr(eth_dst);
+        eth.set_src_addr(mac);
+        eth.set_ethertype(EtherType::Arp);
+    }
+    let repr = ArpRepr {
+        operation,
+        source_hardware_addr: mac,
+        source_protocol_addr: source_ip,
+        target_hardware_addr: target_mac,
+        target_protocol_addr: target_ip,
+    };
+    repr.emit(&mut ArpPacket::new_unchecked(
+        &mut buf[ETH_LEN..ETH_LEN + repr.buffer_len()],
+    ));
+    f.set_len(MIN_FRAME);
+    ctl.commit();
+    true
+}
+
+fn push_arp_request(ctl: &mut Burst, mac: MacAddr, source: Ipv4Addr, target: Ipv4Addr) -> bool {
+    push_arp(
+        ctl,
+        mac,
+        ArpOperation::Request,
+        source,
+        MacAddr::default(),
+        target,
+        MacAddr::BROADCAST,
+    )
+}
+
+#[cfg(test)]
+mod tests;
