@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # lab.sh - dpvsd's own test lab: network namespaces on a bridge, nginx backends.
 #
-#   lab.sh up P               create P-sw (bridge br0) and hosts on it:
+#   lab.sh up P [v6]          create P-sw (bridge br0) and hosts on it:
 #                               P-lb     eth0 10.99.0.1/24  02:99:00:00:00:01  (runs dpvsd)
 #                               P-client eth0 10.99.0.2/24  02:99:00:00:00:02
 #                               P-rs1    eth0 10.99.0.3/24  02:99:00:00:00:03
 #                               P-rs2    eth0 10.99.0.4/24  02:99:00:00:00:04
+#                             with v6 also fd99::N/64 (N = 1..4, no DAD); else IPv6 is off
 #   lab.sh down P             kill every process in the lab's namespaces, delete them
-#   lab.sh web P HOST NAME DIR   start nginx in P-HOST on :8080; GET / answers "NAME"
+#   lab.sh web P HOST NAME DIR [v6]   start nginx in P-HOST on :8080 (v6: also [::]:8080);
+#                             GET / answers "NAME"
 #   lab.sh webstop DIR        stop that nginx
 #
 # Everything stays inside namespaces this script creates. Offloads are turned
@@ -17,7 +19,7 @@ die() { echo "lab.sh: $*" >&2; exit 1; }
 HOSTS=(lb client rs1 rs2)
 
 up() {
-    local p="$1" i=1 h ns
+    local p="$1" v6="${2:-}" i=1 h ns
     down "$p" 2>/dev/null || true
     ip netns add "$p-sw"
     ip -n "$p-sw" link add br0 type bridge stp_state 0 forward_delay 0
@@ -27,11 +29,17 @@ up() {
     for h in "${HOSTS[@]}"; do
         ns="$p-$h"
         ip netns add "$ns"
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-        ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+        if [[ "$v6" == v6 ]]; then
+            ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.accept_dad=0
+            ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.accept_dad=0
+        else
+            ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+            ip netns exec "$ns" sysctl -qw net.ipv6.conf.default.disable_ipv6=1
+        fi
         ip link add "v$p$i" netns "$p-sw" type veth peer name eth0 netns "$ns"
         ip -n "$ns" link set eth0 address "02:99:00:00:00:0$i"
         ip -n "$ns" addr add "10.99.0.$i/24" dev eth0
+        [[ "$v6" == v6 ]] && ip -n "$ns" addr add "fd99::$i/64" dev eth0 nodad
         ip -n "$ns" link set lo up
         ip -n "$ns" link set eth0 up
         ip -n "$p-sw" link set "v$p$i" master br0 up
@@ -62,7 +70,8 @@ down() {
 }
 
 web() {
-    local p="$1" h="$2" name="$3" dir="$4" i
+    local p="$1" h="$2" name="$3" dir="$4" v6="${5:-}" i listen6=""
+    [[ "$v6" == v6 ]] && listen6="listen [::]:8080;"
     command -v nginx >/dev/null || die "nginx is not installed (apt-get install nginx-light)"
     mkdir -p "$dir/tmp"
     dir="$(cd "$dir" && pwd)"
@@ -84,6 +93,7 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     server {
         listen 8080;
+        $listen6
         location / { default_type text/plain; return 200 "$name\n"; }
     }
 }
@@ -109,9 +119,9 @@ webstop() {
 
 [[ $EUID -eq 0 ]] || die "needs root"
 case "${1:-}" in
-up) up "${2:?prefix}" ;;
+up) up "${2:?prefix}" "${3:-}" ;;
 down) down "${2:?prefix}" ;;
-web) web "${2:?prefix}" "${3:?host}" "${4:?name}" "${5:?dir}" ;;
+web) web "${2:?prefix}" "${3:?host}" "${4:?name}" "${5:?dir}" "${6:-}" ;;
 webstop) webstop "${2:?dir}" ;;
-*) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+*) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -28,36 +28,97 @@
 //! A full table refuses new connections ([`ConnTable::insert`] returns
 //! `None`); established flows are never evicted by new ones.
 
-use std::net::Ipv4Addr;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::command::{Forwarding, Persistence};
-use crate::engine::Snapshot;
+use crate::engine::{Family, Snapshot};
 use crate::fasthash::FastMap;
 use crate::prefetch::prefetch;
 use crate::stats::Traffic;
 use crate::wire::MacAddr;
 
-/// An IPv4 5-tuple as seen in one direction.
+/// An address family's address: [`Ipv4Addr`] or [`Ipv6Addr`]. The
+/// connection table, its keys and the engine are generic over it, so each
+/// family gets its own monomorphic (and for IPv4 unchanged) hot path.
+pub trait IpAddress: Copy + Eq + Ord + Hash + Debug + Into<IpAddr> + 'static {
+    /// `0.0.0.0` / `::`.
+    const UNSPECIFIED: Self;
+    /// `ip` when it is of this family.
+    fn from_ip(ip: IpAddr) -> Option<Self>;
+    /// A 64-bit digest of the address for [`Key::hash`].
+    fn digest(self) -> u64;
+}
+
+impl IpAddress for Ipv4Addr {
+    const UNSPECIFIED: Ipv4Addr = Ipv4Addr::UNSPECIFIED;
+    fn from_ip(ip: IpAddr) -> Option<Ipv4Addr> {
+        match ip {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+    #[inline]
+    fn digest(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+}
+
+impl IpAddress for Ipv6Addr {
+    const UNSPECIFIED: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
+    fn from_ip(ip: IpAddr) -> Option<Ipv6Addr> {
+        match ip {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+    #[inline]
+    fn digest(self) -> u64 {
+        let v = u128::from(self);
+        let (hi, lo) = ((v >> 64) as u64, v as u64);
+        hi.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31) ^ lo
+    }
+}
+
+/// A 5-tuple as seen in one direction; [`FlowKey`] (IPv4) or [`FlowKey6`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FlowKey {
+pub struct Key<A> {
     pub proto: u8,
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: A,
+    pub dst: A,
     pub sport: u16,
     pub dport: u16,
 }
 
-impl FlowKey {
+/// An IPv4 5-tuple.
+pub type FlowKey = Key<Ipv4Addr>;
+/// An IPv6 5-tuple.
+pub type FlowKey6 = Key<Ipv6Addr>;
+
+impl<A: IpAddress> Key<A> {
     /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way).
     #[inline]
     pub fn hash(&self) -> u32 {
-        let a = u64::from(u32::from(self.src)) << 32 | u64::from(u32::from(self.dst));
+        let a = self.src.digest() << 32 ^ self.dst.digest();
         let b = u64::from(self.sport) << 24 | u64::from(self.dport) << 8 | u64::from(self.proto);
         let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 29;
         h = h.wrapping_mul(0x1656_67B1_9E37_79F9);
         ((h >> 32) as u32) | 1
+    }
+
+    /// The key of the opposite direction (source and destination swapped).
+    #[inline]
+    pub fn reversed(&self) -> Key<A> {
+        Key {
+            proto: self.proto,
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+        }
     }
 }
 
@@ -135,16 +196,16 @@ pub struct DestId(u32);
 /// What connections to one real server of one service share: the traffic
 /// counters, the server's address and its cached MAC.
 #[derive(Debug)]
-pub struct Dest {
+pub struct Dest<A = Ipv4Addr> {
     pub service: Arc<Traffic>,
     pub server: Arc<Traffic>,
-    pub addr: Ipv4Addr,
+    pub addr: A,
     pub port: u16,
     /// The service's forwarding method.
     pub forwarding: Forwarding,
     /// TUN: the outer source address (the service's first local address,
     /// else the interface address); `None` when neither is configured.
-    pub tunnel_src: Option<Ipv4Addr>,
+    pub tunnel_src: Option<A>,
     /// The service's persistence (its client packets refresh templates).
     pub persistence: Option<Persistence>,
     /// The server's MAC, valid while `neigh_gen` equals the engine's
@@ -159,12 +220,12 @@ pub struct Dest {
 
 /// One tracked connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Conn {
+pub struct Conn<A = Ipv4Addr> {
     /// Client → VIP.
-    pub in_key: FlowKey,
+    pub in_key: Key<A>,
     /// The reply's key: real server → LIP (FNAT) or → client (NAT; DR and
     /// TUN index it too, though no reply passes through us).
-    pub out_key: FlowKey,
+    pub out_key: Key<A>,
     /// Where replies to the client go (learned from its first packet).
     pub client_mac: MacAddr,
     pub tcp: TcpState,
@@ -173,16 +234,16 @@ pub struct Conn {
     pub dest: DestId,
 }
 
-impl Conn {
+impl<A: IpAddress> Conn<A> {
     /// A connection opened by a client packet with flags `f` at `now_ms`.
     pub fn open(
-        in_key: FlowKey,
-        out_key: FlowKey,
+        in_key: Key<A>,
+        out_key: Key<A>,
         client_mac: MacAddr,
         dest: DestId,
         f: TcpFlags,
         now_ms: u64,
-    ) -> Conn {
+    ) -> Conn<A> {
         let mut conn = Conn {
             in_key,
             out_key,
@@ -213,12 +274,12 @@ impl Conn {
 pub struct ConnView {
     /// IP protocol number (6 TCP, 17 UDP).
     pub proto: u8,
-    pub client: (Ipv4Addr, u16),
-    pub vip: (Ipv4Addr, u16),
+    pub client: (IpAddr, u16),
+    pub vip: (IpAddr, u16),
     /// The real server.
-    pub server: (Ipv4Addr, u16),
+    pub server: (IpAddr, u16),
     /// Where the server's replies go: the local address (FNAT) or the client.
-    pub local: (Ipv4Addr, u16),
+    pub local: (IpAddr, u16),
     pub tcp: TcpState,
     /// Idle time left (0 once expired and not yet swept).
     pub expires_in_ms: u32,
@@ -250,7 +311,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
 /// A connection slot, alone on its cache line.
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
-struct Slot(Option<Conn>);
+struct Slot<A = Ipv4Addr>(Option<Conn<A>>);
 
 /// Deadline of a free slot.
 const FREE: u32 = 0;
@@ -270,27 +331,27 @@ fn deadline_of(expires: u32) -> u32 {
 pub struct ConnIdx(u32);
 
 #[derive(Debug)]
-pub struct ConnTable {
+pub struct ConnTable<A = Ipv4Addr> {
     index: Vec<Bucket>,
     mask: usize,
-    slab: Vec<Slot>,
+    slab: Vec<Slot<A>>,
     /// Per slot: [`FREE`] or a lower bound of the connection's expiry.
     deadline: Vec<u32>,
     free: Vec<u32>,
     len: usize,
     sweep_pos: usize,
-    dests: Vec<Option<Dest>>,
+    dests: Vec<Option<Dest<A>>>,
     free_dests: Vec<u32>,
     /// (service counters, server counters, address, port) → dest.
-    dest_ids: FastMap<(usize, usize, Ipv4Addr, u16), u32>,
+    dest_ids: FastMap<(usize, usize, A, u16), u32>,
     /// The owning worker (its counter slot in [`Traffic`]).
     worker: usize,
 }
 
-impl ConnTable {
+impl<A: IpAddress> ConnTable<A> {
     /// A table for at most `capacity` connections (all memory allocated
     /// now), owned by worker number `worker`.
-    pub fn new(capacity: usize, worker: usize) -> ConnTable {
+    pub fn new(capacity: usize, worker: usize) -> ConnTable<A> {
         let capacity = capacity.clamp(1, (u32::MAX >> 2) as usize);
         // Two entries per connection, at most four per 7-way bucket on average.
         let buckets = (capacity * 2).div_ceil(4).next_power_of_two();
@@ -322,7 +383,7 @@ impl ConnTable {
     }
 
     #[inline]
-    fn key_of(&self, id: u32) -> Option<&FlowKey> {
+    fn key_of(&self, id: u32) -> Option<&Key<A>> {
         let conn = self.slab.get((id >> 1) as usize)?.0.as_ref()?;
         Some(if id & 1 == 0 {
             &conn.in_key
@@ -333,7 +394,7 @@ impl ConnTable {
 
     /// The id of the index entry for `key` (hash `h`).
     #[inline]
-    fn find(&self, key: &FlowKey, h: u32) -> Option<u32> {
+    fn find(&self, key: &Key<A>, h: u32) -> Option<u32> {
         let mut b = h as usize & self.mask;
         for _ in 0..=self.mask {
             let bucket = &self.index[b];
@@ -370,13 +431,13 @@ impl ConnTable {
 
     /// Finds the live connection for `key`; an expired one is freed and not returned.
     #[inline]
-    pub fn lookup(&mut self, key: &FlowKey, now_ms: u64) -> Option<(ConnIdx, Dir)> {
+    pub fn lookup(&mut self, key: &Key<A>, now_ms: u64) -> Option<(ConnIdx, Dir)> {
         self.lookup_hashed(key, key.hash(), now_ms)
     }
 
     /// [`Self::lookup`] with `h == key.hash()` already computed.
     #[inline]
-    pub fn lookup_hashed(&mut self, key: &FlowKey, h: u32, now_ms: u64) -> Option<(ConnIdx, Dir)> {
+    pub fn lookup_hashed(&mut self, key: &Key<A>, h: u32, now_ms: u64) -> Option<(ConnIdx, Dir)> {
         let id = self.find(key, h)?;
         let idx = ConnIdx(id >> 1);
         let expired = self
@@ -391,11 +452,11 @@ impl ConnTable {
     }
 
     /// Whether a connection (possibly expired, not yet freed) uses `key`.
-    pub fn contains(&self, key: &FlowKey) -> bool {
+    pub fn contains(&self, key: &Key<A>) -> bool {
         self.find(key, key.hash()).is_some()
     }
 
-    pub fn get(&self, idx: ConnIdx) -> Option<&Conn> {
+    pub fn get(&self, idx: ConnIdx) -> Option<&Conn<A>> {
         self.slab.get(idx.0 as usize)?.0.as_ref()
     }
 
@@ -415,10 +476,10 @@ impl ConnTable {
             if let Some(c) = &slot.0 {
                 out.push(ConnView {
                     proto: c.in_key.proto,
-                    client: (c.in_key.src, c.in_key.sport),
-                    vip: (c.in_key.dst, c.in_key.dport),
-                    server: (c.out_key.src, c.out_key.sport),
-                    local: (c.out_key.dst, c.out_key.dport),
+                    client: (c.in_key.src.into(), c.in_key.sport),
+                    vip: (c.in_key.dst.into(), c.in_key.dport),
+                    server: (c.out_key.src.into(), c.out_key.sport),
+                    local: (c.out_key.dst.into(), c.out_key.dport),
                     tcp: c.tcp,
                     expires_in_ms: c.expires.wrapping_sub(now).min(i32::MAX as u32),
                 });
@@ -430,7 +491,7 @@ impl ConnTable {
     /// Advances the connection's TCP state for a packet with flags `f` from
     /// `dir` and restarts its idle timer at `now_ms`.
     #[inline]
-    pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn> {
+    pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.0.as_mut()?;
         let before = conn.timeout_ms();
@@ -465,7 +526,7 @@ impl ConnTable {
     /// Inserts a new connection; `None` when the table is full. The caller
     /// guarantees neither key is in use (its lookup of `in_key` missed and
     /// [`Self::contains`] said no for `out_key`), so no probe is repeated.
-    pub fn insert(&mut self, conn: Conn) -> Option<ConnIdx> {
+    pub fn insert(&mut self, conn: Conn<A>) -> Option<ConnIdx> {
         debug_assert!(!self.contains(&conn.in_key) && !self.contains(&conn.out_key));
         let dest = self.dests.get_mut(conn.dest.0 as usize)?.as_mut()?;
         let slot = self.free.pop()?;
@@ -500,7 +561,7 @@ impl ConnTable {
     }
 
     /// Frees a connection and both its index entries.
-    pub fn remove(&mut self, idx: ConnIdx) -> Option<Conn> {
+    pub fn remove(&mut self, idx: ConnIdx) -> Option<Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.0.take()?;
         self.unindex(conn.in_key.hash(), idx.0 << 1);
@@ -543,26 +604,30 @@ impl ConnTable {
         freed
     }
 
-    pub fn dest(&self, id: DestId) -> Option<&Dest> {
+    pub fn dest(&self, id: DestId) -> Option<&Dest<A>> {
         self.dests.get(id.0 as usize)?.as_ref()
     }
 
-    pub fn dest_mut(&mut self, id: DestId) -> Option<&mut Dest> {
+    pub fn dest_mut(&mut self, id: DestId) -> Option<&mut Dest<A>> {
         self.dests.get_mut(id.0 as usize)?.as_mut()
     }
 
     /// Takes the (service, real server) pairs of a newly published
     /// snapshot: returns their ids, per service in server order. Pairs no
     /// longer published are dropped once no connection uses them.
-    pub fn publish(&mut self, snap: &Snapshot, neigh_gen: u32) -> Vec<Vec<DestId>> {
+    pub fn publish(&mut self, snap: &Snapshot, neigh_gen: u32) -> Vec<Vec<DestId>>
+    where
+        A: Family,
+    {
         for d in self.dests.iter_mut().flatten() {
             d.published = false;
         }
-        let mut ids = Vec::with_capacity(snap.services.len());
-        for (i, svc) in snap.services.iter().enumerate() {
-            let forwarding = snap.forwarding_of(i);
-            let tunnel_src = svc.local_addrs.first().copied().or(snap.interface_v4);
-            let persistence = snap.persistence_of(i);
+        let services = A::services(snap);
+        let mut ids = Vec::with_capacity(services.len());
+        for (i, svc) in services.iter().enumerate() {
+            let forwarding = A::forwarding_of(snap, i);
+            let tunnel_src = svc.local_addrs.first().copied().or(A::interface(snap));
+            let persistence = A::persistence_of(snap, i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for rs in &svc.servers {
                 let key = (
@@ -705,11 +770,11 @@ mod tests {
         assert_eq!(out.len(), 37);
         let v = out
             .iter()
-            .find(|v| v.client == (key(5, 0).src, 1005))
+            .find(|v| v.client == (key(5, 0).src.into(), 1005))
             .expect("conn 5 listed");
-        assert_eq!(v.vip, (Ipv4Addr::new(10, 99, 0, 100), 80));
-        assert_eq!(v.server, (Ipv4Addr::new(10, 99, 0, 3), 8080));
-        assert_eq!(v.local, (Ipv4Addr::new(10, 99, 0, 200), 1029));
+        assert_eq!(v.vip, (Ipv4Addr::new(10, 99, 0, 100).into(), 80));
+        assert_eq!(v.server, (Ipv4Addr::new(10, 99, 0, 3).into(), 8080));
+        assert_eq!(v.local, (Ipv4Addr::new(10, 99, 0, 200).into(), 1029));
         assert_eq!(
             (v.proto, v.tcp, v.expires_in_ms),
             (6, TcpState::SynRecv, 4000)

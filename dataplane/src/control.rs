@@ -2,15 +2,17 @@
 //! worker lifecycle. All changes arrive as [`Command`]s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::command::{
-    Command, CommandError, Forwarding, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+    Command, CommandError, Forwarding, Persistence, RealServerSpec, Scheduler, ServiceKey,
+    ServiceSpec,
 };
-use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, LOCAL_PORT_MIN};
+use crate::engine::{Engine, Family, ServerSnap, ServiceSnap, Snapshot, Snapshot6, LOCAL_PORT_MIN};
+use crate::fasthash::FastMap;
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
 use crate::stats::{Drop, Traffic, TrafficSnapshot};
@@ -142,13 +144,28 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
 }
 
-fn v4(ip: IpAddr, what: &str) -> Result<Ipv4Addr, CommandError> {
-    match ip {
-        IpAddr::V4(a) => Ok(a),
-        IpAddr::V6(_) => Err(CommandError::Unsupported {
-            what: format!("IPv6 {what} {ip}"),
-        }),
+/// Refuses `ip` as a `what` of a service whose VIP is `vip` when the
+/// families differ (NAT64 is not supported).
+fn same_family(vip: IpAddr, ip: IpAddr, what: &str) -> Result<(), CommandError> {
+    if vip.is_ipv4() == ip.is_ipv4() {
+        return Ok(());
     }
+    Err(CommandError::Unsupported {
+        what: format!("{what} {ip} of another address family than virtual server {vip}"),
+    })
+}
+
+/// One address family's part of a snapshot, as [`Dataplane::build_family`]
+/// builds it.
+struct Built<A> {
+    services: Vec<ServiceSnap<A>>,
+    lookup: FastMap<(A, u16, u8), usize>,
+    owned_vips: Vec<A>,
+    local_addrs: Vec<A>,
+    neighbours: Vec<(A, A)>,
+    forwarding: Vec<Forwarding>,
+    nat_servers: Vec<A>,
+    persistence: Vec<Option<Persistence>>,
 }
 
 impl Dataplane {
@@ -200,7 +217,6 @@ impl Dataplane {
                 if self.services.contains_key(&spec.key) {
                     return Err(CommandError::ServiceExists(spec.key));
                 }
-                v4(spec.key.addr, "virtual server")?;
                 if spec.forwarding.needs_local_addrs() && spec.local_addrs.is_empty() {
                     return Err(CommandError::Invalid {
                         reason: format!(
@@ -210,7 +226,7 @@ impl Dataplane {
                     });
                 }
                 for &a in &spec.local_addrs {
-                    v4(a, "local address")?;
+                    same_family(spec.key.addr, a, "local address")?;
                 }
                 self.services.insert(
                     spec.key,
@@ -228,7 +244,7 @@ impl Dataplane {
                     .ok_or(CommandError::NoSuchService(key))?;
             }
             Command::AddRealServer { service, server } => {
-                v4(server.addr.ip(), "real server")?;
+                same_family(service.addr, server.addr.ip(), "real server")?;
                 let workers = self.cfg.workers;
                 let svc = self.service_mut(&service)?;
                 if svc.servers.iter().any(|s| s.spec.addr == server.addr) {
@@ -282,28 +298,64 @@ impl Dataplane {
     }
 
     fn build_snapshot(&self) -> Snapshot {
-        let mut snap = Snapshot::default();
+        let v4: Built<Ipv4Addr> = self.build_family(self.interface_v4);
+        let v6: Built<Ipv6Addr> = self.build_family(None);
+        Snapshot {
+            services: v4.services,
+            lookup: v4.lookup,
+            owned_vips: v4.owned_vips,
+            local_addrs: v4.local_addrs,
+            neighbours: v4.neighbours,
+            forwarding: v4.forwarding,
+            nat_servers: v4.nat_servers,
+            interface_v4: self.interface_v4,
+            persistence: v4.persistence,
+            v6: Snapshot6 {
+                services: v6.services,
+                lookup: v6.lookup,
+                owned_vips: v6.owned_vips,
+                local_addrs: v6.local_addrs,
+                neighbours: v6.neighbours,
+                forwarding: v6.forwarding,
+                nat_servers: v6.nat_servers,
+                interface: None,
+                persistence: v6.persistence,
+            },
+        }
+    }
+
+    /// The services of address family `A` (interface address `interface`).
+    fn build_family<A: Family>(&self, interface: Option<A>) -> Built<A> {
+        let mut built = Built {
+            services: Vec::new(),
+            lookup: FastMap::default(),
+            owned_vips: Vec::new(),
+            local_addrs: Vec::new(),
+            neighbours: Vec::new(),
+            forwarding: Vec::new(),
+            nat_servers: Vec::new(),
+            persistence: Vec::new(),
+        };
         let mut vips = BTreeSet::new();
         let mut lips = BTreeSet::new();
-        let mut neighbours: BTreeMap<Ipv4Addr, Ipv4Addr> = BTreeMap::new();
+        let mut neighbours: BTreeMap<A, A> = BTreeMap::new();
         let mut nat_servers = BTreeSet::new();
         for (key, svc) in &self.services {
-            let (Ok(vip), true) = (v4(key.addr, "vip"), self.owned(key.addr)) else {
+            let (Some(vip), true) = (A::from_ip(key.addr), self.owned(key.addr)) else {
                 continue;
             };
-            let local_addrs: Vec<Ipv4Addr> = svc
+            let local_addrs: Vec<A> = svc
                 .spec
                 .local_addrs
                 .iter()
-                .filter_map(|&a| v4(a, "lip").ok())
+                .filter_map(|&a| A::from_ip(a))
                 .collect();
-            let servers: Vec<ServerSnap> = svc
+            let servers: Vec<ServerSnap<A>> = svc
                 .servers
                 .iter()
                 .filter_map(|s| {
-                    let addr = v4(s.spec.addr.ip(), "rs").ok()?;
                     Some(ServerSnap {
-                        addr,
+                        addr: A::from_ip(s.spec.addr.ip())?,
                         port: s.spec.addr.port(),
                         stats: Arc::clone(&s.stats),
                     })
@@ -317,16 +369,17 @@ impl Dataplane {
                     weight: s.spec.weight,
                 })
                 .collect();
-            // ARP from the service's first LIP, else the interface address,
-            // else as a probe from 0.0.0.0 (RFC 5227; Linux answers those).
+            // Ask from the service's first LIP, else the interface address,
+            // else (IPv4) as a probe from 0.0.0.0 (RFC 5227; Linux answers
+            // those) or (IPv6) from our link-local address.
             let source = local_addrs
                 .first()
                 .copied()
-                .or(self.interface_v4)
-                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+                .or(interface)
+                .unwrap_or(A::UNSPECIFIED);
             for s in &servers {
                 let n = neighbours.entry(s.addr).or_insert(source);
-                if n.is_unspecified() {
+                if *n == A::UNSPECIFIED {
                     *n = source;
                 }
                 if svc.spec.forwarding == Forwarding::Nat {
@@ -335,24 +388,24 @@ impl Dataplane {
             }
             vips.insert(vip);
             lips.extend(local_addrs.iter().copied());
-            snap.lookup
-                .insert((vip, key.port, key.protocol.number()), snap.services.len());
-            snap.services.push(ServiceSnap {
+            built
+                .lookup
+                .insert((vip, key.port, key.protocol.number()), built.services.len());
+            built.services.push(ServiceSnap {
                 key: *key,
                 stats: Arc::clone(&svc.stats),
                 table: SchedTable::build_servers(svc.spec.scheduler, &sched),
                 servers,
                 local_addrs,
             });
-            snap.forwarding.push(svc.spec.forwarding);
-            snap.persistence.push(svc.spec.persistence);
+            built.forwarding.push(svc.spec.forwarding);
+            built.persistence.push(svc.spec.persistence);
         }
-        snap.owned_vips = vips.into_iter().collect();
-        snap.local_addrs = lips.into_iter().collect();
-        snap.neighbours = neighbours.into_iter().collect();
-        snap.nat_servers = nat_servers.into_iter().collect();
-        snap.interface_v4 = self.interface_v4;
-        snap
+        built.owned_vips = vips.into_iter().collect();
+        built.local_addrs = lips.into_iter().collect();
+        built.neighbours = neighbours.into_iter().collect();
+        built.nat_servers = nat_servers.into_iter().collect();
+        built
     }
 
     fn publish(&self) {
@@ -510,6 +563,49 @@ mod tests {
             server,
         })
         .expect("add rs");
+    }
+
+    #[test]
+    fn ipv6_services_go_to_the_ipv6_snapshot_and_families_do_not_mix() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let mut s = spec(80, Forwarding::Fnat, vec![ip("fd00::200")]);
+        s.key.addr = ip("fd00::100");
+        let mut mixed = s.clone();
+        mixed.key.port = 81;
+        mixed.local_addrs = vec![ip("10.0.0.200")];
+        assert!(dp.apply(Command::AddService(mixed)).is_err());
+        dp.apply(Command::AddService(s.clone()))
+            .expect("IPv6 service");
+        let v4_rs = RealServerSpec {
+            addr: SocketAddr::new(RS.into(), 8080),
+            weight: 1,
+        };
+        assert!(dp
+            .apply(Command::AddRealServer {
+                service: s.key,
+                server: v4_rs,
+            })
+            .is_err());
+        let rs = RealServerSpec {
+            addr: "[fd00::3]:8080".parse().expect("sa"),
+            weight: 1,
+        };
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server: rs,
+        })
+        .expect("IPv6 real server");
+        let snap = dp.build_snapshot();
+        assert!(snap.services.is_empty());
+        let v6 = &snap.v6;
+        let (vip, lip, rs6) = ("fd00::100", "fd00::200", "fd00::3");
+        let v6ip = |s: &str| s.parse::<Ipv6Addr>().expect("ip");
+        assert_eq!(v6.owned_vips, [v6ip(vip)]);
+        assert_eq!(v6.local_addrs, [v6ip(lip)]);
+        assert_eq!(v6.neighbours, [(v6ip(rs6), v6ip(lip))]);
+        assert_eq!(v6.lookup.get(&(v6ip(vip), 80, 6)), Some(&0));
+        assert_eq!(v6.services[0].servers[0].addr, v6ip(rs6));
     }
 
     #[test]

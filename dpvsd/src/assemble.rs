@@ -236,7 +236,13 @@ fn service(
         }
         None => Vec::new(),
         Some(name) => match model.local_address_groups.iter().find(|g| &g.name == name) {
-            Some(g) => g.addresses.iter().map(|a| a.addr).collect(),
+            // A group may mix families; the service uses its VIP's.
+            Some(g) => g
+                .addresses
+                .iter()
+                .map(|a| a.addr)
+                .filter(|a| a.is_ipv4() == vs.addr.is_ipv4())
+                .collect(),
             None => {
                 errors.push(err(
                     loc,
@@ -500,6 +506,24 @@ mod lb_kind_tests {
             assert_eq!(p.services[0].spec.local_addrs, [lip], "{kind}");
             assert!(p.warnings.is_empty(), "{kind}: {:?}", p.warnings);
         }
+    }
+
+    #[test]
+    fn ipv6_services_take_the_ipv6_addresses_of_a_mixed_local_address_group() {
+        let text = "local_address_group l {\n  10.0.0.9 eth0\n  fd00::9 eth0\n}\nvirtual_server fd00::1 80 {\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n  real_server fd00::2 8080 {\n  }\n}\n";
+        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let p = assemble(&loaded.model).expect("IPv6 FNAT plan");
+        let spec = &p.services[0].spec;
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            (spec.key.addr, spec.local_addrs.as_slice()),
+            (ip("fd00::1"), &[ip("fd00::9")][..])
+        );
+        assert_eq!(
+            p.services[0].servers[0].spec.addr,
+            "[fd00::2]:8080".parse().expect("sa")
+        );
     }
 
     #[test]

@@ -1196,7 +1196,7 @@ mod ops {
         let list = tokio::task::block_in_place(|| query.wait(Duration::from_secs(5)))
             .ok_or("the dataplane did not list its connections within 5 s")?;
         let truncated = list.len() >= dataplane::worker::DUMP_LIMIT;
-        let sa = |(ip, port): (Ipv4Addr, u16)| SocketAddr::from((ip, port));
+        let sa = |(ip, port): (IpAddr, u16)| SocketAddr::from((ip, port));
         let keep =
             |f: &Option<String>, a: SocketAddr| f.as_ref().is_none_or(|f| addr_matches(f, a));
         let conns = list

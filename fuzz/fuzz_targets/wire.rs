@@ -1,23 +1,24 @@
 //! Any frame through every wire view and through the forwarding engine
-//! (FNAT, NAT, DR and TUN, IPv4 and ICMP paths): nothing panics, and a
-//! forwarded IPv4 frame has a valid header checksum.
+//! (FNAT, NAT, DR and TUN, IPv4, IPv6, ICMP and neighbor discovery paths):
+//! nothing panics, and a forwarded IPv4 frame has a valid header checksum.
 //!
 //! Input: byte 0 picks the engine (bits 0-1) and how much of the frame is
 //! made valid so the fuzzer gets past the checks (bit 6: our MAC, IPv4
-//! ethertype, version/IHL and header checksum fixed; bit 5: destination is
-//! the VIP, else the LIP; bit 4: source is the real server); the rest is
-//! the frame.
+//! ethertype, version/IHL and header checksum fixed, or with bit 7 IPv6
+//! ethertype and version; bit 5: destination is the VIP, else the LIP;
+//! bit 4: source is the real server); the rest is the frame.
 #![no_main]
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot6, Verdict};
 use dataplane::io::Burst;
 use dataplane::sched::SchedTable;
 use dataplane::wire::icmpv4::Quote;
+use dataplane::wire::icmpv6::Quote6;
 use dataplane::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Ipv6Repr,
     MacAddr, TcpPacket, UdpPacket, VlanTag,
 };
 use dataplane::{Forwarding, Protocol, Scheduler, ServiceKey};
@@ -27,6 +28,9 @@ const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
 const RS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
+const RS6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 3);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x100);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x200);
 const MODES: [Forwarding; 4] = [
     Forwarding::Fnat,
     Forwarding::Nat,
@@ -56,7 +60,36 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         table: SchedTable::build(Scheduler::Rr, &[1]),
         local_addrs: lips.clone(),
     };
+    let lips6 = if mode == Forwarding::Fnat { vec![LIP6] } else { vec![] };
+    let svc6 = |port, protocol| ServiceSnap {
+        key: ServiceKey {
+            addr: VIP6.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers: vec![ServerSnap {
+            addr: RS6,
+            port,
+            stats: Arc::default(),
+        }],
+        table: SchedTable::build(Scheduler::Rr, &[1]),
+        local_addrs: lips6.clone(),
+    };
+    let mut v6 = Snapshot6 {
+        services: vec![svc6(80, Protocol::Tcp), svc6(53, Protocol::Udp)],
+        owned_vips: vec![VIP6],
+        local_addrs: lips6,
+        neighbours: vec![(RS6, Ipv6Addr::UNSPECIFIED)],
+        forwarding: vec![mode; 2],
+        nat_servers: if mode == Forwarding::Nat { vec![RS6] } else { vec![] },
+        interface: Some(Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1)),
+        ..Snapshot6::default()
+    };
+    v6.lookup.insert((VIP6, 80, 6), 0);
+    v6.lookup.insert((VIP6, 53, 17), 1);
     let mut snap = Snapshot {
+        v6,
         services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
         owned_vips: vec![VIP],
         local_addrs: lips,
@@ -95,6 +128,30 @@ fn state() -> &'static Mutex<State> {
                 }
                 .emit(&mut ArpPacket::new_unchecked(&mut reply[14..]));
                 e.handle(&mut reply, 0, &mut ctl);
+                // And neighbor solicitation (an NA to our link-local address).
+                let mut na = [0u8; 86];
+                na[..6].copy_from_slice(&LB_MAC.0);
+                na[6..12].copy_from_slice(&[2, 0x99, 0, 0, 0, 3]);
+                na[12..14].copy_from_slice(&[0x86, 0xdd]);
+                Ipv6Repr {
+                    src_addr: RS6,
+                    dst_addr: Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1),
+                    next_header: dataplane::wire::IpProtocol::Icmpv6,
+                    payload_len: 32,
+                    hop_limit: 255,
+                }
+                .emit(&mut Ipv6Packet::new_unchecked(&mut na[14..]));
+                {
+                    let msg = &mut na[54..];
+                    msg[0] = 136;
+                    msg[4] = 0x60;
+                    msg[8..24].copy_from_slice(&RS6.octets());
+                    msg[24..26].copy_from_slice(&[2, 1]);
+                    msg[26..32].copy_from_slice(&[2, 0x99, 0, 0, 0, 3]);
+                    let mut m = Icmpv6Packet::new_unchecked(msg);
+                    m.fill_checksum(RS6, Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1));
+                }
+                e.handle(&mut na, 0, &mut ctl);
                 ctl.clear();
                 (e, ctl)
             })
@@ -136,6 +193,7 @@ fn views(frame: &[u8]) {
         if let Ok(i) = Icmpv6Packet::new_checked(ip6.payload()) {
             let _ = (i.nd_target(), i.na_flags(), i.verify_checksum(src, dst));
             let _ = i.nd_options().count();
+            let _ = Quote6::parse(i.payload());
         }
     }
 }
@@ -146,7 +204,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut frame = rest.to_vec();
     views(&frame);
-    if ctl_byte & 0x40 != 0 && frame.len() >= 34 {
+    if ctl_byte & 0xc0 == 0xc0 && frame.len() >= 54 {
+        frame[..6].copy_from_slice(&LB_MAC.0);
+        frame[12..14].copy_from_slice(&[0x86, 0xdd]);
+        frame[14] = 0x60 | (frame[14] & 0x0f);
+        let dst = if ctl_byte & 0x20 != 0 { VIP6 } else { LIP6 };
+        frame[38..54].copy_from_slice(&dst.octets());
+        if ctl_byte & 0x10 != 0 {
+            frame[22..38].copy_from_slice(&RS6.octets());
+        }
+    } else if ctl_byte & 0x40 != 0 && frame.len() >= 34 {
         frame[..6].copy_from_slice(&LB_MAC.0);
         frame[12..14].copy_from_slice(&[0x08, 0x00]);
         frame[14] = 0x45;

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 pub const VIP: &str = "10.99.0.100";
 pub const RS1: &str = "10.99.0.3:8080";
 pub const RS2: &str = "10.99.0.4:8080";
+/// IPv6 lab ([`Lab::up_v6`]): hosts are fd99::N as 10.99.0.N.
+pub const VIP6: &str = "fd99::100";
+pub const RS1_V6: &str = "[fd99::3]:8080";
+pub const RS2_V6: &str = "[fd99::4]:8080";
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -64,11 +68,23 @@ pub struct Lab {
     pub prefix: String,
     pub dir: PathBuf,
     daemon: Option<Child>,
+    /// Built with IPv6 ([`Lab::up_v6`]).
+    v6: bool,
 }
 
 impl Lab {
     /// Builds the namespaces and starts both nginx real servers.
     pub fn up(tag: &str) -> Lab {
+        Lab::build(tag, false)
+    }
+
+    /// [`Lab::up`] with IPv6 on every host (fd99::N/64 besides 10.99.0.N)
+    /// and nginx listening on IPv6 too.
+    pub fn up_v6(tag: &str) -> Lab {
+        Lab::build(tag, true)
+    }
+
+    fn build(tag: &str, v6: bool) -> Lab {
         let prefix = format!("{tag}{}", std::process::id() % 100_000);
         let dir = std::env::temp_dir().join(format!("dpvsd-e2e-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -77,8 +93,10 @@ impl Lab {
             prefix,
             dir,
             daemon: None,
+            v6,
         };
-        assert!(lab_sh(&["up", &lab.prefix]), "lab.sh up failed");
+        let family = if v6 { "v6" } else { "" };
+        assert!(lab_sh(&["up", &lab.prefix, family]), "lab.sh up failed");
         lab.web("rs1");
         lab.web("rs2");
         lab
@@ -94,8 +112,9 @@ impl Lab {
 
     pub fn web(&self, host: &str) {
         let dir = self.dir.join(host).display().to_string();
+        let family = if self.v6 { "v6" } else { "" };
         assert!(
-            lab_sh(&["web", &self.prefix, host, host, &dir]),
+            lab_sh(&["web", &self.prefix, host, host, &dir, family]),
             "nginx in {host} did not start"
         );
     }
@@ -227,6 +246,7 @@ impl Lab {
                 "exec",
                 &self.ns("client"),
                 "curl",
+                "-g",
                 "-s",
                 "-m",
                 "3",

@@ -24,11 +24,15 @@
 //! connection table; it takes no lock, makes no syscall and does not
 //! allocate (the neighbour table is bounded and reserved up front).
 
-use std::net::Ipv4Addr;
+mod family;
+mod v6;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+pub use self::family::Family;
 use crate::command::{Forwarding, Persistence, ServiceKey};
-use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
+use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame};
 use crate::sched::SchedTable;
@@ -80,20 +84,20 @@ pub enum Verdict {
 
 /// A real server as workers see it.
 #[derive(Debug)]
-pub struct ServerSnap {
-    pub addr: Ipv4Addr,
+pub struct ServerSnap<A = Ipv4Addr> {
+    pub addr: A,
     pub port: u16,
     pub stats: Arc<Traffic>,
 }
 
 /// A service as workers see it.
 #[derive(Debug)]
-pub struct ServiceSnap {
+pub struct ServiceSnap<A = Ipv4Addr> {
     pub key: ServiceKey,
     pub stats: Arc<Traffic>,
-    pub servers: Vec<ServerSnap>,
+    pub servers: Vec<ServerSnap<A>>,
     pub table: SchedTable,
-    pub local_addrs: Vec<Ipv4Addr>,
+    pub local_addrs: Vec<A>,
 }
 
 /// Everything a worker needs to forward, immutable once published.
@@ -120,72 +124,91 @@ pub struct Snapshot {
     /// Per service (same index as `services`): its persistence. A missing
     /// entry means none.
     pub persistence: Vec<Option<Persistence>>,
+    /// The IPv6 services, addresses and neighbours (same meaning as the
+    /// IPv4 fields above).
+    pub v6: Snapshot6,
+}
+
+/// The IPv6 half of a [`Snapshot`].
+#[derive(Debug, Default)]
+pub struct Snapshot6 {
+    pub services: Vec<ServiceSnap<Ipv6Addr>>,
+    pub lookup: FastMap<(Ipv6Addr, u16, u8), usize>,
+    pub owned_vips: Vec<Ipv6Addr>,
+    pub local_addrs: Vec<Ipv6Addr>,
+    /// Real servers to resolve by neighbor solicitation, with the source
+    /// address to ask from (`::`: our link-local address).
+    pub neighbours: Vec<(Ipv6Addr, Ipv6Addr)>,
+    pub forwarding: Vec<Forwarding>,
+    pub nat_servers: Vec<Ipv6Addr>,
+    pub interface: Option<Ipv6Addr>,
+    pub persistence: Vec<Option<Persistence>>,
 }
 
 impl Snapshot {
-    fn owns_vip(&self, ip: Ipv4Addr) -> bool {
-        self.owned_vips.binary_search(&ip).is_ok()
+    fn owns_vip<A: Family>(&self, ip: A) -> bool {
+        A::owned_vips(self).binary_search(&ip).is_ok()
     }
 
-    fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.local_addrs.binary_search(&ip).is_ok()
+    fn is_local<A: Family>(&self, ip: A) -> bool {
+        A::local_addrs(self).binary_search(&ip).is_ok()
     }
 
-    fn is_nat_server(&self, ip: Ipv4Addr) -> bool {
-        self.nat_servers.binary_search(&ip).is_ok()
+    fn is_nat_server<A: Family>(&self, ip: A) -> bool {
+        A::nat_servers(self).binary_search(&ip).is_ok()
     }
 
-    /// The persistence of service number `i`.
+    /// The persistence of IPv4 service number `i`.
     pub fn persistence_of(&self, i: usize) -> Option<Persistence> {
-        self.persistence.get(i).copied().flatten()
+        Ipv4Addr::persistence_of(self, i)
     }
 
-    /// The forwarding method of service number `i`.
+    /// The forwarding method of IPv4 service number `i`.
     pub fn forwarding_of(&self, i: usize) -> Forwarding {
-        self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
+        Ipv4Addr::forwarding_of(self, i)
     }
 }
 
 /// A persistence template's key: the service and the client network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct TemplateKey {
-    vip: Ipv4Addr,
+struct TemplateKey<A> {
+    vip: A,
     vport: u16,
     proto: u8,
-    network: Ipv4Addr,
+    network: A,
 }
 
-impl TemplateKey {
+impl<A: Family> TemplateKey<A> {
     /// The template of the connection a client packet `key` belongs to.
-    fn of(key: &FlowKey, p: Persistence) -> TemplateKey {
+    fn of(key: &Key<A>, p: Persistence) -> TemplateKey<A> {
         TemplateKey {
             vip: key.dst,
             vport: key.dport,
             proto: key.proto,
-            network: p.network(key.src),
+            network: key.src.network(p),
         }
     }
 }
 
 /// Where a client network's connections go, until `expires_ms`.
 #[derive(Debug, Clone, Copy)]
-struct Template {
-    addr: Ipv4Addr,
+struct Template<A> {
+    addr: A,
     port: u16,
     expires_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Neighbour {
+struct Neighbour<A> {
     mac: Option<MacAddr>,
-    source: Ipv4Addr,
+    source: A,
     requested_ms: Option<u64>,
 }
 
-/// An IPv4 TCP/UDP packet to one of our addresses, parsed and validated.
+/// A TCP/UDP packet to one of our addresses, parsed and validated.
 #[derive(Debug, Clone, Copy)]
-struct Parsed {
-    key: FlowKey,
+struct Parsed<A> {
+    key: Key<A>,
     /// `key.hash()`.
     hash: u32,
     dir: Dir,
@@ -193,37 +216,75 @@ struct Parsed {
     /// Anything but a known connection is the kernel's business.
     transit: bool,
     flags: TcpFlags,
+    /// TTL or hop limit.
     ttl: u8,
-    /// IPv4 header and total length.
+    /// Offset of the TCP/UDP header in the IP packet (the IPv4 header
+    /// length; for IPv6 past the extension headers) and the IP packet's
+    /// total length.
     hl: usize,
     tl: usize,
 }
 
 /// How a packet of a connection is rewritten.
 #[derive(Debug, Clone, Copy)]
-enum Action {
+enum Action<A> {
     /// Rewrite the 5-tuple to this key, TTL − 1 (FNAT, NAT).
-    Nat(FlowKey),
+    Nat(Key<A>),
     /// FNAT's first ACK of a connection: as `Nat`, and insert the client's
     /// address and port as a TOA option when there is room.
-    NatToa(FlowKey),
+    NatToa(Key<A>),
     /// MAC addresses only (DR).
     Mac,
-    /// IPIP encapsulation `src → dst` (TUN).
-    Tunnel { src: Ipv4Addr, dst: Ipv4Addr },
+    /// IPIP / ip6ip6 encapsulation `src → dst` (TUN).
+    Tunnel { src: A, dst: A },
 }
 
 /// What the first look at a frame found.
 #[derive(Debug, Clone, Copy)]
 enum Stage {
     /// Forwarding work: look the connection up.
-    Ipv4(Parsed),
+    Ipv4(Parsed<Ipv4Addr>),
+    /// IPv6 forwarding work.
+    Ipv6(Parsed<Ipv6Addr>),
     /// ARP for us (or broadcast).
     Arp,
+    /// A neighbor solicitation or advertisement.
+    Nd,
+    /// An ICMPv6 message to one of our IPv6 addresses.
+    Icmp6 { dir: Dir },
     /// ICMP to one of our addresses (or from a NAT real server).
     Icmp { dir: Dir, transit: bool },
     /// Decided already.
     Done(Verdict),
+}
+
+/// One address family's forwarding state in a worker: its connection table,
+/// neighbours and persistence templates.
+#[derive(Debug)]
+struct Side<A: Family> {
+    mac: MacAddr,
+    /// This worker's number (its slot in the traffic counters).
+    worker: usize,
+    conns: ConnTable<A>,
+    /// Per service of the snapshot, per server: its destination in `conns`.
+    dests: Vec<Vec<DestId>>,
+    neighbours: FastMap<A, Neighbour<A>>,
+    /// Persistence templates (bounded by [`MAX_TEMPLATES`], reserved up
+    /// front). A template lives `persistence_timeout` after the last packet
+    /// a client sent on a connection it placed. Templates are per worker,
+    /// like connections: a client network whose connections are spread over
+    /// several workers may get one real server per worker.
+    templates: FastMap<TemplateKey<A>, Template<A>>,
+    /// Bumped whenever a neighbour's MAC changes; destinations cache the
+    /// server's MAC together with the generation they saw.
+    neigh_gen: u32,
+    /// Per-service scheduler cursor (index = service index in the snapshot).
+    cursors: Vec<u64>,
+    next_port: u16,
+    port_min: u16,
+    port_max: u16,
+    /// Slots the expiry sweep has visited (paced by [`SWEEP_PERIOD_MS`]).
+    swept: u128,
 }
 
 /// One worker's forwarding state.
@@ -231,76 +292,43 @@ enum Stage {
 pub struct Engine {
     mac: MacAddr,
     snap: Arc<Snapshot>,
-    conns: ConnTable,
-    /// Per service of `snap`, per server: its destination in `conns`.
-    dests: Vec<Vec<DestId>>,
-    neighbours: FastMap<Ipv4Addr, Neighbour>,
-    /// Persistence templates (bounded by [`MAX_TEMPLATES`], reserved up
-    /// front). A template lives `persistence_timeout` after the last packet
-    /// a client sent on a connection it placed. Templates are per worker,
-    /// like connections: a client network whose connections are spread over
-    /// several workers may get one real server per worker.
-    templates: FastMap<TemplateKey, Template>,
-    /// Bumped whenever a neighbour's MAC changes; destinations cache the
-    /// server's MAC together with the generation they saw.
-    neigh_gen: u32,
-    /// This worker's number (its slot in the traffic counters).
-    worker: usize,
-    /// Per-service scheduler cursor (index = service index in `snap`).
-    cursors: Vec<u64>,
-    next_port: u16,
-    port_min: u16,
-    port_max: u16,
+    v4: Side<Ipv4Addr>,
+    v6: Side<Ipv6Addr>,
     drops: Arc<DropCounters>,
     last_refresh_ms: u64,
-    /// Slots the expiry sweep has visited (paced by [`SWEEP_PERIOD_MS`]).
-    swept: u128,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
 }
 
 impl Engine {
     /// The engine of worker number `worker` for a port with `mac`, holding
-    /// at most `conn_capacity` connections and using FNAT local ports
-    /// `port_min..=port_max`.
+    /// at most `conn_capacity` IPv4 connections (and a quarter as many
+    /// IPv6 ones) and using FNAT local ports `port_min..=port_max`.
     pub fn new(
         worker: usize,
         mac: MacAddr,
         conn_capacity: usize,
-        (port_min, port_max): (u16, u16),
+        ports: (u16, u16),
         drops: Arc<DropCounters>,
     ) -> Engine {
-        let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
-        let mut neighbours = FastMap::default();
-        neighbours.reserve(MAX_NEIGHBOURS);
-        let mut templates = FastMap::default();
-        templates.reserve(MAX_TEMPLATES);
         Engine {
             mac,
             snap: Arc::default(),
-            conns: ConnTable::new(conn_capacity, worker),
-            dests: Vec::new(),
-            neighbours,
-            templates,
-            neigh_gen: 0,
-            worker,
-            cursors: Vec::new(),
-            next_port: port_min,
-            port_min,
-            port_max,
+            v4: Side::new(worker, mac, conn_capacity, ports),
+            v6: Side::new(worker, mac, conn_capacity.div_ceil(4), ports),
             drops,
             last_refresh_ms: 0,
-            swept: 0,
             stages: Vec::with_capacity(PIPELINE),
         }
     }
 
-    /// Connections currently tracked.
+    /// Connections currently tracked (both families).
     pub fn conn_count(&self) -> usize {
-        self.conns.len()
+        self.v4.conns.len() + self.v6.conns.len()
     }
 
-    /// See [`crate::conn::ConnTable::scan`].
+    /// See [`crate::conn::ConnTable::scan`]; the IPv6 table's slots follow
+    /// the IPv4 table's.
     pub fn scan_conns(
         &self,
         from: usize,
@@ -308,65 +336,38 @@ impl Engine {
         now_ms: u64,
         out: &mut Vec<crate::conn::ConnView>,
     ) -> Option<usize> {
-        self.conns.scan(from, budget, now_ms, out)
+        let cap4 = self.v4.conns.capacity();
+        if from < cap4 {
+            return Some(
+                self.v4
+                    .conns
+                    .scan(from, budget, now_ms, out)
+                    .unwrap_or(cap4),
+            );
+        }
+        let next = self.v6.conns.scan(from - cap4, budget, now_ms, out)?;
+        Some(next + cap4)
     }
 
     /// Switches to a newly published snapshot (between bursts). Announces
-    /// newly owned addresses with gratuitous ARP and starts resolving new
-    /// real servers.
+    /// newly owned addresses (gratuitous ARP, unsolicited NA) and starts
+    /// resolving new real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
-        self.dests = self.conns.publish(&self.snap, self.neigh_gen);
-        self.cursors.clear();
-        self.cursors.resize(self.snap.services.len(), 0);
-        let announce = self.snap.owned_vips.iter().chain(&self.snap.local_addrs);
-        for &ip in announce {
-            if !old.owns_vip(ip) && !old.is_local(ip) {
-                push_arp(
-                    ctl,
-                    self.mac,
-                    ArpOperation::Request,
-                    ip,
-                    MacAddr::default(),
-                    ip,
-                    MacAddr::BROADCAST,
-                );
-            }
-        }
-        for &(ip, source) in &self.snap.neighbours {
-            if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
-                continue;
-            }
-            let n = self.neighbours.entry(ip).or_insert(Neighbour {
-                mac: None,
-                source,
-                requested_ms: None,
-            });
-            n.source = source;
-            if n.mac.is_none() {
-                n.requested_ms = Some(now_ms);
-                push_arp_request(ctl, self.mac, source, ip);
-            }
-        }
+        self.v4.publish(&old, &self.snap, now_ms, ctl);
+        self.v6.publish(&old, &self.snap, now_ms, ctl);
     }
 
     /// Periodic work between bursts: expire idle connections (at most
-    /// `sweep_budget` table slots, paced to one pass per
+    /// `sweep_budget` table slots per family, paced to one pass per
     /// [`SWEEP_PERIOD_MS`]) and refresh neighbours.
     pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
-        let cap = self.conns.capacity() as u128;
-        let target = cap * u128::from(now_ms) / u128::from(SWEEP_PERIOD_MS);
-        // Fall at most one pass behind; catch up at most `sweep_budget` a call.
-        let lag = target.saturating_sub(self.swept).min(cap);
-        let due = lag.min(sweep_budget as u128);
-        self.swept = target - lag + due;
-        self.conns.sweep(now_ms, due as usize);
+        self.v4.sweep(now_ms, sweep_budget);
+        self.v6.sweep(now_ms, sweep_budget);
         if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
             self.last_refresh_ms = now_ms;
-            for (&ip, n) in &self.neighbours {
-                if !push_arp_request(ctl, self.mac, n.source, ip) {
-                    break;
-                }
+            if self.v4.refresh_neighbours(ctl) {
+                self.v6.refresh_neighbours(ctl);
             }
         }
     }
@@ -406,14 +407,18 @@ impl Engine {
             self.stages.clear();
             for f in chunk.iter() {
                 let stage = self.classify(f.data());
-                if let Stage::Ipv4(p) = &stage {
-                    self.conns.prefetch_bucket(p.hash);
+                match &stage {
+                    Stage::Ipv4(p) => self.v4.conns.prefetch_bucket(p.hash),
+                    Stage::Ipv6(p) => self.v6.conns.prefetch_bucket(p.hash),
+                    _ => {}
                 }
                 self.stages.push(stage);
             }
             for stage in &self.stages {
-                if let Stage::Ipv4(p) = stage {
-                    self.conns.prefetch_conn(p.hash);
+                match stage {
+                    Stage::Ipv4(p) => self.v4.conns.prefetch_conn(p.hash),
+                    Stage::Ipv6(p) => self.v6.conns.prefetch_conn(p.hash),
+                    _ => {}
                 }
             }
             for (i, f) in chunk.iter_mut().enumerate() {
@@ -426,7 +431,7 @@ impl Engine {
         }
     }
 
-    /// First look at a frame: what it is, and for IPv4 to us, its parsed
+    /// First look at a frame: what it is, and for IP to us, its parsed
     /// and validated headers.
     #[inline]
     fn classify(&self, frame: &[u8]) -> Stage {
@@ -434,16 +439,24 @@ impl Engine {
             return Stage::Done(Verdict::Ignore);
         };
         let dst = eth.dst_addr();
-        if dst != self.mac && !dst.is_broadcast() {
-            return Stage::Done(Verdict::Ignore);
+        if dst == self.mac {
+            return match eth.ethertype() {
+                EtherType::Ipv4 => match self.parse_ipv4(frame) {
+                    Ok(p) => Stage::Ipv4(p),
+                    Err(Err(v)) => Stage::Done(v),
+                    Err(Ok((dir, transit))) => Stage::Icmp { dir, transit },
+                },
+                EtherType::Ipv6 => self.classify_ipv6(frame, false),
+                EtherType::Arp => Stage::Arp,
+                _ => Stage::Done(Verdict::Ignore),
+            };
         }
         match eth.ethertype() {
-            EtherType::Arp => Stage::Arp,
-            EtherType::Ipv4 if dst == self.mac => match self.parse_ipv4(frame) {
-                Ok(p) => Stage::Ipv4(p),
-                Err(Err(v)) => Stage::Done(v),
-                Err(Ok((dir, transit))) => Stage::Icmp { dir, transit },
-            },
+            EtherType::Arp if dst.is_broadcast() => Stage::Arp,
+            // Solicited-node (and all-nodes) multicast: neighbor discovery.
+            EtherType::Ipv6 if dst.as_bytes()[..2] == [0x33, 0x33] => {
+                self.classify_ipv6(frame, true)
+            }
             _ => Stage::Done(Verdict::Ignore),
         }
     }
@@ -462,11 +475,17 @@ impl Engine {
     ) -> (Verdict, usize) {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
-            Stage::Ipv4(p) => self.forward(buf, len, &p, now_ms, ctl),
+            Stage::Ipv4(p) => self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl),
+            Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
+            Stage::Nd => self.handle_nd(buf, len),
             Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
                 Err(_) if transit => (Verdict::Ignore, len),
+                Err(reason) => (Verdict::Drop(reason), len),
+            },
+            Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
+                Ok(x) => x,
                 Err(reason) => (Verdict::Drop(reason), len),
             },
             Stage::Done(v) => (v, len),
@@ -477,7 +496,7 @@ impl Engine {
         (verdict, len)
     }
 
-    fn answers_arp_for(&self, ip: Ipv4Addr) -> bool {
+    fn answers_for<A: Family>(&self, ip: A) -> bool {
         self.snap.owns_vip(ip) || self.snap.is_local(ip)
     }
 
@@ -491,16 +510,10 @@ impl Engine {
         let Ok(req) = ArpRepr::parse(&arp) else {
             return Verdict::Ignore;
         };
-        // Learn only neighbours we asked about: strangers cannot fill the table.
-        if let Some(n) = self.neighbours.get_mut(&req.source_protocol_addr) {
-            let mac = req.source_hardware_addr;
-            if !mac.is_multicast() && n.mac != Some(mac) {
-                n.mac = Some(mac);
-                self.neigh_gen = self.neigh_gen.wrapping_add(1);
-            }
-        }
+        self.v4
+            .learn(req.source_protocol_addr, req.source_hardware_addr);
         if req.operation != ArpOperation::Request
-            || !self.answers_arp_for(req.target_protocol_addr)
+            || !self.answers_for(req.target_protocol_addr)
             || req.source_protocol_addr == req.target_protocol_addr
         {
             return Verdict::Ignore;
@@ -523,7 +536,7 @@ impl Engine {
     /// An IPv4 TCP/UDP packet for us, parsed; else `Err(Ok((dir, transit)))`
     /// for ICMP, `Err(Err(verdict))` for anything else.
     #[allow(clippy::type_complexity)]
-    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed, Result<(Dir, bool), Verdict>> {
+    fn parse_ipv4(&self, frame: &[u8]) -> Result<Parsed<Ipv4Addr>, Result<(Dir, bool), Verdict>> {
         let Some(l3) = frame.get(ETH_LEN..) else {
             return Err(Err(Verdict::Ignore));
         };
@@ -532,15 +545,7 @@ impl Engine {
         let (Some(src), Some(dst)) = (peek_ipv4(l3, 12), peek_ipv4(l3, 16)) else {
             return Err(Err(Verdict::Ignore));
         };
-        let (dir, transit) = if self.snap.owns_vip(dst) {
-            (Dir::In, false)
-        } else if self.snap.is_local(dst) {
-            (Dir::Out, false)
-        } else if self.snap.is_nat_server(src) {
-            (Dir::Out, true)
-        } else {
-            return Err(Err(Verdict::Ignore));
-        };
+        let (dir, transit) = self.direction(src, dst).ok_or(Err(Verdict::Ignore))?;
         if l3.get(9) == Some(&u8::from(IpProtocol::Icmp)) {
             return Err(Ok((dir, transit)));
         }
@@ -554,241 +559,19 @@ impl Engine {
         })
     }
 
-    /// Forwards a parsed packet (the frame is `buf[..len]`): connection
-    /// lookup (or creation), rewrite. Returns the frame's new length.
+    /// Which side a packet `src → dst` comes from: `(dir, transit)`, or
+    /// `None` when it is none of ours.
     #[inline]
-    fn forward(
-        &mut self,
-        buf: &mut [u8],
-        len: usize,
-        p: &Parsed,
-        now_ms: u64,
-        ctl: &mut Burst,
-    ) -> (Verdict, usize) {
-        let res = match p.dir {
-            Dir::In => {
-                let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-                self.forward_in(p, client_mac, len, now_ms, ctl)
-            }
-            Dir::Out => self.forward_out(p, len, now_ms),
-        };
-        let (action, dst_mac) = match res {
-            Ok(x) => x,
-            Err(_) if p.transit => return (Verdict::Ignore, len),
-            Err(reason) => return (Verdict::Drop(reason), len),
-        };
-        let len = match action {
-            Action::Nat(new) => {
-                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
-                len
-            }
-            Action::NatToa(new) => {
-                rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
-                let client = (p.key.src, p.key.sport);
-                insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
-            }
-            Action::Mac => len,
-            Action::Tunnel { src, dst } => match encapsulate(buf, p.tl, src, dst) {
-                Ok(n) => n,
-                Err(reason) => return (Verdict::Drop(reason), len),
-            },
-        };
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
-        eth.set_src_addr(self.mac);
-        eth.set_dst_addr(dst_mac);
-        (Verdict::Forward, len)
-    }
-
-    /// Client → VIP: find or create the connection; returns the rewrite
-    /// towards the real server and the real server's MAC.
-    #[inline]
-    fn forward_in(
-        &mut self,
-        p: &Parsed,
-        client_mac: MacAddr,
-        len: usize,
-        now_ms: u64,
-        ctl: &mut Burst,
-    ) -> Result<(Action, MacAddr), Drop> {
-        let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
-            return self.open(p, client_mac, len, now_ms, ctl);
-        };
-        if dir != Dir::In {
-            return Err(Drop::NoConnection);
-        }
-        let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
-        let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
-        // The client's ACK completing the handshake (TOA goes there).
-        let f = p.flags;
-        let first_ack =
-            p.key.proto == 6 && conn.tcp == TcpState::SynRecv && f.ack && !f.syn && !f.rst;
-        if closing && p.flags.syn && !p.flags.ack {
-            // The client reuses its port after closing: a new connection,
-            // scheduled afresh (IPVS's conn_reuse_mode).
-            self.conns.remove(idx);
-            return self.open(p, client_mac, len, now_ms, ctl);
-        }
-        let dest = conn.dest;
-        let mac = self.dest_mac(dest, now_ms, ctl)?;
-        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
-        check_ttl(mode, p.ttl)?;
-        let conn = self
-            .conns
-            .touch(idx, Dir::In, p.flags, now_ms)
-            .ok_or(Drop::NoConnection)?;
-        let action = match action_in(mode, &conn.out_key, tunnel_src)? {
-            Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
-            a => a,
-        };
-        let in_key = conn.in_key;
-        if let Some(d) = self.conns.dest(dest) {
-            if let Some(p) = d.persistence {
-                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
-            }
-            d.service.count_in(self.worker, len);
-            d.server.count_in(self.worker, len);
-        }
-        Ok((action, mac))
-    }
-
-    /// A new connection for a client packet no connection knows.
-    fn open(
-        &mut self,
-        p: &Parsed,
-        client_mac: MacAddr,
-        len: usize,
-        now_ms: u64,
-        ctl: &mut Burst,
-    ) -> Result<(Action, MacAddr), Drop> {
-        let key = &p.key;
-        let svc_idx = *self
-            .snap
-            .lookup
-            .get(&(key.dst, key.dport, key.proto))
-            .ok_or(Drop::NoService)?;
-        let f = p.flags;
-        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
-            return Err(Drop::NoConnection);
-        }
-        if self.conns.len() >= self.conns.capacity() {
-            return Err(Drop::ConnTableFull);
-        }
-        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
-        let persistence = self.snap.persistence_of(svc_idx);
-        // A live template of the client's network decides, as long as its
-        // server is still in the service (even quiescent, as LVS).
-        let placed = persistence.and_then(|p| {
-            let t = self.templates.get(&TemplateKey::of(key, p))?;
-            if t.expires_ms <= now_ms {
-                return None;
-            }
-            svc.servers
-                .iter()
-                .position(|s| s.addr == t.addr && s.port == t.port)
-        });
-        let rs_idx = match placed {
-            Some(i) => i,
-            None => {
-                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
-                let hash = svc.table.flow_hash(key.src, key.dst);
-                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-                *cursor = cursor.wrapping_add(1);
-                i
-            }
-        };
-        let dest = *self
-            .dests
-            .get(svc_idx)
-            .and_then(|d| d.get(rs_idx))
-            .ok_or(Drop::NoRealServer)?;
-        let mac = self.dest_mac(dest, now_ms, ctl)?;
-        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
-        check_ttl(mode, p.ttl)?;
-        let svc = self.snap.services.get(svc_idx).ok_or(Drop::NoService)?;
-        let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
-        let out_key = if mode == Forwarding::Fnat {
-            alloc_local(
-                &mut self.next_port,
-                (self.port_min, self.port_max),
-                &self.conns,
-                &svc.local_addrs,
-                rs,
-                key.proto,
-            )
-            .ok_or(Drop::NoLocalPort)?
+    fn direction<A: Family>(&self, src: A, dst: A) -> Option<(Dir, bool)> {
+        if self.snap.owns_vip(dst) {
+            Some((Dir::In, false))
+        } else if self.snap.is_local(dst) {
+            Some((Dir::Out, false))
+        } else if self.snap.is_nat_server(src) {
+            Some((Dir::Out, true))
         } else {
-            // The real server sees (or, DR/TUN, would see) the client itself.
-            let out_key = FlowKey {
-                proto: key.proto,
-                src: rs.addr,
-                dst: key.src,
-                sport: rs.port,
-                dport: key.sport,
-            };
-            if self.conns.contains(&out_key) {
-                return Err(Drop::ConnConflict);
-            }
-            out_key
-        };
-        let action = action_in(mode, &out_key, tunnel_src)?;
-        let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
-        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
-        if let Some(p) = persistence {
-            // No room for a template: the client is simply not persistent.
-            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+            None
         }
-        if let Some(d) = self.conns.dest(dest) {
-            let w = self.worker;
-            d.service.count_conn(w);
-            d.server.count_conn(w);
-            d.service.count_in(w, len);
-            d.server.count_in(w, len);
-        }
-        Ok((action, mac))
-    }
-
-    /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
-    /// VIP → client.
-    #[inline]
-    fn forward_out(
-        &mut self,
-        p: &Parsed,
-        len: usize,
-        now_ms: u64,
-    ) -> Result<(Action, MacAddr), Drop> {
-        let (idx, dir) = self
-            .conns
-            .lookup_hashed(&p.key, p.hash, now_ms)
-            .ok_or(Drop::NoConnection)?;
-        if dir != Dir::Out {
-            return Err(Drop::NoConnection);
-        }
-        let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
-        let mode = self.conns.dest(dest).ok_or(Drop::NoConnection)?.forwarding;
-        if !mode.has_reply_path() {
-            // DR/TUN connections are not reachable by replies.
-            return Err(Drop::NoConnection);
-        }
-        check_ttl(mode, p.ttl)?;
-        let conn = self
-            .conns
-            .touch(idx, Dir::Out, p.flags, now_ms)
-            .ok_or(Drop::NoConnection)?;
-        let back = FlowKey {
-            proto: p.key.proto,
-            src: conn.in_key.dst,
-            dst: conn.in_key.src,
-            sport: conn.in_key.dport,
-            dport: conn.in_key.sport,
-        };
-        let mac = conn.client_mac;
-        if let Some(d) = self.conns.dest(dest) {
-            d.service.count_out(self.worker, len);
-            d.server.count_out(self.worker, len);
-        }
-        Ok((Action::Nat(back), mac))
     }
 
     /// An ICMP error (e.g. fragmentation needed) quoting a packet of a
@@ -837,30 +620,11 @@ impl Engine {
             sport: q.src_port,
             dport: q.dst_port,
         };
-        // The quoted packet went the other way: its reverse is the key of
-        // the direction the error comes from.
-        let key = FlowKey {
-            proto: q.protocol,
-            src: q.dst,
-            dst: q.src,
-            sport: q.dst_port,
-            dport: q.src_port,
-        };
-        let (idx, found) = self
-            .conns
-            .lookup_hashed(&key, key.hash(), now_ms)
-            .ok_or(Drop::NoConnection)?;
-        if found != dir {
-            return Err(Drop::NoConnection);
-        }
-        let conn = *self.conns.get(idx).ok_or(Drop::NoConnection)?;
-        let d = self.conns.dest(conn.dest).ok_or(Drop::NoConnection)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
-        check_ttl(mode, ttl)?;
+        let (conn, mode, tunnel_src) = self.v4.quoted_conn(&quoted, dir, ttl, now_ms)?;
         let l3 = &mut buf[ETH_LEN..len];
         let (len, mac) = match (dir, mode) {
             (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
-                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let mac = self.v4.dest_mac(conn.dest, now_ms, ctl)?;
                 // To the real server, about what it sent: RS → LIP (FNAT)
                 // or RS → client (NAT), the connection's reply key.
                 let src = if mode == Forwarding::Fnat {
@@ -878,9 +642,9 @@ impl Engine {
                 );
                 (len, mac)
             }
-            (Dir::In, Forwarding::Dr) => (len, self.dest_mac(conn.dest, now_ms, ctl)?),
+            (Dir::In, Forwarding::Dr) => (len, self.v4.dest_mac(conn.dest, now_ms, ctl)?),
             (Dir::In, Forwarding::Tun) => {
-                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let mac = self.v4.dest_mac(conn.dest, now_ms, ctl)?;
                 let src = tunnel_src.ok_or(Drop::NoTunnelSource)?;
                 (encapsulate(buf, tl, src, conn.out_key.src)?, mac)
             }
@@ -896,6 +660,359 @@ impl Engine {
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(mac);
         Ok((Verdict::Forward, len))
+    }
+}
+
+/// The sweep slots due at `now_ms` for a table of `cap` slots of which
+/// `swept` were visited: one pass per [`SWEEP_PERIOD_MS`], falling at most
+/// one pass behind, at most `budget` a call.
+fn sweep_due(cap: usize, now_ms: u64, swept: &mut u128, budget: usize) -> usize {
+    let cap = cap as u128;
+    let target = cap * u128::from(now_ms) / u128::from(SWEEP_PERIOD_MS);
+    let lag = target.saturating_sub(*swept).min(cap);
+    let due = lag.min(budget as u128);
+    *swept = target - lag + due;
+    due as usize
+}
+
+impl<A: Family> Side<A> {
+    fn new(
+        worker: usize,
+        mac: MacAddr,
+        conn_capacity: usize,
+        (port_min, port_max): (u16, u16),
+    ) -> Side<A> {
+        let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
+        let mut neighbours = FastMap::default();
+        neighbours.reserve(MAX_NEIGHBOURS);
+        let mut templates = FastMap::default();
+        templates.reserve(MAX_TEMPLATES);
+        Side {
+            mac,
+            worker,
+            conns: ConnTable::new(conn_capacity, worker),
+            dests: Vec::new(),
+            neighbours,
+            templates,
+            neigh_gen: 0,
+            cursors: Vec::new(),
+            next_port: port_min,
+            port_min,
+            port_max,
+            swept: 0,
+        }
+    }
+
+    /// Takes this family's part of a new snapshot `snap` (replacing `old`).
+    fn publish(&mut self, old: &Snapshot, snap: &Snapshot, now_ms: u64, ctl: &mut Burst) {
+        self.dests = self.conns.publish(snap, self.neigh_gen);
+        self.cursors.clear();
+        self.cursors.resize(A::services(snap).len(), 0);
+        for &ip in A::owned_vips(snap).iter().chain(A::local_addrs(snap)) {
+            if !old.owns_vip(ip) && !old.is_local(ip) {
+                A::announce(ctl, self.mac, ip);
+            }
+        }
+        for &(ip, source) in A::neighbours(snap) {
+            if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
+                continue;
+            }
+            let n = self.neighbours.entry(ip).or_insert(Neighbour {
+                mac: None,
+                source,
+                requested_ms: None,
+            });
+            n.source = source;
+            if n.mac.is_none() {
+                n.requested_ms = Some(now_ms);
+                A::solicit(ctl, self.mac, source, ip);
+            }
+        }
+    }
+
+    fn sweep(&mut self, now_ms: u64, budget: usize) {
+        let due = sweep_due(self.conns.capacity(), now_ms, &mut self.swept, budget);
+        self.conns.sweep(now_ms, due);
+    }
+
+    /// Asks every known neighbour again; false when `ctl` filled up.
+    fn refresh_neighbours(&self, ctl: &mut Burst) -> bool {
+        for (&ip, n) in &self.neighbours {
+            if !A::solicit(ctl, self.mac, n.source, ip) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `ip` is at `mac` (from an ARP packet or a neighbor advertisement).
+    /// Only neighbours we asked about are learnt: strangers cannot fill the
+    /// table.
+    fn learn(&mut self, ip: A, mac: MacAddr) {
+        if let Some(n) = self.neighbours.get_mut(&ip) {
+            if !mac.is_multicast() && n.mac != Some(mac) {
+                n.mac = Some(mac);
+                self.neigh_gen = self.neigh_gen.wrapping_add(1);
+            }
+        }
+    }
+
+    /// Forwards a parsed packet (the frame is `buf[..len]`): connection
+    /// lookup (or creation), rewrite. Returns the frame's new length.
+    #[inline]
+    fn forward(
+        &mut self,
+        snap: &Snapshot,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<A>,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        let res = match p.dir {
+            Dir::In => {
+                let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
+                self.forward_in(snap, p, client_mac, len, now_ms, ctl)
+            }
+            Dir::Out => self.forward_out(p, len, now_ms),
+        };
+        let (action, dst_mac) = match res {
+            Ok(x) => x,
+            Err(_) if p.transit => return (Verdict::Ignore, len),
+            Err(reason) => return (Verdict::Drop(reason), len),
+        };
+        let len = match action {
+            Action::Nat(new) => {
+                A::rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                len
+            }
+            Action::NatToa(new) => {
+                A::rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
+                let client = (p.key.src, p.key.sport);
+                A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+            }
+            Action::Mac => len,
+            Action::Tunnel { src, dst } => match A::encapsulate(buf, p.tl, src, dst) {
+                Ok(n) => n,
+                Err(reason) => return (Verdict::Drop(reason), len),
+            },
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(dst_mac);
+        (Verdict::Forward, len)
+    }
+
+    /// Client → VIP: find or create the connection; returns the rewrite
+    /// towards the real server and the real server's MAC.
+    #[inline]
+    fn forward_in(
+        &mut self,
+        snap: &Snapshot,
+        p: &Parsed<A>,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Action<A>, MacAddr), Drop> {
+        let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
+            return self.open(snap, p, client_mac, len, now_ms, ctl);
+        };
+        if dir != Dir::In {
+            return Err(Drop::NoConnection);
+        }
+        let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
+        // The client's ACK completing the handshake (TOA goes there).
+        let f = p.flags;
+        let first_ack =
+            p.key.proto == 6 && conn.tcp == TcpState::SynRecv && f.ack && !f.syn && !f.rst;
+        if closing && p.flags.syn && !p.flags.ack {
+            // The client reuses its port after closing: a new connection,
+            // scheduled afresh (IPVS's conn_reuse_mode).
+            self.conns.remove(idx);
+            return self.open(snap, p, client_mac, len, now_ms, ctl);
+        }
+        let dest = conn.dest;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
+        let conn = self
+            .conns
+            .touch(idx, Dir::In, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        let action = match action_in(mode, &conn.out_key, tunnel_src)? {
+            Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
+            a => a,
+        };
+        let in_key = conn.in_key;
+        if let Some(d) = self.conns.dest(dest) {
+            if let Some(p) = d.persistence {
+                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+            }
+            d.service.count_in(self.worker, len);
+            d.server.count_in(self.worker, len);
+        }
+        Ok((action, mac))
+    }
+
+    /// A new connection for a client packet no connection knows.
+    fn open(
+        &mut self,
+        snap: &Snapshot,
+        p: &Parsed<A>,
+        client_mac: MacAddr,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Action<A>, MacAddr), Drop> {
+        let key = &p.key;
+        let svc_idx = *A::lookup(snap)
+            .get(&(key.dst, key.dport, key.proto))
+            .ok_or(Drop::NoService)?;
+        let f = p.flags;
+        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
+            return Err(Drop::NoConnection);
+        }
+        if self.conns.len() >= self.conns.capacity() {
+            return Err(Drop::ConnTableFull);
+        }
+        let svc = A::services(snap).get(svc_idx).ok_or(Drop::NoService)?;
+        let persistence = A::persistence_of(snap, svc_idx);
+        // A live template of the client's network decides, as long as its
+        // server is still in the service (even quiescent, as LVS).
+        let placed = persistence.and_then(|p| {
+            let t = self.templates.get(&TemplateKey::of(key, p))?;
+            if t.expires_ms <= now_ms {
+                return None;
+            }
+            svc.servers
+                .iter()
+                .position(|s| s.addr == t.addr && s.port == t.port)
+        });
+        let rs_idx = match placed {
+            Some(i) => i,
+            None => {
+                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+                let hash = A::flow_hash(&svc.table, key.src, key.dst);
+                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                *cursor = cursor.wrapping_add(1);
+                i
+            }
+        };
+        let dest = *self
+            .dests
+            .get(svc_idx)
+            .and_then(|d| d.get(rs_idx))
+            .ok_or(Drop::NoRealServer)?;
+        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, p.ttl)?;
+        let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
+        let out_key = if mode == Forwarding::Fnat {
+            alloc_local(
+                &mut self.next_port,
+                (self.port_min, self.port_max),
+                &self.conns,
+                &svc.local_addrs,
+                rs,
+                key.proto,
+            )
+            .ok_or(Drop::NoLocalPort)?
+        } else {
+            // The real server sees (or, DR/TUN, would see) the client itself.
+            let out_key = Key {
+                proto: key.proto,
+                src: rs.addr,
+                dst: key.src,
+                sport: rs.port,
+                dport: key.sport,
+            };
+            if self.conns.contains(&out_key) {
+                return Err(Drop::ConnConflict);
+            }
+            out_key
+        };
+        let action = action_in(mode, &out_key, tunnel_src)?;
+        let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
+        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        if let Some(p) = persistence {
+            // No room for a template: the client is simply not persistent.
+            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+        }
+        if let Some(d) = self.conns.dest(dest) {
+            let w = self.worker;
+            d.service.count_conn(w);
+            d.server.count_conn(w);
+            d.service.count_in(w, len);
+            d.server.count_in(w, len);
+        }
+        Ok((action, mac))
+    }
+
+    /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
+    /// VIP → client.
+    #[inline]
+    fn forward_out(
+        &mut self,
+        p: &Parsed<A>,
+        len: usize,
+        now_ms: u64,
+    ) -> Result<(Action<A>, MacAddr), Drop> {
+        let (idx, dir) = self
+            .conns
+            .lookup_hashed(&p.key, p.hash, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        if dir != Dir::Out {
+            return Err(Drop::NoConnection);
+        }
+        let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
+        let mode = self.conns.dest(dest).ok_or(Drop::NoConnection)?.forwarding;
+        if !mode.has_reply_path() {
+            // DR/TUN connections are not reachable by replies.
+            return Err(Drop::NoConnection);
+        }
+        check_ttl(mode, p.ttl)?;
+        let conn = self
+            .conns
+            .touch(idx, Dir::Out, p.flags, now_ms)
+            .ok_or(Drop::NoConnection)?;
+        let back = conn.in_key.reversed();
+        let mac = conn.client_mac;
+        if let Some(d) = self.conns.dest(dest) {
+            d.service.count_out(self.worker, len);
+            d.server.count_out(self.worker, len);
+        }
+        Ok((Action::Nat(back), mac))
+    }
+
+    /// The connection an ICMP error from side `dir` (outer TTL or hop
+    /// limit `ttl`) is about, by the 5-tuple `quoted` of the packet it
+    /// quotes, with its forwarding method and tunnel source.
+    fn quoted_conn(
+        &mut self,
+        quoted: &Key<A>,
+        dir: Dir,
+        ttl: u8,
+        now_ms: u64,
+    ) -> Result<(Conn<A>, Forwarding, Option<A>), Drop> {
+        // The quoted packet went the other way: its reverse is the key of
+        // the direction the error comes from.
+        let key = quoted.reversed();
+        let (idx, found) = self
+            .conns
+            .lookup_hashed(&key, key.hash(), now_ms)
+            .ok_or(Drop::NoConnection)?;
+        if found != dir {
+            return Err(Drop::NoConnection);
+        }
+        let conn = *self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let d = self.conns.dest(conn.dest).ok_or(Drop::NoConnection)?;
+        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        check_ttl(mode, ttl)?;
+        Ok((conn, mode, tunnel_src))
     }
 
     /// The MAC of a destination's server: cached while no neighbour
@@ -916,8 +1033,9 @@ impl Engine {
         Ok(mac)
     }
 
-    /// The MAC of `ip`, or a (rate-limited) ARP request and `NeighbourUnresolved`.
-    fn resolve(&mut self, ip: Ipv4Addr, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
+    /// The MAC of `ip`, or a (rate-limited) ARP request / neighbor
+    /// solicitation and `NeighbourUnresolved`.
+    fn resolve(&mut self, ip: A, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
         let Some(n) = self.neighbours.get_mut(&ip) else {
             return Err(Drop::NeighbourUnresolved);
         };
@@ -929,7 +1047,7 @@ impl Engine {
             .is_none_or(|t| now_ms.saturating_sub(t) >= ARP_RETRY_MS);
         if due {
             n.requested_ms = Some(now_ms);
-            push_arp_request(ctl, self.mac, n.source, ip);
+            A::solicit(ctl, self.mac, n.source, ip);
         }
         Err(Drop::NeighbourUnresolved)
     }
@@ -939,11 +1057,11 @@ impl Engine {
 /// pushes its expiry to `now_ms` + the persistence timeout. When the table
 /// is full, expired templates are purged first; false when there is still
 /// no room (the client is then scheduled without a template).
-fn refresh_template(
-    templates: &mut FastMap<TemplateKey, Template>,
-    key: &FlowKey,
+fn refresh_template<A: Family>(
+    templates: &mut FastMap<TemplateKey<A>, Template<A>>,
+    key: &Key<A>,
     p: Persistence,
-    addr: Ipv4Addr,
+    addr: A,
     port: u16,
     now_ms: u64,
 ) -> bool {
@@ -978,14 +1096,14 @@ fn refresh_template(
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
 /// worker's port cursor `next` through `min..=max`.
-fn alloc_local(
+fn alloc_local<A: Family>(
     next: &mut u16,
     (min, max): (u16, u16),
-    conns: &ConnTable,
-    local_addrs: &[Ipv4Addr],
-    rs: &ServerSnap,
+    conns: &ConnTable<A>,
+    local_addrs: &[A],
+    rs: &ServerSnap<A>,
     proto: u8,
-) -> Option<FlowKey> {
+) -> Option<Key<A>> {
     let n = local_addrs.len();
     if n == 0 {
         return None;
@@ -993,7 +1111,7 @@ fn alloc_local(
     for probe in 0..PORT_PROBES {
         let port = *next;
         *next = if port >= max { min } else { port + 1 };
-        let key = FlowKey {
+        let key = Key {
             proto,
             src: rs.addr,
             dst: local_addrs[(usize::from(port) + probe) % n],
@@ -1007,18 +1125,6 @@ fn alloc_local(
     None
 }
 
-/// The 5-tuple a packet towards the real server carries, from the conn's
-/// reply key (RS → LIP).
-fn to_server(out_key: &FlowKey) -> FlowKey {
-    FlowKey {
-        proto: out_key.proto,
-        src: out_key.dst,
-        dst: out_key.src,
-        sport: out_key.dport,
-        dport: out_key.sport,
-    }
-}
-
 /// The IPv4 address at `at` of an unvalidated header, if the bytes are there.
 #[inline]
 fn peek_ipv4(l3: &[u8], at: usize) -> Option<Ipv4Addr> {
@@ -1028,7 +1134,7 @@ fn peek_ipv4(l3: &[u8], at: usize) -> Option<Ipv4Addr> {
 
 /// Validates an IPv4 TCP/UDP packet (`l3`) whose direction is known.
 #[inline]
-fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed, Drop> {
+fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop> {
     let ip = Ipv4Packet::new_checked(l3).map_err(wire_drop)?;
     if !ip.verify_checksum() {
         return Err(Drop::BadChecksum);
@@ -1088,13 +1194,14 @@ fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
 /// How a client packet of a connection with reply key `out_key` (whose
 /// source is the real server) is rewritten.
 #[inline]
-fn action_in(
+fn action_in<A: Family>(
     mode: Forwarding,
-    out_key: &FlowKey,
-    tunnel_src: Option<Ipv4Addr>,
-) -> Result<Action, Drop> {
+    out_key: &Key<A>,
+    tunnel_src: Option<A>,
+) -> Result<Action<A>, Drop> {
     Ok(match mode {
-        Forwarding::Fnat | Forwarding::Nat => Action::Nat(to_server(out_key)),
+        // The 5-tuple towards the real server: the reply key reversed.
+        Forwarding::Fnat | Forwarding::Nat => Action::Nat(out_key.reversed()),
         Forwarding::Dr => Action::Mac,
         Forwarding::Tun => Action::Tunnel {
             src: tunnel_src.ok_or(Drop::NoTunnelSource)?,
@@ -1123,29 +1230,37 @@ fn insert_toa(
     (src, dst): (Ipv4Addr, Ipv4Addr),
     (client, client_port): (Ipv4Addr, u16),
 ) -> Option<usize> {
-    let tcp_at = ETH_LEN + hl;
-    let doff = TcpPacket::new_checked(buf.get(tcp_at..ETH_LEN + tl)?)
-        .ok()?
-        .header_len();
-    let new_len = ETH_LEN + tl + TOA_LEN;
-    if doff + TOA_LEN > 60 || tl + TOA_LEN > TUNNEL_MTU || new_len > buf.len() {
-        return None;
-    }
-    let opt_at = tcp_at + doff;
-    buf.copy_within(opt_at..ETH_LEN + tl, opt_at + TOA_LEN);
-    let opt = &mut buf[opt_at..opt_at + TOA_LEN];
+    let mut opt = [0u8; TOA_LEN];
     opt[0] = TOA_KIND;
     opt[1] = TOA_LEN as u8;
     opt[2..4].copy_from_slice(&client_port.to_be_bytes());
     opt[4..8].copy_from_slice(&client.octets());
-    {
-        let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]);
-        tcp.set_header_len(doff + TOA_LEN);
-        tcp.fill_checksum(src, dst);
-    }
+    let new_len = toa_room(buf, hl, tl, &opt)?;
+    TcpPacket::new_unchecked(&mut buf[ETH_LEN + hl..new_len]).fill_checksum(src, dst);
     let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     ip.set_total_len((tl + TOA_LEN) as u16);
     ip.fill_checksum();
+    Some(new_len)
+}
+
+/// Appends TCP option `opt` after the options of the segment at `hl` in
+/// the frame's IP packet (total length `tl`) and grows the data offset;
+/// checksums and the IP length are the caller's. `None` (nothing changed)
+/// when the TCP header has no room, the packet would exceed the MTU or the
+/// buffer has no room. Returns the new frame length.
+fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
+    let tcp_at = ETH_LEN + hl;
+    let doff = TcpPacket::new_checked(buf.get(tcp_at..ETH_LEN + tl)?)
+        .ok()?
+        .header_len();
+    let new_len = ETH_LEN + tl + opt.len();
+    if doff + opt.len() > 60 || tl + opt.len() > TUNNEL_MTU || new_len > buf.len() {
+        return None;
+    }
+    let opt_at = tcp_at + doff;
+    buf.copy_within(opt_at..ETH_LEN + tl, opt_at + opt.len());
+    buf[opt_at..opt_at + opt.len()].copy_from_slice(opt);
+    TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]).set_header_len(doff + opt.len());
     Some(new_len)
 }
 
@@ -1216,21 +1331,30 @@ fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
         ip.set_ttl(ttl - 1);
         ip.set_checksum(c);
     }
-    let Some(l4) = l3.get_mut(hl..tl) else {
-        return;
-    };
-    if old.proto == 6 {
-        let mut tcp = TcpPacket::new_unchecked(l4);
-        let c = checksum::adjust(tcp.checksum(), &ob, &nb);
-        tcp.set_src_port(new.sport);
-        tcp.set_dst_port(new.dport);
-        tcp.set_checksum(c);
-    } else {
-        let mut udp = UdpPacket::new_unchecked(l4);
-        let c = crate::wire::udp::adjust_checksum(udp.checksum(), &ob, &nb);
-        udp.set_checksum(c);
-        udp.set_src_port(new.sport);
-        udp.set_dst_port(new.dport);
+    if let Some(l4) = l3.get_mut(hl..tl) {
+        adjust_l4(l4, old.proto, &ob, &nb, (new.sport, new.dport));
+    }
+}
+
+/// Sets the ports of a TCP (`proto` 6) or UDP header `l4` and adjusts its
+/// checksum for the pseudo-header and port change `old` → `new` (address
+/// and port bytes); a zero UDP checksum stays zero. A header cut short (as
+/// in an ICMP quote) gets what fits.
+#[inline]
+fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], (sport, dport): (u16, u16)) {
+    let at = if proto == 6 { 16 } else { 6 };
+    if let Some(field) = l4.get_mut(at..at + 2) {
+        let c = u16::from_be_bytes([field[0], field[1]]);
+        let c = if proto == 6 {
+            checksum::adjust(c, old, new)
+        } else {
+            crate::wire::udp::adjust_checksum(c, old, new)
+        };
+        field.copy_from_slice(&c.to_be_bytes());
+    }
+    if let Some(ports) = l4.get_mut(..4) {
+        ports[..2].copy_from_slice(&sport.to_be_bytes());
+        ports[2..].copy_from_slice(&dport.to_be_bytes());
     }
 }
 
@@ -1271,21 +1395,13 @@ fn translate_icmp(
     let c = checksum::finish(checksum::sum(&quote[..ihl]));
     quote[10..12].copy_from_slice(&c.to_be_bytes());
     let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
-    let at = match old.proto {
-        6 => ihl + 16,
-        _ => ihl + 6,
-    };
-    if let Some(field) = quote.get_mut(at..at + 2) {
-        let c = u16::from_be_bytes([field[0], field[1]]);
-        let c = if old.proto == 6 {
-            checksum::adjust(c, &ob, &nb)
-        } else {
-            crate::wire::udp::adjust_checksum(c, &ob, &nb)
-        };
-        field.copy_from_slice(&c.to_be_bytes());
-    }
-    quote[ihl..ihl + 2].copy_from_slice(&new.sport.to_be_bytes());
-    quote[ihl + 2..ihl + 4].copy_from_slice(&new.dport.to_be_bytes());
+    adjust_l4(
+        &mut quote[ihl..],
+        old.proto,
+        &ob,
+        &nb,
+        (new.sport, new.dport),
+    );
     Icmpv4Packet::new_unchecked(msg).fill_checksum();
 }
 

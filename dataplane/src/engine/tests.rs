@@ -436,9 +436,9 @@ fn housekeeping_frees_idle_connections_within_a_sweep_period() {
     }
     assert_eq!(e.conn_count(), 0);
     // Paced: a call right after visits (almost) nothing, not the budget.
-    let before = e.swept;
+    let before = e.v4.swept;
     e.housekeeping(now, 1 << 20, &mut ctl);
-    assert!(e.swept - before <= 1024 * 10 / SWEEP_PERIOD_MS as u128 + 1);
+    assert!(e.v4.swept - before <= 1024 * 10 / SWEEP_PERIOD_MS as u128 + 1);
 }
 
 #[test]
@@ -723,20 +723,23 @@ fn dr_tcp_and_udp_golden_mac_rewrite_only() {
     assert_eq!(q, udp((LB_MAC, CLIENT, 5000), (RS_MAC, VIP, 53), b"query!"));
     assert_eq!(e.conn_count(), 2);
     // The ACK established the TCP connection (one-way state tracking).
-    let (idx, _) = e
-        .conns
-        .lookup(
-            &FlowKey {
-                proto: 6,
-                src: CLIENT,
-                dst: VIP,
-                sport: 33000,
-                dport: 80,
-            },
-            7,
-        )
-        .expect("conn");
-    assert_eq!(e.conns.get(idx).map(|c| c.tcp), Some(TcpState::Established));
+    let (idx, _) =
+        e.v4.conns
+            .lookup(
+                &FlowKey {
+                    proto: 6,
+                    src: CLIENT,
+                    dst: VIP,
+                    sport: 33000,
+                    dport: 80,
+                },
+                7,
+            )
+            .expect("conn");
+    assert_eq!(
+        e.v4.conns.get(idx).map(|c| c.tcp),
+        Some(TcpState::Established)
+    );
     // Replies go straight to the client: one reaching us is nobody's.
     let mut reply = tcp((RS_MAC, RS, 80), (LB_MAC, CLIENT, 33000), false, true, b"");
     assert_eq!(e.handle(&mut reply, 8, &mut ctl), Verdict::Ignore);
@@ -1487,3 +1490,5 @@ mod prop {
         }
     }
 }
+
+mod v6;

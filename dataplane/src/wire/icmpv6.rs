@@ -266,6 +266,50 @@ pub fn emit_lladdr_option(buf: &mut [u8], kind: u8, mac: MacAddr) -> bool {
     true
 }
 
+/// The addresses and ports of the IPv6 packet an ICMPv6 error quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quote6 {
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    /// The upper-layer protocol (past any extension headers).
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Where the quoted upper-layer header starts in the quote.
+    pub l4_offset: usize,
+}
+
+impl Quote6 {
+    /// Reads a quoted packet (which may be cut short after the ports).
+    ///
+    /// # Errors
+    /// [`WireError::Truncated`] when the quote ends before the ports;
+    /// [`WireError::Malformed`] when it is not IPv6, or quotes a fragment or
+    /// an over-long extension header chain.
+    pub fn parse(quote: &[u8]) -> Result<Quote6> {
+        if quote.len() < super::ipv6::HEADER_LEN {
+            return Err(WireError::Truncated);
+        }
+        let ip = super::Ipv6Packet::new_unchecked(quote);
+        if ip.version() != 6 {
+            return Err(WireError::Malformed);
+        }
+        let (protocol, at) = match ip.upper_layer()? {
+            super::Ipv6Upper::Upper { protocol, offset } => (protocol, offset),
+            super::Ipv6Upper::Fragment => return Err(WireError::Malformed),
+        };
+        let ports = quote.get(at..at + 4).ok_or(WireError::Truncated)?;
+        Ok(Quote6 {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            protocol: protocol.into(),
+            src_port: u16::from_be_bytes([ports[0], ports[1]]),
+            dst_port: u16::from_be_bytes([ports[2], ports[3]]),
+            l4_offset: at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,711 @@
+//! IPv6 golden packet tests: every expected frame is built by etherparse
+//! (its own checksum code is the oracle) and compared byte for byte.
+
+use super::*;
+use crate::engine::v6::{link_local, TOA6_LEN};
+use crate::wire::icmpv6::{NEIGHBOR_ADVERT, NEIGHBOR_SOLICIT};
+use crate::wire::Ipv6Packet;
+use etherparse::NetSlice;
+
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+const RS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200);
+
+type End6 = (MacAddr, Ipv6Addr, u16);
+
+/// VIP6:80/tcp and VIP6:53/udp with `mode` to RS6 (ports 8080/5353 for
+/// FNAT and NAT, the VIP's ports otherwise).
+fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
+    let (tport, uport) = match mode {
+        Forwarding::Fnat | Forwarding::Nat => (8080, 5353),
+        _ => (80, 53),
+    };
+    let svc = |port, protocol, rs_port| ServiceSnap {
+        key: ServiceKey {
+            addr: VIP6.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers: vec![ServerSnap {
+            addr: RS6,
+            port: rs_port,
+            stats: Arc::default(),
+        }],
+        table: SchedTable::build(Scheduler::Rr, &[1]),
+        local_addrs: lips.to_vec(),
+    };
+    let mut v6 = Snapshot6 {
+        services: vec![svc(80, Protocol::Tcp, tport), svc(53, Protocol::Udp, uport)],
+        owned_vips: vec![VIP6],
+        local_addrs: lips.to_vec(),
+        neighbours: vec![(RS6, lips.first().copied().unwrap_or(Ipv6Addr::UNSPECIFIED))],
+        forwarding: vec![mode; 2],
+        nat_servers: if mode == Forwarding::Nat {
+            vec![RS6]
+        } else {
+            vec![]
+        },
+        ..Snapshot6::default()
+    };
+    v6.lookup.insert((VIP6, 80, 6), 0);
+    v6.lookup.insert((VIP6, 53, 17), 1);
+    Arc::new(Snapshot {
+        v6,
+        ..Snapshot::default()
+    })
+}
+
+/// An engine for `mode` over IPv6 whose real server is not resolved yet.
+fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snapshot6(mode, lips), 0, &mut ctl);
+    (e, ctl)
+}
+
+/// An engine for `mode` over IPv6 with RS6 resolved by a neighbor advertisement.
+fn engine6(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
+    let (mut e, mut ctl) = engine6_unresolved(mode, lips);
+    let to = lips.first().copied().unwrap_or(link_local(LB_MAC));
+    let mut na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (RS_MAC, LB_MAC),
+        (RS6, to),
+        RS6,
+        2,
+        RS_MAC,
+    );
+    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
+    ctl.clear();
+    (e, ctl)
+}
+
+/// An NS or NA built by etherparse: `target`, one link-layer address
+/// option of `kind` carrying `ll`.
+fn nd(
+    msg_type: u8,
+    flags: u8,
+    (smac, dmac): (MacAddr, MacAddr),
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    target: Ipv6Addr,
+    kind: u8,
+    ll: MacAddr,
+) -> Vec<u8> {
+    let mut body = target.octets().to_vec();
+    body.extend_from_slice(&[kind, 1]);
+    body.extend_from_slice(ll.as_bytes());
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(smac.0, dmac.0)
+        .ipv6(src.octets(), dst.octets(), 255)
+        .icmpv6_raw(msg_type, 0, [flags, 0, 0, 0])
+        .write(&mut out, &body)
+        .expect("build nd");
+    out
+}
+
+fn tcp6(src: End6, dst: End6, flags: (bool, bool), payload: &[u8], hop: u8) -> Vec<u8> {
+    tcp6_opts(src, dst, flags, payload, hop, &[])
+}
+
+fn tcp6_opts(
+    src: End6,
+    dst: End6,
+    (syn, ack): (bool, bool),
+    payload: &[u8],
+    hop: u8,
+    options: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+        .ipv6(src.1.octets(), dst.1.octets(), hop)
+        .tcp(src.2, dst.2, 1000, 65535);
+    if syn {
+        b = b.syn();
+    }
+    if ack {
+        b = b.ack(7);
+    }
+    if !options.is_empty() {
+        b = b.options_raw(options).expect("options");
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build tcp6");
+    out
+}
+
+fn udp6(src: End6, dst: End6, payload: &[u8], hop: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+        .ipv6(src.1.octets(), dst.1.octets(), hop)
+        .udp(src.2, dst.2)
+        .write(&mut out, payload)
+        .expect("build udp6");
+    out
+}
+
+/// Checks an IPv6 frame's TCP/UDP/ICMPv6 checksum with etherparse (it
+/// walks extension headers itself) and returns its source port.
+fn checked6(frame: &[u8]) -> u16 {
+    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
+    let Some(NetSlice::Ipv6(ip)) = p.net.clone() else {
+        panic!("not ipv6")
+    };
+    let (s, d) = (ip.header().source(), ip.header().destination());
+    match p.transport {
+        Some(TransportSlice::Tcp(t)) => {
+            assert_eq!(
+                t.calc_checksum_ipv6(s, d).expect("csum"),
+                t.checksum(),
+                "TCP checksum"
+            );
+            t.source_port()
+        }
+        Some(TransportSlice::Udp(u)) => {
+            let want = u
+                .to_header()
+                .calc_checksum_ipv6_raw(s, d, u.payload())
+                .expect("csum");
+            assert_eq!(want, u.checksum(), "UDP checksum");
+            u.source_port()
+        }
+        Some(TransportSlice::Icmpv6(m)) => {
+            assert!(m.is_checksum_valid(s, d), "ICMPv6 checksum");
+            0
+        }
+        _ => panic!("no transport"),
+    }
+}
+
+#[test]
+fn ns_for_real_servers_on_publish_and_na_for_our_addresses() {
+    let (e, ctl) = engine6_unresolved(Forwarding::Fnat, &[LIP6]);
+    drop(e);
+    // Unsolicited NAs for the VIP and the LIP, an NS for the real server
+    // to its solicited-node group, from the LIP.
+    let frames: Vec<Vec<u8>> = ctl.frames().iter().map(|f| f.data().to_vec()).collect();
+    let na = |ip: Ipv6Addr| {
+        nd(
+            NEIGHBOR_ADVERT,
+            0x20,
+            (LB_MAC, MacAddr([0x33, 0x33, 0, 0, 0, 1])),
+            (ip, "ff02::1".parse().expect("ip")),
+            ip,
+            2,
+            LB_MAC,
+        )
+    };
+    let (want_vip, want_lip) = (na(VIP6), na(LIP6));
+    let want_ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (LB_MAC, MacAddr([0x33, 0x33, 0xff, 0, 0, 3])),
+        (LIP6, "ff02::1:ff00:3".parse().expect("ip")),
+        RS6,
+        1,
+        LB_MAC,
+    );
+    for f in &frames {
+        checked6(f);
+    }
+    assert!(frames.contains(&want_vip), "NA for the VIP");
+    assert!(frames.contains(&want_lip), "NA for the LIP");
+    assert!(frames.contains(&want_ns), "NS for the real server");
+}
+
+#[test]
+fn answers_ns_for_vip_and_lip_only() {
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let group = |ip: Ipv6Addr| {
+        let o = ip.octets();
+        (
+            Ipv6Addr::from([
+                0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o[13], o[14], o[15],
+            ]),
+            MacAddr([0x33, 0x33, 0xff, o[13], o[14], o[15]]),
+        )
+    };
+    for ip in [VIP6, LIP6] {
+        let (g, gmac) = group(ip);
+        let mut ns = nd(
+            NEIGHBOR_SOLICIT,
+            0,
+            (CLIENT_MAC, gmac),
+            (CLIENT6, g),
+            ip,
+            1,
+            CLIENT_MAC,
+        );
+        let (v, out) = handle_grow(&mut e, &ns, 2, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        // Solicited + override.
+        let want = nd(
+            NEIGHBOR_ADVERT,
+            0x60,
+            (LB_MAC, CLIENT_MAC),
+            (ip, CLIENT6),
+            ip,
+            2,
+            LB_MAC,
+        );
+        assert_eq!(out, want, "NA for {ip}");
+        // Without room to grow (`handle`), the NA still fits an NS with an option.
+        assert_eq!(e.handle(&mut ns, 2, &mut ctl), Verdict::Forward);
+    }
+    // Duplicate address detection of our VIP (from ::): defended to all nodes.
+    let (g, gmac) = group(VIP6);
+    let dad = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (CLIENT_MAC, gmac),
+        (Ipv6Addr::UNSPECIFIED, g),
+        VIP6,
+        1,
+        CLIENT_MAC,
+    );
+    let (v, out) = handle_grow(&mut e, &dad, 2, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    checked6(&out);
+    let ip = Ipv6Packet::new_checked(&out[ETH_LEN..]).expect("ipv6");
+    assert_eq!(
+        (ip.src_addr(), ip.dst_addr()),
+        (VIP6, "ff02::1".parse().expect("ip"))
+    );
+    // Someone else's address: not ours to answer.
+    let other: Ipv6Addr = "2001:db8::1".parse().expect("ip");
+    let (g, gmac) = group(other);
+    let mut ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (CLIENT_MAC, gmac),
+        (CLIENT6, g),
+        other,
+        1,
+        CLIENT_MAC,
+    );
+    assert_eq!(e.handle(&mut ns, 2, &mut ctl), Verdict::Ignore);
+    // A forged hop limit is not neighbor discovery.
+    let (g, gmac) = group(VIP6);
+    let mut ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (CLIENT_MAC, gmac),
+        (CLIENT6, g),
+        VIP6,
+        1,
+        CLIENT_MAC,
+    );
+    ns[ETH_LEN + 7] = 64;
+    assert_eq!(
+        e.handle(&mut ns, 2, &mut ctl),
+        Verdict::Drop(Drop::Malformed)
+    );
+}
+
+#[test]
+fn fnat6_tcp_golden_both_directions_with_toa() {
+    let (mut e, mut ctl) = engine6_unresolved(Forwarding::Fnat, &[LIP6]);
+    ctl.clear();
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let vip = (LB_MAC, VIP6, 80);
+    let syn = tcp6(client, vip, (true, false), b"", 64);
+    // Unresolved: dropped, and an NS goes out.
+    let mut early = syn.clone();
+    assert_eq!(
+        e.handle(&mut early, 500, &mut ctl),
+        Verdict::Drop(Drop::NeighbourUnresolved)
+    );
+    assert_eq!(ctl.len(), 1);
+    let mut na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (RS_MAC, LB_MAC),
+        (RS6, LIP6),
+        RS6,
+        2,
+        RS_MAC,
+    );
+    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
+
+    let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let lport = checked6(&out);
+    assert!((40000..=40100).contains(&lport));
+    let want = tcp6(
+        (LB_MAC, LIP6, lport),
+        (RS_MAC, RS6, 8080),
+        (true, false),
+        b"",
+        63,
+    );
+    assert_eq!(out, want);
+
+    let synack = tcp6(
+        (RS_MAC, RS6, 8080),
+        (LB_MAC, LIP6, lport),
+        (true, true),
+        b"",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = tcp6(
+        (LB_MAC, VIP6, 80),
+        (CLIENT_MAC, CLIENT6, 33000),
+        (true, true),
+        b"",
+        63,
+    );
+    assert_eq!(out, want);
+
+    // The first ACK carries the client as DPVS's IPv6 TOA (kind 254, 20 bytes).
+    let ack = tcp6(client, vip, (false, true), b"hello", 64);
+    let (v, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let mut toa = vec![254, TOA6_LEN as u8];
+    toa.extend_from_slice(&33000u16.to_be_bytes());
+    toa.extend_from_slice(&CLIENT6.octets());
+    let want = tcp6_opts(
+        (LB_MAC, LIP6, lport),
+        (RS_MAC, RS6, 8080),
+        (false, true),
+        b"hello",
+        63,
+        &toa,
+    );
+    assert_eq!(out, want);
+    // Later data: no TOA.
+    let data = tcp6(client, vip, (false, true), b"more", 64);
+    let (_, out) = handle_grow(&mut e, &data, 13, &mut ctl);
+    assert_eq!(
+        out,
+        tcp6(
+            (LB_MAC, LIP6, lport),
+            (RS_MAC, RS6, 8080),
+            (false, true),
+            b"more",
+            63
+        )
+    );
+    assert_eq!(e.conn_count(), 1);
+    let svc = &e.snap.v6.services[0];
+    assert_eq!(svc.stats.snapshot().conns, 1);
+    assert_eq!(svc.servers[0].stats.snapshot().out_pkts, 1);
+}
+
+#[test]
+fn fnat6_udp_golden_both_directions() {
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let mut q = udp6(
+        (CLIENT_MAC, CLIENT6, 5000),
+        (LB_MAC, VIP6, 53),
+        b"query!",
+        64,
+    );
+    assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+    let lport = checked6(&q);
+    assert_eq!(
+        q,
+        udp6((LB_MAC, LIP6, lport), (RS_MAC, RS6, 5353), b"query!", 63)
+    );
+    let mut a = udp6((RS_MAC, RS6, 5353), (LB_MAC, LIP6, lport), b"answer", 64);
+    assert_eq!(e.handle(&mut a, 11, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        a,
+        udp6(
+            (LB_MAC, VIP6, 53),
+            (CLIENT_MAC, CLIENT6, 5000),
+            b"answer",
+            63
+        )
+    );
+}
+
+#[test]
+fn nat6_tcp_and_udp_golden_both_directions() {
+    let (mut e, mut ctl) = engine6(Forwarding::Nat, &[]);
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let mut syn = tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64);
+    assert_eq!(e.handle(&mut syn, 10, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        syn,
+        tcp6(
+            (LB_MAC, CLIENT6, 33000),
+            (RS_MAC, RS6, 8080),
+            (true, false),
+            b"",
+            63
+        )
+    );
+    checked6(&syn);
+    // The reply is addressed to the client, not to us.
+    let mut synack = tcp6(
+        (RS_MAC, RS6, 8080),
+        (LB_MAC, CLIENT6, 33000),
+        (true, true),
+        b"",
+        64,
+    );
+    assert_eq!(e.handle(&mut synack, 11, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        synack,
+        tcp6(
+            (LB_MAC, VIP6, 80),
+            (CLIENT_MAC, CLIENT6, 33000),
+            (true, true),
+            b"",
+            63
+        )
+    );
+    let mut q = udp6((CLIENT_MAC, CLIENT6, 5000), (LB_MAC, VIP6, 53), b"q", 64);
+    assert_eq!(e.handle(&mut q, 12, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        q,
+        udp6((LB_MAC, CLIENT6, 5000), (RS_MAC, RS6, 5353), b"q", 63)
+    );
+    let mut a = udp6((RS_MAC, RS6, 5353), (LB_MAC, CLIENT6, 5000), b"a", 64);
+    assert_eq!(e.handle(&mut a, 13, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        a,
+        udp6((LB_MAC, VIP6, 53), (CLIENT_MAC, CLIENT6, 5000), b"a", 63)
+    );
+    // The NAT real server's own traffic is the kernel's.
+    let mut own = tcp6(
+        (RS_MAC, RS6, 22),
+        (LB_MAC, CLIENT6, 999),
+        (true, false),
+        b"",
+        64,
+    );
+    assert_eq!(e.handle(&mut own, 14, &mut ctl), Verdict::Ignore);
+}
+
+#[test]
+fn dr6_tcp_and_udp_golden_mac_rewrite_only() {
+    let (mut e, mut ctl) = engine6(Forwarding::Dr, &[]);
+    for hop in [64, 1] {
+        let syn = tcp6(
+            (CLIENT_MAC, CLIENT6, 1000 + u16::from(hop)),
+            (LB_MAC, VIP6, 80),
+            (true, false),
+            b"",
+            hop,
+        );
+        let mut out = syn.clone();
+        assert_eq!(e.handle(&mut out, 10, &mut ctl), Verdict::Forward);
+        let mut want = syn;
+        want[..6].copy_from_slice(RS_MAC.as_bytes());
+        want[6..12].copy_from_slice(LB_MAC.as_bytes());
+        assert_eq!(out, want, "hop limit {hop} untouched");
+    }
+    let q = udp6((CLIENT_MAC, CLIENT6, 5000), (LB_MAC, VIP6, 53), b"q", 64);
+    let mut out = q.clone();
+    assert_eq!(e.handle(&mut out, 11, &mut ctl), Verdict::Forward);
+    assert_eq!(out[12..], q[12..]);
+    assert_eq!(out[..6], RS_MAC.0);
+}
+
+#[test]
+fn tun6_golden_ip6ip6() {
+    let (mut e, mut ctl) = engine6(Forwarding::Tun, &[LIP6]);
+    let syn = tcp6(
+        (CLIENT_MAC, CLIENT6, 1000),
+        (LB_MAC, VIP6, 80),
+        (true, false),
+        b"x",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    // Outer IPv6 LIP → RS, next header 41, hop limit copied; inner untouched.
+    let inner = &syn[ETH_LEN..];
+    let mut want = Vec::new();
+    PacketBuilder::ethernet2(LB_MAC.0, RS_MAC.0)
+        .ipv6(LIP6.octets(), RS6.octets(), 64)
+        .write(&mut want, etherparse::IpNumber(41), inner)
+        .expect("build ip6ip6");
+    assert_eq!(out, want);
+    // No room for 40 more bytes in `handle`.
+    let mut fixed = syn.clone();
+    assert_eq!(
+        e.handle(&mut fixed, 11, &mut ctl),
+        Verdict::Drop(Drop::NoRoom)
+    );
+    // Too big for the MTU once encapsulated.
+    let big = tcp6(
+        (CLIENT_MAC, CLIENT6, 1000),
+        (LB_MAC, VIP6, 80),
+        (false, true),
+        &[0; 1500 - 60 - 10],
+        64,
+    );
+    let (v, _) = handle_grow(&mut e, &big, 12, &mut ctl);
+    assert_eq!(v, Verdict::Drop(Drop::TunnelTooBig));
+}
+
+/// `frame` with an 8-byte extension header of type `ext` (hop-by-hop 0,
+/// destination options 60, fragment 44) inserted after the IPv6 header.
+fn with_ext(frame: &[u8], ext: u8) -> Vec<u8> {
+    let at = ETH_LEN + 40;
+    let mut out = frame[..at].to_vec();
+    let next = out[ETH_LEN + 6];
+    out[ETH_LEN + 6] = ext;
+    let plen = u16::from_be_bytes([out[ETH_LEN + 4], out[ETH_LEN + 5]]) + 8;
+    out[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&plen.to_be_bytes());
+    // Next header, length 0 (8 bytes), PadN padding (or a fragment offset 0
+    // with more fragments).
+    if ext == 44 {
+        out.extend_from_slice(&[next, 0, 0, 1, 0, 0, 0, 7]);
+    } else {
+        out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+    }
+    out.extend_from_slice(&frame[at..]);
+    out
+}
+
+#[test]
+fn extension_headers_are_skipped_and_fragments_dropped() {
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let syn = tcp6(
+        (CLIENT_MAC, CLIENT6, 7),
+        (LB_MAC, VIP6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    let mut two = with_ext(&with_ext(&syn, 60), 0);
+    assert_eq!(e.handle(&mut two, 10, &mut ctl), Verdict::Forward);
+    let lport = checked6(&two);
+    let plain = tcp6(
+        (LB_MAC, LIP6, lport),
+        (RS_MAC, RS6, 8080),
+        (true, false),
+        b"",
+        63,
+    );
+    assert_eq!(
+        two,
+        with_ext(&with_ext(&plain, 60), 0),
+        "headers kept, TCP rewritten"
+    );
+    let mut frag = with_ext(
+        &tcp6(
+            (CLIENT_MAC, CLIENT6, 8),
+            (LB_MAC, VIP6, 80),
+            (true, false),
+            b"",
+            64,
+        ),
+        44,
+    );
+    assert_eq!(
+        e.handle(&mut frag, 11, &mut ctl),
+        Verdict::Drop(Drop::Fragment)
+    );
+    assert_eq!(e.drops.get(Drop::Fragment), 1);
+}
+
+#[test]
+fn bad_ipv6_packets_are_counted_under_their_reason() {
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let good = tcp6(
+        (CLIENT_MAC, CLIENT6, 1),
+        (LB_MAC, VIP6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    let cases: Vec<(Vec<u8>, Drop)> = vec![
+        (
+            tcp6(
+                (CLIENT_MAC, CLIENT6, 2),
+                (LB_MAC, VIP6, 80),
+                (false, true),
+                b"",
+                64,
+            ),
+            Drop::NoConnection,
+        ),
+        (
+            tcp6(
+                (CLIENT_MAC, CLIENT6, 3),
+                (LB_MAC, VIP6, 81),
+                (true, false),
+                b"",
+                64,
+            ),
+            Drop::NoService,
+        ),
+        (
+            tcp6(
+                (CLIENT_MAC, CLIENT6, 4),
+                (LB_MAC, VIP6, 80),
+                (true, false),
+                b"",
+                1,
+            ),
+            Drop::TtlExceeded,
+        ),
+        // Payload length past the frame.
+        (good[..good.len() - 4].to_vec(), Drop::Truncated),
+        // TCP header cut short (payload length says so too).
+        (
+            {
+                let mut f = good[..ETH_LEN + 40 + 10].to_vec();
+                f[ETH_LEN + 4..ETH_LEN + 6].copy_from_slice(&10u16.to_be_bytes());
+                f
+            },
+            Drop::Truncated,
+        ),
+        // Extension header running past the payload.
+        (
+            {
+                let mut f = with_ext(&good, 0);
+                f[ETH_LEN + 41] = 200;
+                f
+            },
+            Drop::Truncated,
+        ),
+        (
+            tcp6(
+                (RS_MAC, RS6, 8080),
+                (LB_MAC, LIP6, 40050),
+                (false, true),
+                b"",
+                64,
+            ),
+            Drop::NoConnection,
+        ),
+    ];
+    for (mut f, want) in cases {
+        assert_eq!(
+            e.handle(&mut f, 0, &mut ctl),
+            Verdict::Drop(want),
+            "{want:?}"
+        );
+        assert!(e.drops.get(want) >= 1);
+    }
+    for n in 0..good.len() {
+        let mut f = good[..n].to_vec();
+        assert_ne!(
+            e.handle(&mut f, 0, &mut ctl),
+            Verdict::Forward,
+            "prefix {n}"
+        );
+    }
+    // Not our address: the kernel's.
+    let mut other = tcp6(
+        (CLIENT_MAC, CLIENT6, 1),
+        (LB_MAC, CLIENT6, 22),
+        (true, false),
+        b"",
+        64,
+    );
+    assert_eq!(e.handle(&mut other, 0, &mut ctl), Verdict::Ignore);
+    // IPv4 and IPv6 connections live side by side.
+    assert_eq!(e.conn_count(), 0);
+    let mut ok = good.clone();
+    assert_eq!(e.handle(&mut ok, 0, &mut ctl), Verdict::Forward);
+    assert_eq!(e.conn_count(), 1);
+}
