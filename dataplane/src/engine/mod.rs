@@ -620,46 +620,18 @@ impl Engine {
             sport: q.src_port,
             dport: q.dst_port,
         };
-        let (conn, mode, tunnel_src) = self.v4.quoted_conn(&quoted, dir, ttl, now_ms)?;
-        let l3 = &mut buf[ETH_LEN..len];
-        let (len, mac) = match (dir, mode) {
-            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
-                let mac = self.v4.dest_mac(conn.dest, now_ms, ctl)?;
-                // To the real server, about what it sent: RS → LIP (FNAT)
-                // or RS → client (NAT), the connection's reply key.
-                let src = if mode == Forwarding::Fnat {
-                    conn.out_key.dst
-                } else {
-                    sender
-                };
-                translate_icmp(
-                    l3,
-                    (hl, tl),
-                    (src, conn.out_key.src),
-                    &q,
-                    &quoted,
-                    &conn.out_key,
-                );
-                (len, mac)
-            }
-            (Dir::In, Forwarding::Dr) => (len, self.v4.dest_mac(conn.dest, now_ms, ctl)?),
-            (Dir::In, Forwarding::Tun) => {
-                let mac = self.v4.dest_mac(conn.dest, now_ms, ctl)?;
-                let src = tunnel_src.ok_or(Drop::NoTunnelSource)?;
-                (encapsulate(buf, tl, src, conn.out_key.src)?, mac)
-            }
-            (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
-                // To the client, about what it sent: client → VIP.
-                let outer = (conn.in_key.dst, conn.in_key.src);
-                translate_icmp(l3, (hl, tl), outer, &q, &quoted, &conn.in_key);
-                (len, conn.client_mac)
-            }
-            (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
-        };
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
-        eth.set_src_addr(self.mac);
-        eth.set_dst_addr(mac);
-        Ok((Verdict::Forward, len))
+        let found = self.v4.quoted_conn(&quoted, dir, ttl, now_ms)?;
+        self.v4.icmp_onward(
+            found,
+            (dir, sender),
+            (buf, len, tl),
+            now_ms,
+            ctl,
+            |buf, outer, new| {
+                let l3 = &mut buf[ETH_LEN..len];
+                translate_icmp(l3, (hl, tl), outer, &q, &quoted, new);
+            },
+        )
     }
 }
 
@@ -1013,6 +985,56 @@ impl<A: Family> Side<A> {
         let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
         check_ttl(mode, ttl)?;
         Ok((conn, mode, tunnel_src))
+    }
+
+    /// Sends on an ICMP error from side `dir` (outer source `sender`)
+    /// about connection `conn` (found by [`Side::quoted_conn`], with its
+    /// forwarding method and tunnel source), as LVS's `ip_vs_nat_icmp`:
+    /// FNAT and NAT translate it with `translate(buf, (src, dst), key)`
+    /// (outer addresses, the quoted packet's new 5-tuple): to the real
+    /// server about what it sent (the reply key; from the LIP for FNAT, from
+    /// the sender for NAT), or to the client about what it sent (client →
+    /// VIP, from the VIP). DR and TUN pass client-side errors on untouched
+    /// (MAC rewrite, encapsulation). The frame is `buf[..len]`, its IP
+    /// packet `tl` long. Returns the verdict and the frame's new length.
+    #[allow(clippy::type_complexity)]
+    fn icmp_onward(
+        &mut self,
+        (conn, mode, tunnel_src): (Conn<A>, Forwarding, Option<A>),
+        (dir, sender): (Dir, A),
+        (buf, len, tl): (&mut [u8], usize, usize),
+        now_ms: u64,
+        ctl: &mut Burst,
+        translate: impl FnOnce(&mut [u8], (A, A), &Key<A>),
+    ) -> Result<(Verdict, usize), Drop> {
+        let (len, mac) = match (dir, mode) {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let src = if mode == Forwarding::Fnat {
+                    conn.out_key.dst
+                } else {
+                    sender
+                };
+                translate(buf, (src, conn.out_key.src), &conn.out_key);
+                (len, mac)
+            }
+            (Dir::In, Forwarding::Dr) => (len, self.dest_mac(conn.dest, now_ms, ctl)?),
+            (Dir::In, Forwarding::Tun) => {
+                let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
+                let src = tunnel_src.ok_or(Drop::NoTunnelSource)?;
+                (A::encapsulate(buf, tl, src, conn.out_key.src)?, mac)
+            }
+            (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
+                let outer = (conn.in_key.dst, conn.in_key.src);
+                translate(buf, outer, &conn.in_key);
+                (len, conn.client_mac)
+            }
+            (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
+        };
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(mac);
+        Ok((Verdict::Forward, len))
     }
 
     /// The MAC of a destination's server: cached while no neighbour

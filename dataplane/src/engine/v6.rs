@@ -8,7 +8,6 @@ use std::net::Ipv6Addr;
 use super::{
     adjust_l4, toa_room, wire_drop, Dir, Engine, Parsed, Stage, Verdict, ETH_LEN, TUNNEL_MTU,
 };
-use crate::command::Forwarding;
 use crate::conn::{FlowKey6, Key, TcpFlags};
 use crate::io::Burst;
 use crate::stats::Drop;
@@ -349,53 +348,19 @@ impl Engine {
             sport: q.src_port,
             dport: q.dst_port,
         };
-        let (conn, mode, tunnel_src) = self.v6.quoted_conn(&quoted, dir, hop, now_ms)?;
-        let msg = ETH_LEN + offset..ETH_LEN + tl;
-        let (len, mac) = match (dir, mode) {
-            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
-                let mac = self.v6.dest_mac(conn.dest, now_ms, ctl)?;
-                let from = if mode == Forwarding::Fnat {
-                    conn.out_key.dst
-                } else {
-                    src
-                };
-                let outer = (from, conn.out_key.src);
-                translate_icmp6(
-                    &mut buf[ETH_LEN..],
-                    msg.len(),
-                    offset,
-                    outer,
-                    &q,
-                    &quoted,
-                    &conn.out_key,
-                );
-                (len, mac)
-            }
-            (Dir::In, Forwarding::Dr) => (len, self.v6.dest_mac(conn.dest, now_ms, ctl)?),
-            (Dir::In, Forwarding::Tun) => {
-                let mac = self.v6.dest_mac(conn.dest, now_ms, ctl)?;
-                let from = tunnel_src.ok_or(Drop::NoTunnelSource)?;
-                (encapsulate(buf, tl, from, conn.out_key.src)?, mac)
-            }
-            (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
-                let outer = (conn.in_key.dst, conn.in_key.src);
-                translate_icmp6(
-                    &mut buf[ETH_LEN..],
-                    msg.len(),
-                    offset,
-                    outer,
-                    &q,
-                    &quoted,
-                    &conn.in_key,
-                );
-                (len, conn.client_mac)
-            }
-            (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
-        };
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
-        eth.set_src_addr(self.mac);
-        eth.set_dst_addr(mac);
-        Ok((Verdict::Forward, len))
+        let found = self.v6.quoted_conn(&quoted, dir, hop, now_ms)?;
+        let msg_len = tl - offset;
+        self.v6.icmp_onward(
+            found,
+            (dir, src),
+            (buf, len, tl),
+            now_ms,
+            ctl,
+            |buf, outer, new| {
+                let l3 = &mut buf[ETH_LEN..];
+                translate_icmp6(l3, msg_len, offset, outer, &q, &quoted, new);
+            },
+        )
     }
 }
 
