@@ -289,6 +289,19 @@ fn fnat_udp_round_trip() {
     assert_eq!(inspect(&a).2, VIP);
 }
 
+/// Each case is dropped and counted under its reason, and no prefix of
+/// the `good` frame is forwarded (nor panics).
+fn assert_drops(e: &mut Engine, ctl: &mut Burst, cases: Vec<(Vec<u8>, Drop)>, good: &[u8]) {
+    for (mut f, want) in cases {
+        assert_eq!(e.handle(&mut f, 0, ctl), Verdict::Drop(want), "{want:?}");
+        assert!(e.drops.get(want) >= 1);
+    }
+    for n in 0..good.len() {
+        let mut f = good[..n].to_vec();
+        assert_ne!(e.handle(&mut f, 0, ctl), Verdict::Forward, "prefix {n}");
+    }
+}
+
 #[test]
 fn bad_packets_are_counted_under_their_reason() {
     let (mut e, mut ctl) = engine();
@@ -325,19 +338,7 @@ fn bad_packets_are_counted_under_their_reason() {
             Drop::NoConnection,
         ),
     ];
-    for (mut f, want) in cases {
-        assert_eq!(e.handle(&mut f, 0, &mut ctl), Verdict::Drop(want));
-        assert!(e.drops.get(want) >= 1);
-    }
-    // Every prefix of a good frame: never a panic, never forwarded.
-    for n in 0..good.len() {
-        let mut f = good[..n].to_vec();
-        assert_ne!(
-            e.handle(&mut f, 0, &mut ctl),
-            Verdict::Forward,
-            "prefix {n}"
-        );
-    }
+    assert_drops(&mut e, &mut ctl, cases, &good);
     // Traffic to addresses we do not own is the kernel's business.
     let mut other = tcp(
         (CLIENT_MAC, CLIENT, 1),

@@ -678,22 +678,7 @@ fn bad_ipv6_packets_are_counted_under_their_reason() {
             Drop::NoConnection,
         ),
     ];
-    for (mut f, want) in cases {
-        assert_eq!(
-            e.handle(&mut f, 0, &mut ctl),
-            Verdict::Drop(want),
-            "{want:?}"
-        );
-        assert!(e.drops.get(want) >= 1);
-    }
-    for n in 0..good.len() {
-        let mut f = good[..n].to_vec();
-        assert_ne!(
-            e.handle(&mut f, 0, &mut ctl),
-            Verdict::Forward,
-            "prefix {n}"
-        );
-    }
+    assert_drops(&mut e, &mut ctl, cases, &good);
     // Not our address: the kernel's.
     let mut other = tcp6(
         (CLIENT_MAC, CLIENT6, 1),
