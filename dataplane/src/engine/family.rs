@@ -168,12 +168,12 @@ impl Family for Ipv6Addr {
     fn interface(s: &Snapshot) -> Option<Ipv6Addr> {
         s.v6.interface
     }
-    /// IPv6 granularity is a prefix length; the IPv4 default (32, one
-    /// host) means one host (/128) here too.
+    /// IPv6 granularity is a prefix length, except that the default (32,
+    /// one IPv4 host) means one host (/128) here too.
     fn network(self, p: Persistence) -> Ipv6Addr {
         let bits = match p.granularity {
-            32.. => 128,
-            g => u32::from(g),
+            32 => 128,
+            g => u32::from(g.min(128)),
         };
         let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
         Ipv6Addr::from(u128::from(self) & mask)

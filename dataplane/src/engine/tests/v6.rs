@@ -983,3 +983,153 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn burst_of_ipv4_and_ipv6_gives_the_same_results_as_frame_by_frame() {
+    let both = || {
+        let v4 = Arc::try_unwrap(snapshot()).expect("sole owner");
+        let v6 = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6]))
+            .expect("sole owner")
+            .v6;
+        Arc::new(Snapshot { v6, ..v4 })
+    };
+    let c6 = |port| (CLIENT_MAC, CLIENT6, port);
+    let v6 = (LB_MAC, VIP6, 80);
+    let mut frames = vec![
+        // Unresolved IPv6 server: dropped, then the NA in the same burst
+        // resolves it for the frames after it.
+        tcp6(c6(1), v6, (true, false), b"", 64),
+        nd(
+            NEIGHBOR_ADVERT,
+            0x60,
+            (RS_MAC, LB_MAC),
+            (RS6, LIP6),
+            RS6,
+            2,
+            RS_MAC,
+        ),
+        arp(ArpOperation::Reply, RS_MAC, RS, LIP),
+        tcp6(c6(1), v6, (true, false), b"", 64),
+        tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b""),
+        tcp6(c6(1), v6, (false, true), b"data", 64),
+        udp6(c6(3), (LB_MAC, VIP6, 53), b"q", 64),
+        tcp6(c6(2), v6, (false, true), b"", 64),
+    ];
+    for port in 0..(PIPELINE as u16 + 10) {
+        frames.push(tcp6(c6(1000 + port), v6, (true, false), b"", 64));
+    }
+    let mut single = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    let mut ctl = Burst::new(16);
+    single.set_snapshot(both(), 0, &mut ctl);
+    let want: Vec<(Verdict, Vec<u8>)> = frames
+        .iter()
+        .map(|f| handle_grow(&mut single, f, 5, &mut ctl))
+        .collect();
+    let mut burst = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    burst.set_snapshot(both(), 0, &mut ctl);
+    let mut rx = Burst::new(frames.len());
+    for f in &frames {
+        assert!(rx.push(f));
+    }
+    let mut got = Vec::new();
+    burst.handle_burst(rx.frames_mut(), 5, &mut ctl, |f, v| {
+        got.push((v, f.data().to_vec()));
+    });
+    assert_eq!(got, want);
+    assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
+    assert_eq!(want[3].0, Verdict::Forward);
+    assert_eq!(want[4].0, Verdict::Forward, "IPv4 alongside");
+    assert_eq!(want[5].1.len(), frames[5].len() + TOA6_LEN);
+    assert_eq!(want[7].0, Verdict::Drop(Drop::NoConnection));
+    assert_eq!(burst.conn_count(), 3 + PIPELINE + 10);
+    // Both tables are listed.
+    let (mut views, mut from) = (Vec::new(), Some(0));
+    while let Some(f) = from {
+        from = burst.scan_conns(f, 256, 5, &mut views);
+    }
+    assert_eq!(views.len(), burst.conn_count());
+    assert!(views.iter().any(|v| v.vip == (VIP6.into(), 80)));
+    assert!(views.iter().any(|v| v.vip == (VIP.into(), 80)));
+}
+
+#[test]
+fn ipv6_persistence_keeps_a_client_network_on_one_server() {
+    let rs2: Ipv6Addr = "fd00::4".parse().expect("ip");
+    let server = |addr| ServerSnap {
+        addr,
+        port: 8080,
+        stats: Arc::default(),
+    };
+    let persistence = |granularity| Persistence {
+        timeout_s: 60,
+        granularity,
+    };
+    for (granularity, other_client_same_server) in [(32, false), (64, true)] {
+        let mut v6 = Snapshot6 {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: VIP6.into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::default(),
+                servers: vec![server(RS6), server(rs2)],
+                table: SchedTable::build(Scheduler::Rr, &[1, 1]),
+                local_addrs: vec![LIP6],
+            }],
+            owned_vips: vec![VIP6],
+            local_addrs: vec![LIP6],
+            neighbours: vec![(RS6, LIP6), (rs2, LIP6)],
+            persistence: vec![Some(persistence(granularity))],
+            ..Snapshot6::default()
+        };
+        v6.lookup.insert((VIP6, 80, 6), 0);
+        let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+        let mut ctl = Burst::new(16);
+        e.set_snapshot(
+            Arc::new(Snapshot {
+                v6,
+                ..Snapshot::default()
+            }),
+            0,
+            &mut ctl,
+        );
+        for ip in [RS6, rs2] {
+            let mut na = nd(
+                NEIGHBOR_ADVERT,
+                0x60,
+                (RS_MAC, LB_MAC),
+                (ip, LIP6),
+                ip,
+                2,
+                RS_MAC,
+            );
+            e.handle(&mut na, 1, &mut ctl);
+        }
+        let mut sent_to = |client: Ipv6Addr, port| {
+            let mut syn = tcp6(
+                (CLIENT_MAC, client, port),
+                (LB_MAC, VIP6, 80),
+                (true, false),
+                b"",
+                64,
+            );
+            assert_eq!(e.handle(&mut syn, 10, &mut ctl), Verdict::Forward);
+            Ipv6Packet::new_checked(&syn[ETH_LEN..])
+                .expect("ipv6")
+                .dst_addr()
+        };
+        let first = sent_to(CLIENT6, 1);
+        for port in 2..6 {
+            assert_eq!(sent_to(CLIENT6, port), first, "/{granularity}: same client");
+        }
+        // A neighbour in the same /64: rr would pick the other server next.
+        let neighbour: Ipv6Addr = "2001:db8::3".parse().expect("ip");
+        let got = sent_to(neighbour, 1);
+        assert_eq!(
+            got == first,
+            other_client_same_server,
+            "/{granularity}: {got}"
+        );
+    }
+}
