@@ -144,14 +144,27 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
 }
 
-/// Refuses `ip` as a `what` of a service whose VIP is `vip` when the
-/// families differ (NAT64 is not supported).
-fn same_family(vip: IpAddr, ip: IpAddr, what: &str) -> Result<(), CommandError> {
-    if vip.is_ipv4() == ip.is_ipv4() {
+/// Whether service `spec` talks to its real servers over IPv4: its VIP's
+/// family, except NAT64 (FNAT with an IPv6 VIP and IPv4 local addresses).
+fn servers_v4(spec: &ServiceSpec) -> bool {
+    match spec.local_addrs.first() {
+        Some(lip) if spec.forwarding == Forwarding::Fnat => lip.is_ipv4(),
+        _ => spec.key.addr.is_ipv4(),
+    }
+}
+
+/// Refuses `ip` as a `what` (local address, real server) of service
+/// `spec` when it is not of the family the service uses towards its
+/// servers.
+fn same_family(spec: &ServiceSpec, ip: IpAddr, what: &str) -> Result<(), CommandError> {
+    if servers_v4(spec) == ip.is_ipv4() {
         return Ok(());
     }
     Err(CommandError::Unsupported {
-        what: format!("{what} {ip} of another address family than virtual server {vip}"),
+        what: format!(
+            "{what} {ip} of another address family than virtual server {} (NAT64: FNAT with IPv4 local addresses only)",
+            spec.key.addr
+        ),
     })
 }
 
@@ -225,8 +238,13 @@ impl Dataplane {
                         ),
                     });
                 }
+                if spec.key.addr.is_ipv4() && !servers_v4(&spec) {
+                    return Err(CommandError::Unsupported {
+                        what: format!("IPv6 local addresses for IPv4 virtual server {}", spec.key),
+                    });
+                }
                 for &a in &spec.local_addrs {
-                    same_family(spec.key.addr, a, "local address")?;
+                    same_family(&spec, a, "local address")?;
                 }
                 self.services.insert(
                     spec.key,
@@ -244,9 +262,9 @@ impl Dataplane {
                     .ok_or(CommandError::NoSuchService(key))?;
             }
             Command::AddRealServer { service, server } => {
-                same_family(service.addr, server.addr.ip(), "real server")?;
                 let workers = self.cfg.workers;
                 let svc = self.service_mut(&service)?;
+                same_family(&svc.spec, server.addr.ip(), "real server")?;
                 if svc.servers.iter().any(|s| s.spec.addr == server.addr) {
                     return Err(CommandError::ServerExists {
                         service,
@@ -298,8 +316,17 @@ impl Dataplane {
     }
 
     fn build_snapshot(&self) -> Snapshot {
-        let v4: Built<Ipv4Addr> = self.build_family(self.interface_v4);
+        let mut v4: Built<Ipv4Addr> = self.build_family(self.interface_v4);
         let v6: Built<Ipv6Addr> = self.build_family(None);
+        // NAT64 local addresses are IPv4's to answer ARP for and receive on.
+        let nat64_lips: BTreeSet<Ipv4Addr> = v6
+            .services
+            .iter()
+            .flat_map(|s| s.local_addrs.iter().filter_map(|a| a.to_ipv4_mapped()))
+            .collect();
+        let mut lips: BTreeSet<Ipv4Addr> = v4.local_addrs.drain(..).collect();
+        lips.extend(&nat64_lips);
+        v4.local_addrs = lips.into_iter().collect();
         Snapshot {
             services: v4.services,
             lookup: v4.lookup,
@@ -320,6 +347,7 @@ impl Dataplane {
                 nat_servers: v6.nat_servers,
                 interface: None,
                 persistence: v6.persistence,
+                nat64_lips: nat64_lips.into_iter().collect(),
             },
         }
     }
@@ -344,18 +372,19 @@ impl Dataplane {
             let (Some(vip), true) = (A::from_ip(key.addr), self.owned(key.addr)) else {
                 continue;
             };
+            let nat64 = key.addr.is_ipv6() && servers_v4(&svc.spec);
             let local_addrs: Vec<A> = svc
                 .spec
                 .local_addrs
                 .iter()
-                .filter_map(|&a| A::from_ip(a))
+                .filter_map(|&a| A::from_ip_for(a, nat64))
                 .collect();
             let servers: Vec<ServerSnap<A>> = svc
                 .servers
                 .iter()
                 .filter_map(|s| {
                     Some(ServerSnap {
-                        addr: A::from_ip(s.spec.addr.ip())?,
+                        addr: A::from_ip_for(s.spec.addr.ip(), nat64)?,
                         port: s.spec.addr.port(),
                         stats: Arc::clone(&s.stats),
                     })
@@ -387,7 +416,7 @@ impl Dataplane {
                 }
             }
             vips.insert(vip);
-            lips.extend(local_addrs.iter().copied());
+            lips.extend(local_addrs.iter().copied().filter(|a| !a.is_mapped()));
             built
                 .lookup
                 .insert((vip, key.port, key.protocol.number()), built.services.len());
@@ -573,7 +602,7 @@ mod tests {
         s.key.addr = ip("fd00::100");
         let mut mixed = s.clone();
         mixed.key.port = 81;
-        mixed.local_addrs = vec![ip("10.0.0.200")];
+        mixed.local_addrs = vec![ip("fd00::201"), ip("10.0.0.200")];
         assert!(dp.apply(Command::AddService(mixed)).is_err());
         dp.apply(Command::AddService(s.clone()))
             .expect("IPv6 service");
@@ -606,6 +635,54 @@ mod tests {
         assert_eq!(v6.neighbours, [(v6ip(rs6), v6ip(lip))]);
         assert_eq!(v6.lookup.get(&(v6ip(vip), 80, 6)), Some(&0));
         assert_eq!(v6.services[0].servers[0].addr, v6ip(rs6));
+    }
+
+    #[test]
+    fn nat64_services_map_ipv4_servers_and_local_addresses() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let lip = Ipv4Addr::new(10, 0, 0, 200);
+        let mut s = spec(80, Forwarding::Fnat, vec![lip.into()]);
+        s.key.addr = ip("fd00::100");
+        let mut dr = s.clone();
+        dr.key.port = 81;
+        dr.forwarding = Forwarding::Dr;
+        dr.local_addrs.clear();
+        dp.apply(Command::AddService(s.clone()))
+            .expect("NAT64 service");
+        dp.apply(Command::AddService(dr.clone()))
+            .expect("IPv6 DR service");
+        let rs4 = RealServerSpec {
+            addr: SocketAddr::new(RS.into(), 8080),
+            weight: 1,
+        };
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server: rs4,
+        })
+        .expect("IPv4 server of a NAT64 service");
+        assert!(
+            dp.apply(Command::AddRealServer {
+                service: dr.key,
+                server: rs4,
+            })
+            .is_err(),
+            "NAT64 is FNAT only"
+        );
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.local_addrs, [lip], "ARP is answered for the NAT64 LIP");
+        assert_eq!(snap.v6.nat64_lips, [lip]);
+        assert!(
+            snap.v6.local_addrs.is_empty(),
+            "no NS answers for mapped addresses"
+        );
+        let svc = &snap.v6.services[0];
+        assert_eq!(svc.servers[0].addr, RS.to_ipv6_mapped());
+        assert_eq!(svc.local_addrs, [lip.to_ipv6_mapped()]);
+        assert_eq!(
+            snap.v6.neighbours,
+            [(RS.to_ipv6_mapped(), lip.to_ipv6_mapped())]
+        );
     }
 
     #[test]

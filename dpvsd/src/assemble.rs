@@ -236,13 +236,16 @@ fn service(
         }
         None => Vec::new(),
         Some(name) => match model.local_address_groups.iter().find(|g| &g.name == name) {
-            // A group may mix families; the service uses its VIP's.
-            Some(g) => g
-                .addresses
-                .iter()
-                .map(|a| a.addr)
-                .filter(|a| a.is_ipv4() == vs.addr.is_ipv4())
-                .collect(),
+            // A group may mix families; the service uses its VIP's, or
+            // (NAT64: an IPv6 VIP, IPv4 servers) IPv4 when it has no other.
+            Some(g) => {
+                let all: Vec<IpAddr> = g.addresses.iter().map(|a| a.addr).collect();
+                let same = |a: &&IpAddr| a.is_ipv4() == vs.addr.is_ipv4();
+                match all.iter().any(|a| same(&a)) {
+                    true => all.iter().filter(same).copied().collect(),
+                    false => all,
+                }
+            }
             None => {
                 errors.push(err(
                     loc,
@@ -524,6 +527,16 @@ mod lb_kind_tests {
             p.services[0].servers[0].spec.addr,
             "[fd00::2]:8080".parse().expect("sa")
         );
+    }
+
+    #[test]
+    fn nat64_services_take_ipv4_local_addresses_when_the_group_has_no_ipv6() {
+        let text = "local_address_group l {\n  10.0.0.9 eth0\n}\nvirtual_server fd00::1 80 {\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n  real_server 10.0.0.2 8080 {\n  }\n}\n";
+        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let p = assemble(&loaded.model).expect("NAT64 plan");
+        let lip: IpAddr = "10.0.0.9".parse().expect("ip");
+        assert_eq!(p.services[0].spec.local_addrs, [lip]);
     }
 
     #[test]

@@ -46,10 +46,26 @@ pub trait Family: IpAddress {
     /// The scheduler hash [`SchedTable::pick`] needs for a flow `src → dst`.
     fn flow_hash(table: &SchedTable, src: Self, dst: Self) -> u32;
 
-    /// Rewrites the validated packet `l3` (L4 header at `hl`, total length
-    /// `tl`) from 5-tuple `old` to `new`, TTL / hop limit − 1, checksums
-    /// updated incrementally.
-    fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &Key<Self>, new: &Key<Self>);
+    /// Rewrites the validated packet at the start of `l3` (L4 header at
+    /// `hl`, total length `tl`; the rest of `l3` is room to grow) from
+    /// 5-tuple `old` to `new`, TTL / hop limit − 1, checksums updated
+    /// incrementally. Returns the packet's new length when it changed
+    /// (NAT64 translates between IPv6 and IPv4 headers).
+    fn rewrite(
+        l3: &mut [u8],
+        hl: usize,
+        tl: usize,
+        old: &Key<Self>,
+        new: &Key<Self>,
+    ) -> Result<Option<usize>, Drop>;
+
+    /// An address of this family for `ip`; with `nat64`, IPv4 addresses
+    /// also map into IPv6 (`::ffff:a.b.c.d`, see [`super::v6`]).
+    fn from_ip_for(ip: std::net::IpAddr, nat64: bool) -> Option<Self>;
+
+    /// Whether this is an IPv4 address mapped into IPv6 (a NAT64 real
+    /// server or local address).
+    fn is_mapped(self) -> bool;
 
     /// Inserts a TOA option carrying `client` into the rewritten TCP segment
     /// `src → dst`; `None` when there is no room. Returns the new frame length.
@@ -109,8 +125,22 @@ impl Family for Ipv4Addr {
         table.flow_hash(src, dst)
     }
     #[inline]
-    fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &Key<Self>, new: &Key<Self>) {
+    fn rewrite(
+        l3: &mut [u8],
+        hl: usize,
+        tl: usize,
+        old: &Key<Self>,
+        new: &Key<Self>,
+    ) -> Result<Option<usize>, Drop> {
         rewrite(l3, hl, tl, old, new);
+        Ok(None)
+    }
+    fn from_ip_for(ip: std::net::IpAddr, _: bool) -> Option<Ipv4Addr> {
+        Ipv4Addr::from_ip(ip)
+    }
+    #[inline]
+    fn is_mapped(self) -> bool {
+        false
     }
     fn insert_toa(
         buf: &mut [u8],
@@ -189,8 +219,23 @@ impl Family for Ipv6Addr {
             HashTarget::DstAddr => addr_hash(fold(dst)),
         }
     }
-    fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &Key<Self>, new: &Key<Self>) {
-        v6::rewrite(l3, hl, tl, old, new);
+    fn rewrite(
+        l3: &mut [u8],
+        hl: usize,
+        tl: usize,
+        old: &Key<Self>,
+        new: &Key<Self>,
+    ) -> Result<Option<usize>, Drop> {
+        v6::rewrite(l3, hl, tl, old, new)
+    }
+    fn from_ip_for(ip: std::net::IpAddr, nat64: bool) -> Option<Ipv6Addr> {
+        match ip {
+            std::net::IpAddr::V6(a) => Some(a),
+            std::net::IpAddr::V4(a) => nat64.then(|| a.to_ipv6_mapped()),
+        }
+    }
+    fn is_mapped(self) -> bool {
+        self.to_ipv4_mapped().is_some()
     }
     fn insert_toa(
         buf: &mut [u8],
@@ -204,10 +249,18 @@ impl Family for Ipv6Addr {
     fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize, Drop> {
         v6::encapsulate(buf, tl, src, dst)
     }
+    /// NAT64 real servers (mapped IPv4) are asked by ARP.
     fn solicit(ctl: &mut Burst, mac: MacAddr, source: Ipv6Addr, target: Ipv6Addr) -> bool {
-        v6::push_ns(ctl, mac, source, target)
+        match target.to_ipv4_mapped() {
+            Some(t) => {
+                let s = source.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
+                push_arp_request(ctl, mac, s, t)
+            }
+            None => v6::push_ns(ctl, mac, source, target),
+        }
     }
+    /// Mapped IPv4 addresses are announced by the IPv4 side.
     fn announce(ctl: &mut Burst, mac: MacAddr, ip: Ipv6Addr) -> bool {
-        v6::push_unsolicited_na(ctl, mac, ip)
+        ip.is_mapped() || v6::push_unsolicited_na(ctl, mac, ip)
     }
 }

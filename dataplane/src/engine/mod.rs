@@ -143,6 +143,9 @@ pub struct Snapshot6 {
     pub nat_servers: Vec<Ipv6Addr>,
     pub interface: Option<Ipv6Addr>,
     pub persistence: Vec<Option<Persistence>>,
+    /// The IPv4 local addresses of NAT64 services (sorted; also in the
+    /// IPv4 `local_addrs`): replies to them belong to IPv6 connections.
+    pub nat64_lips: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {
@@ -475,7 +478,15 @@ impl Engine {
     ) -> (Verdict, usize) {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
-            Stage::Ipv4(p) => self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl),
+            Stage::Ipv4(p) => match self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl) {
+                // A reply to a NAT64 local address: its connection is IPv6's.
+                (Verdict::Drop(Drop::NoConnection), _)
+                    if p.dir == Dir::Out && !self.snap.v6.nat64_lips.is_empty() =>
+                {
+                    self.nat64_reply(buf, len, &p, now_ms, ctl)
+                }
+                x => x,
+            },
             Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
@@ -510,8 +521,10 @@ impl Engine {
         let Ok(req) = ArpRepr::parse(&arp) else {
             return Verdict::Ignore;
         };
-        self.v4
-            .learn(req.source_protocol_addr, req.source_hardware_addr);
+        let (ip, mac) = (req.source_protocol_addr, req.source_hardware_addr);
+        self.v4.learn(ip, mac);
+        // A NAT64 real server (mapped on the IPv6 side) answers ARP too.
+        self.v6.learn(ip.to_ipv6_mapped(), mac);
         if req.operation != ArpOperation::Request
             || !self.answers_for(req.target_protocol_addr)
             || req.source_protocol_addr == req.target_protocol_addr
@@ -635,6 +648,17 @@ impl Engine {
     }
 }
 
+/// After NAT64 changed the frame's IP packet to `l3_len` bytes of another
+/// version: the EtherType that goes with it, and the frame's new length.
+fn translated(buf: &mut [u8], l3_len: usize) -> usize {
+    let ethertype = match buf.get(ETH_LEN).map(|b| b >> 4) {
+        Some(4) => EtherType::Ipv4,
+        _ => EtherType::Ipv6,
+    };
+    EthernetFrame::new_unchecked(&mut *buf).set_ethertype(ethertype);
+    ETH_LEN + l3_len
+}
+
 /// The sweep slots due at `now_ms` for a table of `cap` slots of which
 /// `swept` were visited: one pass per [`SWEEP_PERIOD_MS`], falling at most
 /// one pass behind, at most `budget` a call.
@@ -754,14 +778,21 @@ impl<A: Family> Side<A> {
             Err(reason) => return (Verdict::Drop(reason), len),
         };
         let len = match action {
-            Action::Nat(new) => {
-                A::rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
-                len
-            }
+            Action::Nat(new) => match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, &new) {
+                Ok(None) => len,
+                Ok(Some(n)) => translated(buf, n),
+                Err(reason) => return (Verdict::Drop(reason), len),
+            },
             Action::NatToa(new) => {
-                A::rewrite(&mut buf[ETH_LEN..len], p.hl, p.tl, &p.key, &new);
-                let client = (p.key.src, p.key.sport);
-                A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+                match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, &new) {
+                    Ok(None) => {
+                        let client = (p.key.src, p.key.sport);
+                        A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+                    }
+                    // NAT64: no TOA (the client's IPv6 address does not fit DPVS's IPv4 TOA).
+                    Ok(Some(n)) => translated(buf, n),
+                    Err(reason) => return (Verdict::Drop(reason), len),
+                }
             }
             Action::Mac => len,
             Action::Tunnel { src, dst } => match A::encapsulate(buf, p.tl, src, dst) {

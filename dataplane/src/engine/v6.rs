@@ -3,10 +3,11 @@
 //! ICMPv6 error translation. The connection logic is shared with IPv4
 //! ([`super::Side`] is generic over the [`super::Family`]).
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    adjust_l4, toa_room, wire_drop, Dir, Engine, Parsed, Stage, Verdict, ETH_LEN, TUNNEL_MTU,
+    adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
+    IPV4_HEADER_LEN, TUNNEL_MTU,
 };
 use crate::conn::{FlowKey6, Key, TcpFlags};
 use crate::io::Burst;
@@ -17,8 +18,8 @@ use crate::wire::icmpv6::{
 };
 use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
 use crate::wire::{
-    checksum, EtherType, EthernetFrame, Icmpv6Packet, IpProtocol, Ipv6Packet, Ipv6Repr, Ipv6Upper,
-    MacAddr, TcpPacket, UdpPacket,
+    checksum, EtherType, EthernetFrame, Icmpv6Packet, IpProtocol, Ipv4Packet, Ipv4Repr, Ipv6Packet,
+    Ipv6Repr, Ipv6Upper, MacAddr, TcpPacket, UdpPacket,
 };
 
 /// ND messages travel with hop limit 255 (RFC 4861 §7.1).
@@ -169,6 +170,36 @@ fn push_nd(
 }
 
 impl Engine {
+    /// An IPv4 reply (`p`) to a NAT64 local address: forwarded by its IPv6
+    /// connection, whose server side is the mapped IPv4 key.
+    pub(super) fn nat64_reply(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<Ipv4Addr>,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        let key = Key {
+            proto: p.key.proto,
+            src: p.key.src.to_ipv6_mapped(),
+            dst: p.key.dst.to_ipv6_mapped(),
+            sport: p.key.sport,
+            dport: p.key.dport,
+        };
+        let p6 = Parsed {
+            key,
+            hash: key.hash(),
+            dir: p.dir,
+            transit: p.transit,
+            flags: p.flags,
+            ttl: p.ttl,
+            hl: p.hl,
+            tl: p.tl,
+        };
+        self.v6.forward(&self.snap, buf, len, &p6, now_ms, ctl)
+    }
+
     /// First look at an IPv6 frame (`multicast`: sent to a multicast MAC,
     /// only neighbor discovery is ours then).
     pub(super) fn classify_ipv6(&self, frame: &[u8], multicast: bool) -> Stage {
@@ -193,6 +224,11 @@ impl Engine {
             Ok(ip) => ip,
             Err(e) => return fail(wire_drop(e)),
         };
+        // Mapped IPv4 addresses name NAT64 servers inside the engine; on
+        // the wire they are bogus.
+        if src.is_mapped() || dst.is_mapped() {
+            return fail(Drop::Malformed);
+        }
         let (protocol, offset) = match ip.upper_layer() {
             Ok(Ipv6Upper::Upper { protocol, offset }) => (protocol, offset),
             Ok(Ipv6Upper::Fragment) => return fail(Drop::Fragment),
@@ -349,6 +385,10 @@ impl Engine {
             dport: q.dst_port,
         };
         let found = self.v6.quoted_conn(&quoted, dir, hop, now_ms)?;
+        if found.0.out_key.src.is_mapped() {
+            // NAT64 errors are not translated (yet).
+            return Err(Drop::IcmpUnhandled);
+        }
         let msg_len = tl - offset;
         self.v6.icmp_onward(
             found,
@@ -375,8 +415,25 @@ fn tuple_bytes(k: &FlowKey6) -> [u8; 36] {
 
 /// Rewrites addresses and ports from `old` to `new` (L4 header at `hl`,
 /// packet length `tl`), decrements the hop limit and updates the TCP/UDP
-/// checksum incrementally (IPv6 has no header checksum).
-pub fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey6, new: &FlowKey6) {
+/// checksum incrementally (IPv6 has no header checksum). NAT64: when `new`
+/// is between mapped IPv4 addresses the packet becomes IPv4, when `old` is
+/// (an IPv4 reply) it becomes IPv6; the new length is returned then.
+///
+/// # Errors
+/// `NoRoom` when `l3` has no room for the IPv6 header of a translated reply.
+pub fn rewrite(
+    l3: &mut [u8],
+    hl: usize,
+    tl: usize,
+    old: &FlowKey6,
+    new: &FlowKey6,
+) -> Result<Option<usize>, Drop> {
+    if let (Some(src), Some(dst)) = (new.src.to_ipv4_mapped(), new.dst.to_ipv4_mapped()) {
+        return Ok(Some(to_ipv4(l3, hl, tl, old, (src, dst), new)));
+    }
+    if old.src.is_mapped() {
+        return to_ipv6(l3, hl, tl, old, new).map(Some);
+    }
     {
         let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
         let hop = ip.hop_limit();
@@ -393,6 +450,121 @@ pub fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey6, new: &FlowKe
             (new.sport, new.dport),
         );
     }
+    Ok(None)
+}
+
+/// The IPv4 4-tuple bytes (addresses, ports) of a NAT64 key.
+fn tuple_bytes4((src, dst): (Ipv4Addr, Ipv4Addr), k: &FlowKey6) -> [u8; 12] {
+    let mut b = [0u8; 12];
+    b[0..4].copy_from_slice(&src.octets());
+    b[4..8].copy_from_slice(&dst.octets());
+    b[8..10].copy_from_slice(&k.sport.to_be_bytes());
+    b[10..12].copy_from_slice(&k.dport.to_be_bytes());
+    b
+}
+
+/// NAT64, client → real server (RFC 7915 §5.1): replaces the IPv6 header
+/// and its extension headers (L4 at `hl`, length `tl`) by an IPv4 header
+/// `src → dst` (TOS = traffic class, TTL = hop limit − 1, DF set, as
+/// DPVS), the L4 ports by `new`'s and adjusts the TCP/UDP checksum for the
+/// new pseudo-header (protocol and length sum the same in both). Returns
+/// the IPv4 packet's length.
+fn to_ipv4(
+    l3: &mut [u8],
+    hl: usize,
+    tl: usize,
+    old: &FlowKey6,
+    addrs: (Ipv4Addr, Ipv4Addr),
+    new: &FlowKey6,
+) -> usize {
+    let (tc, hop) = {
+        let ip = Ipv6Packet::new_unchecked(&*l3);
+        (ip.traffic_class(), ip.hop_limit())
+    };
+    let l4_len = tl - hl;
+    let new_tl = IPV4_HEADER_LEN + l4_len;
+    l3.copy_within(hl..tl, IPV4_HEADER_LEN);
+    {
+        let mut ip = Ipv4Packet::new_unchecked(&mut l3[..new_tl]);
+        let repr = Ipv4Repr {
+            src_addr: addrs.0,
+            dst_addr: addrs.1,
+            protocol: IpProtocol::from(old.proto),
+            payload_len: l4_len,
+            ttl: hop.saturating_sub(1),
+        };
+        repr.emit(&mut ip);
+        ip.set_dscp_ecn(tc);
+        ip.fill_checksum();
+    }
+    let (ob, nb) = (tuple_bytes(old), tuple_bytes4(addrs, new));
+    adjust_l4(
+        &mut l3[IPV4_HEADER_LEN..new_tl],
+        old.proto,
+        &ob,
+        &nb,
+        (new.sport, new.dport),
+    );
+    new_tl
+}
+
+/// NAT64, real server → client (RFC 7915 §4.1): replaces the IPv4 header
+/// (and options; L4 at `hl`, length `tl`) of a reply whose mapped key is
+/// `old` by an IPv6 header `new.src → new.dst` (traffic class = TOS, hop
+/// limit = TTL − 1), the ports by `new`'s and adjusts the TCP/UDP checksum
+/// (a UDP datagram without one gets one, IPv6 requires it). Returns the
+/// IPv6 packet's length.
+fn to_ipv6(
+    l3: &mut [u8],
+    hl: usize,
+    tl: usize,
+    old: &FlowKey6,
+    new: &FlowKey6,
+) -> Result<usize, Drop> {
+    let l4_len = tl - hl;
+    let new_tl = IPV6_HEADER_LEN + l4_len;
+    if new_tl > l3.len() {
+        return Err(Drop::NoRoom);
+    }
+    let (tos, ttl) = {
+        let ip = Ipv4Packet::new_unchecked(&*l3);
+        (ip.dscp_ecn(), ip.ttl())
+    };
+    let unmap = |a: Ipv6Addr| a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let ob = tuple_bytes4((unmap(old.src), unmap(old.dst)), old);
+    l3.copy_within(hl..tl, IPV6_HEADER_LEN);
+    {
+        let mut ip = Ipv6Packet::new_unchecked(&mut l3[..new_tl]);
+        let repr = Ipv6Repr {
+            src_addr: new.src,
+            dst_addr: new.dst,
+            next_header: IpProtocol::from(old.proto),
+            payload_len: l4_len,
+            hop_limit: ttl.saturating_sub(1),
+        };
+        repr.emit(&mut ip);
+        ip.set_traffic_class(tos);
+    }
+    let l4 = &mut l3[IPV6_HEADER_LEN..new_tl];
+    if old.proto == 17 && l4.get(6..8) == Some(&[0, 0]) {
+        l4[..2].copy_from_slice(&new.sport.to_be_bytes());
+        l4[2..4].copy_from_slice(&new.dport.to_be_bytes());
+        let len = u32::try_from(l4_len).unwrap_or(u32::MAX);
+        let c = checksum::finish(
+            checksum::pseudo_v6(new.src, new.dst, IpProtocol::Udp, len) + checksum::sum(l4),
+        );
+        let c = if c == 0 { 0xffff } else { c };
+        l4[6..8].copy_from_slice(&c.to_be_bytes());
+    } else {
+        adjust_l4(
+            l4,
+            old.proto,
+            &ob,
+            &tuple_bytes(new),
+            (new.sport, new.dport),
+        );
+    }
+    Ok(new_tl)
 }
 
 /// Inserts DPVS's IPv6 TOA option (kind 254, length 20, the client's port

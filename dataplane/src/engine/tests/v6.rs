@@ -1133,3 +1133,166 @@ fn ipv6_persistence_keeps_a_client_network_on_one_server() {
         );
     }
 }
+
+// ── NAT64 (FNAT: IPv6 VIP, IPv4 local address and real server) ─────
+
+/// VIP6:80/tcp and VIP6:53/udp to RS:8080/5353 over IPv4 from LIP.
+fn nat64_engine() -> (Engine, Burst) {
+    let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
+    let svc = |port, protocol, rs_port| ServiceSnap {
+        key: ServiceKey {
+            addr: VIP6.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers: vec![ServerSnap {
+            addr: rs,
+            port: rs_port,
+            stats: Arc::default(),
+        }],
+        table: SchedTable::build(Scheduler::Rr, &[1]),
+        local_addrs: vec![lip],
+    };
+    let mut v6 = Snapshot6 {
+        services: vec![svc(80, Protocol::Tcp, 8080), svc(53, Protocol::Udp, 5353)],
+        owned_vips: vec![VIP6],
+        neighbours: vec![(rs, lip)],
+        forwarding: vec![Forwarding::Fnat; 2],
+        nat64_lips: vec![LIP],
+        ..Snapshot6::default()
+    };
+    v6.lookup.insert((VIP6, 80, 6), 0);
+    v6.lookup.insert((VIP6, 53, 17), 1);
+    let snap = Snapshot {
+        v6,
+        local_addrs: vec![LIP],
+        ..Snapshot::default()
+    };
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    // The real server is asked by ARP, from the IPv4 local address.
+    let arps: Vec<ArpRepr> = ctl
+        .frames()
+        .iter()
+        .filter_map(|f| {
+            ArpRepr::parse(&ArpPacket::new_checked(f.data().get(ETH_LEN..)?).ok()?).ok()
+        })
+        .collect();
+    assert!(arps
+        .iter()
+        .any(|a| (a.source_protocol_addr, a.target_protocol_addr) == (LIP, RS)));
+    resolve_rs(&mut e, &mut ctl);
+    ctl.clear();
+    (e, ctl)
+}
+
+#[test]
+fn nat64_tcp_golden_both_directions() {
+    let (mut e, mut ctl) = nat64_engine();
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let vip = (LB_MAC, VIP6, 80);
+    let syn = tcp6(client, vip, (true, false), b"", 64);
+    let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let lport = inspect(&out).4;
+    let want = tcp_ttl(
+        (LB_MAC, LIP, lport),
+        (RS_MAC, RS, 8080),
+        true,
+        false,
+        b"",
+        63,
+    );
+    assert_eq!(out, want, "IPv6 SYN becomes IPv4");
+    // The reply to the (IPv4) local address goes back as IPv6.
+    let synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+    let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = tcp6(
+        (LB_MAC, VIP6, 80),
+        (CLIENT_MAC, CLIENT6, 33000),
+        (true, true),
+        b"",
+        63,
+    );
+    assert_eq!(out, want, "IPv4 SYN-ACK becomes IPv6");
+    // The first ACK: no TOA (an IPv6 client does not fit the IPv4 one).
+    let ack = tcp6(client, vip, (false, true), b"hello", 64);
+    let (_, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
+    let want = tcp_ttl(
+        (LB_MAC, LIP, lport),
+        (RS_MAC, RS, 8080),
+        false,
+        true,
+        b"hello",
+        63,
+    );
+    assert_eq!(out, want);
+    let svc = &e.snap.v6.services[0];
+    assert_eq!(svc.stats.snapshot().conns, 1);
+    assert_eq!(svc.stats.snapshot().out_pkts, 1);
+    // Growing needs room: `handle` cannot.
+    let mut data = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), false, true, b"x");
+    assert_eq!(
+        e.handle(&mut data, 13, &mut ctl),
+        Verdict::Drop(Drop::NoRoom)
+    );
+    // An IPv4 reply nobody knows is still dropped as such.
+    let mut stray = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, 40077), false, true, b"");
+    assert_eq!(
+        e.handle(&mut stray, 14, &mut ctl),
+        Verdict::Drop(Drop::NoConnection)
+    );
+}
+
+#[test]
+fn nat64_udp_golden_both_directions_and_a_missing_checksum_is_computed() {
+    let (mut e, mut ctl) = nat64_engine();
+    let q = udp6(
+        (CLIENT_MAC, CLIENT6, 5000),
+        (LB_MAC, VIP6, 53),
+        b"query!",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &q, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let lport = inspect(&out).4;
+    assert_eq!(
+        out,
+        udp_ttl((LB_MAC, LIP, lport), (RS_MAC, RS, 5353), b"query!", 63)
+    );
+    for zero in [false, true] {
+        let mut a = udp((RS_MAC, RS, 5353), (LB_MAC, LIP, lport), b"answer");
+        if zero {
+            // IPv4 UDP without checksum: IPv6 needs one.
+            a[ETH_LEN + 20 + 6..ETH_LEN + 20 + 8].fill(0);
+        }
+        let (v, out) = handle_grow(&mut e, &a, 11, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        let want = udp6(
+            (LB_MAC, VIP6, 53),
+            (CLIENT_MAC, CLIENT6, 5000),
+            b"answer",
+            63,
+        );
+        assert_eq!(out, want, "zero checksum: {zero}");
+    }
+}
+
+#[test]
+fn mapped_addresses_on_the_wire_are_malformed() {
+    let (mut e, mut ctl) = nat64_engine();
+    let mut bogus = tcp6(
+        (CLIENT_MAC, RS.to_ipv6_mapped(), 1),
+        (LB_MAC, VIP6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    assert_eq!(
+        e.handle(&mut bogus, 1, &mut ctl),
+        Verdict::Drop(Drop::Malformed)
+    );
+}
