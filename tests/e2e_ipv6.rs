@@ -5,6 +5,8 @@
 //!
 //! dpvsd answers neighbor solicitations for the VIP and the LIP and
 //! resolves the real servers by NS; the client reaches the VIP through it.
+//! NAT64: an IPv6 VIP in front of the IPv4 nginx servers, FNAT from an IPv4
+//! local address.
 
 mod common;
 
@@ -144,4 +146,32 @@ fn nat_over_ipv6_through_the_director() {
     assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
     let (conns, _, outp) = service_stats(&lab);
     assert!(conns >= 30 && outp >= conns, "conns={conns} out={outp}");
+}
+
+#[test]
+fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
+    if !can_run("nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat") {
+        return;
+    }
+    let mut lab = Lab::up_v6("x6");
+    // The group has only an IPv4 address: the IPv6 service uses it (NAT64).
+    let rs = |ip: &str| {
+        format!("    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n")
+    };
+    let conf = format!(
+        "local_address_group lg4 {{\n    10.99.0.200 eth0\n}}\n\
+         virtual_server {VIP6} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name lg4\n{}{}}}\n",
+        rs("10.99.0.3"),
+        rs("10.99.0.4")
+    );
+    let path = lab.dir.join("keepalived.conf");
+    std::fs::write(&path, conf).expect("write config");
+    lab.start_dpvsd(&path);
+    lab.wait_health(common::RS1, "up", Duration::from_secs(10));
+    lab.wait_health(common::RS2, "up", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 20);
+    assert_eq!(failed, 0, "NAT64 requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, _, outp) = service_stats(&lab);
+    assert!(conns >= 20 && outp >= conns, "conns={conns} out={outp}");
 }
