@@ -345,6 +345,7 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
             CheckKind::Misc(MiscSpec {
                 timeout: (!m.timeout.is_zero()).then_some(m.timeout),
                 dynamic: m.dynamic,
+                absolute_weight: m.absolute_weight,
                 weight: i64::from(weight),
                 ..base
             })
@@ -394,10 +395,19 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
             })
         }
     };
+    if c.bind_if.is_some() {
+        return Err(err(
+            &c.location,
+            "bind_if is not supported by dpvsd yet".into(),
+        ));
+    }
     Ok(CheckSpec {
         kind,
         target: SocketAddr::new(c.connect_ip, c.connect_port),
         bind: c.bindto,
+        bind_port: c.bind_port,
+        fwmark: c.fwmark,
+        log_all_failures: c.log_all_failures,
         connect_timeout: c.connect_timeout,
         retry: c.retry,
         delay_before_retry: c.delay_before_retry,

@@ -67,6 +67,7 @@ mod dns;
 mod driver;
 mod error;
 mod file;
+mod fleet;
 mod http;
 mod latency;
 mod misc;
