@@ -571,6 +571,24 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_targets_use_their_own_pooled_socket() {
+        let Ok(listener6) = TcpListener::bind("[::1]:0") else {
+            println!("SKIP: no IPv6 loopback");
+            return;
+        };
+        let addr6 = listener6.local_addr().expect("addr");
+        let (listener4, addr4) = listener();
+        let mut prober = Prober::new().expect("prober");
+        for _ in 0..2 {
+            assert_eq!(probe(&mut prober, addr6, Source::default()), Ok(()));
+            assert_eq!(probe(&mut prober, addr4, Source::default()), Ok(()));
+            assert!(accept(&listener6).1.is_ipv6());
+            assert!(accept(&listener4).1.is_ipv4());
+        }
+        assert_eq!(prober.open_sockets(), 2, "one per family");
+    }
+
+    #[test]
     fn family_mismatch_is_reported() {
         let target: SocketAddr = "127.0.0.1:9".parse().expect("addr");
         let bind: IpAddr = "::1".parse().expect("addr");
