@@ -436,34 +436,58 @@ fn serve() {
 }
 
 /// The floor for one TCP_CHECK: `count` connections made with blocking
-/// system calls on a fresh thread, closed with a RST. Prints and returns that
-/// thread's CPU milliseconds per 1,000 connections.
+/// system calls (socket, connect, `SO_LINGER` 0, close: a RST) on a fresh
+/// thread. Prints and returns that thread's CPU milliseconds per 1,000.
 fn floor(targets: &[SocketAddr], count: usize) -> f64 {
     let targets = targets.to_vec();
-    let worker = std::thread::spawn(move || {
-        let linger = nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        let (mut failed, start, t0) =
-            (0usize, cpu_seconds(UsageWho::RUSAGE_THREAD), Instant::now());
-        for i in 0..count {
-            let target = targets[i % targets.len()];
-            match std::net::TcpStream::connect(target) {
-                Ok(stream) => {
-                    if nix::sys::socket::setsockopt(
-                        &stream,
-                        nix::sys::socket::sockopt::Linger,
-                        &linger,
-                    )
-                    .is_err()
-                    {
-                        failed += 1;
-                    }
-                }
-                Err(_) => failed += 1,
-            }
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    thread_loop("floor", count, move |i| {
+        let target = targets[i % targets.len()];
+        std::net::TcpStream::connect(target).is_ok_and(|stream| {
+            nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &linger)
+                .is_ok()
+        })
+    })
+}
+
+/// The floor for the checker's own way: one blocking socket reused for
+/// `count` connections (connect, then `connect(AF_UNSPEC)`, which resets the
+/// connection), on a fresh thread. Prints and returns that thread's CPU
+/// milliseconds per 1,000.
+fn floor_reuse(targets: &[SocketAddr], count: usize) -> f64 {
+    let targets = targets.to_vec();
+    let socket = match socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    ) {
+        Ok(socket) => socket,
+        Err(e) => {
+            eprintln!("floor_reuse: socket: {e}");
+            return 0.0;
         }
+    };
+    thread_loop("floor_reuse", count, move |i| {
+        let target = targets[i % targets.len()];
+        rustix::net::connect(&socket, &target).is_ok()
+            && rustix::net::connect_unspec(&socket).is_ok()
+    })
+}
+
+/// Runs `one(i)` for `i` in `0..count` on a fresh thread and prints case
+/// `name` with that thread's CPU per 1,000 runs (`one` returns false for a
+/// failure); returns the milliseconds.
+fn thread_loop(
+    name: &str,
+    count: usize,
+    mut one: impl FnMut(usize) -> bool + Send + 'static,
+) -> f64 {
+    let worker = std::thread::spawn(move || {
+        let (start, t0) = (cpu_seconds(UsageWho::RUSAGE_THREAD), Instant::now());
+        let failed = (0..count).filter(|&i| !one(i)).count();
         let end = cpu_seconds(UsageWho::RUSAGE_THREAD);
         (
             failed,
@@ -473,60 +497,12 @@ fn floor(targets: &[SocketAddr], count: usize) -> f64 {
         )
     });
     let Ok((failed, user, sys, elapsed)) = worker.join() else {
-        eprintln!("the floor thread panicked");
+        eprintln!("the {name} thread panicked");
         return 0.0;
     };
     let per_1k = |secs: f64| secs * 1e6 / count as f64;
     println!(
-        "case=floor connections={count} per_s={:.0} cpu_ms_per_1k={:.1} (user {:.1} sys {:.1}) failed={failed}",
-        count as f64 / elapsed,
-        per_1k(user + sys),
-        per_1k(user),
-        per_1k(sys),
-    );
-    per_1k(user + sys)
-}
-
-/// The floor for the checker's own way: one blocking socket reused for
-/// `count` connections (connect, then `connect(AF_UNSPEC)`, which resets the
-/// connection), on a fresh thread. Prints and returns that thread's CPU
-/// milliseconds per 1,000 connections.
-fn floor_reuse(targets: &[SocketAddr], count: usize) -> f64 {
-    let targets = targets.to_vec();
-    let worker = std::thread::spawn(move || {
-        let Ok(socket) = socket2::Socket::new(
-            socket2::Domain::IPV4,
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        ) else {
-            return None;
-        };
-        let (mut failed, start, t0) =
-            (0usize, cpu_seconds(UsageWho::RUSAGE_THREAD), Instant::now());
-        for i in 0..count {
-            let target = targets[i % targets.len()];
-            if rustix::net::connect(&socket, &target).is_err() {
-                failed += 1;
-            }
-            if rustix::net::connect_unspec(&socket).is_err() {
-                failed += 1;
-            }
-        }
-        let end = cpu_seconds(UsageWho::RUSAGE_THREAD);
-        Some((
-            failed,
-            end.0 - start.0,
-            end.1 - start.1,
-            t0.elapsed().as_secs_f64(),
-        ))
-    });
-    let Ok(Some((failed, user, sys, elapsed))) = worker.join() else {
-        eprintln!("the floor_reuse thread failed");
-        return 0.0;
-    };
-    let per_1k = |secs: f64| secs * 1e6 / count as f64;
-    println!(
-        "case=floor_reuse connections={count} per_s={:.0} cpu_ms_per_1k={:.1} (user {:.1} sys {:.1}) failed={failed}",
+        "case={name} connections={count} per_s={:.0} cpu_ms_per_1k={:.1} (user {:.1} sys {:.1}) failed={failed}",
         count as f64 / elapsed,
         per_1k(user + sys),
         per_1k(user),

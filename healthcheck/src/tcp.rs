@@ -30,7 +30,6 @@
 //! 600,000 (source, destination) pairs, more than the ~28,000 ephemeral
 //! ports per destination address.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
@@ -160,7 +159,9 @@ pub(crate) struct Prober {
     socks: Vec<Option<Pooled>>,
     /// Indices of `None` entries in `socks`.
     vacant: Vec<usize>,
-    idle: HashMap<PoolKey, Vec<usize>>,
+    /// Idle sockets per pool key (a handful of keys: a linear search
+    /// beats hashing).
+    idle: Vec<(PoolKey, Vec<usize>)>,
 }
 
 impl Prober {
@@ -171,7 +172,7 @@ impl Prober {
             epoll: epoll::create(epoll::CreateFlags::CLOEXEC)?,
             socks: Vec::new(),
             vacant: Vec::new(),
-            idle: HashMap::new(),
+            idle: Vec::new(),
         })
     }
 
@@ -322,10 +323,21 @@ impl Prober {
         match self.socks.get(idx.0).and_then(Option::as_ref) {
             Some(p) if disconnected => {
                 let key = p.key;
-                let idle = self.idle.entry(key).or_default();
-                if idle.len() < MAX_IDLE {
-                    idle.push(idx.0);
-                } else {
+                let i = match self.idle.iter().position(|(k, _)| *k == key) {
+                    Some(i) => i,
+                    None => {
+                        self.idle.push((key, Vec::new()));
+                        self.idle.len() - 1
+                    }
+                };
+                let kept = match self.idle.get_mut(i) {
+                    Some((_, idle)) if idle.len() < MAX_IDLE => {
+                        idle.push(idx.0);
+                        true
+                    }
+                    _ => false,
+                };
+                if !kept {
                     self.close(idx);
                 }
             }
@@ -345,7 +357,12 @@ impl Prober {
 
     /// An idle socket for `key`, else a new one.
     fn take(&mut self, key: PoolKey, target: SocketAddr) -> Result<SockIdx, ProbeError> {
-        if let Some(idx) = self.idle.get_mut(&key).and_then(Vec::pop) {
+        let pooled = self
+            .idle
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, idle)| idle.pop());
+        if let Some(idx) = pooled {
             return Ok(SockIdx(idx));
         }
         let socket = socket(target, key.source, Type::STREAM, Protocol::TCP)?;
