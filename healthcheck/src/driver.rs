@@ -563,6 +563,43 @@ fn reason(check: &CheckSpec, error: Option<&ProbeError>, failures: u32, up: bool
 mod tests {
     use super::*;
 
+    /// A panic on the TCP_CHECK thread is survived: checks go on.
+    #[tokio::test]
+    async fn tcp_checks_go_on_after_a_panic_on_their_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let check = CheckSpec {
+            delay_loop: std::time::Duration::from_millis(50),
+            warmup: std::time::Duration::ZERO,
+            ..CheckSpec::tcp(addr)
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let subject = SubjectSpec {
+            id: SubjectId(1),
+            name: "rs".into(),
+            checks: vec![check],
+        };
+        let checker = HealthChecker::start(vec![subject], tx);
+        let runs = || checker.status()[0].checks[0].checks_run;
+        let wait_for = |n: u64| async move {
+            for _ in 0..200 {
+                if runs() >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("checks stopped at {}", runs());
+        };
+        wait_for(2).await;
+        if let Some(fleet) = &checker.shared.lock().fleet {
+            fleet.inject_panic();
+        }
+        let before = runs();
+        wait_for(before + 3).await;
+        assert!(checker.status()[0].up);
+        checker.shutdown().await;
+    }
+
     #[test]
     fn reason_texts() {
         let check = CheckSpec::tcp("10.0.0.2:8080".parse().expect("addr"));

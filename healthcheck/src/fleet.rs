@@ -49,6 +49,9 @@ pub(crate) const TICK: Duration = Duration::from_millis(5);
 /// The longest the thread sleeps without looking at its inbox.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 
+/// How long the thread pauses after a panic before it goes on.
+const RECOVERY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Handle to the thread; stops it when dropped.
 #[derive(Debug)]
 pub(crate) struct Fleet {
@@ -66,6 +69,9 @@ struct Ctl {
 enum Msg {
     Add(u64, Arc<Probe>),
     Remove(u64),
+    /// Makes the thread panic (tests of the recovery).
+    #[cfg(test)]
+    Panic,
 }
 
 impl Fleet {
@@ -79,7 +85,7 @@ impl Fleet {
         let thread_ctl = Arc::clone(&ctl);
         let thread = std::thread::Builder::new()
             .name("hc-tcp".into())
-            .spawn(move || Runner::new(shared, prober).run(&thread_ctl))?;
+            .spawn(move || Runner::new(shared, prober).supervise(&thread_ctl))?;
         Ok(Fleet {
             ctl,
             thread: Some(thread),
@@ -94,6 +100,12 @@ impl Fleet {
     /// Stops probe `id` (its pending handshake, if any, is abandoned).
     pub(crate) fn remove(&self, id: u64) {
         self.send(Msg::Remove(id));
+    }
+
+    /// Makes the thread panic in its next round (tests of the recovery).
+    #[cfg(test)]
+    pub(crate) fn inject_panic(&self) {
+        self.send(Msg::Panic);
     }
 
     fn send(&self, msg: Msg) {
@@ -171,7 +183,41 @@ impl Runner {
         }
     }
 
-    fn run(mut self, ctl: &Ctl) {
+    /// Runs until stopped. A panic in a round (a bug) must not silently
+    /// stop every TCP check (PAINPOINTS #5): it is logged, every probe is
+    /// rescheduled at once, and the thread goes on after a pause.
+    fn supervise(mut self, ctl: &Ctl) {
+        loop {
+            let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run(ctl)));
+            if round.is_ok() || ctl.stop.load(Ordering::Acquire) {
+                return;
+            }
+            tracing::error!("the TCP_CHECK thread panicked; restarting its probes");
+            std::thread::sleep(RECOVERY_PAUSE);
+            self.recover();
+        }
+    }
+
+    /// After a panic: pending handshakes are abandoned and every probe is
+    /// due now.
+    fn recover(&mut self) {
+        self.heap.clear();
+        self.by_sock.clear();
+        self.ready.clear();
+        let now = Instant::now();
+        for idx in 0..self.slots.len() {
+            let pending = match self.slots.get_mut(idx) {
+                Some(Some(slot)) => slot.pending.take(),
+                _ => continue,
+            };
+            if let Some((sock, _)) = pending {
+                self.prober.abort(sock);
+            }
+            self.push(idx, now);
+        }
+    }
+
+    fn run(&mut self, ctl: &Ctl) {
         let mut last_wake = Instant::now();
         while !ctl.stop.load(Ordering::Acquire) {
             mem::swap(
@@ -183,6 +229,8 @@ impl Runner {
                 match msg {
                     Msg::Add(id, probe) => self.add(id, probe),
                     Msg::Remove(id) => self.remove(id),
+                    #[cfg(test)]
+                    Msg::Panic => panic!("injected"),
                 }
             }
             self.inbox = inbox;
