@@ -485,10 +485,15 @@ fn runtime_weight_drain_enable_health_list_and_log_level() {
         )),
         "{text}"
     );
+    // Per checker: state, last result, consecutive failures, the last
+    // error's text and the time of the last transition.
     assert!(
-        text.contains("TCP_CHECK") && text.contains("consecutive failure(s)"),
+        text.contains("TCP_CHECK") && text.contains(": down (last failed, "),
         "{text}"
     );
+    assert!(text.contains("consecutive failure(s)"), "{text}");
+    assert!(text.contains("last error: connection refused"), "{text}");
+    assert!(text.contains("last transition: unix "), "{text}");
 
     // --rate: two samples, rates per service and server.
     let r = ctl_json(&sock, &["list", "--rate", "--interval", "0.2"]);

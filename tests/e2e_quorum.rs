@@ -105,6 +105,34 @@ fn wait_file(path: &Path, limit: Duration) {
     }
 }
 
+/// `dpvsctl list` (table and `--json`) shows the sorry server and whether
+/// it serves.
+fn assert_sorry_listed(lab: &Lab, in_service: bool) {
+    let v = lab.list_json();
+    let sorry = &v["services"][0]["sorry_server"];
+    assert_eq!(sorry["addr"], "10.99.0.4:8080", "{v}");
+    assert_eq!(sorry["in_service"], in_service, "{v}");
+    assert_eq!(v["services"][0]["quorum_up"], !in_service, "{v}");
+    let want_weight = if in_service {
+        serde_json::json!(1)
+    } else {
+        serde_json::Value::Null
+    };
+    assert_eq!(sorry["current_weight"], want_weight, "{v}");
+    let (ok, text) = lab.dpvsctl(&["list"]);
+    assert!(ok, "dpvsctl list failed");
+    let line = text
+        .lines()
+        .find(|l| l.contains("10.99.0.4:8080"))
+        .unwrap_or_else(|| panic!("no sorry server line in:\n{text}"));
+    let state = if in_service {
+        "sorry server, in service"
+    } else {
+        "sorry server, standby"
+    };
+    assert!(line.contains(state), "{line}");
+}
+
 #[test]
 fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     if !can_run("quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out") {
@@ -125,6 +153,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     wait_served_by(&lab, "rs1", Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0));
+    assert_sorry_listed(&lab, false);
     assert!(!down_mark.exists());
     assert!(!rs_down_mark.exists() && !lab.dir.join("rs1_up").exists());
 
@@ -137,6 +166,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     wait_file(&rs_down_mark, Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (0, 10, 0), "the sorry server takes all");
+    assert_sorry_listed(&lab, true);
 
     // rs1 is back: quorum regained, rs1 serves alone, quorum_up ran.
     lab.web("rs1");
@@ -146,6 +176,7 @@ fn quorum_down_puts_the_sorry_server_in_and_recovery_takes_it_out() {
     wait_file(&lab.dir.join("rs1_up"), Duration::from_secs(10));
     let (a, b, failed) = traffic(&lab, 10);
     assert_eq!((a, b, failed), (10, 0, 0), "the sorry server is out again");
+    assert_sorry_listed(&lab, false);
     println!("{}", lab.dpvsctl(&["list"]).1);
 
     // omega: stopping dpvsd (SIGTERM when the lab drops) with quorum up

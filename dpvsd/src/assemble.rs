@@ -354,6 +354,7 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
             CheckKind::Misc(MiscSpec {
                 timeout: (!m.timeout.is_zero()).then_some(m.timeout),
                 dynamic: m.dynamic,
+                absolute_weight: m.absolute_weight,
                 weight: i64::from(weight),
                 ..base
             })
@@ -403,10 +404,19 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
             })
         }
     };
+    if c.bind_if.is_some() {
+        return Err(err(
+            &c.location,
+            "bind_if is not supported by dpvsd yet".into(),
+        ));
+    }
     Ok(CheckSpec {
         kind,
         target: SocketAddr::new(c.connect_ip, c.connect_port),
         bind: c.bindto,
+        bind_port: c.bind_port,
+        fwmark: c.fwmark,
+        log_all_failures: c.log_all_failures,
         connect_timeout: c.connect_timeout,
         retry: c.retry,
         delay_before_retry: c.delay_before_retry,
@@ -587,5 +597,48 @@ mod lb_kind_tests {
                 granularity: 24
             })
         );
+    }
+}
+
+#[cfg(test)]
+mod checker_tests {
+    use super::*;
+    use keepalived_parser::{load_str_with, Dialect, LoadOptions, ParseMode};
+    use std::path::Path;
+
+    fn checks(rs_body: &str, dialect: Dialect) -> Vec<CheckSpec> {
+        let text = format!("virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {{\n    weight 3\n{rs_body}  }}\n}}\n");
+        let mode = ParseMode {
+            dialect,
+            ..ParseMode::default()
+        };
+        let loaded = load_str_with(&text, Path::new("c.conf"), &LoadOptions::default(), mode);
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("plan");
+        plan.services[0].servers[0].subject.checks.clone()
+    }
+
+    #[test]
+    fn misc_dynamic_is_absolute_only_in_the_dpvs_dialect() {
+        let body = "    MISC_CHECK {\n      misc_path /bin/true\n      misc_dynamic\n    }\n";
+        for (dialect, absolute) in [(Dialect::default(), false), (Dialect::Dpvs, true)] {
+            let c = checks(body, dialect);
+            let CheckKind::Misc(m) = &c[0].kind else {
+                panic!("MISC_CHECK expected: {c:?}");
+            };
+            assert!(m.dynamic, "{dialect:?}");
+            assert_eq!(m.absolute_weight, absolute, "{dialect:?}");
+            assert_eq!(m.weight, 3);
+        }
+    }
+
+    #[test]
+    fn source_keywords_reach_the_checker() {
+        let body = "    TCP_CHECK {\n      bindto 10.0.0.9\n      bind_port 4000\n      fwmark 7\n      log_all_failures\n    }\n";
+        let c = &checks(body, Dialect::default())[0];
+        assert_eq!(c.bind, Some("10.0.0.9".parse().expect("ip")));
+        assert_eq!(c.bind_port, Some(4000));
+        assert_eq!(c.fwmark, Some(7));
+        assert!(c.log_all_failures);
     }
 }

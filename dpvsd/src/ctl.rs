@@ -315,6 +315,26 @@ pub struct ServiceInfo {
     pub vip_owned: bool,
     pub stats: Counters,
     pub real_servers: Vec<RealServerInfo>,
+    /// Whether quorum is up (`None` before the first evaluation).
+    #[serde(default)]
+    pub quorum_up: Option<bool>,
+    /// The `sorry_server`, if configured.
+    #[serde(default)]
+    pub sorry_server: Option<SorryInfo>,
+}
+
+/// A virtual server's `sorry_server` in `list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SorryInfo {
+    pub addr: String,
+    /// `sorry_server_inhibit`: kept in the dataplane at weight 0 while
+    /// quorum is up.
+    pub inhibit: bool,
+    /// Quorum is down and the sorry server serves.
+    pub in_service: bool,
+    /// Its weight in the dataplane; `None` when it is not there.
+    pub current_weight: Option<u32>,
+    pub stats: Counters,
 }
 
 /// `reload`.

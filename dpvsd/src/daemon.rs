@@ -1371,6 +1371,8 @@ fn list(shared: &Shared) -> ListInfo {
                 vip_owned: dsvc.map(|d| d.vip_owned).unwrap_or(false),
                 stats: dsvc.map(|d| d.stats.into()).unwrap_or_default(),
                 real_servers,
+                quorum_up: state.quorums.get(&key).and_then(|q| q.quorum.is_up()),
+                sorry_server: sorry_info(&state, key, dsvc),
             }
         })
         .collect();
@@ -1379,6 +1381,25 @@ fn list(shared: &Shared) -> ListInfo {
 
 fn sockaddr(a: SocketAddr) -> String {
     a.to_string()
+}
+
+/// The sorry server of service `key` for `list`: configured, serving or
+/// not, and what the dataplane has.
+fn sorry_info(
+    state: &RunState,
+    key: ServiceKey,
+    dsvc: Option<&dataplane::ServiceStatus>,
+) -> Option<crate::ctl::SorryInfo> {
+    let q = state.quorums.get(&key)?;
+    let sorry = q.plan.sorry?;
+    let dsrv = dsvc.and_then(|d| d.servers.iter().find(|r| r.addr == sorry.addr));
+    Some(crate::ctl::SorryInfo {
+        addr: sockaddr(sorry.addr),
+        inhibit: sorry.inhibit,
+        in_service: q.sorry_active,
+        current_weight: dsrv.filter(|r| r.in_service).map(|r| r.weight),
+        stats: dsrv.map(|r| r.stats.into()).unwrap_or_default(),
+    })
 }
 
 fn check_info(c: &healthcheck::CheckStatus) -> CheckInfo {

@@ -476,6 +476,8 @@ mod tests {
                         checks: vec![check],
                         stats,
                     }],
+                    quorum_up: Some(true),
+                    sorry_server: None,
                 }],
             },
             vrrp: VrrpInfo {

@@ -49,6 +49,21 @@ pub fn list(info: &ListInfo) -> String {
                 r.addr, s.forwarding, weight, r.stats.active_conns, r.health
             );
         }
+        if let Some(sorry) = &s.sorry_server {
+            let weight = sorry
+                .current_weight
+                .map_or_else(|| "-".to_string(), |w| w.to_string());
+            let state = if sorry.in_service {
+                "sorry server, in service (quorum down)"
+            } else {
+                "sorry server, standby"
+            };
+            let _ = writeln!(
+                out,
+                "  -> {:<27} {:<7} {:>6} {:>10} {state}",
+                sorry.addr, s.forwarding, weight, sorry.stats.active_conns
+            );
+        }
     }
     out
 }
@@ -644,5 +659,53 @@ mod rate_tests {
         // A counter that went back (service re-created) is not negative.
         assert_eq!(Rates::between(&b, &a, 2.0).cps, 0);
         assert_eq!(Rates::between(&a, &b, 0.0), Rates::default());
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+    use crate::ctl::{ServiceInfo, SorryInfo};
+
+    fn service(sorry: Option<SorryInfo>) -> ListInfo {
+        ListInfo {
+            services: vec![ServiceInfo {
+                protocol: "TCP".into(),
+                vip: "10.0.0.1".into(),
+                port: 80,
+                scheduler: "rr".into(),
+                forwarding: "NAT".into(),
+                local_addrs: vec![],
+                vip_owned: true,
+                stats: Counters::default(),
+                real_servers: vec![],
+                quorum_up: Some(sorry.as_ref().is_none_or(|s| !s.in_service)),
+                sorry_server: sorry,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_sorry_server_is_listed_with_its_state() {
+        let sorry = |in_service, current_weight| SorryInfo {
+            addr: "10.0.0.9:80".into(),
+            inhibit: false,
+            in_service,
+            current_weight,
+            stats: Counters::default(),
+        };
+        let text = list(&service(Some(sorry(true, Some(1)))));
+        let line = text.lines().last().expect("a line");
+        assert!(line.starts_with("  -> 10.0.0.9:80"), "{line}");
+        assert!(line.contains(" 1 "), "weight 1: {line}");
+        assert!(
+            line.ends_with("sorry server, in service (quorum down)"),
+            "{line}"
+        );
+        let text = list(&service(Some(sorry(false, None))));
+        let line = text.lines().last().expect("a line");
+        assert!(line.contains(" - "), "absent: {line}");
+        assert!(line.ends_with("sorry server, standby"), "{line}");
+        assert!(!list(&service(None)).contains("sorry"));
     }
 }

@@ -13,7 +13,7 @@
 //! a server that stopped answering, and it does not expose the raw RCODE of a
 //! single exchange with one chosen server.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hickory_proto::op::{Header, Message, MessageType, OpCode, Query, ResponseCode};
@@ -82,13 +82,13 @@ pub(crate) fn judge(datagram: &[u8], id: u16) -> Verdict {
 
 pub(crate) async fn probe(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     timeout: Duration,
     spec: &DnsSpec,
 ) -> Result<(), ProbeError> {
     let id: u16 = rand::random();
     let request = query(spec, id)?;
-    match tokio::time::timeout(timeout, exchange(target, bind, &request, id)).await {
+    match tokio::time::timeout(timeout, exchange(target, source, &request, id)).await {
         Err(_elapsed) => Err(ProbeError::NoReply { after: timeout }),
         Ok(result) => result,
     }
@@ -96,11 +96,11 @@ pub(crate) async fn probe(
 
 async fn exchange(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     request: &[u8],
     id: u16,
 ) -> Result<(), ProbeError> {
-    let socket = crate::udp::send_connected(target, bind, request).await?;
+    let socket = crate::udp::send_connected(target, source, request).await?;
     let mut buf = [0u8; RECV_BUF];
     // Ends on the first real response; the caller's timeout bounds the
     // ignored datagrams.
@@ -230,7 +230,10 @@ mod tests {
     #[tokio::test]
     async fn answer_passes_and_the_question_is_sent() {
         let (addr, task) = responder(|q| vec![response(q, 0, true)], 1).await;
-        assert_eq!(probe(addr, None, TIMEOUT, &a_query()).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &a_query()).await,
+            Ok(())
+        );
         let sent = task.await.expect("responder");
         assert_eq!(&sent[2..4], &[0x01, 0x00], "RD only");
         assert_eq!(&sent[sent.len() - 4..], &[0, 1, 0, 1], "A, IN");
@@ -239,14 +242,17 @@ mod tests {
     #[tokio::test]
     async fn noerror_without_answers_passes_as_in_keepalived() {
         let (addr, _task) = responder(|q| vec![response(q, 0, false)], 1).await;
-        assert_eq!(probe(addr, None, TIMEOUT, &a_query()).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &a_query()).await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
     async fn nxdomain_fails_with_the_code() {
         let (addr, _task) = responder(|q| vec![response(q, 3, false)], 1).await;
         assert_eq!(
-            probe(addr, None, TIMEOUT, &a_query()).await,
+            probe(addr, Default::default(), TIMEOUT, &a_query()).await,
             Err(dns_error("response code Non-Existent Domain (3)"))
         );
     }
@@ -270,14 +276,17 @@ mod tests {
             1,
         )
         .await;
-        assert_eq!(probe(addr, None, TIMEOUT, &a_query()).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &a_query()).await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
     async fn garbage_only_times_out() {
         let (addr, _task) = responder(|_| vec![b"not dns at all".to_vec()], 1).await;
         assert_eq!(
-            probe(addr, None, SHORT, &a_query()).await,
+            probe(addr, Default::default(), SHORT, &a_query()).await,
             Err(ProbeError::NoReply { after: SHORT })
         );
     }
@@ -287,7 +296,7 @@ mod tests {
         let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = silent.local_addr().expect("addr");
         assert_eq!(
-            probe(addr, None, SHORT, &a_query()).await,
+            probe(addr, Default::default(), SHORT, &a_query()).await,
             Err(ProbeError::NoReply { after: SHORT })
         );
     }
@@ -298,7 +307,7 @@ mod tests {
         let addr = socket.local_addr().expect("addr");
         drop(socket);
         assert_eq!(
-            probe(addr, None, TIMEOUT, &a_query()).await,
+            probe(addr, Default::default(), TIMEOUT, &a_query()).await,
             Err(ProbeError::Refused)
         );
     }
@@ -317,7 +326,7 @@ mod tests {
             socket.send_to(&reply, peer).await.expect("send");
         });
         assert_eq!(
-            probe(addr, None, TIMEOUT, &DnsSpec::default()).await,
+            probe(addr, Default::default(), TIMEOUT, &DnsSpec::default()).await,
             Ok(())
         );
         task.await.expect("responder");

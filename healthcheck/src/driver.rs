@@ -1,32 +1,46 @@
-//! The tokio driver: one task per subject runs its checkers.
+//! The driver: runs each distinct checker once and feeds every subject that
+//! has it.
 //!
-//! Each subject task updates its [`SubjectState`], which lives behind a
-//! per-subject lock that only the task and [`HealthChecker::status`] take. It
-//! sleeps until the earliest `next_due` of its idle checkers, starts the due
-//! probes (several may be in flight at once, one per checker), and feeds each
-//! outcome to the state as soon as it completes. [`SubjectStatus`] snapshots
-//! are built on demand from that state, so a routine result costs no
-//! allocation and no global lock; only a flip or a weight change takes the
-//! registry lock to send a [`HealthEvent`].
+//! # Probes and subjects
+//!
+//! A *probe* is one distinct [`CheckSpec`] (kind, parameters, target,
+//! source, timing). Subjects whose checkers are equal share one probe: it
+//! runs on its own schedule and each result is fed to every subscribed
+//! subject's [`SubjectState`] (a real server used by several virtual
+//! servers is probed once per `delay_loop`, not once per virtual server;
+//! keepalived runs every checker separately, see PAINPOINTS #7). The probe's
+//! schedule is driven by its own [`CheckState`], which sees the same results
+//! as the subjects' copies and so keeps their retry rhythm.
+//!
+//! * `TCP_CHECK` probes all run on one thread (`fleet`): one timer heap,
+//!   batched non-blocking handshakes on reused sockets, one `epoll_wait`
+//!   per tick; no task, timer or allocation per check.
+//! * Every other kind runs as one tokio task per probe.
+//!
+//! Each subject's state lives behind a per-subject lock that only the probe
+//! runners and [`HealthChecker::status`] take. [`SubjectStatus`] snapshots are
+//! built on demand from that state, so a routine result costs no allocation
+//! and no global lock; only a flip or a weight change takes the registry lock
+//! to send a [`HealthEvent`].
 //!
 //! # Invariants
 //!
-//! * Neither the registry lock nor a subject's lock is held across an
-//!   `.await`; the registry lock may be taken before a subject's lock, never
-//!   the other way round.
-//! * Each registry entry carries a generation. A task sends an event (under
-//!   the registry lock) only while its generation is current, so once
+//! * Lock order: the registry lock before a probe's subscriber list; a
+//!   subscriber list before a subject's lock. Runners publish events only
+//!   after releasing both, and no lock is held across an `.await`.
+//! * Each subject carries a generation. An event is sent (under the registry
+//!   lock) only while its generation is current, so once
 //!   [`HealthChecker::remove_subject`] or a replacing
-//!   [`HealthChecker::add_subject`] returns, the old task can no longer emit
-//!   events or touch status, even if its abort has not landed yet.
-//! * A checker has at most one probe in flight; its next probe is scheduled
-//!   from the moment the previous one finished.
+//!   [`HealthChecker::add_subject`] returns, the old subject can no longer
+//!   emit events, even if a runner still holds it for a moment.
+//! * A probe has at most one attempt in flight; its next attempt is
+//!   scheduled from the moment the previous one finished.
+//! * A probe without subscribers is stopped and forgotten.
 
-use std::collections::BTreeMap;
-use std::future::{poll_fn, Future};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::Poll;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::runtime::Handle;
@@ -34,14 +48,17 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinHandle;
 
 use crate::error::ProbeError;
+use crate::fleet::Fleet;
 use crate::spec::{CheckKind, CheckSpec, SubjectId, SubjectSpec};
-use crate::state::SubjectState;
+use crate::state::{CheckState, SubjectState};
 use crate::status::{HealthEvent, SubjectStatus};
+use crate::tcp::Source;
 use crate::{dns, file, http, misc, ping, smtp, tcp, udp};
 
-/// Running checkers on a tokio runtime.
+/// Running checkers on a tokio runtime (and, for `TCP_CHECK`, on one
+/// thread of their own).
 ///
-/// Dropping it without [`HealthChecker::shutdown`] aborts every task too.
+/// Dropping it without [`HealthChecker::shutdown`] stops every probe too.
 #[derive(Debug)]
 pub struct HealthChecker {
     shared: Arc<Shared>,
@@ -49,7 +66,7 @@ pub struct HealthChecker {
 }
 
 #[derive(Debug)]
-struct Shared {
+pub(crate) struct Shared {
     registry: Mutex<Registry>,
     events: UnboundedSender<HealthEvent>,
 }
@@ -58,16 +75,48 @@ struct Shared {
 struct Registry {
     next_generation: u64,
     subjects: BTreeMap<SubjectId, Entry>,
+    probes: HashMap<CheckSpec, ProbeEntry>,
+    /// The `TCP_CHECK` thread, started with the first one.
+    fleet: Option<Fleet>,
 }
 
 #[derive(Debug)]
 struct Entry {
     generation: u64,
     live: Arc<Live>,
-    task: JoinHandle<()>,
 }
 
-/// One subject's spec and runtime state, shared by its task and the registry.
+/// A running probe and how to stop it.
+#[derive(Debug)]
+struct ProbeEntry {
+    probe: Arc<Probe>,
+    runner: Runner,
+}
+
+#[derive(Debug)]
+enum Runner {
+    Task(JoinHandle<()>),
+    /// Runs on the fleet thread under this id.
+    Fleet(u64),
+}
+
+/// One distinct checker and the subjects it feeds.
+#[derive(Debug)]
+pub(crate) struct Probe {
+    pub(crate) spec: CheckSpec,
+    subscribers: Mutex<Vec<Subscriber>>,
+}
+
+/// Checker `index` of a subject (of one generation).
+#[derive(Debug, Clone)]
+struct Subscriber {
+    generation: u64,
+    live: Arc<Live>,
+    index: usize,
+}
+
+/// One subject's spec and runtime state, shared by the probes and the
+/// registry.
 #[derive(Debug)]
 struct Live {
     spec: SubjectSpec,
@@ -96,24 +145,71 @@ impl Live {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic elsewhere cannot leave the map half-updated (every update
-        // is a single insert/replace), so a poisoned lock is still usable.
+        // A panic elsewhere cannot leave the maps half-updated (every update
+        // is a single insert/replace/remove), so a poisoned lock is still
+        // usable.
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sends `event` if `generation` is still current for its subject.
-    /// Returns false when the task has been removed or replaced.
-    fn publish(&self, generation: u64, event: HealthEvent) -> bool {
+    fn publish(&self, generation: u64, event: HealthEvent) {
         let registry = self.lock();
-        match registry.subjects.get(&event.subject) {
-            Some(entry) if entry.generation == generation => {
-                if self.events.send(event).is_err() {
-                    tracing::debug!("health event receiver is gone");
-                }
-                true
-            }
-            _ => false,
+        let current = registry
+            .subjects
+            .get(&event.subject)
+            .is_some_and(|entry| entry.generation == generation);
+        if current && self.events.send(event).is_err() {
+            tracing::debug!("health event receiver is gone");
         }
+    }
+}
+
+impl Probe {
+    fn subscribers(&self) -> MutexGuard<'_, Vec<Subscriber>> {
+        // Pushes and retains only: a poisoned list is still consistent.
+        self.subscribers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Feeds one result of `probe` (started at `started`) to its schedule and to
+/// every subscribed subject, then sends the resulting events. `outbox` is
+/// scratch space, kept by the caller so that routine results allocate
+/// nothing.
+pub(crate) fn deliver(
+    shared: &Shared,
+    probe: &Probe,
+    schedule: &mut CheckState,
+    started: Instant,
+    result: Result<Option<i64>, ProbeError>,
+    outbox: &mut Vec<(u64, HealthEvent)>,
+) {
+    let now = Instant::now();
+    let spec = &probe.spec;
+    if let Err(err) = &result {
+        if spec.log_all_failures {
+            tracing::warn!(check = %spec.label(), error = %err, "check failed");
+        } else {
+            tracing::debug!(check = %spec.label(), error = %err, "check failed");
+        }
+    }
+    schedule.on_weighted_result(result.clone(), now);
+    let took = now.saturating_duration_since(started);
+    for sub in probe.subscribers().iter() {
+        let mut live = sub.live.lock();
+        live.state.record_latency(sub.index, took);
+        if let Some(event) = record(&sub.live.spec, &mut live, sub.index, result.clone(), now) {
+            outbox.push((sub.generation, event));
+        }
+    }
+    for (generation, event) in outbox.drain(..) {
+        tracing::info!(
+            subject = %event.subject, up = event.up,
+            weight_delta = ?event.weight_delta, reason = %event.reason,
+            "subject state changed"
+        );
+        shared.publish(generation, event);
     }
 }
 
@@ -142,47 +238,47 @@ impl HealthChecker {
     }
 
     /// Starts checking one more subject (for reload). Other subjects are not
-    /// touched. A subject with the same id is replaced: its task stops and the
-    /// new one starts from [`SubjectSpec::initially_up`], without an event.
+    /// touched. A subject with the same id is replaced: it starts again from
+    /// [`SubjectSpec::initially_up`], without an event. Its checkers join the
+    /// running probes equal to them (which keep their schedule), or start
+    /// new ones.
     ///
     /// Callable from any thread.
     pub fn add_subject(&self, spec: SubjectSpec) {
-        let state = SubjectState::new(&spec, Instant::now());
+        let now = Instant::now();
         let id = spec.id;
         let name = spec.name.clone();
         let live = Arc::new(Live {
             state: Mutex::new(LiveState {
-                state,
+                state: SubjectState::new(&spec, now),
                 transitions: vec![None; spec.checks.len()],
             }),
             spec,
         });
-        let old = {
+        let replaced = {
             let mut registry = self.shared.lock();
             registry.next_generation += 1;
             let generation = registry.next_generation;
-            // Spawned under the lock so the entry exists before the task can
-            // publish.
-            let task = self.runtime.spawn(run_subject(
-                Arc::clone(&self.shared),
-                Arc::clone(&live),
-                generation,
-            ));
-            registry.subjects.insert(
-                id,
-                Entry {
+            for (index, check) in live.spec.checks.iter().enumerate() {
+                let sub = Subscriber {
                     generation,
-                    live,
-                    task,
-                },
-            )
-        };
-        match old {
-            Some(old) => {
-                old.task.abort();
-                tracing::info!(subject = %name, %id, "health checks replaced");
+                    live: Arc::clone(&live),
+                    index,
+                };
+                self.subscribe(&mut registry, check, sub);
             }
-            None => tracing::info!(subject = %name, %id, "health checks started"),
+            let old = registry.subjects.insert(id, Entry { generation, live });
+            // After subscribing the new one, so that probes both share keep
+            // running.
+            if let Some(old) = &old {
+                unsubscribe(&mut registry, old);
+            }
+            old.is_some()
+        };
+        if replaced {
+            tracing::info!(subject = %name, %id, "health checks replaced");
+        } else {
+            tracing::info!(subject = %name, %id, "health checks started");
         }
     }
 
@@ -191,9 +287,9 @@ impl HealthChecker {
     ///
     /// Callable from any thread.
     pub fn remove_subject(&self, id: SubjectId) {
-        let removed = self.shared.lock().subjects.remove(&id);
-        if let Some(entry) = removed {
-            entry.task.abort();
+        let mut registry = self.shared.lock();
+        if let Some(entry) = registry.subjects.remove(&id) {
+            unsubscribe(&mut registry, &entry);
             tracing::info!(subject = %entry.live.spec.name, %id, "health checks stopped");
         }
     }
@@ -211,62 +307,169 @@ impl HealthChecker {
         lives.iter().map(|live| live.status()).collect()
     }
 
-    /// Stops every checker and waits for the tasks to finish.
+    /// How many distinct probes run: checkers equal across subjects count
+    /// once.
+    pub fn running_probes(&self) -> usize {
+        self.shared.lock().probes.len()
+    }
+
+    /// Stops every checker and waits for them to finish.
     pub async fn shutdown(self) {
-        let entries = std::mem::take(&mut self.shared.lock().subjects);
-        for entry in entries.values() {
-            entry.task.abort();
+        let (probes, fleet) = {
+            let mut registry = self.shared.lock();
+            registry.subjects.clear();
+            (std::mem::take(&mut registry.probes), registry.fleet.take())
+        };
+        let mut tasks = Vec::new();
+        for (_, entry) in probes {
+            if let Runner::Task(task) = entry.runner {
+                task.abort();
+                tasks.push(task);
+            }
         }
-        for (_, entry) in entries {
+        for task in tasks {
             // An aborted task reports a cancellation error: expected.
-            let _cancelled = entry.task.await;
+            let _cancelled = task.await;
+        }
+        if let Some(fleet) = fleet {
+            let _joined = tokio::task::spawn_blocking(move || fleet.stop_and_join()).await;
+        }
+    }
+
+    /// Adds `sub` to the probe equal to `check`, starting one if none runs.
+    fn subscribe(&self, registry: &mut Registry, check: &CheckSpec, sub: Subscriber) {
+        if let Some(entry) = registry.probes.get(check) {
+            entry.probe.subscribers().push(sub);
+            return;
+        }
+        let probe = Arc::new(Probe {
+            spec: check.clone(),
+            subscribers: Mutex::new(vec![sub]),
+        });
+        let runner = match self.fleet_runner(registry, &probe) {
+            Some(runner) => runner,
+            None => Runner::Task(
+                self.runtime
+                    .spawn(run_probe(Arc::clone(&self.shared), Arc::clone(&probe))),
+            ),
+        };
+        registry
+            .probes
+            .insert(check.clone(), ProbeEntry { probe, runner });
+    }
+
+    /// Hands a `TCP_CHECK` probe to the fleet thread (started on first use);
+    /// `None` for other kinds, or when the thread cannot start (the probe
+    /// then runs as a task).
+    fn fleet_runner(&self, registry: &mut Registry, probe: &Arc<Probe>) -> Option<Runner> {
+        if probe.spec.kind != CheckKind::Tcp {
+            return None;
+        }
+        if registry.fleet.is_none() {
+            match Fleet::start(Arc::clone(&self.shared)) {
+                Ok(fleet) => registry.fleet = Some(fleet),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start the TCP_CHECK thread; TCP checks run as tasks");
+                    return None;
+                }
+            }
+        }
+        registry.next_generation += 1;
+        let id = registry.next_generation;
+        registry.fleet.as_ref()?.add(id, Arc::clone(probe));
+        Some(Runner::Fleet(id))
+    }
+}
+
+/// Takes `entry`'s checkers off their probes; stops probes left without
+/// subscribers.
+fn unsubscribe(registry: &mut Registry, entry: &Entry) {
+    for check in &entry.live.spec.checks {
+        let empty = match registry.probes.get(check) {
+            Some(p) => {
+                let mut subs = p.probe.subscribers();
+                subs.retain(|s| s.generation != entry.generation);
+                subs.is_empty()
+            }
+            None => false,
+        };
+        if !empty {
+            continue;
+        }
+        if let Some(p) = registry.probes.remove(check) {
+            match p.runner {
+                Runner::Task(task) => task.abort(),
+                Runner::Fleet(id) => {
+                    if let Some(fleet) = &registry.fleet {
+                        fleet.remove(id);
+                    }
+                }
+            }
         }
     }
 }
 
 impl Drop for HealthChecker {
     fn drop(&mut self) {
-        for entry in self.shared.lock().subjects.values() {
-            entry.task.abort();
+        let mut registry = self.shared.lock();
+        for entry in registry.probes.values() {
+            if let Runner::Task(task) = &entry.runner {
+                task.abort();
+            }
+        }
+        if let Some(fleet) = registry.fleet.take() {
+            fleet.stop();
         }
     }
 }
 
-/// A running probe, borrowing its spec; `Ok(Some(delta))` carries a weight
-/// delta (`misc_dynamic`, `FILE_CHECK`).
-type Probe<'a> = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send + 'a>>;
+/// A running probe attempt; `Ok(Some(delta))` carries a weight delta
+/// (`misc_dynamic`, `FILE_CHECK`).
+type Attempt<'a> = Pin<Box<dyn Future<Output = Result<Option<i64>, ProbeError>> + Send + 'a>>;
 
-/// Each kind is boxed on its own, so that a TCP probe allocates (and moves)
-/// only its own small future, not one sized for the largest kind (TLS).
-fn start_probe(spec: &CheckSpec) -> Probe<'_> {
-    let (target, bind, timeout) = (spec.target, spec.bind, spec.connect_timeout);
+/// Each kind is boxed on its own, so that a probe allocates (and moves)
+/// only its own future, not one sized for the largest kind (TLS).
+fn start_attempt(spec: &CheckSpec) -> Attempt<'_> {
+    let (target, source, timeout) = (spec.target, Source::of(spec), spec.connect_timeout);
     match &spec.kind {
-        CheckKind::Tcp => {
-            Box::pin(async move { tcp::probe(target, bind, timeout).await.map(|()| None) })
-        }
+        // Only when the fleet thread could not start.
+        CheckKind::Tcp => Box::pin(async move {
+            match tokio::time::timeout(timeout, tcp::connect(target, source)).await {
+                Err(_elapsed) => Err(ProbeError::Timeout { after: timeout }),
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(stream)) => {
+                    // Close with a RST, as the fleet's disconnect does.
+                    let _ =
+                        socket2::SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
+                    Ok(None)
+                }
+            }
+        }),
         CheckKind::Http(h) => Box::pin(async move {
-            http::probe(target, bind, timeout, h, false)
+            http::probe(target, source, timeout, h, false)
                 .await
                 .map(|()| None)
         }),
         CheckKind::Ssl(h) => Box::pin(async move {
-            http::probe(target, bind, timeout, h, true)
+            http::probe(target, source, timeout, h, true)
                 .await
                 .map(|()| None)
         }),
         CheckKind::Misc(m) => Box::pin(misc::probe(m, spec.delay_loop)),
         CheckKind::Udp(u) => {
-            Box::pin(async move { udp::probe(target, bind, timeout, u).await.map(|()| None) })
+            Box::pin(async move { udp::probe(target, source, timeout, u).await.map(|()| None) })
         }
         CheckKind::Dns(d) => {
-            Box::pin(async move { dns::probe(target, bind, timeout, d).await.map(|()| None) })
+            Box::pin(async move { dns::probe(target, source, timeout, d).await.map(|()| None) })
         }
         CheckKind::Smtp(s) => {
-            Box::pin(async move { smtp::probe(target, bind, timeout, s).await.map(|()| None) })
+            Box::pin(async move { smtp::probe(target, source, timeout, s).await.map(|()| None) })
         }
-        CheckKind::Ping => {
-            Box::pin(async move { ping::probe(target.ip(), bind, timeout).await.map(|()| None) })
-        }
+        CheckKind::Ping => Box::pin(async move {
+            ping::probe(target.ip(), source.ip, timeout)
+                .await
+                .map(|()| None)
+        }),
         CheckKind::File(f) => Box::pin(file::probe(f, timeout)),
     }
 }
@@ -276,89 +479,15 @@ fn unix_ms_now() -> Option<u64> {
     u64::try_from(since.as_millis()).ok()
 }
 
-async fn run_subject(shared: Arc<Shared>, live: Arc<Live>, generation: u64) {
-    let spec = &live.spec;
-    let n = spec.checks.len();
-    if n == 0 {
-        // Always up; nothing to run.
-        return;
-    }
-    let mut in_flight: Vec<Option<Probe<'_>>> = (0..n).map(|_| None).collect();
-    // Reused between rounds: when each idle checker is next due.
-    let mut due: Vec<Option<Instant>> = vec![None; n];
-    // When each checker's probe in flight started (latency histograms).
-    let mut started: Vec<Instant> = vec![Instant::now(); n];
+/// Runs one (non-TCP) probe on its own schedule until aborted.
+async fn run_probe(shared: Arc<Shared>, probe: Arc<Probe>) {
+    let mut schedule = CheckState::new(&probe.spec, Instant::now());
+    let mut outbox = Vec::new();
     loop {
-        let now = Instant::now();
-        {
-            let live = live.lock();
-            for ((slot, next), check) in in_flight.iter().zip(&mut due).zip(live.state.checks()) {
-                *next = slot.is_none().then(|| check.next_due());
-            }
-        }
-        for (((slot, next), check), t) in in_flight
-            .iter_mut()
-            .zip(&mut due)
-            .zip(&spec.checks)
-            .zip(&mut started)
-        {
-            if next.is_some_and(|d| d <= now) {
-                *slot = Some(start_probe(check));
-                *next = None;
-                *t = now;
-            }
-        }
-        let next_due = due.iter().flatten().min().copied();
-        let any_in_flight = in_flight.iter().any(Option::is_some);
-
-        let finished = poll_fn(|cx| {
-            for (i, slot) in in_flight.iter_mut().enumerate() {
-                if let Some(probe) = slot {
-                    if let Poll::Ready(result) = probe.as_mut().poll(cx) {
-                        *slot = None;
-                        return Poll::Ready((i, result));
-                    }
-                }
-            }
-            Poll::Pending
-        });
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(due.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        let (index, result) = tokio::select! {
-            done = finished, if any_in_flight => done,
-            () = sleep => continue,
-        };
-
-        let Some(check) = spec.checks.get(index) else {
-            continue;
-        };
-        if let Err(err) = &result {
-            tracing::debug!(subject = %spec.name, check = %check.label(), error = %err, "check failed");
-        }
-        // A removed or replaced task is aborted at its next `.await`; until
-        // then it may still update its own (now unreachable) state, but the
-        // generation check keeps it from sending events.
-        let event = {
-            let mut live = live.lock();
-            if let Some(t) = started.get(index) {
-                live.state.record_latency(index, t.elapsed());
-            }
-            record(spec, &mut live, index, result)
-        };
-        if let Some(event) = event {
-            tracing::info!(
-                subject = %spec.name, id = %spec.id, up = event.up,
-                weight_delta = ?event.weight_delta, reason = %event.reason,
-                "subject state changed"
-            );
-            if !shared.publish(generation, event) {
-                return;
-            }
-        }
+        tokio::time::sleep_until(schedule.next_due().into()).await;
+        let started = Instant::now();
+        let result = start_attempt(&probe.spec).await;
+        deliver(&shared, &probe, &mut schedule, started, result, &mut outbox);
     }
 }
 
@@ -369,9 +498,10 @@ fn record(
     live: &mut LiveState,
     index: usize,
     result: Result<Option<i64>, ProbeError>,
+    now: Instant,
 ) -> Option<HealthEvent> {
     let check = spec.checks.get(index)?;
-    let update = live.state.on_weighted_result(index, result, Instant::now());
+    let update = live.state.on_weighted_result(index, result, now);
     let mut text = None;
     if let (Some(up), Some(check_state)) = (update.check, live.state.checks().get(index)) {
         if let Some(slot) = live.transitions.get_mut(index) {
@@ -432,6 +562,43 @@ fn reason(check: &CheckSpec, error: Option<&ProbeError>, failures: u32, up: bool
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A panic on the TCP_CHECK thread is survived: checks go on.
+    #[tokio::test]
+    async fn tcp_checks_go_on_after_a_panic_on_their_thread() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let check = CheckSpec {
+            delay_loop: std::time::Duration::from_millis(50),
+            warmup: std::time::Duration::ZERO,
+            ..CheckSpec::tcp(addr)
+        };
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let subject = SubjectSpec {
+            id: SubjectId(1),
+            name: "rs".into(),
+            checks: vec![check],
+        };
+        let checker = HealthChecker::start(vec![subject], tx);
+        let runs = || checker.status()[0].checks[0].checks_run;
+        let wait_for = |n: u64| async move {
+            for _ in 0..200 {
+                if runs() >= n {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            panic!("checks stopped at {}", runs());
+        };
+        wait_for(2).await;
+        if let Some(fleet) = &checker.shared.lock().fleet {
+            fleet.inject_panic();
+        }
+        let before = runs();
+        wait_for(before + 3).await;
+        assert!(checker.status()[0].up);
+        checker.shutdown().await;
+    }
 
     #[test]
     fn reason_texts() {

@@ -38,7 +38,7 @@ pub const HTTP_MAX_BODY: u64 = 1024 * 1024;
 /// the result.
 pub(crate) async fn probe(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     timeout: Duration,
     http: &HttpSpec,
     tls: bool,
@@ -47,7 +47,7 @@ pub(crate) async fn probe(
         return Err(http_error("", "no url configured"));
     }
     for url in &http.urls {
-        match tokio::time::timeout(timeout, fetch(target, bind, http, url, tls)).await {
+        match tokio::time::timeout(timeout, fetch(target, source, http, url, tls)).await {
             Err(_elapsed) => {
                 return Err(ProbeError::ResponseTimeout {
                     url: url.path.clone(),
@@ -69,7 +69,7 @@ fn http_error(url: &str, message: impl Into<String>) -> ProbeError {
 
 async fn fetch(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     http: &HttpSpec,
     url: &UrlSpec,
     tls: bool,
@@ -77,7 +77,7 @@ async fn fetch(
     let vhost = url.virtualhost.as_deref().or(http.virtualhost.as_deref());
     let request = request(target, &url.path, vhost, http.http_protocol, tls)
         .map_err(|message| http_error(&url.path, message))?;
-    let stream = tcp::connect(target, bind).await?;
+    let stream = tcp::connect(target, source).await?;
     if tls {
         let config = tls_config().map_err(|message| http_error(&url.path, message))?;
         let name = server_name(target, http, vhost);
@@ -491,7 +491,7 @@ mod tests {
     }
 
     async fn get(addr: SocketAddr, http: &HttpSpec, timeout: Duration) -> Result<(), ProbeError> {
-        probe(addr, None, timeout, http, false).await
+        probe(addr, Default::default(), timeout, http, false).await
     }
 
     #[tokio::test]
@@ -678,20 +678,26 @@ mod tests {
         let (addr, mut seen) = server(ok_reply("hello"), Some(tls_acceptor())).await;
         let mut http = http_spec(with_digest(HELLO_MD5));
         http.virtualhost = Some("www.example.com".into());
-        assert_eq!(probe(addr, None, TIMEOUT, &http, true).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &http, true).await,
+            Ok(())
+        );
         let (request, sni) = seen.recv().await.expect("request");
         assert!(request.contains("Host: www.example.com\r\n"), "{request}");
         assert_eq!(sni, None, "no SNI without enable_sni");
 
         http.enable_sni = true;
-        assert_eq!(probe(addr, None, TIMEOUT, &http, true).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &http, true).await,
+            Ok(())
+        );
         let (_, sni) = seen.recv().await.expect("request");
         assert_eq!(sni.as_deref(), Some("www.example.com"));
 
         // Wrong digest over TLS is still detected.
         let http = http_spec(with_digest([0; 16]));
         assert!(matches!(
-            probe(addr, None, TIMEOUT, &http, true).await,
+            probe(addr, Default::default(), TIMEOUT, &http, true).await,
             Err(ProbeError::Digest { .. })
         ));
     }
@@ -702,13 +708,26 @@ mod tests {
         let short = Duration::from_millis(300);
         // The server never answers the ClientHello: bounded by the timeout.
         assert!(matches!(
-            probe(addr, None, short, &http_spec(UrlSpec::new("/")), true).await,
+            probe(
+                addr,
+                Default::default(),
+                short,
+                &http_spec(UrlSpec::new("/")),
+                true
+            )
+            .await,
             Err(ProbeError::ResponseTimeout { .. })
         ));
         let (addr, _seen) = server(ok_reply("hello"), None).await;
-        let err = probe(addr, None, TIMEOUT, &http_spec(UrlSpec::new("/")), true)
-            .await
-            .expect_err("not TLS");
+        let err = probe(
+            addr,
+            Default::default(),
+            TIMEOUT,
+            &http_spec(UrlSpec::new("/")),
+            true,
+        )
+        .await
+        .expect_err("not TLS");
         assert!(
             err.to_string().starts_with("GET /: TLS handshake:"),
             "{err}"

@@ -14,7 +14,8 @@
 //!          │
 //!  SubjectState / CheckState      rise/fall rules (state)       sans-IO, time passed in
 //!          │  next_due(), on_result(result, now)
-//!  HealthChecker                  tokio driver (driver)         one task per subject
+//!  HealthChecker                  driver (driver)               one runner per distinct checker:
+//!          │                      TCP_CHECK on one thread (fleet), the others as tokio tasks
 //!          │  probes: tcp (TCP_CHECK), http (HTTP_GET, SSL_GET),
 //!          │          misc (MISC_CHECK), udp (UDP_CHECK), dns (DNS_CHECK),
 //!          │          smtp (SMTP_CHECK), ping (PING_CHECK), file (FILE_CHECK)
@@ -41,6 +42,9 @@
 //!   alternate between down and up.
 //! * Probes run every `delay_loop`; the first one after a random delay in
 //!   `[0, warmup]`.
+//! * Equal checkers ([`CheckSpec`] equality: kind, parameters, target,
+//!   source, timing) run once, whichever subjects have them, and feed each
+//!   of them; keepalived runs each one separately.
 //! * Adding, replacing or removing a subject never restarts or flaps another.
 //!
 //! # Example
@@ -67,6 +71,7 @@ mod dns;
 mod driver;
 mod error;
 mod file;
+mod fleet;
 mod http;
 mod latency;
 mod misc;

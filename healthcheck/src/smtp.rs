@@ -16,7 +16,7 @@
 //! * The whole conversation must finish within `connect_timeout` (keepalived
 //!   applies it to each step).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -38,7 +38,7 @@ fn smtp_error(message: impl Into<String>) -> ProbeError {
 
 pub(crate) async fn probe(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     timeout: Duration,
     spec: &SmtpSpec,
 ) -> Result<(), ProbeError> {
@@ -46,7 +46,7 @@ pub(crate) async fn probe(
     if name.is_empty() || name.bytes().any(|b| b.is_ascii_control()) {
         return Err(smtp_error(format!("invalid helo_name {name:?}")));
     }
-    match tokio::time::timeout(timeout, converse(target, bind, name)).await {
+    match tokio::time::timeout(timeout, converse(target, source, name)).await {
         Err(_elapsed) => Err(ProbeError::Timeout { after: timeout }),
         Ok(result) => result,
     }
@@ -54,10 +54,10 @@ pub(crate) async fn probe(
 
 async fn converse(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     helo_name: &str,
 ) -> Result<(), ProbeError> {
-    let stream = tcp::connect(target, bind).await?;
+    let stream = tcp::connect(target, source).await?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::with_capacity(SMTP_MAX_LINE, read);
 
@@ -236,7 +236,10 @@ mod tests {
             b"250 mx.test greets you\r\n",
         )
         .await;
-        assert_eq!(probe(addr, None, TIMEOUT, &helo("lb.test")).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &helo("lb.test")).await,
+            Ok(())
+        );
         assert_eq!(task.await.expect("server"), "HELO lb.test\r\nQUIT\r\n");
     }
 
@@ -244,7 +247,7 @@ mod tests {
     async fn default_helo_name_is_keepalived_s() {
         let (addr, task) = server(b"220 ok\r\n", b"250 ok\r\n").await;
         assert_eq!(
-            probe(addr, None, TIMEOUT, &SmtpSpec::default()).await,
+            probe(addr, Default::default(), TIMEOUT, &SmtpSpec::default()).await,
             Ok(())
         );
         assert!(task
@@ -257,7 +260,7 @@ mod tests {
     async fn rejecting_banner_fails() {
         let (addr, _task) = server(b"554 go away\r\n", b"").await;
         assert_eq!(
-            probe(addr, None, TIMEOUT, &helo("lb")).await,
+            probe(addr, Default::default(), TIMEOUT, &helo("lb")).await,
             Err(smtp_error("greeting 554 (expected 220)"))
         );
     }
@@ -266,7 +269,7 @@ mod tests {
     async fn rejected_helo_fails() {
         let (addr, _task) = server(b"220 ok\r\n", b"501 bad name\r\n").await;
         assert_eq!(
-            probe(addr, None, TIMEOUT, &helo("lb")).await,
+            probe(addr, Default::default(), TIMEOUT, &helo("lb")).await,
             Err(smtp_error("HELO reply 501 (expected 250)"))
         );
     }
@@ -275,7 +278,7 @@ mod tests {
     async fn garbage_banner_fails() {
         let (addr, _task) = server(b"SSH-2.0-OpenSSH\r\n", b"").await;
         assert_eq!(
-            probe(addr, None, TIMEOUT, &helo("lb")).await,
+            probe(addr, Default::default(), TIMEOUT, &helo("lb")).await,
             Err(smtp_error("greeting: malformed line \"SSH-2.0-OpenSSH\""))
         );
     }
@@ -287,7 +290,7 @@ mod tests {
         let short = Duration::from_millis(300);
         // Accepted by the kernel (backlog), never answered.
         assert_eq!(
-            probe(addr, None, short, &helo("lb")).await,
+            probe(addr, Default::default(), short, &helo("lb")).await,
             Err(ProbeError::Timeout { after: short })
         );
     }
@@ -298,11 +301,11 @@ mod tests {
         let addr = listener.local_addr().expect("addr");
         drop(listener);
         assert_eq!(
-            probe(addr, None, TIMEOUT, &helo("lb")).await,
+            probe(addr, Default::default(), TIMEOUT, &helo("lb")).await,
             Err(ProbeError::Refused)
         );
         assert_eq!(
-            probe(addr, None, TIMEOUT, &helo("lb\r\nRCPT")).await,
+            probe(addr, Default::default(), TIMEOUT, &helo("lb\r\nRCPT")).await,
             Err(smtp_error("invalid helo_name \"lb\\r\\nRCPT\""))
         );
     }

@@ -27,7 +27,7 @@ impl fmt::Display for SubjectId {
 ///
 /// Each keepalived checker block maps to one variant; variants with their own
 /// parameters carry them.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CheckKind {
     /// `TCP_CHECK`: a TCP connect that must complete within
     /// `connect_timeout`; the connection is then closed.
@@ -72,7 +72,7 @@ impl CheckKind {
 
 /// `http_protocol`: the request line's version and whether a
 /// `Connection: close` header is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum HttpProtocol {
     /// `1.0` (the default): `HTTP/1.0`, no `Connection` header.
     #[default]
@@ -102,7 +102,7 @@ impl HttpProtocol {
 }
 
 /// Parameters of `HTTP_GET` and `SSL_GET`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct HttpSpec {
     /// The `url` blocks; every one must pass. With none, the check fails
     /// (keepalived drops such a checker at config time).
@@ -120,7 +120,7 @@ pub struct HttpSpec {
 }
 
 /// One `url` block.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UrlSpec {
     /// `path`: the request target, e.g. `/health`.
     pub path: String,
@@ -164,7 +164,7 @@ impl UrlSpec {
 }
 
 /// Parameters of `MISC_CHECK`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct MiscSpec {
     /// `misc_path`, split into program and arguments; run directly (no shell).
     pub argv: Vec<String>,
@@ -173,6 +173,12 @@ pub struct MiscSpec {
     pub timeout: Option<Duration>,
     /// `misc_dynamic`: exit statuses 2..=255 mean success with a weight.
     pub dynamic: bool,
+    /// With `dynamic`, DPVS's keepalived fork (`--dialect dpvs`): exit
+    /// status `s` in 2..=255 sets the real server's weight to `s - 2`
+    /// absolutely, whatever its configured weight and the other checkers'
+    /// deltas; exit 0 restores the configured weight. Without it,
+    /// keepalived 2.2.7's relative rule applies (see `weight`).
+    pub absolute_weight: bool,
     /// The real server's configured weight (`iweight`), which keepalived's
     /// `misc_dynamic` rule needs: exit status `s` in 2..=255 sets this
     /// checker's weight delta to `s - 2 - weight`. Unused without `dynamic`.
@@ -188,7 +194,7 @@ pub struct MiscSpec {
 }
 
 /// Parameters of `UDP_CHECK`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct UdpSpec {
     /// `payload`: the datagram sent (may be empty).
     pub payload: Vec<u8>,
@@ -216,7 +222,7 @@ impl Default for UdpSpec {
 
 /// A `require_reply` pattern: hex digits where `X`/`x` nibbles match
 /// anything.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ReplyPattern {
     /// The required bits.
     pub bytes: Vec<u8>,
@@ -272,7 +278,7 @@ impl ReplyPattern {
 }
 
 /// `DNS_CHECK` `type`: the query types keepalived accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DnsType {
     /// `A`
     A,
@@ -342,7 +348,7 @@ impl DnsType {
 }
 
 /// Parameters of `DNS_CHECK`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DnsSpec {
     /// `type` (default `SOA`).
     pub qtype: DnsType,
@@ -363,7 +369,7 @@ impl Default for DnsSpec {
 pub const SMTP_DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 
 /// Parameters of `SMTP_CHECK`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SmtpSpec {
     /// `helo_name` (default [`SMTP_DEFAULT_HELO`]).
     pub helo_name: String,
@@ -378,7 +384,7 @@ impl Default for SmtpSpec {
 }
 
 /// Parameters of `FILE_CHECK` (resolved from its `track_file` block).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileSpec {
     /// The `track_file`'s `file`.
     pub path: PathBuf,
@@ -390,7 +396,11 @@ pub struct FileSpec {
 
 /// One checker of a subject (one keepalived checker block), with every
 /// default resolved.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Checkers that are equal (same kind, parameters, target, source and
+/// timing) run once and feed every subject that has them (see
+/// [`crate::HealthChecker`]); hence `Eq` and `Hash`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CheckSpec {
     /// What to probe.
     pub kind: CheckKind,
@@ -398,6 +408,15 @@ pub struct CheckSpec {
     pub target: SocketAddr,
     /// `bindto`: the local source address, if any.
     pub bind: Option<IpAddr>,
+    /// `bind_port`: the local source port (TCP and UDP based checkers),
+    /// else an ephemeral one.
+    pub bind_port: Option<u16>,
+    /// `fwmark`: the mark (`SO_MARK`) put on the checker's packets (TCP and
+    /// UDP based checkers); needs `CAP_NET_ADMIN`.
+    pub fwmark: Option<u32>,
+    /// `log_all_failures`: log every failed probe at warning level, not
+    /// only the ones that take the checker down.
+    pub log_all_failures: bool,
     /// `connect_timeout`: how long the connect may take.
     pub connect_timeout: Duration,
     /// `retry`: how many extra attempts a failure gets while the checker is up.
@@ -432,6 +451,9 @@ impl CheckSpec {
             kind: CheckKind::Tcp,
             target,
             bind: None,
+            bind_port: None,
+            fwmark: None,
+            log_all_failures: false,
             connect_timeout: Duration::from_secs(5),
             retry: 1,
             delay_before_retry: Duration::from_secs(1),

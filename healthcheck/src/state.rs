@@ -71,6 +71,12 @@ pub struct CheckState {
     last_ok: Option<bool>,
     last_error: Option<ProbeError>,
     weight_delta: i64,
+    /// `misc_dynamic` in DPVS's dialect: this checker's delta replaces the
+    /// others' (see [`SubjectState::weight_delta`]).
+    absolute: bool,
+    /// When `absolute`: the subject-wide order of this checker's latest
+    /// delta (0: none since it last went down).
+    delta_seq: u64,
     latency: crate::Latency,
 }
 
@@ -108,6 +114,8 @@ impl CheckState {
             last_ok: None,
             last_error: None,
             weight_delta: 0,
+            absolute: matches!(&spec.kind, CheckKind::Misc(m) if m.dynamic && m.absolute_weight),
+            delta_seq: 0,
             latency: crate::Latency::default(),
         }
     }
@@ -227,6 +235,8 @@ pub struct SubjectUpdate {
 pub struct SubjectState {
     checks: Vec<CheckState>,
     up: bool,
+    /// Orders the deltas of `absolute` checkers.
+    seq: u64,
 }
 
 impl SubjectState {
@@ -243,7 +253,7 @@ impl SubjectState {
     /// A subject made of already-built checker states.
     pub fn from_checks(checks: Vec<CheckState>) -> Self {
         let up = checks.iter().all(CheckState::is_up);
-        SubjectState { checks, up }
+        SubjectState { checks, up, seq: 0 }
     }
 
     /// Whether every checker is up.
@@ -265,10 +275,25 @@ impl SubjectState {
 
     /// The sum of the checkers' weight deltas: keepalived's effective weight
     /// is the configured weight plus this (KEEPALIVED.md §9).
+    ///
+    /// DPVS's fork (`misc_dynamic` with [`crate::MiscSpec::absolute_weight`])
+    /// sets the weight absolutely instead: once such a checker has reported
+    /// (and until it goes down), the delta of the one that reported last is
+    /// the subject's whole delta, so the weight is its `status - 2` (exit 0:
+    /// the configured weight), whatever the other checkers say.
     pub fn weight_delta(&self) -> i64 {
-        self.checks
+        let latest_absolute = self
+            .checks
             .iter()
-            .fold(0i64, |sum, c| sum.saturating_add(c.weight_delta()))
+            .filter(|c| c.absolute && c.delta_seq > 0)
+            .max_by_key(|c| c.delta_seq);
+        match latest_absolute {
+            Some(c) => c.weight_delta(),
+            None => self
+                .checks
+                .iter()
+                .fold(0i64, |sum, c| sum.saturating_add(c.weight_delta())),
+        }
     }
 
     /// Feeds the result of checker `index` (spec order). An index with no
@@ -294,7 +319,17 @@ impl SubjectState {
         let Some(check) = self.checks.get_mut(index) else {
             return SubjectUpdate::default();
         };
-        let check = check.on_weighted_result(result, now);
+        let reported = matches!(result, Ok(Some(_)));
+        let flipped = check.on_weighted_result(result, now);
+        if check.absolute {
+            if flipped == Some(false) {
+                check.delta_seq = 0;
+            } else if reported {
+                self.seq += 1;
+                check.delta_seq = self.seq;
+            }
+        }
+        let check = flipped;
         let up = self.checks.iter().all(CheckState::is_up);
         let subject = (up != self.up).then_some(up);
         self.up = up;

@@ -5,7 +5,7 @@
 //! `connect_timeout`; silence is success, as in keepalived. With it, a reply
 //! must arrive in time, have an allowed length and start with the pattern.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -20,20 +20,12 @@ const MAX_DATAGRAM: usize = 65_536;
 /// target's family) and connected to `target`, after sending `payload` on it.
 pub(crate) async fn send_connected(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     payload: &[u8],
 ) -> Result<UdpSocket, ProbeError> {
-    let local = match bind {
-        Some(ip) if ip.is_ipv4() != target.is_ipv4() => {
-            return Err(ProbeError::FamilyMismatch { bind: ip, target })
-        }
-        Some(ip) => ip,
-        None if target.is_ipv4() => Ipv4Addr::UNSPECIFIED.into(),
-        None => Ipv6Addr::UNSPECIFIED.into(),
-    };
-    let socket = UdpSocket::bind(SocketAddr::new(local, 0))
-        .await
-        .map_err(|e| ProbeError::io(IoStage::Bind, &e))?;
+    let socket = crate::tcp::socket(target, source, socket2::Type::DGRAM, socket2::Protocol::UDP)?;
+    let socket =
+        UdpSocket::from_std(socket.into()).map_err(|e| ProbeError::io(IoStage::Socket, &e))?;
     socket
         .connect(target)
         .await
@@ -47,11 +39,11 @@ pub(crate) async fn send_connected(
 
 pub(crate) async fn probe(
     target: SocketAddr,
-    bind: Option<IpAddr>,
+    source: crate::tcp::Source,
     timeout: Duration,
     udp: &UdpSpec,
 ) -> Result<(), ProbeError> {
-    let socket = send_connected(target, bind, &udp.payload).await?;
+    let socket = send_connected(target, source, &udp.payload).await?;
 
     // One byte more than allowed, to tell an over-long reply from a full one.
     let mut buf = vec![0u8; udp.max_reply_length.saturating_add(1).min(MAX_DATAGRAM)];
@@ -125,14 +117,17 @@ mod tests {
     #[tokio::test]
     async fn matching_reply_passes_and_payload_is_sent() {
         let (addr, task) = responder(b"\x01\x02pong".to_vec(), 1).await;
-        assert_eq!(probe(addr, None, TIMEOUT, &require("01x2")).await, Ok(()));
+        assert_eq!(
+            probe(addr, Default::default(), TIMEOUT, &require("01x2")).await,
+            Ok(())
+        );
         assert_eq!(task.await.expect("responder"), b"ping");
     }
 
     #[tokio::test]
     async fn mismatching_reply_fails() {
         let (addr, _task) = responder(b"\x02\x02".to_vec(), 1).await;
-        let err = probe(addr, None, TIMEOUT, &require("01x2"))
+        let err = probe(addr, Default::default(), TIMEOUT, &require("01x2"))
             .await
             .expect_err("mismatch");
         assert_eq!(
@@ -148,7 +143,7 @@ mod tests {
         let (addr, _task) = responder(vec![0xaa; 10], 2).await;
         let mut spec = require("aa");
         spec.max_reply_length = 4;
-        let err = probe(addr, None, TIMEOUT, &spec)
+        let err = probe(addr, Default::default(), TIMEOUT, &spec)
             .await
             .expect_err("too long");
         assert_eq!(
@@ -157,7 +152,7 @@ mod tests {
         );
         spec.max_reply_length = 255;
         spec.min_reply_length = 11;
-        let err = probe(addr, None, TIMEOUT, &spec)
+        let err = probe(addr, Default::default(), TIMEOUT, &spec)
             .await
             .expect_err("too short");
         assert_eq!(
@@ -172,9 +167,12 @@ mod tests {
         let silent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
         let addr = silent.local_addr().expect("addr");
         let short = Duration::from_millis(200);
-        assert_eq!(probe(addr, None, short, &UdpSpec::default()).await, Ok(()));
         assert_eq!(
-            probe(addr, None, short, &require("")).await,
+            probe(addr, Default::default(), short, &UdpSpec::default()).await,
+            Ok(())
+        );
+        assert_eq!(
+            probe(addr, Default::default(), short, &require("")).await,
             Err(ProbeError::NoReply { after: short })
         );
     }
@@ -185,7 +183,7 @@ mod tests {
         let addr = socket.local_addr().expect("addr");
         drop(socket);
         assert_eq!(
-            probe(addr, None, TIMEOUT, &UdpSpec::default()).await,
+            probe(addr, Default::default(), TIMEOUT, &UdpSpec::default()).await,
             Err(ProbeError::Refused)
         );
     }

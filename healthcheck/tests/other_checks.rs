@@ -7,14 +7,16 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use healthcheck::{CheckKind, CheckSpec, HealthChecker, HttpSpec, MiscSpec, SubjectSpec, UrlSpec};
+use healthcheck::{
+    CheckKind, CheckSpec, FileSpec, HealthChecker, HttpSpec, MiscSpec, SubjectSpec, UrlSpec,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::unbounded_channel;
 
 mod common;
 
-use common::next_event;
+use common::{next_event, wait_checks};
 
 /// This file's checkers run every 200 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
@@ -134,5 +136,59 @@ async fn misc_dynamic_reports_weight_changes() {
     let event = next_event(&mut rx).await;
     assert_eq!((event.up, event.weight_delta), (true, None));
     checker.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `misc_dynamic` under `--dialect dpvs` (`absolute_weight`): the script's
+/// exit status sets the weight to `status - 2` whatever the other checkers'
+/// deltas; keepalived 2.2.7's relative rule adds them up. A real script
+/// (exit 12, configured weight 3) next to a FILE_CHECK whose delta is +10.
+#[tokio::test]
+async fn misc_dynamic_absolute_weight_overrides_other_deltas() {
+    let dir = std::env::temp_dir().join(format!("healthcheck-it-abs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let track = dir.join("track");
+    set_code(&track, "2");
+    let script = dir.join("weight.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 12\n").expect("script");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let target: SocketAddr = "127.0.0.1:9".parse().expect("addr");
+    let checks = |absolute_weight: bool| {
+        vec![
+            fast(
+                CheckKind::Misc(MiscSpec {
+                    argv: vec![script.display().to_string()],
+                    dynamic: true,
+                    absolute_weight,
+                    weight: 3,
+                    ..MiscSpec::default()
+                }),
+                target,
+            ),
+            fast(
+                CheckKind::File(FileSpec {
+                    path: track.clone(),
+                    weight: 5,
+                    reverse: false,
+                }),
+                target,
+            ),
+        ]
+    };
+    for (absolute, want) in [(false, (12 - 2 - 3) + 2 * 5), (true, 12 - 2 - 3)] {
+        let (tx, _rx) = unbounded_channel();
+        let checker = HealthChecker::start(vec![subject(checks(absolute))], tx);
+        // Both checkers have reported at least twice, in either order.
+        let status = wait_checks(&checker, 2).await;
+        assert!(status.up, "{status:?}");
+        assert_eq!(status.checks[0].weight_delta, 7, "{status:?}");
+        assert_eq!(status.checks[1].weight_delta, 10, "{status:?}");
+        assert_eq!(
+            status.weight_delta, want,
+            "absolute_weight {absolute}: {status:?}"
+        );
+        checker.shutdown().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

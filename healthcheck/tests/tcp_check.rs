@@ -364,3 +364,66 @@ async fn connect_timeout_on_a_full_accept_queue() {
     );
     checker.shutdown().await;
 }
+
+/// Equal checkers of different subjects (the same real server in two
+/// virtual servers) are probed once and feed both; keepalived would probe
+/// twice. Counts the connections that reach a real listener.
+#[tokio::test]
+async fn equal_checkers_are_probed_once_for_every_subject() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let check = fast_check(addr);
+    let (tx, mut rx) = unbounded_channel();
+    // Subjects 1 and 2 share one checker; subject 3's differs (its delay).
+    let other = CheckSpec {
+        delay_loop: Duration::from_millis(250),
+        ..check.clone()
+    };
+    let checker = HealthChecker::start(
+        vec![
+            subject(1, vec![check.clone()]),
+            subject(2, vec![check.clone()]),
+            subject(3, vec![other]),
+        ],
+        tx,
+    );
+    assert_eq!(checker.running_probes(), 2);
+    let mut accepted = 0u64;
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let status = loop {
+        while listener.accept().is_ok() {
+            accepted += 1;
+        }
+        let status = checker.status();
+        if status.iter().all(|s| s.checks[0].checks_run >= 4) {
+            break status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "checks did not run");
+        tokio::time::sleep(POLL).await;
+    };
+    // Let any handshake already counted by a subject reach the listener.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    while listener.accept().is_ok() {
+        accepted += 1;
+    }
+    let runs: Vec<u64> = status.iter().map(|s| s.checks[0].checks_run).collect();
+    assert_eq!(runs[0], runs[1], "the shared probe feeds both: {runs:?}");
+    // One probe for subjects 1 and 2, one for subject 3 (a probe may have
+    // completed after the snapshot).
+    let probes = runs[0] + runs[2];
+    assert!(
+        accepted >= probes && accepted <= probes + 2,
+        "{accepted} connections for {runs:?} checks"
+    );
+    assert!(status.iter().all(|s| s.up));
+    assert!(rx.try_recv().is_err());
+
+    // Removing one subject of the pair keeps the probe for the other; the
+    // last one stops it.
+    checker.remove_subject(SubjectId(1));
+    assert_eq!(checker.running_probes(), 2);
+    checker.remove_subject(SubjectId(2));
+    assert_eq!(checker.running_probes(), 1);
+    checker.shutdown().await;
+}
