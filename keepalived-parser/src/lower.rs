@@ -1722,6 +1722,10 @@ impl Lowerer<'_> {
             virtualhost: vs.virtualhost.clone(),
             inherit,
         };
+        // Exact capacities: a Vec grown by pushing holds at least 4
+        // elements, which for 100,000 real servers of one checker each is
+        // most of the model's memory.
+        vs.real_servers.reserve_exact(raw_rs.len());
         for raw in raw_rs {
             let rs = self.finish_real_server(raw, &vs_defaults);
             if vs
@@ -2499,7 +2503,7 @@ impl Lowerer<'_> {
         };
         let rs_inherit = raw.inherit.under(vs.inherit);
         let virtualhost = raw.virtualhost.clone().or_else(|| vs.virtualhost.clone());
-        let mut checkers = Vec::new();
+        let mut checkers = Vec::with_capacity(raw.checkers.len());
         for c in raw.checkers {
             self.finish_checker(
                 c,
