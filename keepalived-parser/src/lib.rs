@@ -216,8 +216,7 @@ pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>
         &pre.sources,
         &mut diagnostics,
     );
-    let ast = ast.iter().map(|s| s.to_statement(&pre.sources)).collect();
-    (ast, diagnostics)
+    (ast::to_statements(&ast, &pre.sources), diagnostics)
 }
 
 fn preprocess(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> preprocess::Preprocessed {

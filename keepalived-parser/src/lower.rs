@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::ast::Stmt;
+use crate::ast::{members, Members, Stmt};
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
     AccessEntry, AccessGroup, Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck,
@@ -609,9 +609,9 @@ enum Event<'a> {
 #[derive(Debug)]
 struct Flatten<'a> {
     /// The statements still to visit at each depth, with the `}` that ends it.
-    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<Pos>)>,
-    /// The statement just visited, whose block comes next.
-    pending: Option<&'a Stmt<'a>>,
+    stack: Vec<(Members<'a, 'a>, Option<Pos>)>,
+    /// The statement just visited, with its block, which comes next.
+    pending: Option<(&'a Stmt<'a>, &'a [Stmt<'a>])>,
 }
 
 impl<'a> Iterator for Flatten<'a> {
@@ -619,16 +619,16 @@ impl<'a> Iterator for Flatten<'a> {
 
     fn next(&mut self) -> Option<Event<'a>> {
         loop {
-            if let Some(s) = self.pending.take() {
-                if let (Some(open), Some(block)) = (s.open_brace, &s.block) {
-                    self.stack.push((block.iter(), s.close_brace));
+            if let Some((s, block)) = self.pending.take() {
+                if let Some(open) = s.open_brace {
+                    self.stack.push((members(block), s.close_brace));
                     return Some(Event::Open(open));
                 }
             }
             let (stmts, close) = self.stack.last_mut()?;
             match stmts.next() {
-                Some(s) => {
-                    self.pending = Some(s);
+                Some((s, block)) => {
+                    self.pending = Some((s, block));
                     if !s.is_bare_block() {
                         return Some(Event::Line(s));
                     }
@@ -662,7 +662,7 @@ pub(crate) fn lower(
         garp_lower_set: vrrp::GarpSet::default(),
     };
     let mut events = Flatten {
-        stack: vec![(ast.iter(), None)],
+        stack: vec![(members(ast), None)],
         pending: None,
     }
     .peekable();
@@ -832,7 +832,7 @@ impl Lowerer<'_> {
         parent: Option<&'a Stmt<'a>>,
     ) -> Vec<Node<'a>> {
         // Usually one member per statement of the block.
-        let members = parent.and_then(|p| p.block.as_ref()).map_or(0, Vec::len);
+        let members = parent.map_or(0, |p| p.members as usize);
         let mut nodes = Vec::with_capacity(members);
         while let Some(e) = ev.next() {
             match e {
@@ -1237,7 +1237,7 @@ impl Lowerer<'_> {
                 );
                 continue;
             };
-            let Some(addrs) = self.check(&s.keyword, expand_range(s.keyword.text)) else {
+            let Some(addrs) = self.check(s.keyword, expand_range(s.keyword.text)) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
@@ -1716,6 +1716,7 @@ impl Lowerer<'_> {
         let vs_defaults = VsDefaults {
             port,
             fwmark: vs.fwmark.is_some(),
+            group: vs.group.is_some(),
             lb_kind: vs.lb_kind,
             weight: weight.unwrap_or(1),
             inhibit,
@@ -1755,20 +1756,19 @@ impl Lowerer<'_> {
             return None;
         }
         if let Some((addr, sport, loc)) = sorry {
-            let mut sport = sport.unwrap_or(0);
-            if vs.lb_kind != LbKind::Nat {
-                if vs.fwmark.is_some() {
-                    if sport != 0 {
-                        self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name}, sorry server has port specified - clearing"));
-                    }
-                    sport = 0;
-                } else if sport == 0 {
-                    sport = port;
-                } else if sport != port && vs.group.is_none() {
-                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name} and sorry server ports don't match - resetting"));
-                    sport = port;
+            // The sorry server follows the virtual server's forwarding method
+            // (`sorry_server_lvs_method` is not supported).
+            let sport = match server_port(sport, &vs_defaults) {
+                PortRule::Keep(p) => p,
+                PortRule::Cleared(_) => {
+                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name}, sorry server has port specified - clearing"));
+                    0
                 }
-            }
+                PortRule::Reset(_) => {
+                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name} and sorry server ports don't match - resetting"));
+                    port
+                }
+            };
             vs.sorry_server = Some(SorryServer {
                 addr,
                 port: sport,
@@ -2465,32 +2465,26 @@ impl Lowerer<'_> {
     }
 
     fn finish_real_server(&mut self, raw: RawRealServer, vs: &VsDefaults) -> RealServer {
-        let port = match raw.port {
-            Some(p) if p != 0 && vs.fwmark && vs.lb_kind != LbKind::Nat => {
+        let port = match server_port(raw.port, vs) {
+            PortRule::Keep(p) => p,
+            PortRule::Cleared(p) => {
                 let loc = raw
                     .port_token
                     .map_or_else(|| raw.location.clone(), |p| self.loc(p));
-                let loc = &loc;
                 self.diag(
                     Severity::Warning,
-                    loc,
+                    &loc,
                     format!("WARNING - fwmark virtual server, real server {} {p} has port specified - clearing", format_addr(raw.addr)),
                 );
                 0
             }
-            None | Some(0) => vs.port,
-            Some(p)
-                if vs.port != 0
-                    && p != vs.port
-                    && matches!(vs.lb_kind, LbKind::Dr | LbKind::Tun) =>
-            {
+            PortRule::Reset(p) => {
                 let loc = raw
                     .port_token
                     .map_or_else(|| raw.location.clone(), |p| self.loc(p));
-                let loc = &loc;
                 self.diag(
                     Severity::Warning,
-                    loc,
+                    &loc,
                     format!(
                         "WARNING - virtual server port {} and real server {} {p} ports don't match - resetting",
                         vs.port,
@@ -2499,7 +2493,6 @@ impl Lowerer<'_> {
                 );
                 vs.port
             }
-            Some(p) => p,
         };
         let rs_inherit = raw.inherit.under(vs.inherit);
         let virtualhost = raw.virtualhost.clone().or_else(|| vs.virtualhost.clone());
@@ -2544,11 +2537,56 @@ type LoweredVs<'a> = (VirtualServer, Option<Tok<'a>>, Option<Tok<'a>>);
 struct VsDefaults {
     port: u16,
     fwmark: bool,
+    /// `virtual_server group NAME`.
+    group: bool,
     lb_kind: LbKind,
     weight: u32,
     inhibit: bool,
     virtualhost: Option<String>,
     inherit: Inherit,
+}
+
+/// What keepalived's port rules do to a real or sorry server's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortRule {
+    /// The effective port (nothing to report).
+    Keep(u16),
+    /// A port written for a fwmark service, cleared to 0 (warning).
+    Cleared(u16),
+    /// A port that differs from the virtual server's, reset to it (warning).
+    Reset(u16),
+}
+
+/// The port rules of keepalived 2.2.7's `validate_check_config`
+/// (check_data.c), which are the same for real servers and the sorry server:
+///
+/// * virtual_server group: the port is left as written (keepalived only
+///   warns about mismatches there); none means 0, which IPVS reads as "the
+///   packet's port";
+/// * NAT (`IP_VS_CONN_F_MASQ`) may translate the port: a written port is
+///   kept; none means the virtual server's port (keepalived fills it in for
+///   real servers; for a sorry server it leaves 0, which IPVS turns into the
+///   virtual server's port, so the effect is the same), or 0 for fwmark;
+/// * FNAT is treated as NAT, as DPVS's fork does
+///   (`!= IP_VS_CONN_F_MASQ && != IP_VS_CONN_F_FULLNAT`);
+/// * every other method (DR, TUN, and DPVS's SNAT) cannot change the port:
+///   with fwmark a written port is cleared; otherwise none means the virtual
+///   server's port and a different one is reset to it.
+fn server_port(written: Option<u16>, vs: &VsDefaults) -> PortRule {
+    let written = written.unwrap_or(0);
+    if vs.group {
+        return PortRule::Keep(written);
+    }
+    let translates = matches!(vs.lb_kind, LbKind::Nat | LbKind::Fnat);
+    match (translates, vs.fwmark, written) {
+        (_, true, 0) => PortRule::Keep(0),
+        (true, true, p) => PortRule::Keep(p),
+        (false, true, p) => PortRule::Cleared(p),
+        (_, false, 0) => PortRule::Keep(vs.port),
+        (true, false, p) => PortRule::Keep(p),
+        (false, false, p) if p == vs.port => PortRule::Keep(p),
+        (false, false, p) => PortRule::Reset(p),
+    }
 }
 
 /// C `atoi`: optional blanks and sign, then the leading digits (0 when none).

@@ -479,7 +479,8 @@ impl Preprocessor {
             .bytes()
             .position(is_blank_byte)
             .map_or(text, |p| &text[..p]);
-        text.starts_with(['@', '~']) || INCLUDES.contains(&first_word)
+        text.starts_with(['@', '~'])
+            || (first_word.starts_with("include") && INCLUDES.contains(&first_word))
     }
 
     /// Emits the words and braces of a plain line (which starts at byte
