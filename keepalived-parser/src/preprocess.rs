@@ -828,8 +828,15 @@ impl Preprocessor {
         true
     }
 
-    /// `include PATTERN`, relative to the including file's directory.
+    /// `include PATTERN`, relative to the including file's directory. The
+    /// checked variants (`includer`, ...) turn the problems they check into
+    /// [`DiagClass::IncludeFailed`] errors (`-t` exits 6), as
+    /// `file_config_error` in keepalived 2.2.7's lib/parser.c does; plain
+    /// `include` stays silent about missing files, as keepalived's log-only
+    /// messages change nothing. (The `global_defs` `include_check` default
+    /// is not applied.)
     fn include(&mut self, keyword: &str, rest: &[(char, u32)], ctx: Ctx<'_>) {
+        let checks = IncludeChecks::of(keyword);
         let words = tokenize(rest);
         let Some(pattern) = words.first() else {
             self.diag(
@@ -839,24 +846,12 @@ impl Preprocessor {
             );
             return;
         };
-        if keyword != "include" {
-            self.diag(
-                Severity::Warning,
-                ctx.loc(pattern.col),
-                format!("'{keyword}' checks are not yet supported by dpvsd, treated as 'include'"),
-            );
-            if let Some(d) = self.out.diagnostics.last_mut() {
-                d.class = DiagClass::Dpvsd;
-            }
-        }
+        let at = ctx.loc(pattern.col);
         if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
-            self.diag(
-                Severity::Error,
-                ctx.loc(pattern.col),
-                "includes nested too deeply - ignoring",
-            );
+            self.diag(Severity::Error, at, "includes nested too deeply - ignoring");
             return;
         }
+        let (mut paths, mut missing, mut wildcards) = (Vec::new(), 0usize, false);
         for alternative in brace_expand(&pattern.text) {
             let full = if Path::new(&alternative).is_absolute() {
                 alternative
@@ -864,35 +859,123 @@ impl Preprocessor {
                 let dir = glob::Pattern::escape(&ctx.dir.display().to_string());
                 format!("{dir}/{alternative}")
             };
-            let paths = match glob::glob(&full) {
-                Ok(p) => p,
+            let found = match glob::glob(&full) {
+                Ok(p) => p.flatten().collect::<Vec<_>>(),
                 Err(e) => {
                     self.diag(
                         Severity::Error,
-                        ctx.loc(pattern.col),
+                        at.clone(),
                         format!("invalid include pattern '{}': {e}", pattern.text),
                     );
                     continue;
                 }
             };
-            for path in paths.flatten() {
-                self.include_one(&path, &ctx.loc(pattern.col));
+            // keepalived's glob counts a literal name, or the directory
+            // before a wildcard, that does not exist as missing.
+            let first_wild = full.find(['*', '?', '[']);
+            wildcards |= first_wild.is_some();
+            if found.is_empty() {
+                let missing_here = match first_wild {
+                    None => true,
+                    Some(w) => full[..w]
+                        .rfind('/')
+                        .is_some_and(|slash| !Path::new(&full[..=slash]).is_dir()),
+                };
+                missing += usize::from(missing_here);
             }
+            paths.extend(found);
+        }
+        let brace = pattern.text.contains('{');
+        if paths.is_empty() {
+            if missing > 0 {
+                let check = if brace { INCLUDE_B } else { INCLUDE_M };
+                self.include_problem(
+                    checks,
+                    check,
+                    &at,
+                    format!("Config files missing '{}'.", pattern.text),
+                    false,
+                );
+            } else if wildcards {
+                self.include_problem(
+                    checks,
+                    INCLUDE_W,
+                    &at,
+                    format!("No config files matched '{}'.", pattern.text),
+                    false,
+                );
+            }
+            return;
+        }
+        if missing > 0 {
+            self.include_problem(
+                checks,
+                INCLUDE_B,
+                &at,
+                format!("Some config files missing: \"{}\".", pattern.text),
+                false,
+            );
+            if checks.0 & INCLUDE_B != 0 {
+                return;
+            }
+        }
+        for path in paths {
+            self.include_one(&path, &at, checks);
         }
     }
 
-    fn include_one(&mut self, path: &Path, at: &Location) {
+    /// keepalived's `file_config_error`: an error that fails the load (exit
+    /// 6) when `check` is among the include's checks. Otherwise keepalived
+    /// only logs it; dpvsd then says nothing, except (with `note`) as a
+    /// warning of its own that does not change the `-t` exit code.
+    fn include_problem(
+        &mut self,
+        checks: IncludeChecks,
+        check: u8,
+        at: &Location,
+        message: String,
+        note: bool,
+    ) {
+        let (severity, class) = if checks.0 & check != 0 {
+            (Severity::Error, DiagClass::IncludeFailed)
+        } else if note {
+            (Severity::Warning, DiagClass::Dpvsd)
+        } else {
+            return;
+        };
+        self.diag(severity, at.clone(), message);
+        if let Some(d) = self.out.diagnostics.last_mut() {
+            d.class = class;
+        }
+    }
+
+    fn include_one(&mut self, path: &Path, at: &Location, checks: IncludeChecks) {
         let Ok(meta) = std::fs::metadata(path) else {
             return;
         };
-        if !meta.is_file() {
+        if meta.is_dir() {
+            self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' is a directory - skipping",
+                    path.display()
+                ),
+                false,
+            );
             return;
         }
-        if is_executable(&meta) {
-            self.diag(
-                Severity::Warning,
-                at.clone(),
-                format!("included file {} is executable - ignoring", path.display()),
+        if !meta.is_file() || is_executable(&meta) {
+            self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' is not a regular non-executable file - skipping",
+                    path.display()
+                ),
+                true,
             );
             return;
         }
@@ -911,10 +994,15 @@ impl Preprocessor {
                 self.process_file(path, bytes);
                 self.include_stack.pop();
             }
-            Err(e) => self.diag(
-                Severity::Error,
-                at.clone(),
-                format!("{}: cannot read included file: {e}", path.display()),
+            Err(e) => self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' open problem ({e}) - skipping",
+                    path.display()
+                ),
+                true,
             ),
         }
     }
@@ -959,6 +1047,34 @@ impl Preprocessor {
             })
             .collect();
         self.out.push_words(words.into_iter());
+    }
+}
+
+/// keepalived's include checks (lib/parser.c `include_t`): error if a
+/// file is not readable, if no file matches a name without wildcards, if
+/// none matches even with wildcards, if a brace alternative is missing.
+const INCLUDE_R: u8 = 1;
+const INCLUDE_M: u8 = 2;
+const INCLUDE_W: u8 = 4;
+const INCLUDE_B: u8 = 8;
+
+/// The checks of one include line.
+#[derive(Debug, Clone, Copy)]
+struct IncludeChecks(u8);
+
+impl IncludeChecks {
+    /// keepalived's `check_include`: `include` checks nothing, `includer`
+    /// readability, `includem` also a match, `includew` also a wildcard
+    /// match, `includeb` readability and braces, `includea` everything.
+    fn of(keyword: &str) -> Self {
+        IncludeChecks(match keyword {
+            "includer" => INCLUDE_R,
+            "includem" => INCLUDE_R | INCLUDE_M,
+            "includew" => INCLUDE_R | INCLUDE_M | INCLUDE_W,
+            "includeb" => INCLUDE_R | INCLUDE_B,
+            "includea" => INCLUDE_R | INCLUDE_M | INCLUDE_W | INCLUDE_B,
+            _ => 0,
+        })
     }
 }
 
