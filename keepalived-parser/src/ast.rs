@@ -133,22 +133,56 @@ pub(crate) enum Line<'a> {
     Close(Pos),
 }
 
-/// The logical lines of preprocessed text, over its words (`tokens`, from
-/// [`Preprocessed::tokens`]).
-pub(crate) fn lines<'a>(items: &[Item], tokens: &'a [Tok<'a>]) -> Vec<Line<'a>> {
-    items
-        .iter()
-        .map(|item| match item {
-            Item::Words(r) => {
-                Line::Words(tokens.get(r.start as usize..r.end as usize).unwrap_or(&[]))
-            }
-            Item::Open(l) => Line::Open(*l),
-            Item::Close(l) => Line::Close(*l),
-        })
-        .collect()
+/// The grammar's input: the preprocessor's logical lines over its words
+/// (`tokens`, from [`crate::preprocess::tokens`]), read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct In<'a, 'b> {
+    items: &'b [Item],
+    tokens: &'a [Tok<'a>],
 }
 
-type In<'a, 'b> = &'b [Line<'a>];
+impl<'a, 'b> In<'a, 'b> {
+    pub fn new(items: &'b [Item], tokens: &'a [Tok<'a>]) -> Self {
+        In { items, tokens }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The first line and the rest.
+    fn split_first(self) -> Option<(Line<'a>, Self)> {
+        let (first, items) = self.items.split_first()?;
+        let line = match first {
+            Item::Words(r) => Line::Words(
+                self.tokens
+                    .get(r.start as usize..r.end as usize)
+                    .unwrap_or(&[]),
+            ),
+            Item::Open(l) => Line::Open(*l),
+            Item::Close(l) => Line::Close(*l),
+        };
+        Some((line, In { items, ..self }))
+    }
+
+    fn lines(self) -> impl Iterator<Item = Line<'a>> + 'b
+    where
+        'a: 'b,
+    {
+        let mut rest = self;
+        std::iter::from_fn(move || {
+            let (line, r) = rest.split_first()?;
+            rest = r;
+            Some(line)
+        })
+    }
+}
+
+impl nom::InputLength for In<'_, '_> {
+    fn input_len(&self) -> usize {
+        self.items.len()
+    }
+}
 
 fn fail<'a, 'b, T>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, T> {
     Err(nom::Err::Error(Error::new(i, ErrorKind::Tag)))
@@ -163,14 +197,14 @@ fn words_line<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a [Tok<'a>]> {
 
 fn open_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Open(l), rest)) => Ok((rest, *l)),
+        Some((Line::Open(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
 
 fn close_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Close(l), rest)) => Ok((rest, *l)),
+        Some((Line::Close(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
@@ -230,20 +264,20 @@ fn offset(n: usize) -> u32 {
 
 /// Parses the logical lines of a whole configuration into a flat tree.
 pub(crate) fn parse<'a>(
-    lines: &[Line<'a>],
+    lines: In<'a, '_>,
     sources: &Sources,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Stmt<'a>> {
     let mut depth = 0usize;
     let mut words = 0usize;
-    for l in lines {
+    for l in lines.lines() {
         match l {
             Line::Open(loc) => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     diags.push(diag(
                         Severity::Fatal,
-                        sources.location(*loc),
+                        sources.location(loc),
                         format!("blocks nested more than {MAX_NESTING} deep"),
                     ));
                     return Vec::new();
@@ -281,9 +315,9 @@ pub(crate) fn parse<'a>(
     out
 }
 
-fn first_location(lines: &[Line<'_>]) -> Pos {
-    match lines.first() {
-        Some(Line::Open(l) | Line::Close(l)) => *l,
+fn first_location(lines: In<'_, '_>) -> Pos {
+    match lines.split_first().map(|(l, _)| l) {
+        Some(Line::Open(l) | Line::Close(l)) => l,
         Some(Line::Words(w)) => w.first().map(|t| t.location).unwrap_or_default(),
         None => Pos::default(),
     }
@@ -411,7 +445,7 @@ mod tests {
         let mut pre = p.finish();
         let mut diags = std::mem::take(&mut pre.diagnostics);
         let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, &pre.words);
-        let ast = parse(&lines(&pre.items, &tokens), &pre.sources, &mut diags);
+        let ast = parse(In::new(&pre.items, &tokens), &pre.sources, &mut diags);
         (to_statements(&ast, &pre.sources), diags)
     }
 

@@ -212,7 +212,7 @@ pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
     let tokens = preprocess::tokens(&pre.text, &pre.sources, &pre.words);
     let ast = ast::parse(
-        &ast::lines(&pre.items, &tokens),
+        ast::In::new(&pre.items, &tokens),
         &pre.sources,
         &mut diagnostics,
     );
@@ -237,10 +237,8 @@ fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions, mode: ParseMode) 
     // Each intermediate form is dropped as soon as the next one is built.
     let tokens = preprocess::tokens(&text, &sources, &words);
     drop(words);
-    let lines = ast::lines(&items, &tokens);
+    let ast = ast::parse(ast::In::new(&items, &tokens), &sources, &mut diagnostics);
     drop(items);
-    let ast = ast::parse(&lines, &sources, &mut diagnostics);
-    drop(lines);
     let model = lower::lower(&ast, &sources, mode, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {

@@ -365,9 +365,11 @@ impl Preprocessor {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let id = self.out.sources.intern(file);
         let file: Arc<Path> = Arc::from(file);
-        // Roughly one logical line and two words per physical line: grow
-        // the output once.
-        let lines = text.bytes().filter(|&b| b == b'\n').count();
+        // Roughly one logical line and two words per physical line (of at
+        // least 16 bytes, usually): grow the output once.
+        // (An estimate from the length: counting the newlines costs a scan
+        // of the file, and capacity that is never written costs nothing.)
+        let lines = text.len() / 16 + 16;
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
 
