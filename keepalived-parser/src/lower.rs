@@ -542,19 +542,44 @@ fn blocks(level: Level) -> Blocks {
     }
 }
 
-fn lookup(level: Level, kw: &str) -> Option<Kind> {
-    if leaves(level).iter().any(|l| l.contains(&kw)) {
-        return Some(Kind::Leaf);
+fn lookup(level: Level, kw: &str) -> Option<(Kind, &'static str)> {
+    let find = |table: &[&'static str]| table.iter().copied().find(|k| *k == kw);
+    if let Some(k) = leaves(level).into_iter().find_map(find) {
+        return Some((Kind::Leaf, k));
     }
     let (sections, values, unsupported) = blocks(level);
-    if let Some((_, l)) = sections.iter().find(|(k, _)| *k == kw) {
-        Some(Kind::Section(*l))
-    } else if values.contains(&kw) {
-        Some(Kind::Values)
-    } else if unsupported.contains(&kw) {
-        Some(Kind::Unsupported)
+    if let Some((k, l)) = sections.iter().find(|(k, _)| *k == kw) {
+        Some((Kind::Section(*l), k))
+    } else if let Some(k) = find(values) {
+        Some((Kind::Values, k))
     } else {
-        None
+        find(unsupported).map(|k| (Kind::Unsupported, k))
+    }
+}
+
+/// A small direct-mapped memo of [`lookup`] (the same keywords come back
+/// at the same levels, and a table scan compares dozens of strings).
+#[derive(Debug)]
+struct KindCache([Option<(Level, &'static str, Kind)>; 64]);
+
+impl KindCache {
+    fn new() -> Self {
+        KindCache([None; 64])
+    }
+
+    fn lookup(&mut self, level: Level, kw: &str) -> Option<Kind> {
+        let b = kw.as_bytes();
+        let first = usize::from(b.first().copied().unwrap_or(0));
+        let last = usize::from(b.last().copied().unwrap_or(0));
+        let slot = (b.len() ^ (first << 1) ^ (last << 3)) & 63;
+        if let Some((l, k, kind)) = self.0[slot] {
+            if l == level && k == kw {
+                return Some(kind);
+            }
+        }
+        let (kind, k) = lookup(level, kw)?;
+        self.0[slot] = Some((level, k, kind));
+        Some(kind)
     }
 }
 
@@ -660,6 +685,7 @@ pub(crate) fn lower(
         model: Model::default(),
         track_files: Vec::new(),
         garp_lower_set: vrrp::GarpSet::default(),
+        kinds: KindCache::new(),
     };
     let mut events = Flatten {
         stack: vec![(members(ast), None)],
@@ -687,6 +713,8 @@ struct Lowerer<'d> {
     /// Whether `vrrp_garp_lower_prio_delay` / `_repeat` were written (else
     /// they follow the master values).
     garp_lower_set: vrrp::GarpSet,
+    /// Memo of the keyword tables.
+    kinds: KindCache,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -845,7 +873,7 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match lookup(level, s.keyword.text) {
+                Event::Line(s) => match self.kinds.lookup(level, s.keyword.text) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node {
                         stmt: s,
