@@ -324,6 +324,8 @@ pub(crate) struct Preprocessor {
     include_stack: Vec<PathBuf>,
     /// Set by a definition whose value ends in `\`; the file loop feeds it.
     pending_multi: Option<(String, Vec<String>)>,
+    /// The state of `${_RANDOM}`'s generator (never 0).
+    random_state: std::cell::Cell<u64>,
     /// Scratch space of [`Self::plain_line`].
     pieces: Vec<Piece>,
     out: Preprocessed,
@@ -336,6 +338,13 @@ impl Preprocessor {
             defs: HashMap::new(),
             include_stack: Vec::new(),
             pending_multi: None,
+            random_state: std::cell::Cell::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    ^ u64::from(std::process::id()).rotate_left(32)
+                    | 1,
+            ),
             pieces: Vec::new(),
             out: Preprocessed::default(),
         }
@@ -687,6 +696,7 @@ impl Preprocessor {
             "_INSTANCE" => Some(self.config_id.clone()),
             "_HASH" => Some("#".into()),
             "_BANG" => Some("!".into()),
+            _ if name.starts_with("_RANDOM") => self.random(&name["_RANDOM".len()..]),
             _ => {
                 let var = name.strip_prefix("_ENV")?;
                 if !var.starts_with([' ', '\t']) {
@@ -695,6 +705,37 @@ impl Preprocessor {
                 Some(std::env::var(var.trim()).unwrap_or_default())
             }
         }
+    }
+
+    /// `${_RANDOM [MIN [MAX]]}`: a number from MIN (0) to MAX (32767), as
+    /// keepalived's `get_random` (`random() % (max - min + 1) + min`). Only
+    /// blanks and decimal digits may follow the name. (keepalived's
+    /// `random_seed` is not applied: the generator is seeded from the clock.)
+    fn random(&self, params: &str) -> Option<String> {
+        if !params.is_empty() && !params.starts_with([' ', '\t']) {
+            return None;
+        }
+        if !params
+            .bytes()
+            .all(|b| b.is_ascii_digit() || is_blank_byte(b))
+        {
+            return None;
+        }
+        let mut nums = params
+            .split_ascii_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        let min = nums.next().unwrap_or(0);
+        let max = nums.next().unwrap_or(32767);
+        // xorshift64*: plenty for a configuration parameter.
+        let mut x = self.random_state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random_state.set(x);
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33;
+        let span = max.wrapping_sub(min).wrapping_add(1);
+        let value = if span == 0 { r } else { r % span };
+        Some(value.wrapping_add(min).to_string())
     }
 
     /// Replaces `$NAME` / `${NAME}` recursively. `Ok(None)`: nothing replaced;
@@ -1575,6 +1616,21 @@ mod tests {
     #[test]
     fn predefined_parameters() {
         assert_eq!(lines("${_INSTANCE}"), ["main"]);
+        // ${_RANDOM [MIN [MAX]]}: 0..=32767 by default.
+        for _ in 0..200 {
+            let v: Vec<u64> = lines("${_RANDOM} ${_RANDOM 5} ${_RANDOM 7 9} ${_RANDOM 4 4}")[0]
+                .split(' ')
+                .map(|n| n.parse().expect("a number"))
+                .collect();
+            assert!(v[0] <= 32767 && (5..=32767).contains(&v[1]), "{v:?}");
+            assert!((7..=9).contains(&v[2]) && v[3] == 4, "{v:?}");
+        }
+        let many: std::collections::HashSet<String> = (0..50)
+            .map(|_| lines("${_RANDOM 0 1000000}")[0].clone())
+            .collect();
+        assert!(many.len() > 1, "not random: {many:?}");
+        // Anything but blanks and digits after the name: not the parameter.
+        assert_eq!(lines("${_RANDOM x}"), ["$", "{", "_RANDOM x", "}"]);
         let p = run("x ${_PWD}", "id");
         assert_eq!(render(&p), ["x /cfg"]);
     }
