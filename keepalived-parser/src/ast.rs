@@ -444,7 +444,8 @@ mod tests {
         p.process_file(std::path::Path::new("t.conf"), text.as_bytes().to_vec());
         let mut pre = p.finish();
         let mut diags = std::mem::take(&mut pre.diagnostics);
-        let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+        let words = std::mem::take(&mut pre.words);
+        let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, words);
         let ast = parse(In::new(&pre.items, &tokens), &pre.sources, &mut diags);
         (to_statements(&ast, &pre.sources), diags)
     }

@@ -210,7 +210,8 @@ pub fn load_str_with(text: &str, name: &Path, opts: &LoadOptions, mode: ParseMod
 pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut pre = preprocess(text.as_bytes().to_vec(), name, opts);
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+    let words = std::mem::take(&mut pre.words);
+    let tokens = preprocess::tokens(&pre.text, &pre.sources, words);
     let ast = ast::parse(
         ast::In::new(&pre.items, &tokens),
         &pre.sources,
@@ -235,8 +236,8 @@ fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions, mode: ParseMode) 
         sources,
     } = preprocess(bytes, name, opts);
     // Each intermediate form is dropped as soon as the next one is built.
-    let tokens = preprocess::tokens(&text, &sources, &words);
-    drop(words);
+    // In place: the words' buffer becomes the tokens' one.
+    let tokens = preprocess::tokens(&text, &sources, words);
     let ast = ast::parse(ast::In::new(&items, &tokens), &sources, &mut diagnostics);
     drop(items);
     let model = lower::lower(&ast, &sources, mode, &mut diagnostics);

@@ -98,9 +98,14 @@ pub(crate) enum Item {
 
 /// A [`Token`] in the preprocessor's output: its text (and rest) are
 /// ranges of [`Preprocessed::text`].
-#[derive(Debug)]
+///
+/// It has the size and alignment of a [`Tok`] (the text range is a
+/// `Range<usize>` for that), so that [`tokens`] turns the `Vec` of these
+/// into the `Vec` of those in place, without a second buffer of a few tens
+/// of megabytes for a large configuration (see the `tokens_reuse_the_words_buffer` test).
+#[derive(Debug, Clone)]
 pub(crate) struct FlatToken {
-    text: Range<u32>,
+    text: Range<usize>,
     /// `start == u32::MAX` when there is none.
     rest: Range<u32>,
     location: Pos,
@@ -276,9 +281,13 @@ pub(crate) struct Preprocessed {
 /// The words of [`Preprocessed::words`] over its `text`, indexed as by
 /// [`Item::Words`]. (The caller may drop the flat words afterwards, so
 /// that only one form of the words is held at a time.)
-pub(crate) fn tokens<'a>(text: &'a str, sources: &'a Sources, words: &[FlatToken]) -> Vec<Tok<'a>> {
+pub(crate) fn tokens<'a>(
+    text: &'a str,
+    sources: &'a Sources,
+    words: Vec<FlatToken>,
+) -> Vec<Tok<'a>> {
     words
-        .iter()
+        .into_iter()
         .map(|t| {
             let buf = if t.in_source {
                 sources
@@ -290,7 +299,7 @@ pub(crate) fn tokens<'a>(text: &'a str, sources: &'a Sources, words: &[FlatToken
             };
             let slice = |r: &Range<u32>| buf.get(r.start as usize..r.end as usize).unwrap_or("");
             Tok {
-                text: slice(&t.text),
+                text: buf.get(t.text.clone()).unwrap_or(""),
                 location: t.location,
                 rest: (t.rest.start != u32::MAX).then(|| slice(&t.rest)),
             }
@@ -524,7 +533,7 @@ impl Preprocessor {
             };
             let at = |o: usize| offset(line_start + o);
             self.out.push_words(words.map(|(s, e)| FlatToken {
-                text: at(s)..at(e),
+                text: line_start + s..line_start + e,
                 rest: if s == start {
                     at(first_end)..at(end)
                 } else {
@@ -1083,7 +1092,10 @@ impl Preprocessor {
         let words: Vec<FlatToken> = tokenize(text)
             .into_iter()
             .map(|t| FlatToken {
-                text: store(arena, &t.text),
+                text: {
+                    let r = store(arena, &t.text);
+                    r.start as usize..r.end as usize
+                },
                 rest: t.rest.map_or(NO_REST, |r| store(arena, &r)),
                 location: ctx.pos(t.col),
                 in_source: false,
@@ -1417,7 +1429,7 @@ mod tests {
     impl Preprocessed {
         /// The logical lines in their owned form.
         fn lines(&self) -> Vec<LogicalLine> {
-            let tokens = tokens(&self.text, &self.sources, &self.words);
+            let tokens = tokens(&self.text, &self.sources, self.words.clone());
             let src = &self.sources;
             self.items
                 .iter()
@@ -1623,6 +1635,21 @@ mod tests {
             (t.text.as_str(), t.location.line, t.location.col),
             ("hello", 2, 3)
         );
+    }
+
+    #[test]
+    fn tokens_reuse_the_words_buffer() {
+        assert_eq!(
+            (size_of::<FlatToken>(), align_of::<FlatToken>()),
+            (size_of::<Tok<'_>>(), align_of::<Tok<'_>>())
+        );
+        let mut p = run("a b {\n c \"d e\"\n}\n", "id");
+        let words = std::mem::take(&mut p.words);
+        let (at, n) = (words.as_ptr() as usize, words.len());
+        let toks = tokens(&p.text, &p.sources, words);
+        assert_eq!((toks.as_ptr() as usize, toks.len()), (at, n));
+        let text: Vec<_> = toks.iter().map(|t| t.text).collect();
+        assert_eq!(text, ["a", "b", "c", "d e"]);
     }
 
     #[test]
