@@ -1783,6 +1783,14 @@ impl Lowerer<'_> {
             );
             return None;
         }
+        if let VsHeader::Group(t) = &header {
+            if !matches!(vs.lb_kind, LbKind::Nat | LbKind::Fnat) {
+                let sorry_port = sorry
+                    .as_ref()
+                    .and_then(|(_, p, l)| p.filter(|&p| p != 0).map(|p| (p, l.clone())));
+                self.group_port_warnings(t.text, &vs_name, &vs.real_servers, sorry_port);
+            }
+        }
         if let Some((addr, sport, loc)) = sorry {
             // The sorry server follows the virtual server's forwarding method
             // (`sorry_server_lvs_method` is not supported).
@@ -2490,6 +2498,62 @@ impl Lowerer<'_> {
             }
         }
         Some(rs)
+    }
+
+    /// keepalived 2.2.7 leaves the ports of a `virtual_server group` as
+    /// written, but unless the method can translate ports (NAT, or FNAT as
+    /// in DPVS's fork) it warns about each real server (and the sorry
+    /// server) whose port the group's entries would ignore or not match
+    /// (`validate_check_config`; ordinary warnings, so `-t` exits 5). Only
+    /// groups defined before the virtual server are seen.
+    fn group_port_warnings(
+        &mut self,
+        group: &str,
+        vs_name: &str,
+        real_servers: &[RealServer],
+        sorry: Option<(u16, Location)>,
+    ) {
+        let Some(g) = self
+            .model
+            .virtual_server_groups
+            .iter()
+            .find(|g| g.name == group)
+        else {
+            return;
+        };
+        let mut found = Vec::new();
+        if g.entries.iter().any(|e| matches!(e, VsgEntry::Fwmark(_))) {
+            for rs in real_servers.iter().filter(|rs| rs.port != 0) {
+                found.push((rs.location.clone(), format!("WARNING - fwmark virtual server {vs_name}, real server {} {} has port specified - port will be ignored", format_addr(rs.addr), rs.port)));
+            }
+            if let Some((_, loc)) = &sorry {
+                found.push((loc.clone(), format!("WARNING - fwmark virtual server {vs_name}, sorry server has port specified - port will be ignored")));
+            }
+        }
+        for e in &g.entries {
+            let VsgEntry::Range { first, last, port } = e else {
+                continue;
+            };
+            let entry = if first == last {
+                format!("{}:{port}", format_addr(*first))
+            } else {
+                format!("{}-{}:{port}", format_addr(*first), format_addr(*last))
+            };
+            for rs in real_servers
+                .iter()
+                .filter(|rs| rs.port != 0 && rs.port != *port)
+            {
+                found.push((rs.location.clone(), format!("virtual server {vs_name}:[{entry}] and real server {} {} ports don't match", format_addr(rs.addr), rs.port)));
+            }
+            if let Some((p, loc)) = &sorry {
+                if p != port {
+                    found.push((loc.clone(), format!("WARNING - virtual server {vs_name}, sorry server has port specified - port will be ignored")));
+                }
+            }
+        }
+        for (loc, message) in found {
+            self.diag(Severity::Warning, &loc, message);
+        }
     }
 
     fn finish_real_server(&mut self, raw: RawRealServer, vs: &VsDefaults) -> RealServer {

@@ -254,7 +254,8 @@ fn real_and_sorry_server_ports_follow_keepalived_2_2_7() {
             80,
             Some("ports don't match - resetting"),
         ),
-        ("DR", "group G", "8080", 8080, None),
+        // Left as written, with a warning (see the next test).
+        ("DR", "group G", "8080", 8080, Some("group G")),
         ("DR", "group G", "", 0, None),
         ("NAT", "group G", "8080", 8080, None),
     ];
@@ -298,6 +299,39 @@ fn real_and_sorry_server_ports_follow_keepalived_2_2_7() {
             None => assert!(warned.is_empty(), "{case}: {warned:#?}"),
         }
     }
+}
+
+/// keepalived 2.2.7 leaves a group's real and sorry server ports as
+/// written but, for DR/TUN, warns about ports the group's entries do not
+/// match or (fwmark entries) ignore: ordinary warnings, so `-t` exits 5.
+#[test]
+fn group_ports_that_dr_cannot_honour_are_warnings() {
+    let text = "virtual_server_group G {\n 10.0.0.1 80\n 10.0.0.2-3 8080\n fwmark 7\n}\n\
+        virtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind DR\n \
+        sorry_server 10.0.9.9 8080\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 {\n }\n}\n";
+    let l = load(text);
+    let got: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| (d.location.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (11, "WARNING - fwmark virtual server group G, real server 10.0.1.1 80 has port specified - port will be ignored"),
+            (10, "WARNING - fwmark virtual server group G, sorry server has port specified - port will be ignored"),
+            (10, "WARNING - virtual server group G, sorry server has port specified - port will be ignored"),
+            (11, "virtual server group G:[10.0.0.2-10.0.0.3:8080] and real server 10.0.1.1 80 ports don't match"),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(keepalived_parser::config_test_exit_code(&l), 5);
+    let vs = &l.model.virtual_servers[0];
+    assert_eq!((vs.real_servers[0].port, vs.real_servers[1].port), (80, 0));
+    assert_eq!(vs.sorry_server.as_ref().map(|s| s.port), Some(8080));
+    // NAT translates ports: nothing to say.
+    let l = load(&text.replace("lb_kind DR", "lb_kind NAT"));
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
 }
 
 #[test]
