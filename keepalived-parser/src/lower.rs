@@ -384,6 +384,9 @@ const RS_UNSUPPORTED: &[&str] = &[
     "BFD_CHECK",
 ];
 
+/// HTTP_GET / SSL_GET keywords of newer keepalived versions (†).
+const HTTP_UNSUPPORTED: &[&str] = &["sni_name", "tls_compliant"];
+
 const URL_UNSUPPORTED: &[&str] = &[
     "regex_options",
     "regex_stack",
@@ -535,7 +538,7 @@ fn blocks(level: Level) -> Blocks {
         }
         Level::VirtualServer => (&[("real_server", Level::RealServer)], &[], VS_UNSUPPORTED),
         Level::RealServer => (CHECKERS, &[], RS_UNSUPPORTED),
-        Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], &[]),
+        Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], HTTP_UNSUPPORTED),
         Level::Checker(Ck::Smtp) => (&[("host", Level::SmtpHost)], &[], &[]),
         Level::Checker(_) | Level::SmtpHost => (&[], &[], &[]),
         Level::Url => (&[], &[], URL_UNSUPPORTED),
