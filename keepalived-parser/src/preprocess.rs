@@ -1668,6 +1668,12 @@ mod tests {
             .map(|_| lines("${_RANDOM 0 1000000}")[0].clone())
             .collect();
         assert!(many.len() > 1, "not random: {many:?}");
+        // ${_ENV NAME}: the environment variable (empty when unset).
+        let path = std::env::var("PATH").unwrap_or_default();
+        if !path.is_empty() && !path.contains([' ', '\t', '#', '!', '"', '{', '}']) {
+            assert_eq!(lines("x ${_ENV PATH}"), [format!("x {path}")]);
+        }
+        assert_eq!(lines("x ${_ENV DPVSD_SURELY_UNSET_VARIABLE} y"), ["x y"]);
         // Anything but blanks and digits after the name: not the parameter.
         assert_eq!(lines("${_RANDOM x}"), ["$", "{", "_RANDOM x", "}"]);
         let p = run("x ${_PWD}", "id");
