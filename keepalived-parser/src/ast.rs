@@ -10,10 +10,10 @@
 //! reported with its location; the AST keeps every token's location, so
 //! flattening it back gives the logical-line stream minus the extra `}`s.
 
-use nom::combinator::{map, opt};
+use nom::combinator::opt;
 use nom::error::{Error, ErrorKind};
-use nom::multi::many0;
-use nom::{branch::alt, IResult};
+use nom::multi::many0_count;
+use nom::IResult;
 
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::preprocess::{Item, Pos, Sources, Tok, Token};
@@ -49,39 +49,80 @@ impl Statement {
 }
 
 /// A statement as the loading pipeline builds it: it borrows its words
-/// from the preprocessor's output (see [`Statement`] for the fields).
+/// from the preprocessor's output (see [`Statement`] for the fields). The
+/// tree is flat: one `Vec` in file order (pre-order), a statement's block
+/// being the [`Stmt::size`] statements that follow it (see [`members`]), so
+/// that a block costs no allocation of its own.
 #[derive(Debug)]
 pub(crate) struct Stmt<'a> {
-    pub keyword: Tok<'a>,
+    pub keyword: &'a Tok<'a>,
     pub args: &'a [Tok<'a>],
-    pub block: Option<Vec<Stmt<'a>>>,
     pub location: Pos,
     pub open_brace: Option<Pos>,
     pub close_brace: Option<Pos>,
+    /// How many statements, at every depth, the block holds.
+    pub size: u32,
+    /// How many of those are direct members of the block.
+    pub members: u32,
 }
+
+/// The keyword of a bare block (its location is the statement's).
+static BARE: Tok<'static> = Tok {
+    text: "{",
+    location: Pos {
+        line: 0,
+        file: 0,
+        col: 0,
+    },
+    rest: None,
+};
 
 impl Stmt<'_> {
     /// See [`Statement::is_bare_block`].
     pub fn is_bare_block(&self) -> bool {
-        self.keyword.text == "{"
-            && self.args.is_empty()
-            && self.open_brace == Some(self.keyword.location)
+        self.keyword.text == "{" && self.args.is_empty() && self.open_brace == Some(self.location)
     }
+}
 
-    /// The owned form, for [`crate::parse_str`].
-    pub fn to_statement(&self, src: &Sources) -> Statement {
-        Statement {
-            keyword: self.keyword.to_token(src),
-            args: self.args.iter().map(|t| t.to_token(src)).collect(),
-            block: self
-                .block
-                .as_ref()
-                .map(|b| b.iter().map(|s| s.to_statement(src)).collect()),
-            location: src.location(self.location),
-            open_brace: self.open_brace.map(|l| src.location(l)),
-            close_brace: self.close_brace.map(|l| src.location(l)),
-        }
+/// The top-level statements of a flat tree (or of a block of one), each
+/// with its block (empty when it has none).
+pub(crate) fn members<'s, 'a>(stmts: &'s [Stmt<'a>]) -> Members<'s, 'a> {
+    Members { rest: stmts }
+}
+
+/// See [`members`].
+#[derive(Debug, Clone)]
+pub(crate) struct Members<'s, 'a> {
+    rest: &'s [Stmt<'a>],
+}
+
+impl<'s, 'a> Iterator for Members<'s, 'a> {
+    type Item = (&'s Stmt<'a>, &'s [Stmt<'a>]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (first, tail) = self.rest.split_first()?;
+        let (block, after) = tail.split_at((first.size as usize).min(tail.len()));
+        self.rest = after;
+        Some((first, block))
     }
+}
+
+/// The owned form of a flat tree, for [`crate::parse_str`].
+pub(crate) fn to_statements(stmts: &[Stmt<'_>], src: &Sources) -> Vec<Statement> {
+    members(stmts)
+        .map(|(s, block)| {
+            let mut keyword = s.keyword.to_token(src);
+            keyword.location = src.location(s.location);
+            Statement {
+                keyword,
+                args: s.args.iter().map(|t| t.to_token(src)).collect(),
+                block: s.open_brace.map(|_| to_statements(block, src)),
+                location: src.location(s.location),
+                open_brace: s.open_brace.map(|l| src.location(l)),
+                close_brace: s.close_brace.map(|l| src.location(l)),
+            }
+        })
+        .collect()
 }
 
 /// A logical line as the grammar reads it.
@@ -92,22 +133,56 @@ pub(crate) enum Line<'a> {
     Close(Pos),
 }
 
-/// The logical lines of preprocessed text, over its words (`tokens`, from
-/// [`Preprocessed::tokens`]).
-pub(crate) fn lines<'a>(items: &[Item], tokens: &'a [Tok<'a>]) -> Vec<Line<'a>> {
-    items
-        .iter()
-        .map(|item| match item {
-            Item::Words(r) => {
-                Line::Words(tokens.get(r.start as usize..r.end as usize).unwrap_or(&[]))
-            }
-            Item::Open(l) => Line::Open(*l),
-            Item::Close(l) => Line::Close(*l),
-        })
-        .collect()
+/// The grammar's input: the preprocessor's logical lines over its words
+/// (`tokens`, from [`crate::preprocess::tokens`]), read in place.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct In<'a, 'b> {
+    items: &'b [Item],
+    tokens: &'a [Tok<'a>],
 }
 
-type In<'a, 'b> = &'b [Line<'a>];
+impl<'a, 'b> In<'a, 'b> {
+    pub fn new(items: &'b [Item], tokens: &'a [Tok<'a>]) -> Self {
+        In { items, tokens }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The first line and the rest.
+    fn split_first(self) -> Option<(Line<'a>, Self)> {
+        let (first, items) = self.items.split_first()?;
+        let line = match first {
+            Item::Words(r) => Line::Words(
+                self.tokens
+                    .get(r.start as usize..r.end as usize)
+                    .unwrap_or(&[]),
+            ),
+            Item::Open(l) => Line::Open(*l),
+            Item::Close(l) => Line::Close(*l),
+        };
+        Some((line, In { items, ..self }))
+    }
+
+    fn lines(self) -> impl Iterator<Item = Line<'a>> + 'b
+    where
+        'a: 'b,
+    {
+        let mut rest = self;
+        std::iter::from_fn(move || {
+            let (line, r) = rest.split_first()?;
+            rest = r;
+            Some(line)
+        })
+    }
+}
+
+impl nom::InputLength for In<'_, '_> {
+    fn input_len(&self) -> usize {
+        self.items.len()
+    }
+}
 
 fn fail<'a, 'b, T>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, T> {
     Err(nom::Err::Error(Error::new(i, ErrorKind::Tag)))
@@ -122,135 +197,127 @@ fn words_line<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, &'a [Tok<'a>]> {
 
 fn open_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Open(l), rest)) => Ok((rest, *l)),
+        Some((Line::Open(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
 
 fn close_brace<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Pos> {
     match i.split_first() {
-        Some((Line::Close(l), rest)) => Ok((rest, *l)),
+        Some((Line::Close(l), rest)) => Ok((rest, l)),
         _ => fail(i),
     }
 }
 
-type Block<'a> = (Pos, Vec<Stmt<'a>>, Option<Pos>);
+/// A block's `{`, number of members and `}`; its statements are pushed to `out`.
+type Block = (Pos, usize, Option<Pos>);
 
-fn block<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Block<'a>> {
+fn block<'a, 'b>(i: In<'a, 'b>, out: &mut Vec<Stmt<'a>>) -> IResult<In<'a, 'b>, Block> {
     let (i, open) = open_brace(i)?;
-    let (i, body) = many0(statement)(i)?;
+    let (i, members) = many0_count(|j| statement(j, out))(i)?;
     let (i, close) = opt(close_brace)(i)?;
-    Ok((i, (open, body, close)))
+    Ok((i, (open, members, close)))
 }
 
-fn keyword_statement<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
-    let (i, words) = words_line(i)?;
-    let (i, blk) = opt(block)(i)?;
-    let Some((keyword, args)) = words.split_first() else {
-        return fail(i);
+/// `words [ block ] | block`, pushed to `out` before its block. Fails
+/// without pushing anything, or succeeds.
+fn statement<'a, 'b>(i: In<'a, 'b>, out: &mut Vec<Stmt<'a>>) -> IResult<In<'a, 'b>, ()> {
+    let (rest, keyword, args, location) = match words_line(i) {
+        Ok((rest, words)) => {
+            let Some((keyword, args)) = words.split_first() else {
+                return fail(i);
+            };
+            (rest, keyword, args, keyword.location)
+        }
+        Err(_) => {
+            let (_, open) = open_brace(i)?;
+            (i, &BARE, &[][..], open)
+        }
     };
-    let (open_brace, block, close_brace) = match blk {
-        Some((o, b, c)) => (Some(o), Some(b), c),
-        None => (None, None, None),
-    };
-    Ok((
-        i,
-        Stmt {
-            keyword: *keyword,
-            args,
-            block,
-            location: keyword.location,
-            open_brace,
-            close_brace,
-        },
-    ))
+    let at = out.len();
+    out.push(Stmt {
+        keyword,
+        args,
+        location,
+        open_brace: None,
+        close_brace: None,
+        size: 0,
+        members: 0,
+    });
+    let (rest, blk) = opt(|j| block(j, out))(rest)?;
+    if let Some((open, members, close)) = blk {
+        let size = offset(out.len() - at - 1);
+        if let Some(s) = out.get_mut(at) {
+            s.open_brace = Some(open);
+            s.close_brace = close;
+            s.size = size;
+            s.members = offset(members);
+        }
+    }
+    Ok((rest, ()))
 }
 
-fn bare_block<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
-    map(block, |(open, body, close)| Stmt {
-        keyword: Tok {
-            text: "{",
-            location: open,
-            rest: None,
-        },
-        args: &[],
-        block: Some(body),
-        location: open,
-        open_brace: Some(open),
-        close_brace: close,
-    })(i)
+/// A count as stored in a [`Stmt`] (a file holds far fewer than 4 G statements).
+fn offset(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn statement<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Stmt<'a>> {
-    alt((keyword_statement, bare_block))(i)
-}
-
-enum Parsed<'a> {
-    Stmt(Stmt<'a>),
-    Extra(Pos),
-}
-
-fn item<'a, 'b>(i: In<'a, 'b>) -> IResult<In<'a, 'b>, Parsed<'a>> {
-    alt((
-        map(statement, Parsed::Stmt),
-        map(close_brace, Parsed::Extra),
-    ))(i)
-}
-
-/// Parses the logical lines of a whole configuration.
+/// Parses the logical lines of a whole configuration into a flat tree.
 pub(crate) fn parse<'a>(
-    lines: &[Line<'a>],
+    lines: In<'a, '_>,
     sources: &Sources,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<Stmt<'a>> {
     let mut depth = 0usize;
-    for l in lines {
+    let mut words = 0usize;
+    for l in lines.lines() {
         match l {
             Line::Open(loc) => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     diags.push(diag(
                         Severity::Fatal,
-                        sources.location(*loc),
+                        sources.location(loc),
                         format!("blocks nested more than {MAX_NESTING} deep"),
                     ));
                     return Vec::new();
                 }
             }
             Line::Close(_) => depth = depth.saturating_sub(1),
-            Line::Words(_) => {}
+            Line::Words(_) => words += 1,
         }
     }
-    let items = match many0(item)(lines) {
-        Ok((_, items)) => items,
-        // `item` accepts every logical line, so this cannot happen; report it anyway.
-        Err(_) => {
+    // One statement per line of words, plus the bare blocks.
+    let mut out = Vec::with_capacity(words);
+    let mut rest = lines;
+    while !rest.is_empty() {
+        if let Ok((r, ())) = statement(rest, &mut out) {
+            rest = r;
+        } else if let Ok((r, loc)) = close_brace(rest) {
             diags.push(diag(
-                Severity::Fatal,
-                sources.location(first_location(lines)),
-                "internal error: grammar failed",
-            ));
-            return Vec::new();
-        }
-    };
-    let mut out = Vec::new();
-    for it in items {
-        match it {
-            Parsed::Stmt(s) => out.push(s),
-            Parsed::Extra(loc) => diags.push(diag(
                 Severity::Error,
                 sources.location(loc),
                 "Extra '}' found",
-            )),
+            ));
+            rest = r;
+        } else {
+            // Every logical line is a statement or a '}', so this cannot
+            // happen; report it anyway.
+            diags.push(diag(
+                Severity::Fatal,
+                sources.location(first_location(rest)),
+                "internal error: grammar failed",
+            ));
+            break;
         }
     }
     report_unclosed(&out, sources, diags);
     out
 }
 
-fn first_location(lines: &[Line<'_>]) -> Pos {
-    match lines.first() {
-        Some(Line::Open(l) | Line::Close(l)) => *l,
+fn first_location(lines: In<'_, '_>) -> Pos {
+    match lines.split_first().map(|(l, _)| l) {
+        Some(Line::Open(l) | Line::Close(l)) => l,
         Some(Line::Words(w)) => w.first().map(|t| t.location).unwrap_or_default(),
         None => Pos::default(),
     }
@@ -269,7 +336,7 @@ fn report_unclosed_in(
     in_unclosed: bool,
     diags: &mut Vec<Diagnostic>,
 ) {
-    for s in stmts {
+    for (s, block) in members(stmts) {
         let unclosed = s.open_brace.is_some() && s.close_brace.is_none();
         if let (Some(open), true) = (s.open_brace, unclosed) {
             diags.push(diag(
@@ -283,10 +350,7 @@ fn report_unclosed_in(
         }
         if unclosed && !in_unclosed {
             let indent = column(sources, s.location);
-            let culprit = s
-                .block
-                .as_deref()
-                .and_then(|b| misclosed(b, indent, sources));
+            let culprit = misclosed(block, indent, sources);
             if let Some((culprit, open, close)) = culprit {
                 let mut d = diag(
                     Severity::Error,
@@ -304,8 +368,8 @@ fn report_unclosed_in(
         }
         // A block left open holds every other one (they all end at end of
         // file), so a closed block has none inside.
-        if let (Some(b), true) = (&s.block, unclosed) {
-            report_unclosed_in(b, sources, true, diags);
+        if unclosed {
+            report_unclosed_in(block, sources, true, diags);
         }
     }
 }
@@ -328,7 +392,7 @@ fn misclosed<'s, 'a>(
             best = Some(found);
         }
     };
-    for s in stmts {
+    for (s, block) in members(stmts) {
         let indent = column(sources, s.location);
         if let (Some(open), Some(close)) = (s.open_brace, s.close_brace) {
             let close_col = column(sources, close);
@@ -341,11 +405,7 @@ fn misclosed<'s, 'a>(
                 consider((s, open, close));
             }
         }
-        if let Some(found) = s
-            .block
-            .as_deref()
-            .and_then(|b| misclosed(b, indent, sources))
-        {
+        if let Some(found) = misclosed(block, indent, sources) {
             consider(found);
         }
     }
@@ -384,10 +444,10 @@ mod tests {
         p.process_file(std::path::Path::new("t.conf"), text.as_bytes().to_vec());
         let mut pre = p.finish();
         let mut diags = std::mem::take(&mut pre.diagnostics);
-        let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, &pre.words);
-        let ast = parse(&lines(&pre.items, &tokens), &pre.sources, &mut diags);
-        let src = &pre.sources;
-        (ast.iter().map(|s| s.to_statement(src)).collect(), diags)
+        let words = std::mem::take(&mut pre.words);
+        let tokens = crate::preprocess::tokens(&pre.text, &pre.sources, words);
+        let ast = parse(In::new(&pre.items, &tokens), &pre.sources, &mut diags);
+        (to_statements(&ast, &pre.sources), diags)
     }
 
     #[test]

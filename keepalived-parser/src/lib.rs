@@ -210,14 +210,14 @@ pub fn load_str_with(text: &str, name: &Path, opts: &LoadOptions, mode: ParseMod
 pub fn parse_str(text: &str, name: &Path, opts: &LoadOptions) -> (Vec<Statement>, Vec<Diagnostic>) {
     let mut pre = preprocess(text.as_bytes().to_vec(), name, opts);
     let mut diagnostics = std::mem::take(&mut pre.diagnostics);
-    let tokens = preprocess::tokens(&pre.text, &pre.sources, &pre.words);
+    let words = std::mem::take(&mut pre.words);
+    let tokens = preprocess::tokens(&pre.text, &pre.sources, words);
     let ast = ast::parse(
-        &ast::lines(&pre.items, &tokens),
+        ast::In::new(&pre.items, &tokens),
         &pre.sources,
         &mut diagnostics,
     );
-    let ast = ast.iter().map(|s| s.to_statement(&pre.sources)).collect();
-    (ast, diagnostics)
+    (ast::to_statements(&ast, &pre.sources), diagnostics)
 }
 
 fn preprocess(bytes: Vec<u8>, name: &Path, opts: &LoadOptions) -> preprocess::Preprocessed {
@@ -236,12 +236,10 @@ fn load_bytes(bytes: Vec<u8>, name: &Path, opts: &LoadOptions, mode: ParseMode) 
         sources,
     } = preprocess(bytes, name, opts);
     // Each intermediate form is dropped as soon as the next one is built.
-    let tokens = preprocess::tokens(&text, &sources, &words);
-    drop(words);
-    let lines = ast::lines(&items, &tokens);
+    // In place: the words' buffer becomes the tokens' one.
+    let tokens = preprocess::tokens(&text, &sources, words);
+    let ast = ast::parse(ast::In::new(&items, &tokens), &sources, &mut diagnostics);
     drop(items);
-    let ast = ast::parse(&lines, &sources, &mut diagnostics);
-    drop(lines);
     let model = lower::lower(&ast, &sources, mode, &mut diagnostics);
     for d in &mut diagnostics {
         if d.source_line.is_none() {

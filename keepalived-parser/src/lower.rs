@@ -16,7 +16,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use crate::ast::Stmt;
+use crate::ast::{members, Members, Stmt};
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
     AccessEntry, AccessGroup, Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck,
@@ -384,6 +384,9 @@ const RS_UNSUPPORTED: &[&str] = &[
     "BFD_CHECK",
 ];
 
+/// HTTP_GET / SSL_GET keywords of newer keepalived versions (†).
+const HTTP_UNSUPPORTED: &[&str] = &["sni_name", "tls_compliant"];
+
 const URL_UNSUPPORTED: &[&str] = &[
     "regex_options",
     "regex_stack",
@@ -535,26 +538,51 @@ fn blocks(level: Level) -> Blocks {
         }
         Level::VirtualServer => (&[("real_server", Level::RealServer)], &[], VS_UNSUPPORTED),
         Level::RealServer => (CHECKERS, &[], RS_UNSUPPORTED),
-        Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], &[]),
+        Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], HTTP_UNSUPPORTED),
         Level::Checker(Ck::Smtp) => (&[("host", Level::SmtpHost)], &[], &[]),
         Level::Checker(_) | Level::SmtpHost => (&[], &[], &[]),
         Level::Url => (&[], &[], URL_UNSUPPORTED),
     }
 }
 
-fn lookup(level: Level, kw: &str) -> Option<Kind> {
-    if leaves(level).iter().any(|l| l.contains(&kw)) {
-        return Some(Kind::Leaf);
+fn lookup(level: Level, kw: &str) -> Option<(Kind, &'static str)> {
+    let find = |table: &[&'static str]| table.iter().copied().find(|k| *k == kw);
+    if let Some(k) = leaves(level).into_iter().find_map(find) {
+        return Some((Kind::Leaf, k));
     }
     let (sections, values, unsupported) = blocks(level);
-    if let Some((_, l)) = sections.iter().find(|(k, _)| *k == kw) {
-        Some(Kind::Section(*l))
-    } else if values.contains(&kw) {
-        Some(Kind::Values)
-    } else if unsupported.contains(&kw) {
-        Some(Kind::Unsupported)
+    if let Some((k, l)) = sections.iter().find(|(k, _)| *k == kw) {
+        Some((Kind::Section(*l), k))
+    } else if let Some(k) = find(values) {
+        Some((Kind::Values, k))
     } else {
-        None
+        find(unsupported).map(|k| (Kind::Unsupported, k))
+    }
+}
+
+/// A small direct-mapped memo of [`lookup`] (the same keywords come back
+/// at the same levels, and a table scan compares dozens of strings).
+#[derive(Debug)]
+struct KindCache([Option<(Level, &'static str, Kind)>; 64]);
+
+impl KindCache {
+    fn new() -> Self {
+        KindCache([None; 64])
+    }
+
+    fn lookup(&mut self, level: Level, kw: &str) -> Option<Kind> {
+        let b = kw.as_bytes();
+        let first = usize::from(b.first().copied().unwrap_or(0));
+        let last = usize::from(b.last().copied().unwrap_or(0));
+        let slot = (b.len() ^ (first << 1) ^ (last << 3)) & 63;
+        if let Some((l, k, kind)) = self.0[slot] {
+            if l == level && k == kw {
+                return Some(kind);
+            }
+        }
+        let (kind, k) = lookup(level, kw)?;
+        self.0[slot] = Some((level, k, kind));
+        Some(kind)
     }
 }
 
@@ -609,9 +637,9 @@ enum Event<'a> {
 #[derive(Debug)]
 struct Flatten<'a> {
     /// The statements still to visit at each depth, with the `}` that ends it.
-    stack: Vec<(std::slice::Iter<'a, Stmt<'a>>, Option<Pos>)>,
-    /// The statement just visited, whose block comes next.
-    pending: Option<&'a Stmt<'a>>,
+    stack: Vec<(Members<'a, 'a>, Option<Pos>)>,
+    /// The statement just visited, with its block, which comes next.
+    pending: Option<(&'a Stmt<'a>, &'a [Stmt<'a>])>,
 }
 
 impl<'a> Iterator for Flatten<'a> {
@@ -619,16 +647,16 @@ impl<'a> Iterator for Flatten<'a> {
 
     fn next(&mut self) -> Option<Event<'a>> {
         loop {
-            if let Some(s) = self.pending.take() {
-                if let (Some(open), Some(block)) = (s.open_brace, &s.block) {
-                    self.stack.push((block.iter(), s.close_brace));
+            if let Some((s, block)) = self.pending.take() {
+                if let Some(open) = s.open_brace {
+                    self.stack.push((members(block), s.close_brace));
                     return Some(Event::Open(open));
                 }
             }
             let (stmts, close) = self.stack.last_mut()?;
             match stmts.next() {
-                Some(s) => {
-                    self.pending = Some(s);
+                Some((s, block)) => {
+                    self.pending = Some((s, block));
                     if !s.is_bare_block() {
                         return Some(Event::Line(s));
                     }
@@ -660,9 +688,10 @@ pub(crate) fn lower(
         model: Model::default(),
         track_files: Vec::new(),
         garp_lower_set: vrrp::GarpSet::default(),
+        kinds: KindCache::new(),
     };
     let mut events = Flatten {
-        stack: vec![(ast.iter(), None)],
+        stack: vec![(members(ast), None)],
         pending: None,
     }
     .peekable();
@@ -687,6 +716,8 @@ struct Lowerer<'d> {
     /// Whether `vrrp_garp_lower_prio_delay` / `_repeat` were written (else
     /// they follow the master values).
     garp_lower_set: vrrp::GarpSet,
+    /// Memo of the keyword tables.
+    kinds: KindCache,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -832,7 +863,7 @@ impl Lowerer<'_> {
         parent: Option<&'a Stmt<'a>>,
     ) -> Vec<Node<'a>> {
         // Usually one member per statement of the block.
-        let members = parent.and_then(|p| p.block.as_ref()).map_or(0, Vec::len);
+        let members = parent.map_or(0, |p| p.members as usize);
         let mut nodes = Vec::with_capacity(members);
         while let Some(e) = ev.next() {
             match e {
@@ -845,7 +876,7 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match lookup(level, s.keyword.text) {
+                Event::Line(s) => match self.kinds.lookup(level, s.keyword.text) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node {
                         stmt: s,
@@ -1237,7 +1268,7 @@ impl Lowerer<'_> {
                 );
                 continue;
             };
-            let Some(addrs) = self.check(&s.keyword, expand_range(s.keyword.text)) else {
+            let Some(addrs) = self.check(s.keyword, expand_range(s.keyword.text)) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
@@ -1716,12 +1747,17 @@ impl Lowerer<'_> {
         let vs_defaults = VsDefaults {
             port,
             fwmark: vs.fwmark.is_some(),
+            group: vs.group.is_some(),
             lb_kind: vs.lb_kind,
             weight: weight.unwrap_or(1),
             inhibit,
             virtualhost: vs.virtualhost.clone(),
             inherit,
         };
+        // Exact capacities: a Vec grown by pushing holds at least 4
+        // elements, which for 100,000 real servers of one checker each is
+        // most of the model's memory.
+        vs.real_servers.reserve_exact(raw_rs.len());
         for raw in raw_rs {
             let rs = self.finish_real_server(raw, &vs_defaults);
             if vs
@@ -1750,21 +1786,28 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        if let Some((addr, sport, loc)) = sorry {
-            let mut sport = sport.unwrap_or(0);
-            if vs.lb_kind != LbKind::Nat {
-                if vs.fwmark.is_some() {
-                    if sport != 0 {
-                        self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name}, sorry server has port specified - clearing"));
-                    }
-                    sport = 0;
-                } else if sport == 0 {
-                    sport = port;
-                } else if sport != port && vs.group.is_none() {
-                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name} and sorry server ports don't match - resetting"));
-                    sport = port;
-                }
+        if let VsHeader::Group(t) = &header {
+            if !matches!(vs.lb_kind, LbKind::Nat | LbKind::Fnat) {
+                let sorry_port = sorry
+                    .as_ref()
+                    .and_then(|(_, p, l)| p.filter(|&p| p != 0).map(|p| (p, l.clone())));
+                self.group_port_warnings(t.text, &vs_name, &vs.real_servers, sorry_port);
             }
+        }
+        if let Some((addr, sport, loc)) = sorry {
+            // The sorry server follows the virtual server's forwarding method
+            // (`sorry_server_lvs_method` is not supported).
+            let sport = match server_port(sport, &vs_defaults) {
+                PortRule::Keep(p) => p,
+                PortRule::Cleared(_) => {
+                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name}, sorry server has port specified - clearing"));
+                    0
+                }
+                PortRule::Reset(_) => {
+                    self.diag(Severity::Warning, &loc, format!("WARNING - virtual server {vs_name} and sorry server ports don't match - resetting"));
+                    port
+                }
+            };
             vs.sorry_server = Some(SorryServer {
                 addr,
                 port: sport,
@@ -2460,33 +2503,83 @@ impl Lowerer<'_> {
         Some(rs)
     }
 
+    /// keepalived 2.2.7 leaves the ports of a `virtual_server group` as
+    /// written, but unless the method can translate ports (NAT, or FNAT as
+    /// in DPVS's fork) it warns about each real server (and the sorry
+    /// server) whose port the group's entries would ignore or not match
+    /// (`validate_check_config`; ordinary warnings, so `-t` exits 5). Only
+    /// groups defined before the virtual server are seen.
+    fn group_port_warnings(
+        &mut self,
+        group: &str,
+        vs_name: &str,
+        real_servers: &[RealServer],
+        sorry: Option<(u16, Location)>,
+    ) {
+        let Some(g) = self
+            .model
+            .virtual_server_groups
+            .iter()
+            .find(|g| g.name == group)
+        else {
+            return;
+        };
+        let mut found = Vec::new();
+        if g.entries.iter().any(|e| matches!(e, VsgEntry::Fwmark(_))) {
+            for rs in real_servers.iter().filter(|rs| rs.port != 0) {
+                found.push((rs.location.clone(), format!("WARNING - fwmark virtual server {vs_name}, real server {} {} has port specified - port will be ignored", format_addr(rs.addr), rs.port)));
+            }
+            if let Some((_, loc)) = &sorry {
+                found.push((loc.clone(), format!("WARNING - fwmark virtual server {vs_name}, sorry server has port specified - port will be ignored")));
+            }
+        }
+        for e in &g.entries {
+            let VsgEntry::Range { first, last, port } = e else {
+                continue;
+            };
+            let entry = if first == last {
+                format!("{}:{port}", format_addr(*first))
+            } else {
+                format!("{}-{}:{port}", format_addr(*first), format_addr(*last))
+            };
+            for rs in real_servers
+                .iter()
+                .filter(|rs| rs.port != 0 && rs.port != *port)
+            {
+                found.push((rs.location.clone(), format!("virtual server {vs_name}:[{entry}] and real server {} {} ports don't match", format_addr(rs.addr), rs.port)));
+            }
+            if let Some((p, loc)) = &sorry {
+                if p != port {
+                    found.push((loc.clone(), format!("WARNING - virtual server {vs_name}, sorry server has port specified - port will be ignored")));
+                }
+            }
+        }
+        for (loc, message) in found {
+            self.diag(Severity::Warning, &loc, message);
+        }
+    }
+
     fn finish_real_server(&mut self, raw: RawRealServer, vs: &VsDefaults) -> RealServer {
-        let port = match raw.port {
-            Some(p) if p != 0 && vs.fwmark && vs.lb_kind != LbKind::Nat => {
+        let port = match server_port(raw.port, vs) {
+            PortRule::Keep(p) => p,
+            PortRule::Cleared(p) => {
                 let loc = raw
                     .port_token
                     .map_or_else(|| raw.location.clone(), |p| self.loc(p));
-                let loc = &loc;
                 self.diag(
                     Severity::Warning,
-                    loc,
+                    &loc,
                     format!("WARNING - fwmark virtual server, real server {} {p} has port specified - clearing", format_addr(raw.addr)),
                 );
                 0
             }
-            None | Some(0) => vs.port,
-            Some(p)
-                if vs.port != 0
-                    && p != vs.port
-                    && matches!(vs.lb_kind, LbKind::Dr | LbKind::Tun) =>
-            {
+            PortRule::Reset(p) => {
                 let loc = raw
                     .port_token
                     .map_or_else(|| raw.location.clone(), |p| self.loc(p));
-                let loc = &loc;
                 self.diag(
                     Severity::Warning,
-                    loc,
+                    &loc,
                     format!(
                         "WARNING - virtual server port {} and real server {} {p} ports don't match - resetting",
                         vs.port,
@@ -2495,11 +2588,10 @@ impl Lowerer<'_> {
                 );
                 vs.port
             }
-            Some(p) => p,
         };
         let rs_inherit = raw.inherit.under(vs.inherit);
         let virtualhost = raw.virtualhost.clone().or_else(|| vs.virtualhost.clone());
-        let mut checkers = Vec::new();
+        let mut checkers = Vec::with_capacity(raw.checkers.len());
         for c in raw.checkers {
             self.finish_checker(
                 c,
@@ -2540,11 +2632,56 @@ type LoweredVs<'a> = (VirtualServer, Option<Tok<'a>>, Option<Tok<'a>>);
 struct VsDefaults {
     port: u16,
     fwmark: bool,
+    /// `virtual_server group NAME`.
+    group: bool,
     lb_kind: LbKind,
     weight: u32,
     inhibit: bool,
     virtualhost: Option<String>,
     inherit: Inherit,
+}
+
+/// What keepalived's port rules do to a real or sorry server's port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortRule {
+    /// The effective port (nothing to report).
+    Keep(u16),
+    /// A port written for a fwmark service, cleared to 0 (warning).
+    Cleared(u16),
+    /// A port that differs from the virtual server's, reset to it (warning).
+    Reset(u16),
+}
+
+/// The port rules of keepalived 2.2.7's `validate_check_config`
+/// (check_data.c), which are the same for real servers and the sorry server:
+///
+/// * virtual_server group: the port is left as written (keepalived only
+///   warns about mismatches there); none means 0, which IPVS reads as "the
+///   packet's port";
+/// * NAT (`IP_VS_CONN_F_MASQ`) may translate the port: a written port is
+///   kept; none means the virtual server's port (keepalived fills it in for
+///   real servers; for a sorry server it leaves 0, which IPVS turns into the
+///   virtual server's port, so the effect is the same), or 0 for fwmark;
+/// * FNAT is treated as NAT, as DPVS's fork does
+///   (`!= IP_VS_CONN_F_MASQ && != IP_VS_CONN_F_FULLNAT`);
+/// * every other method (DR, TUN, and DPVS's SNAT) cannot change the port:
+///   with fwmark a written port is cleared; otherwise none means the virtual
+///   server's port and a different one is reset to it.
+fn server_port(written: Option<u16>, vs: &VsDefaults) -> PortRule {
+    let written = written.unwrap_or(0);
+    if vs.group {
+        return PortRule::Keep(written);
+    }
+    let translates = matches!(vs.lb_kind, LbKind::Nat | LbKind::Fnat);
+    match (translates, vs.fwmark, written) {
+        (_, true, 0) => PortRule::Keep(0),
+        (true, true, p) => PortRule::Keep(p),
+        (false, true, p) => PortRule::Cleared(p),
+        (_, false, 0) => PortRule::Keep(vs.port),
+        (true, false, p) => PortRule::Keep(p),
+        (false, false, p) if p == vs.port => PortRule::Keep(p),
+        (false, false, p) => PortRule::Reset(p),
+    }
 }
 
 /// C `atoi`: optional blanks and sign, then the leading digits (0 when none).

@@ -98,9 +98,14 @@ pub(crate) enum Item {
 
 /// A [`Token`] in the preprocessor's output: its text (and rest) are
 /// ranges of [`Preprocessed::text`].
-#[derive(Debug)]
+///
+/// It has the size and alignment of a [`Tok`] (the text range is a
+/// `Range<usize>` for that), so that [`tokens`] turns the `Vec` of these
+/// into the `Vec` of those in place, without a second buffer of a few tens
+/// of megabytes for a large configuration (see the `tokens_reuse_the_words_buffer` test).
+#[derive(Debug, Clone)]
 pub(crate) struct FlatToken {
-    text: Range<u32>,
+    text: Range<usize>,
     /// `start == u32::MAX` when there is none.
     rest: Range<u32>,
     location: Pos,
@@ -276,9 +281,13 @@ pub(crate) struct Preprocessed {
 /// The words of [`Preprocessed::words`] over its `text`, indexed as by
 /// [`Item::Words`]. (The caller may drop the flat words afterwards, so
 /// that only one form of the words is held at a time.)
-pub(crate) fn tokens<'a>(text: &'a str, sources: &'a Sources, words: &[FlatToken]) -> Vec<Tok<'a>> {
+pub(crate) fn tokens<'a>(
+    text: &'a str,
+    sources: &'a Sources,
+    words: Vec<FlatToken>,
+) -> Vec<Tok<'a>> {
     words
-        .iter()
+        .into_iter()
         .map(|t| {
             let buf = if t.in_source {
                 sources
@@ -290,7 +299,7 @@ pub(crate) fn tokens<'a>(text: &'a str, sources: &'a Sources, words: &[FlatToken
             };
             let slice = |r: &Range<u32>| buf.get(r.start as usize..r.end as usize).unwrap_or("");
             Tok {
-                text: slice(&t.text),
+                text: buf.get(t.text.clone()).unwrap_or(""),
                 location: t.location,
                 rest: (t.rest.start != u32::MAX).then(|| slice(&t.rest)),
             }
@@ -324,6 +333,8 @@ pub(crate) struct Preprocessor {
     include_stack: Vec<PathBuf>,
     /// Set by a definition whose value ends in `\`; the file loop feeds it.
     pending_multi: Option<(String, Vec<String>)>,
+    /// The state of `${_RANDOM}`'s generator (never 0).
+    random_state: std::cell::Cell<u64>,
     /// Scratch space of [`Self::plain_line`].
     pieces: Vec<Piece>,
     out: Preprocessed,
@@ -336,6 +347,13 @@ impl Preprocessor {
             defs: HashMap::new(),
             include_stack: Vec::new(),
             pending_multi: None,
+            random_state: std::cell::Cell::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64)
+                    ^ u64::from(std::process::id()).rotate_left(32)
+                    | 1,
+            ),
             pieces: Vec::new(),
             out: Preprocessed::default(),
         }
@@ -365,9 +383,11 @@ impl Preprocessor {
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         let id = self.out.sources.intern(file);
         let file: Arc<Path> = Arc::from(file);
-        // Roughly one logical line and two words per physical line: grow
-        // the output once.
-        let lines = text.bytes().filter(|&b| b == b'\n').count();
+        // Roughly one logical line and two words per physical line (of at
+        // least 16 bytes, usually): grow the output once.
+        // (An estimate from the length: counting the newlines costs a scan
+        // of the file, and capacity that is never written costs nothing.)
+        let lines = text.len() / 16 + 16;
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
 
@@ -479,7 +499,8 @@ impl Preprocessor {
             .bytes()
             .position(is_blank_byte)
             .map_or(text, |p| &text[..p]);
-        text.starts_with(['@', '~']) || INCLUDES.contains(&first_word)
+        text.starts_with(['@', '~'])
+            || (first_word.starts_with("include") && INCLUDES.contains(&first_word))
     }
 
     /// Emits the words and braces of a plain line (which starts at byte
@@ -512,7 +533,7 @@ impl Preprocessor {
             };
             let at = |o: usize| offset(line_start + o);
             self.out.push_words(words.map(|(s, e)| FlatToken {
-                text: at(s)..at(e),
+                text: line_start + s..line_start + e,
                 rest: if s == start {
                     at(first_end)..at(end)
                 } else {
@@ -684,6 +705,7 @@ impl Preprocessor {
             "_INSTANCE" => Some(self.config_id.clone()),
             "_HASH" => Some("#".into()),
             "_BANG" => Some("!".into()),
+            _ if name.starts_with("_RANDOM") => self.random(&name["_RANDOM".len()..]),
             _ => {
                 let var = name.strip_prefix("_ENV")?;
                 if !var.starts_with([' ', '\t']) {
@@ -692,6 +714,37 @@ impl Preprocessor {
                 Some(std::env::var(var.trim()).unwrap_or_default())
             }
         }
+    }
+
+    /// `${_RANDOM [MIN [MAX]]}`: a number from MIN (0) to MAX (32767), as
+    /// keepalived's `get_random` (`random() % (max - min + 1) + min`). Only
+    /// blanks and decimal digits may follow the name. (keepalived's
+    /// `random_seed` is not applied: the generator is seeded from the clock.)
+    fn random(&self, params: &str) -> Option<String> {
+        if !params.is_empty() && !params.starts_with([' ', '\t']) {
+            return None;
+        }
+        if !params
+            .bytes()
+            .all(|b| b.is_ascii_digit() || is_blank_byte(b))
+        {
+            return None;
+        }
+        let mut nums = params
+            .split_ascii_whitespace()
+            .map(|n| n.parse::<u64>().unwrap_or(u64::MAX));
+        let min = nums.next().unwrap_or(0);
+        let max = nums.next().unwrap_or(32767);
+        // xorshift64*: plenty for a configuration parameter.
+        let mut x = self.random_state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random_state.set(x);
+        let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33;
+        let span = max.wrapping_sub(min).wrapping_add(1);
+        let value = if span == 0 { r } else { r % span };
+        Some(value.wrapping_add(min).to_string())
     }
 
     /// Replaces `$NAME` / `${NAME}` recursively. `Ok(None)`: nothing replaced;
@@ -827,8 +880,15 @@ impl Preprocessor {
         true
     }
 
-    /// `include PATTERN`, relative to the including file's directory.
+    /// `include PATTERN`, relative to the including file's directory. The
+    /// checked variants (`includer`, ...) turn the problems they check into
+    /// [`DiagClass::IncludeFailed`] errors (`-t` exits 6), as
+    /// `file_config_error` in keepalived 2.2.7's lib/parser.c does; plain
+    /// `include` stays silent about missing files, as keepalived's log-only
+    /// messages change nothing. (The `global_defs` `include_check` default
+    /// is not applied.)
     fn include(&mut self, keyword: &str, rest: &[(char, u32)], ctx: Ctx<'_>) {
+        let checks = IncludeChecks::of(keyword);
         let words = tokenize(rest);
         let Some(pattern) = words.first() else {
             self.diag(
@@ -838,24 +898,12 @@ impl Preprocessor {
             );
             return;
         };
-        if keyword != "include" {
-            self.diag(
-                Severity::Warning,
-                ctx.loc(pattern.col),
-                format!("'{keyword}' checks are not yet supported by dpvsd, treated as 'include'"),
-            );
-            if let Some(d) = self.out.diagnostics.last_mut() {
-                d.class = DiagClass::Dpvsd;
-            }
-        }
+        let at = ctx.loc(pattern.col);
         if self.include_stack.len() >= MAX_INCLUDE_DEPTH {
-            self.diag(
-                Severity::Error,
-                ctx.loc(pattern.col),
-                "includes nested too deeply - ignoring",
-            );
+            self.diag(Severity::Error, at, "includes nested too deeply - ignoring");
             return;
         }
+        let (mut paths, mut missing, mut wildcards) = (Vec::new(), 0usize, false);
         for alternative in brace_expand(&pattern.text) {
             let full = if Path::new(&alternative).is_absolute() {
                 alternative
@@ -863,35 +911,123 @@ impl Preprocessor {
                 let dir = glob::Pattern::escape(&ctx.dir.display().to_string());
                 format!("{dir}/{alternative}")
             };
-            let paths = match glob::glob(&full) {
-                Ok(p) => p,
+            let found = match glob::glob(&full) {
+                Ok(p) => p.flatten().collect::<Vec<_>>(),
                 Err(e) => {
                     self.diag(
                         Severity::Error,
-                        ctx.loc(pattern.col),
+                        at.clone(),
                         format!("invalid include pattern '{}': {e}", pattern.text),
                     );
                     continue;
                 }
             };
-            for path in paths.flatten() {
-                self.include_one(&path, &ctx.loc(pattern.col));
+            // keepalived's glob counts a literal name, or the directory
+            // before a wildcard, that does not exist as missing.
+            let first_wild = full.find(['*', '?', '[']);
+            wildcards |= first_wild.is_some();
+            if found.is_empty() {
+                let missing_here = match first_wild {
+                    None => true,
+                    Some(w) => full[..w]
+                        .rfind('/')
+                        .is_some_and(|slash| !Path::new(&full[..=slash]).is_dir()),
+                };
+                missing += usize::from(missing_here);
             }
+            paths.extend(found);
+        }
+        let brace = pattern.text.contains('{');
+        if paths.is_empty() {
+            if missing > 0 {
+                let check = if brace { INCLUDE_B } else { INCLUDE_M };
+                self.include_problem(
+                    checks,
+                    check,
+                    &at,
+                    format!("Config files missing '{}'.", pattern.text),
+                    false,
+                );
+            } else if wildcards {
+                self.include_problem(
+                    checks,
+                    INCLUDE_W,
+                    &at,
+                    format!("No config files matched '{}'.", pattern.text),
+                    false,
+                );
+            }
+            return;
+        }
+        if missing > 0 {
+            self.include_problem(
+                checks,
+                INCLUDE_B,
+                &at,
+                format!("Some config files missing: \"{}\".", pattern.text),
+                false,
+            );
+            if checks.0 & INCLUDE_B != 0 {
+                return;
+            }
+        }
+        for path in paths {
+            self.include_one(&path, &at, checks);
         }
     }
 
-    fn include_one(&mut self, path: &Path, at: &Location) {
+    /// keepalived's `file_config_error`: an error that fails the load (exit
+    /// 6) when `check` is among the include's checks. Otherwise keepalived
+    /// only logs it; dpvsd then says nothing, except (with `note`) as a
+    /// warning of its own that does not change the `-t` exit code.
+    fn include_problem(
+        &mut self,
+        checks: IncludeChecks,
+        check: u8,
+        at: &Location,
+        message: String,
+        note: bool,
+    ) {
+        let (severity, class) = if checks.0 & check != 0 {
+            (Severity::Error, DiagClass::IncludeFailed)
+        } else if note {
+            (Severity::Warning, DiagClass::Dpvsd)
+        } else {
+            return;
+        };
+        self.diag(severity, at.clone(), message);
+        if let Some(d) = self.out.diagnostics.last_mut() {
+            d.class = class;
+        }
+    }
+
+    fn include_one(&mut self, path: &Path, at: &Location, checks: IncludeChecks) {
         let Ok(meta) = std::fs::metadata(path) else {
             return;
         };
-        if !meta.is_file() {
+        if meta.is_dir() {
+            self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' is a directory - skipping",
+                    path.display()
+                ),
+                false,
+            );
             return;
         }
-        if is_executable(&meta) {
-            self.diag(
-                Severity::Warning,
-                at.clone(),
-                format!("included file {} is executable - ignoring", path.display()),
+        if !meta.is_file() || is_executable(&meta) {
+            self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' is not a regular non-executable file - skipping",
+                    path.display()
+                ),
+                true,
             );
             return;
         }
@@ -910,10 +1046,15 @@ impl Preprocessor {
                 self.process_file(path, bytes);
                 self.include_stack.pop();
             }
-            Err(e) => self.diag(
-                Severity::Error,
-                at.clone(),
-                format!("{}: cannot read included file: {e}", path.display()),
+            Err(e) => self.include_problem(
+                checks,
+                INCLUDE_R,
+                at,
+                format!(
+                    "Configuration file '{}' open problem ({e}) - skipping",
+                    path.display()
+                ),
+                true,
             ),
         }
     }
@@ -951,13 +1092,44 @@ impl Preprocessor {
         let words: Vec<FlatToken> = tokenize(text)
             .into_iter()
             .map(|t| FlatToken {
-                text: store(arena, &t.text),
+                text: {
+                    let r = store(arena, &t.text);
+                    r.start as usize..r.end as usize
+                },
                 rest: t.rest.map_or(NO_REST, |r| store(arena, &r)),
                 location: ctx.pos(t.col),
                 in_source: false,
             })
             .collect();
         self.out.push_words(words.into_iter());
+    }
+}
+
+/// keepalived's include checks (lib/parser.c `include_t`): error if a
+/// file is not readable, if no file matches a name without wildcards, if
+/// none matches even with wildcards, if a brace alternative is missing.
+const INCLUDE_R: u8 = 1;
+const INCLUDE_M: u8 = 2;
+const INCLUDE_W: u8 = 4;
+const INCLUDE_B: u8 = 8;
+
+/// The checks of one include line.
+#[derive(Debug, Clone, Copy)]
+struct IncludeChecks(u8);
+
+impl IncludeChecks {
+    /// keepalived's `check_include`: `include` checks nothing, `includer`
+    /// readability, `includem` also a match, `includew` also a wildcard
+    /// match, `includeb` readability and braces, `includea` everything.
+    fn of(keyword: &str) -> Self {
+        IncludeChecks(match keyword {
+            "includer" => INCLUDE_R,
+            "includem" => INCLUDE_R | INCLUDE_M,
+            "includew" => INCLUDE_R | INCLUDE_M | INCLUDE_W,
+            "includeb" => INCLUDE_R | INCLUDE_B,
+            "includea" => INCLUDE_R | INCLUDE_M | INCLUDE_W | INCLUDE_B,
+            _ => 0,
+        })
     }
 }
 
@@ -971,11 +1143,23 @@ enum Piece {
 /// The bytes that end a word of a plain line (blanks, braces, comments)
 /// or make the line not plain.
 fn ends_plain_word(b: u8) -> bool {
-    matches!(
-        b,
-        b' ' | b'\t' | b'{' | b'}' | b'#' | b'!' | b'"' | b'\\' | b'$' | 0x80..
-    )
+    ENDS_PLAIN_WORD[usize::from(b)]
 }
+
+/// [`ends_plain_word`] as a table (one load per byte in the scanner's
+/// inner loop).
+static ENDS_PLAIN_WORD: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = matches!(
+            i as u8,
+            b' ' | b'\t' | b'{' | b'}' | b'#' | b'!' | b'"' | b'\\' | b'$' | 0x80..
+        );
+        i += 1;
+    }
+    t
+};
 
 /// A substituted line and whether it must be decommented again.
 type Substituted = (Text, bool);
@@ -1245,7 +1429,7 @@ mod tests {
     impl Preprocessed {
         /// The logical lines in their owned form.
         fn lines(&self) -> Vec<LogicalLine> {
-            let tokens = tokens(&self.text, &self.sources, &self.words);
+            let tokens = tokens(&self.text, &self.sources, self.words.clone());
             let src = &self.sources;
             self.items
                 .iter()
@@ -1454,8 +1638,44 @@ mod tests {
     }
 
     #[test]
+    fn tokens_reuse_the_words_buffer() {
+        assert_eq!(
+            (size_of::<FlatToken>(), align_of::<FlatToken>()),
+            (size_of::<Tok<'_>>(), align_of::<Tok<'_>>())
+        );
+        let mut p = run("a b {\n c \"d e\"\n}\n", "id");
+        let words = std::mem::take(&mut p.words);
+        let (at, n) = (words.as_ptr() as usize, words.len());
+        let toks = tokens(&p.text, &p.sources, words);
+        assert_eq!((toks.as_ptr() as usize, toks.len()), (at, n));
+        let text: Vec<_> = toks.iter().map(|t| t.text).collect();
+        assert_eq!(text, ["a", "b", "c", "d e"]);
+    }
+
+    #[test]
     fn predefined_parameters() {
         assert_eq!(lines("${_INSTANCE}"), ["main"]);
+        // ${_RANDOM [MIN [MAX]]}: 0..=32767 by default.
+        for _ in 0..200 {
+            let v: Vec<u64> = lines("${_RANDOM} ${_RANDOM 5} ${_RANDOM 7 9} ${_RANDOM 4 4}")[0]
+                .split(' ')
+                .map(|n| n.parse().expect("a number"))
+                .collect();
+            assert!(v[0] <= 32767 && (5..=32767).contains(&v[1]), "{v:?}");
+            assert!((7..=9).contains(&v[2]) && v[3] == 4, "{v:?}");
+        }
+        let many: std::collections::HashSet<String> = (0..50)
+            .map(|_| lines("${_RANDOM 0 1000000}")[0].clone())
+            .collect();
+        assert!(many.len() > 1, "not random: {many:?}");
+        // ${_ENV NAME}: the environment variable (empty when unset).
+        let path = std::env::var("PATH").unwrap_or_default();
+        if !path.is_empty() && !path.contains([' ', '\t', '#', '!', '"', '{', '}']) {
+            assert_eq!(lines("x ${_ENV PATH}"), [format!("x {path}")]);
+        }
+        assert_eq!(lines("x ${_ENV DPVSD_SURELY_UNSET_VARIABLE} y"), ["x y"]);
+        // Anything but blanks and digits after the name: not the parameter.
+        assert_eq!(lines("${_RANDOM x}"), ["$", "{", "_RANDOM x", "}"]);
         let p = run("x ${_PWD}", "id");
         assert_eq!(render(&p), ["x /cfg"]);
     }

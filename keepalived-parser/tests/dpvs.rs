@@ -113,3 +113,66 @@ tunnel_group t {\n tunnel_entry x {\n  kind vxlan\n  local nowhere\n  mtu 1400\n
     assert!(l.model.deny_address_groups[0].entries.is_empty());
     assert_eq!(config_test_exit_code(&l), 5);
 }
+
+/// Issue 3 item 3, one keyword at a time: every DPVS virtual-server keyword
+/// and value extension is lowered into the model (not merely accepted), and
+/// a config using all of them is clean for `-t`, as in DPVS's fork.
+#[test]
+fn every_dpvs_virtual_server_keyword_is_lowered() {
+    use keepalived_parser::model::{HashTarget, LbAlgo, LbKind, Protocol, ProxyProtocol};
+    let text = "local_address_group L {\n 192.168.100.200-201 dpdk0\n}\n\
+        deny_address_group D {\n 10.9.0.1\n}\n\
+        allow_address_group W {\n 10.8.0.1\n}\n\
+        virtual_server 10.0.0.1 443 {\n protocol UDP\n lb_algo conhash\n lb_kind FNAT\n\
+         laddr_group_name L\n daddr_group_name D\n waddr_group_name W\n establish_timeout 77\n\
+         syn_proxy\n expire_quiescent_conn\n quic\n proxy_protocol v2\n hash_target qid\n\
+         bps 1000\n limit_proportion 40\n vip_bind_dev dpdk0.kni\n\
+         real_server 10.0.1.1 443 {\n }\n}\n\
+        virtual_server match M {\n protocol ICMPV6\n lb_algo mh\n lb_kind SNAT\n\
+         src-range [2001:db8::1-2001:db8::9]\n dst-range [2001:db8:1::1]:80-90\n iif dpdk0\n oif dpdk1\n\
+         real_server 2001:db8:2::1 0 {\n }\n}\n\
+        virtual_server 10.0.0.2 0 {\n protocol ICMP\n persistence_timeout 5\n lb_algo rr\n lb_kind FNAT\n\
+         real_server 10.0.1.2 0 {\n }\n}\n";
+    let l = load(text);
+    let problems: Vec<_> = l
+        .diagnostics
+        .iter()
+        .filter(|d| d.class != DiagClass::Dpvsd)
+        .collect();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(config_test_exit_code(&l), 0);
+    let [a, m, icmp] = &l.model.virtual_servers[..] else {
+        panic!("three virtual servers: {:#?}", l.diagnostics)
+    };
+    assert_eq!(
+        (a.protocol, a.lb_algo, a.lb_kind),
+        (Protocol::Udp, LbAlgo::Conhash, LbKind::Fnat)
+    );
+    assert_eq!(a.laddr_group_name.as_deref(), Some("L"));
+    let d = &a.dpvs;
+    assert_eq!(d.daddr_group_name.as_deref(), Some("D"));
+    assert_eq!(d.waddr_group_name.as_deref(), Some("W"));
+    assert_eq!(d.establish_timeout, Some(77));
+    assert!(d.syn_proxy && d.expire_quiescent_conn && d.quic);
+    assert_eq!(d.proxy_protocol, ProxyProtocol::V2);
+    assert_eq!(d.hash_target, HashTarget::Qid);
+    assert_eq!((d.bps, d.limit_proportion), (1000, 40));
+    assert_eq!(d.vip_bind_dev.as_deref(), Some("dpdk0.kni"));
+    assert_eq!(m.match_name.as_deref(), Some("M"));
+    assert_eq!(
+        (m.protocol, m.lb_algo, m.lb_kind),
+        (Protocol::Icmpv6, LbAlgo::Mh, LbKind::Snat)
+    );
+    let d = &m.dpvs;
+    assert_eq!(d.src_range.as_deref(), Some("[2001:db8::1-2001:db8::9]"));
+    assert_eq!(d.dst_range.as_deref(), Some("[2001:db8:1::1]:80-90"));
+    assert_eq!(
+        (d.iif.as_deref(), d.oif.as_deref()),
+        (Some("dpdk0"), Some("dpdk1"))
+    );
+    assert_eq!(icmp.protocol, Protocol::Icmp);
+    let g = &l.model.local_address_groups[0];
+    assert_eq!((g.name.as_str(), g.addresses.len()), ("L", 2));
+    assert_eq!(l.model.deny_address_groups[0].name, "D");
+    assert_eq!(l.model.allow_address_groups[0].name, "W");
+}

@@ -130,3 +130,53 @@ fn leaf_followed_by_a_block_is_an_unexpected_brace() {
     assert_eq!(vs.real_servers[0].weight, 3);
     assert!(vs.real_servers[0].checkers.is_empty());
 }
+
+/// Issue 3 item 3: the keywords only newer keepalived versions know (marked
+/// † in KEEPALIVED.md §2, §6.1 and the checker table) are accepted where
+/// they belong: each gets dpvsd's "not yet supported" note, none is an
+/// unknown keyword, and `-t` stays clean.
+#[test]
+fn newer_keepalived_keywords_are_accepted() {
+    let text = "global_defs {\n set_supplementary_groups\n use_symlink_paths\n v3_checksum_as_v2\n\
+        vrrp_owner_ignore_adverts\n vrrp_delay_after_boot 5\n json_version 2\n json_dump_file /tmp/j\n\
+        iproute_etc_dir /etc/iproute2\n snmp_vs_stats_update_interval 5\n snmp_rs_stats_update_interval 5\n\
+        dbus_no_interface_name\n}\n\
+        vrrp_instance V {\n interface lo\n virtual_router_id 9\n priority 100\n no_virtual_ipaddress\n\
+        timer_expired_backup\n thread_timer_expired\n owner_ignore_adverts\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n\
+        virtual_server 10.0.0.1 443 {\n protocol TCP\n lb_algo rr\n lb_kind NAT\n\
+        real_server 10.0.1.1 443 {\n  SSL_GET {\n   sni_name www.example.com\n   tls_compliant\n\
+        url {\n    path /\n    tls_compliant\n   }\n  }\n }\n}\n";
+    let l = load(text);
+    let unknown: Vec<_> = diags(&l)
+        .into_iter()
+        .filter(|d| d.contains("unknown keyword"))
+        .collect();
+    assert!(unknown.is_empty(), "{unknown:#?}");
+    let supported = |kw: &str| {
+        l.diagnostics.iter().any(|d| {
+            d.message
+                .contains(&format!("'{kw}' is not yet supported by dpvsd"))
+        })
+    };
+    for kw in [
+        "set_supplementary_groups",
+        "use_symlink_paths",
+        "vrrp_owner_ignore_adverts",
+        "vrrp_delay_after_boot",
+        "json_version",
+        "json_dump_file",
+        "iproute_etc_dir",
+        "snmp_vs_stats_update_interval",
+        "dbus_no_interface_name",
+        "sni_name",
+        "tls_compliant",
+    ] {
+        assert!(supported(kw), "{kw}: {:#?}", diags(&l));
+    }
+    assert_eq!(
+        keepalived_parser::config_test_exit_code(&l),
+        0,
+        "{:#?}",
+        diags(&l)
+    );
+}

@@ -121,3 +121,62 @@ fn unreadable_main_file_is_a_load_error() {
         .to_string()
         .starts_with("/nonexistent/keepalived.conf: cannot read configuration:"));
 }
+
+/// keepalived 2.2.7 lib/parser.c `check_include` / `file_config_error`: the
+/// checked include variants fail the load (`-t` exits 6,
+/// KEEPALIVED_EXIT_NO_CONFIG) on what they check; plain `include` does not.
+#[test]
+fn checked_includes_fail_with_exit_6() {
+    let t = TempDir::new("checked");
+    t.write("conf.d/a.conf", &vs("10.0.0.1"));
+    fs::create_dir_all(t.0.join("empty.d")).expect("create dir");
+    // (include line, what it finds, fails?)
+    let cases = [
+        ("include none.conf", None, false),
+        ("includer none.conf", None, false),
+        (
+            "includem none.conf",
+            Some("Config files missing 'none.conf'."),
+            true,
+        ),
+        ("includem empty.d/*.conf", None, false),
+        (
+            "includew empty.d/*.conf",
+            Some("No config files matched 'empty.d/*.conf'."),
+            true,
+        ),
+        (
+            "includem nodir/*.conf",
+            Some("Config files missing 'nodir/*.conf'."),
+            true,
+        ),
+        (
+            "includeb conf.d/{a,b}.conf",
+            Some("Some config files missing: \"conf.d/{a,b}.conf\"."),
+            true,
+        ),
+        ("includem conf.d/{a,b}.conf", None, false),
+        ("includea conf.d/*.conf", None, false),
+        ("includer conf.d", Some("is a directory - skipping"), true),
+        ("include conf.d", None, false),
+    ];
+    for (line, message, fails) in cases {
+        let main = t.write("k.conf", &format!("{line}\n"));
+        let l = load_file(&main, &opts()).expect("main file readable");
+        let code = keepalived_parser::config_test_exit_code(&l);
+        assert_eq!(code, if fails { 6 } else { 0 }, "{line}: {:#?}", diags(&l));
+        if let Some(m) = message {
+            let d = l.diagnostics.iter().find(|d| d.message.contains(m));
+            let d = d.unwrap_or_else(|| panic!("{line}: no '{m}' in {:#?}", diags(&l)));
+            assert_eq!((d.location.line, d.location.col), (1, 10), "{line}");
+            assert_eq!(d.class, keepalived_parser::DiagClass::IncludeFailed);
+        }
+    }
+    // The brace check skips the whole include; without it, what exists is read.
+    let main = t.write("k.conf", "includeb conf.d/{a,b}.conf\n");
+    let l = load_file(&main, &opts()).expect("readable");
+    assert!(l.model.virtual_servers.is_empty());
+    let main = t.write("k.conf", "includem conf.d/{a,b}.conf\n");
+    let l = load_file(&main, &opts()).expect("readable");
+    assert_eq!(l.model.virtual_servers.len(), 1);
+}

@@ -197,6 +197,143 @@ fn real_server_ports_follow_the_forwarding_method() {
     assert_eq!((d.location.line, d.location.col), (5, 23));
 }
 
+/// keepalived 2.2.7 `validate_check_config` (check/check_data.c): "unless
+/// using NAT, real and virtual servers have the same port", and the same
+/// rule for the sorry server. NAT keeps a written port and fills a missing
+/// one with the VS port (IPVS does the same for a sorry server's port 0);
+/// DR/TUN reset a different port to the VS port and clear any port of a
+/// fwmark service, with a warning; DPVS's fork exempts FNAT like NAT and
+/// treats SNAT like DR. One case per method and header form, for a real
+/// server and a sorry server written alike.
+#[test]
+fn real_and_sorry_server_ports_follow_keepalived_2_2_7() {
+    // (method, header, written port, effective port, warning)
+    let cases: &[(&str, &str, &str, u16, Option<&str>)] = &[
+        ("NAT", "10.0.0.1 80", "8080", 8080, None),
+        ("NAT", "10.0.0.1 80", "", 80, None),
+        ("NAT", "fwmark 7", "8080", 8080, None),
+        ("NAT", "fwmark 7", "", 0, None),
+        ("FNAT", "10.0.0.1 80", "8080", 8080, None),
+        ("FNAT", "10.0.0.1 80", "", 80, None),
+        ("FNAT", "fwmark 7", "8080", 8080, None),
+        (
+            "DR",
+            "10.0.0.1 80",
+            "8080",
+            80,
+            Some("ports don't match - resetting"),
+        ),
+        ("DR", "10.0.0.1 80", "", 80, None),
+        ("DR", "10.0.0.1 80", "80", 80, None),
+        (
+            "DR",
+            "fwmark 7",
+            "8080",
+            0,
+            Some("has port specified - clearing"),
+        ),
+        ("DR", "fwmark 7", "", 0, None),
+        (
+            "TUN",
+            "10.0.0.1 80",
+            "8080",
+            80,
+            Some("ports don't match - resetting"),
+        ),
+        (
+            "TUN",
+            "fwmark 7",
+            "8080",
+            0,
+            Some("has port specified - clearing"),
+        ),
+        (
+            "SNAT",
+            "10.0.0.1 80",
+            "8080",
+            80,
+            Some("ports don't match - resetting"),
+        ),
+        // Left as written, with a warning (see the next test).
+        ("DR", "group G", "8080", 8080, Some("group G")),
+        ("DR", "group G", "", 0, None),
+        ("NAT", "group G", "8080", 8080, None),
+    ];
+    for &(kind, header, written, want, warning) in cases {
+        let text = format!(
+            "virtual_server_group G {{\n 10.0.0.1 80\n}}\n\
+             virtual_server {header} {{\n protocol TCP\n lb_algo rr\n lb_kind {kind}\n \
+             sorry_server 10.0.9.9 {written}\n real_server 10.0.1.1 {written} {{\n }}\n}}\n"
+        );
+        let l = load(&text);
+        let case = format!("{kind} {header} port '{written}'");
+        let vs = l
+            .model
+            .virtual_servers
+            .first()
+            .unwrap_or_else(|| panic!("{case}: no virtual server: {:#?}", l.diagnostics));
+        assert_eq!(vs.real_servers[0].port, want, "{case}: real server");
+        let sorry = vs.sorry_server.as_ref().expect("sorry server");
+        assert_eq!(sorry.port, want, "{case}: sorry server");
+        let warned: Vec<_> = l
+            .diagnostics
+            .iter()
+            .filter(|d| d.message.contains("port"))
+            .map(|d| (d.location.line, d.message.as_str()))
+            .collect();
+        match warning {
+            Some(w) => {
+                assert_eq!(warned.len(), 2, "{case}: {warned:#?}");
+                assert!(
+                    warned.iter().all(|(_, m)| m.contains(w)),
+                    "{case}: {warned:#?}"
+                );
+                assert!(
+                    warned[0].1.contains("sorry server") || warned[1].1.contains("sorry server")
+                );
+                assert!(
+                    warned.iter().all(|&(line, _)| line == 8 || line == 9),
+                    "{case}: {warned:#?}"
+                );
+            }
+            None => assert!(warned.is_empty(), "{case}: {warned:#?}"),
+        }
+    }
+}
+
+/// keepalived 2.2.7 leaves a group's real and sorry server ports as
+/// written but, for DR/TUN, warns about ports the group's entries do not
+/// match or (fwmark entries) ignore: ordinary warnings, so `-t` exits 5.
+#[test]
+fn group_ports_that_dr_cannot_honour_are_warnings() {
+    let text = "virtual_server_group G {\n 10.0.0.1 80\n 10.0.0.2-3 8080\n fwmark 7\n}\n\
+        virtual_server group G {\n protocol TCP\n lb_algo rr\n lb_kind DR\n \
+        sorry_server 10.0.9.9 8080\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 {\n }\n}\n";
+    let l = load(text);
+    let got: Vec<_> = l
+        .diagnostics
+        .iter()
+        .map(|d| (d.location.line, d.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (11, "WARNING - fwmark virtual server group G, real server 10.0.1.1 80 has port specified - port will be ignored"),
+            (10, "WARNING - fwmark virtual server group G, sorry server has port specified - port will be ignored"),
+            (10, "WARNING - virtual server group G, sorry server has port specified - port will be ignored"),
+            (11, "virtual server group G:[10.0.0.2-10.0.0.3:8080] and real server 10.0.1.1 80 ports don't match"),
+        ],
+        "{got:#?}"
+    );
+    assert_eq!(keepalived_parser::config_test_exit_code(&l), 5);
+    let vs = &l.model.virtual_servers[0];
+    assert_eq!((vs.real_servers[0].port, vs.real_servers[1].port), (80, 0));
+    assert_eq!(vs.sorry_server.as_ref().map(|s| s.port), Some(8080));
+    // NAT translates ports: nothing to say.
+    let l = load(&text.replace("lb_kind DR", "lb_kind NAT"));
+    assert!(l.diagnostics.is_empty(), "{:#?}", l.diagnostics);
+}
+
 #[test]
 fn local_address_groups_and_laddr_group_name() {
     let text = "local_address_group g1 {

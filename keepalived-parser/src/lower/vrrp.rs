@@ -837,7 +837,7 @@ impl Lowerer<'_> {
 
     /// One `ip route`-style line.
     fn route(&mut self, s: &Stmt<'_>) -> Option<Route> {
-        let words: Vec<&Tok<'_>> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
         let mut r = Route {
             route_type: None,
             dest: Prefix {
@@ -988,7 +988,7 @@ impl Lowerer<'_> {
 
     /// One `ip rule`-style line; a missing preference is assigned.
     fn rule(&mut self, s: &Stmt<'_>, next_pref: &mut u32) -> Option<Rule> {
-        let words: Vec<&Tok<'_>> = std::iter::once(&s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
         let mut r = Rule {
             from: None,
             to: None,
