@@ -490,7 +490,8 @@ impl Engine {
             Stage::Ipv4(p) => match self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl) {
                 // A reply to a NAT64 local address: its connection is IPv6's.
                 (Verdict::Drop(Drop::NoConnection), _)
-                    if p.dir == Dir::Out && !self.snap.v6.nat64_lips.is_empty() =>
+                    if p.dir == Dir::Out
+                        && self.snap.v6.nat64_lips.binary_search(&p.key.dst).is_ok() =>
                 {
                     self.nat64_reply(buf, len, &p, now_ms, ctl)
                 }
