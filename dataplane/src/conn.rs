@@ -308,7 +308,7 @@ const EMPTY_BUCKET: Bucket = Bucket {
     _pad: 0,
 };
 
-/// A connection slot, alone on its cache line.
+/// A connection slot, alone on its cache line (an IPv6 one takes two).
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Slot<A = Ipv4Addr>(Option<Conn<A>>);
@@ -785,6 +785,7 @@ mod tests {
     fn layout_is_one_cache_line_per_bucket_and_per_connection() {
         assert_eq!(std::mem::size_of::<Bucket>(), 64);
         assert_eq!(std::mem::size_of::<Slot>(), 64);
+        assert_eq!(std::mem::size_of::<Slot<Ipv6Addr>>(), 128);
     }
 
     #[test]

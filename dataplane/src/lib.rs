@@ -12,7 +12,8 @@
 //!
 //! * [`wire`]: packet views (smoltcp style); nothing panics on bad bytes.
 //! * [`conn`]: the per-worker connection table; [`sched`]: scheduler tables.
-//! * [`engine`]: sans-IO forwarding (FNAT, NAT, DR, TUN; ARP responder, neighbours).
+//! * [`engine`]: sans-IO forwarding (FNAT, NAT, DR, TUN, NAT64; IPv4 and IPv6;
+//!   ARP and neighbor discovery responder, neighbours).
 //! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
 //! * [`command`]: the one mutation API.
 

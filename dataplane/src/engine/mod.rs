@@ -1,9 +1,10 @@
 //! The per-worker forwarding engine, sans-IO: a frame and the time go in, a
 //! [`Verdict`] comes out (the frame is rewritten in place) and control frames
-//! the engine originates (ARP requests, gratuitous ARP) are appended to a
-//! [`Burst`].
+//! the engine originates (ARP requests, gratuitous ARP, neighbor
+//! solicitations and advertisements) are appended to a [`Burst`].
 //!
-//! Forwarding methods (per service, [`Forwarding`]), IPv4 TCP/UDP:
+//! Forwarding methods (per service, [`Forwarding`]), TCP/UDP over IPv4 and
+//! IPv6 (TUN: IPIP / ip6ip6; TOA: DPVS's 8-byte IPv4 or 20-byte IPv6 option):
 //!
 //! | mode | client → VIP becomes          | reply                              |
 //! |------|-------------------------------|------------------------------------|
@@ -19,6 +20,14 @@
 //! replies are not addressed to us: a packet from a NAT real server to an
 //! address we do not own is looked up by that key and, when no connection
 //! knows it, left to the kernel ([`Verdict::Ignore`]).
+//!
+//! Each address family has its own `Side`: connection table, neighbours
+//! and templates, generic over the [`Family`] (so the IPv4 path is
+//! monomorphic and unchanged by IPv6). NAT64 (FNAT from an IPv6 VIP to IPv4
+//! servers) keeps its connections in the IPv6 table with the servers and
+//! local addresses as IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`, never
+//! valid on the wire); the IPv6 rewrite translates the headers (RFC 7915)
+//! and IPv4 replies to a NAT64 local address fall through to the IPv6 table.
 //!
 //! The hot path reads the published [`Snapshot`] and the worker's own
 //! connection table; it takes no lock, makes no syscall and does not
@@ -481,7 +490,8 @@ impl Engine {
             Stage::Ipv4(p) => match self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl) {
                 // A reply to a NAT64 local address: its connection is IPv6's.
                 (Verdict::Drop(Drop::NoConnection), _)
-                    if p.dir == Dir::Out && !self.snap.v6.nat64_lips.is_empty() =>
+                    if p.dir == Dir::Out
+                        && self.snap.v6.nat64_lips.binary_search(&p.key.dst).is_ok() =>
                 {
                     self.nat64_reply(buf, len, &p, now_ms, ctl)
                 }
