@@ -18,12 +18,10 @@ fn ip(args: &[&str]) {
     assert!(st.success(), "ip {args:?} failed");
 }
 
-#[test]
-fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
-    if !can_run("dpdk_backend_forwards_and_the_kernel_uses_the_exception_path") {
-        return;
-    }
-    let mut lab = Lab::up("dk");
+/// A lab whose lb host gave eth0 to DPDK, with dpvsd running on it
+/// (`conf`, plus `extra` arguments) and the kernel's address on the TAP.
+fn dpdk_lab(tag: &str, conf: &std::path::Path, port: &str, extra: &[&str]) -> Lab {
+    let mut lab = Lab::up(tag);
     let lb = lab.ns("lb");
     // The kernel gives eth0 up to DPDK: no address, no ARP answers, and
     // strict reverse-path filtering drops IP that arrives on it.
@@ -34,26 +32,39 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
     ] {
         ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
     }
-    lab.start_dpvsd_with(
-        &repo().join("samples/keepalived.conf"),
-        &[
-            "--backend",
-            "dpdk",
-            "--dpdk-port",
-            "net_af_packet0,iface=eth0",
-            "--dpdk-kni",
-            "dpdk0",
-            "--dpdk-no-huge",
-            "--dpdk-mem",
-            "256",
-        ],
-    );
+    let mut args = vec![
+        "--backend",
+        "dpdk",
+        "--dpdk-port",
+        port,
+        "--dpdk-kni",
+        "dpdk0",
+        "--dpdk-no-huge",
+        "--dpdk-mem",
+        "256",
+    ];
+    args.extend_from_slice(extra);
+    lab.start_dpvsd_with(conf, &args);
     // The operator gives the TAP the kernel's address, as on DPVS's KNI.
     ip(&["-n", &lb, "addr", "add", "10.99.0.1/24", "dev", "dpdk0"]);
     ip(&["-n", &lb, "link", "set", "dpdk0", "up"]);
     let _ = Command::new("ip")
         .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk0", "tx", "off"])
         .output();
+    lab
+}
+
+#[test]
+fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
+    if !can_run("dpdk_backend_forwards_and_the_kernel_uses_the_exception_path") {
+        return;
+    }
+    let lab = dpdk_lab(
+        "dk",
+        &repo().join("samples/keepalived.conf"),
+        "net_af_packet0,iface=eth0",
+        &[],
+    );
 
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(
@@ -139,9 +150,51 @@ fn dpdk_backend_refuses_bad_ports_and_settings() {
         err.contains("net_bogus0"),
         "the cause must name the port: {err}"
     );
-    let err = refused(&["--dpdk-port", "net_null0", "--workers", "2"]);
+    // More workers than the port has queues: the port names the cause.
+    let err = refused(&["--dpdk-port", "net_null0", "--workers", "2000"]);
     assert!(
-        err.contains("--workers 2"),
-        "the cause must name the setting: {err}"
+        err.contains("net_null0") && err.contains("2000 queues"),
+        "the cause must name the port and the queues: {err}"
     );
+}
+
+/// Two workers on one port (`net_af_packet` with two queue pairs, spread
+/// by the kernel's fanout hash): both carry traffic, FNAT replies that land
+/// on the wrong queue reach the worker owning their local port through the
+/// redirect ring, and no request fails.
+#[test]
+fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
+    if !can_run("dpdk_two_workers_share_the_traffic_and_steer_replies") {
+        return;
+    }
+    let lab = dpdk_lab(
+        "dw",
+        &repo().join("samples/keepalived.conf"),
+        "net_af_packet0,iface=eth0,qpairs=2",
+        &["--workers", "2"],
+    );
+    let (a, b, failed) = lab.traffic(60);
+    assert_eq!(
+        failed, 0,
+        "requests failed with two workers (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let queues = v["ports"][0]["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 2, "{v}");
+    let n = |q: &serde_json::Value, k: &str| q[k].as_u64().unwrap_or(0);
+    for q in queues {
+        assert!(
+            n(q, "rx_packets") > 0 && n(q, "tx_packets") > 0,
+            "a worker idle: {v}"
+        );
+        assert_eq!(n(q, "redirect_dropped"), 0, "{v}");
+    }
+    let out: u64 = queues.iter().map(|q| n(q, "redirected_out")).sum();
+    let inn: u64 = queues.iter().map(|q| n(q, "redirected_in")).sum();
+    assert!(inn > 0 && inn <= out, "redirects out {out} / in {inn}: {v}");
+    let (_, text) = lab.dpvsctl(&["status"]);
+    println!("{text}");
 }

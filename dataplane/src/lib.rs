@@ -23,6 +23,7 @@ pub mod fasthash;
 pub mod io;
 pub mod sched;
 pub mod stats;
+pub mod steer;
 pub mod wire;
 pub mod worker;
 

@@ -119,6 +119,7 @@ pub fn run<I: PacketIo>(
         if published.generation.load(Ordering::Acquire) != generation {
             let (g, snap) = published.load();
             generation = g;
+            io.snapshot_changed(&snap);
             engine.set_snapshot(snap, now_ms, &mut ctl);
         }
         engine.housekeeping(now_ms, SWEEP_BUDGET, &mut ctl);

@@ -39,6 +39,18 @@
 //! and LIPs stay owned by the dataplane and must not be TAP addresses. The
 //! TAP's MAC is set to the port's, so the kernel's replies carry it.
 //!
+//! # Several workers on one port
+//! With `queues > 1` RSS (or the PMD's own spreading, e.g. net_af_packet's
+//! fanout hash) places client flows on queues. Replies must reach the
+//! worker owning the connection ([`crate::steer`]: FNAT by local port
+//! range, NAT by a hash of the client side, ARP replies to all). None of
+//! the PMDs here (net_af_packet, net_pcap, net_ring, net_tap) supports
+//! rte_flow queue rules on port ranges, so steering is done in software:
+//! each queue classifies what its NIC queue gives and moves other workers'
+//! mbufs (no copy) onto their `rte_ring` (many producers, one consumer),
+//! which the owner drains before its NIC queue, as DPVS's conn redirect.
+//! Counted per queue (`redirected_out/in`, `redirect_dropped`).
+//!
 //! # EAL without hugepages
 //! `EalConfig::no_huge(mb)` gives `--no-huge --no-shconf -m MB --no-pci`:
 //! works anywhere (CI), about half the speed of hugepages
@@ -57,6 +69,8 @@ use std::time::{Duration, Instant};
 use dpdk_sys as sys;
 
 use super::{Burst, IoError, PacketIo, FRAME_CAP};
+use crate::engine::Snapshot;
+use crate::steer::{Owner, Steering};
 use crate::wire::MacAddr;
 
 /// Mbufs per rx/tx call.
@@ -246,6 +260,12 @@ pub struct QueueStats {
     /// Frames copied to / received from the kernel exception TAP.
     pub to_kernel: AtomicU64,
     pub from_kernel: AtomicU64,
+    /// Frames this worker received and passed to the worker owning them
+    /// (software redirect ring, [`crate::steer`]), frames it got that way,
+    /// and frames lost because the owner's ring was full.
+    pub redirected_out: AtomicU64,
+    pub redirected_in: AtomicU64,
+    pub redirect_dropped: AtomicU64,
 }
 
 /// A plain copy of [`QueueStats`].
@@ -260,6 +280,9 @@ pub struct QueueStatsSnapshot {
     pub empty_polls: u64,
     pub to_kernel: u64,
     pub from_kernel: u64,
+    pub redirected_out: u64,
+    pub redirected_in: u64,
+    pub redirect_dropped: u64,
 }
 
 impl QueueStats {
@@ -275,6 +298,9 @@ impl QueueStats {
             empty_polls: g(&self.empty_polls),
             to_kernel: g(&self.to_kernel),
             from_kernel: g(&self.from_kernel),
+            redirected_out: g(&self.redirected_out),
+            redirected_in: g(&self.redirected_in),
+            redirect_dropped: g(&self.redirect_dropped),
         }
     }
 }
@@ -373,6 +399,83 @@ impl Drop for Pool {
         // port or queue uses it any more (they hold this Arc).
         unsafe { sys::rte_mempool_free(self.0) };
     }
+}
+
+/// The software redirect rings of a port with several workers: ring `w`
+/// carries mbufs other workers received for worker `w` (many producers,
+/// one consumer: DPVS's "conn redirect"). Freed, with what they still
+/// hold, when the last queue is gone.
+#[derive(Debug)]
+struct Rings {
+    rings: Vec<*mut sys::rte_ring>,
+    _pool: Arc<Pool>,
+}
+
+// SAFETY: rte_ring enqueue (multi-producer) and dequeue (single consumer:
+// only the owning worker's queue dequeues its ring) are thread-safe; the
+// rings are freed only in Drop, after every holder of the Arc is gone.
+unsafe impl Send for Rings {}
+// SAFETY: see above.
+unsafe impl Sync for Rings {}
+
+/// Slots per redirect ring (a power of two; one is kept empty).
+const REDIRECT_RING: u32 = 2048;
+
+impl Rings {
+    fn new(name: &str, n: usize, pool: &Arc<Pool>) -> Result<Rings, DpdkError> {
+        let seq = POOL_SEQ.fetch_add(1, Ordering::Relaxed);
+        let mut rings = Rings {
+            rings: Vec::with_capacity(n),
+            _pool: pool.clone(),
+        };
+        for w in 0..n {
+            let rname = cstring(name, &format!("dpvs_rr{seq}_{w}"))?;
+            // SAFETY: valid name; the ring is owned by `rings` (freed in Drop).
+            let r = unsafe {
+                sys::rte_ring_create(
+                    rname.as_ptr(),
+                    REDIRECT_RING,
+                    sys::rte_socket_id() as i32,
+                    sys::RING_F_SC_DEQ,
+                )
+            };
+            if r.is_null() {
+                return Err(DpdkError::port_errno(name, "rte_ring_create (redirect)"));
+            }
+            rings.rings.push(r);
+        }
+        Ok(rings)
+    }
+}
+
+impl Drop for Rings {
+    fn drop(&mut self) {
+        let mut m = [ptr::null_mut::<sys::rte_mbuf>(); BATCH];
+        for &r in &self.rings {
+            // SAFETY: no queue uses the rings any more; what they hold are
+            // owned mbufs of the pool (kept alive by `_pool`).
+            unsafe {
+                loop {
+                    let n = sys::dpvs_ring_dequeue_burst(r, m.as_mut_ptr(), BATCH as u32);
+                    if n == 0 {
+                        break;
+                    }
+                    sys::dpvs_pktmbuf_free_bulk(m.as_mut_ptr(), n);
+                }
+                sys::rte_ring_free(r);
+            }
+        }
+    }
+}
+
+/// A worker's side of the redirect rings.
+#[derive(Debug)]
+struct Steer {
+    rings: Arc<Rings>,
+    rules: Steering,
+    /// Per worker: mbufs waiting to be enqueued on its ring.
+    out: Vec<[*mut sys::rte_mbuf; BATCH]>,
+    out_len: Vec<usize>,
 }
 
 /// A started ethdev; stopped and closed when the device and all its queues
@@ -616,6 +719,12 @@ impl DpdkDevice {
             }
         };
         let stats: Vec<Arc<QueueStats>> = (0..queues).map(|_| Arc::default()).collect();
+        let rings = if queues > 1 {
+            Some(Arc::new(Rings::new(&name, usize::from(queues), &pool)?))
+        } else {
+            None
+        };
+        let nq = usize::from(queues);
         let queues = (0..queues)
             .map(|q| DpdkPort {
                 dev: dev.clone(),
@@ -638,6 +747,12 @@ impl DpdkDevice {
                     tx_len: 0,
                 }),
                 registered: false,
+                steer: rings.as_ref().map(|r| Steer {
+                    rings: r.clone(),
+                    rules: Steering::default(),
+                    out: vec![[ptr::null_mut(); BATCH]; nq],
+                    out_len: vec![0; nq],
+                }),
             })
             .collect();
         Ok(DpdkDevice {
@@ -795,6 +910,8 @@ pub struct DpdkPort {
     tap: Option<Exception>,
     /// This thread has an EAL lcore id (mempool cache).
     registered: bool,
+    /// Redirect rings to the other workers (when the port has several).
+    steer: Option<Steer>,
 }
 
 // SAFETY: the mbuf pointers held are owned exclusively by this queue; the
@@ -925,27 +1042,176 @@ impl DpdkPort {
 
     /// Receives into the staging array if it is empty; returns how many
     /// frames are staged. Also forwards the kernel's frames to the wire.
+    /// Frames other workers redirected here come first; of those the NIC
+    /// gives, copies go to the kernel TAP and other workers' frames to
+    /// their rings (see [`DpdkPort::classify`]).
     #[inline]
     fn poll(&mut self) -> usize {
         if self.rx_pos < self.rx_len {
             return self.rx_len - self.rx_pos;
         }
         self.kernel_to_wire();
-        // SAFETY: rx has room for BATCH pointers; received mbufs become ours.
-        let n = unsafe {
-            usize::from(sys::dpvs_rx_burst(
-                self.dev.port,
-                self.queue,
-                self.rx.as_mut_ptr(),
-                BATCH as u16,
-            ))
-        };
+        let mut n = 0;
+        if let Some(st) = &self.steer {
+            // SAFETY: rx has room for BATCH pointers; only this queue
+            // dequeues its own ring; dequeued mbufs become ours.
+            n = unsafe {
+                sys::dpvs_ring_dequeue_burst(
+                    st.rings.rings[usize::from(self.queue)],
+                    self.rx.as_mut_ptr(),
+                    BATCH as u32,
+                ) as usize
+            };
+            if n > 0 {
+                self.stats
+                    .redirected_in
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        if n < BATCH {
+            // SAFETY: rx[n..] has room for BATCH - n pointers; received
+            // mbufs become ours.
+            let got = unsafe {
+                usize::from(sys::dpvs_rx_burst(
+                    self.dev.port,
+                    self.queue,
+                    self.rx.as_mut_ptr().add(n),
+                    (BATCH - n) as u16,
+                ))
+            };
+            if got > 0 {
+                n = self.classify(n, got);
+            }
+        }
         self.rx_pos = 0;
         self.rx_len = n;
         if n == 0 {
             self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
         }
         n
+    }
+
+    /// `rx[from..from + got]` just came from the NIC: copies what the
+    /// kernel may want to the TAP, moves frames other workers own to their
+    /// rings, and compacts what stays here. Returns the new staged count.
+    fn classify(&mut self, from: usize, got: usize) -> usize {
+        let me = usize::from(self.queue);
+        let mut keep = from;
+        for i in from..from + got {
+            let m = self.rx[i];
+            // SAFETY: m is a received, owned mbuf; its first segment holds
+            // data_len bytes at mtod. The slice is not used after m is
+            // handed on.
+            let data = unsafe {
+                std::slice::from_raw_parts(sys::mbuf_data(m), usize::from(sys::mbuf_data_len(m)))
+            };
+            if self
+                .tap
+                .as_ref()
+                .is_some_and(|t| t.tx_len < BATCH && for_kernel(data, &t.addrs))
+            {
+                if let Some(c) = self.mbuf_from(data) {
+                    if let Some(t) = &mut self.tap {
+                        t.tx[t.tx_len] = c;
+                        t.tx_len += 1;
+                    }
+                }
+            }
+            let owner = self
+                .steer
+                .as_ref()
+                .map_or(Owner::Here, |st| st.rules.owner(data, me));
+            match owner {
+                Owner::Here => {
+                    self.rx[keep] = m;
+                    keep += 1;
+                }
+                Owner::Worker(w) => self.redirect(w, m),
+                Owner::All => {
+                    let n = self.steer.as_ref().map_or(0, |st| st.out.len());
+                    for w in (0..n).filter(|&w| w != me) {
+                        match self.mbuf_from(data) {
+                            Some(c) => self.redirect(w, c),
+                            None => {
+                                self.stats.redirect_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    self.rx[keep] = m;
+                    keep += 1;
+                }
+            }
+        }
+        self.flush_redirect();
+        if self.tap.as_ref().is_some_and(|t| t.tx_len > 0) {
+            self.flush_tx();
+        }
+        keep
+    }
+
+    /// Queues `m` for worker `w`'s ring.
+    #[inline]
+    fn redirect(&mut self, w: usize, m: *mut sys::rte_mbuf) {
+        let full = match &mut self.steer {
+            Some(st) if w < st.out.len() => {
+                st.out[w][st.out_len[w]] = m;
+                st.out_len[w] += 1;
+                st.out_len[w] == BATCH
+            }
+            _ => {
+                // SAFETY: m is owned and goes nowhere.
+                unsafe { sys::dpvs_pktmbuf_free(m) };
+                self.stats.redirect_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        };
+        if full {
+            self.flush_redirect();
+        }
+    }
+
+    /// Enqueues the waiting mbufs on their owners' rings; what does not
+    /// fit is freed and counted.
+    fn flush_redirect(&mut self) {
+        let Some(st) = &mut self.steer else {
+            return;
+        };
+        let (mut sent_total, mut lost) = (0u64, 0u64);
+        for w in 0..st.out.len() {
+            let len = st.out_len[w];
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: out[w][..len] are owned mbufs; the ring takes the
+            // first `sent`, the rest are still ours and freed here.
+            let sent = unsafe {
+                let sent = sys::dpvs_ring_enqueue_burst(
+                    st.rings.rings[w],
+                    st.out[w].as_mut_ptr(),
+                    len as u32,
+                ) as usize;
+                if sent < len {
+                    sys::dpvs_pktmbuf_free_bulk(
+                        st.out[w].as_mut_ptr().add(sent),
+                        (len - sent) as u32,
+                    );
+                }
+                sent
+            };
+            sent_total += sent as u64;
+            lost += (len - sent) as u64;
+            st.out_len[w] = 0;
+        }
+        if sent_total > 0 {
+            self.stats
+                .redirected_out
+                .fetch_add(sent_total, Ordering::Relaxed);
+        }
+        if lost > 0 {
+            self.stats
+                .redirect_dropped
+                .fetch_add(lost, Ordering::Relaxed);
+        }
     }
 
     /// Frames the kernel sent on the TAP go out of the port unchanged.
@@ -1030,17 +1296,6 @@ impl PacketIo for DpdkPort {
                     frame.buffer_mut()[..data.len()].copy_from_slice(data);
                     frame.set_len(data.len());
                     bytes += data.len() as u64;
-                    if let Some(t) = &mut self.tap {
-                        if t.tx_len < BATCH && for_kernel(data, &t.addrs) {
-                            // Hand the mbuf itself to the kernel (the copy
-                            // in `frame` is the dataplane's).
-                            t.tx[t.tx_len] = m;
-                            t.tx_len += 1;
-                            burst.commit();
-                            n += 1;
-                            continue;
-                        }
-                    }
                     burst.commit();
                     n += 1;
                 }
@@ -1054,9 +1309,6 @@ impl PacketIo for DpdkPort {
             self.stats
                 .rx_oversize
                 .fetch_add(oversize, Ordering::Relaxed);
-        }
-        if self.tap.as_ref().is_some_and(|t| t.tx_len > 0) {
-            self.flush_tx();
         }
         Ok(n)
     }
@@ -1076,6 +1328,12 @@ impl PacketIo for DpdkPort {
             .tx_bytes
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
         Ok(true)
+    }
+
+    fn snapshot_changed(&mut self, snap: &Snapshot) {
+        if let Some(st) = &mut self.steer {
+            st.rules = Steering::from_snapshot(snap, st.out.len());
+        }
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
@@ -1635,6 +1893,84 @@ mod tests {
         assert!(!burst.is_empty(), "dataplane saw the ARP");
         assert!(st.to_kernel >= 1, "{st:?}");
         assert!(from_kernel >= 1 && st.from_kernel >= 1, "{st:?}");
+    }
+
+    /// With two queues, FNAT replies (to the LIP) arriving on queue 0 for
+    /// a local port of worker 1 go through the redirect ring to queue 1;
+    /// worker 0's own stay; an ARP reply reaches both.
+    #[test]
+    fn redirect_ring_steers_fnat_replies_to_the_port_owner() {
+        use crate::steer::local_port_range;
+        let _l = eal_lock();
+        eal();
+        let cfg = PortConfig { queues: 2, ..cfg() };
+        let (mut a, mut b) = DpdkDevice::ring_pair("tsteer", &cfg).expect("pair");
+        let mut qa = a.take_queues();
+        let mut qb = b.take_queues();
+        let lip = Ipv4Addr::new(10, 0, 0, 200);
+        let snap = Snapshot {
+            local_addrs: vec![lip],
+            ..Snapshot::default()
+        };
+        for q in &mut qa {
+            q.snapshot_changed(&snap);
+        }
+        let frame = |dport: u16| {
+            let mut f = vec![0u8; 64];
+            f[..6].copy_from_slice(&a.mac().0);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            f[14] = 0x45;
+            f[23] = 6;
+            f[26..30].copy_from_slice(&[10, 1, 0, 1]);
+            f[30..34].copy_from_slice(&lip.octets());
+            f[34..36].copy_from_slice(&80u16.to_be_bytes());
+            f[36..38].copy_from_slice(&dport.to_be_bytes());
+            f
+        };
+        let (lo0, _) = local_port_range(0, 2);
+        let (lo1, _) = local_port_range(1, 2);
+        for i in 0..10 {
+            assert!(qb[0].send(&frame(lo0 + i)).expect("send"));
+            assert!(qb[0].send(&frame(lo1 + i)).expect("send"));
+        }
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20..22].copy_from_slice(&2u16.to_be_bytes());
+        assert!(qb[0].send(&arp).expect("send"));
+        qb[0].wait(Duration::ZERO).expect("flush");
+        let mut got: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got[0].len() + got[1].len() < 22 && Instant::now() < deadline {
+            for (w, q) in qa.iter_mut().enumerate() {
+                let mut burst = Burst::new(32);
+                q.wait(Duration::from_millis(1)).expect("wait");
+                q.recv(&mut burst).expect("recv");
+                got[w].extend(burst.frames().iter().map(|f| f.data().to_vec()));
+            }
+        }
+        let port = |f: &Vec<u8>| u16::from_be_bytes([f[36], f[37]]);
+        for (w, lo) in [(0, lo0), (1, lo1)] {
+            assert_eq!(got[w].len(), 11, "worker {w}: {} frames", got[w].len());
+            let ip: Vec<_> = got[w]
+                .iter()
+                .filter(|f| f[12..14] == [0x08, 0x00])
+                .collect();
+            assert_eq!(ip.len(), 10);
+            assert!(
+                ip.iter().all(|f| (lo..lo + 10).contains(&port(f))),
+                "worker {w}"
+            );
+            assert_eq!(
+                got[w].iter().filter(|f| **f == arp).count(),
+                1,
+                "worker {w}: ARP"
+            );
+        }
+        let s0 = a.queue_stats()[0].snapshot();
+        let s1 = a.queue_stats()[1].snapshot();
+        assert_eq!((s0.redirected_out, s0.redirected_in), (11, 0), "{s0:?}");
+        assert_eq!((s1.redirected_out, s1.redirected_in), (0, 11), "{s1:?}");
+        assert_eq!(s0.redirect_dropped + s1.redirect_dropped, 0);
     }
 
     fn unsafe_geteuid() -> u32 {

@@ -12,6 +12,7 @@ pub mod mem;
 
 use std::time::Duration;
 
+use crate::engine::Snapshot;
 use crate::wire::MacAddr;
 
 /// Largest frame a backend passes in (MTU 1500 + Ethernet + VLAN, rounded up).
@@ -157,4 +158,8 @@ pub trait PacketIo: Send {
 
     /// Blocks until a frame may be pending or `timeout` passed.
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError>;
+
+    /// A new snapshot is in force: a backend that steers frames between
+    /// workers sharing a port ([`crate::steer`]) takes its rules from it.
+    fn snapshot_changed(&mut self, _snap: &Snapshot) {}
 }
