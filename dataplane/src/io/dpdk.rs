@@ -68,7 +68,7 @@ use std::time::{Duration, Instant};
 
 use dpdk_sys as sys;
 
-use super::{Burst, IoError, PacketIo, FRAME_CAP};
+use super::{Burst, BurstCounts, BurstHandler, FrameBuf, IoError, PacketIo, FRAME_CAP};
 use crate::engine::Snapshot;
 use crate::steer::{Owner, Steering};
 use crate::wire::MacAddr;
@@ -888,6 +888,58 @@ struct Exception {
     tx_len: usize,
 }
 
+/// A received mbuf as the engine's frame (zero-copy bursts): the frame is
+/// the first segment's data, the room is that plus the tailroom. Only
+/// built by [`DpdkPort::process`] from single-segment mbufs it owns.
+#[derive(Debug)]
+pub struct MbufFrame {
+    m: *mut sys::rte_mbuf,
+    /// The handler asked to send it.
+    send: std::cell::Cell<bool>,
+}
+
+impl FrameBuf for MbufFrame {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        // SAFETY: m is an owned single-segment mbuf (see the type docs);
+        // data_len bytes at mtod are its data, alive while `self` is.
+        unsafe {
+            std::slice::from_raw_parts(
+                sys::mbuf_data(self.m),
+                usize::from(sys::mbuf_data_len(self.m)),
+            )
+        }
+    }
+
+    #[inline]
+    fn room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above; buf_len - data_off bytes from mtod are the
+        // mbuf's buffer (data and tailroom), owned and not aliased while
+        // `self` is borrowed mutably.
+        unsafe {
+            let room = usize::from((*self.m).buf_len.saturating_sub((*self.m).data_off));
+            std::slice::from_raw_parts_mut(sys::mbuf_data(self.m), room)
+        }
+    }
+
+    #[inline]
+    fn set_len(&mut self, len: usize) {
+        // SAFETY: as above; the length is clamped to the buffer.
+        unsafe {
+            let room = (*self.m).buf_len.saturating_sub((*self.m).data_off);
+            let len = (len.min(usize::from(room))) as u16;
+            (*self.m).data_len = len;
+            (*self.m).pkt_len = u32::from(len);
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: as above.
+        usize::from(unsafe { sys::mbuf_data_len(self.m) })
+    }
+}
+
 /// One rx/tx queue pair of a DPDK port: what one worker uses.
 #[derive(Debug)]
 pub struct DpdkPort {
@@ -1330,6 +1382,71 @@ impl PacketIo for DpdkPort {
         Ok(true)
     }
 
+    /// Zero-copy: the staged mbufs go to `handler` as [`MbufFrame`]s,
+    /// rewritten in place; those it sends are queued for transmit as they
+    /// are, the others freed. `burst` is not used.
+    fn process<H: BurstHandler>(
+        &mut self,
+        _burst: &mut Burst,
+        handler: &mut H,
+    ) -> Result<BurstCounts, IoError> {
+        self.register();
+        self.flush_tx();
+        let mut c = BurstCounts::default();
+        if self.poll() == 0 {
+            return Ok(c);
+        }
+        let mut frames: [MbufFrame; BATCH] = std::array::from_fn(|_| MbufFrame {
+            m: ptr::null_mut(),
+            send: std::cell::Cell::new(false),
+        });
+        let (mut k, mut bytes, mut oversize) = (0, 0u64, 0u64);
+        while self.rx_pos < self.rx_len {
+            let m = self.rx[self.rx_pos];
+            self.rx_pos += 1;
+            // SAFETY: m is a received, owned mbuf.
+            let (len, chained) = unsafe {
+                let len = sys::mbuf_data_len(m);
+                (len, sys::mbuf_pkt_len(m) != u32::from(len))
+            };
+            if chained || usize::from(len) > FRAME_CAP {
+                oversize += 1;
+                // SAFETY: m is owned and no longer referenced.
+                unsafe { sys::dpvs_pktmbuf_free(m) };
+                continue;
+            }
+            bytes += u64::from(len);
+            frames[k].m = m;
+            k += 1;
+        }
+        c.rx = k;
+        handler.handle(&mut frames[..k], &mut |f, send| f.send.set(send));
+        let mut tx_bytes = 0u64;
+        for f in &frames[..k] {
+            if f.send.get() {
+                if self.tx_len == BATCH {
+                    self.flush_tx();
+                }
+                tx_bytes += f.len() as u64;
+                self.tx[self.tx_len] = f.m;
+                self.tx_len += 1;
+                c.tx += 1;
+            } else {
+                // SAFETY: f.m is owned, not queued, no longer referenced.
+                unsafe { sys::dpvs_pktmbuf_free(f.m) };
+            }
+        }
+        self.stats.rx_packets.fetch_add(k as u64, Ordering::Relaxed);
+        self.stats.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stats.tx_bytes.fetch_add(tx_bytes, Ordering::Relaxed);
+        if oversize > 0 {
+            self.stats
+                .rx_oversize
+                .fetch_add(oversize, Ordering::Relaxed);
+        }
+        Ok(c)
+    }
+
     fn snapshot_changed(&mut self, snap: &Snapshot) {
         if let Some(st) = &mut self.steer {
             st.rules = Steering::from_snapshot(snap, st.out.len());
@@ -1381,6 +1498,7 @@ pub mod bench {
     use crate::io::{Burst, PacketIo};
     use crate::sched::SchedTable;
     use crate::wire::MacAddr;
+    use crate::worker::Handler;
     use crate::{Protocol, Scheduler, ServiceKey};
 
     const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
@@ -1557,6 +1675,7 @@ pub mod bench {
         flows: u32,
         cpu: usize,
         secs: f64,
+        zero_copy: bool,
     ) -> Result<FnatResult, DpdkError> {
         let cfg = PortConfig {
             mbufs: flows + 16383,
@@ -1599,6 +1718,17 @@ pub mod bench {
                         }
                         ctl.clear();
                         let _ = p.wait(Duration::ZERO);
+                        if zero_copy {
+                            let mut h = Handler {
+                                engine: &mut engine,
+                                ctl: &mut ctl,
+                                now_ms,
+                            };
+                            let _ = p.process(&mut rx, &mut h);
+                            continue;
+                        }
+                        // Copying through `Burst` buffers (the trait's
+                        // default `process`), for comparison.
                         rx.clear();
                         let _ = p.recv(&mut rx);
                         engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |f, v| {
@@ -1711,22 +1841,37 @@ pub mod bench {
     ///
     /// # Errors
     /// EAL or a port failed.
-    pub fn run(flows: u32, name: &str, hugepages: bool, secs: u32) -> Result<String, DpdkError> {
+    pub fn run(
+        flows: u32,
+        name: &str,
+        hugepages: bool,
+        secs: u32,
+        zero_copy: bool,
+    ) -> Result<String, DpdkError> {
         let cpu = 1;
         let pcap = format!("{}/dpvs-bench-{flows}.pcap", std::env::temp_dir().display());
         write_pcap(&pcap, flows)
             .map_err(|e| DpdkError::port(&pcap, "write pcap", e.to_string()))?;
         let testpmd = run_testpmd(&pcap, flows, cpu, hugepages, secs);
         eal_init(&eal_config(cpu, hugepages))?;
-        let r = run_fnat(&pcap, flows, cpu, f64::from(secs.saturating_sub(2).max(2)))?;
+        let r = run_fnat(
+            &pcap,
+            flows,
+            cpu,
+            f64::from(secs.saturating_sub(2).max(2)),
+            zero_copy,
+        )?;
         let huge = if hugepages {
             "hugepages"
         } else {
             "no-hugepages"
         };
         let mut line = format!(
-            "case={name} mpps={:.2} forwarded={:.3} conns={} {huge}",
-            r.mpps, r.forwarded, r.conns
+            "case={name} mpps={:.2} forwarded={:.3} conns={} {huge} {}",
+            r.mpps,
+            r.forwarded,
+            r.conns,
+            if zero_copy { "zero-copy" } else { "copy" }
         );
         if let Some(t) = testpmd {
             line += &format!(" testpmd_macswap_mpps={t:.2} ratio={:.2}", r.mpps / t);
@@ -1843,7 +1988,8 @@ mod tests {
             1_048_576 => "fnat/1m".to_string(),
             n => format!("fnat/{n}"),
         };
-        let line = bench::run(flows, &name, huge, secs).expect("bench");
+        let copy = std::env::var("DPVS_BENCH_COPY").is_ok_and(|v| v == "1");
+        let line = bench::run(flows, &name, huge, secs, !copy).expect("bench");
         println!("{line}");
     }
 
@@ -1893,6 +2039,61 @@ mod tests {
         assert!(!burst.is_empty(), "dataplane saw the ARP");
         assert!(st.to_kernel >= 1, "{st:?}");
         assert!(from_kernel >= 1 && st.from_kernel >= 1, "{st:?}");
+    }
+
+    /// Zero-copy `process`: the handler rewrites and grows the received
+    /// mbufs in place; those it sends leave as they are, the rest are
+    /// freed (no mbuf leaks).
+    #[test]
+    fn process_rewrites_mbufs_in_place_and_sends_them() {
+        struct Grow;
+        impl BurstHandler for Grow {
+            fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool)) {
+                for (i, f) in frames.iter_mut().enumerate() {
+                    let len = f.len();
+                    let room = f.room_mut();
+                    assert!(room.len() >= len + 100, "tailroom");
+                    room[0] = 0xee;
+                    room[len..len + 20].fill(0xab);
+                    f.set_len(len + 20);
+                    verdict(f, i % 2 == 0);
+                }
+            }
+        }
+        let _l = eal_lock();
+        eal();
+        let (mut a, mut b) = DpdkDevice::ring_pair("tzc", &cfg()).expect("pair");
+        let mut pa = a.take_queues().pop().expect("queue a");
+        let mut pb = b.take_queues().pop().expect("queue b");
+        let idle = a.stats().mbufs_in_use;
+        for i in 0..5u8 {
+            assert!(pb.send(&[i; 60]).expect("send"));
+        }
+        pb.wait(Duration::ZERO).expect("flush");
+        pa.wait(Duration::from_millis(100)).expect("wait");
+        let mut burst = Burst::new(32);
+        let c = pa.process(&mut burst, &mut Grow).expect("process");
+        assert_eq!((c.rx, c.tx, c.tx_full), (5, 3, 0));
+        pa.wait(Duration::ZERO).expect("flush");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 3 && Instant::now() < deadline {
+            burst.clear();
+            pb.wait(Duration::from_millis(10)).expect("wait");
+            pb.recv(&mut burst).expect("recv");
+            got.extend(burst.frames().iter().map(|f| f.data().to_vec()));
+        }
+        assert_eq!(got.len(), 3);
+        for (f, i) in got.iter().zip([0u8, 2, 4]) {
+            assert_eq!(f.len(), 80);
+            assert_eq!(f[0], 0xee);
+            assert!(f[1..60].iter().all(|&x| x == i), "frame {i}");
+            assert!(f[60..].iter().all(|&x| x == 0xab));
+        }
+        let st = a.queue_stats()[0].snapshot();
+        assert_eq!((st.rx_packets, st.tx_packets, st.tx_bytes), (5, 3, 240));
+        drop(pb);
+        assert_eq!(a.stats().mbufs_in_use, idle, "mbufs leaked");
     }
 
     /// With two queues, FNAT replies (to the LIP) arriving on queue 0 for
