@@ -16,6 +16,7 @@
 //! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
 //! * [`command`]: the one mutation API.
 
+pub mod bench;
 pub mod command;
 pub mod conn;
 pub mod engine;

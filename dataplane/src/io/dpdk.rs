@@ -1488,90 +1488,15 @@ impl PacketIo for DpdkPort {
 /// [`Engine::handle_burst`]: crate::engine::Engine::handle_burst
 pub mod bench {
     use std::io::Write;
-    use std::net::Ipv4Addr;
     use std::process::Command;
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use super::{eal_init, DpdkDevice, DpdkError, EalConfig, PortConfig};
-    use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+    use crate::bench::{client_frame, Case, Kind};
+    use crate::engine::{Engine, Verdict};
     use crate::io::{Burst, PacketIo};
-    use crate::sched::SchedTable;
-    use crate::wire::MacAddr;
     use crate::worker::Handler;
-    use crate::{Protocol, Scheduler, ServiceKey};
-
-    const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
-    const CLIENT_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 2]);
-    const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
-    const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
-    const SERVERS: u32 = 17;
-
-    fn rs(i: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i)
-    }
-
-    fn csum(data: &[u8], mut sum: u32) -> u16 {
-        for c in data.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    }
-
-    /// Client `i`'s 64-byte frame to the VIP (a SYN or a bare ACK).
-    pub fn client_frame(i: u32, syn: bool) -> [u8; 64] {
-        let src = Ipv4Addr::from(u32::from(Ipv4Addr::new(11, 0, 0, 0)) + (i >> 10));
-        let sport = 10_000 + (i & 1023) as u16;
-        let mut f = [0u8; 64];
-        f[..6].copy_from_slice(&LB_MAC.0);
-        f[6..12].copy_from_slice(&CLIENT_MAC.0);
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-        ip[6] = 0x40;
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&src.octets());
-        ip[16..20].copy_from_slice(&VIP.octets());
-        let c = csum(ip, 0);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let tcp = &mut f[34..54];
-        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        if !syn {
-            tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
-        }
-        tcp[12] = 5 << 4;
-        tcp[13] = if syn { 0x02 } else { 0x10 };
-        tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
-        let mut pseudo = 0u32;
-        for w in [src.octets(), VIP.octets()] {
-            pseudo += u32::from(u16::from_be_bytes([w[0], w[1]]));
-            pseudo += u32::from(u16::from_be_bytes([w[2], w[3]]));
-        }
-        pseudo += 6 + 20;
-        let c = csum(&f[34..54], pseudo);
-        f[50..52].copy_from_slice(&c.to_be_bytes());
-        f
-    }
-
-    fn arp_reply(from: Ipv4Addr, mac: MacAddr) -> [u8; 60] {
-        let mut f = [0u8; 60];
-        f[..6].copy_from_slice(&LB_MAC.0);
-        f[6..12].copy_from_slice(&mac.0);
-        f[12..14].copy_from_slice(&[0x08, 0x06]);
-        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-        f[22..28].copy_from_slice(&mac.0);
-        f[28..32].copy_from_slice(&from.octets());
-        f[32..38].copy_from_slice(&LB_MAC.0);
-        f[38..42].copy_from_slice(&LIP.octets());
-        f
-    }
+    use crate::Forwarding;
 
     /// Writes a pcap of `flows` ACK frames (one per flow).
     ///
@@ -1598,47 +1523,16 @@ pub mod bench {
     /// An FNAT engine with one service (17 servers, resolved) and `flows`
     /// connections established.
     pub fn fnat_engine(flows: u32) -> Engine {
-        let servers = (0..SERVERS)
-            .map(|i| ServerSnap {
-                addr: rs(i),
-                port: 8080,
-                stats: Arc::default(),
-            })
-            .collect();
-        let mut snap = Snapshot {
-            services: vec![ServiceSnap {
-                key: ServiceKey {
-                    addr: VIP.into(),
-                    port: 80,
-                    protocol: Protocol::Tcp,
-                },
-                stats: Arc::default(),
-                servers,
-                table: SchedTable::build(Scheduler::Rr, &[1; SERVERS as usize]),
-                local_addrs: vec![LIP],
-            }],
-            owned_vips: vec![VIP],
-            local_addrs: vec![LIP],
-            neighbours: (0..SERVERS).map(|i| (rs(i), LIP)).collect(),
-            ..Snapshot::default()
-        };
-        snap.lookup.insert((VIP, 80, 6), 0);
         let capacity = (flows as usize).next_power_of_two().max(1024);
-        let mut e = Engine::new(0, LB_MAC, capacity, (1024, 65535), Arc::default());
-        let mut ctl = Burst::new(64);
-        e.set_snapshot(Arc::new(snap), 0, &mut ctl);
-        for i in 0..SERVERS {
-            let mut f = arp_reply(rs(i), MacAddr([2, 0x98, 0, 0, 0, i as u8]));
-            e.handle(&mut f, 0, &mut ctl);
-        }
-        for syn in [true, false] {
-            for i in 0..flows {
-                let mut f = client_frame(i, syn);
-                let v = e.handle(&mut f, 1, &mut ctl);
-                debug_assert_eq!(v, Verdict::Forward);
-            }
-        }
-        e
+        Case::new(
+            "fnat",
+            Kind::Established,
+            Forwarding::Fnat,
+            true,
+            flows,
+            capacity,
+        )
+        .engine
     }
 
     /// What [`run_fnat`] measured.
