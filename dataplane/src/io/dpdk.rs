@@ -1767,7 +1767,9 @@ pub mod bench {
             r.conns,
             if zero_copy { "zero-copy" } else { "copy" }
         );
-        if let Some(t) = testpmd {
+        // testpmd may print only zero-rate periods (ports still loading
+        // the pcap when the run ended): no ratio then.
+        if let Some(t) = testpmd.filter(|t| *t > 0.01) {
             line += &format!(" testpmd_macswap_mpps={t:.2} ratio={:.2}", r.mpps / t);
         }
         Ok(line)
