@@ -13,11 +13,15 @@
 //!                                   to each worker (it implements PacketIo)
 //! ```
 //!
-//! Frames are copied between mbufs and the worker's [`Burst`] buffers (the
-//! `PacketIo` trait is buffer based for now); transmits are batched: `send`
-//! queues an mbuf and the batch goes out with one `rte_eth_tx_burst` when it
-//! is full or at the worker's next `wait`/`recv`. A batch the NIC does not
-//! take entirely is freed and counted in `tx_dropped`.
+//! The worker's path is zero-copy: [`PacketIo::process`] hands the received
+//! mbufs to the engine as [`MbufFrame`]s (data plus tailroom, so TUN
+//! encapsulation can grow a frame), which it rewrites in place, and queues
+//! the forwarded ones for transmit as they are; the rest are freed.
+//! `recv`/`send` (control frames: ARP, ICMP; tests) copy between mbufs and
+//! [`Burst`] buffers. Transmits are batched: the batch goes out with one
+//! `rte_eth_tx_burst` when it is full or at the worker's next
+//! `wait`/`recv`/`process`. A batch the NIC does not take entirely is freed
+//! and counted in `tx_dropped`.
 //!
 //! `wait` polls (DPDK has no interrupt here): it receives into a staging
 //! array, which the next `recv` hands out first. With `idle_sleep: None` it
