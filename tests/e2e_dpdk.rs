@@ -11,19 +11,50 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{can_run, repo, Lab, RS1};
+use common::{can_run, mode_config, repo, service_stats, vip_on_lo, Lab, RS1, RS2, VIP};
+
+/// The port with two queue pairs (the kernel's fanout hash spreads flows).
+const TWO_QUEUES: &str = "net_af_packet0,iface=eth0,qpairs=2";
+
+fn sample() -> String {
+    std::fs::read_to_string(repo().join("samples/keepalived.conf")).expect("sample config")
+}
+
+/// Both workers received and sent frames, and lost nothing to a full
+/// redirect ring; returns the frames they redirected to each other.
+fn both_workers_busy(lab: &Lab) -> u64 {
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let queues = v["ports"][0]["queues"].as_array().expect("queues");
+    assert_eq!(queues.len(), 2, "{v}");
+    let n = |q: &serde_json::Value, k: &str| q[k].as_u64().unwrap_or(0);
+    for q in queues {
+        assert!(
+            n(q, "rx_packets") > 0 && n(q, "tx_packets") > 0,
+            "a worker idle: {v}"
+        );
+        assert_eq!(n(q, "redirect_dropped"), 0, "{v}");
+    }
+    let out: u64 = queues.iter().map(|q| n(q, "redirected_out")).sum();
+    let inn: u64 = queues.iter().map(|q| n(q, "redirected_in")).sum();
+    assert!(inn <= out, "redirects out {out} / in {inn}: {v}");
+    inn
+}
 
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("run ip");
     assert!(st.success(), "ip {args:?} failed");
 }
 
-#[test]
-fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
-    if !can_run("dpdk_backend_forwards_and_the_kernel_uses_the_exception_path") {
-        return;
-    }
-    let mut lab = Lab::up("dk");
+/// A lab whose lb host gave eth0 to DPDK, with dpvsd running on it
+/// (keepalived.conf text `conf`, plus `extra` arguments) and the kernel's
+/// address on the TAP. `prepare` runs on the lab before dpvsd starts.
+fn dpdk_lab(tag: &str, conf: &str, port: &str, extra: &[&str], prepare: impl FnOnce(&Lab)) -> Lab {
+    let mut lab = Lab::up(tag);
+    prepare(&lab);
+    let conf_path = lab.dir.join("keepalived.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
     let lb = lab.ns("lb");
     // The kernel gives eth0 up to DPDK: no address, no ARP answers, and
     // strict reverse-path filtering drops IP that arrives on it.
@@ -34,26 +65,34 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
     ] {
         ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
     }
-    lab.start_dpvsd_with(
-        &repo().join("samples/keepalived.conf"),
-        &[
-            "--backend",
-            "dpdk",
-            "--dpdk-port",
-            "net_af_packet0,iface=eth0",
-            "--dpdk-kni",
-            "dpdk0",
-            "--dpdk-no-huge",
-            "--dpdk-mem",
-            "256",
-        ],
-    );
+    let mut args = vec![
+        "--backend",
+        "dpdk",
+        "--dpdk-port",
+        port,
+        "--dpdk-kni",
+        "dpdk0",
+        "--dpdk-no-huge",
+        "--dpdk-mem",
+        "256",
+    ];
+    args.extend_from_slice(extra);
+    lab.start_dpvsd_with(&conf_path, &args);
     // The operator gives the TAP the kernel's address, as on DPVS's KNI.
     ip(&["-n", &lb, "addr", "add", "10.99.0.1/24", "dev", "dpdk0"]);
     ip(&["-n", &lb, "link", "set", "dpdk0", "up"]);
     let _ = Command::new("ip")
         .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk0", "tx", "off"])
         .output();
+    lab
+}
+
+#[test]
+fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
+    if !can_run("dpdk_backend_forwards_and_the_kernel_uses_the_exception_path") {
+        return;
+    }
+    let lab = dpdk_lab("dk", &sample(), "net_af_packet0,iface=eth0", &[], |_| {});
 
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(
@@ -139,9 +178,94 @@ fn dpdk_backend_refuses_bad_ports_and_settings() {
         err.contains("net_bogus0"),
         "the cause must name the port: {err}"
     );
-    let err = refused(&["--dpdk-port", "net_null0", "--workers", "2"]);
+    // More workers than the port has queues: the port names the cause.
+    let err = refused(&["--dpdk-port", "net_null0", "--workers", "2000"]);
     assert!(
-        err.contains("--workers 2"),
-        "the cause must name the setting: {err}"
+        err.contains("net_null0") && err.contains("2000 queues"),
+        "the cause must name the port and the queues: {err}"
     );
+}
+
+/// Two workers on one port (`net_af_packet` with two queue pairs, spread
+/// by the kernel's fanout hash): both carry traffic, FNAT replies that land
+/// on the wrong queue reach the worker owning their local port through the
+/// redirect ring, and no request fails.
+#[test]
+fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
+    if !can_run("dpdk_two_workers_share_the_traffic_and_steer_replies") {
+        return;
+    }
+    let lab = dpdk_lab("dw", &sample(), TWO_QUEUES, &["--workers", "2"], |_| {});
+    let (a, b, failed) = lab.traffic(60);
+    assert_eq!(
+        failed, 0,
+        "requests failed with two workers (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let redirected = both_workers_busy(&lab);
+    assert!(redirected > 0, "no FNAT reply needed steering?");
+    let (_, text) = lab.dpvsctl(&["status"]);
+    println!("{text}");
+}
+
+/// NAT on DPDK with two workers: the real servers route the client back
+/// through the director; both directions of each connection are placed on
+/// one worker by the client-side hash, so every reply is SNATed.
+#[test]
+fn dpdk_nat_with_two_workers() {
+    if !can_run("dpdk_nat_with_two_workers") {
+        return;
+    }
+    let lab = dpdk_lab(
+        "dn",
+        &mode_config("NAT", 80, ""),
+        TWO_QUEUES,
+        &["--workers", "2"],
+        |lab| {
+            for rs in ["rs1", "rs2"] {
+                lab.exec(
+                    rs,
+                    &["ip", "route", "add", "10.99.0.2/32", "via", "10.99.0.1"],
+                );
+            }
+        },
+    );
+    lab.wait_health(RS1, "up", Duration::from_secs(10));
+    lab.wait_health(RS2, "up", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic(40);
+    assert_eq!(failed, 0, "NAT requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 40, "connections {conns} < 40");
+    assert!(
+        inp > 0 && outp >= conns,
+        "in={inp} out={outp} conns={conns}"
+    );
+    let redirected = both_workers_busy(&lab);
+    println!("NAT: {conns} conns, {redirected} frames redirected between workers");
+}
+
+/// DR on DPDK with two workers: MACs rewritten, replies bypass dpvsd.
+#[test]
+fn dpdk_dr_with_two_workers() {
+    if !can_run("dpdk_dr_with_two_workers") {
+        return;
+    }
+    let lab = dpdk_lab(
+        "dd",
+        &mode_config("DR", 8080, ""),
+        TWO_QUEUES,
+        &["--workers", "2"],
+        vip_on_lo,
+    );
+    lab.wait_health(RS1, "up", Duration::from_secs(10));
+    lab.wait_health(RS2, "up", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic_to(&format!("http://{VIP}:8080/"), 30);
+    assert_eq!(failed, 0, "DR requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 30, "connections {conns} < 30");
+    assert!(inp >= 3 * conns, "in={inp} conns={conns}");
+    assert_eq!(outp, 0, "DR replies must bypass the director");
+    both_workers_busy(&lab);
 }

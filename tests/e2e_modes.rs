@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::{can_run, Lab, VIP};
+use common::{can_run, mode_config as config, service_stats, vip_on_lo, Lab, VIP};
 use nix::sys::socket::{
     recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
     SockType, SockaddrIn,
@@ -31,65 +31,12 @@ const LB: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const LB_MAC: &str = "02:99:00:00:00:01";
 
-/// A keepalived.conf with one TCP virtual server VIP:`vport` of kind
-/// `kind` (and `extra` virtual-server lines) and both lab real servers on
-/// :8080 with TCP_CHECK.
-fn config(kind: &str, vport: u16, extra: &str) -> String {
-    let rs = |ip: &str| {
-        format!(
-            "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
-        )
-    };
-    format!(
-        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
-        rs("10.99.0.3"),
-        rs("10.99.0.4")
-    )
-}
-
 fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
     let conf = lab.dir.join("keepalived.conf");
     std::fs::write(&conf, config(kind, vport, extra)).expect("write config");
     lab.start_dpvsd(&conf);
     lab.wait_health(common::RS1, "up", Duration::from_secs(10));
     lab.wait_health(common::RS2, "up", Duration::from_secs(10));
-}
-
-/// The real servers hold the VIP on lo and neither answer ARP for it nor
-/// use it as an ARP source (as LVS DR/TUN real servers are set up).
-fn vip_on_lo(lab: &Lab) {
-    for rs in ["rs1", "rs2"] {
-        lab.exec(
-            rs,
-            &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
-        );
-        for conf in ["all", "eth0"] {
-            lab.exec(
-                rs,
-                &[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{conf}.arp_ignore=1"),
-                ],
-            );
-            lab.exec(
-                rs,
-                &[
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{conf}.arp_announce=2"),
-                ],
-            );
-        }
-    }
-}
-
-/// Service counters from `dpvsctl list --json`: (conns, in_pkts, out_pkts).
-fn service_stats(lab: &Lab) -> (u64, u64, u64) {
-    let v = lab.list_json();
-    let s = &v["services"][0]["stats"];
-    let n = |k: &str| s[k].as_u64().unwrap_or(0);
-    (n("conns"), n("in_pkts"), n("out_pkts"))
 }
 
 /// The MAC the client resolved the VIP to.

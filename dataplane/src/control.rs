@@ -11,7 +11,7 @@ use crate::command::{
     Command, CommandError, Forwarding, Persistence, RealServerSpec, Scheduler, ServiceKey,
     ServiceSpec,
 };
-use crate::engine::{Engine, Family, ServerSnap, ServiceSnap, Snapshot, Snapshot6, LOCAL_PORT_MIN};
+use crate::engine::{Engine, Family, ServerSnap, ServiceSnap, Snapshot, Snapshot6};
 use crate::fasthash::FastMap;
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
@@ -454,15 +454,12 @@ impl Dataplane {
                 "dataplane configured for {n} worker(s); cannot start another"
             )));
         }
-        let span = (usize::from(u16::MAX) - usize::from(LOCAL_PORT_MIN) + 1) / n;
-        let lo = usize::from(LOCAL_PORT_MIN) + i * span;
-        let hi = (lo + span - 1).min(usize::from(u16::MAX));
         let stats = Arc::new(WorkerStats::default());
         let engine = Engine::new(
             i,
             io.mac(),
             self.cfg.conn_capacity,
-            (lo as u16, hi as u16),
+            crate::steer::local_port_range(i, n),
             Arc::clone(&stats.drops),
         );
         let (published, stop, wstats) = (

@@ -17,6 +17,7 @@
 //! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
 //! * [`command`]: the one mutation API.
 
+pub mod bench;
 pub mod command;
 pub mod conn;
 pub mod engine;
@@ -24,6 +25,7 @@ pub mod fasthash;
 pub mod io;
 pub mod sched;
 pub mod stats;
+pub mod steer;
 pub mod wire;
 pub mod worker;
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::conn::ConnView;
 use crate::engine::{Engine, Snapshot, Verdict};
-use crate::io::{Burst, PacketIo};
+use crate::io::{Burst, BurstHandler, FrameBuf, PacketIo};
 use crate::stats::{Drop, DropCounters};
 
 /// Frames per receive burst.
@@ -119,6 +119,7 @@ pub fn run<I: PacketIo>(
         if published.generation.load(Ordering::Acquire) != generation {
             let (g, snap) = published.load();
             generation = g;
+            io.snapshot_changed(&snap);
             engine.set_snapshot(snap, now_ms, &mut ctl);
         }
         engine.housekeeping(now_ms, SWEEP_BUDGET, &mut ctl);
@@ -130,10 +131,18 @@ pub fn run<I: PacketIo>(
             }
             std::thread::sleep(IDLE_WAIT);
         }
-        rx.clear();
-        match io.recv(&mut rx) {
-            Ok(n) => {
-                stats.rx_frames.fetch_add(n as u64, Ordering::Relaxed);
+        let mut handler = Handler {
+            engine: &mut engine,
+            ctl: &mut ctl,
+            now_ms,
+        };
+        match io.process(&mut rx, &mut handler) {
+            Ok(c) => {
+                stats.rx_frames.fetch_add(c.rx as u64, Ordering::Relaxed);
+                stats.tx_frames.fetch_add(c.tx as u64, Ordering::Relaxed);
+                for _ in 0..c.tx_full {
+                    stats.drops.count(Drop::TxFull);
+                }
             }
             Err(e) => {
                 if !logged_error {
@@ -143,15 +152,27 @@ pub fn run<I: PacketIo>(
                 continue;
             }
         }
-        engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |frame, verdict| {
-            if verdict == Verdict::Forward {
-                send(&mut io, frame.data(), &stats);
-            }
-        });
         flush(&mut io, &mut ctl, &stats);
         stats
             .conns
             .store(engine.conn_count() as u64, Ordering::Relaxed);
+    }
+}
+
+/// The engine as a [`BurstHandler`]: one burst at time `now_ms`.
+#[derive(Debug)]
+pub struct Handler<'a> {
+    pub engine: &'a mut Engine,
+    pub ctl: &'a mut Burst,
+    pub now_ms: u64,
+}
+
+impl BurstHandler for Handler<'_> {
+    fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool)) {
+        self.engine
+            .handle_burst(frames, self.now_ms, self.ctl, |f, v| {
+                verdict(f, v == Verdict::Forward)
+            });
     }
 }
 

@@ -61,6 +61,21 @@ void dpvs_pktmbuf_reset(struct rte_mbuf *m)
 	rte_pktmbuf_reset(m);
 }
 
+unsigned dpvs_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned n)
+{
+	return rte_ring_enqueue_burst(r, (void *const *)objs, n, NULL);
+}
+
+unsigned dpvs_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned n)
+{
+	return rte_ring_dequeue_burst(r, (void **)objs, n, NULL);
+}
+
+unsigned dpvs_ring_count(const struct rte_ring *r)
+{
+	return rte_ring_count(r);
+}
+
 int dpvs_errno(void)
 {
 	return rte_errno;

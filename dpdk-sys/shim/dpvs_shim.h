@@ -31,6 +31,10 @@ uint32_t dpvs_pktmbuf_pkt_len(const struct rte_mbuf *m);
 uint16_t dpvs_pktmbuf_tailroom(const struct rte_mbuf *m);
 char *dpvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 void dpvs_pktmbuf_reset(struct rte_mbuf *m);
+/* Software redirect rings between workers (multi-producer enqueue). */
+unsigned dpvs_ring_enqueue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned n);
+unsigned dpvs_ring_dequeue_burst(struct rte_ring *r, struct rte_mbuf **objs, unsigned n);
+unsigned dpvs_ring_count(const struct rte_ring *r);
 /* rte_errno is a per-lcore (thread-local) macro. */
 int dpvs_errno(void);
 unsigned dpvs_lcore_id(void);

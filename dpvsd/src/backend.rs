@@ -62,8 +62,6 @@ pub enum BackendError {
     Io(#[from] dataplane::io::IoError),
     #[error("cannot start worker: {0}")]
     Worker(std::io::Error),
-    #[error("--workers {0}: more than one worker needs FNAT/NAT return traffic steered to the worker that owns the connection, which dpvsd does not do yet; use --workers 1")]
-    Workers(u16),
     #[error("this dpvsd was built without DPDK support (rebuild with `--features dpdk`; needs apt-get install dpdk-dev libdpdk-dev libclang-dev pkg-config)")]
     NoDpdk,
     #[cfg(feature = "dpdk")]
@@ -193,6 +191,9 @@ mod dpdk {
                             empty_polls: q.empty_polls,
                             to_kernel: q.to_kernel,
                             from_kernel: q.from_kernel,
+                            redirected_out: q.redirected_out,
+                            redirected_in: q.redirected_in,
+                            redirect_dropped: q.redirect_dropped,
                         }
                     })
                     .collect(),
@@ -219,9 +220,6 @@ mod dpdk {
     }
 
     pub fn start(d: &DpdkOptions, dp: &mut Dataplane) -> Result<Port, BackendError> {
-        if d.workers > 1 {
-            return Err(BackendError::Workers(d.workers));
-        }
         let eal = eal_config(d);
         tracing::info!(args = %eal.args.join(" "), "starting DPDK EAL");
         eal_init(&eal)?;

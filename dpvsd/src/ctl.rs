@@ -229,6 +229,14 @@ pub struct QueueInfo {
     /// Frames copied to / received from the kernel exception TAP.
     pub to_kernel: u64,
     pub from_kernel: u64,
+    /// Frames passed to / received from the worker owning their
+    /// connection, and lost because its redirect ring was full.
+    #[serde(default)]
+    pub redirected_out: u64,
+    #[serde(default)]
+    pub redirected_in: u64,
+    #[serde(default)]
+    pub redirect_dropped: u64,
 }
 
 /// `status`.

@@ -14,6 +14,7 @@
 pub mod announce;
 pub mod assemble;
 pub mod backend;
+pub mod bench;
 pub mod ctl;
 pub mod daemon;
 pub mod dump;

@@ -195,7 +195,25 @@ fn config_path(cli: &Cli) -> PathBuf {
 /// keepalived -t's exit code for "errors or warnings found" (used for dpvsd's own assemble errors).
 const EXIT_CONFIG_PROBLEMS: u8 = 5;
 
+/// Counts allocations (relaxed atomics) for `dpvsd bench`'s `allocs=`.
+#[global_allocator]
+static GLOBAL: &stats_alloc::StatsAlloc<std::alloc::System> = &stats_alloc::INSTRUMENTED_SYSTEM;
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("bench") {
+        let cli = dpvsd::bench::BenchCli::parse_from(std::env::args().skip(1));
+        let allocs = || {
+            let s = GLOBAL.stats();
+            (s.allocations + s.reallocations) as u64
+        };
+        return match dpvsd::bench::run(&cli, &allocs) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dpvsd bench: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     if let Some(code) = early_exit(&cli) {
         return code;

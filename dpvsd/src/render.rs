@@ -417,8 +417,9 @@ pub fn status(s: &StatusInfo) -> String {
         for q in &p.queues {
             let _ = writeln!(
                 out,
-                "  worker {}: rx {}, tx {}, tx dropped {}, empty polls {}, to kernel {}, from kernel {}",
-                q.worker, q.rx_packets, q.tx_packets, q.tx_dropped, q.empty_polls, q.to_kernel, q.from_kernel
+                "  worker {}: rx {}, tx {}, tx dropped {}, empty polls {}, to kernel {}, from kernel {}, redirected out {} in {} dropped {}",
+                q.worker, q.rx_packets, q.tx_packets, q.tx_dropped, q.empty_polls, q.to_kernel, q.from_kernel,
+                q.redirected_out, q.redirected_in, q.redirect_dropped
             );
         }
     }

@@ -309,3 +309,56 @@ impl Drop for Lab {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A keepalived.conf with one TCP virtual server VIP:`vport` of kind
+/// `kind` (and `extra` virtual-server lines) and both lab real servers on
+/// :8080 with TCP_CHECK.
+pub fn mode_config(kind: &str, vport: u16, extra: &str) -> String {
+    let rs = |ip: &str| {
+        format!(
+            "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
+        )
+    };
+    format!(
+        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
+        rs("10.99.0.3"),
+        rs("10.99.0.4")
+    )
+}
+
+/// The real servers hold the VIP on lo and neither answer ARP for it nor
+/// use it as an ARP source (as LVS DR/TUN real servers are set up).
+pub fn vip_on_lo(lab: &Lab) {
+    for rs in ["rs1", "rs2"] {
+        lab.exec(
+            rs,
+            &["ip", "addr", "add", &format!("{VIP}/32"), "dev", "lo"],
+        );
+        for conf in ["all", "eth0"] {
+            lab.exec(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{conf}.arp_ignore=1"),
+                ],
+            );
+            lab.exec(
+                rs,
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{conf}.arp_announce=2"),
+                ],
+            );
+        }
+    }
+}
+
+/// Service counters from `dpvsctl list --json`: (conns, in_pkts, out_pkts).
+pub fn service_stats(lab: &Lab) -> (u64, u64, u64) {
+    let v = lab.list_json();
+    let s = &v["services"][0]["stats"];
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    (n("conns"), n("in_pkts"), n("out_pkts"))
+}

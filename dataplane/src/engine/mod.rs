@@ -43,7 +43,7 @@ pub use self::family::Family;
 use crate::command::{Forwarding, Persistence, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
-use crate::io::{Burst, Frame};
+use crate::io::{Burst, Frame, FrameBuf};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
 use crate::wire::icmpv4::Quote;
@@ -408,12 +408,12 @@ impl Engine {
     /// pipelined VPP style: first every frame is parsed and its index bucket
     /// prefetched, then each connection line is prefetched, then the frames
     /// are forwarded, so the cache misses of a burst overlap.
-    pub fn handle_burst(
+    pub fn handle_burst<F: FrameBuf>(
         &mut self,
-        frames: &mut [Frame],
+        frames: &mut [F],
         now_ms: u64,
         ctl: &mut Burst,
-        mut out: impl FnMut(&Frame, Verdict),
+        mut out: impl FnMut(&F, Verdict),
     ) {
         for chunk in frames.chunks_mut(PIPELINE) {
             self.stages.clear();
@@ -436,7 +436,7 @@ impl Engine {
             for (i, f) in chunk.iter_mut().enumerate() {
                 let stage = self.stages[i];
                 let len = f.len();
-                let (verdict, len) = self.finish(stage, f.buffer_mut(), len, now_ms, ctl);
+                let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);
                 out(f, verdict);
             }

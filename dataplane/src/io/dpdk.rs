@@ -13,11 +13,15 @@
 //!                                   to each worker (it implements PacketIo)
 //! ```
 //!
-//! Frames are copied between mbufs and the worker's [`Burst`] buffers (the
-//! `PacketIo` trait is buffer based for now); transmits are batched: `send`
-//! queues an mbuf and the batch goes out with one `rte_eth_tx_burst` when it
-//! is full or at the worker's next `wait`/`recv`. A batch the NIC does not
-//! take entirely is freed and counted in `tx_dropped`.
+//! The worker's path is zero-copy: [`PacketIo::process`] hands the received
+//! mbufs to the engine as [`MbufFrame`]s (data plus tailroom, so TUN
+//! encapsulation can grow a frame), which it rewrites in place, and queues
+//! the forwarded ones for transmit as they are; the rest are freed.
+//! `recv`/`send` (control frames: ARP, ICMP; tests) copy between mbufs and
+//! [`Burst`] buffers. Transmits are batched: the batch goes out with one
+//! `rte_eth_tx_burst` when it is full or at the worker's next
+//! `wait`/`recv`/`process`. A batch the NIC does not take entirely is freed
+//! and counted in `tx_dropped`.
 //!
 //! `wait` polls (DPDK has no interrupt here): it receives into a staging
 //! array, which the next `recv` hands out first. With `idle_sleep: None` it
@@ -39,6 +43,18 @@
 //! and LIPs stay owned by the dataplane and must not be TAP addresses. The
 //! TAP's MAC is set to the port's, so the kernel's replies carry it.
 //!
+//! # Several workers on one port
+//! With `queues > 1` RSS (or the PMD's own spreading, e.g. net_af_packet's
+//! fanout hash) places client flows on queues. Replies must reach the
+//! worker owning the connection ([`crate::steer`]: FNAT by local port
+//! range, NAT by a hash of the client side, ARP replies to all). None of
+//! the PMDs here (net_af_packet, net_pcap, net_ring, net_tap) supports
+//! rte_flow queue rules on port ranges, so steering is done in software:
+//! each queue classifies what its NIC queue gives and moves other workers'
+//! mbufs (no copy) onto their `rte_ring` (many producers, one consumer),
+//! which the owner drains before its NIC queue, as DPVS's conn redirect.
+//! Counted per queue (`redirected_out/in`, `redirect_dropped`).
+//!
 //! # EAL without hugepages
 //! `EalConfig::no_huge(mb)` gives `--no-huge --no-shconf -m MB --no-pci`:
 //! works anywhere (CI), about half the speed of hugepages
@@ -56,7 +72,9 @@ use std::time::{Duration, Instant};
 
 use dpdk_sys as sys;
 
-use super::{Burst, IoError, PacketIo, FRAME_CAP};
+use super::{Burst, BurstCounts, BurstHandler, FrameBuf, IoError, PacketIo, FRAME_CAP};
+use crate::engine::Snapshot;
+use crate::steer::{Owner, Steering};
 use crate::wire::MacAddr;
 
 /// Mbufs per rx/tx call.
@@ -246,6 +264,12 @@ pub struct QueueStats {
     /// Frames copied to / received from the kernel exception TAP.
     pub to_kernel: AtomicU64,
     pub from_kernel: AtomicU64,
+    /// Frames this worker received and passed to the worker owning them
+    /// (software redirect ring, [`crate::steer`]), frames it got that way,
+    /// and frames lost because the owner's ring was full.
+    pub redirected_out: AtomicU64,
+    pub redirected_in: AtomicU64,
+    pub redirect_dropped: AtomicU64,
 }
 
 /// A plain copy of [`QueueStats`].
@@ -260,6 +284,9 @@ pub struct QueueStatsSnapshot {
     pub empty_polls: u64,
     pub to_kernel: u64,
     pub from_kernel: u64,
+    pub redirected_out: u64,
+    pub redirected_in: u64,
+    pub redirect_dropped: u64,
 }
 
 impl QueueStats {
@@ -275,6 +302,9 @@ impl QueueStats {
             empty_polls: g(&self.empty_polls),
             to_kernel: g(&self.to_kernel),
             from_kernel: g(&self.from_kernel),
+            redirected_out: g(&self.redirected_out),
+            redirected_in: g(&self.redirected_in),
+            redirect_dropped: g(&self.redirect_dropped),
         }
     }
 }
@@ -373,6 +403,83 @@ impl Drop for Pool {
         // port or queue uses it any more (they hold this Arc).
         unsafe { sys::rte_mempool_free(self.0) };
     }
+}
+
+/// The software redirect rings of a port with several workers: ring `w`
+/// carries mbufs other workers received for worker `w` (many producers,
+/// one consumer: DPVS's "conn redirect"). Freed, with what they still
+/// hold, when the last queue is gone.
+#[derive(Debug)]
+struct Rings {
+    rings: Vec<*mut sys::rte_ring>,
+    _pool: Arc<Pool>,
+}
+
+// SAFETY: rte_ring enqueue (multi-producer) and dequeue (single consumer:
+// only the owning worker's queue dequeues its ring) are thread-safe; the
+// rings are freed only in Drop, after every holder of the Arc is gone.
+unsafe impl Send for Rings {}
+// SAFETY: see above.
+unsafe impl Sync for Rings {}
+
+/// Slots per redirect ring (a power of two; one is kept empty).
+const REDIRECT_RING: u32 = 2048;
+
+impl Rings {
+    fn new(name: &str, n: usize, pool: &Arc<Pool>) -> Result<Rings, DpdkError> {
+        let seq = POOL_SEQ.fetch_add(1, Ordering::Relaxed);
+        let mut rings = Rings {
+            rings: Vec::with_capacity(n),
+            _pool: pool.clone(),
+        };
+        for w in 0..n {
+            let rname = cstring(name, &format!("dpvs_rr{seq}_{w}"))?;
+            // SAFETY: valid name; the ring is owned by `rings` (freed in Drop).
+            let r = unsafe {
+                sys::rte_ring_create(
+                    rname.as_ptr(),
+                    REDIRECT_RING,
+                    sys::rte_socket_id() as i32,
+                    sys::RING_F_SC_DEQ,
+                )
+            };
+            if r.is_null() {
+                return Err(DpdkError::port_errno(name, "rte_ring_create (redirect)"));
+            }
+            rings.rings.push(r);
+        }
+        Ok(rings)
+    }
+}
+
+impl Drop for Rings {
+    fn drop(&mut self) {
+        let mut m = [ptr::null_mut::<sys::rte_mbuf>(); BATCH];
+        for &r in &self.rings {
+            // SAFETY: no queue uses the rings any more; what they hold are
+            // owned mbufs of the pool (kept alive by `_pool`).
+            unsafe {
+                loop {
+                    let n = sys::dpvs_ring_dequeue_burst(r, m.as_mut_ptr(), BATCH as u32);
+                    if n == 0 {
+                        break;
+                    }
+                    sys::dpvs_pktmbuf_free_bulk(m.as_mut_ptr(), n);
+                }
+                sys::rte_ring_free(r);
+            }
+        }
+    }
+}
+
+/// A worker's side of the redirect rings.
+#[derive(Debug)]
+struct Steer {
+    rings: Arc<Rings>,
+    rules: Steering,
+    /// Per worker: mbufs waiting to be enqueued on its ring.
+    out: Vec<[*mut sys::rte_mbuf; BATCH]>,
+    out_len: Vec<usize>,
 }
 
 /// A started ethdev; stopped and closed when the device and all its queues
@@ -616,6 +723,12 @@ impl DpdkDevice {
             }
         };
         let stats: Vec<Arc<QueueStats>> = (0..queues).map(|_| Arc::default()).collect();
+        let rings = if queues > 1 {
+            Some(Arc::new(Rings::new(&name, usize::from(queues), &pool)?))
+        } else {
+            None
+        };
+        let nq = usize::from(queues);
         let queues = (0..queues)
             .map(|q| DpdkPort {
                 dev: dev.clone(),
@@ -638,6 +751,12 @@ impl DpdkDevice {
                     tx_len: 0,
                 }),
                 registered: false,
+                steer: rings.as_ref().map(|r| Steer {
+                    rings: r.clone(),
+                    rules: Steering::default(),
+                    out: vec![[ptr::null_mut(); BATCH]; nq],
+                    out_len: vec![0; nq],
+                }),
             })
             .collect();
         Ok(DpdkDevice {
@@ -773,6 +892,58 @@ struct Exception {
     tx_len: usize,
 }
 
+/// A received mbuf as the engine's frame (zero-copy bursts): the frame is
+/// the first segment's data, the room is that plus the tailroom. Only
+/// built by [`DpdkPort::process`] from single-segment mbufs it owns.
+#[derive(Debug)]
+pub struct MbufFrame {
+    m: *mut sys::rte_mbuf,
+    /// The handler asked to send it.
+    send: std::cell::Cell<bool>,
+}
+
+impl FrameBuf for MbufFrame {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        // SAFETY: m is an owned single-segment mbuf (see the type docs);
+        // data_len bytes at mtod are its data, alive while `self` is.
+        unsafe {
+            std::slice::from_raw_parts(
+                sys::mbuf_data(self.m),
+                usize::from(sys::mbuf_data_len(self.m)),
+            )
+        }
+    }
+
+    #[inline]
+    fn room_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above; buf_len - data_off bytes from mtod are the
+        // mbuf's buffer (data and tailroom), owned and not aliased while
+        // `self` is borrowed mutably.
+        unsafe {
+            let room = usize::from((*self.m).buf_len.saturating_sub((*self.m).data_off));
+            std::slice::from_raw_parts_mut(sys::mbuf_data(self.m), room)
+        }
+    }
+
+    #[inline]
+    fn set_len(&mut self, len: usize) {
+        // SAFETY: as above; the length is clamped to the buffer.
+        unsafe {
+            let room = (*self.m).buf_len.saturating_sub((*self.m).data_off);
+            let len = (len.min(usize::from(room))) as u16;
+            (*self.m).data_len = len;
+            (*self.m).pkt_len = u32::from(len);
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: as above.
+        usize::from(unsafe { sys::mbuf_data_len(self.m) })
+    }
+}
+
 /// One rx/tx queue pair of a DPDK port: what one worker uses.
 #[derive(Debug)]
 pub struct DpdkPort {
@@ -795,6 +966,8 @@ pub struct DpdkPort {
     tap: Option<Exception>,
     /// This thread has an EAL lcore id (mempool cache).
     registered: bool,
+    /// Redirect rings to the other workers (when the port has several).
+    steer: Option<Steer>,
 }
 
 // SAFETY: the mbuf pointers held are owned exclusively by this queue; the
@@ -925,27 +1098,176 @@ impl DpdkPort {
 
     /// Receives into the staging array if it is empty; returns how many
     /// frames are staged. Also forwards the kernel's frames to the wire.
+    /// Frames other workers redirected here come first; of those the NIC
+    /// gives, copies go to the kernel TAP and other workers' frames to
+    /// their rings (see [`DpdkPort::classify`]).
     #[inline]
     fn poll(&mut self) -> usize {
         if self.rx_pos < self.rx_len {
             return self.rx_len - self.rx_pos;
         }
         self.kernel_to_wire();
-        // SAFETY: rx has room for BATCH pointers; received mbufs become ours.
-        let n = unsafe {
-            usize::from(sys::dpvs_rx_burst(
-                self.dev.port,
-                self.queue,
-                self.rx.as_mut_ptr(),
-                BATCH as u16,
-            ))
-        };
+        let mut n = 0;
+        if let Some(st) = &self.steer {
+            // SAFETY: rx has room for BATCH pointers; only this queue
+            // dequeues its own ring; dequeued mbufs become ours.
+            n = unsafe {
+                sys::dpvs_ring_dequeue_burst(
+                    st.rings.rings[usize::from(self.queue)],
+                    self.rx.as_mut_ptr(),
+                    BATCH as u32,
+                ) as usize
+            };
+            if n > 0 {
+                self.stats
+                    .redirected_in
+                    .fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+        if n < BATCH {
+            // SAFETY: rx[n..] has room for BATCH - n pointers; received
+            // mbufs become ours.
+            let got = unsafe {
+                usize::from(sys::dpvs_rx_burst(
+                    self.dev.port,
+                    self.queue,
+                    self.rx.as_mut_ptr().add(n),
+                    (BATCH - n) as u16,
+                ))
+            };
+            if got > 0 {
+                n = self.classify(n, got);
+            }
+        }
         self.rx_pos = 0;
         self.rx_len = n;
         if n == 0 {
             self.stats.empty_polls.fetch_add(1, Ordering::Relaxed);
         }
         n
+    }
+
+    /// `rx[from..from + got]` just came from the NIC: copies what the
+    /// kernel may want to the TAP, moves frames other workers own to their
+    /// rings, and compacts what stays here. Returns the new staged count.
+    fn classify(&mut self, from: usize, got: usize) -> usize {
+        let me = usize::from(self.queue);
+        let mut keep = from;
+        for i in from..from + got {
+            let m = self.rx[i];
+            // SAFETY: m is a received, owned mbuf; its first segment holds
+            // data_len bytes at mtod. The slice is not used after m is
+            // handed on.
+            let data = unsafe {
+                std::slice::from_raw_parts(sys::mbuf_data(m), usize::from(sys::mbuf_data_len(m)))
+            };
+            if self
+                .tap
+                .as_ref()
+                .is_some_and(|t| t.tx_len < BATCH && for_kernel(data, &t.addrs))
+            {
+                if let Some(c) = self.mbuf_from(data) {
+                    if let Some(t) = &mut self.tap {
+                        t.tx[t.tx_len] = c;
+                        t.tx_len += 1;
+                    }
+                }
+            }
+            let owner = self
+                .steer
+                .as_ref()
+                .map_or(Owner::Here, |st| st.rules.owner(data, me));
+            match owner {
+                Owner::Here => {
+                    self.rx[keep] = m;
+                    keep += 1;
+                }
+                Owner::Worker(w) => self.redirect(w, m),
+                Owner::All => {
+                    let n = self.steer.as_ref().map_or(0, |st| st.out.len());
+                    for w in (0..n).filter(|&w| w != me) {
+                        match self.mbuf_from(data) {
+                            Some(c) => self.redirect(w, c),
+                            None => {
+                                self.stats.redirect_dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                    self.rx[keep] = m;
+                    keep += 1;
+                }
+            }
+        }
+        self.flush_redirect();
+        if self.tap.as_ref().is_some_and(|t| t.tx_len > 0) {
+            self.flush_tx();
+        }
+        keep
+    }
+
+    /// Queues `m` for worker `w`'s ring.
+    #[inline]
+    fn redirect(&mut self, w: usize, m: *mut sys::rte_mbuf) {
+        let full = match &mut self.steer {
+            Some(st) if w < st.out.len() => {
+                st.out[w][st.out_len[w]] = m;
+                st.out_len[w] += 1;
+                st.out_len[w] == BATCH
+            }
+            _ => {
+                // SAFETY: m is owned and goes nowhere.
+                unsafe { sys::dpvs_pktmbuf_free(m) };
+                self.stats.redirect_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        };
+        if full {
+            self.flush_redirect();
+        }
+    }
+
+    /// Enqueues the waiting mbufs on their owners' rings; what does not
+    /// fit is freed and counted.
+    fn flush_redirect(&mut self) {
+        let Some(st) = &mut self.steer else {
+            return;
+        };
+        let (mut sent_total, mut lost) = (0u64, 0u64);
+        for w in 0..st.out.len() {
+            let len = st.out_len[w];
+            if len == 0 {
+                continue;
+            }
+            // SAFETY: out[w][..len] are owned mbufs; the ring takes the
+            // first `sent`, the rest are still ours and freed here.
+            let sent = unsafe {
+                let sent = sys::dpvs_ring_enqueue_burst(
+                    st.rings.rings[w],
+                    st.out[w].as_mut_ptr(),
+                    len as u32,
+                ) as usize;
+                if sent < len {
+                    sys::dpvs_pktmbuf_free_bulk(
+                        st.out[w].as_mut_ptr().add(sent),
+                        (len - sent) as u32,
+                    );
+                }
+                sent
+            };
+            sent_total += sent as u64;
+            lost += (len - sent) as u64;
+            st.out_len[w] = 0;
+        }
+        if sent_total > 0 {
+            self.stats
+                .redirected_out
+                .fetch_add(sent_total, Ordering::Relaxed);
+        }
+        if lost > 0 {
+            self.stats
+                .redirect_dropped
+                .fetch_add(lost, Ordering::Relaxed);
+        }
     }
 
     /// Frames the kernel sent on the TAP go out of the port unchanged.
@@ -1030,17 +1352,6 @@ impl PacketIo for DpdkPort {
                     frame.buffer_mut()[..data.len()].copy_from_slice(data);
                     frame.set_len(data.len());
                     bytes += data.len() as u64;
-                    if let Some(t) = &mut self.tap {
-                        if t.tx_len < BATCH && for_kernel(data, &t.addrs) {
-                            // Hand the mbuf itself to the kernel (the copy
-                            // in `frame` is the dataplane's).
-                            t.tx[t.tx_len] = m;
-                            t.tx_len += 1;
-                            burst.commit();
-                            n += 1;
-                            continue;
-                        }
-                    }
                     burst.commit();
                     n += 1;
                 }
@@ -1054,9 +1365,6 @@ impl PacketIo for DpdkPort {
             self.stats
                 .rx_oversize
                 .fetch_add(oversize, Ordering::Relaxed);
-        }
-        if self.tap.as_ref().is_some_and(|t| t.tx_len > 0) {
-            self.flush_tx();
         }
         Ok(n)
     }
@@ -1076,6 +1384,77 @@ impl PacketIo for DpdkPort {
             .tx_bytes
             .fetch_add(frame.len() as u64, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Zero-copy: the staged mbufs go to `handler` as [`MbufFrame`]s,
+    /// rewritten in place; those it sends are queued for transmit as they
+    /// are, the others freed. `burst` is not used.
+    fn process<H: BurstHandler>(
+        &mut self,
+        _burst: &mut Burst,
+        handler: &mut H,
+    ) -> Result<BurstCounts, IoError> {
+        self.register();
+        self.flush_tx();
+        let mut c = BurstCounts::default();
+        if self.poll() == 0 {
+            return Ok(c);
+        }
+        let mut frames: [MbufFrame; BATCH] = std::array::from_fn(|_| MbufFrame {
+            m: ptr::null_mut(),
+            send: std::cell::Cell::new(false),
+        });
+        let (mut k, mut bytes, mut oversize) = (0, 0u64, 0u64);
+        while self.rx_pos < self.rx_len {
+            let m = self.rx[self.rx_pos];
+            self.rx_pos += 1;
+            // SAFETY: m is a received, owned mbuf.
+            let (len, chained) = unsafe {
+                let len = sys::mbuf_data_len(m);
+                (len, sys::mbuf_pkt_len(m) != u32::from(len))
+            };
+            if chained || usize::from(len) > FRAME_CAP {
+                oversize += 1;
+                // SAFETY: m is owned and no longer referenced.
+                unsafe { sys::dpvs_pktmbuf_free(m) };
+                continue;
+            }
+            bytes += u64::from(len);
+            frames[k].m = m;
+            k += 1;
+        }
+        c.rx = k;
+        handler.handle(&mut frames[..k], &mut |f, send| f.send.set(send));
+        let mut tx_bytes = 0u64;
+        for f in &frames[..k] {
+            if f.send.get() {
+                if self.tx_len == BATCH {
+                    self.flush_tx();
+                }
+                tx_bytes += f.len() as u64;
+                self.tx[self.tx_len] = f.m;
+                self.tx_len += 1;
+                c.tx += 1;
+            } else {
+                // SAFETY: f.m is owned, not queued, no longer referenced.
+                unsafe { sys::dpvs_pktmbuf_free(f.m) };
+            }
+        }
+        self.stats.rx_packets.fetch_add(k as u64, Ordering::Relaxed);
+        self.stats.rx_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.stats.tx_bytes.fetch_add(tx_bytes, Ordering::Relaxed);
+        if oversize > 0 {
+            self.stats
+                .rx_oversize
+                .fetch_add(oversize, Ordering::Relaxed);
+        }
+        Ok(c)
+    }
+
+    fn snapshot_changed(&mut self, snap: &Snapshot) {
+        if let Some(st) = &mut self.steer {
+            st.rules = Steering::from_snapshot(snap, st.out.len());
+        }
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
@@ -1113,89 +1492,15 @@ impl PacketIo for DpdkPort {
 /// [`Engine::handle_burst`]: crate::engine::Engine::handle_burst
 pub mod bench {
     use std::io::Write;
-    use std::net::Ipv4Addr;
     use std::process::Command;
-    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use super::{eal_init, DpdkDevice, DpdkError, EalConfig, PortConfig};
-    use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+    use crate::bench::{client_frame, Case, Kind};
+    use crate::engine::{Engine, Verdict};
     use crate::io::{Burst, PacketIo};
-    use crate::sched::SchedTable;
-    use crate::wire::MacAddr;
-    use crate::{Protocol, Scheduler, ServiceKey};
-
-    const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
-    const CLIENT_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 2]);
-    const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
-    const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
-    const SERVERS: u32 = 17;
-
-    fn rs(i: u32) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i)
-    }
-
-    fn csum(data: &[u8], mut sum: u32) -> u16 {
-        for c in data.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]));
-        }
-        while sum >> 16 != 0 {
-            sum = (sum & 0xffff) + (sum >> 16);
-        }
-        !(sum as u16)
-    }
-
-    /// Client `i`'s 64-byte frame to the VIP (a SYN or a bare ACK).
-    pub fn client_frame(i: u32, syn: bool) -> [u8; 64] {
-        let src = Ipv4Addr::from(u32::from(Ipv4Addr::new(11, 0, 0, 0)) + (i >> 10));
-        let sport = 10_000 + (i & 1023) as u16;
-        let mut f = [0u8; 64];
-        f[..6].copy_from_slice(&LB_MAC.0);
-        f[6..12].copy_from_slice(&CLIENT_MAC.0);
-        f[12..14].copy_from_slice(&[0x08, 0x00]);
-        let ip = &mut f[14..34];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-        ip[6] = 0x40;
-        ip[8] = 64;
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&src.octets());
-        ip[16..20].copy_from_slice(&VIP.octets());
-        let c = csum(ip, 0);
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        let tcp = &mut f[34..54];
-        tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
-        tcp[4..8].copy_from_slice(&1000u32.to_be_bytes());
-        if !syn {
-            tcp[8..12].copy_from_slice(&1u32.to_be_bytes());
-        }
-        tcp[12] = 5 << 4;
-        tcp[13] = if syn { 0x02 } else { 0x10 };
-        tcp[14..16].copy_from_slice(&65535u16.to_be_bytes());
-        let mut pseudo = 0u32;
-        for w in [src.octets(), VIP.octets()] {
-            pseudo += u32::from(u16::from_be_bytes([w[0], w[1]]));
-            pseudo += u32::from(u16::from_be_bytes([w[2], w[3]]));
-        }
-        pseudo += 6 + 20;
-        let c = csum(&f[34..54], pseudo);
-        f[50..52].copy_from_slice(&c.to_be_bytes());
-        f
-    }
-
-    fn arp_reply(from: Ipv4Addr, mac: MacAddr) -> [u8; 60] {
-        let mut f = [0u8; 60];
-        f[..6].copy_from_slice(&LB_MAC.0);
-        f[6..12].copy_from_slice(&mac.0);
-        f[12..14].copy_from_slice(&[0x08, 0x06]);
-        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
-        f[22..28].copy_from_slice(&mac.0);
-        f[28..32].copy_from_slice(&from.octets());
-        f[32..38].copy_from_slice(&LB_MAC.0);
-        f[38..42].copy_from_slice(&LIP.octets());
-        f
-    }
+    use crate::worker::Handler;
+    use crate::Forwarding;
 
     /// Writes a pcap of `flows` ACK frames (one per flow).
     ///
@@ -1222,47 +1527,16 @@ pub mod bench {
     /// An FNAT engine with one service (17 servers, resolved) and `flows`
     /// connections established.
     pub fn fnat_engine(flows: u32) -> Engine {
-        let servers = (0..SERVERS)
-            .map(|i| ServerSnap {
-                addr: rs(i),
-                port: 8080,
-                stats: Arc::default(),
-            })
-            .collect();
-        let mut snap = Snapshot {
-            services: vec![ServiceSnap {
-                key: ServiceKey {
-                    addr: VIP.into(),
-                    port: 80,
-                    protocol: Protocol::Tcp,
-                },
-                stats: Arc::default(),
-                servers,
-                table: SchedTable::build(Scheduler::Rr, &[1; SERVERS as usize]),
-                local_addrs: vec![LIP],
-            }],
-            owned_vips: vec![VIP],
-            local_addrs: vec![LIP],
-            neighbours: (0..SERVERS).map(|i| (rs(i), LIP)).collect(),
-            ..Snapshot::default()
-        };
-        snap.lookup.insert((VIP, 80, 6), 0);
         let capacity = (flows as usize).next_power_of_two().max(1024);
-        let mut e = Engine::new(0, LB_MAC, capacity, (1024, 65535), Arc::default());
-        let mut ctl = Burst::new(64);
-        e.set_snapshot(Arc::new(snap), 0, &mut ctl);
-        for i in 0..SERVERS {
-            let mut f = arp_reply(rs(i), MacAddr([2, 0x98, 0, 0, 0, i as u8]));
-            e.handle(&mut f, 0, &mut ctl);
-        }
-        for syn in [true, false] {
-            for i in 0..flows {
-                let mut f = client_frame(i, syn);
-                let v = e.handle(&mut f, 1, &mut ctl);
-                debug_assert_eq!(v, Verdict::Forward);
-            }
-        }
-        e
+        Case::new(
+            "fnat",
+            Kind::Established,
+            Forwarding::Fnat,
+            true,
+            flows,
+            capacity,
+        )
+        .engine
     }
 
     /// What [`run_fnat`] measured.
@@ -1299,6 +1573,7 @@ pub mod bench {
         flows: u32,
         cpu: usize,
         secs: f64,
+        zero_copy: bool,
     ) -> Result<FnatResult, DpdkError> {
         let cfg = PortConfig {
             mbufs: flows + 16383,
@@ -1341,6 +1616,17 @@ pub mod bench {
                         }
                         ctl.clear();
                         let _ = p.wait(Duration::ZERO);
+                        if zero_copy {
+                            let mut h = Handler {
+                                engine: &mut engine,
+                                ctl: &mut ctl,
+                                now_ms,
+                            };
+                            let _ = p.process(&mut rx, &mut h);
+                            continue;
+                        }
+                        // Copying through `Burst` buffers (the trait's
+                        // default `process`), for comparison.
                         rx.clear();
                         let _ = p.recv(&mut rx);
                         engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |f, v| {
@@ -1453,24 +1739,41 @@ pub mod bench {
     ///
     /// # Errors
     /// EAL or a port failed.
-    pub fn run(flows: u32, name: &str, hugepages: bool, secs: u32) -> Result<String, DpdkError> {
+    pub fn run(
+        flows: u32,
+        name: &str,
+        hugepages: bool,
+        secs: u32,
+        zero_copy: bool,
+    ) -> Result<String, DpdkError> {
         let cpu = 1;
         let pcap = format!("{}/dpvs-bench-{flows}.pcap", std::env::temp_dir().display());
         write_pcap(&pcap, flows)
             .map_err(|e| DpdkError::port(&pcap, "write pcap", e.to_string()))?;
         let testpmd = run_testpmd(&pcap, flows, cpu, hugepages, secs);
         eal_init(&eal_config(cpu, hugepages))?;
-        let r = run_fnat(&pcap, flows, cpu, f64::from(secs.saturating_sub(2).max(2)))?;
+        let r = run_fnat(
+            &pcap,
+            flows,
+            cpu,
+            f64::from(secs.saturating_sub(2).max(2)),
+            zero_copy,
+        )?;
         let huge = if hugepages {
             "hugepages"
         } else {
             "no-hugepages"
         };
         let mut line = format!(
-            "case={name} mpps={:.2} forwarded={:.3} conns={} {huge}",
-            r.mpps, r.forwarded, r.conns
+            "case={name} mpps={:.2} forwarded={:.3} conns={} {huge} {}",
+            r.mpps,
+            r.forwarded,
+            r.conns,
+            if zero_copy { "zero-copy" } else { "copy" }
         );
-        if let Some(t) = testpmd {
+        // testpmd may print only zero-rate periods (ports still loading
+        // the pcap when the run ended): no ratio then.
+        if let Some(t) = testpmd.filter(|t| *t > 0.01) {
             line += &format!(" testpmd_macswap_mpps={t:.2} ratio={:.2}", r.mpps / t);
         }
         Ok(line)
@@ -1585,7 +1888,8 @@ mod tests {
             1_048_576 => "fnat/1m".to_string(),
             n => format!("fnat/{n}"),
         };
-        let line = bench::run(flows, &name, huge, secs).expect("bench");
+        let copy = std::env::var("DPVS_BENCH_COPY").is_ok_and(|v| v == "1");
+        let line = bench::run(flows, &name, huge, secs, !copy).expect("bench");
         println!("{line}");
     }
 
@@ -1635,6 +1939,139 @@ mod tests {
         assert!(!burst.is_empty(), "dataplane saw the ARP");
         assert!(st.to_kernel >= 1, "{st:?}");
         assert!(from_kernel >= 1 && st.from_kernel >= 1, "{st:?}");
+    }
+
+    /// Zero-copy `process`: the handler rewrites and grows the received
+    /// mbufs in place; those it sends leave as they are, the rest are
+    /// freed (no mbuf leaks).
+    #[test]
+    fn process_rewrites_mbufs_in_place_and_sends_them() {
+        struct Grow;
+        impl BurstHandler for Grow {
+            fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool)) {
+                for (i, f) in frames.iter_mut().enumerate() {
+                    let len = f.len();
+                    let room = f.room_mut();
+                    assert!(room.len() >= len + 100, "tailroom");
+                    room[0] = 0xee;
+                    room[len..len + 20].fill(0xab);
+                    f.set_len(len + 20);
+                    verdict(f, i % 2 == 0);
+                }
+            }
+        }
+        let _l = eal_lock();
+        eal();
+        let (mut a, mut b) = DpdkDevice::ring_pair("tzc", &cfg()).expect("pair");
+        let mut pa = a.take_queues().pop().expect("queue a");
+        let mut pb = b.take_queues().pop().expect("queue b");
+        let idle = a.stats().mbufs_in_use;
+        for i in 0..5u8 {
+            assert!(pb.send(&[i; 60]).expect("send"));
+        }
+        pb.wait(Duration::ZERO).expect("flush");
+        pa.wait(Duration::from_millis(100)).expect("wait");
+        let mut burst = Burst::new(32);
+        let c = pa.process(&mut burst, &mut Grow).expect("process");
+        assert_eq!((c.rx, c.tx, c.tx_full), (5, 3, 0));
+        pa.wait(Duration::ZERO).expect("flush");
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got.len() < 3 && Instant::now() < deadline {
+            burst.clear();
+            pb.wait(Duration::from_millis(10)).expect("wait");
+            pb.recv(&mut burst).expect("recv");
+            got.extend(burst.frames().iter().map(|f| f.data().to_vec()));
+        }
+        assert_eq!(got.len(), 3);
+        for (f, i) in got.iter().zip([0u8, 2, 4]) {
+            assert_eq!(f.len(), 80);
+            assert_eq!(f[0], 0xee);
+            assert!(f[1..60].iter().all(|&x| x == i), "frame {i}");
+            assert!(f[60..].iter().all(|&x| x == 0xab));
+        }
+        let st = a.queue_stats()[0].snapshot();
+        assert_eq!((st.rx_packets, st.tx_packets, st.tx_bytes), (5, 3, 240));
+        drop(pb);
+        assert_eq!(a.stats().mbufs_in_use, idle, "mbufs leaked");
+    }
+
+    /// With two queues, FNAT replies (to the LIP) arriving on queue 0 for
+    /// a local port of worker 1 go through the redirect ring to queue 1;
+    /// worker 0's own stay; an ARP reply reaches both.
+    #[test]
+    fn redirect_ring_steers_fnat_replies_to_the_port_owner() {
+        use crate::steer::local_port_range;
+        let _l = eal_lock();
+        eal();
+        let cfg = PortConfig { queues: 2, ..cfg() };
+        let (mut a, mut b) = DpdkDevice::ring_pair("tsteer", &cfg).expect("pair");
+        let mut qa = a.take_queues();
+        let mut qb = b.take_queues();
+        let lip = Ipv4Addr::new(10, 0, 0, 200);
+        let snap = Snapshot {
+            local_addrs: vec![lip],
+            ..Snapshot::default()
+        };
+        for q in &mut qa {
+            q.snapshot_changed(&snap);
+        }
+        let frame = |dport: u16| {
+            let mut f = vec![0u8; 64];
+            f[..6].copy_from_slice(&a.mac().0);
+            f[12..14].copy_from_slice(&[0x08, 0x00]);
+            f[14] = 0x45;
+            f[23] = 6;
+            f[26..30].copy_from_slice(&[10, 1, 0, 1]);
+            f[30..34].copy_from_slice(&lip.octets());
+            f[34..36].copy_from_slice(&80u16.to_be_bytes());
+            f[36..38].copy_from_slice(&dport.to_be_bytes());
+            f
+        };
+        let (lo0, _) = local_port_range(0, 2);
+        let (lo1, _) = local_port_range(1, 2);
+        for i in 0..10 {
+            assert!(qb[0].send(&frame(lo0 + i)).expect("send"));
+            assert!(qb[0].send(&frame(lo1 + i)).expect("send"));
+        }
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20..22].copy_from_slice(&2u16.to_be_bytes());
+        assert!(qb[0].send(&arp).expect("send"));
+        qb[0].wait(Duration::ZERO).expect("flush");
+        let mut got: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while got[0].len() + got[1].len() < 22 && Instant::now() < deadline {
+            for (w, q) in qa.iter_mut().enumerate() {
+                let mut burst = Burst::new(32);
+                q.wait(Duration::from_millis(1)).expect("wait");
+                q.recv(&mut burst).expect("recv");
+                got[w].extend(burst.frames().iter().map(|f| f.data().to_vec()));
+            }
+        }
+        let port = |f: &Vec<u8>| u16::from_be_bytes([f[36], f[37]]);
+        for (w, lo) in [(0, lo0), (1, lo1)] {
+            assert_eq!(got[w].len(), 11, "worker {w}: {} frames", got[w].len());
+            let ip: Vec<_> = got[w]
+                .iter()
+                .filter(|f| f[12..14] == [0x08, 0x00])
+                .collect();
+            assert_eq!(ip.len(), 10);
+            assert!(
+                ip.iter().all(|f| (lo..lo + 10).contains(&port(f))),
+                "worker {w}"
+            );
+            assert_eq!(
+                got[w].iter().filter(|f| **f == arp).count(),
+                1,
+                "worker {w}: ARP"
+            );
+        }
+        let s0 = a.queue_stats()[0].snapshot();
+        let s1 = a.queue_stats()[1].snapshot();
+        assert_eq!((s0.redirected_out, s0.redirected_in), (11, 0), "{s0:?}");
+        assert_eq!((s1.redirected_out, s1.redirected_in), (0, 11), "{s1:?}");
+        assert_eq!(s0.redirect_dropped + s1.redirect_dropped, 0);
     }
 
     fn unsafe_geteuid() -> u32 {

@@ -12,6 +12,7 @@ pub mod mem;
 
 use std::time::Duration;
 
+use crate::engine::Snapshot;
 use crate::wire::MacAddr;
 
 /// Largest frame a backend passes in (MTU 1500 + Ethernet + VLAN, rounded up).
@@ -72,6 +73,55 @@ impl Frame {
     pub fn set_len(&mut self, len: usize) {
         self.len = len.min(FRAME_CAP);
     }
+}
+
+/// A received frame the engine rewrites in place: a [`Frame`] buffer, or a
+/// backend's own buffer (DPDK's mbuf) for zero-copy bursts.
+pub trait FrameBuf {
+    /// The frame's bytes.
+    fn data(&self) -> &[u8];
+    /// The frame and the room after it (a frame may grow: TUN
+    /// encapsulation); then [`FrameBuf::set_len`].
+    fn room_mut(&mut self) -> &mut [u8];
+    /// Sets the frame length (clamped to the room).
+    fn set_len(&mut self, len: usize);
+    fn len(&self) -> usize {
+        self.data().len()
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl FrameBuf for Frame {
+    fn data(&self) -> &[u8] {
+        Frame::data(self)
+    }
+    fn room_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[..]
+    }
+    fn set_len(&mut self, len: usize) {
+        Frame::set_len(self, len);
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// What a worker does with a received burst (see [`PacketIo::process`]).
+pub trait BurstHandler {
+    /// Rewrites `frames` in place and calls `verdict(frame, send)` once for
+    /// each frame, in order.
+    fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool));
+}
+
+/// What one [`PacketIo::process`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BurstCounts {
+    pub rx: usize,
+    pub tx: usize,
+    /// Frames to send that the backend had no room for.
+    pub tx_full: usize,
 }
 
 /// A fixed set of frame buffers, allocated once and reused for every burst.
@@ -155,6 +205,41 @@ pub trait PacketIo: Send {
     /// counts a drop). Never blocks.
     fn send(&mut self, frame: &[u8]) -> Result<bool, IoError>;
 
+    /// Receives a burst, lets `handler` rewrite it in place and sends the
+    /// frames it forwards. The default copies: [`PacketIo::recv`] into
+    /// `burst`, [`PacketIo::send`] each forwarded frame; DPDK overrides it
+    /// to hand its mbufs to the handler and on to the NIC without copying.
+    ///
+    /// # Errors
+    /// Receiving failed (sending errors count as `tx_full`).
+    fn process<H: BurstHandler>(
+        &mut self,
+        burst: &mut Burst,
+        handler: &mut H,
+    ) -> Result<BurstCounts, IoError>
+    where
+        Self: Sized,
+    {
+        burst.clear();
+        let mut c = BurstCounts {
+            rx: self.recv(burst)?,
+            ..BurstCounts::default()
+        };
+        handler.handle(burst.frames_mut(), &mut |f, send| {
+            if send {
+                match self.send(f.data()) {
+                    Ok(true) => c.tx += 1,
+                    Ok(false) | Err(_) => c.tx_full += 1,
+                }
+            }
+        });
+        Ok(c)
+    }
+
     /// Blocks until a frame may be pending or `timeout` passed.
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError>;
+
+    /// A new snapshot is in force: a backend that steers frames between
+    /// workers sharing a port ([`crate::steer`]) takes its rules from it.
+    fn snapshot_changed(&mut self, _snap: &Snapshot) {}
 }

@@ -1,0 +1,265 @@
+//! Which worker owns a received frame, for backends with several workers
+//! on one port (DPDK: one rx/tx queue pair per worker, RSS across them).
+//!
+//! RSS places a client's packets to a VIP on some queue, and that worker
+//! creates the connection. The replies must reach the same worker:
+//!
+//! | frame                           | owner                                     |
+//! |---------------------------------|-------------------------------------------|
+//! | RS → LIP:lport (FNAT reply)     | the worker whose local port range holds lport |
+//! | client → NAT VIP                | hash of (client IP, client port)          |
+//! | NAT RS → client (NAT reply)     | hash of (client IP, client port): the same |
+//! | ARP reply or gratuitous ARP     | every worker (each keeps its neighbours)  |
+//! | anything else                   | the worker that received it (RSS)          |
+//!
+//! FNAT replies are steered by port range, as DPVS does with flow director
+//! rules or its "conn redirect" ring. NAT replies carry no port of ours, so
+//! both directions of a NAT connection are placed by a hash of the client
+//! side instead (the one part both directions share): no lookup in another
+//! worker's table, no shared state; the cost is that client packets to NAT
+//! VIPs that RSS put on another queue are redirected too. FNAT, DR and TUN
+//! client traffic stays where RSS put it.
+
+use std::net::Ipv4Addr;
+
+use crate::engine::{Snapshot, LOCAL_PORT_MIN};
+use crate::Forwarding;
+
+/// Worker `worker`'s FNAT local ports out of `workers`: the range
+/// `LOCAL_PORT_MIN..=65535` split into equal, disjoint parts.
+pub fn local_port_range(worker: usize, workers: usize) -> (u16, u16) {
+    let n = workers.max(1);
+    let span = (usize::from(u16::MAX) - usize::from(LOCAL_PORT_MIN) + 1) / n;
+    let lo = usize::from(LOCAL_PORT_MIN) + worker.min(n - 1) * span;
+    let hi = (lo + span - 1).min(usize::from(u16::MAX));
+    (lo as u16, hi as u16)
+}
+
+/// The worker whose [`local_port_range`] holds `port`, if any.
+pub fn local_port_owner(port: u16, workers: usize) -> Option<usize> {
+    let n = workers.max(1);
+    let span = (usize::from(u16::MAX) - usize::from(LOCAL_PORT_MIN) + 1) / n;
+    let off = usize::from(port).checked_sub(usize::from(LOCAL_PORT_MIN))?;
+    let w = off / span;
+    (w < n).then_some(w)
+}
+
+/// Where a received frame goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// The worker that received it.
+    Here,
+    /// Another worker.
+    Worker(usize),
+    /// Every worker (a copy each).
+    All,
+}
+
+/// The steering rules of one snapshot (see the module docs).
+#[derive(Debug, Clone, Default)]
+pub struct Steering {
+    workers: usize,
+    /// FNAT local addresses (sorted).
+    lips: Vec<Ipv4Addr>,
+    /// VIPs of NAT services (sorted).
+    nat_vips: Vec<Ipv4Addr>,
+    /// Real servers of NAT services (sorted).
+    nat_servers: Vec<Ipv4Addr>,
+}
+
+/// Hash of a client's (address, port) onto `workers`.
+#[inline]
+fn client_owner(ip: [u8; 4], port: u16, workers: usize) -> usize {
+    let x = (u64::from(u32::from_be_bytes(ip)) << 16 | u64::from(port))
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((x >> 32) % workers as u64) as usize
+}
+
+impl Steering {
+    /// The rules for `snap` on a port shared by `workers` workers.
+    pub fn from_snapshot(snap: &Snapshot, workers: usize) -> Steering {
+        let mut nat_vips: Vec<Ipv4Addr> = snap
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| snap.forwarding.get(*i) == Some(&Forwarding::Nat))
+            .filter_map(|(_, s)| match s.key.addr {
+                std::net::IpAddr::V4(a) => Some(a),
+                std::net::IpAddr::V6(_) => None,
+            })
+            .collect();
+        nat_vips.sort_unstable();
+        nat_vips.dedup();
+        Steering {
+            workers: workers.max(1),
+            lips: snap.local_addrs.clone(),
+            nat_vips,
+            nat_servers: snap.nat_servers.clone(),
+        }
+    }
+
+    /// Workers the rules steer between.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The owner of an Ethernet `frame` received by worker `here`.
+    #[inline]
+    pub fn owner(&self, frame: &[u8], here: usize) -> Owner {
+        let n = self.workers;
+        if n <= 1 || frame.len() < 14 {
+            return Owner::Here;
+        }
+        let w = match u16::from_be_bytes([frame[12], frame[13]]) {
+            0x0806 => {
+                // ARP: replies (and gratuitous ARP) teach every worker's
+                // neighbour table; a request is answered where it landed.
+                let op = frame.get(20..22).map(|o| u16::from_be_bytes([o[0], o[1]]));
+                let gratuitous = frame.len() >= 42 && frame[28..32] == frame[38..42];
+                return if op == Some(2) || gratuitous {
+                    Owner::All
+                } else {
+                    Owner::Here
+                };
+            }
+            0x0800 => match self.ipv4_owner(&frame[14..]) {
+                Some(w) => w,
+                None => return Owner::Here,
+            },
+            _ => return Owner::Here,
+        };
+        if w == here {
+            Owner::Here
+        } else {
+            Owner::Worker(w)
+        }
+    }
+
+    #[inline]
+    fn ipv4_owner(&self, ip: &[u8]) -> Option<usize> {
+        if ip.len() < 20 || ip[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let proto = ip[9];
+        // Not the first fragment: no ports to look at.
+        if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 || !matches!(proto, 6 | 17) {
+            return None;
+        }
+        let l4 = ip.get(ihl..ihl + 4)?;
+        let src: [u8; 4] = ip[12..16].try_into().ok()?;
+        let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+        let sport = u16::from_be_bytes([l4[0], l4[1]]);
+        let dport = u16::from_be_bytes([l4[2], l4[3]]);
+        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
+        if has(&self.lips, dst) {
+            return local_port_owner(dport, self.workers);
+        }
+        if has(&self.nat_servers, src) {
+            return Some(client_owner(dst, dport, self.workers));
+        }
+        if has(&self.nat_vips, dst) {
+            return Some(client_owner(src, sport, self.workers));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_ranges_are_disjoint_and_owned() {
+        for n in 1..=8 {
+            let mut prev_hi = LOCAL_PORT_MIN - 1;
+            for w in 0..n {
+                let (lo, hi) = local_port_range(w, n);
+                assert_eq!(lo, prev_hi + 1, "n={n} w={w}");
+                assert!(hi >= lo);
+                for p in [lo, hi, lo + (hi - lo) / 2] {
+                    assert_eq!(local_port_owner(p, n), Some(w), "n={n} port {p}");
+                }
+                prev_hi = hi;
+            }
+            assert_eq!(local_port_owner(LOCAL_PORT_MIN - 1, n), None);
+        }
+    }
+
+    fn frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 64];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[23] = 6;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    fn rules() -> Steering {
+        Steering {
+            workers: 2,
+            lips: vec![Ipv4Addr::new(10, 0, 0, 200)],
+            nat_vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
+            nat_servers: vec![Ipv4Addr::new(10, 1, 0, 1)],
+        }
+    }
+
+    #[test]
+    fn fnat_replies_go_to_the_port_owner() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        let f = frame([10, 1, 0, 9], [10, 0, 0, 200], 80, lo1 + 5);
+        assert_eq!(s.owner(&f, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&f, 1), Owner::Here);
+        let f = frame([10, 1, 0, 9], [10, 0, 0, 200], 80, LOCAL_PORT_MIN);
+        assert_eq!(s.owner(&f, 1), Owner::Worker(0));
+    }
+
+    #[test]
+    fn both_nat_directions_land_on_one_worker() {
+        let s = rules();
+        let mut seen = [0usize; 2];
+        for cport in 40000..40064u16 {
+            let client = [192, 168, 7, (cport % 200) as u8];
+            let to_vip = frame(client, [10, 0, 0, 100], cport, 80);
+            let reply = frame([10, 1, 0, 1], client, 80, cport);
+            let owner = |f: &[u8]| match s.owner(f, 0) {
+                Owner::Here => 0,
+                Owner::Worker(w) => w,
+                Owner::All => panic!("not broadcast"),
+            };
+            let w = owner(&to_vip);
+            assert_eq!(owner(&reply), w, "client port {cport}");
+            seen[w] += 1;
+        }
+        assert!(seen[0] > 0 && seen[1] > 0, "the hash spreads: {seen:?}");
+    }
+
+    #[test]
+    fn other_traffic_stays_and_arp_replies_go_everywhere() {
+        let s = rules();
+        // FNAT/DR client traffic to another VIP: where RSS put it.
+        let f = frame([192, 168, 7, 1], [10, 0, 0, 101], 40000, 80);
+        assert_eq!(s.owner(&f, 1), Owner::Here);
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20..22].copy_from_slice(&2u16.to_be_bytes());
+        arp[28..32].copy_from_slice(&[10, 1, 0, 1]);
+        assert_eq!(s.owner(&arp, 0), Owner::All);
+        arp[20..22].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(s.owner(&arp, 0), Owner::Here);
+        // One worker: nothing moves.
+        let one = Steering {
+            workers: 1,
+            ..rules()
+        };
+        let (lo1, _) = local_port_range(1, 2);
+        let f = frame([10, 1, 0, 9], [10, 0, 0, 200], 80, lo1 + 5);
+        assert_eq!(one.owner(&f, 0), Owner::Here);
+        // Truncated frames are not parsed.
+        assert_eq!(s.owner(&f[..30], 0), Owner::Here);
+    }
+}
