@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::acl::AccessList;
 use crate::command::{
     Command, CommandError, Forwarding, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
 };
@@ -14,6 +15,7 @@ use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, LOCAL_PORT_MIN};
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
 use crate::stats::{Drop, Traffic, TrafficSnapshot};
+use crate::threshold::Threshold;
 use crate::worker::{self, Published, WorkerStats};
 
 /// Sizing of the dataplane.
@@ -48,6 +50,11 @@ struct ServiceState {
     servers: Vec<ServerState>,
     /// Counters of deleted servers, restored if they come back (IPVS's trash).
     trash: HashMap<SocketAddr, Arc<Traffic>>,
+    /// Compiled `spec.protection.allow`/`deny` (`None`: no lists).
+    acl: Option<AccessList>,
+    /// `spec.protection.thresholds` with their overload flags, which
+    /// outlive snapshots.
+    limits: HashMap<SocketAddr, Arc<Threshold>>,
 }
 
 /// Status of one real server.
@@ -212,6 +219,23 @@ impl Dataplane {
                 for &a in &spec.local_addrs {
                     v4(a, "local address")?;
                 }
+                let p = &spec.protection;
+                if let Some(r) = p
+                    .allow
+                    .iter()
+                    .chain(&p.deny)
+                    .find(|r| r.first.is_ipv4() != r.last.is_ipv4())
+                {
+                    return Err(CommandError::Invalid {
+                        reason: format!("address range {}-{} mixes families", r.first, r.last),
+                    });
+                }
+                let acl = AccessList::new(p);
+                let limits = p
+                    .thresholds
+                    .iter()
+                    .filter_map(|&(a, t)| Some((a, Arc::new(Threshold::new(t)?))))
+                    .collect();
                 self.services.insert(
                     spec.key,
                     ServiceState {
@@ -219,6 +243,8 @@ impl Dataplane {
                         stats: Arc::new(Traffic::new(self.cfg.workers)),
                         servers: Vec::new(),
                         trash: HashMap::new(),
+                        acl,
+                        limits,
                     },
                 );
             }
@@ -346,6 +372,14 @@ impl Dataplane {
             });
             snap.forwarding.push(svc.spec.forwarding);
             snap.persistence.push(svc.spec.persistence);
+            snap.acl.push(svc.acl.clone());
+            let limits: Box<[_]> = svc
+                .servers
+                .iter()
+                .map(|s| svc.limits.get(&s.spec.addr).cloned())
+                .collect();
+            snap.limits
+                .push(limits.iter().any(Option::is_some).then_some(limits));
         }
         snap.owned_vips = vips.into_iter().collect();
         snap.local_addrs = lips.into_iter().collect();
@@ -497,6 +531,7 @@ mod tests {
             persistence: None,
             forwarding,
             local_addrs,
+            protection: Default::default(),
         }
     }
 

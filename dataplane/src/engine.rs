@@ -27,12 +27,14 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
+use crate::threshold::{self, ServerLimits};
 use crate::wire::icmpv4::Quote;
 use crate::wire::ipv4::HEADER_LEN as IPV4_HEADER_LEN;
 use crate::wire::{
@@ -120,6 +122,12 @@ pub struct Snapshot {
     /// Per service (same index as `services`): its persistence. A missing
     /// entry means none.
     pub persistence: Vec<Option<Persistence>>,
+    /// Per service: its client access list ([`crate::acl`]). A missing
+    /// entry means none.
+    pub acl: Vec<Option<AccessList>>,
+    /// Per service: its servers' connection limits ([`crate::threshold`]),
+    /// `None` when no server of it has one.
+    pub limits: Vec<Option<Box<ServerLimits>>>,
 }
 
 impl Snapshot {
@@ -143,6 +151,18 @@ impl Snapshot {
     /// The forwarding method of service number `i`.
     pub fn forwarding_of(&self, i: usize) -> Forwarding {
         self.forwarding.get(i).copied().unwrap_or(Forwarding::Fnat)
+    }
+
+    /// The access list of service number `i`.
+    #[inline]
+    pub fn acl_of(&self, i: usize) -> Option<&AccessList> {
+        self.acl.get(i)?.as_ref()
+    }
+
+    /// The server limits of service number `i`.
+    #[inline]
+    pub fn limits_of(&self, i: usize) -> Option<&ServerLimits> {
+        self.limits.get(i)?.as_deref()
     }
 }
 
@@ -671,6 +691,10 @@ impl Engine {
         if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
             return Err(Drop::NoConnection);
         }
+        // acl.rs: who may open connections (new ones only).
+        if let Some(acl) = self.snap.acl_of(svc_idx) {
+            acl.admit_v4(key.src)?;
+        }
         if self.conns.len() >= self.conns.capacity() {
             return Err(Drop::ConnTableFull);
         }
@@ -692,9 +716,14 @@ impl Engine {
             None => {
                 let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
                 let hash = svc.table.flow_hash(key.src, key.dst);
-                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-                *cursor = cursor.wrapping_add(1);
-                i
+                if let Some(limits) = self.snap.limits_of(svc_idx) {
+                    // threshold.rs: skip (or refuse) overloaded servers.
+                    threshold::pick(&svc.table, cursor, hash, limits, &svc.servers)?
+                } else {
+                    let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                    *cursor = cursor.wrapping_add(1);
+                    i
+                }
             }
         };
         let dest = *self

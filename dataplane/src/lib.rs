@@ -16,6 +16,7 @@
 //! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
 //! * [`command`]: the one mutation API.
 
+pub mod acl;
 pub mod command;
 pub mod conn;
 pub mod engine;
@@ -23,6 +24,7 @@ pub mod fasthash;
 pub mod io;
 pub mod sched;
 pub mod stats;
+pub mod threshold;
 pub mod wire;
 pub mod worker;
 
@@ -30,8 +32,8 @@ mod control;
 mod prefetch;
 
 pub use command::{
-    Command, CommandError, Forwarding, Persistence, Protocol, RealServerSpec, Scheduler,
-    ServiceKey, ServiceSpec,
+    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol,
+    RealServerSpec, Scheduler, ServiceKey, ServiceSpec, Thresholds,
 };
 pub use control::{
     ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,

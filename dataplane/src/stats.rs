@@ -100,6 +100,14 @@ impl Traffic {
         }
     }
 
+    /// Connections in the tables, summed over workers (the threshold check).
+    #[inline]
+    pub fn active(&self) -> u64 {
+        self.slots.iter().fold(0u64, |a, s| {
+            a.wrapping_add(s.active.load(Ordering::Relaxed))
+        })
+    }
+
     /// The counters summed over all workers.
     pub fn snapshot(&self) -> TrafficSnapshot {
         let sum = |f: fn(&Slot) -> &AtomicU64| {
@@ -162,6 +170,9 @@ drop_reasons! {
     NeighbourUnresolved => "neighbour_unresolved", "the next hop's MAC address is not known yet (ARP sent)";
     TxFull => "tx_full", "the backend could not send the packet";
     IcmpUnhandled => "icmp_unhandled", "ICMP that is not an error quoting a TCP/UDP packet (echo to a VIP, …)";
+    AclDenied => "acl_denied", "new connection from a client in the service's deny_address_group";
+    AclNotAllowed => "acl_not_allowed", "new connection from a client outside the service's allow_address_group";
+    ServerOverloaded => "server_overloaded", "new connection but every real server the scheduler may pick is over its uthreshold";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].

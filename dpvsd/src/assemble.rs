@@ -16,6 +16,7 @@ use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
 
 pub mod ospf;
+mod protect;
 pub mod vrrp;
 
 pub use self::ospf::{OspfInterfacePlan, OspfPlan};
@@ -246,6 +247,7 @@ fn service(
             }
         },
     };
+    let protection = protect::protection(model, vs, &mut errors);
     let (Some(protocol), Some(scheduler), Some(forwarding), true) =
         (protocol, scheduler, forwarding, errors.is_empty())
     else {
@@ -321,6 +323,7 @@ fn service(
                 timeout_s,
                 granularity: vs.persistence_granularity.unwrap_or(32),
             }),
+            protection,
         },
         servers,
     })

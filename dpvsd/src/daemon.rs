@@ -1444,6 +1444,7 @@ mod tests {
                     forwarding: dataplane::Forwarding::Fnat,
                     local_addrs: Vec::new(),
                     persistence: None,
+                    protection: Default::default(),
                 },
                 servers: Vec::new(),
                 quorum,
