@@ -147,6 +147,8 @@ pub struct Dataplane {
     published: Arc<Published>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
+    /// The SYN-cookie secret, random per process.
+    cookie_key: [u64; 2],
 }
 
 fn v4(ip: IpAddr, what: &str) -> Result<Ipv4Addr, CommandError> {
@@ -168,6 +170,11 @@ impl Dataplane {
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
+            cookie_key: {
+                use std::hash::BuildHasher;
+                let s = std::collections::hash_map::RandomState::new();
+                [s.hash_one(1u8), s.hash_one(2u8)]
+            },
         }
     }
 
@@ -220,6 +227,16 @@ impl Dataplane {
                     v4(a, "local address")?;
                 }
                 let p = &spec.protection;
+                let proxiable = spec.key.protocol == crate::command::Protocol::Tcp
+                    && spec.forwarding.has_reply_path();
+                if p.syn_proxy && !proxiable {
+                    return Err(CommandError::Invalid {
+                        reason: format!(
+                            "syn_proxy needs a TCP service with FNAT or NAT ({} is {})",
+                            spec.key, spec.forwarding
+                        ),
+                    });
+                }
                 if let Some(r) = p
                     .allow
                     .iter()
@@ -373,6 +390,7 @@ impl Dataplane {
             snap.forwarding.push(svc.spec.forwarding);
             snap.persistence.push(svc.spec.persistence);
             snap.acl.push(svc.acl.clone());
+            snap.synproxy.push(svc.spec.protection.syn_proxy);
             let limits: Box<[_]> = svc
                 .servers
                 .iter()
@@ -386,6 +404,7 @@ impl Dataplane {
         snap.neighbours = neighbours.into_iter().collect();
         snap.nat_servers = nat_servers.into_iter().collect();
         snap.interface_v4 = self.interface_v4;
+        snap.syn_cookie_key = self.cookie_key;
         snap
     }
 

@@ -42,6 +42,10 @@ use crate::wire::{
     Ipv4Packet, Ipv4Repr, MacAddr, TcpPacket, UdpPacket, WireError,
 };
 
+mod synproxy;
+
+use self::synproxy::SynProxy;
+
 const ETH_LEN: usize = 14;
 /// Minimum Ethernet frame without FCS; shorter frames we build are padded.
 const MIN_FRAME: usize = 60;
@@ -128,6 +132,11 @@ pub struct Snapshot {
     /// Per service: its servers' connection limits ([`crate::threshold`]),
     /// `None` when no server of it has one.
     pub limits: Vec<Option<Box<ServerLimits>>>,
+    /// Per service: whether it proxies SYNs ([`synproxy`]). A missing
+    /// entry means no.
+    pub synproxy: Vec<bool>,
+    /// The SYN-cookie secret (shared by all workers).
+    pub syn_cookie_key: [u64; 2],
 }
 
 impl Snapshot {
@@ -157,6 +166,12 @@ impl Snapshot {
     #[inline]
     pub fn acl_of(&self, i: usize) -> Option<&AccessList> {
         self.acl.get(i)?.as_ref()
+    }
+
+    /// Whether service number `i` proxies SYNs.
+    #[inline]
+    pub fn synproxy_of(&self, i: usize) -> bool {
+        self.synproxy.get(i).copied().unwrap_or(false)
     }
 
     /// The server limits of service number `i`.
@@ -277,6 +292,8 @@ pub struct Engine {
     swept: u128,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
+    /// SYN-proxy state ([`synproxy`]).
+    sp: SynProxy,
 }
 
 impl Engine {
@@ -312,6 +329,7 @@ impl Engine {
             last_refresh_ms: 0,
             swept: 0,
             stages: Vec::with_capacity(PIPELINE),
+            sp: SynProxy::default(),
         }
     }
 
@@ -336,6 +354,7 @@ impl Engine {
     /// real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
+        self.sp.set_snapshot(&self.snap);
         self.dests = self.conns.publish(&self.snap, self.neigh_gen);
         self.cursors.clear();
         self.cursors.resize(self.snap.services.len(), 0);
@@ -588,9 +607,23 @@ impl Engine {
         let res = match p.dir {
             Dir::In => {
                 let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
+                // synproxy.rs: cookies, the proxied handshake, ack shift.
+                if self.sp.on {
+                    if let Some(done) = self.synproxy_in(buf, len, p, client_mac, now_ms, ctl) {
+                        return done;
+                    }
+                }
                 self.forward_in(p, client_mac, len, now_ms, ctl)
             }
-            Dir::Out => self.forward_out(p, len, now_ms),
+            Dir::Out => {
+                // synproxy.rs: the real server's SYN-ACK, seq shift.
+                if self.sp.on {
+                    if let Some(done) = self.synproxy_out(buf, len, p, now_ms) {
+                        return done;
+                    }
+                }
+                self.forward_out(p, len, now_ms)
+            }
         };
         let (action, dst_mac) = match res {
             Ok(x) => x,

@@ -173,6 +173,8 @@ drop_reasons! {
     AclDenied => "acl_denied", "new connection from a client in the service's deny_address_group";
     AclNotAllowed => "acl_not_allowed", "new connection from a client outside the service's allow_address_group";
     ServerOverloaded => "server_overloaded", "new connection but every real server the scheduler may pick is over its uthreshold";
+    SynProxyBadCookie => "synproxy_bad_cookie", "syn_proxy: an ACK opening no connection carries no valid SYN cookie";
+    SynProxyPending => "synproxy_pending", "syn_proxy: client data before the real server answered the proxied SYN (the client retransmits)";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].

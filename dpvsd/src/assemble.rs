@@ -180,7 +180,6 @@ fn service(
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
         (vs.match_name.is_some(), "virtual_server match"),
-        (vs.dpvs.syn_proxy, "syn_proxy"),
     ];
     for (_, what) in unsupported.iter().filter(|(used, _)| *used) {
         errors.push(err(loc, format!("{what} is not supported by dpvsd yet")));

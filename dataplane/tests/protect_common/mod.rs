@@ -301,3 +301,48 @@ pub fn tcp_of(frame: &[u8]) -> Tcp {
         payload: t.payload().to_vec(),
     }
 }
+
+/// Flags of a hand-made segment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Flags {
+    pub syn: bool,
+    pub ack: Option<u32>,
+    pub rst: bool,
+    pub fin: bool,
+}
+
+/// Any TCP segment `src → dst` to the load balancer's MAC, optionally with
+/// an MSS option.
+pub fn tcp_frame(
+    src_mac: MacAddr,
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    seq: u32,
+    f: Flags,
+    mss: Option<u16>,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(src_mac.0, LB_MAC.0)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .tcp(sport, dport, seq, 29200);
+    if let Some(m) = mss {
+        b = b
+            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(m)])
+            .expect("mss option");
+    }
+    if f.syn {
+        b = b.syn();
+    }
+    if let Some(a) = f.ack {
+        b = b.ack(a);
+    }
+    if f.rst {
+        b = b.rst();
+    }
+    if f.fin {
+        b = b.fin();
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build tcp");
+    out
+}

@@ -76,6 +76,14 @@ pub(super) fn protection(
             )
         })
         .collect();
+    let proxiable = vs.protocol == model::Protocol::Tcp
+        && matches!(vs.lb_kind, model::LbKind::Fnat | model::LbKind::Nat);
+    if d.syn_proxy && !proxiable {
+        errors.push(err(
+            &vs.location,
+            "syn_proxy needs protocol TCP and lb_kind FNAT or NAT (the replies must pass through dpvsd)".into(),
+        ));
+    }
     Protection {
         allow,
         deny,
@@ -147,6 +155,16 @@ mod tests {
                 .starts_with("p.conf:8:1: error: deny_address_group 'set': ipset:blk"),
             "{e:?}"
         );
+    }
+
+    #[test]
+    fn syn_proxy_maps_for_nat_and_fnat_only() {
+        let p = plan("  syn_proxy\n", "").expect_err("DR cannot proxy");
+        assert!(p[0].message.starts_with("syn_proxy needs"), "{p:?}");
+        let text = "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  syn_proxy\n  real_server 10.0.0.2 80 {\n  }\n}\n";
+        let loaded = load_str(text, Path::new("s.conf"), &LoadOptions::default());
+        let plan = assemble(&loaded.model).expect("NAT proxies");
+        assert!(plan.services[0].spec.protection.syn_proxy);
     }
 
     #[test]
