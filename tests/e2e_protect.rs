@@ -107,3 +107,51 @@ fn denied_clients_fail_allowed_clients_succeed() {
     // The refusals did not disturb anyone else.
     assert_eq!(tally(&lab, "10.99.0.2", &deny_url, 5), (5, 0));
 }
+
+/// `syn_proxy`: the lab client's kernel completes its handshake with
+/// dpvsd's SYN cookie, nginx sees a connection only after that, and every
+/// byte both ways crosses the sequence translation.
+#[test]
+fn syn_proxy_serves_real_clients() {
+    if !can_run("syn_proxy_serves_real_clients") {
+        return;
+    }
+    let mut lab = Lab::up("synp");
+    let conf = lab.dir.join("keepalived.conf");
+    let text = format!(
+        "local_address_group laddr {{\n    10.99.0.200 eth0\n}}\n\
+         virtual_server {VIP} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name laddr\n    syn_proxy\n{}{}}}\n",
+        rs("10.99.0.3"),
+        rs("10.99.0.4")
+    );
+    std::fs::write(&conf, text).expect("write config");
+    lab.start_dpvsd(&conf);
+    lab.wait_health(common::RS1, "up", Duration::from_secs(10));
+    lab.wait_health(common::RS2, "up", Duration::from_secs(10));
+
+    let (a, b, failed) = lab.traffic(10);
+    assert_eq!(
+        failed, 0,
+        "requests through the SYN proxy failed (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    // A 300 kB upload: many segments each way (data in, ACKs out), all
+    // crossing the sequence translation.
+    let body = lab.dir.join("body");
+    std::fs::write(&body, "x".repeat(300_000)).expect("write body");
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "10"])
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(format!("http://{VIP}/"))
+        .output()
+        .expect("curl");
+    let reply = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        out.status.success() && (reply == "rs1" || reply == "rs2"),
+        "upload through the SYN proxy: {reply:?} {:?}",
+        out.status
+    );
+    assert_eq!(drop_count(&lab, "synproxy_bad_cookie"), 0);
+    eprintln!("synproxy_pending={}", drop_count(&lab, "synproxy_pending"));
+}
