@@ -154,4 +154,16 @@ fn syn_proxy_serves_real_clients() {
     );
     assert_eq!(drop_count(&lab, "synproxy_bad_cookie"), 0);
     eprintln!("synproxy_pending={}", drop_count(&lab, "synproxy_pending"));
+    // The dataplane's rate estimator saw the traffic (2 s samples).
+    let mut in_pps = 0;
+    for _ in 0..40 {
+        let (ok, out) = lab.dpvsctl(&["list", "--rate", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        in_pps = v["services"][0]["rates"]["in_pps"].as_u64().unwrap_or(0);
+        if ok && in_pps > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(in_pps > 0, "list --rate shows no inbound packets");
 }

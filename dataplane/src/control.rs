@@ -149,6 +149,29 @@ pub struct Dataplane {
     stop: Arc<AtomicBool>,
     /// The SYN-cookie secret, random per process.
     cookie_key: [u64; 2],
+    /// The rate estimator thread ([`crate::rate`]), started with the first worker.
+    estimator: Option<JoinHandle<()>>,
+}
+
+/// Samples every published service's and server's counters each
+/// [`crate::rate::PERIOD_MS`] until `stop` (checked every 100 ms).
+fn run_estimator(published: Arc<Published>, stop: Arc<AtomicBool>) {
+    let t0 = std::time::Instant::now();
+    let mut next = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now_ms = t0.elapsed().as_millis() as u64;
+        if now_ms >= next {
+            next = now_ms + crate::rate::PERIOD_MS;
+            let (_, snap) = published.load();
+            for svc in &snap.services {
+                svc.stats.estimate(now_ms);
+                for rs in &svc.servers {
+                    rs.stats.estimate(now_ms);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn v4(ip: IpAddr, what: &str) -> Result<Ipv4Addr, CommandError> {
@@ -170,6 +193,7 @@ impl Dataplane {
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
+            estimator: None,
             cookie_key: {
                 use std::hash::BuildHasher;
                 let s = std::collections::hash_map::RandomState::new();
@@ -448,6 +472,14 @@ impl Dataplane {
             join: Some(join),
             stats,
         });
+        if self.estimator.is_none() {
+            let (published, stop) = (Arc::clone(&self.published), Arc::clone(&self.stop));
+            self.estimator = Some(
+                std::thread::Builder::new()
+                    .name("dp-rates".into())
+                    .spawn(move || run_estimator(published, stop))?,
+            );
+        }
         Ok(())
     }
 
@@ -515,6 +547,11 @@ impl Dataplane {
     /// Stops and joins every worker.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(j) = self.estimator.take() {
+            if j.join().is_err() {
+                tracing::error!("the dataplane rate estimator panicked");
+            }
+        }
         for w in &mut self.workers {
             if let Some(j) = w.join.take() {
                 if j.join().is_err() {

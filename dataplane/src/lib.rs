@@ -22,6 +22,7 @@ pub mod conn;
 pub mod engine;
 pub mod fasthash;
 pub mod io;
+pub mod rate;
 pub mod sched;
 pub mod stats;
 pub mod threshold;
