@@ -95,13 +95,15 @@ fn whole_exchange_golden() {
     let (cookie, to_rs) = handshake(&mut lab, CPORT);
     let lport = to_rs.sport;
 
-    // Data before the real server answered: dropped (the client resends).
+    // Data before the real server answered: dropped (the client resends),
+    // and our SYN goes out again in case it was lost.
     let data_ack = Flags {
         ack: Some(cookie.wrapping_add(1)),
         ..Flags::default()
     };
-    let (v, _) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));
-    assert_eq!(v, Verdict::Drop(Drop::SynProxyPending));
+    let (v, out) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(tcp_of(&out), to_rs, "the same SYN again");
     assert_eq!(lab.drops.get(Drop::SynProxyPending), 1);
 
     // Step 4: the real server's SYN-ACK is answered by us, not the client.
@@ -129,6 +131,12 @@ fn whole_exchange_golden() {
     assert_eq!((ack.seq, ack.ack), (ISN + 1, Some(RS_ISN + 1)));
     assert!(ack.options.is_empty() && ack.payload.is_empty());
     assert_eq!(ack.window, 29200);
+
+    // Our ACK was lost: the server resends its SYN-ACK, we ACK it again
+    // and the client hears nothing of it.
+    let (v, out) = lab.send(from_rs(lport, RS_ISN, synack, b""));
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(tcp_of(&out), ack);
 
     // Client data: its ACK moves into the real server's space.
     let (v, out) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));

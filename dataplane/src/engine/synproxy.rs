@@ -7,7 +7,8 @@
 //!    SYN seq=c  ───────────►  no state; cookie k
 //!               ◄───────────  SYN-ACK seq=k ack=c+1 (MSS)
 //!    ACK ack=k+1 ──────────►  cookie ok → connection, SYN seq=c ──────►
-//!                             (pending: client data is dropped)
+//!                             (pending: client data is dropped,
+//!                              our SYN is resent)
 //!                                            ◄──────── SYN-ACK seq=r ack=c+1
 //!                             delta = r − k; ACK seq=c+1 ack=r+1 ─────►
 //!    data ack=a ───────────►  ack a + delta  ─────────────────────────►
@@ -30,7 +31,8 @@
 //! **Pending data**: packets the client sends after its ACK and before the
 //! real server's SYN-ACK arrives are dropped and counted
 //! (`synproxy_pending`); the client retransmits them. DPVS holds a few
-//! instead.
+//! instead. Each such packet makes us resend our SYN (it may have been
+//! lost), and a resent SYN-ACK of the real server is ACKed again.
 //!
 //! **State**: a worker keeps, per proxied connection, the sequence delta
 //! in a side table keyed by both of the connection's keys; entries are
@@ -66,6 +68,8 @@ struct Proxied {
     cookie: u32,
     /// The client's window, for the ACK that completes the server side.
     window: u16,
+    /// The MSS the cookie carried (for a resent SYN).
+    mss: u16,
     /// Real server ISN − cookie; valid once `pending` is false.
     delta: u32,
     /// The real server has not answered our SYN yet.
@@ -270,7 +274,16 @@ impl Engine {
             }
             if !reuse {
                 if s.pending {
-                    return Some((Verdict::Drop(Drop::SynProxyPending), len));
+                    // The client's data is dropped; as it may be resending
+                    // because our SYN was lost, the SYN goes out again.
+                    self.drops.count(Drop::SynProxyPending);
+                    let dest = self.conns.get(idx)?.dest;
+                    let Ok(mac) = self.dest_mac(dest, now_ms, ctl) else {
+                        return Some((Verdict::Drop(Drop::NeighbourUnresolved), len));
+                    };
+                    let to_rs = to_server(&s.out_key);
+                    let ttl = p.ttl.saturating_sub(1);
+                    return self.emit_syn(buf, &to_rs, &s, mac, ttl);
                 }
                 if f.ack {
                     let l4 = buf.get_mut(l4_at..ETH_LEN + p.tl)?;
@@ -346,29 +359,69 @@ impl Engine {
         };
         let (idx, _) = self.conns.lookup_hashed(&k, p.hash, now_ms)?;
         let out_key = self.conns.get(idx)?.out_key;
-        self.remember(Proxied {
+        let s = Proxied {
             in_key: k,
             out_key,
             client_isn,
             cookie,
             window,
+            mss,
             delta: 0,
             pending: true,
-        });
+        };
+        self.remember(s);
         // Step 3: our SYN to the real server, with the client's ISN.
+        self.emit_syn(buf, &to_rs, &s, mac, p.ttl.saturating_sub(1))
+    }
+
+    /// Our SYN to the real server (`to_rs`: LIP or client → RS).
+    fn emit_syn(
+        &self,
+        buf: &mut [u8],
+        to_rs: &FlowKey,
+        s: &Proxied,
+        mac: MacAddr,
+        ttl: u8,
+    ) -> Handled {
         let n = emit_segment(
             buf,
             (to_rs.src, to_rs.sport),
             (to_rs.dst, to_rs.dport),
-            (client_isn, None),
+            (s.client_isn, None),
             true,
-            window,
-            Some(mss),
-            p.ttl.saturating_sub(1),
+            s.window,
+            Some(s.mss),
+            ttl,
         )?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(mac);
+        Some((Verdict::Forward, n))
+    }
+
+    /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`), in place.
+    fn ack_server(
+        &self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed,
+        s: &Proxied,
+        rs_isn: u32,
+    ) -> Handled {
+        let rs_mac = EthernetFrame::new_unchecked(buf.get(..len)?).src_addr();
+        let n = emit_segment(
+            buf,
+            (p.key.dst, p.key.dport),
+            (p.key.src, p.key.sport),
+            (s.client_isn.wrapping_add(1), Some(rs_isn.wrapping_add(1))),
+            false,
+            s.window,
+            None,
+            SYNACK_TTL,
+        )?;
+        let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
+        eth.set_src_addr(self.mac);
+        eth.set_dst_addr(rs_mac);
         Some((Verdict::Forward, n))
     }
 
@@ -398,6 +451,10 @@ impl Engine {
             (t.seq_number(), t.ack_number())
         };
         if !s.pending {
+            if f.syn && f.ack && seq.wrapping_sub(s.delta) == s.cookie {
+                // A resent SYN-ACK (our ACK was lost): ACK it again.
+                return self.ack_server(buf, len, p, &s, seq);
+            }
             set_tcp_u32(l4, 4, seq.wrapping_sub(s.delta));
             return None;
         }
@@ -418,21 +475,7 @@ impl Engine {
         self.sp.conns.insert(s.in_key, done);
         self.sp.conns.insert(s.out_key, done);
         self.conns.touch(idx, Dir::Out, f, now_ms)?;
-        let rs_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-        let n = emit_segment(
-            buf,
-            (p.key.dst, p.key.dport),
-            (p.key.src, p.key.sport),
-            (s.client_isn.wrapping_add(1), Some(seq.wrapping_add(1))),
-            false,
-            s.window,
-            None,
-            SYNACK_TTL,
-        )?;
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
-        eth.set_src_addr(self.mac);
-        eth.set_dst_addr(rs_mac);
-        Some((Verdict::Forward, n))
+        self.ack_server(buf, len, p, &done, seq)
     }
 }
 
