@@ -604,6 +604,57 @@ mod tests {
     }
 
     #[test]
+    fn protections_reach_the_snapshot_aligned_with_servers() {
+        use crate::command::{AddrRange, Protection, Thresholds};
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let lip: IpAddr = Ipv4Addr::new(10, 99, 0, 200).into();
+        let mut s = spec(80, Forwarding::Fnat, vec![lip]);
+        let rs2 = SocketAddr::new(Ipv4Addr::new(10, 99, 0, 4).into(), 80);
+        s.protection = Protection {
+            deny: vec![AddrRange::one(Ipv4Addr::new(10, 1, 1, 1).into())],
+            thresholds: vec![(rs2, Thresholds { upper: 5, lower: 2 })],
+            syn_proxy: true,
+            ..Protection::default()
+        };
+        dp.apply(Command::AddService(s.clone())).expect("add");
+        add_rs(&mut dp, &s);
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server: RealServerSpec {
+                addr: rs2,
+                weight: 1,
+            },
+        })
+        .expect("rs2");
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.synproxy, [true]);
+        assert_eq!(snap.syn_cookie_key, dp.cookie_key);
+        let acl = snap.acl_of(0).expect("acl");
+        assert!(acl.admit_v4(Ipv4Addr::new(10, 1, 1, 1)).is_err());
+        let limits = snap.limits_of(0).expect("limits");
+        assert!(limits[0].is_none(), "10.99.0.3 has no threshold");
+        let t = limits[1].as_ref().expect("10.99.0.4's threshold");
+        assert_eq!(t.limits(), Thresholds { upper: 5, lower: 2 });
+        // The overload flag outlives snapshots.
+        assert!(!t.admits(5));
+        let again = dp.build_snapshot();
+        let t2 = again
+            .limits_of(0)
+            .and_then(|l| l[1].as_ref())
+            .expect("kept");
+        assert!(t2.is_overloaded());
+    }
+
+    #[test]
+    fn syn_proxy_needs_tcp_with_a_reply_path() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let mut s = spec(80, Forwarding::Dr, vec![]);
+        s.protection.syn_proxy = true;
+        let err = dp.apply(Command::AddService(s));
+        assert!(matches!(err, Err(CommandError::Invalid { .. })), "{err:?}");
+    }
+
+    #[test]
     fn only_fnat_needs_local_addresses() {
         let mut dp = Dataplane::new(DataplaneConfig::default());
         let err = dp.apply(Command::AddService(spec(80, Forwarding::Fnat, vec![])));
