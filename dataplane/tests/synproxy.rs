@@ -268,3 +268,36 @@ fn services_without_syn_proxy_are_untouched() {
         "the SYN goes straight to the server"
     );
 }
+
+proptest::proptest! {
+    /// Mutated handshake frames (any byte, any length) never panic the
+    /// SYN-proxy paths, and whatever is forwarded still parses.
+    #[test]
+    fn mutated_frames_never_panic(
+        edits in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..6),
+        cut in 0usize..80,
+        which in 0usize..4,
+    ) {
+        let mut lab = proxied_lab();
+        let (cookie, to_rs) = handshake(&mut lab, CPORT);
+        let frames = [
+            from_client(CPORT + 1, ISN, Flags { syn: true, ..Flags::default() }, Some(1460), b""),
+            from_client(CPORT, ISN + 1, Flags { ack: Some(cookie.wrapping_add(1)), ..Flags::default() }, None, b"x"),
+            from_rs(to_rs.sport, RS_ISN, Flags { syn: true, ack: Some(ISN + 1), ..Flags::default() }, b""),
+            from_client(CPORT + 2, ISN + 1, Flags { ack: Some(cookie), ..Flags::default() }, None, b""),
+        ];
+        let mut f = frames[which].clone();
+        for (at, b) in edits {
+            if let Some(x) = f.get_mut(at) {
+                *x = b;
+            }
+        }
+        if cut < f.len() && cut > 14 {
+            f.truncate(cut);
+        }
+        let (v, out) = lab.send(f);
+        if v == Verdict::Forward {
+            proptest::prop_assert!(etherparse::SlicedPacket::from_ethernet(&out).is_ok());
+        }
+    }
+}
