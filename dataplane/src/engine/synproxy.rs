@@ -236,16 +236,19 @@ impl Engine {
         (c.in_key == s.in_key && c.out_key == s.out_key).then_some((idx, dir, s))
     }
 
-    fn remember(&mut self, s: Proxied) {
+    /// Records a proxied connection; false when the side table is full
+    /// even after purging entries of expired connections.
+    fn remember(&mut self, s: Proxied) -> bool {
         if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
             let conns = &self.conns;
             self.sp.conns.retain(|_, p| conns.contains(&p.in_key));
             if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
-                return;
+                return false;
             }
         }
         self.sp.conns.insert(s.in_key, s);
         self.sp.conns.insert(s.out_key, s);
+        true
     }
 
     /// Client → VIP hook: answers SYNs of proxied services with a cookie,
@@ -369,7 +372,11 @@ impl Engine {
             delta: 0,
             pending: true,
         };
-        self.remember(s);
+        if !self.remember(s) {
+            // Without its delta the connection could not be translated.
+            self.conns.remove(idx);
+            return Some((Verdict::Drop(Drop::ConnTableFull), len));
+        }
         // Step 3: our SYN to the real server, with the client's ISN.
         self.emit_syn(buf, &to_rs, &s, mac, p.ttl.saturating_sub(1))
     }
