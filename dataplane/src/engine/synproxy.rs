@@ -228,7 +228,10 @@ fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
 
 impl Engine {
     /// The SYN-proxy hooks of an IPv4 packet (see [`Engine::synproxy_in`]
-    /// and [`Engine::synproxy_out`]). `None`: forward it as usual.
+    /// and [`Engine::synproxy_out`]). `None`: forward it as usual. Kept
+    /// out of line: [`Engine::finish`] stays small for services that do
+    /// not proxy.
+    #[inline(never)]
     pub(super) fn synproxy(
         &mut self,
         buf: &mut [u8],
