@@ -129,6 +129,54 @@ pub struct ServiceSpec {
     /// `persistence_timeout` / `persistence_granularity`; `None`: every
     /// new connection is scheduled on its own.
     pub persistence: Option<Persistence>,
+    /// Who may open connections, per-server connection limits, SYN proxy.
+    pub protection: Protection,
+}
+
+/// A service's protections (DPVS's blklst/whtlst, LVS's thresholds, DPVS's
+/// `syn_proxy`). The default protects nothing and costs nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Protection {
+    /// `allow_address_group` (DPVS whtlst): when not empty, only clients in
+    /// these ranges may open connections.
+    pub allow: Vec<AddrRange>,
+    /// `deny_address_group` (DPVS blklst): clients in these ranges may not
+    /// open connections.
+    pub deny: Vec<AddrRange>,
+    /// `uthreshold` / `lthreshold` of real servers, by address. Servers not
+    /// listed have no limit.
+    pub thresholds: Vec<(SocketAddr, Thresholds)>,
+    /// `syn_proxy`: SYN cookies; the real server sees the connection only
+    /// after the client's handshake completed (TCP services).
+    pub syn_proxy: bool,
+}
+
+/// An inclusive range of client addresses (`first..=last`; one address when
+/// both are equal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct AddrRange {
+    pub first: IpAddr,
+    pub last: IpAddr,
+}
+
+impl AddrRange {
+    /// The range of one address.
+    pub fn one(addr: IpAddr) -> AddrRange {
+        AddrRange {
+            first: addr,
+            last: addr,
+        }
+    }
+}
+
+/// LVS's per-real-server connection limits: a server with `upper` or more
+/// connections (active + inactive) is overloaded and gets no new ones until
+/// it falls below `lower` (0: below 3/4 of `upper`, as `ip_vs_unbind_dest`).
+/// `upper` 0 means no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Thresholds {
+    pub upper: u32,
+    pub lower: u32,
 }
 
 /// Client persistence, as LVS: new connections from one client network

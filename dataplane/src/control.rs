@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::acl::AccessList;
 use crate::command::{
     Command, CommandError, Forwarding, Persistence, RealServerSpec, Scheduler, ServiceKey,
     ServiceSpec,
@@ -16,6 +17,7 @@ use crate::fasthash::FastMap;
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
 use crate::stats::{Drop, Traffic, TrafficSnapshot};
+use crate::threshold::{ServerLimits, Threshold};
 use crate::worker::{self, Published, WorkerStats};
 
 /// Sizing of the dataplane.
@@ -50,6 +52,11 @@ struct ServiceState {
     servers: Vec<ServerState>,
     /// Counters of deleted servers, restored if they come back (IPVS's trash).
     trash: HashMap<SocketAddr, Arc<Traffic>>,
+    /// Compiled `spec.protection.allow`/`deny` (`None`: no lists).
+    acl: Option<AccessList>,
+    /// `spec.protection.thresholds` with their overload flags, which
+    /// outlive snapshots.
+    limits: HashMap<SocketAddr, Arc<Threshold>>,
 }
 
 /// Status of one real server.
@@ -142,6 +149,37 @@ pub struct Dataplane {
     published: Arc<Published>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
+    /// The SYN-cookie secret, random per process.
+    cookie_key: [u64; 2],
+    /// The rate estimator thread ([`crate::rate`]), started with the first worker.
+    estimator: Option<JoinHandle<()>>,
+}
+
+/// Samples every published service's and server's counters each
+/// [`crate::rate::PERIOD_MS`] until `stop` (checked every 100 ms).
+fn run_estimator(published: Arc<Published>, stop: Arc<AtomicBool>) {
+    let t0 = std::time::Instant::now();
+    let mut next = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let now_ms = t0.elapsed().as_millis() as u64;
+        if now_ms >= next {
+            next = now_ms + crate::rate::PERIOD_MS;
+            let (_, snap) = published.load();
+            for svc in &snap.services {
+                svc.stats.estimate(now_ms);
+                for rs in &svc.servers {
+                    rs.stats.estimate(now_ms);
+                }
+            }
+            for svc in &snap.v6.services {
+                svc.stats.estimate(now_ms);
+                for rs in &svc.servers {
+                    rs.stats.estimate(now_ms);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Whether service `spec` talks to its real servers over IPv4: its VIP's
@@ -179,6 +217,9 @@ struct Built<A> {
     forwarding: Vec<Forwarding>,
     nat_servers: Vec<A>,
     persistence: Vec<Option<Persistence>>,
+    acl: Vec<Option<AccessList>>,
+    limits: Vec<Option<Box<ServerLimits>>>,
+    synproxy: Vec<bool>,
 }
 
 impl Dataplane {
@@ -191,6 +232,12 @@ impl Dataplane {
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
+            estimator: None,
+            cookie_key: {
+                use std::hash::BuildHasher;
+                let s = std::collections::hash_map::RandomState::new();
+                [s.hash_one(1u8), s.hash_one(2u8)]
+            },
         }
     }
 
@@ -246,6 +293,38 @@ impl Dataplane {
                 for &a in &spec.local_addrs {
                     same_family(&spec, a, "local address")?;
                 }
+                let p = &spec.protection;
+                let proxiable = spec.key.protocol == crate::command::Protocol::Tcp
+                    && spec.forwarding.has_reply_path();
+                if p.syn_proxy && !proxiable {
+                    return Err(CommandError::Invalid {
+                        reason: format!(
+                            "syn_proxy needs a TCP service with FNAT or NAT ({} is {})",
+                            spec.key, spec.forwarding
+                        ),
+                    });
+                }
+                if p.syn_proxy && spec.key.addr.is_ipv6() {
+                    return Err(CommandError::Unsupported {
+                        what: format!("syn_proxy on IPv6 virtual server {}", spec.key),
+                    });
+                }
+                if let Some(r) = p
+                    .allow
+                    .iter()
+                    .chain(&p.deny)
+                    .find(|r| r.first.is_ipv4() != r.last.is_ipv4())
+                {
+                    return Err(CommandError::Invalid {
+                        reason: format!("address range {}-{} mixes families", r.first, r.last),
+                    });
+                }
+                let acl = AccessList::new(p);
+                let limits = p
+                    .thresholds
+                    .iter()
+                    .filter_map(|&(a, t)| Some((a, Arc::new(Threshold::new(t)?))))
+                    .collect();
                 self.services.insert(
                     spec.key,
                     ServiceState {
@@ -253,6 +332,8 @@ impl Dataplane {
                         stats: Arc::new(Traffic::new(self.cfg.workers)),
                         servers: Vec::new(),
                         trash: HashMap::new(),
+                        acl,
+                        limits,
                     },
                 );
             }
@@ -337,6 +418,10 @@ impl Dataplane {
             nat_servers: v4.nat_servers,
             interface_v4: self.interface_v4,
             persistence: v4.persistence,
+            acl: v4.acl,
+            limits: v4.limits,
+            synproxy: v4.synproxy,
+            syn_cookie_key: self.cookie_key,
             v6: Snapshot6 {
                 services: v6.services,
                 lookup: v6.lookup,
@@ -347,6 +432,8 @@ impl Dataplane {
                 nat_servers: v6.nat_servers,
                 interface: None,
                 persistence: v6.persistence,
+                acl: v6.acl,
+                limits: v6.limits,
                 nat64_lips: nat64_lips.into_iter().collect(),
             },
         }
@@ -363,6 +450,9 @@ impl Dataplane {
             forwarding: Vec::new(),
             nat_servers: Vec::new(),
             persistence: Vec::new(),
+            acl: Vec::new(),
+            limits: Vec::new(),
+            synproxy: Vec::new(),
         };
         let mut vips = BTreeSet::new();
         let mut lips = BTreeSet::new();
@@ -429,6 +519,16 @@ impl Dataplane {
             });
             built.forwarding.push(svc.spec.forwarding);
             built.persistence.push(svc.spec.persistence);
+            built.acl.push(svc.acl.clone());
+            built.synproxy.push(svc.spec.protection.syn_proxy);
+            let limits: Box<[_]> = svc
+                .servers
+                .iter()
+                .map(|s| svc.limits.get(&s.spec.addr).cloned())
+                .collect();
+            built
+                .limits
+                .push(limits.iter().any(Option::is_some).then_some(limits));
         }
         built.owned_vips = vips.into_iter().collect();
         built.local_addrs = lips.into_iter().collect();
@@ -474,6 +574,14 @@ impl Dataplane {
             join: Some(join),
             stats,
         });
+        if self.estimator.is_none() {
+            let (published, stop) = (Arc::clone(&self.published), Arc::clone(&self.stop));
+            self.estimator = Some(
+                std::thread::Builder::new()
+                    .name("dp-rates".into())
+                    .spawn(move || run_estimator(published, stop))?,
+            );
+        }
         Ok(())
     }
 
@@ -541,6 +649,11 @@ impl Dataplane {
     /// Stops and joins every worker.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(j) = self.estimator.take() {
+            if j.join().is_err() {
+                tracing::error!("the dataplane rate estimator panicked");
+            }
+        }
         for w in &mut self.workers {
             if let Some(j) = w.join.take() {
                 if j.join().is_err() {
@@ -576,6 +689,7 @@ mod tests {
             persistence: None,
             forwarding,
             local_addrs,
+            protection: Default::default(),
         }
     }
 
@@ -680,6 +794,95 @@ mod tests {
             snap.v6.neighbours,
             [(RS.to_ipv6_mapped(), lip.to_ipv6_mapped())]
         );
+    }
+
+    #[test]
+    fn protections_reach_the_snapshot_aligned_with_servers() {
+        use crate::command::{AddrRange, Protection, Thresholds};
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let lip: IpAddr = Ipv4Addr::new(10, 99, 0, 200).into();
+        let mut s = spec(80, Forwarding::Fnat, vec![lip]);
+        let rs2 = SocketAddr::new(Ipv4Addr::new(10, 99, 0, 4).into(), 80);
+        s.protection = Protection {
+            deny: vec![AddrRange::one(Ipv4Addr::new(10, 1, 1, 1).into())],
+            thresholds: vec![(rs2, Thresholds { upper: 5, lower: 2 })],
+            syn_proxy: true,
+            ..Protection::default()
+        };
+        dp.apply(Command::AddService(s.clone())).expect("add");
+        add_rs(&mut dp, &s);
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server: RealServerSpec {
+                addr: rs2,
+                weight: 1,
+            },
+        })
+        .expect("rs2");
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.synproxy, [true]);
+        assert_eq!(snap.syn_cookie_key, dp.cookie_key);
+        let acl = snap.acl_of(0).expect("acl");
+        assert!(acl.admit_v4(Ipv4Addr::new(10, 1, 1, 1)).is_err());
+        let limits = snap.limits_of(0).expect("limits");
+        assert!(limits[0].is_none(), "10.99.0.3 has no threshold");
+        let t = limits[1].as_ref().expect("10.99.0.4's threshold");
+        assert_eq!(t.limits(), Thresholds { upper: 5, lower: 2 });
+        // The overload flag outlives snapshots.
+        assert!(!t.admits(5));
+        let again = dp.build_snapshot();
+        let t2 = again
+            .limits_of(0)
+            .and_then(|l| l[1].as_ref())
+            .expect("kept");
+        assert!(t2.is_overloaded());
+    }
+
+    #[test]
+    fn ipv6_protections_reach_the_ipv6_snapshot_and_syn_proxy_is_refused() {
+        use crate::command::{AddrRange, Protection, Thresholds};
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let mut s = spec(80, Forwarding::Fnat, vec![ip("fd00::200")]);
+        s.key.addr = ip("fd00::100");
+        let rs: SocketAddr = "[fd00::3]:8080".parse().expect("sa");
+        s.protection = Protection {
+            deny: vec![AddrRange::one(ip("2001:db8::66"))],
+            thresholds: vec![(rs, Thresholds { upper: 5, lower: 2 })],
+            syn_proxy: true,
+            ..Protection::default()
+        };
+        let err = dp.apply(Command::AddService(s.clone()));
+        assert!(
+            matches!(&err, Err(CommandError::Unsupported { what }) if what.contains("syn_proxy")),
+            "{err:?}"
+        );
+        s.protection.syn_proxy = false;
+        dp.apply(Command::AddService(s.clone())).expect("add");
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server: RealServerSpec {
+                addr: rs,
+                weight: 1,
+            },
+        })
+        .expect("rs");
+        let snap = dp.build_snapshot();
+        assert!(snap.acl.is_empty() && snap.limits.is_empty());
+        let acl = Ipv6Addr::acl_of(&snap, 0).expect("acl");
+        assert!(acl.admit_v6("2001:db8::66".parse().expect("v6")).is_err());
+        let limits = Ipv6Addr::limits_of(&snap, 0).expect("limits");
+        let t = limits[0].as_ref().expect("threshold");
+        assert_eq!(t.limits(), Thresholds { upper: 5, lower: 2 });
+    }
+
+    #[test]
+    fn syn_proxy_needs_tcp_with_a_reply_path() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let mut s = spec(80, Forwarding::Dr, vec![]);
+        s.protection.syn_proxy = true;
+        let err = dp.apply(Command::AddService(s));
+        assert!(matches!(err, Err(CommandError::Invalid { .. })), "{err:?}");
     }
 
     #[test]

@@ -17,15 +17,18 @@
 //! * [`io`]: the [`io::PacketIo`] trait and its backends (`mem`, `afpacket`).
 //! * [`command`]: the one mutation API.
 
+pub mod acl;
 pub mod bench;
 pub mod command;
 pub mod conn;
 pub mod engine;
 pub mod fasthash;
 pub mod io;
+pub mod rate;
 pub mod sched;
 pub mod stats;
 pub mod steer;
+pub mod threshold;
 pub mod wire;
 pub mod worker;
 
@@ -33,8 +36,8 @@ mod control;
 mod prefetch;
 
 pub use command::{
-    Command, CommandError, Forwarding, Persistence, Protocol, RealServerSpec, Scheduler,
-    ServiceKey, ServiceSpec,
+    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol,
+    RealServerSpec, Scheduler, ServiceKey, ServiceSpec, Thresholds,
 };
 pub use control::{
     ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,

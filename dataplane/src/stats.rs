@@ -5,6 +5,9 @@
 //! descriptions in [`Drop::ALL`] feed logs, the control socket and metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crate::rate::{RateEstimator, Rates};
 
 /// One worker's counters, alone on its cache line(s).
 #[derive(Debug, Default)]
@@ -37,6 +40,8 @@ fn bump(c: &AtomicU64, by: u64) {
 #[derive(Debug)]
 pub struct Traffic {
     slots: Box<[Slot]>,
+    /// Rates, updated by the control side's estimator ([`crate::rate`]).
+    est: Mutex<RateEstimator>,
 }
 
 impl Default for Traffic {
@@ -56,6 +61,8 @@ pub struct TrafficSnapshot {
     pub out_pkts: u64,
     pub in_bytes: u64,
     pub out_bytes: u64,
+    /// Per-second rates from the last estimation ([`crate::rate`]).
+    pub rates: Rates,
 }
 
 impl Traffic {
@@ -63,6 +70,7 @@ impl Traffic {
     pub fn new(workers: usize) -> Traffic {
         Traffic {
             slots: (0..workers.max(1)).map(|_| Slot::default()).collect(),
+            est: Mutex::default(),
         }
     }
 
@@ -100,6 +108,22 @@ impl Traffic {
         }
     }
 
+    /// Connections in the tables, summed over workers (the threshold check).
+    #[inline]
+    pub fn active(&self) -> u64 {
+        self.slots.iter().fold(0u64, |a, s| {
+            a.wrapping_add(s.active.load(Ordering::Relaxed))
+        })
+    }
+
+    /// One estimation step at `now_ms` (the control side calls this every
+    /// [`crate::rate::PERIOD_MS`]).
+    pub fn estimate(&self, now_ms: u64) {
+        let snap = self.snapshot();
+        let mut e = self.est.lock().unwrap_or_else(|e| e.into_inner());
+        e.sample(&snap, now_ms);
+    }
+
     /// The counters summed over all workers.
     pub fn snapshot(&self) -> TrafficSnapshot {
         let sum = |f: fn(&Slot) -> &AtomicU64| {
@@ -114,6 +138,7 @@ impl Traffic {
             out_pkts: sum(|s| &s.out_pkts),
             in_bytes: sum(|s| &s.in_bytes),
             out_bytes: sum(|s| &s.out_bytes),
+            rates: self.est.lock().map(|e| e.rates()).unwrap_or_default(),
         }
     }
 }
@@ -162,6 +187,11 @@ drop_reasons! {
     NeighbourUnresolved => "neighbour_unresolved", "the next hop's MAC address is not known yet (ARP sent)";
     TxFull => "tx_full", "the backend could not send the packet";
     IcmpUnhandled => "icmp_unhandled", "ICMP that is not an error quoting a TCP/UDP packet (echo to a VIP, …)";
+    AclDenied => "acl_denied", "new connection from a client in the service's deny_address_group";
+    AclNotAllowed => "acl_not_allowed", "new connection from a client outside the service's allow_address_group";
+    ServerOverloaded => "server_overloaded", "new connection but every real server the scheduler may pick is over its uthreshold";
+    SynProxyBadCookie => "synproxy_bad_cookie", "syn_proxy: an ACK opening no connection carries no valid SYN cookie";
+    SynProxyPending => "synproxy_pending", "syn_proxy: client data before the real server answered the proxied SYN (the client retransmits)";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].
@@ -229,7 +259,8 @@ mod tests {
                 in_pkts: 1,
                 out_pkts: 1,
                 in_bytes: 60,
-                out_bytes: 40
+                out_bytes: 40,
+                rates: Rates::default(),
             }
         );
     }

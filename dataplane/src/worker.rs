@@ -36,7 +36,7 @@ impl Published {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn load(&self) -> (u64, Arc<Snapshot>) {
+    pub(crate) fn load(&self) -> (u64, Arc<Snapshot>) {
         let slot = self.snap.lock().unwrap_or_else(|e| e.into_inner());
         (self.generation.load(Ordering::Acquire), Arc::clone(&slot))
     }

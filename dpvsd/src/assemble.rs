@@ -16,6 +16,7 @@ use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
 
 pub mod ospf;
+mod protect;
 pub mod vrrp;
 
 pub use self::ospf::{OspfInterfacePlan, OspfPlan};
@@ -179,7 +180,6 @@ fn service(
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
         (vs.match_name.is_some(), "virtual_server match"),
-        (vs.dpvs.syn_proxy, "syn_proxy"),
     ];
     for (_, what) in unsupported.iter().filter(|(used, _)| *used) {
         errors.push(err(loc, format!("{what} is not supported by dpvsd yet")));
@@ -255,6 +255,7 @@ fn service(
             }
         },
     };
+    let protection = protect::protection(model, vs, &mut errors);
     let (Some(protocol), Some(scheduler), Some(forwarding), true) =
         (protocol, scheduler, forwarding, errors.is_empty())
     else {
@@ -330,6 +331,7 @@ fn service(
                 timeout_s,
                 granularity: vs.persistence_granularity.unwrap_or(32),
             }),
+            protection,
         },
         servers,
     })

@@ -181,6 +181,9 @@ pub struct Counters {
     pub out_pkts: u64,
     pub in_bytes: u64,
     pub out_bytes: u64,
+    /// The dataplane's estimated rates (LVS's 2 s EWMA).
+    #[serde(default)]
+    pub rates: dataplane::rate::Rates,
 }
 
 impl From<dataplane::stats::TrafficSnapshot> for Counters {
@@ -192,6 +195,7 @@ impl From<dataplane::stats::TrafficSnapshot> for Counters {
             out_pkts: t.out_pkts,
             in_bytes: t.in_bytes,
             out_bytes: t.out_bytes,
+            rates: t.rates,
         }
     }
 }

@@ -1465,6 +1465,7 @@ mod tests {
                     forwarding: dataplane::Forwarding::Fnat,
                     local_addrs: Vec::new(),
                     persistence: None,
+                    protection: Default::default(),
                 },
                 servers: Vec::new(),
                 quorum,

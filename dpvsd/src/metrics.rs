@@ -431,6 +431,7 @@ mod tests {
             out_pkts: 9,
             in_bytes: 1000,
             out_bytes: 900,
+            ..Counters::default()
         };
         Snapshot {
             status: StatusInfo {

@@ -79,7 +79,7 @@ impl PlanDiff {
         for (k, c) in &self.changed {
             if c.spec_changed {
                 out.push(format!(
-                    "change service {k}: scheduler/forwarding/local addresses"
+                    "change service {k}: scheduler/forwarding/local addresses/protection"
                 ));
             }
             for s in &c.added {

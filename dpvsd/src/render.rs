@@ -5,8 +5,7 @@ use std::fmt::Write;
 use serde::{Deserialize, Serialize};
 
 use crate::ctl::{
-    CheckInfo, Counters, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, StatusInfo, VrrpInfo,
-    WeightInfo,
+    CheckInfo, ListInfo, LogLevelInfo, OspfInfo, ReloadInfo, StatusInfo, VrrpInfo, WeightInfo,
 };
 
 /// `ADDR:PORT`, with an IPv6 address in brackets.
@@ -68,36 +67,8 @@ pub fn list(info: &ListInfo) -> String {
     out
 }
 
-/// Per-second rates of one row, from two counter snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Rates {
-    pub cps: u64,
-    pub in_pps: u64,
-    pub out_pps: u64,
-    pub in_bps: u64,
-    pub out_bps: u64,
-}
-
-impl Rates {
-    /// Rates between `a` and the later `b`, `secs` apart (a counter that went
-    /// back, e.g. a re-created service, counts as 0).
-    pub fn between(a: &Counters, b: &Counters, secs: f64) -> Rates {
-        let per = |x: u64, y: u64| {
-            if secs <= 0.0 {
-                0
-            } else {
-                (y.saturating_sub(x) as f64 / secs).round() as u64
-            }
-        };
-        Rates {
-            cps: per(a.conns, b.conns),
-            in_pps: per(a.in_pkts, b.in_pkts),
-            out_pps: per(a.out_pkts, b.out_pkts),
-            in_bps: per(a.in_bytes, b.in_bytes),
-            out_bps: per(a.out_bytes, b.out_bytes),
-        }
-    }
-}
+/// Per-second rates of one row: the dataplane's estimator (LVS's 2 s EWMA).
+pub use dataplane::rate::Rates;
 
 /// One real server's rates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,7 +87,8 @@ pub struct ServiceRates {
     pub real_servers: Vec<ServerRates>,
 }
 
-/// `dpvsctl list --rate`: rates over `interval_secs` from two `list` answers.
+/// `dpvsctl list --rate`: the dataplane's rates, estimated every
+/// `interval_secs` (LVS's estimator period).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RateInfo {
     pub interval_secs: f64,
@@ -124,36 +96,28 @@ pub struct RateInfo {
 }
 
 impl RateInfo {
-    /// Services and servers present in both snapshots.
-    pub fn between(a: &ListInfo, b: &ListInfo, secs: f64) -> RateInfo {
-        let services =
-            b.services
-                .iter()
-                .filter_map(|sb| {
-                    let sa = a.services.iter().find(|s| {
-                        s.protocol == sb.protocol && s.vip == sb.vip && s.port == sb.port
-                    })?;
-                    Some(ServiceRates {
-                        protocol: sb.protocol.clone(),
-                        vip: sb.vip.clone(),
-                        port: sb.port,
-                        rates: Rates::between(&sa.stats, &sb.stats, secs),
-                        real_servers: sb
-                            .real_servers
-                            .iter()
-                            .filter_map(|rb| {
-                                let ra = sa.real_servers.iter().find(|r| r.addr == rb.addr)?;
-                                Some(ServerRates {
-                                    addr: rb.addr.clone(),
-                                    rates: Rates::between(&ra.stats, &rb.stats, secs),
-                                })
-                            })
-                            .collect(),
+    /// The rates of every service and server of a `list` answer.
+    pub fn of(info: &ListInfo) -> RateInfo {
+        let services = info
+            .services
+            .iter()
+            .map(|s| ServiceRates {
+                protocol: s.protocol.clone(),
+                vip: s.vip.clone(),
+                port: s.port,
+                rates: s.stats.rates,
+                real_servers: s
+                    .real_servers
+                    .iter()
+                    .map(|r| ServerRates {
+                        addr: r.addr.clone(),
+                        rates: r.stats.rates,
                     })
-                })
-                .collect();
+                    .collect(),
+            })
+            .collect();
         RateInfo {
-            interval_secs: secs,
+            interval_secs: dataplane::rate::PERIOD_MS as f64 / 1000.0,
             services,
         }
     }
@@ -629,44 +593,49 @@ mod rate_tests {
     use super::*;
 
     #[test]
-    fn rates_are_counter_deltas_per_second() {
-        let a = Counters {
-            conns: 10,
-            in_pkts: 100,
-            out_pkts: 50,
-            in_bytes: 1000,
-            out_bytes: 5000,
-            active_conns: 3,
+    fn rates_come_from_the_dataplane_estimator() {
+        let r = Rates {
+            cps: 10,
+            in_pps: 100,
+            out_pps: 50,
+            in_bps: 2000,
+            out_bps: 10000,
         };
-        let b = Counters {
-            conns: 30,
-            in_pkts: 300,
-            out_pkts: 150,
-            in_bytes: 5000,
-            out_bytes: 25000,
-            active_conns: 1,
+        let info = ListInfo {
+            services: vec![crate::ctl::ServiceInfo {
+                protocol: "TCP".into(),
+                vip: "10.0.0.1".into(),
+                port: 80,
+                scheduler: "rr".into(),
+                forwarding: "FNAT".into(),
+                local_addrs: Vec::new(),
+                vip_owned: true,
+                stats: crate::ctl::Counters {
+                    rates: r,
+                    ..Default::default()
+                },
+                real_servers: Vec::new(),
+                quorum_up: None,
+                sorry_server: None,
+            }],
         };
-        let r = Rates::between(&a, &b, 2.0);
-        assert_eq!(
-            r,
-            Rates {
-                cps: 10,
-                in_pps: 100,
-                out_pps: 50,
-                in_bps: 2000,
-                out_bps: 10000
-            }
-        );
-        // A counter that went back (service re-created) is not negative.
-        assert_eq!(Rates::between(&b, &a, 2.0).cps, 0);
-        assert_eq!(Rates::between(&a, &b, 0.0), Rates::default());
+        // Older daemons send no rates: zeros.
+        let old: crate::ctl::Counters = serde_json::from_str(
+            r#"{"active_conns":0,"conns":1,"in_pkts":0,"out_pkts":0,"in_bytes":0,"out_bytes":0}"#,
+        )
+        .expect("counters without rates");
+        assert_eq!(old.rates, Rates::default());
+        let ri = RateInfo::of(&info);
+        assert_eq!(ri.interval_secs, 2.0);
+        assert_eq!(ri.services[0].rates, r);
+        assert!(rates(&ri).contains("      10      100       50     2000    10000"));
     }
 }
 
 #[cfg(test)]
 mod list_tests {
     use super::*;
-    use crate::ctl::{ServiceInfo, SorryInfo};
+    use crate::ctl::{Counters, ServiceInfo, SorryInfo};
 
     fn service(sorry: Option<SorryInfo>) -> ListInfo {
         ListInfo {

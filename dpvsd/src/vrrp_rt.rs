@@ -305,6 +305,7 @@ mod tests {
             forwarding: Forwarding::Fnat,
             local_addrs: vec![[10, 0, 0, 200].into()],
             persistence: None,
+            protection: Default::default(),
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

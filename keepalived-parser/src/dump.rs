@@ -821,6 +821,12 @@ fn virtual_server(o: &mut Out, vs: &crate::model::VirtualServer) {
     for rs in &vs.real_servers {
         o.open(format!("real_server {} {}", rs.addr, rs.port));
         o.line(format!("weight {}", rs.weight));
+        if rs.uthreshold != 0 {
+            o.line(format!("uthreshold {}", rs.uthreshold));
+        }
+        if rs.lthreshold != 0 {
+            o.line(format!("lthreshold {}", rs.lthreshold));
+        }
         if rs.inhibit_on_failure {
             o.line("inhibit_on_failure");
         }

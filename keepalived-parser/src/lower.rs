@@ -375,14 +375,7 @@ const VS_UNSUPPORTED: &[&str] = &[
     "sorry_server_lvs_method",
 ];
 
-const RS_UNSUPPORTED: &[&str] = &[
-    "lvs_method",
-    "smtp_alert",
-    "uthreshold",
-    "lthreshold",
-    "snmp_name",
-    "BFD_CHECK",
-];
+const RS_UNSUPPORTED: &[&str] = &["lvs_method", "smtp_alert", "snmp_name", "BFD_CHECK"];
 
 /// HTTP_GET / SSL_GET keywords of newer keepalived versions (†).
 const HTTP_UNSUPPORTED: &[&str] = &["sni_name", "tls_compliant"];
@@ -451,6 +444,8 @@ const GLOBAL_LEAVES: &[&str] = &[
 
 const RS_LEAVES: &[&str] = &[
     "weight",
+    "uthreshold",
+    "lthreshold",
     "inhibit_on_failure",
     "virtualhost",
     "notify_up",
@@ -751,6 +746,8 @@ struct RawRealServer {
     port: Option<u16>,
     port_token: Option<Pos>,
     weight: Option<u32>,
+    uthreshold: Option<u32>,
+    lthreshold: Option<u32>,
     inhibit_on_failure: Option<bool>,
     virtualhost: Option<String>,
     notify_up: Option<Script>,
@@ -1291,11 +1288,10 @@ impl Lowerer<'_> {
     }
 
     /// DPVS `deny_address_group` / `allow_address_group NAME { IP | IP-LAST
-    /// | ipset:SET ... }`. Lowered into the model; dpvsd does not filter
-    /// clients yet, which a (dpvsd-class) warning says.
+    /// | ipset:SET ... }`, used by virtual servers' `daddr_group_name` /
+    /// `waddr_group_name`.
     fn access_group(&mut self, n: &Node<'_>) {
         let kw = n.stmt.keyword.text;
-        self.not_acted_on(n);
         let Some(name) = self.arg(n.stmt, 0) else {
             return;
         };
@@ -2467,6 +2463,8 @@ impl Lowerer<'_> {
             port,
             port_token: s.args.get(1).map(|t| t.location),
             weight: None,
+            uthreshold: None,
+            lthreshold: None,
             inhibit_on_failure: None,
             virtualhost: None,
             notify_up: None,
@@ -2484,6 +2482,15 @@ impl Lowerer<'_> {
                 "weight" => {
                     let w = self.uint_arg(cs, 0, self.max_weight());
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
+                }
+                "uthreshold" | "lthreshold" => {
+                    let v = self.uint_arg(cs, 0, u64::from(u32::MAX));
+                    let v = v.and_then(|v| u32::try_from(v).ok());
+                    if cs.keyword.text == "uthreshold" {
+                        rs.uthreshold = v.or(rs.uthreshold);
+                    } else {
+                        rs.lthreshold = v.or(rs.lthreshold);
+                    }
                 }
                 "inhibit_on_failure" => {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
@@ -2606,6 +2613,8 @@ impl Lowerer<'_> {
             addr: raw.addr,
             port,
             weight: raw.weight.unwrap_or(vs.weight),
+            uthreshold: raw.uthreshold.unwrap_or(0),
+            lthreshold: raw.lthreshold.unwrap_or(0),
             inhibit_on_failure: raw.inhibit_on_failure.unwrap_or(vs.inhibit),
             notify_up: raw.notify_up,
             notify_down: raw.notify_down,

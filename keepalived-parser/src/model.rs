@@ -333,6 +333,12 @@ pub struct RealServer {
     pub port: u16,
     /// Configured weight (`iweight`), after the VS default is applied.
     pub weight: u32,
+    /// `uthreshold`: at this many connections the server gets no new ones
+    /// (0: no limit).
+    pub uthreshold: u32,
+    /// `lthreshold`: an overloaded server takes new connections again below
+    /// this many (0: below 3/4 of `uthreshold`, as LVS).
+    pub lthreshold: u32,
     pub inhibit_on_failure: bool,
     /// `notify_up`: run when the real server is put into service.
     pub notify_up: Option<Script>,

@@ -7,12 +7,14 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::{
     encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, ServiceSnap, Snapshot,
 };
+use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence};
 use crate::conn::{IpAddress, Key};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
 use crate::sched::{addr_hash, HashTarget, SchedTable};
 use crate::stats::Drop;
+use crate::threshold::ServerLimits;
 use crate::wire::{ArpOperation, MacAddr};
 
 /// An address family the engine forwards.
@@ -26,6 +28,23 @@ pub trait Family: IpAddress {
     fn forwarding(s: &Snapshot) -> &[Forwarding];
     fn persistence(s: &Snapshot) -> &[Option<Persistence>];
     fn interface(s: &Snapshot) -> Option<Self>;
+    fn acl(s: &Snapshot) -> &[Option<AccessList>];
+    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>];
+
+    /// The client access list of service number `i` (none when missing).
+    #[inline]
+    fn acl_of(s: &Snapshot, i: usize) -> Option<&AccessList> {
+        Self::acl(s).get(i)?.as_ref()
+    }
+
+    /// The server limits of service number `i` (none when missing).
+    #[inline]
+    fn limits_of(s: &Snapshot, i: usize) -> Option<&ServerLimits> {
+        Self::limits(s).get(i)?.as_deref()
+    }
+
+    /// Whether `acl` lets `client` open connections.
+    fn admit(acl: &AccessList, client: Self) -> Result<(), Drop>;
 
     /// The forwarding method of service number `i` (FNAT when missing).
     fn forwarding_of(s: &Snapshot, i: usize) -> Forwarding {
@@ -117,6 +136,16 @@ impl Family for Ipv4Addr {
     fn interface(s: &Snapshot) -> Option<Ipv4Addr> {
         s.interface_v4
     }
+    fn acl(s: &Snapshot) -> &[Option<AccessList>] {
+        &s.acl
+    }
+    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
+        &s.limits
+    }
+    #[inline]
+    fn admit(acl: &AccessList, client: Ipv4Addr) -> Result<(), Drop> {
+        acl.admit_v4(client)
+    }
     fn network(self, p: Persistence) -> Ipv4Addr {
         p.network(self)
     }
@@ -197,6 +226,16 @@ impl Family for Ipv6Addr {
     }
     fn interface(s: &Snapshot) -> Option<Ipv6Addr> {
         s.v6.interface
+    }
+    fn acl(s: &Snapshot) -> &[Option<AccessList>] {
+        &s.v6.acl
+    }
+    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
+        &s.v6.limits
+    }
+    #[inline]
+    fn admit(acl: &AccessList, client: Ipv6Addr) -> Result<(), Drop> {
+        acl.admit_v6(client)
     }
     /// IPv6 granularity is a prefix length, except that the default (32,
     /// one IPv4 host) means one host (/128) here too.

@@ -34,18 +34,22 @@
 //! allocate (the neighbour table is bounded and reserved up front).
 
 mod family;
+mod synproxy;
 mod v6;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use self::family::Family;
+use self::synproxy::SynProxy;
+use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ServiceKey};
 use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
+use crate::threshold::{self, ServerLimits};
 use crate::wire::icmpv4::Quote;
 use crate::wire::ipv4::HEADER_LEN as IPV4_HEADER_LEN;
 use crate::wire::{
@@ -133,6 +137,17 @@ pub struct Snapshot {
     /// Per service (same index as `services`): its persistence. A missing
     /// entry means none.
     pub persistence: Vec<Option<Persistence>>,
+    /// Per service: its client access list ([`crate::acl`]). A missing
+    /// entry means none.
+    pub acl: Vec<Option<AccessList>>,
+    /// Per service: its servers' connection limits ([`crate::threshold`]),
+    /// `None` when no server of it has one.
+    pub limits: Vec<Option<Box<ServerLimits>>>,
+    /// Per service: whether it proxies SYNs ([`synproxy`]; IPv4 only). A
+    /// missing entry means no.
+    pub synproxy: Vec<bool>,
+    /// The SYN-cookie secret (shared by all workers).
+    pub syn_cookie_key: [u64; 2],
     /// The IPv6 services, addresses and neighbours (same meaning as the
     /// IPv4 fields above).
     pub v6: Snapshot6,
@@ -152,6 +167,8 @@ pub struct Snapshot6 {
     pub nat_servers: Vec<Ipv6Addr>,
     pub interface: Option<Ipv6Addr>,
     pub persistence: Vec<Option<Persistence>>,
+    pub acl: Vec<Option<AccessList>>,
+    pub limits: Vec<Option<Box<ServerLimits>>>,
     /// The IPv4 local addresses of NAT64 services (sorted; also in the
     /// IPv4 `local_addrs`): replies to them belong to IPv6 connections.
     pub nat64_lips: Vec<Ipv4Addr>,
@@ -178,6 +195,24 @@ impl Snapshot {
     /// The forwarding method of IPv4 service number `i`.
     pub fn forwarding_of(&self, i: usize) -> Forwarding {
         Ipv4Addr::forwarding_of(self, i)
+    }
+
+    /// The access list of IPv4 service number `i`.
+    #[inline]
+    pub fn acl_of(&self, i: usize) -> Option<&AccessList> {
+        Ipv4Addr::acl_of(self, i)
+    }
+
+    /// Whether IPv4 service number `i` proxies SYNs.
+    #[inline]
+    pub fn synproxy_of(&self, i: usize) -> bool {
+        self.synproxy.get(i).copied().unwrap_or(false)
+    }
+
+    /// The server limits of IPv4 service number `i`.
+    #[inline]
+    pub fn limits_of(&self, i: usize) -> Option<&ServerLimits> {
+        Ipv4Addr::limits_of(self, i)
     }
 }
 
@@ -310,6 +345,8 @@ pub struct Engine {
     last_refresh_ms: u64,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
+    /// SYN-proxy state ([`synproxy`]; IPv4 connections only).
+    sp: SynProxy,
 }
 
 impl Engine {
@@ -331,6 +368,7 @@ impl Engine {
             drops,
             last_refresh_ms: 0,
             stages: Vec::with_capacity(PIPELINE),
+            sp: SynProxy::default(),
         }
     }
 
@@ -366,6 +404,7 @@ impl Engine {
     /// resolving new real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
+        self.sp.set_snapshot(&self.snap);
         self.v4.publish(&old, &self.snap, now_ms, ctl);
         self.v6.publish(&old, &self.snap, now_ms, ctl);
     }
@@ -487,16 +526,12 @@ impl Engine {
     ) -> (Verdict, usize) {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
-            Stage::Ipv4(p) => match self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl) {
-                // A reply to a NAT64 local address: its connection is IPv6's.
-                (Verdict::Drop(Drop::NoConnection), _)
-                    if p.dir == Dir::Out
-                        && self.snap.v6.nat64_lips.binary_search(&p.key.dst).is_ok() =>
-                {
-                    self.nat64_reply(buf, len, &p, now_ms, ctl)
-                }
-                x => x,
+            // synproxy.rs: cookies, the proxied handshake, seq/ack shift.
+            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+                Some(done) => done,
+                None => self.forward_v4(buf, len, &p, now_ms, ctl),
             },
+            Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
             Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
@@ -515,6 +550,29 @@ impl Engine {
             self.drops.count(reason);
         }
         (verdict, len)
+    }
+
+    /// Forwards a parsed IPv4 packet; a reply to a NAT64 local address
+    /// that no IPv4 connection knows is tried as an IPv6 connection's.
+    #[inline]
+    fn forward_v4(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<Ipv4Addr>,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        match self.v4.forward(&self.snap, buf, len, p, now_ms, ctl) {
+            // A reply to a NAT64 local address: its connection is IPv6's.
+            (Verdict::Drop(Drop::NoConnection), _)
+                if p.dir == Dir::Out
+                    && self.snap.v6.nat64_lips.binary_search(&p.key.dst).is_ok() =>
+            {
+                self.nat64_reply(buf, len, p, now_ms, ctl)
+            }
+            x => x,
+        }
     }
 
     fn answers_for<A: Family>(&self, ip: A) -> bool {
@@ -888,6 +946,10 @@ impl<A: Family> Side<A> {
         if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
             return Err(Drop::NoConnection);
         }
+        // acl.rs: who may open connections (new ones only).
+        if let Some(acl) = A::acl_of(snap, svc_idx) {
+            A::admit(acl, key.src)?;
+        }
         if self.conns.len() >= self.conns.capacity() {
             return Err(Drop::ConnTableFull);
         }
@@ -909,9 +971,14 @@ impl<A: Family> Side<A> {
             None => {
                 let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
                 let hash = A::flow_hash(&svc.table, key.src, key.dst);
-                let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-                *cursor = cursor.wrapping_add(1);
-                i
+                if let Some(limits) = A::limits_of(snap, svc_idx) {
+                    // threshold.rs: skip (or refuse) overloaded servers.
+                    threshold::pick(&svc.table, cursor, hash, limits, &svc.servers)?
+                } else {
+                    let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+                    *cursor = cursor.wrapping_add(1);
+                    i
+                }
             }
         };
         let dest = *self

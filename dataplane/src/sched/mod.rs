@@ -162,6 +162,12 @@ impl SchedTable {
         }
     }
 
+    /// Whether [`SchedTable::pick`] walks a cycle with the cursor (rr, wrr,
+    /// fo) rather than hashing.
+    pub fn is_cycle(&self) -> bool {
+        matches!(self.lookup, Lookup::Cycle(_))
+    }
+
     /// Entries in the table (cycle length, slots or ring points).
     pub fn len(&self) -> usize {
         match &self.lookup {

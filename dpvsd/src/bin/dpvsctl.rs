@@ -37,12 +37,9 @@ enum Cmd {
         #[arg(long, conflicts_with = "rate")]
         stats: bool,
         /// Rates (like `ipvsadm -ln --rate`): CPS, packets and bytes per
-        /// second from the counter deltas over `--interval`.
+        /// second, estimated by the dataplane as LVS does (2 s EWMA).
         #[arg(long)]
         rate: bool,
-        /// Seconds between the two samples of `--rate`.
-        #[arg(long, value_name = "SECS", default_value_t = 1.0)]
-        interval: f64,
         /// Numeric output (always; accepted for ipvsadm habits).
         #[arg(short = 'n', long)]
         numeric: bool,
@@ -157,20 +154,9 @@ fn list_info(socket: &PathBuf) -> Result<ListInfo, String> {
         .map_err(|e| format!("unexpected response: {e}"))
 }
 
-/// `list --rate`: two samples `secs` apart.
-fn rate(socket: &PathBuf, secs: f64, json: bool) -> ExitCode {
-    if !(0.1..=3600.0).contains(&secs) {
-        eprintln!("dpvsctl: --interval must be between 0.1 and 3600 seconds");
-        return ExitCode::FAILURE;
-    }
-    let sample = || {
-        let t = std::time::Instant::now();
-        list_info(socket).map(|l| (t, l))
-    };
-    let result = sample().and_then(|(t0, a)| {
-        std::thread::sleep(Duration::from_secs_f64(secs));
-        sample().map(|(t1, b)| render::RateInfo::between(&a, &b, (t1 - t0).as_secs_f64()))
-    });
+/// `list --rate`: the dataplane's estimated rates.
+fn rate(socket: &PathBuf, json: bool) -> ExitCode {
+    let result = list_info(socket).map(|l| render::RateInfo::of(&l));
     match result {
         Ok(r) if json => {
             println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -203,11 +189,10 @@ fn main() -> ExitCode {
         Cmd::List {
             stats,
             rate: rates,
-            interval,
             numeric: _,
         } => {
             if rates {
-                return rate(&cli.socket, interval, cli.json);
+                return rate(&cli.socket, cli.json);
             }
             if stats {
                 view = View::Stats;

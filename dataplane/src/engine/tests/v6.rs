@@ -1296,3 +1296,36 @@ fn mapped_addresses_on_the_wire_are_malformed() {
         Verdict::Drop(Drop::Malformed)
     );
 }
+
+#[test]
+fn ipv6_access_lists_and_thresholds_are_checked_when_a_connection_opens() {
+    use crate::acl::AccessList;
+    use crate::command::{AddrRange, Protection, Thresholds};
+    use crate::threshold::Threshold;
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let mut snap = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6])).expect("unshared");
+    let denied = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x66);
+    let acl = AccessList::new(&Protection {
+        deny: vec![AddrRange::one(denied.into())],
+        ..Protection::default()
+    });
+    assert!(acl.is_some());
+    snap.v6.acl = vec![acl, None];
+    let limit = Threshold::new(Thresholds { upper: 1, lower: 0 }).map(Arc::new);
+    snap.v6.limits = vec![Some(vec![limit].into_boxed_slice()), None];
+    e.set_snapshot(Arc::new(snap), 2, &mut ctl);
+    let vip = (LB_MAC, VIP6, 80);
+    let mut syn = tcp6((CLIENT_MAC, denied, 33000), vip, (true, false), b"", 64);
+    assert_eq!(
+        e.handle(&mut syn, 3, &mut ctl),
+        Verdict::Drop(Drop::AclDenied)
+    );
+    let mut syn = tcp6((CLIENT_MAC, CLIENT6, 33000), vip, (true, false), b"", 64);
+    assert_eq!(e.handle(&mut syn, 4, &mut ctl), Verdict::Forward);
+    // RS6 has its one connection: the next client finds it overloaded.
+    let mut syn = tcp6((CLIENT_MAC, CLIENT6, 33001), vip, (true, false), b"", 64);
+    assert_eq!(
+        e.handle(&mut syn, 5, &mut ctl),
+        Verdict::Drop(Drop::ServerOverloaded)
+    );
+}

@@ -1,0 +1,303 @@
+//! SYN proxy golden tests: the whole exchange through the engine, every
+//! emitted frame checked field by field (checksums by etherparse).
+
+mod protect_common;
+
+use std::net::Ipv4Addr;
+
+use dataplane::engine::Verdict;
+use dataplane::stats::Drop;
+
+use protect_common::*;
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(11, 0, 0, 1);
+const CPORT: u16 = 40_000;
+const ISN: u32 = 1000;
+const RS_ISN: u32 = 5_000_000;
+
+fn proxied_lab() -> Lab {
+    Lab::new(1, |snap| {
+        snap.synproxy = vec![true];
+        snap.syn_cookie_key = [7, 11];
+    })
+}
+
+fn from_client(port: u16, seq: u32, f: Flags, mss: Option<u16>, payload: &[u8]) -> Vec<u8> {
+    tcp_frame(CLIENT_MAC, (CLIENT, port), (VIP, 80), seq, f, mss, payload)
+}
+
+fn from_rs(lport: u16, seq: u32, f: Flags, payload: &[u8]) -> Vec<u8> {
+    tcp_frame(
+        rs_mac(0),
+        (rs(0), 8080),
+        (LIP, lport),
+        seq,
+        f,
+        None,
+        payload,
+    )
+}
+
+const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+
+/// Steps 1–3: the client's handshake with the cookie; returns the cookie
+/// and the SYN sent to the real server.
+fn handshake(lab: &mut Lab, port: u16) -> (u32, Tcp) {
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_client(port, ISN, syn, Some(1460), b""));
+    assert_eq!(v, Verdict::Forward);
+    let synack = tcp_of(&out);
+    assert_eq!(
+        (synack.src_mac, synack.dst_mac, synack.src, synack.dst),
+        (LB_MAC, CLIENT_MAC, VIP, CLIENT),
+        "SYN-ACK from the VIP to the client"
+    );
+    assert_eq!((synack.sport, synack.dport), (80, port));
+    assert!(synack.syn && !synack.rst && !synack.fin);
+    assert_eq!(synack.ack, Some(ISN + 1));
+    assert_eq!(synack.options, MSS_1460, "only the MSS is offered");
+    assert!(synack.payload.is_empty());
+    assert_eq!(lab.engine.conn_count(), 0, "a SYN creates no state");
+    let cookie = synack.seq;
+
+    let ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_client(port, ISN + 1, ack, None, b""));
+    assert_eq!(v, Verdict::Forward);
+    let to_rs = tcp_of(&out);
+    assert_eq!(
+        (
+            to_rs.src_mac,
+            to_rs.dst_mac,
+            to_rs.src,
+            to_rs.dst,
+            to_rs.dport
+        ),
+        (LB_MAC, rs_mac(0), LIP, rs(0), 8080),
+        "SYN from the LIP to the real server"
+    );
+    assert!(to_rs.syn && to_rs.ack.is_none() && !to_rs.rst);
+    assert_eq!(to_rs.seq, ISN, "the client's ISN");
+    assert_eq!(to_rs.options, MSS_1460, "the MSS the cookie carried");
+    assert_eq!(to_rs.window, 29200, "the client's window");
+    assert_eq!(lab.engine.conn_count(), 1);
+    (cookie, to_rs)
+}
+
+#[test]
+fn whole_exchange_golden() {
+    let mut lab = proxied_lab();
+    let (cookie, to_rs) = handshake(&mut lab, CPORT);
+    let lport = to_rs.sport;
+
+    // Data before the real server answered: dropped (the client resends),
+    // and our SYN goes out again in case it was lost.
+    let data_ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(tcp_of(&out), to_rs, "the same SYN again");
+    assert_eq!(lab.drops.get(Drop::SynProxyPending), 1);
+
+    // Step 4: the real server's SYN-ACK is answered by us, not the client.
+    let synack = Flags {
+        syn: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_rs(lport, RS_ISN, synack, b""));
+    assert_eq!(v, Verdict::Forward);
+    let ack = tcp_of(&out);
+    assert_eq!(
+        (
+            ack.src_mac,
+            ack.dst_mac,
+            ack.src,
+            ack.dst,
+            ack.sport,
+            ack.dport
+        ),
+        (LB_MAC, rs_mac(0), LIP, rs(0), lport, 8080),
+        "the ACK goes back to the real server"
+    );
+    assert!(!ack.syn && !ack.rst);
+    assert_eq!((ack.seq, ack.ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert!(ack.options.is_empty() && ack.payload.is_empty());
+    assert_eq!(ack.window, 29200);
+
+    // Our ACK was lost: the server resends its SYN-ACK, we ACK it again
+    // and the client hears nothing of it.
+    let (v, out) = lab.send(from_rs(lport, RS_ISN, synack, b""));
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(tcp_of(&out), ack);
+
+    // Client data: its ACK moves into the real server's space.
+    let (v, out) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));
+    assert_eq!(v, Verdict::Forward);
+    let d = tcp_of(&out);
+    assert_eq!((d.src, d.dst, d.sport, d.dport), (LIP, rs(0), lport, 8080));
+    assert_eq!((d.seq, d.ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert_eq!(d.payload, b"GET");
+
+    // Server data: its sequence numbers move into the cookie's space.
+    let rs_ack = Flags {
+        ack: Some(ISN + 4),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_rs(lport, RS_ISN + 1, rs_ack, b"200 OK"));
+    assert_eq!(v, Verdict::Forward);
+    let r = tcp_of(&out);
+    assert_eq!(
+        (r.dst_mac, r.src, r.dst, r.sport, r.dport),
+        (CLIENT_MAC, VIP, CLIENT, 80, CPORT)
+    );
+    assert_eq!((r.seq, r.ack), (cookie.wrapping_add(1), Some(ISN + 4)));
+    assert_eq!(r.payload, b"200 OK");
+
+    // And the client acknowledges it in the cookie's space.
+    let ack2 = Flags {
+        ack: Some(cookie.wrapping_add(7)),
+        fin: true,
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(from_client(CPORT, ISN + 4, ack2, None, b""));
+    let f = tcp_of(&out);
+    assert!(f.fin);
+    assert_eq!(f.ack, Some(RS_ISN + 7));
+}
+
+#[test]
+fn bad_or_stale_cookies_are_dropped_and_counted() {
+    let mut lab = proxied_lab();
+    let forged = Flags {
+        ack: Some(0x1234_5678),
+        ..Flags::default()
+    };
+    let (v, _) = lab.send(from_client(CPORT, ISN + 1, forged, None, b""));
+    assert_eq!(v, Verdict::Drop(Drop::SynProxyBadCookie));
+    assert_eq!(lab.engine.conn_count(), 0);
+
+    // A real cookie, but for another client port.
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(from_client(CPORT, ISN, syn, Some(1460), b""));
+    let cookie = tcp_of(&out).seq;
+    let ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (v, _) = lab.send(from_client(CPORT + 1, ISN + 1, ack, None, b""));
+    assert_eq!(v, Verdict::Drop(Drop::SynProxyBadCookie));
+
+    // The right one, but too late (cookies live two 64 s ticks).
+    lab.now += 4 * 64_000;
+    let (v, _) = lab.send(from_client(CPORT, ISN + 1, ack, None, b""));
+    assert_eq!(v, Verdict::Drop(Drop::SynProxyBadCookie));
+    assert_eq!(lab.drops.get(Drop::SynProxyBadCookie), 3);
+    assert_eq!(lab.engine.conn_count(), 0);
+}
+
+#[test]
+fn clients_without_mss_get_the_minimum_and_denied_clients_nothing() {
+    let mut lab = Lab::new(1, |snap| {
+        snap.synproxy = vec![true];
+        snap.acl = vec![dataplane::acl::AccessList::new(&dataplane::Protection {
+            deny: vec![dataplane::AddrRange::one(Ipv4Addr::new(11, 0, 0, 9).into())],
+            ..Default::default()
+        })];
+    });
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(from_client(CPORT, ISN, syn, None, b""));
+    assert_eq!(tcp_of(&out).options, [2, 4, 0x02, 0x18], "MSS 536");
+    let denied = tcp_frame(
+        CLIENT_MAC,
+        (Ipv4Addr::new(11, 0, 0, 9), 1),
+        (VIP, 80),
+        1,
+        syn,
+        None,
+        b"",
+    );
+    assert_eq!(lab.send(denied).0, Verdict::Drop(Drop::AclDenied));
+}
+
+#[test]
+fn a_refusing_real_server_resets_the_client_in_its_own_space() {
+    let mut lab = proxied_lab();
+    let (cookie, to_rs) = handshake(&mut lab, CPORT);
+    let rst = Flags {
+        rst: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_rs(to_rs.sport, 0, rst, b""));
+    assert_eq!(v, Verdict::Forward);
+    let r = tcp_of(&out);
+    assert!(r.rst);
+    assert_eq!(
+        (r.dst, r.dport, r.seq),
+        (CLIENT, CPORT, cookie.wrapping_add(1))
+    );
+}
+
+#[test]
+fn services_without_syn_proxy_are_untouched() {
+    let mut lab = Lab::new(1, |_| {});
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_client(CPORT, ISN, syn, Some(1460), b""));
+    assert_eq!(v, Verdict::Forward);
+    let t = tcp_of(&out);
+    assert_eq!(
+        (t.dst, t.seq),
+        (rs(0), ISN),
+        "the SYN goes straight to the server"
+    );
+}
+
+proptest::proptest! {
+    /// Mutated handshake frames (any byte, any length) never panic the
+    /// SYN-proxy paths, and whatever is forwarded still parses.
+    #[test]
+    fn mutated_frames_never_panic(
+        edits in proptest::collection::vec((0usize..80, proptest::num::u8::ANY), 0..6),
+        cut in 0usize..80,
+        which in 0usize..4,
+    ) {
+        let mut lab = proxied_lab();
+        let (cookie, to_rs) = handshake(&mut lab, CPORT);
+        let frames = [
+            from_client(CPORT + 1, ISN, Flags { syn: true, ..Flags::default() }, Some(1460), b""),
+            from_client(CPORT, ISN + 1, Flags { ack: Some(cookie.wrapping_add(1)), ..Flags::default() }, None, b"x"),
+            from_rs(to_rs.sport, RS_ISN, Flags { syn: true, ack: Some(ISN + 1), ..Flags::default() }, b""),
+            from_client(CPORT + 2, ISN + 1, Flags { ack: Some(cookie), ..Flags::default() }, None, b""),
+        ];
+        let mut f = frames[which].clone();
+        for (at, b) in edits {
+            if let Some(x) = f.get_mut(at) {
+                *x = b;
+            }
+        }
+        if cut < f.len() && cut > 14 {
+            f.truncate(cut);
+        }
+        let (v, out) = lab.send(f);
+        if v == Verdict::Forward {
+            proptest::prop_assert!(etherparse::SlicedPacket::from_ethernet(&out).is_ok());
+        }
+    }
+}
