@@ -9,7 +9,7 @@
 //! root for the namespace and prints `SKIP:` otherwise.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use healthcheck::{CheckKind, CheckSpec, DnsSpec, DnsType, HealthChecker, SmtpSpec, SubjectSpec};
@@ -17,7 +17,7 @@ use tokio::sync::mpsc::unbounded_channel;
 
 mod common;
 
-use common::{have, next_event, wait_checks, NsHost, BOUND};
+use common::{have, next_event, wait_checks, NsHost, Server, BOUND, PYTHON};
 
 /// This file's checkers run every 200 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
@@ -29,16 +29,6 @@ fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
 
 fn subject(checks: Vec<CheckSpec>) -> SubjectSpec {
     common::subject(7, checks)
-}
-
-/// A server process, killed and reaped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A port of 127.0.0.1 that was free for UDP a moment ago.
@@ -158,8 +148,6 @@ async fn dns_check_refused_is_down() {
         assert_eq!(reason, "DNS: response code Query Refused (5)");
     }
 }
-
-const PYTHON: &str = "/usr/bin/python3";
 
 /// Starts aiosmtpd on 127.0.0.1:<free port>; returns once it accepts.
 fn aiosmtpd() -> Option<(Server, SocketAddr)> {

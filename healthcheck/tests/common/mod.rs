@@ -1,7 +1,7 @@
 //! Helpers shared by the checker integration tests.
 
 use std::net::SocketAddr;
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use healthcheck::{
@@ -152,4 +152,19 @@ impl Drop for NsHost {
 pub fn ip(args: &[&str]) {
     let status = Command::new("ip").args(args).status().expect("run ip");
     assert!(status.success(), "ip {args:?} failed");
+}
+
+/// Debian's Python (tests/install-deps.sh pulls it in).
+#[allow(dead_code)] // Not every test binary uses it.
+pub const PYTHON: &str = "/usr/bin/python3";
+
+/// A server process, killed and reaped when dropped.
+#[allow(dead_code)] // Not every test binary uses it.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
