@@ -179,3 +179,89 @@ async fn an_unknown_interface_is_a_down_state_with_the_reason() {
     }
     checker.shutdown().await;
 }
+
+/// The link-local address of `eth0` in `host`'s namespace once duplicate
+/// address detection has passed, within [`BOUND`].
+fn link_local(host: &NsHost) -> std::net::Ipv6Addr {
+    let start = Instant::now();
+    loop {
+        let out = Command::new("ip")
+            .args([
+                "-n", &host.ns, "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link",
+            ])
+            .output()
+            .expect("run ip");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let addr = text
+            .split_whitespace()
+            .skip_while(|w| *w != "inet6")
+            .nth(1)
+            .and_then(|a| a.split('/').next())
+            .and_then(|a| a.parse().ok());
+        match addr {
+            Some(addr) if !text.contains("tentative") => return addr,
+            _ => {}
+        }
+        assert!(start.elapsed() < BOUND, "no link-local address: {text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `bind_if` is for: a link-local `connect_ip` has no scope in
+/// keepalived.conf; the interface comes from `bind_if`, and without it the
+/// connect is refused by the kernel.
+#[tokio::test]
+async fn bind_if_reaches_an_ipv6_link_local_target() {
+    let Some(host) = NsHost::new(3, "bind_if to an IPv6 link-local address") else {
+        return;
+    };
+    if !have(PYTHON, "python3") {
+        return;
+    }
+    let target = SocketAddr::new(link_local(&host).into(), 8000);
+    let _server = Server(
+        Command::new("ip")
+            .args(["netns", "exec", &host.ns, PYTHON, "-m", "http.server"])
+            .args(["--bind", "::", "8000", "--directory"])
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn http.server"),
+    );
+    let unbound = CheckSpec {
+        bind_if: None,
+        ..check(CheckKind::Tcp, target, "")
+    };
+    let subjects = vec![
+        common::subject(1, vec![check(CheckKind::Tcp, target, &host.outer)]),
+        common::subject(2, vec![check(http(), target, &host.outer)]),
+        common::subject(3, vec![unbound]),
+    ];
+    let (tx, _rx) = unbounded_channel();
+    let checker = HealthChecker::start(subjects, tx);
+    // Up once http.server listens; the unbound checker has run by then.
+    let deadline = tokio::time::Instant::now() + BOUND;
+    let status = loop {
+        let status = checker.status();
+        let settled = status.iter().filter(|s| s.up).count() == 2
+            && status.iter().all(|s| s.checks[0].checks_run > 0);
+        if settled || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for s in &status {
+        if s.id == SubjectId(3) {
+            assert!(!s.up, "{s:?}");
+            assert_eq!(
+                s.checks[0].last_error.as_deref(),
+                Some("connect: Invalid argument (os error 22)"),
+                "{s:?}"
+            );
+        } else {
+            assert!(s.up, "{s:?}");
+        }
+    }
+    checker.shutdown().await;
+}
