@@ -406,17 +406,12 @@ fn check(model: &Model, c: &model::Checker, weight: u32) -> Result<CheckSpec, As
             })
         }
     };
-    if c.bind_if.is_some() {
-        return Err(err(
-            &c.location,
-            "bind_if is not supported by dpvsd yet".into(),
-        ));
-    }
     Ok(CheckSpec {
         kind,
         target: SocketAddr::new(c.connect_ip, c.connect_port),
         bind: c.bindto,
         bind_port: c.bind_port,
+        bind_if: c.bind_if.clone(),
         fwmark: c.fwmark,
         log_all_failures: c.log_all_failures,
         connect_timeout: c.connect_timeout,
@@ -636,10 +631,11 @@ mod checker_tests {
 
     #[test]
     fn source_keywords_reach_the_checker() {
-        let body = "    TCP_CHECK {\n      bindto 10.0.0.9\n      bind_port 4000\n      fwmark 7\n      log_all_failures\n    }\n";
+        let body = "    TCP_CHECK {\n      bindto 10.0.0.9\n      bind_port 4000\n      bind_if eth1\n      fwmark 7\n      log_all_failures\n    }\n";
         let c = &checks(body, Dialect::default())[0];
         assert_eq!(c.bind, Some("10.0.0.9".parse().expect("ip")));
         assert_eq!(c.bind_port, Some(4000));
+        assert_eq!(c.bind_if.as_deref(), Some("eth1"));
         assert_eq!(c.fwmark, Some(7));
         assert!(c.log_all_failures);
     }

@@ -466,7 +466,7 @@ fn start_attempt(spec: &CheckSpec) -> Attempt<'_> {
             Box::pin(async move { smtp::probe(target, source, timeout, s).await.map(|()| None) })
         }
         CheckKind::Ping => Box::pin(async move {
-            ping::probe(target.ip(), source.ip, timeout)
+            ping::probe(target.ip(), source, timeout)
                 .await
                 .map(|()| None)
         }),

@@ -55,6 +55,15 @@ pub enum ProbeError {
         /// The target.
         target: SocketAddr,
     },
+    /// The socket could not be bound to the `bind_if` interface (it does
+    /// not exist, its name is too long, or `CAP_NET_RAW` is missing).
+    #[error("cannot bind to interface {interface}: {message}")]
+    BindDevice {
+        /// The configured `bind_if`.
+        interface: String,
+        /// Why, e.g. `"No such device (os error 19)"`.
+        message: String,
+    },
     /// An `HTTP_GET`/`SSL_GET` exchange did not complete within
     /// `connect_timeout`.
     #[error("GET {url}: no complete response within {after:?}")]

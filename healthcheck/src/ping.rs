@@ -12,6 +12,7 @@ use std::time::Duration;
 use surge_ping::{Client, Config, PingIdentifier, PingSequence, SurgeError, ICMP};
 
 use crate::error::{IoStage, ProbeError};
+use crate::tcp::Source;
 
 /// The echo payload (keepalived sends a small fixed payload too).
 const PAYLOAD: &[u8] = b"dpvsd PING_CHECK";
@@ -24,12 +25,12 @@ fn ping_error(message: impl Into<String>) -> ProbeError {
 
 pub(crate) async fn probe(
     target: IpAddr,
-    bind: Option<IpAddr>,
+    source: Source,
     timeout: Duration,
 ) -> Result<(), ProbeError> {
     let kind = if target.is_ipv4() { ICMP::V4 } else { ICMP::V6 };
     let mut config = Config::builder().kind(kind);
-    if let Some(ip) = bind {
+    if let Some(ip) = source.ip {
         if ip.is_ipv4() != target.is_ipv4() {
             return Err(ProbeError::FamilyMismatch {
                 bind: ip,
@@ -38,7 +39,22 @@ pub(crate) async fn probe(
         }
         config = config.bind(SocketAddr::new(ip, 0));
     }
-    let client = Client::new(&config.build()).map_err(|e| ProbeError::io(IoStage::Socket, &e))?;
+    let mut dev = None;
+    if let Some(name) = &source.dev {
+        let name = name.check()?;
+        dev = Some(name);
+        config = config.interface(name);
+    }
+    // surge-ping binds the device last, so ENODEV can only come from it.
+    let client = Client::new(&config.build()).map_err(|e| match dev {
+        Some(name) if e.raw_os_error() == Some(rustix::io::Errno::NODEV.raw_os_error()) => {
+            ProbeError::BindDevice {
+                interface: name.into(),
+                message: e.to_string(),
+            }
+        }
+        _ => ProbeError::io(IoStage::Socket, &e),
+    })?;
     let mut pinger = client.pinger(target, PingIdentifier(rand::random())).await;
     pinger.timeout(timeout);
     match pinger.ping(PingSequence(0), PAYLOAD).await {

@@ -411,6 +411,10 @@ pub struct CheckSpec {
     /// `bind_port`: the local source port (TCP and UDP based checkers),
     /// else an ephemeral one.
     pub bind_port: Option<u16>,
+    /// `bind_if`: the interface the checker's sockets are bound to
+    /// (`SO_BINDTODEVICE`), e.g. to reach an IPv6 link-local `connect_ip`.
+    /// An interface that does not exist fails the check with the reason.
+    pub bind_if: Option<String>,
     /// `fwmark`: the mark (`SO_MARK`) put on the checker's packets (TCP and
     /// UDP based checkers); needs `CAP_NET_ADMIN`.
     pub fwmark: Option<u32>,
@@ -452,6 +456,7 @@ impl CheckSpec {
             target,
             bind: None,
             bind_port: None,
+            bind_if: None,
             fwmark: None,
             log_all_failures: false,
             connect_timeout: Duration::from_secs(5),

@@ -18,7 +18,7 @@
 //!    established connection (as keepalived's close with `SO_LINGER` 0 does,
 //!    so no TIME_WAIT is left behind) and the socket returns to the `CLOSE`
 //!    state, ready for the next probe. Its ephemeral port is released;
-//!    `bindto`, `bind_port` and `fwmark` stay set.
+//!    `bindto`, `bind_port`, `bind_if` and `fwmark` stay set.
 //!
 //! So a healthy probe costs two or three system calls and no allocation,
 //! where socket + `SO_LINGER` + connect + close costs four, two of which
@@ -43,13 +43,96 @@ use tokio::net::{TcpSocket, TcpStream};
 use crate::error::{IoStage, ProbeError};
 use crate::spec::CheckSpec;
 
-/// Where a checker's packets come from: `bindto`, `bind_port`, `fwmark`.
+/// The kernel's limit on an interface name, its NUL included (`IFNAMSIZ`).
+const IFNAMSIZ: usize = 16;
+
+/// A `bind_if` interface name, stored inline so that [`Source`] stays
+/// `Copy` (it is the pool key of every `TCP_CHECK` socket).
+///
+/// A name the kernel cannot take (longer than 15 bytes; the kernel would
+/// silently truncate it) is kept as its first 15 bytes plus its real length,
+/// and refused when a socket is bound to it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct IfName {
+    bytes: [u8; IFNAMSIZ - 1],
+    /// The configured name's length (saturated at 255).
+    len: u8,
+}
+
+impl IfName {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut bytes = [0u8; IFNAMSIZ - 1];
+        for (b, &c) in bytes.iter_mut().zip(name.as_bytes()) {
+            *b = c;
+        }
+        IfName {
+            bytes,
+            len: u8::try_from(name.len()).unwrap_or(u8::MAX),
+        }
+    }
+
+    /// The name, or `None` when it is too long for the kernel.
+    fn get(&self) -> Option<&[u8]> {
+        self.bytes.get(..usize::from(self.len))
+    }
+
+    /// The name for error texts (its first 15 bytes and `...` when too long).
+    fn text(&self) -> String {
+        match self.get() {
+            Some(name) => String::from_utf8_lossy(name).into_owned(),
+            None => format!("{}...", String::from_utf8_lossy(&self.bytes)),
+        }
+    }
+
+    /// Binds `socket` to this interface (`SO_BINDTODEVICE`).
+    pub(crate) fn bind(&self, socket: &Socket) -> Result<(), ProbeError> {
+        let err = |message: String| ProbeError::BindDevice {
+            interface: self.text(),
+            message,
+        };
+        let name = self.get().ok_or_else(|| {
+            err(format!(
+                "interface names are at most {} bytes",
+                IFNAMSIZ - 1
+            ))
+        })?;
+        socket
+            .bind_device(Some(name))
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// Whether the interface name is usable (see [`IfName::bind`]), for
+    /// checkers whose socket is opened by a library.
+    pub(crate) fn check(&self) -> Result<&str, ProbeError> {
+        match self.get().map(std::str::from_utf8) {
+            Some(Ok(name)) => Ok(name),
+            _ => Err(ProbeError::BindDevice {
+                interface: self.text(),
+                message: format!(
+                    "not a valid interface name (at most {} bytes)",
+                    IFNAMSIZ - 1
+                ),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for IfName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text())
+    }
+}
+
+/// Where a checker's packets come from: `bindto`, `bind_port`, `bind_if`,
+/// `fwmark`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub(crate) struct Source {
     /// `bindto`.
     pub ip: Option<IpAddr>,
     /// `bind_port`.
     pub port: Option<u16>,
+    /// `bind_if` (`SO_BINDTODEVICE`).
+    pub dev: Option<IfName>,
     /// `fwmark` (`SO_MARK`).
     pub mark: Option<u32>,
 }
@@ -59,6 +142,7 @@ impl Source {
         Source {
             ip: spec.bind,
             port: spec.bind_port,
+            dev: spec.bind_if.as_deref().map(IfName::new),
             mark: spec.fwmark,
         }
     }
@@ -74,7 +158,8 @@ pub(crate) async fn connect(target: SocketAddr, source: Source) -> Result<TcpStr
 }
 
 /// A non-blocking socket of `target`'s family and type `ty`, with `source`
-/// applied: the mark, then the bind (address and/or port; `SO_REUSEADDR`
+/// applied: the mark, the interface (before the bind, so that a link-local
+/// `bindto` needs no scope), then the bind (address and/or port; `SO_REUSEADDR`
 /// with a fixed port, so that checkers from that port to different targets
 /// can coexist, as keepalived's do).
 pub(crate) fn socket(
@@ -93,6 +178,9 @@ pub(crate) fn socket(
         socket
             .set_mark(mark)
             .map_err(|e| ProbeError::io(IoStage::Socket, &e))?;
+    }
+    if let Some(dev) = &source.dev {
+        dev.bind(&socket)?;
     }
     if source.ip.is_some() || source.port.is_some() {
         let ip = match source.ip {
@@ -458,7 +546,7 @@ mod tests {
         let source = Source {
             ip: Some([127, 0, 0, 1].into()),
             port: Some(port),
-            mark: None,
+            ..Source::default()
         };
         let mut prober = Prober::new().expect("prober");
         for _ in 0..2 {
@@ -640,5 +728,46 @@ mod tests {
             ),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn bind_if_sets_so_bindtodevice_on_every_socket_type() {
+        if !nix::unistd::geteuid().is_root() {
+            println!("SKIP: SO_BINDTODEVICE needs CAP_NET_RAW");
+            return;
+        }
+        let (_listener, addr) = listener();
+        let source = Source {
+            dev: Some(IfName::new("lo")),
+            ..Source::default()
+        };
+        // The socket TCP_CHECK, HTTP_GET, SSL_GET and SMTP_CHECK use, and
+        // the one UDP_CHECK and DNS_CHECK use.
+        for (ty, protocol) in [(Type::STREAM, Protocol::TCP), (Type::DGRAM, Protocol::UDP)] {
+            let socket = socket(addr, source, ty, protocol).expect("socket");
+            assert_eq!(
+                socket.device().expect("SO_BINDTODEVICE"),
+                Some(b"lo".to_vec())
+            );
+        }
+        let mut prober = Prober::new().expect("prober");
+        assert_eq!(probe(&mut prober, addr, source), Ok(()));
+    }
+
+    #[test]
+    fn an_interface_name_the_kernel_would_truncate_is_refused() {
+        let (_listener, addr) = listener();
+        // 16 bytes: the kernel would silently bind to its first 15.
+        let source = Source {
+            dev: Some(IfName::new("lo0123456789abcd")),
+            ..Source::default()
+        };
+        let err = socket(addr, source, Type::STREAM, Protocol::TCP).expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "cannot bind to interface lo0123456789abc...: interface names are at most 15 bytes"
+        );
+        let ok = IfName::new("lo0123456789abc");
+        assert_eq!(ok.check(), Ok("lo0123456789abc"));
     }
 }

@@ -9,7 +9,7 @@
 //! root for the namespace and prints `SKIP:` otherwise.
 
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use healthcheck::{CheckKind, CheckSpec, DnsSpec, DnsType, HealthChecker, SmtpSpec, SubjectSpec};
@@ -17,7 +17,7 @@ use tokio::sync::mpsc::unbounded_channel;
 
 mod common;
 
-use common::{next_event, wait_checks, BOUND};
+use common::{have, next_event, wait_checks, NsHost, Server, BOUND, PYTHON};
 
 /// This file's checkers run every 200 ms.
 fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
@@ -29,30 +29,6 @@ fn fast(kind: CheckKind, target: SocketAddr) -> CheckSpec {
 
 fn subject(checks: Vec<CheckSpec>) -> SubjectSpec {
     common::subject(7, checks)
-}
-
-/// A server process, killed and reaped when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Whether `program` can be found; prints `SKIP:` when it cannot, and fails
-/// under CI, which installs it.
-fn have(program: &str, package: &str) -> bool {
-    if std::path::Path::new(program).exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI must install {package} (tests/install-deps.sh)"
-    );
-    println!("SKIP: {program} missing (Debian package {package}, tests/install-deps.sh)");
-    false
 }
 
 /// A port of 127.0.0.1 that was free for UDP a moment ago.
@@ -173,8 +149,6 @@ async fn dns_check_refused_is_down() {
     }
 }
 
-const PYTHON: &str = "/usr/bin/python3";
-
 /// Starts aiosmtpd on 127.0.0.1:<free port>; returns once it accepts.
 fn aiosmtpd() -> Option<(Server, SocketAddr)> {
     if !have(PYTHON, "python3") {
@@ -241,62 +215,9 @@ async fn smtp_check_passes_against_aiosmtpd_and_fails_when_it_stops() {
     checker.shutdown().await;
 }
 
-/// A namespace with one end of a veth pair (`eth0`, 10.98.N.2/30); the other
-/// end (10.98.N.1/30) stays in this namespace. Deleted when dropped.
-struct PingHost {
-    ns: String,
-    ip: String,
-}
-
-impl PingHost {
-    fn new() -> Option<PingHost> {
-        if !nix::unistd::geteuid().is_root() {
-            println!("SKIP: PING_CHECK to a namespace needs root");
-            return None;
-        }
-        if !have("/usr/sbin/ip", "iproute2") {
-            return None;
-        }
-        let id = std::process::id() % 250;
-        let host = PingHost {
-            ns: format!("hcping{}", std::process::id()),
-            ip: format!("10.98.{id}.2"),
-        };
-        let outer = format!("hcp{}", std::process::id() % 100_000_000);
-        ip(&["netns", "add", &host.ns]);
-        ip(&[
-            "link", "add", &outer, "type", "veth", "peer", "name", "eth0", "netns", &host.ns,
-        ]);
-        ip(&["addr", "add", &format!("10.98.{id}.1/30"), "dev", &outer]);
-        ip(&["link", "set", &outer, "up"]);
-        host.ip_in(&["addr", "add", &format!("{}/30", host.ip), "dev", "eth0"]);
-        host.ip_in(&["link", "set", "lo", "up"]);
-        host.ip_in(&["link", "set", "eth0", "up"]);
-        Some(host)
-    }
-
-    fn ip_in(&self, args: &[&str]) {
-        let mut all = vec!["-n", self.ns.as_str()];
-        all.extend_from_slice(args);
-        ip(&all);
-    }
-}
-
-impl Drop for PingHost {
-    fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair with it.
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {args:?} failed");
-}
-
 #[tokio::test]
 async fn ping_check_to_a_namespace_host_flips_with_its_link() {
-    let Some(host) = PingHost::new() else {
+    let Some(host) = NsHost::new(8, "PING_CHECK to a namespace") else {
         return;
     };
     let target = SocketAddr::new(host.ip.parse().expect("ip"), 0);
