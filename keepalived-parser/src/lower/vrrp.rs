@@ -575,7 +575,7 @@ impl Lowerer<'_> {
     }
 
     /// `[reverse|noreverse]` after a weight.
-    fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
+    pub(super) fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
         match t.map(|t| (t, t.text)) {
             None | Some((_, "noreverse")) => false,
             Some((_, "reverse")) => true,
@@ -1167,6 +1167,7 @@ impl Lowerer<'_> {
         let g = self.model.global_defs.vrrp.clone();
         let loc = self.loc(n.stmt.location);
         let mut vi = VrrpInstance {
+            ignored: n.ignored.clone(),
             name: name.clone(),
             state: VrrpState::Backup,
             interface: None,
@@ -1698,6 +1699,7 @@ impl Lowerer<'_> {
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut g = VrrpSyncGroup {
+            ignored: n.ignored.clone(),
             name: name.clone(),
             instances: Vec::new(),
             track: VrrpTrackers::default(),
