@@ -274,7 +274,8 @@ fn unsupported_keywords_are_kept_and_dumped() {
 
 #[test]
 fn unsupported_blocks_nested_in_vrrp_and_http_are_kept() {
-    let text = "vrrp_instance VI {\n state MASTER\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n\
+    let text = "vrrp_instance VI {\n state MASTER\n interface eth0\n virtual_router_id 1\n priority 100\n virtual_ipaddress {\n  10.0.0.1\n }\n vrf blue\n promote_secondaries\n}\n\
+vrrp_sync_group G {\n group {\n  VI\n }\n global_tracking\n}\n\
 virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   sni_name example.org\n   url {\n    path /\n    regex_options caseless\n   }\n  }\n }\n}\n";
     let l = load(text);
     let http = match &l.model.virtual_servers[0].real_servers[0].checkers[0].kind {
@@ -283,7 +284,26 @@ virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n  HTTP_GET {\n   sni_n
     };
     assert_eq!(http.ignored[0].keyword, "sni_name");
     assert_eq!(http.urls[0].ignored[0].keyword, "regex_options");
-    let again = load(&dump(&l.model));
+    assert_eq!(http.urls[0].ignored[0].args, ["caseless"]);
+    let vi = &l.model.vrrp_instances[0];
+    let kws: Vec<_> = vi.ignored.iter().map(|i| i.keyword.as_str()).collect();
+    assert_eq!(kws, ["vrf", "promote_secondaries"]);
+    assert_eq!(vi.ignored[0].args, ["blue"]);
+    assert_eq!(
+        l.model.vrrp_sync_groups[0].ignored[0].keyword,
+        "global_tracking"
+    );
+    let text = dump(&l.model);
+    assert!(
+        text.contains("    vrf blue\n    promote_secondaries\n"),
+        "{text}"
+    );
+    assert!(text.contains("    global_tracking\n"), "{text}");
+    assert!(
+        text.contains("            sni_name example.org\n"),
+        "{text}"
+    );
+    let again = load(&text);
     assert_eq!(without_locations(&again.model), without_locations(&l.model));
 }
 
