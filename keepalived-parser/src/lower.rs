@@ -5,13 +5,17 @@
 //!    keyword / `{` / `}` stream and re-read against keepalived's keyword tree
 //!    exactly as `lib/parser.c` does (KEEPALIVED.md §1.5): an unknown
 //!    keyword's `{` is ignored, its contents land at the current level and its
-//!    `}` closes the *enclosing* block; value blocks are line lists; known but
-//!    not-yet-lowered keywords are skipped whole with one warning.
+//!    `}` closes the *enclosing* block; value blocks are line lists; keywords
+//!    of features dpvsd does not implement are kept as written (with their
+//!    whole block, in [`Ignored`] lists) and warned about once per keyword.
 //! 2. **Typed lowering** of the resulting tree: value checks, defaults and
 //!    inheritance (checker ← real server ← virtual server ← checker default).
 //!
 //! Invariant: the [`Model`] only holds effective, validated values; anything
-//! dropped or defaulted has a diagnostic at the offending token.
+//! dropped or defaulted has a diagnostic at the offending token. Blocks
+//! dpvsd does not run are still typed when keepalived types them
+//! (`vrrp_track_process`, `bfd_instance`, `garp_group`, `SSL`, `BFD_CHECK`:
+//! see `lower/extra.rs`), else kept as written.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -198,7 +202,8 @@ enum Kind {
     Section(Level),
     /// Opens a block of lines handed whole to the keyword (`alloc_value_block`).
     Values,
-    /// Known to keepalived but not lowered yet: skipped whole, with a warning.
+    /// A keepalived feature dpvsd does not implement: kept as written (block
+    /// included) in the level's [`Ignored`] list, with one warning per keyword.
     Unsupported,
 }
 
@@ -2858,7 +2863,6 @@ fn granularity(s: &str) -> Result<u8, String> {
     u8::try_from(v).map_err(|e| e.to_string())
 }
 
-/// Skips the block that follows a skipped keyword, counting braces.
 /// The arguments joined by single spaces (keepalived's `make_strvec_str`).
 fn join_args(s: &Stmt<'_>) -> String {
     s.args.iter().map(|t| t.text).collect::<Vec<_>>().join(" ")

@@ -84,16 +84,16 @@ pub struct VrrpTrackProcess {
     pub params: Vec<String>,
     /// `None`: the command name alone is matched.
     pub param_match: Option<ParamMatch>,
-    /// `weight` [0] (-254..254) and `reverse`.
+    /// `weight` (default 0) (-254..254) and `reverse`.
     pub weight: i32,
     pub reverse: bool,
-    /// `quorum` [1] (0 only with `quorum_max 0`).
+    /// `quorum` (default 1) (0 only with `quorum_max 0`).
     pub quorum: u32,
     /// `quorum_max` [unlimited = `u32::MAX`].
     pub quorum_max: u32,
-    /// `fork_delay` / `delay` [0] (up to 3600 s).
+    /// `fork_delay` / `delay` (default 0) (up to 3600 s).
     pub fork_delay: Duration,
-    /// `terminate_delay` / `delay` [0].
+    /// `terminate_delay` / `delay` (default 0).
     pub terminate_delay: Duration,
     /// `full_command` (also implied by parameters and `param_match`).
     pub full_command: bool,
@@ -115,14 +115,14 @@ pub struct BfdInstance {
     pub min_tx: Duration,
     /// `idle_tx` [1000 ms] (at least 1000 ms).
     pub idle_tx: Duration,
-    /// `multiplier` [5] (1..255).
+    /// `multiplier` (default 5) (1..255).
     pub multiplier: u8,
     pub passive: bool,
     /// `ttl` / `hoplimit` [255 for IPv4, 64 for IPv6] (1..255).
     pub ttl: u8,
-    /// `max_hops` [0] (-1..255, at most `ttl`).
+    /// `max_hops` (default 0) (-1..255, at most `ttl`).
     pub max_hops: i16,
-    /// `weight` [0] (-253..253) and `reverse`, for tracking VRRP instances.
+    /// `weight` (default 0) (-253..253) and `reverse`, for tracking VRRP instances.
     pub weight: i32,
     pub reverse: bool,
     /// Reported to the VRRP process (`vrrp`; both when neither is written).

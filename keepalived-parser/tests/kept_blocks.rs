@@ -338,3 +338,30 @@ fn diff_names_track_processes_and_bfd_instances() {
     );
     assert!(diff(&old, &load(CONF).model).is_empty());
 }
+
+#[test]
+fn vrrp_trackers_resolve_against_track_processes_and_bfd_instances() {
+    let text = format!(
+        "{CONF}vrrp_instance VI {{\n state BACKUP\n interface eth0\n virtual_router_id 7\n priority 50\n\
+         virtual_ipaddress {{\n  10.0.0.7\n }}\n track_process {{\n  nginx weight 5\n  bad\n  nosuch\n }}\n\
+         track_bfd {{\n  onlyvrrp\n  b1\n }}\n}}\n"
+    );
+    let l = load(&text);
+    let vi = &l.model.vrrp_instances[0];
+    let names = |t: &[keepalived_parser::model::Tracked]| {
+        t.iter().map(|x| x.name.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(names(&vi.track.processes), ["nginx"]);
+    assert_eq!(vi.track.processes[0].weight, Some(5));
+    // b1 reports to the checker only.
+    assert_eq!(names(&vi.track.bfds), ["onlyvrrp"]);
+    for missing in [
+        "(VI) track process bad not found",
+        "(VI) track process nosuch not found",
+        "(VI) track bfd b1 not found",
+    ] {
+        find(&l, missing);
+    }
+    let again = load(&dump(&l.model));
+    assert_eq!(without_locations(&again.model), without_locations(&l.model));
+}

@@ -1122,7 +1122,8 @@ impl Lowerer<'_> {
         true
     }
 
-    /// Drops trackers naming undefined scripts / track files.
+    /// Drops trackers naming undefined scripts, track files, track
+    /// processes and BFD instances (those reporting to VRRP).
     fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: impl super::At + Copy) {
         let scripts: Vec<String> = self
             .model
@@ -1153,6 +1154,40 @@ impl Lowerer<'_> {
                 missing.push(format!(
                     "({owner}) track_file {} not found, ignoring...",
                     s.name
+                ));
+            }
+            ok
+        });
+        let processes: Vec<String> = self
+            .model
+            .vrrp_track_processes
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        t.processes.retain(|p| {
+            let ok = processes.contains(&p.name);
+            if !ok {
+                missing.push(format!(
+                    "({owner}) track process {} not found, ignoring...",
+                    p.name
+                ));
+            }
+            ok
+        });
+        // Only the BFD instances that report to the VRRP process.
+        let bfds: Vec<String> = self
+            .model
+            .bfd_instances
+            .iter()
+            .filter(|b| b.vrrp)
+            .map(|b| b.name.clone())
+            .collect();
+        t.bfds.retain(|b| {
+            let ok = bfds.contains(&b.name);
+            if !ok {
+                missing.push(format!(
+                    "({owner}) track bfd {} not found, ignoring...",
+                    b.name
                 ));
             }
             ok
