@@ -653,8 +653,6 @@ struct Node<'a> {
     stmt: &'a Stmt<'a>,
     /// Members of a section, or the lines of a value block.
     children: Vec<Node<'a>>,
-    /// The keywords of a section that dpvsd does not implement, as written.
-    ignored: Vec<Ignored>,
 }
 
 impl<'a> Node<'a> {
@@ -662,9 +660,15 @@ impl<'a> Node<'a> {
         Node {
             stmt,
             children: Vec::new(),
-            ignored: Vec::new(),
         }
     }
+}
+
+/// The identity of a statement (its address in the AST), to find the
+/// keywords kept for its section (`Lowerer::kept`) without making every
+/// [`Node`] bigger.
+fn stmt_id(s: &Stmt<'_>) -> usize {
+    std::ptr::from_ref(s).addr()
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -732,6 +736,7 @@ pub(crate) fn lower(
         kinds: KindCache::new(),
         warned: Vec::new(),
         checker_bfds: Vec::new(),
+        kept: std::collections::HashMap::new(),
     };
     let mut events = Flatten {
         stack: vec![(members(ast), None)],
@@ -766,6 +771,8 @@ struct Lowerer<'d> {
     warned: Vec<String>,
     /// The `bfd_instance`s defined so far that report to the checker (for `BFD_CHECK`).
     checker_bfds: Vec<String>,
+    /// The keywords dpvsd keeps as written, by the section (see [`stmt_id`]) they stand in.
+    kept: std::collections::HashMap<usize, Vec<Ignored>>,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -938,20 +945,15 @@ impl Lowerer<'_> {
                         }
                         self.expect_open(ev, s);
                         let (children, ignored) = self.level(ev, sub, Some(s));
-                        nodes.push(Node {
-                            stmt: s,
-                            children,
-                            ignored,
-                        });
+                        if !ignored.is_empty() {
+                            self.kept.insert(stmt_id(s), ignored);
+                        }
+                        nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Values) => {
                         self.expect_open(ev, s);
                         let children = self.value_lines(ev);
-                        nodes.push(Node {
-                            stmt: s,
-                            children,
-                            ignored: Vec::new(),
-                        });
+                        nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
                         self.not_supported(s.keyword);
@@ -967,6 +969,14 @@ impl Lowerer<'_> {
             }
         }
         (nodes, ignored)
+    }
+
+    /// The keywords kept for the section `n` (taken: each section is lowered once).
+    fn kept_of(&mut self, n: &Node<'_>) -> Vec<Ignored> {
+        if self.kept.is_empty() {
+            return Vec::new();
+        }
+        self.kept.remove(&stmt_id(n.stmt)).unwrap_or_default()
     }
 
     /// The one "not supported by dpvsd, ignored" warning of a keyword (at
@@ -1298,7 +1308,7 @@ impl Lowerer<'_> {
         self.model
             .global_defs
             .ignored
-            .extend(n.ignored.iter().cloned());
+            .extend(self.kept.remove(&stmt_id(n.stmt)).unwrap_or_default());
         for c in &n.children {
             let s = c.stmt;
             if self.global_vrrp(s) {
@@ -1642,7 +1652,7 @@ impl Lowerer<'_> {
         };
         let is_fwmark = matches!(header, VsHeader::Fwmark(_));
         let mut vs = VirtualServer {
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             addr,
             port,
             protocol: Protocol::Udp,
@@ -2145,7 +2155,7 @@ impl Lowerer<'_> {
             location: self.loc(loc),
         };
         let mut http = HttpCheck {
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             urls: Vec::new(),
             http_protocol: HttpProtocol::Http10,
             virtualhost: None,
@@ -2450,7 +2460,7 @@ impl Lowerer<'_> {
     /// `url { path; digest; status_code; virtualhost; regex; regex_no_match }`.
     fn url(&mut self, n: &Node<'_>) -> Option<HttpUrl> {
         let mut url = HttpUrl {
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             path: String::new(),
             digests: Vec::new(),
             status_codes: Vec::new(),
@@ -2607,7 +2617,7 @@ impl Lowerer<'_> {
             inherit: Inherit::default(),
             checkers: Vec::new(),
             bfd_checks: Vec::new(),
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             location: self.loc(s.location),
         };
         for c in &n.children {

@@ -1202,7 +1202,7 @@ impl Lowerer<'_> {
         let g = self.model.global_defs.vrrp.clone();
         let loc = self.loc(n.stmt.location);
         let mut vi = VrrpInstance {
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             name: name.clone(),
             state: VrrpState::Backup,
             interface: None,
@@ -1734,7 +1734,7 @@ impl Lowerer<'_> {
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut g = VrrpSyncGroup {
-            ignored: n.ignored.clone(),
+            ignored: self.kept_of(n),
             name: name.clone(),
             instances: Vec::new(),
             track: VrrpTrackers::default(),
