@@ -1,7 +1,7 @@
 //! `diff`: what changed between two models, keyed by stable identities
 //! (virtual server address:port:protocol / fwmark / group / match name; real
 //! server address:port within its virtual server; VRRP instance, sync group,
-//! script and address-group names).
+//! script, address-group, vrrp_track_process and bfd_instance names).
 //!
 //! Invariant: an item is in exactly one of added / removed / changed, and
 //! `changed` names the fields that differ (locations never count).
@@ -49,13 +49,27 @@ pub enum Item {
     LocalAddressGroup(String),
     VirtualServerGroup(String),
     VirtualServer(VsKey),
-    RealServer { vs: VsKey, addr: IpAddr, port: u16 },
+    RealServer {
+        vs: VsKey,
+        addr: IpAddr,
+        port: u16,
+    },
     VrrpInstance(String),
     VrrpSyncGroup(String),
     VrrpScript(String),
     TrackFile(String),
     StaticAddressing,
     OspfAnnouncer,
+    /// `vrrp_track_process NAME`.
+    VrrpTrackProcess(String),
+    /// `bfd_instance NAME`.
+    BfdInstance(String),
+    /// The `garp_group` blocks (they have no names).
+    GarpGroups,
+    /// The top-level `SSL` block.
+    Ssl,
+    /// The top-level keywords dpvsd keeps but does not implement.
+    IgnoredKeywords,
 }
 
 /// A changed item and the names of the fields that differ.
@@ -113,6 +127,7 @@ fn vs_fields(a: &VirtualServer, b: &VirtualServer) -> Vec<&'static str> {
         ("sorry_server", a.sorry_server == b.sorry_server),
         ("ha_suspend", a.ha_suspend == b.ha_suspend),
         ("dpvs", a.dpvs == b.dpvs),
+        ("ignored", a.ignored == b.ignored),
     ])
 }
 
@@ -126,6 +141,8 @@ fn rs_fields(a: &RealServer, b: &RealServer) -> Vec<&'static str> {
         ("notify_up", a.notify_up == b.notify_up),
         ("notify_down", a.notify_down == b.notify_down),
         ("checkers", a.checkers == b.checkers),
+        ("bfd_checks", a.bfd_checks == b.bfd_checks),
+        ("ignored", a.ignored == b.ignored),
     ])
 }
 
@@ -185,6 +202,7 @@ fn vrrp_fields(a: &VrrpInstance, b: &VrrpInstance) -> Vec<&'static str> {
         ),
         ("notify", a.notify == b.notify),
         ("smtp_alert", a.smtp_alert == b.smtp_alert),
+        ("ignored", a.ignored == b.ignored),
     ])
 }
 
@@ -324,6 +342,42 @@ pub fn diff(old: &Model, new: &Model) -> ChangeSet {
             item: Item::StaticAddressing,
             fields: vec!["static"],
         });
+    }
+    keyed(
+        &mut cs,
+        &old.vrrp_track_processes,
+        &new.vrrp_track_processes,
+        |t| t.name.clone(),
+        Item::VrrpTrackProcess,
+        whole,
+    );
+    keyed(
+        &mut cs,
+        &old.bfd_instances,
+        &new.bfd_instances,
+        |b| b.name.clone(),
+        Item::BfdInstance,
+        whole,
+    );
+    for (item, same) in [
+        (Item::GarpGroups, old.garp_groups == new.garp_groups),
+        (Item::IgnoredKeywords, old.ignored == new.ignored),
+    ] {
+        if !same {
+            cs.changed.push(Change {
+                item,
+                fields: vec!["definition"],
+            });
+        }
+    }
+    match (&old.ssl, &new.ssl) {
+        (None, Some(_)) => cs.added.push(Item::Ssl),
+        (Some(_), None) => cs.removed.push(Item::Ssl),
+        (Some(a), Some(b)) if a != b => cs.changed.push(Change {
+            item: Item::Ssl,
+            fields: vec!["definition"],
+        }),
+        _ => {}
     }
     match (&old.ospf_announcer, &new.ospf_announcer) {
         (None, Some(_)) => cs.added.push(Item::OspfAnnouncer),

@@ -15,6 +15,17 @@ use crate::model::{
     IpAddress, LbAlgo, LbKind, Model, OspfAnnounceAs, OspfAuth, Protocol, ProxyProtocol, Route,
     Rule, Script, Tracked, TunnelKind, VrrpNotify, VrrpState, VrrpTrackers, VsgEntry,
 };
+use crate::model::{BfdInstance, GarpGroup, Ignored, ParamMatch, SslContext, VrrpTrackProcess};
+
+/// Resets the locations of kept keywords, nested lines included.
+fn strip_ignored(list: &mut [Ignored]) {
+    for i in list {
+        i.location = Location::default();
+        if let Some(b) = &mut i.block {
+            strip_ignored(b);
+        }
+    }
+}
 
 /// A copy of `m` with every [`Location`] reset, for comparing models that
 /// came from different texts.
@@ -40,12 +51,37 @@ pub fn without_locations(m: &Model) -> Model {
     for g in &mut m.virtual_server_groups {
         g.location = z();
     }
+    strip_ignored(&mut m.ignored);
+    strip_ignored(&mut m.global_defs.ignored);
+    for t in &mut m.vrrp_track_processes {
+        t.location = z();
+    }
+    for b in &mut m.bfd_instances {
+        b.location = z();
+    }
+    for g in &mut m.garp_groups {
+        g.location = z();
+    }
+    if let Some(s) = &mut m.ssl {
+        s.location = z();
+    }
     for vs in &mut m.virtual_servers {
         vs.location = z();
+        strip_ignored(&mut vs.ignored);
         for rs in &mut vs.real_servers {
             rs.location = z();
+            strip_ignored(&mut rs.ignored);
+            for b in &mut rs.bfd_checks {
+                b.location = z();
+            }
             for c in &mut rs.checkers {
                 c.location = z();
+                if let CheckerKind::Http(h) | CheckerKind::Ssl(h) = &mut c.kind {
+                    strip_ignored(&mut h.ignored);
+                    for u in &mut h.urls {
+                        strip_ignored(&mut u.ignored);
+                    }
+                }
             }
         }
     }
@@ -57,6 +93,7 @@ pub fn without_locations(m: &Model) -> Model {
     }
     for g in &mut m.vrrp_sync_groups {
         g.location = z();
+        strip_ignored(&mut g.ignored);
     }
     for a in &mut m.static_ipaddresses {
         a.location = z();
@@ -69,6 +106,7 @@ pub fn without_locations(m: &Model) -> Model {
     }
     for i in &mut m.vrrp_instances {
         i.location = z();
+        strip_ignored(&mut i.ignored);
         for a in i
             .virtual_ipaddresses
             .iter_mut()
@@ -181,6 +219,19 @@ pub fn dump(m: &Model) -> String {
         depth: 0,
     };
     global_defs(&mut o, m);
+    ignored(&mut o, &m.ignored);
+    if let Some(s) = &m.ssl {
+        ssl(&mut o, s);
+    }
+    for g in &m.garp_groups {
+        garp_group(&mut o, g);
+    }
+    for t in &m.vrrp_track_processes {
+        track_process(&mut o, t);
+    }
+    for b in &m.bfd_instances {
+        bfd_instance(&mut o, b);
+    }
     for g in &m.local_address_groups {
         o.open(format!("local_address_group {}", w(&g.name)));
         for a in &g.addresses {
@@ -295,6 +346,7 @@ pub fn dump(m: &Model) -> String {
         if g.sync_group_tracking_weight {
             o.line("sync_group_tracking_weight");
         }
+        ignored(&mut o, &g.ignored);
         o.close();
     }
     for g in &m.virtual_server_groups {
@@ -442,6 +494,7 @@ fn global_defs(o: &mut Out, m: &Model) {
         "vrrp_notify_priority_changes {}",
         b(v.notify_priority_changes)
     ));
+    ignored(o, &g.ignored);
     o.close();
 }
 
@@ -703,6 +756,7 @@ fn vrrp_instance(o: &mut Out, i: &crate::model::VrrpInstance) {
     ));
     notify(o, &i.notify);
     o.line(format!("smtp_alert {}", b(i.smtp_alert)));
+    ignored(o, &i.ignored);
     o.close();
 }
 
@@ -818,6 +872,7 @@ fn virtual_server(o: &mut Out, vs: &crate::model::VirtualServer) {
     o.opt("dst-range", d.dst_range.as_deref().map(w));
     o.opt("iif", d.iif.as_deref().map(w));
     o.opt("oif", d.oif.as_deref().map(w));
+    ignored(o, &vs.ignored);
     for rs in &vs.real_servers {
         o.open(format!("real_server {} {}", rs.addr, rs.port));
         o.line(format!("weight {}", rs.weight));
@@ -839,6 +894,13 @@ fn virtual_server(o: &mut Out, vs: &crate::model::VirtualServer) {
         for c in &rs.checkers {
             checker(o, c);
         }
+        for c in &rs.bfd_checks {
+            o.open("BFD_CHECK");
+            o.line(format!("name {}", w(&c.name)));
+            o.line(format!("alpha {}", b(c.alpha)));
+            o.close();
+        }
+        ignored(o, &rs.ignored);
         o.close();
     }
     o.close();
@@ -868,6 +930,7 @@ fn http(o: &mut Out, h: &HttpCheck) {
     o.opt("virtualhost", h.virtualhost.as_deref().map(w));
     o.line(format!("enable_sni {}", b(h.enable_sni)));
     o.line(format!("fast_recovery {}", b(h.fast_recovery)));
+    ignored(o, &h.ignored);
     for u in &h.urls {
         o.open("url");
         o.line(format!("path {}", w(&u.path)));
@@ -897,6 +960,7 @@ fn http(o: &mut Out, h: &HttpCheck) {
         if u.regex_no_match {
             o.line("regex_no_match");
         }
+        ignored(o, &u.ignored);
         o.close();
     }
 }
@@ -987,6 +1051,128 @@ fn checker(o: &mut Out, c: &Checker) {
                 ));
             }
         }
+    }
+    o.close();
+}
+
+/// Keywords kept as written (dpvsd does not implement them).
+fn ignored(o: &mut Out, list: &[Ignored]) {
+    for i in list {
+        let mut l = i.keyword.clone();
+        for a in &i.args {
+            l.push(' ');
+            l.push_str(&w(a));
+        }
+        match &i.block {
+            None => o.line(l),
+            Some(block) => {
+                o.open(l);
+                ignored(o, block);
+                o.close();
+            }
+        }
+    }
+}
+
+/// Milliseconds with up to 3 decimals (the BFD intervals).
+fn millis(d: Duration) -> String {
+    let us = d.as_micros();
+    if us % 1000 == 0 {
+        (us / 1000).to_string()
+    } else {
+        format!("{}.{:03}", us / 1000, us % 1000)
+    }
+}
+
+fn ssl(o: &mut Out, s: &SslContext) {
+    o.open("SSL");
+    o.opt("password", s.password.as_deref().map(w));
+    o.opt("ca", s.ca.as_deref().map(w));
+    o.opt("certificate", s.certificate.as_deref().map(w));
+    o.opt("key", s.key.as_deref().map(w));
+    o.close();
+}
+
+fn garp_group(o: &mut Out, g: &GarpGroup) {
+    o.open("garp_group");
+    o.opt("garp_interval", g.garp_interval.map(secs));
+    o.opt("gna_interval", g.gna_interval.map(secs));
+    if g.aggregate {
+        o.open("interfaces");
+        for i in &g.interfaces {
+            o.line(w(i));
+        }
+        o.close();
+    } else {
+        for i in &g.interfaces {
+            o.line(format!("interface {}", w(i)));
+        }
+    }
+    o.close();
+}
+
+fn track_process(o: &mut Out, t: &VrrpTrackProcess) {
+    o.open(format!("vrrp_track_process {}", w(&t.name)));
+    let mut p = format!("process {}", w(&t.process));
+    for a in &t.params {
+        p.push(' ');
+        p.push_str(&w(a));
+    }
+    o.line(p);
+    match t.param_match {
+        // Parameters imply exact matching.
+        Some(ParamMatch::Exact) if !t.params.is_empty() => {}
+        Some(ParamMatch::Exact) => o.line("param_match"),
+        Some(ParamMatch::Initial) => o.line("param_match initial"),
+        Some(ParamMatch::Partial) => o.line("param_match partial"),
+        None => {}
+    }
+    o.line(format!(
+        "weight {}{}",
+        t.weight,
+        if t.reverse { " reverse" } else { "" }
+    ));
+    if t.quorum_max != u32::MAX {
+        o.line(format!("quorum_max {}", t.quorum_max));
+    }
+    if t.quorum_max != 0 {
+        o.line(format!("quorum {}", t.quorum));
+    }
+    if !t.fork_delay.is_zero() {
+        o.line(format!("fork_delay {}", secs(t.fork_delay)));
+    }
+    if !t.terminate_delay.is_zero() {
+        o.line(format!("terminate_delay {}", secs(t.terminate_delay)));
+    }
+    if t.full_command {
+        o.line("full_command");
+    }
+    o.close();
+}
+
+fn bfd_instance(o: &mut Out, bi: &BfdInstance) {
+    o.open(format!("bfd_instance {}", w(&bi.name)));
+    o.line(format!("neighbor_ip {}", bi.neighbor));
+    o.opt("source_ip", bi.source);
+    o.line(format!("min_rx {}", millis(bi.min_rx)));
+    o.line(format!("min_tx {}", millis(bi.min_tx)));
+    o.line(format!("idle_tx {}", millis(bi.idle_tx)));
+    o.line(format!("multiplier {}", bi.multiplier));
+    if bi.passive {
+        o.line("passive");
+    }
+    o.line(format!("ttl {}", bi.ttl));
+    o.line(format!("max_hops {}", bi.max_hops));
+    o.line(format!(
+        "weight {}{}",
+        bi.weight,
+        if bi.reverse { " reverse" } else { "" }
+    ));
+    if bi.vrrp {
+        o.line("vrrp");
+    }
+    if bi.checker {
+        o.line("checker");
     }
     o.close();
 }

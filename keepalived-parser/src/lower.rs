@@ -5,13 +5,17 @@
 //!    keyword / `{` / `}` stream and re-read against keepalived's keyword tree
 //!    exactly as `lib/parser.c` does (KEEPALIVED.md §1.5): an unknown
 //!    keyword's `{` is ignored, its contents land at the current level and its
-//!    `}` closes the *enclosing* block; value blocks are line lists; known but
-//!    not-yet-lowered keywords are skipped whole with one warning.
+//!    `}` closes the *enclosing* block; value blocks are line lists; keywords
+//!    of features dpvsd does not implement are kept as written (with their
+//!    whole block, in [`Ignored`] lists) and warned about once per keyword.
 //! 2. **Typed lowering** of the resulting tree: value checks, defaults and
 //!    inheritance (checker ← real server ← virtual server ← checker default).
 //!
 //! Invariant: the [`Model`] only holds effective, validated values; anything
-//! dropped or defaulted has a diagnostic at the offending token.
+//! dropped or defaulted has a diagnostic at the offending token. Blocks
+//! dpvsd does not run are still typed when keepalived types them
+//! (`vrrp_track_process`, `bfd_instance`, `garp_group`, `SSL`, `BFD_CHECK`:
+//! see `lower/extra.rs`), else kept as written.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -19,16 +23,17 @@ use std::time::Duration;
 use crate::ast::{members, Members, Stmt};
 use crate::diag::{DiagClass, Diagnostic, Location, Severity};
 use crate::model::{
-    AccessEntry, AccessGroup, Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions, FileCheck,
-    HashTarget, HttpCheck, HttpProtocol, HttpUrl, LbAlgo, LbKind, LocalAddress, LocalAddressGroup,
-    MiscCheck, Model, Protocol, ProxyProtocol, RealServer, Script, SmtpCheck, SorryServer,
-    TunnelEntry, TunnelGroup, TunnelKind, UdpCheck, UdpReply, VirtualServer, VirtualServerGroup,
-    VsgEntry,
+    AccessEntry, AccessGroup, BfdCheck, Checker, CheckerKind, DnsCheck, DnsType, DpvsVsOptions,
+    FileCheck, HashTarget, HttpCheck, HttpProtocol, HttpUrl, Ignored, LbAlgo, LbKind, LocalAddress,
+    LocalAddressGroup, MiscCheck, Model, Protocol, ProxyProtocol, RealServer, Script, SmtpCheck,
+    SorryServer, TunnelEntry, TunnelGroup, TunnelKind, UdpCheck, UdpReply, VirtualServer,
+    VirtualServerGroup, VsgEntry,
 };
 use crate::preprocess::{Pos, Sources, Tok};
 use crate::values;
 use crate::{Dialect, ParseMode};
 
+mod extra;
 mod vrrp;
 
 const DEFAULT_DELAY_LOOP: Duration = Duration::from_secs(60);
@@ -74,6 +79,16 @@ enum Level {
     TunnelEntry,
     /// `interface NAME { }` of `ospf_announcer`.
     OspfInterface,
+    /// `garp_group { }`.
+    GarpGroup,
+    /// `vrrp_track_process NAME { }`.
+    TrackProcess,
+    /// `bfd_instance NAME { }`.
+    BfdInstance,
+    /// The top-level `SSL { }`.
+    Ssl,
+    /// `BFD_CHECK { }` of a real server.
+    BfdCheck,
 }
 
 /// The checker blocks of a real server.
@@ -169,6 +184,11 @@ impl Level {
             Level::TunnelGroup => "tunnel_group",
             Level::TunnelEntry => "tunnel_entry",
             Level::OspfInterface => "interface",
+            Level::GarpGroup => "garp_group",
+            Level::TrackProcess => "vrrp_track_process",
+            Level::BfdInstance => "bfd_instance",
+            Level::Ssl => "SSL",
+            Level::BfdCheck => "BFD_CHECK",
         }
     }
 }
@@ -182,7 +202,8 @@ enum Kind {
     Section(Level),
     /// Opens a block of lines handed whole to the keyword (`alloc_value_block`).
     Values,
-    /// Known to keepalived but not lowered yet: skipped whole, with a warning.
+    /// A keepalived feature dpvsd does not implement: kept as written (block
+    /// included) in the level's [`Ignored`] list, with one warning per keyword.
     Unsupported,
 }
 
@@ -194,13 +215,9 @@ const TOP_UNSUPPORTED: &[&str] = &[
     "use_pid_dir",
     "child_wait_time",
     "linkbeat_use_polling",
-    "garp_group",
     "linkbeat_interfaces",
     "interface_up_down_delays",
     "track_group",
-    "vrrp_track_process",
-    "bfd_instance",
-    "SSL",
 ];
 
 const GLOBAL_UNSUPPORTED: &[&str] = &[
@@ -375,7 +392,7 @@ const VS_UNSUPPORTED: &[&str] = &[
     "sorry_server_lvs_method",
 ];
 
-const RS_UNSUPPORTED: &[&str] = &["lvs_method", "smtp_alert", "snmp_name", "BFD_CHECK"];
+const RS_UNSUPPORTED: &[&str] = &["lvs_method", "smtp_alert", "snmp_name"];
 
 /// HTTP_GET / SSL_GET keywords of newer keepalived versions (†).
 const HTTP_UNSUPPORTED: &[&str] = &["sni_name", "tls_compliant"];
@@ -419,7 +436,8 @@ const CHECKER_COMMON: &[&str] = &[
     "log_all_failures",
 ];
 
-const CHECKERS: &[(&str, Level)] = &[
+/// The blocks of a real server: the checkers and `BFD_CHECK`.
+const RS_SECTIONS: &[(&str, Level)] = &[
     ("TCP_CHECK", Level::Checker(Ck::Tcp)),
     ("HTTP_GET", Level::Checker(Ck::Http)),
     ("SSL_GET", Level::Checker(Ck::Ssl)),
@@ -429,6 +447,7 @@ const CHECKERS: &[(&str, Level)] = &[
     ("UDP_CHECK", Level::Checker(Ck::Udp)),
     ("PING_CHECK", Level::Checker(Ck::Ping)),
     ("FILE_CHECK", Level::Checker(Ck::File)),
+    ("BFD_CHECK", Level::BfdCheck),
 ];
 
 const GLOBAL_LEAVES: &[&str] = &[
@@ -471,6 +490,10 @@ const TOP_SECTIONS: &[(&str, Level)] = &[
     ("vrrp_track_file", Level::TrackFile),
     ("ospf_announcer", Level::Ospf),
     ("tunnel_group", Level::TunnelGroup),
+    ("garp_group", Level::GarpGroup),
+    ("vrrp_track_process", Level::TrackProcess),
+    ("bfd_instance", Level::BfdInstance),
+    ("SSL", Level::Ssl),
 ];
 
 const TOP_VALUES: &[&str] = &[
@@ -503,6 +526,11 @@ fn leaves(level: Level) -> [&'static [&'static str]; 3] {
         Level::Url => [URL_LEAVES, NONE, NONE],
         Level::TunnelEntry => [&["kind", "local", "remote", "if"], NONE, NONE],
         Level::SmtpHost => [CONNECTION, CHECKER_COMMON, NONE],
+        Level::GarpGroup => [&["garp_interval", "gna_interval", "interface"], NONE, NONE],
+        Level::TrackProcess => [extra::TRACK_PROCESS, NONE, NONE],
+        Level::BfdInstance => [extra::BFD_INSTANCE, NONE, NONE],
+        Level::Ssl => [&["password", "ca", "certificate", "key"], NONE, NONE],
+        Level::BfdCheck => [&["name", "alpha"], NONE, NONE],
         _ => [vrrp::leaves(level), NONE, NONE],
     }
 }
@@ -532,7 +560,9 @@ fn blocks(level: Level) -> Blocks {
             (&[], &[], &[])
         }
         Level::VirtualServer => (&[("real_server", Level::RealServer)], &[], VS_UNSUPPORTED),
-        Level::RealServer => (CHECKERS, &[], RS_UNSUPPORTED),
+        Level::RealServer => (RS_SECTIONS, &[], RS_UNSUPPORTED),
+        Level::GarpGroup => (&[], &["interfaces"], &[]),
+        Level::TrackProcess | Level::BfdInstance | Level::Ssl | Level::BfdCheck => (&[], &[], &[]),
         Level::Checker(Ck::Http | Ck::Ssl) => (&[("url", Level::Url)], &[], HTTP_UNSUPPORTED),
         Level::Checker(Ck::Smtp) => (&[("host", Level::SmtpHost)], &[], &[]),
         Level::Checker(_) | Level::SmtpHost => (&[], &[], &[]),
@@ -621,6 +651,22 @@ struct Node<'a> {
     children: Vec<Node<'a>>,
 }
 
+impl<'a> Node<'a> {
+    fn leaf(stmt: &'a Stmt<'a>) -> Self {
+        Node {
+            stmt,
+            children: Vec::new(),
+        }
+    }
+}
+
+/// The identity of a statement (its address in the AST), to find the
+/// keywords kept for its section (`Lowerer::kept`) without making every
+/// [`Node`] bigger.
+fn stmt_id(s: &Stmt<'_>) -> usize {
+    std::ptr::from_ref(s).addr()
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Event<'a> {
     Line(&'a Stmt<'a>),
@@ -684,13 +730,17 @@ pub(crate) fn lower(
         track_files: Vec::new(),
         garp_lower_set: vrrp::GarpSet::default(),
         kinds: KindCache::new(),
+        warned: Vec::new(),
+        checker_bfds: Vec::new(),
+        kept: std::collections::HashMap::new(),
     };
     let mut events = Flatten {
         stack: vec![(members(ast), None)],
         pending: None,
     }
     .peekable();
-    let top = lw.level(&mut events, Level::Top, None);
+    let (top, ignored) = lw.level(&mut events, Level::Top, None);
+    lw.model.ignored = ignored;
     lw.top(&top);
     lw.model
 }
@@ -713,6 +763,12 @@ struct Lowerer<'d> {
     garp_lower_set: vrrp::GarpSet,
     /// Memo of the keyword tables.
     kinds: KindCache,
+    /// The keywords already reported as not supported by dpvsd.
+    warned: Vec<String>,
+    /// The `bfd_instance`s defined so far that report to the checker (for `BFD_CHECK`).
+    checker_bfds: Vec<String>,
+    /// The keywords dpvsd keeps as written, by the section (see [`stmt_id`]) they stand in.
+    kept: std::collections::HashMap<usize, Vec<Ignored>>,
 }
 
 /// Values inherited checker ← real server ← virtual server.
@@ -754,6 +810,8 @@ struct RawRealServer {
     notify_down: Option<Script>,
     inherit: Inherit,
     checkers: Vec<RawChecker>,
+    bfd_checks: Vec<BfdCheck>,
+    ignored: Vec<Ignored>,
     location: Location,
 }
 
@@ -858,15 +916,16 @@ impl Lowerer<'_> {
         ev: &mut Events<'a>,
         level: Level,
         parent: Option<&'a Stmt<'a>>,
-    ) -> Vec<Node<'a>> {
+    ) -> (Vec<Node<'a>>, Vec<Ignored>) {
         // Usually one member per statement of the block.
         let members = parent.map_or(0, |p| p.members as usize);
         let mut nodes = Vec::with_capacity(members);
+        let mut ignored = Vec::new();
         while let Some(e) = ev.next() {
             match e {
                 Event::Close(loc) => {
                     if parent.is_some() {
-                        return nodes;
+                        return (nodes, ignored);
                     }
                     self.diag(Severity::Warning, loc, "unknown keyword '}'");
                 }
@@ -875,10 +934,7 @@ impl Lowerer<'_> {
                 }
                 Event::Line(s) => match self.kinds.lookup(level, s.keyword.text) {
                     None => self.unknown(ev, s, level, parent),
-                    Some(Kind::Leaf) => nodes.push(Node {
-                        stmt: s,
-                        children: Vec::new(),
-                    }),
+                    Some(Kind::Leaf) => nodes.push(Node::leaf(s)),
                     Some(Kind::Section(sub)) => {
                         if sub == Level::TrackFile {
                             // FILE_CHECK may name a track_file defined anywhere in the file.
@@ -886,7 +942,10 @@ impl Lowerer<'_> {
                                 .extend(s.args.first().map(|t| t.text.to_string()));
                         }
                         self.expect_open(ev, s);
-                        let children = self.level(ev, sub, Some(s));
+                        let (children, ignored) = self.level(ev, sub, Some(s));
+                        if !ignored.is_empty() {
+                            self.kept.insert(stmt_id(s), ignored);
+                        }
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Values) => {
@@ -895,21 +954,83 @@ impl Lowerer<'_> {
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
-                        self.diag_class(
-                            DiagClass::Dpvsd,
-                            Severity::Warning,
-                            s.keyword.location,
-                            format!(
-                                "keyword '{}' is not yet supported by dpvsd, ignored",
-                                s.keyword.text
-                            ),
-                        );
-                        skip_block(ev);
+                        self.not_supported(s.keyword);
+                        let block = self.raw_block(ev);
+                        ignored.push(Ignored {
+                            keyword: s.keyword.text.to_string(),
+                            args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                            block,
+                            location: self.loc(s.keyword.location),
+                        });
                     }
                 },
             }
         }
-        nodes
+        (nodes, ignored)
+    }
+
+    /// The keywords kept for the section `n` (taken: each section is lowered once).
+    fn kept_of(&mut self, n: &Node<'_>) -> Vec<Ignored> {
+        if self.kept.is_empty() {
+            return Vec::new();
+        }
+        self.kept.remove(&stmt_id(n.stmt)).unwrap_or_default()
+    }
+
+    /// The one "not supported by dpvsd, ignored" warning of a keyword (at
+    /// its first use): the model keeps it, dpvsd does not act on it.
+    fn not_supported(&mut self, kw: &Tok<'_>) {
+        if self.warned.iter().any(|k| *k == kw.text) {
+            return;
+        }
+        self.warned.push(kw.text.to_string());
+        self.diag_class(
+            DiagClass::Dpvsd,
+            Severity::Warning,
+            kw.location,
+            format!(
+                "keyword '{}' is not supported by dpvsd, ignored (kept in the configuration model; further uses are not reported)",
+                kw.text
+            ),
+        );
+    }
+
+    /// The block of a keyword dpvsd keeps as written: its lines, nested
+    /// blocks as children (`None` when no `{` follows).
+    fn raw_block(&mut self, ev: &mut Events<'_>) -> Option<Vec<Ignored>> {
+        if !matches!(ev.peek(), Some(Event::Open(_))) {
+            return None;
+        }
+        ev.next();
+        let mut stack: Vec<Vec<Ignored>> = vec![Vec::new()];
+        for e in ev.by_ref() {
+            match e {
+                Event::Line(s) => {
+                    let line = Ignored {
+                        keyword: s.keyword.text.to_string(),
+                        args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                        block: None,
+                        location: self.sources.location(s.keyword.location),
+                    };
+                    if let Some(top) = stack.last_mut() {
+                        top.push(line);
+                    }
+                }
+                Event::Open(_) => stack.push(Vec::new()),
+                Event::Close(_) => {
+                    let Some(done) = stack.pop() else { break };
+                    match stack.last_mut() {
+                        // A nested block belongs to the line before it.
+                        Some(outer) => match outer.last_mut() {
+                            Some(owner) if owner.block.is_none() => owner.block = Some(done),
+                            _ => outer.extend(done),
+                        },
+                        None => return Some(done),
+                    }
+                }
+            }
+        }
+        stack.into_iter().next()
     }
 
     fn unknown<'a>(
@@ -989,10 +1110,7 @@ impl Lowerer<'_> {
                         "Unexpected '{' in a value block - ignoring",
                     );
                 }
-                Event::Line(s) => lines.push(Node {
-                    stmt: s,
-                    children: Vec::new(),
-                }),
+                Event::Line(s) => lines.push(Node::leaf(s)),
             }
         }
         lines
@@ -1108,6 +1226,25 @@ impl Lowerer<'_> {
                 "local_address_group" => self.local_address_group(n),
                 "deny_address_group" | "allow_address_group" => self.access_group(n),
                 "tunnel_group" => self.tunnel_group(n),
+                "vrrp_track_process" => {
+                    if let Some(tp) = self.track_process(n) {
+                        self.model.vrrp_track_processes.push(tp);
+                    }
+                }
+                "bfd_instance" => {
+                    if let Some(b) = self.bfd_instance(n) {
+                        if b.checker {
+                            self.checker_bfds.push(b.name.clone());
+                        }
+                        self.model.bfd_instances.push(b);
+                    }
+                }
+                "garp_group" => {
+                    if let Some(g) = self.garp_group(n) {
+                        self.model.garp_groups.push(g);
+                    }
+                }
+                "SSL" => self.ssl(n),
                 "virtual_server_group" => self.virtual_server_group(n),
                 "virtual_server" => {
                     if let Some((vs, laddr, group)) = self.virtual_server(n) {
@@ -1166,6 +1303,10 @@ impl Lowerer<'_> {
     }
 
     fn global_defs(&mut self, n: &Node<'_>) {
+        self.model
+            .global_defs
+            .ignored
+            .extend(self.kept.remove(&stmt_id(n.stmt)).unwrap_or_default());
         for c in &n.children {
             let s = c.stmt;
             if self.global_vrrp(s) {
@@ -1508,6 +1649,7 @@ impl Lowerer<'_> {
         };
         let is_fwmark = matches!(header, VsHeader::Fwmark(_));
         let mut vs = VirtualServer {
+            ignored: self.kept_of(n),
             addr,
             port,
             protocol: Protocol::Udp,
@@ -2010,6 +2152,7 @@ impl Lowerer<'_> {
             location: self.loc(loc),
         };
         let mut http = HttpCheck {
+            ignored: self.kept_of(n),
             urls: Vec::new(),
             http_protocol: HttpProtocol::Http10,
             virtualhost: None,
@@ -2314,6 +2457,7 @@ impl Lowerer<'_> {
     /// `url { path; digest; status_code; virtualhost; regex; regex_no_match }`.
     fn url(&mut self, n: &Node<'_>) -> Option<HttpUrl> {
         let mut url = HttpUrl {
+            ignored: self.kept_of(n),
             path: String::new(),
             digests: Vec::new(),
             status_codes: Vec::new(),
@@ -2471,6 +2615,8 @@ impl Lowerer<'_> {
             notify_down: None,
             inherit: Inherit::default(),
             checkers: Vec::new(),
+            bfd_checks: Vec::new(),
+            ignored: self.kept_of(n),
             location: self.loc(s.location),
         };
         for c in &n.children {
@@ -2498,6 +2644,11 @@ impl Lowerer<'_> {
                 "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
                 "notify_up" => rs.notify_up = self.script(cs).or(rs.notify_up.take()),
                 "notify_down" => rs.notify_down = self.script(cs).or(rs.notify_down.take()),
+                "BFD_CHECK" => {
+                    if let Some(b) = self.bfd_check(c, &rs.bfd_checks) {
+                        rs.bfd_checks.push(b);
+                    }
+                }
                 kw => {
                     if let Some(ck) = Ck::from_keyword(kw) {
                         if let Some(chk) = self.checker(c, ck) {
@@ -2619,6 +2770,8 @@ impl Lowerer<'_> {
             notify_up: raw.notify_up,
             notify_down: raw.notify_down,
             checkers,
+            bfd_checks: raw.bfd_checks,
+            ignored: raw.ignored,
             location: raw.location,
         }
     }
@@ -2728,26 +2881,6 @@ fn granularity(s: &str) -> Result<u8, String> {
     }
     let v = values::uint(s, 1, 128)?;
     u8::try_from(v).map_err(|e| e.to_string())
-}
-
-/// Skips the block that follows a skipped keyword, counting braces.
-fn skip_block(ev: &mut Events<'_>) {
-    if !matches!(ev.peek(), Some(Event::Open(_))) {
-        return;
-    }
-    let mut depth = 0usize;
-    for e in ev.by_ref() {
-        match e {
-            Event::Open(_) => depth += 1,
-            Event::Close(_) => {
-                depth -= 1;
-                if depth == 0 {
-                    return;
-                }
-            }
-            Event::Line(_) => {}
-        }
-    }
 }
 
 /// The arguments joined by single spaces (keepalived's `make_strvec_str`).

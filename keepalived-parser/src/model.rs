@@ -41,6 +41,126 @@ pub struct Model {
     pub static_rules: Vec<Rule>,
     /// dpvsd's `ospf_announcer { }` (issue 8).
     pub ospf_announcer: Option<OspfAnnouncer>,
+    /// `vrrp_track_process NAME { }` (kept; dpvsd does not run them), in file order.
+    pub vrrp_track_processes: Vec<VrrpTrackProcess>,
+    /// `bfd_instance NAME { }` (kept; dpvsd does not run them), in file order.
+    pub bfd_instances: Vec<BfdInstance>,
+    /// `garp_group { }` blocks with a delay set (kept; dpvsd ignores them), in file order.
+    pub garp_groups: Vec<GarpGroup>,
+    /// The top-level `SSL { }` context for SSL_GET (the last one wins, as in keepalived).
+    pub ssl: Option<SslContext>,
+    /// Top-level keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
+}
+
+/// A keyword dpvsd accepts but does not implement ("not supported by
+/// dpvsd, ignored"), kept as written so `dpvsd -d` loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignored {
+    pub keyword: String,
+    /// The words after the keyword.
+    pub args: Vec<String>,
+    /// The lines of its `{ }` block (nested blocks as children), or `None`
+    /// when it has no block.
+    pub block: Option<Vec<Ignored>>,
+    pub location: Location,
+}
+
+/// `param_match` of a `vrrp_track_process`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ParamMatch {
+    /// `param_match` with no value, or parameters given with `process`.
+    Exact,
+    Initial,
+    Partial,
+}
+
+/// `vrrp_track_process NAME { ... }` (KEEPALIVED.md §4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VrrpTrackProcess {
+    pub name: String,
+    /// `process PATH [PARAM ...]`: the process name or path.
+    pub process: String,
+    pub params: Vec<String>,
+    /// `None`: the command name alone is matched.
+    pub param_match: Option<ParamMatch>,
+    /// `weight` (default 0) (-254..254) and `reverse`.
+    pub weight: i32,
+    pub reverse: bool,
+    /// `quorum` (default 1) (0 only with `quorum_max 0`).
+    pub quorum: u32,
+    /// `quorum_max` [unlimited = `u32::MAX`].
+    pub quorum_max: u32,
+    /// `fork_delay` / `delay` (default 0) (up to 3600 s).
+    pub fork_delay: Duration,
+    /// `terminate_delay` / `delay` (default 0).
+    pub terminate_delay: Duration,
+    /// `full_command` (also implied by parameters and `param_match`).
+    pub full_command: bool,
+    pub location: Location,
+}
+
+/// `bfd_instance NAME { ... }` (KEEPALIVED.md §4, keepalived bfd_parser.c).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdInstance {
+    /// At most 31 characters.
+    pub name: String,
+    /// `neighbor_ip` / `neighbour_ip` (required).
+    pub neighbor: IpAddr,
+    /// `source_ip` (same family as the neighbour).
+    pub source: Option<IpAddr>,
+    /// `min_rx` [10 ms], milliseconds with up to 3 decimals.
+    pub min_rx: Duration,
+    /// `min_tx` [10 ms].
+    pub min_tx: Duration,
+    /// `idle_tx` [1000 ms] (at least 1000 ms).
+    pub idle_tx: Duration,
+    /// `multiplier` (default 5) (1..255).
+    pub multiplier: u8,
+    pub passive: bool,
+    /// `ttl` / `hoplimit` [255 for IPv4, 64 for IPv6] (1..255).
+    pub ttl: u8,
+    /// `max_hops` (default 0) (-1..255, at most `ttl`).
+    pub max_hops: i16,
+    /// `weight` (default 0) (-253..253) and `reverse`, for tracking VRRP instances.
+    pub weight: i32,
+    pub reverse: bool,
+    /// Reported to the VRRP process (`vrrp`; both when neither is written).
+    pub vrrp: bool,
+    /// Reported to the checker process (`checker`).
+    pub checker: bool,
+    pub location: Location,
+}
+
+/// `garp_group { garp_interval S; gna_interval S; interface IF | interfaces { IF ... } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpGroup {
+    pub garp_interval: Option<Duration>,
+    pub gna_interval: Option<Duration>,
+    /// `interface IF` lines and `interfaces { }` entries, in order.
+    pub interfaces: Vec<String>,
+    /// Written with an `interfaces { }` block (an aggregation group).
+    pub aggregate: bool,
+    pub location: Location,
+}
+
+/// `SSL { password STR; ca FILE; certificate FILE; key FILE }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SslContext {
+    pub password: Option<String>,
+    pub ca: Option<String>,
+    pub certificate: Option<String>,
+    pub key: Option<String>,
+    pub location: Location,
+}
+
+/// `BFD_CHECK { name BFD_INSTANCE; alpha [BOOL] }` of a real server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BfdCheck {
+    /// The `bfd_instance` followed (one that reports to the checker).
+    pub name: String,
+    pub alpha: bool,
+    pub location: Location,
 }
 
 /// `global_defs { ... }`
@@ -64,6 +184,8 @@ pub struct GlobalDefs {
     pub stats_dump_file: Option<String>,
     /// The VRRP keys (`vrrp_*`, `default_interface`, ...).
     pub vrrp: VrrpGlobals,
+    /// global_defs keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
 }
 
 /// One entry of a `local_address_group`; a range `a.b.c.d-e` is expanded.
@@ -216,6 +338,8 @@ pub struct VirtualServer {
     pub ha_suspend: bool,
     /// DPVS additions.
     pub dpvs: DpvsVsOptions,
+    /// Virtual-server keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
 }
 
 /// A script with its arguments, as keepalived's script tokeniser splits it.
@@ -345,6 +469,10 @@ pub struct RealServer {
     /// `notify_down`: run when it is taken out of service.
     pub notify_down: Option<Script>,
     pub checkers: Vec<Checker>,
+    /// `BFD_CHECK` blocks (kept; dpvsd does not run BFD).
+    pub bfd_checks: Vec<BfdCheck>,
+    /// Real-server keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
     pub location: Location,
 }
 
@@ -422,6 +550,8 @@ pub struct HttpCheck {
     pub enable_sni: bool,
     /// `fast_recovery`.
     pub fast_recovery: bool,
+    /// Checker keywords dpvsd does not implement (`sni_name`, ...), kept as written.
+    pub ignored: Vec<Ignored>,
 }
 
 /// `url { path ...; digest ...; status_code ...; virtualhost ... }`.
@@ -438,6 +568,8 @@ pub struct HttpUrl {
     pub regex: Option<String>,
     /// `regex_no_match`: the check succeeds when the regex does *not* match.
     pub regex_no_match: bool,
+    /// url keywords dpvsd does not implement (`regex_options`, ...), kept as written.
+    pub ignored: Vec<Ignored>,
 }
 
 /// `MISC_CHECK { ... }`.
@@ -785,6 +917,8 @@ pub struct VrrpInstance {
     pub higher_prio_send_advert: bool,
     pub notify: VrrpNotify,
     pub smtp_alert: bool,
+    /// Instance keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
     pub location: Location,
 }
 
@@ -818,6 +952,8 @@ pub struct VrrpSyncGroup {
     pub notify: VrrpNotify,
     pub smtp_alert: bool,
     pub sync_group_tracking_weight: bool,
+    /// Sync-group keywords dpvsd does not implement, kept as written.
+    pub ignored: Vec<Ignored>,
     pub location: Location,
 }
 

@@ -83,6 +83,28 @@ pub(crate) fn uint(s: &str, min: u64, max: u64) -> Result<u64, String> {
     }
 }
 
+/// A number of milliseconds with at most 3 decimals (keepalived's
+/// `read_decimal_unsigned_strvec` with a shift of 3), in `[min_ms, max_ms]`.
+pub(crate) fn millis(s: &str, min_ms: u64, max_ms: u64) -> Result<Duration, String> {
+    let invalid = || format!("invalid number '{s}'");
+    let range = || format!("number '{s}' outside range [{min_ms}, {max_ms}]");
+    let body = s.strip_prefix('+').unwrap_or(s);
+    let (int, frac) = body.split_once('.').unwrap_or((body, ""));
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !digits(int) || !digits(frac) || frac.len() > 3 {
+        return Err(invalid());
+    }
+    let int: u64 = int.parse().map_err(|_| range())?;
+    let mut us = int.checked_mul(1000).ok_or_else(range)?;
+    for (scale, c) in [100u64, 10, 1].into_iter().zip(frac.bytes()) {
+        us = us.saturating_add(u64::from(c - b'0') * scale);
+    }
+    if us < min_ms.saturating_mul(1000) || us > max_ms.saturating_mul(1000) {
+        return Err(range());
+    }
+    Ok(Duration::from_micros(us))
+}
+
 /// A literal IP address; IPv6 when it contains `:`.
 pub(crate) fn ip(s: &str) -> Result<IpAddr, String> {
     let parsed = if s.contains(':') {
@@ -415,6 +437,16 @@ mod tests {
         assert_eq!(status_range("404"), Ok((404, 404)));
         assert!(status_range("99").is_err());
         assert!(status_range("300-200").is_err());
+    }
+
+    #[test]
+    fn millis_take_three_decimals_and_check_the_range() {
+        assert_eq!(millis("10", 1, 100), Ok(Duration::from_millis(10)));
+        assert_eq!(millis("1.5", 1, 100), Ok(Duration::from_micros(1500)));
+        assert_eq!(millis("0.999", 1, 100).map_err(|_| ()), Err(()));
+        assert_eq!(millis("1.0001", 1, 100).map_err(|_| ()), Err(()));
+        assert_eq!(millis("101", 1, 100).map_err(|_| ()), Err(()));
+        assert_eq!(millis("-1", 1, 100).map_err(|_| ()), Err(()));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Property: for generated configurations (global_defs, DPVS groups,
-//! virtual servers with real servers and checkers, VRRP instances), the
+//! virtual servers with real servers and checkers, VRRP instances, and the
+//! blocks dpvsd keeps without running: vrrp_track_process, bfd_instance,
+//! garp_group, SSL, BFD_CHECK and "not supported by dpvsd" keywords), the
 //! dump of the loaded model loads back into an equal model.
 
 use keepalived_parser::{dump, load_str, without_locations, LoadOptions};
@@ -27,8 +29,12 @@ fn global_defs() -> impl Strategy<Value = String> {
         maybe((1u32..20).prop_map(|n| format!(" vrrp_garp_master_delay {n}\n"))),
         maybe((0u32..5).prop_map(|n| format!(" vrrp_garp_lower_prio_repeat {n}\n"))),
         maybe(Just(" enable_script_security\n".to_string())),
+        maybe(pick(&[
+            " enable_snmp_vrrp\n",
+            " vrrp_garp_extra_if 5 sync\n",
+        ])),
     )
-        .prop_map(|(id, a, b, c)| format!("global_defs {{\n router_id {id}\n{a}{b}{c}}}\n"))
+        .prop_map(|(id, a, b, c, d)| format!("global_defs {{\n router_id {id}\n{a}{b}{c}{d}}}\n"))
 }
 
 fn groups() -> impl Strategy<Value = String> {
@@ -67,6 +73,113 @@ fn groups() -> impl Strategy<Value = String> {
         })
 }
 
+/// A decimal number with up to `decimals` decimals.
+fn decimal(int: std::ops::Range<u32>, decimals: usize) -> impl Strategy<Value = String> {
+    (int, "[0-9]{0,6}").prop_map(move |(i, f)| {
+        let f = &f[..f.len().min(decimals)];
+        if f.is_empty() {
+            i.to_string()
+        } else {
+            format!("{i}.{f}")
+        }
+    })
+}
+
+fn track_process(n: usize) -> impl Strategy<Value = String> {
+    (
+        "[a-z]{1,8}",
+        maybe(pick(&[" -g", " --conf /etc/x.conf", " \"daemon off;\""])),
+        maybe(pick(&[
+            " param_match\n",
+            " param_match initial\n",
+            " param_match partial\n",
+        ])),
+        maybe(
+            (-254i32..=254, prop::bool::ANY)
+                .prop_map(|(w, r)| format!(" weight {w}{}\n", if r { " reverse" } else { "" })),
+        ),
+        maybe((0u32..5, 1u32..5).prop_map(|(m, q)| format!(" quorum_max {m}\n quorum {q}\n"))),
+        maybe(
+            (
+                pick(&["delay", "fork_delay", "terminate_delay"]),
+                decimal(1..3600, 6),
+            )
+                .prop_map(|(k, d)| format!(" {k} {d}\n")),
+        ),
+        maybe(Just(" full_command\n".to_string())),
+    )
+        .prop_map(move |(p, params, pm, w, q, d, full)| {
+            format!("vrrp_track_process tp{n} {{\n process {p}{params}\n{pm}{w}{q}{d}{full}}}\n")
+        })
+}
+
+fn bfd_instance(n: usize) -> impl Strategy<Value = String> {
+    (
+        prop::bool::ANY,
+        maybe(
+            (pick(&["min_rx", "min_tx", "idle_tx"]), decimal(1..20000, 4))
+                .prop_map(|(k, v)| format!(" {k} {v}\n")),
+        ),
+        maybe((1u32..300).prop_map(|m| format!(" multiplier {m}\n"))),
+        maybe((1u32..256).prop_map(|t| format!(" ttl {t}\n"))),
+        maybe((-1i32..256).prop_map(|h| format!(" max_hops {h}\n"))),
+        maybe(
+            (-253i32..=253, prop::bool::ANY)
+                .prop_map(|(w, r)| format!(" weight {w}{}\n", if r { " reverse" } else { "" })),
+        ),
+        maybe(pick(&[
+            " passive\n",
+            " vrrp\n",
+            " checker\n",
+            " vrrp\n checker\n",
+        ])),
+    )
+        .prop_map(move |(v6, a, b, c, d, e, f)| {
+            let (nbr, src) = if v6 {
+                (format!("2001:db8::{}", n + 1), "")
+            } else {
+                (format!("10.7.0.{}", n + 1), " source_ip 10.7.1.1\n")
+            };
+            format!("bfd_instance bfd{n} {{\n neighbor_ip {nbr}\n{src}{a}{b}{c}{d}{e}{f}}}\n")
+        })
+}
+
+/// The blocks dpvsd keeps in the model without running them.
+fn kept() -> impl Strategy<Value = String> {
+    (
+        maybe(
+            (prop::bool::ANY, prop::bool::ANY, "[a-z]{1,8}").prop_map(|(ca, key, pw)| {
+                format!(
+                    "SSL {{\n password {pw}\n{}{}}}\n",
+                    if ca { " ca /etc/ssl/ca.pem\n" } else { "" },
+                    if key {
+                        " certificate /etc/ssl/c.pem\n key /etc/ssl/k.pem\n"
+                    } else {
+                        ""
+                    }
+                )
+            }),
+        ),
+        maybe((decimal(0..3, 6), prop::bool::ANY).prop_map(|(i, agg)| {
+            if agg {
+                format!("garp_group {{\n garp_interval {i}\n interfaces {{\n  eth0 eth1\n }}\n}}\n")
+            } else {
+                format!("garp_group {{\n gna_interval {i}\n interface eth2\n}}\n")
+            }
+        })),
+        (0..3usize).prop_flat_map(|k| (0..k).map(track_process).collect::<Vec<_>>()),
+        (0..3usize).prop_flat_map(|k| (0..k).map(bfd_instance).collect::<Vec<_>>()),
+        maybe(pick(&[
+            "net_namespace blue\n",
+            "linkbeat_interfaces {\n eth0 MII\n eth1\n}\n",
+            "track_group TG {\n group {\n  VI_0\n }\n}\n",
+        ])),
+    )
+        .prop_map(|(ssl, garp, tps, bfds, other)| {
+            format!("{}{}{}{}{}", ssl, garp, tps.concat(), bfds.concat(), other)
+        })
+}
+
 fn checker() -> impl Strategy<Value = String> {
     prop_oneof![
         (1u16..65535, 1u32..10, 0u32..5).prop_map(|(p, t, r)| format!(
@@ -93,10 +206,15 @@ fn real_server(n: usize) -> impl Strategy<Value = String> {
         0u32..100,
         maybe(Just("  inhibit_on_failure\n".to_string())),
         prop::collection::vec(checker(), 0..3),
+        maybe(pick(&[
+            "  BFD_CHECK {\n   name bfd0\n  }\n",
+            "  BFD_CHECK {\n   name bfd1\n   alpha\n  }\n",
+            "  snmp_name rs\n",
+        ])),
     )
-        .prop_map(move |(w, inhibit, checkers)| {
+        .prop_map(move |(w, inhibit, checkers, kept)| {
             format!(
-                " real_server 172.16.0.{} 8080 {{\n  weight {w}\n{inhibit}{}}}\n",
+                " real_server 172.16.0.{} 8080 {{\n  weight {w}\n{inhibit}{}{kept}}}\n",
                 n + 1,
                 checkers.concat()
             )
@@ -152,10 +270,13 @@ fn config() -> impl Strategy<Value = String> {
     (
         global_defs(),
         groups(),
+        kept(),
         (0..3usize).prop_flat_map(|k| (0..k).map(virtual_server).collect::<Vec<_>>()),
         (0..3usize).prop_flat_map(|k| (0..k).map(vrrp_instance).collect::<Vec<_>>()),
     )
-        .prop_map(|(g, groups, vss, vis)| format!("{g}{groups}{}{}", vss.concat(), vis.concat()))
+        .prop_map(|(g, groups, kept, vss, vis)| {
+            format!("{g}{groups}{kept}{}{}", vss.concat(), vis.concat())
+        })
 }
 
 proptest! {

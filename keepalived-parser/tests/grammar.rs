@@ -97,14 +97,23 @@ fn unknown_block_contents_are_read_at_the_current_level() {
 }
 
 #[test]
-fn unsupported_known_blocks_are_skipped_whole_with_one_warning() {
-    let text = "bfd_instance B1 {\n  neighbor_ip 10.0.0.1\n  nested {\n    x y\n  }\n  multiplier 5\n}\nglobal_defs {\n  router_id r\n}\n";
+fn unsupported_known_blocks_are_kept_whole_with_one_warning() {
+    let text = "track_group TG {\n  group {\n    VI_1\n  }\n}\ntrack_group TG2 {\n  group {\n    VI_2\n  }\n}\nglobal_defs {\n  router_id r\n}\n";
     let l = load(text);
     assert_eq!(
         diags(&l),
-        ["1:1 warning keyword 'bfd_instance' is not yet supported by dpvsd, ignored"]
+        ["1:1 warning keyword 'track_group' is not supported by dpvsd, ignored (kept in the configuration model; further uses are not reported)"]
     );
     assert_eq!(l.model.global_defs.router_id.as_deref(), Some("r"));
+    let kept = &l.model.ignored;
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[1].args, ["TG2"]);
+    let group = &kept[1].block.as_ref().expect("block")[0];
+    assert_eq!(group.keyword, "group");
+    assert_eq!(
+        group.block.as_ref().expect("nested block")[0].keyword,
+        "VI_2"
+    );
 }
 
 #[test]
@@ -133,7 +142,7 @@ fn leaf_followed_by_a_block_is_an_unexpected_brace() {
 
 /// Issue 3 item 3: the keywords only newer keepalived versions know (marked
 /// † in KEEPALIVED.md §2, §6.1 and the checker table) are accepted where
-/// they belong: each gets dpvsd's "not yet supported" note, none is an
+/// they belong: each gets dpvsd's "not supported" note, none is an
 /// unknown keyword, and `-t` stays clean.
 #[test]
 fn newer_keepalived_keywords_are_accepted() {
@@ -155,7 +164,7 @@ fn newer_keepalived_keywords_are_accepted() {
     let supported = |kw: &str| {
         l.diagnostics.iter().any(|d| {
             d.message
-                .contains(&format!("'{kw}' is not yet supported by dpvsd"))
+                .contains(&format!("'{kw}' is not supported by dpvsd"))
         })
     };
     for kw in [

@@ -575,7 +575,7 @@ impl Lowerer<'_> {
     }
 
     /// `[reverse|noreverse]` after a weight.
-    fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
+    pub(super) fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
         match t.map(|t| (t, t.text)) {
             None | Some((_, "noreverse")) => false,
             Some((_, "reverse")) => true,
@@ -1122,7 +1122,8 @@ impl Lowerer<'_> {
         true
     }
 
-    /// Drops trackers naming undefined scripts / track files.
+    /// Drops trackers naming undefined scripts, track files, track
+    /// processes and BFD instances (those reporting to VRRP).
     fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: impl super::At + Copy) {
         let scripts: Vec<String> = self
             .model
@@ -1157,6 +1158,40 @@ impl Lowerer<'_> {
             }
             ok
         });
+        let processes: Vec<String> = self
+            .model
+            .vrrp_track_processes
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        t.processes.retain(|p| {
+            let ok = processes.contains(&p.name);
+            if !ok {
+                missing.push(format!(
+                    "({owner}) track process {} not found, ignoring...",
+                    p.name
+                ));
+            }
+            ok
+        });
+        // Only the BFD instances that report to the VRRP process.
+        let bfds: Vec<String> = self
+            .model
+            .bfd_instances
+            .iter()
+            .filter(|b| b.vrrp)
+            .map(|b| b.name.clone())
+            .collect();
+        t.bfds.retain(|b| {
+            let ok = bfds.contains(&b.name);
+            if !ok {
+                missing.push(format!(
+                    "({owner}) track bfd {} not found, ignoring...",
+                    b.name
+                ));
+            }
+            ok
+        });
         for m in missing {
             self.warn(loc, m);
         }
@@ -1167,6 +1202,7 @@ impl Lowerer<'_> {
         let g = self.model.global_defs.vrrp.clone();
         let loc = self.loc(n.stmt.location);
         let mut vi = VrrpInstance {
+            ignored: self.kept_of(n),
             name: name.clone(),
             state: VrrpState::Backup,
             interface: None,
@@ -1698,6 +1734,7 @@ impl Lowerer<'_> {
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut g = VrrpSyncGroup {
+            ignored: self.kept_of(n),
             name: name.clone(),
             instances: Vec::new(),
             track: VrrpTrackers::default(),
