@@ -8,9 +8,11 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::sniff::{decap, Sniffer};
 use common::{can_run, mode_config, repo, service_stats, vip_on_lo, Lab, RS1, RS2, VIP};
 
 /// The port with two queue pairs (the kernel's fanout hash spreads flows).
@@ -40,6 +42,13 @@ fn both_workers_busy(lab: &Lab) -> u64 {
     let inn: u64 = queues.iter().map(|q| n(q, "redirected_in")).sum();
     assert!(inn <= out, "redirects out {out} / in {inn}: {v}");
     inn
+}
+
+/// Frames the DPDK port received.
+fn port_rx(lab: &Lab) -> u64 {
+    let (_, out) = lab.dpvsctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    v["ports"][0]["rx_packets"].as_u64().unwrap_or(0)
 }
 
 fn ip(args: &[&str]) {
@@ -268,4 +277,179 @@ fn dpdk_dr_with_two_workers() {
     assert!(inp >= 3 * conns, "in={inp} conns={conns}");
     assert_eq!(outp, 0, "DR replies must bypass the director");
     both_workers_busy(&lab);
+}
+
+/// TUN on DPDK with two workers, proven on the wire as in e2e_modes: this
+/// kernel has no ipip module, so a sniffer in each real server checks every
+/// IPIP packet dpvsd sent through the DPDK port and delivers its inner
+/// packet; every tunnelled packet arrives intact, and without the sniffers
+/// nothing answers.
+#[test]
+fn dpdk_tun_encapsulates_ipip_proven_on_the_wire() {
+    if !can_run("dpdk_tun_encapsulates_ipip_proven_on_the_wire") {
+        return;
+    }
+    let lab = dpdk_lab(
+        "dt",
+        &mode_config("TUN", 8080, ""),
+        TWO_QUEUES,
+        &["--workers", "2"],
+        vip_on_lo,
+    );
+    let (ip1, ip2) = (Ipv4Addr::new(10, 99, 0, 3), Ipv4Addr::new(10, 99, 0, 4));
+    let rs1 = Sniffer::start(&lab, "rs1", move |f: &[u8]| decap(f, ip1));
+    let rs2 = Sniffer::start(&lab, "rs2", move |f: &[u8]| decap(f, ip2));
+    lab.wait_health(RS1, "up", Duration::from_secs(10));
+    lab.wait_health(RS2, "up", Duration::from_secs(10));
+
+    let url = format!("http://{VIP}:8080/");
+    let (a, b, failed) = lab.traffic_to(&url, 20);
+    // Let the last ACKs of the closing connections through the tunnel.
+    std::thread::sleep(Duration::from_millis(500));
+    let (r1, r2) = (rs1.finish(), rs2.finish());
+    println!("rs1 {r1:?}\nrs2 {r2:?}");
+    assert!(
+        r1.problems.is_empty() && r2.problems.is_empty(),
+        "bad IPIP packets: rs1 {:?} rs2 {:?}",
+        r1.problems,
+        r2.problems
+    );
+    assert_eq!(failed, 0, "TUN requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = service_stats(&lab);
+    assert!(conns >= 20, "connections {conns} < 20");
+    // Each request took at least SYN, ACK, request, FIN through the tunnel.
+    let good = r1.good + r2.good;
+    assert!(good >= 3 * 20, "decapsulated {} + {}", r1.good, r2.good);
+    assert_eq!(
+        inp as usize, good,
+        "every packet dpvsd tunnelled arrived, and nothing else"
+    );
+    assert_eq!(outp, 0, "TUN replies must bypass the director");
+    both_workers_busy(&lab);
+
+    // Without the decapsulating helpers nothing answers: the traffic really
+    // went through the tunnel.
+    let (a, b, failed) = lab.traffic_to(&url, 2);
+    assert_eq!((a, b, failed), (0, 0, 2));
+}
+
+/// VRRP on DPDK: dpvsd's vrrp_instance runs on the exception TAP (`interface
+/// dpdk0`, the kernel's view of the DPDK port, as on DPVS's KNI), against a
+/// real keepalived in rs2. Its adverts leave through the TAP and the DPDK
+/// port (keepalived stays BACKUP only while it hears them), keepalived's
+/// reach it the same way back (dpvsd yields to a higher priority), and the
+/// dataplane-owned VIP follows: as MASTER the VIP is served through the
+/// DPDK dataplane; when dpvsd stops, keepalived takes over.
+#[test]
+fn dpdk_vrrp_against_keepalived_moves_the_vip() {
+    if !can_run("dpdk_vrrp_against_keepalived_moves_the_vip") {
+        return;
+    }
+    if !testlab::have("keepalived") {
+        println!("SKIP: dpdk_vrrp_against_keepalived_moves_the_vip: no keepalived");
+        return;
+    }
+    let conf = format!(
+        "{}\nvrrp_instance VI_51 {{\n    state BACKUP\n    interface dpdk0\n    virtual_router_id 51\n\
+         \x20   priority 150\n    advert_int 1\n    garp_master_delay 0\n    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n",
+        sample()
+    );
+    let ka_conf = |prio: u8| {
+        format!(
+            "global_defs {{\n    router_id ka_rs2\n}}\nvrrp_instance VI_51 {{\n    state BACKUP\n    interface eth0\n\
+             \x20   virtual_router_id 51\n    priority {prio}\n    advert_int 1\n    virtual_ipaddress {{\n        {VIP}/24\n    }}\n}}\n"
+        )
+    };
+    let lab = dpdk_lab("dv", &conf, "net_af_packet0,iface=eth0", &[], |_| {});
+    let rs2 = lab.ns("rs2");
+    let ka_dir = lab.dir.join("ka");
+    let ka_log = || std::fs::read_to_string(ka_dir.join("keepalived.log")).unwrap_or_default();
+    let ka_state = || {
+        let log = ka_log();
+        ["MASTER", "BACKUP", "FAULT"]
+            .into_iter()
+            .filter_map(|w| log.rfind(&format!("Entering {w} STATE")).map(|p| (p, w)))
+            .max_by_key(|(p, _)| *p)
+            .map(|(_, w)| w)
+    };
+    let vrrp = |lab: &Lab| {
+        let (_, text) = lab.dpvsctl(&["vrrp", "--json"]);
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default()["instances"][0].clone()
+    };
+    let has_vip = |ns: &str| {
+        testlab::output(&["ip", "-n", ns, "-o", "addr", "show", "dev", "eth0"])
+            .contains(&format!(" {VIP}/"))
+    };
+
+    let mut ka = testlab::spawn_keepalived(&rs2, &ka_dir, &ka_conf(100));
+    let master = testlab::wait_for(Duration::from_secs(15), || {
+        (vrrp(&lab)["state"] == "MASTER").then_some(())
+    });
+    assert!(master.is_some(), "dpvsd not MASTER: {}", vrrp(&lab));
+    let v = vrrp(&lab);
+    assert_eq!(v["owners"][0][1], "dataplane", "{v}");
+    // keepalived hears dpvsd's adverts (through TAP and DPDK port): past
+    // three advert intervals it is still BACKUP and has no VIP.
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(ka_state(), Some("BACKUP"), "{}", ka_log());
+    assert!(!has_vip(&rs2), "keepalived took the VIP: {}", ka_log());
+    let sent = v["counters"]["adverts_sent"].as_u64().unwrap_or(0);
+    assert!(sent > 0, "{v}");
+    let rx_before = port_rx(&lab);
+    let (a, b, failed) = lab.traffic(12);
+    assert_eq!(
+        failed, 0,
+        "traffic through the VRRP-held VIP (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "rs1={a} rs2={b}");
+    assert!(
+        port_rx(&lab) >= rx_before + 12 * 3,
+        "served by the DPDK port"
+    );
+    let (conns, _, _) = service_stats(&lab);
+    assert!(conns >= 12, "connections {conns}");
+
+    // keepalived comes back at 200 and preempts: its adverts reach dpvsd's
+    // VRRP through the DPDK port and the TAP, and dpvsd goes BACKUP.
+    testlab::finish(&mut ka, nix::sys::signal::Signal::SIGTERM);
+    let mut ka = testlab::spawn_keepalived(&rs2, &ka_dir, &ka_conf(200));
+    let backup = testlab::wait_for(Duration::from_secs(10), || {
+        (vrrp(&lab)["state"] == "BACKUP").then_some(())
+    });
+    assert!(backup.is_some(), "dpvsd not BACKUP: {}", vrrp(&lab));
+    let ka_master = testlab::wait_for(Duration::from_secs(10), || {
+        (ka_state() == Some("MASTER") && has_vip(&rs2)).then_some(())
+    });
+    assert!(ka_master.is_some(), "{}", ka_log());
+    testlab::finish(&mut ka, nix::sys::signal::Signal::SIGTERM);
+
+    // keepalived leaves: dpvsd is MASTER and serving again (its GARPs
+    // through the DPDK port fix the client's ARP cache).
+    let master = testlab::wait_for(Duration::from_secs(10), || {
+        (vrrp(&lab)["state"] == "MASTER").then_some(())
+    });
+    assert!(master.is_some(), "dpvsd not MASTER again: {}", vrrp(&lab));
+    let (a, b, failed) = lab.traffic(12);
+    assert_eq!(
+        failed, 0,
+        "traffic after taking the VIP back (rs1={a} rs2={b})"
+    );
+
+    // dpvsd stops: keepalived (priority 100) takes the VIP over.
+    let mut ka = testlab::spawn_keepalived(&rs2, &ka_dir, &ka_conf(100));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(ka_state(), Some("BACKUP"), "{}", ka_log());
+    if let Some(pid) = lab.dpvsd_pid() {
+        testlab::signal(pid as u32, nix::sys::signal::Signal::SIGTERM);
+    }
+    let ka_master = testlab::wait_for(Duration::from_secs(10), || {
+        (ka_state() == Some("MASTER") && has_vip(&rs2)).then_some(())
+    });
+    testlab::finish(&mut ka, nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        ka_master.is_some(),
+        "keepalived did not take over: {}",
+        ka_log()
+    );
 }

@@ -13,22 +13,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
+use common::sniff::{decap, Seen, Sniffer, CLIENT, LB};
 use common::{can_run, mode_config as config, service_stats, vip_on_lo, Lab, VIP};
-use nix::sys::socket::{
-    recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, SockFlag, SockProtocol,
-    SockType, SockaddrIn,
-};
-use nix::sys::time::TimeVal;
 
-const LB: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
-const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const LB_MAC: &str = "02:99:00:00:00:01";
 
 fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
@@ -144,137 +134,6 @@ fn persistence_keeps_a_client_on_one_server() {
     );
 }
 
-/// What a sniffer's handler made of one captured frame.
-enum Seen<'a> {
-    /// Not what the test looks at.
-    Other,
-    /// As expected; hand this IPv4 packet to the host's stack.
-    Deliver(&'a [u8]),
-    /// As expected; counted.
-    Good,
-    /// Wrong, and why.
-    Bad(String),
-}
-
-/// What a sniffer saw.
-#[derive(Debug, Default)]
-struct Report {
-    /// Frames the handler found as expected (delivered ones included).
-    good: usize,
-    /// Everything wrong with any frame.
-    problems: Vec<String>,
-}
-
-/// A thread in a lab host's namespace that captures every frame
-/// (AF_PACKET) and runs `handler` on it; for TUN it stands in for the
-/// missing ipip module by delivering the inner packets.
-struct Sniffer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Report>>,
-}
-
-impl Sniffer {
-    fn start(
-        lab: &Lab,
-        host: &str,
-        mut handler: impl FnMut(&[u8]) -> Seen<'_> + Send + 'static,
-    ) -> Sniffer {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let ns = format!("/run/netns/{}", lab.ns(host));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut report = Report::default();
-            let sockets = open_in(&ns);
-            let _ = ready_tx.send(sockets.as_ref().err().cloned());
-            let Ok((rx, tx)) = sockets else {
-                return report;
-            };
-            let mut buf = [0u8; 2048];
-            let end = Instant::now() + Duration::from_secs(120);
-            while !flag.load(Ordering::Relaxed) && Instant::now() < end {
-                let Ok(n) = recv(rx.as_raw_fd(), &mut buf, MsgFlags::empty()) else {
-                    continue;
-                };
-                match handler(&buf[..n]) {
-                    Seen::Other => {}
-                    Seen::Good => report.good += 1,
-                    Seen::Deliver(inner) => {
-                        let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
-                        let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
-                        match sendto(tx.as_raw_fd(), inner, &to, MsgFlags::empty()) {
-                            Ok(_) => report.good += 1,
-                            Err(e) => report.problems.push(format!("inject: {e}")),
-                        }
-                    }
-                    Seen::Bad(p) => report.problems.push(p),
-                }
-            }
-            report
-        });
-        match ready_rx.recv_timeout(Duration::from_secs(5)) {
-            Ok(None) => {}
-            other => panic!("sniffer in {host} did not start: {other:?}"),
-        }
-        Sniffer {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn finish(mut self) -> Report {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread
-            .take()
-            .and_then(|t| t.join().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Sniffer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Enters the namespace at `ns` (this thread only) and opens a capture
-/// socket (every frame, 100 ms receive timeout) and an IP_HDRINCL raw
-/// socket to hand packets to the local stack.
-fn open_in(ns: &str) -> Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd), String> {
-    let f = std::fs::File::open(ns).map_err(|e| format!("{ns}: {e}"))?;
-    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-        .map_err(|e| format!("setns {ns}: {e}"))?;
-    let rx = socket(
-        AddressFamily::Packet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::EthAll,
-    )
-    .map_err(|e| format!("AF_PACKET socket: {e}"))?;
-    setsockopt(&rx, sockopt::ReceiveTimeout, &TimeVal::new(0, 100_000))
-        .map_err(|e| format!("SO_RCVTIMEO: {e}"))?;
-    let tx = socket(
-        AddressFamily::Inet,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::Raw,
-    )
-    .map_err(|e| format!("raw socket: {e}"))?;
-    Ok((rx, tx))
-}
-
-/// The TUN sniffer: IPIP packets to `rs` are checked and delivered.
-fn decap(frame: &[u8], rs: Ipv4Addr) -> Seen<'_> {
-    match check_ipip(frame, rs) {
-        Ok(None) => Seen::Other,
-        Ok(Some(inner)) => Seen::Deliver(inner),
-        Err(p) => Seen::Bad(p),
-    }
-}
-
 /// The TOA sniffer: FNAT segments LIP → :8080. A SYN must carry no TOA;
 /// a segment with one must be a non-SYN ACK whose TOA (kind 254, length 8)
 /// holds the client's address and a port, with a valid TCP checksum.
@@ -308,101 +167,6 @@ fn toa(frame: &[u8]) -> Seen<'_> {
     match opts.get(at + 2..at + 8) {
         Some(v) if v[2..] == CLIENT.octets() && v[..2] != [0, 0] => Seen::Good,
         v => Seen::Bad(format!("TOA value {v:?}")),
-    }
-}
-
-/// `Ok(None)`: not an IPIP packet to `rs`. `Ok(Some(inner))`: an IPIP
-/// packet as dpvsd must build it (outer LB → RS, protocol 4, valid
-/// checksum, TTL/DF copied from the inner packet, no other payload; inner
-/// client → VIP:8080 TCP with valid checksums). `Err`: what is wrong.
-fn check_ipip(frame: &[u8], rs: Ipv4Addr) -> Result<Option<&[u8]>, String> {
-    use etherparse::{EtherType, Ethernet2HeaderSlice, IpNumber, Ipv4HeaderSlice, TcpHeaderSlice};
-    let Ok(eth) = Ethernet2HeaderSlice::from_slice(frame) else {
-        return Ok(None);
-    };
-    if eth.ether_type() != EtherType::IPV4 {
-        return Ok(None);
-    }
-    let l3 = &frame[eth.slice().len()..];
-    let Ok(outer) = Ipv4HeaderSlice::from_slice(l3) else {
-        return Ok(None);
-    };
-    if outer.protocol() != IpNumber::IPV4 || outer.destination_addr() != rs {
-        return Ok(None);
-    }
-    let mut problems = Vec::new();
-    let mut expect = |ok: bool, what: String| {
-        if !ok {
-            problems.push(what);
-        }
-    };
-    let oh = outer.to_header();
-    expect(
-        oh.calc_header_checksum() == outer.header_checksum(),
-        "outer IPv4 checksum".into(),
-    );
-    expect(
-        outer.source_addr() == LB,
-        format!("outer source {} (want {LB})", outer.source_addr()),
-    );
-    expect(
-        eth.source() == [2, 0x99, 0, 0, 0, 1],
-        format!("source MAC {:x?}", eth.source()),
-    );
-    let ohl = outer.slice().len();
-    let end = usize::from(outer.total_len()).min(l3.len());
-    let inner_bytes = l3.get(ohl..end).unwrap_or_default();
-    let inner =
-        Ipv4HeaderSlice::from_slice(inner_bytes).map_err(|e| format!("inner IPv4 header: {e}"))?;
-    let ih = inner.to_header();
-    expect(
-        ih.calc_header_checksum() == inner.header_checksum(),
-        "inner IPv4 checksum".into(),
-    );
-    expect(
-        usize::from(outer.total_len()) == usize::from(inner.total_len()) + ohl,
-        format!(
-            "outer length {} for inner {}",
-            outer.total_len(),
-            inner.total_len()
-        ),
-    );
-    expect(
-        outer.ttl() == inner.ttl() && outer.dont_fragment() == inner.dont_fragment(),
-        "outer TTL/DF not copied from the inner packet".into(),
-    );
-    expect(
-        inner.source_addr() == CLIENT && inner.destination_addr().to_string() == VIP,
-        format!(
-            "inner {} → {} (want {CLIENT} → {VIP})",
-            inner.source_addr(),
-            inner.destination_addr()
-        ),
-    );
-    expect(
-        inner.protocol() == IpNumber::TCP,
-        format!("inner protocol {:?}", inner.protocol()),
-    );
-    let ihl = inner.slice().len();
-    let l4 = inner_bytes
-        .get(ihl..usize::from(inner.total_len()))
-        .unwrap_or_default();
-    match TcpHeaderSlice::from_slice(l4) {
-        Ok(t) => {
-            let payload = &l4[t.slice().len()..];
-            let sum = t.to_header().calc_checksum_ipv4(&ih, payload).ok();
-            expect(sum == Some(t.checksum()), "inner TCP checksum".into());
-            expect(
-                t.destination_port() == 8080,
-                format!("inner port {}", t.destination_port()),
-            );
-        }
-        Err(e) => expect(false, format!("inner TCP header: {e}")),
-    }
-    if problems.is_empty() {
-        Ok(Some(inner_bytes))
-    } else {
-        Err(problems.join(", "))
     }
 }
 

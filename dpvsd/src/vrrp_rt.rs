@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::io;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dataplane::{Command, Dataplane};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -208,16 +209,31 @@ async fn stop(r: Running) -> (Vec<InstanceStatus>, Option<String>) {
 
 async fn manage(
     dp: Arc<Mutex<Dataplane>>,
-    plan: Option<VrrpPlan>,
+    mut plan: Option<VrrpPlan>,
     mut forwarded: BTreeSet<IpAddr>,
     mut rx: mpsc::UnboundedReceiver<VrrpMsg>,
     out: watch::Sender<VrrpSnapshot>,
 ) {
     let mut running = start(&dp, plan.as_ref(), &forwarded, &out);
+    // A driver that stopped on an error (say its interface has no address
+    // yet, as the DPDK exception TAP before the operator configures it) is
+    // started again after a pause, as keepalived leaves FAULT.
+    let mut retry: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
+            () = async {
+                match retry {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                retry = None;
+                running = start(&dp, plan.as_ref(), &forwarded, &out);
+            }
             msg = rx.recv() => match msg {
-                Some(VrrpMsg::Restart { plan, forwarded: fwd }) => {
+                Some(VrrpMsg::Restart { plan: new_plan, forwarded: fwd }) => {
+                    retry = None;
+                    plan = new_plan;
                     // Same VIP split: the running driver takes the new plan
                     // in place, and unchanged instances keep their state.
                     if let (Some(r), Some(p), true) = (&running, &plan, fwd == forwarded) {
@@ -270,8 +286,9 @@ async fn manage(
                     }
                 } else if let Some(r) = running.take() {
                     let (instances, error) = stop(r).await;
-                    tracing::error!(error = error.as_deref().unwrap_or("unknown"), "VRRP driver stopped");
+                    tracing::error!(error = error.as_deref().unwrap_or("unknown"), "VRRP driver stopped; restarting in 1s");
                     out.send_replace(VrrpSnapshot { running: false, error, instances });
+                    retry = Some(tokio::time::Instant::now() + Duration::from_secs(1));
                 }
             }
         }

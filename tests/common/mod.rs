@@ -7,6 +7,8 @@
 //! Each test binary uses a subset of these helpers.
 #![allow(dead_code)]
 
+pub mod sniff;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1558,13 +1558,16 @@ pub mod bench {
         }
     }
 
-    /// The pcap vdev arguments both runs use.
-    pub fn vdevs(pcap: &str) -> [String; 2] {
-        [0, 1].map(|i| format!("net_pcap{i},rx_pcap={pcap},infinite_rx=1"))
+    /// The pcap vdev arguments both runs use (worker `w`'s two ports).
+    pub fn vdevs(pcap: &str, w: usize) -> [String; 2] {
+        [0, 1].map(|i| format!("net_pcap{},rx_pcap={pcap},infinite_rx=1", 2 * w + i))
     }
 
-    /// Forwards `pcap`'s `flows` through the engine on one core (`cpu`)
-    /// for `secs` after one second of warm-up. EAL must be running.
+    /// Forwards `pcap`'s `flows` through the engine with `workers` worker
+    /// threads, each on its own two `net_pcap` ports with its own engine
+    /// (`flows` connections), worker `w` pinned to CPU `(cpu + w) % ncpu`,
+    /// for `secs` after one second of warm-up; Mpps and forwarded are the
+    /// workers' sums and mean. EAL must be running.
     ///
     /// # Errors
     /// A port could not be opened.
@@ -1574,94 +1577,127 @@ pub mod bench {
         cpu: usize,
         secs: f64,
         zero_copy: bool,
+        workers: usize,
     ) -> Result<FnatResult, DpdkError> {
         let cfg = PortConfig {
             mbufs: flows + 16383,
             ..PortConfig::default()
         };
+        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut devs = Vec::new();
-        for v in vdevs(pcap) {
-            devs.push(DpdkDevice::open(&v, &cfg)?);
+        for w in 0..workers.max(1) {
+            for v in vdevs(pcap, w) {
+                devs.push(DpdkDevice::open(&v, &cfg)?);
+            }
         }
         let mut ports: Vec<_> = devs
             .iter_mut()
             .filter_map(|d| d.take_queues().pop())
             .collect();
-        let stats: Vec<_> = ports.iter().map(|p| p.stats()).collect();
-        let mut engine = fnat_engine(flows);
-        let conns = engine.conn_count();
-        let res = std::thread::scope(|s| {
-            s.spawn(|| {
-                pin_to(cpu);
-                let mut rx = Burst::new(crate::worker::BURST);
-                let mut ctl = Burst::new(crate::worker::BURST);
-                let start = Instant::now();
-                let measure_from = start + Duration::from_secs(1);
-                let end = measure_from + Duration::from_secs_f64(secs);
-                let mut base: Option<(u64, u64, Instant)> = None;
-                let count = || {
-                    stats.iter().fold((0, 0), |(r, t), s| {
-                        let s = s.snapshot();
-                        (r + s.rx_packets, t + s.tx_packets)
-                    })
-                };
-                let mut round = 0u64;
-                loop {
-                    let now_ms = start.elapsed().as_millis() as u64 + 2;
-                    for p in ports.iter_mut() {
-                        // The worker's round (worker::run), per port.
-                        engine.housekeeping(now_ms, 1024, &mut ctl);
-                        for f in ctl.frames() {
-                            let _ = p.send(f.data());
-                        }
-                        ctl.clear();
-                        let _ = p.wait(Duration::ZERO);
-                        if zero_copy {
-                            let mut h = Handler {
-                                engine: &mut engine,
-                                ctl: &mut ctl,
-                                now_ms,
-                            };
-                            let _ = p.process(&mut rx, &mut h);
-                            continue;
-                        }
-                        // Copying through `Burst` buffers (the trait's
-                        // default `process`), for comparison.
-                        rx.clear();
-                        let _ = p.recv(&mut rx);
-                        engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |f, v| {
-                            if v == Verdict::Forward {
-                                let _ = p.send(f.data());
-                            }
-                        });
-                    }
-                    round += 1;
-                    if round & 1023 != 0 {
-                        continue;
-                    }
-                    let now = Instant::now();
-                    if base.is_none() && now >= measure_from {
-                        let (r, t) = count();
-                        base = Some((r, t, now));
-                    }
-                    if now >= end {
-                        let (r, t) = count();
-                        let (r0, t0, t_start) = base.unwrap_or((0, 0, start));
-                        let dt = now.duration_since(t_start).as_secs_f64();
-                        let rx_n = (r - r0) as f64;
-                        return FnatResult {
-                            mpps: rx_n / dt / 1e6,
-                            forwarded: (t - t0) as f64 / rx_n.max(1.0),
-                            conns,
-                        };
-                    }
-                }
-            })
-            .join()
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = ports
+                .chunks_mut(2)
+                .enumerate()
+                .map(|(w, pair)| {
+                    s.spawn(move || worker(pair, flows, (cpu + w) % ncpu, secs, zero_copy))
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join()).collect()
         });
         drop(ports);
         drop(devs);
-        res.map_err(|_| DpdkError::port("bench", "worker", "panicked"))
+        let mut total = FnatResult {
+            mpps: 0.0,
+            forwarded: 0.0,
+            conns: 0,
+        };
+        for r in &results {
+            let r = r
+                .as_ref()
+                .map_err(|_| DpdkError::port("bench", "worker", "panicked"))?;
+            total.mpps += r.mpps;
+            total.forwarded += r.forwarded / results.len() as f64;
+            total.conns += r.conns;
+        }
+        Ok(total)
+    }
+
+    /// One worker's loop over its ports (the worker's round, as in
+    /// `worker::run`), pinned to `cpu`.
+    fn worker(
+        ports: &mut [super::DpdkPort],
+        flows: u32,
+        cpu: usize,
+        secs: f64,
+        zero_copy: bool,
+    ) -> FnatResult {
+        pin_to(cpu);
+        let stats: Vec<_> = ports.iter().map(|p| p.stats()).collect();
+        let mut engine = fnat_engine(flows);
+        let conns = engine.conn_count();
+        let mut rx = Burst::new(crate::worker::BURST);
+        let mut ctl = Burst::new(crate::worker::BURST);
+        let start = Instant::now();
+        let measure_from = start + Duration::from_secs(1);
+        let end = measure_from + Duration::from_secs_f64(secs);
+        let mut base: Option<(u64, u64, Instant)> = None;
+        let count = || {
+            stats.iter().fold((0, 0), |(r, t), s| {
+                let s = s.snapshot();
+                (r + s.rx_packets, t + s.tx_packets)
+            })
+        };
+        let mut round = 0u64;
+        loop {
+            let now_ms = start.elapsed().as_millis() as u64 + 2;
+            for p in ports.iter_mut() {
+                // The worker's round (worker::run), per port.
+                engine.housekeeping(now_ms, 1024, &mut ctl);
+                for f in ctl.frames() {
+                    let _ = p.send(f.data());
+                }
+                ctl.clear();
+                let _ = p.wait(Duration::ZERO);
+                if zero_copy {
+                    let mut h = Handler {
+                        engine: &mut engine,
+                        ctl: &mut ctl,
+                        now_ms,
+                    };
+                    let _ = p.process(&mut rx, &mut h);
+                    continue;
+                }
+                // Copying through `Burst` buffers (the trait's
+                // default `process`), for comparison.
+                rx.clear();
+                let _ = p.recv(&mut rx);
+                engine.handle_burst(rx.frames_mut(), now_ms, &mut ctl, |f, v| {
+                    if v == Verdict::Forward {
+                        let _ = p.send(f.data());
+                    }
+                });
+            }
+            round += 1;
+            if round & 1023 != 0 {
+                continue;
+            }
+            let now = Instant::now();
+            if base.is_none() && now >= measure_from {
+                let (r, t) = count();
+                base = Some((r, t, now));
+            }
+            if now >= end {
+                let (r, t) = count();
+                let (r0, t0, t_start) = base.unwrap_or((0, 0, start));
+                let dt = now.duration_since(t_start).as_secs_f64();
+                let rx_n = (r - r0) as f64;
+                return FnatResult {
+                    mpps: rx_n / dt / 1e6,
+                    forwarded: (t - t0) as f64 / rx_n.max(1.0),
+                    conns,
+                };
+            }
+        }
     }
 
     /// Runs `dpdk-testpmd --forward-mode=macswap` on the same vdevs with one
@@ -1691,7 +1727,7 @@ pub mod bench {
         } else {
             args.extend(["--no-huge", "--no-shconf", "-m", "1024"].map(String::from));
         }
-        args.extend(vdevs(pcap).map(|v| format!("--vdev={v}")));
+        args.extend(vdevs(pcap, 0).map(|v| format!("--vdev={v}")));
         args.extend([
             "--".to_string(),
             format!("--total-num-mbufs={}", 2 * flows + 16384),
@@ -1734,8 +1770,9 @@ pub mod bench {
             .arg("--log-level=lib.eal:error")
     }
 
-    /// The whole benchmark: prints `case=fnat/16k mpps=…` (and testpmd's
-    /// macswap Mpps and the ratio when testpmd is installed).
+    /// The whole benchmark: prints `case=fnat/16k mpps=…` (and, with one
+    /// worker, testpmd's macswap Mpps and the ratio when testpmd is
+    /// installed).
     ///
     /// # Errors
     /// EAL or a port failed.
@@ -1745,12 +1782,17 @@ pub mod bench {
         hugepages: bool,
         secs: u32,
         zero_copy: bool,
+        workers: usize,
     ) -> Result<String, DpdkError> {
         let cpu = 1;
         let pcap = format!("{}/dpvs-bench-{flows}.pcap", std::env::temp_dir().display());
         write_pcap(&pcap, flows)
             .map_err(|e| DpdkError::port(&pcap, "write pcap", e.to_string()))?;
-        let testpmd = run_testpmd(&pcap, flows, cpu, hugepages, secs);
+        let testpmd = if workers > 1 {
+            None
+        } else {
+            run_testpmd(&pcap, flows, cpu, hugepages, secs)
+        };
         eal_init(&eal_config(cpu, hugepages))?;
         let r = run_fnat(
             &pcap,
@@ -1758,6 +1800,7 @@ pub mod bench {
             cpu,
             f64::from(secs.saturating_sub(2).max(2)),
             zero_copy,
+            workers,
         )?;
         let huge = if hugepages {
             "hugepages"
@@ -1765,7 +1808,7 @@ pub mod bench {
             "no-hugepages"
         };
         let mut line = format!(
-            "case={name} mpps={:.2} forwarded={:.3} conns={} {huge} {}",
+            "case={name} mpps={:.2} forwarded={:.3} conns={} workers={workers} {huge} {}",
             r.mpps,
             r.forwarded,
             r.conns,
@@ -1889,7 +1932,7 @@ mod tests {
             n => format!("fnat/{n}"),
         };
         let copy = std::env::var("DPVS_BENCH_COPY").is_ok_and(|v| v == "1");
-        let line = bench::run(flows, &name, huge, secs, !copy).expect("bench");
+        let line = bench::run(flows, &name, huge, secs, !copy, 1).expect("bench");
         println!("{line}");
     }
 
