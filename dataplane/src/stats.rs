@@ -162,6 +162,8 @@ drop_reasons! {
     NeighbourUnresolved => "neighbour_unresolved", "the next hop's MAC address is not known yet (ARP sent)";
     TxFull => "tx_full", "the backend could not send the packet";
     IcmpUnhandled => "icmp_unhandled", "ICMP that is not an error quoting a TCP/UDP packet (echo to a VIP, …)";
+    UnknownVlan => "unknown_vlan", "802.1Q-tagged frame on a VLAN no VIP or local address is bound to (or VLAN id 0)";
+    VlanStacked => "vlan_stacked", "stacked VLAN tags (QinQ, 802.1ad) are not supported";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].
