@@ -415,7 +415,9 @@ impl Engine {
     }
 
     /// Handles one received frame, rewriting it in place. The frame cannot
-    /// grow, so TUN packets are dropped as `no_room`: use
+    /// grow, so TUN packets (and untagged frames leaving on a VLAN) are
+    /// dropped as `no_room`, and a frame that shrinks (NAT64 to IPv4, a
+    /// tag removed) keeps stale bytes at its end: use
     /// [`Engine::handle_frame`] or [`Engine::handle_burst`] for those.
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
@@ -517,6 +519,28 @@ impl Engine {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> (Verdict, usize) {
+        if let Stage::Vlan = stage {
+            return self.finish_vlan(buf, len, now_ms, ctl);
+        }
+        let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
+        if verdict == Verdict::Forward && !self.snap.vlan_ids.is_empty() {
+            // An untagged frame that may leave on a VLAN.
+            return self.tag_egress(&stage, buf, len);
+        }
+        (verdict, len)
+    }
+
+    /// [`Engine::finish`] of an untagged frame (or a tagged one, untagged
+    /// by [`Engine::finish_vlan`]), without the egress tag.
+    #[inline]
+    fn finish_untagged(
+        &mut self,
+        stage: Stage,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
             Stage::Ipv4(p) => match self.v4.forward(&self.snap, buf, len, &p, now_ms, ctl) {
@@ -541,15 +565,12 @@ impl Engine {
                 Ok(x) => x,
                 Err(reason) => (Verdict::Drop(reason), len),
             },
-            Stage::Vlan => return self.finish_vlan(buf, len, now_ms, ctl),
+            // Inside a tag: stacked tags are refused before this.
+            Stage::Vlan => (Verdict::Drop(Drop::VlanStacked), len),
             Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
             self.drops.count(reason);
-        }
-        if verdict == Verdict::Forward && !self.snap.vlan_ids.is_empty() && self.rx_vlan == 0 {
-            // An untagged frame that may leave on a VLAN.
-            return self.tag_egress(&stage, buf, len);
         }
         (verdict, len)
     }

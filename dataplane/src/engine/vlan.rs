@@ -151,6 +151,8 @@ impl Engine {
 
     /// An untagged frame forwarded as `buf[..len]`: tagged when it leaves
     /// on a VLAN.
+    #[cold]
+    #[inline(never)]
     pub(super) fn tag_egress(
         &mut self,
         stage: &Stage,
@@ -178,6 +180,8 @@ impl Engine {
     /// A tagged frame `buf[..len]`: untagged in place, handled, and tagged
     /// again for where it goes. Frames left to the kernel are given back
     /// as they came.
+    #[cold]
+    #[inline(never)]
     pub(super) fn finish_vlan(
         &mut self,
         buf: &mut [u8],
@@ -201,7 +205,8 @@ impl Engine {
         buf.copy_within(0..MACS_LEN, TAG_LEN);
         let stage = self.classify(&buf[TAG_LEN..len]);
         self.rx_vlan = vid;
-        let (verdict, n) = self.finish(stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
+        let (verdict, n) =
+            self.finish_untagged(stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
         let out = match verdict {
             Verdict::Forward => self.egress_vlan(&stage, &buf[TAG_LEN..TAG_LEN + n]),
             _ => 0,

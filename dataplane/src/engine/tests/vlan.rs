@@ -9,7 +9,7 @@ const VIP_VLAN: u16 = 100;
 const LIP_VLAN: u16 = 200;
 
 /// `frame` with an 802.1Q tag `vid` (priority 0) after the MAC addresses.
-fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+pub(super) fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
     let mut out = frame[..12].to_vec();
     out.extend_from_slice(&[0x81, 0x00]);
     out.extend_from_slice(&vid.to_be_bytes());
