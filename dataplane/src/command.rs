@@ -240,6 +240,13 @@ pub enum Command {
     SetInterfaceAddr {
         addr: Option<Ipv4Addr>,
     },
+    /// The 802.1Q VLAN a VIP or local address is bound to (DPVS's
+    /// `vip_bind_dev dpdk0.100`, a local address on `dpdk0.100`): it is
+    /// answered for and sent from with that tag. 0 = untagged (clears).
+    SetVlan {
+        addr: IpAddr,
+        vlan: u16,
+    },
 }
 
 /// Why a [`Command`] was refused. Nothing was changed.

@@ -146,6 +146,8 @@ pub struct Dataplane {
     vip_owned: BTreeMap<IpAddr, bool>,
     /// See [`Command::SetInterfaceAddr`].
     interface_v4: Option<Ipv4Addr>,
+    /// See [`Command::SetVlan`] (no zero ids).
+    vlans: BTreeMap<IpAddr, u16>,
     published: Arc<Published>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
@@ -229,6 +231,7 @@ impl Dataplane {
             services: BTreeMap::new(),
             vip_owned: BTreeMap::new(),
             interface_v4: None,
+            vlans: BTreeMap::new(),
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
@@ -388,6 +391,17 @@ impl Dataplane {
                 self.vip_owned.insert(vip, owned);
             }
             Command::SetInterfaceAddr { addr } => self.interface_v4 = addr,
+            Command::SetVlan { addr, vlan: 0 } => {
+                self.vlans.remove(&addr);
+            }
+            Command::SetVlan { addr, vlan } => {
+                if vlan > 4094 {
+                    return Err(CommandError::Invalid {
+                        reason: format!("VLAN id {vlan} of {addr} is not in 1..=4094"),
+                    });
+                }
+                self.vlans.insert(addr, vlan);
+            }
         }
         Ok(())
     }
@@ -422,6 +436,14 @@ impl Dataplane {
             limits: v4.limits,
             synproxy: v4.synproxy,
             syn_cookie_key: self.cookie_key,
+            addr_vlans: self.vlans.iter().map(|(&a, &v)| (a, v)).collect(),
+            vlan_ids: self
+                .vlans
+                .values()
+                .copied()
+                .collect::<BTreeSet<u16>>()
+                .into_iter()
+                .collect(),
             v6: Snapshot6 {
                 services: v6.services,
                 lookup: v6.lookup,

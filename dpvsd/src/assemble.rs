@@ -62,6 +62,17 @@ pub struct ServicePlan {
     pub servers: Vec<ServerPlan>,
     /// `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `sorry_server`.
     pub quorum: QuorumPlan,
+    /// The VIP (`vip_bind_dev dpdk0.100`) and local addresses (on
+    /// `dpdk0.100` in their `local_address_group`) on 802.1Q VLANs, with
+    /// the VLAN id ([`dataplane::Command::SetVlan`]).
+    pub vlans: Vec<(IpAddr, u16)>,
+}
+
+/// The VLAN id of a DPVS VLAN device name (`dpdk0.100`, `eth0.100`:
+/// 100); `None` for a port or a KNI device (`dpdk0`, `dpdk0.kni`).
+pub fn vlan_of_dev(dev: &str) -> Option<u16> {
+    let (_, id) = dev.rsplit_once('.')?;
+    id.parse().ok().filter(|id| (1..=4094).contains(id))
 }
 
 /// A virtual server's quorum settings (KEEPALIVED.md §9 "Quorum and
@@ -319,8 +330,27 @@ fn service(
         sorry,
         omega: vs.omega,
     };
+    let mut vlans: Vec<(IpAddr, u16)> = vs
+        .dpvs
+        .vip_bind_dev
+        .as_deref()
+        .and_then(vlan_of_dev)
+        .map(|id| (vs.addr, id))
+        .into_iter()
+        .collect();
+    if let Some(g) = vs
+        .laddr_group_name
+        .as_ref()
+        .and_then(|name| model.local_address_groups.iter().find(|g| &g.name == name))
+    {
+        vlans.extend(g.addresses.iter().filter_map(|a| {
+            let id = vlan_of_dev(&a.ifname)?;
+            local_addrs.contains(&a.addr).then_some((a.addr, id))
+        }));
+    }
     Ok(ServicePlan {
         quorum,
+        vlans,
         spec: ServiceSpec {
             key,
             scheduler,
@@ -544,6 +574,24 @@ mod lb_kind_tests {
         let p = assemble(&loaded.model).expect("NAT64 plan");
         let lip: IpAddr = "10.0.0.9".parse().expect("ip");
         assert_eq!(p.services[0].spec.local_addrs, [lip]);
+    }
+
+    #[test]
+    fn vlan_devices_bind_the_vip_and_local_addresses_to_their_vlan() {
+        assert_eq!(vlan_of_dev("dpdk0.100"), Some(100));
+        assert_eq!(vlan_of_dev("eth0.4094"), Some(4094));
+        for dev in ["dpdk0", "dpdk0.kni", "dpdk0.0", "dpdk0.4095", "x.-1"] {
+            assert_eq!(vlan_of_dev(dev), None, "{dev}");
+        }
+        let text = "local_address_group l {\n  10.0.0.9 dpdk0.200\n  10.0.0.10 dpdk0\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n  vip_bind_dev dpdk0.100\n  real_server 10.0.0.2 80 {\n  }\n}\n";
+        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("plan");
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            plan.services[0].vlans,
+            vec![(ip("10.0.0.1"), 100), (ip("10.0.0.9"), 200)]
+        );
     }
 
     #[test]

@@ -202,7 +202,13 @@ impl RunState {
     /// entries must exist) and its sorry server in their current state.
     fn service_commands(&self, svc: &ServicePlan) -> Vec<Command> {
         let key = svc.spec.key;
-        let mut cmds = vec![Command::AddService(svc.spec.clone())];
+        // VLANs first: the service's first snapshot announces its addresses.
+        let mut cmds: Vec<Command> = svc
+            .vlans
+            .iter()
+            .map(|&(addr, vlan)| Command::SetVlan { addr, vlan })
+            .collect();
+        cmds.push(Command::AddService(svc.spec.clone()));
         for s in &svc.servers {
             let to = self.servers.get(&s.subject.id).and_then(desired);
             cmds.extend(transition(key, s.spec.addr, None, to));
@@ -1469,6 +1475,7 @@ mod tests {
                 },
                 servers: Vec::new(),
                 quorum,
+                vlans: Vec::new(),
             }],
             ..Plan::default()
         }

@@ -6,7 +6,10 @@
 //! made valid so the fuzzer gets past the checks (bit 6: our MAC, IPv4
 //! ethertype, version/IHL and header checksum fixed, or with bit 7 IPv6
 //! ethertype and version; bit 5: destination is the VIP, else the LIP;
-//! bit 4: source is the real server); the rest is the frame.
+//! bit 4: source is the real server; bit 2: then an 802.1Q tag is inserted,
+//! VLAN 100 (the VIPs' VLAN) with bit 3, else an id taken from the frame's
+//! first two bytes: unknown VLANs, priority tags, stacked tags); the rest
+//! is the frame. The VIPs are on VLAN 100, the LIPs untagged.
 #![no_main]
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -18,8 +21,8 @@ use dataplane::sched::SchedTable;
 use dataplane::wire::icmpv4::Quote;
 use dataplane::wire::icmpv6::Quote6;
 use dataplane::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Ipv6Repr,
-    MacAddr, TcpPacket, UdpPacket, VlanTag,
+    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
+    Ipv6Repr, MacAddr, TcpPacket, UdpPacket, VlanTag,
 };
 use dataplane::{Forwarding, Protocol, Scheduler, ServiceKey};
 use libfuzzer_sys::fuzz_target;
@@ -31,6 +34,7 @@ const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
 const RS6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 3);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x100);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x200);
+const VLAN: u16 = 100;
 const MODES: [Forwarding; 4] = [
     Forwarding::Fnat,
     Forwarding::Nat,
@@ -44,7 +48,11 @@ struct State {
 }
 
 fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
-    let lips = if mode == Forwarding::Fnat { vec![LIP] } else { vec![] };
+    let lips = if mode == Forwarding::Fnat {
+        vec![LIP]
+    } else {
+        vec![]
+    };
     let svc = |port, protocol| ServiceSnap {
         key: ServiceKey {
             addr: VIP.into(),
@@ -60,7 +68,11 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         table: SchedTable::build(Scheduler::Rr, &[1]),
         local_addrs: lips.clone(),
     };
-    let lips6 = if mode == Forwarding::Fnat { vec![LIP6] } else { vec![] };
+    let lips6 = if mode == Forwarding::Fnat {
+        vec![LIP6]
+    } else {
+        vec![]
+    };
     let svc6 = |port, protocol| ServiceSnap {
         key: ServiceKey {
             addr: VIP6.into(),
@@ -82,7 +94,11 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         local_addrs: lips6,
         neighbours: vec![(RS6, Ipv6Addr::UNSPECIFIED)],
         forwarding: vec![mode; 2],
-        nat_servers: if mode == Forwarding::Nat { vec![RS6] } else { vec![] },
+        nat_servers: if mode == Forwarding::Nat {
+            vec![RS6]
+        } else {
+            vec![]
+        },
         interface: Some(Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1)),
         ..Snapshot6::default()
     };
@@ -95,12 +111,18 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         local_addrs: lips,
         neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
         forwarding: vec![mode; 2],
-        nat_servers: if mode == Forwarding::Nat { vec![RS] } else { vec![] },
+        nat_servers: if mode == Forwarding::Nat {
+            vec![RS]
+        } else {
+            vec![]
+        },
         interface_v4: Some(Ipv4Addr::new(10, 99, 0, 1)),
         ..Snapshot::default()
     };
     snap.lookup.insert((VIP, 80, 6), 0);
     snap.lookup.insert((VIP, 53, 17), 1);
+    snap.addr_vlans = vec![(VIP.into(), VLAN), (VIP6.into(), VLAN)];
+    snap.vlan_ids = vec![VLAN];
     Arc::new(snap)
 }
 
@@ -168,7 +190,13 @@ fn views(frame: &[u8]) {
     let _ = (eth.src_addr(), eth.dst_addr(), eth.ethertype());
     let l3 = eth.payload();
     if let Ok(tag) = VlanTag::new_checked(l3) {
-        let _ = (tag.pcp(), tag.dei(), tag.vlan_id(), tag.ethertype(), tag.payload());
+        let _ = (
+            tag.pcp(),
+            tag.dei(),
+            tag.vlan_id(),
+            tag.ethertype(),
+            tag.payload(),
+        );
     }
     if let Ok(arp) = ArpPacket::new_checked(l3) {
         let _ = ArpRepr::parse(&arp);
@@ -224,6 +252,14 @@ fuzz_target!(|data: &[u8]| {
         }
         Ipv4Packet::new_unchecked(&mut frame[14..]).fill_checksum();
     }
+    if ctl_byte & 0x04 != 0 && frame.len() >= 14 {
+        let vid = if ctl_byte & 0x08 != 0 {
+            VLAN.to_be_bytes()
+        } else {
+            [frame[0], frame[1]]
+        };
+        frame.splice(12..12, [0x81, 0x00, vid[0], vid[1]]);
+    }
     let mut st = state().lock().unwrap_or_else(|e| e.into_inner());
     st.now_ms += 1;
     let now = st.now_ms;
@@ -236,7 +272,13 @@ fuzz_target!(|data: &[u8]| {
     if e.handle_frame(f, now, ctl) == Verdict::Forward {
         let out = f.data();
         if let Ok(eth) = EthernetFrame::new_checked(out) {
-            if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+            let l3 = match eth.ethertype() {
+                dataplane::wire::EtherType::Vlan => out.get(18..).unwrap_or_default(),
+                _ => eth.payload(),
+            };
+            let is_ipv4 = eth.ethertype() != dataplane::wire::EtherType::Vlan
+                || out.get(16..18) == Some(&[0x08, 0x00][..]);
+            if let (true, Ok(ip)) = (is_ipv4, Ipv4Packet::new_checked(l3)) {
                 assert!(ip.verify_checksum(), "forwarded a bad IPv4 checksum");
             }
         }

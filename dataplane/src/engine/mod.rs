@@ -36,8 +36,9 @@
 mod family;
 mod synproxy;
 mod v6;
+mod vlan;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use self::family::Family;
@@ -151,6 +152,13 @@ pub struct Snapshot {
     /// The IPv6 services, addresses and neighbours (same meaning as the
     /// IPv4 fields above).
     pub v6: Snapshot6,
+    /// VIPs and local addresses bound to an 802.1Q VLAN (`vip_bind_dev
+    /// dpdk0.100`), with its id, sorted by address. Addresses not listed
+    /// are on the untagged port.
+    pub addr_vlans: Vec<(IpAddr, u16)>,
+    /// The VLAN ids of `addr_vlans` (sorted, deduplicated): tagged frames
+    /// on other VLANs are dropped as `unknown_vlan`.
+    pub vlan_ids: Vec<u16>,
 }
 
 /// The IPv6 half of a [`Snapshot`].
@@ -185,6 +193,15 @@ impl Snapshot {
 
     fn is_nat_server<A: Family>(&self, ip: A) -> bool {
         A::nat_servers(self).binary_search(&ip).is_ok()
+    }
+
+    /// The VLAN `ip` (a VIP or local address) is bound to; 0: untagged.
+    pub fn vlan_of(&self, ip: impl Into<IpAddr>) -> u16 {
+        let ip = ip.into();
+        match self.addr_vlans.binary_search_by(|(a, _)| a.cmp(&ip)) {
+            Ok(i) => self.addr_vlans[i].1,
+            Err(_) => 0,
+        }
     }
 
     /// The persistence of IPv4 service number `i`.
@@ -250,6 +267,9 @@ struct Neighbour<A> {
     mac: Option<MacAddr>,
     source: A,
     requested_ms: Option<u64>,
+    /// The VLAN it is asked on: its source address's, then the one its
+    /// last ARP / neighbor advertisement came on (0: untagged).
+    vlan: u16,
 }
 
 /// A TCP/UDP packet to one of our addresses, parsed and validated.
@@ -301,6 +321,9 @@ enum Stage {
     Icmp6 { dir: Dir },
     /// ICMP to one of our addresses (or from a NAT real server).
     Icmp { dir: Dir, transit: bool },
+    /// An 802.1Q-tagged frame: untagged and classified again in
+    /// [`Engine::finish_vlan`].
+    Vlan,
     /// Decided already.
     Done(Verdict),
 }
@@ -347,6 +370,11 @@ pub struct Engine {
     stages: Vec<Stage>,
     /// SYN-proxy state ([`synproxy`]; IPv4 connections only).
     sp: SynProxy,
+    /// The VLAN of the frame being handled (0: untagged).
+    rx_vlan: u16,
+    /// Neighbours' MACs → the VLAN they answered on (bounded; only filled
+    /// while VLANs are configured): forwarded frames to them leave there.
+    neigh_vlans: FastMap<MacAddr, u16>,
 }
 
 impl Engine {
@@ -369,6 +397,8 @@ impl Engine {
             last_refresh_ms: 0,
             stages: Vec::with_capacity(PIPELINE),
             sp: SynProxy::default(),
+            rx_vlan: 0,
+            neigh_vlans: vlan::neighbour_map(),
         }
     }
 
@@ -424,7 +454,9 @@ impl Engine {
     }
 
     /// Handles one received frame, rewriting it in place. The frame cannot
-    /// grow, so TUN packets are dropped as `no_room`: use
+    /// grow, so TUN packets (and untagged frames leaving on a VLAN) are
+    /// dropped as `no_room`, and a frame that shrinks (NAT64 to IPv4, a
+    /// tag removed) keeps stale bytes at its end: use
     /// [`Engine::handle_frame`] or [`Engine::handle_burst`] for those.
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
@@ -499,11 +531,13 @@ impl Engine {
                 },
                 EtherType::Ipv6 => self.classify_ipv6(frame, false),
                 EtherType::Arp => Stage::Arp,
+                EtherType::Vlan => Stage::Vlan,
                 _ => Stage::Done(Verdict::Ignore),
             };
         }
         match eth.ethertype() {
             EtherType::Arp if dst.is_broadcast() => Stage::Arp,
+            EtherType::Vlan if dst.is_multicast() => Stage::Vlan,
             // Solicited-node (and all-nodes) multicast: neighbor discovery.
             EtherType::Ipv6 if dst.as_bytes()[..2] == [0x33, 0x33] => {
                 self.classify_ipv6(frame, true)
@@ -517,6 +551,28 @@ impl Engine {
     /// and the frame's new length.
     #[inline]
     fn finish(
+        &mut self,
+        stage: Stage,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        if let Stage::Vlan = stage {
+            return self.finish_vlan(buf, len, now_ms, ctl);
+        }
+        let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
+        if verdict == Verdict::Forward && !self.snap.vlan_ids.is_empty() {
+            // An untagged frame that may leave on a VLAN.
+            return self.tag_egress(&stage, buf, len);
+        }
+        (verdict, len)
+    }
+
+    /// [`Engine::finish`] of an untagged frame (or a tagged one, untagged
+    /// by [`Engine::finish_vlan`]), without the egress tag.
+    #[inline]
+    fn finish_untagged(
         &mut self,
         stage: Stage,
         buf: &mut [u8],
@@ -544,6 +600,8 @@ impl Engine {
                 Ok(x) => x,
                 Err(reason) => (Verdict::Drop(reason), len),
             },
+            // Inside a tag: stacked tags are refused before this.
+            Stage::Vlan => (Verdict::Drop(Drop::VlanStacked), len),
             Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
@@ -590,11 +648,13 @@ impl Engine {
             return Verdict::Ignore;
         };
         let (ip, mac) = (req.source_protocol_addr, req.source_hardware_addr);
-        self.v4.learn(ip, mac);
+        let known = self.v4.learn(ip, mac, self.rx_vlan);
         // A NAT64 real server (mapped on the IPv6 side) answers ARP too.
-        self.v6.learn(ip.to_ipv6_mapped(), mac);
+        let known = self.v6.learn(ip.to_ipv6_mapped(), mac, self.rx_vlan) || known;
+        self.learn_vlan(known, mac);
         if req.operation != ArpOperation::Request
             || !self.answers_for(req.target_protocol_addr)
+            || self.snap.vlan_of(req.target_protocol_addr) != self.rx_vlan
             || req.source_protocol_addr == req.target_protocol_addr
         {
             return Verdict::Ignore;
@@ -773,23 +833,28 @@ impl<A: Family> Side<A> {
         self.cursors.clear();
         self.cursors.resize(A::services(snap).len(), 0);
         for &ip in A::owned_vips(snap).iter().chain(A::local_addrs(snap)) {
-            if !old.owns_vip(ip) && !old.is_local(ip) {
-                A::announce(ctl, self.mac, ip);
+            if !old.owns_vip(ip) && !old.is_local(ip) && A::announce(ctl, self.mac, ip) {
+                vlan::tag_last(ctl, snap.vlan_of(ip));
             }
         }
         for &(ip, source) in A::neighbours(snap) {
             if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
                 continue;
             }
+            let vlan = snap.vlan_of(source);
             let n = self.neighbours.entry(ip).or_insert(Neighbour {
                 mac: None,
                 source,
                 requested_ms: None,
+                vlan,
             });
+            if n.source != source {
+                n.vlan = vlan;
+            }
             n.source = source;
             if n.mac.is_none() {
                 n.requested_ms = Some(now_ms);
-                A::solicit(ctl, self.mac, source, ip);
+                vlan::solicit(ctl, self.mac, source, ip, n.vlan);
             }
         }
     }
@@ -802,23 +867,26 @@ impl<A: Family> Side<A> {
     /// Asks every known neighbour again; false when `ctl` filled up.
     fn refresh_neighbours(&self, ctl: &mut Burst) -> bool {
         for (&ip, n) in &self.neighbours {
-            if !A::solicit(ctl, self.mac, n.source, ip) {
+            if !vlan::solicit(ctl, self.mac, n.source, ip, n.vlan) {
                 return false;
             }
         }
         true
     }
 
-    /// `ip` is at `mac` (from an ARP packet or a neighbor advertisement).
-    /// Only neighbours we asked about are learnt: strangers cannot fill the
-    /// table.
-    fn learn(&mut self, ip: A, mac: MacAddr) {
-        if let Some(n) = self.neighbours.get_mut(&ip) {
-            if !mac.is_multicast() && n.mac != Some(mac) {
-                n.mac = Some(mac);
-                self.neigh_gen = self.neigh_gen.wrapping_add(1);
-            }
+    /// `ip` is at `mac` on `vlan` (from an ARP packet or a neighbor
+    /// advertisement). Only neighbours we asked about are learnt: strangers
+    /// cannot fill the table. True when `ip` is such a neighbour.
+    fn learn(&mut self, ip: A, mac: MacAddr, vlan: u16) -> bool {
+        let Some(n) = self.neighbours.get_mut(&ip) else {
+            return false;
+        };
+        if !mac.is_multicast() && n.mac != Some(mac) {
+            n.mac = Some(mac);
+            self.neigh_gen = self.neigh_gen.wrapping_add(1);
         }
+        n.vlan = vlan;
+        true
     }
 
     /// Forwards a parsed packet (the frame is `buf[..len]`): connection
@@ -1177,7 +1245,7 @@ impl<A: Family> Side<A> {
             .is_none_or(|t| now_ms.saturating_sub(t) >= ARP_RETRY_MS);
         if due {
             n.requested_ms = Some(now_ms);
-            A::solicit(ctl, self.mac, n.source, ip);
+            vlan::solicit(ctl, self.mac, n.source, ip, n.vlan);
         }
         Err(Drop::NeighbourUnresolved)
     }

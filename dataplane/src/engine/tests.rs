@@ -1493,3 +1493,5 @@ mod prop {
 }
 
 mod v6;
+
+mod vlan;

@@ -312,17 +312,19 @@ impl Engine {
         };
         if msg.msg_type() == NEIGHBOR_ADVERT {
             if let Some(mac) = msg.nd_lladdr(OPT_TARGET_LLADDR) {
-                self.v6.learn(target, mac);
+                let known = self.v6.learn(target, mac, self.rx_vlan);
+                self.learn_vlan(known, mac);
             }
             return (Verdict::Ignore, len);
         }
         let from_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
         if let Some(mac) = msg.nd_lladdr(OPT_SOURCE_LLADDR) {
             if !src.is_unspecified() {
-                self.v6.learn(src, mac);
+                let known = self.v6.learn(src, mac, self.rx_vlan);
+                self.learn_vlan(known, mac);
             }
         }
-        if !self.answers_for(target) {
+        if !self.answers_for(target) || self.snap.vlan_of(target) != self.rx_vlan {
             return (Verdict::Ignore, len);
         }
         // RFC 4861 §7.2.4: to the soliciting node, or to all nodes when it

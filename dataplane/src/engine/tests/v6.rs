@@ -1329,3 +1329,97 @@ fn ipv6_access_lists_and_thresholds_are_checked_when_a_connection_opens() {
         Verdict::Drop(Drop::ServerOverloaded)
     );
 }
+
+/// IPv6 on VLANs: the VIP on 100, the LIP (and so the real server) on
+/// 200. Every frame is what the untagged engine makes of the frame
+/// untagged, with the VLAN's tag.
+#[test]
+fn fnat6_and_nd_on_vlans_golden() {
+    use super::vlan::tagged;
+    let (vip_vlan, lip_vlan) = (100, 200);
+    let mut snap = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6])).expect("unique");
+    snap.addr_vlans = vec![(VIP6.into(), vip_vlan), (LIP6.into(), lip_vlan)];
+    snap.vlan_ids = vec![vip_vlan, lip_vlan];
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let (mut o, mut octl) = engine6_unresolved(Forwarding::Fnat, &[LIP6]);
+    // Unsolicited NAs and the NS for the real server, tagged.
+    let want: Vec<Vec<u8>> = octl.frames().iter().map(|f| f.data().to_vec()).collect();
+    let got: Vec<Vec<u8>> = ctl.frames().iter().map(|f| f.data().to_vec()).collect();
+    assert_eq!(got.len(), want.len());
+    for w in &want {
+        let src = Ipv6Packet::new_checked(&w[ETH_LEN..])
+            .expect("ipv6")
+            .src_addr();
+        let vid = if src == VIP6 { vip_vlan } else { lip_vlan };
+        assert!(got.contains(&tagged(w, vid)), "{src} on {vid}");
+    }
+    ctl.clear();
+    octl.clear();
+    // The real server answers on the LIP's VLAN.
+    let na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (RS_MAC, LB_MAC),
+        (RS6, LIP6),
+        RS6,
+        2,
+        RS_MAC,
+    );
+    assert_eq!(
+        handle_grow(&mut e, &tagged(&na, lip_vlan), 1, &mut ctl).0,
+        Verdict::Ignore
+    );
+    assert_eq!(handle_grow(&mut o, &na, 1, &mut octl).0, Verdict::Ignore);
+    let mut golden = |frame: &[u8], vin: u16, vout: u16| {
+        let (v, got) = handle_grow(&mut e, &tagged(frame, vin), 5, &mut ctl);
+        let (ov, want) = handle_grow(&mut o, frame, 5, &mut octl);
+        assert_eq!((v, ov), (Verdict::Forward, Verdict::Forward));
+        assert_eq!(got, tagged(&want, vout));
+        want
+    };
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let out = golden(
+        &tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64),
+        vip_vlan,
+        lip_vlan,
+    );
+    let lport = checked6(&out);
+    let synack = tcp6(
+        (RS_MAC, RS6, 8080),
+        (LB_MAC, LIP6, lport),
+        (true, true),
+        b"",
+        64,
+    );
+    golden(&synack, lip_vlan, vip_vlan);
+    golden(
+        &udp6(client, (LB_MAC, VIP6, 53), b"q", 64),
+        vip_vlan,
+        lip_vlan,
+    );
+    // A solicitation for the VIP on its VLAN is answered there.
+    let o13 = VIP6.octets();
+    let ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (
+            CLIENT_MAC,
+            MacAddr([0x33, 0x33, 0xff, o13[13], o13[14], o13[15]]),
+        ),
+        (
+            CLIENT6,
+            Ipv6Addr::from([
+                0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o13[13], o13[14], o13[15],
+            ]),
+        ),
+        VIP6,
+        1,
+        CLIENT_MAC,
+    );
+    golden(&ns, vip_vlan, vip_vlan);
+    // … and not on the LIP's VLAN.
+    let (v, _) = handle_grow(&mut e, &tagged(&ns, lip_vlan), 6, &mut ctl);
+    assert_eq!(v, Verdict::Ignore);
+}
