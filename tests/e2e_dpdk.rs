@@ -102,6 +102,8 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
         return;
     }
     let lab = dpdk_lab("dk", &sample(), "net_af_packet0,iface=eth0", &[], |_| {});
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2, Duration::from_secs(15));
 
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(
@@ -205,6 +207,8 @@ fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
         return;
     }
     let lab = dpdk_lab("dw", &sample(), TWO_QUEUES, &["--workers", "2"], |_| {});
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2, Duration::from_secs(15));
     let (a, b, failed) = lab.traffic(60);
     assert_eq!(
         failed, 0,
@@ -239,8 +243,8 @@ fn dpdk_nat_with_two_workers() {
             }
         },
     );
-    lab.wait_health(RS1, "up", Duration::from_secs(10));
-    lab.wait_health(RS2, "up", Duration::from_secs(10));
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2, Duration::from_secs(15));
     let (a, b, failed) = lab.traffic(40);
     assert_eq!(failed, 0, "NAT requests failed (rs1={a} rs2={b})");
     assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
@@ -267,8 +271,8 @@ fn dpdk_dr_with_two_workers() {
         &["--workers", "2"],
         vip_on_lo,
     );
-    lab.wait_health(RS1, "up", Duration::from_secs(10));
-    lab.wait_health(RS2, "up", Duration::from_secs(10));
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2, Duration::from_secs(15));
     let (a, b, failed) = lab.traffic_to(&format!("http://{VIP}:8080/"), 30);
     assert_eq!(failed, 0, "DR requests failed (rs1={a} rs2={b})");
     assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
@@ -299,8 +303,8 @@ fn dpdk_tun_encapsulates_ipip_proven_on_the_wire() {
     let (ip1, ip2) = (Ipv4Addr::new(10, 99, 0, 3), Ipv4Addr::new(10, 99, 0, 4));
     let rs1 = Sniffer::start(&lab, "rs1", move |f: &[u8]| decap(f, ip1));
     let rs2 = Sniffer::start(&lab, "rs2", move |f: &[u8]| decap(f, ip2));
-    lab.wait_health(RS1, "up", Duration::from_secs(10));
-    lab.wait_health(RS2, "up", Duration::from_secs(10));
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2, Duration::from_secs(15));
 
     let url = format!("http://{VIP}:8080/");
     let (a, b, failed) = lab.traffic_to(&url, 20);

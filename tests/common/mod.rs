@@ -219,6 +219,29 @@ impl Lab {
         panic!("{rs} not {want} after {limit:?}");
     }
 
+    /// Waits until `rs` is up and each of its checkers' last probe
+    /// succeeded. Unlike [`Lab::wait_health`] this does not pass on the
+    /// initial "up" of a server whose first probe is still running (e.g.
+    /// started before the lab gave the kernel its address).
+    pub fn wait_checks_ok(&self, rs: &str, limit: Duration) {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let s = self.server(rs);
+            let checks = s["checks"].as_array().cloned().unwrap_or_default();
+            if s["health"] == "up"
+                && !checks.is_empty()
+                && checks.iter().all(|c| c["last_ok"] == true)
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{rs}: no successful check after {limit:?}: {}",
+            self.server(rs)
+        );
+    }
+
     /// Runs `args` inside the namespace of `host`; panics with the output
     /// when it fails.
     pub fn exec(&self, host: &str, args: &[&str]) {
