@@ -301,8 +301,12 @@ impl Engine {
         };
         let (src, dst) = (ip.src_addr(), ip.dst_addr());
         let tl = IPV6_HEADER_LEN + usize::from(ip.payload_len());
-        let Some(msg) = l3.get(offset..tl).map(Icmpv6Packet::new_unchecked) else {
+        let Some(msg) = l3.get(offset..tl).map(Icmpv6Packet::new_checked) else {
             return (Verdict::Ignore, len);
+        };
+        // Shorter than the ICMPv6 header: malformed, not an index panic.
+        let Ok(msg) = msg else {
+            return (Verdict::Drop(Drop::Malformed), len);
         };
         if ip.hop_limit() != ND_HOP_LIMIT || msg.code() != 0 || !msg.verify_checksum(src, dst) {
             return (Verdict::Drop(Drop::Malformed), len);
