@@ -23,7 +23,8 @@ use crate::worker::{self, Published, WorkerStats};
 /// Sizing of the dataplane.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
-    /// Connections per worker (memory is allocated up front).
+    /// Connections per worker and address family (memory is allocated
+    /// up front; see [`Engine::new`]).
     pub conn_capacity: usize,
     /// How many workers will be spawned: the FNAT local port space is split
     /// into this many disjoint ranges, one per worker.

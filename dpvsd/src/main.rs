@@ -37,7 +37,8 @@ struct Cli {
     /// Control socket path.
     #[arg(long, value_name = "PATH", default_value = ctl::DEFAULT_SOCKET)]
     socket: PathBuf,
-    /// Connection-table capacity per worker.
+    /// Connection-table capacity per worker, for IPv4 and again for IPv6
+    /// (NAT64 connections count as IPv6).
     #[arg(long, value_name = "N", default_value_t = 1 << 18)]
     conn_capacity: usize,
     /// Serve Prometheus metrics on ADDR:PORT (`GET /metrics`).

@@ -379,8 +379,12 @@ pub struct Engine {
 
 impl Engine {
     /// The engine of worker number `worker` for a port with `mac`, holding
-    /// at most `conn_capacity` IPv4 connections (and a quarter as many
-    /// IPv6 ones) and using FNAT local ports `port_min..=port_max`.
+    /// at most `conn_capacity` IPv4 connections and as many IPv6 ones
+    /// (each family has its own table, allocated up front: about 100 bytes
+    /// per IPv4 and 170 per IPv6 connection), and using FNAT local ports
+    /// `port_min..=port_max`. The IPv6 table is not smaller: an IPv6-only
+    /// or NAT64 deployment (whose connections all live there) must get
+    /// the capacity it was configured with.
     pub fn new(
         worker: usize,
         mac: MacAddr,
@@ -392,7 +396,7 @@ impl Engine {
             mac,
             snap: Arc::default(),
             v4: Side::new(worker, mac, conn_capacity, ports),
-            v6: Side::new(worker, mac, conn_capacity.div_ceil(4), ports),
+            v6: Side::new(worker, mac, conn_capacity, ports),
             drops,
             last_refresh_ms: 0,
             stages: Vec::with_capacity(PIPELINE),

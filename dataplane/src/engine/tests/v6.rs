@@ -1423,3 +1423,43 @@ fn fnat6_and_nd_on_vlans_golden() {
     let (v, _) = handle_grow(&mut e, &tagged(&ns, lip_vlan), 6, &mut ctl);
     assert_eq!(v, Verdict::Ignore);
 }
+
+#[test]
+fn the_ipv6_table_has_the_configured_capacity() {
+    // Capacity 16: sixteen IPv6 connections fit (it was a quarter), the
+    // seventeenth is refused as a full table.
+    let mut e = Engine::new(0, LB_MAC, 16, (40000, 40100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snapshot6(Forwarding::Fnat, &[LIP6]), 0, &mut ctl);
+    let mut na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (RS_MAC, LB_MAC),
+        (RS6, LIP6),
+        RS6,
+        2,
+        RS_MAC,
+    );
+    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
+    for port in 0..16 {
+        let syn = tcp6(
+            (CLIENT_MAC, CLIENT6, 30000 + port),
+            (LB_MAC, VIP6, 80),
+            (true, false),
+            b"",
+            64,
+        );
+        let (v, _) = handle_grow(&mut e, &syn, 2, &mut ctl);
+        assert_eq!(v, Verdict::Forward, "connection {port}");
+    }
+    assert_eq!(e.conn_count(), 16);
+    let syn = tcp6(
+        (CLIENT_MAC, CLIENT6, 31000),
+        (LB_MAC, VIP6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    let (v, _) = handle_grow(&mut e, &syn, 2, &mut ctl);
+    assert_eq!(v, Verdict::Drop(Drop::ConnTableFull));
+}
