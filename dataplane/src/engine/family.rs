@@ -96,6 +96,11 @@ pub trait Family: IpAddress {
         client: (Self, u16),
     ) -> Option<usize>;
 
+    /// NAT64: inserts DPVS's IPv6 TOA carrying the IPv6 `client` into the
+    /// translated IPv4 segment (total length `tl`); `None` for IPv4 or
+    /// when there is no room. Returns the new frame length.
+    fn insert_toa64(buf: &mut [u8], tl: usize, client: (Self, u16)) -> Option<usize>;
+
     /// Encapsulates the frame's packet (total length `tl`) in an outer
     /// header `src → dst` (IPIP / ip6ip6). Returns the new frame length.
     fn encapsulate(buf: &mut [u8], tl: usize, src: Self, dst: Self) -> Result<usize, Drop>;
@@ -179,6 +184,9 @@ impl Family for Ipv4Addr {
         client: (Ipv4Addr, u16),
     ) -> Option<usize> {
         insert_toa(buf, hl, tl, addrs, client)
+    }
+    fn insert_toa64(_: &mut [u8], _: usize, _: (Ipv4Addr, u16)) -> Option<usize> {
+        None
     }
     fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize, Drop> {
         encapsulate(buf, tl, src, dst)
@@ -284,6 +292,9 @@ impl Family for Ipv6Addr {
         client: (Ipv6Addr, u16),
     ) -> Option<usize> {
         v6::insert_toa(buf, hl, tl, addrs, client)
+    }
+    fn insert_toa64(buf: &mut [u8], tl: usize, client: (Ipv6Addr, u16)) -> Option<usize> {
+        v6::insert_toa64(buf, tl, client)
     }
     fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize, Drop> {
         v6::encapsulate(buf, tl, src, dst)

@@ -4,7 +4,8 @@
 //! solicitations and advertisements) are appended to a [`Burst`].
 //!
 //! Forwarding methods (per service, [`Forwarding`]), TCP/UDP over IPv4 and
-//! IPv6 (TUN: IPIP / ip6ip6; TOA: DPVS's 8-byte IPv4 or 20-byte IPv6 option):
+//! IPv6 (TUN: IPIP / ip6ip6; TOA: DPVS's 8-byte IPv4 or 20-byte IPv6 option,
+//! by the client's family, so NAT64 segments carry the IPv6 one):
 //!
 //! | mode | client → VIP becomes          | reply                              |
 //! |------|-------------------------------|------------------------------------|
@@ -929,8 +930,11 @@ impl<A: Family> Side<A> {
                         let client = (p.key.src, p.key.sport);
                         A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
                     }
-                    // NAT64: no TOA (the client's IPv6 address does not fit DPVS's IPv4 TOA).
-                    Ok(Some(n)) => translated(buf, n),
+                    // NAT64: the IPv4 segment carries the IPv6 TOA (v6.rs).
+                    Ok(Some(n)) => {
+                        let len = translated(buf, n);
+                        A::insert_toa64(buf, n, (p.key.src, p.key.sport)).unwrap_or(len)
+                    }
                     Err(reason) => return (Verdict::Drop(reason), len),
                 }
             }
@@ -1414,6 +1418,8 @@ fn action_in<A: Family>(
 
 /// TCP option kind of DPVS's TOA ("TCP option address").
 pub const TOA_KIND: u8 = 254;
+/// The TCP header without options.
+const TCP_HEADER_LEN: usize = 20;
 /// Length of an IPv4 TOA option: kind, length, port, address.
 pub const TOA_LEN: usize = 8;
 
@@ -1437,16 +1443,30 @@ fn insert_toa(
     opt[1] = TOA_LEN as u8;
     opt[2..4].copy_from_slice(&client_port.to_be_bytes());
     opt[4..8].copy_from_slice(&client.octets());
-    let new_len = toa_room(buf, hl, tl, &opt)?;
+    insert_option_v4(buf, hl, tl, (src, dst), &opt)
+}
+
+/// [`toa_room`] for an IPv4 segment `src → dst`, then its TCP checksum,
+/// total length and header checksum. Returns the new frame length.
+fn insert_option_v4(
+    buf: &mut [u8],
+    hl: usize,
+    tl: usize,
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    opt: &[u8],
+) -> Option<usize> {
+    let new_len = toa_room(buf, hl, tl, opt)?;
     TcpPacket::new_unchecked(&mut buf[ETH_LEN + hl..new_len]).fill_checksum(src, dst);
     let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
-    ip.set_total_len((tl + TOA_LEN) as u16);
+    ip.set_total_len(u16::try_from(tl + opt.len()).ok()?);
     ip.fill_checksum();
     Some(new_len)
 }
 
-/// Appends TCP option `opt` after the options of the segment at `hl` in
-/// the frame's IP packet (total length `tl`) and grows the data offset;
+/// Inserts TCP option `opt` into the segment at `hl` in the frame's IP
+/// packet (total length `tl`) right after the basic TCP header, before
+/// the segment's own options, as DPVS's `tcp_in_add_toa` does, and grows
+/// the data offset;
 /// checksums and the IP length are the caller's. `None` (nothing changed)
 /// when the TCP header has no room, the packet would exceed the MTU or the
 /// buffer has no room. Returns the new frame length.
@@ -1459,7 +1479,7 @@ fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
     if doff + opt.len() > 60 || tl + opt.len() > TUNNEL_MTU || new_len > buf.len() {
         return None;
     }
-    let opt_at = tcp_at + doff;
+    let opt_at = tcp_at + TCP_HEADER_LEN;
     buf.copy_within(opt_at..ETH_LEN + tl, opt_at + opt.len());
     buf[opt_at..opt_at + opt.len()].copy_from_slice(opt);
     TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]).set_header_len(doff + opt.len());

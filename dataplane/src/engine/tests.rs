@@ -1406,6 +1406,44 @@ fn fnat_first_ack_carries_toa_golden() {
 }
 
 #[test]
+fn toa_goes_before_the_segments_own_options_as_dpvs_puts_it() {
+    let (mut e, mut ctl) = engine();
+    resolve_rs(&mut e, &mut ctl);
+    let client = (CLIENT_MAC, CLIENT, 33000);
+    let vip = (LB_MAC, VIP, 80);
+    let (_, syn) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    let lport = inspect(&syn).4;
+    let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+    assert_eq!(e.handle(&mut synack, 2, &mut ctl), Verdict::Forward);
+    // NOP, NOP, timestamp: DPVS's tcp_in_add_toa puts the TOA in front.
+    let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
+    let build = |src: (MacAddr, Ipv4Addr, u16), dst: (MacAddr, Ipv4Addr, u16), ttl, opts: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+            .ipv4(src.1.octets(), dst.1.octets(), ttl)
+            .tcp(src.2, dst.2, 1000, 65535)
+            .ack(7)
+            .options_raw(opts)
+            .expect("options")
+            .write(&mut out, b"data")
+            .expect("build");
+        out
+    };
+    let ack = build(client, vip, 64, &ts);
+    let (v, out) = handle_grow(&mut e, &ack, 3, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let mut opts = vec![TOA_KIND, 8];
+    opts.extend_from_slice(&33000u16.to_be_bytes());
+    opts.extend_from_slice(&CLIENT.octets());
+    opts.extend_from_slice(&ts);
+    inspect(&out);
+    assert_eq!(
+        out,
+        build((LB_MAC, LIP, lport), (RS_MAC, RS, 8080), 63, &opts)
+    );
+}
+
+#[test]
 fn toa_is_skipped_without_room_and_outside_fnat() {
     let client = (CLIENT_MAC, CLIENT, 33000);
     let vip = (LB_MAC, VIP, 80);

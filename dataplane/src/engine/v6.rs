@@ -573,9 +573,21 @@ fn to_ipv6(
     Ok(new_tl)
 }
 
-/// Inserts DPVS's IPv6 TOA option (kind 254, length 20, the client's port
-/// and address) after the TCP options of the rewritten segment `src → dst`
-/// (as the IPv4 `insert_toa`). Returns the new frame length.
+/// DPVS's IPv6 TOA option (`struct tcpopt_ip6_addr`, kmod/toa `struct
+/// toa_ip6_data`): kind 254, length 20, the client's port and IPv6 address
+/// in network order.
+fn toa6_option(client: Ipv6Addr, client_port: u16) -> [u8; TOA6_LEN] {
+    let mut opt = [0u8; TOA6_LEN];
+    opt[0] = super::TOA_KIND;
+    opt[1] = TOA6_LEN as u8;
+    opt[2..4].copy_from_slice(&client_port.to_be_bytes());
+    opt[4..].copy_from_slice(&client.octets());
+    opt
+}
+
+/// Inserts DPVS's IPv6 TOA option ([`toa6_option`]) into the rewritten
+/// segment `src → dst` (as the IPv4 `insert_toa`). Returns the new frame
+/// length.
 pub fn insert_toa(
     buf: &mut [u8],
     hl: usize,
@@ -583,11 +595,7 @@ pub fn insert_toa(
     (src, dst): (Ipv6Addr, Ipv6Addr),
     (client, client_port): (Ipv6Addr, u16),
 ) -> Option<usize> {
-    let mut opt = [0u8; TOA6_LEN];
-    opt[0] = super::TOA_KIND;
-    opt[1] = TOA6_LEN as u8;
-    opt[2..4].copy_from_slice(&client_port.to_be_bytes());
-    opt[4..].copy_from_slice(&client.octets());
+    let opt = toa6_option(client, client_port);
     let new_len = toa_room(buf, hl, tl, &opt)?;
     let new_tl = tl + TOA6_LEN;
     let tcp = &mut buf[ETH_LEN + hl..new_len];
@@ -600,6 +608,22 @@ pub fn insert_toa(
     let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
     Some(new_len)
+}
+
+/// NAT64's TOA: DPVS sizes the option by the client's family
+/// (`tcp_in_add_toa`: `conn->af`, the IPv6 side), so the IPv4 segment to
+/// the real server (IPv4 header as [`to_ipv4`] wrote it, total length
+/// `tl`) carries the 20-byte IPv6 option ([`toa6_option`]), which the TOA
+/// module reads with `TOA_NAT64_ENABLE`. Returns the new frame length.
+pub fn insert_toa64(
+    buf: &mut [u8],
+    tl: usize,
+    (client, client_port): (Ipv6Addr, u16),
+) -> Option<usize> {
+    let ip = Ipv4Packet::new_checked(buf.get(ETH_LEN..ETH_LEN + tl)?).ok()?;
+    let addrs = (ip.src_addr(), ip.dst_addr());
+    let opt = toa6_option(client, client_port);
+    super::insert_option_v4(buf, IPV4_HEADER_LEN, tl, addrs, &opt)
 }
 
 /// Wraps the IPv6 packet of the frame in `buf` (length `tl`) in an outer

@@ -1218,18 +1218,38 @@ fn nat64_tcp_golden_both_directions() {
         63,
     );
     assert_eq!(out, want, "IPv4 SYN-ACK becomes IPv6");
-    // The first ACK: no TOA (an IPv6 client does not fit the IPv4 one).
+    // The first ACK carries the IPv6 client in DPVS's 20-byte TOA, inside
+    // the IPv4 segment (as DPVS: the option is sized by the client's family).
     let ack = tcp6(client, vip, (false, true), b"hello", 64);
     let (_, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
-    let want = tcp_ttl(
-        (LB_MAC, LIP, lport),
-        (RS_MAC, RS, 8080),
-        false,
-        true,
-        b"hello",
-        63,
-    );
+    let mut toa = vec![254, 20];
+    toa.extend_from_slice(&33000u16.to_be_bytes());
+    toa.extend_from_slice(&CLIENT6.octets());
+    let mut want = Vec::new();
+    PacketBuilder::ethernet2(LB_MAC.0, RS_MAC.0)
+        .ipv4(LIP.octets(), RS.octets(), 63)
+        .tcp(lport, 8080, 1000, 65535)
+        .ack(7)
+        .options_raw(&toa)
+        .expect("options")
+        .write(&mut want, b"hello")
+        .expect("build");
+    inspect(&out);
     assert_eq!(out, want);
+    // Later data: no TOA.
+    let data = tcp6(client, vip, (false, true), b"more", 64);
+    let (_, out) = handle_grow(&mut e, &data, 12, &mut ctl);
+    assert_eq!(
+        out,
+        tcp_ttl(
+            (LB_MAC, LIP, lport),
+            (RS_MAC, RS, 8080),
+            false,
+            true,
+            b"more",
+            63
+        )
+    );
     let svc = &e.snap.v6.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.stats.snapshot().out_pkts, 1);
