@@ -35,6 +35,7 @@
 //! allocate (the neighbour table is bounded and reserved up front).
 
 mod family;
+mod nat64;
 mod synproxy;
 mod v6;
 mod vlan;
@@ -766,7 +767,18 @@ impl Engine {
             sport: q.src_port,
             dport: q.dst_port,
         };
-        let found = self.v4.quoted_conn(&quoted, dir, ttl, now_ms)?;
+        let msg = (icmp.msg_type(), icmp.code(), icmp.rest());
+        let found = match self.v4.quoted_conn(&quoted, dir, ttl, now_ms) {
+            // nat64.rs: about a packet of a NAT64 connection (IPv6 client).
+            Err(Drop::NoConnection)
+                if dir == Dir::Out
+                    && self.snap.v6.nat64_lips.binary_search(&quoted.src).is_ok() =>
+            {
+                let e = nat64::Icmp4Error { hl, tl, ttl, msg };
+                return self.nat64_icmp4(buf, e, &q, &quoted, now_ms);
+            }
+            found => found?,
+        };
         self.v4.icmp_onward(
             found,
             (dir, sender),

@@ -5,6 +5,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::nat64::Icmp6Error;
 use super::{
     adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
     IPV4_HEADER_LEN, TUNNEL_MTU,
@@ -392,8 +393,16 @@ impl Engine {
         };
         let found = self.v6.quoted_conn(&quoted, dir, hop, now_ms)?;
         if found.0.out_key.src.is_mapped() {
-            // NAT64 errors are not translated (yet).
-            return Err(Drop::IcmpUnhandled);
+            // nat64.rs: the real server is IPv4 (only client-side errors
+            // reach the IPv6 side).
+            let msg = (icmp.msg_type(), icmp.code(), icmp.rest());
+            let e = Icmp6Error {
+                offset,
+                tl,
+                hop,
+                msg,
+            };
+            return self.nat64_icmp6(buf, e, &q, &quoted, &found.0, now_ms, ctl);
         }
         let msg_len = tl - offset;
         self.v6.icmp_onward(

@@ -1483,3 +1483,172 @@ fn the_ipv6_table_has_the_configured_capacity() {
     let (v, _) = handle_grow(&mut e, &syn, 2, &mut ctl);
     assert_eq!(v, Verdict::Drop(Drop::ConnTableFull));
 }
+
+// ── NAT64 ICMP errors (RFC 7915) ───────────────────────────────────
+
+/// An ICMPv4 error (`msg_type`, `code`, last word `rest`) `src → LIP`
+/// quoting the IPv4 packet `quoted`, built by etherparse.
+fn icmp4_error(src: Ipv4Addr, (msg_type, code, rest): (u8, u8, u32), quoted: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2(RS_MAC.0, LB_MAC.0)
+        .ipv4(src.octets(), LIP.octets(), 64)
+        .icmpv4_raw(msg_type, code, rest.to_be_bytes())
+        .write(&mut out, quoted)
+        .expect("build icmpv4");
+    out
+}
+
+/// The IPv6 packet of an Ethernet frame.
+fn ip6_of(frame: &[u8]) -> Vec<u8> {
+    let ip = Ipv6Packet::new_checked(&frame[ETH_LEN..]).expect("ipv6");
+    frame[ETH_LEN..ETH_LEN + 40 + usize::from(ip.payload_len())].to_vec()
+}
+
+/// `ip6` with its hop limit set to `hop`.
+fn with_hop(mut ip6: Vec<u8>, hop: u8) -> Vec<u8> {
+    ip6[7] = hop;
+    ip6
+}
+
+#[test]
+fn nat64_icmpv4_errors_reach_the_client_as_icmpv6_golden() {
+    let (mut e, mut ctl) = nat64_engine();
+    let router = Ipv4Addr::new(10, 99, 0, 254);
+    // TCP: "fragmentation needed" (MTU 1400) about our LIP → RS segment
+    // becomes "packet too big" (MTU 1420) about the client's own segment.
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let syn6 = tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64);
+    let (_, syn4) = handle_grow(&mut e, &syn6, 10, &mut ctl);
+    let err = icmp4_error(router, (3, 4, 1400), &ip_of(&syn4));
+    let (v, out) = handle_grow(&mut e, &err, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let mut want = Vec::new();
+    PacketBuilder::ethernet2(LB_MAC.0, CLIENT_MAC.0)
+        .ipv6(VIP6.octets(), CLIENT6.octets(), 63)
+        .icmpv6_raw(2, 0, 1420u32.to_be_bytes())
+        .write(&mut want, &with_hop(ip6_of(&syn6), 63))
+        .expect("build");
+    checked6(&out);
+    assert_eq!(out, want);
+    // UDP: port unreachable (3/3) becomes port unreachable (1/4); a
+    // quote cut after the UDP header stays cut.
+    let q6 = udp6(
+        (CLIENT_MAC, CLIENT6, 5000),
+        (LB_MAC, VIP6, 53),
+        b"query!",
+        64,
+    );
+    let (_, q4) = handle_grow(&mut e, &q6, 12, &mut ctl);
+    let quote = ip_of(&q4);
+    let err = icmp4_error(RS, (3, 3, 0), &quote[..28]);
+    let (v, out) = handle_grow(&mut e, &err, 13, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let mut want = Vec::new();
+    PacketBuilder::ethernet2(LB_MAC.0, CLIENT_MAC.0)
+        .ipv6(VIP6.octets(), CLIENT6.octets(), 63)
+        .icmpv6_raw(1, 4, [0; 4])
+        .write(&mut want, &with_hop(ip6_of(&q6), 63)[..48])
+        .expect("build");
+    checked6(&out);
+    assert_eq!(out, want);
+    // Errors RFC 7915 drops (redirect, source quench) and errors about no
+    // connection are counted; `handle` cannot grow the frame.
+    for (msg, reason) in [
+        ((5, 1, 0), Drop::IcmpUnhandled),
+        ((4, 0, 0), Drop::IcmpUnhandled),
+        ((3, 14, 0), Drop::IcmpUnhandled),
+    ] {
+        let err = icmp4_error(RS, msg, &ip_of(&syn4));
+        assert_eq!(
+            handle_grow(&mut e, &err, 14, &mut ctl).0,
+            Verdict::Drop(reason)
+        );
+    }
+    let mut stray = ip_of(&syn4);
+    stray[22..24].copy_from_slice(&40099u16.to_be_bytes());
+    let err = icmp4_error(RS, (3, 3, 0), &stray);
+    assert_eq!(
+        handle_grow(&mut e, &err, 15, &mut ctl).0,
+        Verdict::Drop(Drop::NoConnection)
+    );
+    let mut err = icmp4_error(router, (3, 4, 1400), &ip_of(&syn4));
+    assert_eq!(
+        e.handle(&mut err, 16, &mut ctl),
+        Verdict::Drop(Drop::NoRoom)
+    );
+    // Quotes cut anywhere: nothing panics, what is forwarded checks out.
+    for cut in 0..60 {
+        let mut quote = ip_of(&syn4);
+        quote.truncate(cut);
+        let err = icmp4_error(router, (3, 4, 1400), &quote);
+        if let (Verdict::Forward, out) = handle_grow(&mut e, &err, 17, &mut ctl) {
+            assert!(cut >= 24, "forwarded a quote without ports ({cut})");
+            checked6(&out);
+        }
+    }
+}
+
+#[test]
+fn nat64_icmpv6_errors_reach_the_real_server_as_icmpv4_golden() {
+    let (mut e, mut ctl) = nat64_engine();
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let syn6 = tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64);
+    let (_, syn4) = handle_grow(&mut e, &syn6, 10, &mut ctl);
+    let lport = inspect(&syn4).4;
+    let synack4 = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+    let (v, synack6) = handle_grow(&mut e, &synack4, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    // The client cannot take the size of VIP → client: "packet too big"
+    // (1280) becomes "fragmentation needed" (1260) about RS → LIP.
+    for ((t, c, rest), want_msg) in [
+        (PACKET_TOO_BIG, (3u8, 4u8, 1260u32)),
+        (PORT_UNREACHABLE, (3, 3, 0)),
+        (HOP_LIMIT_EXCEEDED, (11, 0, 0)),
+    ] {
+        let err = icmp6_error(
+            (CLIENT_MAC, LB_MAC),
+            (CLIENT6, VIP6),
+            64,
+            (t, c, rest),
+            &synack6,
+        );
+        let (v, out) = handle_grow(&mut e, &err, 12, &mut ctl);
+        assert_eq!(v, Verdict::Forward, "{t}/{c}");
+        let mut want = Vec::new();
+        PacketBuilder::ethernet2(LB_MAC.0, RS_MAC.0)
+            .ipv4(LIP.octets(), RS.octets(), 63)
+            .icmpv4_raw(want_msg.0, want_msg.1, want_msg.2.to_be_bytes())
+            .write(&mut want, &with_ttl(ip_of(&synack4), 63))
+            .expect("build");
+        checked_ipv4(&out);
+        assert_eq!(out, want, "{t}/{c}");
+    }
+    // Not translated (unrecognized IPv6 option): counted.
+    let err = icmp6_error(
+        (CLIENT_MAC, LB_MAC),
+        (CLIENT6, VIP6),
+        64,
+        (4, 2, 0),
+        &synack6,
+    );
+    assert_eq!(
+        handle_grow(&mut e, &err, 13, &mut ctl).0,
+        Verdict::Drop(Drop::IcmpUnhandled)
+    );
+    // Quotes cut anywhere: nothing panics, what is forwarded checks out.
+    for cut in 0..70 {
+        let mut quoted = synack6.clone();
+        quoted.truncate(ETH_LEN + cut);
+        let err = icmp6_error(
+            (CLIENT_MAC, LB_MAC),
+            (CLIENT6, VIP6),
+            64,
+            PACKET_TOO_BIG,
+            &quoted,
+        );
+        if let (Verdict::Forward, out) = handle_grow(&mut e, &err, 14, &mut ctl) {
+            assert!(cut >= 44, "forwarded a quote without ports ({cut})");
+            checked_ipv4(&out);
+        }
+    }
+}
