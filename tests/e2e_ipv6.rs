@@ -12,6 +12,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::sniff::{Seen, Sniffer};
 use common::{can_run, Lab, RS1_V6, RS2_V6, VIP6};
 
 const LB_MAC: &str = "02:99:00:00:00:01";
@@ -158,12 +159,16 @@ fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
     let rs = |ip: &str| {
         format!("    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n")
     };
+    // And UDP to a port nobody listens on at rs1 (the ICMP error check).
     let conf = format!(
         "local_address_group lg4 {{\n    10.99.0.200 eth0\n}}\n\
-         virtual_server {VIP6} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name lg4\n{}{}}}\n",
+         virtual_server {VIP6} 80 {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name lg4\n{}{}}}\n\
+         virtual_server {VIP6} {CLOSED_PORT} {{\n    lb_algo rr\n    lb_kind FNAT\n    protocol UDP\n    laddr_group_name lg4\n    real_server 10.99.0.3 {CLOSED_PORT} {{\n        weight 1\n    }}\n}}\n",
         rs("10.99.0.3"),
         rs("10.99.0.4")
     );
+    let rs1 = Sniffer::start(&lab, "rs1", toa64);
+    let rs2 = Sniffer::start(&lab, "rs2", toa64);
     let path = lab.dir.join("keepalived.conf");
     std::fs::write(&path, conf).expect("write config");
     lab.start_dpvsd(&path);
@@ -172,6 +177,100 @@ fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
     let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 20);
     assert_eq!(failed, 0, "NAT64 requests failed (rs1={a} rs2={b})");
     assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, _, outp) = service_stats(&lab);
+    let v = lab.list_json();
+    let s = v["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["port"] == 80))
+        .map(|s| &s["stats"]);
+    let n = |k: &str| s.and_then(|s| s[k].as_u64()).unwrap_or(0);
+    let (conns, outp) = (n("conns"), n("out_pkts"));
     assert!(conns >= 20 && outp >= conns, "conns={conns} out={outp}");
+    // Every NAT64 connection's first ACK carried the client's IPv6 address
+    // in DPVS's 20-byte TOA.
+    let (r1, r2) = (rs1.finish(), rs2.finish());
+    assert!(
+        r1.problems.is_empty() && r2.problems.is_empty(),
+        "{:?} {:?}",
+        r1.problems,
+        r2.problems
+    );
+    assert!(
+        r1.good + r2.good >= 20,
+        "TOA seen {} + {}",
+        r1.good,
+        r2.good
+    );
+    // rs1's ICMPv4 port unreachable reaches the IPv6 client as ICMPv6.
+    let refused = udp_refused_in(&lab.ns("client"));
+    assert_eq!(refused, Ok(()), "NAT64 port unreachable");
+}
+
+/// A UDP port the real servers do not listen on.
+const CLOSED_PORT: u16 = 9999;
+/// The client's IPv6 address in the lab.
+const CLIENT6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 2);
+
+/// The NAT64 TOA sniffer: IPv4 segments 10.99.0.200 → :8080 with a TCP
+/// option of kind 254, length 20 must be non-SYN ACKs carrying a port and
+/// the client's IPv6 address, with a valid TCP checksum.
+fn toa64(frame: &[u8]) -> Seen<'_> {
+    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
+        return Seen::Other;
+    };
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) =
+        (p.net, p.transport)
+    else {
+        return Seen::Other;
+    };
+    let h = ip.header();
+    if h.source_addr() != std::net::Ipv4Addr::new(10, 99, 0, 200) || t.destination_port() != 8080 {
+        return Seen::Other;
+    }
+    let opts = t.options();
+    let Some(at) = opts.windows(2).position(|w| w == [254, 20]) else {
+        return Seen::Other;
+    };
+    if t.syn() || !t.ack() {
+        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
+    }
+    let sum = t
+        .to_header()
+        .calc_checksum_ipv4(&h.to_header(), t.payload())
+        .ok();
+    if sum != Some(t.checksum()) {
+        return Seen::Bad("TCP checksum of a TOA segment".into());
+    }
+    match opts.get(at + 2..at + 20) {
+        Some(v) if v[2..] == CLIENT6.octets() && v[..2] != [0, 0] => Seen::Good,
+        v => Seen::Bad(format!("TOA value {v:?}")),
+    }
+}
+
+/// From the namespace `ns` (on a thread of its own): sends UDP datagrams
+/// to [VIP6]:CLOSED_PORT on a connected socket until one is refused (the
+/// kernel saw an ICMPv6 port unreachable quoting it), at most 5 tries.
+fn udp_refused_in(ns: &str) -> Result<(), String> {
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns: {e}"))?;
+        let sock = std::net::UdpSocket::bind("[::]:0").map_err(|e| e.to_string())?;
+        sock.connect((VIP6, CLOSED_PORT))
+            .map_err(|e| e.to_string())?;
+        sock.set_read_timeout(Some(Duration::from_secs(1)))
+            .map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for _ in 0..5 {
+            let mut buf = [0u8; 64];
+            let res = sock.send(b"anyone?").and_then(|_| sock.recv(&mut buf));
+            match res {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
+                other => last = format!("{other:?}"),
+            }
+        }
+        Err(format!("never refused; last: {last}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("thread panicked".into()))
 }
