@@ -9,7 +9,7 @@ use super::{
 };
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence};
-use crate::conn::{IpAddress, Key};
+use crate::conn::{ConnTable, IpAddress, Key};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
 use crate::sched::{addr_hash, HashTarget, SchedTable};
@@ -19,6 +19,9 @@ use crate::wire::{ArpOperation, MacAddr};
 
 /// An address family the engine forwards.
 pub trait Family: IpAddress {
+    /// The other family (whose table NAT64 shares local ports with).
+    type Peer: IpAddress;
+
     fn services(s: &Snapshot) -> &[ServiceSnap<Self>];
     fn lookup(s: &Snapshot) -> &FastMap<(Self, u16, u8), usize>;
     fn owned_vips(s: &Snapshot) -> &[Self];
@@ -42,6 +45,12 @@ pub trait Family: IpAddress {
     fn limits_of(s: &Snapshot, i: usize) -> Option<&ServerLimits> {
         Self::limits(s).get(i)?.as_deref()
     }
+
+    /// Whether the other family's table `peer` holds the reply key `key`
+    /// would be: a NAT64 connection (IPv6 table, mapped addresses) and an
+    /// IPv4 FNAT connection on the same local address must not get the
+    /// same (LIP, port) towards the same real server.
+    fn peer_holds(s: &Snapshot, peer: &ConnTable<Self::Peer>, key: &Key<Self>) -> bool;
 
     /// Whether `acl` lets `client` open connections.
     fn admit(acl: &AccessList, client: Self) -> Result<(), Drop>;
@@ -114,6 +123,7 @@ pub trait Family: IpAddress {
 }
 
 impl Family for Ipv4Addr {
+    type Peer = Ipv6Addr;
     fn services(s: &Snapshot) -> &[ServiceSnap] {
         &s.services
     }
@@ -146,6 +156,19 @@ impl Family for Ipv4Addr {
     }
     fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
         &s.limits
+    }
+    /// Only local addresses NAT64 services use too are shared.
+    #[inline]
+    fn peer_holds(s: &Snapshot, peer: &ConnTable<Ipv6Addr>, key: &Key<Ipv4Addr>) -> bool {
+        !s.v6.nat64_lips.is_empty()
+            && s.v6.nat64_lips.binary_search(&key.dst).is_ok()
+            && peer.contains(&Key {
+                proto: key.proto,
+                src: key.src.to_ipv6_mapped(),
+                dst: key.dst.to_ipv6_mapped(),
+                sport: key.sport,
+                dport: key.dport,
+            })
     }
     #[inline]
     fn admit(acl: &AccessList, client: Ipv4Addr) -> Result<(), Drop> {
@@ -208,6 +231,7 @@ impl Family for Ipv4Addr {
 }
 
 impl Family for Ipv6Addr {
+    type Peer = Ipv4Addr;
     fn services(s: &Snapshot) -> &[ServiceSnap<Ipv6Addr>] {
         &s.v6.services
     }
@@ -240,6 +264,19 @@ impl Family for Ipv6Addr {
     }
     fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
         &s.v6.limits
+    }
+    /// NAT64 keys (mapped local address and server) are IPv4 keys too.
+    fn peer_holds(_: &Snapshot, peer: &ConnTable<Ipv4Addr>, key: &Key<Ipv6Addr>) -> bool {
+        let (Some(src), Some(dst)) = (key.src.to_ipv4_mapped(), key.dst.to_ipv4_mapped()) else {
+            return false;
+        };
+        peer.contains(&Key {
+            proto: key.proto,
+            src,
+            dst,
+            sport: key.sport,
+            dport: key.dport,
+        })
     }
     #[inline]
     fn admit(acl: &AccessList, client: Ipv6Addr) -> Result<(), Drop> {

@@ -594,7 +594,10 @@ impl Engine {
                 None => self.forward_v4(buf, len, &p, now_ms, ctl),
             },
             Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
-            Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
+            Stage::Ipv6(p) => {
+                let peer = &self.v4.conns;
+                self.v6.forward(&self.snap, peer, buf, len, &p, now_ms, ctl)
+            }
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
             Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
@@ -627,7 +630,10 @@ impl Engine {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> (Verdict, usize) {
-        match self.v4.forward(&self.snap, buf, len, p, now_ms, ctl) {
+        match self
+            .v4
+            .forward(&self.snap, &self.v6.conns, buf, len, p, now_ms, ctl)
+        {
             // A reply to a NAT64 local address: its connection is IPv6's.
             (Verdict::Drop(Drop::NoConnection), _)
                 if p.dir == Dir::Out
@@ -908,10 +914,14 @@ impl<A: Family> Side<A> {
 
     /// Forwards a parsed packet (the frame is `buf[..len]`): connection
     /// lookup (or creation), rewrite. Returns the frame's new length.
+    /// `peer` is the other family's table: NAT64 connections use IPv4
+    /// local addresses too, so their local ports come from one space.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
         snap: &Snapshot,
+        peer: &ConnTable<A::Peer>,
         buf: &mut [u8],
         len: usize,
         p: &Parsed<A>,
@@ -921,7 +931,7 @@ impl<A: Family> Side<A> {
         let res = match p.dir {
             Dir::In => {
                 let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-                self.forward_in(snap, p, client_mac, len, now_ms, ctl)
+                self.forward_in(snap, peer, p, client_mac, len, now_ms, ctl)
             }
             Dir::Out => self.forward_out(p, len, now_ms),
         };
@@ -965,9 +975,11 @@ impl<A: Family> Side<A> {
     /// Client → VIP: find or create the connection; returns the rewrite
     /// towards the real server and the real server's MAC.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn forward_in(
         &mut self,
         snap: &Snapshot,
+        peer: &ConnTable<A::Peer>,
         p: &Parsed<A>,
         client_mac: MacAddr,
         len: usize,
@@ -975,7 +987,7 @@ impl<A: Family> Side<A> {
         ctl: &mut Burst,
     ) -> Result<(Action<A>, MacAddr), Drop> {
         let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
-            return self.open(snap, p, client_mac, len, now_ms, ctl);
+            return self.open(snap, peer, p, client_mac, len, now_ms, ctl);
         };
         if dir != Dir::In {
             return Err(Drop::NoConnection);
@@ -990,7 +1002,7 @@ impl<A: Family> Side<A> {
             // The client reuses its port after closing: a new connection,
             // scheduled afresh (IPVS's conn_reuse_mode).
             self.conns.remove(idx);
-            return self.open(snap, p, client_mac, len, now_ms, ctl);
+            return self.open(snap, peer, p, client_mac, len, now_ms, ctl);
         }
         let dest = conn.dest;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
@@ -1016,10 +1028,13 @@ impl<A: Family> Side<A> {
         Ok((action, mac))
     }
 
-    /// A new connection for a client packet no connection knows.
+    /// A new connection for a client packet no connection knows (`peer`:
+    /// see [`Side::forward`]).
+    #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
         snap: &Snapshot,
+        peer: &ConnTable<A::Peer>,
         p: &Parsed<A>,
         client_mac: MacAddr,
         len: usize,
@@ -1087,6 +1102,7 @@ impl<A: Family> Side<A> {
                 &svc.local_addrs,
                 rs,
                 key.proto,
+                |k| A::peer_holds(snap, peer, k),
             )
             .ok_or(Drop::NoLocalPort)?
         } else {
@@ -1313,7 +1329,9 @@ fn refresh_template<A: Family>(
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
-/// worker's port cursor `next` through `min..=max`.
+/// worker's port cursor `next` through `min..=max`: free when no
+/// connection in `conns` has that reply key and `held` (the other
+/// family's connections on a shared local address, NAT64) says no.
 fn alloc_local<A: Family>(
     next: &mut u16,
     (min, max): (u16, u16),
@@ -1321,6 +1339,7 @@ fn alloc_local<A: Family>(
     local_addrs: &[A],
     rs: &ServerSnap<A>,
     proto: u8,
+    held: impl Fn(&Key<A>) -> bool,
 ) -> Option<Key<A>> {
     let n = local_addrs.len();
     if n == 0 {
@@ -1336,7 +1355,7 @@ fn alloc_local<A: Family>(
             sport: rs.port,
             dport: port,
         };
-        if !conns.contains(&key) {
+        if !conns.contains(&key) && !held(&key) {
             return Some(key);
         }
     }

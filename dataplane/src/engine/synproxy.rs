@@ -375,7 +375,11 @@ impl Engine {
             syn: true,
             ..TcpFlags::default()
         };
-        let (action, mac) = match self.v4.open(&self.snap, &syn, client_mac, len, now_ms, ctl) {
+        let peer = &self.v6.conns;
+        let (action, mac) = match self
+            .v4
+            .open(&self.snap, peer, &syn, client_mac, len, now_ms, ctl)
+        {
             Ok(x) => x,
             Err(d) => return Some((Verdict::Drop(d), len)),
         };

@@ -198,7 +198,8 @@ impl Engine {
             hl: p.hl,
             tl: p.tl,
         };
-        self.v6.forward(&self.snap, buf, len, &p6, now_ms, ctl)
+        self.v6
+            .forward(&self.snap, &self.v4.conns, buf, len, &p6, now_ms, ctl)
     }
 
     /// First look at an IPv6 frame (`multicast`: sent to a multicast MAC,

@@ -1652,3 +1652,142 @@ fn nat64_icmpv6_errors_reach_the_real_server_as_icmpv4_golden() {
         }
     }
 }
+
+// ── NAT64 and IPv4 FNAT share local ports ─────────────────────────
+
+/// An engine with IPv4 FNAT VIP:80 and NAT64 VIP6:80, both to RS:8080
+/// from the one local address LIP, handing out local ports `ports`.
+fn shared_lip_engine(ports: (u16, u16)) -> (Engine, Burst) {
+    let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
+    let key4 = ServiceKey {
+        addr: VIP.into(),
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let key6 = ServiceKey {
+        addr: VIP6.into(),
+        port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let mut v6 = Snapshot6 {
+        services: vec![ServiceSnap {
+            key: key6,
+            stats: Arc::default(),
+            servers: vec![ServerSnap {
+                addr: rs,
+                port: 8080,
+                stats: Arc::default(),
+            }],
+            table: SchedTable::build(Scheduler::Rr, &[1]),
+            local_addrs: vec![lip],
+        }],
+        owned_vips: vec![VIP6],
+        neighbours: vec![(rs, lip)],
+        forwarding: vec![Forwarding::Fnat],
+        nat64_lips: vec![LIP],
+        ..Snapshot6::default()
+    };
+    v6.lookup.insert((VIP6, 80, 6), 0);
+    let mut snap = Snapshot {
+        services: vec![ServiceSnap {
+            key: key4,
+            stats: Arc::default(),
+            servers: vec![ServerSnap {
+                addr: RS,
+                port: 8080,
+                stats: Arc::default(),
+            }],
+            table: SchedTable::build(Scheduler::Rr, &[1]),
+            local_addrs: vec![LIP],
+        }],
+        owned_vips: vec![VIP],
+        local_addrs: vec![LIP],
+        neighbours: vec![(RS, LIP)],
+        v6,
+        ..Snapshot::default()
+    };
+    snap.lookup.insert((VIP, 80, 6), 0);
+    let mut e = Engine::new(0, LB_MAC, 1024, ports, Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    resolve_rs(&mut e, &mut ctl);
+    ctl.clear();
+    (e, ctl)
+}
+
+/// A SYN from IPv4 client port `port` (`v6`: from CLIENT6 to VIP6) and
+/// the local port it got, or the drop.
+fn open_from(e: &mut Engine, ctl: &mut Burst, v6: bool, port: u16) -> Result<u16, Drop> {
+    let syn = if v6 {
+        tcp6(
+            (CLIENT_MAC, CLIENT6, port),
+            (LB_MAC, VIP6, 80),
+            (true, false),
+            b"",
+            64,
+        )
+    } else {
+        tcp(
+            (CLIENT_MAC, CLIENT, port),
+            (LB_MAC, VIP, 80),
+            true,
+            false,
+            b"",
+        )
+    };
+    match handle_grow(e, &syn, 5, ctl) {
+        (Verdict::Forward, out) => {
+            let (_, _, src, dst, lport, rport, _) = inspect(&out);
+            assert_eq!((src, dst, rport), (LIP, RS, 8080));
+            Ok(lport)
+        }
+        (Verdict::Drop(d), _) => Err(d),
+        (v, _) => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn nat64_and_ipv4_fnat_draw_local_ports_from_one_space() {
+    // Two ports, taken by IPv4 connections: NAT64 finds none free (it
+    // used to take 40000 again, and the replies went to the IPv4 one).
+    let (mut e, mut ctl) = shared_lip_engine((40000, 40001));
+    let mut got = vec![
+        open_from(&mut e, &mut ctl, false, 1000).expect("port"),
+        open_from(&mut e, &mut ctl, false, 1001).expect("port"),
+    ];
+    got.sort_unstable();
+    assert_eq!(got, [40000, 40001]);
+    assert_eq!(
+        open_from(&mut e, &mut ctl, true, 1000),
+        Err(Drop::NoLocalPort)
+    );
+    // The other way round.
+    let (mut e, mut ctl) = shared_lip_engine((40000, 40001));
+    assert!(open_from(&mut e, &mut ctl, true, 1000).is_ok());
+    assert!(open_from(&mut e, &mut ctl, true, 1001).is_ok());
+    assert_eq!(
+        open_from(&mut e, &mut ctl, false, 1000),
+        Err(Drop::NoLocalPort)
+    );
+    // Interleaved over four ports: four different local ports, and each
+    // reply reaches its own client (IPv4 or IPv6).
+    let (mut e, mut ctl) = shared_lip_engine((40000, 40003));
+    let mut lports = Vec::new();
+    for (i, v6) in [false, true, false, true].into_iter().enumerate() {
+        let cport = 2000 + i as u16;
+        let lport = open_from(&mut e, &mut ctl, v6, cport).expect("a free port");
+        lports.push(lport);
+        let synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+        let (v, out) = handle_grow(&mut e, &synack, 6, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        if v6 {
+            assert_eq!(checked6(&out), 80);
+            assert_eq!(&out[ETH_LEN + 24..ETH_LEN + 40], &CLIENT6.octets());
+        } else {
+            assert_eq!(inspect(&out).5, cport);
+        }
+    }
+    lports.sort();
+    lports.dedup();
+    assert_eq!(lports.len(), 4);
+}
