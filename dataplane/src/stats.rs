@@ -194,6 +194,7 @@ drop_reasons! {
     SynProxyPending => "synproxy_pending", "syn_proxy: client data before the real server answered the proxied SYN (the client retransmits)";
     UnknownVlan => "unknown_vlan", "802.1Q-tagged frame on a VLAN no VIP or local address is bound to (or VLAN id 0)";
     VlanStacked => "vlan_stacked", "stacked VLAN tags (QinQ, 802.1ad) are not supported";
+    VlanMismatch => "vlan_mismatch", "untagged frame to a VIP bound to a VLAN (vip_bind_dev dpdk0.100): the VIP lives only on its VLAN";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].

@@ -441,6 +441,10 @@ impl Engine {
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
         self.sp.set_snapshot(&self.snap);
+        if old.addr_vlans != self.snap.addr_vlans {
+            // vlan.rs: no neighbour stays on a VLAN binding that changed.
+            self.revlan(&old);
+        }
         self.v4.publish(&old, &self.snap, now_ms, ctl);
         self.v6.publish(&old, &self.snap, now_ms, ctl);
     }
@@ -567,12 +571,11 @@ impl Engine {
         if let Stage::Vlan = stage {
             return self.finish_vlan(buf, len, now_ms, ctl);
         }
-        let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
-        if verdict == Verdict::Forward && !self.snap.vlan_ids.is_empty() {
-            // An untagged frame that may leave on a VLAN.
-            return self.tag_egress(&stage, buf, len);
+        if !self.snap.vlan_ids.is_empty() {
+            // vlan.rs: an untagged frame while VLANs are configured.
+            return self.finish_untagged_on_vlans(stage, buf, len, now_ms, ctl);
         }
-        (verdict, len)
+        self.finish_untagged(stage, buf, len, now_ms, ctl)
     }
 
     /// [`Engine::finish`] of an untagged frame (or a tagged one, untagged

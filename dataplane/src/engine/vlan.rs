@@ -23,7 +23,7 @@
 //! Without VLANs configured the untagged path does one extra compare per
 //! forwarded frame.
 
-use super::{Engine, MacAddr, Stage, Verdict, ETH_LEN, MAX_NEIGHBOURS};
+use super::{Dir, Engine, MacAddr, Side, Snapshot, Stage, Verdict, ETH_LEN, MAX_NEIGHBOURS};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
 use crate::stats::Drop;
@@ -108,22 +108,69 @@ pub(super) fn solicit<A: Family>(
 
 /// The IP source of an untagged frame, when it is IPv4 or IPv6.
 fn ip_source(frame: &[u8]) -> Option<IpAddr> {
+    ip_address(frame, 12, 8)
+}
+
+/// The IP destination of an untagged frame, when it is IPv4 or IPv6.
+fn ip_destination(frame: &[u8]) -> Option<IpAddr> {
+    ip_address(frame, 16, 24)
+}
+
+/// The IPv4 address at `at4` or the IPv6 address at `at6` of an untagged
+/// frame's IP header.
+fn ip_address(frame: &[u8], at4: usize, at6: usize) -> Option<IpAddr> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let l3 = eth.payload();
     match eth.ethertype() {
         EtherType::Ipv4 => {
-            let b: [u8; 4] = l3.get(12..16)?.try_into().ok()?;
+            let b: [u8; 4] = l3.get(at4..at4 + 4)?.try_into().ok()?;
             Some(Ipv4Addr::from(b).into())
         }
         EtherType::Ipv6 => {
-            let b: [u8; 16] = l3.get(8..24)?.try_into().ok()?;
+            let b: [u8; 16] = l3.get(at6..at6 + 16)?.try_into().ok()?;
             Some(Ipv6Addr::from(b).into())
         }
         _ => None,
     }
 }
 
+impl<A: Family> Side<A> {
+    /// After the VLAN bindings changed from `old`'s to `snap`'s: a
+    /// neighbour asked from an address whose binding changed, or last seen
+    /// on a VLAN no longer configured, is asked on its source's VLAN again.
+    fn revlan(&mut self, old: &Snapshot, snap: &Snapshot) {
+        for n in self.neighbours.values_mut() {
+            let vlan = snap.vlan_of(n.source);
+            let gone = n.vlan != 0 && snap.vlan_ids.binary_search(&n.vlan).is_err();
+            if gone || old.vlan_of(n.source) != vlan {
+                n.vlan = vlan;
+            }
+        }
+    }
+}
+
 impl Engine {
+    /// The VLAN bindings changed from `old`'s: neighbours' VLANs are
+    /// reset where their binding changed ([`Side::revlan`]) and the
+    /// MAC → VLAN map is rebuilt from them, so nothing is sent on a stale
+    /// VLAN (e.g. after a reload removed a `vip_bind_dev`).
+    pub(super) fn revlan(&mut self, old: &Snapshot) {
+        self.v4.revlan(old, &self.snap);
+        self.v6.revlan(old, &self.snap);
+        self.neigh_vlans.clear();
+        if self.snap.vlan_ids.is_empty() {
+            return;
+        }
+        let learnt = self.v4.neighbours.values().map(|n| (n.mac, n.vlan));
+        let learnt = learnt.chain(self.v6.neighbours.values().map(|n| (n.mac, n.vlan)));
+        for (mac, vlan) in learnt {
+            let Some(mac) = mac else { continue };
+            if self.neigh_vlans.len() < MAX_NEIGHBOURS || self.neigh_vlans.contains_key(&mac) {
+                self.neigh_vlans.insert(mac, vlan);
+            }
+        }
+    }
+
     /// Remembers the VLAN a neighbour's (`known`) `mac` answered on, while
     /// VLANs are configured.
     pub(super) fn learn_vlan(&mut self, known: bool, mac: MacAddr) {
@@ -170,6 +217,50 @@ impl Engine {
                 (Verdict::Drop(Drop::NoRoom), len)
             }
         }
+    }
+
+    /// An untagged frame (`buf[..len]`) while VLANs are configured: to a
+    /// VIP bound to a VLAN it is dropped as `vlan_mismatch` (the VIP lives
+    /// only on its VLAN, as on DPVS's `dpdk0.100` device; its ARP and ND
+    /// are only answered there); otherwise handled, and tagged when it
+    /// leaves on a VLAN.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn finish_untagged_on_vlans(
+        &mut self,
+        stage: Stage,
+        buf: &mut [u8],
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        if self.to_vlan_vip(&stage, buf.get(..len).unwrap_or_default()) {
+            return self.vlan_drop(Drop::VlanMismatch, len);
+        }
+        let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
+        if verdict == Verdict::Forward {
+            return self.tag_egress(&stage, buf, len);
+        }
+        (verdict, len)
+    }
+
+    /// Whether a classified frame is addressed to one of our VIPs that is
+    /// bound to a VLAN.
+    fn to_vlan_vip(&self, stage: &Stage, frame: &[u8]) -> bool {
+        let vip: IpAddr = match stage {
+            Stage::Ipv4(p) if p.dir == Dir::In && !p.transit => p.key.dst.into(),
+            Stage::Ipv6(p) if p.dir == Dir::In && !p.transit => p.key.dst.into(),
+            Stage::Icmp {
+                dir: Dir::In,
+                transit: false,
+            }
+            | Stage::Icmp6 { dir: Dir::In } => match ip_destination(frame) {
+                Some(ip) => ip,
+                None => return false,
+            },
+            _ => return false,
+        };
+        self.snap.vlan_of(vip) != 0
     }
 
     fn vlan_drop(&self, reason: Drop, len: usize) -> (Verdict, usize) {

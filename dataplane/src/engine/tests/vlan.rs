@@ -271,3 +271,71 @@ fn tagged_bursts_match_frame_by_frame() {
         .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn untagged_frames_to_a_vip_on_a_vlan_are_counted_and_dropped() {
+    let (mut e, mut o, mut ctl) = engines(Forwarding::Fnat, &[LIP], VIP_VLAN, 0, 0);
+    let client = (CLIENT_MAC, CLIENT, 33000);
+    let syn = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+    let (v, got) = handle_grow(&mut e, &syn, 2, &mut ctl);
+    assert_eq!((v, &got), (Verdict::Drop(Drop::VlanMismatch), &syn));
+    assert_eq!(e.drops.get(Drop::VlanMismatch), 1);
+    assert_eq!(e.conn_count(), 0);
+    // ICMP to the VIP untagged, too.
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
+        .ipv4(CLIENT.octets(), VIP.octets(), 64)
+        .icmpv4_echo_request(1, 1)
+        .write(&mut ping, b"")
+        .expect("ping");
+    let (v, _) = handle_grow(&mut e, &ping, 2, &mut ctl);
+    assert_eq!(v, Verdict::Drop(Drop::VlanMismatch));
+    // On its VLAN the same SYN opens the connection, and the real
+    // server's (untagged) replies to the untagged LIP still go back.
+    golden(&mut e, &mut o, &mut ctl, &syn, VIP_VLAN, 0);
+    let lport = {
+        let (_, out) = handle_grow(&mut o, &syn, 3, &mut ctl);
+        inspect(&out).4
+    };
+    let synack = tcp((RS_MAC, RS, 80), (LB_MAC, LIP, lport), true, true, b"");
+    golden(&mut e, &mut o, &mut ctl, &synack, 0, VIP_VLAN);
+    assert_eq!(e.drops.get(Drop::VlanMismatch), 2);
+}
+
+#[test]
+fn a_reload_that_removes_a_vlan_binding_leaves_no_stale_vlan() {
+    // VIPs on 100, the LIP on 200 and the real server learnt there.
+    let (mut e, mut o, mut ctl) = engines(Forwarding::Fnat, &[LIP], VIP_VLAN, LIP_VLAN, LIP_VLAN);
+    let syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
+    golden(&mut e, &mut o, &mut ctl, &syn, VIP_VLAN, LIP_VLAN);
+    // The reload unbinds the LIP (SetVlan 0): the real server is reached
+    // untagged from then on, and asked untagged.
+    let snap = vlan_snapshot(Forwarding::Fnat, &[LIP], Some(IFACE), VIP_VLAN, 0);
+    e.set_snapshot(snap, 10, &mut ctl);
+    ctl.clear();
+    let syn = tcp((CLIENT_MAC, CLIENT, 2), (LB_MAC, VIP, 80), true, false, b"");
+    golden(&mut e, &mut o, &mut ctl, &syn, VIP_VLAN, 0);
+    e.housekeeping(NEIGHBOUR_REFRESH_MS + 20, 0, &mut ctl);
+    let asks: Vec<_> = ctl
+        .frames()
+        .iter()
+        .map(|f| f.data()[12..14].to_vec())
+        .collect();
+    assert_eq!(asks, [vec![0x08, 0x06]], "one untagged ARP request");
+    // A server learnt on a VLAN whose binding did not change keeps it.
+    let (mut e, mut o, mut ctl) = engines(Forwarding::Fnat, &[LIP], VIP_VLAN, LIP_VLAN, VIP_VLAN);
+    let mut snap = Arc::try_unwrap(vlan_snapshot(
+        Forwarding::Fnat,
+        &[LIP],
+        Some(IFACE),
+        VIP_VLAN,
+        LIP_VLAN,
+    ))
+    .expect("unique");
+    snap.addr_vlans.push((IpAddr::from(IFACE), 300));
+    snap.addr_vlans.sort();
+    snap.vlan_ids.push(300);
+    e.set_snapshot(Arc::new(snap), 10, &mut ctl);
+    let syn = tcp((CLIENT_MAC, CLIENT, 3), (LB_MAC, VIP, 80), true, false, b"");
+    golden(&mut e, &mut o, &mut ctl, &syn, VIP_VLAN, VIP_VLAN);
+}
