@@ -75,6 +75,21 @@ pub fn vlan_of_dev(dev: &str) -> Option<u16> {
     id.parse().ok().filter(|id| (1..=4094).contains(id))
 }
 
+/// The VLAN of `addr` when a `vrrp_instance` whose DPVS `dpdk_interface`
+/// is a VLAN device (`dpdk0.100`) holds it as a virtual (or excluded)
+/// address: DPVS's keepalived adds the instance's addresses on that
+/// device, as `vip_bind_dev` binds a virtual server's (which wins).
+fn vrrp_vlan_of(model: &Model, addr: IpAddr) -> Option<u16> {
+    model.vrrp_instances.iter().find_map(|i| {
+        let vlan = vlan_of_dev(i.dpdk_interface.as_deref()?)?;
+        let mut addrs = i
+            .virtual_ipaddresses
+            .iter()
+            .chain(&i.virtual_ipaddresses_excluded);
+        addrs.any(|a| a.addr == addr).then_some(vlan)
+    })
+}
+
 /// A virtual server's quorum settings (KEEPALIVED.md §9 "Quorum and
 /// hysteresis").
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -335,6 +350,7 @@ fn service(
         .vip_bind_dev
         .as_deref()
         .and_then(vlan_of_dev)
+        .or_else(|| vrrp_vlan_of(model, vs.addr))
         .map(|id| (vs.addr, id))
         .into_iter()
         .collect();
@@ -591,6 +607,38 @@ mod lb_kind_tests {
         assert_eq!(
             plan.services[0].vlans,
             vec![(ip("10.0.0.1"), 100), (ip("10.0.0.9"), 200)]
+        );
+    }
+
+    #[test]
+    fn a_vrrp_dpdk_interface_on_a_vlan_binds_the_instances_vips() {
+        let vs = |vip: &str, bind: &str| {
+            format!("virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{bind}  real_server 10.0.0.2 80 {{\n  }}\n}}\n")
+        };
+        let text = format!(
+            "vrrp_instance v {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0.100\n  virtual_router_id 1\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.1\n    10.0.0.3\n  }}\n  virtual_ipaddress_excluded {{\n    10.0.0.4\n  }}\n}}\n\
+             vrrp_instance w {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.5\n  }}\n}}\n{}{}{}{}",
+            vs("10.0.0.1", ""),
+            vs("10.0.0.3", "  vip_bind_dev dpdk0.300\n"),
+            vs("10.0.0.4", ""),
+            vs("10.0.0.5", "")
+        );
+        let loaded = load_str(&text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("plan");
+        let vlans: Vec<Vec<(IpAddr, u16)>> =
+            plan.services.iter().map(|s| s.vlans.clone()).collect();
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(
+            vlans,
+            [
+                vec![(ip("10.0.0.1"), 100)],
+                // vip_bind_dev wins.
+                vec![(ip("10.0.0.3"), 300)],
+                vec![(ip("10.0.0.4"), 100)],
+                // A port, not a VLAN device: untagged.
+                vec![],
+            ]
         );
     }
 

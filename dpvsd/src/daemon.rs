@@ -911,6 +911,13 @@ fn apply_diff(
             shared.health.add_subject(s.subject.clone());
         }
     };
+    // VLAN bindings that changed or went away (a removed service's too):
+    // the dataplane keeps a binding until it is set to 0.
+    cmds.extend(
+        d.vlans
+            .iter()
+            .map(|&(addr, vlan)| Command::SetVlan { addr, vlan }),
+    );
     for key in &d.removed {
         cmds.push(Command::DelService(*key));
         if let Some(old) = old_services.get(key) {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use dataplane::ServiceKey;
 
@@ -52,6 +52,9 @@ pub struct PlanDiff {
     pub vrrp: Option<String>,
     /// The OSPF announcer changed: it restarts.
     pub ospf: Option<String>,
+    /// VIPs and local addresses whose 802.1Q VLAN binding changed, with
+    /// the new VLAN (0: bound to none any more), sorted by address.
+    pub vlans: Vec<(IpAddr, u16)>,
 }
 
 impl PlanDiff {
@@ -61,6 +64,7 @@ impl PlanDiff {
             && self.changed.is_empty()
             && self.vrrp.is_none()
             && self.ospf.is_none()
+            && self.vlans.is_empty()
     }
 
     /// One human-readable line per change (for logs and `dpvsctl reload --dry-run`).
@@ -94,6 +98,12 @@ impl PlanDiff {
             for ch in &c.changed {
                 out.push(format!("change real server {} of {k}: {ch}", ch.addr));
             }
+        }
+        for (addr, vlan) in &self.vlans {
+            out.push(match vlan {
+                0 => format!("unbind {addr} from its VLAN"),
+                v => format!("bind {addr} to VLAN {v}"),
+            });
         }
         if let Some(v) = &self.vrrp {
             out.push(format!("restart VRRP: {v}"));
@@ -176,6 +186,7 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
         .map(|s| s.spec.key)
         .filter(|k| !new_by.contains_key(k))
         .collect();
+    d.vlans = vlan_changes(old, new);
     d.vrrp = vrrp_change(old.vrrp.as_ref(), new.vrrp.as_ref());
     d.ospf = match (&old.ospf, &new.ospf) {
         (a, b) if a == b => None,
@@ -184,6 +195,29 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
         _ => Some("ospf_announcer changed".into()),
     };
     d
+}
+
+/// Every address's VLAN binding in `plan` (as the daemon installs them:
+/// service by service, a later service's binding of the same address wins).
+fn vlan_map(plan: &Plan) -> BTreeMap<IpAddr, u16> {
+    plan.services
+        .iter()
+        .flat_map(|s| s.vlans.iter().copied())
+        .collect()
+}
+
+/// The VLAN bindings that differ between `old` and `new`: the new VLAN,
+/// 0 where a binding went away (the dataplane would keep it otherwise).
+fn vlan_changes(old: &Plan, new: &Plan) -> Vec<(IpAddr, u16)> {
+    let (o, n) = (vlan_map(old), vlan_map(new));
+    let mut out: Vec<(IpAddr, u16)> = n
+        .iter()
+        .filter(|(a, v)| o.get(*a) != Some(*v))
+        .map(|(&a, &v)| (a, v))
+        .collect();
+    out.extend(o.keys().filter(|a| !n.contains_key(*a)).map(|&a| (a, 0)));
+    out.sort_unstable();
+    out
 }
 
 /// What differs between two VRRP plans, or `None` when they are equal.
@@ -261,6 +295,47 @@ mod tests {
             s.push_str("}\n");
         }
         s
+    }
+
+    #[test]
+    fn vlan_bindings_that_change_or_go_away_are_in_the_diff() {
+        let vs = |vip: &str, bind: &str| {
+            format!(
+                "virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n{bind}  real_server 10.0.0.2 8080 {{\n  }}\n}}\n"
+            )
+        };
+        let group = |dev: &str| format!("local_address_group l {{\n  10.0.0.200 {dev}\n}}\n");
+        let bound = "  vip_bind_dev dpdk0.100\n";
+        let a = plan(&format!(
+            "{}{}{}",
+            group("dpdk0.200"),
+            vs("10.0.0.1", bound),
+            vs("10.0.0.9", bound)
+        ));
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        // Same file: nothing.
+        assert!(diff(&a, &a.clone()).is_empty());
+        // 10.0.0.1 loses vip_bind_dev, 10.0.0.9 is removed, the local
+        // address moves to VLAN 300.
+        let b = plan(&format!("{}{}", group("dpdk0.300"), vs("10.0.0.1", "")));
+        let d = diff(&a, &b);
+        assert_eq!(
+            d.vlans,
+            [
+                (ip("10.0.0.1"), 0),
+                (ip("10.0.0.9"), 0),
+                (ip("10.0.0.200"), 300)
+            ]
+        );
+        assert!(d
+            .lines()
+            .contains(&"unbind 10.0.0.1 from its VLAN".to_string()));
+        // Only the binding changed: still a change to apply.
+        let c = plan(&format!("{}{}", group("dpdk0.300"), vs("10.0.0.1", bound)));
+        let d = diff(&b, &c);
+        assert!(!d.is_empty());
+        assert_eq!(d.vlans, [(ip("10.0.0.1"), 100)]);
+        assert!(d.changed.is_empty() && d.added.is_empty());
     }
 
     #[test]
