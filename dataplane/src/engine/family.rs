@@ -46,10 +46,11 @@ pub trait Family: IpAddress {
         Self::limits(s).get(i)?.as_deref()
     }
 
-    /// Whether the other family's table `peer` holds the reply key `key`
-    /// would be: a NAT64 connection (IPv6 table, mapped addresses) and an
-    /// IPv4 FNAT connection on the same local address must not get the
-    /// same (LIP, port) towards the same real server.
+    /// Whether the other family's table `peer` holds a connection whose
+    /// reply key is `key` written in that family (IPv4 ↔ IPv4-mapped
+    /// IPv6): a NAT64 connection and an IPv4 FNAT connection on the same
+    /// local address must not get the same (LIP, port) towards the same
+    /// real server.
     fn peer_holds(s: &Snapshot, peer: &ConnTable<Self::Peer>, key: &Key<Self>) -> bool;
 
     /// Whether `acl` lets `client` open connections.
