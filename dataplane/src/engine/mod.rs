@@ -1468,19 +1468,11 @@ fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
 /// DF flag and TTL; its identification is 0. The inner packet is untouched
 /// (Ethernet padding after it is dropped). Returns the new frame length.
 fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize, Drop> {
-    if tl + IPV4_HEADER_LEN > TUNNEL_MTU {
-        return Err(Drop::TunnelTooBig);
-    }
-    let inner = ETH_LEN..ETH_LEN + tl;
-    let new_len = inner.end + IPV4_HEADER_LEN;
-    if new_len > buf.len() {
-        return Err(Drop::NoRoom);
-    }
+    let new_len = tunnel_room(buf, tl, IPV4_HEADER_LEN)?;
     let (tos, df, ttl) = {
-        let ip = Ipv4Packet::new_unchecked(&buf[inner.clone()]);
+        let ip = Ipv4Packet::new_unchecked(&buf[ETH_LEN + IPV4_HEADER_LEN..new_len]);
         (ip.dscp_ecn(), ip.dont_frag(), ip.ttl())
     };
-    buf.copy_within(inner, ETH_LEN + IPV4_HEADER_LEN);
     let mut outer = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     let repr = Ipv4Repr {
         src_addr: src,
@@ -1493,6 +1485,24 @@ fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Resul
     outer.set_dscp_ecn(tos);
     outer.set_dont_frag(df);
     outer.fill_checksum();
+    Ok(new_len)
+}
+
+/// Moves the packet of the frame in `buf` (total length `tl`, after the
+/// Ethernet header) `outer` bytes on, making room for an outer header of
+/// that size (IPIP / ip6ip6); the room keeps stale bytes for the caller to
+/// overwrite. Fails (nothing changed) when the outer packet would exceed
+/// [`TUNNEL_MTU`] or the buffer. Returns the new frame length.
+fn tunnel_room(buf: &mut [u8], tl: usize, outer: usize) -> Result<usize, Drop> {
+    if tl + outer > TUNNEL_MTU {
+        return Err(Drop::TunnelTooBig);
+    }
+    let inner = ETH_LEN..ETH_LEN + tl;
+    let new_len = inner.end + outer;
+    if new_len > buf.len() {
+        return Err(Drop::NoRoom);
+    }
+    buf.copy_within(inner, ETH_LEN + outer);
     Ok(new_len)
 }
 

@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
     adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
-    IPV4_HEADER_LEN, TUNNEL_MTU,
+    IPV4_HEADER_LEN,
 };
 use crate::conn::{FlowKey6, Key, TcpFlags};
 use crate::io::Burst;
@@ -607,19 +607,11 @@ pub fn insert_toa(
 /// inner traffic class, flow label and hop limit. Returns the new frame
 /// length.
 pub fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize, Drop> {
-    if tl + IPV6_HEADER_LEN > TUNNEL_MTU {
-        return Err(Drop::TunnelTooBig);
-    }
-    let inner = ETH_LEN..ETH_LEN + tl;
-    let new_len = inner.end + IPV6_HEADER_LEN;
-    if new_len > buf.len() {
-        return Err(Drop::NoRoom);
-    }
+    let new_len = super::tunnel_room(buf, tl, IPV6_HEADER_LEN)?;
     let (tc, flow, hop) = {
-        let ip = Ipv6Packet::new_unchecked(&buf[inner.clone()]);
+        let ip = Ipv6Packet::new_unchecked(&buf[ETH_LEN + IPV6_HEADER_LEN..new_len]);
         (ip.traffic_class(), ip.flow_label(), ip.hop_limit())
     };
-    buf.copy_within(inner, ETH_LEN + IPV6_HEADER_LEN);
     let mut outer = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     let repr = Ipv6Repr {
         src_addr: src,
