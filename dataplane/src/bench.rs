@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Verdict};
 use crate::io::Burst;
 use crate::sched::SchedTable;
 use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
@@ -41,7 +41,7 @@ pub fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
             stats: Arc::default(),
         })
         .collect();
-    let mut snap = Snapshot {
+    let mut v4 = Snapshot4 {
         services: vec![ServiceSnap {
             key: ServiceKey {
                 addr: VIP.into(),
@@ -62,10 +62,13 @@ pub fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         } else {
             Vec::new()
         },
-        ..Snapshot::default()
+        ..Snapshot4::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    Arc::new(snap)
+    v4.lookup.insert((VIP, 80, 6), 0);
+    Arc::new(Snapshot {
+        v4,
+        ..Snapshot::default()
+    })
 }
 
 fn csum(data: &[u8], mut sum: u32) -> u16 {

@@ -17,7 +17,7 @@ const RS_ISN: u32 = 5_000_000;
 
 fn proxied_lab() -> Lab {
     Lab::new(1, |snap| {
-        snap.synproxy = vec![true];
+        snap.v4.synproxy = vec![true];
         snap.syn_cookie_key = [7, 11];
     })
 }
@@ -209,8 +209,8 @@ fn bad_or_stale_cookies_are_dropped_and_counted() {
 #[test]
 fn clients_without_mss_get_the_minimum_and_denied_clients_nothing() {
     let mut lab = Lab::new(1, |snap| {
-        snap.synproxy = vec![true];
-        snap.acl = vec![dataplane::acl::AccessList::new(&dataplane::Protection {
+        snap.v4.synproxy = vec![true];
+        snap.v4.acl = vec![dataplane::acl::AccessList::new(&dataplane::Protection {
             deny: vec![dataplane::AddrRange::one(Ipv4Addr::new(11, 0, 0, 9).into())],
             ..Default::default()
         })];

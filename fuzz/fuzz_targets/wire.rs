@@ -15,7 +15,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot6, Verdict};
+use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Snapshot6, Verdict};
 use dataplane::io::Burst;
 use dataplane::sched::SchedTable;
 use dataplane::wire::icmpv4::Quote;
@@ -105,22 +105,26 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
     v6.lookup.insert((VIP6, 80, 6), 0);
     v6.lookup.insert((VIP6, 53, 17), 1);
     let mut snap = Snapshot {
-        v6,
-        services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
-        owned_vips: vec![VIP],
-        local_addrs: lips,
-        neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
-        forwarding: vec![mode; 2],
-        nat_servers: if mode == Forwarding::Nat {
-            vec![RS]
-        } else {
-            vec![]
+        v4: Snapshot4 {
+            services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
+            owned_vips: vec![VIP],
+            local_addrs: lips,
+            neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
+            forwarding: vec![mode; 2],
+            nat_servers: if mode == Forwarding::Nat {
+                vec![RS]
+            } else {
+                vec![]
+            },
+            interface: Some(Ipv4Addr::new(10, 99, 0, 1)),
+            ..Snapshot4::default()
         },
-        interface_v4: Some(Ipv4Addr::new(10, 99, 0, 1)),
+        v6,
         ..Snapshot::default()
+    
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     snap.addr_vlans = vec![(VIP.into(), VLAN), (VIP6.into(), VLAN)];
     snap.vlan_ids = vec![VLAN];
     Arc::new(snap)

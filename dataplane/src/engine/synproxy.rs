@@ -87,7 +87,7 @@ pub(super) struct SynProxy {
 impl SynProxy {
     /// Takes a new snapshot's settings (off the hot path: may allocate).
     pub(super) fn set_snapshot(&mut self, snap: &Snapshot) {
-        self.on = snap.synproxy.iter().any(|&b| b);
+        self.on = snap.v4.synproxy.iter().any(|&b| b);
         if self.on && self.conns.capacity() < 2 * MAX_PROXIED {
             self.conns.reserve(2 * MAX_PROXIED);
         }
@@ -323,7 +323,7 @@ impl Engine {
         } else if self.v4.conns.contains(&p.key) {
             return None;
         }
-        let svc_idx = *self.snap.lookup.get(&(p.key.dst, p.key.dport, 6))?;
+        let svc_idx = *self.snap.v4.lookup.get(&(p.key.dst, p.key.dport, 6))?;
         if !self.snap.synproxy_of(svc_idx) {
             return None;
         }

@@ -33,14 +33,17 @@ fn snapshot() -> Arc<Snapshot> {
         local_addrs: vec![LIP],
     };
     let mut snap = Snapshot {
-        services: vec![svc(key, 8080), svc(ukey, 5353)],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: vec![(RS, LIP)],
+        v4: Snapshot4 {
+            services: vec![svc(key, 8080), svc(ukey, 5353)],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: vec![(RS, LIP)],
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     Arc::new(snap)
 }
 
@@ -270,7 +273,7 @@ fn fnat_tcp_round_trip_with_valid_checksums() {
     );
     assert_eq!(e.handle(&mut data, 1002, &mut ctl), Verdict::Forward);
     assert_eq!(inspect(&data).4, sport);
-    let svc = &e.snap.services[0];
+    let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
     assert_eq!(svc.servers[0].stats.snapshot().out_pkts, 1);
@@ -501,22 +504,25 @@ fn mode_snapshot(
         .or(interface)
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut snap = Snapshot {
-        services: vec![
-            svc(VIP, 80, Protocol::Tcp, tport),
-            svc(VIP, 53, Protocol::Udp, uport),
-            svc(VIP2, 80, Protocol::Tcp, tport),
-        ],
-        owned_vips: vec![VIP, VIP2],
-        local_addrs: lips.to_vec(),
-        neighbours: vec![(RS, source)],
-        forwarding: vec![mode; 3],
-        nat_servers: if nat { vec![RS] } else { vec![] },
-        interface_v4: interface,
+        v4: Snapshot4 {
+            services: vec![
+                svc(VIP, 80, Protocol::Tcp, tport),
+                svc(VIP, 53, Protocol::Udp, uport),
+                svc(VIP2, 80, Protocol::Tcp, tport),
+            ],
+            owned_vips: vec![VIP, VIP2],
+            local_addrs: lips.to_vec(),
+            neighbours: vec![(RS, source)],
+            forwarding: vec![mode; 3],
+            nat_servers: if nat { vec![RS] } else { vec![] },
+            interface,
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
-    snap.lookup.insert((VIP2, 80, 6), 2);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP2, 80, 6), 2);
     Arc::new(snap)
 }
 
@@ -604,7 +610,7 @@ fn nat_tcp_golden_both_directions() {
     );
     assert_eq!(resp, want);
     assert_eq!(e.conn_count(), 1);
-    let svc = &e.snap.services[0];
+    let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
     assert_eq!(svc.stats.snapshot().out_pkts, 2);
 }
@@ -933,24 +939,27 @@ fn rr_snapshot(stats: &Stats, weights: &[u32; 2], p: Option<Persistence>) -> Arc
         stats: Arc::clone(&stats.rs[i]),
     };
     let mut snap = Snapshot {
-        services: vec![ServiceSnap {
-            key: ServiceKey {
-                addr: VIP.into(),
-                port: 80,
-                protocol: Protocol::Tcp,
-            },
-            stats: Arc::clone(&stats.svc),
-            servers: vec![server(RS, 0), server(RS2, 1)],
-            table: SchedTable::build(Scheduler::Rr, weights),
+        v4: Snapshot4 {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: VIP.into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::clone(&stats.svc),
+                servers: vec![server(RS, 0), server(RS2, 1)],
+                table: SchedTable::build(Scheduler::Rr, weights),
+                local_addrs: vec![LIP],
+            }],
+            owned_vips: vec![VIP],
             local_addrs: vec![LIP],
-        }],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: vec![(RS, LIP), (RS2, LIP)],
-        persistence: vec![p],
+            neighbours: vec![(RS, LIP), (RS2, LIP)],
+            persistence: vec![p],
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
     Arc::new(snap)
 }
 
@@ -1102,7 +1111,7 @@ fn persistent_client_stays_on_a_quiescent_server_until_it_is_removed() {
     let mut snap = rr_snapshot(&stats, &[1, 1], Some(PERSIST));
     let keep = usize::from(first == RS);
     if let Some(s) = Arc::get_mut(&mut snap) {
-        let svc = &mut s.services[0];
+        let svc = &mut s.v4.services[0];
         svc.servers = vec![svc.servers.remove(keep)];
         svc.table = SchedTable::build(Scheduler::Rr, &[1]);
     }

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Verdict};
 use dataplane::io::Burst;
 use dataplane::sched::SchedTable;
 use dataplane::stats::{DropCounters, Traffic};
@@ -64,21 +64,24 @@ fn snapshot(stats: &[Arc<Traffic>], edit: &dyn Fn(&mut Snapshot)) -> Arc<Snapsho
         })
         .collect();
     let mut snap = Snapshot {
-        services: vec![
-            svc(80, Protocol::Tcp, servers),
-            svc(53, Protocol::Udp, udp_servers),
-        ],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: (0..stats.len()).map(|i| (rs(i), LIP)).collect(),
+        v4: Snapshot4 {
+            services: vec![
+                svc(80, Protocol::Tcp, servers),
+                svc(53, Protocol::Udp, udp_servers),
+            ],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: (0..stats.len()).map(|i| (rs(i), LIP)).collect(),
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     edit(&mut snap);
     // Per-service vectors given for the TCP service apply to UDP too.
-    if let Some(a) = snap.acl.first().cloned() {
-        snap.acl.resize(2, a);
+    if let Some(a) = snap.v4.acl.first().cloned() {
+        snap.v4.acl.resize(2, a);
     }
     Arc::new(snap)
 }

@@ -1159,14 +1159,17 @@ fn nat64_engine() -> (Engine, Burst) {
         owned_vips: vec![VIP6],
         neighbours: vec![(rs, lip)],
         forwarding: vec![Forwarding::Fnat; 2],
-        nat64_lips: vec![LIP],
         ..Snapshot6::default()
     };
     v6.lookup.insert((VIP6, 80, 6), 0);
     v6.lookup.insert((VIP6, 53, 17), 1);
     let snap = Snapshot {
+        v4: Snapshot4 {
+            local_addrs: vec![LIP],
+            ..Snapshot4::default()
+        },
         v6,
-        local_addrs: vec![LIP],
+        nat64_lips: vec![LIP],
         ..Snapshot::default()
     };
     let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
