@@ -6,7 +6,7 @@
 //! criterion, no allocator; callers that count allocations pass a counter.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,28 +31,44 @@ pub fn rs(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i)
 }
 
+/// Real server `addr:port` with fresh counters.
+pub fn server<A>(addr: A, port: u16) -> ServerSnap<A> {
+    ServerSnap {
+        addr,
+        port,
+        stats: Arc::default(),
+    }
+}
+
+/// Service `addr:port`/`protocol` with fresh counters, round robin over
+/// `servers` (equal weights) and local addresses `lips`; shared by the
+/// benchmarks, the engine's tests and the fuzz target.
+pub fn service<A>(
+    addr: impl Into<IpAddr>,
+    (port, protocol): (u16, Protocol),
+    servers: Vec<ServerSnap<A>>,
+    lips: Vec<A>,
+) -> ServiceSnap<A> {
+    let weights = vec![1; servers.len()];
+    ServiceSnap {
+        key: ServiceKey {
+            addr: addr.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers,
+        table: SchedTable::build(Scheduler::Rr, &weights),
+        local_addrs: lips,
+    }
+}
+
 /// One TCP service VIP:80 forwarding with `mode` to [`SERVERS`] servers
 /// on :8080 (round robin), LIP as local (FNAT) and tunnel source.
 pub fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
-    let servers = (0..SERVERS)
-        .map(|i| ServerSnap {
-            addr: rs(i),
-            port: 8080,
-            stats: Arc::default(),
-        })
-        .collect();
+    let servers = (0..SERVERS).map(|i| server(rs(i), 8080)).collect();
     let mut v4 = Snapshot4 {
-        services: vec![ServiceSnap {
-            key: ServiceKey {
-                addr: VIP.into(),
-                port: 80,
-                protocol: Protocol::Tcp,
-            },
-            stats: Arc::default(),
-            servers,
-            table: SchedTable::build(Scheduler::Rr, &[1; SERVERS as usize]),
-            local_addrs: vec![LIP],
-        }],
+        services: vec![service(VIP, (80, Protocol::Tcp), servers, vec![LIP])],
         owned_vips: vec![VIP],
         local_addrs: vec![LIP],
         neighbours: (0..SERVERS).map(|i| (rs(i), LIP)).collect(),

@@ -1,5 +1,9 @@
 use super::*;
+use crate::bench::{server, service};
+#[path = "../../tests/protect_common/checked.rs"]
+mod checked;
 use crate::command::{Protocol, Scheduler};
+use checked::checked_ipv4;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
 const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
@@ -21,16 +25,13 @@ fn snapshot() -> Arc<Snapshot> {
         port: 53,
         protocol: Protocol::Udp,
     };
-    let svc = |key: ServiceKey, port| ServiceSnap {
-        key,
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS,
-            port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: vec![LIP],
+    let svc = |key: ServiceKey, port| {
+        service(
+            key.addr,
+            (key.port, key.protocol),
+            vec![server(RS, port)],
+            vec![LIP],
+        )
     };
     let mut snap = Snapshot {
         v4: Snapshot4 {
@@ -113,31 +114,6 @@ fn udp_ttl(
 
 /// Checks the frame with etherparse (independent checksum code) and
 /// returns (src mac, dst mac, src ip, dst ip, sport, dport, ttl).
-/// Parses an Ethernet + IPv4 frame with etherparse and checks the IPv4
-/// header checksum; returns the packet, its Ethernet and its IPv4 slices.
-fn checked_ipv4(
-    frame: &[u8],
-) -> (
-    SlicedPacket<'_>,
-    etherparse::Ethernet2Slice<'_>,
-    etherparse::Ipv4Slice<'_>,
-) {
-    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
-    let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link.clone() else {
-        panic!("not ethernet")
-    };
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net.clone() else {
-        panic!("not ipv4")
-    };
-    let h = ip.header();
-    assert_eq!(
-        h.to_header().calc_header_checksum(),
-        h.header_checksum(),
-        "IPv4 checksum"
-    );
-    (p, eth, ip)
-}
-
 fn inspect(frame: &[u8]) -> (MacAddr, MacAddr, Ipv4Addr, Ipv4Addr, u16, u16, u8) {
     let (p, eth, ip) = checked_ipv4(frame);
     let h = ip.header();
@@ -483,20 +459,13 @@ fn mode_snapshot(
 ) -> Arc<Snapshot> {
     let nat = mode == Forwarding::Nat;
     let (tport, uport) = if nat { (8080, 5353) } else { (80, 53) };
-    let svc = |addr: Ipv4Addr, port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: addr.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips.to_vec(),
+    let svc = |addr: Ipv4Addr, port, protocol, rs_port| {
+        service(
+            addr,
+            (port, protocol),
+            vec![server(RS, rs_port)],
+            lips.to_vec(),
+        )
     };
     let source = lips
         .first()

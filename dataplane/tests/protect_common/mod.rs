@@ -4,18 +4,18 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Verdict};
+use dataplane::engine::{Engine, ServerSnap, Snapshot, Snapshot4, Verdict};
 use dataplane::io::Burst;
-use dataplane::sched::SchedTable;
 use dataplane::stats::{DropCounters, Traffic};
-use dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
-use dataplane::{Protocol, Scheduler, ServiceKey};
-use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use dataplane::wire::MacAddr;
+use dataplane::Protocol;
+use etherparse::{PacketBuilder, TransportSlice};
 
-pub const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
-pub const CLIENT_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 2]);
-pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
-pub const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
+mod checked;
+pub use checked::checked_ipv4;
+
+use dataplane::bench::{arp_reply, server, service};
+pub use dataplane::bench::{CLIENT_MAC, LB_MAC, LIP, VIP};
 
 pub fn rs(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i as u32)
@@ -43,26 +43,8 @@ fn snapshot(stats: &[Arc<Traffic>], edit: &dyn Fn(&mut Snapshot)) -> Arc<Snapsho
             stats: Arc::clone(s),
         })
         .collect();
-    let svc = |port, protocol, servers| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers,
-        table: SchedTable::build(Scheduler::Rr, &vec![1; stats.len()]),
-        local_addrs: vec![LIP],
-    };
-    let udp_servers = stats
-        .iter()
-        .enumerate()
-        .map(|(i, _)| ServerSnap {
-            addr: rs(i),
-            port: 5353,
-            stats: Arc::default(),
-        })
-        .collect();
+    let svc = |port, protocol, servers| service(VIP, (port, protocol), servers, vec![LIP]);
+    let udp_servers = (0..stats.len()).map(|i| server(rs(i), 5353)).collect();
     let mut snap = Snapshot {
         v4: Snapshot4 {
             services: vec![
@@ -84,25 +66,6 @@ fn snapshot(stats: &[Arc<Traffic>], edit: &dyn Fn(&mut Snapshot)) -> Arc<Snapsho
         snap.v4.acl.resize(2, a);
     }
     Arc::new(snap)
-}
-
-fn arp_reply(from: Ipv4Addr, mac: MacAddr) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-    eth.set_dst_addr(LB_MAC);
-    eth.set_src_addr(mac);
-    eth.set_ethertype(EtherType::Arp);
-    let repr = ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: mac,
-        source_protocol_addr: from,
-        target_hardware_addr: LB_MAC,
-        target_protocol_addr: LIP,
-    };
-    repr.emit(&mut ArpPacket::new_unchecked(
-        &mut f[14..14 + repr.buffer_len()],
-    ));
-    f
 }
 
 impl Lab {
@@ -177,23 +140,38 @@ pub struct Seg {
 }
 
 pub fn seg(s: Seg) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
+    let b = PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
         .ipv4(s.client.octets(), VIP.octets(), 64)
         .tcp(s.port, 80, s.seq, 65535);
-    if s.syn {
+    let f = Flags {
+        syn: s.syn,
+        ack: s.ack,
+        rst: s.rst,
+        fin: s.fin,
+    };
+    finish(b, f, &s.payload)
+}
+
+/// Sets flags `f` on a segment under construction and writes it.
+fn finish(
+    mut b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    f: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    if f.syn {
         b = b.syn();
     }
-    if let Some(a) = s.ack {
+    if let Some(a) = f.ack {
         b = b.ack(a);
     }
-    if s.rst {
+    if f.rst {
         b = b.rst();
     }
-    if s.fin {
+    if f.fin {
         b = b.fin();
     }
     let mut out = Vec::new();
-    b.write(&mut out, &s.payload).expect("build tcp");
+    b.write(&mut out, payload).expect("build tcp");
     out
 }
 
@@ -266,19 +244,8 @@ pub struct Tcp {
 }
 
 pub fn tcp_of(frame: &[u8]) -> Tcp {
-    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
-    let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link.clone() else {
-        panic!("not ethernet")
-    };
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net.clone() else {
-        panic!("not ipv4")
-    };
+    let (p, eth, ip) = checked_ipv4(frame);
     let h = ip.header();
-    assert_eq!(
-        h.to_header().calc_header_checksum(),
-        h.header_checksum(),
-        "IPv4 checksum"
-    );
     let Some(TransportSlice::Tcp(t)) = p.transport else {
         panic!("not tcp")
     };
@@ -333,19 +300,5 @@ pub fn tcp_frame(
             .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(m)])
             .expect("mss option");
     }
-    if f.syn {
-        b = b.syn();
-    }
-    if let Some(a) = f.ack {
-        b = b.ack(a);
-    }
-    if f.rst {
-        b = b.rst();
-    }
-    if f.fin {
-        b = b.fin();
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("build tcp");
-    out
+    finish(b, f, payload)
 }

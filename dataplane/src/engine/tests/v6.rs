@@ -21,20 +21,13 @@ fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
         Forwarding::Fnat | Forwarding::Nat => (8080, 5353),
         _ => (80, 53),
     };
-    let svc = |port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP6.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS6,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips.to_vec(),
+    let svc = |port, protocol, rs_port| {
+        service(
+            VIP6,
+            (port, protocol),
+            vec![server(RS6, rs_port)],
+            lips.to_vec(),
+        )
     };
     let mut v6 = Snapshot6 {
         services: vec![svc(80, Protocol::Tcp, tport), svc(53, Protocol::Udp, uport)],
@@ -1139,20 +1132,8 @@ fn ipv6_persistence_keeps_a_client_network_on_one_server() {
 /// VIP6:80/tcp and VIP6:53/udp to RS:8080/5353 over IPv4 from LIP.
 fn nat64_engine() -> (Engine, Burst) {
     let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
-    let svc = |port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP6.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: rs,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: vec![lip],
+    let svc = |port, protocol, rs_port| {
+        service(VIP6, (port, protocol), vec![server(rs, rs_port)], vec![lip])
     };
     let mut v6 = Snapshot6 {
         services: vec![svc(80, Protocol::Tcp, 8080), svc(53, Protocol::Udp, 5353)],
