@@ -189,26 +189,22 @@ pub fn syn(client: Ipv4Addr, port: u16) -> Vec<u8> {
 }
 
 pub fn ack(client: Ipv4Addr, port: u16) -> Vec<u8> {
-    seg(Seg {
-        client,
-        port,
-        seq: 1001,
-        ack: Some(7),
-        syn: false,
-        rst: false,
-        fin: false,
-        payload: vec![],
-    })
+    second(client, port, false)
 }
 
 pub fn rst(client: Ipv4Addr, port: u16) -> Vec<u8> {
+    second(client, port, true)
+}
+
+/// The client's second segment (after [`syn`]): an ACK, or a RST.
+fn second(client: Ipv4Addr, port: u16, rst: bool) -> Vec<u8> {
     seg(Seg {
         client,
         port,
         seq: 1001,
         ack: Some(7),
         syn: false,
-        rst: true,
+        rst,
         fin: false,
         payload: vec![],
     })
