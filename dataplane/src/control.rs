@@ -291,9 +291,9 @@ impl Dataplane {
                         ),
                     });
                 }
-                if p.syn_proxy && spec.key.addr.is_ipv6() {
+                if p.syn_proxy && spec.key.addr.is_ipv6() && servers_v4(&spec) {
                     return Err(CommandError::Unsupported {
-                        what: format!("syn_proxy on IPv6 virtual server {}", spec.key),
+                        what: format!("syn_proxy on NAT64 virtual server {}", spec.key),
                     });
                 }
                 if let Some(r) = p
@@ -818,7 +818,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_protections_reach_the_ipv6_snapshot_and_syn_proxy_is_refused() {
+    fn ipv6_protections_reach_the_ipv6_snapshot_and_syn_proxy_is_refused_for_nat64() {
         use crate::command::{AddrRange, Protection, Thresholds};
         let mut dp = Dataplane::new(DataplaneConfig::default());
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
@@ -831,12 +831,14 @@ mod tests {
             syn_proxy: true,
             ..Protection::default()
         };
-        let err = dp.apply(Command::AddService(s.clone()));
+        let mut nat64 = spec(81, Forwarding::Fnat, vec![ip("10.0.0.200")]);
+        nat64.key.addr = s.key.addr;
+        nat64.protection.syn_proxy = true;
+        let err = dp.apply(Command::AddService(nat64));
         assert!(
             matches!(&err, Err(CommandError::Unsupported { what }) if what.contains("syn_proxy")),
             "{err:?}"
         );
-        s.protection.syn_proxy = false;
         dp.apply(Command::AddService(s.clone())).expect("add");
         dp.apply(Command::AddRealServer {
             service: s.key,
@@ -848,6 +850,7 @@ mod tests {
         .expect("rs");
         let snap = dp.build_snapshot();
         assert!(snap.v4.acl.is_empty() && snap.v4.limits.is_empty());
+        assert_eq!(snap.v6.synproxy, [true]);
         let acl = Ipv6Addr::acl_of(&snap, 0).expect("acl");
         assert!(acl.admit_v6("2001:db8::66".parse().expect("v6")).is_err());
         let limits = Ipv6Addr::limits_of(&snap, 0).expect("limits");

@@ -382,7 +382,7 @@ pub struct Engine {
     last_refresh_ms: u64,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
-    /// SYN-proxy state ([`synproxy`]; IPv4 connections only).
+    /// SYN-proxy state ([`synproxy`]).
     sp: SynProxy,
     /// The VLAN of the frame being handled (0: untagged).
     rx_vlan: u16,
@@ -602,6 +602,10 @@ impl Engine {
                 None => self.forward_v4(buf, len, &p, now_ms, ctl),
             },
             Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
+            Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+                Some(done) => done,
+                None => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
+            },
             Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),

@@ -34,6 +34,10 @@
 //! instead. Each such packet makes us resend our SYN (it may have been
 //! lost), and a resent SYN-ACK of the real server is ACKed again.
 //!
+//! **IPv6**: the same exchange over IPv6 (as DPVS); FNAT and NAT services.
+//! NAT64 services (IPv6 VIP, IPv4 servers) are not proxied: their SYNs are
+//! forwarded as usual.
+//!
 //! **State**: a worker keeps, per proxied connection, the sequence delta
 //! in a side table keyed by both of the connection's keys; entries are
 //! checked against the connection table (a stale entry of an expired
@@ -44,7 +48,9 @@
 use std::hash::{Hash, Hasher};
 
 use super::*;
-use crate::conn::ConnIdx;
+use crate::conn::{ConnIdx, FlowKey6};
+use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
+use crate::wire::{Ipv6Packet, Ipv6Repr};
 
 /// Linux's MSS table for cookies (`msstab`).
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
@@ -60,9 +66,9 @@ const SYNACK_WINDOW: u16 = 65_535;
 
 /// One proxied connection.
 #[derive(Debug, Clone, Copy)]
-struct Proxied {
-    in_key: FlowKey,
-    out_key: FlowKey,
+pub(super) struct Proxied<A> {
+    in_key: Key<A>,
+    out_key: Key<A>,
     /// The client's ISN and the cookie (our ISN towards the client).
     client_isn: u32,
     cookie: u32,
@@ -81,24 +87,103 @@ struct Proxied {
 pub(super) struct SynProxy {
     /// Some service of the snapshot proxies SYNs.
     pub(super) on: bool,
-    conns: FastMap<FlowKey, Proxied>,
+    v4: FastMap<FlowKey, Proxied<Ipv4Addr>>,
+    v6: FastMap<FlowKey6, Proxied<Ipv6Addr>>,
 }
 
 impl SynProxy {
     /// Takes a new snapshot's settings (off the hot path: may allocate).
     pub(super) fn set_snapshot(&mut self, snap: &Snapshot) {
-        self.on = snap.v4.synproxy.iter().any(|&b| b);
-        if self.on && self.conns.capacity() < 2 * MAX_PROXIED {
-            self.conns.reserve(2 * MAX_PROXIED);
+        let v4 = snap.v4.synproxy.iter().any(|&b| b);
+        let v6 = snap.v6.synproxy.iter().any(|&b| b);
+        self.on = v4 || v6;
+        if v4 && self.v4.capacity() < 2 * MAX_PROXIED {
+            self.v4.reserve(2 * MAX_PROXIED);
+        }
+        if v6 && self.v6.capacity() < 2 * MAX_PROXIED {
+            self.v6.reserve(2 * MAX_PROXIED);
+        }
+    }
+}
+
+/// What the SYN proxy needs of an address family beyond [`Family`]: how to
+/// write a bare segment's IP header and TCP checksum, and where its state is.
+pub(super) trait ProxyFamily: Family {
+    /// The IP header length of segments we write, and their EtherType.
+    const IP_LEN: usize;
+    const ETHERTYPE: EtherType;
+    /// Writes an IP header `src → dst` (TCP, `payload_len` bytes, `ttl`)
+    /// over `l3`, the header's bytes.
+    fn emit_ip(l3: &mut [u8], src: Self, dst: Self, payload_len: usize, ttl: u8);
+    /// Fills the checksum of the TCP segment `tcp` sent `src → dst`.
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Self, dst: Self);
+    /// The engine's state for this family: its side, the proxied
+    /// connections, and the snapshot.
+    fn split(e: &mut Engine) -> Split<'_, Self>;
+}
+
+/// The parts of an [`Engine`] one family's hooks use at once.
+pub(super) struct Split<'a, A: Family> {
+    side: &'a mut Side<A>,
+    table: &'a mut FastMap<Key<A>, Proxied<A>>,
+    snap: &'a Snapshot,
+}
+
+impl ProxyFamily for Ipv4Addr {
+    const IP_LEN: usize = IPV4_HEADER_LEN;
+    const ETHERTYPE: EtherType = EtherType::Ipv4;
+    fn emit_ip(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize, ttl: u8) {
+        let repr = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: IpProtocol::Tcp,
+            payload_len,
+            ttl,
+        };
+        repr.emit(&mut Ipv4Packet::new_unchecked(l3));
+    }
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+        TcpPacket::new_unchecked(tcp).fill_checksum(src, dst);
+    }
+    fn split(e: &mut Engine) -> Split<'_, Ipv4Addr> {
+        Split {
+            side: &mut e.v4,
+            table: &mut e.sp.v4,
+            snap: &e.snap,
+        }
+    }
+}
+
+impl ProxyFamily for Ipv6Addr {
+    const IP_LEN: usize = IPV6_HEADER_LEN;
+    const ETHERTYPE: EtherType = EtherType::Ipv6;
+    fn emit_ip(l3: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, payload_len: usize, ttl: u8) {
+        let repr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len,
+            hop_limit: ttl,
+        };
+        repr.emit(&mut Ipv6Packet::new_unchecked(l3));
+    }
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
+        v6::fill_tcp_checksum(tcp, src, dst);
+    }
+    fn split(e: &mut Engine) -> Split<'_, Ipv6Addr> {
+        Split {
+            side: &mut e.v6,
+            table: &mut e.sp.v6,
+            snap: &e.snap,
         }
     }
 }
 
 /// The keyed hash of a client → VIP tuple (and a count and a salt).
-fn cookie_hash(key: &[u64; 2], k: &FlowKey, count: u32, salt: u8) -> u32 {
+fn cookie_hash<A: Family>(key: &[u64; 2], k: &Key<A>, count: u32, salt: u8) -> u32 {
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
-    (u32::from(k.src), u32::from(k.dst), k.sport, k.dport).hash(&mut h);
+    (k.src, k.dst, k.sport, k.dport).hash(&mut h);
     (count, salt).hash(&mut h);
     h.finish() as u32
 }
@@ -113,7 +198,13 @@ pub fn mss_index(mss: u16) -> u32 {
 }
 
 /// The cookie (our ISN) for a client SYN `k` with ISN `client_isn`.
-pub fn make_cookie(key: &[u64; 2], k: &FlowKey, client_isn: u32, mss: u16, now_ms: u64) -> u32 {
+pub fn make_cookie<A: Family>(
+    key: &[u64; 2],
+    k: &Key<A>,
+    client_isn: u32,
+    mss: u16,
+    now_ms: u64,
+) -> u32 {
     let count = count_of(now_ms);
     cookie_hash(key, k, 0, 0)
         .wrapping_add(client_isn)
@@ -122,9 +213,9 @@ pub fn make_cookie(key: &[u64; 2], k: &FlowKey, client_isn: u32, mss: u16, now_m
 }
 
 /// The MSS a valid cookie encodes; `None` for a forged or expired one.
-pub fn check_cookie(
+pub fn check_cookie<A: Family>(
     key: &[u64; 2],
-    k: &FlowKey,
+    k: &Key<A>,
     client_isn: u32,
     cookie: u32,
     now_ms: u64,
@@ -171,10 +262,10 @@ type Handled = Option<(Verdict, usize)>;
 /// `mss` is set) as the whole frame `buf[..]`, Ethernet addresses left to
 /// the caller; returns the frame length.
 #[allow(clippy::too_many_arguments)]
-fn emit_segment(
+fn emit_segment<A: ProxyFamily>(
     buf: &mut [u8],
-    (src, sport): (Ipv4Addr, u16),
-    (dst, dport): (Ipv4Addr, u16),
+    (src, sport): (A, u16),
+    (dst, dport): (A, u16),
     (seq, ack): (u32, Option<u32>),
     syn: bool,
     window: u16,
@@ -182,20 +273,14 @@ fn emit_segment(
     ttl: u8,
 ) -> Option<usize> {
     let tcp_len = if mss.is_some() { 24 } else { 20 };
-    let end = ETH_LEN + IPV4_HEADER_LEN + tcp_len;
+    let l4_at = ETH_LEN + A::IP_LEN;
+    let end = l4_at + tcp_len;
     let frame_len = end.max(MIN_FRAME);
     let frame = buf.get_mut(..frame_len)?;
     frame[ETH_LEN..].fill(0);
-    EthernetFrame::new_unchecked(&mut *frame).set_ethertype(EtherType::Ipv4);
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp_len,
-        ttl,
-    };
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH_LEN..]));
-    let mut t = TcpPacket::new_unchecked(&mut frame[ETH_LEN + IPV4_HEADER_LEN..end]);
+    EthernetFrame::new_unchecked(&mut *frame).set_ethertype(A::ETHERTYPE);
+    A::emit_ip(&mut frame[ETH_LEN..l4_at], src, dst, tcp_len, ttl);
+    let mut t = TcpPacket::new_unchecked(&mut frame[l4_at..end]);
     t.set_src_port(sport);
     t.set_dst_port(dport);
     t.set_seq_number(seq);
@@ -209,7 +294,7 @@ fn emit_segment(
         let [a, b] = m.to_be_bytes();
         t.options_mut().copy_from_slice(&[2, 4, a, b]);
     }
-    t.fill_checksum(src, dst);
+    A::fill_tcp_checksum(&mut frame[l4_at..end], src, dst);
     Some(frame_len)
 }
 
@@ -227,16 +312,15 @@ fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
 }
 
 impl Engine {
-    /// The SYN-proxy hooks of an IPv4 packet (see [`Engine::synproxy_in`]
-    /// and [`Engine::synproxy_out`]). `None`: forward it as usual. Kept
-    /// out of line: [`Engine::finish`] stays small for services that do
-    /// not proxy.
+    /// The SYN-proxy hooks of a packet (see [`Engine::synproxy_in`] and
+    /// [`Engine::synproxy_out`]). `None`: forward it as usual. Kept out of
+    /// line: [`Engine::finish`] stays small for services that do not proxy.
     #[inline(never)]
-    pub(super) fn synproxy(
+    pub(super) fn synproxy<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Handled {
@@ -252,25 +336,32 @@ impl Engine {
 
     /// The entry of a proxied connection for key `k`, if `k` indexes a
     /// live connection this entry was made for.
-    fn proxied(&mut self, k: &FlowKey, hash: u32, now_ms: u64) -> Option<(ConnIdx, Dir, Proxied)> {
-        let s = *self.sp.conns.get(k)?;
-        let (idx, dir) = self.v4.conns.lookup_hashed(k, hash, now_ms)?;
-        let c = self.v4.conns.get(idx)?;
+    fn proxied<A: ProxyFamily>(
+        &mut self,
+        k: &Key<A>,
+        hash: u32,
+        now_ms: u64,
+    ) -> Option<(ConnIdx, Dir, Proxied<A>)> {
+        let Split { side, table, .. } = A::split(self);
+        let s = *table.get(k)?;
+        let (idx, dir) = side.conns.lookup_hashed(k, hash, now_ms)?;
+        let c = side.conns.get(idx)?;
         (c.in_key == s.in_key && c.out_key == s.out_key).then_some((idx, dir, s))
     }
 
     /// Records a proxied connection; false when the side table is full
     /// even after purging entries of expired connections.
-    fn remember(&mut self, s: Proxied) -> bool {
-        if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
-            let conns = &self.v4.conns;
-            self.sp.conns.retain(|_, p| conns.contains(&p.in_key));
-            if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
+    fn remember<A: ProxyFamily>(&mut self, s: Proxied<A>) -> bool {
+        let Split { side, table, .. } = A::split(self);
+        if table.len() + 2 > 2 * MAX_PROXIED {
+            let conns = &side.conns;
+            table.retain(|_, p| conns.contains(&p.in_key));
+            if table.len() + 2 > 2 * MAX_PROXIED {
                 return false;
             }
         }
-        self.sp.conns.insert(s.in_key, s);
-        self.sp.conns.insert(s.out_key, s);
+        table.insert(s.in_key, s);
+        table.insert(s.out_key, s);
         true
     }
 
@@ -278,11 +369,11 @@ impl Engine {
     /// turns a valid cookie ACK into the SYN to the real server, drops
     /// data while that handshake is pending and shifts the ACK numbers of
     /// established proxied connections. `None`: continue as usual.
-    fn synproxy_in(
+    fn synproxy_in<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         client_mac: MacAddr,
         now_ms: u64,
         ctl: &mut Burst,
@@ -293,7 +384,8 @@ impl Engine {
         let f = p.flags;
         let l4_at = ETH_LEN + p.hl;
         if let Some((idx, dir, s)) = self.proxied(&p.key, p.hash, now_ms) {
-            let tcp = self.v4.conns.get(idx)?.tcp;
+            let side = A::split(self).side;
+            let tcp = side.conns.get(idx)?.tcp;
             let reuse = matches!(tcp, TcpState::FinWait | TcpState::Close) && f.syn && !f.ack;
             if dir != Dir::In {
                 return None;
@@ -303,8 +395,9 @@ impl Engine {
                     // The client's data is dropped; as it may be resending
                     // because our SYN was lost, the SYN goes out again.
                     self.drops.count(Drop::SynProxyPending);
-                    let dest = self.v4.conns.get(idx)?.dest;
-                    let Ok(mac) = self.v4.dest_mac(dest, now_ms, ctl) else {
+                    let side = A::split(self).side;
+                    let dest = side.conns.get(idx)?.dest;
+                    let Ok(mac) = side.dest_mac(dest, now_ms, ctl) else {
                         return Some((Verdict::Drop(Drop::NeighbourUnresolved), len));
                     };
                     let to_rs = s.out_key.reversed();
@@ -319,16 +412,22 @@ impl Engine {
                 return None;
             }
             // The client reuses its port: a new proxied handshake.
-            self.v4.conns.remove(idx);
-        } else if self.v4.conns.contains(&p.key) {
+            side.conns.remove(idx);
+        } else if A::split(self).side.conns.contains(&p.key) {
             return None;
         }
-        let svc_idx = *self.snap.v4.lookup.get(&(p.key.dst, p.key.dport, 6))?;
-        if !self.snap.synproxy_of(svc_idx) {
+        let snap = &self.snap;
+        let svc_idx = *A::lookup(snap).get(&(p.key.dst, p.key.dport, 6))?;
+        if !A::synproxy_of(snap, svc_idx) {
             return None;
         }
-        if let Some(acl) = self.snap.acl_of(svc_idx) {
-            if let Err(d) = acl.admit_v4(p.key.src) {
+        let servers = &A::services(snap).get(svc_idx)?.servers;
+        if servers.iter().any(|rs| rs.addr.is_mapped()) {
+            // NAT64: not proxied (our SYN would have to be translated).
+            return None;
+        }
+        if let Some(acl) = A::acl_of(snap, svc_idx) {
+            if let Err(d) = A::admit(acl, p.key.src) {
                 return Some((Verdict::Drop(d), len));
             }
         }
@@ -345,7 +444,7 @@ impl Engine {
         if f.syn && !f.ack && !f.rst {
             // Step 1: SYN-ACK with the cookie; no state.
             let mss = MSS_TABLE[mss_index(mss.unwrap_or(536)) as usize];
-            let cookie = make_cookie(&self.snap.syn_cookie_key, &k, seq, mss, now_ms);
+            let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, mss, now_ms);
             let n = emit_segment(
                 buf,
                 (k.dst, k.dport),
@@ -366,8 +465,7 @@ impl Engine {
         }
         // Step 2: the client's ACK must carry a valid cookie.
         let (client_isn, cookie) = (seq.wrapping_sub(1), ack.wrapping_sub(1));
-        let Some(mss) = check_cookie(&self.snap.syn_cookie_key, &k, client_isn, cookie, now_ms)
-        else {
+        let Some(mss) = check_cookie(&snap.syn_cookie_key, &k, client_isn, cookie, now_ms) else {
             return Some((Verdict::Drop(Drop::SynProxyBadCookie), len));
         };
         let mut syn = *p;
@@ -375,7 +473,8 @@ impl Engine {
             syn: true,
             ..TcpFlags::default()
         };
-        let (action, mac) = match self.v4.open(&self.snap, &syn, client_mac, len, now_ms, ctl) {
+        let Split { side, snap, .. } = A::split(self);
+        let (action, mac) = match side.open(snap, &syn, client_mac, len, now_ms, ctl) {
             Ok(x) => x,
             Err(d) => return Some((Verdict::Drop(d), len)),
         };
@@ -383,8 +482,8 @@ impl Engine {
             // Only FNAT and NAT services may proxy (the control side checks).
             return Some((Verdict::Drop(Drop::NoConnection), len));
         };
-        let (idx, _) = self.v4.conns.lookup_hashed(&k, p.hash, now_ms)?;
-        let out_key = self.v4.conns.get(idx)?.out_key;
+        let (idx, _) = side.conns.lookup_hashed(&k, p.hash, now_ms)?;
+        let out_key = side.conns.get(idx)?.out_key;
         let s = Proxied {
             in_key: k,
             out_key,
@@ -397,7 +496,7 @@ impl Engine {
         };
         if !self.remember(s) {
             // Without its delta the connection could not be translated.
-            self.v4.conns.remove(idx);
+            A::split(self).side.conns.remove(idx);
             return Some((Verdict::Drop(Drop::ConnTableFull), len));
         }
         // Step 3: our SYN to the real server, with the client's ISN.
@@ -405,11 +504,11 @@ impl Engine {
     }
 
     /// Our SYN to the real server (`to_rs`: LIP or client → RS).
-    fn emit_syn(
+    fn emit_syn<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
-        to_rs: &FlowKey,
-        s: &Proxied,
+        to_rs: &Key<A>,
+        s: &Proxied<A>,
         mac: MacAddr,
         ttl: u8,
     ) -> Handled {
@@ -430,12 +529,12 @@ impl Engine {
     }
 
     /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`), in place.
-    fn ack_server(
+    fn ack_server<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
-        s: &Proxied,
+        p: &Parsed<A>,
+        s: &Proxied<A>,
         rs_isn: u32,
     ) -> Handled {
         let rs_mac = EthernetFrame::new_unchecked(buf.get(..len)?).src_addr();
@@ -459,11 +558,11 @@ impl Engine {
     /// the proxied handshake (we ACK it; the client hears nothing), later
     /// segments get their sequence numbers shifted into the cookie's
     /// space. `None`: continue as usual.
-    fn synproxy_out(
+    fn synproxy_out<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         now_ms: u64,
     ) -> Handled {
         if p.key.proto != 6 {
@@ -502,9 +601,10 @@ impl Engine {
             pending: false,
             ..s
         };
-        self.sp.conns.insert(s.in_key, done);
-        self.sp.conns.insert(s.out_key, done);
-        self.v4.conns.touch(idx, Dir::Out, f, now_ms)?;
+        let Split { side, table, .. } = A::split(self);
+        table.insert(s.in_key, done);
+        table.insert(s.out_key, done);
+        side.conns.touch(idx, Dir::Out, f, now_ms)?;
         self.ack_server(buf, len, p, &done, seq)
     }
 }

@@ -590,16 +590,21 @@ pub fn insert_toa(
     opt[4..].copy_from_slice(&client.octets());
     let new_len = toa_room(buf, hl, tl, &opt)?;
     let new_tl = tl + TOA6_LEN;
-    let tcp = &mut buf[ETH_LEN + hl..new_len];
+    fill_tcp_checksum(&mut buf[ETH_LEN + hl..new_len], src, dst);
+    let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
+    Some(new_len)
+}
+
+/// Fills the checksum of the TCP segment `tcp` (header and payload, at
+/// most 64 KiB) sent `src → dst`.
+pub(super) fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
     tcp[16..18].fill(0);
-    let l4_len = u32::try_from(tcp.len()).ok()?;
+    let l4_len = tcp.len() as u32;
     let c = checksum::finish(
         checksum::pseudo_v6(src, dst, IpProtocol::Tcp, l4_len) + checksum::sum(tcp),
     );
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
-    ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
-    Some(new_len)
 }
 
 /// Wraps the IPv6 packet of the frame in `buf` (length `tl`) in an outer
