@@ -16,17 +16,27 @@
 //! ```
 //!
 //! **Cookies** are Linux's (`secure_tcp_syn_cookie`): `h(tuple) + c +
-//! (count << 24) + ((h(tuple, count) + mss_index) & 0xffffff)` with a
-//! keyed SipHash, `count` a 64-second clock; a cookie is valid for two
-//! counts. The MSS is encoded as an index into Linux's table (536, 1300,
-//! 1440, 1460): the largest entry not above the client's MSS.
+//! (count << 24) + ((h(tuple, count) + data) & 0xffffff)` with a keyed
+//! SipHash, `count` a 64-second clock; a cookie is valid for two counts.
+//! The 24-bit `data` carries the client's SYN options laid out as DPVS's
+//! (`syn_proxy_cookie_v4_init_sequence`): bits 12–15 the MSS as an index
+//! into Linux's table (536, 1300, 1440, 1460: the largest entry not above
+//! the client's MSS), 16–19 the client's window scale, 20 timestamps OK,
+//! 21 SACK permitted; every other bit is zero, which is what a forged
+//! cookie is checked against.
 //!
-//! **Options** (scope): like Linux's cookies for a client that sends no
-//! timestamps, only the MSS is carried. Window scaling, SACK and
-//! timestamps are neither offered to the client nor to the real server, so
-//! both sides agree (a window of at most 64 KiB; no SACK blocks or
-//! timestamps to translate). DPVS can carry them in the timestamp; that is
-//! not done here.
+//! **Options**: as DPVS, our SYN-ACK offers the MSS, and SACK permitted,
+//! timestamps and window scaling when the client offered them (our scale
+//! is [`OUR_WSCALE`]; the timestamp echoes the client's). Our SYN to the
+//! real server carries what the cookie kept (the client's MSS, window
+//! scale and SACK permitted; timestamps with the client's value), so the
+//! server's side of the connection has the client's options. What the two
+//! handshakes agreed can differ, and is reconciled on every packet of the
+//! connection: window fields are rescaled between the client's view and
+//! the server's, timestamps shifted by the offset between our SYN-ACK's
+//! and the server's clocks (Linux's SYNPROXY does the same), and the SACK
+//! blocks of the client moved into the server's sequence space (DPVS's
+//! `syn_proxy_filter_opt_outin`).
 //!
 //! **Pending data**: packets the client sends after its ACK and before the
 //! real server's SYN-ACK arrives are dropped and counted
@@ -52,6 +62,10 @@ use crate::conn::{ConnIdx, FlowKey6};
 use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
 use crate::wire::{Ipv6Packet, Ipv6Repr};
 
+/// Our window scale towards clients that scale theirs.
+pub const OUR_WSCALE: u8 = 7;
+/// The largest window scale (RFC 7323).
+pub const WSCALE_MAX: u8 = 14;
 /// Linux's MSS table for cookies (`msstab`).
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 /// A cookie's clock ticks every 64 s (Linux: `COUNTER_TRIES`/minute).
@@ -74,10 +88,19 @@ pub(super) struct Proxied<A> {
     cookie: u32,
     /// The client's window, for the ACK that completes the server side.
     window: u16,
-    /// The MSS the cookie carried (for a resent SYN).
-    mss: u16,
+    /// The client's options the cookie carried (for a resent SYN).
+    opts: SynOptions,
+    /// With timestamps: the client's value in its ACK, and ours (the
+    /// SYN-ACK's, which that ACK echoed).
+    ts: Option<(u32, u32)>,
     /// Real server ISN − cookie; valid once `pending` is false.
     delta: u32,
+    /// Our SYN-ACK's timestamp − the server's; `None` without timestamps.
+    ts_delta: Option<u32>,
+    /// Window rescaling (shift left, shift right) client → server and
+    /// server → client.
+    win_in: (u8, u8),
+    win_out: (u8, u8),
     /// The real server has not answered our SYN yet.
     pending: bool,
 }
@@ -197,29 +220,80 @@ pub fn mss_index(mss: u16) -> u32 {
     MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32
 }
 
-/// The cookie (our ISN) for a client SYN `k` with ISN `client_isn`.
+/// The options of a client's SYN that its cookie carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynOptions {
+    /// An entry of [`MSS_TABLE`].
+    pub mss: u16,
+    /// The client's window scale (1..=14; as DPVS, a scale of 0 is none).
+    pub wscale: Option<u8>,
+    pub sack: bool,
+    pub timestamps: bool,
+}
+
+impl SynOptions {
+    /// The options of a SYN that offered `o`.
+    fn of(o: &Offered) -> SynOptions {
+        SynOptions {
+            mss: MSS_TABLE[mss_index(o.mss.unwrap_or(536)) as usize],
+            wscale: o.wscale.filter(|&w| w > 0).map(|w| w.min(WSCALE_MAX)),
+            sack: o.sack,
+            timestamps: o.ts.is_some(),
+        }
+    }
+
+    /// The cookie's data bits (DPVS's layout).
+    fn encode(self) -> u32 {
+        mss_index(self.mss) << 12
+            | u32::from(self.wscale.unwrap_or(0)) << 16
+            | u32::from(self.timestamps) << 20
+            | u32::from(self.sack) << 21
+    }
+
+    /// The options of a cookie's data bits; `None` when a bit that must be
+    /// zero is not, or a field is out of range (a forged cookie).
+    fn decode(data: u32) -> Option<SynOptions> {
+        if data & !0x003f_f000 != 0 {
+            return None;
+        }
+        let mss = *MSS_TABLE.get((data >> 12 & 0xf) as usize)?;
+        let w = (data >> 16 & 0xf) as u8;
+        if w > WSCALE_MAX {
+            return None;
+        }
+        Some(SynOptions {
+            mss,
+            wscale: (w > 0).then_some(w),
+            timestamps: data >> 20 & 1 == 1,
+            sack: data >> 21 & 1 == 1,
+        })
+    }
+}
+
+/// The cookie (our ISN) for a client SYN `k` with ISN `client_isn` and
+/// options `opts`.
 pub fn make_cookie<A: Family>(
     key: &[u64; 2],
     k: &Key<A>,
     client_isn: u32,
-    mss: u16,
+    opts: SynOptions,
     now_ms: u64,
 ) -> u32 {
     let count = count_of(now_ms);
     cookie_hash(key, k, 0, 0)
         .wrapping_add(client_isn)
         .wrapping_add(count << 24)
-        .wrapping_add(cookie_hash(key, k, count, 1).wrapping_add(mss_index(mss)) & 0x00ff_ffff)
+        .wrapping_add(cookie_hash(key, k, count, 1).wrapping_add(opts.encode()) & 0x00ff_ffff)
 }
 
-/// The MSS a valid cookie encodes; `None` for a forged or expired one.
+/// The options a valid cookie carries; `None` for a forged or expired one.
 pub fn check_cookie<A: Family>(
     key: &[u64; 2],
     k: &Key<A>,
     client_isn: u32,
     cookie: u32,
     now_ms: u64,
-) -> Option<u16> {
+) -> Option<SynOptions> {
     let count = count_of(now_ms);
     let c = cookie
         .wrapping_sub(cookie_hash(key, k, 0, 0))
@@ -229,37 +303,98 @@ pub fn check_cookie<A: Family>(
         return None;
     }
     let sent = count.wrapping_sub(age);
-    let idx = c.wrapping_sub(cookie_hash(key, k, sent, 1)) & 0x00ff_ffff;
-    MSS_TABLE.get(idx as usize).copied()
+    SynOptions::decode(c.wrapping_sub(cookie_hash(key, k, sent, 1)) & 0x00ff_ffff)
 }
 
-/// The MSS option of a TCP header's options, if any.
-fn mss_option(opts: &[u8]) -> Option<u16> {
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
+/// The next option at or after offset `i` of a TCP options area `opts`:
+/// (offset, kind, length). `None` at the end-of-list option, the end, or
+/// a malformed option.
+fn next_option(opts: &[u8], mut i: usize) -> Option<(usize, u8, usize)> {
+    loop {
+        match *opts.get(i)? {
             0 => return None,
             1 => i += 1,
             kind => {
                 let len = usize::from(*opts.get(i + 1)?);
-                if len < 2 {
-                    return None;
-                }
-                if kind == 2 && len == 4 {
-                    return Some(u16::from_be_bytes([*opts.get(i + 2)?, *opts.get(i + 3)?]));
-                }
-                i += len;
+                return (len >= 2 && i + len <= opts.len()).then_some((i, kind, len));
             }
         }
     }
-    None
+}
+
+/// The options a SYN, SYN-ACK or ACK offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Offered {
+    mss: Option<u16>,
+    wscale: Option<u8>,
+    sack: bool,
+    /// (value, echo reply).
+    ts: Option<(u32, u32)>,
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Reads the options of a TCP header's options area.
+fn offered(opts: &[u8]) -> Offered {
+    let mut o = Offered::default();
+    let mut i = 0;
+    while let Some((at, kind, len)) = next_option(opts, i) {
+        let v = &opts[at + 2..at + len];
+        match (kind, len) {
+            (2, 4) => o.mss = Some(u16::from_be_bytes([v[0], v[1]])),
+            (3, 3) => o.wscale = Some(v[0]),
+            (4, 2) => o.sack = true,
+            (8, 10) => o.ts = Some((be32(v), be32(&v[4..]))),
+            _ => {}
+        }
+        i = at + len;
+    }
+    o
+}
+
+/// The options of a SYN or SYN-ACK we write, laid out as DPVS's: the MSS;
+/// SACK permitted and the timestamps (value, echo reply) NOP-padded to
+/// words; the window scale. Returns the area and its length.
+fn syn_options(
+    mss: u16,
+    sack: bool,
+    ts: Option<(u32, u32)>,
+    wscale: Option<u8>,
+) -> ([u8; 20], usize) {
+    let mut o = [0u8; 20];
+    let [a, b] = mss.to_be_bytes();
+    o[..4].copy_from_slice(&[2, 4, a, b]);
+    let mut n = 4;
+    if let Some((val, ecr)) = ts {
+        o[n..n + 2].copy_from_slice(if sack { &[4, 2] } else { &[1, 1] });
+        o[n + 2..n + 4].copy_from_slice(&[8, 10]);
+        o[n + 4..n + 8].copy_from_slice(&val.to_be_bytes());
+        o[n + 8..n + 12].copy_from_slice(&ecr.to_be_bytes());
+        n += 12;
+    } else if sack {
+        o[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
+        n += 4;
+    }
+    if let Some(w) = wscale {
+        o[n..n + 4].copy_from_slice(&[1, 3, 3, w]);
+        n += 4;
+    }
+    (o, n)
+}
+
+/// A window field `win` scaled by `from` as seen by a peer that scales by
+/// `to`.
+fn rescale(win: u16, (from, to): (u8, u8)) -> u16 {
+    ((u32::from(win) << from) >> to).min(0xffff) as u16
 }
 
 /// What the hook decided.
 type Handled = Option<(Verdict, usize)>;
 
-/// Writes a bare TCP segment `src:sport → dst:dport` (one MSS option when
-/// `mss` is set) as the whole frame `buf[..]`, Ethernet addresses left to
+/// Writes a bare TCP segment `src:sport → dst:dport` with options `opts`
+/// (whole words) as the whole frame `buf[..]`, Ethernet addresses left to
 /// the caller; returns the frame length.
 #[allow(clippy::too_many_arguments)]
 fn emit_segment<A: ProxyFamily>(
@@ -269,10 +404,10 @@ fn emit_segment<A: ProxyFamily>(
     (seq, ack): (u32, Option<u32>),
     syn: bool,
     window: u16,
-    mss: Option<u16>,
+    opts: &[u8],
     ttl: u8,
 ) -> Option<usize> {
-    let tcp_len = if mss.is_some() { 24 } else { 20 };
+    let tcp_len = 20 + opts.len();
     let l4_at = ETH_LEN + A::IP_LEN;
     let end = l4_at + tcp_len;
     let frame_len = end.max(MIN_FRAME);
@@ -290,25 +425,89 @@ fn emit_segment<A: ProxyFamily>(
     t.set_syn(syn);
     t.set_ack(ack.is_some());
     t.set_window_len(window);
-    if let Some(m) = mss {
-        let [a, b] = m.to_be_bytes();
-        t.options_mut().copy_from_slice(&[2, 4, a, b]);
-    }
+    t.options_mut().copy_from_slice(opts);
     A::fill_tcp_checksum(&mut frame[l4_at..end], src, dst);
     Some(frame_len)
+}
+
+/// Overwrites the bytes at `at` of TCP segment `l4` with `new` (at most 4
+/// bytes), adjusting the checksum incrementally over the 16-bit words the
+/// change touches.
+fn patch(l4: &mut [u8], at: usize, new: &[u8]) {
+    let (start, end) = (at & !1, (at + new.len() + 1) & !1);
+    let Some(old) = l4.get(start..end) else {
+        return;
+    };
+    let mut before = [0u8; 6];
+    let before = &mut before[..end - start];
+    before.copy_from_slice(old);
+    l4[at..at + new.len()].copy_from_slice(new);
+    let c = checksum::adjust(
+        TcpPacket::new_unchecked(&*l4).checksum(),
+        before,
+        &l4[start..end],
+    );
+    TcpPacket::new_unchecked(&mut *l4).set_checksum(c);
 }
 
 /// Sets the 32-bit TCP field at `at` of segment `l4` (seq 4, ack 8) to
 /// `value`, adjusting the checksum.
 fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
-    let Some(old) = l4.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+    patch(l4, at, &value.to_be_bytes());
+}
+
+/// Client → server, established: the ACK and the SACK blocks move by
+/// `s.delta` into the server's sequence space, the timestamp echo by
+/// `s.ts_delta` into the server's clock, the window into its scale.
+fn translate_in<A>(l4: &mut [u8], s: &Proxied<A>) {
+    let t = TcpPacket::new_unchecked(&*l4);
+    let (ack, win, hl) = (t.ack_number(), t.window_len(), t.header_len().min(l4.len()));
+    set_tcp_u32(l4, 8, ack.wrapping_add(s.delta));
+    if s.win_in.0 != s.win_in.1 {
+        patch(l4, 14, &rescale(win, s.win_in).to_be_bytes());
+    }
+    let mut i = 20;
+    while let Some((at, kind, len)) = next_option(&l4[..hl], i) {
+        match kind {
+            5 if (len - 2) % 8 == 0 => {
+                for edge in (at + 2..at + len - 3).step_by(4) {
+                    let v = be32(&l4[edge..]).wrapping_add(s.delta);
+                    patch(l4, edge, &v.to_be_bytes());
+                }
+            }
+            8 if len == 10 => {
+                if let Some(d) = s.ts_delta {
+                    let ecr = be32(&l4[at + 6..]).wrapping_sub(d);
+                    patch(l4, at + 6, &ecr.to_be_bytes());
+                }
+            }
+            _ => {}
+        }
+        i = at + len;
+    }
+}
+
+/// Server → client, established: the sequence number moves by `s.delta`
+/// into the cookie's space, the timestamp value by `s.ts_delta` into our
+/// SYN-ACK's clock, the window into the scale the client knows.
+fn translate_out<A>(l4: &mut [u8], s: &Proxied<A>) {
+    let t = TcpPacket::new_unchecked(&*l4);
+    let (seq, win, hl) = (t.seq_number(), t.window_len(), t.header_len().min(l4.len()));
+    set_tcp_u32(l4, 4, seq.wrapping_sub(s.delta));
+    if s.win_out.0 != s.win_out.1 {
+        patch(l4, 14, &rescale(win, s.win_out).to_be_bytes());
+    }
+    let Some(d) = s.ts_delta else {
         return;
     };
-    let new = value.to_be_bytes();
-    let mut t = TcpPacket::new_unchecked(&mut *l4);
-    let c = checksum::adjust(t.checksum(), &old, &new);
-    t.set_checksum(c);
-    l4[at..at + 4].copy_from_slice(&new);
+    let mut i = 20;
+    while let Some((at, kind, len)) = next_option(&l4[..hl], i) {
+        if kind == 8 && len == 10 {
+            let val = be32(&l4[at + 2..]).wrapping_add(d);
+            patch(l4, at + 2, &val.to_be_bytes());
+        }
+        i = at + len;
+    }
 }
 
 impl Engine {
@@ -405,9 +604,7 @@ impl Engine {
                     return self.emit_syn(buf, &to_rs, &s, mac, ttl);
                 }
                 if f.ack {
-                    let l4 = buf.get_mut(l4_at..ETH_LEN + p.tl)?;
-                    let ack = TcpPacket::new_unchecked(&*l4).ack_number();
-                    set_tcp_u32(l4, 8, ack.wrapping_add(s.delta));
+                    translate_in(buf.get_mut(l4_at..ETH_LEN + p.tl)?, &s);
                 }
                 return None;
             }
@@ -431,20 +628,23 @@ impl Engine {
                 return Some((Verdict::Drop(d), len));
             }
         }
-        let (seq, ack, window, mss) = {
+        let (seq, ack, window, offer) = {
             let t = TcpPacket::new_unchecked(buf.get(l4_at..ETH_LEN + p.tl)?);
             (
                 t.seq_number(),
                 t.ack_number(),
                 t.window_len(),
-                mss_option(t.options()),
+                offered(t.options()),
             )
         };
         let k = p.key;
         if f.syn && !f.ack && !f.rst {
             // Step 1: SYN-ACK with the cookie; no state.
-            let mss = MSS_TABLE[mss_index(mss.unwrap_or(536)) as usize];
-            let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, mss, now_ms);
+            let opts = SynOptions::of(&offer);
+            let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, opts, now_ms);
+            let ts = offer.ts.map(|(val, _)| (now_ms as u32, val));
+            let wscale = opts.wscale.map(|_| OUR_WSCALE);
+            let (o, n) = syn_options(opts.mss, opts.sack, ts, wscale);
             let n = emit_segment(
                 buf,
                 (k.dst, k.dport),
@@ -452,7 +652,7 @@ impl Engine {
                 (cookie, Some(seq.wrapping_add(1))),
                 true,
                 SYNACK_WINDOW,
-                Some(mss),
+                &o[..n],
                 SYNACK_TTL,
             )?;
             let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -465,7 +665,7 @@ impl Engine {
         }
         // Step 2: the client's ACK must carry a valid cookie.
         let (client_isn, cookie) = (seq.wrapping_sub(1), ack.wrapping_sub(1));
-        let Some(mss) = check_cookie(&snap.syn_cookie_key, &k, client_isn, cookie, now_ms) else {
+        let Some(opts) = check_cookie(&snap.syn_cookie_key, &k, client_isn, cookie, now_ms) else {
             return Some((Verdict::Drop(Drop::SynProxyBadCookie), len));
         };
         let mut syn = *p;
@@ -490,8 +690,12 @@ impl Engine {
             client_isn,
             cookie,
             window,
-            mss,
+            opts,
+            ts: offer.ts.filter(|_| opts.timestamps),
             delta: 0,
+            ts_delta: None,
+            win_in: (0, 0),
+            win_out: (0, 0),
             pending: true,
         };
         if !self.remember(s) {
@@ -512,14 +716,19 @@ impl Engine {
         mac: MacAddr,
         ttl: u8,
     ) -> Handled {
+        let o = &s.opts;
+        let ts = s.ts.map(|(val, _)| (val, 0));
+        let (opts, n) = syn_options(o.mss, o.sack, ts, o.wscale);
+        // A SYN's window is not scaled.
+        let window = rescale(s.window, (o.wscale.unwrap_or(0), 0));
         let n = emit_segment(
             buf,
             (to_rs.src, to_rs.sport),
             (to_rs.dst, to_rs.dport),
             (s.client_isn, None),
             true,
-            s.window,
-            Some(s.mss),
+            window,
+            &opts[..n],
             ttl,
         )?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -528,24 +737,34 @@ impl Engine {
         Some((Verdict::Forward, n))
     }
 
-    /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`), in place.
+    /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`, timestamp
+    /// `rs_ts`), in place.
     fn ack_server<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
         len: usize,
         p: &Parsed<A>,
         s: &Proxied<A>,
-        rs_isn: u32,
+        (rs_isn, rs_ts): (u32, u32),
     ) -> Handled {
         let rs_mac = EthernetFrame::new_unchecked(buf.get(..len)?).src_addr();
+        let mut opts = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        let opts = match (s.ts, s.ts_delta) {
+            (Some((val, _)), Some(_)) => {
+                opts[4..8].copy_from_slice(&val.to_be_bytes());
+                opts[8..].copy_from_slice(&rs_ts.to_be_bytes());
+                &opts[..]
+            }
+            _ => &[],
+        };
         let n = emit_segment(
             buf,
             (p.key.dst, p.key.dport),
             (p.key.src, p.key.sport),
             (s.client_isn.wrapping_add(1), Some(rs_isn.wrapping_add(1))),
             false,
-            s.window,
-            None,
+            rescale(s.window, s.win_in),
+            opts,
             SYNACK_TTL,
         )?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -575,16 +794,17 @@ impl Engine {
         let f = p.flags;
         let l4_at = ETH_LEN + p.hl;
         let l4 = buf.get_mut(l4_at..ETH_LEN + p.tl)?;
-        let (seq, ack) = {
+        let (seq, ack, rs_offer) = {
             let t = TcpPacket::new_unchecked(&*l4);
-            (t.seq_number(), t.ack_number())
+            (t.seq_number(), t.ack_number(), offered(t.options()))
         };
+        let rs_ts = rs_offer.ts.map_or(0, |(val, _)| val);
         if !s.pending {
             if f.syn && f.ack && seq.wrapping_sub(s.delta) == s.cookie {
                 // A resent SYN-ACK (our ACK was lost): ACK it again.
-                return self.ack_server(buf, len, p, &s, seq);
+                return self.ack_server(buf, len, p, &s, (seq, rs_ts));
             }
-            set_tcp_u32(l4, 4, seq.wrapping_sub(s.delta));
+            translate_out(l4, &s);
             return None;
         }
         if f.rst {
@@ -596,8 +816,22 @@ impl Engine {
             return Some((Verdict::Drop(Drop::SynProxyPending), len));
         }
         // Step 4: the server side is up; ACK it and start translating.
+        // Window scaling holds on the server's side when both offered it;
+        // on the client's when it offered a scale (we answered ours).
+        let client_ws = s.opts.wscale.unwrap_or(0);
+        let (client_view, server_view) = match (s.opts.wscale, rs_offer.wscale) {
+            (Some(_), Some(w)) => (OUR_WSCALE, (w.min(WSCALE_MAX), client_ws)),
+            (Some(_), None) => (OUR_WSCALE, (0, 0)),
+            _ => (0, (0, 0)),
+        };
         let done = Proxied {
             delta: seq.wrapping_sub(s.cookie),
+            ts_delta: match (s.ts, rs_offer.ts) {
+                (Some((_, ours)), Some((theirs, _))) => Some(ours.wrapping_sub(theirs)),
+                _ => None,
+            },
+            win_in: (client_ws, server_view.1),
+            win_out: (server_view.0, client_view),
             pending: false,
             ..s
         };
@@ -605,7 +839,7 @@ impl Engine {
         table.insert(s.in_key, done);
         table.insert(s.out_key, done);
         side.conns.touch(idx, Dir::Out, f, now_ms)?;
-        self.ack_server(buf, len, p, &done, seq)
+        self.ack_server(buf, len, p, &done, (seq, rs_ts))
     }
 }
 
@@ -634,31 +868,37 @@ mod tests {
             (536, 536),
             (100, 536),
         ] {
-            let c = make_cookie(&KEY, &flow(), 777, mss, 1_000);
-            assert_eq!(check_cookie(&KEY, &flow(), 777, c, 1_000), Some(want));
+            let opts = SynOptions::of(&Offered {
+                mss: Some(mss),
+                ..Offered::default()
+            });
+            let c = make_cookie(&KEY, &flow(), 777, opts, 1_000);
+            let mss_of = |now| check_cookie(&KEY, &flow(), 777, c, now).map(|o| o.mss);
+            assert_eq!(mss_of(1_000), Some(want));
             // Still valid two counts later, not three.
-            assert_eq!(
-                check_cookie(&KEY, &flow(), 777, c, 1_000 + 2 * COUNT_MS),
-                Some(want)
-            );
-            assert_eq!(
-                check_cookie(&KEY, &flow(), 777, c, 1_000 + 3 * COUNT_MS),
-                None
-            );
+            assert_eq!(mss_of(1_000 + 2 * COUNT_MS), Some(want));
+            assert_eq!(mss_of(1_000 + 3 * COUNT_MS), None);
         }
     }
 
     #[test]
     fn cookies_bind_tuple_isn_and_key() {
-        let c = make_cookie(&KEY, &flow(), 777, 1460, 5);
+        let opts = SynOptions {
+            mss: 1460,
+            wscale: None,
+            sack: false,
+            timestamps: false,
+        };
+        let c = make_cookie(&KEY, &flow(), 777, opts, 5);
         let mut other = flow();
         other.sport += 1;
         assert_eq!(check_cookie(&KEY, &other, 777, c, 5), None);
-        // (Like Linux's, the check cannot tell ISNs a few apart: the MSS
-        // index absorbs them. Farther ones fail.)
+        // (Like DPVS's, the check cannot tell ISNs a few apart: the data's
+        // zero bits absorb them. Farther ones fail.)
         assert_eq!(check_cookie(&KEY, &flow(), 777 + 0x0012_3400, c, 5), None);
         assert_eq!(check_cookie(&[1, 2], &flow(), 777, c, 5), None);
-        // Random guesses almost never pass: 4 MSS values in 2^24.
+        // Random guesses almost never pass: about 2^16 valid data values
+        // in 2^24, and only 4 MSS indexes of 16.
         let forged = (0..10_000u32)
             .filter(|i| {
                 check_cookie(&KEY, &flow(), 777, i.wrapping_mul(2_654_435_761), 5).is_some()
@@ -668,11 +908,95 @@ mod tests {
     }
 
     #[test]
-    fn mss_option_is_found_among_others() {
-        assert_eq!(mss_option(&[1, 1, 2, 4, 5, 0xb4]), Some(1460));
-        assert_eq!(mss_option(&[3, 3, 7, 2, 4, 2, 0x18]), Some(536));
-        assert_eq!(mss_option(&[0, 2, 4, 5, 0xb4]), None);
-        assert_eq!(mss_option(&[2]), None);
-        assert_eq!(mss_option(&[8, 0]), None);
+    fn options_are_found_among_others_and_malformed_ones_end_the_list() {
+        let mss = |o: &[u8]| offered(o).mss;
+        assert_eq!(mss(&[1, 1, 2, 4, 5, 0xb4]), Some(1460));
+        assert_eq!(mss(&[3, 3, 7, 2, 4, 2, 0x18]), Some(536));
+        assert_eq!(mss(&[0, 2, 4, 5, 0xb4]), None);
+        assert_eq!(mss(&[2]), None);
+        assert_eq!(mss(&[8, 0]), None);
+        assert_eq!(mss(&[2, 4, 5]), None, "partial");
+        let all = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 8,
+        ];
+        assert_eq!(
+            offered(&all),
+            Offered {
+                mss: Some(1460),
+                wscale: Some(8),
+                sack: true,
+                ts: Some((9, 0)),
+            }
+        );
+    }
+
+    #[test]
+    fn cookies_carry_window_scale_sack_and_timestamps() {
+        for (wscale, sack, timestamps) in [
+            (None, false, false),
+            (Some(1), true, false),
+            (Some(7), false, true),
+            (Some(14), true, true),
+        ] {
+            let opts = SynOptions {
+                mss: 1440,
+                wscale,
+                sack,
+                timestamps,
+            };
+            let c = make_cookie(&KEY, &flow(), 9, opts, 70_000);
+            assert_eq!(check_cookie(&KEY, &flow(), 9, c, 70_000), Some(opts));
+        }
+        // A scale above 14 is carried as 14; a scale of 0 as none.
+        let of = |w| {
+            SynOptions::of(&Offered {
+                wscale: Some(w),
+                ..Offered::default()
+            })
+        };
+        assert_eq!(of(15).wscale, Some(14));
+        assert_eq!(of(0).wscale, None);
+        assert_eq!(SynOptions::decode(0x0f << 16), None, "scale 15");
+        assert_eq!(SynOptions::decode(1), None, "low bits set");
+    }
+
+    #[test]
+    fn our_syn_options_are_laid_out_as_dpvs() {
+        let (o, n) = syn_options(1460, true, Some((1, 2)), Some(7));
+        assert_eq!(
+            &o[..n],
+            [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7]
+        );
+        let (o, n) = syn_options(536, true, None, None);
+        assert_eq!(&o[..n], [2, 4, 2, 0x18, 1, 1, 4, 2]);
+        let (o, n) = syn_options(536, false, Some((5, 6)), None);
+        assert_eq!(
+            &o[..n],
+            [2, 4, 2, 0x18, 1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6]
+        );
+    }
+
+    #[test]
+    fn patching_at_odd_offsets_keeps_the_checksum_right() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mut seg = [0u8; 33];
+        seg[12] = 0x50;
+        seg[20..].copy_from_slice(b"hello, world!");
+        TcpPacket::new_unchecked(&mut seg[..]).fill_checksum(src, dst);
+        for at in [4, 9, 15, 27] {
+            patch(&mut seg, at, &[0xde, 0xad, 0xbe]);
+            assert!(
+                TcpPacket::new_unchecked(&seg[..]).verify_checksum(src, dst),
+                "at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_rescale_and_saturate() {
+        assert_eq!(rescale(1000, (0, 0)), 1000);
+        assert_eq!(rescale(1000, (2, 7)), 31);
+        assert_eq!(rescale(1000, (7, 0)), 0xffff);
+        assert_eq!(rescale(64, (8, 7)), 128);
     }
 }

@@ -281,20 +281,36 @@ pub struct Flags {
 /// an MSS option.
 pub fn tcp_frame(
     src_mac: MacAddr,
-    (src, sport): (Ipv4Addr, u16),
-    (dst, dport): (Ipv4Addr, u16),
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
     seq: u32,
     f: Flags,
     mss: Option<u16>,
     payload: &[u8],
 ) -> Vec<u8> {
+    let opts = mss.map(|m| {
+        let [a, b] = m.to_be_bytes();
+        [2, 4, a, b]
+    });
+    let opts = opts.as_ref().map_or(&[][..], |o| &o[..]);
+    tcp_frame_with(src_mac, src, dst, (seq, 29200), f, opts, payload)
+}
+
+/// [`tcp_frame`] with any options (whole words) and window.
+pub fn tcp_frame_with(
+    src_mac: MacAddr,
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    (seq, window): (u32, u16),
+    f: Flags,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(src_mac.0, LB_MAC.0)
         .ipv4(src.octets(), dst.octets(), 64)
-        .tcp(sport, dport, seq, 29200);
-    if let Some(m) = mss {
-        b = b
-            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(m)])
-            .expect("mss option");
+        .tcp(sport, dport, seq, window);
+    if !options.is_empty() {
+        b = b.options_raw(options).expect("options");
     }
     finish(b, f, payload)
 }
