@@ -6,11 +6,11 @@
 //! criterion, no allocator; callers that count allocations pass a counter.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use crate::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Verdict};
 use crate::io::Burst;
 use crate::sched::SchedTable;
 use crate::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
@@ -31,28 +31,44 @@ pub fn rs(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i)
 }
 
+/// Real server `addr:port` with fresh counters.
+pub fn server<A>(addr: A, port: u16) -> ServerSnap<A> {
+    ServerSnap {
+        addr,
+        port,
+        stats: Arc::default(),
+    }
+}
+
+/// Service `addr:port`/`protocol` with fresh counters, round robin over
+/// `servers` (equal weights) and local addresses `lips`; shared by the
+/// benchmarks, the engine's tests and the fuzz target.
+pub fn service<A>(
+    addr: impl Into<IpAddr>,
+    (port, protocol): (u16, Protocol),
+    servers: Vec<ServerSnap<A>>,
+    lips: Vec<A>,
+) -> ServiceSnap<A> {
+    let weights = vec![1; servers.len()];
+    ServiceSnap {
+        key: ServiceKey {
+            addr: addr.into(),
+            port,
+            protocol,
+        },
+        stats: Arc::default(),
+        servers,
+        table: SchedTable::build(Scheduler::Rr, &weights),
+        local_addrs: lips,
+    }
+}
+
 /// One TCP service VIP:80 forwarding with `mode` to [`SERVERS`] servers
 /// on :8080 (round robin), LIP as local (FNAT) and tunnel source.
 pub fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
-    let servers = (0..SERVERS)
-        .map(|i| ServerSnap {
-            addr: rs(i),
-            port: 8080,
-            stats: Arc::default(),
-        })
-        .collect();
-    let mut snap = Snapshot {
-        services: vec![ServiceSnap {
-            key: ServiceKey {
-                addr: VIP.into(),
-                port: 80,
-                protocol: Protocol::Tcp,
-            },
-            stats: Arc::default(),
-            servers,
-            table: SchedTable::build(Scheduler::Rr, &[1; SERVERS as usize]),
-            local_addrs: vec![LIP],
-        }],
+    let servers = (0..SERVERS).map(|i| server(rs(i), 8080)).collect();
+    let mut v4 = Snapshot4 {
+        services: vec![service(VIP, (80, Protocol::Tcp), servers, vec![LIP])],
         owned_vips: vec![VIP],
         local_addrs: vec![LIP],
         neighbours: (0..SERVERS).map(|i| (rs(i), LIP)).collect(),
@@ -62,10 +78,13 @@ pub fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         } else {
             Vec::new()
         },
-        ..Snapshot::default()
+        ..Snapshot4::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    Arc::new(snap)
+    v4.lookup.insert((VIP, 80, 6), 0);
+    Arc::new(Snapshot {
+        v4,
+        ..Snapshot::default()
+    })
 }
 
 fn csum(data: &[u8], mut sum: u32) -> u16 {

@@ -692,7 +692,7 @@ impl<A: IpAddress> ConnTable<A> {
 mod tests {
     use super::*;
     use crate::command::{Protocol, Scheduler, ServiceKey};
-    use crate::engine::{ServerSnap, ServiceSnap};
+    use crate::engine::{ServerSnap, ServiceSnap, Snapshot4};
     use crate::sched::SchedTable;
 
     fn key(i: u32, port: u16) -> FlowKey {
@@ -707,23 +707,26 @@ mod tests {
 
     fn snapshot(servers: u32) -> Snapshot {
         Snapshot {
-            services: vec![ServiceSnap {
-                key: ServiceKey {
-                    addr: Ipv4Addr::new(10, 99, 0, 100).into(),
-                    port: 80,
-                    protocol: Protocol::Tcp,
-                },
-                stats: Arc::default(),
-                servers: (0..servers)
-                    .map(|i| ServerSnap {
-                        addr: Ipv4Addr::new(10, 99, 1, i as u8),
-                        port: 8080,
-                        stats: Arc::default(),
-                    })
-                    .collect(),
-                table: SchedTable::build(Scheduler::Rr, &vec![1; servers as usize]),
-                local_addrs: vec![],
-            }],
+            v4: Snapshot4 {
+                services: vec![ServiceSnap {
+                    key: ServiceKey {
+                        addr: Ipv4Addr::new(10, 99, 0, 100).into(),
+                        port: 80,
+                        protocol: Protocol::Tcp,
+                    },
+                    stats: Arc::default(),
+                    servers: (0..servers)
+                        .map(|i| ServerSnap {
+                            addr: Ipv4Addr::new(10, 99, 1, i as u8),
+                            port: 8080,
+                            stats: Arc::default(),
+                        })
+                        .collect(),
+                    table: SchedTable::build(Scheduler::Rr, &vec![1; servers as usize]),
+                    local_addrs: vec![],
+                }],
+                ..Snapshot4::default()
+            },
             ..Snapshot::default()
         }
     }

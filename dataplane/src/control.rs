@@ -2,22 +2,22 @@
 //! worker lifecycle. All changes arrive as [`Command`]s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::acl::AccessList;
 use crate::command::{
-    Command, CommandError, Forwarding, Persistence, RealServerSpec, Scheduler, ServiceKey,
-    ServiceSpec,
+    Command, CommandError, Forwarding, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
 };
-use crate::engine::{Engine, Family, ServerSnap, ServiceSnap, Snapshot, Snapshot6};
-use crate::fasthash::FastMap;
+use crate::engine::{
+    Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Snapshot6,
+};
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
 use crate::stats::{Drop, Traffic, TrafficSnapshot};
-use crate::threshold::{ServerLimits, Threshold};
+use crate::threshold::Threshold;
 use crate::worker::{self, Published, WorkerStats};
 
 /// Sizing of the dataplane.
@@ -168,7 +168,7 @@ fn run_estimator(published: Arc<Published>, stop: Arc<AtomicBool>) {
         if now_ms >= next {
             next = now_ms + crate::rate::PERIOD_MS;
             let (_, snap) = published.load();
-            for svc in &snap.services {
+            for svc in &snap.v4.services {
                 svc.stats.estimate(now_ms);
                 for rs in &svc.servers {
                     rs.stats.estimate(now_ms);
@@ -207,22 +207,6 @@ fn same_family(spec: &ServiceSpec, ip: IpAddr, what: &str) -> Result<(), Command
             spec.key.addr
         ),
     })
-}
-
-/// One address family's part of a snapshot, as [`Dataplane::build_family`]
-/// builds it.
-struct Built<A> {
-    services: Vec<ServiceSnap<A>>,
-    lookup: FastMap<(A, u16, u8), usize>,
-    owned_vips: Vec<A>,
-    local_addrs: Vec<A>,
-    neighbours: Vec<(A, A)>,
-    forwarding: Vec<Forwarding>,
-    nat_servers: Vec<A>,
-    persistence: Vec<Option<Persistence>>,
-    acl: Vec<Option<AccessList>>,
-    limits: Vec<Option<Box<ServerLimits>>>,
-    synproxy: Vec<bool>,
 }
 
 impl Dataplane {
@@ -308,9 +292,9 @@ impl Dataplane {
                         ),
                     });
                 }
-                if p.syn_proxy && spec.key.addr.is_ipv6() {
+                if p.syn_proxy && spec.key.addr.is_ipv6() && servers_v4(&spec) {
                     return Err(CommandError::Unsupported {
-                        what: format!("syn_proxy on IPv6 virtual server {}", spec.key),
+                        what: format!("syn_proxy on NAT64 virtual server {}", spec.key),
                     });
                 }
                 if let Some(r) = p
@@ -412,8 +396,8 @@ impl Dataplane {
     }
 
     fn build_snapshot(&self) -> Snapshot {
-        let mut v4: Built<Ipv4Addr> = self.build_family(self.interface_v4);
-        let v6: Built<Ipv6Addr> = self.build_family(None);
+        let mut v4: Snapshot4 = self.build_family(self.interface_v4);
+        let v6: Snapshot6 = self.build_family(None);
         // NAT64 local addresses are IPv4's to answer ARP for and receive on.
         let nat64_lips: BTreeSet<Ipv4Addr> = v6
             .services
@@ -424,18 +408,9 @@ impl Dataplane {
         lips.extend(&nat64_lips);
         v4.local_addrs = lips.into_iter().collect();
         Snapshot {
-            services: v4.services,
-            lookup: v4.lookup,
-            owned_vips: v4.owned_vips,
-            local_addrs: v4.local_addrs,
-            neighbours: v4.neighbours,
-            forwarding: v4.forwarding,
-            nat_servers: v4.nat_servers,
-            interface_v4: self.interface_v4,
-            persistence: v4.persistence,
-            acl: v4.acl,
-            limits: v4.limits,
-            synproxy: v4.synproxy,
+            v4,
+            v6,
+            nat64_lips: nat64_lips.into_iter().collect(),
             syn_cookie_key: self.cookie_key,
             addr_vlans: self.vlans.iter().map(|(&a, &v)| (a, v)).collect(),
             vlan_ids: self
@@ -445,37 +420,14 @@ impl Dataplane {
                 .collect::<BTreeSet<u16>>()
                 .into_iter()
                 .collect(),
-            v6: Snapshot6 {
-                services: v6.services,
-                lookup: v6.lookup,
-                owned_vips: v6.owned_vips,
-                local_addrs: v6.local_addrs,
-                neighbours: v6.neighbours,
-                forwarding: v6.forwarding,
-                nat_servers: v6.nat_servers,
-                interface: None,
-                persistence: v6.persistence,
-                acl: v6.acl,
-                limits: v6.limits,
-                nat64_lips: nat64_lips.into_iter().collect(),
-            },
         }
     }
 
     /// The services of address family `A` (interface address `interface`).
-    fn build_family<A: Family>(&self, interface: Option<A>) -> Built<A> {
-        let mut built = Built {
-            services: Vec::new(),
-            lookup: FastMap::default(),
-            owned_vips: Vec::new(),
-            local_addrs: Vec::new(),
-            neighbours: Vec::new(),
-            forwarding: Vec::new(),
-            nat_servers: Vec::new(),
-            persistence: Vec::new(),
-            acl: Vec::new(),
-            limits: Vec::new(),
-            synproxy: Vec::new(),
+    fn build_family<A: Family>(&self, interface: Option<A>) -> FamilySnap<A> {
+        let mut built = FamilySnap {
+            interface,
+            ..FamilySnap::default()
         };
         let mut vips = BTreeSet::new();
         let mut lips = BTreeSet::new();
@@ -697,6 +649,7 @@ impl std::ops::Drop for Dataplane {
 mod tests {
     use super::*;
     use crate::command::Protocol;
+    use std::net::Ipv6Addr;
 
     const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
     const RS: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
@@ -760,7 +713,7 @@ mod tests {
         })
         .expect("IPv6 real server");
         let snap = dp.build_snapshot();
-        assert!(snap.services.is_empty());
+        assert!(snap.v4.services.is_empty());
         let v6 = &snap.v6;
         let (vip, lip, rs6) = ("fd00::100", "fd00::200", "fd00::3");
         let v6ip = |s: &str| s.parse::<Ipv6Addr>().expect("ip");
@@ -804,8 +757,12 @@ mod tests {
             "NAT64 is FNAT only"
         );
         let snap = dp.build_snapshot();
-        assert_eq!(snap.local_addrs, [lip], "ARP is answered for the NAT64 LIP");
-        assert_eq!(snap.v6.nat64_lips, [lip]);
+        assert_eq!(
+            snap.v4.local_addrs,
+            [lip],
+            "ARP is answered for the NAT64 LIP"
+        );
+        assert_eq!(snap.nat64_lips, [lip]);
         assert!(
             snap.v6.local_addrs.is_empty(),
             "no NS answers for mapped addresses"
@@ -843,7 +800,7 @@ mod tests {
         })
         .expect("rs2");
         let snap = dp.build_snapshot();
-        assert_eq!(snap.synproxy, [true]);
+        assert_eq!(snap.v4.synproxy, [true]);
         assert_eq!(snap.syn_cookie_key, dp.cookie_key);
         let acl = snap.acl_of(0).expect("acl");
         assert!(acl.admit_v4(Ipv4Addr::new(10, 1, 1, 1)).is_err());
@@ -862,7 +819,7 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_protections_reach_the_ipv6_snapshot_and_syn_proxy_is_refused() {
+    fn ipv6_protections_reach_the_ipv6_snapshot_and_syn_proxy_is_refused_for_nat64() {
         use crate::command::{AddrRange, Protection, Thresholds};
         let mut dp = Dataplane::new(DataplaneConfig::default());
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
@@ -875,12 +832,14 @@ mod tests {
             syn_proxy: true,
             ..Protection::default()
         };
-        let err = dp.apply(Command::AddService(s.clone()));
+        let mut nat64 = spec(81, Forwarding::Fnat, vec![ip("10.0.0.200")]);
+        nat64.key.addr = s.key.addr;
+        nat64.protection.syn_proxy = true;
+        let err = dp.apply(Command::AddService(nat64));
         assert!(
             matches!(&err, Err(CommandError::Unsupported { what }) if what.contains("syn_proxy")),
             "{err:?}"
         );
-        s.protection.syn_proxy = false;
         dp.apply(Command::AddService(s.clone())).expect("add");
         dp.apply(Command::AddRealServer {
             service: s.key,
@@ -891,7 +850,8 @@ mod tests {
         })
         .expect("rs");
         let snap = dp.build_snapshot();
-        assert!(snap.acl.is_empty() && snap.limits.is_empty());
+        assert!(snap.v4.acl.is_empty() && snap.v4.limits.is_empty());
+        assert_eq!(snap.v6.synproxy, [true]);
         let acl = Ipv6Addr::acl_of(&snap, 0).expect("acl");
         assert!(acl.admit_v6("2001:db8::66".parse().expect("v6")).is_err());
         let limits = Ipv6Addr::limits_of(&snap, 0).expect("limits");
@@ -932,10 +892,10 @@ mod tests {
         dp.apply(Command::AddService(dr.clone())).expect("dr");
         add_rs(&mut dp, &dr);
         let snap = dp.build_snapshot();
-        assert_eq!(snap.forwarding, [Forwarding::Dr]);
-        assert!(snap.nat_servers.is_empty());
+        assert_eq!(snap.v4.forwarding, [Forwarding::Dr]);
+        assert!(snap.v4.nat_servers.is_empty());
         // No LIP, no interface address: an ARP probe.
-        assert_eq!(snap.neighbours, [(RS, Ipv4Addr::UNSPECIFIED)]);
+        assert_eq!(snap.v4.neighbours, [(RS, Ipv4Addr::UNSPECIFIED)]);
 
         let iface = Ipv4Addr::new(10, 99, 0, 1);
         dp.apply(Command::SetInterfaceAddr { addr: Some(iface) })
@@ -944,11 +904,11 @@ mod tests {
         dp.apply(Command::AddService(nat.clone())).expect("nat");
         add_rs(&mut dp, &nat);
         let snap = dp.build_snapshot();
-        assert_eq!(snap.forwarding, [Forwarding::Dr, Forwarding::Nat]);
+        assert_eq!(snap.v4.forwarding, [Forwarding::Dr, Forwarding::Nat]);
         assert_eq!(snap.forwarding_of(1), Forwarding::Nat);
-        assert_eq!(snap.nat_servers, [RS]);
-        assert_eq!(snap.neighbours, [(RS, iface)]);
-        assert_eq!(snap.interface_v4, Some(iface));
+        assert_eq!(snap.v4.nat_servers, [RS]);
+        assert_eq!(snap.v4.neighbours, [(RS, iface)]);
+        assert_eq!(snap.v4.interface, Some(iface));
 
         // A LIP of any service is preferred over a probe or the interface.
         let lip = Ipv4Addr::new(10, 99, 0, 200);
@@ -958,7 +918,7 @@ mod tests {
         dp.apply(Command::SetInterfaceAddr { addr: None })
             .expect("clear");
         let snap = dp.build_snapshot();
-        assert_eq!(snap.neighbours, [(RS, lip)]);
-        assert_eq!(snap.interface_v4, None);
+        assert_eq!(snap.v4.neighbours, [(RS, lip)]);
+        assert_eq!(snap.v4.interface, None);
     }
 }

@@ -79,10 +79,11 @@ impl Steering {
     /// The rules for `snap` on a port shared by `workers` workers.
     pub fn from_snapshot(snap: &Snapshot, workers: usize) -> Steering {
         let mut nat_vips: Vec<Ipv4Addr> = snap
+            .v4
             .services
             .iter()
             .enumerate()
-            .filter(|(i, _)| snap.forwarding.get(*i) == Some(&Forwarding::Nat))
+            .filter(|(i, _)| snap.v4.forwarding.get(*i) == Some(&Forwarding::Nat))
             .filter_map(|(_, s)| match s.key.addr {
                 std::net::IpAddr::V4(a) => Some(a),
                 std::net::IpAddr::V6(_) => None,
@@ -92,9 +93,9 @@ impl Steering {
         nat_vips.dedup();
         Steering {
             workers: workers.max(1),
-            lips: snap.local_addrs.clone(),
+            lips: snap.v4.local_addrs.clone(),
             nat_vips,
-            nat_servers: snap.nat_servers.clone(),
+            nat_servers: snap.v4.nat_servers.clone(),
         }
     }
 

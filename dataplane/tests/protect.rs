@@ -27,7 +27,7 @@ fn denied_client_cannot_open_others_can() {
     let bad = Ipv4Addr::new(11, 0, 0, 5);
     let good = Ipv4Addr::new(11, 0, 0, 6);
     let mut lab = Lab::new(1, |snap| {
-        snap.acl = vec![AccessList::new(&deny(&[bad]))];
+        snap.v4.acl = vec![AccessList::new(&deny(&[bad]))];
     });
     let (v, _) = lab.send(syn(bad, 1000));
     assert_eq!(v, Verdict::Drop(Drop::AclDenied));
@@ -48,7 +48,7 @@ fn allow_list_admits_only_its_clients() {
         }],
         ..Protection::default()
     };
-    let mut lab = Lab::new(1, |snap| snap.acl = vec![AccessList::new(&p)]);
+    let mut lab = Lab::new(1, |snap| snap.v4.acl = vec![AccessList::new(&p)]);
     assert_eq!(
         lab.send(syn(Ipv4Addr::new(11, 0, 0, 128), 1)).0,
         Verdict::Drop(Drop::AclNotAllowed)
@@ -71,7 +71,7 @@ fn existing_connections_survive_a_new_deny_list() {
     let mut lab = Lab::new(1, |_| {});
     assert_eq!(lab.send(syn(client, 2000)).0, Verdict::Forward);
     // The client is denied from now on (a reload, say).
-    lab.republish(|snap| snap.acl = vec![AccessList::new(&deny(&[client]))]);
+    lab.republish(|snap| snap.v4.acl = vec![AccessList::new(&deny(&[client]))]);
     let (v, out) = lab.send(ack(client, 2000));
     assert_eq!(v, Verdict::Forward, "its open connection continues");
     assert_eq!(tcp_of(&out).dst, rs(0));
@@ -94,7 +94,7 @@ fn limits(upper: u32, lower: u32, servers: usize) -> Option<Box<[Option<Arc<Thre
 fn overloaded_server_is_skipped_then_taken_back_below_lthreshold() {
     // Two servers, rr; each may hold 2 connections, and takes new ones
     // again below 1.
-    let mut lab = Lab::new(2, |snap| snap.limits = vec![limits(2, 1, 2)]);
+    let mut lab = Lab::new(2, |snap| snap.v4.limits = vec![limits(2, 1, 2)]);
     let client = Ipv4Addr::new(11, 0, 0, 1);
     let mut to = Vec::new();
     for port in 0..5 {
@@ -142,8 +142,12 @@ fn thresholds_count_connections_of_every_worker() {
     // Two workers share a server's gauge: the limit is on their sum.
     let stats = Arc::new(dataplane::stats::Traffic::new(2));
     let t = Threshold::new(Thresholds { upper: 4, lower: 0 }).expect("limit");
-    let mut w0 = Lab::with_stats(0, Arc::clone(&stats), |s| s.limits = vec![limits(4, 0, 1)]);
-    let mut w1 = Lab::with_stats(1, Arc::clone(&stats), |s| s.limits = vec![limits(4, 0, 1)]);
+    let mut w0 = Lab::with_stats(0, Arc::clone(&stats), |s| {
+        s.v4.limits = vec![limits(4, 0, 1)]
+    });
+    let mut w1 = Lab::with_stats(1, Arc::clone(&stats), |s| {
+        s.v4.limits = vec![limits(4, 0, 1)]
+    });
     for port in 0..2 {
         assert_eq!(
             w0.send(syn(Ipv4Addr::new(11, 0, 0, 1), port)).0,

@@ -17,7 +17,7 @@ const RS_ISN: u32 = 5_000_000;
 
 fn proxied_lab() -> Lab {
     Lab::new(1, |snap| {
-        snap.synproxy = vec![true];
+        snap.v4.synproxy = vec![true];
         snap.syn_cookie_key = [7, 11];
     })
 }
@@ -209,8 +209,8 @@ fn bad_or_stale_cookies_are_dropped_and_counted() {
 #[test]
 fn clients_without_mss_get_the_minimum_and_denied_clients_nothing() {
     let mut lab = Lab::new(1, |snap| {
-        snap.synproxy = vec![true];
-        snap.acl = vec![dataplane::acl::AccessList::new(&dataplane::Protection {
+        snap.v4.synproxy = vec![true];
+        snap.v4.acl = vec![dataplane::acl::AccessList::new(&dataplane::Protection {
             deny: vec![dataplane::AddrRange::one(Ipv4Addr::new(11, 0, 0, 9).into())],
             ..Default::default()
         })];
@@ -267,6 +267,214 @@ fn services_without_syn_proxy_are_untouched() {
         (rs(0), ISN),
         "the SYN goes straight to the server"
     );
+}
+
+/// Options a client's SYN offered, as bytes: MSS 1460, SACK permitted,
+/// timestamps (value `ts`) and window scale 8.
+fn rich_syn_options(ts: u32) -> Vec<u8> {
+    let mut o = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    o.extend_from_slice(&ts.to_be_bytes());
+    o.extend_from_slice(&[0, 0, 0, 0, 1, 3, 3, 8]);
+    o
+}
+
+/// A timestamps option, NOP-padded.
+fn ts_option(val: u32, ecr: u32) -> Vec<u8> {
+    let mut o = vec![1, 1, 8, 10];
+    o.extend_from_slice(&val.to_be_bytes());
+    o.extend_from_slice(&ecr.to_be_bytes());
+    o
+}
+
+/// Window scale, SACK permitted and timestamps travel in the cookie (as
+/// DPVS's) to the real server's SYN; afterwards windows are rescaled,
+/// timestamps shifted between the two handshakes' clocks and SACK blocks
+/// moved into the server's sequence space.
+#[test]
+fn client_options_reach_the_server_and_are_reconciled_golden() {
+    let mut lab = proxied_lab();
+    let client = |seq, window, f, opts: &[u8], payload: &[u8]| {
+        tcp_frame_with(
+            CLIENT_MAC,
+            (CLIENT, CPORT),
+            (VIP, 80),
+            (seq, window),
+            f,
+            opts,
+            payload,
+        )
+    };
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(client(ISN, 29200, syn, &rich_syn_options(100), b""));
+    assert_eq!(v, Verdict::Forward);
+    let synack = tcp_of(&out);
+    let ours = lab.now as u32;
+    let mut want = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    want.extend_from_slice(&ours.to_be_bytes());
+    want.extend_from_slice(&100u32.to_be_bytes());
+    want.extend_from_slice(&[1, 3, 3, 7]);
+    assert_eq!(
+        synack.options, want,
+        "MSS, SACK, our timestamp echoing 100, scale 7"
+    );
+    let cookie = synack.seq;
+
+    // The cookie ACK (window 1000 << 8) opens the server side with the
+    // client's options: its timestamp value, scale 8, SACK permitted.
+    let ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(client(ISN + 1, 1000, ack, &ts_option(101, ours), b""));
+    assert_eq!(v, Verdict::Forward);
+    let to_rs = tcp_of(&out);
+    assert!(to_rs.syn && to_rs.ack.is_none());
+    assert_eq!(to_rs.options, rich_syn_options(101));
+    assert_eq!(
+        to_rs.window, 65535,
+        "a SYN's window is unscaled: 256000 saturates"
+    );
+
+    // The server answers with its own clock (5000) and scale 2.
+    let mut rs_opts = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    rs_opts.extend_from_slice(&5000u32.to_be_bytes());
+    rs_opts.extend_from_slice(&101u32.to_be_bytes());
+    rs_opts.extend_from_slice(&[1, 3, 3, 2]);
+    let from_server = |seq, window, f, opts: &[u8], payload: &[u8]| {
+        tcp_frame_with(
+            rs_mac(0),
+            (rs(0), 8080),
+            (LIP, to_rs.sport),
+            (seq, window),
+            f,
+            opts,
+            payload,
+        )
+    };
+    let synack = Flags {
+        syn: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_server(RS_ISN, 29200, synack, &rs_opts, b""));
+    assert_eq!(v, Verdict::Forward);
+    let our_ack = tcp_of(&out);
+    assert_eq!((our_ack.seq, our_ack.ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert_eq!(
+        our_ack.options,
+        ts_option(101, 5000),
+        "the server's clock echoed"
+    );
+    assert_eq!(our_ack.window, 1000, "both scale by 8 on the server's side");
+
+    // Client data with a SACK block (in the cookie's space).
+    let mut opts = ts_option(102, ours + 7);
+    opts.extend_from_slice(&[1, 1, 5, 10]);
+    opts.extend_from_slice(&cookie.wrapping_add(100).to_be_bytes());
+    opts.extend_from_slice(&cookie.wrapping_add(200).to_be_bytes());
+    let (v, out) = lab.send(client(ISN + 1, 1000, ack, &opts, b"GET"));
+    assert_eq!(v, Verdict::Forward);
+    let d = tcp_of(&out);
+    let mut want = ts_option(102, 5007);
+    want.extend_from_slice(&[1, 1, 5, 10]);
+    want.extend_from_slice(&(RS_ISN + 100).to_be_bytes());
+    want.extend_from_slice(&(RS_ISN + 200).to_be_bytes());
+    // The first client segment the server sees carries the TOA first, as
+    // DPVS's tcp_in_add_toa puts it.
+    assert_eq!(d.options[..2], [254, 8], "TOA first");
+    assert_eq!(
+        d.options[8..32],
+        want[..],
+        "echo and SACK in the server's spaces"
+    );
+    assert_eq!((d.ack, d.window), (Some(RS_ISN + 1), 1000));
+    assert_eq!(d.payload, b"GET");
+
+    // Server data: its clock and window move into what the client knows
+    // (100 << 2 = 400 bytes is 3 in scale 7).
+    let rs_ack = Flags {
+        ack: Some(ISN + 4),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_server(
+        RS_ISN + 1,
+        100,
+        rs_ack,
+        &ts_option(5001, 102),
+        b"OK",
+    ));
+    assert_eq!(v, Verdict::Forward);
+    let r = tcp_of(&out);
+    assert_eq!((r.dst, r.seq), (CLIENT, cookie.wrapping_add(1)));
+    assert_eq!(r.options, ts_option(ours + 1, 102));
+    assert_eq!(r.window, 3);
+    assert_eq!(r.payload, b"OK");
+}
+
+/// A server that does not scale: the client's scaled windows are unscaled
+/// for it, its windows scaled down for the client; without its
+/// timestamps none are translated.
+#[test]
+fn a_server_without_window_scale_or_timestamps_gets_unscaled_windows() {
+    let mut lab = proxied_lab();
+    let client = |seq, window, f, opts: &[u8], payload: &[u8]| {
+        tcp_frame_with(
+            CLIENT_MAC,
+            (CLIENT, CPORT),
+            (VIP, 80),
+            (seq, window),
+            f,
+            opts,
+            payload,
+        )
+    };
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(client(ISN, 29200, syn, &rich_syn_options(100), b""));
+    let cookie = tcp_of(&out).seq;
+    let ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(client(ISN + 1, 10, ack, &ts_option(101, 1), b""));
+    let lport = tcp_of(&out).sport;
+    let synack = Flags {
+        syn: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let mss = [2, 4, 0x05, 0xb4];
+    let server = |seq, window, f, opts: &[u8]| {
+        tcp_frame_with(
+            rs_mac(0),
+            (rs(0), 8080),
+            (LIP, lport),
+            (seq, window),
+            f,
+            opts,
+            b"",
+        )
+    };
+    let (_, out) = lab.send(server(RS_ISN, 29200, synack, &mss));
+    let our_ack = tcp_of(&out);
+    assert!(
+        our_ack.options.is_empty(),
+        "no timestamps without the server's"
+    );
+    assert_eq!(our_ack.window, 2560, "10 << 8");
+    let rs_ack = Flags {
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(server(RS_ISN + 1, 1000, rs_ack, &ts_option(9, 9)));
+    let r = tcp_of(&out);
+    assert_eq!(r.window, 7, "1000 in scale 7");
+    assert_eq!(r.options, ts_option(9, 9), "not translated");
 }
 
 proptest::proptest! {

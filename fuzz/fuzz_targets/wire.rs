@@ -15,16 +15,16 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Snapshot6, Verdict};
+use dataplane::bench::{server, service};
+use dataplane::engine::{Engine, Snapshot, Snapshot4, Snapshot6, Verdict};
 use dataplane::io::Burst;
-use dataplane::sched::SchedTable;
 use dataplane::wire::icmpv4::Quote;
 use dataplane::wire::icmpv6::Quote6;
 use dataplane::wire::{
     ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
     Ipv6Repr, MacAddr, TcpPacket, UdpPacket, VlanTag,
 };
-use dataplane::{Forwarding, Protocol, Scheduler, ServiceKey};
+use dataplane::{Forwarding, Protocol};
 use libfuzzer_sys::fuzz_target;
 
 const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
@@ -53,41 +53,14 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
     } else {
         vec![]
     };
-    let svc = |port, protocol| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS,
-            port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips.clone(),
-    };
+    let svc = |port, protocol| service(VIP, (port, protocol), vec![server(RS, port)], lips.clone());
     let lips6 = if mode == Forwarding::Fnat {
         vec![LIP6]
     } else {
         vec![]
     };
-    let svc6 = |port, protocol| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP6.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS6,
-            port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips6.clone(),
-    };
+    let svc6 =
+        |port, protocol| service(VIP6, (port, protocol), vec![server(RS6, port)], lips6.clone());
     let mut v6 = Snapshot6 {
         services: vec![svc6(80, Protocol::Tcp), svc6(53, Protocol::Udp)],
         owned_vips: vec![VIP6],
@@ -105,22 +78,26 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
     v6.lookup.insert((VIP6, 80, 6), 0);
     v6.lookup.insert((VIP6, 53, 17), 1);
     let mut snap = Snapshot {
-        v6,
-        services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
-        owned_vips: vec![VIP],
-        local_addrs: lips,
-        neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
-        forwarding: vec![mode; 2],
-        nat_servers: if mode == Forwarding::Nat {
-            vec![RS]
-        } else {
-            vec![]
+        v4: Snapshot4 {
+            services: vec![svc(80, Protocol::Tcp), svc(53, Protocol::Udp)],
+            owned_vips: vec![VIP],
+            local_addrs: lips,
+            neighbours: vec![(RS, Ipv4Addr::new(10, 99, 0, 1))],
+            forwarding: vec![mode; 2],
+            nat_servers: if mode == Forwarding::Nat {
+                vec![RS]
+            } else {
+                vec![]
+            },
+            interface: Some(Ipv4Addr::new(10, 99, 0, 1)),
+            ..Snapshot4::default()
         },
-        interface_v4: Some(Ipv4Addr::new(10, 99, 0, 1)),
+        v6,
         ..Snapshot::default()
+    
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     snap.addr_vlans = vec![(VIP.into(), VLAN), (VIP6.into(), VLAN)];
     snap.vlan_ids = vec![VLAN];
     Arc::new(snap)

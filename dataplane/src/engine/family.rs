@@ -5,7 +5,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, ServiceSnap, Snapshot,
+    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, FamilySnap, ServiceSnap,
+    Snapshot,
 };
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence};
@@ -22,17 +23,59 @@ pub trait Family: IpAddress {
     /// The other family (whose table NAT64 shares local ports with).
     type Peer: IpAddress;
 
-    fn services(s: &Snapshot) -> &[ServiceSnap<Self>];
-    fn lookup(s: &Snapshot) -> &FastMap<(Self, u16, u8), usize>;
-    fn owned_vips(s: &Snapshot) -> &[Self];
-    fn local_addrs(s: &Snapshot) -> &[Self];
-    fn nat_servers(s: &Snapshot) -> &[Self];
-    fn neighbours(s: &Snapshot) -> &[(Self, Self)];
-    fn forwarding(s: &Snapshot) -> &[Forwarding];
-    fn persistence(s: &Snapshot) -> &[Option<Persistence>];
-    fn interface(s: &Snapshot) -> Option<Self>;
-    fn acl(s: &Snapshot) -> &[Option<AccessList>];
-    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>];
+    /// This family's half of the snapshot.
+    fn snap(s: &Snapshot) -> &FamilySnap<Self>;
+
+    #[inline]
+    fn services(s: &Snapshot) -> &[ServiceSnap<Self>] {
+        &Self::snap(s).services
+    }
+    #[inline]
+    fn lookup(s: &Snapshot) -> &FastMap<(Self, u16, u8), usize> {
+        &Self::snap(s).lookup
+    }
+    #[inline]
+    fn owned_vips(s: &Snapshot) -> &[Self] {
+        &Self::snap(s).owned_vips
+    }
+    #[inline]
+    fn local_addrs(s: &Snapshot) -> &[Self] {
+        &Self::snap(s).local_addrs
+    }
+    #[inline]
+    fn nat_servers(s: &Snapshot) -> &[Self] {
+        &Self::snap(s).nat_servers
+    }
+    #[inline]
+    fn neighbours(s: &Snapshot) -> &[(Self, Self)] {
+        &Self::snap(s).neighbours
+    }
+    #[inline]
+    fn forwarding(s: &Snapshot) -> &[Forwarding] {
+        &Self::snap(s).forwarding
+    }
+    #[inline]
+    fn persistence(s: &Snapshot) -> &[Option<Persistence>] {
+        &Self::snap(s).persistence
+    }
+    #[inline]
+    fn interface(s: &Snapshot) -> Option<Self> {
+        Self::snap(s).interface
+    }
+    #[inline]
+    fn acl(s: &Snapshot) -> &[Option<AccessList>] {
+        &Self::snap(s).acl
+    }
+    #[inline]
+    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
+        &Self::snap(s).limits
+    }
+
+    /// Whether service number `i` proxies SYNs (no when missing).
+    #[inline]
+    fn synproxy_of(s: &Snapshot, i: usize) -> bool {
+        Self::snap(s).synproxy.get(i).copied().unwrap_or(false)
+    }
 
     /// The client access list of service number `i` (none when missing).
     #[inline]
@@ -125,44 +168,15 @@ pub trait Family: IpAddress {
 
 impl Family for Ipv4Addr {
     type Peer = Ipv6Addr;
-    fn services(s: &Snapshot) -> &[ServiceSnap] {
-        &s.services
-    }
-    fn lookup(s: &Snapshot) -> &FastMap<(Ipv4Addr, u16, u8), usize> {
-        &s.lookup
-    }
-    fn owned_vips(s: &Snapshot) -> &[Ipv4Addr] {
-        &s.owned_vips
-    }
-    fn local_addrs(s: &Snapshot) -> &[Ipv4Addr] {
-        &s.local_addrs
-    }
-    fn nat_servers(s: &Snapshot) -> &[Ipv4Addr] {
-        &s.nat_servers
-    }
-    fn neighbours(s: &Snapshot) -> &[(Ipv4Addr, Ipv4Addr)] {
-        &s.neighbours
-    }
-    fn forwarding(s: &Snapshot) -> &[Forwarding] {
-        &s.forwarding
-    }
-    fn persistence(s: &Snapshot) -> &[Option<Persistence>] {
-        &s.persistence
-    }
-    fn interface(s: &Snapshot) -> Option<Ipv4Addr> {
-        s.interface_v4
-    }
-    fn acl(s: &Snapshot) -> &[Option<AccessList>] {
-        &s.acl
-    }
-    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
-        &s.limits
+    #[inline]
+    fn snap(s: &Snapshot) -> &FamilySnap<Ipv4Addr> {
+        &s.v4
     }
     /// Only local addresses NAT64 services use too are shared.
     #[inline]
     fn peer_holds(s: &Snapshot, peer: &ConnTable<Ipv6Addr>, key: &Key<Ipv4Addr>) -> bool {
-        !s.v6.nat64_lips.is_empty()
-            && s.v6.nat64_lips.binary_search(&key.dst).is_ok()
+        !s.nat64_lips.is_empty()
+            && s.nat64_lips.binary_search(&key.dst).is_ok()
             && peer.contains(&Key {
                 proto: key.proto,
                 src: key.src.to_ipv6_mapped(),
@@ -233,38 +247,9 @@ impl Family for Ipv4Addr {
 
 impl Family for Ipv6Addr {
     type Peer = Ipv4Addr;
-    fn services(s: &Snapshot) -> &[ServiceSnap<Ipv6Addr>] {
-        &s.v6.services
-    }
-    fn lookup(s: &Snapshot) -> &FastMap<(Ipv6Addr, u16, u8), usize> {
-        &s.v6.lookup
-    }
-    fn owned_vips(s: &Snapshot) -> &[Ipv6Addr] {
-        &s.v6.owned_vips
-    }
-    fn local_addrs(s: &Snapshot) -> &[Ipv6Addr] {
-        &s.v6.local_addrs
-    }
-    fn nat_servers(s: &Snapshot) -> &[Ipv6Addr] {
-        &s.v6.nat_servers
-    }
-    fn neighbours(s: &Snapshot) -> &[(Ipv6Addr, Ipv6Addr)] {
-        &s.v6.neighbours
-    }
-    fn forwarding(s: &Snapshot) -> &[Forwarding] {
-        &s.v6.forwarding
-    }
-    fn persistence(s: &Snapshot) -> &[Option<Persistence>] {
-        &s.v6.persistence
-    }
-    fn interface(s: &Snapshot) -> Option<Ipv6Addr> {
-        s.v6.interface
-    }
-    fn acl(s: &Snapshot) -> &[Option<AccessList>] {
-        &s.v6.acl
-    }
-    fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
-        &s.v6.limits
+    #[inline]
+    fn snap(s: &Snapshot) -> &FamilySnap<Ipv6Addr> {
+        &s.v6
     }
     /// NAT64 keys (mapped local address and server) are IPv4 keys too.
     fn peer_holds(_: &Snapshot, peer: &ConnTable<Ipv4Addr>, key: &Key<Ipv6Addr>) -> bool {

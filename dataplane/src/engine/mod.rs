@@ -116,29 +116,31 @@ pub struct ServiceSnap<A = Ipv4Addr> {
     pub local_addrs: Vec<A>,
 }
 
-/// Everything a worker needs to forward, immutable once published.
-#[derive(Debug, Default)]
-pub struct Snapshot {
-    pub services: Vec<ServiceSnap>,
+/// One address family's services, addresses and neighbours: the IPv4 or
+/// IPv6 half of a [`Snapshot`].
+#[derive(Debug)]
+pub struct FamilySnap<A> {
+    pub services: Vec<ServiceSnap<A>>,
     /// (VIP, port, IP protocol) → index in `services`.
-    pub lookup: FastMap<(Ipv4Addr, u16, u8), usize>,
-    /// VIPs the dataplane answers ARP for and forwards to (sorted).
-    pub owned_vips: Vec<Ipv4Addr>,
-    /// FNAT local addresses (sorted).
-    pub local_addrs: Vec<Ipv4Addr>,
+    pub lookup: FastMap<(A, u16, u8), usize>,
+    /// VIPs the dataplane answers ARP / neighbor solicitations for and
+    /// forwards to (sorted).
+    pub owned_vips: Vec<A>,
+    /// FNAT local addresses (sorted). The IPv4 list also holds the NAT64
+    /// local addresses.
+    pub local_addrs: Vec<A>,
     /// Real servers to resolve, with the source address to ask from
-    /// (0.0.0.0: an ARP probe).
-    pub neighbours: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// (0.0.0.0: an ARP probe; `::`: our link-local address).
+    pub neighbours: Vec<(A, A)>,
     /// Per service (same index as `services`): its forwarding method. A
     /// missing entry means FNAT.
     pub forwarding: Vec<Forwarding>,
     /// Real servers of NAT services (sorted): their packets to addresses we
     /// do not own may be NAT replies.
-    pub nat_servers: Vec<Ipv4Addr>,
+    pub nat_servers: Vec<A>,
     /// The interface address ([`crate::Command::SetInterfaceAddr`]).
-    pub interface_v4: Option<Ipv4Addr>,
-    /// Per service (same index as `services`): its persistence. A missing
-    /// entry means none.
+    pub interface: Option<A>,
+    /// Per service: its persistence. A missing entry means none.
     pub persistence: Vec<Option<Persistence>>,
     /// Per service: its client access list ([`crate::acl`]). A missing
     /// entry means none.
@@ -146,14 +148,47 @@ pub struct Snapshot {
     /// Per service: its servers' connection limits ([`crate::threshold`]),
     /// `None` when no server of it has one.
     pub limits: Vec<Option<Box<ServerLimits>>>,
-    /// Per service: whether it proxies SYNs ([`synproxy`]; IPv4 only). A
-    /// missing entry means no.
+    /// Per service: whether it proxies SYNs ([`synproxy`]). A missing
+    /// entry means no.
     pub synproxy: Vec<bool>,
+}
+
+impl<A> Default for FamilySnap<A> {
+    fn default() -> FamilySnap<A> {
+        FamilySnap {
+            services: Vec::new(),
+            lookup: FastMap::default(),
+            owned_vips: Vec::new(),
+            local_addrs: Vec::new(),
+            neighbours: Vec::new(),
+            forwarding: Vec::new(),
+            nat_servers: Vec::new(),
+            interface: None,
+            persistence: Vec::new(),
+            acl: Vec::new(),
+            limits: Vec::new(),
+            synproxy: Vec::new(),
+        }
+    }
+}
+
+/// The IPv4 half of a [`Snapshot`].
+pub type Snapshot4 = FamilySnap<Ipv4Addr>;
+/// The IPv6 half of a [`Snapshot`].
+pub type Snapshot6 = FamilySnap<Ipv6Addr>;
+
+/// Everything a worker needs to forward, immutable once published.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The IPv4 services, addresses and neighbours.
+    pub v4: Snapshot4,
+    /// The IPv6 ones (NAT64 services included).
+    pub v6: Snapshot6,
+    /// The IPv4 local addresses of NAT64 services (sorted; also in the
+    /// IPv4 `local_addrs`): replies to them belong to IPv6 connections.
+    pub nat64_lips: Vec<Ipv4Addr>,
     /// The SYN-cookie secret (shared by all workers).
     pub syn_cookie_key: [u64; 2],
-    /// The IPv6 services, addresses and neighbours (same meaning as the
-    /// IPv4 fields above).
-    pub v6: Snapshot6,
     /// VIPs and local addresses bound to an 802.1Q VLAN (`vip_bind_dev
     /// dpdk0.100`), with its id, sorted by address. Addresses not listed
     /// are on the untagged port.
@@ -161,27 +196,6 @@ pub struct Snapshot {
     /// The VLAN ids of `addr_vlans` (sorted, deduplicated): tagged frames
     /// on other VLANs are dropped as `unknown_vlan`.
     pub vlan_ids: Vec<u16>,
-}
-
-/// The IPv6 half of a [`Snapshot`].
-#[derive(Debug, Default)]
-pub struct Snapshot6 {
-    pub services: Vec<ServiceSnap<Ipv6Addr>>,
-    pub lookup: FastMap<(Ipv6Addr, u16, u8), usize>,
-    pub owned_vips: Vec<Ipv6Addr>,
-    pub local_addrs: Vec<Ipv6Addr>,
-    /// Real servers to resolve by neighbor solicitation, with the source
-    /// address to ask from (`::`: our link-local address).
-    pub neighbours: Vec<(Ipv6Addr, Ipv6Addr)>,
-    pub forwarding: Vec<Forwarding>,
-    pub nat_servers: Vec<Ipv6Addr>,
-    pub interface: Option<Ipv6Addr>,
-    pub persistence: Vec<Option<Persistence>>,
-    pub acl: Vec<Option<AccessList>>,
-    pub limits: Vec<Option<Box<ServerLimits>>>,
-    /// The IPv4 local addresses of NAT64 services (sorted; also in the
-    /// IPv4 `local_addrs`): replies to them belong to IPv6 connections.
-    pub nat64_lips: Vec<Ipv4Addr>,
 }
 
 impl Snapshot {
@@ -225,7 +239,7 @@ impl Snapshot {
     /// Whether IPv4 service number `i` proxies SYNs.
     #[inline]
     pub fn synproxy_of(&self, i: usize) -> bool {
-        self.synproxy.get(i).copied().unwrap_or(false)
+        Ipv4Addr::synproxy_of(self, i)
     }
 
     /// The server limits of IPv4 service number `i`.
@@ -370,7 +384,7 @@ pub struct Engine {
     last_refresh_ms: u64,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
-    /// SYN-proxy state ([`synproxy`]; IPv4 connections only).
+    /// SYN-proxy state ([`synproxy`]).
     sp: SynProxy,
     /// The VLAN of the frame being handled (0: untagged).
     rx_vlan: u16,
@@ -598,6 +612,13 @@ impl Engine {
                 None => self.forward_v4(buf, len, &p, now_ms, ctl),
             },
             Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
+            Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+                Some(done) => done,
+                None => {
+                    let peer = &self.v4.conns;
+                    self.v6.forward(&self.snap, peer, buf, len, &p, now_ms, ctl)
+                }
+            },
             Stage::Ipv6(p) => {
                 let peer = &self.v4.conns;
                 self.v6.forward(&self.snap, peer, buf, len, &p, now_ms, ctl)
@@ -640,8 +661,7 @@ impl Engine {
         {
             // A reply to a NAT64 local address: its connection is IPv6's.
             (Verdict::Drop(Drop::NoConnection), _)
-                if p.dir == Dir::Out
-                    && self.snap.v6.nat64_lips.binary_search(&p.key.dst).is_ok() =>
+                if p.dir == Dir::Out && self.snap.nat64_lips.binary_search(&p.key.dst).is_ok() =>
             {
                 self.nat64_reply(buf, len, p, now_ms, ctl)
             }
@@ -781,8 +801,7 @@ impl Engine {
         let found = match self.v4.quoted_conn(&quoted, dir, ttl, now_ms) {
             // nat64.rs: about a packet of a NAT64 connection (IPv6 client).
             Err(Drop::NoConnection)
-                if dir == Dir::Out
-                    && self.snap.v6.nat64_lips.binary_search(&quoted.src).is_ok() =>
+                if dir == Dir::Out && self.snap.nat64_lips.binary_search(&quoted.src).is_ok() =>
             {
                 let e = nat64::Icmp4Error { hl, tl, ttl, msg };
                 return self.nat64_icmp4(buf, e, &q, &quoted, now_ms);
@@ -1528,19 +1547,11 @@ fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
 /// DF flag and TTL; its identification is 0. The inner packet is untouched
 /// (Ethernet padding after it is dropped). Returns the new frame length.
 fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Result<usize, Drop> {
-    if tl + IPV4_HEADER_LEN > TUNNEL_MTU {
-        return Err(Drop::TunnelTooBig);
-    }
-    let inner = ETH_LEN..ETH_LEN + tl;
-    let new_len = inner.end + IPV4_HEADER_LEN;
-    if new_len > buf.len() {
-        return Err(Drop::NoRoom);
-    }
+    let new_len = tunnel_room(buf, tl, IPV4_HEADER_LEN)?;
     let (tos, df, ttl) = {
-        let ip = Ipv4Packet::new_unchecked(&buf[inner.clone()]);
+        let ip = Ipv4Packet::new_unchecked(&buf[ETH_LEN + IPV4_HEADER_LEN..new_len]);
         (ip.dscp_ecn(), ip.dont_frag(), ip.ttl())
     };
-    buf.copy_within(inner, ETH_LEN + IPV4_HEADER_LEN);
     let mut outer = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     let repr = Ipv4Repr {
         src_addr: src,
@@ -1553,6 +1564,24 @@ fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Resul
     outer.set_dscp_ecn(tos);
     outer.set_dont_frag(df);
     outer.fill_checksum();
+    Ok(new_len)
+}
+
+/// Moves the packet of the frame in `buf` (total length `tl`, after the
+/// Ethernet header) `outer` bytes on, making room for an outer header of
+/// that size (IPIP / ip6ip6); the room keeps stale bytes for the caller to
+/// overwrite. Fails (nothing changed) when the outer packet would exceed
+/// [`TUNNEL_MTU`] or the buffer. Returns the new frame length.
+fn tunnel_room(buf: &mut [u8], tl: usize, outer: usize) -> Result<usize, Drop> {
+    if tl + outer > TUNNEL_MTU {
+        return Err(Drop::TunnelTooBig);
+    }
+    let inner = ETH_LEN..ETH_LEN + tl;
+    let new_len = inner.end + outer;
+    if new_len > buf.len() {
+        return Err(Drop::NoRoom);
+    }
+    buf.copy_within(inner, ETH_LEN + outer);
     Ok(new_len)
 }
 

@@ -16,23 +16,37 @@
 //! ```
 //!
 //! **Cookies** are Linux's (`secure_tcp_syn_cookie`): `h(tuple) + c +
-//! (count << 24) + ((h(tuple, count) + mss_index) & 0xffffff)` with a
-//! keyed SipHash, `count` a 64-second clock; a cookie is valid for two
-//! counts. The MSS is encoded as an index into Linux's table (536, 1300,
-//! 1440, 1460): the largest entry not above the client's MSS.
+//! (count << 24) + ((h(tuple, count) + data) & 0xffffff)` with a keyed
+//! SipHash, `count` a 64-second clock; a cookie is valid for two counts.
+//! The 24-bit `data` carries the client's SYN options laid out as DPVS's
+//! (`syn_proxy_cookie_v4_init_sequence`): bits 12–15 the MSS as an index
+//! into Linux's table (536, 1300, 1440, 1460: the largest entry not above
+//! the client's MSS), 16–19 the client's window scale, 20 timestamps OK,
+//! 21 SACK permitted; every other bit is zero, which is what a forged
+//! cookie is checked against.
 //!
-//! **Options** (scope): like Linux's cookies for a client that sends no
-//! timestamps, only the MSS is carried. Window scaling, SACK and
-//! timestamps are neither offered to the client nor to the real server, so
-//! both sides agree (a window of at most 64 KiB; no SACK blocks or
-//! timestamps to translate). DPVS can carry them in the timestamp; that is
-//! not done here.
+//! **Options**: as DPVS, our SYN-ACK offers the MSS, and SACK permitted,
+//! timestamps and window scaling when the client offered them (our scale
+//! is [`OUR_WSCALE`]; the timestamp echoes the client's). Our SYN to the
+//! real server carries what the cookie kept (the client's MSS, window
+//! scale and SACK permitted; timestamps with the client's value), so the
+//! server's side of the connection has the client's options. What the two
+//! handshakes agreed can differ, and is reconciled on every packet of the
+//! connection: window fields are rescaled between the client's view and
+//! the server's, timestamps shifted by the offset between our SYN-ACK's
+//! and the server's clocks (Linux's SYNPROXY does the same), and the SACK
+//! blocks of the client moved into the server's sequence space (DPVS's
+//! `syn_proxy_filter_opt_outin`).
 //!
 //! **Pending data**: packets the client sends after its ACK and before the
 //! real server's SYN-ACK arrives are dropped and counted
 //! (`synproxy_pending`); the client retransmits them. DPVS holds a few
 //! instead. Each such packet makes us resend our SYN (it may have been
 //! lost), and a resent SYN-ACK of the real server is ACKed again.
+//!
+//! **IPv6**: the same exchange over IPv6 (as DPVS); FNAT and NAT services.
+//! NAT64 services (IPv6 VIP, IPv4 servers) are not proxied: their SYNs are
+//! forwarded as usual.
 //!
 //! **State**: a worker keeps, per proxied connection, the sequence delta
 //! in a side table keyed by both of the connection's keys; entries are
@@ -44,8 +58,14 @@
 use std::hash::{Hash, Hasher};
 
 use super::*;
-use crate::conn::ConnIdx;
+use crate::conn::{ConnIdx, FlowKey6};
+use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
+use crate::wire::{Ipv6Packet, Ipv6Repr};
 
+/// Our window scale towards clients that scale theirs.
+pub const OUR_WSCALE: u8 = 7;
+/// The largest window scale (RFC 7323).
+pub const WSCALE_MAX: u8 = 14;
 /// Linux's MSS table for cookies (`msstab`).
 pub const MSS_TABLE: [u16; 4] = [536, 1300, 1440, 1460];
 /// A cookie's clock ticks every 64 s (Linux: `COUNTER_TRIES`/minute).
@@ -60,18 +80,27 @@ const SYNACK_WINDOW: u16 = 65_535;
 
 /// One proxied connection.
 #[derive(Debug, Clone, Copy)]
-struct Proxied {
-    in_key: FlowKey,
-    out_key: FlowKey,
+pub(super) struct Proxied<A> {
+    in_key: Key<A>,
+    out_key: Key<A>,
     /// The client's ISN and the cookie (our ISN towards the client).
     client_isn: u32,
     cookie: u32,
     /// The client's window, for the ACK that completes the server side.
     window: u16,
-    /// The MSS the cookie carried (for a resent SYN).
-    mss: u16,
+    /// The client's options the cookie carried (for a resent SYN).
+    opts: SynOptions,
+    /// With timestamps: the client's value in its ACK, and ours (the
+    /// SYN-ACK's, which that ACK echoed).
+    ts: Option<(u32, u32)>,
     /// Real server ISN − cookie; valid once `pending` is false.
     delta: u32,
+    /// Our SYN-ACK's timestamp − the server's; `None` without timestamps.
+    ts_delta: Option<u32>,
+    /// Window rescaling (shift left, shift right) client → server and
+    /// server → client.
+    win_in: (u8, u8),
+    win_out: (u8, u8),
     /// The real server has not answered our SYN yet.
     pending: bool,
 }
@@ -81,24 +110,107 @@ struct Proxied {
 pub(super) struct SynProxy {
     /// Some service of the snapshot proxies SYNs.
     pub(super) on: bool,
-    conns: FastMap<FlowKey, Proxied>,
+    v4: FastMap<FlowKey, Proxied<Ipv4Addr>>,
+    v6: FastMap<FlowKey6, Proxied<Ipv6Addr>>,
 }
 
 impl SynProxy {
     /// Takes a new snapshot's settings (off the hot path: may allocate).
     pub(super) fn set_snapshot(&mut self, snap: &Snapshot) {
-        self.on = snap.synproxy.iter().any(|&b| b);
-        if self.on && self.conns.capacity() < 2 * MAX_PROXIED {
-            self.conns.reserve(2 * MAX_PROXIED);
+        let v4 = snap.v4.synproxy.iter().any(|&b| b);
+        let v6 = snap.v6.synproxy.iter().any(|&b| b);
+        self.on = v4 || v6;
+        if v4 && self.v4.capacity() < 2 * MAX_PROXIED {
+            self.v4.reserve(2 * MAX_PROXIED);
+        }
+        if v6 && self.v6.capacity() < 2 * MAX_PROXIED {
+            self.v6.reserve(2 * MAX_PROXIED);
+        }
+    }
+}
+
+/// What the SYN proxy needs of an address family beyond [`Family`]: how to
+/// write a bare segment's IP header and TCP checksum, and where its state is.
+pub(super) trait ProxyFamily: Family {
+    /// The IP header length of segments we write, and their EtherType.
+    const IP_LEN: usize;
+    const ETHERTYPE: EtherType;
+    /// Writes an IP header `src → dst` (TCP, `payload_len` bytes, `ttl`)
+    /// over `l3`, the header's bytes.
+    fn emit_ip(l3: &mut [u8], src: Self, dst: Self, payload_len: usize, ttl: u8);
+    /// Fills the checksum of the TCP segment `tcp` sent `src → dst`.
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Self, dst: Self);
+    /// The engine's state for this family: its side, the proxied
+    /// connections, and the snapshot.
+    fn split(e: &mut Engine) -> Split<'_, Self>;
+}
+
+/// The parts of an [`Engine`] one family's hooks use at once.
+pub(super) struct Split<'a, A: Family> {
+    side: &'a mut Side<A>,
+    table: &'a mut FastMap<Key<A>, Proxied<A>>,
+    snap: &'a Snapshot,
+    /// The other family's connections (NAT64 shares local ports with them).
+    peer: &'a ConnTable<A::Peer>,
+}
+
+impl ProxyFamily for Ipv4Addr {
+    const IP_LEN: usize = IPV4_HEADER_LEN;
+    const ETHERTYPE: EtherType = EtherType::Ipv4;
+    fn emit_ip(l3: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr, payload_len: usize, ttl: u8) {
+        let repr = Ipv4Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: IpProtocol::Tcp,
+            payload_len,
+            ttl,
+        };
+        repr.emit(&mut Ipv4Packet::new_unchecked(l3));
+    }
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+        TcpPacket::new_unchecked(tcp).fill_checksum(src, dst);
+    }
+    fn split(e: &mut Engine) -> Split<'_, Ipv4Addr> {
+        Split {
+            side: &mut e.v4,
+            table: &mut e.sp.v4,
+            snap: &e.snap,
+            peer: &e.v6.conns,
+        }
+    }
+}
+
+impl ProxyFamily for Ipv6Addr {
+    const IP_LEN: usize = IPV6_HEADER_LEN;
+    const ETHERTYPE: EtherType = EtherType::Ipv6;
+    fn emit_ip(l3: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, payload_len: usize, ttl: u8) {
+        let repr = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Tcp,
+            payload_len,
+            hop_limit: ttl,
+        };
+        repr.emit(&mut Ipv6Packet::new_unchecked(l3));
+    }
+    fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
+        v6::fill_tcp_checksum(tcp, src, dst);
+    }
+    fn split(e: &mut Engine) -> Split<'_, Ipv6Addr> {
+        Split {
+            side: &mut e.v6,
+            table: &mut e.sp.v6,
+            snap: &e.snap,
+            peer: &e.v4.conns,
         }
     }
 }
 
 /// The keyed hash of a client → VIP tuple (and a count and a salt).
-fn cookie_hash(key: &[u64; 2], k: &FlowKey, count: u32, salt: u8) -> u32 {
+fn cookie_hash<A: Family>(key: &[u64; 2], k: &Key<A>, count: u32, salt: u8) -> u32 {
     let mut h = std::hash::DefaultHasher::new();
     key.hash(&mut h);
-    (u32::from(k.src), u32::from(k.dst), k.sport, k.dport).hash(&mut h);
+    (k.src, k.dst, k.sport, k.dport).hash(&mut h);
     (count, salt).hash(&mut h);
     h.finish() as u32
 }
@@ -112,23 +224,80 @@ pub fn mss_index(mss: u16) -> u32 {
     MSS_TABLE.iter().rposition(|&m| m <= mss).unwrap_or(0) as u32
 }
 
-/// The cookie (our ISN) for a client SYN `k` with ISN `client_isn`.
-pub fn make_cookie(key: &[u64; 2], k: &FlowKey, client_isn: u32, mss: u16, now_ms: u64) -> u32 {
+/// The options of a client's SYN that its cookie carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynOptions {
+    /// An entry of [`MSS_TABLE`].
+    pub mss: u16,
+    /// The client's window scale (1..=14; as DPVS, a scale of 0 is none).
+    pub wscale: Option<u8>,
+    pub sack: bool,
+    pub timestamps: bool,
+}
+
+impl SynOptions {
+    /// The options of a SYN that offered `o`.
+    fn of(o: &Offered) -> SynOptions {
+        SynOptions {
+            mss: MSS_TABLE[mss_index(o.mss.unwrap_or(536)) as usize],
+            wscale: o.wscale.filter(|&w| w > 0).map(|w| w.min(WSCALE_MAX)),
+            sack: o.sack,
+            timestamps: o.ts.is_some(),
+        }
+    }
+
+    /// The cookie's data bits (DPVS's layout).
+    fn encode(self) -> u32 {
+        mss_index(self.mss) << 12
+            | u32::from(self.wscale.unwrap_or(0)) << 16
+            | u32::from(self.timestamps) << 20
+            | u32::from(self.sack) << 21
+    }
+
+    /// The options of a cookie's data bits; `None` when a bit that must be
+    /// zero is not, or a field is out of range (a forged cookie).
+    fn decode(data: u32) -> Option<SynOptions> {
+        if data & !0x003f_f000 != 0 {
+            return None;
+        }
+        let mss = *MSS_TABLE.get((data >> 12 & 0xf) as usize)?;
+        let w = (data >> 16 & 0xf) as u8;
+        if w > WSCALE_MAX {
+            return None;
+        }
+        Some(SynOptions {
+            mss,
+            wscale: (w > 0).then_some(w),
+            timestamps: data >> 20 & 1 == 1,
+            sack: data >> 21 & 1 == 1,
+        })
+    }
+}
+
+/// The cookie (our ISN) for a client SYN `k` with ISN `client_isn` and
+/// options `opts`.
+pub fn make_cookie<A: Family>(
+    key: &[u64; 2],
+    k: &Key<A>,
+    client_isn: u32,
+    opts: SynOptions,
+    now_ms: u64,
+) -> u32 {
     let count = count_of(now_ms);
     cookie_hash(key, k, 0, 0)
         .wrapping_add(client_isn)
         .wrapping_add(count << 24)
-        .wrapping_add(cookie_hash(key, k, count, 1).wrapping_add(mss_index(mss)) & 0x00ff_ffff)
+        .wrapping_add(cookie_hash(key, k, count, 1).wrapping_add(opts.encode()) & 0x00ff_ffff)
 }
 
-/// The MSS a valid cookie encodes; `None` for a forged or expired one.
-pub fn check_cookie(
+/// The options a valid cookie carries; `None` for a forged or expired one.
+pub fn check_cookie<A: Family>(
     key: &[u64; 2],
-    k: &FlowKey,
+    k: &Key<A>,
     client_isn: u32,
     cookie: u32,
     now_ms: u64,
-) -> Option<u16> {
+) -> Option<SynOptions> {
     let count = count_of(now_ms);
     let c = cookie
         .wrapping_sub(cookie_hash(key, k, 0, 0))
@@ -138,64 +307,119 @@ pub fn check_cookie(
         return None;
     }
     let sent = count.wrapping_sub(age);
-    let idx = c.wrapping_sub(cookie_hash(key, k, sent, 1)) & 0x00ff_ffff;
-    MSS_TABLE.get(idx as usize).copied()
+    SynOptions::decode(c.wrapping_sub(cookie_hash(key, k, sent, 1)) & 0x00ff_ffff)
 }
 
-/// The MSS option of a TCP header's options, if any.
-fn mss_option(opts: &[u8]) -> Option<u16> {
-    let mut i = 0;
-    while i < opts.len() {
-        match opts[i] {
+/// The next option at or after offset `i` of a TCP options area `opts`:
+/// (offset, kind, length). `None` at the end-of-list option, the end, or
+/// a malformed option.
+fn next_option(opts: &[u8], mut i: usize) -> Option<(usize, u8, usize)> {
+    loop {
+        match *opts.get(i)? {
             0 => return None,
             1 => i += 1,
             kind => {
                 let len = usize::from(*opts.get(i + 1)?);
-                if len < 2 {
-                    return None;
-                }
-                if kind == 2 && len == 4 {
-                    return Some(u16::from_be_bytes([*opts.get(i + 2)?, *opts.get(i + 3)?]));
-                }
-                i += len;
+                return (len >= 2 && i + len <= opts.len()).then_some((i, kind, len));
             }
         }
     }
-    None
+}
+
+/// The options a SYN, SYN-ACK or ACK offered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Offered {
+    mss: Option<u16>,
+    wscale: Option<u8>,
+    sack: bool,
+    /// (value, echo reply).
+    ts: Option<(u32, u32)>,
+}
+
+fn be32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Reads the options of a TCP header's options area.
+fn offered(opts: &[u8]) -> Offered {
+    let mut o = Offered::default();
+    let mut i = 0;
+    while let Some((at, kind, len)) = next_option(opts, i) {
+        let v = &opts[at + 2..at + len];
+        match (kind, len) {
+            (2, 4) => o.mss = Some(u16::from_be_bytes([v[0], v[1]])),
+            (3, 3) => o.wscale = Some(v[0]),
+            (4, 2) => o.sack = true,
+            (8, 10) => o.ts = Some((be32(v), be32(&v[4..]))),
+            _ => {}
+        }
+        i = at + len;
+    }
+    o
+}
+
+/// The options of a SYN or SYN-ACK we write, laid out as DPVS's: the MSS;
+/// SACK permitted and the timestamps (value, echo reply) NOP-padded to
+/// words; the window scale. Returns the area and its length.
+fn syn_options(
+    mss: u16,
+    sack: bool,
+    ts: Option<(u32, u32)>,
+    wscale: Option<u8>,
+) -> ([u8; 20], usize) {
+    let mut o = [0u8; 20];
+    let [a, b] = mss.to_be_bytes();
+    o[..4].copy_from_slice(&[2, 4, a, b]);
+    let mut n = 4;
+    if let Some((val, ecr)) = ts {
+        o[n..n + 2].copy_from_slice(if sack { &[4, 2] } else { &[1, 1] });
+        o[n + 2..n + 4].copy_from_slice(&[8, 10]);
+        o[n + 4..n + 8].copy_from_slice(&val.to_be_bytes());
+        o[n + 8..n + 12].copy_from_slice(&ecr.to_be_bytes());
+        n += 12;
+    } else if sack {
+        o[n..n + 4].copy_from_slice(&[1, 1, 4, 2]);
+        n += 4;
+    }
+    if let Some(w) = wscale {
+        o[n..n + 4].copy_from_slice(&[1, 3, 3, w]);
+        n += 4;
+    }
+    (o, n)
+}
+
+/// A window field `win` scaled by `from` as seen by a peer that scales by
+/// `to`.
+fn rescale(win: u16, (from, to): (u8, u8)) -> u16 {
+    ((u32::from(win) << from) >> to).min(0xffff) as u16
 }
 
 /// What the hook decided.
 type Handled = Option<(Verdict, usize)>;
 
-/// Writes a bare TCP segment `src:sport → dst:dport` (one MSS option when
-/// `mss` is set) as the whole frame `buf[..]`, Ethernet addresses left to
+/// Writes a bare TCP segment `src:sport → dst:dport` with options `opts`
+/// (whole words) as the whole frame `buf[..]`, Ethernet addresses left to
 /// the caller; returns the frame length.
 #[allow(clippy::too_many_arguments)]
-fn emit_segment(
+fn emit_segment<A: ProxyFamily>(
     buf: &mut [u8],
-    (src, sport): (Ipv4Addr, u16),
-    (dst, dport): (Ipv4Addr, u16),
+    (src, sport): (A, u16),
+    (dst, dport): (A, u16),
     (seq, ack): (u32, Option<u32>),
     syn: bool,
     window: u16,
-    mss: Option<u16>,
+    opts: &[u8],
     ttl: u8,
 ) -> Option<usize> {
-    let tcp_len = if mss.is_some() { 24 } else { 20 };
-    let end = ETH_LEN + IPV4_HEADER_LEN + tcp_len;
+    let tcp_len = 20 + opts.len();
+    let l4_at = ETH_LEN + A::IP_LEN;
+    let end = l4_at + tcp_len;
     let frame_len = end.max(MIN_FRAME);
     let frame = buf.get_mut(..frame_len)?;
     frame[ETH_LEN..].fill(0);
-    EthernetFrame::new_unchecked(&mut *frame).set_ethertype(EtherType::Ipv4);
-    let repr = Ipv4Repr {
-        src_addr: src,
-        dst_addr: dst,
-        protocol: IpProtocol::Tcp,
-        payload_len: tcp_len,
-        ttl,
-    };
-    repr.emit(&mut Ipv4Packet::new_unchecked(&mut frame[ETH_LEN..]));
-    let mut t = TcpPacket::new_unchecked(&mut frame[ETH_LEN + IPV4_HEADER_LEN..end]);
+    EthernetFrame::new_unchecked(&mut *frame).set_ethertype(A::ETHERTYPE);
+    A::emit_ip(&mut frame[ETH_LEN..l4_at], src, dst, tcp_len, ttl);
+    let mut t = TcpPacket::new_unchecked(&mut frame[l4_at..end]);
     t.set_src_port(sport);
     t.set_dst_port(dport);
     t.set_seq_number(seq);
@@ -205,38 +429,101 @@ fn emit_segment(
     t.set_syn(syn);
     t.set_ack(ack.is_some());
     t.set_window_len(window);
-    if let Some(m) = mss {
-        let [a, b] = m.to_be_bytes();
-        t.options_mut().copy_from_slice(&[2, 4, a, b]);
-    }
-    t.fill_checksum(src, dst);
+    t.options_mut().copy_from_slice(opts);
+    A::fill_tcp_checksum(&mut frame[l4_at..end], src, dst);
     Some(frame_len)
+}
+
+/// Overwrites the bytes at `at` of TCP segment `l4` with `new` (at most 4
+/// bytes), adjusting the checksum incrementally over the 16-bit words the
+/// change touches.
+fn patch(l4: &mut [u8], at: usize, new: &[u8]) {
+    let (start, end) = (at & !1, (at + new.len() + 1) & !1);
+    let Some(old) = l4.get(start..end) else {
+        return;
+    };
+    let mut before = [0u8; 6];
+    let before = &mut before[..end - start];
+    before.copy_from_slice(old);
+    l4[at..at + new.len()].copy_from_slice(new);
+    let c = checksum::adjust(
+        TcpPacket::new_unchecked(&*l4).checksum(),
+        before,
+        &l4[start..end],
+    );
+    TcpPacket::new_unchecked(&mut *l4).set_checksum(c);
 }
 
 /// Sets the 32-bit TCP field at `at` of segment `l4` (seq 4, ack 8) to
 /// `value`, adjusting the checksum.
 fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
-    let Some(old) = l4.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) else {
+    patch(l4, at, &value.to_be_bytes());
+}
+
+/// Client → server, established: the ACK and the SACK blocks move by
+/// `s.delta` into the server's sequence space, the timestamp echo by
+/// `s.ts_delta` into the server's clock, the window into its scale.
+fn translate_in<A>(l4: &mut [u8], s: &Proxied<A>) {
+    let t = TcpPacket::new_unchecked(&*l4);
+    let (ack, win, hl) = (t.ack_number(), t.window_len(), t.header_len().min(l4.len()));
+    set_tcp_u32(l4, 8, ack.wrapping_add(s.delta));
+    if s.win_in.0 != s.win_in.1 {
+        patch(l4, 14, &rescale(win, s.win_in).to_be_bytes());
+    }
+    let mut i = 20;
+    while let Some((at, kind, len)) = next_option(&l4[..hl], i) {
+        match kind {
+            5 if (len - 2) % 8 == 0 => {
+                for edge in (at + 2..at + len - 3).step_by(4) {
+                    let v = be32(&l4[edge..]).wrapping_add(s.delta);
+                    patch(l4, edge, &v.to_be_bytes());
+                }
+            }
+            8 if len == 10 => {
+                if let Some(d) = s.ts_delta {
+                    let ecr = be32(&l4[at + 6..]).wrapping_sub(d);
+                    patch(l4, at + 6, &ecr.to_be_bytes());
+                }
+            }
+            _ => {}
+        }
+        i = at + len;
+    }
+}
+
+/// Server → client, established: the sequence number moves by `s.delta`
+/// into the cookie's space, the timestamp value by `s.ts_delta` into our
+/// SYN-ACK's clock, the window into the scale the client knows.
+fn translate_out<A>(l4: &mut [u8], s: &Proxied<A>) {
+    let t = TcpPacket::new_unchecked(&*l4);
+    let (seq, win, hl) = (t.seq_number(), t.window_len(), t.header_len().min(l4.len()));
+    set_tcp_u32(l4, 4, seq.wrapping_sub(s.delta));
+    if s.win_out.0 != s.win_out.1 {
+        patch(l4, 14, &rescale(win, s.win_out).to_be_bytes());
+    }
+    let Some(d) = s.ts_delta else {
         return;
     };
-    let new = value.to_be_bytes();
-    let mut t = TcpPacket::new_unchecked(&mut *l4);
-    let c = checksum::adjust(t.checksum(), &old, &new);
-    t.set_checksum(c);
-    l4[at..at + 4].copy_from_slice(&new);
+    let mut i = 20;
+    while let Some((at, kind, len)) = next_option(&l4[..hl], i) {
+        if kind == 8 && len == 10 {
+            let val = be32(&l4[at + 2..]).wrapping_add(d);
+            patch(l4, at + 2, &val.to_be_bytes());
+        }
+        i = at + len;
+    }
 }
 
 impl Engine {
-    /// The SYN-proxy hooks of an IPv4 packet (see [`Engine::synproxy_in`]
-    /// and [`Engine::synproxy_out`]). `None`: forward it as usual. Kept
-    /// out of line: [`Engine::finish`] stays small for services that do
-    /// not proxy.
+    /// The SYN-proxy hooks of a packet (see [`Engine::synproxy_in`] and
+    /// [`Engine::synproxy_out`]). `None`: forward it as usual. Kept out of
+    /// line: [`Engine::finish`] stays small for services that do not proxy.
     #[inline(never)]
-    pub(super) fn synproxy(
+    pub(super) fn synproxy<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Handled {
@@ -252,25 +539,32 @@ impl Engine {
 
     /// The entry of a proxied connection for key `k`, if `k` indexes a
     /// live connection this entry was made for.
-    fn proxied(&mut self, k: &FlowKey, hash: u32, now_ms: u64) -> Option<(ConnIdx, Dir, Proxied)> {
-        let s = *self.sp.conns.get(k)?;
-        let (idx, dir) = self.v4.conns.lookup_hashed(k, hash, now_ms)?;
-        let c = self.v4.conns.get(idx)?;
+    fn proxied<A: ProxyFamily>(
+        &mut self,
+        k: &Key<A>,
+        hash: u32,
+        now_ms: u64,
+    ) -> Option<(ConnIdx, Dir, Proxied<A>)> {
+        let Split { side, table, .. } = A::split(self);
+        let s = *table.get(k)?;
+        let (idx, dir) = side.conns.lookup_hashed(k, hash, now_ms)?;
+        let c = side.conns.get(idx)?;
         (c.in_key == s.in_key && c.out_key == s.out_key).then_some((idx, dir, s))
     }
 
     /// Records a proxied connection; false when the side table is full
     /// even after purging entries of expired connections.
-    fn remember(&mut self, s: Proxied) -> bool {
-        if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
-            let conns = &self.v4.conns;
-            self.sp.conns.retain(|_, p| conns.contains(&p.in_key));
-            if self.sp.conns.len() + 2 > 2 * MAX_PROXIED {
+    fn remember<A: ProxyFamily>(&mut self, s: Proxied<A>) -> bool {
+        let Split { side, table, .. } = A::split(self);
+        if table.len() + 2 > 2 * MAX_PROXIED {
+            let conns = &side.conns;
+            table.retain(|_, p| conns.contains(&p.in_key));
+            if table.len() + 2 > 2 * MAX_PROXIED {
                 return false;
             }
         }
-        self.sp.conns.insert(s.in_key, s);
-        self.sp.conns.insert(s.out_key, s);
+        table.insert(s.in_key, s);
+        table.insert(s.out_key, s);
         true
     }
 
@@ -278,11 +572,11 @@ impl Engine {
     /// turns a valid cookie ACK into the SYN to the real server, drops
     /// data while that handshake is pending and shifts the ACK numbers of
     /// established proxied connections. `None`: continue as usual.
-    fn synproxy_in(
+    fn synproxy_in<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         client_mac: MacAddr,
         now_ms: u64,
         ctl: &mut Burst,
@@ -293,7 +587,8 @@ impl Engine {
         let f = p.flags;
         let l4_at = ETH_LEN + p.hl;
         if let Some((idx, dir, s)) = self.proxied(&p.key, p.hash, now_ms) {
-            let tcp = self.v4.conns.get(idx)?.tcp;
+            let side = A::split(self).side;
+            let tcp = side.conns.get(idx)?.tcp;
             let reuse = matches!(tcp, TcpState::FinWait | TcpState::Close) && f.syn && !f.ack;
             if dir != Dir::In {
                 return None;
@@ -303,8 +598,9 @@ impl Engine {
                     // The client's data is dropped; as it may be resending
                     // because our SYN was lost, the SYN goes out again.
                     self.drops.count(Drop::SynProxyPending);
-                    let dest = self.v4.conns.get(idx)?.dest;
-                    let Ok(mac) = self.v4.dest_mac(dest, now_ms, ctl) else {
+                    let side = A::split(self).side;
+                    let dest = side.conns.get(idx)?.dest;
+                    let Ok(mac) = side.dest_mac(dest, now_ms, ctl) else {
                         return Some((Verdict::Drop(Drop::NeighbourUnresolved), len));
                     };
                     let to_rs = s.out_key.reversed();
@@ -312,40 +608,47 @@ impl Engine {
                     return self.emit_syn(buf, &to_rs, &s, mac, ttl);
                 }
                 if f.ack {
-                    let l4 = buf.get_mut(l4_at..ETH_LEN + p.tl)?;
-                    let ack = TcpPacket::new_unchecked(&*l4).ack_number();
-                    set_tcp_u32(l4, 8, ack.wrapping_add(s.delta));
+                    translate_in(buf.get_mut(l4_at..ETH_LEN + p.tl)?, &s);
                 }
                 return None;
             }
             // The client reuses its port: a new proxied handshake.
-            self.v4.conns.remove(idx);
-        } else if self.v4.conns.contains(&p.key) {
+            side.conns.remove(idx);
+        } else if A::split(self).side.conns.contains(&p.key) {
             return None;
         }
-        let svc_idx = *self.snap.lookup.get(&(p.key.dst, p.key.dport, 6))?;
-        if !self.snap.synproxy_of(svc_idx) {
+        let snap = &self.snap;
+        let svc_idx = *A::lookup(snap).get(&(p.key.dst, p.key.dport, 6))?;
+        if !A::synproxy_of(snap, svc_idx) {
             return None;
         }
-        if let Some(acl) = self.snap.acl_of(svc_idx) {
-            if let Err(d) = acl.admit_v4(p.key.src) {
+        let servers = &A::services(snap).get(svc_idx)?.servers;
+        if servers.iter().any(|rs| rs.addr.is_mapped()) {
+            // NAT64: not proxied (our SYN would have to be translated).
+            return None;
+        }
+        if let Some(acl) = A::acl_of(snap, svc_idx) {
+            if let Err(d) = A::admit(acl, p.key.src) {
                 return Some((Verdict::Drop(d), len));
             }
         }
-        let (seq, ack, window, mss) = {
+        let (seq, ack, window, offer) = {
             let t = TcpPacket::new_unchecked(buf.get(l4_at..ETH_LEN + p.tl)?);
             (
                 t.seq_number(),
                 t.ack_number(),
                 t.window_len(),
-                mss_option(t.options()),
+                offered(t.options()),
             )
         };
         let k = p.key;
         if f.syn && !f.ack && !f.rst {
             // Step 1: SYN-ACK with the cookie; no state.
-            let mss = MSS_TABLE[mss_index(mss.unwrap_or(536)) as usize];
-            let cookie = make_cookie(&self.snap.syn_cookie_key, &k, seq, mss, now_ms);
+            let opts = SynOptions::of(&offer);
+            let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, opts, now_ms);
+            let ts = offer.ts.map(|(val, _)| (now_ms as u32, val));
+            let wscale = opts.wscale.map(|_| OUR_WSCALE);
+            let (o, n) = syn_options(opts.mss, opts.sack, ts, wscale);
             let n = emit_segment(
                 buf,
                 (k.dst, k.dport),
@@ -353,7 +656,7 @@ impl Engine {
                 (cookie, Some(seq.wrapping_add(1))),
                 true,
                 SYNACK_WINDOW,
-                Some(mss),
+                &o[..n],
                 SYNACK_TTL,
             )?;
             let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -366,8 +669,7 @@ impl Engine {
         }
         // Step 2: the client's ACK must carry a valid cookie.
         let (client_isn, cookie) = (seq.wrapping_sub(1), ack.wrapping_sub(1));
-        let Some(mss) = check_cookie(&self.snap.syn_cookie_key, &k, client_isn, cookie, now_ms)
-        else {
+        let Some(opts) = check_cookie(&snap.syn_cookie_key, &k, client_isn, cookie, now_ms) else {
             return Some((Verdict::Drop(Drop::SynProxyBadCookie), len));
         };
         let mut syn = *p;
@@ -375,11 +677,10 @@ impl Engine {
             syn: true,
             ..TcpFlags::default()
         };
-        let peer = &self.v6.conns;
-        let (action, mac) = match self
-            .v4
-            .open(&self.snap, peer, &syn, client_mac, len, now_ms, ctl)
-        {
+        let Split {
+            side, snap, peer, ..
+        } = A::split(self);
+        let (action, mac) = match side.open(snap, peer, &syn, client_mac, len, now_ms, ctl) {
             Ok(x) => x,
             Err(d) => return Some((Verdict::Drop(d), len)),
         };
@@ -387,21 +688,25 @@ impl Engine {
             // Only FNAT and NAT services may proxy (the control side checks).
             return Some((Verdict::Drop(Drop::NoConnection), len));
         };
-        let (idx, _) = self.v4.conns.lookup_hashed(&k, p.hash, now_ms)?;
-        let out_key = self.v4.conns.get(idx)?.out_key;
+        let (idx, _) = side.conns.lookup_hashed(&k, p.hash, now_ms)?;
+        let out_key = side.conns.get(idx)?.out_key;
         let s = Proxied {
             in_key: k,
             out_key,
             client_isn,
             cookie,
             window,
-            mss,
+            opts,
+            ts: offer.ts.filter(|_| opts.timestamps),
             delta: 0,
+            ts_delta: None,
+            win_in: (0, 0),
+            win_out: (0, 0),
             pending: true,
         };
         if !self.remember(s) {
             // Without its delta the connection could not be translated.
-            self.v4.conns.remove(idx);
+            A::split(self).side.conns.remove(idx);
             return Some((Verdict::Drop(Drop::ConnTableFull), len));
         }
         // Step 3: our SYN to the real server, with the client's ISN.
@@ -409,22 +714,27 @@ impl Engine {
     }
 
     /// Our SYN to the real server (`to_rs`: LIP or client → RS).
-    fn emit_syn(
+    fn emit_syn<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
-        to_rs: &FlowKey,
-        s: &Proxied,
+        to_rs: &Key<A>,
+        s: &Proxied<A>,
         mac: MacAddr,
         ttl: u8,
     ) -> Handled {
+        let o = &s.opts;
+        let ts = s.ts.map(|(val, _)| (val, 0));
+        let (opts, n) = syn_options(o.mss, o.sack, ts, o.wscale);
+        // A SYN's window is not scaled.
+        let window = rescale(s.window, (o.wscale.unwrap_or(0), 0));
         let n = emit_segment(
             buf,
             (to_rs.src, to_rs.sport),
             (to_rs.dst, to_rs.dport),
             (s.client_isn, None),
             true,
-            s.window,
-            Some(s.mss),
+            window,
+            &opts[..n],
             ttl,
         )?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -433,24 +743,34 @@ impl Engine {
         Some((Verdict::Forward, n))
     }
 
-    /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`), in place.
-    fn ack_server(
+    /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`, timestamp
+    /// `rs_ts`), in place.
+    fn ack_server<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
-        s: &Proxied,
-        rs_isn: u32,
+        p: &Parsed<A>,
+        s: &Proxied<A>,
+        (rs_isn, rs_ts): (u32, u32),
     ) -> Handled {
         let rs_mac = EthernetFrame::new_unchecked(buf.get(..len)?).src_addr();
+        let mut opts = [1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0];
+        let opts = match (s.ts, s.ts_delta) {
+            (Some((val, _)), Some(_)) => {
+                opts[4..8].copy_from_slice(&val.to_be_bytes());
+                opts[8..].copy_from_slice(&rs_ts.to_be_bytes());
+                &opts[..]
+            }
+            _ => &[],
+        };
         let n = emit_segment(
             buf,
             (p.key.dst, p.key.dport),
             (p.key.src, p.key.sport),
             (s.client_isn.wrapping_add(1), Some(rs_isn.wrapping_add(1))),
             false,
-            s.window,
-            None,
+            rescale(s.window, s.win_in),
+            opts,
             SYNACK_TTL,
         )?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
@@ -463,11 +783,11 @@ impl Engine {
     /// the proxied handshake (we ACK it; the client hears nothing), later
     /// segments get their sequence numbers shifted into the cookie's
     /// space. `None`: continue as usual.
-    fn synproxy_out(
+    fn synproxy_out<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
-        p: &Parsed<Ipv4Addr>,
+        p: &Parsed<A>,
         now_ms: u64,
     ) -> Handled {
         if p.key.proto != 6 {
@@ -480,16 +800,17 @@ impl Engine {
         let f = p.flags;
         let l4_at = ETH_LEN + p.hl;
         let l4 = buf.get_mut(l4_at..ETH_LEN + p.tl)?;
-        let (seq, ack) = {
+        let (seq, ack, rs_offer) = {
             let t = TcpPacket::new_unchecked(&*l4);
-            (t.seq_number(), t.ack_number())
+            (t.seq_number(), t.ack_number(), offered(t.options()))
         };
+        let rs_ts = rs_offer.ts.map_or(0, |(val, _)| val);
         if !s.pending {
             if f.syn && f.ack && seq.wrapping_sub(s.delta) == s.cookie {
                 // A resent SYN-ACK (our ACK was lost): ACK it again.
-                return self.ack_server(buf, len, p, &s, seq);
+                return self.ack_server(buf, len, p, &s, (seq, rs_ts));
             }
-            set_tcp_u32(l4, 4, seq.wrapping_sub(s.delta));
+            translate_out(l4, &s);
             return None;
         }
         if f.rst {
@@ -501,15 +822,30 @@ impl Engine {
             return Some((Verdict::Drop(Drop::SynProxyPending), len));
         }
         // Step 4: the server side is up; ACK it and start translating.
+        // Window scaling holds on the server's side when both offered it;
+        // on the client's when it offered a scale (we answered ours).
+        let client_ws = s.opts.wscale.unwrap_or(0);
+        let (client_view, server_view) = match (s.opts.wscale, rs_offer.wscale) {
+            (Some(_), Some(w)) => (OUR_WSCALE, (w.min(WSCALE_MAX), client_ws)),
+            (Some(_), None) => (OUR_WSCALE, (0, 0)),
+            _ => (0, (0, 0)),
+        };
         let done = Proxied {
             delta: seq.wrapping_sub(s.cookie),
+            ts_delta: match (s.ts, rs_offer.ts) {
+                (Some((_, ours)), Some((theirs, _))) => Some(ours.wrapping_sub(theirs)),
+                _ => None,
+            },
+            win_in: (client_ws, server_view.1),
+            win_out: (server_view.0, client_view),
             pending: false,
             ..s
         };
-        self.sp.conns.insert(s.in_key, done);
-        self.sp.conns.insert(s.out_key, done);
-        self.v4.conns.touch(idx, Dir::Out, f, now_ms)?;
-        self.ack_server(buf, len, p, &done, seq)
+        let Split { side, table, .. } = A::split(self);
+        table.insert(s.in_key, done);
+        table.insert(s.out_key, done);
+        side.conns.touch(idx, Dir::Out, f, now_ms)?;
+        self.ack_server(buf, len, p, &done, (seq, rs_ts))
     }
 }
 
@@ -538,31 +874,37 @@ mod tests {
             (536, 536),
             (100, 536),
         ] {
-            let c = make_cookie(&KEY, &flow(), 777, mss, 1_000);
-            assert_eq!(check_cookie(&KEY, &flow(), 777, c, 1_000), Some(want));
+            let opts = SynOptions::of(&Offered {
+                mss: Some(mss),
+                ..Offered::default()
+            });
+            let c = make_cookie(&KEY, &flow(), 777, opts, 1_000);
+            let mss_of = |now| check_cookie(&KEY, &flow(), 777, c, now).map(|o| o.mss);
+            assert_eq!(mss_of(1_000), Some(want));
             // Still valid two counts later, not three.
-            assert_eq!(
-                check_cookie(&KEY, &flow(), 777, c, 1_000 + 2 * COUNT_MS),
-                Some(want)
-            );
-            assert_eq!(
-                check_cookie(&KEY, &flow(), 777, c, 1_000 + 3 * COUNT_MS),
-                None
-            );
+            assert_eq!(mss_of(1_000 + 2 * COUNT_MS), Some(want));
+            assert_eq!(mss_of(1_000 + 3 * COUNT_MS), None);
         }
     }
 
     #[test]
     fn cookies_bind_tuple_isn_and_key() {
-        let c = make_cookie(&KEY, &flow(), 777, 1460, 5);
+        let opts = SynOptions {
+            mss: 1460,
+            wscale: None,
+            sack: false,
+            timestamps: false,
+        };
+        let c = make_cookie(&KEY, &flow(), 777, opts, 5);
         let mut other = flow();
         other.sport += 1;
         assert_eq!(check_cookie(&KEY, &other, 777, c, 5), None);
-        // (Like Linux's, the check cannot tell ISNs a few apart: the MSS
-        // index absorbs them. Farther ones fail.)
+        // (Like DPVS's, the check cannot tell ISNs a few apart: the data's
+        // zero bits absorb them. Farther ones fail.)
         assert_eq!(check_cookie(&KEY, &flow(), 777 + 0x0012_3400, c, 5), None);
         assert_eq!(check_cookie(&[1, 2], &flow(), 777, c, 5), None);
-        // Random guesses almost never pass: 4 MSS values in 2^24.
+        // Random guesses almost never pass: about 2^16 valid data values
+        // in 2^24, and only 4 MSS indexes of 16.
         let forged = (0..10_000u32)
             .filter(|i| {
                 check_cookie(&KEY, &flow(), 777, i.wrapping_mul(2_654_435_761), 5).is_some()
@@ -572,11 +914,95 @@ mod tests {
     }
 
     #[test]
-    fn mss_option_is_found_among_others() {
-        assert_eq!(mss_option(&[1, 1, 2, 4, 5, 0xb4]), Some(1460));
-        assert_eq!(mss_option(&[3, 3, 7, 2, 4, 2, 0x18]), Some(536));
-        assert_eq!(mss_option(&[0, 2, 4, 5, 0xb4]), None);
-        assert_eq!(mss_option(&[2]), None);
-        assert_eq!(mss_option(&[8, 0]), None);
+    fn options_are_found_among_others_and_malformed_ones_end_the_list() {
+        let mss = |o: &[u8]| offered(o).mss;
+        assert_eq!(mss(&[1, 1, 2, 4, 5, 0xb4]), Some(1460));
+        assert_eq!(mss(&[3, 3, 7, 2, 4, 2, 0x18]), Some(536));
+        assert_eq!(mss(&[0, 2, 4, 5, 0xb4]), None);
+        assert_eq!(mss(&[2]), None);
+        assert_eq!(mss(&[8, 0]), None);
+        assert_eq!(mss(&[2, 4, 5]), None, "partial");
+        let all = [
+            2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 9, 0, 0, 0, 0, 1, 3, 3, 8,
+        ];
+        assert_eq!(
+            offered(&all),
+            Offered {
+                mss: Some(1460),
+                wscale: Some(8),
+                sack: true,
+                ts: Some((9, 0)),
+            }
+        );
+    }
+
+    #[test]
+    fn cookies_carry_window_scale_sack_and_timestamps() {
+        for (wscale, sack, timestamps) in [
+            (None, false, false),
+            (Some(1), true, false),
+            (Some(7), false, true),
+            (Some(14), true, true),
+        ] {
+            let opts = SynOptions {
+                mss: 1440,
+                wscale,
+                sack,
+                timestamps,
+            };
+            let c = make_cookie(&KEY, &flow(), 9, opts, 70_000);
+            assert_eq!(check_cookie(&KEY, &flow(), 9, c, 70_000), Some(opts));
+        }
+        // A scale above 14 is carried as 14; a scale of 0 as none.
+        let of = |w| {
+            SynOptions::of(&Offered {
+                wscale: Some(w),
+                ..Offered::default()
+            })
+        };
+        assert_eq!(of(15).wscale, Some(14));
+        assert_eq!(of(0).wscale, None);
+        assert_eq!(SynOptions::decode(0x0f << 16), None, "scale 15");
+        assert_eq!(SynOptions::decode(1), None, "low bits set");
+    }
+
+    #[test]
+    fn our_syn_options_are_laid_out_as_dpvs() {
+        let (o, n) = syn_options(1460, true, Some((1, 2)), Some(7));
+        assert_eq!(
+            &o[..n],
+            [2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 1, 3, 3, 7]
+        );
+        let (o, n) = syn_options(536, true, None, None);
+        assert_eq!(&o[..n], [2, 4, 2, 0x18, 1, 1, 4, 2]);
+        let (o, n) = syn_options(536, false, Some((5, 6)), None);
+        assert_eq!(
+            &o[..n],
+            [2, 4, 2, 0x18, 1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6]
+        );
+    }
+
+    #[test]
+    fn patching_at_odd_offsets_keeps_the_checksum_right() {
+        let (src, dst) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let mut seg = [0u8; 33];
+        seg[12] = 0x50;
+        seg[20..].copy_from_slice(b"hello, world!");
+        TcpPacket::new_unchecked(&mut seg[..]).fill_checksum(src, dst);
+        for at in [4, 9, 15, 27] {
+            patch(&mut seg, at, &[0xde, 0xad, 0xbe]);
+            assert!(
+                TcpPacket::new_unchecked(&seg[..]).verify_checksum(src, dst),
+                "at {at}"
+            );
+        }
+    }
+
+    #[test]
+    fn windows_rescale_and_saturate() {
+        assert_eq!(rescale(1000, (0, 0)), 1000);
+        assert_eq!(rescale(1000, (2, 7)), 31);
+        assert_eq!(rescale(1000, (7, 0)), 0xffff);
+        assert_eq!(rescale(64, (8, 7)), 128);
     }
 }

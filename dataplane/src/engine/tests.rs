@@ -1,5 +1,9 @@
 use super::*;
+use crate::bench::{server, service};
+#[path = "../../tests/protect_common/checked.rs"]
+mod checked;
 use crate::command::{Protocol, Scheduler};
+use checked::checked_ipv4;
 use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
 const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
@@ -21,26 +25,26 @@ fn snapshot() -> Arc<Snapshot> {
         port: 53,
         protocol: Protocol::Udp,
     };
-    let svc = |key: ServiceKey, port| ServiceSnap {
-        key,
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS,
-            port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: vec![LIP],
+    let svc = |key: ServiceKey, port| {
+        service(
+            key.addr,
+            (key.port, key.protocol),
+            vec![server(RS, port)],
+            vec![LIP],
+        )
     };
     let mut snap = Snapshot {
-        services: vec![svc(key, 8080), svc(ukey, 5353)],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: vec![(RS, LIP)],
+        v4: Snapshot4 {
+            services: vec![svc(key, 8080), svc(ukey, 5353)],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: vec![(RS, LIP)],
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     Arc::new(snap)
 }
 
@@ -110,31 +114,6 @@ fn udp_ttl(
 
 /// Checks the frame with etherparse (independent checksum code) and
 /// returns (src mac, dst mac, src ip, dst ip, sport, dport, ttl).
-/// Parses an Ethernet + IPv4 frame with etherparse and checks the IPv4
-/// header checksum; returns the packet, its Ethernet and its IPv4 slices.
-fn checked_ipv4(
-    frame: &[u8],
-) -> (
-    SlicedPacket<'_>,
-    etherparse::Ethernet2Slice<'_>,
-    etherparse::Ipv4Slice<'_>,
-) {
-    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
-    let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link.clone() else {
-        panic!("not ethernet")
-    };
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net.clone() else {
-        panic!("not ipv4")
-    };
-    let h = ip.header();
-    assert_eq!(
-        h.to_header().calc_header_checksum(),
-        h.header_checksum(),
-        "IPv4 checksum"
-    );
-    (p, eth, ip)
-}
-
 fn inspect(frame: &[u8]) -> (MacAddr, MacAddr, Ipv4Addr, Ipv4Addr, u16, u16, u8) {
     let (p, eth, ip) = checked_ipv4(frame);
     let h = ip.header();
@@ -270,7 +249,7 @@ fn fnat_tcp_round_trip_with_valid_checksums() {
     );
     assert_eq!(e.handle(&mut data, 1002, &mut ctl), Verdict::Forward);
     assert_eq!(inspect(&data).4, sport);
-    let svc = &e.snap.services[0];
+    let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
     assert_eq!(svc.servers[0].stats.snapshot().out_pkts, 1);
@@ -480,20 +459,13 @@ fn mode_snapshot(
 ) -> Arc<Snapshot> {
     let nat = mode == Forwarding::Nat;
     let (tport, uport) = if nat { (8080, 5353) } else { (80, 53) };
-    let svc = |addr: Ipv4Addr, port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: addr.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips.to_vec(),
+    let svc = |addr: Ipv4Addr, port, protocol, rs_port| {
+        service(
+            addr,
+            (port, protocol),
+            vec![server(RS, rs_port)],
+            lips.to_vec(),
+        )
     };
     let source = lips
         .first()
@@ -501,22 +473,25 @@ fn mode_snapshot(
         .or(interface)
         .unwrap_or(Ipv4Addr::UNSPECIFIED);
     let mut snap = Snapshot {
-        services: vec![
-            svc(VIP, 80, Protocol::Tcp, tport),
-            svc(VIP, 53, Protocol::Udp, uport),
-            svc(VIP2, 80, Protocol::Tcp, tport),
-        ],
-        owned_vips: vec![VIP, VIP2],
-        local_addrs: lips.to_vec(),
-        neighbours: vec![(RS, source)],
-        forwarding: vec![mode; 3],
-        nat_servers: if nat { vec![RS] } else { vec![] },
-        interface_v4: interface,
+        v4: Snapshot4 {
+            services: vec![
+                svc(VIP, 80, Protocol::Tcp, tport),
+                svc(VIP, 53, Protocol::Udp, uport),
+                svc(VIP2, 80, Protocol::Tcp, tport),
+            ],
+            owned_vips: vec![VIP, VIP2],
+            local_addrs: lips.to_vec(),
+            neighbours: vec![(RS, source)],
+            forwarding: vec![mode; 3],
+            nat_servers: if nat { vec![RS] } else { vec![] },
+            interface,
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
-    snap.lookup.insert((VIP2, 80, 6), 2);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP2, 80, 6), 2);
     Arc::new(snap)
 }
 
@@ -604,7 +579,7 @@ fn nat_tcp_golden_both_directions() {
     );
     assert_eq!(resp, want);
     assert_eq!(e.conn_count(), 1);
-    let svc = &e.snap.services[0];
+    let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
     assert_eq!(svc.stats.snapshot().out_pkts, 2);
 }
@@ -933,24 +908,27 @@ fn rr_snapshot(stats: &Stats, weights: &[u32; 2], p: Option<Persistence>) -> Arc
         stats: Arc::clone(&stats.rs[i]),
     };
     let mut snap = Snapshot {
-        services: vec![ServiceSnap {
-            key: ServiceKey {
-                addr: VIP.into(),
-                port: 80,
-                protocol: Protocol::Tcp,
-            },
-            stats: Arc::clone(&stats.svc),
-            servers: vec![server(RS, 0), server(RS2, 1)],
-            table: SchedTable::build(Scheduler::Rr, weights),
+        v4: Snapshot4 {
+            services: vec![ServiceSnap {
+                key: ServiceKey {
+                    addr: VIP.into(),
+                    port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                stats: Arc::clone(&stats.svc),
+                servers: vec![server(RS, 0), server(RS2, 1)],
+                table: SchedTable::build(Scheduler::Rr, weights),
+                local_addrs: vec![LIP],
+            }],
+            owned_vips: vec![VIP],
             local_addrs: vec![LIP],
-        }],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: vec![(RS, LIP), (RS2, LIP)],
-        persistence: vec![p],
+            neighbours: vec![(RS, LIP), (RS2, LIP)],
+            persistence: vec![p],
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
     Arc::new(snap)
 }
 
@@ -1102,7 +1080,7 @@ fn persistent_client_stays_on_a_quiescent_server_until_it_is_removed() {
     let mut snap = rr_snapshot(&stats, &[1, 1], Some(PERSIST));
     let keep = usize::from(first == RS);
     if let Some(s) = Arc::get_mut(&mut snap) {
-        let svc = &mut s.services[0];
+        let svc = &mut s.v4.services[0];
         svc.servers = vec![svc.servers.remove(keep)];
         svc.table = SchedTable::build(Scheduler::Rr, &[1]);
     }

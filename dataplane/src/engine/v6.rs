@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::nat64::Icmp6Error;
 use super::{
     adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
-    IPV4_HEADER_LEN, TUNNEL_MTU,
+    IPV4_HEADER_LEN,
 };
 use crate::conn::{FlowKey6, Key, TcpFlags};
 use crate::io::Burst;
@@ -608,16 +608,21 @@ pub fn insert_toa(
     let opt = toa6_option(client, client_port);
     let new_len = toa_room(buf, hl, tl, &opt)?;
     let new_tl = tl + TOA6_LEN;
-    let tcp = &mut buf[ETH_LEN + hl..new_len];
+    fill_tcp_checksum(&mut buf[ETH_LEN + hl..new_len], src, dst);
+    let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
+    ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
+    Some(new_len)
+}
+
+/// Fills the checksum of the TCP segment `tcp` (header and payload, at
+/// most 64 KiB) sent `src → dst`.
+pub(super) fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
     tcp[16..18].fill(0);
-    let l4_len = u32::try_from(tcp.len()).ok()?;
+    let l4_len = tcp.len() as u32;
     let c = checksum::finish(
         checksum::pseudo_v6(src, dst, IpProtocol::Tcp, l4_len) + checksum::sum(tcp),
     );
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
-    ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
-    Some(new_len)
 }
 
 /// NAT64's TOA: DPVS sizes the option by the client's family
@@ -641,19 +646,11 @@ pub fn insert_toa64(
 /// inner traffic class, flow label and hop limit. Returns the new frame
 /// length.
 pub fn encapsulate(buf: &mut [u8], tl: usize, src: Ipv6Addr, dst: Ipv6Addr) -> Result<usize, Drop> {
-    if tl + IPV6_HEADER_LEN > TUNNEL_MTU {
-        return Err(Drop::TunnelTooBig);
-    }
-    let inner = ETH_LEN..ETH_LEN + tl;
-    let new_len = inner.end + IPV6_HEADER_LEN;
-    if new_len > buf.len() {
-        return Err(Drop::NoRoom);
-    }
+    let new_len = super::tunnel_room(buf, tl, IPV6_HEADER_LEN)?;
     let (tc, flow, hop) = {
-        let ip = Ipv6Packet::new_unchecked(&buf[inner.clone()]);
+        let ip = Ipv6Packet::new_unchecked(&buf[ETH_LEN + IPV6_HEADER_LEN..new_len]);
         (ip.traffic_class(), ip.flow_label(), ip.hop_limit())
     };
-    buf.copy_within(inner, ETH_LEN + IPV6_HEADER_LEN);
     let mut outer = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     let repr = Ipv6Repr {
         src_addr: src,

@@ -2053,7 +2053,10 @@ mod tests {
         let mut qb = b.take_queues();
         let lip = Ipv4Addr::new(10, 0, 0, 200);
         let snap = Snapshot {
-            local_addrs: vec![lip],
+            v4: crate::engine::Snapshot4 {
+                local_addrs: vec![lip],
+                ..crate::engine::Snapshot4::default()
+            },
             ..Snapshot::default()
         };
         for q in &mut qa {

@@ -4,18 +4,18 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use dataplane::engine::{Engine, ServerSnap, ServiceSnap, Snapshot, Verdict};
+use dataplane::engine::{Engine, ServerSnap, Snapshot, Snapshot4, Verdict};
 use dataplane::io::Burst;
-use dataplane::sched::SchedTable;
 use dataplane::stats::{DropCounters, Traffic};
-use dataplane::wire::{ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, MacAddr};
-use dataplane::{Protocol, Scheduler, ServiceKey};
-use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+use dataplane::wire::MacAddr;
+use dataplane::Protocol;
+use etherparse::{PacketBuilder, TransportSlice};
 
-pub const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
-pub const CLIENT_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 2]);
-pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
-pub const LIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 200);
+mod checked;
+pub use checked::checked_ipv4;
+
+use dataplane::bench::{arp_reply, server, service};
+pub use dataplane::bench::{CLIENT_MAC, LB_MAC, LIP, VIP};
 
 pub fn rs(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 98, 0, 1)) + i as u32)
@@ -43,63 +43,29 @@ fn snapshot(stats: &[Arc<Traffic>], edit: &dyn Fn(&mut Snapshot)) -> Arc<Snapsho
             stats: Arc::clone(s),
         })
         .collect();
-    let svc = |port, protocol, servers| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers,
-        table: SchedTable::build(Scheduler::Rr, &vec![1; stats.len()]),
-        local_addrs: vec![LIP],
-    };
-    let udp_servers = stats
-        .iter()
-        .enumerate()
-        .map(|(i, _)| ServerSnap {
-            addr: rs(i),
-            port: 5353,
-            stats: Arc::default(),
-        })
-        .collect();
+    let svc = |port, protocol, servers| service(VIP, (port, protocol), servers, vec![LIP]);
+    let udp_servers = (0..stats.len()).map(|i| server(rs(i), 5353)).collect();
     let mut snap = Snapshot {
-        services: vec![
-            svc(80, Protocol::Tcp, servers),
-            svc(53, Protocol::Udp, udp_servers),
-        ],
-        owned_vips: vec![VIP],
-        local_addrs: vec![LIP],
-        neighbours: (0..stats.len()).map(|i| (rs(i), LIP)).collect(),
+        v4: Snapshot4 {
+            services: vec![
+                svc(80, Protocol::Tcp, servers),
+                svc(53, Protocol::Udp, udp_servers),
+            ],
+            owned_vips: vec![VIP],
+            local_addrs: vec![LIP],
+            neighbours: (0..stats.len()).map(|i| (rs(i), LIP)).collect(),
+            ..Snapshot4::default()
+        },
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
-    snap.lookup.insert((VIP, 53, 17), 1);
+    snap.v4.lookup.insert((VIP, 80, 6), 0);
+    snap.v4.lookup.insert((VIP, 53, 17), 1);
     edit(&mut snap);
     // Per-service vectors given for the TCP service apply to UDP too.
-    if let Some(a) = snap.acl.first().cloned() {
-        snap.acl.resize(2, a);
+    if let Some(a) = snap.v4.acl.first().cloned() {
+        snap.v4.acl.resize(2, a);
     }
     Arc::new(snap)
-}
-
-fn arp_reply(from: Ipv4Addr, mac: MacAddr) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    let mut eth = EthernetFrame::new_unchecked(&mut f[..]);
-    eth.set_dst_addr(LB_MAC);
-    eth.set_src_addr(mac);
-    eth.set_ethertype(EtherType::Arp);
-    let repr = ArpRepr {
-        operation: ArpOperation::Reply,
-        source_hardware_addr: mac,
-        source_protocol_addr: from,
-        target_hardware_addr: LB_MAC,
-        target_protocol_addr: LIP,
-    };
-    repr.emit(&mut ArpPacket::new_unchecked(
-        &mut f[14..14 + repr.buffer_len()],
-    ));
-    f
 }
 
 impl Lab {
@@ -174,23 +140,38 @@ pub struct Seg {
 }
 
 pub fn seg(s: Seg) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
+    let b = PacketBuilder::ethernet2(CLIENT_MAC.0, LB_MAC.0)
         .ipv4(s.client.octets(), VIP.octets(), 64)
         .tcp(s.port, 80, s.seq, 65535);
-    if s.syn {
+    let f = Flags {
+        syn: s.syn,
+        ack: s.ack,
+        rst: s.rst,
+        fin: s.fin,
+    };
+    finish(b, f, &s.payload)
+}
+
+/// Sets flags `f` on a segment under construction and writes it.
+fn finish(
+    mut b: etherparse::PacketBuilderStep<etherparse::TcpHeader>,
+    f: Flags,
+    payload: &[u8],
+) -> Vec<u8> {
+    if f.syn {
         b = b.syn();
     }
-    if let Some(a) = s.ack {
+    if let Some(a) = f.ack {
         b = b.ack(a);
     }
-    if s.rst {
+    if f.rst {
         b = b.rst();
     }
-    if s.fin {
+    if f.fin {
         b = b.fin();
     }
     let mut out = Vec::new();
-    b.write(&mut out, &s.payload).expect("build tcp");
+    b.write(&mut out, payload).expect("build tcp");
     out
 }
 
@@ -208,26 +189,22 @@ pub fn syn(client: Ipv4Addr, port: u16) -> Vec<u8> {
 }
 
 pub fn ack(client: Ipv4Addr, port: u16) -> Vec<u8> {
-    seg(Seg {
-        client,
-        port,
-        seq: 1001,
-        ack: Some(7),
-        syn: false,
-        rst: false,
-        fin: false,
-        payload: vec![],
-    })
+    second(client, port, false)
 }
 
 pub fn rst(client: Ipv4Addr, port: u16) -> Vec<u8> {
+    second(client, port, true)
+}
+
+/// The client's second segment (after [`syn`]): an ACK, or a RST.
+fn second(client: Ipv4Addr, port: u16, rst: bool) -> Vec<u8> {
     seg(Seg {
         client,
         port,
         seq: 1001,
         ack: Some(7),
         syn: false,
-        rst: true,
+        rst,
         fin: false,
         payload: vec![],
     })
@@ -263,19 +240,8 @@ pub struct Tcp {
 }
 
 pub fn tcp_of(frame: &[u8]) -> Tcp {
-    let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
-    let Some(etherparse::LinkSlice::Ethernet2(eth)) = p.link.clone() else {
-        panic!("not ethernet")
-    };
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net.clone() else {
-        panic!("not ipv4")
-    };
+    let (p, eth, ip) = checked_ipv4(frame);
     let h = ip.header();
-    assert_eq!(
-        h.to_header().calc_header_checksum(),
-        h.header_checksum(),
-        "IPv4 checksum"
-    );
     let Some(TransportSlice::Tcp(t)) = p.transport else {
         panic!("not tcp")
     };
@@ -315,34 +281,36 @@ pub struct Flags {
 /// an MSS option.
 pub fn tcp_frame(
     src_mac: MacAddr,
-    (src, sport): (Ipv4Addr, u16),
-    (dst, dport): (Ipv4Addr, u16),
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
     seq: u32,
     f: Flags,
     mss: Option<u16>,
     payload: &[u8],
 ) -> Vec<u8> {
+    let opts = mss.map(|m| {
+        let [a, b] = m.to_be_bytes();
+        [2, 4, a, b]
+    });
+    let opts = opts.as_ref().map_or(&[][..], |o| &o[..]);
+    tcp_frame_with(src_mac, src, dst, (seq, 29200), f, opts, payload)
+}
+
+/// [`tcp_frame`] with any options (whole words) and window.
+pub fn tcp_frame_with(
+    src_mac: MacAddr,
+    (src, sport): (Ipv4Addr, u16),
+    (dst, dport): (Ipv4Addr, u16),
+    (seq, window): (u32, u16),
+    f: Flags,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(src_mac.0, LB_MAC.0)
         .ipv4(src.octets(), dst.octets(), 64)
-        .tcp(sport, dport, seq, 29200);
-    if let Some(m) = mss {
-        b = b
-            .options(&[etherparse::TcpOptionElement::MaximumSegmentSize(m)])
-            .expect("mss option");
+        .tcp(sport, dport, seq, window);
+    if !options.is_empty() {
+        b = b.options_raw(options).expect("options");
     }
-    if f.syn {
-        b = b.syn();
-    }
-    if let Some(a) = f.ack {
-        b = b.ack(a);
-    }
-    if f.rst {
-        b = b.rst();
-    }
-    if f.fin {
-        b = b.fin();
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("build tcp");
-    out
+    finish(b, f, payload)
 }

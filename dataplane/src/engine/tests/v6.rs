@@ -21,20 +21,13 @@ fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
         Forwarding::Fnat | Forwarding::Nat => (8080, 5353),
         _ => (80, 53),
     };
-    let svc = |port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP6.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: RS6,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: lips.to_vec(),
+    let svc = |port, protocol, rs_port| {
+        service(
+            VIP6,
+            (port, protocol),
+            vec![server(RS6, rs_port)],
+            lips.to_vec(),
+        )
     };
     let mut v6 = Snapshot6 {
         services: vec![svc(80, Protocol::Tcp, tport), svc(53, Protocol::Udp, uport)],
@@ -118,17 +111,39 @@ fn tcp6_opts(
     hop: u8,
     options: &[u8],
 ) -> Vec<u8> {
+    let seg = Seg6 {
+        seq: 1000,
+        ack: ack.then_some(7),
+        syn,
+        window: 65535,
+        options,
+        hop,
+    };
+    seg6(src, dst, &seg, payload)
+}
+
+/// The TCP header fields of a hand-made IPv6 segment.
+struct Seg6<'a> {
+    seq: u32,
+    ack: Option<u32>,
+    syn: bool,
+    window: u16,
+    options: &'a [u8],
+    hop: u8,
+}
+
+fn seg6(src: End6, dst: End6, s: &Seg6, payload: &[u8]) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
-        .ipv6(src.1.octets(), dst.1.octets(), hop)
-        .tcp(src.2, dst.2, 1000, 65535);
-    if syn {
+        .ipv6(src.1.octets(), dst.1.octets(), s.hop)
+        .tcp(src.2, dst.2, s.seq, s.window);
+    if s.syn {
         b = b.syn();
     }
-    if ack {
-        b = b.ack(7);
+    if let Some(a) = s.ack {
+        b = b.ack(a);
     }
-    if !options.is_empty() {
-        b = b.options_raw(options).expect("options");
+    if !s.options.is_empty() {
+        b = b.options_raw(s.options).expect("options");
     }
     let mut out = Vec::new();
     b.write(&mut out, payload).expect("build tcp6");
@@ -1139,34 +1154,25 @@ fn ipv6_persistence_keeps_a_client_network_on_one_server() {
 /// VIP6:80/tcp and VIP6:53/udp to RS:8080/5353 over IPv4 from LIP.
 fn nat64_engine() -> (Engine, Burst) {
     let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
-    let svc = |port, protocol, rs_port| ServiceSnap {
-        key: ServiceKey {
-            addr: VIP6.into(),
-            port,
-            protocol,
-        },
-        stats: Arc::default(),
-        servers: vec![ServerSnap {
-            addr: rs,
-            port: rs_port,
-            stats: Arc::default(),
-        }],
-        table: SchedTable::build(Scheduler::Rr, &[1]),
-        local_addrs: vec![lip],
+    let svc = |port, protocol, rs_port| {
+        service(VIP6, (port, protocol), vec![server(rs, rs_port)], vec![lip])
     };
     let mut v6 = Snapshot6 {
         services: vec![svc(80, Protocol::Tcp, 8080), svc(53, Protocol::Udp, 5353)],
         owned_vips: vec![VIP6],
         neighbours: vec![(rs, lip)],
         forwarding: vec![Forwarding::Fnat; 2],
-        nat64_lips: vec![LIP],
         ..Snapshot6::default()
     };
     v6.lookup.insert((VIP6, 80, 6), 0);
     v6.lookup.insert((VIP6, 53, 17), 1);
     let snap = Snapshot {
+        v4: Snapshot4 {
+            local_addrs: vec![LIP],
+            ..Snapshot4::default()
+        },
         v6,
-        local_addrs: vec![LIP],
+        nat64_lips: vec![LIP],
         ..Snapshot::default()
     };
     let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
@@ -1684,11 +1690,10 @@ fn shared_lip_engine(ports: (u16, u16)) -> (Engine, Burst) {
         owned_vips: vec![VIP6],
         neighbours: vec![(rs, lip)],
         forwarding: vec![Forwarding::Fnat],
-        nat64_lips: vec![LIP],
         ..Snapshot6::default()
     };
     v6.lookup.insert((VIP6, 80, 6), 0);
-    let mut snap = Snapshot {
+    let mut v4 = Snapshot4 {
         services: vec![ServiceSnap {
             key: key4,
             stats: Arc::default(),
@@ -1703,10 +1708,15 @@ fn shared_lip_engine(ports: (u16, u16)) -> (Engine, Burst) {
         owned_vips: vec![VIP],
         local_addrs: vec![LIP],
         neighbours: vec![(RS, LIP)],
+        ..Snapshot4::default()
+    };
+    v4.lookup.insert((VIP, 80, 6), 0);
+    let snap = Snapshot {
+        v4,
         v6,
+        nat64_lips: vec![LIP],
         ..Snapshot::default()
     };
-    snap.lookup.insert((VIP, 80, 6), 0);
     let mut e = Engine::new(0, LB_MAC, 1024, ports, Arc::default());
     let mut ctl = Burst::new(16);
     e.set_snapshot(Arc::new(snap), 0, &mut ctl);
@@ -1790,4 +1800,132 @@ fn nat64_and_ipv4_fnat_draw_local_ports_from_one_space() {
     lports.sort();
     lports.dedup();
     assert_eq!(lports.len(), 4);
+}
+
+/// SYN proxy over IPv6 (FNAT): the client's handshake is answered with a
+/// cookie, the real server's opened on the cookie ACK with the client's
+/// ISN, MSS and window, and sequence numbers shifted both ways. Every
+/// frame we originate is compared with etherparse's.
+#[test]
+fn synproxy6_fnat_whole_exchange_golden() {
+    const ISN: u32 = 1000;
+    const RS_ISN: u32 = 5_000_000;
+    const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+    let (mut e, mut ctl) = engine6(Forwarding::Fnat, &[LIP6]);
+    let mut snap = snapshot6(Forwarding::Fnat, &[LIP6]);
+    let s = Arc::get_mut(&mut snap).expect("unshared");
+    s.v6.synproxy = vec![true, false];
+    s.syn_cookie_key = [7, 11];
+    e.set_snapshot(snap, 2, &mut ctl);
+    ctl.clear();
+    let client = (CLIENT_MAC, CLIENT6, 40000);
+    let vip = (LB_MAC, VIP6, 80);
+    let from_client = |seq, ack, syn, options: &[u8], payload: &[u8]| {
+        let seg = Seg6 {
+            seq,
+            ack,
+            syn,
+            window: 29200,
+            options,
+            hop: 64,
+        };
+        seg6(client, vip, &seg, payload)
+    };
+
+    // Step 1: SYN → SYN-ACK carrying the cookie, no state.
+    let syn = from_client(ISN, None, true, &MSS_1460, b"");
+    let (v, n) = handle_grow(&mut e, &syn, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    checked6(&n);
+    let cookie = u32::from_be_bytes(n[58..62].try_into().expect("seq"));
+    let synack = Seg6 {
+        seq: cookie,
+        ack: Some(ISN + 1),
+        syn: true,
+        window: 65535,
+        options: &MSS_1460,
+        hop: 64,
+    };
+    assert_eq!(n, seg6((LB_MAC, VIP6, 80), client, &synack, b""));
+    assert_eq!(e.conn_count(), 0, "a SYN creates no state");
+
+    // A forged cookie is dropped and counted.
+    let forged = from_client(ISN + 1, Some(0x1234_5678), false, &[], b"");
+    let (v, _) = handle_grow(&mut e, &forged, 11, &mut ctl);
+    assert_eq!(v, Verdict::Drop(Drop::SynProxyBadCookie));
+    assert_eq!(e.conn_count(), 0);
+
+    // Steps 2-3: the cookie ACK opens the connection; our SYN to the real
+    // server carries the client's ISN, MSS and window.
+    let ack = from_client(ISN + 1, Some(cookie.wrapping_add(1)), false, &[], b"");
+    let (v, n) = handle_grow(&mut e, &ack, 12, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let lport = checked6(&n);
+    let syn = Seg6 {
+        seq: ISN,
+        ack: None,
+        syn: true,
+        window: 29200,
+        options: &MSS_1460,
+        hop: 63,
+    };
+    assert_eq!(
+        n,
+        seg6((LB_MAC, LIP6, lport), (RS_MAC, RS6, 8080), &syn, b"")
+    );
+    assert_eq!(e.conn_count(), 1);
+
+    // Step 4: the real server's SYN-ACK is answered by us.
+    let from_rs = |seq, ack, syn, payload: &[u8]| {
+        let seg = Seg6 {
+            seq,
+            ack: Some(ack),
+            syn,
+            window: 29200,
+            options: &[],
+            hop: 64,
+        };
+        seg6((RS_MAC, RS6, 8080), (LB_MAC, LIP6, lport), &seg, payload)
+    };
+    let (v, n) = handle_grow(&mut e, &from_rs(RS_ISN, ISN + 1, true, b""), 13, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let our_ack = Seg6 {
+        seq: ISN + 1,
+        ack: Some(RS_ISN + 1),
+        syn: false,
+        window: 29200,
+        options: &[],
+        hop: 64,
+    };
+    assert_eq!(
+        n,
+        seg6((LB_MAC, LIP6, lport), (RS_MAC, RS6, 8080), &our_ack, b"")
+    );
+
+    // Client data: its ACK moves into the real server's space.
+    let data = from_client(ISN + 1, Some(cookie.wrapping_add(1)), false, &[], b"GET");
+    let (v, n) = handle_grow(&mut e, &data, 14, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(checked6(&n), lport);
+    let t = etherparse::TcpSlice::from_slice(&n[54..]).expect("tcp");
+    assert_eq!(t.destination_port(), 8080);
+    assert_eq!(
+        (t.sequence_number(), t.acknowledgment_number()),
+        (ISN + 1, RS_ISN + 1)
+    );
+    assert_eq!(t.payload(), b"GET");
+
+    // Server data: its sequence numbers move into the cookie's space.
+    let reply = from_rs(RS_ISN + 1, ISN + 4, false, b"200 OK");
+    let (v, n) = handle_grow(&mut e, &reply, 15, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(checked6(&n), 80);
+    let t = etherparse::TcpSlice::from_slice(&n[54..]).expect("tcp");
+    assert_eq!(t.destination_port(), 40000);
+    assert_eq!(
+        (t.sequence_number(), t.acknowledgment_number()),
+        (cookie.wrapping_add(1), ISN + 4)
+    );
+    assert_eq!(t.payload(), b"200 OK");
+    assert_eq!(&n[22..54], &[VIP6.octets(), CLIENT6.octets()].concat()[..]);
 }
