@@ -10,9 +10,10 @@
 
 mod common;
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::sniff::{Seen, Sniffer};
+use common::sniff::{self, Seen, Sniffer};
 use common::{can_run, Lab, RS1_V6, RS2_V6, VIP6};
 
 const LB_MAC: &str = "02:99:00:00:00:01";
@@ -210,40 +211,10 @@ const CLOSED_PORT: u16 = 9999;
 /// The client's IPv6 address in the lab.
 const CLIENT6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 2);
 
-/// The NAT64 TOA sniffer: IPv4 segments 10.99.0.200 → :8080 with a TCP
-/// option of kind 254, length 20 must be non-SYN ACKs carrying a port and
-/// the client's IPv6 address, with a valid TCP checksum.
+/// The NAT64 TOA sniffer: segments from the IPv4 local address to :8080
+/// carry DPVS's 20-byte IPv6 TOA with the client ([`sniff::toa`]).
 fn toa64(frame: &[u8]) -> Seen<'_> {
-    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
-        return Seen::Other;
-    };
-    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) =
-        (p.net, p.transport)
-    else {
-        return Seen::Other;
-    };
-    let h = ip.header();
-    if h.source_addr() != std::net::Ipv4Addr::new(10, 99, 0, 200) || t.destination_port() != 8080 {
-        return Seen::Other;
-    }
-    let opts = t.options();
-    let Some(at) = opts.windows(2).position(|w| w == [254, 20]) else {
-        return Seen::Other;
-    };
-    if t.syn() || !t.ack() {
-        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
-    }
-    let sum = t
-        .to_header()
-        .calc_checksum_ipv4(&h.to_header(), t.payload())
-        .ok();
-    if sum != Some(t.checksum()) {
-        return Seen::Bad("TCP checksum of a TOA segment".into());
-    }
-    match opts.get(at + 2..at + 20) {
-        Some(v) if v[2..] == CLIENT6.octets() && v[..2] != [0, 0] => Seen::Good,
-        v => Seen::Bad(format!("TOA value {v:?}")),
-    }
+    sniff::toa(frame, Ipv4Addr::new(10, 99, 0, 200), 20, &CLIENT6.octets())
 }
 
 /// From the namespace `ns` (on a thread of its own): sends UDP datagrams

@@ -16,7 +16,7 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::sniff::{decap, Seen, Sniffer, CLIENT, LB};
+use common::sniff::{self, decap, Seen, Sniffer, CLIENT, LB};
 use common::{can_run, mode_config as config, service_stats, vip_on_lo, Lab, VIP};
 
 const LB_MAC: &str = "02:99:00:00:00:01";
@@ -134,40 +134,9 @@ fn persistence_keeps_a_client_on_one_server() {
     );
 }
 
-/// The TOA sniffer: FNAT segments LIP → :8080. A SYN must carry no TOA;
-/// a segment with one must be a non-SYN ACK whose TOA (kind 254, length 8)
-/// holds the client's address and a port, with a valid TCP checksum.
+/// The TOA sniffer: FNAT segments LIP → :8080 ([`sniff::toa`], 8 bytes).
 fn toa(frame: &[u8]) -> Seen<'_> {
-    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
-        return Seen::Other;
-    };
-    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) =
-        (p.net, p.transport)
-    else {
-        return Seen::Other;
-    };
-    let h = ip.header();
-    if h.source_addr() != Ipv4Addr::new(10, 99, 0, 200) || t.destination_port() != 8080 {
-        return Seen::Other;
-    }
-    let opts = t.options();
-    let Some(at) = opts.windows(2).position(|w| w == [254, 8]) else {
-        return Seen::Other;
-    };
-    if t.syn() || !t.ack() {
-        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
-    }
-    let sum = t
-        .to_header()
-        .calc_checksum_ipv4(&h.to_header(), t.payload())
-        .ok();
-    if sum != Some(t.checksum()) {
-        return Seen::Bad("TCP checksum of a TOA segment".into());
-    }
-    match opts.get(at + 2..at + 8) {
-        Some(v) if v[2..] == CLIENT.octets() && v[..2] != [0, 0] => Seen::Good,
-        v => Seen::Bad(format!("TOA value {v:?}")),
-    }
+    sniff::toa(frame, Ipv4Addr::new(10, 99, 0, 200), 8, &CLIENT.octets())
 }
 
 #[test]

@@ -249,3 +249,40 @@ pub fn check_ipip(frame: &[u8], rs: Ipv4Addr) -> Result<Option<&[u8]>, String> {
         Err(problems.join(", "))
     }
 }
+
+/// A TOA sniffer for FNAT segments `lip` → :8080: a SYN must carry no TOA;
+/// a segment with one (kind 254, length `len`: 8 for an IPv4 client, 20
+/// for an IPv6 one) must be a non-SYN ACK whose TOA holds a port and
+/// `client`'s address bytes, with a valid TCP checksum.
+pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'a> {
+    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
+        return Seen::Other;
+    };
+    let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(t))) =
+        (p.net, p.transport)
+    else {
+        return Seen::Other;
+    };
+    let h = ip.header();
+    if h.source_addr() != lip || t.destination_port() != 8080 {
+        return Seen::Other;
+    }
+    let opts = t.options();
+    let Some(at) = opts.windows(2).position(|w| w == [254, len]) else {
+        return Seen::Other;
+    };
+    if t.syn() || !t.ack() {
+        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
+    }
+    let sum = t
+        .to_header()
+        .calc_checksum_ipv4(&h.to_header(), t.payload())
+        .ok();
+    if sum != Some(t.checksum()) {
+        return Seen::Bad("TCP checksum of a TOA segment".into());
+    }
+    match opts.get(at + 2..at + usize::from(len)) {
+        Some(v) if v[2..] == *client && v[..2] != [0, 0] => Seen::Good,
+        v => Seen::Bad(format!("TOA value {v:?}")),
+    }
+}

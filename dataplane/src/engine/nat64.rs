@@ -20,6 +20,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::v6::tuple_bytes as tuple_bytes6;
 use super::{adjust_l4, tuple_bytes, Burst, Dir, Engine, Forwarding, Verdict, ETH_LEN, TUNNEL_MTU};
 use crate::conn::{FlowKey, FlowKey6, Key};
 use crate::stats::Drop;
@@ -134,16 +135,6 @@ pub fn icmp6_to_4(msg_type: u8, code: u8, rest: u32) -> Option<(u8, u8, u32)> {
         }
         _ => return None,
     })
-}
-
-/// The IPv6 4-tuple bytes (addresses, ports) of a key.
-fn tuple_bytes6(k: &FlowKey6) -> [u8; 36] {
-    let mut b = [0u8; 36];
-    b[0..16].copy_from_slice(&k.src.octets());
-    b[16..32].copy_from_slice(&k.dst.octets());
-    b[32..34].copy_from_slice(&k.sport.to_be_bytes());
-    b[34..36].copy_from_slice(&k.dport.to_be_bytes());
-    b
 }
 
 /// The IPv4 key of a NAT64 key (mapped addresses).

@@ -420,7 +420,8 @@ impl Engine {
     }
 }
 
-fn tuple_bytes(k: &FlowKey6) -> [u8; 36] {
+/// The IPv6 4-tuple bytes (addresses, ports) of a key.
+pub(super) fn tuple_bytes(k: &FlowKey6) -> [u8; 36] {
     let mut b = [0u8; 36];
     b[0..16].copy_from_slice(&k.src.octets());
     b[16..32].copy_from_slice(&k.dst.octets());

@@ -52,7 +52,16 @@ fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
 
 /// An engine for `mode` over IPv6 whose real server is not resolved yet.
 fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
-    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    engine6_unresolved_sized(mode, lips, 1024)
+}
+
+/// [`engine6_unresolved`] holding `capacity` connections per family.
+fn engine6_unresolved_sized(
+    mode: Forwarding,
+    lips: &[Ipv6Addr],
+    capacity: usize,
+) -> (Engine, Burst) {
+    let mut e = Engine::new(0, LB_MAC, capacity, (40000, 40100), Arc::default());
     let mut ctl = Burst::new(16);
     e.set_snapshot(snapshot6(mode, lips), 0, &mut ctl);
     (e, ctl)
@@ -60,7 +69,12 @@ fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
 
 /// An engine for `mode` over IPv6 with RS6 resolved by a neighbor advertisement.
 fn engine6(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
-    let (mut e, mut ctl) = engine6_unresolved(mode, lips);
+    engine6_sized(mode, lips, 1024)
+}
+
+/// [`engine6`] holding `capacity` connections per family.
+fn engine6_sized(mode: Forwarding, lips: &[Ipv6Addr], capacity: usize) -> (Engine, Burst) {
+    let (mut e, mut ctl) = engine6_unresolved_sized(mode, lips, capacity);
     let to = lips.first().copied().unwrap_or(link_local(LB_MAC));
     let mut na = nd(
         NEIGHBOR_ADVERT,
@@ -1454,19 +1468,7 @@ fn fnat6_and_nd_on_vlans_golden() {
 fn the_ipv6_table_has_the_configured_capacity() {
     // Capacity 16: sixteen IPv6 connections fit (it was a quarter), the
     // seventeenth is refused as a full table.
-    let mut e = Engine::new(0, LB_MAC, 16, (40000, 40100), Arc::default());
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(snapshot6(Forwarding::Fnat, &[LIP6]), 0, &mut ctl);
-    let mut na = nd(
-        NEIGHBOR_ADVERT,
-        0x60,
-        (RS_MAC, LB_MAC),
-        (RS6, LIP6),
-        RS6,
-        2,
-        RS_MAC,
-    );
-    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
+    let (mut e, mut ctl) = engine6_sized(Forwarding::Fnat, &[LIP6], 16);
     for port in 0..16 {
         let syn = tcp6(
             (CLIENT_MAC, CLIENT6, 30000 + port),
