@@ -689,8 +689,8 @@ impl<'a> Iterator for Flatten<'a> {
     fn next(&mut self) -> Option<Event<'a>> {
         loop {
             if let Some((s, block)) = self.pending.take() {
-                if let Some(open) = s.open_brace {
-                    self.stack.push((members(block), s.close_brace));
+                if let Some(open) = s.open_brace() {
+                    self.stack.push((members(block), s.close_brace()));
                     return Some(Event::Open(open));
                 }
             }
@@ -932,14 +932,14 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match self.kinds.lookup(level, s.keyword.text) {
+                Event::Line(s) => match self.kinds.lookup(level, s.keyword().text) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node::leaf(s)),
                     Some(Kind::Section(sub)) => {
                         if sub == Level::TrackFile {
                             // FILE_CHECK may name a track_file defined anywhere in the file.
                             self.track_files
-                                .extend(s.args.first().map(|t| t.text.to_string()));
+                                .extend(s.args().first().map(|t| t.text.to_string()));
                         }
                         self.expect_open(ev, s);
                         let (children, ignored) = self.level(ev, sub, Some(s));
@@ -954,13 +954,13 @@ impl Lowerer<'_> {
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
-                        self.not_supported(s.keyword);
+                        self.not_supported(s.keyword());
                         let block = self.raw_block(ev);
                         ignored.push(Ignored {
-                            keyword: s.keyword.text.to_string(),
-                            args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                            keyword: s.keyword().text.to_string(),
+                            args: s.args().iter().map(|t| t.text.to_string()).collect(),
                             block,
-                            location: self.loc(s.keyword.location),
+                            location: self.loc(s.keyword().location),
                         });
                     }
                 },
@@ -1007,10 +1007,10 @@ impl Lowerer<'_> {
             match e {
                 Event::Line(s) => {
                     let line = Ignored {
-                        keyword: s.keyword.text.to_string(),
-                        args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                        keyword: s.keyword().text.to_string(),
+                        args: s.args().iter().map(|t| t.text.to_string()).collect(),
                         block: None,
-                        location: self.sources.location(s.keyword.location),
+                        location: self.sources.location(s.keyword().location),
                     };
                     if let Some(top) = stack.last_mut() {
                         top.push(line);
@@ -1040,7 +1040,7 @@ impl Lowerer<'_> {
         level: Level,
         parent: Option<&'a Stmt<'a>>,
     ) {
-        let kw = &s.keyword.text;
+        let kw = &s.keyword().text;
         // Hints are for typos; a flood of unknown words (a runaway ~SEQ)
         // gets no more than MAX_HINTS of them.
         let hint = if self.hints < MAX_HINTS {
@@ -1059,7 +1059,7 @@ impl Lowerer<'_> {
         };
         self.diag(
             severity,
-            s.keyword.location,
+            s.keyword().location,
             format!("unknown keyword '{kw}'{hint}{strict}"),
         );
         if let Some(Event::Open(open)) = ev.peek().copied() {
@@ -1067,7 +1067,7 @@ impl Lowerer<'_> {
             let effect = match parent {
                 Some(p) => format!(
                     "its '}}' closes the enclosing '{}' block (line {}) early, so what follows it belongs to the level above",
-                    p.keyword.text, p.location.line
+                    p.keyword().text, p.location().line
                 ),
                 None => "its '}' is ignored".to_string(),
             };
@@ -1088,10 +1088,10 @@ impl Lowerer<'_> {
         } else {
             self.diag(
                 Severity::Warning,
-                s.keyword.location,
+                s.keyword().location,
                 format!(
                     "Missing '{{' at beginning of configuration block '{}'",
-                    s.keyword.text
+                    s.keyword().text
                 ),
             );
         }
@@ -1120,15 +1120,15 @@ impl Lowerer<'_> {
 
     /// Argument `n` (0 = first after the keyword); a missing one is fatal, as in keepalived.
     fn arg<'a>(&mut self, s: &'a Stmt<'a>, n: usize) -> Option<&'a Tok<'a>> {
-        let a = s.args.get(n);
+        let a = s.args().get(n);
         if a.is_none() {
             self.diag_class(
                 DiagClass::MissingParameter,
                 Severity::Fatal,
-                s.keyword.location,
+                s.keyword().location,
                 format!(
                     "Configuration line starting `{}` is missing a parameter",
-                    s.keyword.text
+                    s.keyword().text
                 ),
             );
         }
@@ -1177,7 +1177,7 @@ impl Lowerer<'_> {
 
     /// `KEYWORD [BOOL]`: no argument means true.
     fn opt_bool(&mut self, s: &Stmt<'_>) -> Option<bool> {
-        match s.args.first() {
+        match s.args().first() {
             None => Some(true),
             Some(t) => self.check(t, values::boolean(t.text)),
         }
@@ -1186,7 +1186,7 @@ impl Lowerer<'_> {
     /// The inherited keywords, at `level`; returns false when `n` is not one.
     fn inherited(&mut self, n: &Node<'_>, level: Level, inh: &mut Inherit) -> bool {
         let s = n.stmt;
-        match s.keyword.text {
+        match s.keyword().text {
             "connect_timeout" => inh.connect_timeout = self.timer_arg(s, 1).or(inh.connect_timeout),
             "delay_loop" => inh.delay_loop = self.timer_arg(s, 1).or(inh.delay_loop),
             "delay_before_retry" => {
@@ -1213,7 +1213,7 @@ impl Lowerer<'_> {
         let mut group_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut vrrp_nodes = vrrp::VrrpNodes::default();
         for n in nodes {
-            match n.stmt.keyword.text {
+            match n.stmt.keyword().text {
                 "global_defs" => self.global_defs(n),
                 "vrrp_script" => vrrp_nodes.scripts.push(n),
                 "track_file" | "vrrp_track_file" => vrrp_nodes.track_files.push(n),
@@ -1312,7 +1312,7 @@ impl Lowerer<'_> {
             if self.global_vrrp(s) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text {
                 "router_id" => {
                     if let Some(t) = self.arg(s, 0) {
                         self.model.global_defs.router_id = Some(t.text.to_string());
@@ -1323,7 +1323,7 @@ impl Lowerer<'_> {
                         self.model
                             .global_defs
                             .notification_email
-                            .push(line.stmt.keyword.text.to_string());
+                            .push(line.stmt.keyword().text.to_string());
                     }
                 }
                 "notification_email_from" => {
@@ -1334,7 +1334,7 @@ impl Lowerer<'_> {
                 "smtp_server" => {
                     if let Some(t) = self.arg(s, 0) {
                         self.model.global_defs.smtp_server = Some(t.text.to_string());
-                        let port = match s.args.get(1) {
+                        let port = match s.args().get(1) {
                             Some(p) => self.port_token(p, 1),
                             None => Some(25),
                         };
@@ -1359,7 +1359,7 @@ impl Lowerer<'_> {
                     if let Some(t) = self.arg(s, 0) {
                         self.model.global_defs.script_user = Some(t.text.to_string());
                         self.model.global_defs.script_group =
-                            s.args.get(1).map(|g| g.text.to_string());
+                            s.args().get(1).map(|g| g.text.to_string());
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -1395,18 +1395,18 @@ impl Lowerer<'_> {
         let mut addresses = Vec::new();
         for line in &n.children {
             let s = line.stmt;
-            let Some(ifname) = s.args.first() else {
+            let Some(ifname) = s.args().first() else {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "local address '{}' has no interface name - ignoring",
-                        s.keyword.text
+                        s.keyword().text
                     ),
                 );
                 continue;
             };
-            let Some(addrs) = self.check(s.keyword, expand_range(s.keyword.text)) else {
+            let Some(addrs) = self.check(s.keyword(), expand_range(s.keyword().text)) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
@@ -1424,7 +1424,7 @@ impl Lowerer<'_> {
         self.model.local_address_groups.push(LocalAddressGroup {
             name: name.text.to_string(),
             addresses,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
@@ -1432,7 +1432,7 @@ impl Lowerer<'_> {
     /// | ipset:SET ... }`, used by virtual servers' `daddr_group_name` /
     /// `waddr_group_name`.
     fn access_group(&mut self, n: &Node<'_>) {
-        let kw = n.stmt.keyword.text;
+        let kw = n.stmt.keyword().text;
         let Some(name) = self.arg(n.stmt, 0) else {
             return;
         };
@@ -1452,7 +1452,7 @@ impl Lowerer<'_> {
         }
         let mut entries = Vec::new();
         for line in &n.children {
-            let t = &line.stmt.keyword;
+            let t = &line.stmt.keyword();
             if let Some(set) = t.text.strip_prefix("ipset:") {
                 entries.push(AccessEntry::Ipset(set.to_string()));
             } else if let Some(addrs) = self.check(t, expand_range(t.text)) {
@@ -1462,7 +1462,7 @@ impl Lowerer<'_> {
         let group = AccessGroup {
             name: name.text.to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         if deny {
             self.model.deny_address_groups.push(group);
@@ -1490,14 +1490,14 @@ impl Lowerer<'_> {
                 local: None,
                 remote: None,
                 link: None,
-                location: self.loc(e.stmt.location),
+                location: self.loc(e.stmt.location()),
             };
             for c in &e.children {
                 let s = c.stmt;
                 let Some(t) = self.arg(s, 0) else {
                     continue;
                 };
-                match s.keyword.text {
+                match s.keyword().text {
                     "kind" => {
                         let kind = match t.text {
                             "ipip" => Ok(TunnelKind::Ipip),
@@ -1516,7 +1516,7 @@ impl Lowerer<'_> {
         self.model.tunnel_groups.push(TunnelGroup {
             name: name.text.to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
@@ -1526,10 +1526,10 @@ impl Lowerer<'_> {
         self.diag_class(
             DiagClass::Dpvsd,
             Severity::Warning,
-            n.stmt.keyword.location,
+            n.stmt.keyword().location,
             format!(
                 "keyword '{}' is not yet supported by dpvsd, ignored",
-                n.stmt.keyword.text
+                n.stmt.keyword().text
             ),
         );
     }
@@ -1542,11 +1542,11 @@ impl Lowerer<'_> {
         let mut entries = Vec::new();
         for line in &n.children {
             let s = line.stmt;
-            if s.keyword.text == "fwmark" {
-                let Some(t) = s.args.first() else {
+            if s.keyword().text == "fwmark" {
+                let Some(t) = s.args().first() else {
                     self.diag(
                         Severity::Error,
-                        s.keyword.location,
+                        s.keyword().location,
                         format!("({}): fwmark has no value - ignoring", name.text),
                     );
                     continue;
@@ -1556,21 +1556,21 @@ impl Lowerer<'_> {
                 }
                 continue;
             }
-            let addrs = match expand_range(s.keyword.text) {
+            let addrs = match expand_range(s.keyword().text) {
                 Ok(a) => a,
                 Err(_) => {
                     self.diag(
                         Severity::Error,
-                        s.keyword.location,
+                        s.keyword().location,
                         format!(
                             "Invalid virtual server group IP address {} - skipping",
-                            s.keyword.text
+                            s.keyword().text
                         ),
                     );
                     continue;
                 }
             };
-            let port = match s.args.first() {
+            let port = match s.args().first() {
                 Some(t) => match self.port_token(t, 0) {
                     Some(p) => p,
                     None => continue,
@@ -1588,7 +1588,7 @@ impl Lowerer<'_> {
         self.model.virtual_server_groups.push(VirtualServerGroup {
             name: name.text.to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
@@ -1624,7 +1624,7 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                let port = match s.args.get(1) {
+                let port = match s.args().get(1) {
                     Some(t) => match self.port_token(t, 0) {
                         Some(p) => p,
                         None => {
@@ -1662,7 +1662,7 @@ impl Lowerer<'_> {
             delay_loop: DEFAULT_DELAY_LOOP,
             laddr_group_name: None,
             real_servers: Vec::new(),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
             fwmark: match header {
                 VsHeader::Fwmark(m) => Some(m),
                 _ => None,
@@ -1710,7 +1710,7 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            let kw = cs.keyword.text;
+            let kw = cs.keyword().text;
             match kw {
                 "protocol" => {
                     if let Some(t) = self.arg(cs, 0) {
@@ -1733,7 +1733,7 @@ impl Lowerer<'_> {
                 }
                 "inhibit_on_failure" => inhibit = true,
                 "laddr_group_name" => laddr = self.arg(cs, 0).cloned().or(laddr),
-                "persistence_timeout" => match cs.args.first() {
+                "persistence_timeout" => match cs.args().first() {
                     None => vs.persistence_timeout = Some(DEFAULT_PERSISTENCE),
                     Some(t) => {
                         let v = self.check(t, values::uint(t.text, 1, LVS_MAX_TIMEOUT));
@@ -1771,16 +1771,16 @@ impl Lowerer<'_> {
                             format!("Invalid sorry server IP address {} - skipping", t.text)
                         });
                         if let Some(a) = self.check(t, a) {
-                            let port = match cs.args.get(1) {
+                            let port = match cs.args().get(1) {
                                 Some(p) => self.port_token(p, 0),
                                 None => None,
                             };
-                            sorry = Some((a, port, self.loc(cs.location)));
+                            sorry = Some((a, port, self.loc(cs.location())));
                         }
                     }
                 }
                 "sorry_server_inhibit" => sorry_inhibit = true,
-                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location)),
+                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location())),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         raw_rs.push(rs);
@@ -1818,7 +1818,7 @@ impl Lowerer<'_> {
             Some(p) if fwmark_only => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!(
                         "Warning: Virtual server {vs_name}: protocol specified for fwmark - protocol will be ignored"
                     ),
@@ -1829,7 +1829,7 @@ impl Lowerer<'_> {
             None if has_addresses => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!("Virtual server {vs_name}: no protocol set - defaulting to UDP"),
                 );
                 Protocol::Udp
@@ -1839,7 +1839,7 @@ impl Lowerer<'_> {
         if matches!(header, VsHeader::Addr(_, 0)) && vs.persistence_timeout.is_none() {
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Virtual server {vs_name}: zero port only valid for persistent services - setting"
                 ),
@@ -1849,7 +1849,7 @@ impl Lowerer<'_> {
         vs.lb_algo = lb_algo.unwrap_or_else(|| {
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!("Virtual server {vs_name}: no scheduler set, setting default 'wlc'"),
             );
             LbAlgo::Wlc
@@ -1860,7 +1860,7 @@ impl Lowerer<'_> {
             None => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!(
                         "Virtual server {vs_name}: no forwarding method set, setting default NAT"
                     ),
@@ -1919,7 +1919,7 @@ impl Lowerer<'_> {
         if vs.real_servers.is_empty() {
             self.diag(
                 Severity::Error,
-                s.location,
+                s.location(),
                 format!("Virtual server {vs_name} has no real servers - ignoring"),
             );
             return None;
@@ -1957,7 +1957,7 @@ impl Lowerer<'_> {
             let t = u32::try_from(total).unwrap_or(u32::MAX);
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Warning - quorum {} for {vs_name} exceeds total weight of real servers {t}, reducing quorum to {t}",
                     vs.quorum
@@ -1969,7 +1969,7 @@ impl Lowerer<'_> {
             let h = vs.quorum.saturating_sub(1);
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Virtual server {vs_name}: hysteresis {} >= quorum {}; setting hysteresis to {h}",
                     vs.hysteresis, vs.quorum
@@ -1987,7 +1987,7 @@ impl Lowerer<'_> {
     /// The DPVS virtual-server keywords (§10).
     fn vs_dpvs_keyword(&mut self, s: &Stmt<'_>, d: &mut DpvsVsOptions) {
         let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.to_string());
-        match s.keyword.text {
+        match s.keyword().text {
             "syn_proxy" => d.syn_proxy = true,
             "expire_quiescent_conn" => d.expire_quiescent_conn = true,
             "quic" => d.quic = true,
@@ -2046,12 +2046,12 @@ impl Lowerer<'_> {
                         DiagClass::Dpvsd,
                         Severity::Error,
                         t.location,
-                        format!("{e} - ignoring '{}', as DPVS would", s.keyword.text),
+                        format!("{e} - ignoring '{}', as DPVS would", s.keyword().text),
                     );
                     return;
                 }
                 let v = Some(t.text.to_string());
-                if s.keyword.text == "src-range" {
+                if s.keyword().text == "src-range" {
                     d.src_range = v;
                 } else {
                     d.dst_range = v;
@@ -2065,11 +2065,11 @@ impl Lowerer<'_> {
 
     /// `KEYWORD SCRIPT [USER [GROUP]]` read with keepalived's script tokeniser.
     fn script(&mut self, s: &Stmt<'_>) -> Option<Script> {
-        let raw = s.keyword.rest.unwrap_or_default();
+        let raw = s.keyword().rest.unwrap_or_default();
         let words = match values::script_words(raw) {
             Ok(w) => w,
             Err(msg) => {
-                self.diag(Severity::Error, s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword().location, msg);
                 return None;
             }
         };
@@ -2082,13 +2082,13 @@ impl Lowerer<'_> {
             Ok(_) => {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
-                    format!("{}: empty script - ignoring", s.keyword.text),
+                    s.keyword().location,
+                    format!("{}: empty script - ignoring", s.keyword().text),
                 );
                 return None;
             }
             Err(msg) => {
-                self.diag(Severity::Error, s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword().location, msg);
                 return None;
             }
         };
@@ -2101,7 +2101,7 @@ impl Lowerer<'_> {
 
     /// A connection keyword into `conn`; false when `s` is not one.
     fn connection(&mut self, s: &Stmt<'_>, conn: &mut RawConn) -> bool {
-        match s.keyword.text {
+        match s.keyword().text {
             "connect_ip" => {
                 if let Some(t) = self.arg(s, 0) {
                     let r = values::ip(t.text)
@@ -2141,7 +2141,7 @@ impl Lowerer<'_> {
 
     /// One checker block; `None` when keepalived drops it.
     fn checker(&mut self, n: &Node<'_>, ck: Ck) -> Option<RawChecker> {
-        let loc = n.stmt.location;
+        let loc = n.stmt.location();
         let mut chk = RawChecker {
             kind: CheckerKind::Tcp,
             conn: RawConn::default(),
@@ -2180,14 +2180,14 @@ impl Lowerer<'_> {
             {
                 continue;
             }
-            match (ck, s.keyword.text) {
+            match (ck, s.keyword().text) {
                 (_, "log_all_failures") => {
                     chk.log_all_failures = self.opt_bool(s).unwrap_or(chk.log_all_failures)
                 }
                 (Ck::Http | Ck::Ssl, "nb_get_retry") => {
                     self.diag(
                         Severity::Warning,
-                        s.keyword.location,
+                        s.keyword().location,
                         "nb_get_retry is deprecated - please use 'retry'",
                     );
                     let v = self.uint_arg(s, 0, u64::from(u32::MAX));
@@ -2245,7 +2245,7 @@ impl Lowerer<'_> {
                     if let Some(t) = self.arg(s, 0) {
                         misc_user = (
                             Some(t.text.to_string()),
-                            s.args.get(1).map(|g| g.text.to_string()),
+                            s.args().get(1).map(|g| g.text.to_string()),
                         );
                     }
                 }
@@ -2369,11 +2369,11 @@ impl Lowerer<'_> {
                             format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text)
                         });
                         if let Some(w) = self.check(t, r) {
-                            let reverse = match s.args.get(1).map(|r| r.text) {
+                            let reverse = match s.args().get(1).map(|r| r.text) {
                                 None | Some("noreverse") => false,
                                 Some("reverse") => true,
                                 Some(other) => {
-                                    if let Some(r) = s.args.get(1) {
+                                    if let Some(r) = s.args().get(1) {
                                         self.diag(Severity::Warning, r.location, format!("unknown track file weight option {other} - ignoring"));
                                     }
                                     false
@@ -2468,7 +2468,7 @@ impl Lowerer<'_> {
         let mut has_path = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "path" => {
                     if let Some(t) = self.arg(s, 0) {
                         url.path = t.text.to_string();
@@ -2491,10 +2491,10 @@ impl Lowerer<'_> {
                     }
                 }
                 "status_code" => {
-                    if s.args.is_empty() {
+                    if s.args().is_empty() {
                         self.arg(s, 0);
                     }
-                    for t in s.args {
+                    for t in s.args() {
                         if let Some(r) = self.check(t, values::status_range(t.text)) {
                             url.status_codes.push(r);
                         }
@@ -2502,7 +2502,7 @@ impl Lowerer<'_> {
                 }
                 "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.to_string()),
                 "regex" => {
-                    let raw = s.keyword.rest.unwrap_or_default();
+                    let raw = s.keyword().rest.unwrap_or_default();
                     match values::script_words(raw) {
                         Ok(w) => match w.into_iter().next() {
                             Some(re) => url.regex = Some(re),
@@ -2510,7 +2510,7 @@ impl Lowerer<'_> {
                                 self.arg(s, 0);
                             }
                         },
-                        Err(msg) => self.diag(Severity::Error, s.keyword.location, msg),
+                        Err(msg) => self.diag(Severity::Error, s.keyword().location, msg),
                     }
                 }
                 "regex_no_match" => url.regex_no_match = true,
@@ -2520,7 +2520,7 @@ impl Lowerer<'_> {
         if !has_path {
             self.diag(
                 Severity::Error,
-                n.stmt.location,
+                n.stmt.location(),
                 "HTTP/SSL_GET checker url has no path - ignoring",
             );
             return None;
@@ -2598,14 +2598,14 @@ impl Lowerer<'_> {
         let s = n.stmt;
         let first = self.arg(s, 0)?;
         let addr = self.ip_token(first)?;
-        let port = match s.args.get(1) {
+        let port = match s.args().get(1) {
             Some(t) => Some(self.port_token(t, 0)?),
             None => None,
         };
         let mut rs = RawRealServer {
             addr,
             port,
-            port_token: s.args.get(1).map(|t| t.location),
+            port_token: s.args().get(1).map(|t| t.location),
             weight: None,
             uthreshold: None,
             lthreshold: None,
@@ -2617,14 +2617,14 @@ impl Lowerer<'_> {
             checkers: Vec::new(),
             bfd_checks: Vec::new(),
             ignored: self.kept_of(n),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         for c in &n.children {
             if self.inherited(c, Level::RealServer, &mut rs.inherit) {
                 continue;
             }
             let cs = c.stmt;
-            match cs.keyword.text {
+            match cs.keyword().text {
                 "weight" => {
                     let w = self.uint_arg(cs, 0, self.max_weight());
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
@@ -2632,7 +2632,7 @@ impl Lowerer<'_> {
                 "uthreshold" | "lthreshold" => {
                     let v = self.uint_arg(cs, 0, u64::from(u32::MAX));
                     let v = v.and_then(|v| u32::try_from(v).ok());
-                    if cs.keyword.text == "uthreshold" {
+                    if cs.keyword().text == "uthreshold" {
                         rs.uthreshold = v.or(rs.uthreshold);
                     } else {
                         rs.lthreshold = v.or(rs.lthreshold);
@@ -2885,12 +2885,18 @@ fn granularity(s: &str) -> Result<u8, String> {
 
 /// The arguments joined by single spaces (keepalived's `make_strvec_str`).
 fn join_args(s: &Stmt<'_>) -> String {
-    s.args.iter().map(|t| t.text).collect::<Vec<_>>().join(" ")
+    s.args()
+        .iter()
+        .map(|t| t.text)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where the first argument stands, else the keyword.
 fn arg_location(s: &Stmt<'_>) -> Pos {
-    s.args.first().map_or(s.keyword.location, |t| t.location)
+    s.args()
+        .first()
+        .map_or(s.keyword().location, |t| t.location)
 }
 
 fn format_addr(a: IpAddr) -> String {

@@ -59,7 +59,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_track_process
 
     pub(super) fn track_process(&mut self, n: &Node<'_>) -> Option<VrrpTrackProcess> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let mut tp = VrrpTrackProcess {
             name,
@@ -73,12 +73,12 @@ impl Lowerer<'_> {
             fork_delay: Duration::ZERO,
             terminate_delay: Duration::ZERO,
             full_command: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut weight_set = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "process" => {
                     let Some(t) = self.arg(s, 0) else { continue };
                     if !tp.process.is_empty() {
@@ -93,19 +93,22 @@ impl Lowerer<'_> {
                         continue;
                     }
                     tp.process = t.text.to_string();
-                    tp.params = s.args[1..].iter().map(|t| t.text.to_string()).collect();
+                    tp.params = s.args()[1..].iter().map(|t| t.text.to_string()).collect();
                     if !tp.params.is_empty() {
                         tp.param_match.get_or_insert(ParamMatch::Exact);
                         tp.full_command = true;
                     }
                 }
                 "param_match" => {
-                    let m = match s.args.first().map(|t| t.text) {
+                    let m = match s.args().first().map(|t| t.text) {
                         None => Some(ParamMatch::Exact),
                         Some("initial") => Some(ParamMatch::Initial),
                         Some("partial") => Some(ParamMatch::Partial),
                         Some(other) => {
-                            let loc = s.args.first().map_or(s.keyword.location, |t| t.location);
+                            let loc = s
+                                .args()
+                                .first()
+                                .map_or(s.keyword().location, |t| t.location);
                             self.diag(
                                 Severity::Error,
                                 loc,
@@ -120,10 +123,10 @@ impl Lowerer<'_> {
                     }
                 }
                 "weight" => {
-                    let Some(t) = s.args.first() else {
+                    let Some(t) = s.args().first() else {
                         self.diag(
                             Severity::Error,
-                            s.keyword.location,
+                            s.keyword().location,
                             format!(
                                 "No weight specified for track process {} - ignoring",
                                 tp.name
@@ -146,7 +149,7 @@ impl Lowerer<'_> {
                         Ok(w) if (-254..=254).contains(&w) => {
                             tp.weight = w;
                             weight_set = true;
-                            tp.reverse = self.reverse_word(s.args.get(1));
+                            tp.reverse = self.reverse_word(s.args().get(1));
                         }
                         _ => self.diag(
                             Severity::Error,
@@ -249,7 +252,7 @@ impl Lowerer<'_> {
     /// A BFD interval in milliseconds (`min_rx`, `min_tx`, `idle_tx`).
     fn bfd_interval(&mut self, n: &Node<'_>, name: &str, min_ms: u64) -> Option<Duration> {
         let s = n.stmt;
-        let kw = s.keyword.text;
+        let kw = s.keyword().text;
         let t = self.arg(s, 0)?;
         match values::millis(t.text, min_ms, BFD_INTERVAL_MAX_MS) {
             Err(_) => {
@@ -280,7 +283,7 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn bfd_instance(&mut self, n: &Node<'_>) -> Option<BfdInstance> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let name_tok = self.arg(n.stmt, 0)?;
         let name = name_tok.text.to_string();
         if name.len() >= BFD_INAME_MAX {
@@ -317,7 +320,7 @@ impl Lowerer<'_> {
         let (mut vrrp, mut checker) = (false, false);
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 kw @ ("neighbor_ip" | "neighbour_ip") => {
                     if kw == "neighbour_ip" {
                         neighbor_word = "neighbour";
@@ -423,7 +426,7 @@ impl Lowerer<'_> {
                             ),
                         ),
                     }
-                    if let Some(r) = s.args.get(1) {
+                    if let Some(r) = s.args().get(1) {
                         if r.text == "reverse" {
                             reverse = true;
                         } else {
@@ -443,7 +446,7 @@ impl Lowerer<'_> {
                 _ => {}
             }
         }
-        let loc = self.loc(n.stmt.location);
+        let loc = self.loc(n.stmt.location());
         let Some(neighbor) = neighbor else {
             self.diag(
                 Severity::Error,
@@ -509,17 +512,17 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ garp_group
 
     pub(super) fn garp_group(&mut self, n: &Node<'_>) -> Option<GarpGroup> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let mut g = GarpGroup {
             garp_interval: None,
             gna_interval: None,
             interfaces: Vec::new(),
             aggregate: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            let kw = s.keyword.text;
+            let kw = s.keyword().text;
             match kw {
                 "garp_interval" | "gna_interval" => {
                     let Some(t) = self.arg(s, 0) else { continue };
@@ -549,14 +552,14 @@ impl Lowerer<'_> {
                     if c.children.is_empty() {
                         self.diag(
                             Severity::Error,
-                            s.keyword.location,
+                            s.keyword().location,
                             "Warning - empty garp_group interfaces block",
                         );
                         continue;
                     }
                     g.aggregate = true;
                     for line in &c.children {
-                        let words = std::iter::once(line.stmt.keyword).chain(line.stmt.args);
+                        let words = std::iter::once(line.stmt.keyword()).chain(line.stmt.args());
                         for t in words {
                             self.garp_interface(&mut g, t);
                         }
@@ -601,31 +604,31 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ SSL
 
     pub(super) fn ssl(&mut self, n: &Node<'_>) {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         if self.model.ssl.is_some() {
             self.diag(
                 Severity::Error,
-                n.stmt.keyword.location,
+                n.stmt.keyword().location,
                 "SSL context already specified - replacing",
             );
         }
         let mut ssl = SslContext {
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
             ..SslContext::default()
         };
         for c in &n.children {
             let s = c.stmt;
-            let (field, what) = match s.keyword.text {
+            let (field, what) = match s.keyword().text {
                 "password" => (&mut ssl.password, "password"),
                 "ca" => (&mut ssl.ca, "cafile"),
                 "certificate" => (&mut ssl.certificate, "certfile"),
                 "key" => (&mut ssl.key, "keyfile"),
                 _ => continue,
             };
-            let Some(t) = s.args.first() else {
+            let Some(t) = s.args().first() else {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!("SSL {what} missing"),
                 );
                 continue;
@@ -633,7 +636,7 @@ impl Lowerer<'_> {
             if field.is_some() {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!("SSL {what} already specified - replacing"),
                 );
             }
@@ -647,15 +650,15 @@ impl Lowerer<'_> {
     /// `BFD_CHECK { name NAME; alpha [BOOL] }`: NAME must be a `bfd_instance`
     /// defined earlier that reports to the checker process.
     pub(super) fn bfd_check(&mut self, n: &Node<'_>, monitored: &[BfdCheck]) -> Option<BfdCheck> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let mut name: Option<String> = None;
         let mut alpha = false;
-        let location = self.loc(n.stmt.location);
+        let location = self.loc(n.stmt.location());
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "name" => {
-                    let problem = match s.args {
+                    let problem = match s.args() {
                         [t] if !self.checker_bfds.iter().any(|b| b == t.text) => {
                             Some(format!("BFD_CHECK - BFD {} not configured", t.text))
                         }
@@ -677,12 +680,12 @@ impl Lowerer<'_> {
                         ),
                     };
                     if let Some(msg) = problem {
-                        self.diag(Severity::Error, s.keyword.location, msg);
+                        self.diag(Severity::Error, s.keyword().location, msg);
                         return None;
                     }
-                    name = s.args.first().map(|t| t.text.to_string());
+                    name = s.args().first().map(|t| t.text.to_string());
                 }
-                "alpha" => match s.args.first() {
+                "alpha" => match s.args().first() {
                     None => alpha = true,
                     Some(t) => match values::boolean(t.text) {
                         Ok(v) => alpha = v,

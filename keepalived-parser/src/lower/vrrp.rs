@@ -333,7 +333,7 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn global_vrrp(&mut self, s: &Stmt<'_>) -> bool {
-        let kw = s.keyword.text;
+        let kw = s.keyword().text;
         if !GLOBAL_VRRP.contains(&kw) {
             return false;
         }
@@ -498,7 +498,7 @@ impl Lowerer<'_> {
         for n in &v.ospf {
             if self.model.ospf_announcer.is_some() {
                 self.err(
-                    n.stmt.keyword.location,
+                    n.stmt.keyword().location,
                     "ospf_announcer is defined twice - ignoring this one",
                 );
                 continue;
@@ -517,11 +517,11 @@ impl Lowerer<'_> {
             weight: 1,
             reverse: false,
             init_file: None,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "file" => {
                     if let Some(t) = self.arg(s, 0) {
                         tf.path = t.text.to_string();
@@ -539,14 +539,14 @@ impl Lowerer<'_> {
                             });
                         if let Some(w) = self.check(t, r) {
                             tf.weight = w;
-                            tf.reverse = self.reverse_word(s.args.get(1));
+                            tf.reverse = self.reverse_word(s.args().get(1));
                         }
                     }
                 }
                 "init_file" => {
                     let mut value = 0i64;
                     let mut overwrite = false;
-                    for t in s.args {
+                    for t in s.args() {
                         if t.text == "overwrite" {
                             overwrite = true;
                         } else {
@@ -609,12 +609,12 @@ impl Lowerer<'_> {
             rise: 1,
             fall: 1,
             init_fail: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut timeout = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "script" => script = self.script(s).or(script),
                 "interval" => {
                     if let Some(d) = self.timer_arg(s, 0) {
@@ -643,7 +643,7 @@ impl Lowerer<'_> {
                             });
                         if let Some(w) = self.check(t, r) {
                             vs.weight = w;
-                            vs.reverse = self.reverse_word(s.args.get(1));
+                            vs.reverse = self.reverse_word(s.args().get(1));
                         }
                     }
                 }
@@ -673,7 +673,7 @@ impl Lowerer<'_> {
                     if let Some(t) = self.arg(s, 0) {
                         user = Some((
                             t.text.to_string(),
-                            s.args.get(1).map(|g| g.text.to_string()),
+                            s.args().get(1).map(|g| g.text.to_string()),
                         ));
                     }
                 }
@@ -683,7 +683,7 @@ impl Lowerer<'_> {
         }
         let Some(mut script) = script else {
             self.err(
-                n.stmt.location,
+                n.stmt.location(),
                 format!("No script set for vrrp_script {} - removing", vs.name),
             );
             return None;
@@ -704,18 +704,18 @@ impl Lowerer<'_> {
 
     /// `NAME [weight W [reverse|noreverse]]` lines of a `track_*` block.
     fn tracked(&mut self, n: &Node<'_>, owner: &str, max: i32) -> Vec<Tracked> {
-        let what = n.stmt.keyword.text.to_string();
+        let what = n.stmt.keyword().text.to_string();
         let mut out = Vec::new();
         for line in &n.children {
             let s = line.stmt;
             let mut t = Tracked {
-                name: s.keyword.text.to_string(),
+                name: s.keyword().text.to_string(),
                 weight: None,
                 reverse: false,
             };
             if what == "track_interface" && t.name.len() > MAX_IFNAME {
                 self.err(
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "({owner}) tracked interface name '{}' too long - ignoring",
                         t.name
@@ -723,12 +723,12 @@ impl Lowerer<'_> {
                 );
                 continue;
             }
-            match s.args.first().map(|a| (a, a.text)) {
+            match s.args().first().map(|a| (a, a.text)) {
                 None => {}
                 Some((_, "weight")) => {
-                    let Some(w) = s.args.get(1) else {
+                    let Some(w) = s.args().get(1) else {
                         self.err(
-                            s.keyword.location,
+                            s.keyword().location,
                             format!("({owner}) {what} {} weight missing - ignoring", t.name),
                         );
                         continue;
@@ -746,7 +746,7 @@ impl Lowerer<'_> {
                             continue;
                         }
                     }
-                    t.reverse = self.reverse_word(s.args.get(2));
+                    t.reverse = self.reverse_word(s.args().get(2));
                 }
                 Some((a, other)) => {
                     self.warn(
@@ -765,12 +765,12 @@ impl Lowerer<'_> {
 
     /// One `IP[/len] [dev IF] [brd ..] [scope ..] [label L] ...` line.
     fn ip_address(&mut self, s: &Stmt<'_>, owner: &str) -> Option<IpAddress> {
-        let p = match prefix(s.keyword.text) {
+        let p = match prefix(s.keyword().text) {
             Ok(p) => p,
             Err(_) => {
                 self.err(
-                    s.keyword.location,
-                    format!("({owner}) Invalid address {} - ignoring", s.keyword.text),
+                    s.keyword().location,
+                    format!("({owner}) Invalid address {} - ignoring", s.keyword().text),
                 );
                 return None;
             }
@@ -786,9 +786,9 @@ impl Lowerer<'_> {
             no_track: false,
             preferred_lft: None,
             flags: Vec::new(),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
-        let mut it = s.args.iter();
+        let mut it = s.args().iter();
         while let Some(t) = it.next() {
             let word = t.text;
             let takes_value = matches!(
@@ -837,7 +837,9 @@ impl Lowerer<'_> {
 
     /// One `ip route`-style line.
     fn route(&mut self, s: &Stmt<'_>) -> Option<Route> {
-        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword())
+            .chain(s.args().iter())
+            .collect();
         let mut r = Route {
             route_type: None,
             dest: Prefix {
@@ -853,7 +855,7 @@ impl Lowerer<'_> {
             nexthops: Vec::new(),
             options: Vec::new(),
             no_track: false,
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         let mut dest_set = false;
         let mut i = 0;
@@ -980,7 +982,7 @@ impl Lowerer<'_> {
             }
         }
         if !dest_set {
-            self.err(s.location, "Route has no destination - ignoring");
+            self.err(s.location(), "Route has no destination - ignoring");
             return None;
         }
         Some(r)
@@ -988,7 +990,9 @@ impl Lowerer<'_> {
 
     /// One `ip rule`-style line; a missing preference is assigned.
     fn rule(&mut self, s: &Stmt<'_>, next_pref: &mut u32) -> Option<Rule> {
-        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword())
+            .chain(s.args().iter())
+            .collect();
         let mut r = Rule {
             from: None,
             to: None,
@@ -996,7 +1000,7 @@ impl Lowerer<'_> {
             preference: 0,
             options: Vec::new(),
             no_track: false,
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         let mut pref = None;
         let mut i = 0;
@@ -1071,7 +1075,7 @@ impl Lowerer<'_> {
             None => {
                 let p = *next_pref;
                 self.warn(
-                    s.location,
+                    s.location(),
                     format!("Rule has no preference specified - setting to {p}. This is probably not what you want."),
                 );
                 *next_pref = next_pref.saturating_add(1);
@@ -1084,7 +1088,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_instance
 
     fn notify_keyword(&mut self, s: &Stmt<'_>, n: &mut VrrpNotify) -> bool {
-        let slot = match s.keyword.text {
+        let slot = match s.keyword().text {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1097,7 +1101,7 @@ impl Lowerer<'_> {
         let old = slot.take();
         let new = self.script(s);
         // The borrow of `n` ended with `take`; re-borrow to store.
-        let slot = match s.keyword.text {
+        let slot = match s.keyword().text {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1111,7 +1115,7 @@ impl Lowerer<'_> {
     }
 
     fn trackers(&mut self, c: &Node<'_>, owner: &str, t: &mut VrrpTrackers) -> bool {
-        match c.stmt.keyword.text {
+        match c.stmt.keyword().text {
             "track_interface" => t.interfaces.extend(self.tracked(c, owner, 254)),
             "track_script" => t.scripts.extend(self.tracked(c, owner, 254)),
             "track_file" => t.files.extend(self.tracked(c, owner, 254)),
@@ -1200,7 +1204,7 @@ impl Lowerer<'_> {
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
         let name = self.arg(n.stmt, 0)?.text.to_string();
         let g = self.model.global_defs.vrrp.clone();
-        let loc = self.loc(n.stmt.location);
+        let loc = self.loc(n.stmt.location());
         let mut vi = VrrpInstance {
             ignored: self.kept_of(n),
             name: name.clone(),
@@ -1251,7 +1255,7 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut vi.notify) || self.trackers(c, &name, &mut vi.track) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
                         match t.text {
@@ -1310,7 +1314,7 @@ impl Lowerer<'_> {
                 }
                 "advert_int" => {
                     if let Some(d) = self.timer_arg(s, 0) {
-                        advert = Some((d, self.loc(s.keyword.location)));
+                        advert = Some((d, self.loc(s.keyword().location)));
                     }
                 }
                 "version" => {
@@ -1355,7 +1359,7 @@ impl Lowerer<'_> {
                 }
                 "dont_track_primary" => vi.dont_track_primary = true,
                 "use_vmac" => vi.use_vmac = true,
-                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword.location)),
+                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword().location)),
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
@@ -1368,7 +1372,7 @@ impl Lowerer<'_> {
                             });
                         if let Some(d) = self.check(t, r) {
                             vi.preempt_delay = d;
-                            preempt_delay_at = Some(self.loc(s.keyword.location));
+                            preempt_delay_at = Some(self.loc(s.keyword().location));
                         }
                     }
                 }
@@ -1396,7 +1400,7 @@ impl Lowerer<'_> {
                     vi.authentication = self.auth(c, &name).or(vi.authentication.take())
                 }
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    let excluded = s.keyword.text.ends_with("excluded");
+                    let excluded = s.keyword().text.ends_with("excluded");
                     for line in &c.children {
                         if let Some(a) = self.ip_address(line.stmt, &name) {
                             if excluded {
@@ -1635,7 +1639,7 @@ impl Lowerer<'_> {
         let mut pass: Option<String> = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "auth_type" => {
                     if let Some(t) = self.arg(s, 0) {
                         match t.text {
@@ -1676,7 +1680,7 @@ impl Lowerer<'_> {
             None => {
                 if pass.is_some() {
                     self.warn(
-                        n.stmt.location,
+                        n.stmt.location(),
                         format!("({owner}) auth_pass without auth_type - ignoring authentication"),
                     );
                 }
@@ -1686,14 +1690,14 @@ impl Lowerer<'_> {
     }
 
     fn unicast_peer(&mut self, s: &Stmt<'_>, owner: &str) -> Option<UnicastPeer> {
-        let addr = match values::ip(s.keyword.text) {
+        let addr = match values::ip(s.keyword().text) {
             Ok(a) => a,
             Err(_) => {
                 self.err(
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "({owner}) Invalid unicast peer address {} - ignoring",
-                        s.keyword.text
+                        s.keyword().text
                     ),
                 );
                 return None;
@@ -1704,7 +1708,7 @@ impl Lowerer<'_> {
             min_ttl: None,
             max_ttl: None,
         };
-        let mut it = s.args.iter();
+        let mut it = s.args().iter();
         while let Some(t) = it.next() {
             match (t.text, it.next()) {
                 (kw @ ("min_ttl" | "max_ttl"), Some(v)) => {
@@ -1741,17 +1745,17 @@ impl Lowerer<'_> {
             notify: VrrpNotify::default(),
             smtp_alert: false,
             sync_group_tracking_weight: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
             if self.notify_keyword(s, &mut g.notify) || self.trackers(c, &name, &mut g.track) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text {
                 "group" => {
                     for line in &c.children {
-                        let m = &line.stmt.keyword;
+                        let m = &line.stmt.keyword();
                         if !self.model.vrrp_instances.iter().any(|i| i.name == m.text) {
                             self.warn(
                                 m.location,
@@ -1784,7 +1788,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        self.resolve_trackers(&name, &mut g.track, n.stmt.location);
+        self.resolve_trackers(&name, &mut g.track, n.stmt.location());
         Some(g)
     }
 
@@ -1880,16 +1884,16 @@ impl Lowerer<'_> {
             interfaces: Vec::new(),
             announce_as: OspfAnnounceAs::Stub,
             metric: 10,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "router_id" => {
                     if let Some(a) = self.ipv4_arg(s, "router_id") {
                         if a.is_unspecified() {
                             self.err(
-                                s.keyword.location,
+                                s.keyword().location,
                                 "ospf_announcer: router_id must not be 0.0.0.0",
                             );
                         } else {
@@ -1957,12 +1961,12 @@ impl Lowerer<'_> {
             priority: 1,
             cost: 10,
             authentication: OspfAuth::None,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut dead = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text {
                 "hello_interval" => {
                     i.hello_interval = self
                         .uint_arg(s, 1, 65535)
@@ -1972,7 +1976,7 @@ impl Lowerer<'_> {
                 "dead_interval" => {
                     dead = self
                         .u32_arg(s, 1, u64::from(u32::MAX))
-                        .map(|d| (d, self.loc(s.keyword.location)))
+                        .map(|d| (d, self.loc(s.keyword().location)))
                         .or(dead);
                 }
                 "priority" => {
