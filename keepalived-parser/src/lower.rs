@@ -741,7 +741,7 @@ pub(crate) fn lower(
     .peekable();
     let (top, ignored) = lw.level(&mut events, Level::Top, None);
     lw.model.ignored = ignored;
-    lw.top(&top);
+    lw.top(top);
     lw.model
 }
 
@@ -1208,11 +1208,14 @@ impl Lowerer<'_> {
 
     // ---------------------------------------------------------------- typed lowering
 
-    fn top(&mut self, nodes: &[Node<'_>]) {
+    /// Lowers the top-level nodes. Each virtual server's subtree is freed
+    /// as soon as it is lowered, so that the model's allocations reuse its
+    /// memory (a large configuration is mostly virtual servers).
+    fn top(&mut self, mut nodes: Vec<Node<'_>>) {
         let mut laddr_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut group_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut vrrp_nodes = vrrp::VrrpNodes::default();
-        for n in nodes {
+        for n in &mut nodes {
             match n.stmt.keyword().text {
                 "global_defs" => self.global_defs(n),
                 "vrrp_script" => vrrp_nodes.scripts.push(n),
@@ -1253,6 +1256,7 @@ impl Lowerer<'_> {
                         group_refs.extend(group.map(|t| (idx, t)));
                         self.model.virtual_servers.push(vs);
                     }
+                    drop(std::mem::take(&mut n.children));
                 }
                 _ => {}
             }
