@@ -394,13 +394,29 @@ impl Preprocessor {
         // One scan of the file rather than one per line.
         let has_nul = text.contains('\0');
         let mut multi: Option<(String, Vec<String>)> = None;
-        for (idx, (start, raw)) in physical_lines(&text).enumerate() {
+        // The physical lines as `physical_lines` splits them; the fast path
+        // finds the end of its line itself, in the same pass.
+        let mut next = 0;
+        let mut idx = 0usize;
+        while next < text.len() {
+            let start = next;
+            idx += 1;
             let ctx = Ctx {
                 file: &file,
                 id,
                 dir: &dir,
-                line: u32::try_from(idx + 1).unwrap_or(u32::MAX),
+                line: u32::try_from(idx).unwrap_or(u32::MAX),
             };
+            if multi.is_none() {
+                if let Some(after) = self.plain_line_at(&text, start, ctx) {
+                    next = after;
+                    continue;
+                }
+            }
+            let end = text[start..].find('\n').map_or(text.len(), |p| start + p);
+            next = end + 1;
+            let raw = &text[start..end];
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
             if raw.len() > MAX_LINE_BYTES {
                 self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
                 continue;
@@ -485,6 +501,65 @@ impl Preprocessor {
         }
         self.pieces = pieces;
         plain
+    }
+
+    /// [`Self::plain_line`] fused with finding the end of the line: the
+    /// line starts at byte `start` of `text` and runs to the next `\n`.
+    /// Returns where the next line starts when the line was plain (and has
+    /// been emitted); `None`, having done nothing, for any other line and
+    /// for those the general loop must look at first (too long, with a NUL,
+    /// ending in `\r`), which then take the general path.
+    fn plain_line_at(&mut self, text: &str, start: usize, ctx: Ctx<'_>) -> Option<usize> {
+        let bytes = text.as_bytes().get(start..)?;
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        let mut i = 0;
+        // (end of the line's text, end of its words and braces)
+        let ends = loop {
+            let Some(&b) = bytes.get(i) else {
+                break Some((i, i));
+            };
+            match PLAIN_CLASS[usize::from(b)] {
+                BLANK => i += 1,
+                WORD => {
+                    let at = i;
+                    i += 1;
+                    while bytes
+                        .get(i)
+                        .is_some_and(|&b| PLAIN_CLASS[usize::from(b)] == WORD)
+                    {
+                        i += 1;
+                    }
+                    pieces.push(Piece::Word(at, i));
+                }
+                BRACE => {
+                    pieces.push(Piece::Brace(i));
+                    i += 1;
+                }
+                NEWLINE => break Some((i, i)),
+                COMMENT => {
+                    let end = bytes[i..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |p| i + p);
+                    let comment = &bytes[i..end];
+                    let plain = !comment.contains(&0) && !comment.ends_with(b"\r");
+                    break plain.then_some((end, i));
+                }
+                _ => break None,
+            }
+        };
+        let plain = ends
+            .filter(|&(end, _)| end <= MAX_LINE_BYTES)
+            .and_then(|(end, _)| {
+                let raw = text.get(start..start + end)?;
+                (!self.special_start(raw, &pieces)).then_some(raw)
+            });
+        if let Some(raw) = plain {
+            self.plain_pieces(raw, start, &pieces, ctx);
+        }
+        self.pieces = pieces;
+        plain.map(|raw| start + raw.len() + 1)
     }
 
     /// Whether a line, split into `pieces`, starts with `@` or `~`, or with
@@ -1161,6 +1236,34 @@ static ENDS_PLAIN_WORD: [bool; 256] = {
     t
 };
 
+/// Byte classes of [`Preprocessor::plain_line_at`]: blanks, word
+/// bytes, braces, the end of the line, the start of a comment; anything
+/// else (a quote, `\\`, `$`, non-ASCII, a NUL, `\r`) makes the line not
+/// plain.
+const BLANK: u8 = 0;
+const WORD: u8 = 1;
+const BRACE: u8 = 2;
+const NEWLINE: u8 = 3;
+const COMMENT: u8 = 4;
+const NOT_PLAIN: u8 = 5;
+
+static PLAIN_CLASS: [u8; 256] = {
+    let mut t = [WORD; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b' ' | b'\t' => BLANK,
+            b'{' | b'}' => BRACE,
+            b'\n' => NEWLINE,
+            b'#' | b'!' => COMMENT,
+            b'"' | b'\\' | b'$' | b'\r' | 0 | 0x80.. => NOT_PLAIN,
+            _ => WORD,
+        };
+        i += 1;
+    }
+    t
+};
+
 /// A substituted line and whether it must be decommented again.
 type Substituted = (Text, bool);
 
@@ -1590,6 +1693,28 @@ mod tests {
     }
 
     #[test]
+    fn line_ends_limits_nul_and_cr_on_the_fast_path() {
+        let max = "x".repeat(MAX_LINE_BYTES);
+        // At the limit (also with its `\r` and in a comment) a line is read;
+        // one byte more and it is dropped.
+        let comment = format!("# {}", "c".repeat(MAX_LINE_BYTES - 2));
+        let text = format!("{max}\n{max}\r\n{max}y\n{comment}\r\n{comment}c\nz {{ \r\n");
+        let p = run(&text, "main");
+        assert_eq!(render(&p), [max.as_str(), max.as_str(), "z", "{"]);
+        let dropped: Vec<_> = p.diagnostics.iter().map(|d| d.location.line).collect();
+        assert_eq!(dropped, [3, 5]);
+        // A NUL anywhere, comments included, drops the line; a `\r` that
+        // does not end the line is part of a word.
+        let p = run("a\0\nb # \0\nc\rd e\n\n!\nf\n", "main");
+        assert_eq!(render(&p), ["c\rd e", "f"]);
+        let dropped: Vec<_> = p.diagnostics.iter().map(|d| d.location.line).collect();
+        assert_eq!(dropped, [1, 2]);
+        assert_eq!(p.items.len(), 2);
+        assert!(lines("").is_empty());
+        assert_eq!(lines("\n\nq"), ["q"]);
+    }
+
+    #[test]
     fn conditionals_follow_the_config_id() {
         let text = "@main a\n@other b\n@^main c\n@^other d\n@main\n";
         assert_eq!(lines(text), ["a", "d"]);
@@ -1734,6 +1859,16 @@ mod tests {
             line: 1,
         };
         let handled = fast.plain_line(raw, 0, ctx);
+        // The fused fast path, on the line followed by another one.
+        let mut fused = Preprocessor::new("main".into());
+        fused.out.sources.intern(&file);
+        fused.out.sources.files[id as usize].source = Source::new(raw.to_string());
+        let next = fused.plain_line_at(&format!("{raw}\nnext {{\n"), 0, ctx);
+        // (The lines tested have no NUL or `\r`, and are short.)
+        assert_eq!(next.is_some(), handled, "{raw:?}");
+        if next.is_some() {
+            assert_eq!(next, Some(raw.len() + 1), "{raw:?}");
+        }
         let mut general = Preprocessor::new("main".into());
         general.out.sources.intern(&file);
         let text: Text = raw.chars().zip(1u32..).collect();
@@ -1743,7 +1878,9 @@ mod tests {
         }
         let general = general.finish();
         assert!(general.diagnostics.is_empty() || !handled, "{raw:?}");
-        (handled, fast.finish().lines(), general.lines())
+        let fast = fast.finish().lines();
+        assert_eq!(fused.finish().lines(), fast, "{raw:?}");
+        (handled, fast, general.lines())
     }
 
     #[test]
