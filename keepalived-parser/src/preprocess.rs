@@ -565,17 +565,24 @@ impl Preprocessor {
     /// Whether a line, split into `pieces`, starts with `@` or `~`, or with
     /// an include keyword.
     fn special_start(&self, raw: &str, pieces: &[Piece]) -> bool {
-        let Some(&Piece::Word(start, _)) = pieces.first() else {
+        let Some(&Piece::Word(start, end)) = pieces.first() else {
             return false;
         };
         let text = &raw[start..];
-        // The keyword runs to the first blank (a brace does not end it).
+        if text.starts_with(['@', '~']) {
+            return true;
+        }
+        // The keyword runs to the first blank (a brace does not end it), so
+        // it starts with `include` only when the first word does (the byte
+        // after a shorter word is a brace or a comment sign).
+        if !raw[start..end].starts_with("include") {
+            return false;
+        }
         let first_word = text
             .bytes()
             .position(is_blank_byte)
             .map_or(text, |p| &text[..p]);
-        text.starts_with(['@', '~'])
-            || (first_word.starts_with("include") && INCLUDES.contains(&first_word))
+        INCLUDES.contains(&first_word)
     }
 
     /// Emits the words and braces of a plain line (which starts at byte
@@ -583,41 +590,48 @@ impl Preprocessor {
     /// so they are ranges of it; the rest of the first word of each run of
     /// words runs to the next brace, else to the last word.
     fn plain_pieces(&mut self, raw: &str, line_start: usize, pieces: &[Piece], ctx: Ctx<'_>) {
-        let mut k = 0;
-        while let Some(&piece) = pieces.get(k) {
-            let Piece::Word(start, first_end) = piece else {
-                if let Piece::Brace(at) = piece {
-                    let loc = ctx.pos(column(at));
-                    self.out.items.push(if raw.as_bytes()[at] == b'{' {
+        let out = &mut self.out;
+        let at = |o: usize| offset(line_start + o);
+        // The run of words being read: the index of its first word in
+        // `out.words` and where that word ends.
+        let mut run: Option<(usize, usize)> = None;
+        let mut last_end = 0;
+        let end_run = |out: &mut Preprocessed, (first, first_end): (usize, usize), end: usize| {
+            if let Some(w) = out.words.get_mut(first) {
+                w.rest = at(first_end)..at(end);
+            }
+            out.items
+                .push(Item::Words(offset(first)..offset(out.words.len())));
+        };
+        for &piece in pieces {
+            match piece {
+                Piece::Word(s, e) => {
+                    if run.is_none() {
+                        run = Some((out.words.len(), e));
+                    }
+                    out.words.push(FlatToken {
+                        text: line_start + s..line_start + e,
+                        rest: NO_REST,
+                        location: ctx.pos(column(s)),
+                        in_source: true,
+                    });
+                    last_end = e;
+                }
+                Piece::Brace(b) => {
+                    if let Some(r) = run.take() {
+                        end_run(out, r, b);
+                    }
+                    let loc = ctx.pos(column(b));
+                    out.items.push(if raw.as_bytes()[b] == b'{' {
                         Item::Open(loc)
                     } else {
                         Item::Close(loc)
                     });
                 }
-                k += 1;
-                continue;
-            };
-            let words = pieces[k..].iter().map_while(|p| match *p {
-                Piece::Word(s, e) => Some((s, e)),
-                Piece::Brace(_) => None,
-            });
-            let run = words.clone().count();
-            let end = match pieces.get(k + run) {
-                Some(&Piece::Brace(at)) => at,
-                _ => words.clone().last().map_or(first_end, |w| w.1),
-            };
-            let at = |o: usize| offset(line_start + o);
-            self.out.push_words(words.map(|(s, e)| FlatToken {
-                text: line_start + s..line_start + e,
-                rest: if s == start {
-                    at(first_end)..at(end)
-                } else {
-                    NO_REST
-                },
-                location: ctx.pos(column(s)),
-                in_source: true,
-            }));
-            k += run;
+            }
+        }
+        if let Some(r) = run {
+            end_run(out, r, last_end);
         }
     }
 
