@@ -806,8 +806,8 @@ struct RawRealServer {
     lthreshold: Option<u32>,
     inhibit_on_failure: Option<bool>,
     virtualhost: Option<String>,
-    notify_up: Option<Script>,
-    notify_down: Option<Script>,
+    notify_up: Option<Box<Script>>,
+    notify_down: Option<Box<Script>>,
     inherit: Inherit,
     checkers: Vec<RawChecker>,
     bfd_checks: Vec<BfdCheck>,
@@ -2403,9 +2403,9 @@ impl Lowerer<'_> {
                     return None;
                 }
                 if ck == Ck::Http {
-                    CheckerKind::Http(http)
+                    CheckerKind::Http(Box::new(http))
                 } else {
-                    CheckerKind::Ssl(http)
+                    CheckerKind::Ssl(Box::new(http))
                 }
             }
             Ck::Misc => {
@@ -2420,15 +2420,15 @@ impl Lowerer<'_> {
                 m.dynamic = misc_dynamic;
                 m.absolute_weight = misc_dynamic && self.mode.dialect == Dialect::Dpvs;
                 (m.user, m.group) = misc_user;
-                CheckerKind::Misc(m)
+                CheckerKind::Misc(Box::new(m))
             }
-            Ck::Smtp => CheckerKind::Smtp(SmtpCheck {
+            Ck::Smtp => CheckerKind::Smtp(Box::new(SmtpCheck {
                 helo_name: helo.unwrap_or_else(|| SMTP_DEFAULT_HELO.to_string()),
-            }),
-            Ck::Dns => CheckerKind::Dns(DnsCheck {
+            })),
+            Ck::Dns => CheckerKind::Dns(Box::new(DnsCheck {
                 qtype: dns_qtype,
                 name: dns_name.unwrap_or_else(|| ".".into()),
-            }),
+            })),
             Ck::Udp => {
                 if udp.min_reply_length > udp.max_reply_length {
                     self.diag(
@@ -2440,7 +2440,7 @@ impl Lowerer<'_> {
                         ),
                     );
                 }
-                CheckerKind::Udp(udp)
+                CheckerKind::Udp(Box::new(udp))
             }
             Ck::File => {
                 let Some(mut f) = file else {
@@ -2452,7 +2452,7 @@ impl Lowerer<'_> {
                     return None;
                 };
                 (f.weight, f.reverse) = file_weight;
-                CheckerKind::File(f)
+                CheckerKind::File(Box::new(f))
             }
         };
         Some(chk)
@@ -2646,8 +2646,12 @@ impl Lowerer<'_> {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
                 "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
-                "notify_up" => rs.notify_up = self.script(cs).or(rs.notify_up.take()),
-                "notify_down" => rs.notify_down = self.script(cs).or(rs.notify_down.take()),
+                "notify_up" => {
+                    rs.notify_up = self.script(cs).map(Box::new).or(rs.notify_up.take());
+                }
+                "notify_down" => {
+                    rs.notify_down = self.script(cs).map(Box::new).or(rs.notify_down.take());
+                }
                 "BFD_CHECK" => {
                     if let Some(b) = self.bfd_check(c, &rs.bfd_checks) {
                         rs.bfd_checks.push(b);
