@@ -964,14 +964,14 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match self.kinds.lookup(level, s.keyword().text) {
+                Event::Line(s) => match self.kinds.lookup(level, s.keyword().text()) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node::leaf(s)),
                     Some(Kind::Section(sub)) => {
                         if sub == Level::TrackFile {
                             // FILE_CHECK may name a track_file defined anywhere in the file.
                             self.track_files
-                                .extend(s.args().first().map(|t| t.text.to_string()));
+                                .extend(s.args().first().map(|t| t.text().to_string()));
                         }
                         self.expect_open(ev, s);
                         let (children, ignored) = self.level(ev, sub, Some(s));
@@ -989,8 +989,8 @@ impl Lowerer<'_> {
                         self.not_supported(s.keyword());
                         let block = self.raw_block(ev);
                         ignored.push(Ignored {
-                            keyword: s.keyword().text.to_string(),
-                            args: s.args().iter().map(|t| t.text.to_string()).collect(),
+                            keyword: s.keyword().text().to_string(),
+                            args: s.args().iter().map(|t| t.text().to_string()).collect(),
                             block,
                             location: self.loc(s.keyword().location),
                         });
@@ -1012,17 +1012,17 @@ impl Lowerer<'_> {
     /// The one "not supported by dpvsd, ignored" warning of a keyword (at
     /// its first use): the model keeps it, dpvsd does not act on it.
     fn not_supported(&mut self, kw: &Tok<'_>) {
-        if self.warned.iter().any(|k| *k == kw.text) {
+        if self.warned.iter().any(|k| *k == kw.text()) {
             return;
         }
-        self.warned.push(kw.text.to_string());
+        self.warned.push(kw.text().to_string());
         self.diag_class(
             DiagClass::Dpvsd,
             Severity::Warning,
             kw.location,
             format!(
                 "keyword '{}' is not supported by dpvsd, ignored (kept in the configuration model; further uses are not reported)",
-                kw.text
+                kw.text()
             ),
         );
     }
@@ -1039,8 +1039,8 @@ impl Lowerer<'_> {
             match e {
                 Event::Line(s) => {
                     let line = Ignored {
-                        keyword: s.keyword().text.to_string(),
-                        args: s.args().iter().map(|t| t.text.to_string()).collect(),
+                        keyword: s.keyword().text().to_string(),
+                        args: s.args().iter().map(|t| t.text().to_string()).collect(),
                         block: None,
                         location: self.sources.location(s.keyword().location),
                     };
@@ -1072,7 +1072,7 @@ impl Lowerer<'_> {
         level: Level,
         parent: Option<&'a Stmt<'a>>,
     ) {
-        let kw = &s.keyword().text;
+        let kw = &s.keyword().text();
         // Hints are for typos; a flood of unknown words (a runaway ~SEQ)
         // gets no more than MAX_HINTS of them.
         let hint = if self.hints < MAX_HINTS {
@@ -1099,7 +1099,7 @@ impl Lowerer<'_> {
             let effect = match parent {
                 Some(p) => format!(
                     "its '}}' closes the enclosing '{}' block (line {}) early, so what follows it belongs to the level above",
-                    p.keyword().text, p.location().line
+                    p.keyword().text(), p.location().line
                 ),
                 None => "its '}' is ignored".to_string(),
             };
@@ -1123,7 +1123,7 @@ impl Lowerer<'_> {
                 s.keyword().location,
                 format!(
                     "Missing '{{' at beginning of configuration block '{}'",
-                    s.keyword().text
+                    s.keyword().text()
                 ),
             );
         }
@@ -1160,7 +1160,7 @@ impl Lowerer<'_> {
                 s.keyword().location,
                 format!(
                     "Configuration line starting `{}` is missing a parameter",
-                    s.keyword().text
+                    s.keyword().text()
                 ),
             );
         }
@@ -1179,14 +1179,14 @@ impl Lowerer<'_> {
 
     fn timer_arg(&mut self, s: &Stmt<'_>, min_us: u64) -> Option<Duration> {
         let t = self.arg(s, 0)?;
-        let timer = self.check(t, values::timer(t.text, min_us))?;
+        let timer = self.check(t, values::timer(t.text(), min_us))?;
         if timer.rounded {
             self.diag(
                 Severity::Warning,
                 t.location,
                 format!(
                     "number '{}' has more than 6 decimal places - rounding",
-                    t.text
+                    t.text()
                 ),
             );
         }
@@ -1195,15 +1195,15 @@ impl Lowerer<'_> {
 
     fn uint_arg(&mut self, s: &Stmt<'_>, min: u64, max: u64) -> Option<u64> {
         let t = self.arg(s, 0)?;
-        self.check(t, values::uint(t.text, min, max))
+        self.check(t, values::uint(t.text(), min, max))
     }
 
     fn ip_token(&mut self, t: &Tok<'_>) -> Option<IpAddr> {
-        self.check(t, values::ip(t.text))
+        self.check(t, values::ip(t.text()))
     }
 
     fn port_token(&mut self, t: &Tok<'_>, min: u64) -> Option<u16> {
-        let v = self.check(t, values::uint(t.text, min, 65535))?;
+        let v = self.check(t, values::uint(t.text(), min, 65535))?;
         u16::try_from(v).ok()
     }
 
@@ -1211,14 +1211,14 @@ impl Lowerer<'_> {
     fn opt_bool(&mut self, s: &Stmt<'_>) -> Option<bool> {
         match s.args().first() {
             None => Some(true),
-            Some(t) => self.check(t, values::boolean(t.text)),
+            Some(t) => self.check(t, values::boolean(t.text())),
         }
     }
 
     /// The inherited keywords, at `level`; returns false when `n` is not one.
     fn inherited(&mut self, n: &Node<'_>, level: Level, inh: &mut Inherit) -> bool {
         let s = n.stmt;
-        match s.keyword().text {
+        match s.keyword().text() {
             "connect_timeout" => inh.connect_timeout = self.timer_arg(s, 1).or(inh.connect_timeout),
             "delay_loop" => inh.delay_loop = self.timer_arg(s, 1).or(inh.delay_loop),
             "delay_before_retry" => {
@@ -1248,7 +1248,7 @@ impl Lowerer<'_> {
         let mut group_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut vrrp_nodes = vrrp::VrrpNodes::default();
         for n in &mut nodes {
-            match n.stmt.keyword().text {
+            match n.stmt.keyword().text() {
                 "global_defs" => self.global_defs(n),
                 "vrrp_script" => vrrp_nodes.scripts.push(n),
                 "track_file" | "vrrp_track_file" => vrrp_nodes.track_files.push(n),
@@ -1299,12 +1299,15 @@ impl Lowerer<'_> {
                 .model
                 .local_address_groups
                 .iter()
-                .any(|g| g.name == t.text)
+                .any(|g| g.name == t.text())
             {
                 self.diag(
                     Severity::Error,
                     t.location,
-                    format!("laddr_group_name '{}' names no local_address_group", t.text),
+                    format!(
+                        "laddr_group_name '{}' names no local_address_group",
+                        t.text()
+                    ),
                 );
                 if let Some(vs) = self.model.virtual_servers.get_mut(idx) {
                     vs.laddr_group_name = None;
@@ -1317,14 +1320,14 @@ impl Lowerer<'_> {
                 .model
                 .virtual_server_groups
                 .iter()
-                .any(|g| g.name == t.text)
+                .any(|g| g.name == t.text())
             {
                 self.diag(
                     Severity::Error,
                     t.location,
                     format!(
                         "Virtual server group {} has no entries - removing virtual server",
-                        t.text
+                        t.text()
                     ),
                 );
                 dropped.push(idx);
@@ -1348,10 +1351,10 @@ impl Lowerer<'_> {
             if self.global_vrrp(s) {
                 continue;
             }
-            match s.keyword().text {
+            match s.keyword().text() {
                 "router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.router_id = Some(t.text.to_string());
+                        self.model.global_defs.router_id = Some(t.text().to_string());
                     }
                 }
                 "notification_email" => {
@@ -1359,17 +1362,17 @@ impl Lowerer<'_> {
                         self.model
                             .global_defs
                             .notification_email
-                            .push(line.stmt.keyword().text.to_string());
+                            .push(line.stmt.keyword().text().to_string());
                     }
                 }
                 "notification_email_from" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.notification_email_from = Some(t.text.to_string());
+                        self.model.global_defs.notification_email_from = Some(t.text().to_string());
                     }
                 }
                 "smtp_server" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.smtp_server = Some(t.text.to_string());
+                        self.model.global_defs.smtp_server = Some(t.text().to_string());
                         let port = match s.args().get(1) {
                             Some(p) => self.port_token(p, 1),
                             None => Some(25),
@@ -1383,19 +1386,19 @@ impl Lowerer<'_> {
                 }
                 "state_dump_file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.state_dump_file = Some(t.text.to_string());
+                        self.model.global_defs.state_dump_file = Some(t.text().to_string());
                     }
                 }
                 "stats_dump_file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.stats_dump_file = Some(t.text.to_string());
+                        self.model.global_defs.stats_dump_file = Some(t.text().to_string());
                     }
                 }
                 "script_user" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.script_user = Some(t.text.to_string());
+                        self.model.global_defs.script_user = Some(t.text().to_string());
                         self.model.global_defs.script_group =
-                            s.args().get(1).map(|g| g.text.to_string());
+                            s.args().get(1).map(|g| g.text().to_string());
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -1416,14 +1419,14 @@ impl Lowerer<'_> {
             .model
             .local_address_groups
             .iter()
-            .any(|g| g.name == name.text)
+            .any(|g| g.name == name.text())
         {
             self.diag(
                 Severity::Error,
                 name.location,
                 format!(
                     "local_address_group '{}' is defined twice - ignoring this one",
-                    name.text
+                    name.text()
                 ),
             );
             return;
@@ -1437,28 +1440,28 @@ impl Lowerer<'_> {
                     s.keyword().location,
                     format!(
                         "local address '{}' has no interface name - ignoring",
-                        s.keyword().text
+                        s.keyword().text()
                     ),
                 );
                 continue;
             };
-            let Some(addrs) = self.check(s.keyword(), expand_range(s.keyword().text)) else {
+            let Some(addrs) = self.check(s.keyword(), expand_range(s.keyword().text())) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
                 addr,
-                ifname: ifname.text.to_string(),
+                ifname: ifname.text().to_string(),
             }));
         }
         if addresses.is_empty() {
             self.diag(
                 Severity::Warning,
                 name.location,
-                format!("local_address_group '{}' has no addresses", name.text),
+                format!("local_address_group '{}' has no addresses", name.text()),
             );
         }
         self.model.local_address_groups.push(LocalAddressGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             addresses,
             location: self.loc(n.stmt.location()),
         });
@@ -1468,7 +1471,7 @@ impl Lowerer<'_> {
     /// | ipset:SET ... }`, used by virtual servers' `daddr_group_name` /
     /// `waddr_group_name`.
     fn access_group(&mut self, n: &Node<'_>) {
-        let kw = n.stmt.keyword().text;
+        let kw = n.stmt.keyword().text();
         let Some(name) = self.arg(n.stmt, 0) else {
             return;
         };
@@ -1478,25 +1481,28 @@ impl Lowerer<'_> {
         } else {
             &self.model.allow_address_groups
         };
-        if groups.iter().any(|g| g.name == name.text) {
+        if groups.iter().any(|g| g.name == name.text()) {
             self.diag(
                 Severity::Error,
                 name.location,
-                format!("{kw} '{}' is defined twice - ignoring this one", name.text),
+                format!(
+                    "{kw} '{}' is defined twice - ignoring this one",
+                    name.text()
+                ),
             );
             return;
         }
         let mut entries = Vec::new();
         for line in &n.children {
             let t = &line.stmt.keyword();
-            if let Some(set) = t.text.strip_prefix("ipset:") {
+            if let Some(set) = t.text().strip_prefix("ipset:") {
                 entries.push(AccessEntry::Ipset(set.to_string()));
-            } else if let Some(addrs) = self.check(t, expand_range(t.text)) {
+            } else if let Some(addrs) = self.check(t, expand_range(t.text())) {
                 entries.extend(addrs.into_iter().map(AccessEntry::Addr));
             }
         }
         let group = AccessGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
             location: self.loc(n.stmt.location()),
         };
@@ -1521,7 +1527,7 @@ impl Lowerer<'_> {
                 continue;
             };
             let mut entry = TunnelEntry {
-                ifname: ifname.text.to_string(),
+                ifname: ifname.text().to_string(),
                 kind: None,
                 local: None,
                 remote: None,
@@ -1533,9 +1539,9 @@ impl Lowerer<'_> {
                 let Some(t) = self.arg(s, 0) else {
                     continue;
                 };
-                match s.keyword().text {
+                match s.keyword().text() {
                     "kind" => {
-                        let kind = match t.text {
+                        let kind = match t.text() {
                             "ipip" => Ok(TunnelKind::Ipip),
                             "gre" => Ok(TunnelKind::Gre),
                             other => Err(format!("invalid tunnel kind '{other}' (ipip or gre)")),
@@ -1544,13 +1550,13 @@ impl Lowerer<'_> {
                     }
                     "local" => entry.local = self.ip_token(t).or(entry.local),
                     "remote" => entry.remote = self.ip_token(t).or(entry.remote),
-                    _ => entry.link = Some(t.text.to_string()),
+                    _ => entry.link = Some(t.text().to_string()),
                 }
             }
             entries.push(entry);
         }
         self.model.tunnel_groups.push(TunnelGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
             location: self.loc(n.stmt.location()),
         });
@@ -1565,7 +1571,7 @@ impl Lowerer<'_> {
             n.stmt.keyword().location,
             format!(
                 "keyword '{}' is not yet supported by dpvsd, ignored",
-                n.stmt.keyword().text
+                n.stmt.keyword().text()
             ),
         );
     }
@@ -1578,21 +1584,21 @@ impl Lowerer<'_> {
         let mut entries = Vec::new();
         for line in &n.children {
             let s = line.stmt;
-            if s.keyword().text == "fwmark" {
+            if s.keyword().text() == "fwmark" {
                 let Some(t) = s.args().first() else {
                     self.diag(
                         Severity::Error,
                         s.keyword().location,
-                        format!("({}): fwmark has no value - ignoring", name.text),
+                        format!("({}): fwmark has no value - ignoring", name.text()),
                     );
                     continue;
                 };
-                if let Some(m) = self.check(t, values::uint(t.text, 0, u64::from(u32::MAX))) {
+                if let Some(m) = self.check(t, values::uint(t.text(), 0, u64::from(u32::MAX))) {
                     entries.extend(u32::try_from(m).ok().map(VsgEntry::Fwmark));
                 }
                 continue;
             }
-            let addrs = match expand_range(s.keyword().text) {
+            let addrs = match expand_range(s.keyword().text()) {
                 Ok(a) => a,
                 Err(_) => {
                     self.diag(
@@ -1600,7 +1606,7 @@ impl Lowerer<'_> {
                         s.keyword().location,
                         format!(
                             "Invalid virtual server group IP address {} - skipping",
-                            s.keyword().text
+                            s.keyword().text()
                         ),
                     );
                     continue;
@@ -1622,7 +1628,7 @@ impl Lowerer<'_> {
             return;
         }
         self.model.virtual_server_groups.push(VirtualServerGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
             location: self.loc(n.stmt.location()),
         });
@@ -1631,13 +1637,13 @@ impl Lowerer<'_> {
     /// The header of `virtual_server`; `None` when the block is to be skipped.
     fn vs_header<'a>(&mut self, s: &'a Stmt<'a>) -> Option<VsHeader<'a>> {
         let first = self.arg(s, 0)?;
-        match first.text {
+        match first.text() {
             "fwmark" => {
                 let t = self.arg(s, 1)?;
-                let m = values::uint(t.text, 0, u64::from(u32::MAX)).map_err(|_| {
+                let m = values::uint(t.text(), 0, u64::from(u32::MAX)).map_err(|_| {
                     format!(
                         "virtual server fwmark '{}' must be in [0, {}] - ignoring",
-                        t.text,
+                        t.text(),
                         u32::MAX
                     )
                 });
@@ -1645,7 +1651,7 @@ impl Lowerer<'_> {
                 Some(VsHeader::Fwmark(u32::try_from(m).ok()?))
             }
             "group" => Some(VsHeader::Group(*self.arg(s, 1)?)),
-            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text.to_string())),
+            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text().to_string())),
             text => {
                 // A `-range` or `/prefix` suffix is stripped, as keepalived does.
                 let addr_text = text.split(['/', '-']).next().unwrap_or_default();
@@ -1704,7 +1710,7 @@ impl Lowerer<'_> {
                 _ => None,
             },
             group: match &header {
-                VsHeader::Group(t) => Some(t.text.to_string()),
+                VsHeader::Group(t) => Some(t.text().to_string()),
                 _ => None,
             },
             match_name: match &header {
@@ -1727,7 +1733,7 @@ impl Lowerer<'_> {
         let vs_name = match &header {
             VsHeader::Addr(a, p) => format!("{} {p}", format_addr(*a)),
             VsHeader::Fwmark(m) => format!("FWM {m}"),
-            VsHeader::Group(t) => format!("group {}", t.text),
+            VsHeader::Group(t) => format!("group {}", t.text()),
             VsHeader::Match(name) => format!("match {name}"),
         };
         let mut protocol = None;
@@ -1746,21 +1752,21 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            let kw = cs.keyword().text;
+            let kw = cs.keyword().text();
             match kw {
                 "protocol" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        protocol = self.check(t, parse_protocol(t.text)).or(protocol);
+                        protocol = self.check(t, parse_protocol(t.text())).or(protocol);
                     }
                 }
                 "lb_algo" | "lvs_sched" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_algo = self.check(t, parse_algo(t.text)).or(lb_algo);
+                        lb_algo = self.check(t, parse_algo(t.text())).or(lb_algo);
                     }
                 }
                 "lb_kind" | "lvs_method" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_kind = self.check(t, parse_kind(t.text)).or(lb_kind);
+                        lb_kind = self.check(t, parse_kind(t.text())).or(lb_kind);
                     }
                 }
                 "weight" => {
@@ -1772,7 +1778,7 @@ impl Lowerer<'_> {
                 "persistence_timeout" => match cs.args().first() {
                     None => vs.persistence_timeout = Some(DEFAULT_PERSISTENCE),
                     Some(t) => {
-                        let v = self.check(t, values::uint(t.text, 1, LVS_MAX_TIMEOUT));
+                        let v = self.check(t, values::uint(t.text(), 1, LVS_MAX_TIMEOUT));
                         if let Some(v) = v.and_then(|v| u32::try_from(v).ok()) {
                             vs.persistence_timeout = Some(v);
                         }
@@ -1780,14 +1786,14 @@ impl Lowerer<'_> {
                 },
                 "persistence_granularity" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        if let Some(g) = self.check(t, granularity(t.text)) {
+                        if let Some(g) = self.check(t, granularity(t.text())) {
                             vs.persistence_granularity = Some(g);
                             vs.persistence_timeout =
                                 vs.persistence_timeout.or(Some(DEFAULT_PERSISTENCE));
                         }
                     }
                 }
-                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
+                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text().to_string()),
                 "omega" => vs.omega = true,
                 "quorum" => {
                     let v = self.uint_arg(cs, 1, u64::from(u32::MAX));
@@ -1803,8 +1809,8 @@ impl Lowerer<'_> {
                 "quorum_down" => vs.quorum_down = self.script(cs).or(vs.quorum_down.take()),
                 "sorry_server" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        let a = values::ip(t.text).map_err(|_| {
-                            format!("Invalid sorry server IP address {} - skipping", t.text)
+                        let a = values::ip(t.text()).map_err(|_| {
+                            format!("Invalid sorry server IP address {} - skipping", t.text())
                         });
                         if let Some(a) = self.check(t, a) {
                             let port = match cs.args().get(1) {
@@ -1828,7 +1834,7 @@ impl Lowerer<'_> {
         let has_addresses = match &header {
             VsHeader::Addr(..) => true,
             VsHeader::Group(t) => self.model.virtual_server_groups.iter().any(|g| {
-                g.name == t.text
+                g.name == t.text()
                     && g.entries
                         .iter()
                         .any(|e| matches!(e, VsgEntry::Range { .. }))
@@ -1836,7 +1842,7 @@ impl Lowerer<'_> {
             VsHeader::Fwmark(_) | VsHeader::Match(_) => false,
         };
         let fwmark_only = is_fwmark
-            || matches!(&header, VsHeader::Group(t) if !has_addresses && self.model.virtual_server_groups.iter().any(|g| g.name == t.text));
+            || matches!(&header, VsHeader::Group(t) if !has_addresses && self.model.virtual_server_groups.iter().any(|g| g.name == t.text()));
         if let Some(loc) = ha_suspend_at {
             if is_fwmark {
                 self.diag(
@@ -1914,7 +1920,7 @@ impl Lowerer<'_> {
                 );
             }
         }
-        vs.laddr_group_name = laddr.as_ref().map(|t| t.text.to_string());
+        vs.laddr_group_name = laddr.as_ref().map(|t| t.text().to_string());
         inherit.delay_loop = inherit.delay_loop.or(Some(DEFAULT_DELAY_LOOP));
         vs.delay_loop = inherit.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
         vs.alpha = inherit.alpha.unwrap_or(false);
@@ -1965,7 +1971,7 @@ impl Lowerer<'_> {
                 let sorry_port = sorry
                     .as_ref()
                     .and_then(|(_, p, l)| p.filter(|&p| p != 0).map(|p| (p, l.clone())));
-                self.group_port_warnings(t.text, &vs_name, &vs.real_servers, sorry_port);
+                self.group_port_warnings(t.text(), &vs_name, &vs.real_servers, sorry_port);
             }
         }
         if let Some((addr, sport, loc)) = sorry {
@@ -2022,21 +2028,21 @@ impl Lowerer<'_> {
 
     /// The DPVS virtual-server keywords (§10).
     fn vs_dpvs_keyword(&mut self, s: &Stmt<'_>, d: &mut DpvsVsOptions) {
-        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.to_string());
-        match s.keyword().text {
+        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text().to_string());
+        match s.keyword().text() {
             "syn_proxy" => d.syn_proxy = true,
             "expire_quiescent_conn" => d.expire_quiescent_conn = true,
             "quic" => d.quic = true,
             "establish_timeout" => {
                 // DPVS reads it with atoi and clamps it to 1..3600.
                 if let Some(t) = self.arg(s, 0) {
-                    let v = atoi(t.text).clamp(1, 3600);
+                    let v = atoi(t.text()).clamp(1, 3600);
                     d.establish_timeout = u32::try_from(v).ok();
                 }
             }
             "proxy_protocol" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.proxy_protocol = match t.text.to_ascii_lowercase().as_str() {
+                    d.proxy_protocol = match t.text().to_ascii_lowercase().as_str() {
                         "v1" => ProxyProtocol::V1,
                         "v2" => ProxyProtocol::V2,
                         "v1-insecure" => ProxyProtocol::V1Insecure,
@@ -2047,7 +2053,7 @@ impl Lowerer<'_> {
             }
             "hash_target" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.hash_target = match t.text {
+                    d.hash_target = match t.text() {
                         "qid" => HashTarget::Qid,
                         "sip" => HashTarget::Sip,
                         other => {
@@ -2063,12 +2069,12 @@ impl Lowerer<'_> {
             }
             "bps" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.bps = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
+                    d.bps = u32::try_from(atoi(t.text()).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "limit_proportion" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.limit_proportion = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
+                    d.limit_proportion = u32::try_from(atoi(t.text()).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "vip_bind_dev" => d.vip_bind_dev = text(self),
@@ -2076,18 +2082,18 @@ impl Lowerer<'_> {
             "waddr_group_name" => d.waddr_group_name = text(self),
             "src-range" | "dst-range" => {
                 let Some(t) = self.arg(s, 0) else { return };
-                if let Err(e) = values::match_range(t.text) {
+                if let Err(e) = values::match_range(t.text()) {
                     // DPVS drops the match silently; say so.
                     self.diag_class(
                         DiagClass::Dpvsd,
                         Severity::Error,
                         t.location,
-                        format!("{e} - ignoring '{}', as DPVS would", s.keyword().text),
+                        format!("{e} - ignoring '{}', as DPVS would", s.keyword().text()),
                     );
                     return;
                 }
-                let v = Some(t.text.to_string());
-                if s.keyword().text == "src-range" {
+                let v = Some(t.text().to_string());
+                if s.keyword().text() == "src-range" {
                     d.src_range = v;
                 } else {
                     d.dst_range = v;
@@ -2101,7 +2107,7 @@ impl Lowerer<'_> {
 
     /// `KEYWORD SCRIPT [USER [GROUP]]` read with keepalived's script tokeniser.
     fn script(&mut self, s: &Stmt<'_>) -> Option<Script> {
-        let raw = s.keyword().rest.unwrap_or_default();
+        let raw = s.keyword().rest().unwrap_or_default();
         let words = match values::script_words(raw) {
             Ok(w) => w,
             Err(msg) => {
@@ -2119,7 +2125,7 @@ impl Lowerer<'_> {
                 self.diag(
                     Severity::Error,
                     s.keyword().location,
-                    format!("{}: empty script - ignoring", s.keyword().text),
+                    format!("{}: empty script - ignoring", s.keyword().text()),
                 );
                 return None;
             }
@@ -2137,18 +2143,18 @@ impl Lowerer<'_> {
 
     /// A connection keyword into `conn`; false when `s` is not one.
     fn connection(&mut self, s: &Stmt<'_>, conn: &mut RawConn) -> bool {
-        match s.keyword().text {
+        match s.keyword().text() {
             "connect_ip" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(t.text)
-                        .map_err(|_| format!("Invalid connect_ip address {}", t.text));
+                    let r = values::ip(t.text())
+                        .map_err(|_| format!("Invalid connect_ip address {}", t.text()));
                     conn.connect_ip = self.check(t, r).or(conn.connect_ip);
                 }
             }
             "bindto" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(t.text)
-                        .map_err(|_| format!("Invalid bindto address {}", t.text));
+                    let r = values::ip(t.text())
+                        .map_err(|_| format!("Invalid bindto address {}", t.text()));
                     conn.bindto = self.check(t, r).or(conn.bindto);
                 }
             }
@@ -2162,7 +2168,7 @@ impl Lowerer<'_> {
                     conn.bind_port = self.port_token(t, 1).or(conn.bind_port);
                 }
             }
-            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text.to_string()),
+            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text().to_string()),
             "connect_timeout" => {
                 conn.connect_timeout = self.timer_arg(s, 1).or(conn.connect_timeout)
             }
@@ -2216,7 +2222,7 @@ impl Lowerer<'_> {
             {
                 continue;
             }
-            match (ck, s.keyword().text) {
+            match (ck, s.keyword().text()) {
                 (_, "log_all_failures") => {
                     chk.log_all_failures = self.opt_bool(s).unwrap_or(chk.log_all_failures)
                 }
@@ -2232,12 +2238,12 @@ impl Lowerer<'_> {
                 (Ck::Http | Ck::Ssl, "virtualhost") => {
                     http.virtualhost = self
                         .arg(s, 0)
-                        .map(|t| t.text.to_string())
+                        .map(|t| t.text().to_string())
                         .or(http.virtualhost.take());
                 }
                 (Ck::Http | Ck::Ssl, "http_protocol") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let p = match t.text {
+                        let p = match t.text() {
                             "1.0" => Ok(HttpProtocol::Http10),
                             "1.0C" | "1.0c" => Ok(HttpProtocol::Http10C),
                             "1.1" => Ok(HttpProtocol::Http11),
@@ -2271,8 +2277,8 @@ impl Lowerer<'_> {
                 }
                 (Ck::Misc, "misc_timeout") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(t.text, 0, u64::from(u32::MAX) / 1_000_000)
-                            .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text));
+                        let r = values::uint(t.text(), 0, u64::from(u32::MAX) / 1_000_000)
+                            .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text()));
                         chk.misc_timeout = self.check(t, r).or(chk.misc_timeout);
                     }
                 }
@@ -2280,13 +2286,13 @@ impl Lowerer<'_> {
                 (Ck::Misc, "user") => {
                     if let Some(t) = self.arg(s, 0) {
                         misc_user = (
-                            Some(t.text.to_string()),
-                            s.args().get(1).map(|g| g.text.to_string()),
+                            Some(t.text().to_string()),
+                            s.args().get(1).map(|g| g.text().to_string()),
                         );
                     }
                 }
                 (Ck::Smtp, "helo_name") => {
-                    helo = self.arg(s, 0).map(|t| t.text.to_string()).or(helo)
+                    helo = self.arg(s, 0).map(|t| t.text().to_string()).or(helo)
                 }
                 (Ck::Smtp, "host") => {
                     let mut conn = RawConn::default();
@@ -2299,7 +2305,7 @@ impl Lowerer<'_> {
                 }
                 (Ck::Dns, "type") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let q = match t.text.to_ascii_uppercase().as_str() {
+                        let q = match t.text().to_ascii_uppercase().as_str() {
                             "A" => Ok(DnsType::A),
                             "NS" => Ok(DnsType::Ns),
                             "CNAME" => Ok(DnsType::Cname),
@@ -2320,16 +2326,16 @@ impl Lowerer<'_> {
                                 t.location,
                                 "DNS_CHECK name already specified - ignoring",
                             );
-                        } else if t.text != "."
-                            && t.text.trim_end_matches('.').split('.').any(str::is_empty)
+                        } else if t.text() != "."
+                            && t.text().trim_end_matches('.').split('.').any(str::is_empty)
                         {
                             self.diag(
                                 Severity::Error,
                                 t.location,
-                                format!("DNS_CHECK name '{}' has empty label - ignoring", t.text),
+                                format!("DNS_CHECK name '{}' has empty label - ignoring", t.text()),
                             );
                         } else {
-                            dns_name = Some(t.text.to_string());
+                            dns_name = Some(t.text().to_string());
                         }
                     }
                 }
@@ -2367,10 +2373,10 @@ impl Lowerer<'_> {
                 (Ck::Udp, kw @ ("min_reply_length" | "max_reply_length")) => {
                     if let Some(t) = self.arg(s, 0) {
                         let which = if kw.starts_with("min") { "min" } else { "max" };
-                        let r = values::uint(t.text, 0, u64::from(u16::MAX)).map_err(|_| {
+                        let r = values::uint(t.text(), 0, u64::from(u16::MAX)).map_err(|_| {
                             format!(
                                 "UDP_CHECK {which} length {} not valid - must be between 0 & 65535",
-                                t.text
+                                t.text()
                             )
                         });
                         if let Some(v) = self.check(t, r).and_then(|v| u16::try_from(v).ok()) {
@@ -2384,9 +2390,9 @@ impl Lowerer<'_> {
                 }
                 (Ck::File, "track_file") => {
                     if let Some(t) = self.arg(s, 0) {
-                        if self.track_files.iter().any(|f| f == t.text) {
+                        if self.track_files.iter().any(|f| f == t.text()) {
                             file = Some(FileCheck {
-                                track_file: t.text.to_string(),
+                                track_file: t.text().to_string(),
                                 weight: None,
                                 reverse: false,
                             });
@@ -2394,18 +2400,18 @@ impl Lowerer<'_> {
                             self.diag(
                                 Severity::Error,
                                 t.location,
-                                format!("track_file {} not found", t.text),
+                                format!("track_file {} not found", t.text()),
                             );
                         }
                     }
                 }
                 (Ck::File, "weight") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = t.text.parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
-                            format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text)
+                        let r = t.text().parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
+                            format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text())
                         });
                         if let Some(w) = self.check(t, r) {
-                            let reverse = match s.args().get(1).map(|r| r.text) {
+                            let reverse = match s.args().get(1).map(|r| r.text()) {
                                 None | Some("noreverse") => false,
                                 Some("reverse") => true,
                                 Some(other) => {
@@ -2504,21 +2510,21 @@ impl Lowerer<'_> {
         let mut has_path = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "path" => {
                     if let Some(t) = self.arg(s, 0) {
-                        url.path = t.text.to_string();
+                        url.path = t.text().to_string();
                         has_path = true;
                     }
                 }
                 "digest" => {
                     if let Some(t) = self.arg(s, 0) {
-                        if let Some(d) = self.check(t, values::md5_digest(t.text)) {
+                        if let Some(d) = self.check(t, values::md5_digest(t.text())) {
                             if url.digests.contains(&d) {
                                 self.diag(
                                     Severity::Warning,
                                     t.location,
-                                    format!("Digest '{}' is a duplicate", t.text),
+                                    format!("Digest '{}' is a duplicate", t.text()),
                                 );
                             } else {
                                 url.digests.push(d);
@@ -2531,14 +2537,14 @@ impl Lowerer<'_> {
                         self.arg(s, 0);
                     }
                     for t in s.args() {
-                        if let Some(r) = self.check(t, values::status_range(t.text)) {
+                        if let Some(r) = self.check(t, values::status_range(t.text())) {
                             url.status_codes.push(r);
                         }
                     }
                 }
-                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.to_string()),
+                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text().to_string()),
                 "regex" => {
-                    let raw = s.keyword().rest.unwrap_or_default();
+                    let raw = s.keyword().rest().unwrap_or_default();
                     match values::script_words(raw) {
                         Ok(w) => match w.into_iter().next() {
                             Some(re) => url.regex = Some(re),
@@ -2660,7 +2666,7 @@ impl Lowerer<'_> {
                 continue;
             }
             let cs = c.stmt;
-            match cs.keyword().text {
+            match cs.keyword().text() {
                 "weight" => {
                     let w = self.uint_arg(cs, 0, self.max_weight());
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
@@ -2668,7 +2674,7 @@ impl Lowerer<'_> {
                 "uthreshold" | "lthreshold" => {
                     let v = self.uint_arg(cs, 0, u64::from(u32::MAX));
                     let v = v.and_then(|v| u32::try_from(v).ok());
-                    if cs.keyword().text == "uthreshold" {
+                    if cs.keyword().text() == "uthreshold" {
                         rs.uthreshold = v.or(rs.uthreshold);
                     } else {
                         rs.lthreshold = v.or(rs.lthreshold);
@@ -2677,7 +2683,7 @@ impl Lowerer<'_> {
                 "inhibit_on_failure" => {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
-                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
+                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text().to_string()),
                 "notify_up" => {
                     rs.notify_up = self.script(cs).map(Box::new).or(rs.notify_up.take());
                 }
@@ -2927,7 +2933,7 @@ fn granularity(s: &str) -> Result<u8, String> {
 fn join_args(s: &Stmt<'_>) -> String {
     s.args()
         .iter()
-        .map(|t| t.text)
+        .map(|t| t.text())
         .collect::<Vec<_>>()
         .join(" ")
 }

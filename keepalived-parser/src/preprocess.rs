@@ -70,19 +70,47 @@ pub(crate) struct Pos {
 
 /// A [`Token`] as the loading pipeline passes it on: borrowed from the
 /// preprocessor's output, so that no word is copied after preprocessing.
+///
+/// 32 bytes (a large configuration has about two per line): a word's rest
+/// of the line follows it in the text it is borrowed from, so one slice
+/// holds both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tok<'a> {
-    pub text: &'a str,
+    /// The word, followed by its rest when it has one.
+    span: &'a str,
     pub location: Pos,
-    pub rest: Option<&'a str>,
+    /// The length of the word in `span`.
+    len: u32,
+    has_rest: bool,
 }
 
-impl Tok<'_> {
+impl<'a> Tok<'a> {
+    /// A word with no rest.
+    pub const fn word(text: &'a str, location: Pos) -> Self {
+        Tok {
+            span: text,
+            location,
+            len: text.len() as u32,
+            has_rest: false,
+        }
+    }
+
+    /// The word, with surrounding double quotes removed.
+    pub fn text(&self) -> &'a str {
+        self.span.get(..self.len as usize).unwrap_or(self.span)
+    }
+
+    /// See [`Token::rest`].
+    pub fn rest(&self) -> Option<&'a str> {
+        self.has_rest
+            .then(|| self.span.get(self.len as usize..).unwrap_or(""))
+    }
+
     pub fn to_token(self, sources: &Sources) -> Token {
         Token {
-            text: self.text.to_string(),
+            text: self.text().to_string(),
             location: sources.location(self.location),
-            rest: self.rest.map(str::to_string),
+            rest: self.rest().map(str::to_string),
         }
     }
 }
@@ -96,25 +124,25 @@ pub(crate) enum Item {
     Close(Pos),
 }
 
-/// A [`Token`] in the preprocessor's output: its text (and rest) are
-/// ranges of [`Preprocessed::text`].
+/// A [`Token`] in the preprocessor's output: its text, followed by its
+/// rest if it has one, is a range of [`Preprocessed::text`] (or of the
+/// file read).
 ///
-/// It has the size and alignment of a [`Tok`] (the text range is a
+/// It has the size and alignment of a [`Tok`] (the range is a
 /// `Range<usize>` for that), so that [`tokens`] turns the `Vec` of these
 /// into the `Vec` of those in place, without a second buffer of a few tens
 /// of megabytes for a large configuration (see the `tokens_reuse_the_words_buffer` test).
 #[derive(Debug, Clone)]
 pub(crate) struct FlatToken {
-    text: Range<usize>,
-    /// `start == u32::MAX` when there is none.
-    rest: Range<u32>,
+    span: Range<usize>,
     location: Pos,
-    /// The ranges are in the text of the file read (plain lines) rather
+    /// The length of the word in `span`.
+    len: u32,
+    has_rest: bool,
+    /// The range is in the text of the file read (plain lines) rather
     /// than in [`Preprocessed::text`].
     in_source: bool,
 }
-
-const NO_REST: Range<u32> = u32::MAX..u32::MAX;
 
 /// A word as the general tokenizer produces it.
 #[derive(Debug)]
@@ -297,11 +325,11 @@ pub(crate) fn tokens<'a>(
             } else {
                 text
             };
-            let slice = |r: &Range<u32>| buf.get(r.start as usize..r.end as usize).unwrap_or("");
             Tok {
-                text: buf.get(t.text.clone()).unwrap_or(""),
+                span: buf.get(t.span).unwrap_or(""),
                 location: t.location,
-                rest: (t.rest.start != u32::MAX).then(|| slice(&t.rest)),
+                len: t.len,
+                has_rest: t.has_rest,
             }
         })
         .collect()
@@ -591,14 +619,15 @@ impl Preprocessor {
     /// words runs to the next brace, else to the last word.
     fn plain_pieces(&mut self, raw: &str, line_start: usize, pieces: &[Piece], ctx: Ctx<'_>) {
         let out = &mut self.out;
-        let at = |o: usize| offset(line_start + o);
         // The run of words being read: the index of its first word in
         // `out.words` and where that word ends.
         let mut run: Option<(usize, usize)> = None;
         let mut last_end = 0;
-        let end_run = |out: &mut Preprocessed, (first, first_end): (usize, usize), end: usize| {
+        // The first word's span runs to the end of its rest.
+        let end_run = |out: &mut Preprocessed, (first, _): (usize, usize), end: usize| {
             if let Some(w) = out.words.get_mut(first) {
-                w.rest = at(first_end)..at(end);
+                w.span.end = line_start + end;
+                w.has_rest = true;
             }
             out.items
                 .push(Item::Words(offset(first)..offset(out.words.len())));
@@ -610,9 +639,10 @@ impl Preprocessor {
                         run = Some((out.words.len(), e));
                     }
                     out.words.push(FlatToken {
-                        text: line_start + s..line_start + e,
-                        rest: NO_REST,
+                        span: line_start + s..line_start + e,
                         location: ctx.pos(column(s)),
+                        len: offset(e - s),
+                        has_rest: false,
                         in_source: true,
                     });
                     last_end = e;
@@ -1180,14 +1210,18 @@ impl Preprocessor {
         let arena = &mut self.out.text;
         let words: Vec<FlatToken> = tokenize(text)
             .into_iter()
-            .map(|t| FlatToken {
-                text: {
-                    let r = store(arena, &t.text);
-                    r.start as usize..r.end as usize
-                },
-                rest: t.rest.map_or(NO_REST, |r| store(arena, &r)),
-                location: ctx.pos(t.col),
-                in_source: false,
+            .map(|t| {
+                // The rest right after the word (see `Tok`).
+                let start = arena.len();
+                arena.push_str(&t.text);
+                arena.push_str(t.rest.as_deref().unwrap_or(""));
+                FlatToken {
+                    span: start..arena.len(),
+                    len: offset(t.text.len()),
+                    has_rest: t.rest.is_some(),
+                    location: ctx.pos(t.col),
+                    in_source: false,
+                }
             })
             .collect();
         self.out.push_words(words.into_iter());
@@ -1460,13 +1494,6 @@ fn definition(text: &[(char, u32)]) -> Option<(String, String)> {
         name.to_string(),
         value.trim_start_matches([' ', '\t']).to_string(),
     ))
-}
-
-/// Appends `s` to `arena`, returning where it stands.
-fn store(arena: &mut String, s: &str) -> Range<u32> {
-    let start = offset(arena.len());
-    arena.push_str(s);
-    start..offset(arena.len())
 }
 
 /// keepalived's normal tokenizer (`alloc_strvec`).
@@ -1778,6 +1805,9 @@ mod tests {
 
     #[test]
     fn tokens_reuse_the_words_buffer() {
+        // (And stay small: about two per line of a large configuration.)
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<Tok<'_>>(), 32);
         assert_eq!(
             (size_of::<FlatToken>(), align_of::<FlatToken>()),
             (size_of::<Tok<'_>>(), align_of::<Tok<'_>>())
@@ -1787,7 +1817,7 @@ mod tests {
         let (at, n) = (words.as_ptr() as usize, words.len());
         let toks = tokens(&p.text, &p.sources, words);
         assert_eq!((toks.as_ptr() as usize, toks.len()), (at, n));
-        let text: Vec<_> = toks.iter().map(|t| t.text).collect();
+        let text: Vec<_> = toks.iter().map(|t| t.text()).collect();
         assert_eq!(text, ["a", "b", "c", "d e"]);
     }
 

@@ -279,14 +279,14 @@ impl Lowerer<'_> {
     }
 
     fn ifname(&mut self, t: &Tok<'_>) -> Option<String> {
-        if t.text.len() > MAX_IFNAME {
+        if t.text().len() > MAX_IFNAME {
             self.err(
                 t.location,
-                format!("Interface name '{}' too long - ignoring", t.text),
+                format!("Interface name '{}' too long - ignoring", t.text()),
             );
             return None;
         }
-        Some(t.text.to_string())
+        Some(t.text().to_string())
     }
 
     // ------------------------------------------------------------ global_defs
@@ -333,7 +333,7 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn global_vrrp(&mut self, s: &Stmt<'_>) -> bool {
-        let kw = s.keyword().text;
+        let kw = s.keyword().text();
         if !GLOBAL_VRRP.contains(&kw) {
             return false;
         }
@@ -350,13 +350,13 @@ impl Lowerer<'_> {
         match kw {
             "vrrp_mcast_group4" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text.parse::<Ipv4Addr>() {
+                    match t.text().parse::<Ipv4Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group4 = a,
                         _ => self.err(
                             t.location,
                             format!(
                                 "vrrp_mcast_group4 '{}' is not a multicast address - ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -364,13 +364,13 @@ impl Lowerer<'_> {
             }
             "vrrp_mcast_group6" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text.parse::<std::net::Ipv6Addr>() {
+                    match t.text().parse::<std::net::Ipv6Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group6 = a,
                         _ => self.err(
                             t.location,
                             format!(
                                 "vrrp_mcast_group6 '{}' is not a multicast address - ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -385,7 +385,7 @@ impl Lowerer<'_> {
             }
             "vrrp_version" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text {
+                    match t.text() {
                         "2" => g.version = 2,
                         "3" => g.version = 3,
                         _ => self.err(
@@ -510,7 +510,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ track_file
 
     fn track_file(&mut self, n: &Node<'_>) -> Option<TrackFile> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut tf = TrackFile {
             name,
             path: String::new(),
@@ -521,21 +521,21 @@ impl Lowerer<'_> {
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        tf.path = t.text.to_string();
+                        tf.path = t.text().to_string();
                     }
                 }
                 "weight" => {
                     if let Some(t) = self.arg(s, 0) {
                         let r = t
-                            .text
+                            .text()
                             .parse::<i32>()
                             .ok()
                             .filter(|w| *w > i32::MIN)
                             .ok_or_else(|| {
-                                format!("Track file {} weight {} invalid", tf.name, t.text)
+                                format!("Track file {} weight {} invalid", tf.name, t.text())
                             });
                         if let Some(w) = self.check(t, r) {
                             tf.weight = w;
@@ -547,14 +547,14 @@ impl Lowerer<'_> {
                     let mut value = 0i64;
                     let mut overwrite = false;
                     for t in s.args() {
-                        if t.text == "overwrite" {
+                        if t.text() == "overwrite" {
                             overwrite = true;
                         } else {
-                            match t.text.parse::<i64>() {
+                            match t.text().parse::<i64>() {
                                 Ok(v) => value = v,
                                 Err(_) => self.err(
                                     t.location,
-                                    format!("track file init value {} is invalid", t.text),
+                                    format!("track file init value {} is invalid", t.text()),
                                 ),
                             }
                         }
@@ -576,7 +576,7 @@ impl Lowerer<'_> {
 
     /// `[reverse|noreverse]` after a weight.
     pub(super) fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
-        match t.map(|t| (t, t.text)) {
+        match t.map(|t| (t, t.text())) {
             None | Some((_, "noreverse")) => false,
             Some((_, "reverse")) => true,
             Some((t, other)) => {
@@ -592,7 +592,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_script
 
     fn vrrp_script(&mut self, n: &Node<'_>) -> Option<VrrpScript> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut script: Option<Script> = None;
         let mut user: Option<(String, Option<String>)> = None;
         let mut vs = VrrpScript {
@@ -614,7 +614,7 @@ impl Lowerer<'_> {
         let mut timeout = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "script" => script = self.script(s).or(script),
                 "interval" => {
                     if let Some(d) = self.timer_arg(s, 0) {
@@ -631,14 +631,15 @@ impl Lowerer<'_> {
                 "weight" => {
                     if let Some(t) = self.arg(s, 0) {
                         let r = t
-                            .text
+                            .text()
                             .parse::<i32>()
                             .ok()
                             .filter(|w| (-253..=253).contains(w))
                             .ok_or_else(|| {
                                 format!(
                                     "vrrp_script {} weight {} must be in [-253, 253]",
-                                    vs.name, t.text
+                                    vs.name,
+                                    t.text()
                                 )
                             });
                         if let Some(w) = self.check(t, r) {
@@ -649,14 +650,15 @@ impl Lowerer<'_> {
                 }
                 kw @ ("rise" | "fall") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let v = match values::uint(t.text, 1, i32::MAX as u64) {
+                        let v = match values::uint(t.text(), 1, i32::MAX as u64) {
                             Ok(v) => u32::try_from(v).unwrap_or(1),
                             Err(_) => {
                                 self.err(
                                     t.location,
                                     format!(
                                         "vrrp_script {} {kw} value '{}' invalid - setting to 1",
-                                        vs.name, t.text
+                                        vs.name,
+                                        t.text()
                                     ),
                                 );
                                 1
@@ -672,8 +674,8 @@ impl Lowerer<'_> {
                 "user" => {
                     if let Some(t) = self.arg(s, 0) {
                         user = Some((
-                            t.text.to_string(),
-                            s.args().get(1).map(|g| g.text.to_string()),
+                            t.text().to_string(),
+                            s.args().get(1).map(|g| g.text().to_string()),
                         ));
                     }
                 }
@@ -704,12 +706,12 @@ impl Lowerer<'_> {
 
     /// `NAME [weight W [reverse|noreverse]]` lines of a `track_*` block.
     fn tracked(&mut self, n: &Node<'_>, owner: &str, max: i32) -> Vec<Tracked> {
-        let what = n.stmt.keyword().text.to_string();
+        let what = n.stmt.keyword().text().to_string();
         let mut out = Vec::new();
         for line in &n.children {
             let s = line.stmt;
             let mut t = Tracked {
-                name: s.keyword().text.to_string(),
+                name: s.keyword().text().to_string(),
                 weight: None,
                 reverse: false,
             };
@@ -723,7 +725,7 @@ impl Lowerer<'_> {
                 );
                 continue;
             }
-            match s.args().first().map(|a| (a, a.text)) {
+            match s.args().first().map(|a| (a, a.text())) {
                 None => {}
                 Some((_, "weight")) => {
                     let Some(w) = s.args().get(1) else {
@@ -733,7 +735,7 @@ impl Lowerer<'_> {
                         );
                         continue;
                     };
-                    match w.text.parse::<i32>() {
+                    match w.text().parse::<i32>() {
                         Ok(v) if (-max..=max).contains(&v) => t.weight = Some(v),
                         _ => {
                             self.err(
@@ -765,12 +767,15 @@ impl Lowerer<'_> {
 
     /// One `IP[/len] [dev IF] [brd ..] [scope ..] [label L] ...` line.
     fn ip_address(&mut self, s: &Stmt<'_>, owner: &str) -> Option<IpAddress> {
-        let p = match prefix(s.keyword().text) {
+        let p = match prefix(s.keyword().text()) {
             Ok(p) => p,
             Err(_) => {
                 self.err(
                     s.keyword().location,
-                    format!("({owner}) Invalid address {} - ignoring", s.keyword().text),
+                    format!(
+                        "({owner}) Invalid address {} - ignoring",
+                        s.keyword().text()
+                    ),
                 );
                 return None;
             }
@@ -790,7 +795,7 @@ impl Lowerer<'_> {
         };
         let mut it = s.args().iter();
         while let Some(t) = it.next() {
-            let word = t.text;
+            let word = t.text();
             let takes_value = matches!(
                 word,
                 "dev" | "brd" | "broadcast" | "scope" | "label" | "peer" | "preferred_lft"
@@ -817,19 +822,22 @@ impl Lowerer<'_> {
             match word {
                 "dev" => a.dev = self.ifname(v),
                 "brd" | "broadcast" => {
-                    if v.text == "+" || v.text == "-" || values::ip(v.text).is_ok() {
-                        a.brd = Some(v.text.to_string());
+                    if v.text() == "+" || v.text() == "-" || values::ip(v.text()).is_ok() {
+                        a.brd = Some(v.text().to_string());
                     } else {
-                        self.err(v.location, format!("Invalid broadcast address {}", v.text));
+                        self.err(
+                            v.location,
+                            format!("Invalid broadcast address {}", v.text()),
+                        );
                     }
                 }
-                "scope" => a.scope = self.check(v, scope(v.text)),
-                "label" => a.label = Some(v.text.to_string()),
+                "scope" => a.scope = self.check(v, scope(v.text())),
+                "label" => a.label = Some(v.text().to_string()),
                 "peer" => {
-                    let r = prefix(v.text).map(|p| p.addr);
+                    let r = prefix(v.text()).map(|p| p.addr);
                     a.peer = self.check(v, r);
                 }
-                _ => a.preferred_lft = Some(v.text.to_string()),
+                _ => a.preferred_lft = Some(v.text().to_string()),
             }
         }
         Some(a)
@@ -860,7 +868,7 @@ impl Lowerer<'_> {
         let mut dest_set = false;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text;
+            let w = t.text();
             i += 1;
             let value = |i: &mut usize| -> Option<&Tok<'_>> {
                 let v = words.get(*i).copied();
@@ -897,12 +905,12 @@ impl Lowerer<'_> {
                         return None;
                     };
                     match w {
-                        "src" => r.src = self.check(v, values::ip(v.text)),
+                        "src" => r.src = self.check(v, values::ip(v.text())),
                         "via" | "gw" => {
                             if w == "gw" {
                                 self.warn(t.location, "'gw' is deprecated - please use 'via'");
                             }
-                            let a = self.check(v, values::ip(v.text))?;
+                            let a = self.check(v, values::ip(v.text()))?;
                             match r.nexthops.last_mut() {
                                 Some(nh) => nh.via = Some(a),
                                 None => r.via = Some(a),
@@ -910,7 +918,7 @@ impl Lowerer<'_> {
                         }
                         "or" => {
                             self.warn(t.location, "'or' is deprecated - please use 'nexthop'");
-                            let a = self.check(v, values::ip(v.text))?;
+                            let a = self.check(v, values::ip(v.text()))?;
                             if r.nexthops.is_empty() {
                                 r.nexthops.push(Nexthop {
                                     via: r.via.take(),
@@ -933,24 +941,24 @@ impl Lowerer<'_> {
                         }
                         "weight" => {
                             let wt = self
-                                .check(v, values::uint(v.text, 1, 256))
+                                .check(v, values::uint(v.text(), 1, 256))
                                 .and_then(|x| u32::try_from(x).ok());
                             if let Some(nh) = r.nexthops.last_mut() {
                                 nh.weight = wt;
                             }
                         }
-                        "table" => r.table = Some(v.text.to_string()),
+                        "table" => r.table = Some(v.text().to_string()),
                         "metric" | "priority" | "preference" => {
                             r.metric = self
-                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text(), 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
-                        "scope" => r.scope = self.check(v, scope(v.text)),
+                        "scope" => r.scope = self.check(v, scope(v.text())),
                         "to" => {
-                            r.dest = self.check(v, prefix(v.text))?;
+                            r.dest = self.check(v, prefix(v.text()))?;
                             dest_set = true;
                         }
-                        _ => r.options.push((w.to_string(), v.text.to_string())),
+                        _ => r.options.push((w.to_string(), v.text().to_string())),
                     }
                 }
                 _ if !dest_set => {
@@ -1005,7 +1013,7 @@ impl Lowerer<'_> {
         let mut pref = None;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text;
+            let w = t.text();
             i += 1;
             match w {
                 "no_track" => r.no_track = true,
@@ -1020,12 +1028,12 @@ impl Lowerer<'_> {
                     i += 1;
                     match w {
                         "from" | "to" => {
-                            let p = if v.text == "all" {
+                            let p = if v.text() == "all" {
                                 Ok(None)
                             } else {
-                                prefix(v.text)
+                                prefix(v.text())
                                     .map(Some)
-                                    .map_err(|_| format!("Invalid rule {w} address {}", v.text))
+                                    .map_err(|_| format!("Invalid rule {w} address {}", v.text()))
                             };
                             let p = self.check(v, p)?;
                             if w == "from" {
@@ -1034,10 +1042,10 @@ impl Lowerer<'_> {
                                 r.to = p;
                             }
                         }
-                        "table" | "lookup" => r.table = Some(v.text.to_string()),
+                        "table" | "lookup" => r.table = Some(v.text().to_string()),
                         "preference" | "priority" | "order" | "pref" => {
                             pref = self
-                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text(), 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
                         "fwmark"
@@ -1057,7 +1065,7 @@ impl Lowerer<'_> {
                         | "protocol"
                         | "group"
                         | "type" => {
-                            r.options.push((w.to_string(), v.text.to_string()));
+                            r.options.push((w.to_string(), v.text().to_string()));
                         }
                         _ => {
                             self.err(
@@ -1088,7 +1096,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_instance
 
     fn notify_keyword(&mut self, s: &Stmt<'_>, n: &mut VrrpNotify) -> bool {
-        let slot = match s.keyword().text {
+        let slot = match s.keyword().text() {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1101,7 +1109,7 @@ impl Lowerer<'_> {
         let old = slot.take();
         let new = self.script(s);
         // The borrow of `n` ended with `take`; re-borrow to store.
-        let slot = match s.keyword().text {
+        let slot = match s.keyword().text() {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1115,7 +1123,7 @@ impl Lowerer<'_> {
     }
 
     fn trackers(&mut self, c: &Node<'_>, owner: &str, t: &mut VrrpTrackers) -> bool {
-        match c.stmt.keyword().text {
+        match c.stmt.keyword().text() {
             "track_interface" => t.interfaces.extend(self.tracked(c, owner, 254)),
             "track_script" => t.scripts.extend(self.tracked(c, owner, 254)),
             "track_file" => t.files.extend(self.tracked(c, owner, 254)),
@@ -1202,7 +1210,7 @@ impl Lowerer<'_> {
     }
 
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let g = self.model.global_defs.vrrp.clone();
         let loc = self.loc(n.stmt.location());
         let mut vi = VrrpInstance {
@@ -1255,10 +1263,10 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut vi.notify) || self.trackers(c, &name, &mut vi.track) {
                 continue;
             }
-            match s.keyword().text {
+            match s.keyword().text() {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "MASTER" => state = Some((VrrpState::Master, self.loc(t.location))),
                             "BACKUP" => {
                                 if !matches!(state, Some((VrrpState::Master, _))) {
@@ -1284,15 +1292,15 @@ impl Lowerer<'_> {
                 }
                 "dpdk_interface" => {
                     if let Some(t) = self.arg(s, 0) {
-                        vi.dpdk_interface = Some(t.text.to_string());
+                        vi.dpdk_interface = Some(t.text().to_string());
                     }
                 }
                 "virtual_router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(t.text, 1, 255).map_err(|_| {
+                        let r = values::uint(t.text(), 1, 255).map_err(|_| {
                             format!(
                                 "({name}) VRID '{}' not valid - must be between 1 & 255",
-                                t.text
+                                t.text()
                             )
                         });
                         vrid = self.check(t, r).and_then(|v| u8::try_from(v).ok()).or(vrid);
@@ -1300,7 +1308,7 @@ impl Lowerer<'_> {
                 }
                 "priority" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::uint(t.text, 1, 255) {
+                        match values::uint(t.text(), 1, 255) {
                             Ok(v) => prio = u8::try_from(v).ok(),
                             Err(_) => {
                                 self.err(
@@ -1319,14 +1327,14 @@ impl Lowerer<'_> {
                 }
                 "version" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "2" => vi.version = 2,
                             "3" => vi.version = 3,
                             _ => self.err(
                                 t.location,
                                 format!(
                                     "({name}) Version {} not supported! must be 2 or 3",
-                                    t.text
+                                    t.text()
                                 ),
                             ),
                         }
@@ -1334,19 +1342,19 @@ impl Lowerer<'_> {
                 }
                 kw @ ("mcast_src_ip" | "unicast_src_ip") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::ip(t.text)
-                            .map_err(|_| format!("({name}) invalid {kw} {}", t.text));
+                        let r = values::ip(t.text())
+                            .map_err(|_| format!("({name}) invalid {kw} {}", t.text()));
                         vi.src_ip = self.check(t, r).or(vi.src_ip);
                         unicast |= kw == "unicast_src_ip";
                     }
                 }
                 "mcast_dst_ip" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::ip(t.text) {
+                        match values::ip(t.text()) {
                             Ok(a) if a.is_multicast() => vi.mcast_dst_ip = Some(a),
                             _ => self.err(
                                 t.location,
-                                format!("({name}) mcast_dst_ip {} is not a multicast address - ignoring", t.text),
+                                format!("({name}) mcast_dst_ip {} is not a multicast address - ignoring", t.text()),
                             ),
                         }
                     }
@@ -1363,7 +1371,7 @@ impl Lowerer<'_> {
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::timer(t.text, 0)
+                        let r = values::timer(t.text(), 0)
                             .ok()
                             .filter(|d| d.value <= Duration::from_secs(1000))
                             .map(|d| d.value)
@@ -1400,7 +1408,7 @@ impl Lowerer<'_> {
                     vi.authentication = self.auth(c, &name).or(vi.authentication.take())
                 }
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    let excluded = s.keyword().text.ends_with("excluded");
+                    let excluded = s.keyword().text().ends_with("excluded");
                     for line in &c.children {
                         if let Some(a) = self.ip_address(line.stmt, &name) {
                             if excluded {
@@ -1639,10 +1647,10 @@ impl Lowerer<'_> {
         let mut pass: Option<String> = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "auth_type" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "PASS" => ty = Some(AuthType::Pass),
                             "AH" => ty = Some(AuthType::Ah),
                             other => self.err(
@@ -1654,7 +1662,7 @@ impl Lowerer<'_> {
                 }
                 "auth_pass" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let mut p = t.text.to_string();
+                        let mut p = t.text().to_string();
                         if p.len() > 8 {
                             self.warn(
                                 t.location,
@@ -1690,14 +1698,14 @@ impl Lowerer<'_> {
     }
 
     fn unicast_peer(&mut self, s: &Stmt<'_>, owner: &str) -> Option<UnicastPeer> {
-        let addr = match values::ip(s.keyword().text) {
+        let addr = match values::ip(s.keyword().text()) {
             Ok(a) => a,
             Err(_) => {
                 self.err(
                     s.keyword().location,
                     format!(
                         "({owner}) Invalid unicast peer address {} - ignoring",
-                        s.keyword().text
+                        s.keyword().text()
                     ),
                 );
                 return None;
@@ -1710,10 +1718,10 @@ impl Lowerer<'_> {
         };
         let mut it = s.args().iter();
         while let Some(t) = it.next() {
-            match (t.text, it.next()) {
+            match (t.text(), it.next()) {
                 (kw @ ("min_ttl" | "max_ttl"), Some(v)) => {
                     let ttl = self
-                        .check(v, values::uint(v.text, 0, 255))
+                        .check(v, values::uint(v.text(), 0, 255))
                         .and_then(|x| u8::try_from(x).ok());
                     if kw == "min_ttl" {
                         p.min_ttl = ttl;
@@ -1736,7 +1744,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_sync_group
 
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut g = VrrpSyncGroup {
             ignored: self.kept_of(n),
             name: name.clone(),
@@ -1752,27 +1760,27 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut g.notify) || self.trackers(c, &name, &mut g.track) {
                 continue;
             }
-            match s.keyword().text {
+            match s.keyword().text() {
                 "group" => {
                     for line in &c.children {
                         let m = &line.stmt.keyword();
-                        if !self.model.vrrp_instances.iter().any(|i| i.name == m.text) {
+                        if !self.model.vrrp_instances.iter().any(|i| i.name == m.text()) {
                             self.warn(
                                 m.location,
-                                format!("Virtual router {} specified in sync group {name} doesn't exist - ignoring", m.text),
+                                format!("Virtual router {} specified in sync group {name} doesn't exist - ignoring", m.text()),
                             );
                         } else if self
                             .model
                             .vrrp_sync_groups
                             .iter()
-                            .any(|o| o.instances.iter().any(|i| i == m.text))
+                            .any(|o| o.instances.iter().any(|i| i == m.text()))
                         {
                             self.err(
                                 m.location,
-                                format!("Virtual router {} cannot exist in more than one sync group; ignoring {name}", m.text),
+                                format!("Virtual router {} cannot exist in more than one sync group; ignoring {name}", m.text()),
                             );
-                        } else if !g.instances.iter().any(|i| i == m.text) {
-                            g.instances.push(m.text.to_string());
+                        } else if !g.instances.iter().any(|i| i == m.text()) {
+                            g.instances.push(m.text().to_string());
                         }
                     }
                 }
@@ -1865,13 +1873,13 @@ impl Lowerer<'_> {
 
     fn ipv4_arg(&mut self, s: &Stmt<'_>, what: &str) -> Option<Ipv4Addr> {
         let t = self.arg(s, 0)?;
-        let r = match t.text.parse::<Ipv4Addr>() {
+        let r = match t.text().parse::<Ipv4Addr>() {
             Ok(a) => Ok(a),
-            Err(_) => values::uint(t.text, 0, u64::from(u32::MAX))
+            Err(_) => values::uint(t.text(), 0, u64::from(u32::MAX))
                 .ok()
                 .and_then(|v| u32::try_from(v).ok())
                 .map(Ipv4Addr::from)
-                .ok_or_else(|| format!("ospf_announcer: invalid {what} '{}'", t.text)),
+                .ok_or_else(|| format!("ospf_announcer: invalid {what} '{}'", t.text())),
         };
         self.check(t, r)
     }
@@ -1888,7 +1896,7 @@ impl Lowerer<'_> {
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "router_id" => {
                     if let Some(a) = self.ipv4_arg(s, "router_id") {
                         if a.is_unspecified() {
@@ -1904,7 +1912,7 @@ impl Lowerer<'_> {
                 "area" => o.area = self.ipv4_arg(s, "area").unwrap_or(o.area),
                 "announce_as" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "stub" => o.announce_as = OspfAnnounceAs::Stub,
                             "external" => o.announce_as = OspfAnnounceAs::External,
                             other => self.err(
@@ -1966,7 +1974,7 @@ impl Lowerer<'_> {
         let mut dead = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword().text {
+            match s.keyword().text() {
                 "hello_interval" => {
                     i.hello_interval = self
                         .uint_arg(s, 1, 65535)
@@ -2015,26 +2023,26 @@ impl Lowerer<'_> {
 
     fn ospf_auth(&mut self, s: &Stmt<'_>) -> Option<OspfAuth> {
         let t = self.arg(s, 0)?;
-        match t.text {
+        match t.text() {
             "none" => Some(OspfAuth::None),
             "simple" => {
                 let p = self.arg(s, 1)?;
-                if p.text.len() > 8 {
+                if p.text().len() > 8 {
                     self.err(
                         p.location,
                         "ospf_announcer: a simple password has at most 8 bytes - ignoring",
                     );
                     return None;
                 }
-                Some(OspfAuth::Simple(p.text.to_string()))
+                Some(OspfAuth::Simple(p.text().to_string()))
             }
             "md5" => {
                 let id = self.arg(s, 1)?;
                 let key_id = self
-                    .check(id, values::uint(id.text, 0, 255))
+                    .check(id, values::uint(id.text(), 0, 255))
                     .and_then(|v| u8::try_from(v).ok())?;
                 let k = self.arg(s, 2)?;
-                if k.text.len() > 16 {
+                if k.text().len() > 16 {
                     self.err(
                         k.location,
                         "ospf_announcer: an md5 key has at most 16 bytes - ignoring",
@@ -2043,7 +2051,7 @@ impl Lowerer<'_> {
                 }
                 Some(OspfAuth::Md5 {
                     key_id,
-                    key: k.text.to_string(),
+                    key: k.text().to_string(),
                 })
             }
             other => {
