@@ -541,7 +541,14 @@ impl Preprocessor {
         let bytes = text.as_bytes().get(start..)?;
         let mut pieces = std::mem::take(&mut self.pieces);
         pieces.clear();
+        // Indentation by spaces, eight or four at a time.
         let mut i = 0;
+        while bytes.get(i..i + 8) == Some(b"        ") {
+            i += 8;
+        }
+        while bytes.get(i..i + 4) == Some(b"    ") {
+            i += 4;
+        }
         // (end of the line's text, end of its words and braces)
         let ends = loop {
             let Some(&b) = bytes.get(i) else {
