@@ -419,8 +419,6 @@ impl Preprocessor {
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
 
-        // One scan of the file rather than one per line.
-        let has_nul = text.contains('\0');
         let mut multi: Option<(String, Vec<String>)> = None;
         // The physical lines as `physical_lines` splits them; the fast path
         // finds the end of its line itself, in the same pass.
@@ -449,7 +447,8 @@ impl Preprocessor {
                 self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
                 continue;
             }
-            if has_nul && raw.contains('\0') {
+            // (The fast path leaves lines with a NUL to this one.)
+            if raw.contains('\0') {
                 self.diag(
                     Severity::Error,
                     ctx.loc(1),
