@@ -49,17 +49,21 @@ impl Statement {
 }
 
 /// A statement as the loading pipeline builds it: it borrows its words
-/// from the preprocessor's output (see [`Statement`] for the fields). The
-/// tree is flat: one `Vec` in file order (pre-order), a statement's block
-/// being the [`Stmt::size`] statements that follow it (see [`members`]), so
-/// that a block costs no allocation of its own.
+/// from the preprocessor's output (see [`Statement`] for what the accessors
+/// return). The tree is flat: one `Vec` in file order (pre-order), a
+/// statement's block being the [`Stmt::size`] statements that follow it
+/// (see [`members`]), so that a block costs no allocation of its own.
+///
+/// Kept small (40 bytes; a large configuration has about one per line):
+/// the keyword is the first of the line's words, the statement's location
+/// is its keyword's (or, for a bare block, its `{`'s), and a missing brace
+/// is a position with column 0 (no character of a file has that column).
 #[derive(Debug)]
 pub(crate) struct Stmt<'a> {
-    pub keyword: &'a Tok<'a>,
-    pub args: &'a [Tok<'a>],
-    pub location: Pos,
-    pub open_brace: Option<Pos>,
-    pub close_brace: Option<Pos>,
+    /// The words of the line, keyword first; empty for a bare block.
+    words: &'a [Tok<'a>],
+    open_brace: Pos,
+    close_brace: Pos,
     /// How many statements, at every depth, the block holds.
     pub size: u32,
     /// How many of those are direct members of the block.
@@ -67,20 +71,52 @@ pub(crate) struct Stmt<'a> {
 }
 
 /// The keyword of a bare block (its location is the statement's).
-static BARE: Tok<'static> = Tok {
-    text: "{",
-    location: Pos {
-        line: 0,
-        file: 0,
-        col: 0,
-    },
-    rest: None,
+static BARE: Tok<'static> = Tok::word("{", NO_POS);
+
+/// A brace that is not there (see [`Stmt`]).
+const NO_POS: Pos = Pos {
+    line: 0,
+    file: 0,
+    col: 0,
 };
 
-impl Stmt<'_> {
+fn some_pos(p: Pos) -> Option<Pos> {
+    (p.col != 0).then_some(p)
+}
+
+impl<'a> Stmt<'a> {
+    /// The first word (for a bare block, a `{` with no location).
+    pub fn keyword(&self) -> &'a Tok<'a> {
+        self.words.first().unwrap_or(&BARE)
+    }
+
+    /// The remaining words of the line.
+    pub fn args(&self) -> &'a [Tok<'a>] {
+        self.words.get(1..).unwrap_or(&[])
+    }
+
+    /// Where the keyword (or a bare block's `{`) stands.
+    pub fn location(&self) -> Pos {
+        match self.words.first() {
+            Some(k) => k.location,
+            None => self.open_brace,
+        }
+    }
+
+    /// Where the block's `{` stands.
+    pub fn open_brace(&self) -> Option<Pos> {
+        some_pos(self.open_brace)
+    }
+
+    /// Where the block's `}` stands; `None` when the file ended first (or
+    /// there is no block).
+    pub fn close_brace(&self) -> Option<Pos> {
+        some_pos(self.close_brace)
+    }
+
     /// See [`Statement::is_bare_block`].
     pub fn is_bare_block(&self) -> bool {
-        self.keyword.text == "{" && self.args.is_empty() && self.open_brace == Some(self.location)
+        self.words.is_empty()
     }
 }
 
@@ -111,15 +147,15 @@ impl<'s, 'a> Iterator for Members<'s, 'a> {
 pub(crate) fn to_statements(stmts: &[Stmt<'_>], src: &Sources) -> Vec<Statement> {
     members(stmts)
         .map(|(s, block)| {
-            let mut keyword = s.keyword.to_token(src);
-            keyword.location = src.location(s.location);
+            let mut keyword = s.keyword().to_token(src);
+            keyword.location = src.location(s.location());
             Statement {
                 keyword,
-                args: s.args.iter().map(|t| t.to_token(src)).collect(),
-                block: s.open_brace.map(|_| to_statements(block, src)),
-                location: src.location(s.location),
-                open_brace: s.open_brace.map(|l| src.location(l)),
-                close_brace: s.close_brace.map(|l| src.location(l)),
+                args: s.args().iter().map(|t| t.to_token(src)).collect(),
+                block: s.open_brace().map(|_| to_statements(block, src)),
+                location: src.location(s.location()),
+                open_brace: s.open_brace().map(|l| src.location(l)),
+                close_brace: s.close_brace().map(|l| src.location(l)),
             }
         })
         .collect()
@@ -222,25 +258,20 @@ fn block<'a, 'b>(i: In<'a, 'b>, out: &mut Vec<Stmt<'a>>) -> IResult<In<'a, 'b>, 
 /// `words [ block ] | block`, pushed to `out` before its block. Fails
 /// without pushing anything, or succeeds.
 fn statement<'a, 'b>(i: In<'a, 'b>, out: &mut Vec<Stmt<'a>>) -> IResult<In<'a, 'b>, ()> {
-    let (rest, keyword, args, location) = match words_line(i) {
-        Ok((rest, words)) => {
-            let Some((keyword, args)) = words.split_first() else {
-                return fail(i);
-            };
-            (rest, keyword, args, keyword.location)
-        }
+    let (rest, words, open) = match words_line(i) {
+        Ok((_, [])) => return fail(i),
+        Ok((rest, words)) => (rest, words, NO_POS),
         Err(_) => {
+            // A bare block: its location is its `{` (set below).
             let (_, open) = open_brace(i)?;
-            (i, &BARE, &[][..], open)
+            (i, &[][..], open)
         }
     };
     let at = out.len();
     out.push(Stmt {
-        keyword,
-        args,
-        location,
-        open_brace: None,
-        close_brace: None,
+        words,
+        open_brace: open,
+        close_brace: NO_POS,
         size: 0,
         members: 0,
     });
@@ -248,8 +279,8 @@ fn statement<'a, 'b>(i: In<'a, 'b>, out: &mut Vec<Stmt<'a>>) -> IResult<In<'a, '
     if let Some((open, members, close)) = blk {
         let size = offset(out.len() - at - 1);
         if let Some(s) = out.get_mut(at) {
-            s.open_brace = Some(open);
-            s.close_brace = close;
+            s.open_brace = open;
+            s.close_brace = close.unwrap_or(NO_POS);
             s.size = size;
             s.members = offset(members);
         }
@@ -337,30 +368,31 @@ fn report_unclosed_in(
     diags: &mut Vec<Diagnostic>,
 ) {
     for (s, block) in members(stmts) {
-        let unclosed = s.open_brace.is_some() && s.close_brace.is_none();
-        if let (Some(open), true) = (s.open_brace, unclosed) {
+        let unclosed = s.open_brace().is_some() && s.close_brace().is_none();
+        if let (Some(open), true) = (s.open_brace(), unclosed) {
             diags.push(diag(
                 Severity::Error,
                 sources.location(open),
                 format!(
                     "missing '}}': the block of '{}' opened here is not closed at end of file",
-                    s.keyword.text
+                    s.keyword().text()
                 ),
             ));
         }
         if unclosed && !in_unclosed {
-            let indent = column(sources, s.location);
+            let indent = column(sources, s.location());
             let culprit = misclosed(block, indent, sources);
             if let Some((culprit, open, close)) = culprit {
-                let mut d = diag(
-                    Severity::Error,
-                    sources.location(open),
-                    format!(
+                let mut d =
+                    diag(
+                        Severity::Error,
+                        sources.location(open),
+                        format!(
                         "'{}' is probably missing its '}}': the '}}' at line {}, indented like an \
                          outer block, was taken to close it, which leaves '{}' (line {}) unclosed",
-                        culprit.keyword.text, close.line, s.keyword.text, s.location.line
+                        culprit.keyword().text(), close.line, s.keyword().text(), s.location().line
                     ),
-                );
+                    );
                 // keepalived only counts the missing braces; this is dpvsd's hint.
                 d.class = DiagClass::Dpvsd;
                 diags.push(d);
@@ -393,12 +425,12 @@ fn misclosed<'s, 'a>(
         }
     };
     for (s, block) in members(stmts) {
-        let indent = column(sources, s.location);
-        if let (Some(open), Some(close)) = (s.open_brace, s.close_brace) {
+        let indent = column(sources, s.location());
+        if let (Some(open), Some(close)) = (s.open_brace(), s.close_brace()) {
             let close_col = column(sources, close);
             // Its `}` is left of its keyword and nearer the parent's indentation.
-            if close.file == s.location.file
-                && close.line > s.location.line
+            if close.file == s.location().file
+                && close.line > s.location().line
                 && close_col < indent
                 && close_col.abs_diff(parent_indent) < close_col.abs_diff(indent)
             {
@@ -452,6 +484,9 @@ mod tests {
 
     #[test]
     fn ast_is_keyword_agnostic() {
+        // (About one statement per line of a large configuration.)
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<Stmt<'_>>(), 40);
         let (ast, diags) = parse_text("a 1 {\n b { c }\n}\n{ d }\n");
         assert!(diags.is_empty(), "{diags:?}");
         assert_eq!(ast.len(), 2);

@@ -689,8 +689,8 @@ impl<'a> Iterator for Flatten<'a> {
     fn next(&mut self) -> Option<Event<'a>> {
         loop {
             if let Some((s, block)) = self.pending.take() {
-                if let Some(open) = s.open_brace {
-                    self.stack.push((members(block), s.close_brace));
+                if let Some(open) = s.open_brace() {
+                    self.stack.push((members(block), s.close_brace()));
                     return Some(Event::Open(open));
                 }
             }
@@ -741,7 +741,7 @@ pub(crate) fn lower(
     .peekable();
     let (top, ignored) = lw.level(&mut events, Level::Top, None);
     lw.model.ignored = ignored;
-    lw.top(&top);
+    lw.top(top);
     lw.model
 }
 
@@ -806,10 +806,10 @@ struct RawRealServer {
     lthreshold: Option<u32>,
     inhibit_on_failure: Option<bool>,
     virtualhost: Option<String>,
-    notify_up: Option<Script>,
-    notify_down: Option<Script>,
+    notify_up: Option<Box<Script>>,
+    notify_down: Option<Box<Script>>,
     inherit: Inherit,
-    checkers: Vec<RawChecker>,
+    checkers: RawCheckers,
     bfd_checks: Vec<BfdCheck>,
     ignored: Vec<Ignored>,
     location: Location,
@@ -836,6 +836,38 @@ impl RawConn {
             || self.bind_if.is_some()
             || self.connect_timeout.is_some()
             || self.fwmark.is_some()
+    }
+}
+
+/// The checkers of a real server, in order: nearly always one, kept
+/// inline (no allocation for each of 100,000 real servers).
+#[derive(Debug, Default)]
+struct RawCheckers {
+    first: Option<RawChecker>,
+    more: Vec<RawChecker>,
+}
+
+impl RawCheckers {
+    fn push(&mut self, c: RawChecker) {
+        if self.first.is_none() {
+            self.first = Some(c);
+        } else {
+            self.more.push(c);
+        }
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+}
+
+impl IntoIterator for RawCheckers {
+    type Item = RawChecker;
+    type IntoIter =
+        std::iter::Chain<std::option::IntoIter<RawChecker>, std::vec::IntoIter<RawChecker>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.more)
     }
 }
 
@@ -932,14 +964,14 @@ impl Lowerer<'_> {
                 Event::Open(loc) => {
                     self.diag(Severity::Warning, loc, "Unexpected '{' - ignoring");
                 }
-                Event::Line(s) => match self.kinds.lookup(level, s.keyword.text) {
+                Event::Line(s) => match self.kinds.lookup(level, s.keyword().text()) {
                     None => self.unknown(ev, s, level, parent),
                     Some(Kind::Leaf) => nodes.push(Node::leaf(s)),
                     Some(Kind::Section(sub)) => {
                         if sub == Level::TrackFile {
                             // FILE_CHECK may name a track_file defined anywhere in the file.
                             self.track_files
-                                .extend(s.args.first().map(|t| t.text.to_string()));
+                                .extend(s.args().first().map(|t| t.text().to_string()));
                         }
                         self.expect_open(ev, s);
                         let (children, ignored) = self.level(ev, sub, Some(s));
@@ -954,13 +986,13 @@ impl Lowerer<'_> {
                         nodes.push(Node { stmt: s, children });
                     }
                     Some(Kind::Unsupported) => {
-                        self.not_supported(s.keyword);
+                        self.not_supported(s.keyword());
                         let block = self.raw_block(ev);
                         ignored.push(Ignored {
-                            keyword: s.keyword.text.to_string(),
-                            args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                            keyword: s.keyword().text().to_string(),
+                            args: s.args().iter().map(|t| t.text().to_string()).collect(),
                             block,
-                            location: self.loc(s.keyword.location),
+                            location: self.loc(s.keyword().location),
                         });
                     }
                 },
@@ -980,17 +1012,17 @@ impl Lowerer<'_> {
     /// The one "not supported by dpvsd, ignored" warning of a keyword (at
     /// its first use): the model keeps it, dpvsd does not act on it.
     fn not_supported(&mut self, kw: &Tok<'_>) {
-        if self.warned.iter().any(|k| *k == kw.text) {
+        if self.warned.iter().any(|k| *k == kw.text()) {
             return;
         }
-        self.warned.push(kw.text.to_string());
+        self.warned.push(kw.text().to_string());
         self.diag_class(
             DiagClass::Dpvsd,
             Severity::Warning,
             kw.location,
             format!(
                 "keyword '{}' is not supported by dpvsd, ignored (kept in the configuration model; further uses are not reported)",
-                kw.text
+                kw.text()
             ),
         );
     }
@@ -1007,10 +1039,10 @@ impl Lowerer<'_> {
             match e {
                 Event::Line(s) => {
                     let line = Ignored {
-                        keyword: s.keyword.text.to_string(),
-                        args: s.args.iter().map(|t| t.text.to_string()).collect(),
+                        keyword: s.keyword().text().to_string(),
+                        args: s.args().iter().map(|t| t.text().to_string()).collect(),
                         block: None,
-                        location: self.sources.location(s.keyword.location),
+                        location: self.sources.location(s.keyword().location),
                     };
                     if let Some(top) = stack.last_mut() {
                         top.push(line);
@@ -1040,7 +1072,7 @@ impl Lowerer<'_> {
         level: Level,
         parent: Option<&'a Stmt<'a>>,
     ) {
-        let kw = &s.keyword.text;
+        let kw = &s.keyword().text();
         // Hints are for typos; a flood of unknown words (a runaway ~SEQ)
         // gets no more than MAX_HINTS of them.
         let hint = if self.hints < MAX_HINTS {
@@ -1059,7 +1091,7 @@ impl Lowerer<'_> {
         };
         self.diag(
             severity,
-            s.keyword.location,
+            s.keyword().location,
             format!("unknown keyword '{kw}'{hint}{strict}"),
         );
         if let Some(Event::Open(open)) = ev.peek().copied() {
@@ -1067,7 +1099,7 @@ impl Lowerer<'_> {
             let effect = match parent {
                 Some(p) => format!(
                     "its '}}' closes the enclosing '{}' block (line {}) early, so what follows it belongs to the level above",
-                    p.keyword.text, p.location.line
+                    p.keyword().text(), p.location().line
                 ),
                 None => "its '}' is ignored".to_string(),
             };
@@ -1088,10 +1120,10 @@ impl Lowerer<'_> {
         } else {
             self.diag(
                 Severity::Warning,
-                s.keyword.location,
+                s.keyword().location,
                 format!(
                     "Missing '{{' at beginning of configuration block '{}'",
-                    s.keyword.text
+                    s.keyword().text()
                 ),
             );
         }
@@ -1120,15 +1152,15 @@ impl Lowerer<'_> {
 
     /// Argument `n` (0 = first after the keyword); a missing one is fatal, as in keepalived.
     fn arg<'a>(&mut self, s: &'a Stmt<'a>, n: usize) -> Option<&'a Tok<'a>> {
-        let a = s.args.get(n);
+        let a = s.args().get(n);
         if a.is_none() {
             self.diag_class(
                 DiagClass::MissingParameter,
                 Severity::Fatal,
-                s.keyword.location,
+                s.keyword().location,
                 format!(
                     "Configuration line starting `{}` is missing a parameter",
-                    s.keyword.text
+                    s.keyword().text()
                 ),
             );
         }
@@ -1147,14 +1179,14 @@ impl Lowerer<'_> {
 
     fn timer_arg(&mut self, s: &Stmt<'_>, min_us: u64) -> Option<Duration> {
         let t = self.arg(s, 0)?;
-        let timer = self.check(t, values::timer(t.text, min_us))?;
+        let timer = self.check(t, values::timer(t.text(), min_us))?;
         if timer.rounded {
             self.diag(
                 Severity::Warning,
                 t.location,
                 format!(
                     "number '{}' has more than 6 decimal places - rounding",
-                    t.text
+                    t.text()
                 ),
             );
         }
@@ -1163,30 +1195,30 @@ impl Lowerer<'_> {
 
     fn uint_arg(&mut self, s: &Stmt<'_>, min: u64, max: u64) -> Option<u64> {
         let t = self.arg(s, 0)?;
-        self.check(t, values::uint(t.text, min, max))
+        self.check(t, values::uint(t.text(), min, max))
     }
 
     fn ip_token(&mut self, t: &Tok<'_>) -> Option<IpAddr> {
-        self.check(t, values::ip(t.text))
+        self.check(t, values::ip(t.text()))
     }
 
     fn port_token(&mut self, t: &Tok<'_>, min: u64) -> Option<u16> {
-        let v = self.check(t, values::uint(t.text, min, 65535))?;
+        let v = self.check(t, values::uint(t.text(), min, 65535))?;
         u16::try_from(v).ok()
     }
 
     /// `KEYWORD [BOOL]`: no argument means true.
     fn opt_bool(&mut self, s: &Stmt<'_>) -> Option<bool> {
-        match s.args.first() {
+        match s.args().first() {
             None => Some(true),
-            Some(t) => self.check(t, values::boolean(t.text)),
+            Some(t) => self.check(t, values::boolean(t.text())),
         }
     }
 
     /// The inherited keywords, at `level`; returns false when `n` is not one.
     fn inherited(&mut self, n: &Node<'_>, level: Level, inh: &mut Inherit) -> bool {
         let s = n.stmt;
-        match s.keyword.text {
+        match s.keyword().text() {
             "connect_timeout" => inh.connect_timeout = self.timer_arg(s, 1).or(inh.connect_timeout),
             "delay_loop" => inh.delay_loop = self.timer_arg(s, 1).or(inh.delay_loop),
             "delay_before_retry" => {
@@ -1208,12 +1240,15 @@ impl Lowerer<'_> {
 
     // ---------------------------------------------------------------- typed lowering
 
-    fn top(&mut self, nodes: &[Node<'_>]) {
+    /// Lowers the top-level nodes. Each virtual server's subtree is freed
+    /// as soon as it is lowered, so that the model's allocations reuse its
+    /// memory (a large configuration is mostly virtual servers).
+    fn top(&mut self, mut nodes: Vec<Node<'_>>) {
         let mut laddr_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut group_refs: Vec<(usize, Tok<'_>)> = Vec::new();
         let mut vrrp_nodes = vrrp::VrrpNodes::default();
-        for n in nodes {
-            match n.stmt.keyword.text {
+        for n in &mut nodes {
+            match n.stmt.keyword().text() {
                 "global_defs" => self.global_defs(n),
                 "vrrp_script" => vrrp_nodes.scripts.push(n),
                 "track_file" | "vrrp_track_file" => vrrp_nodes.track_files.push(n),
@@ -1253,6 +1288,7 @@ impl Lowerer<'_> {
                         group_refs.extend(group.map(|t| (idx, t)));
                         self.model.virtual_servers.push(vs);
                     }
+                    drop(std::mem::take(&mut n.children));
                 }
                 _ => {}
             }
@@ -1263,12 +1299,15 @@ impl Lowerer<'_> {
                 .model
                 .local_address_groups
                 .iter()
-                .any(|g| g.name == t.text)
+                .any(|g| g.name == t.text())
             {
                 self.diag(
                     Severity::Error,
                     t.location,
-                    format!("laddr_group_name '{}' names no local_address_group", t.text),
+                    format!(
+                        "laddr_group_name '{}' names no local_address_group",
+                        t.text()
+                    ),
                 );
                 if let Some(vs) = self.model.virtual_servers.get_mut(idx) {
                     vs.laddr_group_name = None;
@@ -1281,14 +1320,14 @@ impl Lowerer<'_> {
                 .model
                 .virtual_server_groups
                 .iter()
-                .any(|g| g.name == t.text)
+                .any(|g| g.name == t.text())
             {
                 self.diag(
                     Severity::Error,
                     t.location,
                     format!(
                         "Virtual server group {} has no entries - removing virtual server",
-                        t.text
+                        t.text()
                     ),
                 );
                 dropped.push(idx);
@@ -1312,10 +1351,10 @@ impl Lowerer<'_> {
             if self.global_vrrp(s) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text() {
                 "router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.router_id = Some(t.text.to_string());
+                        self.model.global_defs.router_id = Some(t.text().to_string());
                     }
                 }
                 "notification_email" => {
@@ -1323,18 +1362,18 @@ impl Lowerer<'_> {
                         self.model
                             .global_defs
                             .notification_email
-                            .push(line.stmt.keyword.text.to_string());
+                            .push(line.stmt.keyword().text().to_string());
                     }
                 }
                 "notification_email_from" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.notification_email_from = Some(t.text.to_string());
+                        self.model.global_defs.notification_email_from = Some(t.text().to_string());
                     }
                 }
                 "smtp_server" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.smtp_server = Some(t.text.to_string());
-                        let port = match s.args.get(1) {
+                        self.model.global_defs.smtp_server = Some(t.text().to_string());
+                        let port = match s.args().get(1) {
                             Some(p) => self.port_token(p, 1),
                             None => Some(25),
                         };
@@ -1347,19 +1386,19 @@ impl Lowerer<'_> {
                 }
                 "state_dump_file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.state_dump_file = Some(t.text.to_string());
+                        self.model.global_defs.state_dump_file = Some(t.text().to_string());
                     }
                 }
                 "stats_dump_file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.stats_dump_file = Some(t.text.to_string());
+                        self.model.global_defs.stats_dump_file = Some(t.text().to_string());
                     }
                 }
                 "script_user" => {
                     if let Some(t) = self.arg(s, 0) {
-                        self.model.global_defs.script_user = Some(t.text.to_string());
+                        self.model.global_defs.script_user = Some(t.text().to_string());
                         self.model.global_defs.script_group =
-                            s.args.get(1).map(|g| g.text.to_string());
+                            s.args().get(1).map(|g| g.text().to_string());
                     }
                 }
                 "smtp_connect_timeout" => {
@@ -1380,14 +1419,14 @@ impl Lowerer<'_> {
             .model
             .local_address_groups
             .iter()
-            .any(|g| g.name == name.text)
+            .any(|g| g.name == name.text())
         {
             self.diag(
                 Severity::Error,
                 name.location,
                 format!(
                     "local_address_group '{}' is defined twice - ignoring this one",
-                    name.text
+                    name.text()
                 ),
             );
             return;
@@ -1395,36 +1434,36 @@ impl Lowerer<'_> {
         let mut addresses = Vec::new();
         for line in &n.children {
             let s = line.stmt;
-            let Some(ifname) = s.args.first() else {
+            let Some(ifname) = s.args().first() else {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "local address '{}' has no interface name - ignoring",
-                        s.keyword.text
+                        s.keyword().text()
                     ),
                 );
                 continue;
             };
-            let Some(addrs) = self.check(s.keyword, expand_range(s.keyword.text)) else {
+            let Some(addrs) = self.check(s.keyword(), expand_range(s.keyword().text())) else {
                 continue;
             };
             addresses.extend(addrs.into_iter().map(|addr| LocalAddress {
                 addr,
-                ifname: ifname.text.to_string(),
+                ifname: ifname.text().to_string(),
             }));
         }
         if addresses.is_empty() {
             self.diag(
                 Severity::Warning,
                 name.location,
-                format!("local_address_group '{}' has no addresses", name.text),
+                format!("local_address_group '{}' has no addresses", name.text()),
             );
         }
         self.model.local_address_groups.push(LocalAddressGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             addresses,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
@@ -1432,7 +1471,7 @@ impl Lowerer<'_> {
     /// | ipset:SET ... }`, used by virtual servers' `daddr_group_name` /
     /// `waddr_group_name`.
     fn access_group(&mut self, n: &Node<'_>) {
-        let kw = n.stmt.keyword.text;
+        let kw = n.stmt.keyword().text();
         let Some(name) = self.arg(n.stmt, 0) else {
             return;
         };
@@ -1442,27 +1481,30 @@ impl Lowerer<'_> {
         } else {
             &self.model.allow_address_groups
         };
-        if groups.iter().any(|g| g.name == name.text) {
+        if groups.iter().any(|g| g.name == name.text()) {
             self.diag(
                 Severity::Error,
                 name.location,
-                format!("{kw} '{}' is defined twice - ignoring this one", name.text),
+                format!(
+                    "{kw} '{}' is defined twice - ignoring this one",
+                    name.text()
+                ),
             );
             return;
         }
         let mut entries = Vec::new();
         for line in &n.children {
-            let t = &line.stmt.keyword;
-            if let Some(set) = t.text.strip_prefix("ipset:") {
+            let t = &line.stmt.keyword();
+            if let Some(set) = t.text().strip_prefix("ipset:") {
                 entries.push(AccessEntry::Ipset(set.to_string()));
-            } else if let Some(addrs) = self.check(t, expand_range(t.text)) {
+            } else if let Some(addrs) = self.check(t, expand_range(t.text())) {
                 entries.extend(addrs.into_iter().map(AccessEntry::Addr));
             }
         }
         let group = AccessGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         if deny {
             self.model.deny_address_groups.push(group);
@@ -1485,21 +1527,21 @@ impl Lowerer<'_> {
                 continue;
             };
             let mut entry = TunnelEntry {
-                ifname: ifname.text.to_string(),
+                ifname: ifname.text().to_string(),
                 kind: None,
                 local: None,
                 remote: None,
                 link: None,
-                location: self.loc(e.stmt.location),
+                location: self.loc(e.stmt.location()),
             };
             for c in &e.children {
                 let s = c.stmt;
                 let Some(t) = self.arg(s, 0) else {
                     continue;
                 };
-                match s.keyword.text {
+                match s.keyword().text() {
                     "kind" => {
-                        let kind = match t.text {
+                        let kind = match t.text() {
                             "ipip" => Ok(TunnelKind::Ipip),
                             "gre" => Ok(TunnelKind::Gre),
                             other => Err(format!("invalid tunnel kind '{other}' (ipip or gre)")),
@@ -1508,15 +1550,15 @@ impl Lowerer<'_> {
                     }
                     "local" => entry.local = self.ip_token(t).or(entry.local),
                     "remote" => entry.remote = self.ip_token(t).or(entry.remote),
-                    _ => entry.link = Some(t.text.to_string()),
+                    _ => entry.link = Some(t.text().to_string()),
                 }
             }
             entries.push(entry);
         }
         self.model.tunnel_groups.push(TunnelGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
@@ -1526,10 +1568,10 @@ impl Lowerer<'_> {
         self.diag_class(
             DiagClass::Dpvsd,
             Severity::Warning,
-            n.stmt.keyword.location,
+            n.stmt.keyword().location,
             format!(
                 "keyword '{}' is not yet supported by dpvsd, ignored",
-                n.stmt.keyword.text
+                n.stmt.keyword().text()
             ),
         );
     }
@@ -1542,35 +1584,35 @@ impl Lowerer<'_> {
         let mut entries = Vec::new();
         for line in &n.children {
             let s = line.stmt;
-            if s.keyword.text == "fwmark" {
-                let Some(t) = s.args.first() else {
+            if s.keyword().text() == "fwmark" {
+                let Some(t) = s.args().first() else {
                     self.diag(
                         Severity::Error,
-                        s.keyword.location,
-                        format!("({}): fwmark has no value - ignoring", name.text),
+                        s.keyword().location,
+                        format!("({}): fwmark has no value - ignoring", name.text()),
                     );
                     continue;
                 };
-                if let Some(m) = self.check(t, values::uint(t.text, 0, u64::from(u32::MAX))) {
+                if let Some(m) = self.check(t, values::uint(t.text(), 0, u64::from(u32::MAX))) {
                     entries.extend(u32::try_from(m).ok().map(VsgEntry::Fwmark));
                 }
                 continue;
             }
-            let addrs = match expand_range(s.keyword.text) {
+            let addrs = match expand_range(s.keyword().text()) {
                 Ok(a) => a,
                 Err(_) => {
                     self.diag(
                         Severity::Error,
-                        s.keyword.location,
+                        s.keyword().location,
                         format!(
                             "Invalid virtual server group IP address {} - skipping",
-                            s.keyword.text
+                            s.keyword().text()
                         ),
                     );
                     continue;
                 }
             };
-            let port = match s.args.first() {
+            let port = match s.args().first() {
                 Some(t) => match self.port_token(t, 0) {
                     Some(p) => p,
                     None => continue,
@@ -1586,22 +1628,22 @@ impl Lowerer<'_> {
             return;
         }
         self.model.virtual_server_groups.push(VirtualServerGroup {
-            name: name.text.to_string(),
+            name: name.text().to_string(),
             entries,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         });
     }
 
     /// The header of `virtual_server`; `None` when the block is to be skipped.
     fn vs_header<'a>(&mut self, s: &'a Stmt<'a>) -> Option<VsHeader<'a>> {
         let first = self.arg(s, 0)?;
-        match first.text {
+        match first.text() {
             "fwmark" => {
                 let t = self.arg(s, 1)?;
-                let m = values::uint(t.text, 0, u64::from(u32::MAX)).map_err(|_| {
+                let m = values::uint(t.text(), 0, u64::from(u32::MAX)).map_err(|_| {
                     format!(
                         "virtual server fwmark '{}' must be in [0, {}] - ignoring",
-                        t.text,
+                        t.text(),
                         u32::MAX
                     )
                 });
@@ -1609,7 +1651,7 @@ impl Lowerer<'_> {
                 Some(VsHeader::Fwmark(u32::try_from(m).ok()?))
             }
             "group" => Some(VsHeader::Group(*self.arg(s, 1)?)),
-            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text.to_string())),
+            "match" => Some(VsHeader::Match(self.arg(s, 1)?.text().to_string())),
             text => {
                 // A `-range` or `/prefix` suffix is stripped, as keepalived does.
                 let addr_text = text.split(['/', '-']).next().unwrap_or_default();
@@ -1624,7 +1666,7 @@ impl Lowerer<'_> {
                         return None;
                     }
                 };
-                let port = match s.args.get(1) {
+                let port = match s.args().get(1) {
                     Some(t) => match self.port_token(t, 0) {
                         Some(p) => p,
                         None => {
@@ -1662,13 +1704,13 @@ impl Lowerer<'_> {
             delay_loop: DEFAULT_DELAY_LOOP,
             laddr_group_name: None,
             real_servers: Vec::new(),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
             fwmark: match header {
                 VsHeader::Fwmark(m) => Some(m),
                 _ => None,
             },
             group: match &header {
-                VsHeader::Group(t) => Some(t.text.to_string()),
+                VsHeader::Group(t) => Some(t.text().to_string()),
                 _ => None,
             },
             match_name: match &header {
@@ -1691,7 +1733,7 @@ impl Lowerer<'_> {
         let vs_name = match &header {
             VsHeader::Addr(a, p) => format!("{} {p}", format_addr(*a)),
             VsHeader::Fwmark(m) => format!("FWM {m}"),
-            VsHeader::Group(t) => format!("group {}", t.text),
+            VsHeader::Group(t) => format!("group {}", t.text()),
             VsHeader::Match(name) => format!("match {name}"),
         };
         let mut protocol = None;
@@ -1704,27 +1746,27 @@ impl Lowerer<'_> {
         let mut sorry_inhibit = false;
         let mut ha_suspend_at = None;
         let mut inherit = Inherit::default();
-        let mut raw_rs = Vec::new();
+        let mut raw_rs = Vec::with_capacity(n.children.len());
         for c in &n.children {
             if self.inherited(c, Level::VirtualServer, &mut inherit) {
                 continue;
             }
             let cs = c.stmt;
-            let kw = cs.keyword.text;
+            let kw = cs.keyword().text();
             match kw {
                 "protocol" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        protocol = self.check(t, parse_protocol(t.text)).or(protocol);
+                        protocol = self.check(t, parse_protocol(t.text())).or(protocol);
                     }
                 }
                 "lb_algo" | "lvs_sched" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_algo = self.check(t, parse_algo(t.text)).or(lb_algo);
+                        lb_algo = self.check(t, parse_algo(t.text())).or(lb_algo);
                     }
                 }
                 "lb_kind" | "lvs_method" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        lb_kind = self.check(t, parse_kind(t.text)).or(lb_kind);
+                        lb_kind = self.check(t, parse_kind(t.text())).or(lb_kind);
                     }
                 }
                 "weight" => {
@@ -1733,10 +1775,10 @@ impl Lowerer<'_> {
                 }
                 "inhibit_on_failure" => inhibit = true,
                 "laddr_group_name" => laddr = self.arg(cs, 0).cloned().or(laddr),
-                "persistence_timeout" => match cs.args.first() {
+                "persistence_timeout" => match cs.args().first() {
                     None => vs.persistence_timeout = Some(DEFAULT_PERSISTENCE),
                     Some(t) => {
-                        let v = self.check(t, values::uint(t.text, 1, LVS_MAX_TIMEOUT));
+                        let v = self.check(t, values::uint(t.text(), 1, LVS_MAX_TIMEOUT));
                         if let Some(v) = v.and_then(|v| u32::try_from(v).ok()) {
                             vs.persistence_timeout = Some(v);
                         }
@@ -1744,14 +1786,14 @@ impl Lowerer<'_> {
                 },
                 "persistence_granularity" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        if let Some(g) = self.check(t, granularity(t.text)) {
+                        if let Some(g) = self.check(t, granularity(t.text())) {
                             vs.persistence_granularity = Some(g);
                             vs.persistence_timeout =
                                 vs.persistence_timeout.or(Some(DEFAULT_PERSISTENCE));
                         }
                     }
                 }
-                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
+                "virtualhost" => vs.virtualhost = self.arg(cs, 0).map(|t| t.text().to_string()),
                 "omega" => vs.omega = true,
                 "quorum" => {
                     let v = self.uint_arg(cs, 1, u64::from(u32::MAX));
@@ -1767,20 +1809,20 @@ impl Lowerer<'_> {
                 "quorum_down" => vs.quorum_down = self.script(cs).or(vs.quorum_down.take()),
                 "sorry_server" => {
                     if let Some(t) = self.arg(cs, 0) {
-                        let a = values::ip(t.text).map_err(|_| {
-                            format!("Invalid sorry server IP address {} - skipping", t.text)
+                        let a = values::ip(t.text()).map_err(|_| {
+                            format!("Invalid sorry server IP address {} - skipping", t.text())
                         });
                         if let Some(a) = self.check(t, a) {
-                            let port = match cs.args.get(1) {
+                            let port = match cs.args().get(1) {
                                 Some(p) => self.port_token(p, 0),
                                 None => None,
                             };
-                            sorry = Some((a, port, self.loc(cs.location)));
+                            sorry = Some((a, port, self.loc(cs.location())));
                         }
                     }
                 }
                 "sorry_server_inhibit" => sorry_inhibit = true,
-                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location)),
+                "ha_suspend" => ha_suspend_at = Some(self.loc(cs.location())),
                 "real_server" => {
                     if let Some(rs) = self.real_server(c) {
                         raw_rs.push(rs);
@@ -1792,7 +1834,7 @@ impl Lowerer<'_> {
         let has_addresses = match &header {
             VsHeader::Addr(..) => true,
             VsHeader::Group(t) => self.model.virtual_server_groups.iter().any(|g| {
-                g.name == t.text
+                g.name == t.text()
                     && g.entries
                         .iter()
                         .any(|e| matches!(e, VsgEntry::Range { .. }))
@@ -1800,7 +1842,7 @@ impl Lowerer<'_> {
             VsHeader::Fwmark(_) | VsHeader::Match(_) => false,
         };
         let fwmark_only = is_fwmark
-            || matches!(&header, VsHeader::Group(t) if !has_addresses && self.model.virtual_server_groups.iter().any(|g| g.name == t.text));
+            || matches!(&header, VsHeader::Group(t) if !has_addresses && self.model.virtual_server_groups.iter().any(|g| g.name == t.text()));
         if let Some(loc) = ha_suspend_at {
             if is_fwmark {
                 self.diag(
@@ -1818,7 +1860,7 @@ impl Lowerer<'_> {
             Some(p) if fwmark_only => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!(
                         "Warning: Virtual server {vs_name}: protocol specified for fwmark - protocol will be ignored"
                     ),
@@ -1829,7 +1871,7 @@ impl Lowerer<'_> {
             None if has_addresses => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!("Virtual server {vs_name}: no protocol set - defaulting to UDP"),
                 );
                 Protocol::Udp
@@ -1839,7 +1881,7 @@ impl Lowerer<'_> {
         if matches!(header, VsHeader::Addr(_, 0)) && vs.persistence_timeout.is_none() {
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Virtual server {vs_name}: zero port only valid for persistent services - setting"
                 ),
@@ -1849,7 +1891,7 @@ impl Lowerer<'_> {
         vs.lb_algo = lb_algo.unwrap_or_else(|| {
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!("Virtual server {vs_name}: no scheduler set, setting default 'wlc'"),
             );
             LbAlgo::Wlc
@@ -1860,7 +1902,7 @@ impl Lowerer<'_> {
             None => {
                 self.diag(
                     Severity::Warning,
-                    s.location,
+                    s.location(),
                     format!(
                         "Virtual server {vs_name}: no forwarding method set, setting default NAT"
                     ),
@@ -1878,7 +1920,7 @@ impl Lowerer<'_> {
                 );
             }
         }
-        vs.laddr_group_name = laddr.as_ref().map(|t| t.text.to_string());
+        vs.laddr_group_name = laddr.as_ref().map(|t| t.text().to_string());
         inherit.delay_loop = inherit.delay_loop.or(Some(DEFAULT_DELAY_LOOP));
         vs.delay_loop = inherit.delay_loop.unwrap_or(DEFAULT_DELAY_LOOP);
         vs.alpha = inherit.alpha.unwrap_or(false);
@@ -1919,7 +1961,7 @@ impl Lowerer<'_> {
         if vs.real_servers.is_empty() {
             self.diag(
                 Severity::Error,
-                s.location,
+                s.location(),
                 format!("Virtual server {vs_name} has no real servers - ignoring"),
             );
             return None;
@@ -1929,7 +1971,7 @@ impl Lowerer<'_> {
                 let sorry_port = sorry
                     .as_ref()
                     .and_then(|(_, p, l)| p.filter(|&p| p != 0).map(|p| (p, l.clone())));
-                self.group_port_warnings(t.text, &vs_name, &vs.real_servers, sorry_port);
+                self.group_port_warnings(t.text(), &vs_name, &vs.real_servers, sorry_port);
             }
         }
         if let Some((addr, sport, loc)) = sorry {
@@ -1957,7 +1999,7 @@ impl Lowerer<'_> {
             let t = u32::try_from(total).unwrap_or(u32::MAX);
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Warning - quorum {} for {vs_name} exceeds total weight of real servers {t}, reducing quorum to {t}",
                     vs.quorum
@@ -1969,7 +2011,7 @@ impl Lowerer<'_> {
             let h = vs.quorum.saturating_sub(1);
             self.diag(
                 Severity::Warning,
-                s.location,
+                s.location(),
                 format!(
                     "Virtual server {vs_name}: hysteresis {} >= quorum {}; setting hysteresis to {h}",
                     vs.hysteresis, vs.quorum
@@ -1986,21 +2028,21 @@ impl Lowerer<'_> {
 
     /// The DPVS virtual-server keywords (§10).
     fn vs_dpvs_keyword(&mut self, s: &Stmt<'_>, d: &mut DpvsVsOptions) {
-        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text.to_string());
-        match s.keyword.text {
+        let text = |lw: &mut Self| lw.arg(s, 0).map(|t| t.text().to_string());
+        match s.keyword().text() {
             "syn_proxy" => d.syn_proxy = true,
             "expire_quiescent_conn" => d.expire_quiescent_conn = true,
             "quic" => d.quic = true,
             "establish_timeout" => {
                 // DPVS reads it with atoi and clamps it to 1..3600.
                 if let Some(t) = self.arg(s, 0) {
-                    let v = atoi(t.text).clamp(1, 3600);
+                    let v = atoi(t.text()).clamp(1, 3600);
                     d.establish_timeout = u32::try_from(v).ok();
                 }
             }
             "proxy_protocol" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.proxy_protocol = match t.text.to_ascii_lowercase().as_str() {
+                    d.proxy_protocol = match t.text().to_ascii_lowercase().as_str() {
                         "v1" => ProxyProtocol::V1,
                         "v2" => ProxyProtocol::V2,
                         "v1-insecure" => ProxyProtocol::V1Insecure,
@@ -2011,7 +2053,7 @@ impl Lowerer<'_> {
             }
             "hash_target" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.hash_target = match t.text {
+                    d.hash_target = match t.text() {
                         "qid" => HashTarget::Qid,
                         "sip" => HashTarget::Sip,
                         other => {
@@ -2027,12 +2069,12 @@ impl Lowerer<'_> {
             }
             "bps" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.bps = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
+                    d.bps = u32::try_from(atoi(t.text()).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "limit_proportion" => {
                 if let Some(t) = self.arg(s, 0) {
-                    d.limit_proportion = u32::try_from(atoi(t.text).max(0)).unwrap_or(u32::MAX);
+                    d.limit_proportion = u32::try_from(atoi(t.text()).max(0)).unwrap_or(u32::MAX);
                 }
             }
             "vip_bind_dev" => d.vip_bind_dev = text(self),
@@ -2040,18 +2082,18 @@ impl Lowerer<'_> {
             "waddr_group_name" => d.waddr_group_name = text(self),
             "src-range" | "dst-range" => {
                 let Some(t) = self.arg(s, 0) else { return };
-                if let Err(e) = values::match_range(t.text) {
+                if let Err(e) = values::match_range(t.text()) {
                     // DPVS drops the match silently; say so.
                     self.diag_class(
                         DiagClass::Dpvsd,
                         Severity::Error,
                         t.location,
-                        format!("{e} - ignoring '{}', as DPVS would", s.keyword.text),
+                        format!("{e} - ignoring '{}', as DPVS would", s.keyword().text()),
                     );
                     return;
                 }
-                let v = Some(t.text.to_string());
-                if s.keyword.text == "src-range" {
+                let v = Some(t.text().to_string());
+                if s.keyword().text() == "src-range" {
                     d.src_range = v;
                 } else {
                     d.dst_range = v;
@@ -2065,11 +2107,11 @@ impl Lowerer<'_> {
 
     /// `KEYWORD SCRIPT [USER [GROUP]]` read with keepalived's script tokeniser.
     fn script(&mut self, s: &Stmt<'_>) -> Option<Script> {
-        let raw = s.keyword.rest.unwrap_or_default();
+        let raw = s.keyword().rest().unwrap_or_default();
         let words = match values::script_words(raw) {
             Ok(w) => w,
             Err(msg) => {
-                self.diag(Severity::Error, s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword().location, msg);
                 return None;
             }
         };
@@ -2082,13 +2124,13 @@ impl Lowerer<'_> {
             Ok(_) => {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
-                    format!("{}: empty script - ignoring", s.keyword.text),
+                    s.keyword().location,
+                    format!("{}: empty script - ignoring", s.keyword().text()),
                 );
                 return None;
             }
             Err(msg) => {
-                self.diag(Severity::Error, s.keyword.location, msg);
+                self.diag(Severity::Error, s.keyword().location, msg);
                 return None;
             }
         };
@@ -2101,18 +2143,18 @@ impl Lowerer<'_> {
 
     /// A connection keyword into `conn`; false when `s` is not one.
     fn connection(&mut self, s: &Stmt<'_>, conn: &mut RawConn) -> bool {
-        match s.keyword.text {
+        match s.keyword().text() {
             "connect_ip" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(t.text)
-                        .map_err(|_| format!("Invalid connect_ip address {}", t.text));
+                    let r = values::ip(t.text())
+                        .map_err(|_| format!("Invalid connect_ip address {}", t.text()));
                     conn.connect_ip = self.check(t, r).or(conn.connect_ip);
                 }
             }
             "bindto" => {
                 if let Some(t) = self.arg(s, 0) {
-                    let r = values::ip(t.text)
-                        .map_err(|_| format!("Invalid bindto address {}", t.text));
+                    let r = values::ip(t.text())
+                        .map_err(|_| format!("Invalid bindto address {}", t.text()));
                     conn.bindto = self.check(t, r).or(conn.bindto);
                 }
             }
@@ -2126,7 +2168,7 @@ impl Lowerer<'_> {
                     conn.bind_port = self.port_token(t, 1).or(conn.bind_port);
                 }
             }
-            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text.to_string()),
+            "bind_if" => conn.bind_if = self.arg(s, 0).map(|t| t.text().to_string()),
             "connect_timeout" => {
                 conn.connect_timeout = self.timer_arg(s, 1).or(conn.connect_timeout)
             }
@@ -2141,7 +2183,7 @@ impl Lowerer<'_> {
 
     /// One checker block; `None` when keepalived drops it.
     fn checker(&mut self, n: &Node<'_>, ck: Ck) -> Option<RawChecker> {
-        let loc = n.stmt.location;
+        let loc = n.stmt.location();
         let mut chk = RawChecker {
             kind: CheckerKind::Tcp,
             conn: RawConn::default(),
@@ -2180,14 +2222,14 @@ impl Lowerer<'_> {
             {
                 continue;
             }
-            match (ck, s.keyword.text) {
+            match (ck, s.keyword().text()) {
                 (_, "log_all_failures") => {
                     chk.log_all_failures = self.opt_bool(s).unwrap_or(chk.log_all_failures)
                 }
                 (Ck::Http | Ck::Ssl, "nb_get_retry") => {
                     self.diag(
                         Severity::Warning,
-                        s.keyword.location,
+                        s.keyword().location,
                         "nb_get_retry is deprecated - please use 'retry'",
                     );
                     let v = self.uint_arg(s, 0, u64::from(u32::MAX));
@@ -2196,12 +2238,12 @@ impl Lowerer<'_> {
                 (Ck::Http | Ck::Ssl, "virtualhost") => {
                     http.virtualhost = self
                         .arg(s, 0)
-                        .map(|t| t.text.to_string())
+                        .map(|t| t.text().to_string())
                         .or(http.virtualhost.take());
                 }
                 (Ck::Http | Ck::Ssl, "http_protocol") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let p = match t.text {
+                        let p = match t.text() {
                             "1.0" => Ok(HttpProtocol::Http10),
                             "1.0C" | "1.0c" => Ok(HttpProtocol::Http10C),
                             "1.1" => Ok(HttpProtocol::Http11),
@@ -2235,8 +2277,8 @@ impl Lowerer<'_> {
                 }
                 (Ck::Misc, "misc_timeout") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(t.text, 0, u64::from(u32::MAX) / 1_000_000)
-                            .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text));
+                        let r = values::uint(t.text(), 0, u64::from(u32::MAX) / 1_000_000)
+                            .map_err(|_| format!("Invalid misc_timeout value '{}'", t.text()));
                         chk.misc_timeout = self.check(t, r).or(chk.misc_timeout);
                     }
                 }
@@ -2244,13 +2286,13 @@ impl Lowerer<'_> {
                 (Ck::Misc, "user") => {
                     if let Some(t) = self.arg(s, 0) {
                         misc_user = (
-                            Some(t.text.to_string()),
-                            s.args.get(1).map(|g| g.text.to_string()),
+                            Some(t.text().to_string()),
+                            s.args().get(1).map(|g| g.text().to_string()),
                         );
                     }
                 }
                 (Ck::Smtp, "helo_name") => {
-                    helo = self.arg(s, 0).map(|t| t.text.to_string()).or(helo)
+                    helo = self.arg(s, 0).map(|t| t.text().to_string()).or(helo)
                 }
                 (Ck::Smtp, "host") => {
                     let mut conn = RawConn::default();
@@ -2263,7 +2305,7 @@ impl Lowerer<'_> {
                 }
                 (Ck::Dns, "type") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let q = match t.text.to_ascii_uppercase().as_str() {
+                        let q = match t.text().to_ascii_uppercase().as_str() {
                             "A" => Ok(DnsType::A),
                             "NS" => Ok(DnsType::Ns),
                             "CNAME" => Ok(DnsType::Cname),
@@ -2284,16 +2326,16 @@ impl Lowerer<'_> {
                                 t.location,
                                 "DNS_CHECK name already specified - ignoring",
                             );
-                        } else if t.text != "."
-                            && t.text.trim_end_matches('.').split('.').any(str::is_empty)
+                        } else if t.text() != "."
+                            && t.text().trim_end_matches('.').split('.').any(str::is_empty)
                         {
                             self.diag(
                                 Severity::Error,
                                 t.location,
-                                format!("DNS_CHECK name '{}' has empty label - ignoring", t.text),
+                                format!("DNS_CHECK name '{}' has empty label - ignoring", t.text()),
                             );
                         } else {
-                            dns_name = Some(t.text.to_string());
+                            dns_name = Some(t.text().to_string());
                         }
                     }
                 }
@@ -2331,10 +2373,10 @@ impl Lowerer<'_> {
                 (Ck::Udp, kw @ ("min_reply_length" | "max_reply_length")) => {
                     if let Some(t) = self.arg(s, 0) {
                         let which = if kw.starts_with("min") { "min" } else { "max" };
-                        let r = values::uint(t.text, 0, u64::from(u16::MAX)).map_err(|_| {
+                        let r = values::uint(t.text(), 0, u64::from(u16::MAX)).map_err(|_| {
                             format!(
                                 "UDP_CHECK {which} length {} not valid - must be between 0 & 65535",
-                                t.text
+                                t.text()
                             )
                         });
                         if let Some(v) = self.check(t, r).and_then(|v| u16::try_from(v).ok()) {
@@ -2348,9 +2390,9 @@ impl Lowerer<'_> {
                 }
                 (Ck::File, "track_file") => {
                     if let Some(t) = self.arg(s, 0) {
-                        if self.track_files.iter().any(|f| f == t.text) {
+                        if self.track_files.iter().any(|f| f == t.text()) {
                             file = Some(FileCheck {
-                                track_file: t.text.to_string(),
+                                track_file: t.text().to_string(),
                                 weight: None,
                                 reverse: false,
                             });
@@ -2358,22 +2400,22 @@ impl Lowerer<'_> {
                             self.diag(
                                 Severity::Error,
                                 t.location,
-                                format!("track_file {} not found", t.text),
+                                format!("track_file {} not found", t.text()),
                             );
                         }
                     }
                 }
                 (Ck::File, "weight") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = t.text.parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
-                            format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text)
+                        let r = t.text().parse::<i32>().ok().filter(|w| (-254..=254).contains(w)).ok_or_else(|| {
+                            format!("weight for track file must be in [-254, 254] - ignoring ('{}')", t.text())
                         });
                         if let Some(w) = self.check(t, r) {
-                            let reverse = match s.args.get(1).map(|r| r.text) {
+                            let reverse = match s.args().get(1).map(|r| r.text()) {
                                 None | Some("noreverse") => false,
                                 Some("reverse") => true,
                                 Some(other) => {
-                                    if let Some(r) = s.args.get(1) {
+                                    if let Some(r) = s.args().get(1) {
                                         self.diag(Severity::Warning, r.location, format!("unknown track file weight option {other} - ignoring"));
                                     }
                                     false
@@ -2399,9 +2441,9 @@ impl Lowerer<'_> {
                     return None;
                 }
                 if ck == Ck::Http {
-                    CheckerKind::Http(http)
+                    CheckerKind::Http(Box::new(http))
                 } else {
-                    CheckerKind::Ssl(http)
+                    CheckerKind::Ssl(Box::new(http))
                 }
             }
             Ck::Misc => {
@@ -2416,15 +2458,15 @@ impl Lowerer<'_> {
                 m.dynamic = misc_dynamic;
                 m.absolute_weight = misc_dynamic && self.mode.dialect == Dialect::Dpvs;
                 (m.user, m.group) = misc_user;
-                CheckerKind::Misc(m)
+                CheckerKind::Misc(Box::new(m))
             }
-            Ck::Smtp => CheckerKind::Smtp(SmtpCheck {
+            Ck::Smtp => CheckerKind::Smtp(Box::new(SmtpCheck {
                 helo_name: helo.unwrap_or_else(|| SMTP_DEFAULT_HELO.to_string()),
-            }),
-            Ck::Dns => CheckerKind::Dns(DnsCheck {
+            })),
+            Ck::Dns => CheckerKind::Dns(Box::new(DnsCheck {
                 qtype: dns_qtype,
                 name: dns_name.unwrap_or_else(|| ".".into()),
-            }),
+            })),
             Ck::Udp => {
                 if udp.min_reply_length > udp.max_reply_length {
                     self.diag(
@@ -2436,7 +2478,7 @@ impl Lowerer<'_> {
                         ),
                     );
                 }
-                CheckerKind::Udp(udp)
+                CheckerKind::Udp(Box::new(udp))
             }
             Ck::File => {
                 let Some(mut f) = file else {
@@ -2448,7 +2490,7 @@ impl Lowerer<'_> {
                     return None;
                 };
                 (f.weight, f.reverse) = file_weight;
-                CheckerKind::File(f)
+                CheckerKind::File(Box::new(f))
             }
         };
         Some(chk)
@@ -2468,21 +2510,21 @@ impl Lowerer<'_> {
         let mut has_path = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "path" => {
                     if let Some(t) = self.arg(s, 0) {
-                        url.path = t.text.to_string();
+                        url.path = t.text().to_string();
                         has_path = true;
                     }
                 }
                 "digest" => {
                     if let Some(t) = self.arg(s, 0) {
-                        if let Some(d) = self.check(t, values::md5_digest(t.text)) {
+                        if let Some(d) = self.check(t, values::md5_digest(t.text())) {
                             if url.digests.contains(&d) {
                                 self.diag(
                                     Severity::Warning,
                                     t.location,
-                                    format!("Digest '{}' is a duplicate", t.text),
+                                    format!("Digest '{}' is a duplicate", t.text()),
                                 );
                             } else {
                                 url.digests.push(d);
@@ -2491,18 +2533,18 @@ impl Lowerer<'_> {
                     }
                 }
                 "status_code" => {
-                    if s.args.is_empty() {
+                    if s.args().is_empty() {
                         self.arg(s, 0);
                     }
-                    for t in s.args {
-                        if let Some(r) = self.check(t, values::status_range(t.text)) {
+                    for t in s.args() {
+                        if let Some(r) = self.check(t, values::status_range(t.text())) {
                             url.status_codes.push(r);
                         }
                     }
                 }
-                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text.to_string()),
+                "virtualhost" => url.virtualhost = self.arg(s, 0).map(|t| t.text().to_string()),
                 "regex" => {
-                    let raw = s.keyword.rest.unwrap_or_default();
+                    let raw = s.keyword().rest().unwrap_or_default();
                     match values::script_words(raw) {
                         Ok(w) => match w.into_iter().next() {
                             Some(re) => url.regex = Some(re),
@@ -2510,7 +2552,7 @@ impl Lowerer<'_> {
                                 self.arg(s, 0);
                             }
                         },
-                        Err(msg) => self.diag(Severity::Error, s.keyword.location, msg),
+                        Err(msg) => self.diag(Severity::Error, s.keyword().location, msg),
                     }
                 }
                 "regex_no_match" => url.regex_no_match = true,
@@ -2520,7 +2562,7 @@ impl Lowerer<'_> {
         if !has_path {
             self.diag(
                 Severity::Error,
-                n.stmt.location,
+                n.stmt.location(),
                 "HTTP/SSL_GET checker url has no path - ignoring",
             );
             return None;
@@ -2598,14 +2640,14 @@ impl Lowerer<'_> {
         let s = n.stmt;
         let first = self.arg(s, 0)?;
         let addr = self.ip_token(first)?;
-        let port = match s.args.get(1) {
+        let port = match s.args().get(1) {
             Some(t) => Some(self.port_token(t, 0)?),
             None => None,
         };
         let mut rs = RawRealServer {
             addr,
             port,
-            port_token: s.args.get(1).map(|t| t.location),
+            port_token: s.args().get(1).map(|t| t.location),
             weight: None,
             uthreshold: None,
             lthreshold: None,
@@ -2614,17 +2656,17 @@ impl Lowerer<'_> {
             notify_up: None,
             notify_down: None,
             inherit: Inherit::default(),
-            checkers: Vec::new(),
+            checkers: RawCheckers::default(),
             bfd_checks: Vec::new(),
             ignored: self.kept_of(n),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         for c in &n.children {
             if self.inherited(c, Level::RealServer, &mut rs.inherit) {
                 continue;
             }
             let cs = c.stmt;
-            match cs.keyword.text {
+            match cs.keyword().text() {
                 "weight" => {
                     let w = self.uint_arg(cs, 0, self.max_weight());
                     rs.weight = w.and_then(|w| u32::try_from(w).ok()).or(rs.weight);
@@ -2632,7 +2674,7 @@ impl Lowerer<'_> {
                 "uthreshold" | "lthreshold" => {
                     let v = self.uint_arg(cs, 0, u64::from(u32::MAX));
                     let v = v.and_then(|v| u32::try_from(v).ok());
-                    if cs.keyword.text == "uthreshold" {
+                    if cs.keyword().text() == "uthreshold" {
                         rs.uthreshold = v.or(rs.uthreshold);
                     } else {
                         rs.lthreshold = v.or(rs.lthreshold);
@@ -2641,9 +2683,13 @@ impl Lowerer<'_> {
                 "inhibit_on_failure" => {
                     rs.inhibit_on_failure = self.opt_bool(cs).or(rs.inhibit_on_failure);
                 }
-                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text.to_string()),
-                "notify_up" => rs.notify_up = self.script(cs).or(rs.notify_up.take()),
-                "notify_down" => rs.notify_down = self.script(cs).or(rs.notify_down.take()),
+                "virtualhost" => rs.virtualhost = self.arg(cs, 0).map(|t| t.text().to_string()),
+                "notify_up" => {
+                    rs.notify_up = self.script(cs).map(Box::new).or(rs.notify_up.take());
+                }
+                "notify_down" => {
+                    rs.notify_down = self.script(cs).map(Box::new).or(rs.notify_down.take());
+                }
                 "BFD_CHECK" => {
                     if let Some(b) = self.bfd_check(c, &rs.bfd_checks) {
                         rs.bfd_checks.push(b);
@@ -2885,12 +2931,18 @@ fn granularity(s: &str) -> Result<u8, String> {
 
 /// The arguments joined by single spaces (keepalived's `make_strvec_str`).
 fn join_args(s: &Stmt<'_>) -> String {
-    s.args.iter().map(|t| t.text).collect::<Vec<_>>().join(" ")
+    s.args()
+        .iter()
+        .map(|t| t.text())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where the first argument stands, else the keyword.
 fn arg_location(s: &Stmt<'_>) -> Pos {
-    s.args.first().map_or(s.keyword.location, |t| t.location)
+    s.args()
+        .first()
+        .map_or(s.keyword().location, |t| t.location)
 }
 
 fn format_addr(a: IpAddr) -> String {

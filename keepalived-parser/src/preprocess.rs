@@ -70,19 +70,47 @@ pub(crate) struct Pos {
 
 /// A [`Token`] as the loading pipeline passes it on: borrowed from the
 /// preprocessor's output, so that no word is copied after preprocessing.
+///
+/// 32 bytes (a large configuration has about two per line): a word's rest
+/// of the line follows it in the text it is borrowed from, so one slice
+/// holds both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Tok<'a> {
-    pub text: &'a str,
+    /// The word, followed by its rest when it has one.
+    span: &'a str,
     pub location: Pos,
-    pub rest: Option<&'a str>,
+    /// The length of the word in `span`.
+    len: u32,
+    has_rest: bool,
 }
 
-impl Tok<'_> {
+impl<'a> Tok<'a> {
+    /// A word with no rest.
+    pub const fn word(text: &'a str, location: Pos) -> Self {
+        Tok {
+            span: text,
+            location,
+            len: text.len() as u32,
+            has_rest: false,
+        }
+    }
+
+    /// The word, with surrounding double quotes removed.
+    pub fn text(&self) -> &'a str {
+        self.span.get(..self.len as usize).unwrap_or(self.span)
+    }
+
+    /// See [`Token::rest`].
+    pub fn rest(&self) -> Option<&'a str> {
+        self.has_rest
+            .then(|| self.span.get(self.len as usize..).unwrap_or(""))
+    }
+
     pub fn to_token(self, sources: &Sources) -> Token {
         Token {
-            text: self.text.to_string(),
+            text: self.text().to_string(),
             location: sources.location(self.location),
-            rest: self.rest.map(str::to_string),
+            rest: self.rest().map(str::to_string),
         }
     }
 }
@@ -96,25 +124,25 @@ pub(crate) enum Item {
     Close(Pos),
 }
 
-/// A [`Token`] in the preprocessor's output: its text (and rest) are
-/// ranges of [`Preprocessed::text`].
+/// A [`Token`] in the preprocessor's output: its text, followed by its
+/// rest if it has one, is a range of [`Preprocessed::text`] (or of the
+/// file read).
 ///
-/// It has the size and alignment of a [`Tok`] (the text range is a
+/// It has the size and alignment of a [`Tok`] (the range is a
 /// `Range<usize>` for that), so that [`tokens`] turns the `Vec` of these
 /// into the `Vec` of those in place, without a second buffer of a few tens
 /// of megabytes for a large configuration (see the `tokens_reuse_the_words_buffer` test).
 #[derive(Debug, Clone)]
 pub(crate) struct FlatToken {
-    text: Range<usize>,
-    /// `start == u32::MAX` when there is none.
-    rest: Range<u32>,
+    span: Range<usize>,
     location: Pos,
-    /// The ranges are in the text of the file read (plain lines) rather
+    /// The length of the word in `span`.
+    len: u32,
+    has_rest: bool,
+    /// The range is in the text of the file read (plain lines) rather
     /// than in [`Preprocessed::text`].
     in_source: bool,
 }
-
-const NO_REST: Range<u32> = u32::MAX..u32::MAX;
 
 /// A word as the general tokenizer produces it.
 #[derive(Debug)]
@@ -297,11 +325,11 @@ pub(crate) fn tokens<'a>(
             } else {
                 text
             };
-            let slice = |r: &Range<u32>| buf.get(r.start as usize..r.end as usize).unwrap_or("");
             Tok {
-                text: buf.get(t.text.clone()).unwrap_or(""),
+                span: buf.get(t.span).unwrap_or(""),
                 location: t.location,
-                rest: (t.rest.start != u32::MAX).then(|| slice(&t.rest)),
+                len: t.len,
+                has_rest: t.has_rest,
             }
         })
         .collect()
@@ -391,21 +419,36 @@ impl Preprocessor {
         self.out.items.reserve(lines);
         self.out.words.reserve(2 * lines);
 
-        // One scan of the file rather than one per line.
-        let has_nul = text.contains('\0');
         let mut multi: Option<(String, Vec<String>)> = None;
-        for (idx, (start, raw)) in physical_lines(&text).enumerate() {
+        // The physical lines as `physical_lines` splits them; the fast path
+        // finds the end of its line itself, in the same pass.
+        let mut next = 0;
+        let mut idx = 0usize;
+        while next < text.len() {
+            let start = next;
+            idx += 1;
             let ctx = Ctx {
                 file: &file,
                 id,
                 dir: &dir,
-                line: u32::try_from(idx + 1).unwrap_or(u32::MAX),
+                line: u32::try_from(idx).unwrap_or(u32::MAX),
             };
+            if multi.is_none() {
+                if let Some(after) = self.plain_line_at(&text, start, ctx) {
+                    next = after;
+                    continue;
+                }
+            }
+            let end = text[start..].find('\n').map_or(text.len(), |p| start + p);
+            next = end + 1;
+            let raw = &text[start..end];
+            let raw = raw.strip_suffix('\r').unwrap_or(raw);
             if raw.len() > MAX_LINE_BYTES {
                 self.diag(Severity::Error, ctx.loc(1), "line too long - ignoring");
                 continue;
             }
-            if has_nul && raw.contains('\0') {
+            // (The fast path leaves lines with a NUL to this one.)
+            if raw.contains('\0') {
                 self.diag(
                     Severity::Error,
                     ctx.loc(1),
@@ -487,20 +530,93 @@ impl Preprocessor {
         plain
     }
 
+    /// [`Self::plain_line`] fused with finding the end of the line: the
+    /// line starts at byte `start` of `text` and runs to the next `\n`.
+    /// Returns where the next line starts when the line was plain (and has
+    /// been emitted); `None`, having done nothing, for any other line and
+    /// for those the general loop must look at first (too long, with a NUL,
+    /// ending in `\r`), which then take the general path.
+    fn plain_line_at(&mut self, text: &str, start: usize, ctx: Ctx<'_>) -> Option<usize> {
+        let bytes = text.as_bytes().get(start..)?;
+        let mut pieces = std::mem::take(&mut self.pieces);
+        pieces.clear();
+        // Indentation by spaces, eight or four at a time.
+        let mut i = 0;
+        while bytes.get(i..i + 8) == Some(b"        ") {
+            i += 8;
+        }
+        while bytes.get(i..i + 4) == Some(b"    ") {
+            i += 4;
+        }
+        // (end of the line's text, end of its words and braces)
+        let ends = loop {
+            let Some(&b) = bytes.get(i) else {
+                break Some((i, i));
+            };
+            match PLAIN_CLASS[usize::from(b)] {
+                BLANK => i += 1,
+                WORD => {
+                    let at = i;
+                    i += 1;
+                    while bytes
+                        .get(i)
+                        .is_some_and(|&b| PLAIN_CLASS[usize::from(b)] == WORD)
+                    {
+                        i += 1;
+                    }
+                    pieces.push(Piece::Word(at, i));
+                }
+                BRACE => {
+                    pieces.push(Piece::Brace(i));
+                    i += 1;
+                }
+                NEWLINE => break Some((i, i)),
+                COMMENT => {
+                    let end = bytes[i..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |p| i + p);
+                    let comment = &bytes[i..end];
+                    let plain = !comment.contains(&0) && !comment.ends_with(b"\r");
+                    break plain.then_some((end, i));
+                }
+                _ => break None,
+            }
+        };
+        let plain = ends
+            .filter(|&(end, _)| end <= MAX_LINE_BYTES)
+            .and_then(|(end, _)| {
+                let raw = text.get(start..start + end)?;
+                (!self.special_start(raw, &pieces)).then_some(raw)
+            });
+        if let Some(raw) = plain {
+            self.plain_pieces(raw, start, &pieces, ctx);
+        }
+        self.pieces = pieces;
+        plain.map(|raw| start + raw.len() + 1)
+    }
+
     /// Whether a line, split into `pieces`, starts with `@` or `~`, or with
     /// an include keyword.
     fn special_start(&self, raw: &str, pieces: &[Piece]) -> bool {
-        let Some(&Piece::Word(start, _)) = pieces.first() else {
+        let Some(&Piece::Word(start, end)) = pieces.first() else {
             return false;
         };
         let text = &raw[start..];
-        // The keyword runs to the first blank (a brace does not end it).
+        if text.starts_with(['@', '~']) {
+            return true;
+        }
+        // The keyword runs to the first blank (a brace does not end it), so
+        // it starts with `include` only when the first word does (the byte
+        // after a shorter word is a brace or a comment sign).
+        if !raw[start..end].starts_with("include") {
+            return false;
+        }
         let first_word = text
             .bytes()
             .position(is_blank_byte)
             .map_or(text, |p| &text[..p]);
-        text.starts_with(['@', '~'])
-            || (first_word.starts_with("include") && INCLUDES.contains(&first_word))
+        INCLUDES.contains(&first_word)
     }
 
     /// Emits the words and braces of a plain line (which starts at byte
@@ -508,41 +624,50 @@ impl Preprocessor {
     /// so they are ranges of it; the rest of the first word of each run of
     /// words runs to the next brace, else to the last word.
     fn plain_pieces(&mut self, raw: &str, line_start: usize, pieces: &[Piece], ctx: Ctx<'_>) {
-        let mut k = 0;
-        while let Some(&piece) = pieces.get(k) {
-            let Piece::Word(start, first_end) = piece else {
-                if let Piece::Brace(at) = piece {
-                    let loc = ctx.pos(column(at));
-                    self.out.items.push(if raw.as_bytes()[at] == b'{' {
+        let out = &mut self.out;
+        // The run of words being read: the index of its first word in
+        // `out.words` and where that word ends.
+        let mut run: Option<(usize, usize)> = None;
+        let mut last_end = 0;
+        // The first word's span runs to the end of its rest.
+        let end_run = |out: &mut Preprocessed, (first, _): (usize, usize), end: usize| {
+            if let Some(w) = out.words.get_mut(first) {
+                w.span.end = line_start + end;
+                w.has_rest = true;
+            }
+            out.items
+                .push(Item::Words(offset(first)..offset(out.words.len())));
+        };
+        for &piece in pieces {
+            match piece {
+                Piece::Word(s, e) => {
+                    if run.is_none() {
+                        run = Some((out.words.len(), e));
+                    }
+                    out.words.push(FlatToken {
+                        span: line_start + s..line_start + e,
+                        location: ctx.pos(column(s)),
+                        len: offset(e - s),
+                        has_rest: false,
+                        in_source: true,
+                    });
+                    last_end = e;
+                }
+                Piece::Brace(b) => {
+                    if let Some(r) = run.take() {
+                        end_run(out, r, b);
+                    }
+                    let loc = ctx.pos(column(b));
+                    out.items.push(if raw.as_bytes()[b] == b'{' {
                         Item::Open(loc)
                     } else {
                         Item::Close(loc)
                     });
                 }
-                k += 1;
-                continue;
-            };
-            let words = pieces[k..].iter().map_while(|p| match *p {
-                Piece::Word(s, e) => Some((s, e)),
-                Piece::Brace(_) => None,
-            });
-            let run = words.clone().count();
-            let end = match pieces.get(k + run) {
-                Some(&Piece::Brace(at)) => at,
-                _ => words.clone().last().map_or(first_end, |w| w.1),
-            };
-            let at = |o: usize| offset(line_start + o);
-            self.out.push_words(words.map(|(s, e)| FlatToken {
-                text: line_start + s..line_start + e,
-                rest: if s == start {
-                    at(first_end)..at(end)
-                } else {
-                    NO_REST
-                },
-                location: ctx.pos(column(s)),
-                in_source: true,
-            }));
-            k += run;
+            }
+        }
+        if let Some(r) = run {
+            end_run(out, r, last_end);
         }
     }
 
@@ -1091,14 +1216,18 @@ impl Preprocessor {
         let arena = &mut self.out.text;
         let words: Vec<FlatToken> = tokenize(text)
             .into_iter()
-            .map(|t| FlatToken {
-                text: {
-                    let r = store(arena, &t.text);
-                    r.start as usize..r.end as usize
-                },
-                rest: t.rest.map_or(NO_REST, |r| store(arena, &r)),
-                location: ctx.pos(t.col),
-                in_source: false,
+            .map(|t| {
+                // The rest right after the word (see `Tok`).
+                let start = arena.len();
+                arena.push_str(&t.text);
+                arena.push_str(t.rest.as_deref().unwrap_or(""));
+                FlatToken {
+                    span: start..arena.len(),
+                    len: offset(t.text.len()),
+                    has_rest: t.rest.is_some(),
+                    location: ctx.pos(t.col),
+                    in_source: false,
+                }
             })
             .collect();
         self.out.push_words(words.into_iter());
@@ -1156,6 +1285,34 @@ static ENDS_PLAIN_WORD: [bool; 256] = {
             i as u8,
             b' ' | b'\t' | b'{' | b'}' | b'#' | b'!' | b'"' | b'\\' | b'$' | 0x80..
         );
+        i += 1;
+    }
+    t
+};
+
+/// Byte classes of [`Preprocessor::plain_line_at`]: blanks, word
+/// bytes, braces, the end of the line, the start of a comment; anything
+/// else (a quote, `\\`, `$`, non-ASCII, a NUL, `\r`) makes the line not
+/// plain.
+const BLANK: u8 = 0;
+const WORD: u8 = 1;
+const BRACE: u8 = 2;
+const NEWLINE: u8 = 3;
+const COMMENT: u8 = 4;
+const NOT_PLAIN: u8 = 5;
+
+static PLAIN_CLASS: [u8; 256] = {
+    let mut t = [WORD; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b' ' | b'\t' => BLANK,
+            b'{' | b'}' => BRACE,
+            b'\n' => NEWLINE,
+            b'#' | b'!' => COMMENT,
+            b'"' | b'\\' | b'$' | b'\r' | 0 | 0x80.. => NOT_PLAIN,
+            _ => WORD,
+        };
         i += 1;
     }
     t
@@ -1343,13 +1500,6 @@ fn definition(text: &[(char, u32)]) -> Option<(String, String)> {
         name.to_string(),
         value.trim_start_matches([' ', '\t']).to_string(),
     ))
-}
-
-/// Appends `s` to `arena`, returning where it stands.
-fn store(arena: &mut String, s: &str) -> Range<u32> {
-    let start = offset(arena.len());
-    arena.push_str(s);
-    start..offset(arena.len())
 }
 
 /// keepalived's normal tokenizer (`alloc_strvec`).
@@ -1590,6 +1740,28 @@ mod tests {
     }
 
     #[test]
+    fn line_ends_limits_nul_and_cr_on_the_fast_path() {
+        let max = "x".repeat(MAX_LINE_BYTES);
+        // At the limit (also with its `\r` and in a comment) a line is read;
+        // one byte more and it is dropped.
+        let comment = format!("# {}", "c".repeat(MAX_LINE_BYTES - 2));
+        let text = format!("{max}\n{max}\r\n{max}y\n{comment}\r\n{comment}c\nz {{ \r\n");
+        let p = run(&text, "main");
+        assert_eq!(render(&p), [max.as_str(), max.as_str(), "z", "{"]);
+        let dropped: Vec<_> = p.diagnostics.iter().map(|d| d.location.line).collect();
+        assert_eq!(dropped, [3, 5]);
+        // A NUL anywhere, comments included, drops the line; a `\r` that
+        // does not end the line is part of a word.
+        let p = run("a\0\nb # \0\nc\rd e\n\n!\nf\n", "main");
+        assert_eq!(render(&p), ["c\rd e", "f"]);
+        let dropped: Vec<_> = p.diagnostics.iter().map(|d| d.location.line).collect();
+        assert_eq!(dropped, [1, 2]);
+        assert_eq!(p.items.len(), 2);
+        assert!(lines("").is_empty());
+        assert_eq!(lines("\n\nq"), ["q"]);
+    }
+
+    #[test]
     fn conditionals_follow_the_config_id() {
         let text = "@main a\n@other b\n@^main c\n@^other d\n@main\n";
         assert_eq!(lines(text), ["a", "d"]);
@@ -1639,6 +1811,9 @@ mod tests {
 
     #[test]
     fn tokens_reuse_the_words_buffer() {
+        // (And stay small: about two per line of a large configuration.)
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(size_of::<Tok<'_>>(), 32);
         assert_eq!(
             (size_of::<FlatToken>(), align_of::<FlatToken>()),
             (size_of::<Tok<'_>>(), align_of::<Tok<'_>>())
@@ -1648,7 +1823,7 @@ mod tests {
         let (at, n) = (words.as_ptr() as usize, words.len());
         let toks = tokens(&p.text, &p.sources, words);
         assert_eq!((toks.as_ptr() as usize, toks.len()), (at, n));
-        let text: Vec<_> = toks.iter().map(|t| t.text).collect();
+        let text: Vec<_> = toks.iter().map(|t| t.text()).collect();
         assert_eq!(text, ["a", "b", "c", "d e"]);
     }
 
@@ -1734,6 +1909,16 @@ mod tests {
             line: 1,
         };
         let handled = fast.plain_line(raw, 0, ctx);
+        // The fused fast path, on the line followed by another one.
+        let mut fused = Preprocessor::new("main".into());
+        fused.out.sources.intern(&file);
+        fused.out.sources.files[id as usize].source = Source::new(raw.to_string());
+        let next = fused.plain_line_at(&format!("{raw}\nnext {{\n"), 0, ctx);
+        // (The lines tested have no NUL or `\r`, and are short.)
+        assert_eq!(next.is_some(), handled, "{raw:?}");
+        if next.is_some() {
+            assert_eq!(next, Some(raw.len() + 1), "{raw:?}");
+        }
         let mut general = Preprocessor::new("main".into());
         general.out.sources.intern(&file);
         let text: Text = raw.chars().zip(1u32..).collect();
@@ -1743,7 +1928,9 @@ mod tests {
         }
         let general = general.finish();
         assert!(general.diagnostics.is_empty() || !handled, "{raw:?}");
-        (handled, fast.finish().lines(), general.lines())
+        let fast = fast.finish().lines();
+        assert_eq!(fused.finish().lines(), fast, "{raw:?}");
+        (handled, fast, general.lines())
     }
 
     #[test]

@@ -59,8 +59,8 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_track_process
 
     pub(super) fn track_process(&mut self, n: &Node<'_>) -> Option<VrrpTrackProcess> {
-        self.not_supported(n.stmt.keyword);
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        self.not_supported(n.stmt.keyword());
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut tp = VrrpTrackProcess {
             name,
             process: String::new(),
@@ -73,12 +73,12 @@ impl Lowerer<'_> {
             fork_delay: Duration::ZERO,
             terminate_delay: Duration::ZERO,
             full_command: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut weight_set = false;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "process" => {
                     let Some(t) = self.arg(s, 0) else { continue };
                     if !tp.process.is_empty() {
@@ -87,25 +87,29 @@ impl Lowerer<'_> {
                             t.location,
                             format!(
                                 "Process already set for track process {} - ignoring {}",
-                                tp.name, t.text
+                                tp.name,
+                                t.text()
                             ),
                         );
                         continue;
                     }
-                    tp.process = t.text.to_string();
-                    tp.params = s.args[1..].iter().map(|t| t.text.to_string()).collect();
+                    tp.process = t.text().to_string();
+                    tp.params = s.args()[1..].iter().map(|t| t.text().to_string()).collect();
                     if !tp.params.is_empty() {
                         tp.param_match.get_or_insert(ParamMatch::Exact);
                         tp.full_command = true;
                     }
                 }
                 "param_match" => {
-                    let m = match s.args.first().map(|t| t.text) {
+                    let m = match s.args().first().map(|t| t.text()) {
                         None => Some(ParamMatch::Exact),
                         Some("initial") => Some(ParamMatch::Initial),
                         Some("partial") => Some(ParamMatch::Partial),
                         Some(other) => {
-                            let loc = s.args.first().map_or(s.keyword.location, |t| t.location);
+                            let loc = s
+                                .args()
+                                .first()
+                                .map_or(s.keyword().location, |t| t.location);
                             self.diag(
                                 Severity::Error,
                                 loc,
@@ -120,10 +124,10 @@ impl Lowerer<'_> {
                     }
                 }
                 "weight" => {
-                    let Some(t) = s.args.first() else {
+                    let Some(t) = s.args().first() else {
                         self.diag(
                             Severity::Error,
-                            s.keyword.location,
+                            s.keyword().location,
                             format!(
                                 "No weight specified for track process {} - ignoring",
                                 tp.name
@@ -137,36 +141,37 @@ impl Lowerer<'_> {
                             t.location,
                             format!(
                                 "Weight already set for track process {} - ignoring {}",
-                                tp.name, t.text
+                                tp.name,
+                                t.text()
                             ),
                         );
                         continue;
                     }
-                    match t.text.parse::<i32>() {
+                    match t.text().parse::<i32>() {
                         Ok(w) if (-254..=254).contains(&w) => {
                             tp.weight = w;
                             weight_set = true;
-                            tp.reverse = self.reverse_word(s.args.get(1));
+                            tp.reverse = self.reverse_word(s.args().get(1));
                         }
                         _ => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Weight ({}) for vrrp_track_process {} must be between [-254..254] inclusive. Ignoring...",
-                                t.text, tp.name
+                                t.text(), tp.name
                             ),
                         ),
                     }
                 }
                 "quorum" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match values::uint(t.text, 1, 65535) {
+                    match values::uint(t.text(), 1, 65535) {
                         Err(_) => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Quorum ({}) for vrrp_track_process {} must be between [1..65535] inclusive. Ignoring...",
-                                t.text, tp.name
+                                t.text(), tp.name
                             ),
                         ),
                         Ok(q) if q > u64::from(tp.quorum_max) => self.diag(
@@ -179,13 +184,13 @@ impl Lowerer<'_> {
                 }
                 "quorum_max" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match values::uint(t.text, 0, 65535) {
+                    match values::uint(t.text(), 0, 65535) {
                         Err(_) => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "quorum_max ({}) for vrrp_track_process {} must be between [0..65535] inclusive. Ignoring...",
-                                t.text, tp.name
+                                t.text(), tp.name
                             ),
                         ),
                         Ok(m) if (m != 0 || tp.quorum > 1) && m < u64::from(tp.quorum) => self
@@ -206,7 +211,7 @@ impl Lowerer<'_> {
                 }
                 kw @ ("delay" | "terminate_delay" | "fork_delay") => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    let d = values::timer(t.text, 1)
+                    let d = values::timer(t.text(), 1)
                         .ok()
                         .map(|t| t.value)
                         .filter(|d| *d <= PROCESS_DELAY_MAX);
@@ -217,7 +222,7 @@ impl Lowerer<'_> {
                             t.location,
                             format!(
                                 "{prefix}delay ({}) for vrrp_track_process {} must be between [0.000001..3600] inclusive. Ignoring...",
-                                t.text, tp.name
+                                t.text(), tp.name
                             ),
                         );
                         continue;
@@ -249,16 +254,16 @@ impl Lowerer<'_> {
     /// A BFD interval in milliseconds (`min_rx`, `min_tx`, `idle_tx`).
     fn bfd_interval(&mut self, n: &Node<'_>, name: &str, min_ms: u64) -> Option<Duration> {
         let s = n.stmt;
-        let kw = s.keyword.text;
+        let kw = s.keyword().text();
         let t = self.arg(s, 0)?;
-        match values::millis(t.text, min_ms, BFD_INTERVAL_MAX_MS) {
+        match values::millis(t.text(), min_ms, BFD_INTERVAL_MAX_MS) {
             Err(_) => {
                 self.diag(
                     Severity::Error,
                     t.location,
                     format!(
                         "Configuration error: BFD instance {name} {kw} value {} is not valid (must be in range [{min_ms}-{BFD_INTERVAL_MAX_MS}]), ignoring",
-                        t.text
+                        t.text()
                     ),
                 );
                 None
@@ -270,7 +275,7 @@ impl Lowerer<'_> {
                         t.location,
                         format!(
                             "Configuration warning: BFD instance {name} {kw} value {} is larger than max sensible ({BFD_INTERVAL_SENSIBLE_MS})",
-                            t.text
+                            t.text()
                         ),
                     );
                 }
@@ -280,9 +285,9 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn bfd_instance(&mut self, n: &Node<'_>) -> Option<BfdInstance> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let name_tok = self.arg(n.stmt, 0)?;
-        let name = name_tok.text.to_string();
+        let name = name_tok.text().to_string();
         if name.len() >= BFD_INAME_MAX {
             self.diag(
                 Severity::Error,
@@ -317,13 +322,13 @@ impl Lowerer<'_> {
         let (mut vrrp, mut checker) = (false, false);
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 kw @ ("neighbor_ip" | "neighbour_ip") => {
                     if kw == "neighbour_ip" {
                         neighbor_word = "neighbour";
                     }
                     let t = self.arg(s, 0)?;
-                    match values::ip(t.text) {
+                    match values::ip(t.text()) {
                         Ok(a) => neighbor = Some(a),
                         Err(_) => {
                             self.diag(
@@ -331,7 +336,7 @@ impl Lowerer<'_> {
                                 t.location,
                                 format!(
                                     "Configuration error: BFD instance {name} has malformed {neighbor_word} address {}, ignoring instance",
-                                    t.text
+                                    t.text()
                                 ),
                             );
                             return None;
@@ -340,14 +345,14 @@ impl Lowerer<'_> {
                 }
                 "source_ip" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match values::ip(t.text) {
+                    match values::ip(t.text()) {
                         Ok(a) => source = Some(a),
                         Err(_) => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Configuration error: BFD instance {name} has malformed source address {}, ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -357,7 +362,7 @@ impl Lowerer<'_> {
                 "idle_tx" => idle_tx = self.bfd_interval(c, &name, 1000).unwrap_or(idle_tx),
                 "multiplier" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match values::uint(t.text, 1, 255) {
+                    match values::uint(t.text(), 1, 255) {
                         Ok(v) => {
                             if v > 10 {
                                 self.diag(
@@ -365,7 +370,7 @@ impl Lowerer<'_> {
                                     t.location,
                                     format!(
                                         "Configuration warning: BFD instance {name} multiplier value {} is larger than max sensible (10)",
-                                        t.text
+                                        t.text()
                                     ),
                                 );
                             }
@@ -376,7 +381,7 @@ impl Lowerer<'_> {
                             t.location,
                             format!(
                                 "Configuration error: BFD instance {name} multiplier value {} not valid (must be in range [1-255]), ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -384,47 +389,47 @@ impl Lowerer<'_> {
                 "passive" => passive = true,
                 "ttl" | "hoplimit" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match values::uint(t.text, 1, 255) {
+                    match values::uint(t.text(), 1, 255) {
                         Ok(v) => ttl = u8::try_from(v).ok(),
                         Err(_) => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Configuration error: BFD instance {name} ttl/hoplimit value {} not valid (must be in range [1-255]), ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
                 }
                 "max_hops" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match t.text.parse::<i16>() {
+                    match t.text().parse::<i16>() {
                         Ok(v) if (-1..=255).contains(&v) => max_hops = v,
                         _ => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Configuration error: BFD instance {name} max_hops value {} not valid (must be in range [-1-255]), ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
                 }
                 "weight" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    match t.text.parse::<i32>() {
+                    match t.text().parse::<i32>() {
                         Ok(w) if (-253..=253).contains(&w) => weight = w,
                         _ => self.diag(
                             Severity::Error,
                             t.location,
                             format!(
                                 "Configuration error: BFD instance {name} weight value {} not valid (must be in range [-253-253]), ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
-                    if let Some(r) = s.args.get(1) {
-                        if r.text == "reverse" {
+                    if let Some(r) = s.args().get(1) {
+                        if r.text() == "reverse" {
                             reverse = true;
                         } else {
                             self.diag(
@@ -432,7 +437,7 @@ impl Lowerer<'_> {
                                 r.location,
                                 format!(
                                     "Configuration error: BFD instance {name} unknown weight option {}",
-                                    r.text
+                                    r.text()
                                 ),
                             );
                         }
@@ -443,7 +448,7 @@ impl Lowerer<'_> {
                 _ => {}
             }
         }
-        let loc = self.loc(n.stmt.location);
+        let loc = self.loc(n.stmt.location());
         let Some(neighbor) = neighbor else {
             self.diag(
                 Severity::Error,
@@ -509,21 +514,21 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ garp_group
 
     pub(super) fn garp_group(&mut self, n: &Node<'_>) -> Option<GarpGroup> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let mut g = GarpGroup {
             garp_interval: None,
             gna_interval: None,
             interfaces: Vec::new(),
             aggregate: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            let kw = s.keyword.text;
+            let kw = s.keyword().text();
             match kw {
                 "garp_interval" | "gna_interval" => {
                     let Some(t) = self.arg(s, 0) else { continue };
-                    let v = values::timer(t.text, 0)
+                    let v = values::timer(t.text(), 0)
                         .ok()
                         .map(|t| t.value)
                         .filter(|d| d.as_micros() <= i32::MAX as u128);
@@ -531,7 +536,7 @@ impl Lowerer<'_> {
                         self.diag(
                             Severity::Error,
                             t.location,
-                            format!("garp_group {kw} '{}' invalid", t.text),
+                            format!("garp_group {kw} '{}' invalid", t.text()),
                         );
                         continue;
                     };
@@ -549,14 +554,14 @@ impl Lowerer<'_> {
                     if c.children.is_empty() {
                         self.diag(
                             Severity::Error,
-                            s.keyword.location,
+                            s.keyword().location,
                             "Warning - empty garp_group interfaces block",
                         );
                         continue;
                     }
                     g.aggregate = true;
                     for line in &c.children {
-                        let words = std::iter::once(line.stmt.keyword).chain(line.stmt.args);
+                        let words = std::iter::once(line.stmt.keyword()).chain(line.stmt.args());
                         for t in words {
                             self.garp_interface(&mut g, t);
                         }
@@ -581,51 +586,51 @@ impl Lowerer<'_> {
 
     /// An interface of a `garp_group`: each interface belongs to one group.
     fn garp_interface(&mut self, g: &mut GarpGroup, t: &crate::preprocess::Tok<'_>) {
-        let taken = g.interfaces.iter().any(|i| i == t.text)
+        let taken = g.interfaces.iter().any(|i| i == t.text())
             || self
                 .model
                 .garp_groups
                 .iter()
-                .any(|o| o.interfaces.iter().any(|i| i == t.text));
+                .any(|o| o.interfaces.iter().any(|i| i == t.text()));
         if taken {
             self.diag(
                 Severity::Error,
                 t.location,
-                format!("garp_group already specified for {} - ignoring", t.text),
+                format!("garp_group already specified for {} - ignoring", t.text()),
             );
         } else {
-            g.interfaces.push(t.text.to_string());
+            g.interfaces.push(t.text().to_string());
         }
     }
 
     // ------------------------------------------------------------ SSL
 
     pub(super) fn ssl(&mut self, n: &Node<'_>) {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         if self.model.ssl.is_some() {
             self.diag(
                 Severity::Error,
-                n.stmt.keyword.location,
+                n.stmt.keyword().location,
                 "SSL context already specified - replacing",
             );
         }
         let mut ssl = SslContext {
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
             ..SslContext::default()
         };
         for c in &n.children {
             let s = c.stmt;
-            let (field, what) = match s.keyword.text {
+            let (field, what) = match s.keyword().text() {
                 "password" => (&mut ssl.password, "password"),
                 "ca" => (&mut ssl.ca, "cafile"),
                 "certificate" => (&mut ssl.certificate, "certfile"),
                 "key" => (&mut ssl.key, "keyfile"),
                 _ => continue,
             };
-            let Some(t) = s.args.first() else {
+            let Some(t) = s.args().first() else {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!("SSL {what} missing"),
                 );
                 continue;
@@ -633,11 +638,11 @@ impl Lowerer<'_> {
             if field.is_some() {
                 self.diag(
                     Severity::Error,
-                    s.keyword.location,
+                    s.keyword().location,
                     format!("SSL {what} already specified - replacing"),
                 );
             }
-            *field = Some(t.text.to_string());
+            *field = Some(t.text().to_string());
         }
         self.model.ssl = Some(ssl);
     }
@@ -647,28 +652,28 @@ impl Lowerer<'_> {
     /// `BFD_CHECK { name NAME; alpha [BOOL] }`: NAME must be a `bfd_instance`
     /// defined earlier that reports to the checker process.
     pub(super) fn bfd_check(&mut self, n: &Node<'_>, monitored: &[BfdCheck]) -> Option<BfdCheck> {
-        self.not_supported(n.stmt.keyword);
+        self.not_supported(n.stmt.keyword());
         let mut name: Option<String> = None;
         let mut alpha = false;
-        let location = self.loc(n.stmt.location);
+        let location = self.loc(n.stmt.location());
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "name" => {
-                    let problem = match s.args {
-                        [t] if !self.checker_bfds.iter().any(|b| b == t.text) => {
-                            Some(format!("BFD_CHECK - BFD {} not configured", t.text))
+                    let problem = match s.args() {
+                        [t] if !self.checker_bfds.iter().any(|b| b == t.text()) => {
+                            Some(format!("BFD_CHECK - BFD {} not configured", t.text()))
                         }
                         [t] if name.is_some() => Some(format!(
                             "BFD_CHECK - BFD {} already specified as {}",
-                            t.text,
+                            t.text(),
                             name.as_deref().unwrap_or_default()
                         )),
-                        [t] if t.text.len() >= BFD_INAME_MAX => {
-                            Some(format!("BFD_CHECK - BFD name {} too long", t.text))
+                        [t] if t.text().len() >= BFD_INAME_MAX => {
+                            Some(format!("BFD_CHECK - BFD name {} too long", t.text()))
                         }
-                        [t] if monitored.iter().any(|m| m.name == t.text) => {
-                            Some(format!("BFD_CHECK - RS already monitoring {}", t.text))
+                        [t] if monitored.iter().any(|m| m.name == t.text()) => {
+                            Some(format!("BFD_CHECK - RS already monitoring {}", t.text()))
                         }
                         [_] => None,
                         _ => Some(
@@ -677,19 +682,19 @@ impl Lowerer<'_> {
                         ),
                     };
                     if let Some(msg) = problem {
-                        self.diag(Severity::Error, s.keyword.location, msg);
+                        self.diag(Severity::Error, s.keyword().location, msg);
                         return None;
                     }
-                    name = s.args.first().map(|t| t.text.to_string());
+                    name = s.args().first().map(|t| t.text().to_string());
                 }
-                "alpha" => match s.args.first() {
+                "alpha" => match s.args().first() {
                     None => alpha = true,
-                    Some(t) => match values::boolean(t.text) {
+                    Some(t) => match values::boolean(t.text()) {
                         Ok(v) => alpha = v,
                         Err(_) => self.diag(
                             Severity::Error,
                             t.location,
-                            format!("Invalid alpha parameter {}", t.text),
+                            format!("Invalid alpha parameter {}", t.text()),
                         ),
                     },
                 },

@@ -279,14 +279,14 @@ impl Lowerer<'_> {
     }
 
     fn ifname(&mut self, t: &Tok<'_>) -> Option<String> {
-        if t.text.len() > MAX_IFNAME {
+        if t.text().len() > MAX_IFNAME {
             self.err(
                 t.location,
-                format!("Interface name '{}' too long - ignoring", t.text),
+                format!("Interface name '{}' too long - ignoring", t.text()),
             );
             return None;
         }
-        Some(t.text.to_string())
+        Some(t.text().to_string())
     }
 
     // ------------------------------------------------------------ global_defs
@@ -333,7 +333,7 @@ impl Lowerer<'_> {
     }
 
     pub(super) fn global_vrrp(&mut self, s: &Stmt<'_>) -> bool {
-        let kw = s.keyword.text;
+        let kw = s.keyword().text();
         if !GLOBAL_VRRP.contains(&kw) {
             return false;
         }
@@ -350,13 +350,13 @@ impl Lowerer<'_> {
         match kw {
             "vrrp_mcast_group4" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text.parse::<Ipv4Addr>() {
+                    match t.text().parse::<Ipv4Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group4 = a,
                         _ => self.err(
                             t.location,
                             format!(
                                 "vrrp_mcast_group4 '{}' is not a multicast address - ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -364,13 +364,13 @@ impl Lowerer<'_> {
             }
             "vrrp_mcast_group6" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text.parse::<std::net::Ipv6Addr>() {
+                    match t.text().parse::<std::net::Ipv6Addr>() {
                         Ok(a) if a.is_multicast() => g.mcast_group6 = a,
                         _ => self.err(
                             t.location,
                             format!(
                                 "vrrp_mcast_group6 '{}' is not a multicast address - ignoring",
-                                t.text
+                                t.text()
                             ),
                         ),
                     }
@@ -385,7 +385,7 @@ impl Lowerer<'_> {
             }
             "vrrp_version" => {
                 if let Some(t) = self.arg(s, 0) {
-                    match t.text {
+                    match t.text() {
                         "2" => g.version = 2,
                         "3" => g.version = 3,
                         _ => self.err(
@@ -498,7 +498,7 @@ impl Lowerer<'_> {
         for n in &v.ospf {
             if self.model.ospf_announcer.is_some() {
                 self.err(
-                    n.stmt.keyword.location,
+                    n.stmt.keyword().location,
                     "ospf_announcer is defined twice - ignoring this one",
                 );
                 continue;
@@ -510,51 +510,51 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ track_file
 
     fn track_file(&mut self, n: &Node<'_>) -> Option<TrackFile> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut tf = TrackFile {
             name,
             path: String::new(),
             weight: 1,
             reverse: false,
             init_file: None,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "file" => {
                     if let Some(t) = self.arg(s, 0) {
-                        tf.path = t.text.to_string();
+                        tf.path = t.text().to_string();
                     }
                 }
                 "weight" => {
                     if let Some(t) = self.arg(s, 0) {
                         let r = t
-                            .text
+                            .text()
                             .parse::<i32>()
                             .ok()
                             .filter(|w| *w > i32::MIN)
                             .ok_or_else(|| {
-                                format!("Track file {} weight {} invalid", tf.name, t.text)
+                                format!("Track file {} weight {} invalid", tf.name, t.text())
                             });
                         if let Some(w) = self.check(t, r) {
                             tf.weight = w;
-                            tf.reverse = self.reverse_word(s.args.get(1));
+                            tf.reverse = self.reverse_word(s.args().get(1));
                         }
                     }
                 }
                 "init_file" => {
                     let mut value = 0i64;
                     let mut overwrite = false;
-                    for t in s.args {
-                        if t.text == "overwrite" {
+                    for t in s.args() {
+                        if t.text() == "overwrite" {
                             overwrite = true;
                         } else {
-                            match t.text.parse::<i64>() {
+                            match t.text().parse::<i64>() {
                                 Ok(v) => value = v,
                                 Err(_) => self.err(
                                     t.location,
-                                    format!("track file init value {} is invalid", t.text),
+                                    format!("track file init value {} is invalid", t.text()),
                                 ),
                             }
                         }
@@ -576,7 +576,7 @@ impl Lowerer<'_> {
 
     /// `[reverse|noreverse]` after a weight.
     pub(super) fn reverse_word(&mut self, t: Option<&Tok<'_>>) -> bool {
-        match t.map(|t| (t, t.text)) {
+        match t.map(|t| (t, t.text())) {
             None | Some((_, "noreverse")) => false,
             Some((_, "reverse")) => true,
             Some((t, other)) => {
@@ -592,7 +592,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_script
 
     fn vrrp_script(&mut self, n: &Node<'_>) -> Option<VrrpScript> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut script: Option<Script> = None;
         let mut user: Option<(String, Option<String>)> = None;
         let mut vs = VrrpScript {
@@ -609,12 +609,12 @@ impl Lowerer<'_> {
             rise: 1,
             fall: 1,
             init_fail: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut timeout = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "script" => script = self.script(s).or(script),
                 "interval" => {
                     if let Some(d) = self.timer_arg(s, 0) {
@@ -631,32 +631,34 @@ impl Lowerer<'_> {
                 "weight" => {
                     if let Some(t) = self.arg(s, 0) {
                         let r = t
-                            .text
+                            .text()
                             .parse::<i32>()
                             .ok()
                             .filter(|w| (-253..=253).contains(w))
                             .ok_or_else(|| {
                                 format!(
                                     "vrrp_script {} weight {} must be in [-253, 253]",
-                                    vs.name, t.text
+                                    vs.name,
+                                    t.text()
                                 )
                             });
                         if let Some(w) = self.check(t, r) {
                             vs.weight = w;
-                            vs.reverse = self.reverse_word(s.args.get(1));
+                            vs.reverse = self.reverse_word(s.args().get(1));
                         }
                     }
                 }
                 kw @ ("rise" | "fall") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let v = match values::uint(t.text, 1, i32::MAX as u64) {
+                        let v = match values::uint(t.text(), 1, i32::MAX as u64) {
                             Ok(v) => u32::try_from(v).unwrap_or(1),
                             Err(_) => {
                                 self.err(
                                     t.location,
                                     format!(
                                         "vrrp_script {} {kw} value '{}' invalid - setting to 1",
-                                        vs.name, t.text
+                                        vs.name,
+                                        t.text()
                                     ),
                                 );
                                 1
@@ -672,8 +674,8 @@ impl Lowerer<'_> {
                 "user" => {
                     if let Some(t) = self.arg(s, 0) {
                         user = Some((
-                            t.text.to_string(),
-                            s.args.get(1).map(|g| g.text.to_string()),
+                            t.text().to_string(),
+                            s.args().get(1).map(|g| g.text().to_string()),
                         ));
                     }
                 }
@@ -683,7 +685,7 @@ impl Lowerer<'_> {
         }
         let Some(mut script) = script else {
             self.err(
-                n.stmt.location,
+                n.stmt.location(),
                 format!("No script set for vrrp_script {} - removing", vs.name),
             );
             return None;
@@ -704,18 +706,18 @@ impl Lowerer<'_> {
 
     /// `NAME [weight W [reverse|noreverse]]` lines of a `track_*` block.
     fn tracked(&mut self, n: &Node<'_>, owner: &str, max: i32) -> Vec<Tracked> {
-        let what = n.stmt.keyword.text.to_string();
+        let what = n.stmt.keyword().text().to_string();
         let mut out = Vec::new();
         for line in &n.children {
             let s = line.stmt;
             let mut t = Tracked {
-                name: s.keyword.text.to_string(),
+                name: s.keyword().text().to_string(),
                 weight: None,
                 reverse: false,
             };
             if what == "track_interface" && t.name.len() > MAX_IFNAME {
                 self.err(
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "({owner}) tracked interface name '{}' too long - ignoring",
                         t.name
@@ -723,17 +725,17 @@ impl Lowerer<'_> {
                 );
                 continue;
             }
-            match s.args.first().map(|a| (a, a.text)) {
+            match s.args().first().map(|a| (a, a.text())) {
                 None => {}
                 Some((_, "weight")) => {
-                    let Some(w) = s.args.get(1) else {
+                    let Some(w) = s.args().get(1) else {
                         self.err(
-                            s.keyword.location,
+                            s.keyword().location,
                             format!("({owner}) {what} {} weight missing - ignoring", t.name),
                         );
                         continue;
                     };
-                    match w.text.parse::<i32>() {
+                    match w.text().parse::<i32>() {
                         Ok(v) if (-max..=max).contains(&v) => t.weight = Some(v),
                         _ => {
                             self.err(
@@ -746,7 +748,7 @@ impl Lowerer<'_> {
                             continue;
                         }
                     }
-                    t.reverse = self.reverse_word(s.args.get(2));
+                    t.reverse = self.reverse_word(s.args().get(2));
                 }
                 Some((a, other)) => {
                     self.warn(
@@ -765,12 +767,15 @@ impl Lowerer<'_> {
 
     /// One `IP[/len] [dev IF] [brd ..] [scope ..] [label L] ...` line.
     fn ip_address(&mut self, s: &Stmt<'_>, owner: &str) -> Option<IpAddress> {
-        let p = match prefix(s.keyword.text) {
+        let p = match prefix(s.keyword().text()) {
             Ok(p) => p,
             Err(_) => {
                 self.err(
-                    s.keyword.location,
-                    format!("({owner}) Invalid address {} - ignoring", s.keyword.text),
+                    s.keyword().location,
+                    format!(
+                        "({owner}) Invalid address {} - ignoring",
+                        s.keyword().text()
+                    ),
                 );
                 return None;
             }
@@ -786,11 +791,11 @@ impl Lowerer<'_> {
             no_track: false,
             preferred_lft: None,
             flags: Vec::new(),
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
-        let mut it = s.args.iter();
+        let mut it = s.args().iter();
         while let Some(t) = it.next() {
-            let word = t.text;
+            let word = t.text();
             let takes_value = matches!(
                 word,
                 "dev" | "brd" | "broadcast" | "scope" | "label" | "peer" | "preferred_lft"
@@ -817,19 +822,22 @@ impl Lowerer<'_> {
             match word {
                 "dev" => a.dev = self.ifname(v),
                 "brd" | "broadcast" => {
-                    if v.text == "+" || v.text == "-" || values::ip(v.text).is_ok() {
-                        a.brd = Some(v.text.to_string());
+                    if v.text() == "+" || v.text() == "-" || values::ip(v.text()).is_ok() {
+                        a.brd = Some(v.text().to_string());
                     } else {
-                        self.err(v.location, format!("Invalid broadcast address {}", v.text));
+                        self.err(
+                            v.location,
+                            format!("Invalid broadcast address {}", v.text()),
+                        );
                     }
                 }
-                "scope" => a.scope = self.check(v, scope(v.text)),
-                "label" => a.label = Some(v.text.to_string()),
+                "scope" => a.scope = self.check(v, scope(v.text())),
+                "label" => a.label = Some(v.text().to_string()),
                 "peer" => {
-                    let r = prefix(v.text).map(|p| p.addr);
+                    let r = prefix(v.text()).map(|p| p.addr);
                     a.peer = self.check(v, r);
                 }
-                _ => a.preferred_lft = Some(v.text.to_string()),
+                _ => a.preferred_lft = Some(v.text().to_string()),
             }
         }
         Some(a)
@@ -837,7 +845,9 @@ impl Lowerer<'_> {
 
     /// One `ip route`-style line.
     fn route(&mut self, s: &Stmt<'_>) -> Option<Route> {
-        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword())
+            .chain(s.args().iter())
+            .collect();
         let mut r = Route {
             route_type: None,
             dest: Prefix {
@@ -853,12 +863,12 @@ impl Lowerer<'_> {
             nexthops: Vec::new(),
             options: Vec::new(),
             no_track: false,
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         let mut dest_set = false;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text;
+            let w = t.text();
             i += 1;
             let value = |i: &mut usize| -> Option<&Tok<'_>> {
                 let v = words.get(*i).copied();
@@ -895,12 +905,12 @@ impl Lowerer<'_> {
                         return None;
                     };
                     match w {
-                        "src" => r.src = self.check(v, values::ip(v.text)),
+                        "src" => r.src = self.check(v, values::ip(v.text())),
                         "via" | "gw" => {
                             if w == "gw" {
                                 self.warn(t.location, "'gw' is deprecated - please use 'via'");
                             }
-                            let a = self.check(v, values::ip(v.text))?;
+                            let a = self.check(v, values::ip(v.text()))?;
                             match r.nexthops.last_mut() {
                                 Some(nh) => nh.via = Some(a),
                                 None => r.via = Some(a),
@@ -908,7 +918,7 @@ impl Lowerer<'_> {
                         }
                         "or" => {
                             self.warn(t.location, "'or' is deprecated - please use 'nexthop'");
-                            let a = self.check(v, values::ip(v.text))?;
+                            let a = self.check(v, values::ip(v.text()))?;
                             if r.nexthops.is_empty() {
                                 r.nexthops.push(Nexthop {
                                     via: r.via.take(),
@@ -931,24 +941,24 @@ impl Lowerer<'_> {
                         }
                         "weight" => {
                             let wt = self
-                                .check(v, values::uint(v.text, 1, 256))
+                                .check(v, values::uint(v.text(), 1, 256))
                                 .and_then(|x| u32::try_from(x).ok());
                             if let Some(nh) = r.nexthops.last_mut() {
                                 nh.weight = wt;
                             }
                         }
-                        "table" => r.table = Some(v.text.to_string()),
+                        "table" => r.table = Some(v.text().to_string()),
                         "metric" | "priority" | "preference" => {
                             r.metric = self
-                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text(), 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
-                        "scope" => r.scope = self.check(v, scope(v.text)),
+                        "scope" => r.scope = self.check(v, scope(v.text())),
                         "to" => {
-                            r.dest = self.check(v, prefix(v.text))?;
+                            r.dest = self.check(v, prefix(v.text()))?;
                             dest_set = true;
                         }
-                        _ => r.options.push((w.to_string(), v.text.to_string())),
+                        _ => r.options.push((w.to_string(), v.text().to_string())),
                     }
                 }
                 _ if !dest_set => {
@@ -980,7 +990,7 @@ impl Lowerer<'_> {
             }
         }
         if !dest_set {
-            self.err(s.location, "Route has no destination - ignoring");
+            self.err(s.location(), "Route has no destination - ignoring");
             return None;
         }
         Some(r)
@@ -988,7 +998,9 @@ impl Lowerer<'_> {
 
     /// One `ip rule`-style line; a missing preference is assigned.
     fn rule(&mut self, s: &Stmt<'_>, next_pref: &mut u32) -> Option<Rule> {
-        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword).chain(s.args.iter()).collect();
+        let words: Vec<&Tok<'_>> = std::iter::once(s.keyword())
+            .chain(s.args().iter())
+            .collect();
         let mut r = Rule {
             from: None,
             to: None,
@@ -996,12 +1008,12 @@ impl Lowerer<'_> {
             preference: 0,
             options: Vec::new(),
             no_track: false,
-            location: self.loc(s.location),
+            location: self.loc(s.location()),
         };
         let mut pref = None;
         let mut i = 0;
         while let Some(t) = words.get(i) {
-            let w = t.text;
+            let w = t.text();
             i += 1;
             match w {
                 "no_track" => r.no_track = true,
@@ -1016,12 +1028,12 @@ impl Lowerer<'_> {
                     i += 1;
                     match w {
                         "from" | "to" => {
-                            let p = if v.text == "all" {
+                            let p = if v.text() == "all" {
                                 Ok(None)
                             } else {
-                                prefix(v.text)
+                                prefix(v.text())
                                     .map(Some)
-                                    .map_err(|_| format!("Invalid rule {w} address {}", v.text))
+                                    .map_err(|_| format!("Invalid rule {w} address {}", v.text()))
                             };
                             let p = self.check(v, p)?;
                             if w == "from" {
@@ -1030,10 +1042,10 @@ impl Lowerer<'_> {
                                 r.to = p;
                             }
                         }
-                        "table" | "lookup" => r.table = Some(v.text.to_string()),
+                        "table" | "lookup" => r.table = Some(v.text().to_string()),
                         "preference" | "priority" | "order" | "pref" => {
                             pref = self
-                                .check(v, values::uint(v.text, 0, u64::from(u32::MAX)))
+                                .check(v, values::uint(v.text(), 0, u64::from(u32::MAX)))
                                 .and_then(|x| u32::try_from(x).ok());
                         }
                         "fwmark"
@@ -1053,7 +1065,7 @@ impl Lowerer<'_> {
                         | "protocol"
                         | "group"
                         | "type" => {
-                            r.options.push((w.to_string(), v.text.to_string()));
+                            r.options.push((w.to_string(), v.text().to_string()));
                         }
                         _ => {
                             self.err(
@@ -1071,7 +1083,7 @@ impl Lowerer<'_> {
             None => {
                 let p = *next_pref;
                 self.warn(
-                    s.location,
+                    s.location(),
                     format!("Rule has no preference specified - setting to {p}. This is probably not what you want."),
                 );
                 *next_pref = next_pref.saturating_add(1);
@@ -1084,7 +1096,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_instance
 
     fn notify_keyword(&mut self, s: &Stmt<'_>, n: &mut VrrpNotify) -> bool {
-        let slot = match s.keyword.text {
+        let slot = match s.keyword().text() {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1097,7 +1109,7 @@ impl Lowerer<'_> {
         let old = slot.take();
         let new = self.script(s);
         // The borrow of `n` ended with `take`; re-borrow to store.
-        let slot = match s.keyword.text {
+        let slot = match s.keyword().text() {
             "notify_master" => &mut n.master,
             "notify_backup" => &mut n.backup,
             "notify_fault" => &mut n.fault,
@@ -1111,7 +1123,7 @@ impl Lowerer<'_> {
     }
 
     fn trackers(&mut self, c: &Node<'_>, owner: &str, t: &mut VrrpTrackers) -> bool {
-        match c.stmt.keyword.text {
+        match c.stmt.keyword().text() {
             "track_interface" => t.interfaces.extend(self.tracked(c, owner, 254)),
             "track_script" => t.scripts.extend(self.tracked(c, owner, 254)),
             "track_file" => t.files.extend(self.tracked(c, owner, 254)),
@@ -1198,9 +1210,9 @@ impl Lowerer<'_> {
     }
 
     fn vrrp_instance(&mut self, n: &Node<'_>, next_pref: &mut u32) -> Option<VrrpInstance> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let g = self.model.global_defs.vrrp.clone();
-        let loc = self.loc(n.stmt.location);
+        let loc = self.loc(n.stmt.location());
         let mut vi = VrrpInstance {
             ignored: self.kept_of(n),
             name: name.clone(),
@@ -1251,10 +1263,10 @@ impl Lowerer<'_> {
             if self.notify_keyword(s, &mut vi.notify) || self.trackers(c, &name, &mut vi.track) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text() {
                 "state" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "MASTER" => state = Some((VrrpState::Master, self.loc(t.location))),
                             "BACKUP" => {
                                 if !matches!(state, Some((VrrpState::Master, _))) {
@@ -1280,15 +1292,15 @@ impl Lowerer<'_> {
                 }
                 "dpdk_interface" => {
                     if let Some(t) = self.arg(s, 0) {
-                        vi.dpdk_interface = Some(t.text.to_string());
+                        vi.dpdk_interface = Some(t.text().to_string());
                     }
                 }
                 "virtual_router_id" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::uint(t.text, 1, 255).map_err(|_| {
+                        let r = values::uint(t.text(), 1, 255).map_err(|_| {
                             format!(
                                 "({name}) VRID '{}' not valid - must be between 1 & 255",
-                                t.text
+                                t.text()
                             )
                         });
                         vrid = self.check(t, r).and_then(|v| u8::try_from(v).ok()).or(vrid);
@@ -1296,7 +1308,7 @@ impl Lowerer<'_> {
                 }
                 "priority" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::uint(t.text, 1, 255) {
+                        match values::uint(t.text(), 1, 255) {
                             Ok(v) => prio = u8::try_from(v).ok(),
                             Err(_) => {
                                 self.err(
@@ -1310,19 +1322,19 @@ impl Lowerer<'_> {
                 }
                 "advert_int" => {
                     if let Some(d) = self.timer_arg(s, 0) {
-                        advert = Some((d, self.loc(s.keyword.location)));
+                        advert = Some((d, self.loc(s.keyword().location)));
                     }
                 }
                 "version" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "2" => vi.version = 2,
                             "3" => vi.version = 3,
                             _ => self.err(
                                 t.location,
                                 format!(
                                     "({name}) Version {} not supported! must be 2 or 3",
-                                    t.text
+                                    t.text()
                                 ),
                             ),
                         }
@@ -1330,19 +1342,19 @@ impl Lowerer<'_> {
                 }
                 kw @ ("mcast_src_ip" | "unicast_src_ip") => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::ip(t.text)
-                            .map_err(|_| format!("({name}) invalid {kw} {}", t.text));
+                        let r = values::ip(t.text())
+                            .map_err(|_| format!("({name}) invalid {kw} {}", t.text()));
                         vi.src_ip = self.check(t, r).or(vi.src_ip);
                         unicast |= kw == "unicast_src_ip";
                     }
                 }
                 "mcast_dst_ip" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match values::ip(t.text) {
+                        match values::ip(t.text()) {
                             Ok(a) if a.is_multicast() => vi.mcast_dst_ip = Some(a),
                             _ => self.err(
                                 t.location,
-                                format!("({name}) mcast_dst_ip {} is not a multicast address - ignoring", t.text),
+                                format!("({name}) mcast_dst_ip {} is not a multicast address - ignoring", t.text()),
                             ),
                         }
                     }
@@ -1355,11 +1367,11 @@ impl Lowerer<'_> {
                 }
                 "dont_track_primary" => vi.dont_track_primary = true,
                 "use_vmac" => vi.use_vmac = true,
-                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword.location)),
+                "nopreempt" => nopreempt_at = Some(self.loc(s.keyword().location)),
                 "preempt" => nopreempt_at = None,
                 "preempt_delay" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let r = values::timer(t.text, 0)
+                        let r = values::timer(t.text(), 0)
                             .ok()
                             .filter(|d| d.value <= Duration::from_secs(1000))
                             .map(|d| d.value)
@@ -1368,7 +1380,7 @@ impl Lowerer<'_> {
                             });
                         if let Some(d) = self.check(t, r) {
                             vi.preempt_delay = d;
-                            preempt_delay_at = Some(self.loc(s.keyword.location));
+                            preempt_delay_at = Some(self.loc(s.keyword().location));
                         }
                     }
                 }
@@ -1396,7 +1408,7 @@ impl Lowerer<'_> {
                     vi.authentication = self.auth(c, &name).or(vi.authentication.take())
                 }
                 "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    let excluded = s.keyword.text.ends_with("excluded");
+                    let excluded = s.keyword().text().ends_with("excluded");
                     for line in &c.children {
                         if let Some(a) = self.ip_address(line.stmt, &name) {
                             if excluded {
@@ -1635,10 +1647,10 @@ impl Lowerer<'_> {
         let mut pass: Option<String> = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "auth_type" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "PASS" => ty = Some(AuthType::Pass),
                             "AH" => ty = Some(AuthType::Ah),
                             other => self.err(
@@ -1650,7 +1662,7 @@ impl Lowerer<'_> {
                 }
                 "auth_pass" => {
                     if let Some(t) = self.arg(s, 0) {
-                        let mut p = t.text.to_string();
+                        let mut p = t.text().to_string();
                         if p.len() > 8 {
                             self.warn(
                                 t.location,
@@ -1676,7 +1688,7 @@ impl Lowerer<'_> {
             None => {
                 if pass.is_some() {
                     self.warn(
-                        n.stmt.location,
+                        n.stmt.location(),
                         format!("({owner}) auth_pass without auth_type - ignoring authentication"),
                     );
                 }
@@ -1686,14 +1698,14 @@ impl Lowerer<'_> {
     }
 
     fn unicast_peer(&mut self, s: &Stmt<'_>, owner: &str) -> Option<UnicastPeer> {
-        let addr = match values::ip(s.keyword.text) {
+        let addr = match values::ip(s.keyword().text()) {
             Ok(a) => a,
             Err(_) => {
                 self.err(
-                    s.keyword.location,
+                    s.keyword().location,
                     format!(
                         "({owner}) Invalid unicast peer address {} - ignoring",
-                        s.keyword.text
+                        s.keyword().text()
                     ),
                 );
                 return None;
@@ -1704,12 +1716,12 @@ impl Lowerer<'_> {
             min_ttl: None,
             max_ttl: None,
         };
-        let mut it = s.args.iter();
+        let mut it = s.args().iter();
         while let Some(t) = it.next() {
-            match (t.text, it.next()) {
+            match (t.text(), it.next()) {
                 (kw @ ("min_ttl" | "max_ttl"), Some(v)) => {
                     let ttl = self
-                        .check(v, values::uint(v.text, 0, 255))
+                        .check(v, values::uint(v.text(), 0, 255))
                         .and_then(|x| u8::try_from(x).ok());
                     if kw == "min_ttl" {
                         p.min_ttl = ttl;
@@ -1732,7 +1744,7 @@ impl Lowerer<'_> {
     // ------------------------------------------------------------ vrrp_sync_group
 
     fn sync_group(&mut self, n: &Node<'_>) -> Option<VrrpSyncGroup> {
-        let name = self.arg(n.stmt, 0)?.text.to_string();
+        let name = self.arg(n.stmt, 0)?.text().to_string();
         let mut g = VrrpSyncGroup {
             ignored: self.kept_of(n),
             name: name.clone(),
@@ -1741,34 +1753,34 @@ impl Lowerer<'_> {
             notify: VrrpNotify::default(),
             smtp_alert: false,
             sync_group_tracking_weight: false,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
             if self.notify_keyword(s, &mut g.notify) || self.trackers(c, &name, &mut g.track) {
                 continue;
             }
-            match s.keyword.text {
+            match s.keyword().text() {
                 "group" => {
                     for line in &c.children {
-                        let m = &line.stmt.keyword;
-                        if !self.model.vrrp_instances.iter().any(|i| i.name == m.text) {
+                        let m = &line.stmt.keyword();
+                        if !self.model.vrrp_instances.iter().any(|i| i.name == m.text()) {
                             self.warn(
                                 m.location,
-                                format!("Virtual router {} specified in sync group {name} doesn't exist - ignoring", m.text),
+                                format!("Virtual router {} specified in sync group {name} doesn't exist - ignoring", m.text()),
                             );
                         } else if self
                             .model
                             .vrrp_sync_groups
                             .iter()
-                            .any(|o| o.instances.iter().any(|i| i == m.text))
+                            .any(|o| o.instances.iter().any(|i| i == m.text()))
                         {
                             self.err(
                                 m.location,
-                                format!("Virtual router {} cannot exist in more than one sync group; ignoring {name}", m.text),
+                                format!("Virtual router {} cannot exist in more than one sync group; ignoring {name}", m.text()),
                             );
-                        } else if !g.instances.iter().any(|i| i == m.text) {
-                            g.instances.push(m.text.to_string());
+                        } else if !g.instances.iter().any(|i| i == m.text()) {
+                            g.instances.push(m.text().to_string());
                         }
                     }
                 }
@@ -1784,7 +1796,7 @@ impl Lowerer<'_> {
             );
             return None;
         }
-        self.resolve_trackers(&name, &mut g.track, n.stmt.location);
+        self.resolve_trackers(&name, &mut g.track, n.stmt.location());
         Some(g)
     }
 
@@ -1861,13 +1873,13 @@ impl Lowerer<'_> {
 
     fn ipv4_arg(&mut self, s: &Stmt<'_>, what: &str) -> Option<Ipv4Addr> {
         let t = self.arg(s, 0)?;
-        let r = match t.text.parse::<Ipv4Addr>() {
+        let r = match t.text().parse::<Ipv4Addr>() {
             Ok(a) => Ok(a),
-            Err(_) => values::uint(t.text, 0, u64::from(u32::MAX))
+            Err(_) => values::uint(t.text(), 0, u64::from(u32::MAX))
                 .ok()
                 .and_then(|v| u32::try_from(v).ok())
                 .map(Ipv4Addr::from)
-                .ok_or_else(|| format!("ospf_announcer: invalid {what} '{}'", t.text)),
+                .ok_or_else(|| format!("ospf_announcer: invalid {what} '{}'", t.text())),
         };
         self.check(t, r)
     }
@@ -1880,16 +1892,16 @@ impl Lowerer<'_> {
             interfaces: Vec::new(),
             announce_as: OspfAnnounceAs::Stub,
             metric: 10,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "router_id" => {
                     if let Some(a) = self.ipv4_arg(s, "router_id") {
                         if a.is_unspecified() {
                             self.err(
-                                s.keyword.location,
+                                s.keyword().location,
                                 "ospf_announcer: router_id must not be 0.0.0.0",
                             );
                         } else {
@@ -1900,7 +1912,7 @@ impl Lowerer<'_> {
                 "area" => o.area = self.ipv4_arg(s, "area").unwrap_or(o.area),
                 "announce_as" => {
                     if let Some(t) = self.arg(s, 0) {
-                        match t.text {
+                        match t.text() {
                             "stub" => o.announce_as = OspfAnnounceAs::Stub,
                             "external" => o.announce_as = OspfAnnounceAs::External,
                             other => self.err(
@@ -1957,12 +1969,12 @@ impl Lowerer<'_> {
             priority: 1,
             cost: 10,
             authentication: OspfAuth::None,
-            location: self.loc(n.stmt.location),
+            location: self.loc(n.stmt.location()),
         };
         let mut dead = None;
         for c in &n.children {
             let s = c.stmt;
-            match s.keyword.text {
+            match s.keyword().text() {
                 "hello_interval" => {
                     i.hello_interval = self
                         .uint_arg(s, 1, 65535)
@@ -1972,7 +1984,7 @@ impl Lowerer<'_> {
                 "dead_interval" => {
                     dead = self
                         .u32_arg(s, 1, u64::from(u32::MAX))
-                        .map(|d| (d, self.loc(s.keyword.location)))
+                        .map(|d| (d, self.loc(s.keyword().location)))
                         .or(dead);
                 }
                 "priority" => {
@@ -2011,26 +2023,26 @@ impl Lowerer<'_> {
 
     fn ospf_auth(&mut self, s: &Stmt<'_>) -> Option<OspfAuth> {
         let t = self.arg(s, 0)?;
-        match t.text {
+        match t.text() {
             "none" => Some(OspfAuth::None),
             "simple" => {
                 let p = self.arg(s, 1)?;
-                if p.text.len() > 8 {
+                if p.text().len() > 8 {
                     self.err(
                         p.location,
                         "ospf_announcer: a simple password has at most 8 bytes - ignoring",
                     );
                     return None;
                 }
-                Some(OspfAuth::Simple(p.text.to_string()))
+                Some(OspfAuth::Simple(p.text().to_string()))
             }
             "md5" => {
                 let id = self.arg(s, 1)?;
                 let key_id = self
-                    .check(id, values::uint(id.text, 0, 255))
+                    .check(id, values::uint(id.text(), 0, 255))
                     .and_then(|v| u8::try_from(v).ok())?;
                 let k = self.arg(s, 2)?;
-                if k.text.len() > 16 {
+                if k.text().len() > 16 {
                     self.err(
                         k.location,
                         "ospf_announcer: an md5 key has at most 16 bytes - ignoring",
@@ -2039,7 +2051,7 @@ impl Lowerer<'_> {
                 }
                 Some(OspfAuth::Md5 {
                     key_id,
-                    key: k.text.to_string(),
+                    key: k.text().to_string(),
                 })
             }
             other => {
