@@ -83,13 +83,19 @@ impl IpAddress for Ipv6Addr {
 }
 
 /// A 5-tuple as seen in one direction; [`FlowKey`] (IPv4) or [`FlowKey6`].
+///
+/// Aligned to 4 bytes so that the addresses are aligned words: keys are
+/// copied and compared on the hot path, and a byte-aligned layout makes
+/// the compiler copy them with overlapping unaligned moves whose later
+/// word loads cannot be store-forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C, align(4))]
 pub struct Key<A> {
-    pub proto: u8,
     pub src: A,
     pub dst: A,
     pub sport: u16,
     pub dport: u16,
+    pub proto: u8,
 }
 
 /// An IPv4 5-tuple.
