@@ -461,7 +461,7 @@ impl Engine {
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
         let stage = self.classify(frame);
-        self.finish(stage, frame, len, now_ms, ctl).0
+        self.finish(&stage, frame, len, now_ms, ctl).0
     }
 
     /// Handles one received frame in a frame buffer, which TUN encapsulation
@@ -469,7 +469,7 @@ impl Engine {
     pub fn handle_frame(&mut self, frame: &mut Frame, now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
         let stage = self.classify(frame.data());
-        let (verdict, len) = self.finish(stage, frame.buffer_mut(), len, now_ms, ctl);
+        let (verdict, len) = self.finish(&stage, frame.buffer_mut(), len, now_ms, ctl);
         frame.set_len(len);
         verdict
     }
@@ -504,13 +504,16 @@ impl Engine {
                     _ => {}
                 }
             }
-            for (i, f) in chunk.iter_mut().enumerate() {
-                let stage = self.stages[i];
+            // Borrowed out of `self` (no allocation) so each stage is read
+            // in place rather than copied.
+            let stages = std::mem::take(&mut self.stages);
+            for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
                 let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);
                 out(f, verdict);
             }
+            self.stages = stages;
         }
     }
 
@@ -552,7 +555,7 @@ impl Engine {
     #[inline]
     fn finish(
         &mut self,
-        stage: Stage,
+        stage: &Stage,
         buf: &mut [u8],
         len: usize,
         now_ms: u64,
@@ -564,7 +567,7 @@ impl Engine {
         let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
         if verdict == Verdict::Forward && !self.snap.vlan_ids.is_empty() {
             // An untagged frame that may leave on a VLAN.
-            return self.tag_egress(&stage, buf, len);
+            return self.tag_egress(stage, buf, len);
         }
         (verdict, len)
     }
@@ -574,7 +577,7 @@ impl Engine {
     #[inline]
     fn finish_untagged(
         &mut self,
-        stage: Stage,
+        stage: &Stage,
         buf: &mut [u8],
         len: usize,
         now_ms: u64,
@@ -583,26 +586,26 @@ impl Engine {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
             // synproxy.rs: cookies, the proxied handshake, seq/ack shift.
-            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
                 Some(done) => done,
-                None => self.forward_v4(buf, len, &p, now_ms, ctl),
+                None => self.forward_v4(buf, len, p, now_ms, ctl),
             },
-            Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
-            Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, &p, now_ms, ctl),
+            Stage::Ipv4(p) => self.forward_v4(buf, len, p, now_ms, ctl),
+            Stage::Ipv6(p) => self.v6.forward(&self.snap, buf, len, p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
-            Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
                 Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
-            Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
                 Err(reason) => (Verdict::Drop(reason), len),
             },
             // Inside a tag: stacked tags are refused before this.
             Stage::Vlan => (Verdict::Drop(Drop::VlanStacked), len),
-            Stage::Done(v) => (v, len),
+            &Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
             self.drops.count(reason);

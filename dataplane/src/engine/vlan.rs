@@ -206,7 +206,7 @@ impl Engine {
         let stage = self.classify(&buf[TAG_LEN..len]);
         self.rx_vlan = vid;
         let (verdict, n) =
-            self.finish_untagged(stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
+            self.finish_untagged(&stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
         let out = match verdict {
             Verdict::Forward => self.egress_vlan(&stage, &buf[TAG_LEN..TAG_LEN + n]),
             _ => 0,
