@@ -36,6 +36,7 @@ use std::sync::Arc;
 use crate::command::{Forwarding, Persistence};
 use crate::engine::{Family, Snapshot};
 use crate::fasthash::FastMap;
+use crate::hugemem;
 use crate::prefetch::prefetch;
 use crate::stats::Traffic;
 use crate::wire::MacAddr;
@@ -83,13 +84,19 @@ impl IpAddress for Ipv6Addr {
 }
 
 /// A 5-tuple as seen in one direction; [`FlowKey`] (IPv4) or [`FlowKey6`].
+///
+/// Aligned to 4 bytes so that the addresses are aligned words: keys are
+/// copied and compared on the hot path, and a byte-aligned layout makes
+/// the compiler copy them with overlapping unaligned moves whose later
+/// word loads cannot be store-forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(C, align(4))]
 pub struct Key<A> {
-    pub proto: u8,
     pub src: A,
     pub dst: A,
     pub sport: u16,
     pub dport: u16,
+    pub proto: u8,
 }
 
 /// An IPv4 5-tuple.
@@ -301,6 +308,17 @@ struct Bucket {
     _pad: u32,
 }
 
+impl Bucket {
+    /// Bit `w` set for each way `w` whose hash is `h`.
+    #[inline(always)]
+    fn ways_of(&self, h: u32) -> u32 {
+        self.hash
+            .iter()
+            .enumerate()
+            .fold(0, |m, (w, &x)| m | u32::from(x == h) << w)
+    }
+}
+
 const EMPTY_BUCKET: Bucket = Bucket {
     hash: [0; WAYS],
     overflow: 0,
@@ -356,10 +374,10 @@ impl<A: IpAddress> ConnTable<A> {
         // Two entries per connection, at most four per 7-way bucket on average.
         let buckets = (capacity * 2).div_ceil(4).next_power_of_two();
         ConnTable {
-            index: vec![EMPTY_BUCKET; buckets],
+            index: hugemem::vec_filled(buckets, EMPTY_BUCKET),
             mask: buckets - 1,
-            slab: vec![Slot(None); capacity],
-            deadline: vec![FREE; capacity],
+            slab: hugemem::vec_filled(capacity, Slot(None)),
+            deadline: hugemem::vec_filled(capacity, FREE),
             free: (0..capacity as u32).rev().collect(),
             len: 0,
             sweep_pos: 0,
@@ -398,9 +416,15 @@ impl<A: IpAddress> ConnTable<A> {
         let mut b = h as usize & self.mask;
         for _ in 0..=self.mask {
             let bucket = &self.index[b];
-            for w in 0..WAYS {
-                if bucket.hash[w] == h && self.key_of(bucket.id[w]) == Some(key) {
-                    return Some(bucket.id[w]);
+            // The ways carrying `h` as a bit mask (one vector compare), so
+            // the usual single match costs no mispredicted way loop.
+            let mut ways = bucket.ways_of(h);
+            while ways != 0 {
+                let w = ways.trailing_zeros() as usize;
+                ways &= ways - 1;
+                let id = bucket.id.get(w).copied().unwrap_or(0);
+                if self.key_of(id) == Some(key) {
+                    return Some(id);
                 }
             }
             if bucket.overflow == 0 {
@@ -422,8 +446,9 @@ impl<A: IpAddress> ConnTable<A> {
     #[inline]
     pub fn prefetch_conn(&self, h: u32) {
         let bucket = &self.index[h as usize & self.mask];
-        if let Some(w) = bucket.hash.iter().position(|&x| x == h) {
-            if let Some(slot) = self.slab.get((bucket.id[w] >> 1) as usize) {
+        let w = bucket.ways_of(h).trailing_zeros() as usize;
+        if let Some(&id) = bucket.id.get(w) {
+            if let Some(slot) = self.slab.get((id >> 1) as usize) {
                 prefetch(slot);
             }
         }

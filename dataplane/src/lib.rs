@@ -33,6 +33,7 @@ pub mod wire;
 pub mod worker;
 
 mod control;
+mod hugemem;
 mod prefetch;
 
 pub use command::{

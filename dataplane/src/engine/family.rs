@@ -128,7 +128,7 @@ pub trait Family: IpAddress {
         hl: usize,
         tl: usize,
         old: &Key<Self>,
-        new: &Key<Self>,
+        new: Key<Self>,
     ) -> Result<Option<usize>, Drop>;
 
     /// An address of this family for `ip`; with `nat64`, IPv4 addresses
@@ -196,13 +196,13 @@ impl Family for Ipv4Addr {
     fn flow_hash(table: &SchedTable, src: Ipv4Addr, dst: Ipv4Addr) -> u32 {
         table.flow_hash(src, dst)
     }
-    #[inline]
+    #[inline(always)]
     fn rewrite(
         l3: &mut [u8],
         hl: usize,
         tl: usize,
         old: &Key<Self>,
-        new: &Key<Self>,
+        new: Key<Self>,
     ) -> Result<Option<usize>, Drop> {
         rewrite(l3, hl, tl, old, new);
         Ok(None)
@@ -294,9 +294,9 @@ impl Family for Ipv6Addr {
         hl: usize,
         tl: usize,
         old: &Key<Self>,
-        new: &Key<Self>,
+        new: Key<Self>,
     ) -> Result<Option<usize>, Drop> {
-        v6::rewrite(l3, hl, tl, old, new)
+        v6::rewrite(l3, hl, tl, old, &new)
     }
     fn from_ip_for(ip: std::net::IpAddr, nat64: bool) -> Option<Ipv6Addr> {
         match ip {

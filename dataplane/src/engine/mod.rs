@@ -47,7 +47,7 @@ pub use self::family::Family;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ServiceKey};
-use crate::conn::{Conn, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
+use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
 use crate::sched::SchedTable;
@@ -486,7 +486,7 @@ impl Engine {
     pub fn handle(&mut self, frame: &mut [u8], now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
         let stage = self.classify(frame);
-        self.finish(stage, frame, len, now_ms, ctl).0
+        self.finish(&stage, frame, len, now_ms, ctl).0
     }
 
     /// Handles one received frame in a frame buffer, which TUN encapsulation
@@ -494,7 +494,7 @@ impl Engine {
     pub fn handle_frame(&mut self, frame: &mut Frame, now_ms: u64, ctl: &mut Burst) -> Verdict {
         let len = frame.len();
         let stage = self.classify(frame.data());
-        let (verdict, len) = self.finish(stage, frame.buffer_mut(), len, now_ms, ctl);
+        let (verdict, len) = self.finish(&stage, frame.buffer_mut(), len, now_ms, ctl);
         frame.set_len(len);
         verdict
     }
@@ -529,13 +529,16 @@ impl Engine {
                     _ => {}
                 }
             }
-            for (i, f) in chunk.iter_mut().enumerate() {
-                let stage = self.stages[i];
+            // Borrowed out of `self` (no allocation) so each stage is read
+            // in place rather than copied.
+            let stages = std::mem::take(&mut self.stages);
+            for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
                 let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);
                 out(f, verdict);
             }
+            self.stages = stages;
         }
     }
 
@@ -577,7 +580,7 @@ impl Engine {
     #[inline]
     fn finish(
         &mut self,
-        stage: Stage,
+        stage: &Stage,
         buf: &mut [u8],
         len: usize,
         now_ms: u64,
@@ -598,7 +601,7 @@ impl Engine {
     #[inline]
     fn finish_untagged(
         &mut self,
-        stage: Stage,
+        stage: &Stage,
         buf: &mut [u8],
         len: usize,
         now_ms: u64,
@@ -607,36 +610,36 @@ impl Engine {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
             // synproxy.rs: cookies, the proxied handshake, seq/ack shift.
-            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
                 Some(done) => done,
-                None => self.forward_v4(buf, len, &p, now_ms, ctl),
+                None => self.forward_v4(buf, len, p, now_ms, ctl),
             },
-            Stage::Ipv4(p) => self.forward_v4(buf, len, &p, now_ms, ctl),
-            Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, &p, now_ms, ctl) {
+            Stage::Ipv4(p) => self.forward_v4(buf, len, p, now_ms, ctl),
+            Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
                 Some(done) => done,
                 None => {
                     let peer = &self.v4.conns;
-                    self.v6.forward(&self.snap, peer, buf, len, &p, now_ms, ctl)
+                    self.v6.forward(&self.snap, peer, buf, len, p, now_ms, ctl)
                 }
             },
             Stage::Ipv6(p) => {
                 let peer = &self.v4.conns;
-                self.v6.forward(&self.snap, peer, buf, len, &p, now_ms, ctl)
+                self.v6.forward(&self.snap, peer, buf, len, p, now_ms, ctl)
             }
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
-            Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
                 Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
-            Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
                 Err(reason) => (Verdict::Drop(reason), len),
             },
             // Inside a tag: stacked tags are refused before this.
             Stage::Vlan => (Verdict::Drop(Drop::VlanStacked), len),
-            Stage::Done(v) => (v, len),
+            &Stage::Done(v) => (v, len),
         };
         if let Verdict::Drop(reason) = verdict {
             self.drops.count(reason);
@@ -939,7 +942,7 @@ impl<A: Family> Side<A> {
     /// lookup (or creation), rewrite. Returns the frame's new length.
     /// `peer` is the other family's table: NAT64 connections use IPv4
     /// local addresses too, so their local ports come from one space.
-    #[inline]
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn forward(
         &mut self,
@@ -951,26 +954,48 @@ impl<A: Family> Side<A> {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> (Verdict, usize) {
-        let res = match p.dir {
-            Dir::In => {
-                let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-                self.forward_in(snap, peer, p, client_mac, len, now_ms, ctl)
+        // Each outcome is applied where it is made (not merged into one
+        // value first), so an established packet's rewrite stays in
+        // registers instead of going through a stack copy.
+        match p.dir {
+            Dir::In => match self.forward_in(p, len, now_ms, ctl) {
+                Some(res) => self.apply(buf, len, p, res),
+                None => {
+                    let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
+                    let res = self.open(snap, peer, p, client_mac, len, now_ms, ctl);
+                    self.apply(buf, len, p, res)
+                }
+            },
+            Dir::Out => {
+                let res = self.forward_out(p, len, now_ms);
+                self.apply(buf, len, p, res)
             }
-            Dir::Out => self.forward_out(p, len, now_ms),
-        };
+        }
+    }
+
+    /// Rewrites the frame `buf[..len]` of packet `p` as `res` says (or
+    /// drops it). Returns the verdict and the frame's new length.
+    #[inline(always)]
+    fn apply(
+        &self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<A>,
+        res: Result<(Action<A>, MacAddr), Drop>,
+    ) -> (Verdict, usize) {
         let (action, dst_mac) = match res {
             Ok(x) => x,
             Err(_) if p.transit => return (Verdict::Ignore, len),
             Err(reason) => return (Verdict::Drop(reason), len),
         };
         let len = match action {
-            Action::Nat(new) => match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, &new) {
+            Action::Nat(new) => match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, new) {
                 Ok(None) => len,
                 Ok(Some(n)) => translated(buf, n),
                 Err(reason) => return (Verdict::Drop(reason), len),
             },
             Action::NatToa(new) => {
-                match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, &new) {
+                match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, new) {
                     Ok(None) => {
                         let client = (p.key.src, p.key.sport);
                         A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
@@ -995,27 +1020,39 @@ impl<A: Family> Side<A> {
         (Verdict::Forward, len)
     }
 
-    /// Client → VIP: find or create the connection; returns the rewrite
-    /// towards the real server and the real server's MAC.
-    #[inline]
-    #[allow(clippy::too_many_arguments)]
+    /// Client → VIP of an existing connection: returns the rewrite towards
+    /// the real server and the real server's MAC; `None` when a new
+    /// connection must be opened (none found, or the client reuses the
+    /// port of a closing one).
+    #[inline(always)]
     fn forward_in(
         &mut self,
-        snap: &Snapshot,
-        peer: &ConnTable<A::Peer>,
         p: &Parsed<A>,
-        client_mac: MacAddr,
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
-    ) -> Result<(Action<A>, MacAddr), Drop> {
-        let Some((idx, dir)) = self.conns.lookup_hashed(&p.key, p.hash, now_ms) else {
-            return self.open(snap, peer, p, client_mac, len, now_ms, ctl);
-        };
+    ) -> Option<Result<(Action<A>, MacAddr), Drop>> {
+        let (idx, dir) = self.conns.lookup_hashed(&p.key, p.hash, now_ms)?;
+        self.established_in(idx, dir, p, len, now_ms, ctl)
+    }
+
+    /// [`Side::forward_in`] of connection `idx`, found in direction `dir`.
+    #[inline(always)]
+    fn established_in(
+        &mut self,
+        idx: ConnIdx,
+        dir: Dir,
+        p: &Parsed<A>,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Option<Result<(Action<A>, MacAddr), Drop>> {
         if dir != Dir::In {
-            return Err(Drop::NoConnection);
+            return Some(Err(Drop::NoConnection));
         }
-        let conn = self.conns.get(idx).ok_or(Drop::NoConnection)?;
+        let Some(conn) = self.conns.get(idx) else {
+            return Some(Err(Drop::NoConnection));
+        };
         let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
         // The client's ACK completing the handshake (TOA goes there).
         let f = p.flags;
@@ -1025,9 +1062,23 @@ impl<A: Family> Side<A> {
             // The client reuses its port after closing: a new connection,
             // scheduled afresh (IPVS's conn_reuse_mode).
             self.conns.remove(idx);
-            return self.open(snap, peer, p, client_mac, len, now_ms, ctl);
+            return None;
         }
-        let dest = conn.dest;
+        Some(self.rewrite_in(idx, p, first_ack, len, now_ms, ctl))
+    }
+
+    /// The rewrite of a client packet of established connection `idx`.
+    #[inline(always)]
+    fn rewrite_in(
+        &mut self,
+        idx: ConnIdx,
+        p: &Parsed<A>,
+        first_ack: bool,
+        len: usize,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> Result<(Action<A>, MacAddr), Drop> {
+        let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
         let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
@@ -1161,7 +1212,7 @@ impl<A: Family> Side<A> {
 
     /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
     /// VIP → client.
-    #[inline]
+    #[inline(always)]
     fn forward_out(
         &mut self,
         p: &Parsed<A>,
@@ -1274,7 +1325,7 @@ impl<A: Family> Side<A> {
 
     /// The MAC of a destination's server: cached while no neighbour
     /// changed, else resolved (and cached again).
-    #[inline]
+    #[inline(always)]
     fn dest_mac(&mut self, dest: DestId, now_ms: u64, ctl: &mut Burst) -> Result<MacAddr, Drop> {
         let gen = self.neigh_gen;
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
@@ -1443,7 +1494,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
 
 /// FNAT and NAT route the packet (TTL − 1): it must not expire here. DR
 /// and TUN leave the packet's TTL alone.
-#[inline]
+#[inline(always)]
 fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
     if matches!(mode, Forwarding::Fnat | Forwarding::Nat) && ttl <= 1 {
         return Err(Drop::TtlExceeded);
@@ -1453,7 +1504,7 @@ fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
 
 /// How a client packet of a connection with reply key `out_key` (whose
 /// source is the real server) is rewritten.
-#[inline]
+#[inline(always)]
 fn action_in<A: Family>(
     mode: Forwarding,
     out_key: &Key<A>,
@@ -1602,24 +1653,34 @@ fn tuple_bytes(k: &FlowKey) -> [u8; 12] {
     b
 }
 
+/// Partial checksum sums of a key's addresses and of its ports.
+#[inline]
+fn key_sums(k: &FlowKey) -> (u32, u32) {
+    (
+        checksum::sum32(u32::from(k.src)) + checksum::sum32(u32::from(k.dst)),
+        u32::from(k.sport) + u32::from(k.dport),
+    )
+}
+
 /// Rewrites addresses and ports from `old` to `new`, decrements the TTL and
-/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624).
-/// The packet was validated by the caller (`hl`/`tl` are its lengths).
-fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
-    let (ob, nb) = (tuple_bytes(old), tuple_bytes(new));
-    {
-        let mut ip = Ipv4Packet::new_unchecked(&mut *l3);
-        let ttl = ip.ttl();
-        let proto = u8::from(ip.protocol());
-        let c = checksum::adjust(ip.checksum(), &ob[..8], &nb[..8]);
-        let c = checksum::adjust(c, &[ttl, proto], &[ttl - 1, proto]);
-        ip.set_src_addr(new.src);
-        ip.set_dst_addr(new.dst);
-        ip.set_ttl(ttl - 1);
-        ip.set_checksum(c);
+/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624) on
+/// 16-bit word sums. The packet was validated by the caller (`hl`/`tl` are
+/// its lengths).
+#[inline(always)]
+fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: FlowKey) {
+    let ((oa, op), (na, np)) = (key_sums(old), key_sums(&new));
+    if let Some(h) = l3.first_chunk_mut::<IPV4_HEADER_LEN>() {
+        let (ttl, proto) = (h[8], h[9]);
+        let ttl_proto = |ttl: u8| u32::from(u16::from_be_bytes([ttl, proto]));
+        let c = u16::from_be_bytes([h[10], h[11]]);
+        let c = checksum::adjust_sums(c, oa + ttl_proto(ttl), na + ttl_proto(ttl.wrapping_sub(1)));
+        h[8] = ttl.wrapping_sub(1);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h[12..16].copy_from_slice(&new.src.octets());
+        h[16..20].copy_from_slice(&new.dst.octets());
     }
     if let Some(l4) = l3.get_mut(hl..tl) {
-        adjust_l4(l4, old.proto, &ob, &nb, (new.sport, new.dport));
+        adjust_l4_sums(l4, old.proto, (oa + op, na + np), (new.sport, new.dport));
     }
 }
 
@@ -1628,14 +1689,22 @@ fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: &FlowKey) {
 /// and port bytes); a zero UDP checksum stays zero. A header cut short (as
 /// in an ICMP quote) gets what fits.
 #[inline]
-fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], (sport, dport): (u16, u16)) {
+fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], ports: (u16, u16)) {
+    let sums = (checksum::sum(old), checksum::sum(new));
+    adjust_l4_sums(l4, proto, sums, ports);
+}
+
+/// [`adjust_l4`] with the partial sums of the old and new address and
+/// port bytes.
+#[inline]
+fn adjust_l4_sums(l4: &mut [u8], proto: u8, (old, new): (u32, u32), (sport, dport): (u16, u16)) {
     let at = if proto == 6 { 16 } else { 6 };
     if let Some(field) = l4.get_mut(at..at + 2) {
         let c = u16::from_be_bytes([field[0], field[1]]);
         let c = if proto == 6 {
-            checksum::adjust(c, old, new)
+            checksum::adjust_sums(c, old, new)
         } else {
-            crate::wire::udp::adjust_checksum(c, old, new)
+            crate::wire::udp::adjust_checksum_sums(c, old, new)
         };
         field.copy_from_slice(&c.to_be_bytes());
     }

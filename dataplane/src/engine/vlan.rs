@@ -228,18 +228,18 @@ impl Engine {
     #[inline(never)]
     pub(super) fn finish_untagged_on_vlans(
         &mut self,
-        stage: Stage,
+        stage: &Stage,
         buf: &mut [u8],
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
     ) -> (Verdict, usize) {
-        if self.to_vlan_vip(&stage, buf.get(..len).unwrap_or_default()) {
+        if self.to_vlan_vip(stage, buf.get(..len).unwrap_or_default()) {
             return self.vlan_drop(Drop::VlanMismatch, len);
         }
         let (verdict, len) = self.finish_untagged(stage, buf, len, now_ms, ctl);
         if verdict == Verdict::Forward {
-            return self.tag_egress(&stage, buf, len);
+            return self.tag_egress(stage, buf, len);
         }
         (verdict, len)
     }
@@ -297,7 +297,7 @@ impl Engine {
         let stage = self.classify(&buf[TAG_LEN..len]);
         self.rx_vlan = vid;
         let (verdict, n) =
-            self.finish_untagged(stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
+            self.finish_untagged(&stage, &mut buf[TAG_LEN..], len - TAG_LEN, now_ms, ctl);
         let out = match verdict {
             Verdict::Forward => self.egress_vlan(&stage, &buf[TAG_LEN..TAG_LEN + n]),
             _ => 0,

@@ -15,6 +15,7 @@ use core::net::{Ipv4Addr, Ipv6Addr};
 /// One's-complement partial sum of `data` as 16-bit big-endian words; an odd trailing
 /// byte is padded with a zero byte. The result is folded to at most `0xffff`, so callers
 /// may add many partial sums without overflow.
+#[inline]
 pub fn sum(data: &[u8]) -> u32 {
     // Sum 32-bit words into a u64: the one's-complement sum of 32-bit words folds to the
     // same 16-bit value as the sum of 16-bit words, and this halves the loop count.
@@ -42,6 +43,7 @@ pub fn sum(data: &[u8]) -> u32 {
 }
 
 /// Folds the carries of a partial sum into 16 bits. Not complemented.
+#[inline]
 pub fn fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
@@ -51,6 +53,7 @@ pub fn fold(mut sum: u32) -> u16 {
 }
 
 /// Folds and complements: the value to store in a checksum field.
+#[inline]
 pub fn finish(sum: u32) -> u16 {
     !fold(sum)
 }
@@ -96,10 +99,25 @@ pub fn pseudo_v6(src: Ipv6Addr, dst: Ipv6Addr, proto: IpProtocol, len: u32) -> u
 /// the checksum from scratch; the property tests in `ipv4`, `tcp` and `udp` check this.
 /// UDP's "checksum 0 means none" rule is not handled here; see
 /// [`udp::adjust_checksum`](super::udp::adjust_checksum).
+#[inline]
 pub fn adjust(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
-    // ~sum(old) equals the sum of the complemented words (~m), so this is ~HC + ~m + m'.
-    let acc = u32::from(!checksum) + u32::from(!fold(sum(old))) + sum(new);
-    finish(acc)
+    adjust_sums(checksum, sum(old), sum(new))
+}
+
+/// [`adjust`] on partial sums: `old` is the partial sum of the replaced
+/// words, `new` that of their replacements (e.g. [`sum32`] of addresses and
+/// ports), so a NAT rewrite adjusts a checksum with a few adds instead of
+/// summing byte slices.
+#[inline]
+pub fn adjust_sums(checksum: u16, old: u32, new: u32) -> u16 {
+    // ~fold(old) equals the sum of the complemented words (~m), so this is ~HC + ~m + m'.
+    finish(u32::from(!checksum) + u32::from(!fold(old)) + new)
+}
+
+/// Partial sum of a 32-bit big-endian word (an IPv4 address, two ports).
+#[inline]
+pub fn sum32(v: u32) -> u32 {
+    (v >> 16) + (v & 0xffff)
 }
 
 #[cfg(test)]

@@ -165,11 +165,18 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for UdpPacket<T> {
 
 /// [`checksum::adjust`] with UDP's rules: a datagram without checksum (0) keeps none,
 /// and an adjusted 0 is stored as `0xffff`.
+#[inline]
 pub fn adjust_checksum(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
+    adjust_checksum_sums(checksum, checksum::sum(old), checksum::sum(new))
+}
+
+/// [`adjust_checksum`] on partial sums (see [`checksum::adjust_sums`]).
+#[inline]
+pub fn adjust_checksum_sums(checksum: u16, old: u32, new: u32) -> u16 {
     if checksum == 0 {
         return 0;
     }
-    match checksum::adjust(checksum, old, new) {
+    match checksum::adjust_sums(checksum, old, new) {
         0 => 0xffff,
         other => other,
     }
