@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sniff::{decap, Sniffer};
+use common::sniff::{assert_tunnelled, decap, Sniffer};
 use common::{can_run, mode_config, repo, service_stats, vip_on_lo, Lab, RS1, RS2, VIP};
 
 /// The port with two queue pairs (the kernel's fanout hash spreads flows).
@@ -234,22 +234,11 @@ fn dpdk_nat_with_two_workers() {
         &mode_config("NAT", 80, ""),
         TWO_QUEUES,
         &["--workers", "2"],
-        |lab| {
-            for rs in ["rs1", "rs2"] {
-                lab.exec(
-                    rs,
-                    &["ip", "route", "add", "10.99.0.2/32", "via", "10.99.0.1"],
-                );
-            }
-        },
+        |lab| lab.exec_servers(&["ip", "route", "add", "10.99.0.2/32", "via", "10.99.0.1"]),
     );
     lab.wait_checks_ok(RS1, Duration::from_secs(15));
     lab.wait_checks_ok(RS2, Duration::from_secs(15));
-    let (a, b, failed) = lab.traffic(40);
-    assert_eq!(failed, 0, "NAT requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 40, "connections {conns} < 40");
+    let (conns, inp, outp) = lab.balanced("NAT", &format!("http://{VIP}/"), 40);
     assert!(
         inp > 0 && outp >= conns,
         "in={inp} out={outp} conns={conns}"
@@ -273,11 +262,7 @@ fn dpdk_dr_with_two_workers() {
     );
     lab.wait_checks_ok(RS1, Duration::from_secs(15));
     lab.wait_checks_ok(RS2, Duration::from_secs(15));
-    let (a, b, failed) = lab.traffic_to(&format!("http://{VIP}:8080/"), 30);
-    assert_eq!(failed, 0, "DR requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 30, "connections {conns} < 30");
+    let (conns, inp, outp) = lab.balanced("DR", &format!("http://{VIP}:8080/"), 30);
     assert!(inp >= 3 * conns, "in={inp} conns={conns}");
     assert_eq!(outp, 0, "DR replies must bypass the director");
     both_workers_busy(&lab);
@@ -307,29 +292,7 @@ fn dpdk_tun_encapsulates_ipip_proven_on_the_wire() {
     lab.wait_checks_ok(RS2, Duration::from_secs(15));
 
     let url = format!("http://{VIP}:8080/");
-    let (a, b, failed) = lab.traffic_to(&url, 20);
-    // Let the last ACKs of the closing connections through the tunnel.
-    std::thread::sleep(Duration::from_millis(500));
-    let (r1, r2) = (rs1.finish(), rs2.finish());
-    println!("rs1 {r1:?}\nrs2 {r2:?}");
-    assert!(
-        r1.problems.is_empty() && r2.problems.is_empty(),
-        "bad IPIP packets: rs1 {:?} rs2 {:?}",
-        r1.problems,
-        r2.problems
-    );
-    assert_eq!(failed, 0, "TUN requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 20, "connections {conns} < 20");
-    // Each request took at least SYN, ACK, request, FIN through the tunnel.
-    let good = r1.good + r2.good;
-    assert!(good >= 3 * 20, "decapsulated {} + {}", r1.good, r2.good);
-    assert_eq!(
-        inp as usize, good,
-        "every packet dpvsd tunnelled arrived, and nothing else"
-    );
-    assert_eq!(outp, 0, "TUN replies must bypass the director");
+    assert_tunnelled(&lab, (rs1, rs2), &url, 20);
     both_workers_busy(&lab);
 
     // Without the decapsulating helpers nothing answers: the traffic really

@@ -14,51 +14,21 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::sniff::{self, Seen, Sniffer};
-use common::{can_run, Lab, RS1_V6, RS2_V6, VIP6};
+use common::{can_run, mode_config_for, Lab, RS1_V6, RS2_V6, VIP6};
 
 const LB_MAC: &str = "02:99:00:00:00:01";
 const LIP6: &str = "fd99::200";
 
 /// A keepalived.conf with one TCP virtual server [VIP6]:`vport` of kind
-/// `kind` (with `extra` lines) and both lab real servers on :8080 with
-/// TCP_CHECK.
+/// `kind` (with `extra` lines), both lab real servers on :8080 with
+/// TCP_CHECK, and the local address group lg6.
 fn config(kind: &str, vport: u16, extra: &str) -> String {
-    let rs = |ip: &str| {
-        format!(
-            "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
-        )
-    };
-    format!(
-        "local_address_group lg6 {{\n    {LIP6} eth0\n    10.99.0.200 eth0\n}}\n\
-         virtual_server {VIP6} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
-        rs("fd99::3"),
-        rs("fd99::4")
-    )
+    let lg6 = format!("local_address_group lg6 {{\n    {LIP6} eth0\n    10.99.0.200 eth0\n}}\n");
+    lg6 + &mode_config_for(VIP6, ["fd99::3", "fd99::4"], kind, vport, extra)
 }
 
 fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
-    let conf = lab.dir.join("keepalived.conf");
-    std::fs::write(&conf, config(kind, vport, extra)).expect("write config");
-    lab.start_dpvsd(&conf);
-    lab.wait_health(RS1_V6, "up", Duration::from_secs(10));
-    lab.wait_health(RS2_V6, "up", Duration::from_secs(10));
-}
-
-/// Service counters from `dpvsctl list --json`: (conns, in_pkts, out_pkts).
-fn service_stats(lab: &Lab) -> (u64, u64, u64) {
-    let v = lab.list_json();
-    let s = &v["services"][0]["stats"];
-    let n = |k: &str| s[k].as_u64().unwrap_or(0);
-    (n("conns"), n("in_pkts"), n("out_pkts"))
-}
-
-/// What `host` has in its neighbour table for `ip`.
-fn neigh(lab: &Lab, host: &str, ip: &str) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-n", &lab.ns(host), "-6", "neigh", "show", ip])
-        .output()
-        .expect("ip neigh");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    lab.start_conf(&config(kind, vport, extra), [RS1_V6, RS2_V6]);
 }
 
 #[test]
@@ -68,25 +38,21 @@ fn fnat_over_ipv6_with_an_ipv6_local_address() {
     }
     let mut lab = Lab::up_v6("f6");
     start(&mut lab, "FNAT", 80, "    laddr_group_name lg6\n");
-    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 30);
-    assert_eq!(failed, 0, "FNAT6 requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 30, "connections {conns} < 30");
+    let (conns, inp, outp) = lab.balanced("FNAT6", &format!("http://[{VIP6}]/"), 30);
     assert!(
         inp > 0 && outp >= conns,
         "in={inp} out={outp} conns={conns}"
     );
     // dpvsd answered NS for the VIP (client) and the LIP (real servers).
     assert!(
-        neigh(&lab, "client", VIP6).contains(LB_MAC),
+        lab.neigh("client", VIP6).contains(LB_MAC),
         "{}",
-        neigh(&lab, "client", VIP6)
+        lab.neigh("client", VIP6)
     );
     assert!(
-        neigh(&lab, "rs1", LIP6).contains(LB_MAC),
+        lab.neigh("rs1", LIP6).contains(LB_MAC),
         "{}",
-        neigh(&lab, "rs1", LIP6)
+        lab.neigh("rs1", LIP6)
     );
 }
 
@@ -98,33 +64,16 @@ fn dr_over_ipv6_replies_go_straight_to_the_client() {
     let mut lab = Lab::up_v6("d6");
     // The real servers hold the VIP on lo; IPv6 has no ARP to silence, and
     // an address on lo is not announced or answered for on eth0.
-    for rs in ["rs1", "rs2"] {
-        lab.exec(
-            rs,
-            &[
-                "ip",
-                "-6",
-                "addr",
-                "add",
-                &format!("{VIP6}/128"),
-                "dev",
-                "lo",
-                "nodad",
-            ],
-        );
-    }
+    let vip = format!("{VIP6}/128");
+    lab.exec_servers(&["ip", "-6", "addr", "add", &vip, "dev", "lo", "nodad"]);
     start(&mut lab, "DR", 8080, "");
-    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]:8080/"), 30);
-    assert_eq!(failed, 0, "DR6 requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 30, "connections {conns} < 30");
+    let (conns, inp, outp) = lab.balanced("DR6", &format!("http://[{VIP6}]:8080/"), 30);
     assert!(inp >= 3 * conns, "in={inp} conns={conns}");
     assert_eq!(outp, 0, "DR replies must bypass the director");
     assert!(
-        neigh(&lab, "client", VIP6).contains(LB_MAC),
+        lab.neigh("client", VIP6).contains(LB_MAC),
         "{}",
-        neigh(&lab, "client", VIP6)
+        lab.neigh("client", VIP6)
     );
 }
 
@@ -136,18 +85,10 @@ fn nat_over_ipv6_through_the_director() {
     let mut lab = Lab::up_v6("n6");
     // Route the client through the director, as a NAT real server's
     // default route would.
-    for rs in ["rs1", "rs2"] {
-        lab.exec(
-            rs,
-            &["ip", "-6", "route", "add", "fd99::2/128", "via", "fd99::1"],
-        );
-    }
+    lab.exec_servers(&["ip", "-6", "route", "add", "fd99::2/128", "via", "fd99::1"]);
     start(&mut lab, "NAT", 80, "");
-    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 30);
-    assert_eq!(failed, 0, "NAT6 requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, _, outp) = service_stats(&lab);
-    assert!(conns >= 30 && outp >= conns, "conns={conns} out={outp}");
+    let (conns, _, outp) = lab.balanced("NAT6", &format!("http://[{VIP6}]/"), 30);
+    assert!(outp >= conns, "conns={conns} out={outp}");
 }
 
 #[test]

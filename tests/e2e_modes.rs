@@ -16,26 +16,18 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::sniff::{self, decap, Seen, Sniffer, CLIENT, LB};
+use common::sniff::{self, assert_tunnelled, decap, Seen, Sniffer, CLIENT, LB};
 use common::{can_run, mode_config as config, service_stats, vip_on_lo, Lab, VIP};
 
 const LB_MAC: &str = "02:99:00:00:00:01";
 
 fn start(lab: &mut Lab, kind: &str, vport: u16, extra: &str) {
-    let conf = lab.dir.join("keepalived.conf");
-    std::fs::write(&conf, config(kind, vport, extra)).expect("write config");
-    lab.start_dpvsd(&conf);
-    lab.wait_health(common::RS1, "up", Duration::from_secs(10));
-    lab.wait_health(common::RS2, "up", Duration::from_secs(10));
+    lab.start_conf(&config(kind, vport, extra), [common::RS1, common::RS2]);
 }
 
 /// The MAC the client resolved the VIP to.
 fn client_vip_mac(lab: &Lab) -> String {
-    let out = std::process::Command::new("ip")
-        .args(["-n", &lab.ns("client"), "neigh", "show", VIP])
-        .output()
-        .expect("ip neigh");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    lab.neigh("client", VIP)
 }
 
 #[test]
@@ -46,27 +38,12 @@ fn nat_dnat_in_snat_back_through_the_director() {
     let mut lab = Lab::up("nat");
     // The client shares the subnet: route it through the director, as a
     // NAT real server's default route would.
-    for rs in ["rs1", "rs2"] {
-        lab.exec(
-            rs,
-            &[
-                "ip",
-                "route",
-                "add",
-                &format!("{CLIENT}/32"),
-                "via",
-                &LB.to_string(),
-            ],
-        );
-    }
+    let route = format!("{CLIENT}/32");
+    lab.exec_servers(&["ip", "route", "add", &route, "via", &LB.to_string()]);
     start(&mut lab, "NAT", 80, "");
 
     // VIP:80 → RS:8080 (the port is translated too).
-    let (a, b, failed) = lab.traffic(30);
-    assert_eq!(failed, 0, "NAT requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 30, "connections {conns} < 30");
+    let (conns, inp, outp) = lab.balanced("NAT", &format!("http://{VIP}/"), 30);
     // Replies passed through dpvsd (SNAT): every connection had some.
     assert!(
         inp > 0 && outp >= conns,
@@ -80,8 +57,7 @@ fn nat_dnat_in_snat_back_through_the_director() {
 
     // Without the route back, replies bypass dpvsd and the client, which
     // talked to the VIP, gets nothing from the VIP: NAT really is in the path.
-    lab.exec("rs1", &["ip", "route", "del", &format!("{CLIENT}/32")]);
-    lab.exec("rs2", &["ip", "route", "del", &format!("{CLIENT}/32")]);
+    lab.exec_servers(&["ip", "route", "del", &route]);
     let (a, b, failed) = lab.traffic(4);
     assert_eq!(
         (a, b, failed),
@@ -99,12 +75,7 @@ fn dr_rewrites_macs_and_replies_go_straight_to_the_client() {
     vip_on_lo(&lab);
     start(&mut lab, "DR", 8080, "");
 
-    let url = format!("http://{VIP}:8080/");
-    let (a, b, failed) = lab.traffic_to(&url, 30);
-    assert_eq!(failed, 0, "DR requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 30, "connections {conns} < 30");
+    let (conns, inp, outp) = lab.balanced("DR", &format!("http://{VIP}:8080/"), 30);
     // Client → server packets went through dpvsd, replies did not.
     assert!(inp >= 3 * conns, "in={inp} conns={conns}");
     assert_eq!(outp, 0, "DR replies must bypass the director");
@@ -152,34 +123,7 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
     start(&mut lab, "TUN", 8080, "");
 
     let url = format!("http://{VIP}:8080/");
-    let (a, b, failed) = lab.traffic_to(&url, 20);
-    // Let the last ACKs of the closing connections through the tunnel.
-    std::thread::sleep(Duration::from_millis(500));
-    let (r1, r2) = (rs1.finish(), rs2.finish());
-    println!("rs1 {r1:?}\nrs2 {r2:?}");
-    assert!(
-        r1.problems.is_empty() && r2.problems.is_empty(),
-        "bad IPIP packets: rs1 {:?} rs2 {:?}",
-        r1.problems,
-        r2.problems
-    );
-    assert_eq!(failed, 0, "TUN requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
-    let (conns, inp, outp) = service_stats(&lab);
-    assert!(conns >= 20, "connections {conns} < 20");
-    // Each request took at least SYN, ACK, request, FIN through the tunnel.
-    assert!(
-        r1.good + r2.good >= 3 * 20,
-        "decapsulated {} + {}",
-        r1.good,
-        r2.good
-    );
-    assert_eq!(
-        inp as usize,
-        r1.good + r2.good,
-        "every packet dpvsd tunnelled arrived, and nothing else"
-    );
-    assert_eq!(outp, 0, "TUN replies must bypass the director");
+    assert_tunnelled(&lab, (rs1, rs2), &url, 20);
 
     // Without the decapsulating helpers nothing answers: the traffic really
     // depended on the tunnel.

@@ -286,6 +286,40 @@ fn ts_option(val: u32, ecr: u32) -> Vec<u8> {
     o
 }
 
+/// A client segment to VIP:80 from CPORT with options `opts`.
+fn rich_client(seq: u32, window: u16, f: Flags, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+    tcp_frame_with(
+        CLIENT_MAC,
+        (CLIENT, CPORT),
+        (VIP, 80),
+        (seq, window),
+        f,
+        opts,
+        payload,
+    )
+}
+
+/// The client's SYN with [`rich_syn_options`] (timestamp 100), then its
+/// cookie ACK (window `window`, timestamp 101 echoing ours); returns our
+/// SYN-ACK and the SYN that went to the server.
+fn rich_handshake(lab: &mut Lab, window: u16) -> (Tcp, Tcp) {
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(rich_client(ISN, 29200, syn, &rich_syn_options(100), b""));
+    assert_eq!(v, Verdict::Forward);
+    let synack = tcp_of(&out);
+    let ack = Flags {
+        ack: Some(synack.seq.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let echo = ts_option(101, lab.now as u32);
+    let (v, out) = lab.send(rich_client(ISN + 1, window, ack, &echo, b""));
+    assert_eq!(v, Verdict::Forward);
+    (synack, tcp_of(&out))
+}
+
 /// Window scale, SACK permitted and timestamps travel in the cookie (as
 /// DPVS's) to the real server's SYN; afterwards windows are rescaled,
 /// timestamps shifted between the two handshakes' clocks and SACK blocks
@@ -293,24 +327,9 @@ fn ts_option(val: u32, ecr: u32) -> Vec<u8> {
 #[test]
 fn client_options_reach_the_server_and_are_reconciled_golden() {
     let mut lab = proxied_lab();
-    let client = |seq, window, f, opts: &[u8], payload: &[u8]| {
-        tcp_frame_with(
-            CLIENT_MAC,
-            (CLIENT, CPORT),
-            (VIP, 80),
-            (seq, window),
-            f,
-            opts,
-            payload,
-        )
-    };
-    let syn = Flags {
-        syn: true,
-        ..Flags::default()
-    };
-    let (v, out) = lab.send(client(ISN, 29200, syn, &rich_syn_options(100), b""));
-    assert_eq!(v, Verdict::Forward);
-    let synack = tcp_of(&out);
+    // The cookie ACK (window 1000 << 8) opens the server side with the
+    // client's options: its timestamp value, scale 8, SACK permitted.
+    let (synack, to_rs) = rich_handshake(&mut lab, 1000);
     let ours = lab.now as u32;
     let mut want = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
     want.extend_from_slice(&ours.to_be_bytes());
@@ -321,16 +340,10 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
         "MSS, SACK, our timestamp echoing 100, scale 7"
     );
     let cookie = synack.seq;
-
-    // The cookie ACK (window 1000 << 8) opens the server side with the
-    // client's options: its timestamp value, scale 8, SACK permitted.
     let ack = Flags {
         ack: Some(cookie.wrapping_add(1)),
         ..Flags::default()
     };
-    let (v, out) = lab.send(client(ISN + 1, 1000, ack, &ts_option(101, ours), b""));
-    assert_eq!(v, Verdict::Forward);
-    let to_rs = tcp_of(&out);
     assert!(to_rs.syn && to_rs.ack.is_none());
     assert_eq!(to_rs.options, rich_syn_options(101));
     assert_eq!(
@@ -375,7 +388,7 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
     opts.extend_from_slice(&[1, 1, 5, 10]);
     opts.extend_from_slice(&cookie.wrapping_add(100).to_be_bytes());
     opts.extend_from_slice(&cookie.wrapping_add(200).to_be_bytes());
-    let (v, out) = lab.send(client(ISN + 1, 1000, ack, &opts, b"GET"));
+    let (v, out) = lab.send(rich_client(ISN + 1, 1000, ack, &opts, b"GET"));
     assert_eq!(v, Verdict::Forward);
     let d = tcp_of(&out);
     let mut want = ts_option(102, 5007);
@@ -420,29 +433,7 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
 #[test]
 fn a_server_without_window_scale_or_timestamps_gets_unscaled_windows() {
     let mut lab = proxied_lab();
-    let client = |seq, window, f, opts: &[u8], payload: &[u8]| {
-        tcp_frame_with(
-            CLIENT_MAC,
-            (CLIENT, CPORT),
-            (VIP, 80),
-            (seq, window),
-            f,
-            opts,
-            payload,
-        )
-    };
-    let syn = Flags {
-        syn: true,
-        ..Flags::default()
-    };
-    let (_, out) = lab.send(client(ISN, 29200, syn, &rich_syn_options(100), b""));
-    let cookie = tcp_of(&out).seq;
-    let ack = Flags {
-        ack: Some(cookie.wrapping_add(1)),
-        ..Flags::default()
-    };
-    let (_, out) = lab.send(client(ISN + 1, 10, ack, &ts_option(101, 1), b""));
-    let lport = tcp_of(&out).sport;
+    let lport = rich_handshake(&mut lab, 10).1.sport;
     let synack = Flags {
         syn: true,
         ack: Some(ISN + 1),

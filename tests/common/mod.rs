@@ -258,6 +258,46 @@ impl Lab {
         );
     }
 
+    /// What `host` has in its neighbour table for `ip` (IPv4 or IPv6).
+    pub fn neigh(&self, host: &str, ip: &str) -> String {
+        let family = if ip.contains(':') { "-6" } else { "-4" };
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), family, "neigh", "show", ip])
+            .output()
+            .expect("ip neigh");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `args` inside both real servers' namespaces.
+    pub fn exec_servers(&self, args: &[&str]) {
+        for rs in ["rs1", "rs2"] {
+            self.exec(rs, args);
+        }
+    }
+
+    /// Starts dpvsd on keepalived.conf text `conf` and waits until both
+    /// real servers (`servers`, as `dpvsctl` names them) are up.
+    pub fn start_conf(&mut self, conf: &str, servers: [&str; 2]) {
+        let path = self.dir.join("keepalived.conf");
+        std::fs::write(&path, conf).expect("write config");
+        self.start_dpvsd(&path);
+        for rs in servers {
+            self.wait_health(rs, "up", Duration::from_secs(10));
+        }
+    }
+
+    /// Sends `n` requests to `url` and checks that none failed and both
+    /// real servers answered (`what`: the mode, for messages); returns the
+    /// service's (conns, in_pkts, out_pkts), conns checked to be ≥ `n`.
+    pub fn balanced(&self, what: &str, url: &str, n: usize) -> (u64, u64, u64) {
+        let (a, b, failed) = self.traffic_to(url, n);
+        assert_eq!(failed, 0, "{what} requests failed (rs1={a} rs2={b})");
+        assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+        let (conns, inp, outp) = service_stats(self);
+        assert!(conns >= n as u64, "connections {conns} < {n}");
+        (conns, inp, outp)
+    }
+
     /// One HTTP request through the VIP from the client namespace (curl).
     pub fn curl(&self) -> Option<String> {
         self.get(&format!("http://{VIP}/"))
@@ -339,15 +379,26 @@ impl Drop for Lab {
 /// `kind` (and `extra` virtual-server lines) and both lab real servers on
 /// :8080 with TCP_CHECK.
 pub fn mode_config(kind: &str, vport: u16, extra: &str) -> String {
+    mode_config_for(VIP, ["10.99.0.3", "10.99.0.4"], kind, vport, extra)
+}
+
+/// [`mode_config`] for virtual server `vip` and real servers `servers`.
+pub fn mode_config_for(
+    vip: &str,
+    servers: [&str; 2],
+    kind: &str,
+    vport: u16,
+    extra: &str,
+) -> String {
     let rs = |ip: &str| {
         format!(
             "    real_server {ip} 8080 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n            retry 1\n            delay_before_retry 1\n        }}\n    }}\n"
         )
     };
     format!(
-        "virtual_server {VIP} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
-        rs("10.99.0.3"),
-        rs("10.99.0.4")
+        "virtual_server {vip} {vport} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind {kind}\n    protocol TCP\n{extra}{}{}}}\n",
+        rs(servers[0]),
+        rs(servers[1])
     )
 }
 

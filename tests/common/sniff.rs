@@ -286,3 +286,34 @@ pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'
         v => Seen::Bad(format!("TOA value {v:?}")),
     }
 }
+
+/// Sends `n` requests to `url` through TUN real servers whose sniffers
+/// `rs1`, `rs2` ([`decap`]) deliver the tunnelled packets, and checks
+/// that every IPIP packet was sound, no request failed, both servers
+/// answered, each request crossed the tunnel (SYN, ACK, request, FIN at
+/// least), every packet dpvsd tunnelled arrived and no reply came back
+/// through dpvsd.
+pub fn assert_tunnelled(lab: &Lab, (rs1, rs2): (Sniffer, Sniffer), url: &str, n: usize) {
+    let (a, b, failed) = lab.traffic_to(url, n);
+    // Let the last ACKs of the closing connections through the tunnel.
+    std::thread::sleep(Duration::from_millis(500));
+    let (r1, r2) = (rs1.finish(), rs2.finish());
+    println!("rs1 {r1:?}\nrs2 {r2:?}");
+    assert!(
+        r1.problems.is_empty() && r2.problems.is_empty(),
+        "bad IPIP packets: rs1 {:?} rs2 {:?}",
+        r1.problems,
+        r2.problems
+    );
+    assert_eq!(failed, 0, "TUN requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "rr must use both (rs1={a} rs2={b})");
+    let (conns, inp, outp) = super::service_stats(lab);
+    assert!(conns >= n as u64, "connections {conns} < {n}");
+    let good = r1.good + r2.good;
+    assert!(good >= 3 * n, "decapsulated {} + {}", r1.good, r2.good);
+    assert_eq!(
+        inp as usize, good,
+        "every packet dpvsd tunnelled arrived, and nothing else"
+    );
+    assert_eq!(outp, 0, "TUN replies must bypass the director");
+}

@@ -376,20 +376,13 @@ fn burst_gives_the_same_results_as_frame_by_frame() {
     }
     // Frame by frame with room to grow (the first ACK gets a TOA).
     let (mut single, mut ctl) = engine();
-    let want: Vec<(Verdict, Vec<u8>)> = frames
-        .iter()
-        .map(|f| handle_grow(&mut single, f, 5, &mut ctl))
-        .collect();
-    let (mut burst, mut ctl) = engine();
-    let mut rx = Burst::new(frames.len());
-    for f in &frames {
-        assert!(rx.push(f));
-    }
-    let mut got = Vec::new();
-    burst.handle_burst(rx.frames_mut(), 5, &mut ctl, |f, v| {
-        got.push((v, f.data().to_vec()));
-    });
-    assert_eq!(got, want);
+    let (mut burst, mut burst_ctl) = engine();
+    let want = same_in_a_burst(
+        &frames,
+        5,
+        (&mut single, &mut ctl),
+        (&mut burst, &mut burst_ctl),
+    );
     assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
     assert_eq!(want[2].0, Verdict::Forward);
     assert_eq!(want[3].1.len(), frames[3].len() + TOA_LEN);
@@ -510,6 +503,31 @@ fn mode_engine(
 }
 
 /// Runs `frame` through [`Engine::handle_frame`] (which TUN can grow).
+/// Handles `frames` at time `now` frame by frame on `single` and as one
+/// burst on `burst`; asserts both give the same verdicts and frames, and
+/// returns them.
+fn same_in_a_burst(
+    frames: &[Vec<u8>],
+    now: u64,
+    (single, ctl): (&mut Engine, &mut Burst),
+    (burst, burst_ctl): (&mut Engine, &mut Burst),
+) -> Vec<(Verdict, Vec<u8>)> {
+    let want: Vec<(Verdict, Vec<u8>)> = frames
+        .iter()
+        .map(|f| handle_grow(single, f, now, ctl))
+        .collect();
+    let mut rx = Burst::new(frames.len());
+    for f in frames {
+        assert!(rx.push(f));
+    }
+    let mut got = Vec::new();
+    burst.handle_burst(rx.frames_mut(), now, burst_ctl, |f, v| {
+        got.push((v, f.data().to_vec()));
+    });
+    assert_eq!(got, want);
+    want
+}
+
 fn handle_grow(e: &mut Engine, frame: &[u8], now: u64, ctl: &mut Burst) -> (Verdict, Vec<u8>) {
     let mut rx = Burst::new(1);
     assert!(rx.push(frame));

@@ -1050,21 +1050,15 @@ fn burst_of_ipv4_and_ipv6_gives_the_same_results_as_frame_by_frame() {
     let mut single = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
     let mut ctl = Burst::new(16);
     single.set_snapshot(both(), 0, &mut ctl);
-    let want: Vec<(Verdict, Vec<u8>)> = frames
-        .iter()
-        .map(|f| handle_grow(&mut single, f, 5, &mut ctl))
-        .collect();
     let mut burst = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
-    burst.set_snapshot(both(), 0, &mut ctl);
-    let mut rx = Burst::new(frames.len());
-    for f in &frames {
-        assert!(rx.push(f));
-    }
-    let mut got = Vec::new();
-    burst.handle_burst(rx.frames_mut(), 5, &mut ctl, |f, v| {
-        got.push((v, f.data().to_vec()));
-    });
-    assert_eq!(got, want);
+    let mut burst_ctl = Burst::new(16);
+    burst.set_snapshot(both(), 0, &mut burst_ctl);
+    let want = same_in_a_burst(
+        &frames,
+        5,
+        (&mut single, &mut ctl),
+        (&mut burst, &mut burst_ctl),
+    );
     assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
     assert_eq!(want[3].0, Verdict::Forward);
     assert_eq!(want[4].0, Verdict::Forward, "IPv4 alongside");

@@ -257,19 +257,7 @@ fn tagged_bursts_match_frame_by_frame() {
             }
         })
         .collect();
-    let mut rx = Burst::new(8);
-    for f in &frames {
-        assert!(rx.push(f));
-    }
-    let mut got = vec![];
-    e.handle_burst(rx.frames_mut(), 9, &mut ctl, |f, v| {
-        got.push((v, f.data().to_vec()))
-    });
-    let want: Vec<_> = frames
-        .iter()
-        .map(|f| handle_grow(&mut e2, f, 9, &mut ctl2))
-        .collect();
-    assert_eq!(got, want);
+    same_in_a_burst(&frames, 9, (&mut e2, &mut ctl2), (&mut e, &mut ctl));
 }
 
 #[test]
