@@ -1059,7 +1059,7 @@ impl<A: Family> Side<A> {
         let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
         check_ttl(mode, p.ttl)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
-        let out_key = if mode == Forwarding::Fnat {
+        let (out_key, out_hash) = if mode == Forwarding::Fnat {
             alloc_local(
                 &mut self.next_port,
                 (self.port_min, self.port_max),
@@ -1078,14 +1078,17 @@ impl<A: Family> Side<A> {
                 sport: rs.port,
                 dport: key.sport,
             };
-            if self.conns.contains(&out_key) {
+            let out_hash = out_key.hash();
+            if self.conns.contains_hashed(&out_key, out_hash) {
                 return Err(Drop::ConnConflict);
             }
-            out_key
+            (out_key, out_hash)
         };
         let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
-        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        self.conns
+            .insert_hashed(conn, p.hash, out_hash)
+            .ok_or(Drop::ConnTableFull)?;
         if let Some(p) = persistence {
             // No room for a template: the client is simply not persistent.
             let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
@@ -1097,7 +1100,32 @@ impl<A: Family> Side<A> {
             d.service.count_in(w, len);
             d.server.count_in(w, len);
         }
+        if mode == Forwarding::Fnat && svc.table.is_cycle() {
+            self.prefetch_next_local(svc, svc_idx, key.proto);
+        }
         Ok((action, mac))
+    }
+
+    /// Starts loading the index bucket the next FNAT connection of service
+    /// `svc` (number `svc_idx`, a cycle scheduler: rr, wrr, fo) will most
+    /// likely probe: the reply key of the cycle's next server on the next
+    /// local port. That probe is the one cache miss of opening a connection
+    /// nothing else prefetches (the client's key was prefetched with its
+    /// burst); loading it one connection ahead overlaps it with the work
+    /// in between. A wrong guess (another service, a hashing scheduler, an
+    /// overloaded server) only wastes the prefetch.
+    #[inline]
+    fn prefetch_next_local(&self, svc: &ServiceSnap<A>, svc_idx: usize, proto: u8) {
+        let Some(&cursor) = self.cursors.get(svc_idx) else {
+            return;
+        };
+        let next = svc.table.pick(cursor, 0);
+        let Some(rs) = next.and_then(|i| svc.servers.get(i as usize)) else {
+            return;
+        };
+        if let Some(k) = local_key(self.next_port, &svc.local_addrs, rs, proto, 0) {
+            self.conns.prefetch_bucket(k.hash());
+        }
     }
 
     /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
@@ -1293,7 +1321,8 @@ fn refresh_template<A: Family>(
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
-/// worker's port cursor `next` through `min..=max`.
+/// worker's port cursor `next` through `min..=max`. Returns the reply key
+/// and its hash.
 fn alloc_local<A: Family>(
     next: &mut u16,
     (min, max): (u16, u16),
@@ -1301,26 +1330,42 @@ fn alloc_local<A: Family>(
     local_addrs: &[A],
     rs: &ServerSnap<A>,
     proto: u8,
-) -> Option<Key<A>> {
-    let n = local_addrs.len();
-    if n == 0 {
+) -> Option<(Key<A>, u32)> {
+    if local_addrs.is_empty() {
         return None;
     }
     for probe in 0..PORT_PROBES {
         let port = *next;
         *next = if port >= max { min } else { port + 1 };
-        let key = Key {
-            proto,
-            src: rs.addr,
-            dst: local_addrs[(usize::from(port) + probe) % n],
-            sport: rs.port,
-            dport: port,
-        };
-        if !conns.contains(&key) {
-            return Some(key);
+        let key = local_key(port, local_addrs, rs, proto, probe)?;
+        let h = key.hash();
+        if !conns.contains_hashed(&key, h) {
+            return Some((key, h));
         }
     }
     None
+}
+
+/// The reply key of a connection to `rs` from local port `port` on probe
+/// number `probe` of [`alloc_local`] (which spreads ports over the local
+/// addresses); `None` without local addresses.
+#[inline]
+fn local_key<A: Family>(
+    port: u16,
+    local_addrs: &[A],
+    rs: &ServerSnap<A>,
+    proto: u8,
+    probe: usize,
+) -> Option<Key<A>> {
+    let n = local_addrs.len();
+    let lip = *local_addrs.get((usize::from(port) + probe) % n.max(1))?;
+    Some(Key {
+        proto,
+        src: rs.addr,
+        dst: lip,
+        sport: rs.port,
+        dport: port,
+    })
 }
 
 /// The IPv4 address at `at` of an unvalidated header, if the bytes are there.
