@@ -344,7 +344,7 @@ struct Side<A: Family> {
     /// a client sent on a connection it placed. Templates are per worker,
     /// like connections: a client network whose connections are spread over
     /// several workers may get one real server per worker.
-    templates: FastMap<TemplateKey<A>, Template<A>>,
+    templates: Templates<A>,
     /// Bumped whenever a neighbour's MAC changes; destinations cache the
     /// server's MAC together with the generation they saw.
     neigh_gen: u32,
@@ -809,15 +809,13 @@ impl<A: Family> Side<A> {
         let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
         let mut neighbours = FastMap::default();
         neighbours.reserve(MAX_NEIGHBOURS);
-        let mut templates = FastMap::default();
-        templates.reserve(MAX_TEMPLATES);
         Side {
             mac,
             worker,
             conns: ConnTable::new(conn_capacity, worker),
             dests: Vec::new(),
             neighbours,
-            templates,
+            templates: Templates::new(),
             neigh_gen: 0,
             cursors: Vec::new(),
             next_port: port_min,
@@ -988,7 +986,7 @@ impl<A: Family> Side<A> {
         let in_key = conn.in_key;
         if let Some(d) = self.conns.dest(dest) {
             if let Some(p) = d.persistence {
-                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+                self.templates.refresh(&in_key, p, d.addr, d.port, now_ms);
             }
             d.service.count_in(self.worker, len);
             d.server.count_in(self.worker, len);
@@ -1091,7 +1089,7 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::ConnTableFull)?;
         if let Some(p) = persistence {
             // No room for a template: the client is simply not persistent.
-            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+            let _ = self.templates.refresh(key, p, rs.addr, rs.port, now_ms);
         }
         if let Some(d) = self.conns.dest(dest) {
             let w = self.worker;
@@ -1279,45 +1277,74 @@ impl<A: Family> Side<A> {
     }
 }
 
-/// Points the template of client packet `key`'s network at `addr:port` and
-/// pushes its expiry to `now_ms` + the persistence timeout. When the table
-/// is full, expired templates are purged first; false when there is still
-/// no room (the client is then scheduled without a template).
-fn refresh_template<A: Family>(
-    templates: &mut FastMap<TemplateKey<A>, Template<A>>,
-    key: &Key<A>,
-    p: Persistence,
-    addr: A,
-    port: u16,
-    now_ms: u64,
-) -> bool {
-    let tk = TemplateKey::of(key, p);
-    let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
-    if let Some(t) = templates.get_mut(&tk) {
-        if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
-            *t = Template {
-                addr,
-                port,
-                expires_ms,
-            };
-        }
-        return true;
-    }
-    if templates.len() >= MAX_TEMPLATES {
-        templates.retain(|_, t| t.expires_ms > now_ms);
-        if templates.len() >= MAX_TEMPLATES {
-            return false;
+/// A worker's persistence templates of one family: at most
+/// [`MAX_TEMPLATES`] (reserved up front). When full, expired templates are
+/// purged; the purge (a walk over the whole table) runs only once some
+/// template may have expired, so a full table of live templates costs a
+/// new client one failed lookup, not a scan.
+#[derive(Debug)]
+struct Templates<A> {
+    map: FastMap<TemplateKey<A>, Template<A>>,
+    /// No template expires before this (a lower bound of the earliest
+    /// `expires_ms`).
+    purge_at_ms: u64,
+}
+
+impl<A: Family> Templates<A> {
+    fn new() -> Templates<A> {
+        let mut map = FastMap::default();
+        map.reserve(MAX_TEMPLATES);
+        Templates {
+            map,
+            purge_at_ms: u64::MAX,
         }
     }
-    templates.insert(
-        tk,
-        Template {
+
+    fn get(&self, tk: &TemplateKey<A>) -> Option<&Template<A>> {
+        self.map.get(tk)
+    }
+
+    /// Points the template of client packet `key`'s network at `addr:port`
+    /// and pushes its expiry to `now_ms` + the persistence timeout. When the
+    /// table is full, expired templates are purged first; false when there
+    /// is still no room (the client is then scheduled without a template).
+    fn refresh(&mut self, key: &Key<A>, p: Persistence, addr: A, port: u16, now_ms: u64) -> bool {
+        let tk = TemplateKey::of(key, p);
+        let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
+        let fresh = Template {
             addr,
             port,
             expires_ms,
-        },
-    );
-    true
+        };
+        if let Some(t) = self.map.get_mut(&tk) {
+            if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
+                *t = fresh;
+                // A shorter timeout (the service changed) moves it earlier.
+                self.purge_at_ms = self.purge_at_ms.min(expires_ms);
+            }
+            return true;
+        }
+        if self.map.len() >= MAX_TEMPLATES {
+            if now_ms < self.purge_at_ms {
+                return false;
+            }
+            let mut earliest = u64::MAX;
+            self.map.retain(|_, t| {
+                let live = t.expires_ms > now_ms;
+                if live {
+                    earliest = earliest.min(t.expires_ms);
+                }
+                live
+            });
+            self.purge_at_ms = earliest;
+            if self.map.len() >= MAX_TEMPLATES {
+                return false;
+            }
+        }
+        self.map.insert(tk, fresh);
+        self.purge_at_ms = self.purge_at_ms.min(expires_ms);
+        true
+    }
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
