@@ -326,13 +326,35 @@ const EMPTY_BUCKET: Bucket = Bucket {
     _pad: 0,
 };
 
-/// A connection slot, alone on its cache line (an IPv6 one takes two).
+/// A connection slot, alone on its cache line (an IPv6 one takes two),
+/// with the hashes of its two keys (so freeing it recomputes neither).
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
-struct Slot<A = Ipv4Addr>(Option<Conn<A>>);
+struct Slot<A = Ipv4Addr> {
+    conn: Option<Conn<A>>,
+    /// `in_key.hash()`, `out_key.hash()` while `conn` is `Some`.
+    hash: [u32; 2],
+}
+
+const FREE_SLOT_HASH: [u32; 2] = [0; 2];
+
+/// The expiry sweep handles expired connections this many at a time: it
+/// prefetches their slots, then their index buckets, then frees them, so
+/// the cache misses of a batch overlap.
+const SWEEP_BATCH: usize = 32;
 
 /// Deadline of a free slot.
 const FREE: u32 = 0;
+
+/// Whether the sweep must look at a slot with deadline `d` at tick `now`
+/// (not free, deadline passed); no branch, so a run of them vectorises.
+#[inline]
+fn is_due(d: u32, now: u32) -> bool {
+    (d != FREE) & passed(d, now)
+}
+
+/// The sweep tests this many deadlines at once.
+const SCAN_CHUNK: usize = 16;
 
 /// `expires` as a sweep deadline: never [`FREE`], never later than `expires`.
 #[inline]
@@ -376,7 +398,13 @@ impl<A: IpAddress> ConnTable<A> {
         ConnTable {
             index: hugemem::vec_filled(buckets, EMPTY_BUCKET),
             mask: buckets - 1,
-            slab: hugemem::vec_filled(capacity, Slot(None)),
+            slab: hugemem::vec_filled(
+                capacity,
+                Slot {
+                    conn: None,
+                    hash: FREE_SLOT_HASH,
+                },
+            ),
             deadline: hugemem::vec_filled(capacity, FREE),
             free: (0..capacity as u32).rev().collect(),
             len: 0,
@@ -402,7 +430,7 @@ impl<A: IpAddress> ConnTable<A> {
 
     #[inline]
     fn key_of(&self, id: u32) -> Option<&Key<A>> {
-        let conn = self.slab.get((id >> 1) as usize)?.0.as_ref()?;
+        let conn = self.slab.get((id >> 1) as usize)?.conn.as_ref()?;
         Some(if id & 1 == 0 {
             &conn.in_key
         } else {
@@ -481,8 +509,14 @@ impl<A: IpAddress> ConnTable<A> {
         self.find(key, key.hash()).is_some()
     }
 
+    /// [`Self::contains`] with `h == key.hash()` already computed.
+    #[inline]
+    pub fn contains_hashed(&self, key: &Key<A>, h: u32) -> bool {
+        self.find(key, h).is_some()
+    }
+
     pub fn get(&self, idx: ConnIdx) -> Option<&Conn<A>> {
-        self.slab.get(idx.0 as usize)?.0.as_ref()
+        self.slab.get(idx.0 as usize)?.conn.as_ref()
     }
 
     /// Appends views of the connections in slots `from..from + budget` to
@@ -498,7 +532,7 @@ impl<A: IpAddress> ConnTable<A> {
         let now = tick(now_ms);
         let end = from.saturating_add(budget).min(self.slab.len());
         for slot in self.slab.get(from..end).unwrap_or_default() {
-            if let Some(c) = &slot.0 {
+            if let Some(c) = &slot.conn {
                 out.push(ConnView {
                     proto: c.in_key.proto,
                     client: (c.in_key.src.into(), c.in_key.sport),
@@ -518,7 +552,7 @@ impl<A: IpAddress> ConnTable<A> {
     #[inline]
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
-        let conn = self.slab.get_mut(i)?.0.as_mut()?;
+        let conn = self.slab.get_mut(i)?.conn.as_mut()?;
         let before = conn.timeout_ms();
         if conn.in_key.proto == 6 {
             conn.tcp = conn.tcp.next(dir, f);
@@ -529,7 +563,7 @@ impl<A: IpAddress> ConnTable<A> {
             // A shorter timeout: the sweep's deadline may now be too late.
             self.deadline[i] = deadline_of(conn.expires);
         }
-        self.slab[i].0.as_ref()
+        self.slab[i].conn.as_ref()
     }
 
     #[inline]
@@ -552,14 +586,26 @@ impl<A: IpAddress> ConnTable<A> {
     /// guarantees neither key is in use (its lookup of `in_key` missed and
     /// [`Self::contains`] said no for `out_key`), so no probe is repeated.
     pub fn insert(&mut self, conn: Conn<A>) -> Option<ConnIdx> {
+        self.insert_hashed(conn, conn.in_key.hash(), conn.out_key.hash())
+    }
+
+    /// [`Self::insert`] with `hin == conn.in_key.hash()` and `hout ==
+    /// conn.out_key.hash()` already computed.
+    #[inline]
+    pub fn insert_hashed(&mut self, conn: Conn<A>, hin: u32, hout: u32) -> Option<ConnIdx> {
         debug_assert!(!self.contains(&conn.in_key) && !self.contains(&conn.out_key));
+        debug_assert_eq!((hin, hout), (conn.in_key.hash(), conn.out_key.hash()));
         let dest = self.dests.get_mut(conn.dest.0 as usize)?.as_mut()?;
         let slot = self.free.pop()?;
         dest.refs += 1;
         dest.server.count_active(self.worker, 1);
-        let (hin, hout) = (conn.in_key.hash(), conn.out_key.hash());
-        self.slab[slot as usize] = Slot(Some(conn));
-        self.deadline[slot as usize] = deadline_of(conn.expires);
+        let expires = conn.expires;
+        let s = self.slab.get_mut(slot as usize)?;
+        s.conn = Some(conn);
+        s.hash = [hin, hout];
+        if let Some(d) = self.deadline.get_mut(slot as usize) {
+            *d = deadline_of(expires);
+        }
         self.place(hin, slot << 1);
         self.place(hout, slot << 1 | 1);
         self.len += 1;
@@ -588,9 +634,11 @@ impl<A: IpAddress> ConnTable<A> {
     /// Frees a connection and both its index entries.
     pub fn remove(&mut self, idx: ConnIdx) -> Option<Conn<A>> {
         let i = idx.0 as usize;
-        let conn = self.slab.get_mut(i)?.0.take()?;
-        self.unindex(conn.in_key.hash(), idx.0 << 1);
-        self.unindex(conn.out_key.hash(), idx.0 << 1 | 1);
+        let slot = self.slab.get_mut(i)?;
+        let conn = slot.conn.take()?;
+        let [hin, hout] = std::mem::replace(&mut slot.hash, FREE_SLOT_HASH);
+        self.unindex(hin, idx.0 << 1);
+        self.unindex(hout, idx.0 << 1 | 1);
         self.deadline[i] = FREE;
         if let Some(dest) = self
             .dests
@@ -606,25 +654,90 @@ impl<A: IpAddress> ConnTable<A> {
     }
 
     /// Visits up to `budget` slots from where the last sweep stopped and
-    /// frees expired connections. Returns how many were freed.
+    /// frees expired connections (an empty table is not visited). Returns
+    /// how many were freed.
     pub fn sweep(&mut self, now_ms: u64, budget: usize) -> usize {
+        if self.len == 0 {
+            // Every deadline is free: nothing to visit.
+            return 0;
+        }
         let (now, n) = (tick(now_ms), self.deadline.len());
-        let mut freed = 0;
-        for _ in 0..budget.min(n) {
-            let i = self.sweep_pos;
-            self.sweep_pos = if i + 1 == n { 0 } else { i + 1 };
-            let d = self.deadline[i];
-            if d == FREE || !passed(d, now) {
-                continue;
+        let (mut freed, mut left) = (0, budget.min(n));
+        // Slots whose deadline passed, a batch at a time (their lines are
+        // prefetched as they are found).
+        let mut due = [0u32; SWEEP_BATCH];
+        while left > 0 {
+            let mut found = 0;
+            while left > 0 && found < SWEEP_BATCH {
+                // The slots up to the table's end or the budget, whichever
+                // comes first: a plain slice walk.
+                let pos = self.sweep_pos;
+                let end = n.min(pos + left);
+                let Some(deadlines) = self.deadline.get(pos..end) else {
+                    self.sweep_pos = 0;
+                    break;
+                };
+                let mut next = end;
+                'scan: for (c, chunk) in deadlines.chunks(SCAN_CHUNK).enumerate() {
+                    // Most slots are free or not due yet: test a chunk at
+                    // once (branch-free, vectorised) before looking closer.
+                    if !chunk.iter().fold(false, |any, &d| any | is_due(d, now)) {
+                        continue;
+                    }
+                    for (j, &d) in chunk.iter().enumerate() {
+                        if !is_due(d, now) {
+                            continue;
+                        }
+                        let i = pos + c * SCAN_CHUNK + j;
+                        if let Some(slot) = self.slab.get(i) {
+                            prefetch(slot);
+                        }
+                        due[found] = i as u32;
+                        found += 1;
+                        if found == SWEEP_BATCH {
+                            next = i + 1;
+                            break 'scan;
+                        }
+                    }
+                }
+                left -= next - pos;
+                self.sweep_pos = if next == n { 0 } else { next };
             }
-            match &self.slab[i].0 {
+            freed += self.expire_batch(&due[..found], now);
+        }
+        freed
+    }
+
+    /// Frees the expired connections among the slots `due` (deadlines
+    /// passed) and refreshes the deadlines of the others. Their index
+    /// buckets are prefetched first.
+    fn expire_batch(&mut self, due: &[u32], now: u32) -> usize {
+        for &i in due {
+            let Some(slot) = self.slab.get(i as usize) else {
+                continue;
+            };
+            if slot.conn.as_ref().is_some_and(|c| passed(c.expires, now)) {
+                for h in slot.hash {
+                    prefetch(&self.index[h as usize & self.mask]);
+                }
+            }
+        }
+        let mut freed = 0;
+        for &i in due {
+            let i = i as usize;
+            let Some(slot) = self.slab.get(i) else {
+                continue;
+            };
+            let deadline = match &slot.conn {
                 Some(c) if passed(c.expires, now) => {
                     self.remove(ConnIdx(i as u32));
                     freed += 1;
+                    continue;
                 }
-                Some(c) => self.deadline[i] = deadline_of(c.expires),
-                None => self.deadline[i] = FREE,
-            }
+                Some(c) => deadline_of(c.expires),
+                None => FREE,
+            };
+            self.deadline[i] = deadline;
         }
         freed
     }
@@ -855,6 +968,37 @@ mod tests {
         for i in (1..40).step_by(2) {
             assert!(t.lookup(&conn(i, 0, d).out_key, 60).is_some());
         }
+    }
+
+    #[test]
+    fn sweep_visits_exactly_its_budget_in_batches_and_wraps() {
+        // More expired connections than one batch, budgets that stop
+        // mid-table and one that wraps: each call visits exactly `budget`
+        // slots from where the last one stopped, freeing what expired there.
+        let cap = 300;
+        let (mut t, d) = table(cap);
+        let expired = |i: u32| i % 3 != 1;
+        for i in 0..cap as u32 {
+            let idx = t
+                .insert(conn(i, if expired(i) { 50 } else { 5_000 }, d))
+                .expect("room");
+            assert_eq!(idx, ConnIdx(i), "slots are handed out in order");
+        }
+        let in_range = |r: std::ops::Range<u32>| r.filter(|&i| expired(i)).count();
+        assert_eq!(t.sweep(100, 70), in_range(0..70));
+        assert_eq!(t.sweep(100, 200), in_range(70..270));
+        assert_eq!(t.sweep_pos, 270);
+        // Wraps: slots 270..300, then 0..50 (already swept there).
+        assert_eq!(t.sweep(100, 80), in_range(270..300));
+        assert_eq!(t.sweep_pos, 50);
+        assert_eq!(t.len(), (0..cap as u32).filter(|&i| !expired(i)).count());
+        for i in 0..cap as u32 {
+            let found = t.lookup(&conn(i, 0, d).out_key, 100).is_some();
+            assert_eq!(found, !expired(i), "conn {i}");
+        }
+        // A budget beyond the table visits each slot once.
+        assert_eq!(t.sweep(6_000, 10_000), 100);
+        assert!(t.is_empty());
     }
 
     #[test]

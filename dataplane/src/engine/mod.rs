@@ -360,7 +360,7 @@ struct Side<A: Family> {
     /// a client sent on a connection it placed. Templates are per worker,
     /// like connections: a client network whose connections are spread over
     /// several workers may get one real server per worker.
-    templates: FastMap<TemplateKey<A>, Template<A>>,
+    templates: Templates<A>,
     /// Bumped whenever a neighbour's MAC changes; destinations cache the
     /// server's MAC together with the generation they saw.
     neigh_gen: u32,
@@ -858,15 +858,13 @@ impl<A: Family> Side<A> {
         let (port_min, port_max) = (port_min.max(1), port_max.max(port_min.max(1)));
         let mut neighbours = FastMap::default();
         neighbours.reserve(MAX_NEIGHBOURS);
-        let mut templates = FastMap::default();
-        templates.reserve(MAX_TEMPLATES);
         Side {
             mac,
             worker,
             conns: ConnTable::new(conn_capacity, worker),
             dests: Vec::new(),
             neighbours,
-            templates,
+            templates: Templates::new(),
             neigh_gen: 0,
             cursors: Vec::new(),
             next_port: port_min,
@@ -1094,7 +1092,7 @@ impl<A: Family> Side<A> {
         let in_key = conn.in_key;
         if let Some(d) = self.conns.dest(dest) {
             if let Some(p) = d.persistence {
-                refresh_template(&mut self.templates, &in_key, p, d.addr, d.port, now_ms);
+                self.templates.refresh(&in_key, p, d.addr, d.port, now_ms);
             }
             d.service.count_in(self.worker, len);
             d.server.count_in(self.worker, len);
@@ -1168,7 +1166,7 @@ impl<A: Family> Side<A> {
         let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
         check_ttl(mode, p.ttl)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
-        let out_key = if mode == Forwarding::Fnat {
+        let (out_key, out_hash) = if mode == Forwarding::Fnat {
             alloc_local(
                 &mut self.next_port,
                 (self.port_min, self.port_max),
@@ -1188,17 +1186,20 @@ impl<A: Family> Side<A> {
                 sport: rs.port,
                 dport: key.sport,
             };
-            if self.conns.contains(&out_key) {
+            let out_hash = out_key.hash();
+            if self.conns.contains_hashed(&out_key, out_hash) {
                 return Err(Drop::ConnConflict);
             }
-            out_key
+            (out_key, out_hash)
         };
         let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
-        self.conns.insert(conn).ok_or(Drop::ConnTableFull)?;
+        self.conns
+            .insert_hashed(conn, p.hash, out_hash)
+            .ok_or(Drop::ConnTableFull)?;
         if let Some(p) = persistence {
             // No room for a template: the client is simply not persistent.
-            let _ = refresh_template(&mut self.templates, key, p, rs.addr, rs.port, now_ms);
+            let _ = self.templates.refresh(key, p, rs.addr, rs.port, now_ms);
         }
         if let Some(d) = self.conns.dest(dest) {
             let w = self.worker;
@@ -1207,7 +1208,32 @@ impl<A: Family> Side<A> {
             d.service.count_in(w, len);
             d.server.count_in(w, len);
         }
+        if mode == Forwarding::Fnat && svc.table.is_cycle() {
+            self.prefetch_next_local(svc, svc_idx, key.proto);
+        }
         Ok((action, mac))
+    }
+
+    /// Starts loading the index bucket the next FNAT connection of service
+    /// `svc` (number `svc_idx`, a cycle scheduler: rr, wrr, fo) will most
+    /// likely probe: the reply key of the cycle's next server on the next
+    /// local port. That probe is the one cache miss of opening a connection
+    /// nothing else prefetches (the client's key was prefetched with its
+    /// burst); loading it one connection ahead overlaps it with the work
+    /// in between. A wrong guess (another service, a hashing scheduler, an
+    /// overloaded server) only wastes the prefetch.
+    #[inline]
+    fn prefetch_next_local(&self, svc: &ServiceSnap<A>, svc_idx: usize, proto: u8) {
+        let Some(&cursor) = self.cursors.get(svc_idx) else {
+            return;
+        };
+        let next = svc.table.pick(cursor, 0);
+        let Some(rs) = next.and_then(|i| svc.servers.get(i as usize)) else {
+            return;
+        };
+        if let Some(k) = local_key(self.next_port, &svc.local_addrs, rs, proto, 0) {
+            self.conns.prefetch_bucket(k.hash());
+        }
     }
 
     /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
@@ -1361,51 +1387,81 @@ impl<A: Family> Side<A> {
     }
 }
 
-/// Points the template of client packet `key`'s network at `addr:port` and
-/// pushes its expiry to `now_ms` + the persistence timeout. When the table
-/// is full, expired templates are purged first; false when there is still
-/// no room (the client is then scheduled without a template).
-fn refresh_template<A: Family>(
-    templates: &mut FastMap<TemplateKey<A>, Template<A>>,
-    key: &Key<A>,
-    p: Persistence,
-    addr: A,
-    port: u16,
-    now_ms: u64,
-) -> bool {
-    let tk = TemplateKey::of(key, p);
-    let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
-    if let Some(t) = templates.get_mut(&tk) {
-        if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
-            *t = Template {
-                addr,
-                port,
-                expires_ms,
-            };
-        }
-        return true;
-    }
-    if templates.len() >= MAX_TEMPLATES {
-        templates.retain(|_, t| t.expires_ms > now_ms);
-        if templates.len() >= MAX_TEMPLATES {
-            return false;
+/// A worker's persistence templates of one family: at most
+/// [`MAX_TEMPLATES`] (reserved up front). When full, expired templates are
+/// purged; the purge (a walk over the whole table) runs only once some
+/// template may have expired, so a full table of live templates costs a
+/// new client one failed lookup, not a scan.
+#[derive(Debug)]
+struct Templates<A> {
+    map: FastMap<TemplateKey<A>, Template<A>>,
+    /// No template expires before this (a lower bound of the earliest
+    /// `expires_ms`).
+    purge_at_ms: u64,
+}
+
+impl<A: Family> Templates<A> {
+    fn new() -> Templates<A> {
+        let mut map = FastMap::default();
+        map.reserve(MAX_TEMPLATES);
+        Templates {
+            map,
+            purge_at_ms: u64::MAX,
         }
     }
-    templates.insert(
-        tk,
-        Template {
+
+    fn get(&self, tk: &TemplateKey<A>) -> Option<&Template<A>> {
+        self.map.get(tk)
+    }
+
+    /// Points the template of client packet `key`'s network at `addr:port`
+    /// and pushes its expiry to `now_ms` + the persistence timeout. When the
+    /// table is full, expired templates are purged first; false when there
+    /// is still no room (the client is then scheduled without a template).
+    fn refresh(&mut self, key: &Key<A>, p: Persistence, addr: A, port: u16, now_ms: u64) -> bool {
+        let tk = TemplateKey::of(key, p);
+        let expires_ms = now_ms.saturating_add(u64::from(p.timeout_s) * 1000);
+        let fresh = Template {
             addr,
             port,
             expires_ms,
-        },
-    );
-    true
+        };
+        if let Some(t) = self.map.get_mut(&tk) {
+            if t.expires_ms <= now_ms || (t.addr, t.port) == (addr, port) {
+                *t = fresh;
+                // A shorter timeout (the service changed) moves it earlier.
+                self.purge_at_ms = self.purge_at_ms.min(expires_ms);
+            }
+            return true;
+        }
+        if self.map.len() >= MAX_TEMPLATES {
+            if now_ms < self.purge_at_ms {
+                return false;
+            }
+            let mut earliest = u64::MAX;
+            self.map.retain(|_, t| {
+                let live = t.expires_ms > now_ms;
+                if live {
+                    earliest = earliest.min(t.expires_ms);
+                }
+                live
+            });
+            self.purge_at_ms = earliest;
+            if self.map.len() >= MAX_TEMPLATES {
+                return false;
+            }
+        }
+        self.map.insert(tk, fresh);
+        self.purge_at_ms = self.purge_at_ms.min(expires_ms);
+        true
+    }
 }
 
 /// Picks a free (LIP, port) for a new connection to `rs`, advancing the
 /// worker's port cursor `next` through `min..=max`: free when no
 /// connection in `conns` has that reply key and `held` (the other
 /// family's connections on a shared local address, NAT64) says no.
+/// Returns the reply key and its hash.
 fn alloc_local<A: Family>(
     next: &mut u16,
     (min, max): (u16, u16),
@@ -1414,26 +1470,42 @@ fn alloc_local<A: Family>(
     rs: &ServerSnap<A>,
     proto: u8,
     held: impl Fn(&Key<A>) -> bool,
-) -> Option<Key<A>> {
-    let n = local_addrs.len();
-    if n == 0 {
+) -> Option<(Key<A>, u32)> {
+    if local_addrs.is_empty() {
         return None;
     }
     for probe in 0..PORT_PROBES {
         let port = *next;
         *next = if port >= max { min } else { port + 1 };
-        let key = Key {
-            proto,
-            src: rs.addr,
-            dst: local_addrs[(usize::from(port) + probe) % n],
-            sport: rs.port,
-            dport: port,
-        };
-        if !conns.contains(&key) && !held(&key) {
-            return Some(key);
+        let key = local_key(port, local_addrs, rs, proto, probe)?;
+        let h = key.hash();
+        if !conns.contains_hashed(&key, h) && !held(&key) {
+            return Some((key, h));
         }
     }
     None
+}
+
+/// The reply key of a connection to `rs` from local port `port` on probe
+/// number `probe` of [`alloc_local`] (which spreads ports over the local
+/// addresses); `None` without local addresses.
+#[inline]
+fn local_key<A: Family>(
+    port: u16,
+    local_addrs: &[A],
+    rs: &ServerSnap<A>,
+    proto: u8,
+    probe: usize,
+) -> Option<Key<A>> {
+    let n = local_addrs.len();
+    let lip = *local_addrs.get((usize::from(port) + probe) % n.max(1))?;
+    Some(Key {
+        proto,
+        src: rs.addr,
+        dst: lip,
+        sport: rs.port,
+        dport: port,
+    })
 }
 
 /// The IPv4 address at `at` of an unvalidated header, if the bytes are there.

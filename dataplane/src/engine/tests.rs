@@ -1529,3 +1529,43 @@ mod prop {
 mod v6;
 
 mod vlan;
+
+#[test]
+fn a_full_template_table_purges_only_once_a_template_may_have_expired() {
+    let mut t: Templates<Ipv4Addr> = Templates::new();
+    let long = Persistence {
+        timeout_s: 300,
+        granularity: 32,
+    };
+    let short = Persistence {
+        timeout_s: 1,
+        ..long
+    };
+    let key = |i: u32| FlowKey {
+        proto: 6,
+        src: Ipv4Addr::from(0x0b00_0000 + i),
+        dst: VIP,
+        sport: 1000,
+        dport: 80,
+    };
+    // Fill it: one template with a 1 s timeout among 300 s ones.
+    assert!(t.refresh(&key(0), short, RS, 8080, 0));
+    for i in 1..MAX_TEMPLATES as u32 {
+        assert!(t.refresh(&key(i), long, RS, 8080, 0));
+    }
+    assert_eq!(t.purge_at_ms, 1_000, "the short template bounds the purge");
+    let new = key(MAX_TEMPLATES as u32);
+    // Full, nothing expired: refused without a purge.
+    assert!(!t.refresh(&new, long, RS, 8080, 999));
+    assert_eq!(t.map.len(), MAX_TEMPLATES);
+    // The short one expired: purged, and the newcomer gets its place.
+    assert!(t.refresh(&new, long, RS, 8080, 1_000));
+    assert_eq!(t.map.len(), MAX_TEMPLATES);
+    assert!(t.get(&TemplateKey::of(&key(0), short)).is_none());
+    assert_eq!(t.purge_at_ms, 300_000);
+    // Until then the next newcomer is refused at once, then admitted.
+    let next = key(MAX_TEMPLATES as u32 + 1);
+    assert!(!t.refresh(&next, long, RS, 8080, 299_999));
+    assert!(t.refresh(&next, long, RS, 8080, 300_000));
+    assert_eq!(t.map.len(), 2, "all but the two newest expired");
+}
