@@ -1583,7 +1583,11 @@ pub mod bench {
             mbufs: flows + 16383,
             ..PortConfig::default()
         };
-        let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Online CPUs, not this thread's affinity: EAL pinned the calling
+        // thread to its one lcore, and workers spread over all CPUs.
+        // SAFETY: sysconf only reads a system setting.
+        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let ncpu = usize::try_from(online).map_or(1, |n| n.max(1));
         let mut devs = Vec::new();
         for w in 0..workers.max(1) {
             for v in vdevs(pcap, w) {
