@@ -195,6 +195,40 @@ fn dpdk_backend_refuses_bad_ports_and_settings() {
         err.contains("net_null0") && err.contains("2000 queues"),
         "the cause must name the port and the queues: {err}"
     );
+    // Fewer CPUs to pin to than workers.
+    let err = refused(&[
+        "--dpdk-port",
+        "net_null0",
+        "--workers",
+        "2",
+        "--dpdk-cores",
+        "0",
+    ]);
+    assert!(
+        err.contains("--dpdk-cores: 1 CPU(s) listed for 2 worker(s)"),
+        "the cause must name the option: {err}"
+    );
+}
+
+/// The CPUs each `dp-worker` thread of process `pid` may run on, by
+/// worker name (`Cpus_allowed_list` from /proc).
+fn worker_cpus(pid: i32) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("dp-worker") {
+            continue;
+        }
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+        let cpus = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or_default();
+        out.push((comm.trim().to_string(), cpus.trim().to_string()));
+    }
+    out.sort();
+    out
 }
 
 /// Two workers on one port (`net_af_packet` with two queue pairs, spread
@@ -206,7 +240,26 @@ fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
     if !can_run("dpdk_two_workers_share_the_traffic_and_steer_replies") {
         return;
     }
-    let lab = dpdk_lab("dw", &sample(), TWO_QUEUES, &["--workers", "2"], |_| {});
+    // Workers pinned one per CPU (`--dpdk-cores`) where there are two.
+    let two_cpus = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let mut extra = vec!["--workers", "2"];
+    if two_cpus {
+        extra.extend(["--dpdk-cores", "1,0"]);
+    }
+    let lab = dpdk_lab("dw", &sample(), TWO_QUEUES, &extra, |_| {});
+    if two_cpus {
+        let pid = lab.dpvsd_pid().expect("dpvsd pid");
+        assert_eq!(
+            worker_cpus(pid),
+            [
+                ("dp-worker0".to_string(), "1".to_string()),
+                ("dp-worker1".to_string(), "0".to_string())
+            ],
+            "each worker pinned to its CPU"
+        );
+    } else {
+        println!("SKIP: one CPU, the workers are not pinned");
+    }
     lab.wait_checks_ok(RS1, Duration::from_secs(15));
     lab.wait_checks_ok(RS2, Duration::from_secs(15));
     let (a, b, failed) = lab.traffic(60);

@@ -29,6 +29,9 @@ pub struct DataplaneConfig {
     /// How many workers will be spawned: the FNAT local port space is split
     /// into this many disjoint ranges, one per worker.
     pub workers: usize,
+    /// The CPU each worker is pinned to, in worker order (empty: workers
+    /// are not pinned).
+    pub cores: Vec<usize>,
 }
 
 impl Default for DataplaneConfig {
@@ -36,6 +39,7 @@ impl Default for DataplaneConfig {
         DataplaneConfig {
             conn_capacity: 1 << 18,
             workers: 1,
+            cores: Vec::new(),
         }
     }
 }
@@ -542,9 +546,26 @@ impl Dataplane {
             Arc::clone(&self.stop),
             Arc::clone(&stats),
         );
+        let cpu = self.cfg.cores.get(i).copied();
+        let (pinned_tx, pinned) = std::sync::mpsc::channel();
         let join = std::thread::Builder::new()
             .name(format!("dp-worker{i}"))
-            .spawn(move || worker::run(io, engine, published, wstats, stop))?;
+            .spawn(move || {
+                // Pinned before the first packet; a refusal stops the worker.
+                let pin = cpu.map_or(Ok(()), crate::io::affinity::pin_current_thread);
+                let ok = pin.is_ok();
+                let _ = pinned_tx.send(pin);
+                if ok {
+                    worker::run(io, engine, published, wstats, stop);
+                }
+            })?;
+        if let Ok(Err(e)) = pinned.recv() {
+            let _ = join.join();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot pin worker {i} to CPU {}: {e}", cpu.unwrap_or(0)),
+            ));
+        }
         self.workers.push(WorkerHandle {
             join: Some(join),
             stats,
@@ -679,6 +700,26 @@ mod tests {
             server,
         })
         .expect("add rs");
+    }
+
+    #[test]
+    fn workers_are_pinned_to_their_cores_and_a_refused_core_is_an_error() {
+        let last = crate::io::affinity::online_cpus() - 1;
+        let mut dp = Dataplane::new(DataplaneConfig {
+            workers: 2,
+            cores: vec![last, libc::CPU_SETSIZE as usize],
+            ..DataplaneConfig::default()
+        });
+        let mac = crate::wire::MacAddr([2, 0, 0, 0, 0, 1]);
+        let (port, _wire) = crate::io::mem::MemPort::pair(mac);
+        dp.spawn_worker(port).expect("worker 0 on the last CPU");
+        let (port, _wire2) = crate::io::mem::MemPort::pair(mac);
+        let err = dp.spawn_worker(port).expect_err("no such CPU");
+        assert!(
+            err.to_string().contains("cannot pin worker 1 to CPU"),
+            "{err}"
+        );
+        dp.shutdown();
     }
 
     #[test]

@@ -35,6 +35,77 @@ pub struct DpdkOptions {
     pub mbufs: u32,
     /// More EAL arguments, verbatim.
     pub eal_args: Vec<String>,
+    /// The CPU each worker is pinned to (empty: not pinned).
+    pub cores: Vec<usize>,
+}
+
+/// Parses a CPU list as `taskset -c` writes it: `1`, `1,3`, `2-5,7`.
+///
+/// # Errors
+/// A piece that is not a number or an ascending range.
+pub fn parse_cpu_list(list: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for piece in list.split(',').map(str::trim) {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("`{t}` in `{list}` is not a CPU number"))
+        };
+        match piece.split_once('-') {
+            Some((a, b)) => {
+                let (a, b) = (num(a)?, num(b)?);
+                if a > b {
+                    return Err(format!("`{piece}` in `{list}` is not an ascending range"));
+                }
+                cpus.extend(a..=b);
+            }
+            None => cpus.push(num(piece)?),
+        }
+    }
+    Ok(cpus)
+}
+
+/// A [`parse_cpu_list`] list, as a command-line value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+impl std::str::FromStr for CpuList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<CpuList, String> {
+        parse_cpu_list(s).map(CpuList)
+    }
+}
+
+impl DpdkOptions {
+    /// Checks `cores` against the workers and the online CPUs, before
+    /// anything is started.
+    ///
+    /// # Errors
+    /// Fewer CPUs than workers, a CPU named twice, or one that is not online.
+    pub fn check_cores(&self, online: usize) -> Result<(), BackendError> {
+        if self.cores.is_empty() {
+            return Ok(());
+        }
+        let workers = usize::from(self.workers.max(1));
+        if self.cores.len() != workers {
+            return Err(BackendError::Cores(format!(
+                "{} CPU(s) listed for {workers} worker(s); list one per worker",
+                self.cores.len()
+            )));
+        }
+        let mut seen = self.cores.clone();
+        seen.sort_unstable();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BackendError::Cores(format!("CPU {} is listed twice", w[0])));
+        }
+        match self.cores.iter().find(|&&c| c >= online) {
+            Some(c) => Err(BackendError::Cores(format!(
+                "CPU {c} is not online (CPUs 0-{})",
+                online - 1
+            ))),
+            None => Ok(()),
+        }
+    }
 }
 
 impl BackendOptions {
@@ -43,6 +114,14 @@ impl BackendOptions {
         match self {
             BackendOptions::AfPacket => 1,
             BackendOptions::Dpdk(d) => usize::from(d.workers.max(1)),
+        }
+    }
+
+    /// The CPU each worker is pinned to (empty: not pinned).
+    pub fn cores(&self) -> Vec<usize> {
+        match self {
+            BackendOptions::AfPacket => Vec::new(),
+            BackendOptions::Dpdk(d) => d.cores.clone(),
         }
     }
 
@@ -62,6 +141,8 @@ pub enum BackendError {
     Io(#[from] dataplane::io::IoError),
     #[error("cannot start worker: {0}")]
     Worker(std::io::Error),
+    #[error("--dpdk-cores: {0}")]
+    Cores(String),
     #[error("this dpvsd was built without DPDK support (rebuild with `--features dpdk`; needs apt-get install dpdk-dev libdpdk-dev libclang-dev pkg-config)")]
     NoDpdk,
     #[cfg(feature = "dpdk")]
@@ -220,6 +301,7 @@ mod dpdk {
     }
 
     pub fn start(d: &DpdkOptions, dp: &mut Dataplane) -> Result<Port, BackendError> {
+        d.check_cores(dataplane::io::affinity::online_cpus())?;
         let eal = eal_config(d);
         tracing::info!(args = %eal.args.join(" "), "starting DPDK EAL");
         eal_init(&eal)?;
@@ -240,5 +322,52 @@ mod dpdk {
             queues,
             kni: d.kni.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(workers: u16, cores: Vec<usize>) -> DpdkOptions {
+        DpdkOptions {
+            port: "net_null0".into(),
+            kni: None,
+            workers,
+            hugepages: false,
+            mem_mb: 128,
+            mbufs: 1023,
+            eal_args: Vec::new(),
+            cores,
+        }
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_taskset_writes_them() {
+        assert_eq!(parse_cpu_list("1"), Ok(vec![1]));
+        assert_eq!(parse_cpu_list("0,2-4, 7"), Ok(vec![0, 2, 3, 4, 7]));
+        for bad in ["", "a", "3-1", "1-", "1,,2", "-1"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!("2-3".parse::<CpuList>(), Ok(CpuList(vec![2, 3])));
+    }
+
+    #[test]
+    fn cores_must_match_the_workers_and_be_online() {
+        assert!(opts(2, Vec::new()).check_cores(2).is_ok());
+        assert!(opts(2, vec![0, 1]).check_cores(2).is_ok());
+        let msg = |o: DpdkOptions| o.check_cores(2).map_err(|e| e.to_string());
+        assert_eq!(
+            msg(opts(2, vec![1])),
+            Err("--dpdk-cores: 1 CPU(s) listed for 2 worker(s); list one per worker".into())
+        );
+        assert_eq!(
+            msg(opts(2, vec![1, 1])),
+            Err("--dpdk-cores: CPU 1 is listed twice".into())
+        );
+        assert_eq!(
+            msg(opts(1, vec![2])),
+            Err("--dpdk-cores: CPU 2 is not online (CPUs 0-1)".into())
+        );
     }
 }

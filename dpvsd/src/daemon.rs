@@ -501,6 +501,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
             workers: opts.backend.workers(),
+            cores: opts.backend.cores(),
         });
         dp.apply_all(
             plan.services

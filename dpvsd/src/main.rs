@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use dpvsd::backend::{BackendOptions, DpdkOptions};
+use dpvsd::backend::{BackendOptions, CpuList, DpdkOptions};
 use dpvsd::{assemble, ctl, daemon};
 use keepalived_parser::{load_file_with, Dialect, LoadOptions, ParseMode};
 
@@ -113,6 +113,10 @@ struct BackendArgs {
     /// Extra DPDK EAL argument, verbatim (repeatable), e.g. `--log-level=8`.
     #[arg(long = "dpdk-eal", value_name = "ARG", allow_hyphen_values = true)]
     dpdk_eal: Vec<String>,
+    /// Pin the DPDK workers to these CPUs, one per worker in order
+    /// (`taskset -c` syntax: `1,2` or `1-2`); default: not pinned.
+    #[arg(long = "dpdk-cores", value_name = "LIST")]
+    dpdk_cores: Option<CpuList>,
     /// Dataplane workers (DPDK: one rx/tx queue pair each, RSS across them).
     #[arg(long, value_name = "N", default_value_t = 1)]
     workers: u16,
@@ -131,6 +135,7 @@ impl BackendArgs {
                     mem_mb: self.dpdk_mem,
                     mbufs: self.dpdk_mbufs,
                     eal_args: self.dpdk_eal.clone(),
+                    cores: self.dpdk_cores.clone().map(|c| c.0).unwrap_or_default(),
                 }),
                 Some(port.clone()),
             ),

@@ -310,7 +310,7 @@ mod tests {
         let vip: IpAddr = [10, 0, 0, 1].into();
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: 16,
-            workers: 1,
+            ..DataplaneConfig::default()
         });
         dp.apply(Command::AddService(ServiceSpec {
             key: ServiceKey {

@@ -1548,16 +1548,6 @@ pub mod bench {
         pub conns: usize,
     }
 
-    fn pin_to(cpu: usize) {
-        // SAFETY: cpu_set_t is plain data; sched_setaffinity(0) only affects
-        // the calling thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    }
-
     /// The pcap vdev arguments both runs use (worker `w`'s two ports).
     pub fn vdevs(pcap: &str, w: usize) -> [String; 2] {
         [0, 1].map(|i| format!("net_pcap{},rx_pcap={pcap},infinite_rx=1", 2 * w + i))
@@ -1585,9 +1575,7 @@ pub mod bench {
         };
         // Online CPUs, not this thread's affinity: EAL pinned the calling
         // thread to its one lcore, and workers spread over all CPUs.
-        // SAFETY: sysconf only reads a system setting.
-        let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
-        let ncpu = usize::try_from(online).map_or(1, |n| n.max(1));
+        let ncpu = crate::io::affinity::online_cpus();
         let mut devs = Vec::new();
         for w in 0..workers.max(1) {
             for v in vdevs(pcap, w) {
@@ -1635,7 +1623,8 @@ pub mod bench {
         secs: f64,
         zero_copy: bool,
     ) -> FnatResult {
-        pin_to(cpu);
+        // A refused pin leaves the worker floating (the bench still runs).
+        let _ = crate::io::affinity::pin_current_thread(cpu);
         let stats: Vec<_> = ports.iter().map(|p| p.stats()).collect();
         let mut engine = fnat_engine(flows);
         let conns = engine.conn_count();

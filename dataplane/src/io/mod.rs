@@ -5,6 +5,7 @@
 //! to [`PacketIo::send`]. Backends: [`mem`] (in-process queues, for tests and
 //! benchmarks) and [`afpacket`] (AF_PACKET on any Linux interface).
 
+pub mod affinity;
 pub mod afpacket;
 #[cfg(feature = "dpdk")]
 pub mod dpdk;
