@@ -1661,28 +1661,9 @@ fn nat64_icmpv6_errors_reach_the_real_server_as_icmpv4_golden() {
 /// from the one local address LIP, handing out local ports `ports`.
 fn shared_lip_engine(ports: (u16, u16)) -> (Engine, Burst) {
     let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
-    let key4 = ServiceKey {
-        addr: VIP.into(),
-        port: 80,
-        protocol: Protocol::Tcp,
-    };
-    let key6 = ServiceKey {
-        addr: VIP6.into(),
-        port: 80,
-        protocol: Protocol::Tcp,
-    };
+    let tcp80 = (80, Protocol::Tcp);
     let mut v6 = Snapshot6 {
-        services: vec![ServiceSnap {
-            key: key6,
-            stats: Arc::default(),
-            servers: vec![ServerSnap {
-                addr: rs,
-                port: 8080,
-                stats: Arc::default(),
-            }],
-            table: SchedTable::build(Scheduler::Rr, &[1]),
-            local_addrs: vec![lip],
-        }],
+        services: vec![service(VIP6, tcp80, vec![server(rs, 8080)], vec![lip])],
         owned_vips: vec![VIP6],
         neighbours: vec![(rs, lip)],
         forwarding: vec![Forwarding::Fnat],
@@ -1690,17 +1671,7 @@ fn shared_lip_engine(ports: (u16, u16)) -> (Engine, Burst) {
     };
     v6.lookup.insert((VIP6, 80, 6), 0);
     let mut v4 = Snapshot4 {
-        services: vec![ServiceSnap {
-            key: key4,
-            stats: Arc::default(),
-            servers: vec![ServerSnap {
-                addr: RS,
-                port: 8080,
-                stats: Arc::default(),
-            }],
-            table: SchedTable::build(Scheduler::Rr, &[1]),
-            local_addrs: vec![LIP],
-        }],
+        services: vec![service(VIP, tcp80, vec![server(RS, 8080)], vec![LIP])],
         owned_vips: vec![VIP],
         local_addrs: vec![LIP],
         neighbours: vec![(RS, LIP)],
