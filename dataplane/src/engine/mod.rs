@@ -617,15 +617,9 @@ impl Engine {
             Stage::Ipv4(p) => self.forward_v4(buf, len, p, now_ms, ctl),
             Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
                 Some(done) => done,
-                None => {
-                    let peer = &self.v4.conns;
-                    self.v6.forward(&self.snap, peer, buf, len, p, now_ms, ctl)
-                }
+                None => self.forward_v6(buf, len, p, now_ms, ctl),
             },
-            Stage::Ipv6(p) => {
-                let peer = &self.v4.conns;
-                self.v6.forward(&self.snap, peer, buf, len, p, now_ms, ctl)
-            }
+            Stage::Ipv6(p) => self.forward_v6(buf, len, p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),
             Stage::Nd => self.handle_nd(buf, len),
             &Stage::Icmp { dir, transit } => match self.icmp_error(buf, len, dir, now_ms, ctl) {
@@ -645,6 +639,21 @@ impl Engine {
             self.drops.count(reason);
         }
         (verdict, len)
+    }
+
+    /// Forwards a parsed IPv6 packet (NAT64 connections share local ports
+    /// with the IPv4 table).
+    #[inline]
+    fn forward_v6(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<Ipv6Addr>,
+        now_ms: u64,
+        ctl: &mut Burst,
+    ) -> (Verdict, usize) {
+        self.v6
+            .forward(&self.snap, &self.v4.conns, buf, len, p, now_ms, ctl)
     }
 
     /// Forwards a parsed IPv4 packet; a reply to a NAT64 local address
