@@ -1137,73 +1137,35 @@ impl Lowerer<'_> {
     /// Drops trackers naming undefined scripts, track files, track
     /// processes and BFD instances (those reporting to VRRP).
     fn resolve_trackers(&mut self, owner: &str, t: &mut VrrpTrackers, loc: impl super::At + Copy) {
-        let scripts: Vec<String> = self
-            .model
-            .vrrp_scripts
-            .iter()
-            .map(|s| s.name.clone())
+        let m = &self.model;
+        let scripts: Vec<&str> = m.vrrp_scripts.iter().map(|s| s.name.as_str()).collect();
+        let files: Vec<&str> = m.track_files.iter().map(|s| s.name.as_str()).collect();
+        let processes: Vec<&str> = (m.vrrp_track_processes.iter())
+            .map(|p| p.name.as_str())
             .collect();
-        let files: Vec<String> = self
-            .model
-            .track_files
-            .iter()
-            .map(|s| s.name.clone())
+        // Only the BFD instances that report to the VRRP process.
+        let bfds: Vec<&str> = (m.bfd_instances.iter())
+            .filter(|b| b.vrrp)
+            .map(|b| b.name.as_str())
             .collect();
         let mut missing = Vec::new();
-        t.scripts.retain(|s| {
-            let ok = scripts.contains(&s.name);
-            if !ok {
-                missing.push(format!(
-                    "({owner}) track_script {} not found, ignoring...",
-                    s.name
-                ));
-            }
-            ok
-        });
-        t.files.retain(|s| {
-            let ok = files.contains(&s.name);
-            if !ok {
-                missing.push(format!(
-                    "({owner}) track_file {} not found, ignoring...",
-                    s.name
-                ));
-            }
-            ok
-        });
-        let processes: Vec<String> = self
-            .model
-            .vrrp_track_processes
-            .iter()
-            .map(|p| p.name.clone())
-            .collect();
-        t.processes.retain(|p| {
-            let ok = processes.contains(&p.name);
-            if !ok {
-                missing.push(format!(
-                    "({owner}) track process {} not found, ignoring...",
-                    p.name
-                ));
-            }
-            ok
-        });
-        // Only the BFD instances that report to the VRRP process.
-        let bfds: Vec<String> = self
-            .model
-            .bfd_instances
-            .iter()
-            .filter(|b| b.vrrp)
-            .map(|b| b.name.clone())
-            .collect();
-        t.bfds.retain(|b| {
-            let ok = bfds.contains(&b.name);
-            if !ok {
-                missing.push(format!(
-                    "({owner}) track bfd {} not found, ignoring...",
-                    b.name
-                ));
-            }
-            ok
-        });
+        for (list, defined, what) in [
+            (&mut t.scripts, &scripts, "track_script"),
+            (&mut t.files, &files, "track_file"),
+            (&mut t.processes, &processes, "track process"),
+            (&mut t.bfds, &bfds, "track bfd"),
+        ] {
+            list.retain(|s| {
+                let ok = defined.contains(&s.name.as_str());
+                if !ok {
+                    missing.push(format!(
+                        "({owner}) {what} {} not found, ignoring...",
+                        s.name
+                    ));
+                }
+                ok
+            });
+        }
         for m in missing {
             self.warn(loc, m);
         }
