@@ -559,11 +559,11 @@ impl Dataplane {
                     worker::run(io, engine, published, wstats, stop);
                 }
             })?;
-        if let Ok(Err(e)) = pinned.recv() {
+        if let (Some(c), Ok(Err(e))) = (cpu, pinned.recv()) {
             let _ = join.join();
             return Err(std::io::Error::new(
                 e.kind(),
-                format!("cannot pin worker {i} to CPU {}: {e}", cpu.unwrap_or(0)),
+                format!("cannot pin worker {i} to CPU {c}: {e}"),
             ));
         }
         self.workers.push(WorkerHandle {
