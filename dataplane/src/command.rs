@@ -131,6 +131,23 @@ pub struct ServiceSpec {
     pub persistence: Option<Persistence>,
     /// Who may open connections, per-server connection limits, SYN proxy.
     pub protection: Protection,
+    /// DPVS's QUIC options (UDP services).
+    pub quic: Quic,
+}
+
+/// DPVS's QUIC options of a UDP service ([`crate::quic`]). The default is
+/// none: QUIC packets are scheduled as any UDP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Quic {
+    /// `quic`: a packet of no known connection whose destination
+    /// connection ID names one of the service's servers (DPVS's format)
+    /// goes to that server, so a QUIC connection survives a client's
+    /// change of address (connection migration). Not with persistence.
+    pub migrate: bool,
+    /// `hash_target qid` (`conhash`): the consistent-hash ring is keyed by
+    /// the gQUIC connection ID when the packet has one, else by the client
+    /// address.
+    pub cid_hash: bool,
 }
 
 /// A service's protections (DPVS's blklst/whtlst, LVS's thresholds, DPVS's

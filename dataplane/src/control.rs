@@ -500,6 +500,7 @@ impl Dataplane {
             built.persistence.push(svc.spec.persistence);
             built.acl.push(svc.acl.clone());
             built.synproxy.push(svc.spec.protection.syn_proxy);
+            built.quic.push(svc.spec.quic);
             let limits: Box<[_]> = svc
                 .servers
                 .iter()
@@ -687,6 +688,7 @@ mod tests {
             forwarding,
             local_addrs,
             protection: Default::default(),
+            quic: Default::default(),
         }
     }
 

@@ -24,6 +24,7 @@ pub mod conn;
 pub mod engine;
 pub mod fasthash;
 pub mod io;
+pub mod quic;
 pub mod rate;
 pub mod sched;
 pub mod stats;
@@ -37,7 +38,7 @@ mod hugemem;
 mod prefetch;
 
 pub use command::{
-    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol,
+    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol, Quic,
     RealServerSpec, Scheduler, ServiceKey, ServiceSpec, Thresholds,
 };
 pub use control::{

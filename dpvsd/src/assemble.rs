@@ -15,6 +15,7 @@ use healthcheck::{
 use keepalived_parser::model::{self, CheckerKind, LbAlgo, LbKind, Model};
 use keepalived_parser::Location;
 
+mod dpvs;
 pub mod ospf;
 mod protect;
 pub mod vrrp;
@@ -174,13 +175,13 @@ pub fn assemble(model: &Model) -> Result<Plan, Vec<AssembleError>> {
     let mut errors = Vec::new();
     let mut services = Vec::new();
     let mut next_subject = 0u64;
+    let mut warnings = Vec::new();
     for vs in &model.virtual_servers {
-        match service(model, vs, &mut next_subject) {
+        match service(model, vs, &mut next_subject, &mut warnings) {
             Ok(s) => services.push(s),
             Err(e) => errors.extend(e),
         }
     }
-    let mut warnings = Vec::new();
     let vrrp = vrrp::plan(model, &mut errors, &mut warnings);
     let ospf = ospf::plan(model, &mut errors);
     if errors.is_empty() {
@@ -199,9 +200,12 @@ fn service(
     model: &Model,
     vs: &model::VirtualServer,
     next_subject: &mut u64,
+    warnings: &mut Vec<AssembleWarning>,
 ) -> Result<ServicePlan, Vec<AssembleError>> {
     let loc = &vs.location;
     let mut errors = Vec::new();
+    let quic = dpvs::quic(vs, &mut errors, warnings);
+    dpvs::unsupported(vs, &mut errors, warnings);
     let unsupported = [
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
@@ -378,6 +382,7 @@ fn service(
                 granularity: vs.persistence_granularity.unwrap_or(32),
             }),
             protection,
+            quic,
         },
         servers,
     })

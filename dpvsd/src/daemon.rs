@@ -1480,6 +1480,7 @@ mod tests {
                     local_addrs: Vec::new(),
                     persistence: None,
                     protection: Default::default(),
+                    quic: Default::default(),
                 },
                 servers: Vec::new(),
                 quorum,

@@ -9,7 +9,7 @@ use super::{
     Snapshot,
 };
 use crate::acl::AccessList;
-use crate::command::{Forwarding, Persistence};
+use crate::command::{Forwarding, Persistence, Quic};
 use crate::conn::{ConnTable, IpAddress, Key};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
@@ -75,6 +75,12 @@ pub trait Family: IpAddress {
     #[inline]
     fn synproxy_of(s: &Snapshot, i: usize) -> bool {
         Self::snap(s).synproxy.get(i).copied().unwrap_or(false)
+    }
+
+    /// The QUIC options of service number `i` (none when missing).
+    #[inline]
+    fn quic_of(s: &Snapshot, i: usize) -> Quic {
+        Self::snap(s).quic.get(i).copied().unwrap_or_default()
     }
 
     /// The client access list of service number `i` (none when missing).

@@ -46,10 +46,11 @@ use std::sync::Arc;
 pub use self::family::Family;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
-use crate::command::{Forwarding, Persistence, ServiceKey};
+use crate::command::{Forwarding, Persistence, Quic, ServiceKey};
 use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
+use crate::quic;
 use crate::sched::SchedTable;
 use crate::stats::{Drop, DropCounters, Traffic};
 use crate::threshold::{self, ServerLimits};
@@ -151,6 +152,9 @@ pub struct FamilySnap<A> {
     /// Per service: whether it proxies SYNs ([`synproxy`]). A missing
     /// entry means no.
     pub synproxy: Vec<bool>,
+    /// Per service: its QUIC options ([`crate::quic`]). A missing entry
+    /// means none.
+    pub quic: Vec<Quic>,
 }
 
 impl<A> Default for FamilySnap<A> {
@@ -168,6 +172,7 @@ impl<A> Default for FamilySnap<A> {
             acl: Vec::new(),
             limits: Vec::new(),
             synproxy: Vec::new(),
+            quic: Vec::new(),
         }
     }
 }
@@ -969,7 +974,12 @@ impl<A: Family> Side<A> {
                 Some(res) => self.apply(buf, len, p, res),
                 None => {
                     let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-                    let res = self.open(snap, peer, p, client_mac, len, now_ms, ctl);
+                    // A UDP packet's payload (QUIC services look into it).
+                    let payload = match p.key.proto {
+                        17 => buf.get(ETH_LEN + p.hl + 8..ETH_LEN + p.tl).unwrap_or(&[]),
+                        _ => &[],
+                    };
+                    let res = self.open(snap, peer, p, client_mac, payload, len, now_ms, ctl);
                     self.apply(buf, len, p, res)
                 }
             },
@@ -1110,7 +1120,8 @@ impl<A: Family> Side<A> {
     }
 
     /// A new connection for a client packet no connection knows (`peer`:
-    /// see [`Side::forward`]).
+    /// see [`Side::forward`]; `payload`: a UDP packet's payload, else
+    /// empty).
     #[allow(clippy::too_many_arguments)]
     fn open(
         &mut self,
@@ -1118,6 +1129,7 @@ impl<A: Family> Side<A> {
         peer: &ConnTable<A::Peer>,
         p: &Parsed<A>,
         client_mac: MacAddr,
+        payload: &[u8],
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
@@ -1139,22 +1151,37 @@ impl<A: Family> Side<A> {
         }
         let svc = A::services(snap).get(svc_idx).ok_or(Drop::NoService)?;
         let persistence = A::persistence_of(snap, svc_idx);
-        // A live template of the client's network decides, as long as its
-        // server is still in the service (even quiescent, as LVS).
-        let placed = persistence.and_then(|p| {
-            let t = self.templates.get(&TemplateKey::of(key, p))?;
-            if t.expires_ms <= now_ms {
-                return None;
-            }
-            svc.servers
-                .iter()
-                .position(|s| s.addr == t.addr && s.port == t.port)
-        });
+        let quic = A::quic_of(snap, svc_idx);
+        let placed = match persistence {
+            // A live template of the client's network decides, as long as
+            // its server is still in the service (even quiescent, as LVS).
+            Some(p) => self
+                .templates
+                .get(&TemplateKey::of(key, p))
+                .filter(|t| t.expires_ms > now_ms)
+                .and_then(|t| {
+                    svc.servers
+                        .iter()
+                        .position(|s| s.addr == t.addr && s.port == t.port)
+                }),
+            // quic.rs: a migrating QUIC connection's ID names its server
+            // (any server still in the service, as DPVS).
+            None if quic.migrate => quic::server_hint(payload).and_then(|h| {
+                svc.servers
+                    .iter()
+                    .position(|s| h.names(s.addr.into(), s.port))
+            }),
+            None => None,
+        };
         let rs_idx = match placed {
             Some(i) => i,
             None => {
                 let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
-                let hash = A::flow_hash(&svc.table, key.src, key.dst);
+                let cid = quic.cid_hash.then(|| quic::gquic_cid(payload)).flatten();
+                let hash = match cid {
+                    Some(cid) => quic::cid_hash(cid),
+                    None => A::flow_hash(&svc.table, key.src, key.dst),
+                };
                 if let Some(limits) = A::limits_of(snap, svc_idx) {
                     // threshold.rs: skip (or refuse) overloaded servers.
                     threshold::pick(&svc.table, cursor, hash, limits, &svc.servers)?

@@ -680,7 +680,7 @@ impl Engine {
         let Split {
             side, snap, peer, ..
         } = A::split(self);
-        let (action, mac) = match side.open(snap, peer, &syn, client_mac, len, now_ms, ctl) {
+        let (action, mac) = match side.open(snap, peer, &syn, client_mac, &[], len, now_ms, ctl) {
             Ok(x) => x,
             Err(d) => return Some((Verdict::Drop(d), len)),
         };

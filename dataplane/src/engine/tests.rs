@@ -1526,6 +1526,8 @@ mod prop {
     }
 }
 
+mod quic;
+
 mod v6;
 
 mod vlan;
