@@ -133,6 +133,29 @@ pub struct ServiceSpec {
     pub protection: Protection,
     /// DPVS's QUIC options (UDP services).
     pub quic: Quic,
+    /// DPVS's `proxy_protocol` (FNAT TCP services): `None`: off.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// DPVS's `proxy_protocol`: each FNAT TCP connection's data starts with a
+/// PROXY protocol header (HAProxy's specification) naming the client and
+/// the VIP, so servers see the client without the TOA kernel module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyProtocol {
+    pub version: ProxyVersion,
+    /// `v1-insecure` / `v2-insecure`: a header of this version the client
+    /// sent itself is passed on as it is (the client is trusted, e.g. a
+    /// proxy in front). Otherwise it is replaced by ours.
+    pub insecure: bool,
+}
+
+/// A PROXY protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum ProxyVersion {
+    /// The text form: `PROXY TCP4 client vip cport vport\r\n`.
+    V1,
+    /// The binary form.
+    V2,
 }
 
 /// DPVS's QUIC options of a UDP service ([`crate::quic`]). The default is

@@ -501,6 +501,7 @@ impl Dataplane {
             built.acl.push(svc.acl.clone());
             built.synproxy.push(svc.spec.protection.syn_proxy);
             built.quic.push(svc.spec.quic);
+            built.proxy_protocol.push(svc.spec.proxy_protocol);
             let limits: Box<[_]> = svc
                 .servers
                 .iter()
@@ -689,6 +690,7 @@ mod tests {
             local_addrs,
             protection: Default::default(),
             quic: Default::default(),
+            proxy_protocol: None,
         }
     }
 

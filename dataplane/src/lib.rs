@@ -38,8 +38,8 @@ mod hugemem;
 mod prefetch;
 
 pub use command::{
-    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol, Quic,
-    RealServerSpec, Scheduler, ServiceKey, ServiceSpec, Thresholds,
+    AddrRange, Command, CommandError, Forwarding, Persistence, Protection, Protocol, ProxyProtocol,
+    ProxyVersion, Quic, RealServerSpec, Scheduler, ServiceKey, ServiceSpec, Thresholds,
 };
 pub use control::{
     ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,

@@ -192,6 +192,7 @@ drop_reasons! {
     ServerOverloaded => "server_overloaded", "new connection but every real server the scheduler may pick is over its uthreshold";
     SynProxyBadCookie => "synproxy_bad_cookie", "syn_proxy: an ACK opening no connection carries no valid SYN cookie";
     SynProxyPending => "synproxy_pending", "syn_proxy: client data before the real server answered the proxied SYN (the client retransmits)";
+    ProxyProtocolFull => "proxy_protocol_full", "proxy_protocol: the worker's table of connections awaiting or carrying a PROXY header is full";
     UnknownVlan => "unknown_vlan", "802.1Q-tagged frame on a VLAN no VIP or local address is bound to (or VLAN id 0)";
     VlanStacked => "vlan_stacked", "stacked VLAN tags (QinQ, 802.1ad) are not supported";
     VlanMismatch => "vlan_mismatch", "untagged frame to a VIP bound to a VLAN (vip_bind_dev dpdk0.100): the VIP lives only on its VLAN";

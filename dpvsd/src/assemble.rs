@@ -205,7 +205,8 @@ fn service(
     let loc = &vs.location;
     let mut errors = Vec::new();
     let quic = dpvs::quic(vs, &mut errors, warnings);
-    dpvs::unsupported(vs, &mut errors, warnings);
+    let proxy_protocol = dpvs::proxy_protocol(vs, &mut errors, warnings);
+    dpvs::ignored_limits(vs, warnings);
     let unsupported = [
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
@@ -383,6 +384,7 @@ fn service(
             }),
             protection,
             quic,
+            proxy_protocol,
         },
         servers,
     })

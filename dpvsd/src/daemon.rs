@@ -1481,6 +1481,7 @@ mod tests {
                     persistence: None,
                     protection: Default::default(),
                     quic: Default::default(),
+                    proxy_protocol: None,
                 },
                 servers: Vec::new(),
                 quorum,

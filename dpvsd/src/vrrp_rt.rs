@@ -324,6 +324,7 @@ mod tests {
             persistence: None,
             protection: Default::default(),
             quic: Default::default(),
+            proxy_protocol: None,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

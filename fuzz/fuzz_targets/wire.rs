@@ -1,5 +1,7 @@
 //! Any frame through every wire view and through the forwarding engine
-//! (FNAT, NAT, DR and TUN, IPv4, IPv6, ICMP and neighbor discovery paths):
+//! (FNAT, NAT, DR and TUN, IPv4, IPv6, ICMP and neighbor discovery paths;
+//! the FNAT TCP services send PROXY protocol headers, the UDP services
+//! look for QUIC connection IDs):
 //! nothing panics, and a forwarded IPv4 frame has a valid header checksum.
 //!
 //! Input: byte 0 picks the engine (bits 0-1) and how much of the frame is
@@ -24,7 +26,7 @@ use dataplane::wire::{
     ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
     Ipv6Repr, MacAddr, TcpPacket, UdpPacket, VlanTag,
 };
-use dataplane::{Forwarding, Protocol};
+use dataplane::{Forwarding, Protocol, ProxyProtocol, ProxyVersion, Quic};
 use libfuzzer_sys::fuzz_target;
 
 const LB_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 0, 1]);
@@ -35,6 +37,10 @@ const RS6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 3);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x100);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x200);
 const VLAN: u16 = 100;
+const QUIC: Quic = Quic {
+    migrate: true,
+    cid_hash: true,
+};
 const MODES: [Forwarding; 4] = [
     Forwarding::Fnat,
     Forwarding::Nat,
@@ -61,6 +67,9 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
     };
     let svc6 =
         |port, protocol| service(VIP6, (port, protocol), vec![server(RS6, port)], lips6.clone());
+    let pp = |version, insecure| {
+        (mode == Forwarding::Fnat).then_some(ProxyProtocol { version, insecure })
+    };
     let mut v6 = Snapshot6 {
         services: vec![svc6(80, Protocol::Tcp), svc6(53, Protocol::Udp)],
         owned_vips: vec![VIP6],
@@ -73,6 +82,8 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
             vec![]
         },
         interface: Some(Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 1)),
+        proxy_protocol: vec![pp(ProxyVersion::V2, true), None],
+        quic: vec![Quic::default(), QUIC],
         ..Snapshot6::default()
     };
     v6.lookup.insert((VIP6, 80, 6), 0);
@@ -90,6 +101,8 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
                 vec![]
             },
             interface: Some(Ipv4Addr::new(10, 99, 0, 1)),
+            proxy_protocol: vec![pp(ProxyVersion::V1, false), None],
+            quic: vec![Quic::default(), QUIC],
             ..Snapshot4::default()
         },
         v6,

@@ -9,7 +9,7 @@ use super::{
     Snapshot,
 };
 use crate::acl::AccessList;
-use crate::command::{Forwarding, Persistence, Quic};
+use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic};
 use crate::conn::{ConnTable, IpAddress, Key};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
@@ -81,6 +81,12 @@ pub trait Family: IpAddress {
     #[inline]
     fn quic_of(s: &Snapshot, i: usize) -> Quic {
         Self::snap(s).quic.get(i).copied().unwrap_or_default()
+    }
+
+    /// The PROXY protocol of service number `i` (none when missing).
+    #[inline]
+    fn proxy_protocol_of(s: &Snapshot, i: usize) -> Option<ProxyProtocol> {
+        Self::snap(s).proxy_protocol.get(i).copied().flatten()
     }
 
     /// The client access list of service number `i` (none when missing).

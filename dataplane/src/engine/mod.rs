@@ -36,6 +36,7 @@
 
 mod family;
 mod nat64;
+mod proxyproto;
 mod synproxy;
 mod v6;
 mod vlan;
@@ -44,9 +45,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use self::family::Family;
+use self::proxyproto::{Hooked, ProxyProto};
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
-use crate::command::{Forwarding, Persistence, Quic, ServiceKey};
+use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
 use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
@@ -155,6 +157,9 @@ pub struct FamilySnap<A> {
     /// Per service: its QUIC options ([`crate::quic`]). A missing entry
     /// means none.
     pub quic: Vec<Quic>,
+    /// Per service: its PROXY protocol ([`proxyproto`]). A missing entry
+    /// means none.
+    pub proxy_protocol: Vec<Option<ProxyProtocol>>,
 }
 
 impl<A> Default for FamilySnap<A> {
@@ -173,6 +178,7 @@ impl<A> Default for FamilySnap<A> {
             limits: Vec::new(),
             synproxy: Vec::new(),
             quic: Vec::new(),
+            proxy_protocol: Vec::new(),
         }
     }
 }
@@ -391,6 +397,8 @@ pub struct Engine {
     stages: Vec<Stage>,
     /// SYN-proxy state ([`synproxy`]).
     sp: SynProxy,
+    /// PROXY protocol state ([`proxyproto`]).
+    pp: ProxyProto,
     /// The VLAN of the frame being handled (0: untagged).
     rx_vlan: u16,
     /// Neighbours' MACs → the VLAN they answered on (bounded; only filled
@@ -423,6 +431,7 @@ impl Engine {
             last_refresh_ms: 0,
             stages: Vec::with_capacity(PIPELINE),
             sp: SynProxy::default(),
+            pp: ProxyProto::default(),
             rx_vlan: 0,
             neigh_vlans: vlan::neighbour_map(),
         }
@@ -461,6 +470,7 @@ impl Engine {
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
         let old = std::mem::replace(&mut self.snap, snap);
         self.sp.set_snapshot(&self.snap);
+        self.pp.set_snapshot(&self.snap);
         if old.addr_vlans != self.snap.addr_vlans {
             // vlan.rs: no neighbour stays on a VLAN binding that changed.
             self.revlan(&old);
@@ -614,15 +624,16 @@ impl Engine {
     ) -> (Verdict, usize) {
         let len = len.min(buf.len());
         let (verdict, len) = match stage {
-            // synproxy.rs: cookies, the proxied handshake, seq/ack shift.
-            Stage::Ipv4(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
-                Some(done) => done,
-                None => self.forward_v4(buf, len, p, now_ms, ctl),
+            // synproxy.rs: cookies, the proxied handshake, seq/ack shift;
+            // proxyproto.rs: PROXY headers.
+            Stage::Ipv4(p) if self.hooks_on() => match self.hooks(buf, len, p, now_ms, ctl) {
+                Hooked::Done(done) => done,
+                Hooked::Forward(q, len) => self.forward_v4(buf, len, &q, now_ms, ctl),
             },
             Stage::Ipv4(p) => self.forward_v4(buf, len, p, now_ms, ctl),
-            Stage::Ipv6(p) if self.sp.on => match self.synproxy(buf, len, p, now_ms, ctl) {
-                Some(done) => done,
-                None => self.forward_v6(buf, len, p, now_ms, ctl),
+            Stage::Ipv6(p) if self.hooks_on() => match self.hooks(buf, len, p, now_ms, ctl) {
+                Hooked::Done(done) => done,
+                Hooked::Forward(q, len) => self.forward_v6(buf, len, &q, now_ms, ctl),
             },
             Stage::Ipv6(p) => self.forward_v6(buf, len, p, now_ms, ctl),
             Stage::Arp => (self.handle_arp(&mut buf[..len]), len),

@@ -57,6 +57,7 @@
 
 use std::hash::{Hash, Hasher};
 
+use super::proxyproto::Pp;
 use super::*;
 use crate::conn::{ConnIdx, FlowKey6};
 use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
@@ -143,6 +144,11 @@ pub(super) trait ProxyFamily: Family {
     /// The engine's state for this family: its side, the proxied
     /// connections, and the snapshot.
     fn split(e: &mut Engine) -> Split<'_, Self>;
+    /// This family's side and PROXY protocol table ([`proxyproto`]).
+    fn pp_split(e: &mut Engine) -> (&mut Side<Self>, &mut FastMap<Key<Self>, Pp<Self>>);
+    /// Sets the length of IP packet `l3` (header length `hl`) to `tl`
+    /// bytes, with the IPv4 header checksum.
+    fn set_ip_len(l3: &mut [u8], hl: usize, tl: usize);
 }
 
 /// The parts of an [`Engine`] one family's hooks use at once.
@@ -170,6 +176,14 @@ impl ProxyFamily for Ipv4Addr {
     fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
         TcpPacket::new_unchecked(tcp).fill_checksum(src, dst);
     }
+    fn pp_split(e: &mut Engine) -> (&mut Side<Ipv4Addr>, &mut FastMap<FlowKey, Pp<Ipv4Addr>>) {
+        (&mut e.v4, &mut e.pp.v4)
+    }
+    fn set_ip_len(l3: &mut [u8], _: usize, tl: usize) {
+        let mut ip = Ipv4Packet::new_unchecked(l3);
+        ip.set_total_len(tl as u16);
+        ip.fill_checksum();
+    }
     fn split(e: &mut Engine) -> Split<'_, Ipv4Addr> {
         Split {
             side: &mut e.v4,
@@ -195,6 +209,12 @@ impl ProxyFamily for Ipv6Addr {
     }
     fn fill_tcp_checksum(tcp: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr) {
         v6::fill_tcp_checksum(tcp, src, dst);
+    }
+    fn pp_split(e: &mut Engine) -> (&mut Side<Ipv6Addr>, &mut FastMap<FlowKey6, Pp<Ipv6Addr>>) {
+        (&mut e.v6, &mut e.pp.v6)
+    }
+    fn set_ip_len(l3: &mut [u8], _: usize, tl: usize) {
+        Ipv6Packet::new_unchecked(l3).set_payload_len((tl - IPV6_HEADER_LEN) as u16);
     }
     fn split(e: &mut Engine) -> Split<'_, Ipv6Addr> {
         Split {
@@ -313,7 +333,7 @@ pub fn check_cookie<A: Family>(
 /// The next option at or after offset `i` of a TCP options area `opts`:
 /// (offset, kind, length). `None` at the end-of-list option, the end, or
 /// a malformed option.
-fn next_option(opts: &[u8], mut i: usize) -> Option<(usize, u8, usize)> {
+pub(super) fn next_option(opts: &[u8], mut i: usize) -> Option<(usize, u8, usize)> {
     loop {
         match *opts.get(i)? {
             0 => return None,
@@ -336,7 +356,7 @@ struct Offered {
     ts: Option<(u32, u32)>,
 }
 
-fn be32(b: &[u8]) -> u32 {
+pub(super) fn be32(b: &[u8]) -> u32 {
     u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
@@ -437,7 +457,7 @@ fn emit_segment<A: ProxyFamily>(
 /// Overwrites the bytes at `at` of TCP segment `l4` with `new` (at most 4
 /// bytes), adjusting the checksum incrementally over the 16-bit words the
 /// change touches.
-fn patch(l4: &mut [u8], at: usize, new: &[u8]) {
+pub(super) fn patch(l4: &mut [u8], at: usize, new: &[u8]) {
     let (start, end) = (at & !1, (at + new.len() + 1) & !1);
     let Some(old) = l4.get(start..end) else {
         return;
@@ -456,7 +476,7 @@ fn patch(l4: &mut [u8], at: usize, new: &[u8]) {
 
 /// Sets the 32-bit TCP field at `at` of segment `l4` (seq 4, ack 8) to
 /// `value`, adjusting the checksum.
-fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
+pub(super) fn set_tcp_u32(l4: &mut [u8], at: usize, value: u32) {
     patch(l4, at, &value.to_be_bytes());
 }
 
@@ -516,9 +536,8 @@ fn translate_out<A>(l4: &mut [u8], s: &Proxied<A>) {
 
 impl Engine {
     /// The SYN-proxy hooks of a packet (see [`Engine::synproxy_in`] and
-    /// [`Engine::synproxy_out`]). `None`: forward it as usual. Kept out of
-    /// line: [`Engine::finish`] stays small for services that do not proxy.
-    #[inline(never)]
+    /// [`Engine::synproxy_out`]). `None`: forward it as usual. Called from
+    /// [`Engine::hooks`], which is out of line.
     pub(super) fn synproxy<A: ProxyFamily>(
         &mut self,
         buf: &mut [u8],

@@ -1526,6 +1526,8 @@ mod prop {
     }
 }
 
+mod proxyproto;
+
 mod quic;
 
 mod v6;

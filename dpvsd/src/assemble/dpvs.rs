@@ -1,9 +1,8 @@
-//! DPVS's per-service additions that are neither protections nor
-//! forwarding: `quic`, `hash_target`, `proxy_protocol`, `bps` and
-//! `limit_proportion`.
+//! DPVS's per-service additions beyond the protections: `quic`,
+//! `hash_target`, `proxy_protocol`, `bps` and `limit_proportion`.
 
-use dataplane::Quic;
-use keepalived_parser::model::{self, HashTarget, LbAlgo, ProxyProtocol};
+use dataplane::{ProxyProtocol, ProxyVersion, Quic};
+use keepalived_parser::model::{self, HashTarget, LbAlgo};
 
 use super::{err, ignored, AssembleError, AssembleWarning};
 
@@ -39,22 +38,39 @@ pub(super) fn quic(
     }
 }
 
-/// `proxy_protocol` (refused: real servers that expect the header would
-/// get none) and DPVS's `bps` / `limit_proportion` (which DPVS's keepalived
-/// only prints: warned about and ignored).
-pub(super) fn unsupported(
+/// `proxy_protocol` on an FNAT TCP service ([`ProxyProtocol`]); on other
+/// forwarding methods DPVS sends no header, so it is ignored with a
+/// warning; what dpvsd cannot send (UDP, NAT64) is an error.
+pub(super) fn proxy_protocol(
     vs: &model::VirtualServer,
     errors: &mut Vec<AssembleError>,
     warnings: &mut Vec<AssembleWarning>,
-) {
-    let d = &vs.dpvs;
-    if d.proxy_protocol != ProxyProtocol::Disabled {
-        errors.push(err(
-            &vs.location,
-            "proxy_protocol is not supported by dpvsd yet (its real servers would get no PROXY header)"
-                .into(),
-        ));
+) -> Option<ProxyProtocol> {
+    let (version, insecure) = match vs.dpvs.proxy_protocol {
+        model::ProxyProtocol::Disabled => return None,
+        model::ProxyProtocol::V1 => (ProxyVersion::V1, false),
+        model::ProxyProtocol::V2 => (ProxyVersion::V2, false),
+        model::ProxyProtocol::V1Insecure => (ProxyVersion::V1, true),
+        model::ProxyProtocol::V2Insecure => (ProxyVersion::V2, true),
+    };
+    if vs.lb_kind != model::LbKind::Fnat {
+        warnings.push(ignored(&vs.location, "proxy_protocol without lb_kind FNAT"));
+        return None;
     }
+    let nat64 = vs.addr.is_ipv6() && vs.real_servers.iter().any(|rs| rs.addr.is_ipv4());
+    let refusal = match () {
+        _ if vs.protocol != model::Protocol::Tcp => "proxy_protocol on a UDP service is not supported by dpvsd yet (TCP is)",
+        _ if nat64 => "proxy_protocol with IPv4 real servers behind an IPv6 VIP (NAT64) is not supported by dpvsd yet",
+        _ => return Some(ProxyProtocol { version, insecure }),
+    };
+    errors.push(err(&vs.location, refusal.into()));
+    None
+}
+
+/// DPVS's `bps` / `limit_proportion`, which DPVS's keepalived only prints:
+/// warned about and ignored.
+pub(super) fn ignored_limits(vs: &model::VirtualServer, warnings: &mut Vec<AssembleWarning>) {
+    let d = &vs.dpvs;
     if d.bps != 0 {
         warnings.push(ignored(&vs.location, "bps"));
     }
@@ -66,7 +82,7 @@ pub(super) fn unsupported(
 #[cfg(test)]
 mod tests {
     use super::super::{assemble, AssembleError, Plan};
-    use dataplane::Quic;
+    use dataplane::{ProxyProtocol, ProxyVersion, Quic};
     use keepalived_parser::{load_str, LoadOptions};
     use std::path::Path;
 
@@ -118,13 +134,61 @@ mod tests {
     }
 
     #[test]
-    fn proxy_protocol_is_refused_and_bps_limits_are_warned_about() {
-        let e = plan("TCP", "  lb_algo rr\n  proxy_protocol v2\n").expect_err("refused");
+    fn proxy_protocol_maps_onto_fnat_tcp_services() {
+        let fnat = |protocol: &str, extra: &str, vip: &str, rs: &str| {
+            let text = format!(
+                "local_address_group l {{\n  10.0.0.9 eth0\n  fd00::9 eth0\n}}\nvirtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind FNAT\n  laddr_group_name l\n  protocol {protocol}\n{extra}  real_server {rs} 8080 {{\n  }}\n}}\n"
+            );
+            let loaded = load_str(&text, Path::new("q.conf"), &LoadOptions::default());
+            assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+            assemble(&loaded.model)
+        };
+        for (kw, version, insecure) in [
+            ("v1", ProxyVersion::V1, false),
+            ("v2", ProxyVersion::V2, false),
+            ("v1-insecure", ProxyVersion::V1, true),
+            ("V2-Insecure", ProxyVersion::V2, true),
+        ] {
+            let p = fnat(
+                "TCP",
+                &format!("  proxy_protocol {kw}\n"),
+                "10.0.0.1",
+                "10.0.0.2",
+            )
+            .expect(kw);
+            assert_eq!(
+                p.services[0].spec.proxy_protocol,
+                Some(ProxyProtocol { version, insecure }),
+                "{kw}"
+            );
+        }
+        let p = fnat("TCP", "", "10.0.0.1", "10.0.0.2").expect("plan");
+        assert_eq!(p.services[0].spec.proxy_protocol, None);
+        let e = fnat("UDP", "  proxy_protocol v2\n", "10.0.0.1", "10.0.0.2").expect_err("UDP");
         assert!(
             e[0].to_string()
-                .starts_with("q.conf:1:1: error: proxy_protocol is not supported"),
+                .contains("proxy_protocol on a UDP service is not supported"),
             "{e:?}"
         );
+        let e = fnat("TCP", "  proxy_protocol v2\n", "fd00::1", "10.0.0.2").expect_err("NAT64");
+        assert!(
+            e[0].to_string().contains("(NAT64) is not supported"),
+            "{e:?}"
+        );
+        // IPv6 to IPv6 is fine.
+        let p = fnat("TCP", "  proxy_protocol v1\n", "fd00::1", "fd00::2").expect("v6");
+        assert!(p.services[0].spec.proxy_protocol.is_some());
+        // Other methods send no header in DPVS either: a warning.
+        let p = plan("TCP", "  lb_algo rr\n  proxy_protocol v2\n").expect("DR");
+        assert_eq!(p.services[0].spec.proxy_protocol, None);
+        assert_eq!(
+            warnings(&p),
+            ["q.conf:1:1: warning: proxy_protocol without lb_kind FNAT is not supported by dpvsd, ignored"]
+        );
+    }
+
+    #[test]
+    fn bps_and_limit_proportion_are_warned_about() {
         let p = plan("TCP", "  lb_algo rr\n  bps 1000\n  limit_proportion 50\n").expect("plan");
         let w = warnings(&p);
         assert_eq!(w.len(), 2, "{w:?}");

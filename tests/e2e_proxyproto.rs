@@ -1,0 +1,157 @@
+//! End to end: `proxy_protocol v1` and `v2` on FNAT services in the lab of
+//! tests/lab.sh. Each real server runs a second nginx that requires the
+//! PROXY protocol (`listen 8081 proxy_protocol`) and answers with the
+//! client address the header gave it; an upload and a download of a few
+//! megabytes prove the sequence numbers are moved right both ways (nginx
+//! reads the whole upload before answering; curl checks the download's
+//! length).
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{can_run, Lab, VIP};
+
+const CLIENT: &str = "10.99.0.2";
+const LIP: &str = "10.99.0.200";
+const BIG: usize = 3_000_000;
+
+/// A process killed when dropped (even on panic).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// An nginx requiring the PROXY protocol on :8081 in `host`, with a
+/// `BIG`-byte file at /big and /up answering the length of an upload
+/// (proxied to :8082, which nginx does only after reading it all).
+fn pp_nginx(lab: &Lab, host: &str) -> Killed {
+    let dir = lab.dir.join(format!("pp-{host}"));
+    std::fs::create_dir_all(dir.join("tmp")).expect("dir");
+    std::fs::write(dir.join("big"), vec![b'z'; BIG]).expect("big file");
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\n\
+         events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
+         server {{\n    listen 8081 proxy_protocol;\n    client_max_body_size 16m;\n    location = / {{ default_type text/plain; return 200 \"$proxy_protocol_addr $proxy_protocol_port $remote_addr\\n\"; }}\n    location = /big {{ alias {d}/big; }}\n    location = /up {{ proxy_pass http://127.0.0.1:8082; }}\n  }}\n\
+         server {{\n    listen 127.0.0.1:8082;\n    client_max_body_size 16m;\n    location / {{ default_type text/plain; return 200 \"$content_length\\n\"; }}\n  }}\n}}\n"
+    );
+    std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
+    let child = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(host), "nginx", "-c"])
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Killed)
+        .expect("nginx");
+    for _ in 0..100 {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns(host),
+                "ss",
+                "-Htln",
+                "sport = :8081",
+            ])
+            .output()
+            .expect("ss");
+        if !out.stdout.is_empty() {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nginx with proxy_protocol did not start in {host}");
+}
+
+fn config() -> String {
+    let vs = |port: u16, pp: &str| {
+        let rs = |ip: &str| {
+            format!("    real_server {ip} 8081 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n")
+        };
+        format!(
+            "virtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name l\n    proxy_protocol {pp}\n{}{}}}\n",
+            rs("10.99.0.3"),
+            rs("10.99.0.4")
+        )
+    };
+    format!(
+        "local_address_group l {{\n    {LIP} eth0\n}}\n{}{}",
+        vs(80, "v1"),
+        vs(81, "v2")
+    )
+}
+
+/// curl in the client namespace; stdout when it succeeded.
+fn curl(lab: &Lab, args: &[&str]) -> Option<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client"), "curl", "-s", "-m", "20"])
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[test]
+fn real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2() {
+    if !can_run("real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2") {
+        return;
+    }
+    let mut lab = Lab::up("ppro");
+    let _servers = [pp_nginx(&lab, "rs1"), pp_nginx(&lab, "rs2")];
+    lab.start_conf(&config(), ["10.99.0.3:8081", "10.99.0.4:8081"]);
+    let upload = lab.dir.join("upload");
+    std::fs::write(&upload, vec![b'u'; BIG]).expect("upload file");
+    let up = format!("@{}", upload.display());
+    for port in [80, 81] {
+        for _ in 0..4 {
+            // Both servers (round robin) see the client, not the LIP.
+            let got = curl(&lab, &[&format!("http://{VIP}:{port}/")]);
+            let got = got.unwrap_or_else(|| panic!(":{port}: request failed"));
+            let words: Vec<&str> = got.split(' ').collect();
+            assert_eq!(words.len(), 3, ":{port}: {got}");
+            assert_eq!((words[0], words[2]), (CLIENT, LIP), ":{port}: {got}");
+            assert!(
+                words[1].parse::<u16>().is_ok_and(|p| p > 0),
+                ":{port}: {got}"
+            );
+        }
+        // Megabytes each way: every client segment after the header moves,
+        // every acknowledgement moves back.
+        let size = curl(
+            &lab,
+            &[
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                &format!("http://{VIP}:{port}/big"),
+            ],
+        );
+        assert_eq!(
+            size.as_deref(),
+            Some(BIG.to_string().as_str()),
+            ":{port} download"
+        );
+        let len = curl(
+            &lab,
+            &["--data-binary", &up, &format!("http://{VIP}:{port}/up")],
+        );
+        assert_eq!(
+            len.as_deref(),
+            Some(BIG.to_string().as_str()),
+            ":{port} upload"
+        );
+    }
+}
