@@ -95,8 +95,8 @@ fn whole_exchange_golden() {
     let (cookie, to_rs) = handshake(&mut lab, CPORT);
     let lport = to_rs.sport;
 
-    // Data before the real server answered: dropped (the client resends),
-    // and our SYN goes out again in case it was lost.
+    // Data before the real server answered: held, and our SYN goes out
+    // again in case it was lost.
     let data_ack = Flags {
         ack: Some(cookie.wrapping_add(1)),
         ..Flags::default()
@@ -104,7 +104,8 @@ fn whole_exchange_golden() {
     let (v, out) = lab.send(from_client(CPORT, ISN + 1, data_ack, None, b"GET"));
     assert_eq!(v, Verdict::Forward);
     assert_eq!(tcp_of(&out), to_rs, "the same SYN again");
-    assert_eq!(lab.drops.get(Drop::SynProxyPending), 1);
+    assert_eq!(lab.drops.get(Drop::SynProxyPending), 0, "held, not dropped");
+    lab.ctl.clear();
 
     // Step 4: the real server's SYN-ACK is answered by us, not the client.
     let synack = Flags {
@@ -131,6 +132,19 @@ fn whole_exchange_golden() {
     assert_eq!((ack.seq, ack.ack), (ISN + 1, Some(RS_ISN + 1)));
     assert!(ack.options.is_empty() && ack.payload.is_empty());
     assert_eq!(ack.window, 29200);
+    // The held data follows it, in the server's sequence space.
+    let held: Vec<Tcp> = lab.ctl.frames().iter().map(|f| tcp_of(f.data())).collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let d = &held[0];
+    assert_eq!(
+        (d.dst_mac, d.src, d.dst, d.sport, d.dport),
+        (rs_mac(0), LIP, rs(0), lport, 8080)
+    );
+    assert_eq!(
+        (d.seq, d.ack, d.payload.as_slice()),
+        (ISN + 1, Some(RS_ISN + 1), &b"GET"[..])
+    );
+    lab.ctl.clear();
 
     // Our ACK was lost: the server resends its SYN-ACK, we ACK it again
     // and the client hears nothing of it.
@@ -499,4 +513,84 @@ proptest::proptest! {
             proptest::prop_assert!(etherparse::SlicedPacket::from_ethernet(&out).is_ok());
         }
     }
+}
+
+#[test]
+fn held_data_is_bounded_per_connection_and_in_order() {
+    let mut lab = proxied_lab();
+    let (cookie, to_rs) = handshake(&mut lab, CPORT);
+    let lport = to_rs.sport;
+    let data_ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    // Six segments while pending: four held, two dropped and counted.
+    for i in 0..6u32 {
+        let (v, _) = lab.send(from_client(
+            CPORT,
+            ISN + 1 + i,
+            data_ack,
+            None,
+            &[b'a' + i as u8],
+        ));
+        assert_eq!(v, Verdict::Forward, "our SYN again");
+    }
+    assert_eq!(lab.drops.get(Drop::SynProxyPending), 2);
+    lab.ctl.clear();
+    let synack = Flags {
+        syn: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let (v, _) = lab.send(from_rs(lport, RS_ISN, synack, b""));
+    assert_eq!(v, Verdict::Forward);
+    let held: Vec<Vec<u8>> = lab
+        .ctl
+        .frames()
+        .iter()
+        .map(|f| tcp_of(f.data()).payload)
+        .collect();
+    assert_eq!(
+        held,
+        [b"a", b"b", b"c", b"d"],
+        "the first four, in arrival order"
+    );
+    // Released frames are gone: a second SYN-ACK releases nothing.
+    lab.ctl.clear();
+    let _ = lab.send(from_rs(lport, RS_ISN, synack, b""));
+    assert!(lab.ctl.frames().is_empty());
+}
+
+#[test]
+fn data_on_the_cookie_ack_reaches_the_server_after_its_handshake() {
+    let mut lab = proxied_lab();
+    let syn = Flags {
+        syn: true,
+        ..Flags::default()
+    };
+    let (_, out) = lab.send(from_client(CPORT, ISN, syn, Some(1460), b""));
+    let cookie = tcp_of(&out).seq;
+    let ack = Flags {
+        ack: Some(cookie.wrapping_add(1)),
+        ..Flags::default()
+    };
+    let (v, out) = lab.send(from_client(CPORT, ISN + 1, ack, None, b"hello"));
+    assert_eq!(v, Verdict::Forward);
+    let to_rs = tcp_of(&out);
+    assert!(
+        to_rs.syn && to_rs.payload.is_empty(),
+        "our SYN to the server"
+    );
+    lab.ctl.clear();
+    let synack = Flags {
+        syn: true,
+        ack: Some(ISN + 1),
+        ..Flags::default()
+    };
+    let _ = lab.send(from_rs(to_rs.sport, RS_ISN, synack, b""));
+    let held: Vec<Tcp> = lab.ctl.frames().iter().map(|f| tcp_of(f.data())).collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!((held[0].seq, held[0].ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert_eq!(held[0].payload, b"hello");
+    assert_eq!(lab.drops.get(Drop::SynProxyPending), 0);
 }

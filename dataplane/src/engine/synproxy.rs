@@ -38,11 +38,17 @@
 //! blocks of the client moved into the server's sequence space (DPVS's
 //! `syn_proxy_filter_opt_outin`).
 //!
-//! **Pending data**: packets the client sends after its ACK and before the
-//! real server's SYN-ACK arrives are dropped and counted
-//! (`synproxy_pending`); the client retransmits them. DPVS holds a few
-//! instead. Each such packet makes us resend our SYN (it may have been
-//! lost), and a resent SYN-ACK of the real server is ACKed again.
+//! **Pending data**: segments the client sends with its cookie ACK or
+//! after it, before the real server's SYN-ACK arrives (a client sends its
+//! request right after its ACK, one round trip to the server too early),
+//! are held, as DPVS saves them: up to [`HELD_PER_CONN`] per connection
+//! in a pool of [`HELD_FRAMES`] frames reserved with the SYN proxy. When
+//! the server side is up they go through the engine again (translated and
+//! sent to the server right after our ACK). A segment that finds no room
+//! is dropped and counted (`synproxy_pending`); the client retransmits
+//! it. Each pending segment makes us resend our SYN (it may have been
+//! lost), and a resent SYN-ACK of the real server is ACKed again. Frames
+//! are not held while VLANs are configured (they would leave untagged).
 //!
 //! **IPv6**: the same exchange over IPv6 (as DPVS); FNAT and NAT services.
 //! NAT64 services (IPv6 VIP, IPv4 servers) are not proxied: their SYNs are
@@ -60,6 +66,7 @@ use std::hash::{Hash, Hasher};
 use super::proxyproto::Pp;
 use super::*;
 use crate::conn::{ConnIdx, FlowKey6};
+use crate::io::FRAME_CAP;
 use crate::wire::ipv6::HEADER_LEN as IPV6_HEADER_LEN;
 use crate::wire::{Ipv6Packet, Ipv6Repr};
 
@@ -113,6 +120,76 @@ pub(super) struct SynProxy {
     pub(super) on: bool,
     v4: FastMap<FlowKey, Proxied<Ipv4Addr>>,
     v6: FastMap<FlowKey6, Proxied<Ipv6Addr>>,
+    held: Held,
+}
+
+/// Client frames held per worker while their connection waits for the
+/// real server's SYN-ACK.
+pub const HELD_FRAMES: usize = 256;
+/// Frames held per connection (DPVS saves 3 ACKs by default).
+pub const HELD_PER_CONN: usize = 4;
+
+/// Which connection a held frame belongs to: its client → VIP tuple.
+type Owner = (IpAddr, u16, IpAddr, u16);
+
+fn owner_of<A: Family>(k: &Key<A>) -> Owner {
+    (k.src.into(), k.sport, k.dst.into(), k.dport)
+}
+
+/// The held frames: fixed buffers reserved when a snapshot first has a
+/// SYN-proxy service (nothing is allocated per packet).
+#[derive(Debug, Default)]
+struct Held {
+    bufs: Vec<[u8; FRAME_CAP]>,
+    /// Per buffer: its owner, frame length and arrival number; `None`: free.
+    slots: Vec<Option<(Owner, usize, u64)>>,
+    arrivals: u64,
+}
+
+impl Held {
+    fn reserve(&mut self) {
+        if self.bufs.is_empty() {
+            self.bufs = vec![[0; FRAME_CAP]; HELD_FRAMES];
+            self.slots = vec![None; HELD_FRAMES];
+        }
+    }
+
+    /// Keeps a copy of `frame` for `owner`; false when the connection
+    /// already holds its share, the frame is too long or no buffer is free.
+    fn hold(&mut self, owner: Owner, frame: &[u8]) -> bool {
+        let mine = self.slots.iter().flatten().filter(|s| s.0 == owner).count();
+        let free = self.slots.iter().position(Option::is_none);
+        let (Some(i), true, true) = (free, mine < HELD_PER_CONN, frame.len() <= FRAME_CAP) else {
+            return false;
+        };
+        self.bufs[i][..frame.len()].copy_from_slice(frame);
+        self.arrivals += 1;
+        self.slots[i] = Some((owner, frame.len(), self.arrivals));
+        true
+    }
+
+    /// The oldest frame `owner` holds, into `out`; its length.
+    fn take(&mut self, owner: Owner, out: &mut [u8; FRAME_CAP]) -> Option<usize> {
+        let (i, len) = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.filter(|s| s.0 == owner).map(|s| (i, s.1, s.2)))
+            .min_by_key(|s| s.2)
+            .map(|(i, len, _)| (i, len))?;
+        out[..len].copy_from_slice(&self.bufs[i][..len]);
+        self.slots[i] = None;
+        Some(len)
+    }
+
+    /// Frees the frames of owners `keep` says are gone.
+    fn purge(&mut self, mut keep: impl FnMut(Owner) -> bool) {
+        for s in &mut self.slots {
+            if s.is_some_and(|(o, _, _)| !keep(o)) {
+                *s = None;
+            }
+        }
+    }
 }
 
 impl SynProxy {
@@ -126,6 +203,9 @@ impl SynProxy {
         }
         if v6 && self.v6.capacity() < 2 * MAX_PROXIED {
             self.v6.reserve(2 * MAX_PROXIED);
+        }
+        if self.on {
+            self.held.reserve();
         }
     }
 }
@@ -552,7 +632,7 @@ impl Engine {
                 self.synproxy_in(buf, len, p, client_mac, now_ms, ctl)
             }
             // The real server's SYN-ACK, seq shift.
-            Dir::Out => self.synproxy_out(buf, len, p, now_ms),
+            Dir::Out => self.synproxy_out(buf, len, p, now_ms, ctl),
         }
     }
 
@@ -614,9 +694,10 @@ impl Engine {
             }
             if !reuse {
                 if s.pending {
-                    // The client's data is dropped; as it may be resending
-                    // because our SYN was lost, the SYN goes out again.
-                    self.drops.count(Drop::SynProxyPending);
+                    // The client's data is held (or dropped: no room); as
+                    // it may be resending because our SYN was lost, the
+                    // SYN goes out again.
+                    self.hold(buf, len, p);
                     let side = A::split(self).side;
                     let dest = side.conns.get(idx)?.dest;
                     let Ok(mac) = side.dest_mac(dest, now_ms, ctl) else {
@@ -691,6 +772,8 @@ impl Engine {
         let Some(opts) = check_cookie(&snap.syn_cookie_key, &k, client_isn, cookie, now_ms) else {
             return Some((Verdict::Drop(Drop::SynProxyBadCookie), len));
         };
+        let with_data =
+            ETH_LEN + p.tl > l4_at + TcpPacket::new_unchecked(&buf[l4_at..]).header_len();
         let mut syn = *p;
         syn.flags = TcpFlags {
             syn: true,
@@ -728,8 +811,63 @@ impl Engine {
             A::split(self).side.conns.remove(idx);
             return Some((Verdict::Drop(Drop::ConnTableFull), len));
         }
+        if with_data {
+            // Data on the cookie ACK: held until the server side is up.
+            self.hold(buf, len, p);
+        }
         // Step 3: our SYN to the real server, with the client's ISN.
         self.emit_syn(buf, &to_rs, &s, mac, p.ttl.saturating_sub(1))
+    }
+
+    /// Holds client frame `buf[..len]` (packet `p`) of a pending
+    /// connection; counts a drop when it cannot.
+    fn hold<A: ProxyFamily>(&mut self, buf: &[u8], len: usize, p: &Parsed<A>) {
+        let owner = owner_of(&p.key);
+        let frame = &buf[..len.min(buf.len())];
+        if !self.snap.vlan_ids.is_empty() || !self.sp.held.hold(owner, frame) {
+            // Full: forget the frames of connections that are gone or up.
+            let (v4, v6) = (&self.sp.v4, &self.sp.v6);
+            let pending = |o: Owner| match o {
+                (IpAddr::V4(src), sport, IpAddr::V4(dst), dport) => v4
+                    .get(&Key {
+                        proto: 6,
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                    })
+                    .is_some_and(|s| s.pending),
+                (IpAddr::V6(src), sport, IpAddr::V6(dst), dport) => v6
+                    .get(&Key {
+                        proto: 6,
+                        src,
+                        dst,
+                        sport,
+                        dport,
+                    })
+                    .is_some_and(|s| s.pending),
+                _ => false,
+            };
+            self.sp.held.purge(pending);
+            if !self.snap.vlan_ids.is_empty() || !self.sp.held.hold(owner, frame) {
+                self.drops.count(Drop::SynProxyPending);
+            }
+        }
+    }
+
+    /// Sends the frames held for the connection of client key `k` through
+    /// the engine again, now that its server side is up; what they become
+    /// goes out with `ctl`.
+    fn release<A: ProxyFamily>(&mut self, k: &Key<A>, now_ms: u64, ctl: &mut Burst) {
+        let owner = owner_of(k);
+        let mut frame = [0u8; FRAME_CAP];
+        while let Some(len) = self.sp.held.take(owner, &mut frame) {
+            let stage = self.classify(&frame[..len]);
+            let (verdict, len) = self.finish_untagged(&stage, &mut frame, len, now_ms, ctl);
+            if verdict == Verdict::Forward && !ctl.push(&frame[..len]) {
+                self.drops.count(Drop::TxFull);
+            }
+        }
     }
 
     /// Our SYN to the real server (`to_rs`: LIP or client → RS).
@@ -808,6 +946,7 @@ impl Engine {
         len: usize,
         p: &Parsed<A>,
         now_ms: u64,
+        ctl: &mut Burst,
     ) -> Handled {
         if p.key.proto != 6 {
             return None;
@@ -864,7 +1003,9 @@ impl Engine {
         table.insert(s.in_key, done);
         table.insert(s.out_key, done);
         side.conns.touch(idx, Dir::Out, f, now_ms)?;
-        self.ack_server(buf, len, p, &done, (seq, rs_ts))
+        let acked = self.ack_server(buf, len, p, &done, (seq, rs_ts));
+        self.release(&s.in_key, now_ms, ctl);
+        acked
     }
 }
 
