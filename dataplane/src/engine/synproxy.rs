@@ -136,6 +136,23 @@ fn owner_of<A: Family>(k: &Key<A>) -> Owner {
     (k.src.into(), k.sport, k.dst.into(), k.dport)
 }
 
+/// Whether the proxied TCP connection `src → dst` of `table` waits for
+/// its real server.
+fn is_pending<A: Family>(
+    table: &FastMap<Key<A>, Proxied<A>>,
+    (src, sport): (A, u16),
+    (dst, dport): (A, u16),
+) -> bool {
+    let k = Key {
+        proto: 6,
+        src,
+        dst,
+        sport,
+        dport,
+    };
+    table.get(&k).is_some_and(|s| s.pending)
+}
+
 /// The held frames: fixed buffers reserved when a snapshot first has a
 /// SYN-proxy service (nothing is allocated per packet).
 #[derive(Debug, Default)]
@@ -828,24 +845,12 @@ impl Engine {
             // Full: forget the frames of connections that are gone or up.
             let (v4, v6) = (&self.sp.v4, &self.sp.v6);
             let pending = |o: Owner| match o {
-                (IpAddr::V4(src), sport, IpAddr::V4(dst), dport) => v4
-                    .get(&Key {
-                        proto: 6,
-                        src,
-                        dst,
-                        sport,
-                        dport,
-                    })
-                    .is_some_and(|s| s.pending),
-                (IpAddr::V6(src), sport, IpAddr::V6(dst), dport) => v6
-                    .get(&Key {
-                        proto: 6,
-                        src,
-                        dst,
-                        sport,
-                        dport,
-                    })
-                    .is_some_and(|s| s.pending),
+                (IpAddr::V4(src), sport, IpAddr::V4(dst), dport) => {
+                    is_pending(v4, (src, sport), (dst, dport))
+                }
+                (IpAddr::V6(src), sport, IpAddr::V6(dst), dport) => {
+                    is_pending(v6, (src, sport), (dst, dport))
+                }
                 _ => false,
             };
             self.sp.held.purge(pending);
