@@ -137,6 +137,43 @@ pub struct ServiceSpec {
     pub proxy_protocol: Option<ProxyProtocol>,
 }
 
+impl ServiceSpec {
+    /// The service's options after its scheduler, as `ipvsadm -ln` (and
+    /// DPVS's ipvsadm) print them: `persistent 360`, `mask 255.255.255.0`,
+    /// `synproxy`, then dpvsd's `proxy-protocol v2[-insecure]`, `quic`,
+    /// `qid`.
+    pub fn flags(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(p) = self.persistence {
+            out.push(format!("persistent {}", p.timeout_s));
+            if p.granularity < 32 {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(p.granularity))
+                    .unwrap_or(0);
+                out.push(format!("mask {}", Ipv4Addr::from(mask)));
+            }
+        }
+        if self.protection.syn_proxy {
+            out.push("synproxy".into());
+        }
+        if let Some(pp) = self.proxy_protocol {
+            let v = match pp.version {
+                ProxyVersion::V1 => "v1",
+                ProxyVersion::V2 => "v2",
+            };
+            let insecure = if pp.insecure { "-insecure" } else { "" };
+            out.push(format!("proxy-protocol {v}{insecure}"));
+        }
+        if self.quic.migrate {
+            out.push("quic".into());
+        }
+        if self.quic.cid_hash {
+            out.push("qid".into());
+        }
+        out
+    }
+}
+
 /// DPVS's `proxy_protocol`: each FNAT TCP connection's data starts with a
 /// PROXY protocol header (HAProxy's specification) naming the client and
 /// the VIP, so servers see the client without the TOA kernel module.
@@ -310,4 +347,52 @@ pub enum CommandError {
     Unsupported { what: String },
     #[error("invalid command: {reason}")]
     Invalid { reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_list_the_options_a_service_has() {
+        let mut spec = ServiceSpec {
+            key: ServiceKey {
+                addr: Ipv4Addr::new(10, 0, 0, 1).into(),
+                port: 443,
+                protocol: Protocol::Udp,
+            },
+            scheduler: Scheduler::Conhash,
+            forwarding: Forwarding::Fnat,
+            local_addrs: Vec::new(),
+            persistence: None,
+            protection: Protection::default(),
+            quic: Quic::default(),
+            proxy_protocol: None,
+        };
+        assert!(spec.flags().is_empty());
+        spec.persistence = Some(Persistence {
+            timeout_s: 360,
+            granularity: 24,
+        });
+        spec.protection.syn_proxy = true;
+        spec.proxy_protocol = Some(ProxyProtocol {
+            version: ProxyVersion::V2,
+            insecure: true,
+        });
+        spec.quic = Quic {
+            migrate: true,
+            cid_hash: true,
+        };
+        assert_eq!(
+            spec.flags(),
+            [
+                "persistent 360",
+                "mask 255.255.255.0",
+                "synproxy",
+                "proxy-protocol v2-insecure",
+                "quic",
+                "qid"
+            ]
+        );
+    }
 }

@@ -322,6 +322,9 @@ pub struct ServiceInfo {
     pub vip: String,
     pub port: u16,
     pub scheduler: String,
+    /// The service's options ([`dataplane::ServiceSpec::flags`]).
+    #[serde(default)]
+    pub flags: Vec<String>,
     pub forwarding: String,
     pub local_addrs: Vec<String>,
     pub vip_owned: bool,

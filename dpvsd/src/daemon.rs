@@ -1380,6 +1380,7 @@ fn list(shared: &Shared) -> ListInfo {
                 vip: key.addr.to_string(),
                 port: key.port,
                 scheduler: format!("{:?}", svc.spec.scheduler).to_lowercase(),
+                flags: svc.spec.flags(),
                 forwarding: format!("{:?}", svc.spec.forwarding).to_uppercase(),
                 local_addrs: svc.spec.local_addrs.iter().map(|a| a.to_string()).collect(),
                 vip_owned: dsvc.map(|d| d.vip_owned).unwrap_or(false),

@@ -463,6 +463,7 @@ mod tests {
                     vip: "10.0.0.1".into(),
                     port: 80,
                     scheduler: "wrr".into(),
+                    flags: Vec::new(),
                     forwarding: "FNAT".into(),
                     local_addrs: vec![],
                     vip_owned: true,

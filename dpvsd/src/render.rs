@@ -31,7 +31,9 @@ pub fn list(info: &ListInfo) -> String {
             "{:<4} {:<22} {}",
             s.protocol,
             vip_port(&s.vip, s.port),
-            s.scheduler
+            [std::slice::from_ref(&s.scheduler), &s.flags]
+                .concat()
+                .join(" ")
         );
         for r in &s.real_servers {
             let weight = r
@@ -607,6 +609,7 @@ mod rate_tests {
                 vip: "10.0.0.1".into(),
                 port: 80,
                 scheduler: "rr".into(),
+                flags: Vec::new(),
                 forwarding: "FNAT".into(),
                 local_addrs: Vec::new(),
                 vip_owned: true,
@@ -644,6 +647,7 @@ mod list_tests {
                 vip: "10.0.0.1".into(),
                 port: 80,
                 scheduler: "rr".into(),
+                flags: vec!["persistent 360".into(), "synproxy".into()],
                 forwarding: "NAT".into(),
                 local_addrs: vec![],
                 vip_owned: true,
@@ -677,5 +681,15 @@ mod list_tests {
         assert!(line.contains(" - "), "absent: {line}");
         assert!(line.ends_with("sorry server, standby"), "{line}");
         assert!(!list(&service(None)).contains("sorry"));
+    }
+
+    #[test]
+    fn service_options_follow_the_scheduler_as_ipvsadm_prints_them() {
+        let text = list(&service(None));
+        let line = text.lines().nth(2).expect("the service line");
+        assert_eq!(
+            line,
+            "TCP  10.0.0.1:80            rr persistent 360 synproxy"
+        );
     }
 }
