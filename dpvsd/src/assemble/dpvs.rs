@@ -1,5 +1,6 @@
 //! DPVS's per-service additions beyond the protections: `quic`,
-//! `hash_target`, `proxy_protocol`, `bps` and `limit_proportion`.
+//! `hash_target`, `proxy_protocol`, `bps` and `limit_proportion`; and
+//! keepalived's `ha_suspend`.
 
 use dataplane::{ProxyProtocol, ProxyVersion, Quic};
 use keepalived_parser::model::{self, HashTarget, LbAlgo};
@@ -67,9 +68,16 @@ pub(super) fn proxy_protocol(
     None
 }
 
-/// DPVS's `bps` / `limit_proportion`, which DPVS's keepalived only prints:
-/// warned about and ignored.
+/// DPVS's `bps` / `limit_proportion`, which DPVS's keepalived only prints,
+/// and keepalived's `ha_suspend`, which dpvsd does not implement (the
+/// checkers keep running on a backup): warned about and ignored.
 pub(super) fn ignored_limits(vs: &model::VirtualServer, warnings: &mut Vec<AssembleWarning>) {
+    if vs.ha_suspend {
+        warnings.push(ignored(
+            &vs.location,
+            "ha_suspend (checkers keep running while the VIP is not owned)",
+        ));
+    }
     let d = &vs.dpvs;
     if d.bps != 0 {
         warnings.push(ignored(&vs.location, "bps"));
@@ -188,13 +196,18 @@ mod tests {
     }
 
     #[test]
-    fn bps_and_limit_proportion_are_warned_about() {
+    fn bps_limit_proportion_and_ha_suspend_are_warned_about() {
         let p = plan("TCP", "  lb_algo rr\n  bps 1000\n  limit_proportion 50\n").expect("plan");
         let w = warnings(&p);
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(
             w[0].contains("bps is not supported") && w[1].contains("limit_proportion"),
             "{w:?}"
+        );
+        let p = plan("TCP", "  lb_algo rr\n  ha_suspend\n").expect("plan");
+        assert_eq!(
+            warnings(&p),
+            ["q.conf:1:1: warning: ha_suspend (checkers keep running while the VIP is not owned) is not supported by dpvsd, ignored"]
         );
     }
 }
