@@ -71,6 +71,10 @@ pub enum Scheduler {
     Conhash,
     /// Weighted failover: the available server with the highest weight.
     Fo,
+    /// Least connections.
+    Lc,
+    /// Weighted least connections (keepalived's default).
+    Wlc,
 }
 
 /// Forwarding method.

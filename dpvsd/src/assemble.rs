@@ -234,11 +234,13 @@ fn service(
         LbAlgo::Dh => Some(Scheduler::Dh),
         LbAlgo::Conhash => Some(Scheduler::Conhash),
         LbAlgo::Fo => Some(Scheduler::Fo),
+        LbAlgo::Lc => Some(Scheduler::Lc),
+        LbAlgo::Wlc => Some(Scheduler::Wlc),
         other => {
             let name = format!("{other:?}").to_lowercase();
             errors.push(err(
                 loc,
-                format!("lb_algo {name} is not supported by dpvsd yet (rr, wrr, mh, sh, dh, conhash and fo are)"),
+                format!("lb_algo {name} is not supported by dpvsd yet (rr, wrr, lc, wlc, mh, sh, dh, conhash and fo are)"),
             ));
             None
         }
@@ -308,6 +310,13 @@ fn service(
                 Ok(spec) => checks.push(spec),
                 Err(e) => errors.push(e),
             }
+        }
+        for b in &rs.bfd_checks {
+            // No BFD here: the server would never be taken out by it.
+            errors.push(err(
+                &b.location,
+                "BFD_CHECK is not supported by dpvsd yet (dpvsd has no BFD sessions)".into(),
+            ));
         }
         servers.push(ServerPlan {
             spec: RealServerSpec {

@@ -53,7 +53,7 @@ use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags,
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
 use crate::quic;
-use crate::sched::SchedTable;
+use crate::sched::{least, SchedTable};
 use crate::stats::{Drop, DropCounters, Traffic};
 use crate::threshold::{self, ServerLimits};
 use crate::wire::icmpv4::Quote;
@@ -1184,9 +1184,13 @@ impl<A: Family> Side<A> {
             }),
             None => None,
         };
-        let rs_idx = match placed {
-            Some(i) => i,
-            None => {
+        let rs_idx = match (placed, svc.table.least()) {
+            (Some(i), _) => i,
+            // sched/least.rs: lc and wlc read the servers' live counts.
+            (None, Some((weights, weighted))) => {
+                least::pick(weights, weighted, &svc.servers, A::limits_of(snap, svc_idx))?
+            }
+            (None, None) => {
                 let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
                 let cid = quic.cid_hash.then(|| quic::gquic_cid(payload)).flatten();
                 let hash = match cid {

@@ -1528,7 +1528,7 @@ mod prop {
 
 mod proxyproto;
 
-mod quic;
+mod scheduling;
 
 mod v6;
 

@@ -9,6 +9,7 @@
 //! | `sh`, `dh` | weighted [`wrr`] cycle used as buckets | bucket of the source / destination address hash |
 //! | `mh` | [`maglev`] lookup table (65 537 slots) | slot of the source address hash |
 //! | `conhash` | [`conhash`] ring of virtual nodes | first point after the source address hash |
+//! | `lc`, `wlc` | the weights | the least loaded server, from live counts ([`least`]) |
 //!
 //! The engine asks the table which hash it needs ([`SchedTable::flow_hash`],
 //! `0` for cursor schedulers) and passes it with its cursor to
@@ -18,6 +19,7 @@
 
 mod conhash;
 pub(crate) mod hash;
+pub mod least;
 mod maglev;
 mod wrr;
 
@@ -63,6 +65,9 @@ enum Lookup {
     Slots(Vec<u32>),
     /// Pick the ring point after the hash.
     Ring(conhash::Ring),
+    /// The servers' weights: the least loaded is picked from live counts
+    /// ([`least`]); `weighted`: `wlc`, else `lc`.
+    Least { weights: Vec<u32>, weighted: bool },
 }
 
 /// A precomputed scheduler table: lookups yield indices into the service's
@@ -125,6 +130,13 @@ impl SchedTable {
                 Lookup::Ring(conhash::Ring::build(servers)),
                 HashTarget::SrcAddr,
             ),
+            Scheduler::Lc | Scheduler::Wlc => (
+                Lookup::Least {
+                    weighted: scheduler == Scheduler::Wlc,
+                    weights,
+                },
+                HashTarget::None,
+            ),
         };
         SchedTable { lookup, target }
     }
@@ -159,6 +171,17 @@ impl SchedTable {
             }
             Lookup::Slots(slots) => slots.get(hash::reduce(hash, slots.len())).copied(),
             Lookup::Ring(ring) => ring.pick(hash),
+            // Needs the live counts: see [`SchedTable::least`].
+            Lookup::Least { .. } => None,
+        }
+    }
+
+    /// For `lc` / `wlc`: the servers' weights and whether they weigh the
+    /// counts ([`least::pick`] picks); `None` for table schedulers.
+    pub fn least(&self) -> Option<(&[u32], bool)> {
+        match &self.lookup {
+            Lookup::Least { weights, weighted } => Some((weights, *weighted)),
+            _ => None,
         }
     }
 
@@ -173,6 +196,7 @@ impl SchedTable {
         match &self.lookup {
             Lookup::Cycle(v) | Lookup::Slots(v) => v.len(),
             Lookup::Ring(r) => r.len(),
+            Lookup::Least { weights, .. } => weights.iter().filter(|&&w| w > 0).count(),
         }
     }
 

@@ -118,6 +118,8 @@ fn hash_targets_follow_the_scheduler() {
         (Scheduler::Mh, HashTarget::SrcAddr, addr_hash(src)),
         (Scheduler::Conhash, HashTarget::SrcAddr, addr_hash(src)),
         (Scheduler::Dh, HashTarget::DstAddr, addr_hash(dst)),
+        (Scheduler::Lc, HashTarget::None, 0),
+        (Scheduler::Wlc, HashTarget::None, 0),
     ] {
         let t = SchedTable::build(s, &[1, 2]);
         assert_eq!(
@@ -281,4 +283,73 @@ proptest! {
             prop_assert!(b == a || *b == removed);
         }
     }
+}
+
+/// Servers 10.0.0.1.. with `conns` connections each, spread over two
+/// workers (the sum is what counts).
+fn loaded(conns: &[u64]) -> Vec<crate::engine::ServerSnap> {
+    conns
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let stats = crate::stats::Traffic::new(2);
+            stats.count_active(0, (n / 2) as i64);
+            stats.count_active(1, (n - n / 2) as i64);
+            crate::engine::ServerSnap {
+                addr: Ipv4Addr::new(10, 0, 0, i as u8 + 1),
+                port: 80,
+                stats: std::sync::Arc::new(stats),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn lc_picks_the_fewest_connections_and_wlc_the_fewest_per_weight() {
+    use crate::stats::Drop;
+    let pick = |s, weights: &[u32], conns: &[u64]| {
+        let t = SchedTable::build(s, weights);
+        let (w, weighted) = t.least().expect("a least-connection table");
+        assert_eq!(t.pick(0, 0), None, "needs live counts");
+        least::pick(w, weighted, &loaded(conns), None)
+    };
+    assert_eq!(pick(Scheduler::Lc, &[1, 1, 1], &[5, 2, 7]), Ok(1));
+    assert_eq!(
+        pick(Scheduler::Lc, &[1, 1, 1], &[2, 2, 7]),
+        Ok(0),
+        "first of equals"
+    );
+    // lc ignores weights (but for 0, quiescent).
+    assert_eq!(pick(Scheduler::Lc, &[1, 9, 1], &[5, 6, 7]), Ok(0));
+    assert_eq!(pick(Scheduler::Lc, &[0, 1, 1], &[0, 6, 7]), Ok(1));
+    // wlc: 6/3 = 2 per weight beats 5/1.
+    assert_eq!(pick(Scheduler::Wlc, &[1, 3, 1], &[5, 6, 7]), Ok(1));
+    assert_eq!(pick(Scheduler::Wlc, &[1, 3, 1], &[1, 6, 7]), Ok(0));
+    assert_eq!(
+        pick(Scheduler::Wlc, &[0, 0], &[0, 0]),
+        Err(Drop::NoRealServer)
+    );
+    // Overloaded servers are skipped; all of them: refused.
+    let t = SchedTable::build(Scheduler::Wlc, &[1, 1]);
+    let (w, weighted) = t.least().expect("table");
+    let limit = || {
+        Some(std::sync::Arc::new(
+            crate::threshold::Threshold::new(crate::command::Thresholds { upper: 4, lower: 0 })
+                .expect("limit"),
+        ))
+    };
+    let limits = [limit(), None];
+    assert_eq!(
+        least::pick(w, weighted, &loaded(&[1, 9]), Some(&limits)),
+        Ok(0)
+    );
+    assert_eq!(
+        least::pick(w, weighted, &loaded(&[4, 9]), Some(&limits)),
+        Ok(1)
+    );
+    let both = [limit(), limit()];
+    assert_eq!(
+        least::pick(w, weighted, &loaded(&[4, 9]), Some(&both)),
+        Err(Drop::ServerOverloaded)
+    );
 }

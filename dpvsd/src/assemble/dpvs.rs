@@ -196,6 +196,36 @@ mod tests {
     }
 
     #[test]
+    fn least_connection_schedulers_map_and_wlc_is_the_default() {
+        use dataplane::Scheduler;
+        for (extra, want) in [
+            ("", Scheduler::Wlc),
+            ("  lb_algo wlc\n", Scheduler::Wlc),
+            ("  lb_algo lc\n", Scheduler::Lc),
+        ] {
+            let p = plan("TCP", extra).expect(extra);
+            assert_eq!(p.services[0].spec.scheduler, want, "{extra:?}");
+        }
+        let e = plan("TCP", "  lb_algo sed\n").expect_err("sed");
+        assert!(
+            e[0].to_string().contains("lb_algo sed is not supported"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn bfd_checks_are_refused_where_they_stand() {
+        let text = "bfd_instance b0 {\n  neighbor_ip 10.0.0.2\n}\nvirtual_server 10.0.0.1 80 {\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {\n    BFD_CHECK {\n      name b0\n    }\n  }\n}\n";
+        let loaded = load_str(text, Path::new("b.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let e = assemble(&loaded.model).expect_err("refused");
+        assert_eq!(
+            e[0].to_string(),
+            "b.conf:8:5: error: BFD_CHECK is not supported by dpvsd yet (dpvsd has no BFD sessions)"
+        );
+    }
+
+    #[test]
     fn bps_limit_proportion_and_ha_suspend_are_warned_about() {
         let p = plan("TCP", "  lb_algo rr\n  bps 1000\n  limit_proportion 50\n").expect("plan");
         let w = warnings(&p);

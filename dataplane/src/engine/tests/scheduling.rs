@@ -1,5 +1,7 @@
-//! QUIC services ([`crate::quic`]): connection migration (`quic`) and
-//! the gQUIC connection-ID hash (`hash_target qid`), through the engine.
+//! Scheduling through the engine: QUIC services ([`crate::quic`]:
+//! connection migration with `quic`, the gQUIC connection-ID hash with
+//! `hash_target qid`) and the least-connection schedulers
+//! ([`crate::sched::least`]).
 
 use super::*;
 use crate::command::Quic;
@@ -14,13 +16,18 @@ const SERVERS: [Ipv4Addr; 3] = [
 /// An FNAT UDP service VIP:443 over [`SERVERS`] with `scheduler` and
 /// QUIC options `quic`; the servers' MACs resolved.
 fn quic_engine(scheduler: Scheduler, quic: Quic) -> (Engine, Burst) {
+    udp_engine(scheduler, &[1; SERVERS.len()], quic)
+}
+
+/// [`quic_engine`] with the servers' `weights`.
+fn udp_engine(scheduler: Scheduler, weights: &[u32], quic: Quic) -> (Engine, Burst) {
     let mut svc = service(
         VIP,
         (QUIC_PORT, Protocol::Udp),
         SERVERS.iter().map(|&a| server(a, QUIC_PORT)).collect(),
         vec![LIP],
     );
-    svc.table = SchedTable::build(scheduler, &[1; SERVERS.len()]);
+    svc.table = SchedTable::build(scheduler, weights);
     let mut snap = Snapshot {
         v4: Snapshot4 {
             services: vec![svc],
@@ -207,4 +214,32 @@ fn conhash_with_hash_target_qid_keys_the_ring_by_the_gquic_connection_id() {
         })
         .collect();
     assert!(picks.iter().all(|&s| s == picks[0]), "{picks:?}");
+}
+
+#[test]
+fn wlc_and_lc_send_new_flows_to_the_least_loaded_server() {
+    // wlc with weights 1, 3, 0: the quiescent third never gets one, and
+    // the others' connections stay at 1 : 3 whatever the order.
+    let (mut e, mut ctl) = udp_engine(Scheduler::Wlc, &[1, 3, 0], Quic::default());
+    let mut counts = [0usize; 3];
+    for i in 0..40u16 {
+        let rs = server_for(&mut e, &mut ctl, CLIENT, 9000 + i, b"q");
+        let k = SERVERS.iter().position(|&s| s == rs).expect("a server");
+        counts[k] += 1;
+        assert!(
+            (3 * counts[0]).saturating_sub(3) <= counts[1] && counts[1] <= 3 * counts[0],
+            "{counts:?}"
+        );
+    }
+    assert_eq!(counts, [10, 30, 0]);
+    // lc ignores weights: equal counts.
+    let (mut e, mut ctl) = udp_engine(Scheduler::Lc, &[1, 3, 5], Quic::default());
+    let picks: Vec<Ipv4Addr> = (0..6u16)
+        .map(|i| server_for(&mut e, &mut ctl, CLIENT, 9000 + i, b"q"))
+        .collect();
+    assert_eq!(
+        picks,
+        [SERVERS, SERVERS].concat(),
+        "fewest first, first of equals"
+    );
 }
