@@ -105,6 +105,33 @@ fn persistence_keeps_a_client_on_one_server() {
     );
 }
 
+#[test]
+fn wlc_spreads_connections_by_weight() {
+    if !can_run("wlc_spreads_connections_by_weight") {
+        return;
+    }
+    let mut lab = Lab::up("wlc");
+    // The sample (rs1 weight 2, rs2 weight 1) with keepalived's default
+    // scheduler: no lb_algo line at all.
+    let sample =
+        std::fs::read_to_string(common::repo().join("samples/keepalived.conf")).expect("sample");
+    assert!(sample.contains("    lb_algo wrr\n"));
+    lab.start_conf(
+        &sample.replace("    lb_algo wrr\n", ""),
+        [common::RS1, common::RS2],
+    );
+    let (_, text) = lab.dpvsctl(&["list"]);
+    assert!(text.contains(" wlc"), "{text}");
+    // Closed connections stay in the table for their state's timeout, so
+    // every request of the test still counts: 2 : 1.
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0);
+    assert!(
+        (18..=22).contains(&a) && (8..=12).contains(&b),
+        "wlc with weights 2 and 1: rs1={a} rs2={b}"
+    );
+}
+
 /// The TOA sniffer: FNAT segments LIP → :8080 ([`sniff::toa`], 8 bytes).
 fn toa(frame: &[u8]) -> Seen<'_> {
     sniff::toa(frame, Ipv4Addr::new(10, 99, 0, 200), 8, &CLIENT.octets())
