@@ -1,5 +1,5 @@
 //! End to end: `proxy_protocol v1` and `v2` on FNAT services in the lab of
-//! tests/lab.sh. Each real server runs a second nginx that requires the
+//! tests/lab.sh, IPv4 and IPv6 (v2 over the IPv6 VIP). Each real server runs a second nginx that requires the
 //! PROXY protocol (`listen 8081 proxy_protocol`) and answers with the
 //! client address the header gave it; an upload and a download of a few
 //! megabytes prove the sequence numbers are moved right both ways (nginx
@@ -11,10 +11,12 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{can_run, Lab, VIP};
+use common::{can_run, Lab, VIP, VIP6};
 
 const CLIENT: &str = "10.99.0.2";
 const LIP: &str = "10.99.0.200";
+const CLIENT6: &str = "fd99::2";
+const LIP6: &str = "fd99::200";
 const BIG: usize = 3_000_000;
 
 /// A process killed when dropped (even on panic).
@@ -38,7 +40,7 @@ fn pp_nginx(lab: &Lab, host: &str) -> Killed {
     let conf = format!(
         "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\n\
          events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-         server {{\n    listen 8081 proxy_protocol;\n    client_max_body_size 16m;\n    location = / {{ default_type text/plain; return 200 \"$proxy_protocol_addr $proxy_protocol_port $remote_addr\\n\"; }}\n    location = /big {{ alias {d}/big; }}\n    location = /up {{ proxy_pass http://127.0.0.1:8082; }}\n  }}\n\
+         server {{\n    listen 8081 proxy_protocol;\n    listen [::]:8081 proxy_protocol;\n    client_max_body_size 16m;\n    location = / {{ default_type text/plain; return 200 \"$proxy_protocol_addr $proxy_protocol_port $remote_addr\\n\"; }}\n    location = /big {{ alias {d}/big; }}\n    location = /up {{ proxy_pass http://127.0.0.1:8082; }}\n  }}\n\
          server {{\n    listen 127.0.0.1:8082;\n    client_max_body_size 16m;\n    location / {{ default_type text/plain; return 200 \"$content_length\\n\"; }}\n  }}\n}}\n"
     );
     std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
@@ -74,20 +76,22 @@ fn pp_nginx(lab: &Lab, host: &str) -> Killed {
 }
 
 fn config() -> String {
-    let vs = |port: u16, pp: &str| {
+    let vs = |vip: &str, port: u16, pp: &str, servers: [&str; 2]| {
         let rs = |ip: &str| {
             format!("    real_server {ip} 8081 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n")
         };
         format!(
-            "virtual_server {VIP} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name l\n    proxy_protocol {pp}\n{}{}}}\n",
-            rs("10.99.0.3"),
-            rs("10.99.0.4")
+            "virtual_server {vip} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name l\n    proxy_protocol {pp}\n{}{}}}\n",
+            rs(servers[0]),
+            rs(servers[1])
         )
     };
+    let v4 = ["10.99.0.3", "10.99.0.4"];
     format!(
-        "local_address_group l {{\n    {LIP} eth0\n}}\n{}{}",
-        vs(80, "v1"),
-        vs(81, "v2")
+        "local_address_group l {{\n    {LIP} eth0\n    {LIP6} eth0\n}}\n{}{}{}",
+        vs(VIP, 80, "v1", v4),
+        vs(VIP, 81, "v2", v4),
+        vs(VIP6, 81, "v2", ["fd99::3", "fd99::4"])
     )
 }
 
@@ -108,23 +112,39 @@ fn real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2() {
     if !can_run("real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2") {
         return;
     }
-    let mut lab = Lab::up("ppro");
+    let mut lab = Lab::up_v6("ppro");
     let _servers = [pp_nginx(&lab, "rs1"), pp_nginx(&lab, "rs2")];
-    lab.start_conf(&config(), ["10.99.0.3:8081", "10.99.0.4:8081"]);
+    let path = lab.dir.join("keepalived.conf");
+    std::fs::write(&path, config()).expect("config");
+    lab.start_dpvsd(&path);
+    for rs in [
+        "10.99.0.3:8081",
+        "10.99.0.4:8081",
+        "[fd99::3]:8081",
+        "[fd99::4]:8081",
+    ] {
+        lab.wait_health(rs, "up", Duration::from_secs(10));
+    }
     let upload = lab.dir.join("upload");
     std::fs::write(&upload, vec![b'u'; BIG]).expect("upload file");
     let up = format!("@{}", upload.display());
-    for port in [80, 81] {
+    let v6 = format!("[{VIP6}]");
+    for (vip, port, client, lip) in [
+        (VIP, 80, CLIENT, LIP),
+        (VIP, 81, CLIENT, LIP),
+        (v6.as_str(), 81, CLIENT6, LIP6),
+    ] {
+        let base = format!("http://{vip}:{port}");
         for _ in 0..4 {
             // Both servers (round robin) see the client, not the LIP.
-            let got = curl(&lab, &[&format!("http://{VIP}:{port}/")]);
-            let got = got.unwrap_or_else(|| panic!(":{port}: request failed"));
+            let got = curl(&lab, &["-g", &format!("{base}/")]);
+            let got = got.unwrap_or_else(|| panic!("{base}: request failed"));
             let words: Vec<&str> = got.split(' ').collect();
-            assert_eq!(words.len(), 3, ":{port}: {got}");
-            assert_eq!((words[0], words[2]), (CLIENT, LIP), ":{port}: {got}");
+            assert_eq!(words.len(), 3, "{base}: {got}");
+            assert_eq!((words[0], words[2]), (client, lip), "{base}: {got}");
             assert!(
                 words[1].parse::<u16>().is_ok_and(|p| p > 0),
-                ":{port}: {got}"
+                "{base}: {got}"
             );
         }
         // Megabytes each way: every client segment after the header moves,
@@ -132,26 +152,24 @@ fn real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2() {
         let size = curl(
             &lab,
             &[
+                "-g",
                 "-o",
                 "/dev/null",
                 "-w",
                 "%{size_download}",
-                &format!("http://{VIP}:{port}/big"),
+                &format!("{base}/big"),
             ],
         );
         assert_eq!(
             size.as_deref(),
             Some(BIG.to_string().as_str()),
-            ":{port} download"
+            "{base} download"
         );
-        let len = curl(
-            &lab,
-            &["--data-binary", &up, &format!("http://{VIP}:{port}/up")],
-        );
+        let len = curl(&lab, &["-g", "--data-binary", &up, &format!("{base}/up")]);
         assert_eq!(
             len.as_deref(),
             Some(BIG.to_string().as_str()),
-            ":{port} upload"
+            "{base} upload"
         );
     }
 }

@@ -190,12 +190,15 @@ impl Lab {
         serde_json::from_str(&out).expect("dpvsctl list --json prints JSON")
     }
 
-    /// The `list` entry of real server `rs` of the first service.
+    /// The `list` entry of real server `rs` of the first service that has
+    /// it.
     pub fn server(&self, rs: &str) -> serde_json::Value {
         let v = self.list_json();
-        v["services"][0]["real_servers"]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| r["addr"] == rs))
+        let services = v["services"].as_array().cloned().unwrap_or_default();
+        services
+            .iter()
+            .filter_map(|s| s["real_servers"].as_array())
+            .find_map(|a| a.iter().find(|r| r["addr"] == rs))
             .cloned()
             .unwrap_or(serde_json::Value::Null)
     }
