@@ -1,5 +1,6 @@
 //! End to end: `proxy_protocol v1` and `v2` on FNAT services in the lab of
-//! tests/lab.sh, IPv4 and IPv6 (v2 over the IPv6 VIP). Each real server runs a second nginx that requires the
+//! tests/lab.sh, IPv4 and IPv6 (v2 over the IPv6 VIP), and behind the SYN
+//! proxy. Each real server runs a second nginx that requires the
 //! PROXY protocol (`listen 8081 proxy_protocol`) and answers with the
 //! client address the header gave it; an upload and a download of a few
 //! megabytes prove the sequence numbers are moved right both ways (nginx
@@ -77,20 +78,25 @@ fn pp_nginx(lab: &Lab, host: &str) -> Killed {
 
 fn config() -> String {
     let vs = |vip: &str, port: u16, pp: &str, servers: [&str; 2]| {
+        let (pp, synproxy) = match pp.strip_suffix("+synproxy") {
+            Some(pp) => (pp, "    syn_proxy\n"),
+            None => (pp, ""),
+        };
         let rs = |ip: &str| {
             format!("    real_server {ip} 8081 {{\n        weight 1\n        TCP_CHECK {{\n            connect_timeout 1\n        }}\n    }}\n")
         };
         format!(
-            "virtual_server {vip} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name l\n    proxy_protocol {pp}\n{}{}}}\n",
+            "virtual_server {vip} {port} {{\n    delay_loop 1\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name l\n    proxy_protocol {pp}\n{synproxy}{}{}}}\n",
             rs(servers[0]),
             rs(servers[1])
         )
     };
     let v4 = ["10.99.0.3", "10.99.0.4"];
     format!(
-        "local_address_group l {{\n    {LIP} eth0\n    {LIP6} eth0\n}}\n{}{}{}",
+        "local_address_group l {{\n    {LIP} eth0\n    {LIP6} eth0\n}}\n{}{}{}{}",
         vs(VIP, 80, "v1", v4),
         vs(VIP, 81, "v2", v4),
+        vs(VIP, 82, "v1+synproxy", v4),
         vs(VIP6, 81, "v2", ["fd99::3", "fd99::4"])
     )
 }
@@ -132,6 +138,9 @@ fn real_servers_learn_the_client_from_proxy_protocol_headers_v1_and_v2() {
     for (vip, port, client, lip) in [
         (VIP, 80, CLIENT, LIP),
         (VIP, 81, CLIENT, LIP),
+        // Behind the SYN proxy: the request held while the server's
+        // handshake runs gets the header when it is released.
+        (VIP, 82, CLIENT, LIP),
         (v6.as_str(), 81, CLIENT6, LIP6),
     ] {
         let base = format!("http://{vip}:{port}");
