@@ -353,8 +353,11 @@ fn is_due(d: u32, now: u32) -> bool {
     (d != FREE) & passed(d, now)
 }
 
-/// The sweep tests this many deadlines at once.
+/// The sweep tests this many deadlines at once (a cache line of them).
 const SCAN_CHUNK: usize = 16;
+
+/// The sweep prefetches deadlines this many chunks ahead of its scan.
+const DEADLINES_AHEAD: usize = 4;
 
 /// `expires` as a sweep deadline: never [`FREE`], never later than `expires`.
 #[inline]
@@ -679,6 +682,11 @@ impl<A: IpAddress> ConnTable<A> {
                 };
                 let mut next = end;
                 'scan: for (c, chunk) in deadlines.chunks(SCAN_CHUNK).enumerate() {
+                    // The walk is sequential but short and interleaved with
+                    // other misses: load the deadlines a few lines ahead.
+                    if let Some(d) = deadlines.get((c + DEADLINES_AHEAD) * SCAN_CHUNK) {
+                        prefetch(d);
+                    }
                     // Most slots are free or not due yet: test a chunk at
                     // once (branch-free, vectorised) before looking closer.
                     if !chunk.iter().fold(false, |any, &d| any | is_due(d, now)) {
@@ -704,6 +712,12 @@ impl<A: IpAddress> ConnTable<A> {
                 self.sweep_pos = if next == n { 0 } else { next };
             }
             freed += self.expire_batch(&due[..found], now);
+        }
+        // The next call starts here: its first deadlines load meanwhile.
+        for l in 0..DEADLINES_AHEAD {
+            if let Some(d) = self.deadline.get(self.sweep_pos + l * SCAN_CHUNK) {
+                prefetch(d);
+            }
         }
         freed
     }

@@ -114,7 +114,7 @@ pub fn pick<A>(
     let tries = if table.is_cycle() { table.len() } else { 1 };
     for _ in 0..tries.max(1) {
         let i = table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-        *cursor = cursor.wrapping_add(1);
+        *cursor = table.advance(*cursor);
         let ok = match (limits.get(i), servers.get(i)) {
             (Some(Some(t)), Some(s)) => t.admits_server(&s.stats),
             _ => true,

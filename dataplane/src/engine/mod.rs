@@ -79,6 +79,9 @@ const ARP_RETRY_MS: u64 = 200;
 /// Local (FNAT) ports handed out by a worker.
 pub const LOCAL_PORT_MIN: u16 = 1024;
 const PORT_PROBES: usize = 64;
+/// Opening an FNAT connection prefetches the reply-key bucket of the
+/// connection this many opens later ([`Side::prefetch_next_local`]).
+const LOCAL_PREFETCH_AHEAD: usize = 4;
 /// TUN: largest outer IPv4 packet sent (the link MTU); bigger ones are
 /// dropped as `tunnel_too_big`.
 pub const TUNNEL_MTU: usize = 1500;
@@ -1202,7 +1205,7 @@ impl<A: Family> Side<A> {
                     threshold::pick(&svc.table, cursor, hash, limits, &svc.servers)?
                 } else {
                     let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-                    *cursor = cursor.wrapping_add(1);
+                    *cursor = svc.table.advance(*cursor);
                     i
                 }
             }
@@ -1265,24 +1268,29 @@ impl<A: Family> Side<A> {
         Ok((action, mac))
     }
 
-    /// Starts loading the index bucket the next FNAT connection of service
-    /// `svc` (number `svc_idx`, a cycle scheduler: rr, wrr, fo) will most
-    /// likely probe: the reply key of the cycle's next server on the next
-    /// local port. That probe is the one cache miss of opening a connection
-    /// nothing else prefetches (the client's key was prefetched with its
-    /// burst); loading it one connection ahead overlaps it with the work
-    /// in between. A wrong guess (another service, a hashing scheduler, an
-    /// overloaded server) only wastes the prefetch.
+    /// Starts loading the index bucket that FNAT connection number
+    /// [`LOCAL_PREFETCH_AHEAD`] from now of service `svc` (number
+    /// `svc_idx`, a cycle scheduler: rr, wrr, fo) will most likely probe:
+    /// the reply key of the cycle's server that many picks on, on the local
+    /// port that many ports on. That probe is the one cache miss of opening
+    /// a connection nothing else prefetches (the client's key was
+    /// prefetched with its burst); one connection's work is shorter than a
+    /// miss (a TLB miss too, under a VM), so the load starts several
+    /// connections ahead and each open finds its bucket arrived. A wrong
+    /// guess (another service, a hashing scheduler, an overloaded server, a
+    /// port in use) only wastes the prefetch.
     #[inline]
     fn prefetch_next_local(&self, svc: &ServiceSnap<A>, svc_idx: usize, proto: u8) {
         let Some(&cursor) = self.cursors.get(svc_idx) else {
             return;
         };
-        let next = svc.table.pick(cursor, 0);
+        let ahead = LOCAL_PREFETCH_AHEAD - 1;
+        let next = svc.table.pick(cursor.wrapping_add(ahead as u64), 0);
         let Some(rs) = next.and_then(|i| svc.servers.get(i as usize)) else {
             return;
         };
-        if let Some(k) = local_key(self.next_port, &svc.local_addrs, rs, proto, 0) {
+        let port = port_after(self.next_port, ahead, (self.port_min, self.port_max));
+        if let Some(k) = local_key(port, &svc.local_addrs, rs, proto, 0) {
             self.conns.prefetch_bucket(k.hash());
         }
     }
@@ -1535,6 +1543,15 @@ fn alloc_local<A: Family>(
         }
     }
     None
+}
+
+/// The local port [`alloc_local`]'s cursor reaches from `port` after
+/// `n` steps through `min..=max` (`port` in that range).
+#[inline]
+fn port_after(port: u16, n: usize, (min, max): (u16, u16)) -> u16 {
+    let span = usize::from(max.saturating_sub(min)) + 1;
+    let off = (usize::from(port.saturating_sub(min)) + n) % span;
+    min + off as u16
 }
 
 /// The reply key of a connection to `rs` from local port `port` on probe

@@ -1475,6 +1475,20 @@ fn toa_is_skipped_without_room_and_outside_fnat() {
     );
 }
 
+#[test]
+fn port_after_follows_the_local_port_cursor() {
+    // `alloc_local` steps its cursor through min..=max and wraps; the
+    // prefetch's guess of the port k opens ahead must be where it lands.
+    let range = (1024, 1030);
+    let mut next = 1028;
+    for k in 0..20 {
+        assert_eq!(port_after(1028, k, range), next, "{k} steps");
+        next = if next >= range.1 { range.0 } else { next + 1 };
+    }
+    assert_eq!(port_after(5, 3, (5, 5)), 5, "one-port range");
+    assert_eq!(port_after(65535, 1, (1024, 65535)), 1024);
+}
+
 mod prop {
     use super::*;
     use proptest::collection::vec;

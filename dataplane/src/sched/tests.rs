@@ -353,3 +353,33 @@ fn lc_picks_the_fewest_connections_and_wlc_the_fewest_per_weight() {
         Err(Drop::ServerOverloaded)
     );
 }
+
+#[test]
+fn advanced_cursors_pick_what_counting_cursors_pick() {
+    // The engine keeps cursors wrapped (`advance`); the picks must be those
+    // of a plain counter, over several cycles, for every cycle scheduler.
+    for (s, w) in [
+        (Scheduler::Rr, vec![1, 1, 1, 1, 1]),
+        (Scheduler::Wrr, vec![3, 1, 0, 2]),
+        (Scheduler::Fo, vec![1, 5, 2]),
+    ] {
+        let t = SchedTable::build(s, &w);
+        let mut cursor = 0u64;
+        for k in 0..5 * t.len() as u64 + 3 {
+            assert_eq!(t.pick(cursor, 0), t.pick(k, 0), "{s:?} pick {k}");
+            assert!(
+                cursor < t.len() as u64,
+                "{s:?}: cursor {cursor} not wrapped"
+            );
+            cursor = t.advance(cursor);
+        }
+        // Far-out and just-past-the-end cursors still pick by remainder.
+        let n = t.len() as u64;
+        for c in [n, n + 1, 2 * n + 1, u64::MAX] {
+            assert_eq!(t.pick(c, 0), t.pick(c % n, 0), "{s:?} cursor {c}");
+        }
+    }
+    let empty = SchedTable::build(Scheduler::Rr, &[0, 0]);
+    assert_eq!(empty.pick(7, 0), None);
+    assert_eq!(empty.advance(0), 0);
+}
