@@ -38,7 +38,7 @@ use crate::engine::{Family, Snapshot};
 use crate::fasthash::FastMap;
 use crate::hugemem;
 use crate::prefetch::prefetch;
-use crate::stats::Traffic;
+use crate::stats::{Pending, Traffic};
 use crate::wire::MacAddr;
 
 /// An address family's address: [`Ipv4Addr`] or [`Ipv6Addr`]. The
@@ -219,6 +219,9 @@ pub struct Dest<A = Ipv4Addr> {
     /// neighbour generation (saves a neighbour lookup per packet).
     pub mac: MacAddr,
     pub neigh_gen: u32,
+    /// Packets counted since the last [`ConnTable::flush_stats`], for
+    /// both `service` and `server`.
+    pub pending: Pending,
     /// Connections using this pair.
     refs: u32,
     /// Part of the current snapshot.
@@ -742,6 +745,19 @@ impl<A: IpAddress> ConnTable<A> {
         freed
     }
 
+    /// Adds every destination's [`Pending`] counts to its service's and
+    /// server's [`Traffic`] (housekeeping, and before a snapshot may drop
+    /// destinations).
+    pub fn flush_stats(&mut self) {
+        for d in self.dests.iter_mut().flatten() {
+            if !d.pending.is_empty() {
+                d.service.add(self.worker, &d.pending);
+                d.server.add(self.worker, &d.pending);
+                d.pending = Pending::default();
+            }
+        }
+    }
+
     pub fn dest(&self, id: DestId) -> Option<&Dest<A>> {
         self.dests.get(id.0 as usize)?.as_ref()
     }
@@ -788,6 +804,7 @@ impl<A: IpAddress> ConnTable<A> {
                             mac: MacAddr::default(),
                             // Differs from the engine's: resolve on first use.
                             neigh_gen: neigh_gen.wrapping_sub(1),
+                            pending: Pending::default(),
                             refs: 0,
                             published: false,
                         };

@@ -86,6 +86,10 @@ pub const PIPELINE: usize = 64;
 /// connection is freed at most this late and a busy worker does not rescan
 /// the table every burst.
 pub const SWEEP_PERIOD_MS: u64 = 1_000;
+/// [`Engine::housekeeping`] adds the packets and bytes counted per
+/// destination to the shared [`Traffic`] counters this often, so readers
+/// (`ipvsadm --stats`, `dpvsctl`, the rate estimator) lag by at most this.
+pub const STATS_FLUSH_MS: u64 = 10;
 
 /// What to do with a frame after [`Engine::handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -382,6 +386,7 @@ pub struct Engine {
     v6: Side<Ipv6Addr>,
     drops: Arc<DropCounters>,
     last_refresh_ms: u64,
+    last_flush_ms: u64,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
     /// SYN-proxy state ([`synproxy`]).
@@ -416,6 +421,7 @@ impl Engine {
             v6: Side::new(worker, mac, conn_capacity, ports),
             drops,
             last_refresh_ms: 0,
+            last_flush_ms: 0,
             stages: Vec::with_capacity(PIPELINE),
             sp: SynProxy::default(),
             rx_vlan: 0,
@@ -454,6 +460,8 @@ impl Engine {
     /// newly owned addresses (gratuitous ARP, unsolicited NA) and starts
     /// resolving new real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
+        // Destinations the new snapshot drops take their counts with them.
+        self.flush_stats();
         let old = std::mem::replace(&mut self.snap, snap);
         self.sp.set_snapshot(&self.snap);
         if old.addr_vlans != self.snap.addr_vlans {
@@ -466,8 +474,13 @@ impl Engine {
 
     /// Periodic work between bursts: expire idle connections (at most
     /// `sweep_budget` table slots per family, paced to one pass per
-    /// [`SWEEP_PERIOD_MS`]) and refresh neighbours.
+    /// [`SWEEP_PERIOD_MS`]), refresh neighbours and, every
+    /// [`STATS_FLUSH_MS`], [`Engine::flush_stats`].
     pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
+        if now_ms.saturating_sub(self.last_flush_ms) >= STATS_FLUSH_MS {
+            self.last_flush_ms = now_ms;
+            self.flush_stats();
+        }
         self.v4.sweep(now_ms, sweep_budget);
         self.v6.sweep(now_ms, sweep_budget);
         if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
@@ -476,6 +489,14 @@ impl Engine {
                 self.v6.refresh_neighbours(ctl);
             }
         }
+    }
+
+    /// Adds the packets and bytes this worker counted since the last flush
+    /// to the services' and real servers' shared [`Traffic`] counters (the
+    /// hot path counts into plain per-destination counters).
+    pub fn flush_stats(&mut self) {
+        self.v4.conns.flush_stats();
+        self.v6.conns.flush_stats();
     }
 
     /// Handles one received frame, rewriting it in place. The frame cannot
@@ -1086,9 +1107,20 @@ impl<A: Family> Side<A> {
         ctl: &mut Burst,
     ) -> Result<(Action<A>, MacAddr), Drop> {
         let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
-        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        // One look at the destination for everything the packet needs.
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        let (cached, mode, tunnel_src, persistence) = (
+            d.neigh_gen == self.neigh_gen,
+            d.forwarding,
+            d.tunnel_src,
+            d.persistence,
+        );
+        let (mac, server) = (d.mac, (d.addr, d.port));
+        let mac = if cached {
+            mac
+        } else {
+            self.dest_mac(dest, now_ms, ctl)?
+        };
         check_ttl(mode, p.ttl)?;
         let conn = self
             .conns
@@ -1098,13 +1130,13 @@ impl<A: Family> Side<A> {
             Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
             a => a,
         };
-        let in_key = conn.in_key;
-        if let Some(d) = self.conns.dest(dest) {
-            if let Some(p) = d.persistence {
-                self.templates.refresh(&in_key, p, d.addr, d.port, now_ms);
-            }
-            d.service.count_in(self.worker, len);
-            d.server.count_in(self.worker, len);
+        if let Some(per) = persistence {
+            let in_key = conn.in_key;
+            self.templates
+                .refresh(&in_key, per, server.0, server.1, now_ms);
+        }
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.pending.count_in(len);
         }
         Ok((action, mac))
     }
@@ -1274,9 +1306,8 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoConnection)?;
         let back = conn.in_key.reversed();
         let mac = conn.client_mac;
-        if let Some(d) = self.conns.dest(dest) {
-            d.service.count_out(self.worker, len);
-            d.server.count_out(self.worker, len);
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.pending.count_out(len);
         }
         Ok((Action::Nat(back), mac))
     }
