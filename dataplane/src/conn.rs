@@ -369,6 +369,10 @@ fn deadline_of(expires: u32) -> u32 {
     }
 }
 
+/// [`ConnTable::prefetch_conn`] found no entry to hint at (never a valid
+/// entry: the capacity is below `u32::MAX >> 2`).
+pub const NO_HINT: u32 = u32::MAX;
+
 /// Index of a connection in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnIdx(u32);
@@ -442,7 +446,7 @@ impl<A: IpAddress> ConnTable<A> {
     }
 
     /// The id of the index entry for `key` (hash `h`).
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &Key<A>, h: u32) -> Option<u32> {
         let mut b = h as usize & self.mask;
         for _ in 0..=self.mask {
@@ -473,16 +477,20 @@ impl<A: IpAddress> ConnTable<A> {
     }
 
     /// Starts loading the connection whose entry in the (already loaded)
-    /// home bucket of `h` carries hash `h` (second pipeline stage).
+    /// home bucket of `h` carries hash `h` (second pipeline stage), and
+    /// returns that entry's id as a hint for [`Self::lookup_hinted`]
+    /// ([`NO_HINT`] when the home bucket has none).
     #[inline]
-    pub fn prefetch_conn(&self, h: u32) {
+    pub fn prefetch_conn(&self, h: u32) -> u32 {
         let bucket = &self.index[h as usize & self.mask];
         let w = bucket.ways_of(h).trailing_zeros() as usize;
-        if let Some(&id) = bucket.id.get(w) {
-            if let Some(slot) = self.slab.get((id >> 1) as usize) {
-                prefetch(slot);
-            }
+        let Some(&id) = bucket.id.get(w) else {
+            return NO_HINT;
+        };
+        if let Some(slot) = self.slab.get((id >> 1) as usize) {
+            prefetch(slot);
         }
+        id
     }
 
     /// Finds the live connection for `key`; an expired one is freed and not returned.
@@ -494,7 +502,27 @@ impl<A: IpAddress> ConnTable<A> {
     /// [`Self::lookup`] with `h == key.hash()` already computed.
     #[inline]
     pub fn lookup_hashed(&mut self, key: &Key<A>, h: u32, now_ms: u64) -> Option<(ConnIdx, Dir)> {
-        let id = self.find(key, h)?;
+        self.lookup_hinted(key, h, NO_HINT, now_ms)
+    }
+
+    /// [`Self::lookup_hashed`] trying first the entry `hint` that
+    /// [`Self::prefetch_conn`] returned: when that entry's connection still
+    /// carries `key` it is the one entry for `key` (each key is indexed
+    /// once, and a slot holding a connection is indexed), so the index
+    /// bucket is not read again. Any other hint falls back to the index.
+    #[inline(always)]
+    pub fn lookup_hinted(
+        &mut self,
+        key: &Key<A>,
+        h: u32,
+        hint: u32,
+        now_ms: u64,
+    ) -> Option<(ConnIdx, Dir)> {
+        let id = if self.key_of(hint) == Some(key) {
+            hint
+        } else {
+            self.find(key, h)?
+        };
         let idx = ConnIdx(id >> 1);
         let expired = self
             .get(idx)
@@ -910,6 +938,39 @@ mod tests {
             expires,
             dest,
         }
+    }
+
+    #[test]
+    fn a_lookup_hint_is_only_taken_when_its_slot_still_holds_the_key() {
+        let (mut t, d) = table(8);
+        let a = conn(1, 5000, d);
+        let ia = t.insert(a).expect("room");
+        let hint_a = t.prefetch_conn(a.in_key.hash());
+        let hint_a_out = t.prefetch_conn(a.out_key.hash());
+        assert_eq!(hint_a >> 1, ia.0);
+        assert_eq!(
+            t.lookup_hinted(&a.in_key, a.in_key.hash(), hint_a, 1),
+            Some((ia, Dir::In))
+        );
+        // A hint for the other direction (or none, or a wild one) is
+        // not taken: the index answers.
+        for hint in [hint_a_out, NO_HINT, 12345] {
+            assert_eq!(
+                t.lookup_hinted(&a.in_key, a.in_key.hash(), hint, 1),
+                Some((ia, Dir::In))
+            );
+        }
+        // The slot freed and reused by another connection: the stale
+        // hint finds neither the old key nor misleads the new one.
+        t.remove(ia);
+        let b = conn(2, 5000, d);
+        let ib = t.insert(b).expect("room");
+        assert_eq!(ib, ia);
+        assert_eq!(t.lookup_hinted(&a.in_key, a.in_key.hash(), hint_a, 1), None);
+        assert_eq!(
+            t.lookup_hinted(&b.out_key, b.out_key.hash(), hint_a, 1),
+            Some((ib, Dir::Out))
+        );
     }
 
     #[test]

@@ -47,7 +47,9 @@ pub use self::family::Family;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ServiceKey};
-use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
+use crate::conn::{
+    Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState, NO_HINT,
+};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
 use crate::sched::SchedTable;
@@ -81,6 +83,9 @@ const PORT_PROBES: usize = 64;
 pub const TUNNEL_MTU: usize = 1500;
 /// [`Engine::handle_burst`] parses and prefetches this many frames at a time.
 pub const PIPELINE: usize = 64;
+/// [`Engine::handle_burst`] prefetches a frame's connection line this many
+/// frames after its index bucket, once the bucket has had time to arrive.
+const PREFETCH_LAG: usize = 8;
 /// [`Engine::housekeeping`] paces the expiry sweep to visit the whole
 /// connection table once per this period (within its budget), so an idle
 /// connection is freed at most this late and a busy worker does not rescan
@@ -298,6 +303,9 @@ struct Parsed<A> {
     key: Key<A>,
     /// `key.hash()`.
     hash: u32,
+    /// The index entry [`Engine::handle_burst`] prefetched the connection
+    /// of ([`ConnTable::lookup_hinted`]), else [`NO_HINT`].
+    hint: u32,
     dir: Dir,
     /// Not addressed to us: a possible NAT reply (real server → client).
     /// Anything but a known connection is the kernel's business.
@@ -534,7 +542,7 @@ impl Engine {
     ) {
         for chunk in frames.chunks_mut(PIPELINE) {
             self.stages.clear();
-            for f in chunk.iter() {
+            for (i, f) in chunk.iter().enumerate() {
                 let stage = self.classify(f.data());
                 match &stage {
                     Stage::Ipv4(p) => self.v4.conns.prefetch_bucket(p.hash),
@@ -542,13 +550,13 @@ impl Engine {
                     _ => {}
                 }
                 self.stages.push(stage);
-            }
-            for stage in &self.stages {
-                match stage {
-                    Stage::Ipv4(p) => self.v4.conns.prefetch_conn(p.hash),
-                    Stage::Ipv6(p) => self.v6.conns.prefetch_conn(p.hash),
-                    _ => {}
+                if let Some(back) = i.checked_sub(PREFETCH_LAG) {
+                    prefetch_conn(&mut self.stages[back], &self.v4.conns, &self.v6.conns);
                 }
+            }
+            let tail = chunk.len().saturating_sub(PREFETCH_LAG);
+            for stage in self.stages.iter_mut().skip(tail) {
+                prefetch_conn(stage, &self.v4.conns, &self.v6.conns);
             }
             // Borrowed out of `self` (no allocation) so each stage is read
             // in place rather than copied.
@@ -855,6 +863,18 @@ impl Engine {
     }
 }
 
+/// [`Engine::handle_burst`]'s second stage for a classified frame: start
+/// loading its connection line (its index bucket was prefetched) and keep
+/// the entry as the lookup's hint.
+#[inline(always)]
+fn prefetch_conn(stage: &mut Stage, v4: &ConnTable<Ipv4Addr>, v6: &ConnTable<Ipv6Addr>) {
+    match stage {
+        Stage::Ipv4(p) => p.hint = v4.prefetch_conn(p.hash),
+        Stage::Ipv6(p) => p.hint = v6.prefetch_conn(p.hash),
+        _ => {}
+    }
+}
+
 /// After NAT64 changed the frame's IP packet to `l3_len` bytes of another
 /// version: the EtherType that goes with it, and the frame's new length.
 fn translated(buf: &mut [u8], l3_len: usize) -> usize {
@@ -1060,7 +1080,7 @@ impl<A: Family> Side<A> {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Option<Result<(Action<A>, MacAddr), Drop>> {
-        let (idx, dir) = self.conns.lookup_hashed(&p.key, p.hash, now_ms)?;
+        let (idx, dir) = self.conns.lookup_hinted(&p.key, p.hash, p.hint, now_ms)?;
         self.established_in(idx, dir, p, len, now_ms, ctl)
     }
 
@@ -1288,7 +1308,7 @@ impl<A: Family> Side<A> {
     ) -> Result<(Action<A>, MacAddr), Drop> {
         let (idx, dir) = self
             .conns
-            .lookup_hashed(&p.key, p.hash, now_ms)
+            .lookup_hinted(&p.key, p.hash, p.hint, now_ms)
             .ok_or(Drop::NoConnection)?;
         if dir != Dir::Out {
             return Err(Drop::NoConnection);
@@ -1595,6 +1615,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
     Ok(Parsed {
         key,
         hash: key.hash(),
+        hint: NO_HINT,
         dir,
         transit,
         flags,
