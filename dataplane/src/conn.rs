@@ -105,7 +105,9 @@ pub type FlowKey = Key<Ipv4Addr>;
 pub type FlowKey6 = Key<Ipv6Addr>;
 
 impl<A: IpAddress> Key<A> {
-    /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way).
+    /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way). The
+    /// low bits pick the home bucket, so the bit forced on to make it
+    /// non-zero is the top one, which no index is large enough to use.
     #[inline]
     pub fn hash(&self) -> u32 {
         let a = self.src.digest() << 32 ^ self.dst.digest();
@@ -113,7 +115,7 @@ impl<A: IpAddress> Key<A> {
         let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 29;
         h = h.wrapping_mul(0x1656_67B1_9E37_79F9);
-        ((h >> 32) as u32) | 1
+        ((h >> 32) as u32) | 1 << 31
     }
 
     /// The key of the opposite direction (source and destination swapped).
@@ -1181,6 +1183,27 @@ mod tests {
             .map(|b| b.hash.iter().filter(|&&h| h != 0).count())
             .sum();
         assert_eq!(entries, 2 * live.len());
+    }
+
+    #[test]
+    fn keys_spread_over_every_home_bucket() {
+        // The bit that keeps hashes non-zero must not pin the home bucket
+        // (a forced low bit left half the buckets unused and most
+        // entries spilled at four per bucket).
+        let (t, d) = table(1 << 12);
+        let mut used = vec![false; t.mask + 1];
+        for i in 0..1 << 14 {
+            let c = conn(i, 0, d);
+            for h in [c.in_key.hash(), c.out_key.hash()] {
+                used[h as usize & t.mask] = true;
+            }
+        }
+        let unused = used.iter().filter(|&&u| !u).count();
+        assert!(
+            unused * 100 < used.len(),
+            "{unused} of {} home buckets unused",
+            used.len()
+        );
     }
 
     #[test]
