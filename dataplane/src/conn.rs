@@ -582,7 +582,7 @@ impl<A: IpAddress> ConnTable<A> {
 
     /// Advances the connection's TCP state for a packet with flags `f` from
     /// `dir` and restarts its idle timer at `now_ms`.
-    #[inline]
+    #[inline(always)]
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;

@@ -1829,7 +1829,7 @@ fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], ports: (u16, u16)
 
 /// [`adjust_l4`] with the partial sums of the old and new address and
 /// port bytes.
-#[inline]
+#[inline(always)]
 fn adjust_l4_sums(l4: &mut [u8], proto: u8, (old, new): (u32, u32), (sport, dport): (u16, u16)) {
     let at = if proto == 6 { 16 } else { 6 };
     if let Some(field) = l4.get_mut(at..at + 2) {
