@@ -38,7 +38,7 @@ use crate::engine::{Family, Snapshot};
 use crate::fasthash::FastMap;
 use crate::hugemem;
 use crate::prefetch::prefetch;
-use crate::stats::Traffic;
+use crate::stats::{Pending, Traffic};
 use crate::wire::MacAddr;
 
 /// An address family's address: [`Ipv4Addr`] or [`Ipv6Addr`]. The
@@ -105,7 +105,9 @@ pub type FlowKey = Key<Ipv4Addr>;
 pub type FlowKey6 = Key<Ipv6Addr>;
 
 impl<A: IpAddress> Key<A> {
-    /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way).
+    /// A fast, well-mixed 32-bit hash, never 0 (0 marks a free way). The
+    /// low bits pick the home bucket, so the bit forced on to make it
+    /// non-zero is the top one, which no index is large enough to use.
     #[inline]
     pub fn hash(&self) -> u32 {
         let a = self.src.digest() << 32 ^ self.dst.digest();
@@ -113,7 +115,7 @@ impl<A: IpAddress> Key<A> {
         let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
         h ^= h >> 29;
         h = h.wrapping_mul(0x1656_67B1_9E37_79F9);
-        ((h >> 32) as u32) | 1
+        ((h >> 32) as u32) | 1 << 31
     }
 
     /// The key of the opposite direction (source and destination swapped).
@@ -219,6 +221,9 @@ pub struct Dest<A = Ipv4Addr> {
     /// neighbour generation (saves a neighbour lookup per packet).
     pub mac: MacAddr,
     pub neigh_gen: u32,
+    /// Packets counted since the last [`ConnTable::flush_stats`], for
+    /// both `service` and `server`.
+    pub pending: Pending,
     /// Connections using this pair.
     refs: u32,
     /// Part of the current snapshot.
@@ -369,6 +374,10 @@ fn deadline_of(expires: u32) -> u32 {
     }
 }
 
+/// [`ConnTable::prefetch_conn`] found no entry to hint at (never a valid
+/// entry: the capacity is below `u32::MAX >> 2`).
+pub const NO_HINT: u32 = u32::MAX;
+
 /// Index of a connection in the table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnIdx(u32);
@@ -442,7 +451,7 @@ impl<A: IpAddress> ConnTable<A> {
     }
 
     /// The id of the index entry for `key` (hash `h`).
-    #[inline]
+    #[inline(always)]
     fn find(&self, key: &Key<A>, h: u32) -> Option<u32> {
         let mut b = h as usize & self.mask;
         for _ in 0..=self.mask {
@@ -473,16 +482,20 @@ impl<A: IpAddress> ConnTable<A> {
     }
 
     /// Starts loading the connection whose entry in the (already loaded)
-    /// home bucket of `h` carries hash `h` (second pipeline stage).
+    /// home bucket of `h` carries hash `h` (second pipeline stage), and
+    /// returns that entry's id as a hint for [`Self::lookup_hinted`]
+    /// ([`NO_HINT`] when the home bucket has none).
     #[inline]
-    pub fn prefetch_conn(&self, h: u32) {
+    pub fn prefetch_conn(&self, h: u32) -> u32 {
         let bucket = &self.index[h as usize & self.mask];
         let w = bucket.ways_of(h).trailing_zeros() as usize;
-        if let Some(&id) = bucket.id.get(w) {
-            if let Some(slot) = self.slab.get((id >> 1) as usize) {
-                prefetch(slot);
-            }
+        let Some(&id) = bucket.id.get(w) else {
+            return NO_HINT;
+        };
+        if let Some(slot) = self.slab.get((id >> 1) as usize) {
+            prefetch(slot);
         }
+        id
     }
 
     /// Finds the live connection for `key`; an expired one is freed and not returned.
@@ -494,7 +507,27 @@ impl<A: IpAddress> ConnTable<A> {
     /// [`Self::lookup`] with `h == key.hash()` already computed.
     #[inline]
     pub fn lookup_hashed(&mut self, key: &Key<A>, h: u32, now_ms: u64) -> Option<(ConnIdx, Dir)> {
-        let id = self.find(key, h)?;
+        self.lookup_hinted(key, h, NO_HINT, now_ms)
+    }
+
+    /// [`Self::lookup_hashed`] trying first the entry `hint` that
+    /// [`Self::prefetch_conn`] returned: when that entry's connection still
+    /// carries `key` it is the one entry for `key` (each key is indexed
+    /// once, and a slot holding a connection is indexed), so the index
+    /// bucket is not read again. Any other hint falls back to the index.
+    #[inline(always)]
+    pub fn lookup_hinted(
+        &mut self,
+        key: &Key<A>,
+        h: u32,
+        hint: u32,
+        now_ms: u64,
+    ) -> Option<(ConnIdx, Dir)> {
+        let id = if self.key_of(hint) == Some(key) {
+            hint
+        } else {
+            self.find(key, h)?
+        };
         let idx = ConnIdx(id >> 1);
         let expired = self
             .get(idx)
@@ -552,7 +585,7 @@ impl<A: IpAddress> ConnTable<A> {
 
     /// Advances the connection's TCP state for a packet with flags `f` from
     /// `dir` and restarts its idle timer at `now_ms`.
-    #[inline]
+    #[inline(always)]
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;
@@ -756,6 +789,19 @@ impl<A: IpAddress> ConnTable<A> {
         freed
     }
 
+    /// Adds every destination's [`Pending`] counts to its service's and
+    /// server's [`Traffic`] (housekeeping, and before a snapshot may drop
+    /// destinations).
+    pub fn flush_stats(&mut self) {
+        for d in self.dests.iter_mut().flatten() {
+            if !d.pending.is_empty() {
+                d.service.add(self.worker, &d.pending);
+                d.server.add(self.worker, &d.pending);
+                d.pending = Pending::default();
+            }
+        }
+    }
+
     pub fn dest(&self, id: DestId) -> Option<&Dest<A>> {
         self.dests.get(id.0 as usize)?.as_ref()
     }
@@ -802,6 +848,7 @@ impl<A: IpAddress> ConnTable<A> {
                             mac: MacAddr::default(),
                             // Differs from the engine's: resolve on first use.
                             neigh_gen: neigh_gen.wrapping_sub(1),
+                            pending: Pending::default(),
                             refs: 0,
                             published: false,
                         };
@@ -907,6 +954,39 @@ mod tests {
             expires,
             dest,
         }
+    }
+
+    #[test]
+    fn a_lookup_hint_is_only_taken_when_its_slot_still_holds_the_key() {
+        let (mut t, d) = table(8);
+        let a = conn(1, 5000, d);
+        let ia = t.insert(a).expect("room");
+        let hint_a = t.prefetch_conn(a.in_key.hash());
+        let hint_a_out = t.prefetch_conn(a.out_key.hash());
+        assert_eq!(hint_a >> 1, ia.0);
+        assert_eq!(
+            t.lookup_hinted(&a.in_key, a.in_key.hash(), hint_a, 1),
+            Some((ia, Dir::In))
+        );
+        // A hint for the other direction (or none, or a wild one) is
+        // not taken: the index answers.
+        for hint in [hint_a_out, NO_HINT, 12345] {
+            assert_eq!(
+                t.lookup_hinted(&a.in_key, a.in_key.hash(), hint, 1),
+                Some((ia, Dir::In))
+            );
+        }
+        // The slot freed and reused by another connection: the stale
+        // hint finds neither the old key nor misleads the new one.
+        t.remove(ia);
+        let b = conn(2, 5000, d);
+        let ib = t.insert(b).expect("room");
+        assert_eq!(ib, ia);
+        assert_eq!(t.lookup_hinted(&a.in_key, a.in_key.hash(), hint_a, 1), None);
+        assert_eq!(
+            t.lookup_hinted(&b.out_key, b.out_key.hash(), hint_a, 1),
+            Some((ib, Dir::Out))
+        );
     }
 
     #[test]
@@ -1117,6 +1197,27 @@ mod tests {
             .map(|b| b.hash.iter().filter(|&&h| h != 0).count())
             .sum();
         assert_eq!(entries, 2 * live.len());
+    }
+
+    #[test]
+    fn keys_spread_over_every_home_bucket() {
+        // The bit that keeps hashes non-zero must not pin the home bucket
+        // (a forced low bit left half the buckets unused and most
+        // entries spilled at four per bucket).
+        let (t, d) = table(1 << 12);
+        let mut used = vec![false; t.mask + 1];
+        for i in 0..1 << 14 {
+            let c = conn(i, 0, d);
+            for h in [c.in_key.hash(), c.out_key.hash()] {
+                used[h as usize & t.mask] = true;
+            }
+        }
+        let unused = used.iter().filter(|&&u| !u).count();
+        assert!(
+            unused * 100 < used.len(),
+            "{unused} of {} home buckets unused",
+            used.len()
+        );
     }
 
     #[test]

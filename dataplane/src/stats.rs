@@ -51,6 +51,38 @@ impl Default for Traffic {
     }
 }
 
+/// Packets and bytes one worker counted for a [`Traffic`] and has not
+/// added to it yet: plain (non-atomic) counters the worker bumps per
+/// packet on lines it already touches, added to the shared counters by
+/// [`Traffic::add`] in housekeeping ([`crate::engine::Engine::flush_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pending {
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl Pending {
+    /// Counts a client → server packet of `bytes`.
+    #[inline(always)]
+    pub fn count_in(&mut self, bytes: usize) {
+        self.in_pkts += 1;
+        self.in_bytes += bytes as u64;
+    }
+
+    /// Counts a server → client packet of `bytes`.
+    #[inline(always)]
+    pub fn count_out(&mut self, bytes: usize) {
+        self.out_pkts += 1;
+        self.out_bytes += bytes as u64;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.in_pkts == 0 && self.out_pkts == 0
+    }
+}
+
 /// A plain copy of [`Traffic`], summed over workers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TrafficSnapshot {
@@ -83,12 +115,13 @@ impl Traffic {
         }
     }
 
-    /// Counts a server → client packet of `bytes` seen by `worker`.
-    #[inline]
-    pub(crate) fn count_out(&self, worker: usize, bytes: usize) {
+    /// Adds what `worker` counted in `p` (see [`Pending`]).
+    pub(crate) fn add(&self, worker: usize, p: &Pending) {
         if let Some(s) = self.slots.get(worker) {
-            bump(&s.out_pkts, 1);
-            bump(&s.out_bytes, bytes as u64);
+            bump(&s.in_pkts, p.in_pkts);
+            bump(&s.in_bytes, p.in_bytes);
+            bump(&s.out_pkts, p.out_pkts);
+            bump(&s.out_bytes, p.out_bytes);
         }
     }
 
@@ -249,21 +282,26 @@ mod tests {
         assert_eq!(c.get(Drop::Truncated), 0);
         let t = Traffic::new(2);
         t.count_in(0, 60);
-        t.count_out(1, 40);
         t.count_conn(0);
         t.count_active(1, 1);
         t.count_active(0, 1);
         t.count_active(1, -1);
         t.count_in(7, 1000); // no such worker: ignored
+        let mut p = Pending::default();
+        p.count_in(100);
+        p.count_out(50);
+        p.count_out(10);
+        t.add(1, &p);
+        t.add(7, &p); // no such worker: ignored
         assert_eq!(
             t.snapshot(),
             TrafficSnapshot {
                 active: 1,
                 conns: 1,
-                in_pkts: 1,
-                out_pkts: 1,
-                in_bytes: 60,
-                out_bytes: 40,
+                in_pkts: 2,
+                out_pkts: 2,
+                in_bytes: 160,
+                out_bytes: 60,
                 rates: Rates::default(),
             }
         );

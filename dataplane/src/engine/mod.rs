@@ -49,7 +49,9 @@ use self::proxyproto::{Hooked, ProxyProto};
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
-use crate::conn::{Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState};
+use crate::conn::{
+    Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState, NO_HINT,
+};
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
 use crate::quic;
@@ -87,11 +89,18 @@ const LOCAL_PREFETCH_AHEAD: usize = 4;
 pub const TUNNEL_MTU: usize = 1500;
 /// [`Engine::handle_burst`] parses and prefetches this many frames at a time.
 pub const PIPELINE: usize = 64;
+/// [`Engine::handle_burst`] prefetches a frame's connection line this many
+/// frames after its index bucket, once the bucket has had time to arrive.
+const PREFETCH_LAG: usize = 8;
 /// [`Engine::housekeeping`] paces the expiry sweep to visit the whole
 /// connection table once per this period (within its budget), so an idle
 /// connection is freed at most this late and a busy worker does not rescan
 /// the table every burst.
 pub const SWEEP_PERIOD_MS: u64 = 1_000;
+/// [`Engine::housekeeping`] adds the packets and bytes counted per
+/// destination to the shared [`Traffic`] counters this often, so readers
+/// (`ipvsadm --stats`, `dpvsctl`, the rate estimator) lag by at most this.
+pub const STATS_FLUSH_MS: u64 = 10;
 
 /// What to do with a frame after [`Engine::handle`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,6 +317,9 @@ struct Parsed<A> {
     key: Key<A>,
     /// `key.hash()`.
     hash: u32,
+    /// The index entry [`Engine::handle_burst`] prefetched the connection
+    /// of ([`ConnTable::lookup_hinted`]), else [`NO_HINT`].
+    hint: u32,
     dir: Dir,
     /// Not addressed to us: a possible NAT reply (real server → client).
     /// Anything but a known connection is the kernel's business.
@@ -396,6 +408,7 @@ pub struct Engine {
     v6: Side<Ipv6Addr>,
     drops: Arc<DropCounters>,
     last_refresh_ms: u64,
+    last_flush_ms: u64,
     /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
     stages: Vec<Stage>,
     /// SYN-proxy state ([`synproxy`]).
@@ -432,6 +445,7 @@ impl Engine {
             v6: Side::new(worker, mac, conn_capacity, ports),
             drops,
             last_refresh_ms: 0,
+            last_flush_ms: 0,
             stages: Vec::with_capacity(PIPELINE),
             sp: SynProxy::default(),
             pp: ProxyProto::default(),
@@ -471,6 +485,8 @@ impl Engine {
     /// newly owned addresses (gratuitous ARP, unsolicited NA) and starts
     /// resolving new real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
+        // Destinations the new snapshot drops take their counts with them.
+        self.flush_stats();
         let old = std::mem::replace(&mut self.snap, snap);
         self.sp.set_snapshot(&self.snap);
         self.pp.set_snapshot(&self.snap);
@@ -484,8 +500,13 @@ impl Engine {
 
     /// Periodic work between bursts: expire idle connections (at most
     /// `sweep_budget` table slots per family, paced to one pass per
-    /// [`SWEEP_PERIOD_MS`]) and refresh neighbours.
+    /// [`SWEEP_PERIOD_MS`]), refresh neighbours and, every
+    /// [`STATS_FLUSH_MS`], [`Engine::flush_stats`].
     pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
+        if now_ms.saturating_sub(self.last_flush_ms) >= STATS_FLUSH_MS {
+            self.last_flush_ms = now_ms;
+            self.flush_stats();
+        }
         self.v4.sweep(now_ms, sweep_budget);
         self.v6.sweep(now_ms, sweep_budget);
         if now_ms.saturating_sub(self.last_refresh_ms) >= NEIGHBOUR_REFRESH_MS {
@@ -494,6 +515,14 @@ impl Engine {
                 self.v6.refresh_neighbours(ctl);
             }
         }
+    }
+
+    /// Adds the packets and bytes this worker counted since the last flush
+    /// to the services' and real servers' shared [`Traffic`] counters (the
+    /// hot path counts into plain per-destination counters).
+    pub fn flush_stats(&mut self) {
+        self.v4.conns.flush_stats();
+        self.v6.conns.flush_stats();
     }
 
     /// Handles one received frame, rewriting it in place. The frame cannot
@@ -531,7 +560,7 @@ impl Engine {
     ) {
         for chunk in frames.chunks_mut(PIPELINE) {
             self.stages.clear();
-            for f in chunk.iter() {
+            for (i, f) in chunk.iter().enumerate() {
                 let stage = self.classify(f.data());
                 match &stage {
                     Stage::Ipv4(p) => self.v4.conns.prefetch_bucket(p.hash),
@@ -539,13 +568,13 @@ impl Engine {
                     _ => {}
                 }
                 self.stages.push(stage);
-            }
-            for stage in &self.stages {
-                match stage {
-                    Stage::Ipv4(p) => self.v4.conns.prefetch_conn(p.hash),
-                    Stage::Ipv6(p) => self.v6.conns.prefetch_conn(p.hash),
-                    _ => {}
+                if let Some(back) = i.checked_sub(PREFETCH_LAG) {
+                    prefetch_conn(&mut self.stages[back], &self.v4.conns, &self.v6.conns);
                 }
+            }
+            let tail = chunk.len().saturating_sub(PREFETCH_LAG);
+            for stage in self.stages.iter_mut().skip(tail) {
+                prefetch_conn(stage, &self.v4.conns, &self.v6.conns);
             }
             // Borrowed out of `self` (no allocation) so each stage is read
             // in place rather than copied.
@@ -853,6 +882,18 @@ impl Engine {
     }
 }
 
+/// [`Engine::handle_burst`]'s second stage for a classified frame: start
+/// loading its connection line (its index bucket was prefetched) and keep
+/// the entry as the lookup's hint.
+#[inline(always)]
+fn prefetch_conn(stage: &mut Stage, v4: &ConnTable<Ipv4Addr>, v6: &ConnTable<Ipv6Addr>) {
+    match stage {
+        Stage::Ipv4(p) => p.hint = v4.prefetch_conn(p.hash),
+        Stage::Ipv6(p) => p.hint = v6.prefetch_conn(p.hash),
+        _ => {}
+    }
+}
+
 /// After NAT64 changed the frame's IP packet to `l3_len` bytes of another
 /// version: the EtherType that goes with it, and the frame's new length.
 fn translated(buf: &mut [u8], l3_len: usize) -> usize {
@@ -1063,7 +1104,7 @@ impl<A: Family> Side<A> {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Option<Result<(Action<A>, MacAddr), Drop>> {
-        let (idx, dir) = self.conns.lookup_hashed(&p.key, p.hash, now_ms)?;
+        let (idx, dir) = self.conns.lookup_hinted(&p.key, p.hash, p.hint, now_ms)?;
         self.established_in(idx, dir, p, len, now_ms, ctl)
     }
 
@@ -1110,9 +1151,20 @@ impl<A: Family> Side<A> {
         ctl: &mut Burst,
     ) -> Result<(Action<A>, MacAddr), Drop> {
         let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
-        let mac = self.dest_mac(dest, now_ms, ctl)?;
+        // One look at the destination for everything the packet needs.
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        let (cached, mode, tunnel_src, persistence) = (
+            d.neigh_gen == self.neigh_gen,
+            d.forwarding,
+            d.tunnel_src,
+            d.persistence,
+        );
+        let (mac, server) = (d.mac, (d.addr, d.port));
+        let mac = if cached {
+            mac
+        } else {
+            self.dest_mac(dest, now_ms, ctl)?
+        };
         check_ttl(mode, p.ttl)?;
         let conn = self
             .conns
@@ -1122,13 +1174,13 @@ impl<A: Family> Side<A> {
             Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
             a => a,
         };
-        let in_key = conn.in_key;
-        if let Some(d) = self.conns.dest(dest) {
-            if let Some(p) = d.persistence {
-                self.templates.refresh(&in_key, p, d.addr, d.port, now_ms);
-            }
-            d.service.count_in(self.worker, len);
-            d.server.count_in(self.worker, len);
+        if let Some(per) = persistence {
+            let in_key = conn.in_key;
+            self.templates
+                .refresh(&in_key, per, server.0, server.1, now_ms);
+        }
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.pending.count_in(len);
         }
         Ok((action, mac))
     }
@@ -1306,7 +1358,7 @@ impl<A: Family> Side<A> {
     ) -> Result<(Action<A>, MacAddr), Drop> {
         let (idx, dir) = self
             .conns
-            .lookup_hashed(&p.key, p.hash, now_ms)
+            .lookup_hinted(&p.key, p.hash, p.hint, now_ms)
             .ok_or(Drop::NoConnection)?;
         if dir != Dir::Out {
             return Err(Drop::NoConnection);
@@ -1324,9 +1376,8 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoConnection)?;
         let back = conn.in_key.reversed();
         let mac = conn.client_mac;
-        if let Some(d) = self.conns.dest(dest) {
-            d.service.count_out(self.worker, len);
-            d.server.count_out(self.worker, len);
+        if let Some(d) = self.conns.dest_mut(dest) {
+            d.pending.count_out(len);
         }
         Ok((Action::Nat(back), mac))
     }
@@ -1623,6 +1674,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
     Ok(Parsed {
         key,
         hash: key.hash(),
+        hint: NO_HINT,
         dir,
         transit,
         flags,
@@ -1836,7 +1888,7 @@ fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], ports: (u16, u16)
 
 /// [`adjust_l4`] with the partial sums of the old and new address and
 /// port bytes.
-#[inline]
+#[inline(always)]
 fn adjust_l4_sums(l4: &mut [u8], proto: u8, (old, new): (u32, u32), (sport, dport): (u16, u16)) {
     let at = if proto == 6 { 16 } else { 6 };
     if let Some(field) = l4.get_mut(at..at + 2) {

@@ -249,6 +249,8 @@ fn fnat_tcp_round_trip_with_valid_checksums() {
     );
     assert_eq!(e.handle(&mut data, 1002, &mut ctl), Verdict::Forward);
     assert_eq!(inspect(&data).4, sport);
+    // Per-packet counts reach the shared counters in housekeeping.
+    e.housekeeping(1002 + STATS_FLUSH_MS, 0, &mut ctl);
     let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
@@ -597,6 +599,7 @@ fn nat_tcp_golden_both_directions() {
     );
     assert_eq!(resp, want);
     assert_eq!(e.conn_count(), 1);
+    e.flush_stats();
     let svc = &e.snap.v4.services[0];
     assert_eq!(svc.stats.snapshot().in_pkts, 2);
     assert_eq!(svc.stats.snapshot().out_pkts, 2);

@@ -10,7 +10,7 @@ use super::{
     adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
     IPV4_HEADER_LEN,
 };
-use crate::conn::{FlowKey6, Key, TcpFlags};
+use crate::conn::{FlowKey6, Key, TcpFlags, NO_HINT};
 use crate::io::Burst;
 use crate::stats::Drop;
 use crate::wire::icmpv6::{
@@ -191,6 +191,7 @@ impl Engine {
         let p6 = Parsed {
             key,
             hash: key.hash(),
+            hint: NO_HINT,
             dir: p.dir,
             transit: p.transit,
             flags: p.flags,
@@ -278,6 +279,7 @@ impl Engine {
         Stage::Ipv6(Parsed {
             key,
             hash: key.hash(),
+            hint: NO_HINT,
             dir,
             transit,
             flags,

@@ -32,34 +32,40 @@ pub enum IoError {
     },
 }
 
+/// A frame buffer's bytes, cache-line aligned (as a DPDK mbuf's data) so a
+/// small frame's headers sit on one line, not two.
+#[derive(Debug)]
+#[repr(C, align(64))]
+struct FrameBytes([u8; FRAME_CAP]);
+
 /// One frame buffer.
 #[derive(Debug)]
 pub struct Frame {
-    buf: Box<[u8; FRAME_CAP]>,
+    buf: Box<FrameBytes>,
     len: usize,
 }
 
 impl Frame {
     fn new() -> Frame {
         Frame {
-            buf: Box::new([0; FRAME_CAP]),
+            buf: Box::new(FrameBytes([0; FRAME_CAP])),
             len: 0,
         }
     }
 
     /// The frame's bytes.
     pub fn data(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf.0[..self.len]
     }
 
     /// The frame's bytes, for rewriting in place.
     pub fn data_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..self.len]
+        &mut self.buf.0[..self.len]
     }
 
     /// The whole buffer, for building a frame; then [`Frame::set_len`].
     pub fn buffer_mut(&mut self) -> &mut [u8; FRAME_CAP] {
-        &mut self.buf
+        &mut self.buf.0
     }
 
     pub fn len(&self) -> usize {
@@ -99,7 +105,7 @@ impl FrameBuf for Frame {
         Frame::data(self)
     }
     fn room_mut(&mut self) -> &mut [u8] {
-        &mut self.buf[..]
+        &mut self.buf.0[..]
     }
     fn set_len(&mut self, len: usize) {
         Frame::set_len(self, len);
@@ -177,7 +183,7 @@ impl Burst {
             return false;
         };
         let n = data.len().min(FRAME_CAP);
-        f.buf[..n].copy_from_slice(&data[..n]);
+        f.buf.0[..n].copy_from_slice(&data[..n]);
         f.len = n;
         self.commit();
         true

@@ -108,7 +108,7 @@ pub fn adjust(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
 /// words, `new` that of their replacements (e.g. [`sum32`] of addresses and
 /// ports), so a NAT rewrite adjusts a checksum with a few adds instead of
 /// summing byte slices.
-#[inline]
+#[inline(always)]
 pub fn adjust_sums(checksum: u16, old: u32, new: u32) -> u16 {
     // ~fold(old) equals the sum of the complemented words (~m), so this is ~HC + ~m + m'.
     finish(u32::from(!checksum) + u32::from(!fold(old)) + new)

@@ -173,7 +173,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// Whether the header checksum is correct.
-    #[inline]
+    #[inline(always)]
     pub fn verify_checksum(&self) -> bool {
         let header = self.header();
         // The common option-less header: a fixed-size sum the compiler

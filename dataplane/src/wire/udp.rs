@@ -171,7 +171,7 @@ pub fn adjust_checksum(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
 }
 
 /// [`adjust_checksum`] on partial sums (see [`checksum::adjust_sums`]).
-#[inline]
+#[inline(always)]
 pub fn adjust_checksum_sums(checksum: u16, old: u32, new: u32) -> u16 {
     if checksum == 0 {
         return 0;

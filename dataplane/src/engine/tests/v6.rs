@@ -418,6 +418,7 @@ fn fnat6_tcp_golden_both_directions_with_toa() {
         )
     );
     assert_eq!(e.conn_count(), 1);
+    e.flush_stats();
     let svc = &e.snap.v6.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.servers[0].stats.snapshot().out_pkts, 1);
@@ -1264,6 +1265,7 @@ fn nat64_tcp_golden_both_directions() {
             63
         )
     );
+    e.flush_stats();
     let svc = &e.snap.v6.services[0];
     assert_eq!(svc.stats.snapshot().conns, 1);
     assert_eq!(svc.stats.snapshot().out_pkts, 1);
