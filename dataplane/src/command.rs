@@ -131,7 +131,19 @@ pub struct ServiceSpec {
     pub persistence: Option<Persistence>,
     /// Who may open connections, per-server connection limits, SYN proxy.
     pub protection: Protection,
+    /// DPVS's `establish_timeout`, seconds ([`ESTABLISH_TIMEOUT_S`]): the
+    /// idle timeout of the service's ESTABLISHED TCP connections and of
+    /// its UDP ones. `None`: DPVS's defaults (90 s and 300 s).
+    pub establish_timeout_s: Option<u32>,
+    /// DPVS's `expire_quiescent_conn`: a packet of a connection whose real
+    /// server is quiescent (weight 0) or was removed expires the
+    /// connection and is dropped. Without it such connections continue.
+    pub expire_quiescent: bool,
 }
+
+/// The range of [`ServiceSpec::establish_timeout_s`] (DPVS's keepalived
+/// clamps `establish_timeout` to it).
+pub const ESTABLISH_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=3600;
 
 /// A service's protections (DPVS's blklst/whtlst, LVS's thresholds, DPVS's
 /// `syn_proxy`). The default protects nothing and costs nothing.

@@ -323,6 +323,8 @@ mod tests {
             local_addrs: vec![[10, 0, 0, 200].into()],
             persistence: None,
             protection: Default::default(),
+            establish_timeout_s: None,
+            expire_quiescent: false,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));
