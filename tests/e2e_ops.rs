@@ -350,7 +350,7 @@ fn sigusr1_and_sigusr2_write_keepalived_style_dumps() {
 }
 
 /// Just after requests through the VIP: their connections are listed (they
-/// linger in FIN_WAIT/CLOSE for seconds), and the filters select.
+/// linger in TIME_WAIT/CLOSE for seconds), and the filters select.
 fn check_conns(lab: &Lab) {
     let json = |args: &[&str]| -> Value {
         let mut a = vec!["conns", "--json"];

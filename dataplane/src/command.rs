@@ -135,6 +135,14 @@ pub struct ServiceSpec {
     pub persistence: Option<Persistence>,
     /// Who may open connections, per-server connection limits, SYN proxy.
     pub protection: Protection,
+    /// DPVS's `establish_timeout`, seconds ([`ESTABLISH_TIMEOUT_S`]): the
+    /// idle timeout of the service's ESTABLISHED TCP connections and of
+    /// its UDP ones. `None`: DPVS's defaults (90 s and 300 s).
+    pub establish_timeout_s: Option<u32>,
+    /// DPVS's `expire_quiescent_conn`: a packet of a connection whose real
+    /// server is quiescent (weight 0) or was removed expires the
+    /// connection and is dropped. Without it such connections continue.
+    pub expire_quiescent: bool,
     /// DPVS's QUIC options (UDP services).
     pub quic: Quic,
     /// DPVS's `proxy_protocol` (FNAT TCP services): `None`: off.
@@ -145,7 +153,7 @@ impl ServiceSpec {
     /// The service's options after its scheduler, as `ipvsadm -ln` (and
     /// DPVS's ipvsadm) print them: `persistent 360`, `mask 255.255.255.0`,
     /// `synproxy`, then dpvsd's `proxy-protocol v2[-insecure]`, `quic`,
-    /// `qid`.
+    /// `qid`, `establish-timeout N`, `expire-quiescent`.
     pub fn flags(&self) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(p) = self.persistence {
@@ -173,6 +181,12 @@ impl ServiceSpec {
         }
         if self.quic.cid_hash {
             out.push("qid".into());
+        }
+        if let Some(t) = self.establish_timeout_s {
+            out.push(format!("establish-timeout {t}"));
+        }
+        if self.expire_quiescent {
+            out.push("expire-quiescent".into());
         }
         out
     }
@@ -213,6 +227,10 @@ pub struct Quic {
     /// address.
     pub cid_hash: bool,
 }
+
+/// The range of [`ServiceSpec::establish_timeout_s`] (DPVS's keepalived
+/// clamps `establish_timeout` to it).
+pub const ESTABLISH_TIMEOUT_S: std::ops::RangeInclusive<u32> = 1..=3600;
 
 /// A service's protections (DPVS's blklst/whtlst, LVS's thresholds, DPVS's
 /// `syn_proxy`). The default protects nothing and costs nothing.
@@ -372,6 +390,8 @@ mod tests {
             protection: Protection::default(),
             quic: Quic::default(),
             proxy_protocol: None,
+            establish_timeout_s: None,
+            expire_quiescent: false,
         };
         assert!(spec.flags().is_empty());
         spec.persistence = Some(Persistence {
@@ -387,6 +407,8 @@ mod tests {
             migrate: true,
             cid_hash: true,
         };
+        spec.establish_timeout_s = Some(60);
+        spec.expire_quiescent = true;
         assert_eq!(
             spec.flags(),
             [
@@ -395,7 +417,9 @@ mod tests {
                 "synproxy",
                 "proxy-protocol v2-insecure",
                 "quic",
-                "qid"
+                "qid",
+                "establish-timeout 60",
+                "expire-quiescent"
             ]
         );
     }

@@ -33,8 +33,8 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
-use crate::command::{Forwarding, Persistence};
-use crate::engine::{Family, Snapshot};
+use crate::command::{Forwarding, Persistence, ServiceKey};
+use crate::engine::{ConnPolicy, Family, Snapshot};
 use crate::fasthash::FastMap;
 use crate::hugemem;
 use crate::prefetch::prefetch;
@@ -149,42 +149,232 @@ pub struct TcpFlags {
     pub rst: bool,
 }
 
-/// TCP state as LVS/DPVS track it (simplified), with DPVS's default timeouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// TCP state as LVS/DPVS track it (`DPVS_TCP_S_*`, in their order).
+///
+/// The load balancer sees a connection from the middle: it moves from
+/// state to state by the flags of the packets passing through, with one
+/// transition table per kind of packet ([`Row`]), and idles out after the
+/// state's timeout ([`TcpState::timeout_ms`], DPVS's defaults). `None` is
+/// where a connection starts before its first packet. `Listen` and
+/// `SynAck` have columns in DPVS's tables but no transition leads to them
+/// (nor does anything else in DPVS set them); they are kept so the table
+/// reads as DPVS's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum TcpState {
-    SynRecv,
-    Established,
-    FinWait,
-    Close,
+    None = 0,
+    Established = 1,
+    SynSent = 2,
+    SynRecv = 3,
+    FinWait = 4,
+    TimeWait = 5,
+    Close = 6,
+    CloseWait = 7,
+    LastAck = 8,
+    Listen = 9,
+    SynAck = 10,
 }
 
-impl TcpState {
-    pub fn timeout_ms(self) -> u32 {
-        match self {
-            TcpState::SynRecv => 30_000,
-            TcpState::Established => 90_000,
-            TcpState::FinWait => 7_000,
-            TcpState::Close => 3_000,
+/// Number of [`TcpState`]s.
+const TCP_STATES: usize = 11;
+
+/// Which transition table a TCP packet moves its connection by
+/// (`tcp_state_trans`'s offset into `tcp_states`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Row {
+    /// Client → VIP packets of connections whose replies pass through us
+    /// (FNAT, NAT).
+    Input = 0,
+    /// The real server's replies (FNAT, NAT).
+    Output = 1,
+    /// Client → VIP packets of connections whose replies bypass us (DR,
+    /// TUN): both FINs are seen as the client's.
+    InputOnly = 2,
+}
+
+impl Row {
+    /// The row of client packets of a service forwarding by `mode`.
+    pub fn client(mode: Forwarding) -> Row {
+        if mode.has_reply_path() {
+            Row::Input
+        } else {
+            Row::InputOnly
         }
     }
 
-    /// The next state after a packet with flags `f` from `dir`.
-    pub fn next(self, dir: Dir, f: TcpFlags) -> TcpState {
-        if f.rst {
-            return TcpState::Close;
+    /// The row of a packet from `dir` when client packets use `client`.
+    #[inline(always)]
+    pub fn of(dir: Dir, client: Row) -> Row {
+        match dir {
+            Dir::In => client,
+            Dir::Out => Row::Output,
         }
-        if f.fin {
-            return TcpState::FinWait;
-        }
+    }
+}
+
+/// The flag columns of the transition table: the first of RST, SYN, FIN,
+/// ACK a packet carries (DPVS's `tcp_state_idx` priority), or none.
+const FLAG_SYN: usize = 0;
+const FLAG_FIN: usize = 1;
+const FLAG_ACK: usize = 2;
+const FLAG_RST: usize = 3;
+const FLAG_NONE: usize = 4;
+const FLAG_KINDS: usize = 5;
+
+/// Flag column by `syn | fin << 1 | ack << 2 | rst << 3`.
+const FLAG_COLUMN: [u8; 16] = {
+    let mut t = [0u8; 16];
+    let mut m = 0;
+    while m < 16 {
+        t[m] = if m & 8 != 0 {
+            FLAG_RST
+        } else if m & 1 != 0 {
+            FLAG_SYN
+        } else if m & 2 != 0 {
+            FLAG_FIN
+        } else if m & 4 != 0 {
+            FLAG_ACK
+        } else {
+            FLAG_NONE
+        } as u8;
+        m += 1;
+    }
+    t
+};
+
+/// The transition tables of LVS/DPVS (`tcp_states` in DPVS's
+/// `ip_vs_proto_tcp.c`, Linux's `tcp_states` in `ip_vs_proto_tcp.c`):
+/// `[row][flag column][state]` → next state. A packet with none of the four
+/// flags closes the connection, as in both.
+const TRANSITIONS: [[[TcpState; TCP_STATES]; FLAG_KINDS]; 3] = {
+    use TcpState::{
+        Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA,
+        Listen as LI, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    };
+    const NONE: [TcpState; TCP_STATES] = [CL; TCP_STATES];
+    [
+        // Input: client → VIP, replies pass through us.
+        //  NO  ES  SS  SR  FW  TW  CL  CW  LA  LI  SA
+        [
+            [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
+            [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW], // fin
+            [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+            [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR], // rst
+            NONE,
+        ],
+        // Output: the real server's replies.
+        [
+            [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR], // syn
+            [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW], // fin
+            [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES], // ack
+            [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL], // rst
+            NONE,
+        ],
+        // InputOnly: client → VIP, replies bypass us (DR, TUN).
+        [
+            [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR], // syn
+            [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW], // fin
+            [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES], // ack
+            [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL], // rst
+            NONE,
+        ],
+    ]
+};
+
+/// Idle timeout per state, DPVS's defaults (`tcp_timeouts`, seconds there).
+const TCP_TIMEOUT_MS: [u32; TCP_STATES] = [
+    2_000,   // None
+    90_000,  // Established
+    3_000,   // SynSent
+    30_000,  // SynRecv
+    7_000,   // FinWait
+    7_000,   // TimeWait
+    3_000,   // Close
+    7_000,   // CloseWait
+    7_000,   // LastAck
+    120_000, // Listen
+    30_000,  // SynAck
+];
+
+impl TcpState {
+    /// The idle timeout of the state (DPVS's default; a service's
+    /// `establish_timeout` replaces ESTABLISHED's, see [`Aging`]).
+    #[inline]
+    pub fn timeout_ms(self) -> u32 {
+        TCP_TIMEOUT_MS[self as usize]
+    }
+
+    /// The next state after a packet with flags `f` moving by `row`.
+    #[inline]
+    pub fn next(self, row: Row, f: TcpFlags) -> TcpState {
+        let mask = usize::from(f.syn)
+            | usize::from(f.fin) << 1
+            | usize::from(f.ack) << 2
+            | usize::from(f.rst) << 3;
+        let column = usize::from(FLAG_COLUMN[mask]);
+        TRANSITIONS[row as usize][column][self as usize]
+    }
+
+    /// After a FIN or RST: a client SYN on the same port opens a new
+    /// connection instead of joining this one.
+    pub fn is_closing(self) -> bool {
+        matches!(
+            self,
+            TcpState::FinWait
+                | TcpState::TimeWait
+                | TcpState::Close
+                | TcpState::CloseWait
+                | TcpState::LastAck
+        )
+    }
+
+    /// The state's name as `ipvsadm -lnc` prints it.
+    pub fn name(self) -> &'static str {
         match self {
-            TcpState::SynRecv if dir == Dir::In && f.ack && !f.syn => TcpState::Established,
-            s => s,
+            TcpState::None => "NONE",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::Listen => "LISTEN",
+            TcpState::SynAck => "SYNACK",
         }
     }
 }
 
 /// UDP "connection" timeout (DPVS default).
 pub const UDP_TIMEOUT_MS: u32 = 300_000;
+
+/// How a service's connections age: the [`Row`] their client packets move
+/// by and the idle timeout of an ESTABLISHED TCP connection or of any UDP
+/// one (the service's `establish_timeout`, else 90 s for TCP and 300 s for
+/// UDP), as DPVS's `dp_vs_conn_set_timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aging {
+    pub client_row: Row,
+    pub established_ms: u32,
+}
+
+impl Aging {
+    /// The aging of a service forwarding by `mode`, of IP protocol `proto`,
+    /// with `establish_timeout` `establish_s` seconds (`None`: the default).
+    pub fn new(mode: Forwarding, proto: u8, establish_s: Option<u32>) -> Aging {
+        let default = if proto == 6 {
+            TcpState::Established.timeout_ms()
+        } else {
+            UDP_TIMEOUT_MS
+        };
+        Aging {
+            client_row: Row::client(mode),
+            established_ms: establish_s.map_or(default, |s| s.saturating_mul(1000)),
+        }
+    }
+}
 
 /// The wrapping millisecond tick of `now_ms`.
 #[inline]
@@ -217,6 +407,16 @@ pub struct Dest<A = Ipv4Addr> {
     pub tunnel_src: Option<A>,
     /// The service's persistence (its client packets refresh templates).
     pub persistence: Option<Persistence>,
+    /// How the service's new connections age (forwarding, `establish_timeout`).
+    pub aging: Aging,
+    /// The service has `expire_quiescent_conn` and the server is quiescent
+    /// (weight 0) or no longer in it: a packet of a connection to it
+    /// expires the connection and is dropped.
+    pub expire_quiescent: bool,
+    /// The service (with `expire_quiescent_conn` set?) and the server as
+    /// last published: a pair left behind by a reload that re-created its
+    /// service follows the server's state in the new one.
+    origin: (ServiceKey, bool),
     /// The server's MAC, valid while `neigh_gen` equals the engine's
     /// neighbour generation (saves a neighbour lookup per packet).
     pub mac: MacAddr,
@@ -240,19 +440,29 @@ pub struct Conn<A = Ipv4Addr> {
     pub out_key: Key<A>,
     /// Where replies to the client go (learned from its first packet).
     pub client_mac: MacAddr,
+    /// The TCP state (TCP only; UDP connections stay [`TcpState::None`]).
     pub tcp: TcpState,
+    /// The row client packets move the TCP state by ([`Aging::client_row`]).
+    pub client_row: Row,
+    /// Idle timeout when ESTABLISHED (TCP) or always (UDP), from
+    /// [`Aging::established_ms`]: kept per connection, so a connection ages
+    /// by its service's options at its opening (as DPVS, which sets a
+    /// connection's timeout on its state changes).
+    pub established_ms: u32,
     /// Tick ([`tick`]) at which the connection expires when idle.
     pub expires: u32,
     pub dest: DestId,
 }
 
 impl<A: IpAddress> Conn<A> {
-    /// A connection opened by a client packet with flags `f` at `now_ms`.
+    /// A connection of a service aging by `aging`, opened by a client
+    /// packet with flags `f` at `now_ms`.
     pub fn open(
         in_key: Key<A>,
         out_key: Key<A>,
         client_mac: MacAddr,
         dest: DestId,
+        aging: Aging,
         f: TcpFlags,
         now_ms: u64,
     ) -> Conn<A> {
@@ -260,23 +470,34 @@ impl<A: IpAddress> Conn<A> {
             in_key,
             out_key,
             client_mac,
-            tcp: TcpState::SynRecv,
+            tcp: TcpState::None,
+            client_row: aging.client_row,
+            established_ms: aging.established_ms,
             expires: 0,
             dest,
         };
         if in_key.proto == 6 {
-            conn.tcp = conn.tcp.next(Dir::In, f);
+            conn.tcp = conn.tcp.next(aging.client_row, f);
         }
         conn.expires = tick(now_ms).wrapping_add(conn.timeout_ms());
         conn
     }
 
     /// Idle timeout in the current state.
+    #[inline]
     pub fn timeout_ms(&self) -> u32 {
-        if self.in_key.proto == 6 {
+        if self.in_key.proto == 6 && self.tcp != TcpState::Established {
             self.tcp.timeout_ms()
         } else {
-            UDP_TIMEOUT_MS
+            self.established_ms
+        }
+    }
+
+    /// Moves the TCP state by a packet with flags `f` from `dir` (TCP only).
+    #[inline]
+    fn advance(&mut self, dir: Dir, f: TcpFlags) {
+        if self.in_key.proto == 6 {
+            self.tcp = self.tcp.next(Row::of(dir, self.client_row), f);
         }
     }
 }
@@ -590,9 +811,7 @@ impl<A: IpAddress> ConnTable<A> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;
         let before = conn.timeout_ms();
-        if conn.in_key.proto == 6 {
-            conn.tcp = conn.tcp.next(dir, f);
-        }
+        conn.advance(dir, f);
         let timeout = conn.timeout_ms();
         conn.expires = tick(now_ms).wrapping_add(timeout);
         if timeout < before {
@@ -600,6 +819,20 @@ impl<A: IpAddress> ConnTable<A> {
             self.deadline[i] = deadline_of(conn.expires);
         }
         self.slab[i].conn.as_ref()
+    }
+
+    /// Puts the connection in TCP state `state` (a transition the tables do
+    /// not make: the SYN proxy's handshake) and restarts its idle timer.
+    pub fn set_tcp_state(&mut self, idx: ConnIdx, state: TcpState, now_ms: u64) -> Option<()> {
+        let i = idx.0 as usize;
+        let conn = self.slab.get_mut(i)?.conn.as_mut()?;
+        conn.tcp = state;
+        conn.expires = tick(now_ms).wrapping_add(conn.timeout_ms());
+        let d = self.deadline.get_mut(i)?;
+        if passed(conn.expires, *d) {
+            *d = deadline_of(conn.expires);
+        }
+        Some(())
     }
 
     #[inline]
@@ -822,12 +1055,22 @@ impl<A: IpAddress> ConnTable<A> {
         }
         let services = A::services(snap);
         let mut ids = Vec::with_capacity(services.len());
+        // Whether connections to (service, server) expire on their next
+        // packet, for the pairs left behind below.
+        let mut expire = FastMap::default();
+        let default_policy = ConnPolicy::default();
         for (i, svc) in services.iter().enumerate() {
             let forwarding = A::forwarding_of(snap, i);
             let tunnel_src = svc.local_addrs.first().copied().or(A::interface(snap));
             let persistence = A::persistence_of(snap, i);
+            let policy = A::conn_policy_of(snap, i).unwrap_or(&default_policy);
+            let aging = Aging::new(
+                forwarding,
+                svc.key.protocol.number(),
+                policy.establish_timeout_s,
+            );
             let mut per = Vec::with_capacity(svc.servers.len());
-            for rs in &svc.servers {
+            for (j, rs) in svc.servers.iter().enumerate() {
                 let key = (
                     Arc::as_ptr(&svc.stats) as usize,
                     Arc::as_ptr(&rs.stats) as usize,
@@ -845,6 +1088,9 @@ impl<A: IpAddress> ConnTable<A> {
                             forwarding,
                             tunnel_src,
                             persistence,
+                            aging,
+                            expire_quiescent: false,
+                            origin: (svc.key, false),
                             mac: MacAddr::default(),
                             // Differs from the engine's: resolve on first use.
                             neigh_gen: neigh_gen.wrapping_sub(1),
@@ -866,20 +1112,34 @@ impl<A: IpAddress> ConnTable<A> {
                         id
                     }
                 };
+                let quiescent = policy.quiescent.get(j).copied().unwrap_or(false);
+                let expires = policy.expire_quiescent && quiescent;
+                expire.insert((svc.key, rs.addr, rs.port), expires);
                 if let Some(d) = self.dests[id as usize].as_mut() {
                     d.published = true;
                     d.tunnel_src = tunnel_src;
                     d.persistence = persistence;
+                    d.aging = aging;
+                    d.expire_quiescent = expires;
+                    d.origin = (svc.key, policy.expire_quiescent);
                 }
                 per.push(DestId(id));
             }
             ids.push(per);
         }
         for (id, slot) in self.dests.iter_mut().enumerate() {
-            if slot.as_ref().is_some_and(|d| !d.published && d.refs == 0) {
+            let Some(d) = slot.as_mut().filter(|d| !d.published) else {
+                continue;
+            };
+            if d.refs == 0 {
                 *slot = None;
                 self.free_dests.push(id as u32);
+                continue;
             }
+            // Removed: unavailable, unless its service was re-created with
+            // the server in it (a reload changing the service's options).
+            let (svc, flag) = d.origin;
+            d.expire_quiescent = expire.get(&(svc, d.addr, d.port)).copied().unwrap_or(flag);
         }
         let dests = &self.dests;
         self.dest_ids.retain(|_, id| dests[*id as usize].is_some());
@@ -951,6 +1211,8 @@ mod tests {
             out_key,
             client_mac: MacAddr::default(),
             tcp: TcpState::SynRecv,
+            client_row: Row::Input,
+            established_ms: TcpState::Established.timeout_ms(),
             expires,
             dest,
         }
@@ -1104,6 +1366,7 @@ mod tests {
             conn(1, 0, d).out_key,
             MacAddr::default(),
             d,
+            Aging::new(Forwarding::Fnat, 6, None),
             flags(true, false, false, false),
             0,
         ));
@@ -1247,22 +1510,184 @@ mod tests {
             .all(|b| b.overflow == 0 && b.hash == [0; WAYS]));
     }
 
+    /// Flags of a packet: `S` SYN, `F` FIN, `A` ACK, `R` RST.
+    fn flags(s: &str) -> TcpFlags {
+        TcpFlags {
+            syn: s.contains('S'),
+            fin: s.contains('F'),
+            ack: s.contains('A'),
+            rst: s.contains('R'),
+        }
+    }
+
+    /// The states a connection whose client packets use `client` goes
+    /// through, from NONE, for `packets` (direction, flags).
+    fn walk(client: Row, packets: &[(Dir, &str)]) -> Vec<TcpState> {
+        let mut s = TcpState::None;
+        packets
+            .iter()
+            .map(|&(dir, f)| {
+                s = s.next(Row::of(dir, client), flags(f));
+                s
+            })
+            .collect()
+    }
+
     #[test]
-    fn tcp_state_transitions() {
-        let f = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
-        let s = TcpState::SynRecv.next(Dir::In, f(false, true, false, false));
-        assert_eq!(s, TcpState::Established);
+    fn fnat_handshake_and_client_close_follow_dpvs_rows() {
+        use Dir::{In, Out};
+        use TcpState::*;
+        // Client SYN, server SYN-ACK, client ACK, data both ways; the
+        // client closes first: FIN, server ACK, server FIN, client ACK.
+        let seq = [
+            (In, "S"),
+            (Out, "SA"),
+            (In, "A"),
+            (Out, "A"),
+            (In, "FA"),
+            (Out, "A"),
+            (Out, "FA"),
+            (In, "A"),
+        ];
         assert_eq!(
-            s.next(Dir::Out, f(false, true, true, false)),
-            TcpState::FinWait
+            walk(Row::Input, &seq),
+            [
+                SynRecv,
+                SynRecv,
+                Established,
+                Established,
+                CloseWait,
+                CloseWait,
+                TimeWait,
+                TimeWait
+            ]
         );
+        assert_eq!(TimeWait.timeout_ms(), 7_000);
+        assert_eq!(CloseWait.timeout_ms(), 7_000);
+        // The server closes first: its FIN (OUTPUT) → FIN_WAIT, the
+        // client's FIN then → TIME_WAIT.
+        let seq = [(In, "S"), (Out, "SA"), (In, "A"), (Out, "FA"), (In, "FA")];
         assert_eq!(
-            s.next(Dir::In, f(false, false, false, true)),
-            TcpState::Close
+            walk(Row::Input, &seq),
+            [SynRecv, SynRecv, Established, FinWait, TimeWait]
         );
+        // The server answers the SYN with a RST: CLOSE (3 s).
         assert_eq!(
-            TcpState::SynRecv.next(Dir::Out, f(true, true, false, false)),
-            TcpState::SynRecv
+            walk(Row::Input, &[(In, "S"), (Out, "RA")]),
+            [SynRecv, Close]
         );
+        assert_eq!(Close.timeout_ms(), 3_000);
+        // A RST from either side of an established connection closes it.
+        for dir in [In, Out] {
+            let seq = [(In, "S"), (In, "A"), (dir, "R")];
+            assert_eq!(walk(Row::Input, &seq)[2], Close, "{dir:?}");
+        }
+    }
+
+    #[test]
+    fn flag_priority_is_rst_syn_fin_ack_and_no_flag_closes() {
+        use TcpState::*;
+        // RST wins over everything, SYN over FIN and ACK, FIN over ACK.
+        assert_eq!(Established.next(Row::Input, flags("SFAR")), Close);
+        assert_eq!(Established.next(Row::Input, flags("SFA")), Established);
+        assert_eq!(Established.next(Row::Input, flags("FA")), CloseWait);
+        // A segment with none of them: CLOSE, as DPVS and Linux.
+        assert_eq!(Established.next(Row::Output, flags("")), Close);
+        // A few cells of each row, read off DPVS's table.
+        let cells = [
+            (Row::Input, "R", SynRecv, SynRecv),
+            (Row::Input, "R", LastAck, LastAck),
+            (Row::Input, "A", LastAck, Close),
+            (Row::Input, "S", TimeWait, SynRecv),
+            (Row::Input, "F", SynSent, SynSent),
+            (Row::Output, "S", None, SynSent),
+            (Row::Output, "A", None, Established),
+            (Row::Output, "A", Listen, Established),
+            (Row::Output, "F", CloseWait, TimeWait),
+            (Row::Output, "R", TimeWait, TimeWait),
+            (Row::Output, "A", LastAck, LastAck),
+            (Row::InputOnly, "F", Established, FinWait),
+            (Row::InputOnly, "F", FinWait, FinWait),
+            (Row::InputOnly, "R", SynAck, Close),
+            (Row::Input, "R", SynAck, SynRecv),
+            (Row::Input, "A", SynAck, Established),
+        ];
+        for (row, f, from, to) in cells {
+            assert_eq!(from.next(row, flags(f)), to, "{row:?} {f} from {from:?}");
+        }
+    }
+
+    #[test]
+    fn dr_and_tun_connections_use_the_input_only_row() {
+        use Dir::In;
+        use TcpState::*;
+        assert_eq!(Row::client(Forwarding::Dr), Row::InputOnly);
+        assert_eq!(Row::client(Forwarding::Tun), Row::InputOnly);
+        assert_eq!(Row::client(Forwarding::Fnat), Row::Input);
+        assert_eq!(Row::client(Forwarding::Nat), Row::Input);
+        // Only the client's packets are seen: its FIN means FIN_WAIT (not
+        // CLOSE_WAIT), and the last ACK keeps it there (7 s).
+        let seq = [(In, "S"), (In, "A"), (In, "A"), (In, "FA"), (In, "A")];
+        assert_eq!(
+            walk(Row::InputOnly, &seq),
+            [SynRecv, Established, Established, FinWait, FinWait]
+        );
+        assert_eq!(walk(Row::InputOnly, &[(In, "S"), (In, "R")])[1], SynRecv);
+        assert_eq!(FinWait.timeout_ms(), 7_000);
+    }
+
+    #[test]
+    fn timeouts_are_dpvs_defaults_and_establish_timeout_replaces_established_and_udp() {
+        use TcpState::{
+            Close, CloseWait, Established, FinWait, LastAck, Listen, SynAck, SynRecv, SynSent,
+            TimeWait,
+        };
+        let want = [
+            (TcpState::None, 2),
+            (Established, 90),
+            (SynSent, 3),
+            (SynRecv, 30),
+            (FinWait, 7),
+            (TimeWait, 7),
+            (Close, 3),
+            (CloseWait, 7),
+            (LastAck, 7),
+            (Listen, 120),
+            (SynAck, 30),
+        ];
+        for (s, secs) in want {
+            assert_eq!(s.timeout_ms(), secs * 1000, "{s:?}");
+        }
+        let (_, d) = table(1);
+        let open = |proto, aging, f| {
+            let mut c = conn(1, 0, d);
+            c.in_key.proto = proto;
+            Conn::open(c.in_key, c.out_key, MacAddr::default(), d, aging, f, 0)
+        };
+        let custom = Aging::new(Forwarding::Fnat, 6, Some(600));
+        let mut c = open(6, custom, flags("S"));
+        assert_eq!((c.tcp, c.timeout_ms()), (SynRecv, 30_000));
+        c.advance(Dir::In, flags("A"));
+        assert_eq!((c.tcp, c.timeout_ms()), (Established, 600_000));
+        c.advance(Dir::In, flags("FA"));
+        assert_eq!((c.tcp, c.timeout_ms()), (CloseWait, 7_000));
+        // UDP: 300 s, or the establish_timeout.
+        let udp = open(17, Aging::new(Forwarding::Fnat, 17, None), flags(""));
+        assert_eq!(
+            (udp.tcp, udp.timeout_ms()),
+            (TcpState::None, UDP_TIMEOUT_MS)
+        );
+        let udp = open(17, Aging::new(Forwarding::Dr, 17, Some(5)), flags(""));
+        assert_eq!(udp.timeout_ms(), 5_000);
+        assert_eq!(udp.expires, 5_000);
+    }
+
+    #[test]
+    fn state_names_are_ipvsadms() {
+        assert_eq!(TcpState::SynRecv.name(), "SYN_RECV");
+        assert_eq!(TcpState::TimeWait.name(), "TIME_WAIT");
+        assert_eq!(TcpState::CloseWait.name(), "CLOSE_WAIT");
+        assert_eq!(TcpState::LastAck.name(), "LAST_ACK");
+        assert_eq!(TcpState::Established.name(), "ESTABLISHED");
     }
 }

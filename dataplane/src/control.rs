@@ -12,7 +12,7 @@ use crate::command::{
     Command, CommandError, Forwarding, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
 };
 use crate::engine::{
-    Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Snapshot6,
+    ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Snapshot6,
 };
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
@@ -296,6 +296,17 @@ impl Dataplane {
                         ),
                     });
                 }
+                if let Some(t) = spec
+                    .establish_timeout_s
+                    .filter(|t| !crate::command::ESTABLISH_TIMEOUT_S.contains(t))
+                {
+                    return Err(CommandError::Invalid {
+                        reason: format!(
+                            "establish_timeout {t} of {} is outside 1..=3600 seconds",
+                            spec.key
+                        ),
+                    });
+                }
                 if p.syn_proxy && spec.key.addr.is_ipv6() && servers_v4(&spec) {
                     return Err(CommandError::Unsupported {
                         what: format!("syn_proxy on NAT64 virtual server {}", spec.key),
@@ -502,6 +513,17 @@ impl Dataplane {
             built.synproxy.push(svc.spec.protection.syn_proxy);
             built.quic.push(svc.spec.quic);
             built.proxy_protocol.push(svc.spec.proxy_protocol);
+            built.conn_policy.push(ConnPolicy {
+                establish_timeout_s: svc.spec.establish_timeout_s,
+                expire_quiescent: svc.spec.expire_quiescent,
+                // Aligned with `servers` (same filter).
+                quiescent: svc
+                    .servers
+                    .iter()
+                    .filter(|s| A::from_ip_for(s.spec.addr.ip(), nat64).is_some())
+                    .map(|s| s.spec.weight == 0)
+                    .collect(),
+            });
             let limits: Box<[_]> = svc
                 .servers
                 .iter()
@@ -691,6 +713,8 @@ mod tests {
             protection: Default::default(),
             quic: Default::default(),
             proxy_protocol: None,
+            establish_timeout_s: None,
+            expire_quiescent: false,
         }
     }
 
@@ -819,6 +843,48 @@ mod tests {
             snap.v6.neighbours,
             [(RS.to_ipv6_mapped(), lip.to_ipv6_mapped())]
         );
+    }
+
+    #[test]
+    fn connection_options_and_quiescent_servers_reach_the_snapshot() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let lip: IpAddr = Ipv4Addr::new(10, 99, 0, 200).into();
+        let mut s = spec(80, Forwarding::Fnat, vec![lip]);
+        s.establish_timeout_s = Some(0);
+        assert!(matches!(
+            dp.apply(Command::AddService(s.clone())),
+            Err(CommandError::Invalid { .. })
+        ));
+        s.establish_timeout_s = Some(3601);
+        assert!(dp.apply(Command::AddService(s.clone())).is_err());
+        s.establish_timeout_s = Some(20);
+        s.expire_quiescent = true;
+        dp.apply(Command::AddService(s.clone())).expect("add");
+        add_rs(&mut dp, &s);
+        let rs2 = SocketAddr::new(Ipv4Addr::new(10, 99, 0, 4).into(), 80);
+        let server = RealServerSpec {
+            addr: rs2,
+            weight: 3,
+        };
+        dp.apply(Command::AddRealServer {
+            service: s.key,
+            server,
+        })
+        .expect("rs2");
+        let policy = |dp: &Dataplane| dp.build_snapshot().v4.conn_policy;
+        let want = |quiescent: [bool; 2]| ConnPolicy {
+            establish_timeout_s: Some(20),
+            expire_quiescent: true,
+            quiescent: quiescent.into(),
+        };
+        assert_eq!(policy(&dp), [want([false, false])]);
+        dp.apply(Command::SetWeight {
+            service: s.key,
+            server: rs2,
+            weight: 0,
+        })
+        .expect("weight");
+        assert_eq!(policy(&dp), [want([false, true])]);
     }
 
     #[test]

@@ -229,6 +229,7 @@ drop_reasons! {
     UnknownVlan => "unknown_vlan", "802.1Q-tagged frame on a VLAN no VIP or local address is bound to (or VLAN id 0)";
     VlanStacked => "vlan_stacked", "stacked VLAN tags (QinQ, 802.1ad) are not supported";
     VlanMismatch => "vlan_mismatch", "untagged frame to a VIP bound to a VLAN (vip_bind_dev dpdk0.100): the VIP lives only on its VLAN";
+    QuiescentExpired => "quiescent_expired", "expire_quiescent_conn: a packet of a connection whose real server is quiescent (weight 0) or removed; the connection was expired";
 }
 
 /// Per-worker drop counters, indexed by [`Drop`].

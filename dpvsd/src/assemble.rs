@@ -394,6 +394,9 @@ fn service(
             protection,
             quic,
             proxy_protocol,
+            // DPVS's keywords; the parser clamped the timeout to 1..=3600 s.
+            establish_timeout_s: vs.dpvs.establish_timeout,
+            expire_quiescent: vs.dpvs.expire_quiescent_conn,
         },
         servers,
     })
@@ -750,5 +753,41 @@ mod checker_tests {
         assert_eq!(c.bind_if.as_deref(), Some("eth1"));
         assert_eq!(c.fwmark, Some(7));
         assert!(c.log_all_failures);
+    }
+}
+
+#[cfg(test)]
+mod conn_option_tests {
+    use super::*;
+    use keepalived_parser::{load_str, LoadOptions};
+    use std::path::Path;
+
+    /// The spec of a DR virtual server with the DPVS keywords `extra`.
+    fn spec(extra: &str) -> ServiceSpec {
+        let text = format!(
+            "virtual_server 10.0.0.1 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{extra}  real_server 10.0.0.2 80 {{\n  }}\n}}\n"
+        );
+        let loaded = load_str(&text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("assembles");
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        plan.services[0].spec.clone()
+    }
+
+    #[test]
+    fn establish_timeout_and_expire_quiescent_conn_reach_the_service() {
+        let s = spec("");
+        assert_eq!((s.establish_timeout_s, s.expire_quiescent), (None, false));
+        let s = spec("  establish_timeout 120\n  expire_quiescent_conn\n");
+        assert_eq!(
+            (s.establish_timeout_s, s.expire_quiescent),
+            (Some(120), true)
+        );
+        // DPVS's clamp (by the parser) is what reaches the dataplane.
+        assert_eq!(spec("  establish_timeout 0\n").establish_timeout_s, Some(1));
+        assert_eq!(
+            spec("  establish_timeout 99999\n").establish_timeout_s,
+            Some(3600)
+        );
     }
 }

@@ -73,7 +73,8 @@ pub enum CtlCommand {
 pub struct ConnInfo {
     /// `TCP` / `UDP`.
     pub protocol: String,
-    /// `SYN_RECV`, `ESTABLISHED`, `FIN_WAIT`, `CLOSE` (TCP) or `UDP`.
+    /// The TCP state as `ipvsadm -lnc` names it (`SYN_RECV`, `ESTABLISHED`,
+    /// `FIN_WAIT`, `TIME_WAIT`, `CLOSE_WAIT`, `LAST_ACK`, `CLOSE`, ...) or `UDP`.
     pub state: String,
     pub expires_in_ms: u32,
     pub client: String,

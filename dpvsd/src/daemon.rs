@@ -1200,7 +1200,6 @@ mod ops {
         [vs, rs, client]: [Option<String>; 3],
     ) -> Result<crate::ctl::ConnsInfo, String> {
         use crate::ctl::{addr_matches, ConnInfo, ConnsInfo};
-        use dataplane::conn::TcpState;
         for f in [&vs, &rs, &client].into_iter().flatten() {
             if f.parse::<SocketAddr>().is_err() && f.parse::<IpAddr>().is_err() {
                 return Err(format!("bad filter {f:?} (want ADDR or ADDR:PORT)"));
@@ -1224,14 +1223,7 @@ mod ops {
                     17 => "UDP".into(),
                     p => format!("proto-{p}"),
                 },
-                state: match (c.proto, c.tcp) {
-                    (6, TcpState::SynRecv) => "SYN_RECV",
-                    (6, TcpState::Established) => "ESTABLISHED",
-                    (6, TcpState::FinWait) => "FIN_WAIT",
-                    (6, TcpState::Close) => "CLOSE",
-                    _ => "UDP",
-                }
-                .into(),
+                state: if c.proto == 6 { c.tcp.name() } else { "UDP" }.into(),
                 expires_in_ms: c.expires_in_ms,
                 client: sa(c.client).to_string(),
                 virtual_server: sa(c.vip).to_string(),
@@ -1483,6 +1475,8 @@ mod tests {
                     protection: Default::default(),
                     quic: Default::default(),
                     proxy_protocol: None,
+                    establish_timeout_s: None,
+                    expire_quiescent: false,
                 },
                 servers: Vec::new(),
                 quorum,

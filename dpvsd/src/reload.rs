@@ -83,7 +83,7 @@ impl PlanDiff {
         for (k, c) in &self.changed {
             if c.spec_changed {
                 out.push(format!(
-                    "change service {k}: scheduler/forwarding/local addresses/protection"
+                    "change service {k}: scheduler/forwarding/local addresses/protection/connection options"
                 ));
             }
             for s in &c.added {

@@ -325,6 +325,8 @@ mod tests {
             protection: Default::default(),
             quic: Default::default(),
             proxy_protocol: None,
+            establish_timeout_s: None,
+            expire_quiescent: false,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

@@ -5,8 +5,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, FamilySnap, ServiceSnap,
-    Snapshot,
+    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, ConnPolicy, FamilySnap,
+    ServiceSnap, Snapshot,
 };
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic};
@@ -87,6 +87,12 @@ pub trait Family: IpAddress {
     #[inline]
     fn proxy_protocol_of(s: &Snapshot, i: usize) -> Option<ProxyProtocol> {
         Self::snap(s).proxy_protocol.get(i).copied().flatten()
+    }
+
+    /// How the connections of service number `i` live (defaults when missing).
+    #[inline]
+    fn conn_policy_of(s: &Snapshot, i: usize) -> Option<&ConnPolicy> {
+        Self::snap(s).conn_policy.get(i)
     }
 
     /// The client access list of service number `i` (none when missing).

@@ -131,6 +131,23 @@ pub struct ServiceSnap<A = Ipv4Addr> {
     pub local_addrs: Vec<A>,
 }
 
+/// How a service's connections live, as workers see it: its
+/// `establish_timeout` and `expire_quiescent_conn`, and which of its
+/// servers are quiescent. The default is DPVS's: protocol timeouts, and
+/// connections to quiescent servers continue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnPolicy {
+    /// `establish_timeout` in seconds: the idle timeout of its ESTABLISHED
+    /// TCP and of its UDP connections (`None`: 90 s and 300 s).
+    pub establish_timeout_s: Option<u32>,
+    /// `expire_quiescent_conn`: a packet of a connection whose server is
+    /// quiescent or was removed expires the connection and is dropped.
+    pub expire_quiescent: bool,
+    /// Per server (same index as the service's `servers`): its weight is
+    /// 0. A missing entry means not quiescent.
+    pub quiescent: Box<[bool]>,
+}
+
 /// One address family's services, addresses and neighbours: the IPv4 or
 /// IPv6 half of a [`Snapshot`].
 #[derive(Debug)]
@@ -172,6 +189,9 @@ pub struct FamilySnap<A> {
     /// Per service: its PROXY protocol ([`proxyproto`]). A missing entry
     /// means none.
     pub proxy_protocol: Vec<Option<ProxyProtocol>>,
+    /// Per service: how its connections live. A missing entry means the
+    /// defaults.
+    pub conn_policy: Vec<ConnPolicy>,
 }
 
 impl<A> Default for FamilySnap<A> {
@@ -191,6 +211,7 @@ impl<A> Default for FamilySnap<A> {
             synproxy: Vec::new(),
             quic: Vec::new(),
             proxy_protocol: Vec::new(),
+            conn_policy: Vec::new(),
         }
     }
 }
@@ -1125,7 +1146,7 @@ impl<A: Family> Side<A> {
         let Some(conn) = self.conns.get(idx) else {
             return Some(Err(Drop::NoConnection));
         };
-        let closing = matches!(conn.tcp, TcpState::FinWait | TcpState::Close);
+        let closing = conn.tcp.is_closing();
         // The client's ACK completing the handshake (TOA goes there).
         let f = p.flags;
         let first_ack =
@@ -1137,6 +1158,17 @@ impl<A: Family> Side<A> {
             return None;
         }
         Some(self.rewrite_in(idx, p, first_ack, len, now_ms, ctl))
+    }
+
+    /// `expire_quiescent_conn` (DPVS): a connection whose server is
+    /// quiescent or gone is expired by its next packet, which is dropped.
+    #[inline(always)]
+    fn expire_quiescent(&mut self, idx: ConnIdx, dest: DestId) -> Result<(), Drop> {
+        if self.conns.dest(dest).is_some_and(|d| d.expire_quiescent) {
+            self.conns.remove(idx);
+            return Err(Drop::QuiescentExpired);
+        }
+        Ok(())
     }
 
     /// The rewrite of a client packet of established connection `idx`.
@@ -1159,6 +1191,11 @@ impl<A: Family> Side<A> {
             d.tunnel_src,
             d.persistence,
         );
+        if d.expire_quiescent {
+            // expire_quiescent_conn: the server is quiescent or gone.
+            self.conns.remove(idx);
+            return Err(Drop::QuiescentExpired);
+        }
         let (mac, server) = (d.mac, (d.addr, d.port));
         let mac = if cached {
             mac
@@ -1269,7 +1306,7 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoRealServer)?;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src) = (d.forwarding, d.tunnel_src);
+        let (mode, tunnel_src, aging) = (d.forwarding, d.tunnel_src, d.aging);
         check_ttl(mode, p.ttl)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
         let (out_key, out_hash) = if mode == Forwarding::Fnat {
@@ -1299,7 +1336,7 @@ impl<A: Family> Side<A> {
             (out_key, out_hash)
         };
         let action = action_in(mode, &out_key, tunnel_src)?;
-        let conn = Conn::open(*key, out_key, client_mac, dest, f, now_ms);
+        let conn = Conn::open(*key, out_key, client_mac, dest, aging, f, now_ms);
         self.conns
             .insert_hashed(conn, p.hash, out_hash)
             .ok_or(Drop::ConnTableFull)?;
@@ -1369,6 +1406,7 @@ impl<A: Family> Side<A> {
             // DR/TUN connections are not reachable by replies.
             return Err(Drop::NoConnection);
         }
+        self.expire_quiescent(idx, dest)?;
         check_ttl(mode, p.ttl)?;
         let conn = self
             .conns

@@ -705,7 +705,7 @@ impl Engine {
         if let Some((idx, dir, s)) = self.proxied(&p.key, p.hash, now_ms) {
             let side = A::split(self).side;
             let tcp = side.conns.get(idx)?.tcp;
-            let reuse = matches!(tcp, TcpState::FinWait | TcpState::Close) && f.syn && !f.ack;
+            let reuse = tcp.is_closing() && f.syn && !f.ack;
             if dir != Dir::In {
                 return None;
             }
@@ -808,6 +808,8 @@ impl Engine {
             return Some((Verdict::Drop(Drop::NoConnection), len));
         };
         let (idx, _) = side.conns.lookup_hashed(&k, p.hash, now_ms)?;
+        // As DPVS: SYN_SENT (3 s) until the real server answers.
+        side.conns.set_tcp_state(idx, TcpState::SynSent, now_ms)?;
         let out_key = side.conns.get(idx)?.out_key;
         let s = Proxied {
             in_key: k,
@@ -979,6 +981,10 @@ impl Engine {
         if f.rst {
             // Refused: the client hears a RST in its own sequence space.
             set_tcp_u32(l4, 4, s.cookie.wrapping_add(1));
+            A::split(self)
+                .side
+                .conns
+                .set_tcp_state(idx, TcpState::Close, now_ms)?;
             return None;
         }
         if !(f.syn && f.ack) || ack != s.client_isn.wrapping_add(1) {
@@ -1007,7 +1013,11 @@ impl Engine {
         let Split { side, table, .. } = A::split(self);
         table.insert(s.in_key, done);
         table.insert(s.out_key, done);
-        side.conns.touch(idx, Dir::Out, f, now_ms)?;
+        // SYN_RECV, where an unproxied connection is after the server's
+        // SYN-ACK: the client's next segment establishes it and carries the
+        // TOA (DPVS goes to ESTABLISHED here and finds that segment by its
+        // sequence number).
+        side.conns.set_tcp_state(idx, TcpState::SynRecv, now_ms)?;
         let acked = self.ack_server(buf, len, p, &done, (seq, rs_ts));
         self.release(&s.in_key, now_ms, ctl);
         acked

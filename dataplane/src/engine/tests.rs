@@ -425,6 +425,9 @@ fn port_reuse_after_close_opens_a_new_connection() {
     let mut syn = tcp(c, v, true, false, b"");
     assert_eq!(e.handle(&mut syn, 0, &mut ctl), Verdict::Forward);
     let first = inspect(&syn).4;
+    // Established first: a RST in SYN_RECV leaves it there (LVS/DPVS).
+    let mut ack = tcp(c, v, false, true, b"");
+    assert_eq!(e.handle(&mut ack, 1, &mut ctl), Verdict::Forward);
     let mut rst = tcp(c, v, false, true, b"");
     rst[ETH_LEN + 20 + 13] |= 0x04; // RST
     Ipv4Packet::new_unchecked(&mut rst[ETH_LEN..]).fill_checksum();
@@ -1546,6 +1549,8 @@ mod prop {
 mod proxyproto;
 
 mod scheduling;
+
+mod tcpstate;
 
 mod v6;
 
