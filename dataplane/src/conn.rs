@@ -208,6 +208,9 @@ pub struct Dest<A = Ipv4Addr> {
     pub server: Arc<Traffic>,
     pub addr: A,
     pub port: u16,
+    /// Where its packets go: the server, or the SNAT service's gateway
+    /// (whose MAC `mac` then caches).
+    pub next_hop: A,
     /// The service's forwarding method.
     pub forwarding: Forwarding,
     /// TUN: the outer source address (the service's first local address,
@@ -766,6 +769,7 @@ impl<A: IpAddress> ConnTable<A> {
             let forwarding = A::forwarding_of(snap, i);
             let tunnel_src = svc.local_addrs.first().copied().or(A::interface(snap));
             let persistence = A::persistence_of(snap, i);
+            let next_hop = A::next_hop_of(snap, i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for rs in &svc.servers {
                 let key = (
@@ -782,6 +786,7 @@ impl<A: IpAddress> ConnTable<A> {
                             server: Arc::clone(&rs.stats),
                             addr: rs.addr,
                             port: rs.port,
+                            next_hop: next_hop.unwrap_or(rs.addr),
                             forwarding,
                             tunnel_src,
                             persistence,
@@ -809,6 +814,12 @@ impl<A: IpAddress> ConnTable<A> {
                     d.published = true;
                     d.tunnel_src = tunnel_src;
                     d.persistence = persistence;
+                    let hop = next_hop.unwrap_or(rs.addr);
+                    if d.next_hop != hop {
+                        d.next_hop = hop;
+                        // Resolve the new next hop on first use.
+                        d.neigh_gen = neigh_gen.wrapping_sub(1);
+                    }
                 }
                 per.push(DestId(id));
             }

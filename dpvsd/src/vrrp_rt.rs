@@ -323,6 +323,7 @@ mod tests {
             local_addrs: vec![[10, 0, 0, 200].into()],
             persistence: None,
             protection: Default::default(),
+            snat: None,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

@@ -36,6 +36,7 @@
 
 mod family;
 mod nat64;
+mod snat;
 mod synproxy;
 mod v6;
 mod vlan;
@@ -44,6 +45,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 pub use self::family::Family;
+pub use self::snat::SnatRule;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ServiceKey};
@@ -151,6 +153,12 @@ pub struct FamilySnap<A> {
     /// Per service: whether it proxies SYNs ([`synproxy`]). A missing
     /// entry means no.
     pub synproxy: Vec<bool>,
+    /// The match rules of SNAT services ([`snat`]), in match order.
+    pub snat: Vec<SnatRule<A>>,
+    /// Per service: where its packets towards servers go when that is not
+    /// the server itself (SNAT: the gateway). A missing entry means the
+    /// server.
+    pub next_hop: Vec<Option<A>>,
 }
 
 impl<A> Default for FamilySnap<A> {
@@ -168,6 +176,8 @@ impl<A> Default for FamilySnap<A> {
             acl: Vec::new(),
             limits: Vec::new(),
             synproxy: Vec::new(),
+            snat: Vec::new(),
+            next_hop: Vec::new(),
         }
     }
 }
@@ -758,6 +768,9 @@ impl Engine {
             Some((Dir::Out, false))
         } else if self.snap.is_nat_server(src) {
             Some((Dir::Out, true))
+        } else if snat::candidate(A::snat_rules(&self.snap), src, dst) {
+            // snat.rs: an inside host's packet to the outside, maybe.
+            Some((Dir::In, true))
         } else {
             None
         }
@@ -793,7 +806,8 @@ impl Engine {
         );
         let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
         if !icmp.is_error() {
-            return Err(Drop::IcmpUnhandled);
+            // snat.rs: echo through a match service.
+            return self.snat_echo(buf, len, dir, (hl, tl), now_ms, ctl);
         }
         if !icmp.verify_checksum() {
             return Err(Drop::BadChecksum);
@@ -969,7 +983,16 @@ impl<A: Family> Side<A> {
                 Some(res) => self.apply(buf, len, p, res),
                 None => {
                     let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
-                    let res = self.open(snap, peer, p, client_mac, len, now_ms, ctl);
+                    let res = if p.transit {
+                        // snat.rs: not to a VIP, so an SNAT match's; one
+                        // that cannot be sent is ours to count.
+                        match self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl) {
+                            Err(d) if snat::taken(d) => return (Verdict::Drop(d), len),
+                            res => res,
+                        }
+                    } else {
+                        self.open(snap, peer, p, client_mac, len, now_ms, ctl)
+                    };
                     self.apply(buf, len, p, res)
                 }
             },
@@ -1329,12 +1352,12 @@ impl<A: Family> Side<A> {
         translate: impl FnOnce(&mut [u8], (A, A), &Key<A>),
     ) -> Result<(Verdict, usize), Drop> {
         let (len, mac) = match (dir, mode) {
-            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat) => {
                 let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
-                let src = if mode == Forwarding::Fnat {
-                    conn.out_key.dst
-                } else {
+                let src = if mode == Forwarding::Nat {
                     sender
+                } else {
+                    conn.out_key.dst
                 };
                 translate(buf, (src, conn.out_key.src), &conn.out_key);
                 (len, mac)
@@ -1348,6 +1371,11 @@ impl<A: Family> Side<A> {
             (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
                 let outer = (conn.in_key.dst, conn.in_key.src);
                 translate(buf, outer, &conn.in_key);
+                (len, conn.client_mac)
+            }
+            // snat.rs: the sender (a router, the outside host) stays.
+            (Dir::Out, Forwarding::Snat) => {
+                translate(buf, (sender, conn.in_key.src), &conn.in_key);
                 (len, conn.client_mac)
             }
             (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
@@ -1367,7 +1395,7 @@ impl<A: Family> Side<A> {
         if d.neigh_gen == gen {
             return Ok(d.mac);
         }
-        let addr = d.addr;
+        let addr = d.next_hop;
         let mac = self.resolve(addr, now_ms, ctl)?;
         if let Some(d) = self.conns.dest_mut(dest) {
             d.mac = mac;
@@ -1577,7 +1605,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
 /// and TUN leave the packet's TTL alone.
 #[inline(always)]
 fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
-    if matches!(mode, Forwarding::Fnat | Forwarding::Nat) && ttl <= 1 {
+    if matches!(mode, Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat) && ttl <= 1 {
         return Err(Drop::TtlExceeded);
     }
     Ok(())
@@ -1593,7 +1621,7 @@ fn action_in<A: Family>(
 ) -> Result<Action<A>, Drop> {
     Ok(match mode {
         // The 5-tuple towards the real server: the reply key reversed.
-        Forwarding::Fnat | Forwarding::Nat => Action::Nat(out_key.reversed()),
+        Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat => Action::Nat(out_key.reversed()),
         Forwarding::Dr => Action::Mac,
         Forwarding::Tun => Action::Tunnel {
             src: tunnel_src.ok_or(Drop::NoTunnelSource)?,

@@ -1526,6 +1526,8 @@ mod prop {
     }
 }
 
+mod snat;
+
 mod v6;
 
 mod vlan;
