@@ -1413,6 +1413,7 @@ fn list(shared: &Shared) -> ListInfo {
                 real_servers,
                 quorum_up: state.quorums.get(&key).and_then(|q| q.quorum.is_up()),
                 sorry_server: sorry_info(&state, key, dsvc),
+                snat_match: svc.spec.snat.as_deref().map(ToString::to_string),
             }
         })
         .collect();

@@ -26,13 +26,12 @@ pub fn list(info: &ListInfo) -> String {
         "  -> RemoteAddress:Port           Forward Weight ActiveConn Health"
     );
     for s in &info.services {
-        let _ = writeln!(
-            out,
-            "{:<4} {:<22} {}",
-            s.protocol,
-            vip_port(&s.vip, s.port),
-            s.scheduler
-        );
+        // A match (SNAT) service shows its match, as DPVS's ipvsadm does.
+        let vip = match &s.snat_match {
+            Some(m) => format!("MATCH#{} {m}", s.port),
+            None => vip_port(&s.vip, s.port),
+        };
+        let _ = writeln!(out, "{:<4} {:<22} {}", s.protocol, vip, s.scheduler);
         for r in &s.real_servers {
             let weight = r
                 .current_weight
@@ -617,6 +616,7 @@ mod rate_tests {
                 real_servers: Vec::new(),
                 quorum_up: None,
                 sorry_server: None,
+                snat_match: None,
             }],
         };
         // Older daemons send no rates: zeros.
@@ -651,6 +651,7 @@ mod list_tests {
                 real_servers: vec![],
                 quorum_up: Some(sorry.as_ref().is_none_or(|s| !s.in_service)),
                 sorry_server: sorry,
+                snat_match: None,
             }],
         }
     }
