@@ -14,6 +14,7 @@
 //! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
 //! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
 //! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
+//! | SNAT | inside → outside becomes SNAT:port → outside (`match` services, [`snat`]) | outside → SNAT:port becomes outside → inside |
 //!
 //! Both directions of a connection are indexed by the connection table: the
 //! client's key (client, VIP, cport, vport) and the real server's (RS, LIP,
