@@ -12,6 +12,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 pub enum Protocol {
     Tcp,
     Udp,
+    /// ICMP echo (IPv4), for SNAT `match` services only: the echo
+    /// identifier is mapped like a port.
+    Icmp,
 }
 
 impl Protocol {
@@ -20,6 +23,7 @@ impl Protocol {
         match self {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
+            Protocol::Icmp => 1,
         }
     }
 }
@@ -29,6 +33,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
+            Protocol::Icmp => "ICMP",
         })
     }
 }
@@ -93,6 +98,11 @@ pub enum Forwarding {
     /// IP tunnelling: the packet is wrapped in an outer IPv4 header (IPIP,
     /// protocol 4) towards the real server, which replies straight to the client.
     Tun,
+    /// Source NAT (DPVS's `match` services, [`SnatMatch`]): an inside
+    /// host's packet to an outside address leaves from an SNAT address (a
+    /// "real server" of the service, owned by the dataplane) and a port
+    /// allocated on it; replies are translated back to the inside host.
+    Snat,
 }
 
 impl Forwarding {
@@ -105,7 +115,7 @@ impl Forwarding {
 
     /// Whether replies from real servers come back through the load balancer.
     pub fn has_reply_path(self) -> bool {
-        matches!(self, Forwarding::Fnat | Forwarding::Nat)
+        matches!(self, Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat)
     }
 }
 
@@ -116,6 +126,7 @@ impl fmt::Display for Forwarding {
             Forwarding::Nat => "NAT",
             Forwarding::Dr => "DR",
             Forwarding::Tun => "TUN",
+            Forwarding::Snat => "SNAT",
         })
     }
 }
@@ -147,6 +158,77 @@ pub struct ServiceSpec {
     pub quic: Quic,
     /// DPVS's `proxy_protocol` (FNAT TCP services): `None`: off.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// SNAT (`virtual_server match`): which packets the service takes;
+    /// `Some` exactly when `forwarding` is [`Forwarding::Snat`]. The key of
+    /// such a service is the unspecified address of its family, its port
+    /// the service's ordinal among the match services of its protocol.
+    pub snat: Option<Box<SnatMatch>>,
+}
+
+/// DPVS's `dp_vs_match` of an SNAT service, as the dataplane applies it:
+/// a packet routed through the dataplane (not to one of its addresses)
+/// whose protocol is the service's and whose source and destination fall
+/// in the ranges opens a connection (the first matching service, in
+/// ordinal order, takes it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SnatMatch {
+    /// `src-range`: inside hosts (any when `None`) and their ports.
+    pub src: MatchRange,
+    /// `dst-range`: outside destinations (any when `None`) and ports.
+    pub dst: MatchRange,
+    /// `iif` / `oif` as written (the dataplane forwards on one interface;
+    /// the daemon checks that they name it).
+    pub iif: Option<String>,
+    pub oif: Option<String>,
+    /// The next hop of outbound packets (the WAN gateway, from the
+    /// kernel's route on the forwarding interface); `None`: not resolved,
+    /// outbound packets are dropped as `neighbour_unresolved`.
+    pub gateway: Option<IpAddr>,
+}
+
+/// An address range and a port range (DPVS `IP[-IP][:PORT[-PORT]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MatchRange {
+    /// `None`: any address of the service's family.
+    pub addrs: Option<AddrRange>,
+    /// Inclusive; `(0, 65535)` when not written. ICMP ignores ports.
+    pub ports: (u16, u16),
+}
+
+impl Default for MatchRange {
+    fn default() -> MatchRange {
+        MatchRange {
+            addrs: None,
+            ports: (0, u16::MAX),
+        }
+    }
+}
+
+impl fmt::Display for MatchRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addrs {
+            Some(r) if r.first == r.last => write!(f, "{}", r.first)?,
+            Some(r) => write!(f, "{}-{}", r.first, r.last)?,
+            None => f.write_str("any")?,
+        }
+        if self.ports != (0, u16::MAX) {
+            write!(f, ":{}-{}", self.ports.0, self.ports.1)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SnatMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "src-range={},dst-range={}", self.src, self.dst)?;
+        if let Some(i) = &self.iif {
+            write!(f, ",iif={i}")?;
+        }
+        if let Some(o) = &self.oif {
+            write!(f, ",oif={o}")?;
+        }
+        Ok(())
+    }
 }
 
 impl ServiceSpec {
@@ -392,6 +474,7 @@ mod tests {
             proxy_protocol: None,
             establish_timeout_s: None,
             expire_quiescent: false,
+            snat: None,
         };
         assert!(spec.flags().is_empty());
         spec.persistence = Some(Persistence {

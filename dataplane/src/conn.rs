@@ -400,6 +400,9 @@ pub struct Dest<A = Ipv4Addr> {
     pub server: Arc<Traffic>,
     pub addr: A,
     pub port: u16,
+    /// Where its packets go: the server, or the SNAT service's gateway
+    /// (whose MAC `mac` then caches).
+    pub next_hop: A,
     /// The service's forwarding method.
     pub forwarding: Forwarding,
     /// TUN: the outer source address (the service's first local address,
@@ -1069,6 +1072,7 @@ impl<A: IpAddress> ConnTable<A> {
                 svc.key.protocol.number(),
                 policy.establish_timeout_s,
             );
+            let next_hop = A::next_hop_of(snap, i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for (j, rs) in svc.servers.iter().enumerate() {
                 let key = (
@@ -1085,6 +1089,7 @@ impl<A: IpAddress> ConnTable<A> {
                             server: Arc::clone(&rs.stats),
                             addr: rs.addr,
                             port: rs.port,
+                            next_hop: next_hop.unwrap_or(rs.addr),
                             forwarding,
                             tunnel_src,
                             persistence,
@@ -1122,6 +1127,12 @@ impl<A: IpAddress> ConnTable<A> {
                     d.aging = aging;
                     d.expire_quiescent = expires;
                     d.origin = (svc.key, policy.expire_quiescent);
+                    let hop = next_hop.unwrap_or(rs.addr);
+                    if d.next_hop != hop {
+                        d.next_hop = hop;
+                        // Resolve the new next hop on first use.
+                        d.neigh_gen = neigh_gen.wrapping_sub(1);
+                    }
                 }
                 per.push(DestId(id));
             }

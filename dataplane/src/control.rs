@@ -2,17 +2,19 @@
 //! worker lifecycle. All changes arrive as [`Command`]s.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::acl::AccessList;
 use crate::command::{
-    Command, CommandError, Forwarding, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+    AddrRange, Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey,
+    ServiceSpec, SnatMatch,
 };
 use crate::engine::{
-    ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4, Snapshot6,
+    ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4,
+    Snapshot6, SnatRule,
 };
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
@@ -81,6 +83,8 @@ pub struct ServiceStatus {
     pub scheduler: Scheduler,
     pub forwarding: Forwarding,
     pub local_addrs: Vec<IpAddr>,
+    /// SNAT (`virtual_server match`): the match.
+    pub snat: Option<SnatMatch>,
     pub vip_owned: bool,
     pub stats: TrafficSnapshot,
     pub servers: Vec<ServerStatus>,
@@ -285,9 +289,11 @@ impl Dataplane {
                 for &a in &spec.local_addrs {
                     same_family(&spec, a, "local address")?;
                 }
+                check_snat(&spec)?;
                 let p = &spec.protection;
                 let proxiable = spec.key.protocol == crate::command::Protocol::Tcp
-                    && spec.forwarding.has_reply_path();
+                    && spec.forwarding.has_reply_path()
+                    && spec.forwarding != Forwarding::Snat;
                 if p.syn_proxy && !proxiable {
                     return Err(CommandError::Invalid {
                         reason: format!(
@@ -486,6 +492,20 @@ impl Dataplane {
                 .copied()
                 .or(interface)
                 .unwrap_or(A::UNSPECIFIED);
+            if let Some(m) = &svc.spec.snat {
+                // engine/snat.rs: the SNAT addresses are ours (answered
+                // for, replies come to them); the gateway is the neighbour.
+                let next_hop = m.gateway.and_then(A::from_ip);
+                if let (Some(gw), Some(first)) = (next_hop, servers.first()) {
+                    neighbours.entry(gw).or_insert(first.addr);
+                }
+                lips.extend(servers.iter().map(|s| s.addr));
+                built.snat.push(snat_rule(built.services.len(), key, m));
+                built.next_hop.resize(built.services.len(), None);
+                built.next_hop.push(next_hop);
+                push_service(&mut built, svc, *key, servers, sched, local_addrs, nat64);
+                continue;
+            }
             for s in &servers {
                 let n = neighbours.entry(s.addr).or_insert(source);
                 if *n == A::UNSPECIFIED {
@@ -500,38 +520,7 @@ impl Dataplane {
             built
                 .lookup
                 .insert((vip, key.port, key.protocol.number()), built.services.len());
-            built.services.push(ServiceSnap {
-                key: *key,
-                stats: Arc::clone(&svc.stats),
-                table: SchedTable::build_servers(svc.spec.scheduler, &sched),
-                servers,
-                local_addrs,
-            });
-            built.forwarding.push(svc.spec.forwarding);
-            built.persistence.push(svc.spec.persistence);
-            built.acl.push(svc.acl.clone());
-            built.synproxy.push(svc.spec.protection.syn_proxy);
-            built.quic.push(svc.spec.quic);
-            built.proxy_protocol.push(svc.spec.proxy_protocol);
-            built.conn_policy.push(ConnPolicy {
-                establish_timeout_s: svc.spec.establish_timeout_s,
-                expire_quiescent: svc.spec.expire_quiescent,
-                // Aligned with `servers` (same filter).
-                quiescent: svc
-                    .servers
-                    .iter()
-                    .filter(|s| A::from_ip_for(s.spec.addr.ip(), nat64).is_some())
-                    .map(|s| s.spec.weight == 0)
-                    .collect(),
-            });
-            let limits: Box<[_]> = svc
-                .servers
-                .iter()
-                .map(|s| svc.limits.get(&s.spec.addr).cloned())
-                .collect();
-            built
-                .limits
-                .push(limits.iter().any(Option::is_some).then_some(limits));
+            push_service(&mut built, svc, *key, servers, sched, local_addrs, nat64);
         }
         built.owned_vips = vips.into_iter().collect();
         built.local_addrs = lips.into_iter().collect();
@@ -543,7 +532,140 @@ impl Dataplane {
     fn publish(&self) {
         self.published.publish(self.build_snapshot());
     }
+}
 
+/// Appends service `svc` (key `key`, its servers and local addresses in
+/// family `A`) and its per-service entries to `built`.
+fn push_service<A: Family>(
+    built: &mut FamilySnap<A>,
+    svc: &ServiceState,
+    key: ServiceKey,
+    servers: Vec<ServerSnap<A>>,
+    sched: Vec<SchedServer>,
+    local_addrs: Vec<A>,
+    nat64: bool,
+) {
+    built.services.push(ServiceSnap {
+        key,
+        stats: Arc::clone(&svc.stats),
+        table: SchedTable::build_servers(svc.spec.scheduler, &sched),
+        servers,
+        local_addrs,
+    });
+    built.forwarding.push(svc.spec.forwarding);
+    built.persistence.push(svc.spec.persistence);
+    built.acl.push(svc.acl.clone());
+    built.synproxy.push(svc.spec.protection.syn_proxy);
+    built.quic.push(svc.spec.quic);
+    built.proxy_protocol.push(svc.spec.proxy_protocol);
+    built.conn_policy.push(ConnPolicy {
+        establish_timeout_s: svc.spec.establish_timeout_s,
+        expire_quiescent: svc.spec.expire_quiescent,
+        // Aligned with `servers` (same filter).
+        quiescent: svc
+            .servers
+            .iter()
+            .filter(|s| A::from_ip_for(s.spec.addr.ip(), nat64).is_some())
+            .map(|s| s.spec.weight == 0)
+            .collect(),
+    });
+    let limits: Box<[_]> = svc
+        .servers
+        .iter()
+        .map(|s| svc.limits.get(&s.spec.addr).cloned())
+        .collect();
+    built
+        .limits
+        .push(limits.iter().any(Option::is_some).then_some(limits));
+}
+
+/// The inclusive range `r` in family `A`, or the whole family.
+fn family_range<A: Family>(r: Option<AddrRange>) -> (A, A) {
+    let whole = (
+        A::UNSPECIFIED,
+        A::from_ip(all_ones::<A>()).unwrap_or(A::UNSPECIFIED),
+    );
+    match r {
+        Some(r) => match (A::from_ip(r.first), A::from_ip(r.last)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => whole,
+        },
+        None => whole,
+    }
+}
+
+/// The highest address of family `A`.
+fn all_ones<A: Family>() -> IpAddr {
+    match A::UNSPECIFIED.into() {
+        IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::BROADCAST),
+        IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(u128::MAX)),
+    }
+}
+
+/// The workers' form of SNAT service number `svc`'s match `m`.
+fn snat_rule<A: Family>(svc: usize, key: &ServiceKey, m: &SnatMatch) -> SnatRule<A> {
+    SnatRule {
+        svc,
+        proto: key.protocol.number(),
+        src: family_range(m.src.addrs),
+        sports: m.src.ports,
+        dst: family_range(m.dst.addrs),
+        dports: m.dst.ports,
+    }
+}
+
+/// Refuses an inconsistent SNAT service: `snat` set exactly for SNAT, on
+/// the unspecified address, ICMP only for IPv4 SNAT, ranges of the
+/// service's family and in order.
+fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
+    let invalid = |reason: String| Err(CommandError::Invalid { reason });
+    let key = spec.key;
+    let Some(m) = &spec.snat else {
+        if spec.forwarding == Forwarding::Snat {
+            return invalid(format!("SNAT service {key} has no match"));
+        }
+        if key.protocol == Protocol::Icmp {
+            return invalid(format!("{key}: ICMP is for SNAT (match) services only"));
+        }
+        return Ok(());
+    };
+    if spec.forwarding != Forwarding::Snat {
+        return invalid(format!("{key}: a match needs SNAT forwarding"));
+    }
+    if !key.addr.is_unspecified() {
+        return invalid(format!(
+            "SNAT service {key} must be keyed by the unspecified address"
+        ));
+    }
+    if key.protocol == Protocol::Icmp && key.addr.is_ipv6() {
+        return Err(CommandError::Unsupported {
+            what: format!("ICMPv6 SNAT ({key})"),
+        });
+    }
+    for r in [m.src, m.dst] {
+        if r.ports.0 > r.ports.1 {
+            return invalid(format!(
+                "{key}: port range {}-{} is empty",
+                r.ports.0, r.ports.1
+            ));
+        }
+        let Some(a) = r.addrs else { continue };
+        if a.first.is_ipv4() != key.addr.is_ipv4() || a.last.is_ipv4() != key.addr.is_ipv4() {
+            return invalid(format!("{key}: range {r} is of another address family"));
+        }
+        if a.first > a.last {
+            return invalid(format!("{key}: address range {r} is empty"));
+        }
+    }
+    if let Some(gw) = m.gateway {
+        if gw.is_ipv4() != key.addr.is_ipv4() {
+            return invalid(format!("{key}: gateway {gw} is of another address family"));
+        }
+    }
+    Ok(())
+}
+
+impl Dataplane {
     /// Starts a worker thread forwarding on `io`.
     ///
     /// # Errors
@@ -615,6 +737,7 @@ impl Dataplane {
                 scheduler: s.spec.scheduler,
                 forwarding: s.spec.forwarding,
                 local_addrs: s.spec.local_addrs.clone(),
+                snat: s.spec.snat.as_deref().cloned(),
                 vip_owned: self.owned(key.addr),
                 stats: s.stats.snapshot(),
                 servers: s
@@ -715,6 +838,7 @@ mod tests {
             proxy_protocol: None,
             establish_timeout_s: None,
             expire_quiescent: false,
+            snat: None,
         }
     }
 
@@ -1031,5 +1155,94 @@ mod tests {
         let snap = dp.build_snapshot();
         assert_eq!(snap.v4.neighbours, [(RS, lip)]);
         assert_eq!(snap.v4.interface, None);
+    }
+
+    /// A match service keyed `0.0.0.0:ordinal` with SNAT address `wan`.
+    fn snat_spec(port: u16, protocol: Protocol, m: SnatMatch) -> ServiceSpec {
+        ServiceSpec {
+            key: ServiceKey {
+                addr: Ipv4Addr::UNSPECIFIED.into(),
+                port,
+                protocol,
+            },
+            forwarding: Forwarding::Snat,
+            snat: Some(Box::new(m)),
+            ..spec(0, Forwarding::Snat, vec![])
+        }
+    }
+
+    #[test]
+    fn snat_services_own_their_addresses_resolve_the_gateway_and_match_in_order() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let (wan, gw) = (Ipv4Addr::new(123, 1, 2, 3), Ipv4Addr::new(123, 1, 2, 1));
+        let inside = AddrRange {
+            first: Ipv4Addr::new(192, 168, 100, 0).into(),
+            last: Ipv4Addr::new(192, 168, 100, 254).into(),
+        };
+        let m = SnatMatch {
+            src: crate::MatchRange {
+                addrs: Some(inside),
+                ports: (0, u16::MAX),
+            },
+            dst: crate::MatchRange {
+                addrs: None,
+                ports: (53, 53),
+            },
+            iif: None,
+            oif: Some("eth0".into()),
+            gateway: Some(gw.into()),
+        };
+        let udp = snat_spec(1, Protocol::Udp, m.clone());
+        dp.apply(Command::AddService(udp.clone())).expect("snat");
+        dp.apply(Command::AddRealServer {
+            service: udp.key,
+            server: RealServerSpec {
+                addr: SocketAddr::new(wan.into(), 0),
+                weight: 4,
+            },
+        })
+        .expect("wan");
+        let snap = dp.build_snapshot();
+        // Not a VIP, not looked up by address; the SNAT address is ours.
+        assert!(snap.v4.owned_vips.is_empty());
+        assert!(snap.v4.lookup.is_empty());
+        assert_eq!(snap.v4.local_addrs, [wan]);
+        assert_eq!(snap.v4.neighbours, [(gw, wan)]);
+        assert_eq!(snap.v4.next_hop, [Some(gw)]);
+        assert_eq!(
+            snap.v4.snat,
+            [SnatRule {
+                svc: 0,
+                proto: 17,
+                src: (
+                    Ipv4Addr::new(192, 168, 100, 0),
+                    Ipv4Addr::new(192, 168, 100, 254)
+                ),
+                sports: (0, u16::MAX),
+                dst: (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST),
+                dports: (53, 53),
+            }]
+        );
+        assert_eq!(dp.status().services[0].snat, Some(m.clone()));
+        // Inconsistent specs are refused.
+        let mut bad = snat_spec(2, Protocol::Udp, m.clone());
+        bad.snat = None;
+        assert!(dp.apply(Command::AddService(bad)).is_err());
+        let mut v6 = m.clone();
+        v6.src.addrs = Some(AddrRange::one("fd00::1".parse().expect("v6")));
+        assert!(dp
+            .apply(Command::AddService(snat_spec(3, Protocol::Udp, v6)))
+            .is_err());
+        let icmp_vip = ServiceSpec {
+            key: ServiceKey {
+                protocol: Protocol::Icmp,
+                ..spec(80, Forwarding::Fnat, vec![]).key
+            },
+            ..spec(80, Forwarding::Dr, vec![])
+        };
+        assert!(dp.apply(Command::AddService(icmp_vip)).is_err());
+        let mut proxied = snat_spec(4, Protocol::Tcp, m);
+        proxied.protection.syn_proxy = true;
+        assert!(dp.apply(Command::AddService(proxied)).is_err());
     }
 }

@@ -18,6 +18,7 @@ use keepalived_parser::Location;
 mod dpvs;
 pub mod ospf;
 mod protect;
+pub mod snat;
 pub mod vrrp;
 
 pub use self::ospf::{OspfInterfacePlan, OspfPlan};
@@ -67,6 +68,9 @@ pub struct ServicePlan {
     /// `dpdk0.100` in their `local_address_group`) on 802.1Q VLANs, with
     /// the VLAN id ([`dataplane::Command::SetVlan`]).
     pub vlans: Vec<(IpAddr, u16)>,
+    /// Where the `virtual_server` stands (errors found at run time, e.g.
+    /// an SNAT service's interface or gateway, name it).
+    pub location: Location,
 }
 
 /// The VLAN id of a DPVS VLAN device name (`dpdk0.100`, `eth0.100`:
@@ -210,7 +214,6 @@ fn service(
     let unsupported = [
         (vs.fwmark.is_some(), "virtual_server fwmark"),
         (vs.group.is_some(), "virtual_server group"),
-        (vs.match_name.is_some(), "virtual_server match"),
     ];
     for (_, what) in unsupported.iter().filter(|(used, _)| *used) {
         errors.push(err(loc, format!("{what} is not supported by dpvsd yet")));
@@ -218,6 +221,8 @@ fn service(
     let protocol = match vs.protocol {
         model::Protocol::Tcp => Some(Protocol::Tcp),
         model::Protocol::Udp => Some(Protocol::Udp),
+        // snat.rs: echo through a match service.
+        model::Protocol::Icmp if vs.match_name.is_some() => Some(Protocol::Icmp),
         other => {
             errors.push(err(
                 loc,
@@ -250,13 +255,25 @@ fn service(
         LbKind::Nat => Some(Forwarding::Nat),
         LbKind::Dr => Some(Forwarding::Dr),
         LbKind::Tun => Some(Forwarding::Tun),
+        LbKind::Snat if vs.match_name.is_some() => Some(Forwarding::Snat),
         LbKind::Snat => {
             errors.push(err(
                 loc,
-                "lb_kind SNAT is not supported by dpvsd yet (FNAT, NAT, DR and TUN are)".into(),
+                "lb_kind SNAT needs a `virtual_server match` service".into(),
             ));
             None
         }
+    };
+    let snat = match (&vs.match_name, forwarding) {
+        (Some(_), Some(Forwarding::Snat)) => snat::lower(model, vs, &mut errors),
+        (Some(_), Some(other)) => {
+            errors.push(err(
+                loc,
+                format!("virtual_server match needs lb_kind SNAT (not {other})"),
+            ));
+            None
+        }
+        _ => None,
     };
     let fnat = forwarding == Some(Forwarding::Fnat);
     let local_addrs: Vec<IpAddr> = match &vs.laddr_group_name {
@@ -294,9 +311,13 @@ fn service(
     else {
         return Err(errors);
     };
+    let (addr, port) = match &snat {
+        Some((addr, port, _)) => (*addr, *port),
+        None => (vs.addr, vs.port),
+    };
     let key = ServiceKey {
-        addr: vs.addr,
-        port: vs.port,
+        addr,
+        port,
         protocol,
     };
     let mut servers = Vec::new();
@@ -397,8 +418,10 @@ fn service(
             // DPVS's keywords; the parser clamped the timeout to 1..=3600 s.
             establish_timeout_s: vs.dpvs.establish_timeout,
             expire_quiescent: vs.dpvs.expire_quiescent_conn,
+            snat: snat.map(|(_, _, m)| Box::new(m)),
         },
         servers,
+        location: vs.location.clone(),
     })
 }
 
@@ -672,12 +695,90 @@ mod lb_kind_tests {
     }
 
     #[test]
-    fn snat_is_refused_with_its_location() {
+    fn snat_outside_a_match_service_is_refused_with_its_location() {
         let e = plan("SNAT", true, 80).expect_err("SNAT");
         assert_eq!(
             e[0].to_string(),
-            "k.conf:4:1: error: lb_kind SNAT is not supported by dpvsd yet (FNAT, NAT, DR and TUN are)"
+            "k.conf:4:1: error: lb_kind SNAT needs a `virtual_server match` service"
         );
+    }
+
+    #[test]
+    fn match_services_lower_to_snat_specs_keyed_by_ordinal() {
+        let text = "virtual_server match A {\n  protocol UDP\n  lb_algo rr\n  src-range 192.168.100.0-192.168.100.254\n  dst-range 0.0.0.0:53\n  oif dpdk0\n  real_server 123.1.2.3 0 {\n    weight 4\n  }\n}\n\
+             virtual_server match B {\n  protocol ICMP\n  lb_algo wrr\n  lb_kind SNAT\n  src-range 192.168.100.1-192.168.100.254\n  dst-range 123.1.2.0-123.1.2.254\n  real_server 123.1.2.3 0 {\n  }\n}\n\
+             virtual_server match C {\n  protocol UDP\n  lb_algo rr\n  src-range 192.168.101.0-192.168.101.254\n  real_server 123.1.2.4 0 {\n  }\n}\n";
+        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("plan");
+        let keys: Vec<String> = plan
+            .services
+            .iter()
+            .map(|s| s.spec.key.to_string())
+            .collect();
+        assert_eq!(keys, ["UDP 0.0.0.0:1", "ICMP 0.0.0.0:1", "UDP 0.0.0.0:2"]);
+        let a = &plan.services[0].spec;
+        assert_eq!(a.forwarding, Forwarding::Snat);
+        let m = a.snat.as_deref().expect("match");
+        assert_eq!(
+            m.to_string(),
+            "src-range=192.168.100.0-192.168.100.254,dst-range=0.0.0.0:53-53,oif=dpdk0"
+        );
+        assert_eq!(
+            m.gateway, None,
+            "the daemon fills it from the kernel's routes"
+        );
+        assert_eq!(
+            plan.services[0].servers[0].spec.addr.to_string(),
+            "123.1.2.3:0"
+        );
+
+        // What one interface cannot honour, and bad ranges, are errors.
+        let bad = "virtual_server match X {\n  protocol UDP\n  lb_algo rr\n  src-range 10.0.0.9-10.0.0.1\n  real_server 1.2.3.4 0 {\n  }\n}\n\
+             virtual_server match Y {\n  protocol TCP\n  lb_algo rr\n  iif dpdk0\n  oif dpdk1\n  real_server 1.2.3.4 80 {\n  }\n}\n\
+             virtual_server match Z {\n  protocol ICMPV6\n  lb_algo rr\n  real_server 1.2.3.4 0 {\n  }\n}\n";
+        let loaded = load_str(bad, Path::new("k.conf"), &LoadOptions::default());
+        let e = assemble(&loaded.model).expect_err("bad");
+        let e: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert!(
+            e[0].starts_with("k.conf:1:1: error: src-range 10.0.0.9-10.0.0.1: empty range"),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l
+                    .starts_with("k.conf:8:1: error: iif dpdk0 and oif dpdk1 name two interfaces")),
+            "{e:?}"
+        );
+        assert!(
+            e.iter()
+                .any(|l| l.starts_with("k.conf:16:1: error: protocol Icmpv6")),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn the_dpvs_tutorial_snat_configs_assemble_but_two_arm_matches() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/dpvs");
+        let one = dir.join("tutorial__SNAT-Mode-two-arm__match.conf");
+        let Ok(text) = std::fs::read_to_string(&one) else {
+            println!("SKIP: {} is absent", one.display());
+            return;
+        };
+        let loaded = load_str(&text, &one, &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        // SNAT1 is fine; SNAT2 asks for iif dpdk0 and oif dpdk1.
+        let e = assemble(&loaded.model).expect_err("two-arm");
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].message.contains("iif dpdk0 and oif dpdk1"), "{e:?}");
+        let aw = dir.join("tutorial__SNAT-Mode-two-arm__match-alpha-omega.conf");
+        let text = std::fs::read_to_string(&aw).unwrap_or_default();
+        let loaded = load_str(&text, &aw, &LoadOptions::default());
+        let plan = assemble(&loaded.model).expect("alpha/omega SNAT");
+        let s = &plan.services[0];
+        assert_eq!(s.spec.forwarding, Forwarding::Snat);
+        assert!(s.quorum.up_script.is_some() && s.quorum.omega);
+        assert_eq!(s.servers[0].subject.checks.len(), 1, "MISC_CHECK kept");
     }
 
     #[test]

@@ -337,6 +337,10 @@ pub struct ServiceInfo {
     /// The `sorry_server`, if configured.
     #[serde(default)]
     pub sorry_server: Option<SorryInfo>,
+    /// SNAT `virtual_server match`: its match (`src-range=…,dst-range=…`);
+    /// `vip`:`port` are then the unspecified address and the ordinal.
+    #[serde(default)]
+    pub snat_match: Option<String>,
 }
 
 /// A virtual server's `sorry_server` in `list`.

@@ -67,6 +67,10 @@ pub enum StartError {
     Backend(#[from] crate::backend::BackendError),
     #[error("dataplane refused the configuration: {0}")]
     Command(#[from] dataplane::CommandError),
+    /// Configuration the interface cannot serve (snat_rt.rs), one line per
+    /// problem.
+    #[error("{0}")]
+    Config(String),
     #[error("metrics listener {addr}: {source}")]
     Metrics {
         addr: SocketAddr,
@@ -358,13 +362,27 @@ struct Shared {
     announce: watch::Sender<BTreeSet<Ipv4Addr>>,
 }
 
+/// The kernel side of the forwarding interface: the interface itself, or
+/// with DPDK the exception TAP (if any).
+fn kernel_if(opts: &Options) -> Option<&str> {
+    match &opts.backend {
+        BackendOptions::Dpdk(d) => d.kni.as_deref(),
+        BackendOptions::AfPacket => opts.interface.as_deref(),
+    }
+}
+
 /// The VIPs the dataplane forwards for (and so owns): the virtual servers'
 /// addresses when an interface is given.
 fn forwarded(opts: &Options, plan: &Plan) -> BTreeSet<IpAddr> {
     if opts.interface.is_none() {
         return BTreeSet::new();
     }
-    plan.services.iter().map(|s| s.spec.key.addr).collect()
+    // Match (SNAT) services have no VIP: their addresses are the servers.
+    plan.services
+        .iter()
+        .filter(|s| s.spec.snat.is_none())
+        .map(|s| s.spec.key.addr)
+        .collect()
 }
 
 /// Ownership of every forwarded VIP given the VRRP instances' states now:
@@ -476,6 +494,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         None => None,
     };
     let listener = bind_socket(&opts.socket)?;
+    crate::snat_rt::resolve(&mut plan, opts.interface.as_deref(), kernel_if(&opts))
+        .map_err(|e| StartError::Config(e.join("\n")))?;
 
     let mut state = RunState {
         plan: Plan::default(),
@@ -518,11 +538,9 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                 // Source of ARP requests and TUN outer headers of services
                 // without local addresses (NAT, DR, TUN): the interface's
                 // address, or with DPDK the exception TAP's.
-                let kernel_if = match &opts.backend {
-                    BackendOptions::Dpdk(d) => d.kni.as_deref(),
-                    BackendOptions::AfPacket => Some(ifname.as_str()),
-                };
-                let addr = kernel_if.and_then(ospf_rt::interface_addr).map(|(a, _)| a);
+                let addr = kernel_if(&opts)
+                    .and_then(ospf_rt::interface_addr)
+                    .map(|(a, _)| a);
                 dp.apply(Command::SetInterfaceAddr { addr })?;
                 backend::start(&opts.backend, ifname, &mut dp)?
             }
@@ -815,6 +833,14 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
             );
         }
     };
+    let (forward_if, kernel) = (shared.opts.interface.as_deref(), kernel_if(&shared.opts));
+    if let Err(errors) = crate::snat_rt::resolve(&mut plan, forward_if, kernel) {
+        diagnostics.extend(errors);
+        return rejected(
+            format!("{}: SNAT services cannot be served", path.display()),
+            diagnostics,
+        );
+    }
     let mut state = lock(&shared.state);
     let ids_before = (state.ids.clone(), state.next_id);
     state.assign_ids(&mut plan);
@@ -1380,6 +1406,7 @@ fn list(shared: &Shared) -> ListInfo {
                 real_servers,
                 quorum_up: state.quorums.get(&key).and_then(|q| q.quorum.is_up()),
                 sorry_server: sorry_info(&state, key, dsvc),
+                snat_match: svc.spec.snat.as_deref().map(ToString::to_string),
             }
         })
         .collect();
@@ -1477,10 +1504,12 @@ mod tests {
                     proxy_protocol: None,
                     establish_timeout_s: None,
                     expire_quiescent: false,
+                    snat: None,
                 },
                 servers: Vec::new(),
                 quorum,
                 vlans: Vec::new(),
+                location: Default::default(),
             }],
             ..Plan::default()
         }

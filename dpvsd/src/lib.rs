@@ -26,4 +26,5 @@ pub mod notify;
 pub mod ospf_rt;
 pub mod reload;
 pub mod render;
+pub mod snat_rt;
 pub mod vrrp_rt;

@@ -480,6 +480,7 @@ mod tests {
                     }],
                     quorum_up: Some(true),
                     sorry_server: None,
+                    snat_match: None,
                 }],
             },
             vrrp: VrrpInfo {

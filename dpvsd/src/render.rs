@@ -26,11 +26,16 @@ pub fn list(info: &ListInfo) -> String {
         "  -> RemoteAddress:Port           Forward Weight ActiveConn Health"
     );
     for s in &info.services {
+        // A match (SNAT) service shows its match, as DPVS's ipvsadm does.
+        let vip = match &s.snat_match {
+            Some(m) => format!("MATCH#{} {m}", s.port),
+            None => vip_port(&s.vip, s.port),
+        };
         let _ = writeln!(
             out,
             "{:<4} {:<22} {}",
             s.protocol,
-            vip_port(&s.vip, s.port),
+            vip,
             [std::slice::from_ref(&s.scheduler), &s.flags]
                 .concat()
                 .join(" ")
@@ -620,6 +625,7 @@ mod rate_tests {
                 real_servers: Vec::new(),
                 quorum_up: None,
                 sorry_server: None,
+                snat_match: None,
             }],
         };
         // Older daemons send no rates: zeros.
@@ -655,6 +661,7 @@ mod list_tests {
                 real_servers: vec![],
                 quorum_up: Some(sorry.as_ref().is_none_or(|s| !s.in_service)),
                 sorry_server: sorry,
+                snat_match: None,
             }],
         }
     }

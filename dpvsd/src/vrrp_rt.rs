@@ -327,6 +327,7 @@ mod tests {
             proxy_protocol: None,
             establish_timeout_s: None,
             expire_quiescent: false,
+            snat: None,
         }))
         .expect("add service");
         let dp = Arc::new(Mutex::new(dp));

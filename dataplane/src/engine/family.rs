@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
     encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, ConnPolicy, FamilySnap,
-    ServiceSnap, Snapshot,
+    ServiceSnap, Snapshot, SnatRule,
 };
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic};
@@ -69,6 +69,17 @@ pub trait Family: IpAddress {
     #[inline]
     fn limits(s: &Snapshot) -> &[Option<Box<ServerLimits>>] {
         &Self::snap(s).limits
+    }
+    #[inline]
+    fn snat_rules(s: &Snapshot) -> &[SnatRule<Self>] {
+        &Self::snap(s).snat
+    }
+
+    /// Where packets of service number `i` towards a server go when not
+    /// to the server itself (SNAT: the gateway).
+    #[inline]
+    fn next_hop_of(s: &Snapshot, i: usize) -> Option<Self> {
+        Self::snap(s).next_hop.get(i).copied().flatten()
     }
 
     /// Whether service number `i` proxies SYNs (no when missing).

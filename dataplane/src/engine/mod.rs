@@ -14,6 +14,7 @@
 //! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
 //! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
 //! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
+//! | SNAT | inside → outside becomes SNAT:port → outside (`match` services, [`snat`]) | outside → SNAT:port becomes outside → inside |
 //!
 //! Both directions of a connection are indexed by the connection table: the
 //! client's key (client, VIP, cport, vport) and the real server's (RS, LIP,
@@ -37,6 +38,7 @@
 mod family;
 mod nat64;
 mod proxyproto;
+mod snat;
 mod synproxy;
 mod v6;
 mod vlan;
@@ -46,6 +48,7 @@ use std::sync::Arc;
 
 pub use self::family::Family;
 use self::proxyproto::{Hooked, ProxyProto};
+pub use self::snat::SnatRule;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
@@ -192,6 +195,12 @@ pub struct FamilySnap<A> {
     /// Per service: how its connections live. A missing entry means the
     /// defaults.
     pub conn_policy: Vec<ConnPolicy>,
+    /// The match rules of SNAT services ([`snat`]), in match order.
+    pub snat: Vec<SnatRule<A>>,
+    /// Per service: where its packets towards servers go when that is not
+    /// the server itself (SNAT: the gateway). A missing entry means the
+    /// server.
+    pub next_hop: Vec<Option<A>>,
 }
 
 impl<A> Default for FamilySnap<A> {
@@ -212,6 +221,8 @@ impl<A> Default for FamilySnap<A> {
             quic: Vec::new(),
             proxy_protocol: Vec::new(),
             conn_policy: Vec::new(),
+            snat: Vec::new(),
+            next_hop: Vec::new(),
         }
     }
 }
@@ -827,6 +838,9 @@ impl Engine {
             Some((Dir::Out, false))
         } else if self.snap.is_nat_server(src) {
             Some((Dir::Out, true))
+        } else if snat::candidate(A::snat_rules(&self.snap), src, dst) {
+            // snat.rs: an inside host's packet to the outside, maybe.
+            Some((Dir::In, true))
         } else {
             None
         }
@@ -862,7 +876,8 @@ impl Engine {
         );
         let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
         if !icmp.is_error() {
-            return Err(Drop::IcmpUnhandled);
+            // snat.rs: echo through a match service.
+            return self.snat_echo(buf, len, dir, (hl, tl), now_ms, ctl);
         }
         if !icmp.verify_checksum() {
             return Err(Drop::BadChecksum);
@@ -1055,7 +1070,16 @@ impl<A: Family> Side<A> {
                         17 => buf.get(ETH_LEN + p.hl + 8..ETH_LEN + p.tl).unwrap_or(&[]),
                         _ => &[],
                     };
-                    let res = self.open(snap, peer, p, client_mac, payload, len, now_ms, ctl);
+                    let res = if p.transit {
+                        // snat.rs: not to a VIP, so an SNAT match's; one
+                        // that cannot be sent is ours to count.
+                        match self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl) {
+                            Err(d) if snat::taken(d) => return (Verdict::Drop(d), len),
+                            res => res,
+                        }
+                    } else {
+                        self.open(snap, peer, p, client_mac, payload, len, now_ms, ctl)
+                    };
                     self.apply(buf, len, p, res)
                 }
             },
@@ -1276,27 +1300,15 @@ impl<A: Family> Side<A> {
             }),
             None => None,
         };
-        let rs_idx = match (placed, svc.table.least()) {
-            (Some(i), _) => i,
-            // sched/least.rs: lc and wlc read the servers' live counts.
-            (None, Some((weights, weighted))) => {
-                least::pick(weights, weighted, &svc.servers, A::limits_of(snap, svc_idx))?
-            }
-            (None, None) => {
-                let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+        let rs_idx = match placed {
+            Some(i) => i,
+            None => {
                 let cid = quic.cid_hash.then(|| quic::gquic_cid(payload)).flatten();
                 let hash = match cid {
                     Some(cid) => quic::cid_hash(cid),
                     None => A::flow_hash(&svc.table, key.src, key.dst),
                 };
-                if let Some(limits) = A::limits_of(snap, svc_idx) {
-                    // threshold.rs: skip (or refuse) overloaded servers.
-                    threshold::pick(&svc.table, cursor, hash, limits, &svc.servers)?
-                } else {
-                    let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
-                    *cursor = svc.table.advance(*cursor);
-                    i
-                }
+                self.pick_server(snap, svc, svc_idx, hash)?
             }
         };
         let dest = *self
@@ -1355,6 +1367,31 @@ impl<A: Family> Side<A> {
             self.prefetch_next_local(svc, svc_idx, key.proto);
         }
         Ok((action, mac))
+    }
+
+    /// The server (index into `svc.servers`) a new connection of service
+    /// number `svc_idx` goes to when no template places it: `lc`/`wlc`
+    /// from the servers' live counts ([`least`]), else the table's pick
+    /// with this worker's cursor and the flow's `hash`; overloaded servers
+    /// are skipped or refused ([`threshold`]).
+    fn pick_server(
+        &mut self,
+        snap: &Snapshot,
+        svc: &ServiceSnap<A>,
+        svc_idx: usize,
+        hash: u32,
+    ) -> Result<usize, Drop> {
+        let limits = A::limits_of(snap, svc_idx);
+        if let Some((weights, weighted)) = svc.table.least() {
+            return least::pick(weights, weighted, &svc.servers, limits);
+        }
+        let cursor = self.cursors.get_mut(svc_idx).ok_or(Drop::NoService)?;
+        if let Some(limits) = limits {
+            return threshold::pick(&svc.table, cursor, hash, limits, &svc.servers);
+        }
+        let i = svc.table.pick(*cursor, hash).ok_or(Drop::NoRealServer)? as usize;
+        *cursor = svc.table.advance(*cursor);
+        Ok(i)
     }
 
     /// Starts loading the index bucket that FNAT connection number
@@ -1468,12 +1505,12 @@ impl<A: Family> Side<A> {
         translate: impl FnOnce(&mut [u8], (A, A), &Key<A>),
     ) -> Result<(Verdict, usize), Drop> {
         let (len, mac) = match (dir, mode) {
-            (Dir::In, Forwarding::Fnat | Forwarding::Nat) => {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat) => {
                 let mac = self.dest_mac(conn.dest, now_ms, ctl)?;
-                let src = if mode == Forwarding::Fnat {
-                    conn.out_key.dst
-                } else {
+                let src = if mode == Forwarding::Nat {
                     sender
+                } else {
+                    conn.out_key.dst
                 };
                 translate(buf, (src, conn.out_key.src), &conn.out_key);
                 (len, mac)
@@ -1487,6 +1524,11 @@ impl<A: Family> Side<A> {
             (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
                 let outer = (conn.in_key.dst, conn.in_key.src);
                 translate(buf, outer, &conn.in_key);
+                (len, conn.client_mac)
+            }
+            // snat.rs: the sender (a router, the outside host) stays.
+            (Dir::Out, Forwarding::Snat) => {
+                translate(buf, (sender, conn.in_key.src), &conn.in_key);
                 (len, conn.client_mac)
             }
             (Dir::Out, Forwarding::Dr | Forwarding::Tun) => return Err(Drop::NoConnection),
@@ -1506,7 +1548,7 @@ impl<A: Family> Side<A> {
         if d.neigh_gen == gen {
             return Ok(d.mac);
         }
-        let addr = d.addr;
+        let addr = d.next_hop;
         let mac = self.resolve(addr, now_ms, ctl)?;
         if let Some(d) = self.conns.dest_mut(dest) {
             d.mac = mac;
@@ -1726,7 +1768,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
 /// and TUN leave the packet's TTL alone.
 #[inline(always)]
 fn check_ttl(mode: Forwarding, ttl: u8) -> Result<(), Drop> {
-    if matches!(mode, Forwarding::Fnat | Forwarding::Nat) && ttl <= 1 {
+    if matches!(mode, Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat) && ttl <= 1 {
         return Err(Drop::TtlExceeded);
     }
     Ok(())
@@ -1742,7 +1784,7 @@ fn action_in<A: Family>(
 ) -> Result<Action<A>, Drop> {
     Ok(match mode {
         // The 5-tuple towards the real server: the reply key reversed.
-        Forwarding::Fnat | Forwarding::Nat => Action::Nat(out_key.reversed()),
+        Forwarding::Fnat | Forwarding::Nat | Forwarding::Snat => Action::Nat(out_key.reversed()),
         Forwarding::Dr => Action::Mac,
         Forwarding::Tun => Action::Tunnel {
             src: tunnel_src.ok_or(Drop::NoTunnelSource)?,

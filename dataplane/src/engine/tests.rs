@@ -1552,6 +1552,8 @@ mod scheduling;
 
 mod tcpstate;
 
+mod snat;
+
 mod v6;
 
 mod vlan;

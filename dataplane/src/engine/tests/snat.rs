@@ -1,0 +1,427 @@
+//! SNAT (`match` services) golden tests: input frame → exact output frame,
+//! both directions, TCP / UDP / ICMP echo / ICMP errors, checked with
+//! etherparse. The topology is the DPVS tutorial's: inside hosts in
+//! 192.168.100.0/24, the SNAT (WAN) address 123.1.2.3, gateway 123.1.2.1.
+
+use super::*;
+
+const INSIDE_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 1, 2]);
+const GW_MAC: MacAddr = MacAddr([2, 0x99, 0, 0, 1, 1]);
+const INSIDE: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 2);
+const STRANGER: Ipv4Addr = Ipv4Addr::new(192, 168, 200, 2);
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(123, 1, 2, 9);
+const FAR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
+const SNAT_ADDR: Ipv4Addr = Ipv4Addr::new(123, 1, 2, 3);
+const GW: Ipv4Addr = Ipv4Addr::new(123, 1, 2, 1);
+/// The engine's first local port ([`snat_engine`]).
+const PORT0: u16 = 40000;
+
+fn rule(
+    svc: usize,
+    proto: u8,
+    dst: (Ipv4Addr, Ipv4Addr),
+    dports: (u16, u16),
+) -> SnatRule<Ipv4Addr> {
+    SnatRule {
+        svc,
+        proto,
+        src: (
+            Ipv4Addr::new(192, 168, 100, 0),
+            Ipv4Addr::new(192, 168, 100, 254),
+        ),
+        sports: (0, u16::MAX),
+        dst,
+        dports,
+    }
+}
+
+/// Three match services on SNAT_ADDR (as the control plane builds them):
+/// TCP to anywhere, UDP to port 53 only, ICMP to 123.1.2.0-123.1.2.254.
+fn snat_snapshot() -> Arc<Snapshot> {
+    let any = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
+    let svc = |port, protocol| {
+        service(
+            Ipv4Addr::UNSPECIFIED,
+            (port, protocol),
+            vec![server(SNAT_ADDR, 0)],
+            vec![],
+        )
+    };
+    let wan = (Ipv4Addr::new(123, 1, 2, 0), Ipv4Addr::new(123, 1, 2, 254));
+    Arc::new(Snapshot {
+        v4: Snapshot4 {
+            services: vec![
+                svc(1, Protocol::Tcp),
+                svc(1, Protocol::Udp),
+                svc(1, Protocol::Icmp),
+            ],
+            local_addrs: vec![SNAT_ADDR],
+            neighbours: vec![(GW, SNAT_ADDR)],
+            forwarding: vec![Forwarding::Snat; 3],
+            next_hop: vec![Some(GW); 3],
+            snat: vec![
+                rule(0, 6, any, (0, u16::MAX)),
+                rule(1, 17, any, (53, 53)),
+                rule(2, 1, wan, (0, u16::MAX)),
+            ],
+            ..Snapshot4::default()
+        },
+        ..Snapshot::default()
+    })
+}
+
+/// An engine with [`snat_snapshot`] whose gateway is resolved.
+fn snat_engine() -> (Engine, Burst) {
+    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snat_snapshot(), 0, &mut ctl);
+    let mut reply = arp(ArpOperation::Reply, GW_MAC, GW, SNAT_ADDR);
+    assert_eq!(e.handle(&mut reply, 1, &mut ctl), Verdict::Ignore);
+    (e, ctl)
+}
+
+fn no_drops(e: &Engine) {
+    let drops: u64 = Drop::ALL.iter().map(|&d| e.drops.get(d)).sum();
+    assert_eq!(drops, 0);
+}
+
+#[test]
+fn snat_owns_its_address_and_asks_for_the_gateway_from_it() {
+    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snat_snapshot(), 0, &mut ctl);
+    let arps: Vec<ArpRepr> = ctl
+        .frames()
+        .iter()
+        .map(|f| {
+            ArpRepr::parse(&ArpPacket::new_checked(&f.data()[ETH_LEN..]).expect("arp"))
+                .expect("repr")
+        })
+        .collect();
+    // Gratuitous ARP for the SNAT address, a request for the gateway.
+    assert!(arps
+        .iter()
+        .any(|a| a.source_protocol_addr == SNAT_ADDR && a.target_protocol_addr == SNAT_ADDR));
+    assert!(arps.iter().any(|a| a.operation == ArpOperation::Request
+        && a.source_protocol_addr == SNAT_ADDR
+        && a.target_protocol_addr == GW));
+    // Before the gateway answers, outbound packets wait for it.
+    let mut syn = tcp(
+        (INSIDE_MAC, INSIDE, 5000),
+        (LB_MAC, FAR, 80),
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(
+        e.handle(&mut syn, 1, &mut ctl),
+        Verdict::Drop(Drop::NeighbourUnresolved)
+    );
+    // ARP for the SNAT address is answered.
+    let mut who = arp(ArpOperation::Request, GW_MAC, GW, SNAT_ADDR);
+    assert_eq!(e.handle(&mut who, 2, &mut ctl), Verdict::Forward);
+    let r = ArpRepr::parse(&ArpPacket::new_checked(&who[ETH_LEN..]).expect("arp")).expect("repr");
+    assert_eq!(r.operation, ArpOperation::Reply);
+    assert_eq!(r.source_hardware_addr, LB_MAC);
+    assert_eq!(r.source_protocol_addr, SNAT_ADDR);
+}
+
+#[test]
+fn snat_tcp_golden_both_directions() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut syn = tcp(
+        (INSIDE_MAC, INSIDE, 5000),
+        (LB_MAC, FAR, 80),
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(e.handle(&mut syn, 10, &mut ctl), Verdict::Forward);
+    let want = tcp_ttl(
+        (LB_MAC, SNAT_ADDR, PORT0),
+        (GW_MAC, FAR, 80),
+        true,
+        false,
+        b"",
+        63,
+    );
+    assert_eq!(syn, want);
+    inspect(&syn);
+    let mut synack = tcp(
+        (GW_MAC, FAR, 80),
+        (LB_MAC, SNAT_ADDR, PORT0),
+        true,
+        true,
+        b"",
+    );
+    assert_eq!(e.handle(&mut synack, 11, &mut ctl), Verdict::Forward);
+    let want = tcp_ttl(
+        (LB_MAC, FAR, 80),
+        (INSIDE_MAC, INSIDE, 5000),
+        true,
+        true,
+        b"",
+        63,
+    );
+    assert_eq!(synack, want);
+    inspect(&synack);
+    // Established: data both ways on the same connection.
+    let mut data = tcp(
+        (INSIDE_MAC, INSIDE, 5000),
+        (LB_MAC, FAR, 80),
+        false,
+        true,
+        b"GET /",
+    );
+    assert_eq!(e.handle(&mut data, 12, &mut ctl), Verdict::Forward);
+    let want = tcp_ttl(
+        (LB_MAC, SNAT_ADDR, PORT0),
+        (GW_MAC, FAR, 80),
+        false,
+        true,
+        b"GET /",
+        63,
+    );
+    assert_eq!(data, want);
+    let mut back = tcp(
+        (GW_MAC, FAR, 80),
+        (LB_MAC, SNAT_ADDR, PORT0),
+        false,
+        true,
+        b"200 OK",
+    );
+    assert_eq!(e.handle(&mut back, 13, &mut ctl), Verdict::Forward);
+    let want = tcp_ttl(
+        (LB_MAC, FAR, 80),
+        (INSIDE_MAC, INSIDE, 5000),
+        false,
+        true,
+        b"200 OK",
+        63,
+    );
+    assert_eq!(back, want);
+    assert_eq!(e.conn_count(), 1);
+    // A second inside host with the same port gets another SNAT port.
+    let other = Ipv4Addr::new(192, 168, 100, 3);
+    let mut syn2 = tcp(
+        (INSIDE_MAC, other, 5000),
+        (LB_MAC, FAR, 80),
+        true,
+        false,
+        b"",
+    );
+    assert_eq!(e.handle(&mut syn2, 14, &mut ctl), Verdict::Forward);
+    let want = tcp_ttl(
+        (LB_MAC, SNAT_ADDR, PORT0 + 1),
+        (GW_MAC, FAR, 80),
+        true,
+        false,
+        b"",
+        63,
+    );
+    assert_eq!(syn2, want);
+    // Per-packet counts reach the shared counters in housekeeping.
+    e.flush_stats();
+    let svc = &e.snap.v4.services[0];
+    assert_eq!(svc.stats.snapshot().conns, 2);
+    assert_eq!(svc.stats.snapshot().in_pkts, 3);
+    assert_eq!(svc.stats.snapshot().out_pkts, 2);
+    no_drops(&e);
+}
+
+#[test]
+fn snat_udp_golden_both_directions() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"query!");
+    assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+    let want = udp_ttl((LB_MAC, SNAT_ADDR, PORT0), (GW_MAC, FAR, 53), b"query!", 63);
+    assert_eq!(q, want);
+    inspect(&q);
+    let mut a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, PORT0), b"answer");
+    assert_eq!(e.handle(&mut a, 11, &mut ctl), Verdict::Forward);
+    let want = udp_ttl((LB_MAC, FAR, 53), (INSIDE_MAC, INSIDE, 5353), b"answer", 63);
+    assert_eq!(a, want);
+    inspect(&a);
+    no_drops(&e);
+}
+
+#[test]
+fn traffic_outside_the_match_is_not_snatted_but_left_to_the_kernel() {
+    let (mut e, mut ctl) = snat_engine();
+    let cases = [
+        // UDP to a port the match does not take.
+        udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 54), b"x"),
+        // A source outside src-range.
+        udp((INSIDE_MAC, STRANGER, 5353), (LB_MAC, FAR, 53), b"x"),
+        tcp(
+            (INSIDE_MAC, STRANGER, 5000),
+            (LB_MAC, FAR, 80),
+            true,
+            false,
+            b"",
+        ),
+        // TCP that is not the SYN of a new flow.
+        tcp(
+            (INSIDE_MAC, INSIDE, 5000),
+            (LB_MAC, FAR, 80),
+            false,
+            true,
+            b"data",
+        ),
+        // The outside talking to an inside host directly.
+        tcp((GW_MAC, FAR, 80), (LB_MAC, INSIDE, 5000), true, false, b""),
+    ];
+    for mut f in cases {
+        let before = f.clone();
+        assert_eq!(e.handle(&mut f, 10, &mut ctl), Verdict::Ignore);
+        assert_eq!(f, before, "left untouched");
+    }
+    // Echo outside dst-range.
+    let mut ping = Vec::new();
+    PacketBuilder::ethernet2(INSIDE_MAC.0, LB_MAC.0)
+        .ipv4(INSIDE.octets(), FAR.octets(), 64)
+        .icmpv4_echo_request(7, 1)
+        .write(&mut ping, b"ping")
+        .expect("echo");
+    assert_eq!(e.handle(&mut ping, 10, &mut ctl), Verdict::Ignore);
+    assert_eq!(e.conn_count(), 0);
+    no_drops(&e);
+    // A reply to the SNAT address no connection knows is ours and dropped.
+    let mut stray = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, PORT0), b"x");
+    assert_eq!(
+        e.handle(&mut stray, 11, &mut ctl),
+        Verdict::Drop(Drop::NoConnection)
+    );
+    // TTL 1 cannot be routed.
+    let mut ttl1 = udp_ttl((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"x", 1);
+    assert_eq!(
+        e.handle(&mut ttl1, 12, &mut ctl),
+        Verdict::Drop(Drop::TtlExceeded)
+    );
+}
+
+/// An echo request (`reply` false) or reply `src → dst` with `id`, seq 9.
+fn echo(mac: (MacAddr, MacAddr), src: Ipv4Addr, dst: Ipv4Addr, id: u16, reply: bool) -> Vec<u8> {
+    echo_ttl(mac, src, dst, id, reply, 64)
+}
+
+fn echo_ttl(
+    (smac, dmac): (MacAddr, MacAddr),
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    id: u16,
+    reply: bool,
+    ttl: u8,
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(smac.0, dmac.0).ipv4(src.octets(), dst.octets(), ttl);
+    let b = if reply {
+        b.icmpv4_echo_reply(id, 9)
+    } else {
+        b.icmpv4_echo_request(id, 9)
+    };
+    let mut out = Vec::new();
+    b.write(&mut out, b"ping payload").expect("echo");
+    out
+}
+
+/// etherparse's view of an echo frame: its ICMP checksum must be right.
+fn check_echo(frame: &[u8]) {
+    let (p, _, _) = checked_ipv4(frame);
+    let Some(TransportSlice::Icmpv4(icmp)) = p.transport else {
+        panic!("not icmp")
+    };
+    let want = icmp.header().icmp_type.calc_checksum(icmp.payload());
+    assert_eq!(want, icmp.checksum(), "ICMP checksum");
+}
+
+#[test]
+fn snat_icmp_echo_maps_the_identifier_both_ways() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut req = echo((INSIDE_MAC, LB_MAC), INSIDE, OUTSIDE, 0x1234, false);
+    assert_eq!(e.handle(&mut req, 10, &mut ctl), Verdict::Forward);
+    let want = echo_ttl((LB_MAC, GW_MAC), SNAT_ADDR, OUTSIDE, PORT0, false, 63);
+    assert_eq!(req, want);
+    check_echo(&req);
+    // Another host with the same identifier gets another one.
+    let other = Ipv4Addr::new(192, 168, 100, 3);
+    let mut req2 = echo((INSIDE_MAC, LB_MAC), other, OUTSIDE, 0x1234, false);
+    assert_eq!(e.handle(&mut req2, 10, &mut ctl), Verdict::Forward);
+    let want = echo_ttl((LB_MAC, GW_MAC), SNAT_ADDR, OUTSIDE, PORT0 + 1, false, 63);
+    assert_eq!(req2, want);
+    let mut rep = echo((GW_MAC, LB_MAC), OUTSIDE, SNAT_ADDR, PORT0, true);
+    assert_eq!(e.handle(&mut rep, 11, &mut ctl), Verdict::Forward);
+    let want = echo_ttl((LB_MAC, INSIDE_MAC), OUTSIDE, INSIDE, 0x1234, true, 63);
+    assert_eq!(rep, want);
+    check_echo(&rep);
+    // The same ping again uses its connection.
+    let mut again = echo((INSIDE_MAC, LB_MAC), INSIDE, OUTSIDE, 0x1234, false);
+    assert_eq!(e.handle(&mut again, 12, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        again,
+        echo_ttl((LB_MAC, GW_MAC), SNAT_ADDR, OUTSIDE, PORT0, false, 63)
+    );
+    assert_eq!(e.conn_count(), 2);
+    let svc = &e.snap.v4.services[2];
+    assert_eq!(svc.stats.snapshot().conns, 2);
+    no_drops(&e);
+    // A reply with an identifier nobody was given is dropped.
+    let mut stray = echo((GW_MAC, LB_MAC), OUTSIDE, SNAT_ADDR, 7, true);
+    assert_eq!(
+        e.handle(&mut stray, 13, &mut ctl),
+        Verdict::Drop(Drop::NoConnection)
+    );
+    // A request to the SNAT address itself is not ours to answer.
+    let mut to_us = echo((GW_MAC, LB_MAC), OUTSIDE, SNAT_ADDR, 7, false);
+    assert_eq!(
+        e.handle(&mut to_us, 13, &mut ctl),
+        Verdict::Drop(Drop::IcmpUnhandled)
+    );
+}
+
+#[test]
+fn snat_icmp_errors_are_translated_both_ways() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"query!");
+    assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+    // A router (the gateway) says the outbound packet was too big: it
+    // quotes SNAT:port → FAR:53 and reaches the inside host about
+    // INSIDE:5353 → FAR:53, still from the router.
+    let mut err = frag_needed(GW_MAC, GW, SNAT_ADDR, &ip_of(&q));
+    assert_eq!(e.handle(&mut err, 11, &mut ctl), Verdict::Forward);
+    let (mac, src, dst, ttl, quoted) = inspect_icmp(&err);
+    assert_eq!((mac, src, dst, ttl), (INSIDE_MAC, GW, INSIDE, 63));
+    let sent = udp_ttl((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"query!", 63);
+    assert_eq!(
+        quoted,
+        ip_of(&sent),
+        "the quote is what the inside host sent (TTL aside)"
+    );
+    // The inside host says the reply was too big: it quotes FAR:53 →
+    // INSIDE:5353 and reaches FAR from the SNAT address about FAR:53 →
+    // SNAT:port, via the gateway.
+    let mut a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, PORT0), b"answer");
+    assert_eq!(e.handle(&mut a, 12, &mut ctl), Verdict::Forward);
+    let mut err = frag_needed(INSIDE_MAC, INSIDE, FAR, &ip_of(&a));
+    assert_eq!(e.handle(&mut err, 13, &mut ctl), Verdict::Forward);
+    let (mac, src, dst, ttl, quoted) = inspect_icmp(&err);
+    assert_eq!((mac, src, dst, ttl), (GW_MAC, SNAT_ADDR, FAR, 63));
+    let got = udp_ttl((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, PORT0), b"answer", 63);
+    assert_eq!(quoted, ip_of(&got));
+    no_drops(&e);
+}
+
+#[test]
+fn snat_connections_expire_like_others_and_free_their_port() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q");
+    assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+    assert_eq!(e.conn_count(), 1);
+    let later = 10 + u64::from(crate::conn::UDP_TIMEOUT_MS) + 2 * SWEEP_PERIOD_MS;
+    e.housekeeping(later, usize::MAX, &mut ctl);
+    assert_eq!(e.conn_count(), 0);
+    let mut a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, PORT0), b"late");
+    assert_eq!(
+        e.handle(&mut a, later + 1, &mut ctl),
+        Verdict::Drop(Drop::NoConnection)
+    );
+}
