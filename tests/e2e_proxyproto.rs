@@ -9,10 +9,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{can_run, Lab, VIP, VIP6};
+use common::{can_run, Killed, Lab, VIP, VIP6};
 
 const CLIENT: &str = "10.99.0.2";
 const LIP: &str = "10.99.0.200";
@@ -20,60 +20,20 @@ const CLIENT6: &str = "fd99::2";
 const LIP6: &str = "fd99::200";
 const BIG: usize = 3_000_000;
 
-/// A process killed when dropped (even on panic).
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// An nginx requiring the PROXY protocol on :8081 in `host`, with a
 /// `BIG`-byte file at /big and /up answering the length of an upload
 /// (proxied to :8082, which nginx does only after reading it all).
 fn pp_nginx(lab: &Lab, host: &str) -> Killed {
-    let dir = lab.dir.join(format!("pp-{host}"));
-    std::fs::create_dir_all(dir.join("tmp")).expect("dir");
+    let name = format!("pp-{host}");
+    let dir = lab.dir.join(&name);
+    std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("big"), vec![b'z'; BIG]).expect("big file");
     let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\n\
-         events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-         server {{\n    listen 8081 proxy_protocol;\n    listen [::]:8081 proxy_protocol;\n    client_max_body_size 16m;\n    location = / {{ default_type text/plain; return 200 \"$proxy_protocol_addr $proxy_protocol_port $remote_addr\\n\"; }}\n    location = /big {{ alias {d}/big; }}\n    location = /up {{ proxy_pass http://127.0.0.1:8082; }}\n  }}\n\
-         server {{\n    listen 127.0.0.1:8082;\n    client_max_body_size 16m;\n    location / {{ default_type text/plain; return 200 \"$content_length\\n\"; }}\n  }}\n}}\n"
+    let servers = format!(
+        "  server {{\n    listen 8081 proxy_protocol;\n    listen [::]:8081 proxy_protocol;\n    client_max_body_size 16m;\n    location = / {{ default_type text/plain; return 200 \"$proxy_protocol_addr $proxy_protocol_port $remote_addr\\n\"; }}\n    location = /big {{ alias {d}/big; }}\n    location = /up {{ proxy_pass http://127.0.0.1:8082; }}\n  }}\n\
+         server {{\n    listen 127.0.0.1:8082;\n    client_max_body_size 16m;\n    location / {{ default_type text/plain; return 200 \"$content_length\\n\"; }}\n  }}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.ns(host), "nginx", "-c"])
-        .arg(dir.join("nginx.conf"))
-        .arg("-p")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Killed)
-        .expect("nginx");
-    for _ in 0..100 {
-        let out = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.ns(host),
-                "ss",
-                "-Htln",
-                "sport = :8081",
-            ])
-            .output()
-            .expect("ss");
-        if !out.stdout.is_empty() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nginx with proxy_protocol did not start in {host}");
+    common::nginx(lab, host, &name, &servers, 8081)
 }
 
 fn config() -> String {

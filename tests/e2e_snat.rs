@@ -18,10 +18,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{can_run, Lab};
+use common::{can_run, Killed, Lab};
 
 const INSIDE: &str = "192.168.100.2";
 const OUTSIDE: &str = "203.0.113.3";
@@ -55,29 +55,15 @@ fn output(lab: &Lab, host: &str, args: &[&str]) -> Option<String> {
 }
 
 /// An nginx in `host` on OUTSIDE:8081 answering "$remote_addr:$remote_port".
-fn who_am_i_web(lab: &Lab, host: &str) -> Child {
-    let dir = lab.dir.join("whoami");
-    std::fs::create_dir_all(dir.join("tmp")).expect("dir");
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n  server {{\n    listen {OUTSIDE}:8081;\n    location / {{ default_type text/plain; return 200 \"$remote_addr:$remote_port\\n\"; }}\n  }}\n}}\n"
+fn who_am_i_web(lab: &Lab, host: &str) -> Killed {
+    let servers = format!(
+        "  server {{\n    listen {OUTSIDE}:8081;\n    location / {{ default_type text/plain; return 200 \"$remote_addr:$remote_port\\n\"; }}\n  }}\n"
     );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("conf");
-    // `ip netns exec` execs nginx: the child is nginx itself.
-    Command::new("ip")
-        .args(["netns", "exec", &lab.ns(host), "nginx", "-c"])
-        .arg(dir.join("nginx.conf"))
-        .arg("-p")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx")
+    common::nginx(lab, host, "whoami", &servers, 8081)
 }
 
 /// A UDP echo on OUTSIDE:9000 in `host` answering "addr:port" of the sender.
-fn who_am_i_udp(lab: &Lab, host: &str) -> Child {
+fn who_am_i_udp(lab: &Lab, host: &str) -> Killed {
     let code = format!(
         "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{OUTSIDE}',9000))\nfor _ in range(1000):\n  d,a=s.recvfrom(2048)\n  s.sendto(('%s:%d'%a).encode(),a)\n"
     );
@@ -87,6 +73,7 @@ fn who_am_i_udp(lab: &Lab, host: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Killed)
         .expect("udp echo")
 }
 
@@ -153,7 +140,7 @@ fn snat_carries_inside_hosts_to_the_outside_and_back() {
         &["ip", "route", "add", "203.0.113.0/24", "via", "10.99.0.3"],
     );
     lab.exec("lb", &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-    let helpers = [who_am_i_web(&lab, "rs1"), who_am_i_udp(&lab, "rs1")];
+    let _helpers = [who_am_i_web(&lab, "rs1"), who_am_i_udp(&lab, "rs1")];
     let path = lab.dir.join("keepalived.conf");
     std::fs::write(&path, config()).expect("write config");
     lab.start_dpvsd(&path);
@@ -195,8 +182,4 @@ fn snat_carries_inside_hosts_to_the_outside_and_back() {
     // does not forward it: nothing comes back.
     assert_eq!(http_ask(&lab, "10.99.0.2"), None);
     assert_eq!(udp_ask(&lab, "10.99.0.2"), None);
-    for mut h in helpers {
-        let _ = h.kill();
-        let _ = h.wait();
-    }
 }

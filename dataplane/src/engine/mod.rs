@@ -1266,16 +1266,7 @@ impl<A: Family> Side<A> {
             .get(&(key.dst, key.dport, key.proto))
             .ok_or(Drop::NoService)?;
         let f = p.flags;
-        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
-            return Err(Drop::NoConnection);
-        }
-        // acl.rs: who may open connections (new ones only).
-        if let Some(acl) = A::acl_of(snap, svc_idx) {
-            A::admit(acl, key.src)?;
-        }
-        if self.conns.len() >= self.conns.capacity() {
-            return Err(Drop::ConnTableFull);
-        }
+        self.may_open(snap, p, svc_idx)?;
         let svc = A::services(snap).get(svc_idx).ok_or(Drop::NoService)?;
         let persistence = A::persistence_of(snap, svc_idx);
         let quic = A::quic_of(snap, svc_idx);
@@ -1367,6 +1358,23 @@ impl<A: Family> Side<A> {
             self.prefetch_next_local(svc, svc_idx, key.proto);
         }
         Ok((action, mac))
+    }
+
+    /// What any packet opening a connection of service number `svc_idx`
+    /// must pass: a TCP one is a SYN, the service's access list
+    /// ([`crate::acl`]) admits the client, the table has room.
+    fn may_open(&self, snap: &Snapshot, p: &Parsed<A>, svc_idx: usize) -> Result<(), Drop> {
+        let f = p.flags;
+        if p.key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
+            return Err(Drop::NoConnection);
+        }
+        if let Some(acl) = A::acl_of(snap, svc_idx) {
+            A::admit(acl, p.key.src)?;
+        }
+        if self.conns.len() >= self.conns.capacity() {
+            return Err(Drop::ConnTableFull);
+        }
+        Ok(())
     }
 
     /// The server (index into `svc.servers`) a new connection of service

@@ -123,15 +123,7 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoService)?;
         let svc_idx = rule.svc;
         let f = p.flags;
-        if key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
-            return Err(Drop::NoConnection);
-        }
-        if let Some(acl) = A::acl_of(snap, svc_idx) {
-            A::admit(acl, key.src)?;
-        }
-        if self.conns.len() >= self.conns.capacity() {
-            return Err(Drop::ConnTableFull);
-        }
+        self.may_open(snap, p, svc_idx)?;
         check_ttl(Forwarding::Snat, p.ttl)?;
         let svc = A::services(snap).get(svc_idx).ok_or(Drop::NoService)?;
         let hash = A::flow_hash(&svc.table, key.src, key.dst);
