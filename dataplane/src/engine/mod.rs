@@ -1302,11 +1302,7 @@ impl<A: Family> Side<A> {
                 self.pick_server(snap, svc, svc_idx, hash)?
             }
         };
-        let dest = *self
-            .dests
-            .get(svc_idx)
-            .and_then(|d| d.get(rs_idx))
-            .ok_or(Drop::NoRealServer)?;
+        let dest = self.dest_id(svc_idx, rs_idx)?;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
         let (mode, tunnel_src, aging) = (d.forwarding, d.tunnel_src, d.aging);
@@ -1358,6 +1354,16 @@ impl<A: Family> Side<A> {
             self.prefetch_next_local(svc, svc_idx, key.proto);
         }
         Ok((action, mac))
+    }
+
+    /// The destination (service number `svc_idx`, its server `rs_idx`)
+    /// of this worker's table.
+    fn dest_id(&self, svc_idx: usize, rs_idx: usize) -> Result<DestId, Drop> {
+        self.dests
+            .get(svc_idx)
+            .and_then(|d| d.get(rs_idx))
+            .copied()
+            .ok_or(Drop::NoRealServer)
     }
 
     /// What any packet opening a connection of service number `svc_idx`

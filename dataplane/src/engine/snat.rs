@@ -130,11 +130,7 @@ impl<A: Family> Side<A> {
         // No persistence for match services (DPVS skips it too); the
         // thresholds of SNAT addresses apply as for any real server.
         let rs_idx = self.pick_server(snap, svc, svc_idx, hash)?;
-        let dest = *self
-            .dests
-            .get(svc_idx)
-            .and_then(|d| d.get(rs_idx))
-            .ok_or(Drop::NoRealServer)?;
+        let dest = self.dest_id(svc_idx, rs_idx)?;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
         // The outside destination stands where FNAT's real server does,
