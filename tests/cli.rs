@@ -88,17 +88,17 @@ fn syntax_error_is_located_and_refuses_to_start() {
 #[test]
 fn unsupported_features_are_errors_not_silence() {
     let dir = tmpdir("unsupported");
-    let conf = dir.join("snat.conf");
+    let conf = dir.join("sed.conf");
     std::fs::write(
         &conf,
-        "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind SNAT\n  protocol TCP\n  real_server 10.0.0.2 80 {\n  }\n}\n",
+        "virtual_server 10.0.0.1 80 {\n  lb_algo sed\n  lb_kind DR\n  protocol TCP\n  real_server 10.0.0.2 80 {\n  }\n}\n",
     )
     .expect("write");
     let out = dpvsd(&["-t", "-f", &conf.display().to_string()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0));
     assert!(
-        err.contains("snat.conf:1:1: error: lb_kind SNAT is not supported by dpvsd yet"),
+        err.contains("sed.conf:1:1: error: lb_algo sed is not supported by dpvsd yet"),
         "{err}"
     );
     let _ = std::fs::remove_dir_all(&dir);
