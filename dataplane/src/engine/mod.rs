@@ -1343,6 +1343,16 @@ impl<A: Family> Side<A> {
             // No room for a template: the client is simply not persistent.
             let _ = self.templates.refresh(key, p, rs.addr, rs.port, now_ms);
         }
+        self.count_opened(dest, len);
+        if mode == Forwarding::Fnat && svc.table.is_cycle() {
+            self.prefetch_next_local(svc, svc_idx, key.proto);
+        }
+        Ok((action, mac))
+    }
+
+    /// Counts a new connection of `dest` and its first packet (`len`
+    /// bytes) for the service and the server.
+    fn count_opened(&self, dest: DestId, len: usize) {
         if let Some(d) = self.conns.dest(dest) {
             let w = self.worker;
             d.service.count_conn(w);
@@ -1350,10 +1360,6 @@ impl<A: Family> Side<A> {
             d.service.count_in(w, len);
             d.server.count_in(w, len);
         }
-        if mode == Forwarding::Fnat && svc.table.is_cycle() {
-            self.prefetch_next_local(svc, svc_idx, key.proto);
-        }
-        Ok((action, mac))
     }
 
     /// The destination (service number `svc_idx`, its server `rs_idx`)

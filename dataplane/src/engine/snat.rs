@@ -155,13 +155,7 @@ impl<A: Family> Side<A> {
         self.conns
             .insert_hashed(conn, p.hash, out_hash)
             .ok_or(Drop::ConnTableFull)?;
-        if let Some(d) = self.conns.dest(dest) {
-            let w = self.worker;
-            d.service.count_conn(w);
-            d.server.count_conn(w);
-            d.service.count_in(w, len);
-            d.server.count_in(w, len);
-        }
+        self.count_opened(dest, len);
         Ok((Action::Nat(out_key.reversed()), mac))
     }
 }
