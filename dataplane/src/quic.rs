@@ -54,12 +54,23 @@ impl ServerHint {
         if self.port.is_some_and(|p| p != port) {
             return false;
         }
-        let octets = match addr {
-            IpAddr::V4(a) => a.octets().to_vec(),
+        // No allocation: connections open here.
+        let (v4, v6);
+        let octets: &[u8] = match addr {
+            IpAddr::V4(a) => {
+                v4 = a.octets();
+                &v4
+            }
             IpAddr::V6(a) => match a.to_ipv4_mapped() {
                 // A NAT64 service's IPv4 server, as its servers know it.
-                Some(v4) => v4.octets().to_vec(),
-                None => a.octets().to_vec(),
+                Some(m) => {
+                    v4 = m.octets();
+                    &v4
+                }
+                None => {
+                    v6 = a.octets();
+                    &v6
+                }
             },
         };
         let want = &self.bytes[8 - usize::from(self.len)..];
