@@ -43,6 +43,11 @@ const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
 /// Steps 1–3: the client's handshake with the cookie; returns the cookie
 /// and the SYN sent to the real server.
 fn handshake(lab: &mut Lab, port: u16) -> (u32, Tcp) {
+    handshake_with(lab, port, b"")
+}
+
+/// [`handshake`] whose cookie ACK carries `data`.
+fn handshake_with(lab: &mut Lab, port: u16, data: &[u8]) -> (u32, Tcp) {
     let syn = Flags {
         syn: true,
         ..Flags::default()
@@ -67,7 +72,7 @@ fn handshake(lab: &mut Lab, port: u16) -> (u32, Tcp) {
         ack: Some(cookie.wrapping_add(1)),
         ..Flags::default()
     };
-    let (v, out) = lab.send(from_client(port, ISN + 1, ack, None, b""));
+    let (v, out) = lab.send(from_client(port, ISN + 1, ack, None, data));
     assert_eq!(v, Verdict::Forward);
     let to_rs = tcp_of(&out);
     assert_eq!(
@@ -564,19 +569,7 @@ fn held_data_is_bounded_per_connection_and_in_order() {
 #[test]
 fn data_on_the_cookie_ack_reaches_the_server_after_its_handshake() {
     let mut lab = proxied_lab();
-    let syn = Flags {
-        syn: true,
-        ..Flags::default()
-    };
-    let (_, out) = lab.send(from_client(CPORT, ISN, syn, Some(1460), b""));
-    let cookie = tcp_of(&out).seq;
-    let ack = Flags {
-        ack: Some(cookie.wrapping_add(1)),
-        ..Flags::default()
-    };
-    let (v, out) = lab.send(from_client(CPORT, ISN + 1, ack, None, b"hello"));
-    assert_eq!(v, Verdict::Forward);
-    let to_rs = tcp_of(&out);
+    let (_, to_rs) = handshake_with(&mut lab, CPORT, b"hello");
     assert!(
         to_rs.syn && to_rs.payload.is_empty(),
         "our SYN to the server"

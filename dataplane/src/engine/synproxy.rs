@@ -843,10 +843,13 @@ impl Engine {
     fn hold<A: ProxyFamily>(&mut self, buf: &[u8], len: usize, p: &Parsed<A>) {
         let owner = owner_of(&p.key);
         let frame = &buf[..len.min(buf.len())];
-        if !self.snap.vlan_ids.is_empty() || !self.sp.held.hold(owner, frame) {
+        if self.snap.vlan_ids.is_empty() {
+            if self.sp.held.hold(owner, frame) {
+                return;
+            }
             // Full: forget the frames of connections that are gone or up.
             let (v4, v6) = (&self.sp.v4, &self.sp.v6);
-            let pending = |o: Owner| match o {
+            self.sp.held.purge(|o| match o {
                 (IpAddr::V4(src), sport, IpAddr::V4(dst), dport) => {
                     is_pending(v4, (src, sport), (dst, dport))
                 }
@@ -854,12 +857,12 @@ impl Engine {
                     is_pending(v6, (src, sport), (dst, dport))
                 }
                 _ => false,
-            };
-            self.sp.held.purge(pending);
-            if !self.snap.vlan_ids.is_empty() || !self.sp.held.hold(owner, frame) {
-                self.drops.count(Drop::SynProxyPending);
+            });
+            if self.sp.held.hold(owner, frame) {
+                return;
             }
         }
+        self.drops.count(Drop::SynProxyPending);
     }
 
     /// Sends the frames held for the connection of client key `k` through
