@@ -59,10 +59,12 @@ pub(super) fn proxy_protocol(
         return None;
     }
     let nat64 = vs.addr.is_ipv6() && vs.real_servers.iter().any(|rs| rs.addr.is_ipv4());
-    let refusal = match () {
-        _ if vs.protocol != model::Protocol::Tcp => "proxy_protocol on a UDP service is not supported by dpvsd yet (TCP is)",
-        _ if nat64 => "proxy_protocol with IPv4 real servers behind an IPv6 VIP (NAT64) is not supported by dpvsd yet",
-        _ => return Some(ProxyProtocol { version, insecure }),
+    let refusal = if vs.protocol != model::Protocol::Tcp {
+        "proxy_protocol on a UDP service is not supported by dpvsd yet (TCP is)"
+    } else if nat64 {
+        "proxy_protocol with IPv4 real servers behind an IPv6 VIP (NAT64) is not supported by dpvsd yet"
+    } else {
+        return Some(ProxyProtocol { version, insecure });
     };
     errors.push(err(&vs.location, refusal.into()));
     None
