@@ -105,6 +105,43 @@ pub fn spawn_keepalived(ns: &str, dir: &Path, conf: &str) -> Child {
     child
 }
 
+/// Starts a real nginx (one process, in the foreground) in `ns` running
+/// `servers` (its `server { … }` blocks), its files under `dir`, and waits
+/// (bounded) until something in `ns` listens on TCP `port`. The caller
+/// owns the child.
+pub fn spawn_nginx(ns: &str, dir: &Path, servers: &str, port: u16) -> Child {
+    std::fs::create_dir_all(dir.join("tmp")).expect("nginx dir");
+    let d = dir.display();
+    let conf = format!(
+        "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\n\
+         events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n{servers}}}\n"
+    );
+    let cfg = dir.join("nginx.conf");
+    std::fs::write(&cfg, conf).expect("nginx.conf");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nginx", "-c"])
+        .arg(&cfg)
+        .arg("-p")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn nginx");
+    let sport = format!("sport = :{port}");
+    let up = wait_for(Duration::from_secs(5), || {
+        let ss = output(&["ip", "netns", "exec", ns, "ss", "-Htln", &sport]);
+        (!ss.is_empty()).then_some(())
+    });
+    if up.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+        let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+        panic!("nginx in {ns} is not listening on :{port}: {log}");
+    }
+    child
+}
+
 /// tcpdump on eth0 of a namespace, writing a pcap; stopped on drop.
 #[derive(Debug)]
 pub struct Capture {

@@ -391,38 +391,12 @@ impl Drop for Killed {
 /// An nginx in `host` running `servers` (its `server { … }` blocks), its
 /// files under `lab.dir/name`; waits until something listens on `port`.
 pub fn nginx(lab: &Lab, host: &str, name: &str, servers: &str, port: u16) -> Killed {
-    let dir = lab.dir.join(name);
-    std::fs::create_dir_all(dir.join("tmp")).expect("nginx dir");
-    let d = dir.display();
-    let conf = format!(
-        "worker_processes 1;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\ndaemon off;\n\
-         events {{ worker_connections 256; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n  proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n  uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n{servers}}}\n"
-    );
-    std::fs::write(dir.join("nginx.conf"), conf).expect("nginx.conf");
-    let child = Command::new("ip")
-        .args(["netns", "exec", &lab.ns(host), "nginx", "-c"])
-        .arg(dir.join("nginx.conf"))
-        .arg("-p")
-        .arg(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(Killed)
-        .expect("nginx");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &lab.ns(host), "ss", "-Htln"])
-            .arg(format!("sport = :{port}"))
-            .output()
-            .expect("ss");
-        if !out.stdout.is_empty() {
-            return child;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("nginx {name} in {host} is not listening on :{port}");
+    Killed(testlab::spawn_nginx(
+        &lab.ns(host),
+        &lab.dir.join(name),
+        servers,
+        port,
+    ))
 }
 
 /// A keepalived.conf with one TCP virtual server VIP:`vport` of kind

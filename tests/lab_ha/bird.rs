@@ -77,44 +77,11 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(lab: &Lab, ns: &str, listen: &str) -> Nginx {
-        let dir = lab.dir.join("nginx");
-        std::fs::create_dir_all(dir.join("tmp")).expect("nginx dir");
-        let d = dir.display();
-        let conf = format!(
-            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\n\
-             error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n\
-             http {{\n  access_log off;\n  client_body_temp_path {d}/tmp/body;\n\
-             \x20 proxy_temp_path {d}/tmp/proxy;\n  fastcgi_temp_path {d}/tmp/fastcgi;\n\
-             \x20 uwsgi_temp_path {d}/tmp/uwsgi;\n  scgi_temp_path {d}/tmp/scgi;\n\
-             \x20 server {{\n    listen {listen};\n    location / {{ return 200 \"rs\\n\"; }}\n  }}\n}}\n"
+        let port = listen.rsplit(':').next().and_then(|p| p.parse().ok());
+        let servers = format!(
+            "  server {{\n    listen {listen};\n    location / {{ return 200 \"rs\\n\"; }}\n  }}\n"
         );
-        let cfg = dir.join("nginx.conf");
-        std::fs::write(&cfg, conf).expect("nginx.conf");
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "nginx", "-c"])
-            .arg(&cfg)
-            .arg("-p")
-            .arg(&dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
-        let port = listen.rsplit(':').next().unwrap_or(listen).to_string();
-        let up = wait_for(Duration::from_secs(5), || {
-            output(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "ss",
-                "-Htln",
-                &format!("sport = :{port}"),
-            ])
-            .contains(&port)
-            .then_some(())
-        });
-        assert!(up.is_some(), "nginx is not listening on {listen}");
+        let child = testlab::spawn_nginx(ns, &lab.dir.join("nginx"), &servers, port.unwrap_or(80));
         Nginx { child: Some(child) }
     }
 
