@@ -615,8 +615,8 @@ fn snat_rule<A: Family>(svc: usize, key: &ServiceKey, m: &SnatMatch) -> SnatRule
 }
 
 /// Refuses an inconsistent SNAT service: `snat` set exactly for SNAT, on
-/// the unspecified address, ICMP only for IPv4 SNAT, ranges of the
-/// service's family and in order.
+/// the unspecified address, ICMP only for IPv4 SNAT and ICMPv6 only for
+/// IPv6 SNAT, ranges of the service's family and in order.
 fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
     let invalid = |reason: String| Err(CommandError::Invalid { reason });
     let key = spec.key;
@@ -624,7 +624,7 @@ fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
         if spec.forwarding == Forwarding::Snat {
             return invalid(format!("SNAT service {key} has no match"));
         }
-        if key.protocol == Protocol::Icmp {
+        if matches!(key.protocol, Protocol::Icmp | Protocol::Icmpv6) {
             return invalid(format!("{key}: ICMP is for SNAT (match) services only"));
         }
         return Ok(());
@@ -637,10 +637,15 @@ fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
             "SNAT service {key} must be keyed by the unspecified address"
         ));
     }
-    if key.protocol == Protocol::Icmp && key.addr.is_ipv6() {
-        return Err(CommandError::Unsupported {
-            what: format!("ICMPv6 SNAT ({key})"),
-        });
+    let icmp_family = match key.protocol {
+        Protocol::Icmp => Some(false),
+        Protocol::Icmpv6 => Some(true),
+        Protocol::Tcp | Protocol::Udp => None,
+    };
+    if icmp_family.is_some_and(|v6| v6 != key.addr.is_ipv6()) {
+        return invalid(format!(
+            "{key}: ICMP is IPv4's and ICMPv6 IPv6's (the match's family)"
+        ));
     }
     for r in [m.src, m.dst] {
         if r.ports.0 > r.ports.1 {

@@ -391,8 +391,9 @@ enum Stage {
     Arp,
     /// A neighbor solicitation or advertisement.
     Nd,
-    /// An ICMPv6 message to one of our IPv6 addresses.
-    Icmp6 { dir: Dir },
+    /// An ICMPv6 message to one of our IPv6 addresses (or through an
+    /// SNAT match, or from a NAT real server).
+    Icmp6 { dir: Dir, transit: bool },
     /// ICMP to one of our addresses (or from a NAT real server).
     Icmp { dir: Dir, transit: bool },
     /// An 802.1Q-tagged frame: untagged and classified again in
@@ -707,8 +708,9 @@ impl Engine {
                 Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
-            &Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp6 { dir, transit } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
+                Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
             // Inside a tag: stacked tags are refused before this.
@@ -877,7 +879,15 @@ impl Engine {
         let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
         if !icmp.is_error() {
             // snat.rs: echo through a match service.
-            return self.snat_echo(buf, len, dir, (hl, tl), now_ms, ctl);
+            let (src, dst) = (sender, ip.dst_addr());
+            let echo = snat::Echo {
+                src,
+                dst,
+                ttl,
+                hl,
+                tl,
+            };
+            return self.snat_echo(buf, len, dir, echo, now_ms, ctl);
         }
         if !icmp.verify_checksum() {
             return Err(Drop::BadChecksum);

@@ -425,3 +425,366 @@ fn snat_connections_expire_like_others_and_free_their_port() {
         Verdict::Drop(Drop::NoConnection)
     );
 }
+
+// IPv6: the same services over IPv6 (ICMPv6 echo instead of ICMP), the
+// inside network fd00:100::/64, the SNAT address 2001:db8:1::3 and the
+// gateway 2001:db8:1::1.
+
+use super::v6::{checked6, icmp6_error, nd, tcp6, udp6};
+use crate::wire::icmpv6::NEIGHBOR_ADVERT;
+use crate::wire::icmpv6::NEIGHBOR_SOLICIT;
+
+const INSIDE6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 2);
+const FAR6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 7);
+const SNAT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 3);
+const GW6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+
+fn rule6(svc: usize, proto: u8, dports: (u16, u16)) -> SnatRule<Ipv6Addr> {
+    SnatRule {
+        svc,
+        proto,
+        src: (
+            Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 0),
+            Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0xffff, 0xffff, 0xffff, 0xffff),
+        ),
+        sports: (0, u16::MAX),
+        dst: (Ipv6Addr::UNSPECIFIED, Ipv6Addr::from(u128::MAX)),
+        dports,
+    }
+}
+
+/// TCP to anywhere, UDP to port 53, ICMPv6 echo to anywhere, from the
+/// inside network through SNAT6.
+fn snat_snapshot6() -> Arc<Snapshot> {
+    let svc = |port, protocol| {
+        service(
+            Ipv6Addr::UNSPECIFIED,
+            (port, protocol),
+            vec![server(SNAT6, 0)],
+            vec![],
+        )
+    };
+    Arc::new(Snapshot {
+        v6: Snapshot6 {
+            services: vec![
+                svc(1, Protocol::Tcp),
+                svc(1, Protocol::Udp),
+                svc(1, Protocol::Icmpv6),
+            ],
+            local_addrs: vec![SNAT6],
+            neighbours: vec![(GW6, SNAT6)],
+            forwarding: vec![Forwarding::Snat; 3],
+            next_hop: vec![Some(GW6); 3],
+            snat: vec![
+                rule6(0, 6, (0, u16::MAX)),
+                rule6(1, 17, (53, 53)),
+                rule6(2, 58, (0, u16::MAX)),
+            ],
+            ..Snapshot6::default()
+        },
+        ..Snapshot::default()
+    })
+}
+
+/// An engine with [`snat_snapshot6`] whose gateway answered its
+/// neighbor solicitation.
+fn snat_engine6() -> (Engine, Burst) {
+    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snat_snapshot6(), 0, &mut ctl);
+    let mut na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (GW_MAC, LB_MAC),
+        (GW6, SNAT6),
+        GW6,
+        2,
+        GW_MAC,
+    );
+    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
+    ctl.clear();
+    (e, ctl)
+}
+
+#[test]
+fn snat6_answers_neighbor_solicitations_for_its_address() {
+    let (mut e, mut ctl) = snat_engine6();
+    let ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (GW_MAC, LB_MAC),
+        (GW6, SNAT6),
+        SNAT6,
+        1,
+        GW_MAC,
+    );
+    let (v, out) = handle_grow(&mut e, &ns, 2, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (LB_MAC, GW_MAC),
+        (SNAT6, GW6),
+        SNAT6,
+        2,
+        LB_MAC,
+    );
+    assert_eq!(out, want);
+    // Not for the inside or outside hosts' addresses.
+    let ns = nd(
+        NEIGHBOR_SOLICIT,
+        0,
+        (INSIDE_MAC, LB_MAC),
+        (INSIDE6, FAR6),
+        FAR6,
+        1,
+        INSIDE_MAC,
+    );
+    assert_eq!(handle_grow(&mut e, &ns, 3, &mut ctl).0, Verdict::Ignore);
+}
+
+#[test]
+fn snat6_tcp_golden_both_directions() {
+    let (mut e, mut ctl) = snat_engine6();
+    let syn = tcp6(
+        (INSIDE_MAC, INSIDE6, 5000),
+        (LB_MAC, FAR6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = tcp6(
+        (LB_MAC, SNAT6, PORT0),
+        (GW_MAC, FAR6, 80),
+        (true, false),
+        b"",
+        63,
+    );
+    assert_eq!(out, want);
+    assert_eq!(checked6(&out), PORT0);
+    let synack = tcp6(
+        (GW_MAC, FAR6, 80),
+        (LB_MAC, SNAT6, PORT0),
+        (true, true),
+        b"",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = tcp6(
+        (LB_MAC, FAR6, 80),
+        (INSIDE_MAC, INSIDE6, 5000),
+        (true, true),
+        b"",
+        63,
+    );
+    assert_eq!(out, want);
+    checked6(&out);
+    let data = tcp6(
+        (INSIDE_MAC, INSIDE6, 5000),
+        (LB_MAC, FAR6, 80),
+        (false, true),
+        b"GET /",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &data, 12, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = tcp6(
+        (LB_MAC, SNAT6, PORT0),
+        (GW_MAC, FAR6, 80),
+        (false, true),
+        b"GET /",
+        63,
+    );
+    assert_eq!(out, want);
+    assert_eq!(e.conn_count(), 1);
+    // Another inside host with the same port: another SNAT port.
+    let other = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 3);
+    let syn2 = tcp6(
+        (INSIDE_MAC, other, 5000),
+        (LB_MAC, FAR6, 80),
+        (true, false),
+        b"",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &syn2, 13, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(checked6(&out), PORT0 + 1);
+    e.flush_stats();
+    assert_eq!(e.snap.v6.services[0].stats.snapshot().conns, 2);
+    no_drops(&e);
+}
+
+#[test]
+fn snat6_udp_golden_both_directions_and_what_it_does_not_take() {
+    let (mut e, mut ctl) = snat_engine6();
+    let q = udp6(
+        (INSIDE_MAC, INSIDE6, 5353),
+        (LB_MAC, FAR6, 53),
+        b"query!",
+        64,
+    );
+    let (v, out) = handle_grow(&mut e, &q, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = udp6((LB_MAC, SNAT6, PORT0), (GW_MAC, FAR6, 53), b"query!", 63);
+    assert_eq!(out, want);
+    checked6(&out);
+    let a = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 64);
+    let (v, out) = handle_grow(&mut e, &a, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let want = udp6(
+        (LB_MAC, FAR6, 53),
+        (INSIDE_MAC, INSIDE6, 5353),
+        b"answer",
+        63,
+    );
+    assert_eq!(out, want);
+    checked6(&out);
+    no_drops(&e);
+    // Another port, a source outside src-range: the kernel's, untouched.
+    let stranger = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 2);
+    for f in [
+        udp6((INSIDE_MAC, INSIDE6, 5353), (LB_MAC, FAR6, 54), b"x", 64),
+        udp6((INSIDE_MAC, stranger, 5353), (LB_MAC, FAR6, 53), b"x", 64),
+    ] {
+        assert_eq!(handle_grow(&mut e, &f, 12, &mut ctl), (Verdict::Ignore, f));
+    }
+    // A stray reply to the SNAT address is ours and dropped.
+    let stray = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0 + 7), b"x", 64);
+    assert_eq!(
+        handle_grow(&mut e, &stray, 13, &mut ctl).0,
+        Verdict::Drop(Drop::NoConnection)
+    );
+}
+
+/// An ICMPv6 echo request (`reply` false) or reply `src → dst` with `id`,
+/// seq 9, built by etherparse.
+fn echo6(
+    (smac, dmac): (MacAddr, MacAddr),
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    id: u16,
+    reply: bool,
+    hop: u8,
+) -> Vec<u8> {
+    let b = PacketBuilder::ethernet2(smac.0, dmac.0).ipv6(src.octets(), dst.octets(), hop);
+    let b = if reply {
+        b.icmpv6_echo_reply(id, 9)
+    } else {
+        b.icmpv6_echo_request(id, 9)
+    };
+    let mut out = Vec::new();
+    b.write(&mut out, b"ping6 payload").expect("echo6");
+    out
+}
+
+#[test]
+fn snat6_icmpv6_echo_maps_the_identifier_both_ways() {
+    let (mut e, mut ctl) = snat_engine6();
+    let req = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x1234, false, 64);
+    let (v, out) = handle_grow(&mut e, &req, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(
+        out,
+        echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0, false, 63)
+    );
+    checked6(&out);
+    // Another host, same identifier: another one.
+    let other = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 3);
+    let req2 = echo6((INSIDE_MAC, LB_MAC), (other, FAR6), 0x1234, false, 64);
+    let (v, out) = handle_grow(&mut e, &req2, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(
+        out,
+        echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0 + 1, false, 63)
+    );
+    let rep = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), PORT0, true, 64);
+    let (v, out) = handle_grow(&mut e, &rep, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(
+        out,
+        echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63)
+    );
+    checked6(&out);
+    assert_eq!(e.conn_count(), 2);
+    assert_eq!(e.snap.v6.services[2].stats.snapshot().conns, 2);
+    no_drops(&e);
+    // A reply nobody was given, a request to the SNAT address: ours, dropped.
+    let stray = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), 7, true, 64);
+    assert_eq!(
+        handle_grow(&mut e, &stray, 12, &mut ctl).0,
+        Verdict::Drop(Drop::NoConnection)
+    );
+    let to_us = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), 7, false, 64);
+    assert_eq!(
+        handle_grow(&mut e, &to_us, 12, &mut ctl).0,
+        Verdict::Drop(Drop::IcmpUnhandled)
+    );
+    // A bad checksum: not mapped; an inside host's packet is the
+    // kernel's then (as IPv4's), a reply to the SNAT address is counted.
+    let mut bad = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x99, false, 64);
+    bad[ETH_LEN + 40 + 2] ^= 0xff;
+    assert_eq!(handle_grow(&mut e, &bad, 13, &mut ctl).0, Verdict::Ignore);
+    let mut bad = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), PORT0, true, 64);
+    bad[ETH_LEN + 40 + 2] ^= 0xff;
+    assert_eq!(
+        handle_grow(&mut e, &bad, 13, &mut ctl).0,
+        Verdict::Drop(Drop::BadChecksum)
+    );
+    assert_eq!(e.conn_count(), 2);
+}
+
+#[test]
+fn snat6_icmpv6_errors_are_translated_both_ways() {
+    let (mut e, mut ctl) = snat_engine6();
+    let q = udp6(
+        (INSIDE_MAC, INSIDE6, 5353),
+        (LB_MAC, FAR6, 53),
+        b"query!",
+        64,
+    );
+    let (v, sent) = handle_grow(&mut e, &q, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    // The gateway: the outbound packet was too big. The inside host hears
+    // it about its own packet, still from the gateway.
+    let too_big = (2, 0, 1280);
+    let err = icmp6_error((GW_MAC, LB_MAC), (GW6, SNAT6), 64, too_big, &sent);
+    let (v, out) = handle_grow(&mut e, &err, 11, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let theirs = udp6(
+        (INSIDE_MAC, INSIDE6, 5353),
+        (LB_MAC, FAR6, 53),
+        b"query!",
+        63,
+    );
+    let want = icmp6_error((LB_MAC, INSIDE_MAC), (GW6, INSIDE6), 63, too_big, &theirs);
+    assert_eq!(out, want);
+    checked6(&out);
+    // The inside host: the reply's port is unreachable. FAR6 hears it
+    // from the SNAT address about what it sent.
+    let a = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 64);
+    let (v, got) = handle_grow(&mut e, &a, 12, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let unreachable = (1, 4, 0);
+    let err = icmp6_error((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 64, unreachable, &got);
+    let (v, out) = handle_grow(&mut e, &err, 13, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let theirs = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 63);
+    let want = icmp6_error((LB_MAC, GW_MAC), (SNAT6, FAR6), 63, unreachable, &theirs);
+    assert_eq!(out, want);
+    checked6(&out);
+    no_drops(&e);
+    // An inside host's error about nothing tracked is the kernel's.
+    let (v, _) = handle_grow(&mut e, &err, 14, &mut ctl);
+    assert_eq!(v, Verdict::Forward, "still tracked");
+    let other = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0 + 9), b"?", 64);
+    let lost = icmp6_error(
+        (INSIDE_MAC, LB_MAC),
+        (INSIDE6, FAR6),
+        64,
+        unreachable,
+        &other,
+    );
+    assert_eq!(handle_grow(&mut e, &lost, 15, &mut ctl).0, Verdict::Ignore);
+}
