@@ -1081,12 +1081,8 @@ impl<A: Family> Side<A> {
                         _ => &[],
                     };
                     let res = if p.transit {
-                        // snat.rs: not to a VIP, so an SNAT match's; one
-                        // that cannot be sent is ours to count.
-                        match self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl) {
-                            Err(d) if snat::taken(d) => return (Verdict::Drop(d), len),
-                            res => res,
-                        }
+                        // snat.rs: not to a VIP, so an SNAT match's.
+                        self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl)
                     } else {
                         self.open(snap, peer, p, client_mac, payload, len, now_ms, ctl)
                     };
@@ -1112,7 +1108,11 @@ impl<A: Family> Side<A> {
     ) -> (Verdict, usize) {
         let (action, dst_mac) = match res {
             Ok(x) => x,
-            Err(_) if p.transit => return (Verdict::Ignore, len),
+            // snat.rs: a packet an SNAT match took (a new flow's or a
+            // tracked one's) that cannot be sent is ours to count.
+            Err(reason) if p.transit && !(p.dir == Dir::In && snat::taken(reason)) => {
+                return (Verdict::Ignore, len)
+            }
             Err(reason) => return (Verdict::Drop(reason), len),
         };
         let len = match action {

@@ -788,3 +788,43 @@ fn snat6_icmpv6_errors_are_translated_both_ways() {
     );
     assert_eq!(handle_grow(&mut e, &lost, 15, &mut ctl).0, Verdict::Ignore);
 }
+
+#[test]
+fn a_tracked_snat_flow_that_cannot_be_sent_is_counted_not_the_kernels() {
+    let (mut e, mut ctl) = snat_engine();
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q1");
+    assert_eq!(e.handle(&mut q, 10, &mut ctl), Verdict::Forward);
+    // The gateway moves to an address nobody answered for yet: the same
+    // services and SNAT address (their counters, so the connection's
+    // destination stays), another next hop.
+    let old = Arc::clone(&e.snap);
+    let moved = Ipv4Addr::new(123, 1, 2, 254);
+    let mut snap = Arc::into_inner(snat_snapshot()).expect("fresh");
+    for (new, old) in snap.v4.services.iter_mut().zip(&old.v4.services) {
+        new.stats = Arc::clone(&old.stats);
+        for (n, o) in new.servers.iter_mut().zip(&old.servers) {
+            n.stats = Arc::clone(&o.stats);
+        }
+    }
+    snap.v4.next_hop = vec![Some(moved); 3];
+    snap.v4.neighbours = vec![(moved, SNAT_ADDR)];
+    e.set_snapshot(Arc::new(snap), 20, &mut ctl);
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q2");
+    let before = q.clone();
+    assert_eq!(
+        e.handle(&mut q, 21, &mut ctl),
+        Verdict::Drop(Drop::NeighbourUnresolved)
+    );
+    assert_eq!(q, before, "not rewritten");
+    assert_eq!(e.drops.get(Drop::NeighbourUnresolved), 1);
+    assert_eq!(e.conn_count(), 1, "the flow stays");
+    // Traffic no match service takes is still the kernel's, uncounted.
+    let mut other = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 54), b"x");
+    assert_eq!(e.handle(&mut other, 22, &mut ctl), Verdict::Ignore);
+    assert_eq!(e.drops.get(Drop::NeighbourUnresolved), 1);
+    // Once the new gateway answers, the flow goes on.
+    let mut reply = arp(ArpOperation::Reply, GW_MAC, moved, SNAT_ADDR);
+    assert_eq!(e.handle(&mut reply, 23, &mut ctl), Verdict::Ignore);
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q3");
+    assert_eq!(e.handle(&mut q, 24, &mut ctl), Verdict::Forward);
+}
