@@ -7,6 +7,9 @@
 //! | frame                           | owner                                     |
 //! |---------------------------------|-------------------------------------------|
 //! | RS → LIP:lport (FNAT reply)     | the worker whose local port range holds lport |
+//! | outside → SNAT address:port     | likewise (SNAT addresses are local addresses) |
+//! | ICMP echo reply to a local address | likewise by its identifier (SNAT maps echo ids into that range) |
+//! | ICMP error to a local address   | likewise by the quoted packet's source port |
 //! | client → NAT VIP                | hash of (client IP, client port)          |
 //! | NAT RS → client (NAT reply)     | hash of (client IP, client port): the same |
 //! | ARP reply or gratuitous ARP     | every worker (each keeps its neighbours)  |
@@ -144,15 +147,22 @@ impl Steering {
         let ihl = usize::from(ip[0] & 0x0f) * 4;
         let proto = ip[9];
         // Not the first fragment: no ports to look at.
-        if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 || !matches!(proto, 6 | 17) {
+        if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 || !matches!(proto, 1 | 6 | 17) {
             return None;
         }
         let l4 = ip.get(ihl..ihl + 4)?;
         let src: [u8; 4] = ip[12..16].try_into().ok()?;
         let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
+        if proto == 1 {
+            // ICMP to a local address: by the local port it is about.
+            return match has(&self.lips, dst) {
+                true => local_port_owner(icmp_local_port(&ip[ihl..])?, self.workers),
+                false => None,
+            };
+        }
         let sport = u16::from_be_bytes([l4[0], l4[1]]);
         let dport = u16::from_be_bytes([l4[2], l4[3]]);
-        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
         if has(&self.lips, dst) {
             return local_port_owner(dport, self.workers);
         }
@@ -163,6 +173,27 @@ impl Steering {
             return Some(client_owner(src, sport, self.workers));
         }
         None
+    }
+}
+
+/// The local port an ICMP message `icmp` to a local address is about: an
+/// echo reply's identifier (SNAT maps echo identifiers into the worker's
+/// local port range, engine/snat.rs), or the source port of the TCP/UDP
+/// packet an error (unreachable, time exceeded, parameter problem)
+/// quotes, which left from that port.
+fn icmp_local_port(icmp: &[u8]) -> Option<u16> {
+    let at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    match *icmp.first()? {
+        0 => at(icmp, 4),
+        3 | 11 | 12 => {
+            let quoted = icmp.get(8..)?;
+            let ihl = usize::from(quoted.first()? & 0x0f) * 4;
+            match (quoted.first()? >> 4, quoted.get(9)?) {
+                (4, 6 | 17) if ihl >= 20 => at(quoted, ihl),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -262,5 +293,57 @@ mod tests {
         assert_eq!(one.owner(&f, 0), Owner::Here);
         // Truncated frames are not parsed.
         assert_eq!(s.owner(&f[..30], 0), Owner::Here);
+    }
+
+    /// An ICMP message `src → dst` of `msg_type` whose bytes after the
+    /// type are `rest` (code, checksum, …).
+    fn icmp(src: [u8; 4], dst: [u8; 4], msg_type: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = frame(src, dst, 0, 0);
+        f.truncate(34);
+        f[23] = 1;
+        f.push(msg_type);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn icmp_to_a_local_address_goes_to_the_port_owner() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        let id = (lo1 + 9).to_be_bytes();
+        // An echo reply with a mapped identifier.
+        let reply = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 200],
+            0,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&reply, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&reply, 1), Owner::Here);
+        // An error quoting LIP:lport → server.
+        let quoted = &frame([10, 0, 0, 200], [8, 8, 8, 8], lo1 + 3, 53)[14..42];
+        let err = icmp(
+            [10, 1, 0, 254],
+            [10, 0, 0, 200],
+            3,
+            &[[4, 0, 0, 0, 0, 0, 0].as_slice(), quoted].concat(),
+        );
+        assert_eq!(s.owner(&err, 0), Owner::Worker(1));
+        // Echo requests, ICMP to other addresses, truncated quotes: stay.
+        let req = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 200],
+            8,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&req, 0), Owner::Here);
+        let other = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 201],
+            0,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&other, 0), Owner::Here);
+        assert_eq!(s.owner(&err[..50], 0), Owner::Here);
     }
 }

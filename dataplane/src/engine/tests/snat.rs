@@ -828,3 +828,36 @@ fn a_tracked_snat_flow_that_cannot_be_sent_is_counted_not_the_kernels() {
     let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q3");
     assert_eq!(e.handle(&mut q, 24, &mut ctl), Verdict::Forward);
 }
+
+#[test]
+fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
+    use crate::steer::{local_port_range, Owner, Steering};
+    // Worker 1 of 2, with its own local port range.
+    let range = local_port_range(1, 2);
+    let mut e = Engine::new(1, LB_MAC, 1024, range, Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snat_snapshot(), 0, &mut ctl);
+    let mut gw = arp(ArpOperation::Reply, GW_MAC, GW, SNAT_ADDR);
+    assert_eq!(e.handle(&mut gw, 1, &mut ctl), Verdict::Ignore);
+    let steering = Steering::from_snapshot(&e.snap, 2);
+    let mut req = echo((INSIDE_MAC, LB_MAC), INSIDE, OUTSIDE, 0x1234, false);
+    assert_eq!(e.handle(&mut req, 10, &mut ctl), Verdict::Forward);
+    let id = u16::from_be_bytes([req[ETH_LEN + 24], req[ETH_LEN + 25]]);
+    assert!((range.0..=range.1).contains(&id), "id {id} in {range:?}");
+    // The reply lands on worker 0 (RSS) and is sent to worker 1, which
+    // knows the mapping.
+    let mut rep = echo((GW_MAC, LB_MAC), OUTSIDE, SNAT_ADDR, id, true);
+    assert_eq!(steering.owner(&rep, 0), Owner::Worker(1));
+    assert_eq!(steering.owner(&rep, 1), Owner::Here);
+    assert_eq!(e.handle(&mut rep, 11, &mut ctl), Verdict::Forward);
+    assert_eq!(
+        rep,
+        echo_ttl((LB_MAC, INSIDE_MAC), OUTSIDE, INSIDE, 0x1234, true, 63)
+    );
+    // UDP replies to the SNAT address likewise, by port.
+    let mut q = udp((INSIDE_MAC, INSIDE, 5353), (LB_MAC, FAR, 53), b"q");
+    assert_eq!(e.handle(&mut q, 12, &mut ctl), Verdict::Forward);
+    let port = u16::from_be_bytes([q[ETH_LEN + 20], q[ETH_LEN + 21]]);
+    let a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, port), b"a");
+    assert_eq!(steering.owner(&a, 0), Owner::Worker(1));
+}
