@@ -278,6 +278,13 @@ fn carries(lab: &Lab, net: &Net) {
     println!("conns:\n{conns}");
     assert!(ok);
     assert!(conns.contains(net.snat_addr), "{conns}");
+    let icmp = if net.v6 { "ICMPv6" } else { "ICMP" };
+    assert!(
+        conns.lines().any(|l| l.starts_with(&format!("{icmp} "))
+            && l.contains("ICMP_NORMAL")
+            && l.contains(net.inside)),
+        "{conns}"
+    );
 
     // A source outside src-range is not SNATed, and the director's kernel
     // does not forward it: nothing comes back.
