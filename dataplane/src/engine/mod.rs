@@ -879,15 +879,8 @@ impl Engine {
         let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
         if !icmp.is_error() {
             // snat.rs: echo through a match service.
-            let (src, dst) = (sender, ip.dst_addr());
-            let echo = snat::Echo {
-                src,
-                dst,
-                ttl,
-                hl,
-                tl,
-            };
-            return self.snat_echo(buf, len, dir, echo, now_ms, ctl);
+            let ip = (sender, ip.dst_addr(), ttl);
+            return self.snat_echo(buf, len, dir, ip, (hl, tl), now_ms, ctl);
         }
         if !icmp.verify_checksum() {
             return Err(Drop::BadChecksum);

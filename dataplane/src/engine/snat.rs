@@ -157,18 +157,6 @@ impl<A: Family> Side<A> {
     }
 }
 
-/// An ICMP echo through a match service: the IP header's addresses and
-/// TTL (hop limit), and where its ICMP message is in the packet (`hl`,
-/// `tl`: header and total length of the validated IP packet).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Echo<A> {
-    pub src: A,
-    pub dst: A,
-    pub ttl: u8,
-    pub hl: usize,
-    pub tl: usize,
-}
-
 /// What SNAT's echo mapping needs of an address family: ICMP's numbers,
 /// its checksum's pseudo-header, and where the family's state is.
 pub(super) trait EchoFamily: Family {
@@ -220,21 +208,23 @@ impl EchoFamily for Ipv6Addr {
 impl Engine {
     /// An ICMP(v6) echo request from an inside host (`dir` In) or an echo
     /// reply to an SNAT address (`dir` Out) in the frame `buf[..len]`,
-    /// whose IP header was validated (`e`). Anything else is
-    /// `IcmpUnhandled`, as before SNAT.
+    /// whose IP header was validated: addresses and TTL (hop limit) `ip`,
+    /// the ICMP message at `hl` up to the packet's total length `tl`.
+    /// Anything else is `IcmpUnhandled`, as before SNAT.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn snat_echo<A: EchoFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
         dir: Dir,
-        e: Echo<A>,
+        (src, dst, ttl): (A, A, u8),
+        (hl, tl): (usize, usize),
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Result<(Verdict, usize), Drop> {
         if !A::snat_rules(&self.snap).iter().any(|r| r.proto == A::ICMP) {
             return Err(Drop::IcmpUnhandled);
         }
-        let (hl, tl) = (e.hl, e.tl);
         let msg = buf
             .get(ETH_LEN + hl..ETH_LEN + tl)
             .filter(|m| m.len() >= ECHO_HEADER_LEN)
@@ -242,8 +232,8 @@ impl Engine {
         let id = u16::from_be_bytes([msg[4], msg[5]]);
         let echo_key = |sport, dport| Key {
             proto: A::ICMP,
-            src: e.src,
-            dst: e.dst,
+            src,
+            dst,
             sport,
             dport,
         };
@@ -252,7 +242,7 @@ impl Engine {
             (Dir::Out, t, 0) if t == A::ECHO_REPLY => echo_key(0, id),
             _ => return Err(Drop::IcmpUnhandled),
         };
-        if !A::echo_checksum_ok(msg, e.src, e.dst) {
+        if !A::echo_checksum_ok(msg, src, dst) {
             return Err(Drop::BadChecksum);
         }
         let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
@@ -262,7 +252,7 @@ impl Engine {
             dir,
             transit: dir == Dir::In,
             flags: TcpFlags::default(),
-            ttl: e.ttl,
+            ttl,
             hl,
             tl,
             hint: crate::conn::NO_HINT,

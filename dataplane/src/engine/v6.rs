@@ -379,15 +379,8 @@ impl Engine {
         let icmp = Icmpv6Packet::new_checked(&l3[offset..tl]).map_err(wire_drop)?;
         if !icmp.is_error() {
             // snat.rs: echo through a match service.
-            let (ttl, hl) = (hop, offset);
-            let echo = super::snat::Echo {
-                src,
-                dst,
-                ttl,
-                hl,
-                tl,
-            };
-            return self.snat_echo(buf, len, dir, echo, now_ms, ctl);
+            let at = (offset, tl);
+            return self.snat_echo(buf, len, dir, (src, dst, hop), at, now_ms, ctl);
         }
         if !icmp.verify_checksum(src, dst) {
             return Err(Drop::BadChecksum);

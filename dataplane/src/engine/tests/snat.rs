@@ -39,35 +39,44 @@ fn rule(
 /// TCP to anywhere, UDP to port 53 only, ICMP to 123.1.2.0-123.1.2.254.
 fn snat_snapshot() -> Arc<Snapshot> {
     let any = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
-    let svc = |port, protocol| {
+    let wan = (Ipv4Addr::new(123, 1, 2, 0), Ipv4Addr::new(123, 1, 2, 254));
+    let rules = vec![
+        rule(0, 6, any, (0, u16::MAX)),
+        rule(1, 17, any, (53, 53)),
+        rule(2, 1, wan, (0, u16::MAX)),
+    ];
+    Arc::new(Snapshot {
+        v4: snat_half(SNAT_ADDR, GW, Protocol::Icmp, rules),
+        ..Snapshot::default()
+    })
+}
+
+/// One family's match services (TCP, UDP, the family's ICMP `icmp`, as
+/// the control plane builds them) on `snat_addr` via `gw`, matched by
+/// `rules`.
+fn snat_half<A: Family>(
+    snat_addr: A,
+    gw: A,
+    icmp: Protocol,
+    rules: Vec<SnatRule<A>>,
+) -> FamilySnap<A> {
+    let svc = |protocol| {
         service(
-            Ipv4Addr::UNSPECIFIED,
-            (port, protocol),
-            vec![server(SNAT_ADDR, 0)],
+            A::UNSPECIFIED,
+            (1, protocol),
+            vec![server(snat_addr, 0)],
             vec![],
         )
     };
-    let wan = (Ipv4Addr::new(123, 1, 2, 0), Ipv4Addr::new(123, 1, 2, 254));
-    Arc::new(Snapshot {
-        v4: Snapshot4 {
-            services: vec![
-                svc(1, Protocol::Tcp),
-                svc(1, Protocol::Udp),
-                svc(1, Protocol::Icmp),
-            ],
-            local_addrs: vec![SNAT_ADDR],
-            neighbours: vec![(GW, SNAT_ADDR)],
-            forwarding: vec![Forwarding::Snat; 3],
-            next_hop: vec![Some(GW); 3],
-            snat: vec![
-                rule(0, 6, any, (0, u16::MAX)),
-                rule(1, 17, any, (53, 53)),
-                rule(2, 1, wan, (0, u16::MAX)),
-            ],
-            ..Snapshot4::default()
-        },
-        ..Snapshot::default()
-    })
+    FamilySnap {
+        services: vec![svc(Protocol::Tcp), svc(Protocol::Udp), svc(icmp)],
+        local_addrs: vec![snat_addr],
+        neighbours: vec![(gw, snat_addr)],
+        forwarding: vec![Forwarding::Snat; 3],
+        next_hop: vec![Some(gw); 3],
+        snat: rules,
+        ..FamilySnap::default()
+    }
 }
 
 /// An engine with [`snat_snapshot`] whose gateway is resolved.
@@ -306,21 +315,47 @@ fn echo(mac: (MacAddr, MacAddr), src: Ipv4Addr, dst: Ipv4Addr, id: u16, reply: b
 }
 
 fn echo_ttl(
-    (smac, dmac): (MacAddr, MacAddr),
+    mac: (MacAddr, MacAddr),
     src: Ipv4Addr,
     dst: Ipv4Addr,
     id: u16,
     reply: bool,
     ttl: u8,
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(smac.0, dmac.0).ipv4(src.octets(), dst.octets(), ttl);
-    let b = if reply {
-        b.icmpv4_echo_reply(id, 9)
-    } else {
-        b.icmpv4_echo_request(id, 9)
-    };
-    let mut out = Vec::new();
-    b.write(&mut out, b"ping payload").expect("echo");
+    echo_any(mac, (src.into(), dst.into()), id, reply, ttl)
+}
+
+/// An ICMP (IPv4) or ICMPv6 (IPv6) echo request (`reply` false) or reply
+/// `src → dst` with `id`, seq 9, TTL (hop limit) `ttl`, built by etherparse.
+fn echo_any(
+    (smac, dmac): (MacAddr, MacAddr),
+    (src, dst): (IpAddr, IpAddr),
+    id: u16,
+    reply: bool,
+    ttl: u8,
+) -> Vec<u8> {
+    use etherparse::{IcmpEchoHeader, Icmpv4Type, Icmpv6Type};
+    let b = PacketBuilder::ethernet2(smac.0, dmac.0);
+    let h = IcmpEchoHeader { id, seq: 9 };
+    let (mut out, payload) = (Vec::new(), b"ping payload");
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => b
+            .ipv4(s.octets(), d.octets(), ttl)
+            .icmpv4(match reply {
+                true => Icmpv4Type::EchoReply(h),
+                false => Icmpv4Type::EchoRequest(h),
+            })
+            .write(&mut out, payload),
+        (IpAddr::V6(s), IpAddr::V6(d)) => b
+            .ipv6(s.octets(), d.octets(), ttl)
+            .icmpv6(match reply {
+                true => Icmpv6Type::EchoReply(h),
+                false => Icmpv6Type::EchoRequest(h),
+            })
+            .write(&mut out, payload),
+        _ => panic!("{src} → {dst}: one family"),
+    }
+    .expect("echo");
     out
 }
 
@@ -430,7 +465,7 @@ fn snat_connections_expire_like_others_and_free_their_port() {
 // inside network fd00:100::/64, the SNAT address 2001:db8:1::3 and the
 // gateway 2001:db8:1::1.
 
-use super::v6::{checked6, icmp6_error, nd, tcp6, udp6};
+use super::v6::{checked6, icmp6_error, nd, tcp6, udp6, End6};
 use crate::wire::icmpv6::NEIGHBOR_ADVERT;
 use crate::wire::icmpv6::NEIGHBOR_SOLICIT;
 
@@ -456,32 +491,13 @@ fn rule6(svc: usize, proto: u8, dports: (u16, u16)) -> SnatRule<Ipv6Addr> {
 /// TCP to anywhere, UDP to port 53, ICMPv6 echo to anywhere, from the
 /// inside network through SNAT6.
 fn snat_snapshot6() -> Arc<Snapshot> {
-    let svc = |port, protocol| {
-        service(
-            Ipv6Addr::UNSPECIFIED,
-            (port, protocol),
-            vec![server(SNAT6, 0)],
-            vec![],
-        )
-    };
+    let rules = vec![
+        rule6(0, 6, (0, u16::MAX)),
+        rule6(1, 17, (53, 53)),
+        rule6(2, 58, (0, u16::MAX)),
+    ];
     Arc::new(Snapshot {
-        v6: Snapshot6 {
-            services: vec![
-                svc(1, Protocol::Tcp),
-                svc(1, Protocol::Udp),
-                svc(1, Protocol::Icmpv6),
-            ],
-            local_addrs: vec![SNAT6],
-            neighbours: vec![(GW6, SNAT6)],
-            forwarding: vec![Forwarding::Snat; 3],
-            next_hop: vec![Some(GW6); 3],
-            snat: vec![
-                rule6(0, 6, (0, u16::MAX)),
-                rule6(1, 17, (53, 53)),
-                rule6(2, 58, (0, u16::MAX)),
-            ],
-            ..Snapshot6::default()
-        },
+        v6: snat_half(SNAT6, GW6, Protocol::Icmpv6, rules),
         ..Snapshot::default()
     })
 }
@@ -543,242 +559,168 @@ fn snat6_answers_neighbor_solicitations_for_its_address() {
     assert_eq!(handle_grow(&mut e, &ns, 3, &mut ctl).0, Verdict::Ignore);
 }
 
+/// Handles `frame` at `now`: it must be forwarded as exactly `want`,
+/// with checksums etherparse agrees with.
+fn forwards6(e: &mut Engine, ctl: &mut Burst, now: u64, frame: &[u8], want: &[u8]) {
+    let (v, out) = handle_grow(e, frame, now, ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(out, want);
+    checked6(&out);
+}
+
 #[test]
 fn snat6_tcp_golden_both_directions() {
     let (mut e, mut ctl) = snat_engine6();
-    let syn = tcp6(
-        (INSIDE_MAC, INSIDE6, 5000),
-        (LB_MAC, FAR6, 80),
-        (true, false),
-        b"",
-        64,
-    );
-    let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let want = tcp6(
-        (LB_MAC, SNAT6, PORT0),
-        (GW_MAC, FAR6, 80),
-        (true, false),
-        b"",
-        63,
-    );
-    assert_eq!(out, want);
-    assert_eq!(checked6(&out), PORT0);
-    let synack = tcp6(
-        (GW_MAC, FAR6, 80),
-        (LB_MAC, SNAT6, PORT0),
-        (true, true),
-        b"",
-        64,
-    );
-    let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let want = tcp6(
-        (LB_MAC, FAR6, 80),
-        (INSIDE_MAC, INSIDE6, 5000),
-        (true, true),
-        b"",
-        63,
-    );
-    assert_eq!(out, want);
-    checked6(&out);
-    let data = tcp6(
-        (INSIDE_MAC, INSIDE6, 5000),
-        (LB_MAC, FAR6, 80),
-        (false, true),
-        b"GET /",
-        64,
-    );
-    let (v, out) = handle_grow(&mut e, &data, 12, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let want = tcp6(
-        (LB_MAC, SNAT6, PORT0),
-        (GW_MAC, FAR6, 80),
-        (false, true),
-        b"GET /",
-        63,
-    );
-    assert_eq!(out, want);
+    let inside = (INSIDE_MAC, INSIDE6, 5000);
+    let (far_in, far_out) = ((LB_MAC, FAR6, 80), (GW_MAC, FAR6, 80));
+    let snat_in = (LB_MAC, SNAT6, PORT0);
+    // (flags, payload) of the inside host's packets and the replies.
+    let out = [((true, false), &b""[..]), ((false, true), b"GET /")];
+    let back = [((true, true), &b""[..]), ((false, true), b"200 OK")];
+    for (i, ((f, data), (rf, rdata))) in out.into_iter().zip(back).enumerate() {
+        let now = 10 + 2 * i as u64;
+        let sent = tcp6(inside, far_in, f, data, 64);
+        forwards6(
+            &mut e,
+            &mut ctl,
+            now,
+            &sent,
+            &tcp6(snat_in, far_out, f, data, 63),
+        );
+        let reply = tcp6(far_out, snat_in, rf, rdata, 64);
+        let theirs = tcp6(far_in, (INSIDE_MAC, INSIDE6, 5000), rf, rdata, 63);
+        forwards6(&mut e, &mut ctl, now + 1, &reply, &theirs);
+    }
     assert_eq!(e.conn_count(), 1);
     // Another inside host with the same port: another SNAT port.
     let other = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 3);
-    let syn2 = tcp6(
-        (INSIDE_MAC, other, 5000),
-        (LB_MAC, FAR6, 80),
-        (true, false),
-        b"",
-        64,
-    );
-    let (v, out) = handle_grow(&mut e, &syn2, 13, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    assert_eq!(checked6(&out), PORT0 + 1);
+    let syn2 = tcp6((INSIDE_MAC, other, 5000), far_in, (true, false), b"", 64);
+    let want = tcp6((LB_MAC, SNAT6, PORT0 + 1), far_out, (true, false), b"", 63);
+    forwards6(&mut e, &mut ctl, 14, &syn2, &want);
     e.flush_stats();
-    assert_eq!(e.snap.v6.services[0].stats.snapshot().conns, 2);
+    let stats = e.snap.v6.services[0].stats.snapshot();
+    assert_eq!((stats.conns, stats.in_pkts, stats.out_pkts), (2, 3, 2));
     no_drops(&e);
+}
+
+/// The UDP ends of the IPv6 tests: the inside host, and the outside
+/// host as the inside host and the gateway's side see it.
+const INSIDE6_UDP: End6 = (INSIDE_MAC, INSIDE6, 5353);
+const FAR6_IN: End6 = (LB_MAC, FAR6, 53);
+const FAR6_OUT: End6 = (GW_MAC, FAR6, 53);
+
+/// An inside host's UDP query through SNAT6, checked (golden): returns
+/// what went to the gateway.
+fn query6(e: &mut Engine, ctl: &mut Burst) -> Vec<u8> {
+    let q = udp6(INSIDE6_UDP, FAR6_IN, b"query!", 64);
+    let sent = udp6((LB_MAC, SNAT6, PORT0), FAR6_OUT, b"query!", 63);
+    forwards6(e, ctl, 10, &q, &sent);
+    sent
 }
 
 #[test]
 fn snat6_udp_golden_both_directions_and_what_it_does_not_take() {
     let (mut e, mut ctl) = snat_engine6();
-    let q = udp6(
-        (INSIDE_MAC, INSIDE6, 5353),
-        (LB_MAC, FAR6, 53),
-        b"query!",
-        64,
-    );
-    let (v, out) = handle_grow(&mut e, &q, 10, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let want = udp6((LB_MAC, SNAT6, PORT0), (GW_MAC, FAR6, 53), b"query!", 63);
-    assert_eq!(out, want);
-    checked6(&out);
-    let a = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 64);
-    let (v, out) = handle_grow(&mut e, &a, 11, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let want = udp6(
-        (LB_MAC, FAR6, 53),
-        (INSIDE_MAC, INSIDE6, 5353),
-        b"answer",
-        63,
-    );
-    assert_eq!(out, want);
-    checked6(&out);
+    let (inside, far_in, far_out) = (INSIDE6_UDP, FAR6_IN, FAR6_OUT);
+    query6(&mut e, &mut ctl);
+    let a = udp6(far_out, (LB_MAC, SNAT6, PORT0), b"answer", 64);
+    let want = udp6(far_in, inside, b"answer", 63);
+    forwards6(&mut e, &mut ctl, 11, &a, &want);
     no_drops(&e);
     // Another port, a source outside src-range: the kernel's, untouched.
     let stranger = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 2);
     for f in [
-        udp6((INSIDE_MAC, INSIDE6, 5353), (LB_MAC, FAR6, 54), b"x", 64),
-        udp6((INSIDE_MAC, stranger, 5353), (LB_MAC, FAR6, 53), b"x", 64),
+        udp6(inside, (LB_MAC, FAR6, 54), b"x", 64),
+        udp6((INSIDE_MAC, stranger, 5353), far_in, b"x", 64),
     ] {
         assert_eq!(handle_grow(&mut e, &f, 12, &mut ctl), (Verdict::Ignore, f));
     }
     // A stray reply to the SNAT address is ours and dropped.
-    let stray = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0 + 7), b"x", 64);
+    let stray = udp6(far_out, (LB_MAC, SNAT6, PORT0 + 7), b"x", 64);
     assert_eq!(
         handle_grow(&mut e, &stray, 13, &mut ctl).0,
         Verdict::Drop(Drop::NoConnection)
     );
 }
 
-/// An ICMPv6 echo request (`reply` false) or reply `src → dst` with `id`,
-/// seq 9, built by etherparse.
+/// An ICMPv6 echo request (`reply` false) or reply `src → dst` with `id`.
 fn echo6(
-    (smac, dmac): (MacAddr, MacAddr),
+    macs: (MacAddr, MacAddr),
     (src, dst): (Ipv6Addr, Ipv6Addr),
     id: u16,
     reply: bool,
     hop: u8,
 ) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(smac.0, dmac.0).ipv6(src.octets(), dst.octets(), hop);
-    let b = if reply {
-        b.icmpv6_echo_reply(id, 9)
-    } else {
-        b.icmpv6_echo_request(id, 9)
-    };
-    let mut out = Vec::new();
-    b.write(&mut out, b"ping6 payload").expect("echo6");
-    out
+    echo_any(macs, (src.into(), dst.into()), id, reply, hop)
 }
 
 #[test]
 fn snat6_icmpv6_echo_maps_the_identifier_both_ways() {
     let (mut e, mut ctl) = snat_engine6();
-    let req = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x1234, false, 64);
-    let (v, out) = handle_grow(&mut e, &req, 10, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    assert_eq!(
-        out,
-        echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0, false, 63)
-    );
-    checked6(&out);
+    let (inside, outside) = ((INSIDE_MAC, LB_MAC), (GW_MAC, LB_MAC));
+    let req = echo6(inside, (INSIDE6, FAR6), 0x1234, false, 64);
+    let want = echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0, false, 63);
+    forwards6(&mut e, &mut ctl, 10, &req, &want);
     // Another host, same identifier: another one.
     let other = Ipv6Addr::new(0xfd00, 0x100, 0, 0, 0, 0, 0, 3);
-    let req2 = echo6((INSIDE_MAC, LB_MAC), (other, FAR6), 0x1234, false, 64);
-    let (v, out) = handle_grow(&mut e, &req2, 10, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    assert_eq!(
-        out,
-        echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0 + 1, false, 63)
-    );
-    let rep = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), PORT0, true, 64);
-    let (v, out) = handle_grow(&mut e, &rep, 11, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    assert_eq!(
-        out,
-        echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63)
-    );
-    checked6(&out);
+    let req2 = echo6(inside, (other, FAR6), 0x1234, false, 64);
+    let want = echo6((LB_MAC, GW_MAC), (SNAT6, FAR6), PORT0 + 1, false, 63);
+    forwards6(&mut e, &mut ctl, 10, &req2, &want);
+    let rep = echo6(outside, (FAR6, SNAT6), PORT0, true, 64);
+    let want = echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63);
+    forwards6(&mut e, &mut ctl, 11, &rep, &want);
     assert_eq!(e.conn_count(), 2);
     assert_eq!(e.snap.v6.services[2].stats.snapshot().conns, 2);
     no_drops(&e);
     // A reply nobody was given, a request to the SNAT address: ours, dropped.
-    let stray = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), 7, true, 64);
+    let verdict = |e: &mut Engine, ctl: &mut Burst, f: &[u8]| handle_grow(e, f, 12, ctl).0;
+    let stray = echo6(outside, (FAR6, SNAT6), 7, true, 64);
+    let dropped = |d| Verdict::Drop(d);
     assert_eq!(
-        handle_grow(&mut e, &stray, 12, &mut ctl).0,
-        Verdict::Drop(Drop::NoConnection)
+        verdict(&mut e, &mut ctl, &stray),
+        dropped(Drop::NoConnection)
     );
-    let to_us = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), 7, false, 64);
+    let to_us = echo6(outside, (FAR6, SNAT6), 7, false, 64);
     assert_eq!(
-        handle_grow(&mut e, &to_us, 12, &mut ctl).0,
-        Verdict::Drop(Drop::IcmpUnhandled)
+        verdict(&mut e, &mut ctl, &to_us),
+        dropped(Drop::IcmpUnhandled)
     );
     // A bad checksum: not mapped; an inside host's packet is the
     // kernel's then (as IPv4's), a reply to the SNAT address is counted.
-    let mut bad = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x99, false, 64);
+    let mut bad = echo6(inside, (INSIDE6, FAR6), 0x99, false, 64);
     bad[ETH_LEN + 40 + 2] ^= 0xff;
-    assert_eq!(handle_grow(&mut e, &bad, 13, &mut ctl).0, Verdict::Ignore);
-    let mut bad = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), PORT0, true, 64);
+    assert_eq!(verdict(&mut e, &mut ctl, &bad), Verdict::Ignore);
+    let mut bad = echo6(outside, (FAR6, SNAT6), PORT0, true, 64);
     bad[ETH_LEN + 40 + 2] ^= 0xff;
-    assert_eq!(
-        handle_grow(&mut e, &bad, 13, &mut ctl).0,
-        Verdict::Drop(Drop::BadChecksum)
-    );
+    assert_eq!(verdict(&mut e, &mut ctl, &bad), dropped(Drop::BadChecksum));
     assert_eq!(e.conn_count(), 2);
 }
 
 #[test]
 fn snat6_icmpv6_errors_are_translated_both_ways() {
     let (mut e, mut ctl) = snat_engine6();
-    let q = udp6(
-        (INSIDE_MAC, INSIDE6, 5353),
-        (LB_MAC, FAR6, 53),
-        b"query!",
-        64,
-    );
-    let (v, sent) = handle_grow(&mut e, &q, 10, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
+    let (inside, far_in, far_out) = (INSIDE6_UDP, FAR6_IN, FAR6_OUT);
+    let sent = query6(&mut e, &mut ctl);
     // The gateway: the outbound packet was too big. The inside host hears
     // it about its own packet, still from the gateway.
     let too_big = (2, 0, 1280);
     let err = icmp6_error((GW_MAC, LB_MAC), (GW6, SNAT6), 64, too_big, &sent);
-    let (v, out) = handle_grow(&mut e, &err, 11, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let theirs = udp6(
-        (INSIDE_MAC, INSIDE6, 5353),
-        (LB_MAC, FAR6, 53),
-        b"query!",
-        63,
-    );
+    let theirs = udp6(inside, far_in, b"query!", 63);
     let want = icmp6_error((LB_MAC, INSIDE_MAC), (GW6, INSIDE6), 63, too_big, &theirs);
-    assert_eq!(out, want);
-    checked6(&out);
+    forwards6(&mut e, &mut ctl, 11, &err, &want);
     // The inside host: the reply's port is unreachable. FAR6 hears it
     // from the SNAT address about what it sent.
-    let a = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 64);
-    let (v, got) = handle_grow(&mut e, &a, 12, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
+    let a = udp6(far_out, (LB_MAC, SNAT6, PORT0), b"answer", 64);
+    let got = udp6(far_in, inside, b"answer", 63);
+    forwards6(&mut e, &mut ctl, 12, &a, &got);
     let unreachable = (1, 4, 0);
     let err = icmp6_error((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 64, unreachable, &got);
-    let (v, out) = handle_grow(&mut e, &err, 13, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let theirs = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0), b"answer", 63);
+    let theirs = udp6(far_out, (LB_MAC, SNAT6, PORT0), b"answer", 63);
     let want = icmp6_error((LB_MAC, GW_MAC), (SNAT6, FAR6), 63, unreachable, &theirs);
-    assert_eq!(out, want);
-    checked6(&out);
+    forwards6(&mut e, &mut ctl, 13, &err, &want);
     no_drops(&e);
     // An inside host's error about nothing tracked is the kernel's.
-    let (v, _) = handle_grow(&mut e, &err, 14, &mut ctl);
-    assert_eq!(v, Verdict::Forward, "still tracked");
-    let other = udp6((GW_MAC, FAR6, 53), (LB_MAC, SNAT6, PORT0 + 9), b"?", 64);
+    let other = udp6(far_out, (LB_MAC, SNAT6, PORT0 + 9), b"?", 64);
     let lost = icmp6_error(
         (INSIDE_MAC, LB_MAC),
         (INSIDE6, FAR6),
@@ -787,6 +729,7 @@ fn snat6_icmpv6_errors_are_translated_both_ways() {
         &other,
     );
     assert_eq!(handle_grow(&mut e, &lost, 15, &mut ctl).0, Verdict::Ignore);
+    no_drops(&e);
 }
 
 #[test]
