@@ -10,6 +10,7 @@
 //! | outside → SNAT address:port     | likewise (SNAT addresses are local addresses) |
 //! | ICMP echo reply to a local address | likewise by its identifier (SNAT maps echo ids into that range) |
 //! | ICMP error to a local address   | likewise by the quoted packet's source port |
+//! | the same over IPv6 (no extension headers) | likewise                    |
 //! | client → NAT VIP                | hash of (client IP, client port)          |
 //! | NAT RS → client (NAT reply)     | hash of (client IP, client port): the same |
 //! | ARP reply or gratuitous ARP     | every worker (each keeps its neighbours)  |
@@ -23,7 +24,7 @@
 //! VIPs that RSS put on another queue are redirected too. FNAT, DR and TUN
 //! client traffic stays where RSS put it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::engine::{Snapshot, LOCAL_PORT_MIN};
 use crate::Forwarding;
@@ -64,6 +65,8 @@ pub struct Steering {
     workers: usize,
     /// FNAT local addresses (sorted).
     lips: Vec<Ipv4Addr>,
+    /// IPv6 local addresses (FNAT, SNAT; sorted).
+    lips6: Vec<Ipv6Addr>,
     /// VIPs of NAT services (sorted).
     nat_vips: Vec<Ipv4Addr>,
     /// Real servers of NAT services (sorted).
@@ -97,6 +100,7 @@ impl Steering {
         Steering {
             workers: workers.max(1),
             lips: snap.v4.local_addrs.clone(),
+            lips6: snap.v6.local_addrs.clone(),
             nat_vips,
             nat_servers: snap.v4.nat_servers.clone(),
         }
@@ -130,6 +134,10 @@ impl Steering {
                 Some(w) => w,
                 None => return Owner::Here,
             },
+            0x86dd => match self.ipv6_owner(&frame[14..]) {
+                Some(w) => w,
+                None => return Owner::Here,
+            },
             _ => return Owner::Here,
         };
         if w == here {
@@ -137,6 +145,25 @@ impl Steering {
         } else {
             Owner::Worker(w)
         }
+    }
+
+    /// IPv6 to a local address (FNAT and SNAT replies, ICMPv6 about
+    /// their ports): by its port, as IPv4's. Packets with extension
+    /// headers stay where they landed.
+    #[inline]
+    fn ipv6_owner(&self, ip: &[u8]) -> Option<usize> {
+        if ip.len() < 44 || ip[0] >> 4 != 6 || self.lips6.is_empty() {
+            return None;
+        }
+        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        self.lips6.binary_search(&Ipv6Addr::from(dst)).ok()?;
+        let l4 = &ip[40..];
+        let port = match ip[6] {
+            6 | 17 => u16::from_be_bytes([l4[2], l4[3]]),
+            58 => icmp_local_port(l4, true)?,
+            _ => return None,
+        };
+        local_port_owner(port, self.workers)
     }
 
     #[inline]
@@ -157,7 +184,7 @@ impl Steering {
         if proto == 1 {
             // ICMP to a local address: by the local port it is about.
             return match has(&self.lips, dst) {
-                true => local_port_owner(icmp_local_port(&ip[ihl..])?, self.workers),
+                true => local_port_owner(icmp_local_port(&ip[ihl..], false)?, self.workers),
                 false => None,
             };
         }
@@ -176,25 +203,37 @@ impl Steering {
     }
 }
 
-/// The local port an ICMP message `icmp` to a local address is about: an
-/// echo reply's identifier (SNAT maps echo identifiers into the worker's
-/// local port range, engine/snat.rs), or the source port of the TCP/UDP
-/// packet an error (unreachable, time exceeded, parameter problem)
-/// quotes, which left from that port.
-fn icmp_local_port(icmp: &[u8]) -> Option<u16> {
+/// The local port an ICMP (`v6`: ICMPv6) message `icmp` to a local
+/// address is about: an echo reply's identifier (SNAT maps echo
+/// identifiers into the worker's local port range, engine/snat.rs), or
+/// the source port of the TCP/UDP packet an error (unreachable, time
+/// exceeded, parameter problem; ICMPv6: also packet too big) quotes,
+/// which left from that port.
+fn icmp_local_port(icmp: &[u8], v6: bool) -> Option<u16> {
     let at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
-    match *icmp.first()? {
-        0 => at(icmp, 4),
-        3 | 11 | 12 => {
-            let quoted = icmp.get(8..)?;
-            let ihl = usize::from(quoted.first()? & 0x0f) * 4;
-            match (quoted.first()? >> 4, quoted.get(9)?) {
-                (4, 6 | 17) if ihl >= 20 => at(quoted, ihl),
-                _ => None,
-            }
-        }
-        _ => None,
+    let t = *icmp.first()?;
+    let (reply, error) = match v6 {
+        false => (0, matches!(t, 3 | 11 | 12)),
+        true => (129, matches!(t, 1..=4)),
+    };
+    if t == reply {
+        return at(icmp, 4);
     }
+    if !error {
+        return None;
+    }
+    // The quoted packet's IP header: IPv4 (with options), or IPv6
+    // without extension headers.
+    let q = icmp.get(8..)?;
+    let (proto, l4) = match q.first()? >> 4 {
+        4 => (*q.get(9)?, usize::from(q[0] & 0x0f) * 4),
+        6 => (*q.get(6)?, 40),
+        _ => return None,
+    };
+    if !matches!(proto, 6 | 17) || l4 < 20 {
+        return None;
+    }
+    at(q, l4)
 }
 
 #[cfg(test)]
@@ -234,6 +273,7 @@ mod tests {
         Steering {
             workers: 2,
             lips: vec![Ipv4Addr::new(10, 0, 0, 200)],
+            lips6: vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200)],
             nat_vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
             nat_servers: vec![Ipv4Addr::new(10, 1, 0, 1)],
         }
@@ -345,5 +385,55 @@ mod tests {
         );
         assert_eq!(s.owner(&other, 0), Owner::Here);
         assert_eq!(s.owner(&err[..50], 0), Owner::Here);
+    }
+
+    /// An IPv6 packet `src → dst` of next header `nh` carrying `l4`.
+    fn ip6(src: u16, dst: u16, nh: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        f[20] = nh;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, src).octets());
+        f[38..54].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, dst).octets());
+        f.extend_from_slice(l4);
+        f
+    }
+
+    #[test]
+    fn ipv6_to_a_local_address_goes_to_the_port_owner() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        let p = (lo1 + 4).to_be_bytes();
+        // A TCP/UDP reply to the local address.
+        let reply = ip6(9, 0x200, 17, &[0, 53, p[0], p[1], 0, 8, 0, 0]);
+        assert_eq!(s.owner(&reply, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&reply, 1), Owner::Here);
+        // An echo reply with a mapped identifier.
+        let echo = ip6(9, 0x200, 58, &[129, 0, 0, 0, p[0], p[1], 0, 1]);
+        assert_eq!(s.owner(&echo, 0), Owner::Worker(1));
+        // Packet too big quoting local:port → server.
+        let quoted = &ip6(0x200, 9, 6, &[p[0], p[1], 0, 80, 0, 0, 0, 0])[14..];
+        let err = ip6(
+            0xfe,
+            0x200,
+            58,
+            &[[2, 0, 0, 0, 0, 0, 5, 0].as_slice(), quoted].concat(),
+        );
+        assert_eq!(s.owner(&err, 0), Owner::Worker(1));
+        // Elsewhere, an echo request, an extension header: stay.
+        assert_eq!(
+            s.owner(&ip6(9, 0x201, 17, &[0, 53, p[0], p[1], 0, 8, 0, 0]), 0),
+            Owner::Here
+        );
+        assert_eq!(
+            s.owner(&ip6(9, 0x200, 58, &[128, 0, 0, 0, p[0], p[1], 0, 1]), 0),
+            Owner::Here
+        );
+        assert_eq!(
+            s.owner(&ip6(9, 0x200, 0, &[17, 0, 0, 0, 0, 0, 0, 0]), 0),
+            Owner::Here
+        );
     }
 }

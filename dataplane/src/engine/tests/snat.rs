@@ -804,3 +804,32 @@ fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
     let a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, port), b"a");
     assert_eq!(steering.owner(&a, 0), Owner::Worker(1));
 }
+
+#[test]
+fn with_two_workers_icmpv6_echo_replies_are_steered_to_the_mapping_owner() {
+    use crate::steer::{local_port_range, Owner, Steering};
+    let range = local_port_range(1, 2);
+    let mut e = Engine::new(1, LB_MAC, 1024, range, Arc::default());
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snat_snapshot6(), 0, &mut ctl);
+    let na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (GW_MAC, LB_MAC),
+        (GW6, SNAT6),
+        GW6,
+        2,
+        GW_MAC,
+    );
+    assert_eq!(handle_grow(&mut e, &na, 1, &mut ctl).0, Verdict::Ignore);
+    let steering = Steering::from_snapshot(&e.snap, 2);
+    let req = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x1234, false, 64);
+    let (v, out) = handle_grow(&mut e, &req, 10, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    let id = u16::from_be_bytes([out[ETH_LEN + 44], out[ETH_LEN + 45]]);
+    assert!((range.0..=range.1).contains(&id), "id {id} in {range:?}");
+    let rep = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), id, true, 64);
+    assert_eq!(steering.owner(&rep, 0), Owner::Worker(1));
+    let want = echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63);
+    forwards6(&mut e, &mut ctl, 11, &rep, &want);
+}
