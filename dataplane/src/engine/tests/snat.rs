@@ -81,11 +81,29 @@ fn snat_half<A: Family>(
 
 /// An engine with [`snat_snapshot`] whose gateway is resolved.
 fn snat_engine() -> (Engine, Burst) {
-    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
+    worker_engine(snat_snapshot(), 0, (PORT0, PORT0 + 100))
+}
+
+/// Worker `worker`'s engine with local ports `ports` and snapshot `snap`
+/// (IPv4 and IPv6 match services of this file), whose gateways answered
+/// ARP and neighbor solicitation.
+fn worker_engine(snap: Arc<Snapshot>, worker: usize, ports: (u16, u16)) -> (Engine, Burst) {
+    let mut e = Engine::new(worker, LB_MAC, 1024, ports, Arc::default());
     let mut ctl = Burst::new(16);
-    e.set_snapshot(snat_snapshot(), 0, &mut ctl);
+    e.set_snapshot(snap, 0, &mut ctl);
     let mut reply = arp(ArpOperation::Reply, GW_MAC, GW, SNAT_ADDR);
     assert_eq!(e.handle(&mut reply, 1, &mut ctl), Verdict::Ignore);
+    let na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (GW_MAC, LB_MAC),
+        (GW6, SNAT6),
+        GW6,
+        2,
+        GW_MAC,
+    );
+    assert_eq!(handle_grow(&mut e, &na, 1, &mut ctl).0, Verdict::Ignore);
+    ctl.clear();
     (e, ctl)
 }
 
@@ -502,24 +520,9 @@ fn snat_snapshot6() -> Arc<Snapshot> {
     })
 }
 
-/// An engine with [`snat_snapshot6`] whose gateway answered its
-/// neighbor solicitation.
+/// An engine with [`snat_snapshot6`] whose gateway is resolved.
 fn snat_engine6() -> (Engine, Burst) {
-    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(snat_snapshot6(), 0, &mut ctl);
-    let mut na = nd(
-        NEIGHBOR_ADVERT,
-        0x60,
-        (GW_MAC, LB_MAC),
-        (GW6, SNAT6),
-        GW6,
-        2,
-        GW_MAC,
-    );
-    assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
-    ctl.clear();
-    (e, ctl)
+    worker_engine(snat_snapshot6(), 0, (PORT0, PORT0 + 100))
 }
 
 #[test]
@@ -775,13 +778,14 @@ fn a_tracked_snat_flow_that_cannot_be_sent_is_counted_not_the_kernels() {
 #[test]
 fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
     use crate::steer::{local_port_range, Owner, Steering};
-    // Worker 1 of 2, with its own local port range.
+    // Worker 1 of 2, with its own local port range, IPv4 and IPv6.
+    let both = Snapshot {
+        v4: Arc::into_inner(snat_snapshot()).expect("fresh").v4,
+        v6: Arc::into_inner(snat_snapshot6()).expect("fresh").v6,
+        ..Snapshot::default()
+    };
     let range = local_port_range(1, 2);
-    let mut e = Engine::new(1, LB_MAC, 1024, range, Arc::default());
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(snat_snapshot(), 0, &mut ctl);
-    let mut gw = arp(ArpOperation::Reply, GW_MAC, GW, SNAT_ADDR);
-    assert_eq!(e.handle(&mut gw, 1, &mut ctl), Verdict::Ignore);
+    let (mut e, mut ctl) = worker_engine(Arc::new(both), 1, range);
     let steering = Steering::from_snapshot(&e.snap, 2);
     let mut req = echo((INSIDE_MAC, LB_MAC), INSIDE, OUTSIDE, 0x1234, false);
     assert_eq!(e.handle(&mut req, 10, &mut ctl), Verdict::Forward);
@@ -803,33 +807,14 @@ fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
     let port = u16::from_be_bytes([q[ETH_LEN + 20], q[ETH_LEN + 21]]);
     let a = udp((GW_MAC, FAR, 53), (LB_MAC, SNAT_ADDR, port), b"a");
     assert_eq!(steering.owner(&a, 0), Owner::Worker(1));
-}
-
-#[test]
-fn with_two_workers_icmpv6_echo_replies_are_steered_to_the_mapping_owner() {
-    use crate::steer::{local_port_range, Owner, Steering};
-    let range = local_port_range(1, 2);
-    let mut e = Engine::new(1, LB_MAC, 1024, range, Arc::default());
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(snat_snapshot6(), 0, &mut ctl);
-    let na = nd(
-        NEIGHBOR_ADVERT,
-        0x60,
-        (GW_MAC, LB_MAC),
-        (GW6, SNAT6),
-        GW6,
-        2,
-        GW_MAC,
-    );
-    assert_eq!(handle_grow(&mut e, &na, 1, &mut ctl).0, Verdict::Ignore);
-    let steering = Steering::from_snapshot(&e.snap, 2);
+    // ICMPv6 likewise.
     let req = echo6((INSIDE_MAC, LB_MAC), (INSIDE6, FAR6), 0x1234, false, 64);
-    let (v, out) = handle_grow(&mut e, &req, 10, &mut ctl);
+    let (v, out) = handle_grow(&mut e, &req, 13, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     let id = u16::from_be_bytes([out[ETH_LEN + 44], out[ETH_LEN + 45]]);
     assert!((range.0..=range.1).contains(&id), "id {id} in {range:?}");
     let rep = echo6((GW_MAC, LB_MAC), (FAR6, SNAT6), id, true, 64);
     assert_eq!(steering.owner(&rep, 0), Owner::Worker(1));
     let want = echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63);
-    forwards6(&mut e, &mut ctl, 11, &rep, &want);
+    forwards6(&mut e, &mut ctl, 14, &rep, &want);
 }
