@@ -22,17 +22,28 @@
 //! read from the kernel's route, resolved like a real server); replies go
 //! to the inside host's MAC, learned from its first packet.
 //!
-//! ICMP echo (IPv4, and ICMPv6 for `protocol ICMPV6` services): the echo
-//! identifier is mapped like a port (requests
-//! carry it as the source port, replies as the destination port), so two
-//! inside hosts using the same identifier towards one destination do not
-//! collide. DPVS keeps the identifier unchanged ("ID may conflict for diff
-//! host, need we use ID pool?" in `dp_vs_snat_schedule`); this is where
-//! dpvsd differs.
+//! IPv4 and IPv6 work alike: the match, the connection and the rewrite
+//! are the family-generic ones ([`Side::snat_open`], [`super::Family`]);
+//! SNAT addresses are local addresses, so ARP and neighbor solicitations
+//! for them are answered.
+//!
+//! ICMP echo (`protocol ICMP`) and ICMPv6 echo (`protocol ICMPV6`): the
+//! echo identifier is mapped like a port (requests carry it as the source
+//! port, replies as the destination port), so two inside hosts using the
+//! same identifier towards one destination do not collide, and the mapped
+//! identifier lies in the worker's local port range, so replies are
+//! steered to the worker holding the mapping as TCP/UDP replies are
+//! ([`crate::steer`]). The checksum is updated incrementally, ICMPv6's
+//! over its pseudo-header too ([`EchoFamily`]). DPVS keeps the
+//! identifier unchanged ("ID may conflict for diff host, need we use ID
+//! pool?" in `dp_vs_snat_schedule`); this is where dpvsd differs.
 //!
 //! Packets a match service does not take (other protocols or ports, TCP
 //! segments other than a SYN of an unknown flow, fragments) are left to
-//! the kernel ([`Verdict::Ignore`]), as any traffic that is not ours.
+//! the kernel ([`Verdict::Ignore`]), as any traffic that is not ours. A
+//! packet a service took (a new flow's, or a tracked flow's) that cannot
+//! be sent (no neighbour yet, TTL 1, no local port, …) is dropped and
+//! counted under its reason.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
