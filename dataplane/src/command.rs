@@ -15,6 +15,8 @@ pub enum Protocol {
     /// ICMP echo (IPv4), for SNAT `match` services only: the echo
     /// identifier is mapped like a port.
     Icmp,
+    /// ICMPv6 echo, likewise (IPv6 SNAT `match` services).
+    Icmpv6,
 }
 
 impl Protocol {
@@ -24,6 +26,7 @@ impl Protocol {
             Protocol::Tcp => 6,
             Protocol::Udp => 17,
             Protocol::Icmp => 1,
+            Protocol::Icmpv6 => 58,
         }
     }
 }
@@ -34,6 +37,7 @@ impl fmt::Display for Protocol {
             Protocol::Tcp => "TCP",
             Protocol::Udp => "UDP",
             Protocol::Icmp => "ICMP",
+            Protocol::Icmpv6 => "ICMPV6",
         })
     }
 }

@@ -615,8 +615,8 @@ fn snat_rule<A: Family>(svc: usize, key: &ServiceKey, m: &SnatMatch) -> SnatRule
 }
 
 /// Refuses an inconsistent SNAT service: `snat` set exactly for SNAT, on
-/// the unspecified address, ICMP only for IPv4 SNAT, ranges of the
-/// service's family and in order.
+/// the unspecified address, ICMP only for IPv4 SNAT and ICMPv6 only for
+/// IPv6 SNAT, ranges of the service's family and in order.
 fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
     let invalid = |reason: String| Err(CommandError::Invalid { reason });
     let key = spec.key;
@@ -624,7 +624,7 @@ fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
         if spec.forwarding == Forwarding::Snat {
             return invalid(format!("SNAT service {key} has no match"));
         }
-        if key.protocol == Protocol::Icmp {
+        if matches!(key.protocol, Protocol::Icmp | Protocol::Icmpv6) {
             return invalid(format!("{key}: ICMP is for SNAT (match) services only"));
         }
         return Ok(());
@@ -637,10 +637,15 @@ fn check_snat(spec: &ServiceSpec) -> Result<(), CommandError> {
             "SNAT service {key} must be keyed by the unspecified address"
         ));
     }
-    if key.protocol == Protocol::Icmp && key.addr.is_ipv6() {
-        return Err(CommandError::Unsupported {
-            what: format!("ICMPv6 SNAT ({key})"),
-        });
+    let icmp_family = match key.protocol {
+        Protocol::Icmp => Some(false),
+        Protocol::Icmpv6 => Some(true),
+        Protocol::Tcp | Protocol::Udp => None,
+    };
+    if icmp_family.is_some_and(|v6| v6 != key.addr.is_ipv6()) {
+        return invalid(format!(
+            "{key}: ICMP is IPv4's and ICMPv6 IPv6's (the match's family)"
+        ));
     }
     for r in [m.src, m.dst] {
         if r.ports.0 > r.ports.1 {
@@ -1244,5 +1249,67 @@ mod tests {
         let mut proxied = snat_spec(4, Protocol::Tcp, m);
         proxied.protection.syn_proxy = true;
         assert!(dp.apply(Command::AddService(proxied)).is_err());
+    }
+
+    #[test]
+    fn ipv6_snat_services_build_the_ipv6_half_and_icmp_matches_its_family() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let ip = |s: &str| s.parse::<Ipv6Addr>().expect("ip");
+        let (wan, gw) = (ip("2001:db8:1::3"), ip("2001:db8:1::1"));
+        let m = SnatMatch {
+            src: crate::MatchRange {
+                addrs: Some(AddrRange {
+                    first: ip("fd00:100::").into(),
+                    last: ip("fd00:100::ffff").into(),
+                }),
+                ports: (0, u16::MAX),
+            },
+            dst: crate::MatchRange::default(),
+            iif: None,
+            oif: None,
+            gateway: Some(gw.into()),
+        };
+        let v6_spec = |port, protocol| ServiceSpec {
+            key: ServiceKey {
+                addr: Ipv6Addr::UNSPECIFIED.into(),
+                port,
+                protocol,
+            },
+            ..snat_spec(port, protocol, m.clone())
+        };
+        let ping = v6_spec(1, Protocol::Icmpv6);
+        dp.apply(Command::AddService(ping.clone())).expect("icmpv6");
+        dp.apply(Command::AddRealServer {
+            service: ping.key,
+            server: RealServerSpec {
+                addr: SocketAddr::new(wan.into(), 0),
+                weight: 1,
+            },
+        })
+        .expect("wan");
+        let snap = dp.build_snapshot();
+        assert!(snap.v4.snat.is_empty() && snap.v4.local_addrs.is_empty());
+        assert_eq!(snap.v6.local_addrs, [wan]);
+        assert_eq!(snap.v6.neighbours, [(gw, wan)]);
+        assert_eq!(snap.v6.next_hop, [Some(gw)]);
+        assert_eq!(snap.v6.snat.len(), 1);
+        assert_eq!(snap.v6.snat[0].proto, 58);
+        assert_eq!(
+            snap.v6.snat[0].src,
+            (ip("fd00:100::"), ip("fd00:100::ffff"))
+        );
+        assert_eq!(
+            snap.v6.snat[0].dst,
+            (Ipv6Addr::UNSPECIFIED, Ipv6Addr::from(u128::MAX))
+        );
+        // ICMP is IPv4's, ICMPv6 IPv6's.
+        assert!(dp
+            .apply(Command::AddService(v6_spec(2, Protocol::Icmp)))
+            .is_err());
+        let mut m4 = m.clone();
+        m4.src.addrs = None;
+        m4.gateway = None;
+        let icmpv6_on_v4 = snat_spec(2, Protocol::Icmpv6, m4);
+        assert!(dp.apply(Command::AddService(icmpv6_on_v4)).is_err());
     }
 }

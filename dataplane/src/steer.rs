@@ -7,6 +7,10 @@
 //! | frame                           | owner                                     |
 //! |---------------------------------|-------------------------------------------|
 //! | RS → LIP:lport (FNAT reply)     | the worker whose local port range holds lport |
+//! | outside → SNAT address:port     | likewise (SNAT addresses are local addresses) |
+//! | ICMP echo reply to a local address | likewise by its identifier (SNAT maps echo ids into that range) |
+//! | ICMP error to a local address   | likewise by the quoted packet's source port |
+//! | the same over IPv6 (no extension headers) | likewise                    |
 //! | client → NAT VIP                | hash of (client IP, client port)          |
 //! | NAT RS → client (NAT reply)     | hash of (client IP, client port): the same |
 //! | ARP reply or gratuitous ARP     | every worker (each keeps its neighbours)  |
@@ -20,7 +24,7 @@
 //! VIPs that RSS put on another queue are redirected too. FNAT, DR and TUN
 //! client traffic stays where RSS put it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::engine::{Snapshot, LOCAL_PORT_MIN};
 use crate::Forwarding;
@@ -61,6 +65,8 @@ pub struct Steering {
     workers: usize,
     /// FNAT local addresses (sorted).
     lips: Vec<Ipv4Addr>,
+    /// IPv6 local addresses (FNAT, SNAT; sorted).
+    lips6: Vec<Ipv6Addr>,
     /// VIPs of NAT services (sorted).
     nat_vips: Vec<Ipv4Addr>,
     /// Real servers of NAT services (sorted).
@@ -94,6 +100,7 @@ impl Steering {
         Steering {
             workers: workers.max(1),
             lips: snap.v4.local_addrs.clone(),
+            lips6: snap.v6.local_addrs.clone(),
             nat_vips,
             nat_servers: snap.v4.nat_servers.clone(),
         }
@@ -127,6 +134,10 @@ impl Steering {
                 Some(w) => w,
                 None => return Owner::Here,
             },
+            0x86dd => match self.ipv6_owner(&frame[14..]) {
+                Some(w) => w,
+                None => return Owner::Here,
+            },
             _ => return Owner::Here,
         };
         if w == here {
@@ -134,6 +145,25 @@ impl Steering {
         } else {
             Owner::Worker(w)
         }
+    }
+
+    /// IPv6 to a local address (FNAT and SNAT replies, ICMPv6 about
+    /// their ports): by its port, as IPv4's. Packets with extension
+    /// headers stay where they landed.
+    #[inline]
+    fn ipv6_owner(&self, ip: &[u8]) -> Option<usize> {
+        if ip.len() < 44 || ip[0] >> 4 != 6 || self.lips6.is_empty() {
+            return None;
+        }
+        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
+        self.lips6.binary_search(&Ipv6Addr::from(dst)).ok()?;
+        let l4 = &ip[40..];
+        let port = match ip[6] {
+            6 | 17 => u16::from_be_bytes([l4[2], l4[3]]),
+            58 => icmp_local_port(l4, true)?,
+            _ => return None,
+        };
+        local_port_owner(port, self.workers)
     }
 
     #[inline]
@@ -144,15 +174,22 @@ impl Steering {
         let ihl = usize::from(ip[0] & 0x0f) * 4;
         let proto = ip[9];
         // Not the first fragment: no ports to look at.
-        if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 || !matches!(proto, 6 | 17) {
+        if u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0 || !matches!(proto, 1 | 6 | 17) {
             return None;
         }
         let l4 = ip.get(ihl..ihl + 4)?;
         let src: [u8; 4] = ip[12..16].try_into().ok()?;
         let dst: [u8; 4] = ip[16..20].try_into().ok()?;
+        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
+        if proto == 1 {
+            // ICMP to a local address: by the local port it is about.
+            return match has(&self.lips, dst) {
+                true => local_port_owner(icmp_local_port(&ip[ihl..], false)?, self.workers),
+                false => None,
+            };
+        }
         let sport = u16::from_be_bytes([l4[0], l4[1]]);
         let dport = u16::from_be_bytes([l4[2], l4[3]]);
-        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
         if has(&self.lips, dst) {
             return local_port_owner(dport, self.workers);
         }
@@ -164,6 +201,39 @@ impl Steering {
         }
         None
     }
+}
+
+/// The local port an ICMP (`v6`: ICMPv6) message `icmp` to a local
+/// address is about: an echo reply's identifier (SNAT maps echo
+/// identifiers into the worker's local port range, engine/snat.rs), or
+/// the source port of the TCP/UDP packet an error (unreachable, time
+/// exceeded, parameter problem; ICMPv6: also packet too big) quotes,
+/// which left from that port.
+fn icmp_local_port(icmp: &[u8], v6: bool) -> Option<u16> {
+    let at = |b: &[u8], i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    let t = *icmp.first()?;
+    let (reply, error) = match v6 {
+        false => (0, matches!(t, 3 | 11 | 12)),
+        true => (129, matches!(t, 1..=4)),
+    };
+    if t == reply {
+        return at(icmp, 4);
+    }
+    if !error {
+        return None;
+    }
+    // The quoted packet's IP header: IPv4 (with options), or IPv6
+    // without extension headers.
+    let q = icmp.get(8..)?;
+    let (proto, l4) = match q.first()? >> 4 {
+        4 => (*q.get(9)?, usize::from(q[0] & 0x0f) * 4),
+        6 => (*q.get(6)?, 40),
+        _ => return None,
+    };
+    if !matches!(proto, 6 | 17) || l4 < 20 {
+        return None;
+    }
+    at(q, l4)
 }
 
 #[cfg(test)]
@@ -203,6 +273,7 @@ mod tests {
         Steering {
             workers: 2,
             lips: vec![Ipv4Addr::new(10, 0, 0, 200)],
+            lips6: vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200)],
             nat_vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
             nat_servers: vec![Ipv4Addr::new(10, 1, 0, 1)],
         }
@@ -262,5 +333,107 @@ mod tests {
         assert_eq!(one.owner(&f, 0), Owner::Here);
         // Truncated frames are not parsed.
         assert_eq!(s.owner(&f[..30], 0), Owner::Here);
+    }
+
+    /// An ICMP message `src → dst` of `msg_type` whose bytes after the
+    /// type are `rest` (code, checksum, …).
+    fn icmp(src: [u8; 4], dst: [u8; 4], msg_type: u8, rest: &[u8]) -> Vec<u8> {
+        let mut f = frame(src, dst, 0, 0);
+        f.truncate(34);
+        f[23] = 1;
+        f.push(msg_type);
+        f.extend_from_slice(rest);
+        f
+    }
+
+    #[test]
+    fn icmp_to_a_local_address_goes_to_the_port_owner() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        let id = (lo1 + 9).to_be_bytes();
+        // An echo reply with a mapped identifier.
+        let reply = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 200],
+            0,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&reply, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&reply, 1), Owner::Here);
+        // An error quoting LIP:lport → server.
+        let quoted = &frame([10, 0, 0, 200], [8, 8, 8, 8], lo1 + 3, 53)[14..42];
+        let err = icmp(
+            [10, 1, 0, 254],
+            [10, 0, 0, 200],
+            3,
+            &[[4, 0, 0, 0, 0, 0, 0].as_slice(), quoted].concat(),
+        );
+        assert_eq!(s.owner(&err, 0), Owner::Worker(1));
+        // Echo requests, ICMP to other addresses, truncated quotes: stay.
+        let req = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 200],
+            8,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&req, 0), Owner::Here);
+        let other = icmp(
+            [8, 8, 8, 8],
+            [10, 0, 0, 201],
+            0,
+            &[0, 0, 0, id[0], id[1], 0, 1],
+        );
+        assert_eq!(s.owner(&other, 0), Owner::Here);
+        assert_eq!(s.owner(&err[..50], 0), Owner::Here);
+    }
+
+    /// An IPv6 packet `src → dst` of next header `nh` carrying `l4`.
+    fn ip6(src: u16, dst: u16, nh: u8, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+        f[20] = nh;
+        f[21] = 64;
+        f[22..38].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, src).octets());
+        f[38..54].copy_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, dst).octets());
+        f.extend_from_slice(l4);
+        f
+    }
+
+    #[test]
+    fn ipv6_to_a_local_address_goes_to_the_port_owner() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        let p = (lo1 + 4).to_be_bytes();
+        // A TCP/UDP reply to the local address.
+        let reply = ip6(9, 0x200, 17, &[0, 53, p[0], p[1], 0, 8, 0, 0]);
+        assert_eq!(s.owner(&reply, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&reply, 1), Owner::Here);
+        // An echo reply with a mapped identifier.
+        let echo = ip6(9, 0x200, 58, &[129, 0, 0, 0, p[0], p[1], 0, 1]);
+        assert_eq!(s.owner(&echo, 0), Owner::Worker(1));
+        // Packet too big quoting local:port → server.
+        let quoted = &ip6(0x200, 9, 6, &[p[0], p[1], 0, 80, 0, 0, 0, 0])[14..];
+        let err = ip6(
+            0xfe,
+            0x200,
+            58,
+            &[[2, 0, 0, 0, 0, 0, 5, 0].as_slice(), quoted].concat(),
+        );
+        assert_eq!(s.owner(&err, 0), Owner::Worker(1));
+        // Elsewhere, an echo request, an extension header: stay.
+        assert_eq!(
+            s.owner(&ip6(9, 0x201, 17, &[0, 53, p[0], p[1], 0, 8, 0, 0]), 0),
+            Owner::Here
+        );
+        assert_eq!(
+            s.owner(&ip6(9, 0x200, 58, &[128, 0, 0, 0, p[0], p[1], 0, 1]), 0),
+            Owner::Here
+        );
+        assert_eq!(
+            s.owner(&ip6(9, 0x200, 0, &[17, 0, 0, 0, 0, 0, 0, 0]), 0),
+            Owner::Here
+        );
     }
 }

@@ -223,6 +223,7 @@ fn service(
         model::Protocol::Udp => Some(Protocol::Udp),
         // snat.rs: echo through a match service.
         model::Protocol::Icmp if vs.match_name.is_some() => Some(Protocol::Icmp),
+        model::Protocol::Icmpv6 if vs.match_name.is_some() => Some(Protocol::Icmpv6),
         other => {
             errors.push(err(
                 loc,
@@ -703,19 +704,25 @@ mod lb_kind_tests {
         );
     }
 
+    /// The plan of config `text` and its services' keys.
+    fn plan_keys(text: &str) -> (Plan, Vec<String>) {
+        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
+        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
+        let plan = assemble(&loaded.model).expect("plan");
+        let keys = plan
+            .services
+            .iter()
+            .map(|s| s.spec.key.to_string())
+            .collect();
+        (plan, keys)
+    }
+
     #[test]
     fn match_services_lower_to_snat_specs_keyed_by_ordinal() {
         let text = "virtual_server match A {\n  protocol UDP\n  lb_algo rr\n  src-range 192.168.100.0-192.168.100.254\n  dst-range 0.0.0.0:53\n  oif dpdk0\n  real_server 123.1.2.3 0 {\n    weight 4\n  }\n}\n\
              virtual_server match B {\n  protocol ICMP\n  lb_algo wrr\n  lb_kind SNAT\n  src-range 192.168.100.1-192.168.100.254\n  dst-range 123.1.2.0-123.1.2.254\n  real_server 123.1.2.3 0 {\n  }\n}\n\
              virtual_server match C {\n  protocol UDP\n  lb_algo rr\n  src-range 192.168.101.0-192.168.101.254\n  real_server 123.1.2.4 0 {\n  }\n}\n";
-        let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
-        assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
-        let plan = assemble(&loaded.model).expect("plan");
-        let keys: Vec<String> = plan
-            .services
-            .iter()
-            .map(|s| s.spec.key.to_string())
-            .collect();
+        let (plan, keys) = plan_keys(text);
         assert_eq!(keys, ["UDP 0.0.0.0:1", "ICMP 0.0.0.0:1", "UDP 0.0.0.0:2"]);
         let a = &plan.services[0].spec;
         assert_eq!(a.forwarding, Forwarding::Snat);
@@ -751,9 +758,36 @@ mod lb_kind_tests {
             "{e:?}"
         );
         assert!(
-            e.iter()
-                .any(|l| l.starts_with("k.conf:16:1: error: protocol Icmpv6")),
+            e.iter().any(|l| l.starts_with(
+                "k.conf:16:1: error: real_server 1.2.3.4 and protocol ICMPV6 are of two address families"
+            )),
             "{e:?}"
+        );
+    }
+
+    #[test]
+    fn ipv6_match_services_lower_and_mixed_families_are_refused() {
+        let text = "virtual_server match A6 {\n  protocol TCP\n  lb_algo rr\n  src-range [fd00:100::-fd00:100::ffff]\n  dst-range [2001:db8::1-2001:db8::ff]:80\n  real_server 2001:db8:1::3 0 {\n  }\n}\n\
+             virtual_server match P6 {\n  protocol ICMPV6\n  lb_algo rr\n  lb_kind SNAT\n  src-range [fd00:100::-fd00:100::ffff]\n  real_server 2001:db8:1::3 0 {\n  }\n}\n\
+             virtual_server match A4 {\n  protocol TCP\n  lb_algo rr\n  real_server 123.1.2.3 0 {\n  }\n}\n";
+        let (plan, keys) = plan_keys(text);
+        assert_eq!(keys, ["TCP [::]:1", "ICMPV6 [::]:1", "TCP 0.0.0.0:2"]);
+        let m = plan.services[0].spec.snat.as_deref().expect("match");
+        assert_eq!(
+            m.to_string(),
+            "src-range=fd00:100::-fd00:100::ffff,dst-range=2001:db8::1-2001:db8::ff:80-80"
+        );
+        let bad = "virtual_server match X {\n  protocol UDP\n  lb_algo rr\n  src-range [fd00::1-fd00::9]\n  real_server 1.2.3.4 0 {\n  }\n}\n\
+             virtual_server match Y {\n  protocol ICMP\n  lb_algo rr\n  real_server 2001:db8::3 0 {\n  }\n}\n";
+        let loaded = load_str(bad, Path::new("k.conf"), &LoadOptions::default());
+        let e = assemble(&loaded.model).expect_err("bad");
+        let e: Vec<String> = e.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            e,
+            [
+                "k.conf:1:1: error: src-range fd00::1 and real_server 1.2.3.4 are of two address families: a match service is IPv4 or IPv6",
+                "k.conf:8:1: error: real_server 2001:db8::3 and protocol ICMP are of two address families: a match service is IPv4 or IPv6",
+            ]
         );
     }
 

@@ -1247,9 +1247,18 @@ mod ops {
                 protocol: match c.proto {
                     6 => "TCP".into(),
                     17 => "UDP".into(),
+                    // SNAT echo mappings (engine/snat.rs).
+                    1 => "ICMP".into(),
+                    58 => "ICMPv6".into(),
                     p => format!("proto-{p}"),
                 },
-                state: if c.proto == 6 { c.tcp.name() } else { "UDP" }.into(),
+                // DPVS's state names (ICMP: `dp_vs_conn_state_name`).
+                state: match c.proto {
+                    6 => c.tcp.name(),
+                    1 | 58 => "ICMP_NORMAL",
+                    _ => "UDP",
+                }
+                .into(),
                 expires_in_ms: c.expires_in_ms,
                 client: sa(c.client).to_string(),
                 virtual_server: sa(c.vip).to_string(),

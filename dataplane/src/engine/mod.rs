@@ -391,8 +391,9 @@ enum Stage {
     Arp,
     /// A neighbor solicitation or advertisement.
     Nd,
-    /// An ICMPv6 message to one of our IPv6 addresses.
-    Icmp6 { dir: Dir },
+    /// An ICMPv6 message to one of our IPv6 addresses (or through an
+    /// SNAT match, or from a NAT real server).
+    Icmp6 { dir: Dir, transit: bool },
     /// ICMP to one of our addresses (or from a NAT real server).
     Icmp { dir: Dir, transit: bool },
     /// An 802.1Q-tagged frame: untagged and classified again in
@@ -707,8 +708,9 @@ impl Engine {
                 Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
-            &Stage::Icmp6 { dir } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
+            &Stage::Icmp6 { dir, transit } => match self.icmp6_error(buf, len, dir, now_ms, ctl) {
                 Ok(x) => x,
+                Err(_) if transit => (Verdict::Ignore, len),
                 Err(reason) => (Verdict::Drop(reason), len),
             },
             // Inside a tag: stacked tags are refused before this.
@@ -877,7 +879,8 @@ impl Engine {
         let icmp = Icmpv4Packet::new_checked(ip.payload()).map_err(wire_drop)?;
         if !icmp.is_error() {
             // snat.rs: echo through a match service.
-            return self.snat_echo(buf, len, dir, (hl, tl), now_ms, ctl);
+            let ip = (sender, ip.dst_addr(), ttl);
+            return self.snat_echo(buf, len, dir, ip, (hl, tl), now_ms, ctl);
         }
         if !icmp.verify_checksum() {
             return Err(Drop::BadChecksum);
@@ -1071,12 +1074,8 @@ impl<A: Family> Side<A> {
                         _ => &[],
                     };
                     let res = if p.transit {
-                        // snat.rs: not to a VIP, so an SNAT match's; one
-                        // that cannot be sent is ours to count.
-                        match self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl) {
-                            Err(d) if snat::taken(d) => return (Verdict::Drop(d), len),
-                            res => res,
-                        }
+                        // snat.rs: not to a VIP, so an SNAT match's.
+                        self.snat_open(snap, peer, p, client_mac, len, now_ms, ctl)
                     } else {
                         self.open(snap, peer, p, client_mac, payload, len, now_ms, ctl)
                     };
@@ -1102,7 +1101,11 @@ impl<A: Family> Side<A> {
     ) -> (Verdict, usize) {
         let (action, dst_mac) = match res {
             Ok(x) => x,
-            Err(_) if p.transit => return (Verdict::Ignore, len),
+            // snat.rs: a packet an SNAT match took (a new flow's or a
+            // tracked one's) that cannot be sent is ours to count.
+            Err(reason) if p.transit && !(p.dir == Dir::In && snat::taken(reason)) => {
+                return (Verdict::Ignore, len)
+            }
             Err(reason) => return (Verdict::Drop(reason), len),
         };
         let len = match action {

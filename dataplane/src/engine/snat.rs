@@ -22,40 +22,48 @@
 //! read from the kernel's route, resolved like a real server); replies go
 //! to the inside host's MAC, learned from its first packet.
 //!
-//! ICMP echo (IPv4): the echo identifier is mapped like a port (requests
-//! carry it as the source port, replies as the destination port), so two
-//! inside hosts using the same identifier towards one destination do not
-//! collide. DPVS keeps the identifier unchanged ("ID may conflict for diff
-//! host, need we use ID pool?" in `dp_vs_snat_schedule`); this is where
-//! dpvsd differs.
+//! IPv4 and IPv6 work alike: the match, the connection and the rewrite
+//! are the family-generic ones ([`Side::snat_open`], [`super::Family`]);
+//! SNAT addresses are local addresses, so ARP and neighbor solicitations
+//! for them are answered.
+//!
+//! ICMP echo (`protocol ICMP`) and ICMPv6 echo (`protocol ICMPV6`): the
+//! echo identifier is mapped like a port (requests carry it as the source
+//! port, replies as the destination port), so two inside hosts using the
+//! same identifier towards one destination do not collide, and the mapped
+//! identifier lies in the worker's local port range, so replies are
+//! steered to the worker holding the mapping as TCP/UDP replies are
+//! ([`crate::steer`]). The checksum is updated incrementally, ICMPv6's
+//! over its pseudo-header too ([`EchoFamily`]). DPVS keeps the
+//! identifier unchanged ("ID may conflict for diff host, need we use ID
+//! pool?" in `dp_vs_snat_schedule`); this is where dpvsd differs.
 //!
 //! Packets a match service does not take (other protocols or ports, TCP
 //! segments other than a SYN of an unknown flow, fragments) are left to
-//! the kernel ([`Verdict::Ignore`]), as any traffic that is not ours.
+//! the kernel ([`Verdict::Ignore`]), as any traffic that is not ours. A
+//! packet a service took (a new flow's, or a tracked flow's) that cannot
+//! be sent (no neighbour yet, TTL 1, no local port, …) is dropped and
+//! counted under its reason.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::{
-    alloc_local, check_ttl, rewrite, wire_drop, Action, Engine, Family, Parsed, ServerSnap, Side,
-    Snapshot, Verdict, ETH_LEN,
+    alloc_local, check_ttl, Action, Engine, Family, Parsed, ServerSnap, Side, Snapshot, Verdict,
+    ETH_LEN,
 };
 use crate::command::Forwarding;
-use crate::conn::{Conn, ConnTable, Dir, FlowKey, Key, TcpFlags};
+use crate::conn::{Conn, ConnTable, Dir, Key, TcpFlags};
 use crate::io::Burst;
 use crate::stats::Drop;
-use crate::wire::{checksum, EthernetFrame, Icmpv4Packet, Ipv4Packet, MacAddr};
-
-/// ICMP echo reply / echo request types.
-const ECHO_REPLY: u8 = 0;
-const ECHO_REQUEST: u8 = 8;
+use crate::wire::{checksum, icmpv6, EthernetFrame, Icmpv4Packet, Icmpv6Packet, MacAddr};
 
 /// One SNAT service's match, as workers see it (service number `svc` of
 /// the family's snapshot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SnatRule<A> {
     pub svc: usize,
-    /// IP protocol number (6, 17, 1).
+    /// IP protocol number (6, 17, 1, 58).
     pub proto: u8,
     /// Inclusive source (inside) address range and port range.
     pub src: (A, A),
@@ -77,7 +85,7 @@ impl<A: Family> SnatRule<A> {
         let within = |p: u16, (lo, hi): (u16, u16)| (lo..=hi).contains(&p);
         self.proto == key.proto
             && self.covers(key.src, key.dst)
-            && (key.proto == 1
+            && (matches!(key.proto, 1 | 58)
                 || (within(key.sport, self.sports) && within(key.dport, self.dports)))
     }
 }
@@ -160,36 +168,92 @@ impl<A: Family> Side<A> {
     }
 }
 
+/// What SNAT's echo mapping needs of an address family: ICMP's numbers,
+/// its checksum's pseudo-header, and where the family's state is.
+pub(super) trait EchoFamily: Family {
+    /// The IP protocol number of the family's ICMP (1, 58).
+    const ICMP: u8;
+    /// Echo request and echo reply types.
+    const ECHO_REQUEST: u8;
+    const ECHO_REPLY: u8;
+    /// The engine's side of this family, the other family's connections
+    /// and the snapshot.
+    fn echo_split(e: &mut Engine) -> (&mut Side<Self>, &ConnTable<Self::Peer>, &Snapshot);
+    /// Whether the ICMP message `msg` sent `src → dst` has a good checksum.
+    fn echo_checksum_ok(msg: &[u8], src: Self, dst: Self) -> bool;
+    /// The partial sum of what the ICMP checksum covers of `k` beyond the
+    /// message (ICMPv6's pseudo-header addresses; ICMPv4 has none: 0).
+    fn pseudo_sum(k: &Key<Self>) -> u32;
+}
+
+impl EchoFamily for Ipv4Addr {
+    const ICMP: u8 = 1;
+    const ECHO_REQUEST: u8 = 8;
+    const ECHO_REPLY: u8 = 0;
+    fn echo_split(e: &mut Engine) -> (&mut Side<Ipv4Addr>, &ConnTable<Ipv6Addr>, &Snapshot) {
+        (&mut e.v4, &e.v6.conns, &e.snap)
+    }
+    fn echo_checksum_ok(msg: &[u8], _: Ipv4Addr, _: Ipv4Addr) -> bool {
+        Icmpv4Packet::new_unchecked(msg).verify_checksum()
+    }
+    fn pseudo_sum(_: &Key<Ipv4Addr>) -> u32 {
+        0
+    }
+}
+
+impl EchoFamily for Ipv6Addr {
+    const ICMP: u8 = 58;
+    const ECHO_REQUEST: u8 = icmpv6::ECHO_REQUEST;
+    const ECHO_REPLY: u8 = icmpv6::ECHO_REPLY;
+    fn echo_split(e: &mut Engine) -> (&mut Side<Ipv6Addr>, &ConnTable<Ipv4Addr>, &Snapshot) {
+        (&mut e.v6, &e.v4.conns, &e.snap)
+    }
+    fn echo_checksum_ok(msg: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> bool {
+        Icmpv6Packet::new_unchecked(msg).verify_checksum(src, dst)
+    }
+    fn pseudo_sum(k: &Key<Ipv6Addr>) -> u32 {
+        checksum::sum(&k.src.octets()) + checksum::sum(&k.dst.octets())
+    }
+}
+
 impl Engine {
-    /// An ICMP echo request from an inside host (`dir` In) or an echo
+    /// An ICMP(v6) echo request from an inside host (`dir` In) or an echo
     /// reply to an SNAT address (`dir` Out) in the frame `buf[..len]`,
-    /// whose IPv4 header was validated (`hl`, `tl`: its header and total
-    /// length). Anything else is `IcmpUnhandled`, as before SNAT.
-    pub(super) fn snat_echo(
+    /// whose IP header was validated: addresses and TTL (hop limit) `ip`,
+    /// the ICMP message at `hl` up to the packet's total length `tl`.
+    /// Anything else is `IcmpUnhandled`, as before SNAT.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn snat_echo<A: EchoFamily>(
         &mut self,
         buf: &mut [u8],
         len: usize,
         dir: Dir,
+        (src, dst, ttl): (A, A, u8),
         (hl, tl): (usize, usize),
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Result<(Verdict, usize), Drop> {
-        let rules = &self.snap.v4.snat;
-        if !rules.iter().any(|r| r.proto == 1) {
+        if !A::snat_rules(&self.snap).iter().any(|r| r.proto == A::ICMP) {
             return Err(Drop::IcmpUnhandled);
         }
-        let l3 = buf.get(ETH_LEN..len).ok_or(Drop::Truncated)?;
-        let ip = Ipv4Packet::new_unchecked(l3);
-        let (src, dst, ttl) = (ip.src_addr(), ip.dst_addr(), ip.ttl());
-        let icmp =
-            Icmpv4Packet::new_checked(l3.get(hl..tl).ok_or(Drop::Truncated)?).map_err(wire_drop)?;
-        let id = (icmp.rest() >> 16) as u16;
-        let key = match (dir, icmp.msg_type(), icmp.code()) {
-            (Dir::In, ECHO_REQUEST, 0) => echo_key(src, dst, id, 0),
-            (Dir::Out, ECHO_REPLY, 0) => echo_key(src, dst, 0, id),
+        let msg = buf
+            .get(ETH_LEN + hl..ETH_LEN + tl)
+            .filter(|m| m.len() >= ECHO_HEADER_LEN)
+            .ok_or(Drop::Truncated)?;
+        let id = u16::from_be_bytes([msg[4], msg[5]]);
+        let echo_key = |sport, dport| Key {
+            proto: A::ICMP,
+            src,
+            dst,
+            sport,
+            dport,
+        };
+        let key = match (dir, msg[0], msg[1]) {
+            (Dir::In, t, 0) if t == A::ECHO_REQUEST => echo_key(id, 0),
+            (Dir::Out, t, 0) if t == A::ECHO_REPLY => echo_key(0, id),
             _ => return Err(Drop::IcmpUnhandled),
         };
-        if !icmp.verify_checksum() {
+        if !A::echo_checksum_ok(msg, src, dst) {
             return Err(Drop::BadChecksum);
         }
         let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
@@ -204,11 +268,11 @@ impl Engine {
             tl,
             hint: crate::conn::NO_HINT,
         };
-        let (peer, side) = (&self.v6.conns, &mut self.v4);
+        let (side, peer, snap) = A::echo_split(self);
         let res = match dir {
             Dir::In => match side.forward_in(&p, len, now_ms, ctl) {
                 Some(res) => res,
-                None => side.snat_open(&self.snap, peer, &p, client_mac, len, now_ms, ctl),
+                None => side.snat_open(snap, peer, &p, client_mac, len, now_ms, ctl),
             },
             Dir::Out => side.forward_out(&p, len, now_ms),
         };
@@ -221,7 +285,7 @@ impl Engine {
         let Action::Nat(new) = action else {
             return Err(Drop::NoConnection);
         };
-        rewrite_echo(&mut buf[ETH_LEN..len], (hl, tl), &key, new, dir);
+        rewrite_echo(&mut buf[ETH_LEN..len], (hl, tl), &key, new, dir)?;
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(mac);
@@ -229,35 +293,38 @@ impl Engine {
     }
 }
 
-/// The connection key of an echo `src → dst` (request: the identifier as
-/// the source port; reply: as the destination port).
-fn echo_key(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16) -> FlowKey {
-    Key {
-        proto: 1,
-        src,
-        dst,
-        sport,
-        dport,
-    }
-}
+/// Type, code, checksum, identifier and sequence number: the echo header
+/// of ICMPv4 and ICMPv6 alike.
+const ECHO_HEADER_LEN: usize = 8;
 
-/// Rewrites an echo (IPv4 packet `l3`) from `old` to `new`: addresses and
-/// TTL as [`rewrite`] does (the ICMP header has no pseudo-header sum), the
+/// Rewrites an echo (IP packet `l3`) from `old` to `new`: addresses and
+/// TTL / hop limit as the family's rewrite does (given no L4 bytes), the
 /// identifier (the source port of a request, `dir` In; the destination
-/// port of a reply) with an incremental ICMP checksum update.
-fn rewrite_echo(l3: &mut [u8], (hl, tl): (usize, usize), old: &FlowKey, new: FlowKey, dir: Dir) {
-    // An empty L4 slice: only the IPv4 header is rewritten.
-    rewrite(l3, hl, hl, old, new);
+/// port of a reply) with an incremental checksum update that covers
+/// ICMPv6's pseudo-header too.
+fn rewrite_echo<A: EchoFamily>(
+    l3: &mut [u8],
+    (hl, tl): (usize, usize),
+    old: &Key<A>,
+    new: Key<A>,
+    dir: Dir,
+) -> Result<(), Drop> {
+    // An empty L4 slice: only the IP header is rewritten.
+    A::rewrite(l3, hl, hl, old, new)?;
     let (old_id, new_id) = match dir {
         Dir::In => (old.sport, new.sport),
         Dir::Out => (old.dport, new.dport),
     };
-    let Some(icmp) = l3.get_mut(hl..tl) else {
-        return;
+    let Some(msg) = l3.get_mut(hl..tl).filter(|m| m.len() >= ECHO_HEADER_LEN) else {
+        return Ok(());
     };
-    let mut icmp = Icmpv4Packet::new_unchecked(icmp);
-    let c = checksum::adjust_sums(icmp.checksum(), u32::from(old_id), u32::from(new_id));
-    let rest = icmp.rest();
-    icmp.set_rest(u32::from(new_id) << 16 | (rest & 0xffff));
-    icmp.set_checksum(c);
+    let c = u16::from_be_bytes([msg[2], msg[3]]);
+    let c = checksum::adjust_sums(
+        c,
+        A::pseudo_sum(old) + u32::from(old_id),
+        A::pseudo_sum(&new) + u32::from(new_id),
+    );
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+    msg[4..6].copy_from_slice(&new_id.to_be_bytes());
+    Ok(())
 }

@@ -243,8 +243,8 @@ impl Engine {
                 return Stage::Nd;
             }
             return match ours {
-                Some((dir, false)) => Stage::Icmp6 { dir },
-                _ => Stage::Done(Verdict::Ignore),
+                Some((dir, transit)) => Stage::Icmp6 { dir, transit },
+                None => Stage::Done(Verdict::Ignore),
             };
         }
         let Some((dir, transit)) = ours else {
@@ -378,7 +378,9 @@ impl Engine {
         let tl = IPV6_HEADER_LEN + usize::from(ip.payload_len());
         let icmp = Icmpv6Packet::new_checked(&l3[offset..tl]).map_err(wire_drop)?;
         if !icmp.is_error() {
-            return Err(Drop::IcmpUnhandled);
+            // snat.rs: echo through a match service.
+            let at = (offset, tl);
+            return self.snat_echo(buf, len, dir, (src, dst, hop), at, now_ms, ctl);
         }
         if !icmp.verify_checksum(src, dst) {
             return Err(Drop::BadChecksum);

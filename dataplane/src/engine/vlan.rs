@@ -254,7 +254,10 @@ impl Engine {
                 dir: Dir::In,
                 transit: false,
             }
-            | Stage::Icmp6 { dir: Dir::In } => match ip_destination(frame) {
+            | Stage::Icmp6 {
+                dir: Dir::In,
+                transit: false,
+            } => match ip_destination(frame) {
                 Some(ip) => ip,
                 None => return false,
             },

@@ -12,10 +12,12 @@
 //! * `iif` and `oif` naming two interfaces cannot be honoured: dpvsd
 //!   forwards on one interface (inside and outside hosts share its link);
 //!   the daemon checks that the names it is given are that interface;
-//! * IPv6 match services and ICMPV6 are not supported yet;
+//! * a match whose ranges, real servers and protocol (ICMP is IPv4's,
+//!   ICMPV6 IPv6's) are not all of one family is an error (a DPVS
+//!   service has one address family too);
 //! * the real servers (SNAT addresses) take port 0, as DPVS requires.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use dataplane::{AddrRange, MatchRange, SnatMatch};
 use keepalived_parser::model::{self, Model};
@@ -43,18 +45,8 @@ pub(super) fn lower(
     let src = range("src-range", d.src_range.as_deref());
     let dst = range("dst-range", d.dst_range.as_deref());
     let (src, dst) = (src?, dst?);
-    let v6 = [src.addrs, dst.addrs]
-        .iter()
-        .flatten()
-        .any(|r| r.first.is_ipv6())
-        || vs.real_servers.iter().any(|rs| rs.addr.is_ipv6());
     let before = errors.len();
-    if v6 {
-        errors.push(err(
-            loc,
-            "IPv6 virtual_server match is not supported by dpvsd yet".into(),
-        ));
-    }
+    let v6 = family(vs, [src, dst], errors);
     if let (Some(i), Some(o)) = (&d.iif, &d.oif) {
         if i != o {
             errors.push(err(
@@ -91,7 +83,49 @@ pub(super) fn lower(
         oif: d.oif.clone(),
         gateway: None,
     };
-    Some((IpAddr::from([0u8; 4]), port, m))
+    let any = match v6 {
+        true => IpAddr::from(Ipv6Addr::UNSPECIFIED),
+        false => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+    };
+    Some((any, port, m))
+}
+
+/// Whether match service `vs` (ranges `ranges`) is IPv6: its ranges, its
+/// real servers (the SNAT addresses) and its protocol (ICMP is IPv4's,
+/// ICMPV6 IPv6's) must agree; an error is pushed when they do not.
+fn family(
+    vs: &model::VirtualServer,
+    ranges: [MatchRange; 2],
+    errors: &mut Vec<AssembleError>,
+) -> bool {
+    let mut seen: Vec<(bool, String)> = ranges
+        .iter()
+        .zip(["src-range", "dst-range"])
+        .filter_map(|(r, what)| {
+            Some((
+                r.addrs?.first.is_ipv6(),
+                format!("{what} {}", r.addrs?.first),
+            ))
+        })
+        .collect();
+    seen.extend(
+        vs.real_servers
+            .iter()
+            .map(|rs| (rs.addr.is_ipv6(), format!("real_server {}", rs.addr))),
+    );
+    match vs.protocol {
+        model::Protocol::Icmp => seen.push((false, "protocol ICMP".into())),
+        model::Protocol::Icmpv6 => seen.push((true, "protocol ICMPV6".into())),
+        _ => {}
+    }
+    let v6 = seen.first().is_some_and(|(v6, _)| *v6);
+    if let (Some((_, a)), Some((_, b))) = (seen.first(), seen.iter().find(|(f, _)| *f != v6)) {
+        errors.push(err(
+            &vs.location,
+            format!("{a} and {b} are of two address families: a match service is IPv4 or IPv6"),
+        ));
+    }
+    v6
 }
 
 /// DPVS's `ip1[-ip2][:port1[-port2]]` (IPv6 as `[ip1-ip2]:ports`), as

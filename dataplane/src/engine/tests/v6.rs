@@ -12,7 +12,7 @@ const RS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200);
 
-type End6 = (MacAddr, Ipv6Addr, u16);
+pub(super) type End6 = (MacAddr, Ipv6Addr, u16);
 
 /// VIP6:80/tcp and VIP6:53/udp with `mode` to RS6 (ports 8080/5353 for
 /// FNAT and NAT, the VIP's ports otherwise).
@@ -92,7 +92,7 @@ fn engine6_sized(mode: Forwarding, lips: &[Ipv6Addr], capacity: usize) -> (Engin
 
 /// An NS or NA built by etherparse: `target`, one link-layer address
 /// option of `kind` carrying `ll`.
-fn nd(
+pub(super) fn nd(
     msg_type: u8,
     flags: u8,
     (smac, dmac): (MacAddr, MacAddr),
@@ -113,7 +113,7 @@ fn nd(
     out
 }
 
-fn tcp6(src: End6, dst: End6, flags: (bool, bool), payload: &[u8], hop: u8) -> Vec<u8> {
+pub(super) fn tcp6(src: End6, dst: End6, flags: (bool, bool), payload: &[u8], hop: u8) -> Vec<u8> {
     tcp6_opts(src, dst, flags, payload, hop, &[])
 }
 
@@ -164,7 +164,7 @@ fn seg6(src: End6, dst: End6, s: &Seg6, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn udp6(src: End6, dst: End6, payload: &[u8], hop: u8) -> Vec<u8> {
+pub(super) fn udp6(src: End6, dst: End6, payload: &[u8], hop: u8) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
         .ipv6(src.1.octets(), dst.1.octets(), hop)
@@ -176,7 +176,7 @@ fn udp6(src: End6, dst: End6, payload: &[u8], hop: u8) -> Vec<u8> {
 
 /// Checks an IPv6 frame's TCP/UDP/ICMPv6 checksum with etherparse (it
 /// walks extension headers itself) and returns its source port.
-fn checked6(frame: &[u8]) -> u16 {
+pub(super) fn checked6(frame: &[u8]) -> u16 {
     let p = SlicedPacket::from_ethernet(frame).expect("etherparse parses our output");
     let Some(NetSlice::Ipv6(ip)) = p.net.clone() else {
         panic!("not ipv6")
@@ -727,7 +727,7 @@ fn bad_ipv6_packets_are_counted_under_their_reason() {
 
 /// An ICMPv6 error (`msg_type`, `code`, type-specific word `rest`)
 /// `src → dst` quoting the IPv6 packet of `quoted_frame`, built by etherparse.
-fn icmp6_error(
+pub(super) fn icmp6_error(
     macs: (MacAddr, MacAddr),
     (src, dst): (Ipv6Addr, Ipv6Addr),
     hop: u8,
