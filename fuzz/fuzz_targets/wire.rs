@@ -1,7 +1,8 @@
 //! Any frame through every wire view and through the forwarding engine
 //! (FNAT, NAT, DR and TUN, IPv4, IPv6, ICMP and neighbor discovery paths;
 //! the FNAT TCP services send PROXY protocol headers, the UDP services
-//! look for QUIC connection IDs):
+//! look for QUIC connection IDs; the NAT engine also has SNAT match
+//! services, TCP, UDP and ICMP / ICMPv6 from anywhere to anywhere):
 //! nothing panics, and a forwarded IPv4 frame has a valid header checksum.
 //!
 //! Input: byte 0 picks the engine (bits 0-1) and how much of the frame is
@@ -18,7 +19,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dataplane::bench::{server, service};
-use dataplane::engine::{Engine, Snapshot, Snapshot4, Snapshot6, Verdict};
+use dataplane::engine::{
+    Engine, Family, FamilySnap, Snapshot, Snapshot4, Snapshot6, SnatRule, Verdict,
+};
 use dataplane::io::Burst;
 use dataplane::wire::icmpv4::Quote;
 use dataplane::wire::icmpv6::Quote6;
@@ -37,6 +40,9 @@ const RS6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 3);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x100);
 const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x200);
 const VLAN: u16 = 100;
+/// The NAT engine's SNAT addresses (their gateway is the real server).
+const SNAT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 50);
+const SNAT6: Ipv6Addr = Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 0x50);
 const QUIC: Quic = Quic {
     migrate: true,
     cid_hash: true,
@@ -65,8 +71,14 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
     } else {
         vec![]
     };
-    let svc6 =
-        |port, protocol| service(VIP6, (port, protocol), vec![server(RS6, port)], lips6.clone());
+    let svc6 = |port, protocol| {
+        service(
+            VIP6,
+            (port, protocol),
+            vec![server(RS6, port)],
+            lips6.clone(),
+        )
+    };
     let pp = |version, insecure| {
         (mode == Forwarding::Fnat).then_some(ProxyProtocol { version, insecure })
     };
@@ -107,13 +119,44 @@ fn snapshot(mode: Forwarding) -> Arc<Snapshot> {
         },
         v6,
         ..Snapshot::default()
-    
     };
     snap.v4.lookup.insert((VIP, 80, 6), 0);
     snap.v4.lookup.insert((VIP, 53, 17), 1);
+    if mode == Forwarding::Nat {
+        let all4 = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
+        let all6 = (Ipv6Addr::UNSPECIFIED, Ipv6Addr::from(u128::MAX));
+        add_snat(&mut snap.v4, (SNAT, RS), all4, Protocol::Icmp);
+        add_snat(&mut snap.v6, (SNAT6, RS6), all6, Protocol::Icmpv6);
+    }
     snap.addr_vlans = vec![(VIP.into(), VLAN), (VIP6.into(), VLAN)];
     snap.vlan_ids = vec![VLAN];
     Arc::new(snap)
+}
+
+/// Appends SNAT match services (TCP, UDP and the family's ICMP `icmp`,
+/// anything to anything) on `addr` via gateway `gw`, as the control plane
+/// builds them: keyed by the unspecified address and an ordinal, no VIP.
+fn add_snat<A: Family>(half: &mut FamilySnap<A>, (addr, gw): (A, A), all: (A, A), icmp: Protocol) {
+    let first = half.services.len();
+    half.forwarding.resize(first, Forwarding::Fnat);
+    half.next_hop.resize(first, None);
+    for (i, protocol) in [Protocol::Tcp, Protocol::Udp, icmp].into_iter().enumerate() {
+        let svc = service(A::UNSPECIFIED, (1, protocol), vec![server(addr, 0)], vec![]);
+        half.snat.push(SnatRule {
+            svc: first + i,
+            proto: protocol.number(),
+            src: all,
+            sports: (0, u16::MAX),
+            dst: all,
+            dports: (0, u16::MAX),
+        });
+        half.services.push(svc);
+        half.forwarding.push(Forwarding::Snat);
+        half.next_hop.push(Some(gw));
+    }
+    half.local_addrs.push(addr);
+    half.local_addrs.sort();
+    half.neighbours.push((gw, addr));
 }
 
 fn state() -> &'static Mutex<State> {
