@@ -489,8 +489,14 @@ impl<A: IpAddress> Conn<A> {
     /// Idle timeout in the current state.
     #[inline]
     pub fn timeout_ms(&self) -> u32 {
-        if self.in_key.proto == 6 && self.tcp != TcpState::Established {
-            self.tcp.timeout_ms()
+        self.timeout_in(self.tcp)
+    }
+
+    /// Idle timeout in TCP state `tcp`.
+    #[inline]
+    fn timeout_in(&self, tcp: TcpState) -> u32 {
+        if self.in_key.proto == 6 && tcp != TcpState::Established {
+            tcp.timeout_ms()
         } else {
             self.established_ms
         }
@@ -813,15 +819,18 @@ impl<A: IpAddress> ConnTable<A> {
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;
-        let before = conn.timeout_ms();
+        let old = conn.tcp;
         conn.advance(dir, f);
         let timeout = conn.timeout_ms();
         conn.expires = tick(now_ms).wrapping_add(timeout);
-        if timeout < before {
+        // The usual packet leaves the state (so the timeout) as it was.
+        if conn.tcp != old && timeout < conn.timeout_in(old) {
             // A shorter timeout: the sweep's deadline may now be too late.
-            self.deadline[i] = deadline_of(conn.expires);
+            if let Some(d) = self.deadline.get_mut(i) {
+                *d = deadline_of(conn.expires);
+            }
         }
-        self.slab[i].conn.as_ref()
+        Some(conn)
     }
 
     /// Puts the connection in TCP state `state` (a transition the tables do
@@ -1161,6 +1170,25 @@ impl<A: IpAddress> ConnTable<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ways_of_marks_exactly_the_matching_ways() {
+        let h = 0x8000_1234;
+        for pattern in 0u32..1 << WAYS {
+            let mut b = EMPTY_BUCKET;
+            for w in 0..WAYS {
+                b.hash[w] = if pattern & 1 << w != 0 {
+                    h
+                } else {
+                    0x8000_0000 + w as u32
+                };
+            }
+            // The overflow word next to the ways never counts as one.
+            b.overflow = h;
+            assert_eq!(b.ways_of(h), pattern);
+            assert_eq!(b.ways_of(h ^ 1), 0);
+        }
+    }
     use crate::command::{Protocol, Scheduler, ServiceKey};
     use crate::engine::{ServerSnap, ServiceSnap, Snapshot4};
     use crate::sched::SchedTable;
