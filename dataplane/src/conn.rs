@@ -149,6 +149,23 @@ pub struct TcpFlags {
     pub rst: bool,
 }
 
+impl TcpFlags {
+    /// `syn | ack << 1 | fin << 2 | rst << 3`: the four flags (in field
+    /// order, so they load as one word) gathered by one multiply — bit `i`
+    /// of the product's top byte is byte `i` of the word; the cross terms
+    /// all land in distinct bits below 24, so they carry nothing into it.
+    #[inline]
+    pub fn bits(self) -> usize {
+        let v = u32::from_le_bytes([
+            u8::from(self.syn),
+            u8::from(self.ack),
+            u8::from(self.fin),
+            u8::from(self.rst),
+        ]);
+        (v.wrapping_mul(1 << 24 | 1 << 17 | 1 << 10 | 1 << 3) >> 24) as usize & 0xf
+    }
+}
+
 /// TCP state as LVS/DPVS track it (`DPVS_TCP_S_*`, in their order).
 ///
 /// The load balancer sees a connection from the middle: it moves from
@@ -222,7 +239,7 @@ const FLAG_RST: usize = 3;
 const FLAG_NONE: usize = 4;
 const FLAG_KINDS: usize = 5;
 
-/// Flag column by `syn | fin << 1 | ack << 2 | rst << 3`.
+/// Flag column by [`TcpFlags::bits`] (`syn | ack << 1 | fin << 2 | rst << 3`).
 const FLAG_COLUMN: [u8; 16] = {
     let mut t = [0u8; 16];
     let mut m = 0;
@@ -231,9 +248,9 @@ const FLAG_COLUMN: [u8; 16] = {
             FLAG_RST
         } else if m & 1 != 0 {
             FLAG_SYN
-        } else if m & 2 != 0 {
-            FLAG_FIN
         } else if m & 4 != 0 {
+            FLAG_FIN
+        } else if m & 2 != 0 {
             FLAG_ACK
         } else {
             FLAG_NONE
@@ -308,11 +325,7 @@ impl TcpState {
     /// The next state after a packet with flags `f` moving by `row`.
     #[inline]
     pub fn next(self, row: Row, f: TcpFlags) -> TcpState {
-        let mask = usize::from(f.syn)
-            | usize::from(f.fin) << 1
-            | usize::from(f.ack) << 2
-            | usize::from(f.rst) << 3;
-        let column = usize::from(FLAG_COLUMN[mask]);
+        let column = usize::from(FLAG_COLUMN[f.bits()]);
         TRANSITIONS[row as usize][column][self as usize]
     }
 
@@ -1170,6 +1183,19 @@ impl<A: IpAddress> ConnTable<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_bits_gather_each_flag() {
+        for m in 0..16usize {
+            let f = TcpFlags {
+                syn: m & 1 != 0,
+                ack: m & 2 != 0,
+                fin: m & 4 != 0,
+                rst: m & 8 != 0,
+            };
+            assert_eq!(f.bits(), m, "{f:?}");
+        }
+    }
 
     #[test]
     fn ways_of_marks_exactly_the_matching_ways() {
