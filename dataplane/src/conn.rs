@@ -149,6 +149,23 @@ pub struct TcpFlags {
     pub rst: bool,
 }
 
+impl TcpFlags {
+    /// `syn | ack << 1 | fin << 2 | rst << 3`: the four flags (in field
+    /// order, so they load as one word) gathered by one multiply — bit `i`
+    /// of the product's top byte is byte `i` of the word; the cross terms
+    /// all land in distinct bits below 24, so they carry nothing into it.
+    #[inline]
+    pub fn bits(self) -> usize {
+        let v = u32::from_le_bytes([
+            u8::from(self.syn),
+            u8::from(self.ack),
+            u8::from(self.fin),
+            u8::from(self.rst),
+        ]);
+        (v.wrapping_mul(1 << 24 | 1 << 17 | 1 << 10 | 1 << 3) >> 24) as usize & 0xf
+    }
+}
+
 /// TCP state as LVS/DPVS track it (`DPVS_TCP_S_*`, in their order).
 ///
 /// The load balancer sees a connection from the middle: it moves from
@@ -222,7 +239,7 @@ const FLAG_RST: usize = 3;
 const FLAG_NONE: usize = 4;
 const FLAG_KINDS: usize = 5;
 
-/// Flag column by `syn | fin << 1 | ack << 2 | rst << 3`.
+/// Flag column by [`TcpFlags::bits`] (`syn | ack << 1 | fin << 2 | rst << 3`).
 const FLAG_COLUMN: [u8; 16] = {
     let mut t = [0u8; 16];
     let mut m = 0;
@@ -231,9 +248,9 @@ const FLAG_COLUMN: [u8; 16] = {
             FLAG_RST
         } else if m & 1 != 0 {
             FLAG_SYN
-        } else if m & 2 != 0 {
-            FLAG_FIN
         } else if m & 4 != 0 {
+            FLAG_FIN
+        } else if m & 2 != 0 {
             FLAG_ACK
         } else {
             FLAG_NONE
@@ -308,11 +325,7 @@ impl TcpState {
     /// The next state after a packet with flags `f` moving by `row`.
     #[inline]
     pub fn next(self, row: Row, f: TcpFlags) -> TcpState {
-        let mask = usize::from(f.syn)
-            | usize::from(f.fin) << 1
-            | usize::from(f.ack) << 2
-            | usize::from(f.rst) << 3;
-        let column = usize::from(FLAG_COLUMN[mask]);
+        let column = usize::from(FLAG_COLUMN[f.bits()]);
         TRANSITIONS[row as usize][column][self as usize]
     }
 
@@ -489,8 +502,14 @@ impl<A: IpAddress> Conn<A> {
     /// Idle timeout in the current state.
     #[inline]
     pub fn timeout_ms(&self) -> u32 {
-        if self.in_key.proto == 6 && self.tcp != TcpState::Established {
-            self.tcp.timeout_ms()
+        self.timeout_in(self.tcp)
+    }
+
+    /// Idle timeout in TCP state `tcp`.
+    #[inline]
+    fn timeout_in(&self, tcp: TcpState) -> u32 {
+        if self.in_key.proto == 6 && tcp != TcpState::Established {
+            tcp.timeout_ms()
         } else {
             self.established_ms
         }
@@ -813,15 +832,18 @@ impl<A: IpAddress> ConnTable<A> {
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;
-        let before = conn.timeout_ms();
+        let old = conn.tcp;
         conn.advance(dir, f);
         let timeout = conn.timeout_ms();
         conn.expires = tick(now_ms).wrapping_add(timeout);
-        if timeout < before {
+        // The usual packet leaves the state (so the timeout) as it was.
+        if conn.tcp != old && timeout < conn.timeout_in(old) {
             // A shorter timeout: the sweep's deadline may now be too late.
-            self.deadline[i] = deadline_of(conn.expires);
+            if let Some(d) = self.deadline.get_mut(i) {
+                *d = deadline_of(conn.expires);
+            }
         }
-        self.slab[i].conn.as_ref()
+        Some(conn)
     }
 
     /// Puts the connection in TCP state `state` (a transition the tables do
@@ -1161,6 +1183,38 @@ impl<A: IpAddress> ConnTable<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flag_bits_gather_each_flag() {
+        for m in 0..16usize {
+            let f = TcpFlags {
+                syn: m & 1 != 0,
+                ack: m & 2 != 0,
+                fin: m & 4 != 0,
+                rst: m & 8 != 0,
+            };
+            assert_eq!(f.bits(), m, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn ways_of_marks_exactly_the_matching_ways() {
+        let h = 0x8000_1234;
+        for pattern in 0u32..1 << WAYS {
+            let mut b = EMPTY_BUCKET;
+            for w in 0..WAYS {
+                b.hash[w] = if pattern & 1 << w != 0 {
+                    h
+                } else {
+                    0x8000_0000 + w as u32
+                };
+            }
+            // The overflow word next to the ways never counts as one.
+            b.overflow = h;
+            assert_eq!(b.ways_of(h), pattern);
+            assert_eq!(b.ways_of(h ^ 1), 0);
+        }
+    }
     use crate::command::{Protocol, Scheduler, ServiceKey};
     use crate::engine::{ServerSnap, ServiceSnap, Snapshot4};
     use crate::sched::SchedTable;
