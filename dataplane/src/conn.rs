@@ -421,6 +421,10 @@ pub struct Dest<A = Ipv4Addr> {
     /// TUN: the outer source address (the service's first local address,
     /// else the interface address); `None` when neither is configured.
     pub tunnel_src: Option<A>,
+    /// FNAT without a PROXY protocol header: the client's first ACK carries
+    /// the client's address as a TOA option (with PROXY protocol, the
+    /// header tells the server instead, and DPVS adds no TOA).
+    pub toa: bool,
     /// The service's persistence (its client packets refresh templates).
     pub persistence: Option<Persistence>,
     /// How the service's new connections age (forwarding, `establish_timeout`).
@@ -1095,6 +1099,7 @@ impl<A: IpAddress> ConnTable<A> {
                 policy.establish_timeout_s,
             );
             let next_hop = A::next_hop_of(snap, i);
+            let toa = forwarding == Forwarding::Fnat && A::proxy_protocol_of(snap, i).is_none();
             let mut per = Vec::with_capacity(svc.servers.len());
             for (j, rs) in svc.servers.iter().enumerate() {
                 let key = (
@@ -1114,6 +1119,7 @@ impl<A: IpAddress> ConnTable<A> {
                             next_hop: next_hop.unwrap_or(rs.addr),
                             forwarding,
                             tunnel_src,
+                            toa,
                             persistence,
                             aging,
                             expire_quiescent: false,
@@ -1145,6 +1151,7 @@ impl<A: IpAddress> ConnTable<A> {
                 if let Some(d) = self.dests[id as usize].as_mut() {
                     d.published = true;
                     d.tunnel_src = tunnel_src;
+                    d.toa = toa;
                     d.persistence = persistence;
                     d.aging = aging;
                     d.expire_quiescent = expires;

@@ -1211,10 +1211,11 @@ impl<A: Family> Side<A> {
         let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
         // One look at the destination for everything the packet needs.
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (cached, mode, tunnel_src, persistence) = (
+        let (cached, mode, tunnel_src, toa, persistence) = (
             d.neigh_gen == self.neigh_gen,
             d.forwarding,
             d.tunnel_src,
+            d.toa,
             d.persistence,
         );
         if d.expire_quiescent {
@@ -1234,7 +1235,7 @@ impl<A: Family> Side<A> {
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
         let action = match action_in(mode, &conn.out_key, tunnel_src)? {
-            Action::Nat(k) if first_ack && mode == Forwarding::Fnat => Action::NatToa(k),
+            Action::Nat(k) if first_ack && toa => Action::NatToa(k),
             a => a,
         };
         if let Some(per) = persistence {

@@ -110,8 +110,13 @@ impl Flow {
         let mut f = Flow { e, ctl, lport };
         let (seq, ack, _, data) = f.server_sends(5000, 1001, None, b"");
         assert_eq!((seq, ack, data.len()), (5000, 1001, 0));
-        let (seq, _, _, data) = f.client_sends(1001, b"");
+        let ack = seg(client, vip, 1001, Some(5001), false, None, b"");
+        let (v, out) = handle_grow(&mut f.e, &ack, 1, &mut f.ctl);
+        assert_eq!(v, Verdict::Forward);
+        let (seq, _, _, data) = tcp_of(&out);
         assert_eq!((seq, data.len()), (1001, 0), "a pure ACK gets no header");
+        // Nor a TOA option, as in DPVS: the header tells the server.
+        assert_eq!(out[ETH_LEN + 20 + 12] >> 4, 5, "the first ACK has no TOA");
         f
     }
 
