@@ -10,10 +10,10 @@
 //! | outside → SNAT address:port     | likewise (SNAT addresses are local addresses) |
 //! | ICMP echo reply to a local address | likewise by its identifier (SNAT maps echo ids into that range) |
 //! | ICMP error to a local address   | likewise by the quoted packet's source port |
-//! | the same over IPv6 (no extension headers) | likewise                    |
 //! | client → NAT VIP                | hash of (client IP, client port)          |
 //! | NAT RS → client (NAT reply)     | hash of (client IP, client port): the same |
-//! | ARP reply or gratuitous ARP     | every worker (each keeps its neighbours)  |
+//! | the same over IPv6 (no extension headers) | likewise                    |
+//! | ARP reply or gratuitous ARP, IPv6 neighbor advertisement | every worker (each keeps its neighbours) |
 //! | anything else                   | the worker that received it (RSS)          |
 //!
 //! FNAT replies are steered by port range, as DPVS does with flow director
@@ -26,7 +26,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::engine::{Snapshot, LOCAL_PORT_MIN};
+use crate::conn::IpAddress;
+use crate::engine::{Family, FamilySnap, Snapshot, LOCAL_PORT_MIN};
 use crate::Forwarding;
 
 /// Worker `worker`'s FNAT local ports out of `workers`: the range
@@ -63,46 +64,90 @@ pub enum Owner {
 #[derive(Debug, Clone, Default)]
 pub struct Steering {
     workers: usize,
-    /// FNAT local addresses (sorted).
-    lips: Vec<Ipv4Addr>,
-    /// IPv6 local addresses (FNAT, SNAT; sorted).
-    lips6: Vec<Ipv6Addr>,
-    /// VIPs of NAT services (sorted).
-    nat_vips: Vec<Ipv4Addr>,
-    /// Real servers of NAT services (sorted).
-    nat_servers: Vec<Ipv4Addr>,
+    v4: Sets<Ipv4Addr>,
+    v6: Sets<Ipv6Addr>,
+}
+
+/// One family's addresses the rules look at (each sorted).
+#[derive(Debug, Clone)]
+struct Sets<A> {
+    /// Local addresses (FNAT, NAT64, SNAT).
+    lips: Vec<A>,
+    /// VIPs of NAT services.
+    nat_vips: Vec<A>,
+    /// Real servers of NAT services.
+    nat_servers: Vec<A>,
+}
+
+impl<A> Default for Sets<A> {
+    fn default() -> Sets<A> {
+        Sets {
+            lips: Vec::new(),
+            nat_vips: Vec::new(),
+            nat_servers: Vec::new(),
+        }
+    }
+}
+
+impl<A: Family> Sets<A> {
+    fn of(half: &FamilySnap<A>) -> Sets<A> {
+        let mut nat_vips: Vec<A> = half
+            .services
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| half.forwarding.get(*i) == Some(&Forwarding::Nat))
+            .filter_map(|(_, s)| A::from_ip(s.key.addr))
+            .collect();
+        nat_vips.sort_unstable();
+        nat_vips.dedup();
+        Sets {
+            lips: half.local_addrs.clone(),
+            nat_vips,
+            nat_servers: half.nat_servers.clone(),
+        }
+    }
+
+    /// The owner of a TCP/UDP packet `src:sport → dst:dport`: a local
+    /// address's port owner, or for NAT the client's hash in both
+    /// directions.
+    #[inline]
+    fn owner(&self, (src, sport): (A, u16), (dst, dport): (A, u16), n: usize) -> Option<usize> {
+        let has = |set: &[A], a: A| set.binary_search(&a).is_ok();
+        if has(&self.lips, dst) {
+            return local_port_owner(dport, n);
+        }
+        if has(&self.nat_servers, src) {
+            return Some(client_owner(dst, dport, n));
+        }
+        if has(&self.nat_vips, dst) {
+            return Some(client_owner(src, sport, n));
+        }
+        None
+    }
+
+    /// The owner of an ICMP message `icmp` (`v6`: ICMPv6) to `dst`: a
+    /// local address's owner of the port it is about.
+    #[inline]
+    fn icmp_owner(&self, dst: A, icmp: &[u8], v6: bool, n: usize) -> Option<usize> {
+        self.lips.binary_search(&dst).ok()?;
+        local_port_owner(icmp_local_port(icmp, v6)?, n)
+    }
 }
 
 /// Hash of a client's (address, port) onto `workers`.
 #[inline]
-fn client_owner(ip: [u8; 4], port: u16, workers: usize) -> usize {
-    let x = (u64::from(u32::from_be_bytes(ip)) << 16 | u64::from(port))
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+fn client_owner<A: IpAddress>(ip: A, port: u16, workers: usize) -> usize {
+    let x = (ip.digest() << 16 ^ u64::from(port)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((x >> 32) % workers as u64) as usize
 }
 
 impl Steering {
     /// The rules for `snap` on a port shared by `workers` workers.
     pub fn from_snapshot(snap: &Snapshot, workers: usize) -> Steering {
-        let mut nat_vips: Vec<Ipv4Addr> = snap
-            .v4
-            .services
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| snap.v4.forwarding.get(*i) == Some(&Forwarding::Nat))
-            .filter_map(|(_, s)| match s.key.addr {
-                std::net::IpAddr::V4(a) => Some(a),
-                std::net::IpAddr::V6(_) => None,
-            })
-            .collect();
-        nat_vips.sort_unstable();
-        nat_vips.dedup();
         Steering {
             workers: workers.max(1),
-            lips: snap.v4.local_addrs.clone(),
-            lips6: snap.v6.local_addrs.clone(),
-            nat_vips,
-            nat_servers: snap.v4.nat_servers.clone(),
+            v4: Sets::of(&snap.v4),
+            v6: Sets::of(&snap.v6),
         }
     }
 
@@ -134,6 +179,10 @@ impl Steering {
                 Some(w) => w,
                 None => return Owner::Here,
             },
+            // Neighbor advertisements, as ARP replies: every worker.
+            0x86dd if frame.get(20) == Some(&58) && frame.get(54) == Some(&136) => {
+                return Owner::All
+            }
             0x86dd => match self.ipv6_owner(&frame[14..]) {
                 Some(w) => w,
                 None => return Owner::Here,
@@ -147,23 +196,26 @@ impl Steering {
         }
     }
 
-    /// IPv6 to a local address (FNAT and SNAT replies, ICMPv6 about
-    /// their ports): by its port, as IPv4's. Packets with extension
-    /// headers stay where they landed.
+    /// IPv6 TCP/UDP/ICMPv6 as IPv4's; packets with extension headers stay
+    /// where they landed.
     #[inline]
     fn ipv6_owner(&self, ip: &[u8]) -> Option<usize> {
-        if ip.len() < 44 || ip[0] >> 4 != 6 || self.lips6.is_empty() {
+        if ip.len() < 44 || ip[0] >> 4 != 6 {
             return None;
         }
-        let dst: [u8; 16] = ip[24..40].try_into().ok()?;
-        self.lips6.binary_search(&Ipv6Addr::from(dst)).ok()?;
-        let l4 = &ip[40..];
-        let port = match ip[6] {
-            6 | 17 => u16::from_be_bytes([l4[2], l4[3]]),
-            58 => icmp_local_port(l4, true)?,
-            _ => return None,
+        let addr = |at: usize| {
+            <[u8; 16]>::try_from(&ip[at..at + 16])
+                .ok()
+                .map(Ipv6Addr::from)
         };
-        local_port_owner(port, self.workers)
+        let (src, dst) = (addr(8)?, addr(24)?);
+        let l4 = &ip[40..];
+        let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+        match ip[6] {
+            6 | 17 => self.v6.owner((src, port(0)), (dst, port(2)), self.workers),
+            58 => self.v6.icmp_owner(dst, l4, true, self.workers),
+            _ => None,
+        }
     }
 
     #[inline]
@@ -178,28 +230,17 @@ impl Steering {
             return None;
         }
         let l4 = ip.get(ihl..ihl + 4)?;
-        let src: [u8; 4] = ip[12..16].try_into().ok()?;
-        let dst: [u8; 4] = ip[16..20].try_into().ok()?;
-        let has = |set: &[Ipv4Addr], a: [u8; 4]| set.binary_search(&Ipv4Addr::from(a)).is_ok();
+        let addr = |at: usize| {
+            <[u8; 4]>::try_from(&ip[at..at + 4])
+                .ok()
+                .map(Ipv4Addr::from)
+        };
+        let (src, dst) = (addr(12)?, addr(16)?);
         if proto == 1 {
-            // ICMP to a local address: by the local port it is about.
-            return match has(&self.lips, dst) {
-                true => local_port_owner(icmp_local_port(&ip[ihl..], false)?, self.workers),
-                false => None,
-            };
+            return self.v4.icmp_owner(dst, &ip[ihl..], false, self.workers);
         }
-        let sport = u16::from_be_bytes([l4[0], l4[1]]);
-        let dport = u16::from_be_bytes([l4[2], l4[3]]);
-        if has(&self.lips, dst) {
-            return local_port_owner(dport, self.workers);
-        }
-        if has(&self.nat_servers, src) {
-            return Some(client_owner(dst, dport, self.workers));
-        }
-        if has(&self.nat_vips, dst) {
-            return Some(client_owner(src, sport, self.workers));
-        }
-        None
+        let port = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+        self.v4.owner((src, port(0)), (dst, port(2)), self.workers)
     }
 }
 
@@ -270,12 +311,19 @@ mod tests {
     }
 
     fn rules() -> Steering {
+        let v6 = |i| Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i);
         Steering {
             workers: 2,
-            lips: vec![Ipv4Addr::new(10, 0, 0, 200)],
-            lips6: vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200)],
-            nat_vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
-            nat_servers: vec![Ipv4Addr::new(10, 1, 0, 1)],
+            v4: Sets {
+                lips: vec![Ipv4Addr::new(10, 0, 0, 200)],
+                nat_vips: vec![Ipv4Addr::new(10, 0, 0, 100)],
+                nat_servers: vec![Ipv4Addr::new(10, 1, 0, 1)],
+            },
+            v6: Sets {
+                lips: vec![v6(0x200)],
+                nat_vips: vec![v6(0x100)],
+                nat_servers: vec![v6(0x301)],
+            },
         }
     }
 
@@ -402,6 +450,27 @@ mod tests {
     }
 
     #[test]
+    fn both_ipv6_nat_directions_land_on_one_worker() {
+        let s = rules();
+        let mut seen = [0usize; 2];
+        for cport in 40000..40064u16 {
+            let c = cport.to_be_bytes();
+            let to_vip = ip6(0x7000 + cport % 200, 0x100, 6, &[c[0], c[1], 0, 80]);
+            let reply = ip6(0x301, 0x7000 + cport % 200, 6, &[0, 80, c[0], c[1]]);
+            let w = match s.owner(&to_vip, 0) {
+                Owner::Here => 0,
+                Owner::Worker(w) => w,
+                Owner::All => panic!("a NAT packet goes to one worker"),
+            };
+            let here = |o| if o == Owner::Here { w } else { usize::MAX };
+            assert_eq!(here(s.owner(&to_vip, w)), w, "client → VIP, port {cport}");
+            assert_eq!(here(s.owner(&reply, w)), w, "server → client, port {cport}");
+            seen[w] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 0), "clients spread: {seen:?}");
+    }
+
+    #[test]
     fn ipv6_to_a_local_address_goes_to_the_port_owner() {
         let s = rules();
         let (lo1, _) = local_port_range(1, 2);
@@ -422,6 +491,9 @@ mod tests {
             &[[2, 0, 0, 0, 0, 0, 5, 0].as_slice(), quoted].concat(),
         );
         assert_eq!(s.owner(&err, 0), Owner::Worker(1));
+        // A neighbor advertisement teaches every worker.
+        let na = ip6(9, 0x200, 58, &[136, 0, 0, 0, 0x60, 0, 0, 0]);
+        assert_eq!(s.owner(&na, 0), Owner::All);
         // Elsewhere, an echo request, an extension header: stay.
         assert_eq!(
             s.owner(&ip6(9, 0x201, 17, &[0, 53, p[0], p[1], 0, 8, 0, 0]), 0),
