@@ -472,6 +472,11 @@ pub struct Conn<A = Ipv4Addr> {
     /// Tick ([`tick`]) at which the connection expires when idle.
     pub expires: u32,
     pub dest: DestId,
+    /// DPVS's `fdata_seq`: the real server's SYN-ACK sequence number + 1
+    /// (recorded as that SYN-ACK passes out; 0 = none yet), the
+    /// acknowledgment number of the client segments that carry a TOA
+    /// ([`Conn::wants_toa`]). It fills the IPv4 slot's last four bytes.
+    pub fdata_seq: u32,
 }
 
 impl<A: IpAddress> Conn<A> {
@@ -495,6 +500,7 @@ impl<A: IpAddress> Conn<A> {
             established_ms: aging.established_ms,
             expires: 0,
             dest,
+            fdata_seq: 0,
         };
         if in_key.proto == 6 {
             conn.tcp = conn.tcp.next(aging.client_row, f);
@@ -516,6 +522,33 @@ impl<A: IpAddress> Conn<A> {
             tcp.timeout_ms()
         } else {
             self.established_ms
+        }
+    }
+
+    /// Whether a client segment with flags `f` and acknowledgment number
+    /// `ack` gets a TOA (when its destination sends TOA at all,
+    /// [`Dest::toa`]), as DPVS's `tcp_fnat_in_handler` decides: a SYN
+    /// without ACK, and every segment acknowledging exactly the real
+    /// server's SYN-ACK ([`Conn::fdata_seq`]) that is not a SYN, RST or FIN
+    /// — the handshake's ACK and the client's data before it has
+    /// acknowledged any of the server's, so a lost handshake ACK or a
+    /// server whose TOA module reads the first data segment still learns
+    /// the client. Unlike DPVS the ACK flag is required (an
+    /// acknowledgment number means nothing without it), which also keeps
+    /// UDP (no flags) out. On an established connection this is one
+    /// compare of the flags word and one of the number.
+    #[inline]
+    pub fn wants_toa(&self, ack: u32, f: TcpFlags) -> bool {
+        const ACK_ONLY: TcpFlags = TcpFlags {
+            syn: false,
+            ack: true,
+            fin: false,
+            rst: false,
+        };
+        if f == ACK_ONLY {
+            ack == self.fdata_seq
+        } else {
+            f.syn && !f.ack
         }
     }
 
@@ -848,6 +881,14 @@ impl<A: IpAddress> ConnTable<A> {
             }
         }
         Some(conn)
+    }
+
+    /// Records the sequence number `synack_seq` of the real server's
+    /// SYN-ACK: [`Conn::fdata_seq`] becomes `synack_seq + 1`.
+    pub fn record_synack(&mut self, idx: ConnIdx, synack_seq: u32) -> Option<()> {
+        let conn = self.slab.get_mut(idx.0 as usize)?.conn.as_mut()?;
+        conn.fdata_seq = synack_seq.wrapping_add(1);
+        Some(())
     }
 
     /// Puts the connection in TCP state `state` (a transition the tables do
@@ -1287,7 +1328,41 @@ mod tests {
             established_ms: TcpState::Established.timeout_ms(),
             expires,
             dest,
+            fdata_seq: 0,
         }
+    }
+
+    #[test]
+    fn toa_goes_on_syns_and_on_segments_acking_the_servers_syn_ack_only() {
+        let (mut t, d) = table(8);
+        let idx = t.insert(conn(1, 5000, d)).expect("room");
+        let f = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        let c = *t.get(idx).expect("conn");
+        assert!(c.wants_toa(0, f(true, false, false, false)), "SYN");
+        assert!(
+            c.wants_toa(99, f(true, false, false, false)),
+            "SYN, any ack"
+        );
+        assert!(!c.wants_toa(0, f(true, true, false, false)), "SYN-ACK");
+        assert!(!c.wants_toa(0, TcpFlags::default()), "UDP, no flags");
+        t.record_synack(idx, u32::MAX).expect("conn");
+        let c = *t.get(idx).expect("conn");
+        assert_eq!(c.fdata_seq, 0, "SYN-ACK seq + 1 wraps");
+        t.record_synack(idx, 7000).expect("conn");
+        let c = *t.get(idx).expect("conn");
+        assert_eq!(c.fdata_seq, 7001);
+        assert!(
+            c.wants_toa(7001, f(false, true, false, false)),
+            "ACK / data"
+        );
+        assert!(
+            !c.wants_toa(7002, f(false, true, false, false)),
+            "acks data"
+        );
+        assert!(!c.wants_toa(7001, f(false, true, true, false)), "FIN");
+        assert!(!c.wants_toa(7001, f(false, true, false, true)), "RST");
+        assert!(!c.wants_toa(7001, f(false, false, false, true)), "bare RST");
+        assert!(!c.wants_toa(7001, TcpFlags::default()), "no ACK flag");
     }
 
     #[test]

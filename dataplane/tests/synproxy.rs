@@ -40,6 +40,16 @@ fn from_rs(lport: u16, seq: u32, f: Flags, payload: &[u8]) -> Vec<u8> {
 
 const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
 
+/// DPVS's TOA carrying the client at `port`: what our SYN and ACK to the
+/// real server, and the client segments acknowledging its SYN-ACK, carry
+/// first (the lab's service is FNAT without PROXY protocol).
+fn toa(port: u16) -> Vec<u8> {
+    let mut t = vec![254, 8];
+    t.extend_from_slice(&port.to_be_bytes());
+    t.extend_from_slice(&CLIENT.octets());
+    t
+}
+
 /// Steps 1–3: the client's handshake with the cookie; returns the cookie
 /// and the SYN sent to the real server.
 fn handshake(lab: &mut Lab, port: u16) -> (u32, Tcp) {
@@ -88,7 +98,11 @@ fn handshake_with(lab: &mut Lab, port: u16, data: &[u8]) -> (u32, Tcp) {
     );
     assert!(to_rs.syn && to_rs.ack.is_none() && !to_rs.rst);
     assert_eq!(to_rs.seq, ISN, "the client's ISN");
-    assert_eq!(to_rs.options, MSS_1460, "the MSS the cookie carried");
+    assert_eq!(
+        to_rs.options,
+        [&toa(port)[..], &MSS_1460].concat(),
+        "the client's TOA (DPVS gives every SYN one), the MSS the cookie carried"
+    );
     assert_eq!(to_rs.window, 29200, "the client's window");
     assert_eq!(lab.engine.conn_count(), 1);
     (cookie, to_rs)
@@ -135,7 +149,9 @@ fn whole_exchange_golden() {
     );
     assert!(!ack.syn && !ack.rst);
     assert_eq!((ack.seq, ack.ack), (ISN + 1, Some(RS_ISN + 1)));
-    assert!(ack.options.is_empty() && ack.payload.is_empty());
+    // It stands for the client's ACK, which DPVS replays with a TOA.
+    assert_eq!(ack.options, toa(CPORT));
+    assert!(ack.payload.is_empty());
     assert_eq!(ack.window, 29200);
     // The held data follows it, in the server's sequence space.
     let held: Vec<Tcp> = lab.ctl.frames().iter().map(|f| tcp_of(f.data())).collect();
@@ -149,6 +165,7 @@ fn whole_exchange_golden() {
         (d.seq, d.ack, d.payload.as_slice()),
         (ISN + 1, Some(RS_ISN + 1), &b"GET"[..])
     );
+    assert_eq!(d.options, toa(CPORT), "it acknowledges the SYN-ACK exactly");
     lab.ctl.clear();
 
     // Our ACK was lost: the server resends its SYN-ACK, we ACK it again
@@ -163,6 +180,7 @@ fn whole_exchange_golden() {
     let d = tcp_of(&out);
     assert_eq!((d.src, d.dst, d.sport, d.dport), (LIP, rs(0), lport, 8080));
     assert_eq!((d.seq, d.ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert_eq!(d.options, toa(CPORT));
     assert_eq!(d.payload, b"GET");
 
     // Server data: its sequence numbers move into the cookie's space.
@@ -190,6 +208,10 @@ fn whole_exchange_golden() {
     let f = tcp_of(&out);
     assert!(f.fin);
     assert_eq!(f.ack, Some(RS_ISN + 7));
+    assert!(
+        f.options.is_empty(),
+        "it acknowledges the server's data: no TOA"
+    );
 }
 
 #[test]
@@ -364,7 +386,7 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
         ..Flags::default()
     };
     assert!(to_rs.syn && to_rs.ack.is_none());
-    assert_eq!(to_rs.options, rich_syn_options(101));
+    assert_eq!(to_rs.options, [toa(CPORT), rich_syn_options(101)].concat());
     assert_eq!(
         to_rs.window, 65535,
         "a SYN's window is unscaled: 256000 saturates"
@@ -397,8 +419,8 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
     assert_eq!((our_ack.seq, our_ack.ack), (ISN + 1, Some(RS_ISN + 1)));
     assert_eq!(
         our_ack.options,
-        ts_option(101, 5000),
-        "the server's clock echoed"
+        [toa(CPORT), ts_option(101, 5000)].concat(),
+        "the TOA, the server's clock echoed"
     );
     assert_eq!(our_ack.window, 1000, "both scale by 8 on the server's side");
 
@@ -472,9 +494,10 @@ fn a_server_without_window_scale_or_timestamps_gets_unscaled_windows() {
     };
     let (_, out) = lab.send(server(RS_ISN, 29200, synack, &mss));
     let our_ack = tcp_of(&out);
-    assert!(
-        our_ack.options.is_empty(),
-        "no timestamps without the server's"
+    assert_eq!(
+        our_ack.options,
+        toa(CPORT),
+        "the TOA; no timestamps without the server's"
     );
     assert_eq!(our_ack.window, 2560, "10 << 8");
     let rs_ack = Flags {
@@ -584,6 +607,7 @@ fn data_on_the_cookie_ack_reaches_the_server_after_its_handshake() {
     let held: Vec<Tcp> = lab.ctl.frames().iter().map(|f| tcp_of(f.data())).collect();
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!((held[0].seq, held[0].ack), (ISN + 1, Some(RS_ISN + 1)));
+    assert_eq!(held[0].options, toa(CPORT));
     assert_eq!(held[0].payload, b"hello");
     assert_eq!(lab.drops.get(Drop::SynProxyPending), 0);
 }

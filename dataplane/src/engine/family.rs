@@ -168,6 +168,10 @@ pub trait Family: IpAddress {
     /// server or local address).
     fn is_mapped(self) -> bool;
 
+    /// Length of the TOA option carrying a client of this family (DPVS's
+    /// `TCP_OLEN_IP4_ADDR` / `TCP_OLEN_IP6_ADDR`).
+    const TOA_LEN: usize;
+
     /// Inserts a TOA option carrying `client` into the rewritten TCP segment
     /// `src → dst`; `None` when there is no room. Returns the new frame length.
     fn insert_toa(
@@ -197,6 +201,7 @@ pub trait Family: IpAddress {
 
 impl Family for Ipv4Addr {
     type Peer = Ipv6Addr;
+    const TOA_LEN: usize = super::TOA_LEN;
     #[inline]
     fn snap(s: &Snapshot) -> &FamilySnap<Ipv4Addr> {
         &s.v4
@@ -276,6 +281,7 @@ impl Family for Ipv4Addr {
 
 impl Family for Ipv6Addr {
     type Peer = Ipv4Addr;
+    const TOA_LEN: usize = v6::TOA6_LEN;
     #[inline]
     fn snap(s: &Snapshot) -> &FamilySnap<Ipv6Addr> {
         &s.v6

@@ -10,11 +10,25 @@
 //! | mode | client → VIP becomes          | reply                              |
 //! |------|-------------------------------|------------------------------------|
 //! | FNAT | LIP:lport → RS:rport, TTL − 1 | RS → LIP becomes VIP → client      |
-//! |      | (+ TOA on the first ACK)      |                                    |
+//! |      | (+ TOA, see below)            | (SYN-ACK: MSS − TOA length)        |
 //! | NAT  | client → RS:rport, TTL − 1    | RS → client becomes VIP → client   |
 //! | DR   | same packet, dst MAC = RS's   | RS → client directly               |
 //! | TUN  | IPIP: outer src → RS, inner untouched | RS → client directly       |
 //! | SNAT | inside → outside becomes SNAT:port → outside (`match` services, [`snat`]) | outside → SNAT:port becomes outside → inside |
+//!
+//! **TOA** goes where DPVS's `tcp_fnat_in_handler` puts it (FNAT without
+//! PROXY protocol, [`crate::conn::Dest::toa`]): on the client's SYN, and on
+//! every client segment acknowledging exactly the real server's SYN-ACK
+//! (the handshake ACK and the data sent before the client acknowledged any
+//! of the server's) but not on a FIN or RST ([`Conn::wants_toa`]); the
+//! SYN-ACK's MSS is lowered by the option's length so that full-size
+//! client segments still fit with it. A segment without room for it (TCP
+//! header full, MTU, buffer) goes on without it. Unlike DPVS, the SYN's
+//! timestamp option is kept: DPVS blanks it because clients behind one
+//! local address had unrelated timestamp clocks, which broke servers with
+//! `tcp_tw_recycle`; Linux randomises timestamp offsets per connection
+//! since 4.10 and removed `tw_recycle` in 4.12, so blanking it would only
+//! cost PAWS and RTT measurement.
 //!
 //! Both directions of a connection are indexed by the connection table: the
 //! client's key (client, VIP, cport, vport) and the real server's (RS, LIP,
@@ -1063,7 +1077,7 @@ impl<A: Family> Side<A> {
         // value first), so an established packet's rewrite stays in
         // registers instead of going through a stack copy.
         match p.dir {
-            Dir::In => match self.forward_in(p, len, now_ms, ctl) {
+            Dir::In => match self.forward_in(p, buf, len, now_ms, ctl) {
                 Some(res) => self.apply(buf, len, p, res),
                 None => {
                     let client_mac = EthernetFrame::new_unchecked(&buf[..len]).src_addr();
@@ -1082,7 +1096,7 @@ impl<A: Family> Side<A> {
                 }
             },
             Dir::Out => {
-                let res = self.forward_out(p, len, now_ms);
+                let res = self.forward_out(p, buf, len, now_ms);
                 self.apply(buf, len, p, res)
             }
         }
@@ -1139,29 +1153,32 @@ impl<A: Family> Side<A> {
         (Verdict::Forward, len)
     }
 
-    /// Client → VIP of an existing connection: returns the rewrite towards
-    /// the real server and the real server's MAC; `None` when a new
-    /// connection must be opened (none found, or the client reuses the
-    /// port of a closing one).
+    /// Client → VIP of an existing connection (frame `buf[..len]`):
+    /// returns the rewrite towards the real server and the real server's
+    /// MAC; `None` when a new connection must be opened (none found, or
+    /// the client reuses the port of a closing one).
     #[inline(always)]
     fn forward_in(
         &mut self,
         p: &Parsed<A>,
+        buf: &[u8],
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Option<Result<(Action<A>, MacAddr), Drop>> {
         let (idx, dir) = self.conns.lookup_hinted(&p.key, p.hash, p.hint, now_ms)?;
-        self.established_in(idx, dir, p, len, now_ms, ctl)
+        self.established_in(idx, dir, p, buf, len, now_ms, ctl)
     }
 
     /// [`Side::forward_in`] of connection `idx`, found in direction `dir`.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn established_in(
         &mut self,
         idx: ConnIdx,
         dir: Dir,
         p: &Parsed<A>,
+        buf: &[u8],
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
@@ -1172,18 +1189,13 @@ impl<A: Family> Side<A> {
         let Some(conn) = self.conns.get(idx) else {
             return Some(Err(Drop::NoConnection));
         };
-        // The client's ACK completing the handshake (TOA goes there); the
-        // state first, so an established packet tests one byte.
-        let f = p.flags;
-        let first_ack =
-            conn.tcp == TcpState::SynRecv && f.ack && !f.syn && !f.rst && p.key.proto == 6;
         if p.flags.syn && !p.flags.ack && conn.tcp.is_closing() {
             // The client reuses its port after closing: a new connection,
             // scheduled afresh (IPVS's conn_reuse_mode).
             self.conns.remove(idx);
             return None;
         }
-        Some(self.rewrite_in(idx, p, first_ack, len, now_ms, ctl))
+        Some(self.rewrite_in(idx, p, buf, len, now_ms, ctl))
     }
 
     /// `expire_quiescent_conn` (DPVS): a connection whose server is
@@ -1197,13 +1209,14 @@ impl<A: Family> Side<A> {
         Ok(())
     }
 
-    /// The rewrite of a client packet of established connection `idx`.
+    /// The rewrite of a client packet (frame `buf[..len]`) of established
+    /// connection `idx`.
     #[inline(always)]
     fn rewrite_in(
         &mut self,
         idx: ConnIdx,
         p: &Parsed<A>,
-        first_ack: bool,
+        buf: &[u8],
         len: usize,
         now_ms: u64,
         ctl: &mut Burst,
@@ -1235,7 +1248,9 @@ impl<A: Family> Side<A> {
             .touch(idx, Dir::In, p.flags, now_ms)
             .ok_or(Drop::NoConnection)?;
         let action = match action_in(mode, &conn.out_key, tunnel_src)? {
-            Action::Nat(k) if first_ack && toa => Action::NatToa(k),
+            Action::Nat(k) if toa && conn.wants_toa(tcp_ack(buf, p.hl), p.flags) => {
+                Action::NatToa(k)
+            }
             a => a,
         };
         if let Some(per) = persistence {
@@ -1308,7 +1323,7 @@ impl<A: Family> Side<A> {
         let dest = self.dest_id(svc_idx, rs_idx)?;
         let mac = self.dest_mac(dest, now_ms, ctl)?;
         let d = self.conns.dest(dest).ok_or(Drop::NoRealServer)?;
-        let (mode, tunnel_src, aging) = (d.forwarding, d.tunnel_src, d.aging);
+        let (mode, tunnel_src, aging, toa) = (d.forwarding, d.tunnel_src, d.aging, d.toa);
         check_ttl(mode, p.ttl)?;
         let rs = svc.servers.get(rs_idx).ok_or(Drop::NoRealServer)?;
         let (out_key, out_hash) = if mode == Forwarding::Fnat {
@@ -1337,8 +1352,12 @@ impl<A: Family> Side<A> {
             }
             (out_key, out_hash)
         };
-        let action = action_in(mode, &out_key, tunnel_src)?;
         let conn = Conn::open(*key, out_key, client_mac, dest, aging, f, now_ms);
+        let action = match action_in(mode, &out_key, tunnel_src)? {
+            // The client's SYN (the only TCP packet opening a connection).
+            Action::Nat(k) if toa && conn.wants_toa(0, f) => Action::NatToa(k),
+            a => a,
+        };
         self.conns
             .insert_hashed(conn, p.hash, out_hash)
             .ok_or(Drop::ConnTableFull)?;
@@ -1444,12 +1463,13 @@ impl<A: Family> Side<A> {
         }
     }
 
-    /// Real server → LIP (FNAT) or → client (NAT): the reply goes back as
-    /// VIP → client.
+    /// Real server → LIP (FNAT) or → client (NAT): the reply (frame
+    /// `buf[..len]`) goes back as VIP → client.
     #[inline(always)]
     fn forward_out(
         &mut self,
         p: &Parsed<A>,
+        buf: &mut [u8],
         len: usize,
         now_ms: u64,
     ) -> Result<(Action<A>, MacAddr), Drop> {
@@ -1461,7 +1481,8 @@ impl<A: Family> Side<A> {
             return Err(Drop::NoConnection);
         }
         let dest = self.conns.get(idx).ok_or(Drop::NoConnection)?.dest;
-        let mode = self.conns.dest(dest).ok_or(Drop::NoConnection)?.forwarding;
+        let d = self.conns.dest(dest).ok_or(Drop::NoConnection)?;
+        let (mode, toa) = (d.forwarding, d.toa);
         if !mode.has_reply_path() {
             // DR/TUN connections are not reachable by replies.
             return Err(Drop::NoConnection);
@@ -1474,10 +1495,34 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoConnection)?;
         let back = conn.in_key.reversed();
         let mac = conn.client_mac;
+        if toa && p.flags.syn && p.flags.ack {
+            self.toa_synack(idx, p, buf);
+        }
         if let Some(d) = self.conns.dest_mut(dest) {
             d.pending.count_out(len);
         }
         Ok((Action::Nat(back), mac))
+    }
+
+    /// The real server's SYN-ACK `p` (frame `buf`) of connection `idx`,
+    /// whose client segments carry TOA, as DPVS's `tcp_fnat_out_handler`
+    /// treats it: its sequence number is recorded ([`Conn::fdata_seq`],
+    /// which picks the client segments that get a TOA), and its MSS option
+    /// is lowered by the length of the TOA the client's side needs
+    /// ([`Family::TOA_LEN`]: NAT64 connections, in the IPv6 table, insert
+    /// the IPv6 option) so that the client's full-size segments still fit
+    /// the path with the option added.
+    #[cold]
+    #[inline(never)]
+    fn toa_synack(&mut self, idx: ConnIdx, p: &Parsed<A>, buf: &mut [u8]) {
+        let Some(l4) = buf.get_mut(ETH_LEN + p.hl..ETH_LEN + p.tl) else {
+            return;
+        };
+        let Some(seq) = l4.get(4..8).map(synproxy::be32) else {
+            return;
+        };
+        let _ = self.conns.record_synack(idx, seq);
+        lower_mss(l4, A::TOA_LEN as u16);
     }
 
     /// The connection an ICMP error from side `dir` (outer TTL or hop
@@ -1859,6 +1904,36 @@ fn action_in<A: Family>(
             dst: out_key.src,
         },
     })
+}
+
+/// The acknowledgment number of the TCP segment at `hl` in the frame's IP
+/// packet (0 when the frame is too short: the flags of such a packet
+/// select no TOA anyway).
+#[inline(always)]
+fn tcp_ack(buf: &[u8], hl: usize) -> u32 {
+    buf.get(ETH_LEN + hl + 8..ETH_LEN + hl + 12)
+        .map_or(0, synproxy::be32)
+}
+
+/// Lowers the MSS option of the TCP segment `l4` (a SYN-ACK) by `by`
+/// (DPVS's `tcp_out_adjust_mss`), adjusting the checksum; an MSS not
+/// above `by` is left alone (DPVS would wrap it). Nothing else changes.
+fn lower_mss(l4: &mut [u8], by: u16) {
+    if l4.len() < TCP_HEADER_LEN {
+        return;
+    }
+    let hl = TcpPacket::new_unchecked(&*l4).header_len().min(l4.len());
+    let mut i = TCP_HEADER_LEN;
+    while let Some((at, kind, len)) = synproxy::next_option(&l4[..hl], i) {
+        if kind == 2 && len == 4 {
+            let mss = u16::from_be_bytes([l4[at + 2], l4[at + 3]]);
+            if mss > by {
+                synproxy::patch(l4, at + 2, &(mss - by).to_be_bytes());
+            }
+            return;
+        }
+        i = at + len;
+    }
 }
 
 /// TCP option kind of DPVS's TOA ("TCP option address").

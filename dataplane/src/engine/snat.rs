@@ -270,11 +270,11 @@ impl Engine {
         };
         let (side, peer, snap) = A::echo_split(self);
         let res = match dir {
-            Dir::In => match side.forward_in(&p, len, now_ms, ctl) {
+            Dir::In => match side.forward_in(&p, buf, len, now_ms, ctl) {
                 Some(res) => res,
                 None => side.snat_open(snap, peer, &p, client_mac, len, now_ms, ctl),
             },
-            Dir::Out => side.forward_out(&p, len, now_ms),
+            Dir::Out => side.forward_out(&p, buf, len, now_ms),
         };
         let (action, mac) = match res {
             Ok(x) => x,

@@ -111,6 +111,9 @@ pub(super) struct Proxied<A> {
     win_out: (u8, u8),
     /// The real server has not answered our SYN yet.
     pending: bool,
+    /// Our SYN and our ACK to the real server carry the client's TOA (the
+    /// server's destination sends TOA, [`crate::conn::Dest::toa`]).
+    toa: bool,
 }
 
 /// A worker's SYN-proxy state.
@@ -551,6 +554,20 @@ fn emit_segment<A: ProxyFamily>(
     Some(frame_len)
 }
 
+/// Our segment `buf[..n]` `src → dst` (as [`emit_segment`] wrote it) of
+/// proxied connection `s`, with the client's TOA when `s` has one and the
+/// buffer room. Returns the frame length.
+fn with_toa<A: ProxyFamily>(buf: &mut [u8], n: usize, addrs: (A, A), s: &Proxied<A>) -> usize {
+    if !s.toa {
+        return n;
+    }
+    let tl = {
+        let t = TcpPacket::new_unchecked(&buf[ETH_LEN + A::IP_LEN..]);
+        A::IP_LEN + t.header_len()
+    };
+    A::insert_toa(buf, A::IP_LEN, tl, addrs, (s.in_key.src, s.in_key.sport)).unwrap_or(n)
+}
+
 /// Overwrites the bytes at `at` of TCP segment `l4` with `new` (at most 4
 /// bytes), adjusting the checksum incrementally over the 16-bit words the
 /// change touches.
@@ -803,9 +820,12 @@ impl Engine {
             Ok(x) => x,
             Err(d) => return Some((Verdict::Drop(d), len)),
         };
-        let Action::Nat(to_rs) = action else {
+        // NatToa: the SYN (ours, in the client's place) carries the TOA.
+        let (to_rs, toa) = match action {
+            Action::Nat(k) => (k, false),
+            Action::NatToa(k) => (k, true),
             // Only FNAT and NAT services may proxy (the control side checks).
-            return Some((Verdict::Drop(Drop::NoConnection), len));
+            _ => return Some((Verdict::Drop(Drop::NoConnection), len)),
         };
         let (idx, _) = side.conns.lookup_hashed(&k, p.hash, now_ms)?;
         // As DPVS: SYN_SENT (3 s) until the real server answers.
@@ -824,6 +844,7 @@ impl Engine {
             win_in: (0, 0),
             win_out: (0, 0),
             pending: true,
+            toa,
         };
         if !self.remember(s) {
             // Without its delta the connection could not be translated.
@@ -880,7 +901,10 @@ impl Engine {
         }
     }
 
-    /// Our SYN to the real server (`to_rs`: LIP or client → RS).
+    /// Our SYN to the real server (`to_rs`: LIP or client → RS), with the
+    /// client's TOA when the connection has one: DPVS builds this SYN from
+    /// the client's ACK and sends it through its FNAT handler, which adds
+    /// a TOA to every SYN.
     fn emit_syn<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
@@ -904,6 +928,7 @@ impl Engine {
             &opts[..n],
             ttl,
         )?;
+        let n = with_toa(buf, n, (to_rs.src, to_rs.dst), s);
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(mac);
@@ -911,7 +936,10 @@ impl Engine {
     }
 
     /// Our ACK of the real server's SYN-ACK `p` (ISN `rs_isn`, timestamp
-    /// `rs_ts`), in place.
+    /// `rs_ts`), in place. It stands for the client's ACK, which DPVS
+    /// replays here through its FNAT handler; as that one acknowledges the
+    /// SYN-ACK exactly, it carries the client's TOA when the connection
+    /// has one.
     fn ack_server<A: ProxyFamily>(
         &self,
         buf: &mut [u8],
@@ -940,6 +968,7 @@ impl Engine {
             opts,
             SYNACK_TTL,
         )?;
+        let n = with_toa(buf, n, (p.key.dst, p.key.src), s);
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(rs_mac);
@@ -1017,10 +1046,13 @@ impl Engine {
         table.insert(s.in_key, done);
         table.insert(s.out_key, done);
         // SYN_RECV, where an unproxied connection is after the server's
-        // SYN-ACK: the client's next segment establishes it and carries the
-        // TOA (DPVS goes to ESTABLISHED here and finds that segment by its
-        // sequence number).
+        // SYN-ACK: the client's next segment establishes it. The client
+        // segments acknowledging exactly this SYN-ACK (their ACK moved into
+        // the server's space by `translate_in` first) carry the TOA, as
+        // DPVS's (it records the cookie ACK's number, the same segments in
+        // the client's space).
         side.conns.set_tcp_state(idx, TcpState::SynRecv, now_ms)?;
+        side.conns.record_synack(idx, seq)?;
         let acked = self.ack_server(buf, len, p, &done, (seq, rs_ts));
         self.release(&s.in_key, now_ms, ctl);
         acked

@@ -93,6 +93,50 @@ fn tcp_ttl(
     out
 }
 
+/// The TCP header fields of a hand-made segment (`hop`: TTL or hop
+/// limit).
+pub(super) struct Seg<'a> {
+    pub(super) seq: u32,
+    pub(super) ack: Option<u32>,
+    pub(super) syn: bool,
+    pub(super) window: u16,
+    pub(super) options: &'a [u8],
+    pub(super) hop: u8,
+}
+
+/// An IPv4 TCP segment `src → dst` with header fields `s`.
+fn seg4(
+    src: (MacAddr, Ipv4Addr, u16),
+    dst: (MacAddr, Ipv4Addr, u16),
+    s: &Seg,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
+        .ipv4(src.1.octets(), dst.1.octets(), s.hop)
+        .tcp(src.2, dst.2, s.seq, s.window);
+    if s.syn {
+        b = b.syn();
+    }
+    if let Some(a) = s.ack {
+        b = b.ack(a);
+    }
+    if !s.options.is_empty() {
+        b = b.options_raw(s.options).expect("options");
+    }
+    let mut out = Vec::new();
+    b.write(&mut out, payload).expect("build tcp");
+    out
+}
+
+/// `frame` (a TCP segment at `l4_at`) with the TCP flag bits `bits` set
+/// too (FIN 0x01, RST 0x04), its checksum adjusted.
+pub(super) fn with_tcp_flags(mut frame: Vec<u8>, l4_at: usize, bits: u8) -> Vec<u8> {
+    let l4 = &mut frame[l4_at..];
+    let flags = l4[13] | bits;
+    synproxy::patch(l4, 13, &[flags]);
+    frame
+}
+
 fn udp(src: (MacAddr, Ipv4Addr, u16), dst: (MacAddr, Ipv4Addr, u16), payload: &[u8]) -> Vec<u8> {
     udp_ttl(src, dst, payload, 64)
 }
@@ -376,7 +420,8 @@ fn burst_gives_the_same_results_as_frame_by_frame() {
     for port in 0..(PIPELINE as u16 + 10) {
         frames.push(tcp(c(1000 + port), v, true, false, b""));
     }
-    // Frame by frame with room to grow (the first ACK gets a TOA).
+    // Frame by frame with room to grow (the SYN gets a TOA; the ACK does
+    // not: no SYN-ACK has passed that it could acknowledge).
     let (mut single, mut ctl) = engine();
     let (mut burst, mut burst_ctl) = engine();
     let want = same_in_a_burst(
@@ -387,7 +432,8 @@ fn burst_gives_the_same_results_as_frame_by_frame() {
     );
     assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
     assert_eq!(want[2].0, Verdict::Forward);
-    assert_eq!(want[3].1.len(), frames[3].len() + TOA_LEN);
+    assert_eq!(want[2].1.len(), frames[2].len() + TOA_LEN);
+    assert_eq!(want[3].1.len(), frames[3].len());
     assert_eq!(want[4].0, Verdict::Drop(Drop::NoConnection));
     assert_eq!(want[5].0, Verdict::Drop(Drop::Truncated));
     assert_eq!(burst.conn_count(), single.conn_count());
@@ -1366,45 +1412,185 @@ fn tcp_options(frame: &[u8]) -> Vec<u8> {
     t.options().to_vec()
 }
 
+/// An MSS option.
+pub(super) fn mss(v: u16) -> [u8; 4] {
+    let [a, b] = v.to_be_bytes();
+    [2, 4, a, b]
+}
+
+/// DPVS's TOA carrying `client`: kind 254, length 8 (IPv4) or 20 (IPv6),
+/// port, address.
+fn toa_opt(client: impl Into<IpAddr>, port: u16) -> Vec<u8> {
+    let addr = match client.into() {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    let mut toa = vec![TOA_KIND, (4 + addr.len()) as u8];
+    toa.extend_from_slice(&port.to_be_bytes());
+    toa.extend_from_slice(&addr);
+    toa
+}
+
+/// A hand-made segment's header fields: sequence number, acknowledgment
+/// (`None`: no ACK flag), SYN, options, TTL.
+fn fields(seq: u32, ack: Option<u32>, syn: bool, options: &[u8], hop: u8) -> Seg<'_> {
+    Seg {
+        seq,
+        ack,
+        syn,
+        window: 65535,
+        options,
+        hop,
+    }
+}
+
+/// DPVS's placement (`tcp_fnat_in_handler` / `tcp_fnat_out_handler`): the
+/// client's SYN carries the TOA, the real server's SYN-ACK has its MSS
+/// lowered by the option's length, and every client segment that
+/// acknowledges exactly that SYN-ACK (handshake ACK, data before the
+/// client has acknowledged any of the server's) carries it, except FIN
+/// and RST. Each frame is compared with etherparse's, checksums included.
 #[test]
-fn fnat_first_ack_carries_toa_golden() {
+fn fnat_toa_on_the_syn_and_on_segments_acking_the_syn_ack_golden() {
+    const ISN: u32 = 1000;
+    const RS_ISN: u32 = 70_000;
     let (mut e, mut ctl) = engine();
     resolve_rs(&mut e, &mut ctl);
     let client = (CLIENT_MAC, CLIENT, 33000);
     let vip = (LB_MAC, VIP, 80);
-    // The SYN carries no TOA.
-    let (v, syn) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    let toa = toa_opt(CLIENT, 33000);
+    // The SYN: the TOA goes in front of the client's options.
+    let syn = seg4(client, vip, &fields(ISN, None, true, &mss(1460), 64), b"");
+    let (v, out) = handle_grow(&mut e, &syn, 1, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    assert!(tcp_options(&syn).is_empty());
-    let lport = inspect(&syn).4;
-    let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
-    assert_eq!(e.handle(&mut synack, 2, &mut ctl), Verdict::Forward);
-    // The ACK completing the handshake (with data): TOA inserted.
-    let ack = tcp(client, vip, false, true, b"GET / HTTP/1.0\r\n\r\n");
-    let (v, out) = handle_grow(&mut e, &ack, 3, &mut ctl);
+    let lport = inspect(&out).4;
+    let (lip, rs) = ((LB_MAC, LIP, lport), (RS_MAC, RS, 8080));
+    let opts = [&toa[..], &mss(1460)].concat();
+    assert_eq!(out, seg4(lip, rs, &fields(ISN, None, true, &opts, 63), b""));
+    // The SYN-ACK reaches the client with its MSS 8 lower.
+    let (mss_1460, mss_1452) = (mss(1460), mss(1452));
+    let synack = fields(RS_ISN, Some(ISN + 1), true, &mss_1460, 64);
+    let (v, out) = handle_grow(&mut e, &seg4(rs, lip, &synack, b""), 2, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    assert_eq!(out.len(), ack.len() + TOA_LEN);
-    // etherparse checks the IPv4 and TCP checksums of the result.
-    let (_, dmac, src, dst, sport, dport, _) = inspect(&out);
-    assert_eq!(
-        (dmac, src, dst, sport, dport),
-        (RS_MAC, LIP, RS, lport, 8080)
-    );
-    let mut toa = vec![TOA_KIND, 8];
-    toa.extend_from_slice(&33000u16.to_be_bytes());
-    toa.extend_from_slice(&CLIENT.octets());
-    assert_eq!(tcp_options(&out), toa);
-    // Golden: the segment without the option is the plain FNAT rewrite.
-    let p = SlicedPacket::from_ethernet(&out).expect("etherparse");
-    let Some(TransportSlice::Tcp(t)) = p.transport else {
-        panic!("not tcp")
+    let want = fields(RS_ISN, Some(ISN + 1), true, &mss_1452, 63);
+    assert_eq!(out, seg4(vip, client, &want, b""));
+    // The handshake ACK and the data after it acknowledge the SYN-ACK
+    // exactly: both carry the TOA.
+    let ack = |payload: &[u8], seq: u32, acked: u32| {
+        seg4(
+            client,
+            vip,
+            &fields(seq, Some(acked), false, &[], 64),
+            payload,
+        )
     };
-    assert_eq!(t.payload(), b"GET / HTTP/1.0\r\n\r\n");
-    assert_eq!((t.sequence_number(), t.acknowledgment_number()), (1000, 7));
-    // Later packets carry no TOA.
-    let (v, out) = handle_grow(&mut e, &tcp(client, vip, false, true, b"x"), 4, &mut ctl);
+    let fwd = |payload: &[u8], seq: u32, acked: u32, opts: &[u8]| {
+        seg4(lip, rs, &fields(seq, Some(acked), false, opts, 63), payload)
+    };
+    for (i, data) in [&b""[..], b"GET / HTTP/1.0\r\n", b"\r\n"]
+        .into_iter()
+        .enumerate()
+    {
+        let seq = ISN + 1 + if i == 2 { 16 } else { 0 };
+        let (v, out) = handle_grow(&mut e, &ack(data, seq, RS_ISN + 1), 3, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, fwd(data, seq, RS_ISN + 1, &toa), "segment {i}");
+    }
+    // The client's FIN acknowledging the SYN-ACK: no TOA.
+    let fin = with_tcp_flags(ack(b"", ISN + 19, RS_ISN + 1), ETH_LEN + 20, 0x01);
+    let (v, out) = handle_grow(&mut e, &fin, 4, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    assert!(tcp_options(&out).is_empty());
+    let want = with_tcp_flags(fwd(b"", ISN + 19, RS_ISN + 1, &[]), ETH_LEN + 20, 0x01);
+    assert_eq!(out, want);
+    // Once the client acknowledges the server's data, no more TOA.
+    let reply = seg4(
+        rs,
+        lip,
+        &fields(RS_ISN + 1, Some(ISN + 20), false, &[], 64),
+        b"200 OK",
+    );
+    assert_eq!(handle_grow(&mut e, &reply, 5, &mut ctl).0, Verdict::Forward);
+    let (v, out) = handle_grow(&mut e, &ack(b"", ISN + 20, RS_ISN + 7), 6, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(out, fwd(b"", ISN + 20, RS_ISN + 7, &[]));
+
+    // Another connection: its RST acknowledging the SYN-ACK has no TOA.
+    let client = (CLIENT_MAC, CLIENT, 33001);
+    let syn = seg4(client, vip, &fields(ISN, None, true, &[], 64), b"");
+    let (_, out) = handle_grow(&mut e, &syn, 7, &mut ctl);
+    let lip = (LB_MAC, LIP, inspect(&out).4);
+    let synack = seg4(rs, lip, &fields(RS_ISN, Some(ISN + 1), true, &[], 64), b"");
+    assert_eq!(
+        handle_grow(&mut e, &synack, 8, &mut ctl).0,
+        Verdict::Forward
+    );
+    let rst = seg4(
+        client,
+        vip,
+        &fields(ISN + 1, Some(RS_ISN + 1), false, &[], 64),
+        b"",
+    );
+    let (v, out) = handle_grow(
+        &mut e,
+        &with_tcp_flags(rst, ETH_LEN + 20, 0x04),
+        9,
+        &mut ctl,
+    );
+    assert_eq!(v, Verdict::Forward);
+    let want = seg4(
+        lip,
+        rs,
+        &fields(ISN + 1, Some(RS_ISN + 1), false, &[], 63),
+        b"",
+    );
+    assert_eq!(out, with_tcp_flags(want, ETH_LEN + 20, 0x04));
+}
+
+/// A SYN-ACK's MSS option is found among others and lowered; one to a
+/// NAT client (no TOA) is left as it is.
+#[test]
+fn syn_ack_mss_is_lowered_only_where_toa_goes() {
+    let client = (CLIENT_MAC, CLIENT, 33000);
+    let vip = (LB_MAC, VIP, 80);
+    let rs = (RS_MAC, RS, 8080);
+    // NOP, NOP, SACK permitted, MSS, window scale.
+    let opts = |m: u16| [&[1, 1, 4, 2][..], &mss(m), &[1, 3, 3, 7]].concat();
+    let (mut e, mut ctl) = engine();
+    resolve_rs(&mut e, &mut ctl);
+    let (_, out) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    let lip = (LB_MAC, LIP, inspect(&out).4);
+    let synack = seg4(rs, lip, &fields(5, Some(1001), true, &opts(1400), 64), b"");
+    let (_, out) = handle_grow(&mut e, &synack, 2, &mut ctl);
+    assert_eq!(
+        out,
+        seg4(
+            vip,
+            client,
+            &fields(5, Some(1001), true, &opts(1392), 63),
+            b""
+        )
+    );
+    // NAT: the server sees the client itself, no TOA, MSS unchanged.
+    let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
+    let (_, _) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    let to_client = (LB_MAC, CLIENT, 33000);
+    let synack = seg4(
+        rs,
+        to_client,
+        &fields(5, Some(1001), true, &opts(1400), 64),
+        b"",
+    );
+    let (v, out) = handle_grow(&mut e, &synack, 2, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    assert_eq!(
+        out,
+        seg4(
+            vip,
+            client,
+            &fields(5, Some(1001), true, &opts(1400), 63),
+            b""
+        )
+    );
 }
 
 #[test]
@@ -1415,7 +1601,9 @@ fn toa_goes_before_the_segments_own_options_as_dpvs_puts_it() {
     let vip = (LB_MAC, VIP, 80);
     let (_, syn) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
     let lport = inspect(&syn).4;
-    let mut synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+    // Its SYN-ACK's sequence number is what `tcp` frames acknowledge (7).
+    let synack = fields(6, Some(1001), true, &[], 64);
+    let mut synack = seg4((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), &synack, b"");
     assert_eq!(e.handle(&mut synack, 2, &mut ctl), Verdict::Forward);
     // NOP, NOP, timestamp: DPVS's tcp_in_add_toa puts the TOA in front.
     let ts = [1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2];
@@ -1434,9 +1622,7 @@ fn toa_goes_before_the_segments_own_options_as_dpvs_puts_it() {
     let ack = build(client, vip, 64, &ts);
     let (v, out) = handle_grow(&mut e, &ack, 3, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    let mut opts = vec![TOA_KIND, 8];
-    opts.extend_from_slice(&33000u16.to_be_bytes());
-    opts.extend_from_slice(&CLIENT.octets());
+    let mut opts = toa_opt(CLIENT, 33000);
     opts.extend_from_slice(&ts);
     inspect(&out);
     assert_eq!(
@@ -1453,7 +1639,11 @@ fn toa_is_skipped_without_room_and_outside_fnat() {
     let (mut e, mut ctl) = engine();
     resolve_rs(&mut e, &mut ctl);
     let mut syn = tcp(client, vip, true, false, b"");
+    let n = syn.len();
     assert_eq!(e.handle(&mut syn, 1, &mut ctl), Verdict::Forward);
+    assert_eq!(syn.len(), n);
+    inspect(&syn);
+    assert!(tcp_options(&syn).is_empty());
     let mut ack = tcp(client, vip, false, true, b"");
     let n = ack.len();
     assert_eq!(e.handle(&mut ack, 2, &mut ctl), Verdict::Forward);
@@ -1462,7 +1652,8 @@ fn toa_is_skipped_without_room_and_outside_fnat() {
     assert!(tcp_options(&ack).is_empty());
     // NAT: never.
     let (mut e, mut ctl) = mode_engine(Forwarding::Nat, &[], None);
-    let (_, _) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    let (_, out) = handle_grow(&mut e, &tcp(client, vip, true, false, b""), 1, &mut ctl);
+    assert!(tcp_options(&out).is_empty());
     let (v, out) = handle_grow(&mut e, &tcp(client, vip, false, true, b""), 2, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     assert!(tcp_options(&out).is_empty());

@@ -125,7 +125,7 @@ fn tcp6_opts(
     hop: u8,
     options: &[u8],
 ) -> Vec<u8> {
-    let seg = Seg6 {
+    let seg = Seg {
         seq: 1000,
         ack: ack.then_some(7),
         syn,
@@ -136,17 +136,10 @@ fn tcp6_opts(
     seg6(src, dst, &seg, payload)
 }
 
-/// The TCP header fields of a hand-made IPv6 segment.
-struct Seg6<'a> {
-    seq: u32,
-    ack: Option<u32>,
-    syn: bool,
-    window: u16,
-    options: &'a [u8],
-    hop: u8,
-}
+/// Where the TCP header of a [`seg6`] frame starts.
+const L4_AT6: usize = ETH_LEN + 40;
 
-fn seg6(src: End6, dst: End6, s: &Seg6, payload: &[u8]) -> Vec<u8> {
+fn seg6(src: End6, dst: End6, s: &Seg, payload: &[u8]) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
         .ipv6(src.1.octets(), dst.1.octets(), s.hop)
         .tcp(src.2, dst.2, s.seq, s.window);
@@ -357,66 +350,52 @@ fn fnat6_tcp_golden_both_directions_with_toa() {
     );
     assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
 
+    // The SYN carries the client as DPVS's IPv6 TOA (kind 254, 20 bytes).
     let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     let lport = checked6(&out);
     assert!((40000..=40100).contains(&lport));
-    let want = tcp6(
-        (LB_MAC, LIP6, lport),
-        (RS_MAC, RS6, 8080),
-        (true, false),
-        b"",
-        63,
-    );
-    assert_eq!(out, want);
+    let toa = toa_opt(CLIENT6, 33000);
+    let (lip, rs) = ((LB_MAC, LIP6, lport), (RS_MAC, RS6, 8080));
+    assert_eq!(out, tcp6_opts(lip, rs, (true, false), b"", 63, &toa));
 
-    let synack = tcp6(
-        (RS_MAC, RS6, 8080),
-        (LB_MAC, LIP6, lport),
-        (true, true),
-        b"",
-        64,
-    );
+    // The SYN-ACK (sequence number 6: `tcp6` frames acknowledge 7)
+    // reaches the client with its MSS 20 lower.
+    let (mss_1460, mss_1440) = (mss(1460), mss(1440));
+    let synack = seg6(rs, lip, &fields(6, Some(1001), true, &mss_1460, 64), b"");
     let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    let want = tcp6(
-        (LB_MAC, VIP6, 80),
-        (CLIENT_MAC, CLIENT6, 33000),
-        (true, true),
-        b"",
-        63,
-    );
-    assert_eq!(out, want);
+    let want = fields(6, Some(1001), true, &mss_1440, 63);
+    assert_eq!(out, seg6(vip, client, &want, b""));
 
-    // The first ACK carries the client as DPVS's IPv6 TOA (kind 254, 20 bytes).
-    let ack = tcp6(client, vip, (false, true), b"hello", 64);
-    let (v, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
-    assert_eq!(v, Verdict::Forward);
-    let mut toa = vec![254, TOA6_LEN as u8];
-    toa.extend_from_slice(&33000u16.to_be_bytes());
-    toa.extend_from_slice(&CLIENT6.octets());
-    let want = tcp6_opts(
-        (LB_MAC, LIP6, lport),
-        (RS_MAC, RS6, 8080),
-        (false, true),
-        b"hello",
-        63,
-        &toa,
+    // The first ACK and the data before the client acknowledges any of
+    // the server's carry the TOA too.
+    for data in [&b"hello"[..], b"more"] {
+        let ack = tcp6(client, vip, (false, true), data, 64);
+        let (v, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        assert_eq!(out, tcp6_opts(lip, rs, (false, true), data, 63, &toa));
+    }
+    // Data acknowledging the server's: no TOA.
+    let data = seg6(
+        client,
+        vip,
+        &fields(1000, Some(20), false, &[], 64),
+        b"again",
     );
-    assert_eq!(out, want);
-    // Later data: no TOA.
-    let data = tcp6(client, vip, (false, true), b"more", 64);
     let (_, out) = handle_grow(&mut e, &data, 13, &mut ctl);
     assert_eq!(
         out,
-        tcp6(
-            (LB_MAC, LIP6, lport),
-            (RS_MAC, RS6, 8080),
-            (false, true),
-            b"more",
-            63
-        )
+        seg6(lip, rs, &fields(1000, Some(20), false, &[], 63), b"again")
     );
+    // FIN and RST acknowledging the SYN-ACK: no TOA.
+    for bits in [0x01, 0x04] {
+        let seg = with_tcp_flags(tcp6(client, vip, (false, true), b"", 64), L4_AT6, bits);
+        let (v, out) = handle_grow(&mut e, &seg, 14, &mut ctl);
+        assert_eq!(v, Verdict::Forward);
+        let want = tcp6(lip, rs, (false, true), b"", 63);
+        assert_eq!(out, with_tcp_flags(want, L4_AT6, bits));
+    }
     assert_eq!(e.conn_count(), 1);
     e.flush_stats();
     let svc = &e.snap.v6.services[0];
@@ -1062,8 +1041,11 @@ fn burst_of_ipv4_and_ipv6_gives_the_same_results_as_frame_by_frame() {
     );
     assert_eq!(want[0].0, Verdict::Drop(Drop::NeighbourUnresolved));
     assert_eq!(want[3].0, Verdict::Forward);
+    assert_eq!(want[3].1.len(), frames[3].len() + TOA6_LEN, "the SYN's TOA");
     assert_eq!(want[4].0, Verdict::Forward, "IPv4 alongside");
-    assert_eq!(want[5].1.len(), frames[5].len() + TOA6_LEN);
+    assert_eq!(want[4].1.len(), frames[4].len() + TOA_LEN);
+    // No SYN-ACK has passed that this ACK could acknowledge: no TOA.
+    assert_eq!(want[5].1.len(), frames[5].len());
     assert_eq!(want[7].0, Verdict::Drop(Drop::NoConnection));
     assert_eq!(burst.conn_count(), 3 + PIPELINE + 10);
     // Both tables are listed.
@@ -1208,62 +1190,51 @@ fn nat64_tcp_golden_both_directions() {
     let (mut e, mut ctl) = nat64_engine();
     let client = (CLIENT_MAC, CLIENT6, 33000);
     let vip = (LB_MAC, VIP6, 80);
+    // The SYN, the first ACK and the data before the client acknowledges
+    // any of the server's carry the IPv6 client in DPVS's 20-byte TOA,
+    // inside the IPv4 segment (as DPVS: the option is sized by the
+    // client's family).
+    let toa = toa_opt(CLIENT6, 33000);
     let syn = tcp6(client, vip, (true, false), b"", 64);
     let (v, out) = handle_grow(&mut e, &syn, 10, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     let lport = inspect(&out).4;
-    let want = tcp_ttl(
-        (LB_MAC, LIP, lport),
-        (RS_MAC, RS, 8080),
-        true,
-        false,
-        b"",
-        63,
-    );
+    let (lip, rs) = ((LB_MAC, LIP, lport), (RS_MAC, RS, 8080));
+    let want = seg4(lip, rs, &fields(1000, None, true, &toa, 63), b"");
     assert_eq!(out, want, "IPv6 SYN becomes IPv4");
-    // The reply to the (IPv4) local address goes back as IPv6.
-    let synack = tcp((RS_MAC, RS, 8080), (LB_MAC, LIP, lport), true, true, b"");
+    // The reply to the (IPv4) local address goes back as IPv6, its MSS
+    // lowered by the IPv6 TOA's 20 bytes.
+    let (mss_1460, mss_1440) = (mss(1460), mss(1440));
+    let synack = seg4(rs, lip, &fields(6, Some(1001), true, &mss_1460, 64), b"");
     let (v, out) = handle_grow(&mut e, &synack, 11, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    let want = tcp6(
-        (LB_MAC, VIP6, 80),
-        (CLIENT_MAC, CLIENT6, 33000),
-        (true, true),
+    let want = seg6(
+        vip,
+        client,
+        &fields(6, Some(1001), true, &mss_1440, 63),
         b"",
-        63,
     );
     assert_eq!(out, want, "IPv4 SYN-ACK becomes IPv6");
-    // The first ACK carries the IPv6 client in DPVS's 20-byte TOA, inside
-    // the IPv4 segment (as DPVS: the option is sized by the client's family).
-    let ack = tcp6(client, vip, (false, true), b"hello", 64);
-    let (_, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
-    let mut toa = vec![254, 20];
-    toa.extend_from_slice(&33000u16.to_be_bytes());
-    toa.extend_from_slice(&CLIENT6.octets());
-    let mut want = Vec::new();
-    PacketBuilder::ethernet2(LB_MAC.0, RS_MAC.0)
-        .ipv4(LIP.octets(), RS.octets(), 63)
-        .tcp(lport, 8080, 1000, 65535)
-        .ack(7)
-        .options_raw(&toa)
-        .expect("options")
-        .write(&mut want, b"hello")
-        .expect("build");
-    inspect(&out);
-    assert_eq!(out, want);
-    // Later data: no TOA.
-    let data = tcp6(client, vip, (false, true), b"more", 64);
+    for data in [&b"hello"[..], b"more"] {
+        let ack = tcp6(client, vip, (false, true), data, 64);
+        let (_, out) = handle_grow(&mut e, &ack, 12, &mut ctl);
+        inspect(&out);
+        assert_eq!(
+            out,
+            seg4(lip, rs, &fields(1000, Some(7), false, &toa, 63), data)
+        );
+    }
+    // Data acknowledging the server's: no TOA.
+    let data = seg6(
+        client,
+        vip,
+        &fields(1000, Some(20), false, &[], 64),
+        b"again",
+    );
     let (_, out) = handle_grow(&mut e, &data, 12, &mut ctl);
     assert_eq!(
         out,
-        tcp_ttl(
-            (LB_MAC, LIP, lport),
-            (RS_MAC, RS, 8080),
-            false,
-            true,
-            b"more",
-            63
-        )
+        seg4(lip, rs, &fields(1000, Some(20), false, &[], 63), b"again")
     );
     e.flush_stats();
     let svc = &e.snap.v6.services[0];
@@ -1522,15 +1493,20 @@ fn nat64_icmpv4_errors_reach_the_client_as_icmpv6_golden() {
     // becomes "packet too big" (MTU 1420) about the client's own segment.
     let client = (CLIENT_MAC, CLIENT6, 33000);
     let syn6 = tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64);
-    let (_, syn4) = handle_grow(&mut e, &syn6, 10, &mut ctl);
-    let err = icmp4_error(router, (3, 4, 1400), &ip_of(&syn4));
+    handle_grow(&mut e, &syn6, 10, &mut ctl);
+    // A segment without TOA (the SYN has one; no SYN-ACK has passed that
+    // this one could acknowledge).
+    let ack6 = tcp6(client, (LB_MAC, VIP6, 80), (false, true), b"", 64);
+    let (_, ack4) = handle_grow(&mut e, &ack6, 10, &mut ctl);
+    assert!(tcp_options(&ack4).is_empty());
+    let err = icmp4_error(router, (3, 4, 1400), &ip_of(&ack4));
     let (v, out) = handle_grow(&mut e, &err, 11, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     let mut want = Vec::new();
     PacketBuilder::ethernet2(LB_MAC.0, CLIENT_MAC.0)
         .ipv6(VIP6.octets(), CLIENT6.octets(), 63)
         .icmpv6_raw(2, 0, 1420u32.to_be_bytes())
-        .write(&mut want, &with_hop(ip6_of(&syn6), 63))
+        .write(&mut want, &with_hop(ip6_of(&ack6), 63))
         .expect("build");
     checked6(&out);
     assert_eq!(out, want);
@@ -1562,27 +1538,27 @@ fn nat64_icmpv4_errors_reach_the_client_as_icmpv6_golden() {
         ((4, 0, 0), Drop::IcmpUnhandled),
         ((3, 14, 0), Drop::IcmpUnhandled),
     ] {
-        let err = icmp4_error(RS, msg, &ip_of(&syn4));
+        let err = icmp4_error(RS, msg, &ip_of(&ack4));
         assert_eq!(
             handle_grow(&mut e, &err, 14, &mut ctl).0,
             Verdict::Drop(reason)
         );
     }
-    let mut stray = ip_of(&syn4);
+    let mut stray = ip_of(&ack4);
     stray[22..24].copy_from_slice(&40099u16.to_be_bytes());
     let err = icmp4_error(RS, (3, 3, 0), &stray);
     assert_eq!(
         handle_grow(&mut e, &err, 15, &mut ctl).0,
         Verdict::Drop(Drop::NoConnection)
     );
-    let mut err = icmp4_error(router, (3, 4, 1400), &ip_of(&syn4));
+    let mut err = icmp4_error(router, (3, 4, 1400), &ip_of(&ack4));
     assert_eq!(
         e.handle(&mut err, 16, &mut ctl),
         Verdict::Drop(Drop::NoRoom)
     );
     // Quotes cut anywhere: nothing panics, what is forwarded checks out.
     for cut in 0..60 {
-        let mut quote = ip_of(&syn4);
+        let mut quote = ip_of(&ack4);
         quote.truncate(cut);
         let err = icmp4_error(router, (3, 4, 1400), &quote);
         if let (Verdict::Forward, out) = handle_grow(&mut e, &err, 17, &mut ctl) {
@@ -1790,7 +1766,7 @@ fn synproxy6_fnat_whole_exchange_golden() {
     let client = (CLIENT_MAC, CLIENT6, 40000);
     let vip = (LB_MAC, VIP6, 80);
     let from_client = |seq, ack, syn, options: &[u8], payload: &[u8]| {
-        let seg = Seg6 {
+        let seg = Seg {
             seq,
             ack,
             syn,
@@ -1807,7 +1783,7 @@ fn synproxy6_fnat_whole_exchange_golden() {
     assert_eq!(v, Verdict::Forward);
     checked6(&n);
     let cookie = u32::from_be_bytes(n[58..62].try_into().expect("seq"));
-    let synack = Seg6 {
+    let synack = Seg {
         seq: cookie,
         ack: Some(ISN + 1),
         syn: true,
@@ -1825,17 +1801,20 @@ fn synproxy6_fnat_whole_exchange_golden() {
     assert_eq!(e.conn_count(), 0);
 
     // Steps 2-3: the cookie ACK opens the connection; our SYN to the real
-    // server carries the client's ISN, MSS and window.
+    // server carries the client's ISN, MSS and window, and its TOA (DPVS's
+    // SYN goes through its FNAT handler, which gives every SYN one).
     let ack = from_client(ISN + 1, Some(cookie.wrapping_add(1)), false, &[], b"");
     let (v, n) = handle_grow(&mut e, &ack, 12, &mut ctl);
     assert_eq!(v, Verdict::Forward);
     let lport = checked6(&n);
-    let syn = Seg6 {
+    let toa = toa_opt(CLIENT6, 40000);
+    let syn_opts = [&toa[..], &MSS_1460].concat();
+    let syn = Seg {
         seq: ISN,
         ack: None,
         syn: true,
         window: 29200,
-        options: &MSS_1460,
+        options: &syn_opts,
         hop: 63,
     };
     assert_eq!(
@@ -1844,9 +1823,10 @@ fn synproxy6_fnat_whole_exchange_golden() {
     );
     assert_eq!(e.conn_count(), 1);
 
-    // Step 4: the real server's SYN-ACK is answered by us.
+    // Step 4: the real server's SYN-ACK is answered by us, in the client's
+    // place: our ACK carries the TOA as DPVS's replayed client ACK does.
     let from_rs = |seq, ack, syn, payload: &[u8]| {
-        let seg = Seg6 {
+        let seg = Seg {
             seq,
             ack: Some(ack),
             syn,
@@ -1858,12 +1838,12 @@ fn synproxy6_fnat_whole_exchange_golden() {
     };
     let (v, n) = handle_grow(&mut e, &from_rs(RS_ISN, ISN + 1, true, b""), 13, &mut ctl);
     assert_eq!(v, Verdict::Forward);
-    let our_ack = Seg6 {
+    let our_ack = Seg {
         seq: ISN + 1,
         ack: Some(RS_ISN + 1),
         syn: false,
         window: 29200,
-        options: &[],
+        options: &toa,
         hop: 64,
     };
     assert_eq!(
@@ -1871,7 +1851,8 @@ fn synproxy6_fnat_whole_exchange_golden() {
         seg6((LB_MAC, LIP6, lport), (RS_MAC, RS6, 8080), &our_ack, b"")
     );
 
-    // Client data: its ACK moves into the real server's space.
+    // Client data: its ACK moves into the real server's space; it
+    // acknowledges the SYN-ACK exactly, so it carries the TOA.
     let data = from_client(ISN + 1, Some(cookie.wrapping_add(1)), false, &[], b"GET");
     let (v, n) = handle_grow(&mut e, &data, 14, &mut ctl);
     assert_eq!(v, Verdict::Forward);
@@ -1882,6 +1863,7 @@ fn synproxy6_fnat_whole_exchange_golden() {
         (t.sequence_number(), t.acknowledgment_number()),
         (ISN + 1, RS_ISN + 1)
     );
+    assert_eq!(t.options(), &toa[..]);
     assert_eq!(t.payload(), b"GET");
 
     // Server data: its sequence numbers move into the cookie's space.
@@ -1897,4 +1879,14 @@ fn synproxy6_fnat_whole_exchange_golden() {
     );
     assert_eq!(t.payload(), b"200 OK");
     assert_eq!(&n[22..54], &[VIP6.octets(), CLIENT6.octets()].concat()[..]);
+
+    // The client acknowledges it: no more TOA.
+    let more = from_client(ISN + 4, Some(cookie.wrapping_add(7)), false, &[], b"bye");
+    let (v, n) = handle_grow(&mut e, &more, 16, &mut ctl);
+    assert_eq!(v, Verdict::Forward);
+    checked6(&n);
+    let t = etherparse::TcpSlice::from_slice(&n[54..]).expect("tcp");
+    assert_eq!(t.acknowledgment_number(), RS_ISN + 7);
+    assert!(t.options().is_empty());
+    assert_eq!(t.payload(), b"bye");
 }
