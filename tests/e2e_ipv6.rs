@@ -111,6 +111,12 @@ fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
     );
     let rs1 = Sniffer::start(&lab, "rs1", toa64);
     let rs2 = Sniffer::start(&lab, "rs2", toa64);
+    // The IPv4 nginx servers offer MSS 1460 (lab MTU 1500); the IPv6
+    // client must be offered 20 less, room for the IPv6 TOA.
+    let vip: std::net::IpAddr = VIP6.parse().expect("VIP6");
+    let client = Sniffer::start(&lab, "client", move |f: &[u8]| {
+        sniff::synack_mss(f, vip, 80, 1460 - 20)
+    });
     let path = lab.dir.join("keepalived.conf");
     std::fs::write(&path, conf).expect("write config");
     lab.start_dpvsd(&path);
@@ -127,21 +133,24 @@ fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
     let n = |k: &str| s.and_then(|s| s[k].as_u64()).unwrap_or(0);
     let (conns, outp) = (n("conns"), n("out_pkts"));
     assert!(conns >= 20 && outp >= conns, "conns={conns} out={outp}");
-    // Every NAT64 connection's first ACK carried the client's IPv6 address
-    // in DPVS's 20-byte TOA.
-    let (r1, r2) = (rs1.finish(), rs2.finish());
+    // Every NAT64 connection's SYN, handshake ACK and request carried the
+    // client's IPv6 address in DPVS's 20-byte TOA, and its SYN-ACK reached
+    // the client with the MSS lowered by as much.
+    let (r1, r2, c) = (rs1.finish(), rs2.finish(), client.finish());
     assert!(
-        r1.problems.is_empty() && r2.problems.is_empty(),
-        "{:?} {:?}",
+        r1.problems.is_empty() && r2.problems.is_empty() && c.problems.is_empty(),
+        "{:?} {:?} {:?}",
         r1.problems,
-        r2.problems
+        r2.problems,
+        c.problems
     );
-    assert!(
-        r1.good + r2.good >= 20,
-        "TOA seen {} + {}",
-        r1.good,
-        r2.good
+    let kind = |k| (r1.kind(k) + r2.kind(k)) as u64;
+    assert_eq!(
+        (kind("syn"), kind("ack"), kind("data")),
+        (conns, conns, conns),
+        "TOA segments (SYN, ACK, data) vs connections"
     );
+    assert_eq!(c.good as u64, conns, "SYN-ACKs with the lowered MSS");
     // rs1's ICMPv4 port unreachable reaches the IPv6 client as ICMPv6.
     let refused = udp_refused_in(&lab.ns("client"));
     assert_eq!(refused, Ok(()), "NAT64 port unreachable");
@@ -152,8 +161,9 @@ const CLOSED_PORT: u16 = 9999;
 /// The client's IPv6 address in the lab.
 const CLIENT6: std::net::Ipv6Addr = std::net::Ipv6Addr::new(0xfd99, 0, 0, 0, 0, 0, 0, 2);
 
-/// The NAT64 TOA sniffer: segments from the IPv4 local address to :8080
-/// carry DPVS's 20-byte IPv6 TOA with the client ([`sniff::toa`]).
+/// The NAT64 TOA sniffer: SYNs and the first segments from the IPv4
+/// local address to :8080 carry DPVS's 20-byte IPv6 TOA with the client
+/// ([`sniff::toa`]).
 fn toa64(frame: &[u8]) -> Seen<'_> {
     sniff::toa(frame, Ipv4Addr::new(10, 99, 0, 200), 20, &CLIENT6.octets())
 }

@@ -132,7 +132,8 @@ fn wlc_spreads_connections_by_weight() {
     );
 }
 
-/// The TOA sniffer: FNAT segments LIP → :8080 ([`sniff::toa`], 8 bytes).
+/// The TOA sniffer: FNAT segments LIP → :8080 ([`sniff::toa`], 8 bytes):
+/// SYNs and the client's segments acknowledging the SYN-ACK exactly.
 fn toa(frame: &[u8]) -> Seen<'_> {
     sniff::toa(frame, Ipv4Addr::new(10, 99, 0, 200), 8, &CLIENT.octets())
 }
@@ -159,31 +160,41 @@ fn tun_encapsulates_ipip_proven_on_the_wire() {
 }
 
 #[test]
-fn fnat_first_ack_carries_toa_on_the_wire() {
-    if !can_run("fnat_first_ack_carries_toa_on_the_wire") {
+fn fnat_syn_and_first_segments_carry_toa_on_the_wire() {
+    if !can_run("fnat_syn_and_first_segments_carry_toa_on_the_wire") {
         return;
     }
     let mut lab = Lab::up("toa");
     let rs1 = Sniffer::start(&lab, "rs1", toa);
     let rs2 = Sniffer::start(&lab, "rs2", toa);
+    // The nginx servers offer MSS 1460 (lab MTU 1500); the client must be
+    // offered 8 less, room for the TOA on its full-size segments.
+    let vip: std::net::IpAddr = VIP.parse().expect("VIP");
+    let client = Sniffer::start(&lab, "client", move |f: &[u8]| {
+        sniff::synack_mss(f, vip, 80, 1460 - 8)
+    });
     lab.start_dpvsd(&common::repo().join("samples/keepalived.conf"));
     lab.wait_health(common::RS1, "up", Duration::from_secs(10));
     lab.wait_health(common::RS2, "up", Duration::from_secs(10));
     let (a, b, failed) = lab.traffic(10);
     std::thread::sleep(Duration::from_millis(300));
-    let (r1, r2) = (rs1.finish(), rs2.finish());
-    println!("rs1 {r1:?}\nrs2 {r2:?}");
+    let (r1, r2, c) = (rs1.finish(), rs2.finish(), client.finish());
+    println!("rs1 {r1:?}\nrs2 {r2:?}\nclient {c:?}");
     assert_eq!(failed, 0, "FNAT requests failed (rs1={a} rs2={b})");
     assert!(
-        r1.problems.is_empty() && r2.problems.is_empty(),
-        "{r1:?} {r2:?}"
+        r1.problems.is_empty() && r2.problems.is_empty() && c.problems.is_empty(),
+        "{r1:?} {r2:?} {c:?}"
     );
-    // One TOA per connection: on the ACK completing its handshake.
+    // Per connection (curl: handshake ACK, then the request, then ACKs of
+    // the reply): the SYN, the handshake ACK and the request carry the
+    // TOA; nothing after the client has acknowledged the server's data.
     let (conns, _, _) = service_stats(&lab);
+    let kind = |k| (r1.kind(k) + r2.kind(k)) as u64;
     assert_eq!(
-        (r1.good + r2.good) as u64,
-        conns,
-        "TOA segments vs connections"
+        (kind("syn"), kind("ack"), kind("data")),
+        (conns, conns, conns),
+        "TOA segments (SYN, ACK, data) vs connections"
     );
+    assert_eq!(c.good as u64, conns, "SYN-ACKs with the lowered MSS");
     assert!(conns >= 10);
 }

@@ -32,6 +32,8 @@ pub enum Seen<'a> {
     Deliver(&'a [u8]),
     /// As expected; counted.
     Good,
+    /// As expected; counted, and under this kind too ([`Report::kinds`]).
+    GoodAs(&'static str),
     /// Wrong, and why.
     Bad(String),
 }
@@ -43,6 +45,15 @@ pub struct Report {
     pub good: usize,
     /// Everything wrong with any frame.
     pub problems: Vec<String>,
+    /// Good frames by the kind their handler gave ([`Seen::GoodAs`]).
+    pub kinds: std::collections::BTreeMap<&'static str, usize>,
+}
+
+impl Report {
+    /// Good frames of kind `kind`.
+    pub fn kind(&self, kind: &str) -> usize {
+        self.kinds.get(kind).copied().unwrap_or(0)
+    }
 }
 
 /// A thread in a lab host's namespace that captures every frame
@@ -79,6 +90,10 @@ impl Sniffer {
                 match handler(&buf[..n]) {
                     Seen::Other => {}
                     Seen::Good => report.good += 1,
+                    Seen::GoodAs(kind) => {
+                        report.good += 1;
+                        *report.kinds.entry(kind).or_default() += 1;
+                    }
                     Seen::Deliver(inner) => {
                         let dst = Ipv4Addr::new(inner[16], inner[17], inner[18], inner[19]);
                         let to = SockaddrIn::from(SocketAddrV4::new(dst, 0));
@@ -250,10 +265,12 @@ pub fn check_ipip(frame: &[u8], rs: Ipv4Addr) -> Result<Option<&[u8]>, String> {
     }
 }
 
-/// A TOA sniffer for FNAT segments `lip` → :8080: a SYN must carry no TOA;
-/// a segment with one (kind 254, length `len`: 8 for an IPv4 client, 20
-/// for an IPv6 one) must be a non-SYN ACK whose TOA holds a port and
-/// `client`'s address bytes, with a valid TCP checksum.
+/// A TOA sniffer for FNAT segments `lip` → :8080, where DPVS puts the TOA
+/// (kind 254, length `len`: 8 for an IPv4 client, 20 for an IPv6 one):
+/// every SYN must carry one; a segment with one must otherwise be an ACK
+/// without FIN or RST; the TOA must hold a port and `client`'s address
+/// bytes, and the segment a valid TCP checksum. Good TOA segments are
+/// counted by kind: `"syn"`, `"ack"` (no payload) and `"data"`.
 pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'a> {
     let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
         return Seen::Other;
@@ -269,11 +286,18 @@ pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'
     }
     let opts = t.options();
     let Some(at) = opts.windows(2).position(|w| w == [254, len]) else {
-        return Seen::Other;
+        return match t.syn() {
+            true => Seen::Bad(format!("a SYN without TOA: {opts:?}")),
+            false => Seen::Other,
+        };
     };
-    if t.syn() || !t.ack() {
-        return Seen::Bad(format!("TOA on a SYN or non-ACK: {opts:?}"));
-    }
+    let kind = match (t.syn(), t.ack(), t.payload().is_empty()) {
+        _ if t.fin() || t.rst() => return Seen::Bad(format!("TOA on a FIN or RST: {opts:?}")),
+        (true, false, _) => "syn",
+        (false, true, true) => "ack",
+        (false, true, false) => "data",
+        _ => return Seen::Bad(format!("TOA on a SYN-ACK or non-ACK: {opts:?}")),
+    };
     let sum = t
         .to_header()
         .calc_checksum_ipv4(&h.to_header(), t.payload())
@@ -282,8 +306,48 @@ pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'
         return Seen::Bad("TCP checksum of a TOA segment".into());
     }
     match opts.get(at + 2..at + usize::from(len)) {
-        Some(v) if v[2..] == *client && v[..2] != [0, 0] => Seen::Good,
+        Some(v) if v[2..] == *client && v[..2] != [0, 0] => Seen::GoodAs(kind),
         v => Seen::Bad(format!("TOA value {v:?}")),
+    }
+}
+
+/// A SYN-ACK sniffer for the client: every SYN-ACK from `vip`:`vport`
+/// (IPv4 or IPv6) must offer MSS `mss` (the real server's, lowered by the
+/// TOA's length) and have a valid TCP checksum.
+pub fn synack_mss(frame: &[u8], vip: std::net::IpAddr, vport: u16, mss: u16) -> Seen<'_> {
+    use etherparse::{NetSlice, TcpOptionElement, TransportSlice};
+    let Ok(p) = etherparse::SlicedPacket::from_ethernet(frame) else {
+        return Seen::Other;
+    };
+    let Some(TransportSlice::Tcp(t)) = p.transport else {
+        return Seen::Other;
+    };
+    let (src, sum) = match &p.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header().to_header();
+            let sum = t.to_header().calc_checksum_ipv4(&h, t.payload()).ok();
+            (std::net::IpAddr::from(ip.header().source_addr()), sum)
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header().to_header();
+            let sum = t.to_header().calc_checksum_ipv6(&h, t.payload()).ok();
+            (std::net::IpAddr::from(ip.header().source_addr()), sum)
+        }
+        _ => return Seen::Other,
+    };
+    if src != vip || t.source_port() != vport || !(t.syn() && t.ack()) {
+        return Seen::Other;
+    }
+    if sum != Some(t.checksum()) {
+        return Seen::Bad("TCP checksum of a SYN-ACK".into());
+    }
+    let offered = t.options_iterator().find_map(|o| match o {
+        Ok(TcpOptionElement::MaximumSegmentSize(m)) => Some(m),
+        _ => None,
+    });
+    match offered {
+        Some(m) if m == mss => Seen::Good,
+        other => Seen::Bad(format!("SYN-ACK MSS {other:?}, want {mss}")),
     }
 }
 
