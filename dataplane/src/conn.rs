@@ -1140,7 +1140,7 @@ impl<A: IpAddress> ConnTable<A> {
                 policy.establish_timeout_s,
             );
             let next_hop = A::next_hop_of(snap, i);
-            let toa = forwarding == Forwarding::Fnat && A::proxy_protocol_of(snap, i).is_none();
+            let toa = A::toa_of(snap, i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for (j, rs) in svc.servers.iter().enumerate() {
                 let key = (

@@ -39,6 +39,7 @@ fn from_rs(lport: u16, seq: u32, f: Flags, payload: &[u8]) -> Vec<u8> {
 }
 
 const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+const MSS_1452: [u8; 4] = [2, 4, 0x05, 0xac];
 
 /// DPVS's TOA carrying the client at `port`: what our SYN and ACK to the
 /// real server, and the client segments acknowledging its SYN-ACK, carry
@@ -73,7 +74,10 @@ fn handshake_with(lab: &mut Lab, port: u16, data: &[u8]) -> (u32, Tcp) {
     assert_eq!((synack.sport, synack.dport), (80, port));
     assert!(synack.syn && !synack.rst && !synack.fin);
     assert_eq!(synack.ack, Some(ISN + 1));
-    assert_eq!(synack.options, MSS_1460, "only the MSS is offered");
+    assert_eq!(
+        synack.options, MSS_1452,
+        "only the MSS is offered, the client's less the TOA's 8 bytes"
+    );
     assert!(synack.payload.is_empty());
     assert_eq!(lab.engine.conn_count(), 0, "a SYN creates no state");
     let cookie = synack.seq;
@@ -261,7 +265,7 @@ fn clients_without_mss_get_the_minimum_and_denied_clients_nothing() {
         ..Flags::default()
     };
     let (_, out) = lab.send(from_client(CPORT, ISN, syn, None, b""));
-    assert_eq!(tcp_of(&out).options, [2, 4, 0x02, 0x18], "MSS 536");
+    assert_eq!(tcp_of(&out).options, [2, 4, 0x02, 0x10], "MSS 536 − 8");
     let denied = tcp_frame(
         CLIENT_MAC,
         (Ipv4Addr::new(11, 0, 0, 9), 1),
@@ -372,13 +376,13 @@ fn client_options_reach_the_server_and_are_reconciled_golden() {
     // client's options: its timestamp value, scale 8, SACK permitted.
     let (synack, to_rs) = rich_handshake(&mut lab, 1000);
     let ours = lab.now as u32;
-    let mut want = vec![2, 4, 0x05, 0xb4, 4, 2, 8, 10];
+    let mut want = vec![2, 4, 0x05, 0xac, 4, 2, 8, 10];
     want.extend_from_slice(&ours.to_be_bytes());
     want.extend_from_slice(&100u32.to_be_bytes());
     want.extend_from_slice(&[1, 3, 3, 7]);
     assert_eq!(
         synack.options, want,
-        "MSS, SACK, our timestamp echoing 100, scale 7"
+        "MSS 1460 − 8, SACK, our timestamp echoing 100, scale 7"
     );
     let cookie = synack.seq;
     let ack = Flags {

@@ -136,6 +136,13 @@ pub trait Family: IpAddress {
             .unwrap_or(Forwarding::Fnat)
     }
 
+    /// Whether the real servers of service number `i` learn the client
+    /// from a TOA option: FNAT without PROXY protocol (DPVS adds no TOA
+    /// when the header tells the server).
+    fn toa_of(s: &Snapshot, i: usize) -> bool {
+        Self::forwarding_of(s, i) == Forwarding::Fnat && Self::proxy_protocol_of(s, i).is_none()
+    }
+
     /// The persistence of service number `i` (none when missing).
     fn persistence_of(s: &Snapshot, i: usize) -> Option<Persistence> {
         Self::persistence(s).get(i).copied().flatten()

@@ -25,7 +25,8 @@
 //! 21 SACK permitted; every other bit is zero, which is what a forged
 //! cookie is checked against.
 //!
-//! **Options**: as DPVS, our SYN-ACK offers the MSS, and SACK permitted,
+//! **Options**: as DPVS, our SYN-ACK offers the MSS (less the TOA's length
+//! when the service's servers get one), and SACK permitted,
 //! timestamps and window scaling when the client offered them (our scale
 //! is [`OUR_WSCALE`]; the timestamp echoes the client's). Our SYN to the
 //! real server carries what the cookie kept (the client's MSS, window
@@ -37,6 +38,12 @@
 //! and the server's clocks (Linux's SYNPROXY does the same), and the SACK
 //! blocks of the client moved into the server's sequence space (DPVS's
 //! `syn_proxy_filter_opt_outin`).
+//!
+//! **TOA** (FNAT without PROXY protocol): as DPVS's SYN to the real server
+//! and its replay of the client's ACK go through its FNAT handler, our SYN
+//! and our ACK carry the client's TOA, and so do the client's segments
+//! acknowledging exactly the server's SYN-ACK (the TOA rules of
+//! [`crate::conn::Conn::wants_toa`], after `translate_in`).
 //!
 //! **Pending data**: segments the client sends with its cookie ACK or
 //! after it, before the real server's SYN-ACK arrives (a client sends its
@@ -782,7 +789,15 @@ impl Engine {
             let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, opts, now_ms);
             let ts = offer.ts.map(|(val, _)| (now_ms as u32, val));
             let wscale = opts.wscale.map(|_| OUR_WSCALE);
-            let (o, n) = syn_options(opts.mss, opts.sack, ts, wscale);
+            // The MSS we offer leaves room for the TOA, as the real
+            // server's SYN-ACK's does when it reaches the client unproxied
+            // (DPVS offers 1452 here by default, 1460 − 8); the cookie keeps
+            // the client's for the real server.
+            let mss = match A::toa_of(snap, svc_idx) {
+                true => opts.mss - A::TOA_LEN as u16,
+                false => opts.mss,
+            };
+            let (o, n) = syn_options(mss, opts.sack, ts, wscale);
             let n = emit_segment(
                 buf,
                 (k.dst, k.dport),

@@ -1783,12 +1783,14 @@ fn synproxy6_fnat_whole_exchange_golden() {
     assert_eq!(v, Verdict::Forward);
     checked6(&n);
     let cookie = u32::from_be_bytes(n[58..62].try_into().expect("seq"));
+    // Our MSS leaves room for the IPv6 TOA: 1460 − 20.
+    let mss_1440 = mss(1440);
     let synack = Seg {
         seq: cookie,
         ack: Some(ISN + 1),
         syn: true,
         window: 65535,
-        options: &MSS_1460,
+        options: &mss_1440,
         hop: 64,
     };
     assert_eq!(n, seg6((LB_MAC, VIP6, 80), client, &synack, b""));
