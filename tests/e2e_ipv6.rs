@@ -137,20 +137,7 @@ fn nat64_ipv6_clients_reach_ipv4_real_servers_through_fnat() {
     // client's IPv6 address in DPVS's 20-byte TOA, and its SYN-ACK reached
     // the client with the MSS lowered by as much.
     let (r1, r2, c) = (rs1.finish(), rs2.finish(), client.finish());
-    assert!(
-        r1.problems.is_empty() && r2.problems.is_empty() && c.problems.is_empty(),
-        "{:?} {:?} {:?}",
-        r1.problems,
-        r2.problems,
-        c.problems
-    );
-    let kind = |k| (r1.kind(k) + r2.kind(k)) as u64;
-    assert_eq!(
-        (kind("syn"), kind("ack"), kind("data")),
-        (conns, conns, conns),
-        "TOA segments (SYN, ACK, data) vs connections"
-    );
-    assert_eq!(c.good as u64, conns, "SYN-ACKs with the lowered MSS");
+    sniff::assert_toa_per_connection([&r1, &r2], &c, conns);
     // rs1's ICMPv4 port unreachable reaches the IPv6 client as ICMPv6.
     let refused = udp_refused_in(&lab.ns("client"));
     assert_eq!(refused, Ok(()), "NAT64 port unreachable");

@@ -311,6 +311,26 @@ pub fn toa<'a>(frame: &'a [u8], lip: Ipv4Addr, len: u8, client: &[u8]) -> Seen<'
     }
 }
 
+/// Checks what the TOA sniffers of the two real servers (`rs`, [`toa`])
+/// and the client's SYN-ACK sniffer (`client`, [`synack_mss`]) saw of
+/// `conns` curl connections: nothing wrong; per connection (handshake
+/// ACK, then the request, then ACKs of the reply) the SYN, the handshake
+/// ACK and the request carry the TOA, nothing after the client has
+/// acknowledged the server's data; every SYN-ACK offered the lowered MSS.
+pub fn assert_toa_per_connection(rs: [&Report; 2], client: &Report, conns: u64) {
+    assert!(
+        rs.iter().all(|r| r.problems.is_empty()) && client.problems.is_empty(),
+        "{rs:?} {client:?}"
+    );
+    let kind = |k| rs.iter().map(|r| r.kind(k) as u64).sum::<u64>();
+    assert_eq!(
+        (kind("syn"), kind("ack"), kind("data")),
+        (conns, conns, conns),
+        "TOA segments (SYN, ACK, data) vs connections"
+    );
+    assert_eq!(client.good as u64, conns, "SYN-ACKs with the lowered MSS");
+}
+
 /// A SYN-ACK sniffer for the client: every SYN-ACK from `vip`:`vport`
 /// (IPv4 or IPv6) must offer MSS `mss` (the real server's, lowered by the
 /// TOA's length) and have a valid TCP checksum.

@@ -111,9 +111,20 @@ fn seg4(
     s: &Seg,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
-        .ipv4(src.1.octets(), dst.1.octets(), s.hop)
-        .tcp(src.2, dst.2, s.seq, s.window);
+    let ip =
+        PacketBuilder::ethernet2(src.0 .0, dst.0 .0).ipv4(src.1.octets(), dst.1.octets(), s.hop);
+    seg_on(ip, (src.2, dst.2), s, payload)
+}
+
+/// The TCP segment `ports` with header fields `s` on the IP header `ip`
+/// (IPv4 or IPv6).
+pub(super) fn seg_on(
+    ip: etherparse::PacketBuilderStep<etherparse::IpHeaders>,
+    (sport, dport): (u16, u16),
+    s: &Seg,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut b = ip.tcp(sport, dport, s.seq, s.window);
     if s.syn {
         b = b.syn();
     }

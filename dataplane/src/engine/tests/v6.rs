@@ -140,21 +140,9 @@ fn tcp6_opts(
 const L4_AT6: usize = ETH_LEN + 40;
 
 fn seg6(src: End6, dst: End6, s: &Seg, payload: &[u8]) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
-        .ipv6(src.1.octets(), dst.1.octets(), s.hop)
-        .tcp(src.2, dst.2, s.seq, s.window);
-    if s.syn {
-        b = b.syn();
-    }
-    if let Some(a) = s.ack {
-        b = b.ack(a);
-    }
-    if !s.options.is_empty() {
-        b = b.options_raw(s.options).expect("options");
-    }
-    let mut out = Vec::new();
-    b.write(&mut out, payload).expect("build tcp6");
-    out
+    let ip =
+        PacketBuilder::ethernet2(src.0 .0, dst.0 .0).ipv6(src.1.octets(), dst.1.octets(), s.hop);
+    seg_on(ip, (src.2, dst.2), s, payload)
 }
 
 pub(super) fn udp6(src: End6, dst: End6, payload: &[u8], hop: u8) -> Vec<u8> {
