@@ -1478,6 +1478,9 @@ fn fnat_toa_on_the_syn_and_on_segments_acking_the_syn_ack_golden() {
     let (lip, rs) = ((LB_MAC, LIP, lport), (RS_MAC, RS, 8080));
     let opts = [&toa[..], &mss(1460)].concat();
     assert_eq!(out, seg4(lip, rs, &fields(ISN, None, true, &opts, 63), b""));
+    // A resent SYN (its connection known already) gets one too.
+    let (v, again) = handle_grow(&mut e, &syn, 1, &mut ctl);
+    assert_eq!((v, again), (Verdict::Forward, out));
     // The SYN-ACK reaches the client with its MSS 8 lower.
     let (mss_1460, mss_1452) = (mss(1460), mss(1452));
     let synack = fields(RS_ISN, Some(ISN + 1), true, &mss_1460, 64);

@@ -107,6 +107,7 @@ impl Flow {
         assert_eq!(v, Verdict::Forward);
         let (_, _, src, dst, lport, dport, _) = inspect(&out);
         assert_eq!((src, dst, dport), (LIP, RS, RS_PORT));
+        assert_eq!(out[ETH_LEN + 20 + 12] >> 4, 5, "the SYN has no TOA");
         let mut f = Flow { e, ctl, lport };
         let (seq, ack, _, data) = f.server_sends(5000, 1001, None, b"");
         assert_eq!((seq, ack, data.len()), (5000, 1001, 0));
