@@ -36,6 +36,7 @@
 //! allocate (the neighbour table is bounded and reserved up front).
 
 mod family;
+mod fast;
 mod nat64;
 mod proxyproto;
 mod snat;
@@ -612,8 +613,16 @@ impl Engine {
             // Borrowed out of `self` (no allocation) so each stage is read
             // in place rather than copied.
             let stages = std::mem::take(&mut self.stages);
+            let fast = self.fast_path_on();
             for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
+                // fast.rs: a steady packet of an established connection.
+                if let (true, Stage::Ipv4(p)) = (fast, stage) {
+                    if self.v4.fast(f.room_mut(), len, p, now_ms) {
+                        out(f, Verdict::Forward);
+                        continue;
+                    }
+                }
                 let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);
                 out(f, verdict);
