@@ -16,36 +16,30 @@
 //! the fast path did not exist, so the two cannot disagree on anything but
 //! speed (`fast_path_forwards_as_the_full_path` checks byte for byte).
 //!
-//! Engines with SYN-proxy or PROXY-protocol services, or with VLANs, never
-//! take it: those rewrite sequence numbers or tags per packet.
+//! IPv4 and IPv6 alike; NAT64 connections (whose packets change family)
+//! take the full path. Engines with SYN-proxy or PROXY-protocol services,
+//! or with VLANs, never take it: those rewrite sequence numbers or tags
+//! per packet.
 
-use std::net::Ipv4Addr;
-
-use super::{rewrite, Engine, Parsed, Side, ETH_LEN};
+use super::{Engine, Family, Parsed, Side, ETH_LEN};
 use crate::command::Forwarding;
 use crate::conn::Dir;
 use crate::wire::EthernetFrame;
 
 impl Engine {
-    /// Whether this burst's IPv4 frames may try [`Side::fast`].
+    /// Whether this burst's IPv4 and IPv6 frames may try [`Side::fast`].
     #[inline(always)]
     pub(super) fn fast_path_on(&self) -> bool {
         !self.hooks_on() && self.snap.vlan_ids.is_empty()
     }
 }
 
-impl Side<Ipv4Addr> {
-    /// Forwards the IPv4 frame `buf[..len]` of packet `p` when it is a
-    /// steady packet of an established connection (see the module doc);
-    /// `false`, with nothing changed, when the full path must handle it.
+impl<A: Family> Side<A> {
+    /// Forwards the frame `buf[..len]` of packet `p` when it is a steady
+    /// packet of an established connection (see the module doc); `false`,
+    /// with nothing changed, when the full path must handle it.
     #[inline(always)]
-    pub(super) fn fast(
-        &mut self,
-        buf: &mut [u8],
-        len: usize,
-        p: &Parsed<Ipv4Addr>,
-        now_ms: u64,
-    ) -> bool {
+    pub(super) fn fast(&mut self, buf: &mut [u8], len: usize, p: &Parsed<A>, now_ms: u64) -> bool {
         let (mac, gen) = (self.mac, self.neigh_gen);
         let Some((conn, d, dir)) = self.conns.hinted_mut(&p.key, p.hint, now_ms) else {
             return false;
@@ -63,11 +57,18 @@ impl Side<Ipv4Addr> {
             }
             _ => return false,
         };
+        // NAT64 (an IPv4-mapped address on either side) changes the
+        // frame's length and family: the full path's.
+        if new.is_some_and(|k| k.src.is_mapped()) || p.key.src.is_mapped() {
+            return false;
+        }
         let Some(l3) = buf.get_mut(ETH_LEN..len) else {
             return false;
         };
         if let Some(new) = new {
-            rewrite(l3, p.hl, p.tl, &p.key, new);
+            // Without NAT64 the rewrite keeps the packet's length.
+            let kept = A::rewrite(l3, p.hl, p.tl, &p.key, new);
+            debug_assert!(matches!(kept, Ok(None)));
         }
         conn.restart_steady(now_ms);
         match dir {

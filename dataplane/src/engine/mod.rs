@@ -617,11 +617,15 @@ impl Engine {
             for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
                 // fast.rs: a steady packet of an established connection.
-                if let (true, Stage::Ipv4(p)) = (fast, stage) {
-                    if self.v4.fast(f.room_mut(), len, p, now_ms) {
-                        out(f, Verdict::Forward);
-                        continue;
-                    }
+                let done = fast
+                    && match stage {
+                        Stage::Ipv4(p) => self.v4.fast(f.room_mut(), len, p, now_ms),
+                        Stage::Ipv6(p) => self.v6.fast(f.room_mut(), len, p, now_ms),
+                        _ => false,
+                    };
+                if done {
+                    out(f, Verdict::Forward);
+                    continue;
                 }
                 let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);

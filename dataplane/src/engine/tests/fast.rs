@@ -265,3 +265,147 @@ mod prop {
         }
     }
 }
+
+/// The same over IPv6, NAT64 connections included (which decline).
+mod prop6 {
+    use super::super::v6::{engine6, nat64_engine, CLIENT6, LIP6, VIP6};
+    use super::*;
+    use etherparse::NetSlice;
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    /// A MAC, address and port of either family.
+    type Side = (MacAddr, IpAddr, u16);
+
+    /// A TCP segment (flags as [`super::prop`]'s `S`, `A`, `P`, `F`, `R`)
+    /// or, with `udp`, a datagram `src → dst` of `len` bytes.
+    fn frame(src: Side, dst: Side, (udp, f): (bool, &str), len: usize, ttl: u8) -> Vec<u8> {
+        let eth = PacketBuilder::ethernet2(src.0 .0, dst.0 .0);
+        let ip = match (src.1, dst.1) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => eth.ipv4(s.octets(), d.octets(), ttl),
+            (IpAddr::V6(s), IpAddr::V6(d)) => eth.ipv6(s.octets(), d.octets(), ttl),
+            _ => panic!("mixed families"),
+        };
+        let payload = vec![0xa5; len];
+        let mut out = Vec::new();
+        if udp {
+            ip.udp(src.2, dst.2).write(&mut out, &payload).expect("udp");
+            return out;
+        }
+        let mut t = ip.tcp(src.2, dst.2, 1000, 65535);
+        for (c, set) in [('S', 0), ('A', 1), ('P', 2), ('F', 3), ('R', 4)] {
+            if f.contains(c) {
+                t = match set {
+                    0 => t.syn(),
+                    1 => t.ack(7),
+                    2 => t.psh(),
+                    3 => t.fin(),
+                    _ => t.rst(),
+                };
+            }
+        }
+        t.write(&mut out, &payload).expect("tcp");
+        out
+    }
+
+    /// The source address and port of a forwarded frame.
+    fn source(frame: &[u8]) -> (IpAddr, u16) {
+        let p = SlicedPacket::from_ethernet(frame).expect("parses");
+        let ip = match p.net {
+            Some(NetSlice::Ipv4(ip)) => IpAddr::V4(ip.header().source_addr()),
+            Some(NetSlice::Ipv6(ip)) => IpAddr::V6(ip.header().source_addr()),
+            _ => panic!("not IP"),
+        };
+        let port = match p.transport {
+            Some(TransportSlice::Tcp(t)) => t.source_port(),
+            Some(TransportSlice::Udp(u)) => u.source_port(),
+            _ => panic!("no transport"),
+        };
+        (ip, port)
+    }
+
+    fn client(i: u16) -> Side {
+        (CLIENT_MAC, CLIENT6.into(), 20_000 + i)
+    }
+
+    /// Opens flow `i` (odd: UDP) and returns the real server's side and
+    /// where its replies go (`None` for DR: they do not pass through us).
+    fn open(e: &mut Engine, ctl: &mut Burst, i: u16, rs_port: (u16, u16)) -> Option<(Side, Side)> {
+        let udp = i % 2 == 1;
+        let vip = (LB_MAC, VIP6.into(), if udp { 53 } else { 80 });
+        let (v, sent) = handle_grow(e, &frame(client(i), vip, (udp, "S"), 0, 64), 1, ctl);
+        assert_eq!(v, Verdict::Forward);
+        let (src, sport) = source(&sent);
+        let rs = match sent.get(12..14) {
+            Some([0x08, 0x00]) => IpAddr::V4(RS),
+            _ => IpAddr::V6(super::super::v6::RS6),
+        };
+        let server = (RS_MAC, rs, if udp { rs_port.1 } else { rs_port.0 });
+        let back = (LB_MAC, src, sport);
+        if !udp {
+            let (v, _) = handle_grow(e, &frame(server, back, (false, "SA"), 0, 64), 1, ctl);
+            if v != Verdict::Forward {
+                return None;
+            }
+            let (v, _) = handle_grow(e, &frame(client(i), vip, (false, "A"), 0, 64), 1, ctl);
+            assert_eq!(v, Verdict::Forward);
+        }
+        Some((server, back))
+    }
+
+    fn flags(bits: u8) -> &'static str {
+        [
+            "A", "A", "A", "A", "PA", "S", "SA", "F", "FA", "R", "RA", "",
+        ][usize::from(bits) % 12]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+        #[test]
+        fn fast_path_forwards_ipv6_as_the_full_path(
+            which in 0usize..4,
+            steps in proptest::collection::vec(
+                (0u16..4, any::<bool>(), any::<u8>(), 0usize..64, 1u8..4, prop_oneof![9 => Just(0u64), 1 => 0u64..200_000]),
+                1..60,
+            ),
+        ) {
+            let (mode, ports) = [
+                (Some(Forwarding::Fnat), (8080, 5353)),
+                (Some(Forwarding::Nat), (8080, 5353)),
+                (Some(Forwarding::Dr), (80, 53)),
+                (None, (8080, 5353)),
+            ][which];
+            let make = || match mode {
+                Some(m) => engine6(m, &[LIP6]),
+                None => nat64_engine(),
+            };
+            let ((mut single, mut ctl), (mut burst, mut burst_ctl)) = (make(), make());
+            let mut flows = Vec::new();
+            for i in 0..4 {
+                let a = open(&mut single, &mut ctl, i, ports);
+                let b = open(&mut burst, &mut burst_ctl, i, ports);
+                prop_assert_eq!(a, b);
+                flows.push(a);
+            }
+            let mut now = 2;
+            for chunk in steps.chunks(7) {
+                let frames: Vec<Vec<u8>> = chunk
+                    .iter()
+                    .map(|&(i, from_server, bits, len, ttl, _)| {
+                        let i = usize::from(i) % flows.len();
+                        let udp = i % 2 == 1;
+                        let vip = (LB_MAC, VIP6.into(), if udp { 53 } else { 80 });
+                        let (src, dst) = match flows[i] {
+                            Some((server, back)) if from_server => (server, back),
+                            _ => (client(i as u16), vip),
+                        };
+                        frame(src, dst, (udp, flags(bits)), len, ttl)
+                    })
+                    .collect();
+                now += chunk.iter().map(|s| s.5).sum::<u64>();
+                same_in_a_burst(&frames, now, (&mut single, &mut ctl), (&mut burst, &mut burst_ctl));
+                prop_assert_eq!(single.conn_count(), burst.conn_count());
+            }
+        }
+    }
+}
