@@ -552,6 +552,28 @@ impl<A: IpAddress> Conn<A> {
         }
     }
 
+    /// Whether a packet with flags `f` leaves the connection's state, and so
+    /// its idle timeout, as they are: a UDP connection, or an ESTABLISHED
+    /// TCP one and an ACK without SYN, FIN or RST (every row of the
+    /// transition table keeps ESTABLISHED on an ACK; a segment without any
+    /// of the four flags closes it, as DPVS). Such a packet only restarts
+    /// the idle timer: [`Conn::restart_steady`].
+    #[inline(always)]
+    pub fn steady(&self, f: TcpFlags) -> bool {
+        match self.in_key.proto {
+            6 => self.tcp == TcpState::Established && f.ack && !(f.syn | f.fin | f.rst),
+            17 => true,
+            _ => false,
+        }
+    }
+
+    /// What [`ConnTable::touch`] does for a [`Conn::steady`] packet: the
+    /// idle timer restarts at `now_ms`, with the established timeout.
+    #[inline(always)]
+    pub fn restart_steady(&mut self, now_ms: u64) {
+        self.expires = tick(now_ms).wrapping_add(self.established_ms);
+    }
+
     /// Moves the TCP state by a packet with flags `f` from `dir` (TCP only).
     #[inline]
     fn advance(&mut self, dir: Dir, f: TcpFlags) {
@@ -820,6 +842,33 @@ impl<A: IpAddress> ConnTable<A> {
         Some((idx, dir))
     }
 
+    /// The established-flow fast path's lookup ([`crate::engine`]'s
+    /// `fast.rs`): the connection the prefetched index entry `hint` names
+    /// (see [`Self::prefetch_conn`]) when it carries `key` and is live at
+    /// `now_ms`, with its destination and the side `key` is of. `None` for
+    /// anything else (no hint, another key, expired, no destination): the
+    /// caller then takes [`Self::lookup_hinted`]'s full path, which also
+    /// frees an expired connection.
+    #[inline(always)]
+    pub fn hinted_mut(
+        &mut self,
+        key: &Key<A>,
+        hint: u32,
+        now_ms: u64,
+    ) -> Option<(&mut Conn<A>, &mut Dest<A>, Dir)> {
+        let conn = self.slab.get_mut((hint >> 1) as usize)?.conn.as_mut()?;
+        let (found, dir) = if hint & 1 == 0 {
+            (&conn.in_key, Dir::In)
+        } else {
+            (&conn.out_key, Dir::Out)
+        };
+        if found != key || passed(conn.expires, tick(now_ms)) {
+            return None;
+        }
+        let dest = self.dests.get_mut(conn.dest.0 as usize)?.as_mut()?;
+        Some((conn, dest, dir))
+    }
+
     /// Whether a connection (possibly expired, not yet freed) uses `key`.
     pub fn contains(&self, key: &Key<A>) -> bool {
         self.find(key, key.hash()).is_some()
@@ -869,6 +918,10 @@ impl<A: IpAddress> ConnTable<A> {
     pub fn touch(&mut self, idx: ConnIdx, dir: Dir, f: TcpFlags, now_ms: u64) -> Option<&Conn<A>> {
         let i = idx.0 as usize;
         let conn = self.slab.get_mut(i)?.conn.as_mut()?;
+        if conn.steady(f) {
+            conn.restart_steady(now_ms);
+            return Some(conn);
+        }
         let old = conn.tcp;
         conn.advance(dir, f);
         let timeout = conn.timeout_ms();
@@ -1678,6 +1731,53 @@ mod tests {
                 s
             })
             .collect()
+    }
+
+    #[test]
+    fn a_steady_packet_changes_nothing_but_the_idle_timer() {
+        let (mut t, d) = table(4);
+        let mut steady = 0;
+        for row in [Row::Input, Row::Output, Row::InputOnly] {
+            for dir in [Dir::In, Dir::Out] {
+                for bits in 0..16u8 {
+                    let f = TcpFlags {
+                        syn: bits & 1 != 0,
+                        ack: bits & 2 != 0,
+                        fin: bits & 4 != 0,
+                        rst: bits & 8 != 0,
+                    };
+                    let mut c = conn(1, 100, d);
+                    c.tcp = TcpState::Established;
+                    c.client_row = row;
+                    c.established_ms = 90_000;
+                    if !c.steady(f) {
+                        continue;
+                    }
+                    steady += 1;
+                    // The full transition agrees: the state stays and the
+                    // timeout is the established one.
+                    assert_eq!(c.tcp.next(Row::of(dir, row), f), TcpState::Established);
+                    let idx = t.insert(c).expect("room");
+                    let touched = *t.touch(idx, dir, f, 5_000).expect("live");
+                    let mut expected = c;
+                    expected.restart_steady(5_000);
+                    assert_eq!(touched.expires, tick(5_000) + 90_000);
+                    assert_eq!(
+                        (touched.tcp, touched.expires),
+                        (expected.tcp, expected.expires)
+                    );
+                    t.remove(idx);
+                }
+            }
+        }
+        // Exactly the bare ACK, from either side, in each row.
+        assert_eq!(steady, 6);
+        let mut udp = conn(2, 100, d);
+        udp.in_key.proto = 17;
+        assert!(udp.steady(TcpFlags::default()));
+        let mut closing = conn(3, 100, d);
+        closing.tcp = TcpState::FinWait;
+        assert!(!closing.steady(flags("A")));
     }
 
     #[test]

@@ -50,6 +50,7 @@
 //! allocate (the neighbour table is bounded and reserved up front).
 
 mod family;
+mod fast;
 mod nat64;
 mod proxyproto;
 mod snat;
@@ -626,8 +627,20 @@ impl Engine {
             // Borrowed out of `self` (no allocation) so each stage is read
             // in place rather than copied.
             let stages = std::mem::take(&mut self.stages);
+            let fast = self.fast_path_on();
             for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
+                // fast.rs: a steady packet of an established connection.
+                let done = fast
+                    && match stage {
+                        Stage::Ipv4(p) => self.v4.fast(f.room_mut(), len, p, now_ms),
+                        Stage::Ipv6(p) => self.v6.fast(f.room_mut(), len, p, now_ms),
+                        _ => false,
+                    };
+                if done {
+                    out(f, Verdict::Forward);
+                    continue;
+                }
                 let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
                 f.set_len(len);
                 out(f, verdict);
@@ -2068,34 +2081,42 @@ fn tuple_bytes(k: &FlowKey) -> [u8; 12] {
     b
 }
 
-/// Partial checksum sums of a key's addresses and of its ports.
-#[inline]
-fn key_sums(k: &FlowKey) -> (u32, u32) {
+/// The one's complement differences ([`checksum::delta`]) of the
+/// addresses and of the ports when a key `old` becomes `new` (addresses
+/// summed as 32-bit words: one add each, no 16-bit split).
+#[inline(always)]
+fn key_deltas(old: &FlowKey, new: &FlowKey) -> (u64, u64) {
+    let word = |a: Ipv4Addr| u64::from(u32::from(a));
+    let port = u64::from;
     (
-        checksum::sum32(u32::from(k.src)) + checksum::sum32(u32::from(k.dst)),
-        u32::from(k.sport) + u32::from(k.dport),
+        checksum::delta(word(old.src) + word(old.dst), word(new.src) + word(new.dst)),
+        checksum::delta(
+            port(old.sport) + port(old.dport),
+            port(new.sport) + port(new.dport),
+        ),
     )
 }
 
 /// Rewrites addresses and ports from `old` to `new`, decrements the TTL and
-/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624) on
-/// 16-bit word sums. The packet was validated by the caller (`hl`/`tl` are
-/// its lengths).
+/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624) by
+/// precomputed differences. The packet was validated by the caller
+/// (`hl`/`tl` are its lengths).
 #[inline(always)]
 fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: FlowKey) {
-    let ((oa, op), (na, np)) = (key_sums(old), key_sums(&new));
+    let (addrs, ports) = key_deltas(old, &new);
     if let Some(h) = l3.first_chunk_mut::<IPV4_HEADER_LEN>() {
         let (ttl, proto) = (h[8], h[9]);
-        let ttl_proto = |ttl: u8| u32::from(u16::from_be_bytes([ttl, proto]));
+        let ttl_proto = |ttl: u8| u64::from(u16::from_be_bytes([ttl, proto]));
+        let ttl_delta = checksum::delta(ttl_proto(ttl), ttl_proto(ttl.wrapping_sub(1)));
         let c = u16::from_be_bytes([h[10], h[11]]);
-        let c = checksum::adjust_sums(c, oa + ttl_proto(ttl), na + ttl_proto(ttl.wrapping_sub(1)));
+        let c = checksum::adjust_by(c, addrs + ttl_delta);
         h[8] = ttl.wrapping_sub(1);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h[12..16].copy_from_slice(&new.src.octets());
         h[16..20].copy_from_slice(&new.dst.octets());
     }
     if let Some(l4) = l3.get_mut(hl..tl) {
-        adjust_l4_sums(l4, old.proto, (oa + op, na + np), (new.sport, new.dport));
+        adjust_l4_by(l4, old.proto, addrs + ports, (new.sport, new.dport));
     }
 }
 
@@ -2105,21 +2126,21 @@ fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: FlowKey) {
 /// in an ICMP quote) gets what fits.
 #[inline]
 fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], ports: (u16, u16)) {
-    let sums = (checksum::sum(old), checksum::sum(new));
-    adjust_l4_sums(l4, proto, sums, ports);
+    let d = checksum::delta(checksum::sum(old).into(), checksum::sum(new).into());
+    adjust_l4_by(l4, proto, d, ports);
 }
 
-/// [`adjust_l4`] with the partial sums of the old and new address and
-/// port bytes.
+/// [`adjust_l4`] by the difference ([`checksum::delta`]) of the address
+/// and port words.
 #[inline(always)]
-fn adjust_l4_sums(l4: &mut [u8], proto: u8, (old, new): (u32, u32), (sport, dport): (u16, u16)) {
+fn adjust_l4_by(l4: &mut [u8], proto: u8, delta: u64, (sport, dport): (u16, u16)) {
     let at = if proto == 6 { 16 } else { 6 };
     if let Some(field) = l4.get_mut(at..at + 2) {
         let c = u16::from_be_bytes([field[0], field[1]]);
         let c = if proto == 6 {
-            checksum::adjust_sums(c, old, new)
+            checksum::adjust_by(c, delta)
         } else {
-            crate::wire::udp::adjust_checksum_sums(c, old, new)
+            crate::wire::udp::adjust_checksum_by(c, delta)
         };
         field.copy_from_slice(&c.to_be_bytes());
     }

@@ -1763,6 +1763,8 @@ mod v6;
 
 mod vlan;
 
+mod fast;
+
 #[test]
 fn a_full_template_table_purges_only_once_a_template_may_have_expired() {
     let mut t: Templates<Ipv4Addr> = Templates::new();

@@ -123,8 +123,34 @@ pub fn adjust(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
 /// summing byte slices.
 #[inline(always)]
 pub fn adjust_sums(checksum: u16, old: u32, new: u32) -> u16 {
-    // ~fold(old) equals the sum of the complemented words (~m), so this is ~HC + ~m + m'.
-    finish(u32::from(!checksum) + u32::from(!fold(old)) + new)
+    adjust_by(checksum, delta(old.into(), new.into()))
+}
+
+/// 2⁴⁸ − 1, a multiple of 0xffff (2¹⁶ ≡ 1): `NEG_BASE − x` is `−x` in
+/// one's complement arithmetic for any partial sum `x` up to it.
+const NEG_BASE: u64 = (1 << 48) - 1;
+
+/// The one's complement difference `new − old` of two partial sums (each
+/// below 2⁴⁷; sums of 16- or 32-bit big-endian words alike, as 2¹⁶ ≡ 1),
+/// itself a partial sum, never zero: deltas of several fields add up, and
+/// one [`adjust_by`] applies them, with no fold in between.
+#[inline(always)]
+pub fn delta(old: u64, new: u64) -> u64 {
+    NEG_BASE - old + new
+}
+
+/// RFC 1624 eqn. 3 with the difference precomputed: HC' = ~(~HC + (m' − m))
+/// for a [`delta`] (or a sum of at most a few of them). The sum folded is
+/// never zero, so the result is never 0xffff: bit-identical to
+/// recomputing a checksum whose full sum is non-zero.
+#[inline(always)]
+pub fn adjust_by(checksum: u16, delta: u64) -> u16 {
+    let s = u64::from(!checksum) + delta;
+    // Below 2⁵² here: 52 → 33 → 32 bits, then the 16-bit fold.
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    // `s` < 2³² here; the cast is lossless.
+    !fold(s as u32)
 }
 
 /// Partial sum of a 32-bit big-endian word (an IPv4 address, two ports).

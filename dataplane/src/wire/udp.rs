@@ -167,16 +167,17 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for UdpPacket<T> {
 /// and an adjusted 0 is stored as `0xffff`.
 #[inline]
 pub fn adjust_checksum(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
-    adjust_checksum_sums(checksum, checksum::sum(old), checksum::sum(new))
+    let d = checksum::delta(checksum::sum(old).into(), checksum::sum(new).into());
+    adjust_checksum_by(checksum, d)
 }
 
-/// [`adjust_checksum`] on partial sums (see [`checksum::adjust_sums`]).
+/// [`adjust_checksum`] by a precomputed difference (see [`checksum::adjust_by`]).
 #[inline(always)]
-pub fn adjust_checksum_sums(checksum: u16, old: u32, new: u32) -> u16 {
+pub fn adjust_checksum_by(checksum: u16, delta: u64) -> u16 {
     if checksum == 0 {
         return 0;
     }
-    match checksum::adjust_sums(checksum, old, new) {
+    match checksum::adjust_by(checksum, delta) {
         0 => 0xffff,
         other => other,
     }

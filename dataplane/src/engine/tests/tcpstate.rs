@@ -7,7 +7,11 @@ use crate::conn::{ConnView, UDP_TIMEOUT_MS};
 use crate::engine::ConnPolicy;
 
 /// A TCP frame with flags `f` (`S` SYN, `A` ACK, `F` FIN, `R` RST).
-fn seg(src: (MacAddr, Ipv4Addr, u16), dst: (MacAddr, Ipv4Addr, u16), f: &str) -> Vec<u8> {
+pub(super) fn seg(
+    src: (MacAddr, Ipv4Addr, u16),
+    dst: (MacAddr, Ipv4Addr, u16),
+    f: &str,
+) -> Vec<u8> {
     let mut b = PacketBuilder::ethernet2(src.0 .0, dst.0 .0)
         .ipv4(src.1.octets(), dst.1.octets(), 64)
         .tcp(src.2, dst.2, 1000, 65535);

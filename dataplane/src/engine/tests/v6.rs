@@ -7,10 +7,10 @@ use crate::wire::icmpv6::{NEIGHBOR_ADVERT, NEIGHBOR_SOLICIT};
 use crate::wire::Ipv6Packet;
 use etherparse::NetSlice;
 
-const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-const RS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
-const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200);
+pub(super) const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub(super) const RS6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 3);
+pub(super) const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+pub(super) const LIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200);
 
 pub(super) type End6 = (MacAddr, Ipv6Addr, u16);
 
@@ -68,7 +68,7 @@ fn engine6_unresolved_sized(
 }
 
 /// An engine for `mode` over IPv6 with RS6 resolved by a neighbor advertisement.
-fn engine6(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
+pub(super) fn engine6(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
     engine6_sized(mode, lips, 1024)
 }
 
@@ -1131,7 +1131,7 @@ fn ipv6_persistence_keeps_a_client_network_on_one_server() {
 // ── NAT64 (FNAT: IPv6 VIP, IPv4 local address and real server) ─────
 
 /// VIP6:80/tcp and VIP6:53/udp to RS:8080/5353 over IPv4 from LIP.
-fn nat64_engine() -> (Engine, Burst) {
+pub(super) fn nat64_engine() -> (Engine, Burst) {
     let (rs, lip) = (RS.to_ipv6_mapped(), LIP.to_ipv6_mapped());
     let svc = |port, protocol, rs_port| {
         service(VIP6, (port, protocol), vec![server(rs, rs_port)], vec![lip])
