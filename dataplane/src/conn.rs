@@ -140,29 +140,69 @@ pub enum Dir {
     Out = 1,
 }
 
-/// TCP flags of a packet (all clear for UDP).
+/// The TCP flags the connection tracking reads (SYN, ACK, FIN, RST; none
+/// for UDP), kept where the TCP header's flag byte has them, so parsing
+/// stores one masked byte and a test of several flags is one compare.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TcpFlags {
-    pub syn: bool,
-    pub ack: bool,
-    pub fin: bool,
-    pub rst: bool,
-}
+pub struct TcpFlags(u8);
 
 impl TcpFlags {
-    /// `syn | ack << 1 | fin << 2 | rst << 3`: the four flags (in field
-    /// order, so they load as one word) gathered by one multiply — bit `i`
-    /// of the product's top byte is byte `i` of the word; the cross terms
-    /// all land in distinct bits below 24, so they carry nothing into it.
-    #[inline]
+    const FIN: u8 = 0x01;
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+
+    /// The flags of a TCP header's flag byte (its 14th); the others
+    /// (PSH, URG, ECE, CWR) are dropped.
+    #[inline(always)]
+    pub fn from_header(byte: u8) -> TcpFlags {
+        TcpFlags(byte & (Self::FIN | Self::SYN | Self::RST | Self::ACK))
+    }
+
+    pub fn new(syn: bool, ack: bool, fin: bool, rst: bool) -> TcpFlags {
+        let bit = |on: bool, b: u8| if on { b } else { 0 };
+        TcpFlags(
+            bit(syn, Self::SYN) | bit(ack, Self::ACK) | bit(fin, Self::FIN) | bit(rst, Self::RST),
+        )
+    }
+
+    #[inline(always)]
+    pub fn syn(self) -> bool {
+        self.0 & Self::SYN != 0
+    }
+
+    #[inline(always)]
+    pub fn ack(self) -> bool {
+        self.0 & Self::ACK != 0
+    }
+
+    #[inline(always)]
+    pub fn fin(self) -> bool {
+        self.0 & Self::FIN != 0
+    }
+
+    #[inline(always)]
+    pub fn rst(self) -> bool {
+        self.0 & Self::RST != 0
+    }
+
+    /// ACK and none of SYN, FIN, RST.
+    #[inline(always)]
+    pub fn ack_only(self) -> bool {
+        self.0 == Self::ACK
+    }
+
+    /// SYN without ACK (nor RST): a connection request.
+    #[inline(always)]
+    pub fn syn_only(self) -> bool {
+        self.0 & (Self::SYN | Self::ACK | Self::RST) == Self::SYN
+    }
+
+    /// `fin | syn << 1 | rst << 2 | ack << 3`: the header's low three bits
+    /// and ACK moved next to them.
+    #[inline(always)]
     pub fn bits(self) -> usize {
-        let v = u32::from_le_bytes([
-            u8::from(self.syn),
-            u8::from(self.ack),
-            u8::from(self.fin),
-            u8::from(self.rst),
-        ]);
-        (v.wrapping_mul(1 << 24 | 1 << 17 | 1 << 10 | 1 << 3) >> 24) as usize & 0xf
+        usize::from(self.0 & 0x07 | (self.0 >> 1) & 0x08)
     }
 }
 
@@ -239,18 +279,18 @@ const FLAG_RST: usize = 3;
 const FLAG_NONE: usize = 4;
 const FLAG_KINDS: usize = 5;
 
-/// Flag column by [`TcpFlags::bits`] (`syn | ack << 1 | fin << 2 | rst << 3`).
+/// Flag column by [`TcpFlags::bits`] (`fin | syn << 1 | rst << 2 | ack << 3`).
 const FLAG_COLUMN: [u8; 16] = {
     let mut t = [0u8; 16];
     let mut m = 0;
     while m < 16 {
-        t[m] = if m & 8 != 0 {
+        t[m] = if m & 4 != 0 {
             FLAG_RST
-        } else if m & 1 != 0 {
-            FLAG_SYN
-        } else if m & 4 != 0 {
-            FLAG_FIN
         } else if m & 2 != 0 {
+            FLAG_SYN
+        } else if m & 1 != 0 {
+            FLAG_FIN
+        } else if m & 8 != 0 {
             FLAG_ACK
         } else {
             FLAG_NONE
@@ -539,16 +579,10 @@ impl<A: IpAddress> Conn<A> {
     /// compare of the flags word and one of the number.
     #[inline]
     pub fn wants_toa(&self, ack: u32, f: TcpFlags) -> bool {
-        const ACK_ONLY: TcpFlags = TcpFlags {
-            syn: false,
-            ack: true,
-            fin: false,
-            rst: false,
-        };
-        if f == ACK_ONLY {
+        if f.ack_only() {
             ack == self.fdata_seq
         } else {
-            f.syn && !f.ack
+            f.syn() && !f.ack()
         }
     }
 
@@ -561,7 +595,7 @@ impl<A: IpAddress> Conn<A> {
     #[inline(always)]
     pub fn steady(&self, f: TcpFlags) -> bool {
         match self.in_key.proto {
-            6 => self.tcp == TcpState::Established && f.ack && !(f.syn | f.fin | f.rst),
+            6 => self.tcp == TcpState::Established && f.ack_only(),
             17 => true,
             _ => false,
         }
@@ -1288,13 +1322,15 @@ mod tests {
     #[test]
     fn flag_bits_gather_each_flag() {
         for m in 0..16usize {
-            let f = TcpFlags {
-                syn: m & 1 != 0,
-                ack: m & 2 != 0,
-                fin: m & 4 != 0,
-                rst: m & 8 != 0,
-            };
+            let f = TcpFlags::new(m & 2 != 0, m & 8 != 0, m & 1 != 0, m & 4 != 0);
             assert_eq!(f.bits(), m, "{f:?}");
+            assert_eq!(
+                (f.syn(), f.ack(), f.fin(), f.rst()),
+                (m & 2 != 0, m & 8 != 0, m & 1 != 0, m & 4 != 0)
+            );
+            // From the header byte, PSH (0x08) and the rest ignored.
+            let byte = (m & 7) as u8 | ((m & 8) as u8) << 1 | 0xe8;
+            assert_eq!(TcpFlags::from_header(byte), f);
         }
     }
 
@@ -1389,7 +1425,7 @@ mod tests {
     fn toa_goes_on_syns_and_on_segments_acking_the_servers_syn_ack_only() {
         let (mut t, d) = table(8);
         let idx = t.insert(conn(1, 5000, d)).expect("room");
-        let f = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        let f = TcpFlags::new;
         let c = *t.get(idx).expect("conn");
         assert!(c.wants_toa(0, f(true, false, false, false)), "SYN");
         assert!(
@@ -1560,7 +1596,7 @@ mod tests {
     #[test]
     fn sweep_refreshes_stale_deadlines_and_honours_shorter_timeouts() {
         let (mut t, d) = table(4);
-        let flags = |syn, ack, fin, rst| TcpFlags { syn, ack, fin, rst };
+        let flags = TcpFlags::new;
         let a = t.insert(Conn::open(
             conn(1, 0, d).in_key,
             conn(1, 0, d).out_key,
@@ -1712,12 +1748,12 @@ mod tests {
 
     /// Flags of a packet: `S` SYN, `F` FIN, `A` ACK, `R` RST.
     fn flags(s: &str) -> TcpFlags {
-        TcpFlags {
-            syn: s.contains('S'),
-            fin: s.contains('F'),
-            ack: s.contains('A'),
-            rst: s.contains('R'),
-        }
+        TcpFlags::new(
+            s.contains('S'),
+            s.contains('A'),
+            s.contains('F'),
+            s.contains('R'),
+        )
     }
 
     /// The states a connection whose client packets use `client` goes
@@ -1740,12 +1776,8 @@ mod tests {
         for row in [Row::Input, Row::Output, Row::InputOnly] {
             for dir in [Dir::In, Dir::Out] {
                 for bits in 0..16u8 {
-                    let f = TcpFlags {
-                        syn: bits & 1 != 0,
-                        ack: bits & 2 != 0,
-                        fin: bits & 4 != 0,
-                        rst: bits & 8 != 0,
-                    };
+                    let f =
+                        TcpFlags::new(bits & 1 != 0, bits & 2 != 0, bits & 4 != 0, bits & 8 != 0);
                     let mut c = conn(1, 100, d);
                     c.tcp = TcpState::Established;
                     c.client_row = row;

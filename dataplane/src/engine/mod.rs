@@ -1202,7 +1202,7 @@ impl<A: Family> Side<A> {
         let Some(conn) = self.conns.get(idx) else {
             return Some(Err(Drop::NoConnection));
         };
-        if p.flags.syn && !p.flags.ack && conn.tcp.is_closing() {
+        if p.flags.syn() && !p.flags.ack() && conn.tcp.is_closing() {
             // The client reuses its port after closing: a new connection,
             // scheduled afresh (IPVS's conn_reuse_mode).
             self.conns.remove(idx);
@@ -1412,7 +1412,7 @@ impl<A: Family> Side<A> {
     /// ([`crate::acl`]) admits the client, the table has room.
     fn may_open(&self, snap: &Snapshot, p: &Parsed<A>, svc_idx: usize) -> Result<(), Drop> {
         let f = p.flags;
-        if p.key.proto == 6 && !(f.syn && !f.ack && !f.rst) {
+        if p.key.proto == 6 && !f.syn_only() {
             return Err(Drop::NoConnection);
         }
         if let Some(acl) = A::acl_of(snap, svc_idx) {
@@ -1508,7 +1508,7 @@ impl<A: Family> Side<A> {
             .ok_or(Drop::NoConnection)?;
         let back = conn.in_key.reversed();
         let mac = conn.client_mac;
-        if toa && p.flags.syn && p.flags.ack {
+        if toa && p.flags.syn() && p.flags.ack() {
             self.toa_synack(idx, p, buf);
         }
         if let Some(d) = self.conns.dest_mut(dest) {
@@ -1821,19 +1821,13 @@ fn parse_tcp_fast(l3: &[u8], dir: Dir, transit: bool) -> Option<Parsed<Ipv4Addr>
         sport: u16::from_be_bytes([t[0], t[1]]),
         dport: u16::from_be_bytes([t[2], t[3]]),
     };
-    let f = t[13];
     Some(Parsed {
         key,
         hash: key.hash(),
         hint: NO_HINT,
         dir,
         transit,
-        flags: TcpFlags {
-            syn: f & 0x02 != 0,
-            ack: f & 0x10 != 0,
-            fin: f & 0x01 != 0,
-            rst: f & 0x04 != 0,
-        },
+        flags: TcpFlags::from_header(t[13]),
         ttl: h[8],
         hl: IPV4_HEADER_LEN,
         tl,
@@ -1856,12 +1850,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
     let (sport, dport, flags) = match proto {
         IpProtocol::Tcp => {
             let t = TcpPacket::new_checked(l4).map_err(wire_drop)?;
-            let flags = TcpFlags {
-                syn: t.syn(),
-                ack: t.ack(),
-                fin: t.fin(),
-                rst: t.rst(),
-            };
+            let flags = TcpFlags::new(t.syn(), t.ack(), t.fin(), t.rst());
             (t.src_port(), t.dst_port(), flags)
         }
         IpProtocol::Udp => {

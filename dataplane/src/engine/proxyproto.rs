@@ -179,7 +179,7 @@ impl Engine {
         now_ms: u64,
         ctl: &mut Burst,
     ) -> Hooked<A> {
-        if self.pp.on && p.dir == Dir::In && p.key.proto == 6 && p.flags.syn && !p.flags.ack {
+        if self.pp.on && p.dir == Dir::In && p.key.proto == 6 && p.flags.syn() && !p.flags.ack() {
             self.pp_syn(buf, p);
         }
         if self.sp.on {
@@ -315,7 +315,7 @@ impl Engine {
         p: &Parsed<A>,
         now_ms: u64,
     ) -> Hooked<A> {
-        if p.flags.syn {
+        if p.flags.syn() {
             return Hooked::Forward(*p, len);
         }
         let e = match self.pp_entry_in(buf, p, now_ms) {

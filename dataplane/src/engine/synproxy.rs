@@ -729,7 +729,7 @@ impl Engine {
         if let Some((idx, dir, s)) = self.proxied(&p.key, p.hash, now_ms) {
             let side = A::split(self).side;
             let tcp = side.conns.get(idx)?.tcp;
-            let reuse = tcp.is_closing() && f.syn && !f.ack;
+            let reuse = tcp.is_closing() && f.syn() && !f.ack();
             if dir != Dir::In {
                 return None;
             }
@@ -748,7 +748,7 @@ impl Engine {
                     let ttl = p.ttl.saturating_sub(1);
                     return self.emit_syn(buf, &to_rs, &s, mac, ttl);
                 }
-                if f.ack {
+                if f.ack() {
                     translate_in(buf.get_mut(l4_at..ETH_LEN + p.tl)?, &s);
                 }
                 return None;
@@ -783,7 +783,7 @@ impl Engine {
             )
         };
         let k = p.key;
-        if f.syn && !f.ack && !f.rst {
+        if f.syn_only() {
             // Step 1: SYN-ACK with the cookie; no state.
             let opts = SynOptions::of(&offer);
             let cookie = make_cookie(&snap.syn_cookie_key, &k, seq, opts, now_ms);
@@ -813,7 +813,7 @@ impl Engine {
             eth.set_dst_addr(client_mac);
             return Some((Verdict::Forward, n));
         }
-        if !(f.ack && !f.syn && !f.rst) {
+        if !(f.ack() && !f.syn() && !f.rst()) {
             return None;
         }
         // Step 2: the client's ACK must carry a valid cookie.
@@ -824,10 +824,7 @@ impl Engine {
         let with_data =
             ETH_LEN + p.tl > l4_at + TcpPacket::new_unchecked(&buf[l4_at..]).header_len();
         let mut syn = *p;
-        syn.flags = TcpFlags {
-            syn: true,
-            ..TcpFlags::default()
-        };
+        syn.flags = TcpFlags::new(true, false, false, false);
         let Split {
             side, snap, peer, ..
         } = A::split(self);
@@ -1018,14 +1015,14 @@ impl Engine {
         };
         let rs_ts = rs_offer.ts.map_or(0, |(val, _)| val);
         if !s.pending {
-            if f.syn && f.ack && seq.wrapping_sub(s.delta) == s.cookie {
+            if f.syn() && f.ack() && seq.wrapping_sub(s.delta) == s.cookie {
                 // A resent SYN-ACK (our ACK was lost): ACK it again.
                 return self.ack_server(buf, len, p, &s, (seq, rs_ts));
             }
             translate_out(l4, &s);
             return None;
         }
-        if f.rst {
+        if f.rst() {
             // Refused: the client hears a RST in its own sequence space.
             set_tcp_u32(l4, 4, s.cookie.wrapping_add(1));
             A::split(self)
@@ -1034,7 +1031,7 @@ impl Engine {
                 .set_tcp_state(idx, TcpState::Close, now_ms)?;
             return None;
         }
-        if !(f.syn && f.ack) || ack != s.client_isn.wrapping_add(1) {
+        if !(f.syn() && f.ack()) || ack != s.client_isn.wrapping_add(1) {
             return Some((Verdict::Drop(Drop::SynProxyPending), len));
         }
         // Step 4: the server side is up; ACK it and start translating.

@@ -253,12 +253,7 @@ impl Engine {
         let l4 = &l3[offset..tl];
         let parsed = match protocol {
             IpProtocol::Tcp => TcpPacket::new_checked(l4).map(|t| {
-                let flags = TcpFlags {
-                    syn: t.syn(),
-                    ack: t.ack(),
-                    fin: t.fin(),
-                    rst: t.rst(),
-                };
+                let flags = TcpFlags::new(t.syn(), t.ack(), t.fin(), t.rst());
                 (t.src_port(), t.dst_port(), flags)
             }),
             IpProtocol::Udp => UdpPacket::new_checked(l4)
