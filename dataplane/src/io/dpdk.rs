@@ -2060,6 +2060,7 @@ mod tests {
             f[..6].copy_from_slice(&a.mac().0);
             f[12..14].copy_from_slice(&[0x08, 0x00]);
             f[14] = 0x45;
+            f[16..18].copy_from_slice(&50u16.to_be_bytes());
             f[23] = 6;
             f[26..30].copy_from_slice(&[10, 1, 0, 1]);
             f[30..34].copy_from_slice(&lip.octets());
