@@ -208,18 +208,24 @@ impl Steering {
     #[inline]
     fn ipv6_owner(&self, ip: &[u8]) -> Option<Owner> {
         let pkt = Ipv6Packet::new_checked(ip).ok()?;
-        let Ipv6Upper::Upper { protocol, offset } = pkt.upper_layer().ok()? else {
-            return None;
+        // The usual packet, without extension headers, needs no walk (its
+        // next header byte is there: new_checked saw 40 bytes at least).
+        let (protocol, offset) = match ip[6] {
+            p @ (6 | 17 | 58) => (p, HEADER_LEN),
+            _ => match pkt.upper_layer().ok()? {
+                Ipv6Upper::Upper { protocol, offset } => (u8::from(protocol), offset),
+                Ipv6Upper::Fragment => return None,
+            },
         };
         let l4 = ip.get(offset..HEADER_LEN + usize::from(pkt.payload_len()))?;
         let (src, dst) = (pkt.src_addr(), pkt.dst_addr());
         let w = match protocol {
-            IpProtocol::Tcp | IpProtocol::Udp => {
+            6 | 17 => {
                 let (sport, dport) = ports(l4)?;
                 self.v6.owner((src, sport), (dst, dport), self.workers)
             }
-            IpProtocol::Icmpv6 if l4.first() == Some(&NEIGHBOR_ADVERT) => return Some(Owner::All),
-            IpProtocol::Icmpv6 => self.v6.icmp_owner(dst, l4, true, self.workers),
+            58 if l4.first() == Some(&NEIGHBOR_ADVERT) => return Some(Owner::All),
+            58 => self.v6.icmp_owner(dst, l4, true, self.workers),
             _ => None,
         }?;
         Some(Owner::Worker(w))
