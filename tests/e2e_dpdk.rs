@@ -51,6 +51,31 @@ fn port_rx(lab: &Lab) -> u64 {
     v["ports"][0]["rx_packets"].as_u64().unwrap_or(0)
 }
 
+/// A service of the kernel's own (SSH's role) on its TAP address
+/// 10.99.0.1, and ping: the client reaches both, so unicast to the kernel
+/// comes in through the exception path and the kernel's answers go out.
+fn kernel_answers_the_client(lab: &Lab) {
+    let servers = "  server {\n    listen 10.99.0.1:2222;\n    location / { default_type text/plain; return 200 \"kernel\\n\"; }\n  }\n";
+    let _kernel = common::nginx(lab, "lb", "kernel-svc", servers, 2222);
+    for i in 0..5 {
+        assert_eq!(
+            lab.get("http://10.99.0.1:2222/").as_deref(),
+            Some("kernel"),
+            "connection {i} to the kernel's own service"
+        );
+    }
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")])
+        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"])
+        .output()
+        .expect("run ping");
+    assert!(
+        ping.status.success(),
+        "the kernel does not answer ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+}
+
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("run ip");
     assert!(st.success(), "ip {args:?} failed");
@@ -123,6 +148,7 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
     lab.web("rs1");
     let took = lab.wait_health(RS1, "up", Duration::from_secs(10));
     println!("rs1 up again (checked through the exception path) after {took:?}");
+    kernel_answers_the_client(&lab);
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(failed, 0, "after recovery (rs1={a} rs2={b})");
     assert!(
@@ -268,6 +294,7 @@ fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
         "requests failed with two workers (rs1={a} rs2={b})"
     );
     assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    kernel_answers_the_client(&lab);
     let redirected = both_workers_busy(&lab);
     assert!(redirected > 0, "no FNAT reply needed steering?");
     let (_, text) = lab.dpvsctl(&["status"]);
