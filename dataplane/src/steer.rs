@@ -16,6 +16,8 @@
 //! | ARP reply or gratuitous ARP, IPv6 neighbor advertisement | every worker (each keeps its neighbours) |
 //! | an IPv4 or IPv6 fragment, the first one too | the worker that received it |
 //! | a malformed packet or extension header chain | the worker that received it |
+//! | any of the above behind one 802.1Q tag | the same as untagged        |
+//! | stacked (QinQ) tags             | the worker that received it (the engine drops them) |
 //! | anything else                   | the worker that received it (RSS)          |
 //!
 //! Headers are read by the engine's own parsers ([`Ipv4Packet`] with its
@@ -177,20 +179,29 @@ impl Steering {
         if self.workers <= 1 || frame.len() < 14 {
             return Owner::Here;
         }
-        let owner = match u16::from_be_bytes([frame[12], frame[13]]) {
+        // One 802.1Q tag (VIPs and local addresses on VLANs, engine/vlan.rs)
+        // is looked through; the engine drops stacked tags wherever they are.
+        let (ethertype, l3) = match u16::from_be_bytes([frame[12], frame[13]]) {
+            0x8100 => match (frame.get(16..18), frame.get(18..)) {
+                (Some(t), Some(l3)) => (u16::from_be_bytes([t[0], t[1]]), l3),
+                _ => return Owner::Here,
+            },
+            t => (t, &frame[14..]),
+        };
+        let owner = match ethertype {
             0x0806 => {
                 // ARP: replies (and gratuitous ARP) teach every worker's
                 // neighbour table; a request is answered where it landed.
-                let op = frame.get(20..22).map(|o| u16::from_be_bytes([o[0], o[1]]));
-                let gratuitous = frame.len() >= 42 && frame[28..32] == frame[38..42];
+                let op = l3.get(6..8).map(|o| u16::from_be_bytes([o[0], o[1]]));
+                let gratuitous = l3.len() >= 28 && l3[14..18] == l3[24..28];
                 return if op == Some(2) || gratuitous {
                     Owner::All
                 } else {
                     Owner::Here
                 };
             }
-            0x0800 => self.ipv4_owner(&frame[14..]).map(Owner::Worker),
-            0x86dd => self.ipv6_owner(&frame[14..]),
+            0x0800 => self.ipv4_owner(l3).map(Owner::Worker),
+            0x86dd => self.ipv6_owner(l3),
             _ => None,
         };
         match owner {
@@ -488,13 +499,53 @@ mod tests {
         }
     }
 
+    /// `f` with an 802.1Q tag of VLAN `id` after the MAC addresses.
+    fn tagged(f: &[u8], id: u16) -> Vec<u8> {
+        let id = id.to_be_bytes();
+        [&f[..12], &[0x81, 0x00, id[0], id[1]], &f[12..]].concat()
+    }
+
+    #[test]
+    fn vlan_tagged_frames_are_steered_as_untagged() {
+        let s = rules();
+        let (lo1, _) = local_port_range(1, 2);
+        // An FNAT reply to a local address on VLAN 100, over IPv4 and
+        // over IPv6 behind an extension header.
+        let f = tagged(&frame([10, 1, 0, 9], [10, 0, 0, 200], 80, lo1 + 5), 100);
+        assert_eq!(s.owner(&f, 0), Owner::Worker(1));
+        assert_eq!(s.owner(&f, 1), Owner::Here);
+        let p = (lo1 + 4).to_be_bytes();
+        let udp = [0, 53, p[0], p[1], 0, 8, 0, 0];
+        let f6 = tagged(&ip6_ext(9, 0x200, &[60], 17, &udp), 100);
+        assert_eq!(s.owner(&f6, 0), Owner::Worker(1));
+        // NAT: the tagged reply lands with the untagged client packet.
+        for cport in 40000..40016u16 {
+            let client = [192, 168, 7, (cport % 200) as u8];
+            let to_vip = frame(client, [10, 0, 0, 100], cport, 80);
+            let reply = tagged(&frame([10, 1, 0, 1], client, 80, cport), 7);
+            assert_eq!(dest(&s, &reply, 0), dest(&s, &to_vip, 0), "port {cport}");
+        }
+        // A tagged ARP reply teaches every worker; a request stays.
+        let mut arp = vec![0u8; 60];
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        arp[20..22].copy_from_slice(&2u16.to_be_bytes());
+        arp[28..32].copy_from_slice(&[10, 1, 0, 1]);
+        assert_eq!(s.owner(&tagged(&arp, 100), 0), Owner::All);
+        arp[20..22].copy_from_slice(&1u16.to_be_bytes());
+        assert_eq!(s.owner(&tagged(&arp, 100), 0), Owner::Here);
+        // Stacked tags, a cut tag: stay.
+        assert_eq!(s.owner(&tagged(&f, 5), 0), Owner::Here);
+        assert_eq!(s.owner(&f[..17], 0), Owner::Here);
+        assert_eq!(s.owner(&f[..18], 0), Owner::Here);
+    }
+
     proptest::proptest! {
         /// Arbitrary bytes, and arbitrary bytes behind an IPv4 or IPv6
         /// Ethernet type (with a plausible version nibble), never panic.
         #[test]
         fn owner_never_panics(
             bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..160),
-            kind in 0u8..4,
+            kind in 0u8..5,
             here in 0usize..3,
         ) {
             let s = rules();
@@ -510,6 +561,7 @@ mod tests {
                         f[14] = 0x60;
                     }
                     2 => f[12..14].copy_from_slice(&[0x08, 0x06]),
+                    3 => f[12..14].copy_from_slice(&[0x81, 0x00]),
                     _ => {}
                 }
             }
