@@ -51,6 +51,31 @@ fn port_rx(lab: &Lab) -> u64 {
     v["ports"][0]["rx_packets"].as_u64().unwrap_or(0)
 }
 
+/// A service of the kernel's own (SSH's role) on its TAP address
+/// 10.99.0.1, and ping: the client reaches both, so unicast to the kernel
+/// comes in through the exception path and the kernel's answers go out.
+fn kernel_answers_the_client(lab: &Lab) {
+    let servers = "  server {\n    listen 10.99.0.1:2222;\n    location / { default_type text/plain; return 200 \"kernel\\n\"; }\n  }\n";
+    let _kernel = common::nginx(lab, "lb", "kernel-svc", servers, 2222);
+    for i in 0..5 {
+        assert_eq!(
+            lab.get("http://10.99.0.1:2222/").as_deref(),
+            Some("kernel"),
+            "connection {i} to the kernel's own service"
+        );
+    }
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")])
+        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"])
+        .output()
+        .expect("run ping");
+    assert!(
+        ping.status.success(),
+        "the kernel does not answer ping: {}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
+}
+
 fn ip(args: &[&str]) {
     let st = Command::new("ip").args(args).status().expect("run ip");
     assert!(st.success(), "ip {args:?} failed");
@@ -123,6 +148,7 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
     lab.web("rs1");
     let took = lab.wait_health(RS1, "up", Duration::from_secs(10));
     println!("rs1 up again (checked through the exception path) after {took:?}");
+    kernel_answers_the_client(&lab);
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(failed, 0, "after recovery (rs1={a} rs2={b})");
     assert!(
@@ -268,6 +294,7 @@ fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
         "requests failed with two workers (rs1={a} rs2={b})"
     );
     assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    kernel_answers_the_client(&lab);
     let redirected = both_workers_busy(&lab);
     assert!(redirected > 0, "no FNAT reply needed steering?");
     let (_, text) = lab.dpvsctl(&["status"]);
@@ -472,4 +499,88 @@ fn dpdk_vrrp_against_keepalived_moves_the_vip() {
         "keepalived did not take over: {}",
         ka_log()
     );
+}
+
+/// OSPF on DPDK: dpvsd's announcer runs on the exception TAP (`interface
+/// dpdk0`) against a real BIRD 2 in rs2. Hellos and the database exchange
+/// (multicast and unicast to the TAP's address) cross the DPDK port and
+/// the TAP both ways: the adjacency is Full and BIRD learns the VIP /32
+/// behind the kernel's address, while the VIP's traffic is the dataplane's.
+#[test]
+fn dpdk_ospf_through_the_exception_path() {
+    if !can_run("dpdk_ospf_through_the_exception_path") {
+        return;
+    }
+    if !testlab::have("bird") || !testlab::have("birdc") {
+        assert!(std::env::var_os("CI").is_none(), "CI must install bird2");
+        println!("SKIP: dpdk_ospf_through_the_exception_path: no BIRD");
+        return;
+    }
+    let conf = format!(
+        "{}\nospf_announcer {{\n    router_id 10.99.0.1\n    area 0.0.0.0\n    interface dpdk0 {{\n\
+         \x20       hello_interval 1\n        dead_interval 4\n        priority 1\n        cost 10\n\
+         \x20       authentication none\n    }}\n    announce_as stub\n    metric 10\n}}\n",
+        sample()
+    );
+    let lab = dpdk_lab("do", &conf, "net_af_packet0,iface=eth0", &[], |_| {});
+    let bird_dir = lab.dir.join("bird");
+    std::fs::create_dir_all(&bird_dir).expect("bird dir");
+    let bird_conf = bird_dir.join("bird.conf");
+    std::fs::write(
+        &bird_conf,
+        "log stderr all;\nrouter id 10.99.0.4;\nprotocol device {\n    scan time 1;\n}\n\
+         protocol ospf v2 ospf1 {\n    ipv4 {\n        import all;\n        export none;\n    };\n\
+         \x20   area 0 {\n        interface \"eth0\" {\n            type broadcast;\n            hello 1;\n\
+         \x20           dead 4;\n            wait 4;\n            retransmit 2;\n            priority 1;\n\
+         \x20           cost 10;\n            authentication none;\n        };\n    };\n}\n",
+    )
+    .expect("bird.conf");
+    let ctl = bird_dir.join("bird.ctl").display().to_string();
+    let log = std::fs::File::create(bird_dir.join("bird.log")).expect("bird.log");
+    let bird = common::Killed(
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns("rs2"), "bird", "-f", "-c"])
+            .arg(&bird_conf)
+            .args(["-s", &ctl, "-P"])
+            .arg(bird_dir.join("bird.pid"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn bird"),
+    );
+    let birdc = |args: &[&str]| {
+        let mut all = vec!["birdc", "-s", ctl.as_str()];
+        all.extend_from_slice(args);
+        testlab::output(&all)
+    };
+    lab.wait_checks_ok(RS1, Duration::from_secs(15));
+    let prefix = format!("{VIP}/32");
+    let learned = testlab::wait_for(Duration::from_secs(40), || {
+        birdc(&["show", "route", &prefix, "all"])
+            .contains("[ospf1 ")
+            .then_some(())
+    });
+    assert!(
+        learned.is_some(),
+        "BIRD did not learn {prefix} over the exception path: neighbours {}\nroutes {}\ndpvsd {}",
+        birdc(&["show", "ospf", "neighbors"]),
+        birdc(&["show", "route"]),
+        lab.dpvsctl(&["ospf", "--json"]).1
+    );
+    let neighbours = birdc(&["show", "ospf", "neighbors"]);
+    assert!(
+        neighbours
+            .lines()
+            .any(|l| l.starts_with("10.99.0.1") && l.contains("Full")),
+        "{neighbours}"
+    );
+    let route = birdc(&["show", "route", &prefix]);
+    assert!(route.contains("via 10.99.0.1"), "{route}");
+    let (ok, text) = lab.dpvsctl(&["ospf"]);
+    assert!(ok && text.contains("Full") && text.contains(VIP), "{text}");
+    // The VIP itself stays the dataplane's.
+    let (a, b, failed) = lab.traffic(6);
+    assert_eq!(failed, 0, "traffic to the announced VIP (rs1={a} rs2={b})");
+    drop(bird);
 }

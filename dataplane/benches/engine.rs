@@ -13,23 +13,30 @@
 //!   which prefetches a whole burst's table lines before using them); each
 //!   burst is first copied into the burst's frame buffers, as a receive does.
 //! * `sched/*`: one pick of a 16-server table per element.
+//! * `steer/*`: one [`Steering::owner`] decision per element (two
+//!   workers) over 64 frames: FNAT replies to a local address over IPv4,
+//!   over IPv6, over IPv6 behind a destination options header, and IPv4
+//!   client traffic that stays.
 //!
 //! A counting global allocator checks that the measured loops allocate
 //! nothing; the run fails otherwise. After criterion's report a summary
 //! prints `case=... mpps=... ratio=... allocs=0 cpu_mpps=...` (ratio:
 //! throughput relative to `null`; for `fnat/new*`, mpps is millions of new
 //! connections per second; `cpu_mpps` divides by the thread's on-CPU time
-//! instead of wall time, which matters when other processes share the core) and `sched=... ns_per_pick=... allocs=0`.
+//! instead of wall time, which matters when other processes share the core), `sched=... ns_per_pick=... allocs=0`
+//! and `steer=... ns_per_frame=... cpu_ns_per_frame=...`.
 //!
 //! `cargo bench -p dataplane --bench engine [-- <case name filter>]`
 
 use std::hint::black_box;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use dataplane::bench::{rs, Case, Kind};
+use dataplane::bench::{on_cpu, rs, Case, Kind};
+use dataplane::engine::Snapshot;
 use dataplane::sched::{addr_hash, SchedServer, SchedTable};
+use dataplane::steer::{local_port_range, Steering};
 use dataplane::{Forwarding, Scheduler};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
@@ -85,6 +92,43 @@ impl SchedCase {
         self.elapsed += elapsed;
         elapsed
     }
+}
+
+/// 64 frames of one `steer/*` case: `kind` 0 IPv4 FNAT replies to
+/// 10.0.0.200, 1 the same over IPv6 to fd00::200, 2 with a destination
+/// options header, 3 IPv4 client traffic to a VIP (stays).
+fn steer_frames(kind: u8) -> Vec<Vec<u8>> {
+    let (lo, _) = local_port_range(0, 1);
+    (0..64u16)
+        .map(|i| {
+            let port = (lo + i * 1021 % (u16::MAX - lo)).to_be_bytes();
+            let mut tcp = [0u8; 20];
+            tcp[..4].copy_from_slice(&[0, 80, port[0], port[1]]);
+            tcp[12] = 0x50;
+            let mut f = vec![0u8; 12];
+            if kind == 0 || kind == 3 {
+                let dst = if kind == 0 { 200 } else { 100 };
+                f.extend_from_slice(&[0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0]);
+                f.extend_from_slice(&[10, 1, 0, (i % 8) as u8, 10, 0, 0, dst]);
+                f.extend_from_slice(&tcp);
+                return f;
+            }
+            let ext: &[u8] = if kind == 2 {
+                &[6, 0, 1, 4, 0, 0, 0, 0]
+            } else {
+                &[]
+            };
+            let len = (ext.len() + tcp.len()) as u16;
+            f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+            f.extend_from_slice(&len.to_be_bytes());
+            f.extend_from_slice(&[if kind == 2 { 60 } else { 6 }, 64]);
+            f.extend_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 1, i % 8).octets());
+            f.extend_from_slice(&Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200).octets());
+            f.extend_from_slice(ext);
+            f.extend_from_slice(&tcp);
+            f
+        })
+        .collect()
 }
 
 fn main() {
@@ -145,6 +189,44 @@ fn main() {
     }
     group.finish();
 
+    let mut snap = Snapshot::default();
+    snap.v4.local_addrs = vec![Ipv4Addr::new(10, 0, 0, 200)];
+    snap.v6.local_addrs = vec![Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x200)];
+    let rules = Steering::from_snapshot(&snap, 2);
+    let mut steer_results = Vec::new();
+    let mut group = c.benchmark_group("steer");
+    group.throughput(Throughput::Elements(1));
+    for (name, kind) in [("v4", 0), ("v6", 1), ("v6-ext", 2), ("v4-stays", 3)] {
+        let frames = steer_frames(kind);
+        let moved = frames
+            .iter()
+            .filter(|f| rules.owner(f, 0) != dataplane::steer::Owner::Here)
+            .count();
+        assert_eq!(moved > 0, kind != 3, "steer/{name}: {moved} of 64 moved");
+        let (mut n, mut elapsed, mut cpu) = (0u64, Duration::ZERO, Some(Duration::ZERO));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let cpu_start = on_cpu();
+                let start = Instant::now();
+                for i in 0..iters {
+                    let f = &frames[i as usize & 63];
+                    black_box(rules.owner(black_box(f), 0));
+                }
+                let took = start.elapsed();
+                let on = cpu_start.zip(on_cpu()).map(|(a, b)| b.saturating_sub(a));
+                cpu = cpu.zip(on).map(|(a, b)| a + b);
+                n += iters;
+                elapsed += took;
+                took
+            })
+        });
+        if n > 0 {
+            let ns = |d: Duration| d.as_secs_f64() * 1e9 / n as f64;
+            steer_results.push((name, ns(elapsed), cpu.map(ns)));
+        }
+    }
+    group.finish();
+
     let null_mpps = results.iter().find(|r| r.0 == "null").map(|r| r.1);
     println!();
     for (name, mpps, cpu_mpps, allocs) in &results {
@@ -159,6 +241,10 @@ fn main() {
     }
     for (name, ns, allocs) in &sched_results {
         println!("sched={name} ns_per_pick={ns:.1} allocs={allocs}");
+    }
+    for (name, ns, cpu) in &steer_results {
+        let cpu = cpu.map_or(String::new(), |c| format!(" cpu_ns_per_frame={c:.1}"));
+        println!("steer={name} ns_per_frame={ns:.1}{cpu}");
     }
     let allocating: Vec<&str> = results
         .iter()

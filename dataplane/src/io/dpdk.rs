@@ -83,6 +83,20 @@ const RSS_IPV4: u64 = 1 << 2;
 const RSS_FRAG_IPV4: u64 = 1 << 3;
 const RSS_NONFRAG_IPV4_TCP: u64 = 1 << 4;
 const RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+const RSS_IPV6: u64 = 1 << 8;
+const RSS_FRAG_IPV6: u64 = 1 << 9;
+const RSS_NONFRAG_IPV6_TCP: u64 = 1 << 10;
+const RSS_NONFRAG_IPV6_UDP: u64 = 1 << 11;
+
+/// The RSS hash types asked of a device that offers `offloads`: IPv4 and
+/// IPv6, TCP and UDP by ports, fragments and other IP by addresses (so
+/// IPv6 clients spread over the workers as IPv4 ones do; [`crate::steer`]
+/// moves the replies).
+fn rss_types(offloads: u64) -> u64 {
+    let v4 = RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP;
+    let v6 = RSS_IPV6 | RSS_FRAG_IPV6 | RSS_NONFRAG_IPV6_TCP | RSS_NONFRAG_IPV6_UDP;
+    (v4 | v6) & offloads
+}
 
 /// A DPDK setup error: what failed, and DPDK's reason.
 #[derive(Debug, thiserror::Error)]
@@ -614,8 +628,7 @@ fn start_port(
             ));
         }
         let mut conf: sys::rte_eth_conf = std::mem::zeroed();
-        let rss = (RSS_IPV4 | RSS_FRAG_IPV4 | RSS_NONFRAG_IPV4_TCP | RSS_NONFRAG_IPV4_UDP)
-            & info.flow_type_rss_offloads;
+        let rss = rss_types(info.flow_type_rss_offloads);
         if queues > 1 && rss != 0 {
             conf.rxmode.mq_mode = sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
             conf.rx_adv_conf.rss_conf.rss_hf = rss;
@@ -2060,6 +2073,7 @@ mod tests {
             f[..6].copy_from_slice(&a.mac().0);
             f[12..14].copy_from_slice(&[0x08, 0x00]);
             f[14] = 0x45;
+            f[16..18].copy_from_slice(&50u16.to_be_bytes());
             f[23] = 6;
             f[26..30].copy_from_slice(&[10, 1, 0, 1]);
             f[30..34].copy_from_slice(&lip.octets());
@@ -2116,6 +2130,17 @@ mod tests {
     fn unsafe_geteuid() -> u32 {
         // SAFETY: geteuid has no preconditions.
         unsafe { libc::geteuid() }
+    }
+
+    #[test]
+    fn rss_hashes_ipv6_too() {
+        // The values of rte_ethdev.h's RTE_ETH_RSS_* bits.
+        let (ipv4_tcp, ipv6, ipv6_tcp, ipv6_udp) = (1 << 4, 1 << 8, 1 << 10, 1 << 11);
+        assert_eq!(rss_types(ipv6_tcp | ipv6_udp), ipv6_tcp | ipv6_udp);
+        assert_eq!(rss_types(u64::MAX) & (ipv4_tcp | ipv6), ipv4_tcp | ipv6);
+        // Only what the device offers.
+        assert_eq!(rss_types(ipv4_tcp), ipv4_tcp);
+        assert_eq!(rss_types(1 << 15), 0);
     }
 
     #[test]
