@@ -13,7 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::sniff::{assert_tunnelled, decap, Sniffer};
-use common::{can_run, mode_config, repo, service_stats, vip_on_lo, Lab, RS1, RS2, VIP};
+use common::{
+    can_run, mode_config, mode_config_for, repo, service_stats, vip_on_lo, Lab, RS1, RS1_V6, RS2,
+    RS2_V6, VIP, VIP6,
+};
 
 /// The port with two queue pairs (the kernel's fanout hash spreads flows).
 const TWO_QUEUES: &str = "net_af_packet0,iface=eth0,qpairs=2";
@@ -85,7 +88,17 @@ fn ip(args: &[&str]) {
 /// (keepalived.conf text `conf`, plus `extra` arguments) and the kernel's
 /// address on the TAP. `prepare` runs on the lab before dpvsd starts.
 fn dpdk_lab(tag: &str, conf: &str, port: &str, extra: &[&str], prepare: impl FnOnce(&Lab)) -> Lab {
-    let mut lab = Lab::up(tag);
+    dpdk_lab_on(Lab::up(tag), conf, port, extra, prepare)
+}
+
+/// [`dpdk_lab`] on a lab already built (e.g. [`Lab::up_v6`]).
+fn dpdk_lab_on(
+    mut lab: Lab,
+    conf: &str,
+    port: &str,
+    extra: &[&str],
+    prepare: impl FnOnce(&Lab),
+) -> Lab {
     prepare(&lab);
     let conf_path = lab.dir.join("keepalived.conf");
     std::fs::write(&conf_path, conf).expect("write config");
@@ -299,6 +312,85 @@ fn dpdk_two_workers_share_the_traffic_and_steer_replies() {
     assert!(redirected > 0, "no FNAT reply needed steering?");
     let (_, text) = lab.dpvsctl(&["status"]);
     println!("{text}");
+}
+
+/// IPv6 FNAT on DPDK with two workers: replies from the real servers to
+/// the IPv6 local address that the port's spreading put on the other
+/// worker's queue reach the worker owning their local port (steering reads
+/// IPv6 as the engine does), and no request fails. The kernel's IPv6
+/// address (health checks) is on the TAP, IPv6 is off on eth0, and only
+/// the kernel's IPv6 frames are copied to the TAP.
+#[test]
+fn dpdk_ipv6_fnat_with_two_workers() {
+    if !can_run("dpdk_ipv6_fnat_with_two_workers") {
+        return;
+    }
+    let conf = format!(
+        "local_address_group lg6 {{\n    fd99::200 eth0\n}}\n{}",
+        mode_config_for(
+            VIP6,
+            ["fd99::3", "fd99::4"],
+            "FNAT",
+            80,
+            "    laddr_group_name lg6\n"
+        )
+    );
+    let lab = dpdk_lab_on(
+        Lab::up_v6("d6"),
+        &conf,
+        TWO_QUEUES,
+        &["--workers", "2"],
+        |lab| {
+            let lb = lab.ns("lb");
+            ip(&[
+                "netns",
+                "exec",
+                &lb,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.eth0.disable_ipv6=1",
+            ]);
+        },
+    );
+    let lb = lab.ns("lb");
+    ip(&[
+        "-n",
+        &lb,
+        "addr",
+        "add",
+        "fd99::1/64",
+        "dev",
+        "dpdk0",
+        "nodad",
+    ]);
+    lab.wait_checks_ok(RS1_V6, Duration::from_secs(15));
+    lab.wait_checks_ok(RS2_V6, Duration::from_secs(15));
+    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 60);
+    assert_eq!(
+        failed, 0,
+        "IPv6 requests failed with two workers (rs1={a} rs2={b})"
+    );
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let redirected = both_workers_busy(&lab);
+    let (_, out) = lab.dpvsctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+    let sum = |k: &str| -> u64 {
+        v["ports"][0]["queues"]
+            .as_array()
+            .map_or(0, |q| q.iter().map(|q| q[k].as_u64().unwrap_or(0)).sum())
+    };
+    // The exception path copies IPv6 for the kernel's addresses (and
+    // link-local, multicast) only: not the VIP's and local address's
+    // traffic, which is most of what the port received.
+    let (rx, to_kernel) = (sum("rx_packets"), sum("to_kernel"));
+    println!(
+        "IPv6 FNAT: {redirected} frames redirected between workers; rx {rx} to_kernel {to_kernel}"
+    );
+    assert!(
+        to_kernel * 4 < rx,
+        "the kernel got copies of the dataplane's IPv6 traffic: {to_kernel} of {rx}"
+    );
+    assert!(redirected > 0, "no IPv6 FNAT reply needed steering?");
 }
 
 /// NAT on DPDK with two workers: the real servers route the client back

@@ -176,14 +176,14 @@ impl Running {
 
     /// Tells the exception path which addresses are the kernel's (frames
     /// for them are copied to the TAP).
-    pub fn set_kernel_addrs(&self, addrs: &[std::net::Ipv4Addr]) {
+    pub fn set_kernel_addrs(&self, addrs: &[std::net::Ipv4Addr], addrs6: &[std::net::Ipv6Addr]) {
         #[cfg(feature = "dpdk")]
         if let Some(p) = &self.dpdk {
             let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            p.device.kernel_addrs().set(addrs);
+            p.device.kernel_addrs().set(addrs, addrs6);
         }
         #[cfg(not(feature = "dpdk"))]
-        let _ = addrs;
+        let _ = (addrs, addrs6);
     }
 
     /// Port and queue counters (`dpvsctl status --json` → `ports`).

@@ -5,7 +5,7 @@
 //! cleanly on SIGTERM/SIGINT.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -703,9 +703,9 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
 
 /// With DPDK, the kernel's addresses live on the exception TAP, which the
 /// operator configures after start (`ip addr`, as on DPVS's KNI). Every
-/// second this follows them: the exception path copies frames for them to
-/// the kernel, and the first one is the source of the dataplane's ARP
-/// requests and TUN outer headers.
+/// second this follows them (IPv4 and IPv6): the exception path copies
+/// frames for them to the kernel, and the first IPv4 one is the source of
+/// the dataplane's ARP requests and TUN outer headers.
 async fn follow_kernel_interface(shared: Arc<Shared>, iface: String) {
     let mut last = None;
     loop {
@@ -713,10 +713,18 @@ async fn follow_kernel_interface(shared: Arc<Shared>, iface: String) {
             .into_iter()
             .map(|(a, _)| a)
             .collect();
+        let now6: Vec<Ipv6Addr> = nix::ifaddrs::getifaddrs()
+            .map(|all| {
+                all.filter(|ifa| ifa.interface_name == iface)
+                    .filter_map(|ifa| Some(ifa.address?.as_sockaddr_in6()?.ip()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let now = (now, now6);
         if last.as_ref() != Some(&now) {
-            tracing::info!(%iface, addrs = ?now, "kernel exception path addresses");
-            shared.backend.set_kernel_addrs(&now);
-            let addr = now.first().copied();
+            tracing::info!(%iface, addrs = ?now.0, addrs6 = ?now.1, "kernel exception path addresses");
+            shared.backend.set_kernel_addrs(&now.0, &now.1);
+            let addr = now.0.first().copied();
             if let Err(e) = lock(&shared.dp).apply(Command::SetInterfaceAddr { addr }) {
                 tracing::error!(error = %e, "dataplane refused the interface address");
             }

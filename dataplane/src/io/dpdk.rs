@@ -33,10 +33,11 @@
 //! vdev (a kernel TAP interface with that name, one queue per worker; DPVS's
 //! KNI / virtio-user role). Each worker's queue:
 //! * copies to the TAP every received frame the kernel may want: broadcast
-//!   and multicast (ARP, VRRP, OSPF), non-IPv4 (IPv6, LLDP), and IPv4 or
-//!   ARP for the addresses in [`KernelAddrs`] (the TAP's own addresses,
-//!   which the control plane sets: SSH, health-check replies). The dataplane
-//!   still sees the frame too (it ignores what is not for the LB);
+//!   and multicast (ARP, VRRP, OSPF, ND), other EtherTypes (LLDP), IPv4,
+//!   ARP or IPv6 for the addresses in [`KernelAddrs`] (the TAP's own
+//!   addresses, which the control plane sets: SSH, health-check replies)
+//!   and IPv6 to link-local addresses. The dataplane still sees the frame
+//!   too (it ignores what is not for the LB);
 //! * sends everything the kernel transmits on the TAP out of the port.
 //!
 //! So the control plane uses ordinary sockets on the TAP interface; VIPs
@@ -64,7 +65,7 @@
 
 use std::ffi::{c_char, CString};
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -348,13 +349,17 @@ pub struct DeviceStats {
     pub mbufs_total: u32,
 }
 
-/// The kernel's own addresses on an exception TAP: IPv4 and ARP frames for
-/// them are copied to the kernel. Lock-free: workers read it per frame, the
-/// control plane rewrites it.
+/// The kernel's own addresses on an exception TAP: IPv4, ARP and IPv6
+/// frames for them are copied to the kernel. Lock-free: workers read it
+/// per frame, the control plane rewrites it (a frame classified during a
+/// rewrite may see the old set, or none).
 #[derive(Debug)]
 pub struct KernelAddrs {
     slots: [AtomicU32; KernelAddrs::MAX],
     len: AtomicUsize,
+    /// IPv6 addresses, each as two halves.
+    slots6: [[AtomicU64; 2]; KernelAddrs::MAX],
+    len6: AtomicUsize,
 }
 
 impl Default for KernelAddrs {
@@ -362,21 +367,38 @@ impl Default for KernelAddrs {
         KernelAddrs {
             slots: std::array::from_fn(|_| AtomicU32::new(0)),
             len: AtomicUsize::new(0),
+            slots6: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
+            len6: AtomicUsize::new(0),
         }
     }
+}
+
+/// An IPv6 address's two halves, as [`KernelAddrs`] keeps them.
+fn halves(a: [u8; 16]) -> [u64; 2] {
+    let u = u128::from_be_bytes(a);
+    [(u >> 64) as u64, u as u64]
 }
 
 impl KernelAddrs {
     pub const MAX: usize = 16;
 
-    /// Replaces the set (at most [`KernelAddrs::MAX`] addresses are kept).
-    pub fn set(&self, addrs: &[Ipv4Addr]) {
+    /// Replaces the set (at most [`KernelAddrs::MAX`] addresses of each
+    /// family are kept).
+    pub fn set(&self, addrs: &[Ipv4Addr], addrs6: &[Ipv6Addr]) {
         let n = addrs.len().min(Self::MAX);
         self.len.store(0, Ordering::Release);
         for (slot, a) in self.slots.iter().zip(addrs) {
             slot.store(u32::from(*a), Ordering::Relaxed);
         }
         self.len.store(n, Ordering::Release);
+        let n = addrs6.len().min(Self::MAX);
+        self.len6.store(0, Ordering::Release);
+        for (slot, a) in self.slots6.iter().zip(addrs6) {
+            let [hi, lo] = halves(a.octets());
+            slot[0].store(hi, Ordering::Relaxed);
+            slot[1].store(lo, Ordering::Relaxed);
+        }
+        self.len6.store(n, Ordering::Release);
     }
 
     #[inline]
@@ -385,6 +407,16 @@ impl KernelAddrs {
         self.slots[..n]
             .iter()
             .any(|s| s.load(Ordering::Relaxed) == ip)
+    }
+
+    /// Whether IPv6 address `ip` is one of the kernel's.
+    #[inline]
+    pub fn contains6(&self, ip: [u8; 16]) -> bool {
+        let [hi, lo] = halves(ip);
+        let n = self.len6.load(Ordering::Acquire);
+        self.slots6[..n]
+            .iter()
+            .any(|s| s[0].load(Ordering::Relaxed) == hi && s[1].load(Ordering::Relaxed) == lo)
     }
 }
 
@@ -404,6 +436,12 @@ fn for_kernel(frame: &[u8], addrs: &KernelAddrs) -> bool {
         0x0806 if frame.len() >= 42 => addrs.contains(u32::from_be_bytes([
             frame[38], frame[39], frame[40], frame[41],
         ])),
+        // IPv6 unicast: to the kernel's addresses, or link-local (the
+        // kernel's own; the dataplane owns no link-local address).
+        0x86dd => match frame.get(38..54).and_then(|d| <[u8; 16]>::try_from(d).ok()) {
+            Some(dst) => (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || addrs.contains6(dst),
+            None => false,
+        },
         0x0800 | 0x0806 => false,
         _ => true,
     }
@@ -2146,7 +2184,8 @@ mod tests {
     #[test]
     fn kernel_filter() {
         let addrs = KernelAddrs::default();
-        addrs.set(&[Ipv4Addr::new(10, 0, 0, 1)]);
+        let kernel6 = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1);
+        addrs.set(&[Ipv4Addr::new(10, 0, 0, 1)], &[kernel6]);
         let mut f = [0u8; 60];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         f[30..34].copy_from_slice(&[10, 0, 0, 1]);
@@ -2156,7 +2195,24 @@ mod tests {
         f[0] = 0xff;
         assert!(for_kernel(&f, &addrs));
         f[0] = 0;
+        // IPv6: the kernel's address and link-local ones go up, other
+        // unicast (a VIP's, a local address's) does not; multicast (ND,
+        // OSPFv3, VRRPv3) does; truncated frames do not.
         f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[38..54].copy_from_slice(&kernel6.octets());
+        assert!(for_kernel(&f, &addrs));
+        f[53] = 0x64;
+        assert!(!for_kernel(&f, &addrs));
+        f[38..54].copy_from_slice(&Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 7).octets());
+        assert!(for_kernel(&f, &addrs));
+        f[38..54].copy_from_slice(&Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 7).octets());
+        assert!(!for_kernel(&f, &addrs));
+        f[0] = 0x33;
+        assert!(for_kernel(&f, &addrs));
+        f[0] = 0;
+        assert!(!for_kernel(&f[..50], &addrs));
+        // Other EtherTypes (LLDP, …) go up.
+        f[12..14].copy_from_slice(&[0x88, 0xcc]);
         assert!(for_kernel(&f, &addrs));
     }
 }
