@@ -74,6 +74,47 @@ fn engines(mode: Forwarding) -> ((Engine, Burst), (Engine, Burst)) {
     )
 }
 
+/// Two engines alike: the first handles frames one by one, the second in
+/// bursts (see [`same_in_a_burst`]).
+type Pair = ((Engine, Burst), (Engine, Burst));
+
+/// Opens flows `0..n` on both engines of `pair` with `open`, which must
+/// return the same from each; returns what it did.
+fn open_on_both<T: PartialEq + std::fmt::Debug>(
+    pair: &mut Pair,
+    n: u16,
+    mut open: impl FnMut(&mut Engine, &mut Burst, u16) -> T,
+) -> Vec<T> {
+    (0..n)
+        .map(|i| {
+            let a = open(&mut pair.0 .0, &mut pair.0 .1, i);
+            let b = open(&mut pair.1 .0, &mut pair.1 .1, i);
+            assert_eq!(a, b);
+            a
+        })
+        .collect()
+}
+
+/// Replays `steps` seven at a time, frame by frame and as bursts
+/// (`frame` builds a step's frame; `pause`, the milliseconds a step moves
+/// the clock on before its chunk): the same verdicts, frames and
+/// connection counts.
+fn replay<S>(
+    pair: &mut Pair,
+    steps: &[S],
+    pause: impl Fn(&S) -> u64,
+    frame: impl Fn(&S) -> Vec<u8>,
+) {
+    let ((single, ctl), (burst, burst_ctl)) = pair;
+    let mut now = 2;
+    for chunk in steps.chunks(7) {
+        let frames: Vec<Vec<u8>> = chunk.iter().map(&frame).collect();
+        now += chunk.iter().map(&pause).sum::<u64>();
+        same_in_a_burst(&frames, now, (single, ctl), (burst, burst_ctl));
+        assert_eq!(single.conn_count(), burst.conn_count());
+    }
+}
+
 fn traffic(e: &mut Engine) -> TrafficSnapshot {
     e.flush_stats();
     e.snap.v4.services[0].servers[0].stats.snapshot()
@@ -244,25 +285,11 @@ mod prop {
                 1..80,
             ),
         ) {
-            let ((mut single, mut ctl), (mut burst, mut burst_ctl)) = engines(mode);
-            let mut flows = Vec::new();
-            for i in 0..6 {
-                let a = open(&mut single, &mut ctl, mode, i, i % 2 == 1);
-                let b = open(&mut burst, &mut burst_ctl, mode, i, i % 2 == 1);
-                prop_assert_eq!(a, b);
-                flows.push(a);
-            }
-            let mut now = 2;
-            for chunk in steps.chunks(7) {
-                let frames: Vec<Vec<u8>> = chunk
-                    .iter()
-                    .map(|&s| frame(&flows, s))
-                    .collect();
-                // TTL 1..4 as generated; most steps keep the clock still.
-                now += chunk.iter().map(|s| s.5).sum::<u64>();
-                same_in_a_burst(&frames, now, (&mut single, &mut ctl), (&mut burst, &mut burst_ctl));
-                prop_assert_eq!(single.conn_count(), burst.conn_count());
-            }
+            let mut pair = engines(mode);
+            let flows = open_on_both(&mut pair, 6, |e, ctl, i| open(e, ctl, mode, i, i % 2 == 1));
+            // TTL 1..4 as generated; most steps keep the clock still.
+            replay(&mut pair, &steps, |s| s.5, |&s| frame(&flows, s));
+            let ((mut single, _), (mut burst, _)) = pair;
             prop_assert_eq!(traffic(&mut single), traffic(&mut burst));
         }
     }
@@ -384,35 +411,20 @@ mod prop6 {
                 Some(m) => engine6(m, &[LIP6]),
                 None => nat64_engine(),
             };
-            let ((mut single, mut ctl), (mut burst, mut burst_ctl)) = (make(), make());
-            let mut flows = Vec::new();
-            for i in 0..4 {
-                let a = open(&mut single, &mut ctl, i, ports);
-                let b = open(&mut burst, &mut burst_ctl, i, ports);
-                prop_assert_eq!(a, b);
-                flows.push(a);
-            }
-            let mut now = 2;
-            for chunk in steps.chunks(7) {
-                let frames: Vec<Vec<u8>> = chunk
-                    .iter()
-                    .map(|&(i, from_server, bits, len, ttl, _)| {
-                        let i = usize::from(i) % flows.len();
-                        let udp = i % 2 == 1;
-                        let vip = (LB_MAC, VIP6.into(), if udp { 53 } else { 80 });
-                        let (src, dst) = match flows[i] {
-                            Some((server, back)) if from_server => (server, back),
-                            _ => (client(i as u16), vip),
-                        };
-                        let f = flags(bits);
-                        let f = if bits & 0x80 != 0 { format!("{f}T") } else { f.to_string() };
-                        frame(src, dst, (udp, &f), len, ttl)
-                    })
-                    .collect();
-                now += chunk.iter().map(|s| s.5).sum::<u64>();
-                same_in_a_burst(&frames, now, (&mut single, &mut ctl), (&mut burst, &mut burst_ctl));
-                prop_assert_eq!(single.conn_count(), burst.conn_count());
-            }
+            let mut pair = (make(), make());
+            let flows = open_on_both(&mut pair, 4, |e, ctl, i| open(e, ctl, i, ports));
+            replay(&mut pair, &steps, |s| s.5, |&(i, from_server, bits, len, ttl, _)| {
+                let i = usize::from(i) % flows.len();
+                let udp = i % 2 == 1;
+                let vip = (LB_MAC, VIP6.into(), if udp { 53 } else { 80 });
+                let (src, dst) = match flows[i] {
+                    Some((server, back)) if from_server => (server, back),
+                    _ => (client(i as u16), vip),
+                };
+                let f = flags(bits);
+                let f = if bits & 0x80 != 0 { format!("{f}T") } else { f.to_string() };
+                frame(src, dst, (udp, &f), len, ttl)
+            });
         }
     }
 }
