@@ -457,7 +457,7 @@ pub struct Engine {
     drops: Arc<DropCounters>,
     last_refresh_ms: u64,
     last_flush_ms: u64,
-    /// [`Engine::handle_burst`]'s per-frame scratch (capacity [`PIPELINE`]).
+    /// [`Engine::handle_burst`]'s per-frame scratch ([`PIPELINE`] long).
     stages: Vec<Stage>,
     /// SYN-proxy state ([`synproxy`]).
     sp: SynProxy,
@@ -494,7 +494,7 @@ impl Engine {
             drops,
             last_refresh_ms: 0,
             last_flush_ms: 0,
-            stages: Vec::with_capacity(PIPELINE),
+            stages: vec![Stage::Done(Verdict::Ignore); PIPELINE],
             sp: SynProxy::default(),
             pp: ProxyProto::default(),
             rx_vlan: 0,
@@ -607,26 +607,27 @@ impl Engine {
         mut out: impl FnMut(&F, Verdict),
     ) {
         for chunk in frames.chunks_mut(PIPELINE) {
-            self.stages.clear();
-            for (i, f) in chunk.iter().enumerate() {
-                let stage = self.classify(f.data());
-                match &stage {
+            // Borrowed out of `self` (no allocation), `PIPELINE` long, so
+            // each stage is written and read in place rather than copied.
+            let mut taken = std::mem::take(&mut self.stages);
+            let n = chunk.len().min(taken.len());
+            let (stages, chunk) = (&mut taken[..n], &mut chunk[..n]);
+            for i in 0..n {
+                let stage = &mut stages[i];
+                *stage = self.classify(chunk[i].data());
+                match stage {
                     Stage::Ipv4(p) => self.v4.conns.prefetch_bucket(p.hash),
                     Stage::Ipv6(p) => self.v6.conns.prefetch_bucket(p.hash),
                     _ => {}
                 }
-                self.stages.push(stage);
                 if let Some(back) = i.checked_sub(PREFETCH_LAG) {
-                    prefetch_conn(&mut self.stages[back], &self.v4.conns, &self.v6.conns);
+                    prefetch_conn(&mut stages[back], &self.v4.conns, &self.v6.conns);
                 }
             }
-            let tail = chunk.len().saturating_sub(PREFETCH_LAG);
-            for stage in self.stages.iter_mut().skip(tail) {
+            let tail = n.saturating_sub(PREFETCH_LAG);
+            for stage in stages.iter_mut().skip(tail) {
                 prefetch_conn(stage, &self.v4.conns, &self.v6.conns);
             }
-            // Borrowed out of `self` (no allocation) so each stage is read
-            // in place rather than copied.
-            let stages = std::mem::take(&mut self.stages);
             let fast = self.fast_path_on();
             for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
@@ -645,7 +646,7 @@ impl Engine {
                 f.set_len(len);
                 out(f, verdict);
             }
-            self.stages = stages;
+            self.stages = taken;
         }
     }
 
