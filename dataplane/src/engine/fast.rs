@@ -5,14 +5,15 @@
 //! ESTABLISHED TCP connection, or a UDP datagram of a known flow. For those
 //! the work is fixed: find the connection (its index entry was prefetched
 //! with the burst), restart its idle timer, count the packet, rewrite the
-//! addresses and ports (FNAT, NAT) or only the MACs (DR), and send it on.
+//! addresses and ports (FNAT, NAT), only the MACs (DR) or encapsulate it
+//! (TUN), and send it on.
 //! [`Side::fast`] does exactly that, in one straight run with no state
 //! machine, no timeout table and no per-mode dispatch layers, and declines
-//! (returns `false`, touching nothing) whenever anything else may have to
+//! (returns `None`, touching nothing) whenever anything else may have to
 //! happen: a SYN, FIN or RST, a state change, a TOA to insert (a client
 //! segment still acknowledging the server's SYN-ACK), an expired
 //! or quiescent connection, persistence templates to refresh, a MAC not
-//! cached, a TTL about to run out, TUN encapsulation, SNAT, an index
+//! cached, a TTL about to run out, SNAT, an index
 //! collision. The frame then takes the full path, which handles it as if
 //! the fast path did not exist, so the two cannot disagree on anything but
 //! speed (`fast_path_forwards_as_the_full_path` checks byte for byte).
@@ -22,10 +23,9 @@
 //! or with VLANs, never take it: those rewrite sequence numbers or tags
 //! per packet.
 
-use super::{tcp_ack, Engine, Family, Parsed, Side, ETH_LEN};
+use super::{action_in, tcp_ack, Action, Engine, Family, Parsed, Side, Verdict};
 use crate::command::Forwarding;
 use crate::conn::Dir;
-use crate::wire::EthernetFrame;
 
 impl Engine {
     /// Whether this burst's IPv4 and IPv6 frames may try [`Side::fast`].
@@ -37,53 +37,53 @@ impl Engine {
 
 impl<A: Family> Side<A> {
     /// Forwards the frame `buf[..len]` of packet `p` when it is a steady
-    /// packet of an established connection (see the module doc); `false`,
-    /// with nothing changed, when the full path must handle it.
+    /// packet of an established connection (see the module doc): the
+    /// verdict and the frame's new length, as the full path gives them;
+    /// `None`, with nothing changed, when the full path must handle it.
     #[inline(always)]
-    pub(super) fn fast(&mut self, buf: &mut [u8], len: usize, p: &Parsed<A>, now_ms: u64) -> bool {
-        let (mac, gen) = (self.mac, self.neigh_gen);
-        let Some((conn, d, dir)) = self.conns.hinted_mut(&p.key, p.hint, now_ms) else {
-            return false;
-        };
+    pub(super) fn fast(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed<A>,
+        now_ms: u64,
+    ) -> Option<(Verdict, usize)> {
+        let gen = self.neigh_gen;
+        let (conn, d, dir) = self.conns.hinted_mut(&p.key, p.hint, now_ms)?;
         if !conn.steady(p.flags) || d.expire_quiescent || d.persistence.is_some() || p.ttl <= 1 {
-            return false;
+            return None;
         }
         // A client segment still acknowledging the server's SYN-ACK gets a
         // TOA: the full path inserts it.
         if dir == Dir::In && d.toa && conn.wants_toa(tcp_ack(buf, p.hl), p.flags) {
-            return false;
+            return None;
         }
-        let (new, dst_mac) = match (dir, d.forwarding) {
-            (Dir::In, Forwarding::Fnat | Forwarding::Nat) if d.neigh_gen == gen => {
-                (Some(conn.out_key.reversed()), d.mac)
+        let step = match (dir, d.forwarding) {
+            (Dir::In, Forwarding::Fnat | Forwarding::Nat | Forwarding::Dr | Forwarding::Tun)
+                if d.neigh_gen == gen =>
+            {
+                (
+                    action_in(d.forwarding, &conn.out_key, d.tunnel_src).ok()?,
+                    d.mac,
+                )
             }
-            (Dir::In, Forwarding::Dr) if d.neigh_gen == gen => (None, d.mac),
             (Dir::Out, Forwarding::Fnat | Forwarding::Nat) => {
-                (Some(conn.in_key.reversed()), conn.client_mac)
+                (Action::Nat(conn.in_key.reversed()), conn.client_mac)
             }
-            _ => return false,
+            _ => return None,
         };
         // NAT64 (an IPv4-mapped address on either side) changes the
-        // frame's length and family: the full path's.
-        if new.is_some_and(|k| k.src.is_mapped()) || p.key.src.is_mapped() {
-            return false;
+        // frame's family: the full path's.
+        if p.key.src.is_mapped() || matches!(step.0, Action::Nat(k) if k.src.is_mapped()) {
+            return None;
         }
-        let Some(l3) = buf.get_mut(ETH_LEN..len) else {
-            return false;
-        };
-        if let Some(new) = new {
-            // Without NAT64 the rewrite keeps the packet's length.
-            let kept = A::rewrite(l3, p.hl, p.tl, &p.key, new);
-            debug_assert!(matches!(kept, Ok(None)));
-        }
+        // As the full path: the timer and counters, then the rewrite (a
+        // tunnel without room is dropped, counted by the caller).
         conn.restart_steady(now_ms);
         match dir {
             Dir::In => d.pending.count_in(len),
             Dir::Out => d.pending.count_out(len),
         }
-        let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
-        eth.set_src_addr(mac);
-        eth.set_dst_addr(dst_mac);
-        true
+        Some(self.apply(buf, len, p, Ok(step)))
     }
 }

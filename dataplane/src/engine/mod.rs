@@ -632,17 +632,19 @@ impl Engine {
             for (stage, f) in stages.iter().zip(chunk.iter_mut()) {
                 let len = f.len();
                 // fast.rs: a steady packet of an established connection.
-                let done = fast
-                    && match stage {
-                        Stage::Ipv4(p) => self.v4.fast(f.room_mut(), len, p, now_ms),
-                        Stage::Ipv6(p) => self.v6.fast(f.room_mut(), len, p, now_ms),
-                        _ => false,
-                    };
-                if done {
-                    out(f, Verdict::Forward);
-                    continue;
-                }
-                let (verdict, len) = self.finish(stage, f.room_mut(), len, now_ms, ctl);
+                let done = match stage {
+                    Stage::Ipv4(p) if fast => self.v4.fast(f.room_mut(), len, p, now_ms),
+                    Stage::Ipv6(p) if fast => self.v6.fast(f.room_mut(), len, p, now_ms),
+                    _ => None,
+                };
+                let (verdict, len) = match done {
+                    Some((Verdict::Drop(reason), len)) => {
+                        self.drops.count(reason);
+                        (Verdict::Drop(reason), len)
+                    }
+                    Some(x) => x,
+                    None => self.finish(stage, f.room_mut(), len, now_ms, ctl),
+                };
                 f.set_len(len);
                 out(f, verdict);
             }
