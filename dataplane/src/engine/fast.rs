@@ -50,7 +50,14 @@ impl<A: Family> Side<A> {
     ) -> Option<(Verdict, usize)> {
         let gen = self.neigh_gen;
         let (conn, d, dir) = self.conns.hinted_mut(&p.key, p.hint, now_ms)?;
-        if !conn.steady(p.flags) || d.expire_quiescent || d.persistence.is_some() || p.ttl <= 1 {
+        // The key found must be of the side the packet came from (as the
+        // full path insists), and nothing but the timer may change.
+        if dir != p.dir
+            || !conn.steady(p.flags)
+            || d.expire_quiescent
+            || d.persistence.is_some()
+            || p.ttl <= 1
+        {
             return None;
         }
         // A client segment still acknowledging the server's SYN-ACK gets a
