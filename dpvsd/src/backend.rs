@@ -179,6 +179,15 @@ impl Running {
     pub fn set_kernel_addrs(&self, addrs: &[std::net::Ipv4Addr], addrs6: &[std::net::Ipv6Addr]) {
         #[cfg(feature = "dpdk")]
         if let Some(p) = &self.dpdk {
+            use dataplane::io::dpdk::KernelAddrs;
+            if addrs.len() > KernelAddrs::MAX || addrs6.len() > KernelAddrs::MAX {
+                tracing::warn!(
+                    max = KernelAddrs::MAX,
+                    ignored = ?addrs.iter().skip(KernelAddrs::MAX).collect::<Vec<_>>(),
+                    ignored6 = ?addrs6.iter().skip(KernelAddrs::MAX).collect::<Vec<_>>(),
+                    "the TAP has more addresses of a family than the exception path follows; frames for the ignored ones are not copied to the kernel"
+                );
+            }
             let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             p.device.kernel_addrs().set(addrs, addrs6);
         }
