@@ -39,6 +39,7 @@ use crate::fasthash::FastMap;
 use crate::hugemem;
 use crate::prefetch::prefetch;
 use crate::stats::{Pending, Traffic};
+use crate::wire::checksum;
 use crate::wire::MacAddr;
 
 /// An address family's address: [`Ipv4Addr`] or [`Ipv6Addr`]. The
@@ -51,6 +52,10 @@ pub trait IpAddress: Copy + Eq + Ord + Hash + Debug + Into<IpAddr> + 'static {
     fn from_ip(ip: IpAddr) -> Option<Self>;
     /// A 64-bit digest of the address for [`Key::hash`].
     fn digest(self) -> u64;
+    /// The sum of the address's big-endian 32-bit words: its part of a
+    /// one's complement checksum partial sum (2¹⁶ ≡ 1, so 32-bit words
+    /// sum as their two halves do).
+    fn word_sum(self) -> u64;
 }
 
 impl IpAddress for Ipv4Addr {
@@ -63,6 +68,10 @@ impl IpAddress for Ipv4Addr {
     }
     #[inline]
     fn digest(self) -> u64 {
+        u64::from(u32::from(self))
+    }
+    #[inline(always)]
+    fn word_sum(self) -> u64 {
         u64::from(u32::from(self))
     }
 }
@@ -80,6 +89,11 @@ impl IpAddress for Ipv6Addr {
         let v = u128::from(self);
         let (hi, lo) = ((v >> 64) as u64, v as u64);
         hi.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(31) ^ lo
+    }
+    #[inline(always)]
+    fn word_sum(self) -> u64 {
+        let v = u128::from(self);
+        (0..4).map(|i| u64::from((v >> (32 * i)) as u32)).sum()
     }
 }
 
@@ -127,6 +141,51 @@ impl<A: IpAddress> Key<A> {
             dst: self.src,
             sport: self.dport,
             dport: self.sport,
+        }
+    }
+}
+
+/// The one's complement checksum differences of a connection's rewrite
+/// (FNAT, NAT, SNAT), computed once when it opens rather than per packet:
+/// of its addresses (the IPv4 header checksum's part, and the TCP/UDP
+/// pseudo-header's) and of its ports. Each is a folded partial sum in
+/// `1..=0xffff` (never zero; see [`checksum::adjust_by`]), so adding two
+/// of them and a constant stays far below 2³², for a single 32-bit fold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deltas {
+    pub addrs: u16,
+    pub ports: u16,
+}
+
+impl Deltas {
+    /// The differences of rewriting 5-tuple `old` to `new`.
+    #[inline]
+    pub fn of<A: IpAddress>(old: &Key<A>, new: &Key<A>) -> Deltas {
+        let port = u64::from;
+        Deltas {
+            addrs: checksum::fold64(checksum::delta(
+                old.src.word_sum() + old.dst.word_sum(),
+                new.src.word_sum() + new.dst.word_sum(),
+            )),
+            ports: checksum::fold64(checksum::delta(
+                port(old.sport) + port(old.dport),
+                port(new.sport) + port(new.dport),
+            )),
+        }
+    }
+
+    /// The differences of the opposite rewrite (`new` back to `old`):
+    /// each negated (one's complement: inverted; a zero change stays the
+    /// non-zero 0xffff).
+    #[inline(always)]
+    pub fn reversed(self) -> Deltas {
+        let neg = |d: u16| match !d {
+            0 => 0xffff,
+            n => n,
+        };
+        Deltas {
+            addrs: neg(self.addrs),
+            ports: neg(self.ports),
         }
     }
 }
@@ -515,8 +574,12 @@ pub struct Conn<A = Ipv4Addr> {
     /// DPVS's `fdata_seq`: the real server's SYN-ACK sequence number + 1
     /// (recorded as that SYN-ACK passes out; 0 = none yet), the
     /// acknowledgment number of the client segments that carry a TOA
-    /// ([`Conn::wants_toa`]). It fills the IPv4 slot's last four bytes.
+    /// ([`Conn::wants_toa`]).
     pub fdata_seq: u32,
+    /// The checksum differences of rewriting a client packet (`in_key` to
+    /// `out_key` reversed; [`Conn::deltas`]). With it the IPv4 slot is
+    /// full.
+    pub deltas: Deltas,
 }
 
 impl<A: IpAddress> Conn<A> {
@@ -541,6 +604,7 @@ impl<A: IpAddress> Conn<A> {
             expires: 0,
             dest,
             fdata_seq: 0,
+            deltas: Deltas::of(&in_key, &out_key.reversed()),
         };
         if in_key.proto == 6 {
             conn.tcp = conn.tcp.next(aging.client_row, f);
@@ -598,6 +662,16 @@ impl<A: IpAddress> Conn<A> {
             6 => self.tcp == TcpState::Established && f.ack_only(),
             17 => true,
             _ => false,
+        }
+    }
+
+    /// The checksum differences of the rewrite of a packet from side
+    /// `dir` (the reply's rewrite is the client's reversed).
+    #[inline(always)]
+    pub fn deltas(&self, dir: Dir) -> Deltas {
+        match dir {
+            Dir::In => self.deltas,
+            Dir::Out => self.deltas.reversed(),
         }
     }
 
@@ -667,17 +741,22 @@ const EMPTY_BUCKET: Bucket = Bucket {
     _pad: 0,
 };
 
-/// A connection slot, alone on its cache line (an IPv6 one takes two),
-/// with the hashes of its two keys (so freeing it recomputes neither).
+/// A connection slot, alone on its cache line (an IPv6 one takes two).
 #[derive(Debug, Clone, Copy)]
 #[repr(align(64))]
 struct Slot<A = Ipv4Addr> {
     conn: Option<Conn<A>>,
-    /// `in_key.hash()`, `out_key.hash()` while `conn` is `Some`.
-    hash: [u32; 2],
 }
 
-const FREE_SLOT_HASH: [u32; 2] = [0; 2];
+impl<A: IpAddress> Slot<A> {
+    /// The hashes of the connection's two keys (freeing it unindexes
+    /// both), when it holds one.
+    #[inline]
+    fn hashes(&self) -> Option<[u32; 2]> {
+        let c = self.conn.as_ref()?;
+        Some([c.in_key.hash(), c.out_key.hash()])
+    }
+}
 
 /// The expiry sweep handles expired connections this many at a time: it
 /// prefetches their slots, then their index buckets, then frees them, so
@@ -746,13 +825,7 @@ impl<A: IpAddress> ConnTable<A> {
         ConnTable {
             index: hugemem::vec_filled(buckets, EMPTY_BUCKET),
             mask: buckets - 1,
-            slab: hugemem::vec_filled(
-                capacity,
-                Slot {
-                    conn: None,
-                    hash: FREE_SLOT_HASH,
-                },
-            ),
+            slab: hugemem::vec_filled(capacity, Slot { conn: None }),
             deadline: hugemem::vec_filled(capacity, FREE),
             free: (0..capacity as u32).rev().collect(),
             len: 0,
@@ -1028,7 +1101,6 @@ impl<A: IpAddress> ConnTable<A> {
         let expires = conn.expires;
         let s = self.slab.get_mut(slot as usize)?;
         s.conn = Some(conn);
-        s.hash = [hin, hout];
         if let Some(d) = self.deadline.get_mut(slot as usize) {
             *d = deadline_of(expires);
         }
@@ -1059,10 +1131,15 @@ impl<A: IpAddress> ConnTable<A> {
 
     /// Frees a connection and both its index entries.
     pub fn remove(&mut self, idx: ConnIdx) -> Option<Conn<A>> {
+        let hashes = self.slab.get(idx.0 as usize)?.hashes()?;
+        self.remove_hashed(idx, hashes)
+    }
+
+    /// [`Self::remove`] with `[hin, hout]` the hashes of the connection's
+    /// keys, already computed.
+    fn remove_hashed(&mut self, idx: ConnIdx, [hin, hout]: [u32; 2]) -> Option<Conn<A>> {
         let i = idx.0 as usize;
-        let slot = self.slab.get_mut(i)?;
-        let conn = slot.conn.take()?;
-        let [hin, hout] = std::mem::replace(&mut slot.hash, FREE_SLOT_HASH);
+        let conn = self.slab.get_mut(i)?.conn.take()?;
         self.unindex(hin, idx.0 << 1);
         self.unindex(hout, idx.0 << 1 | 1);
         self.deadline[i] = FREE;
@@ -1149,25 +1226,28 @@ impl<A: IpAddress> ConnTable<A> {
     /// passed) and refreshes the deadlines of the others. Their index
     /// buckets are prefetched first.
     fn expire_batch(&mut self, due: &[u32], now: u32) -> usize {
-        for &i in due {
+        // The expired ones' key hashes (zero: not expired), each computed once.
+        let mut hashes = [[0u32; 2]; SWEEP_BATCH];
+        for (&i, hs) in due.iter().zip(hashes.iter_mut()) {
             let Some(slot) = self.slab.get(i as usize) else {
                 continue;
             };
             if slot.conn.as_ref().is_some_and(|c| passed(c.expires, now)) {
-                for h in slot.hash {
+                *hs = slot.hashes().unwrap_or_default();
+                for h in *hs {
                     prefetch(&self.index[h as usize & self.mask]);
                 }
             }
         }
         let mut freed = 0;
-        for &i in due {
+        for (&i, &hs) in due.iter().zip(hashes.iter()) {
             let i = i as usize;
             let Some(slot) = self.slab.get(i) else {
                 continue;
             };
             let deadline = match &slot.conn {
                 Some(c) if passed(c.expires, now) => {
-                    self.remove(ConnIdx(i as u32));
+                    self.remove_hashed(ConnIdx(i as u32), hs);
                     freed += 1;
                     continue;
                 }
@@ -1418,6 +1498,46 @@ mod tests {
             expires,
             dest,
             fdata_seq: 0,
+            deltas: Deltas::of(&in_key, &out_key.reversed()),
+        }
+    }
+
+    proptest::proptest! {
+        /// A connection's reply rewrite uses its client rewrite's
+        /// differences reversed: exactly the differences computed the
+        /// other way, for IPv4 and IPv6 keys alike; and both apply to a
+        /// checksum as recomputing over the rewritten words does.
+        #[test]
+        fn reversed_deltas_are_the_deltas_of_the_way_back(
+            a in proptest::prelude::any::<(u32, u32, u16, u16)>(),
+            b in proptest::prelude::any::<(u32, u32, u16, u16)>(),
+            c in proptest::prelude::any::<(u128, u128, u16, u16)>(),
+            d in proptest::prelude::any::<(u128, u128, u16, u16)>(),
+            sum in 1u32..0xffff,
+        ) {
+            let k4 = |(s, d, sp, dp): (u32, u32, u16, u16)| Key {
+                proto: 6, src: Ipv4Addr::from(s), dst: Ipv4Addr::from(d), sport: sp, dport: dp,
+            };
+            let k6 = |(s, d, sp, dp): (u128, u128, u16, u16)| Key {
+                proto: 17, src: Ipv6Addr::from(s), dst: Ipv6Addr::from(d), sport: sp, dport: dp,
+            };
+            let (a, b, c, d) = (k4(a), k4(b), k6(c), k6(d));
+            proptest::prop_assert_eq!(Deltas::of(&a, &b).reversed(), Deltas::of(&b, &a));
+            proptest::prop_assert_eq!(Deltas::of(&c, &d).reversed(), Deltas::of(&d, &c));
+            // A checksum over the old words (plus `sum` of the rest),
+            // adjusted, is the checksum over the new words.
+            let words = |k: &Key<Ipv4Addr>| {
+                let mut b = [0u8; 12];
+                b[..4].copy_from_slice(&k.src.octets());
+                b[4..8].copy_from_slice(&k.dst.octets());
+                b[8..10].copy_from_slice(&k.sport.to_be_bytes());
+                b[10..].copy_from_slice(&k.dport.to_be_bytes());
+                checksum::sum(&b)
+            };
+            let before = checksum::finish(words(&a) + sum);
+            let dl = Deltas::of(&a, &b);
+            let after = checksum::adjust_folded(before, u32::from(dl.addrs) + u32::from(dl.ports));
+            proptest::prop_assert_eq!(after, checksum::finish(words(&b) + sum));
         }
     }
 

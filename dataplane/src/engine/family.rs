@@ -5,12 +5,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{
-    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, v6, ConnPolicy, FamilySnap,
-    ServiceSnap, Snapshot, SnatRule,
+    encapsulate, insert_toa, push_arp, push_arp_request, rewrite, rewrite_by, v6, ConnPolicy,
+    FamilySnap, ServiceSnap, Snapshot, SnatRule,
 };
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic};
-use crate::conn::{ConnTable, IpAddress, Key};
+use crate::conn::{ConnTable, Deltas, IpAddress, Key};
 use crate::fasthash::FastMap;
 use crate::io::Burst;
 use crate::sched::{addr_hash, HashTarget, SchedTable};
@@ -167,6 +167,11 @@ pub trait Family: IpAddress {
         new: Key<Self>,
     ) -> Result<Option<usize>, Drop>;
 
+    /// [`Family::rewrite`] within the family (not NAT64) by the checksum
+    /// differences `d` of the 5-tuple change, precomputed per connection
+    /// ([`crate::conn::Conn::deltas`]).
+    fn rewrite_by(l3: &mut [u8], hl: usize, tl: usize, new: &Key<Self>, d: Deltas);
+
     /// An address of this family for `ip`; with `nat64`, IPv4 addresses
     /// also map into IPv6 (`::ffff:a.b.c.d`, see [`super::v6`]).
     fn from_ip_for(ip: std::net::IpAddr, nat64: bool) -> Option<Self>;
@@ -247,6 +252,10 @@ impl Family for Ipv4Addr {
     ) -> Result<Option<usize>, Drop> {
         rewrite(l3, hl, tl, old, new);
         Ok(None)
+    }
+    #[inline(always)]
+    fn rewrite_by(l3: &mut [u8], hl: usize, tl: usize, new: &Key<Self>, d: Deltas) {
+        rewrite_by(l3, hl, tl, new, d);
     }
     fn from_ip_for(ip: std::net::IpAddr, _: bool) -> Option<Ipv4Addr> {
         Ipv4Addr::from_ip(ip)
@@ -339,6 +348,10 @@ impl Family for Ipv6Addr {
         new: Key<Self>,
     ) -> Result<Option<usize>, Drop> {
         v6::rewrite(l3, hl, tl, old, &new)
+    }
+    #[inline(always)]
+    fn rewrite_by(l3: &mut [u8], hl: usize, tl: usize, new: &Key<Self>, d: Deltas) {
+        v6::rewrite_by(l3, hl, tl, new, d);
     }
     fn from_ip_for(ip: std::net::IpAddr, nat64: bool) -> Option<Ipv6Addr> {
         match ip {

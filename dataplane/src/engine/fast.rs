@@ -23,7 +23,7 @@
 //! or with VLANs, never take it: those rewrite sequence numbers or tags
 //! per packet.
 
-use super::{action_in, tcp_ack, Action, Engine, Family, Parsed, Side, Verdict};
+use super::{action_in, tcp_ack, Action, Engine, Family, Parsed, Side, Verdict, ETH_LEN};
 use crate::command::Forwarding;
 use crate::conn::Dir;
 
@@ -85,12 +85,20 @@ impl<A: Family> Side<A> {
             return None;
         }
         // As the full path: the timer and counters, then the rewrite (a
-        // tunnel without room is dropped, counted by the caller).
+        // tunnel without room is dropped, counted by the caller). NAT's
+        // checksum differences are the connection's, not recomputed.
         conn.restart_steady(now_ms);
+        let deltas = conn.deltas(dir);
         match dir {
             Dir::In => d.pending.count_in(len),
             Dir::Out => d.pending.count_out(len),
         }
-        Some(self.apply(buf, len, p, Ok(step)))
+        Some(match step {
+            (Action::Nat(new), mac) => {
+                A::rewrite_by(&mut buf[ETH_LEN..], p.hl, p.tl, &new, deltas);
+                self.send(buf, len, mac)
+            }
+            step => self.apply(buf, len, p, Ok(step)),
+        })
     }
 }

@@ -68,7 +68,7 @@ use self::synproxy::SynProxy;
 use crate::acl::AccessList;
 use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
 use crate::conn::{
-    Conn, ConnIdx, ConnTable, DestId, Dir, FlowKey, Key, TcpFlags, TcpState, NO_HINT,
+    Conn, ConnIdx, ConnTable, Deltas, DestId, Dir, FlowKey, Key, TcpFlags, TcpState, NO_HINT,
 };
 use crate::fasthash::FastMap;
 use crate::io::{Burst, Frame, FrameBuf};
@@ -1163,6 +1163,13 @@ impl<A: Family> Side<A> {
                 Err(reason) => return (Verdict::Drop(reason), len),
             },
         };
+        self.send(buf, len, dst_mac)
+    }
+
+    /// Addresses the rewritten frame `buf[..len]` from us to `dst_mac`
+    /// and forwards it.
+    #[inline(always)]
+    fn send(&self, buf: &mut [u8], len: usize, dst_mac: MacAddr) -> (Verdict, usize) {
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..len]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(dst_mac);
@@ -2073,42 +2080,38 @@ fn tuple_bytes(k: &FlowKey) -> [u8; 12] {
     b
 }
 
-/// The one's complement differences ([`checksum::delta`]) of the
-/// addresses and of the ports when a key `old` becomes `new` (addresses
-/// summed as 32-bit words: one add each, no 16-bit split).
-#[inline(always)]
-fn key_deltas(old: &FlowKey, new: &FlowKey) -> (u64, u64) {
-    let word = |a: Ipv4Addr| u64::from(u32::from(a));
-    let port = u64::from;
-    (
-        checksum::delta(word(old.src) + word(old.dst), word(new.src) + word(new.dst)),
-        checksum::delta(
-            port(old.sport) + port(old.dport),
-            port(new.sport) + port(new.dport),
-        ),
-    )
-}
-
 /// Rewrites addresses and ports from `old` to `new`, decrements the TTL and
-/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624) by
-/// precomputed differences. The packet was validated by the caller
-/// (`hl`/`tl` are its lengths).
+/// updates the IPv4 and TCP/UDP checksums incrementally (RFC 1624). The
+/// packet was validated by the caller (`hl`/`tl` are its lengths).
 #[inline(always)]
 fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: FlowKey) {
-    let (addrs, ports) = key_deltas(old, &new);
+    rewrite_by(l3, hl, tl, &new, Deltas::of(old, &new));
+}
+
+/// [`rewrite`] by the checksum differences `d` of the 5-tuple change (a
+/// connection's, precomputed: [`crate::conn::Conn::deltas`]).
+#[inline(always)]
+fn rewrite_by(l3: &mut [u8], hl: usize, tl: usize, new: &FlowKey, d: Deltas) {
+    let addrs = u32::from(d.addrs);
     if let Some(h) = l3.first_chunk_mut::<IPV4_HEADER_LEN>() {
-        let (ttl, proto) = (h[8], h[9]);
-        let ttl_proto = |ttl: u8| u64::from(u16::from_be_bytes([ttl, proto]));
-        let ttl_delta = checksum::delta(ttl_proto(ttl), ttl_proto(ttl.wrapping_sub(1)));
+        let ttl = h[8];
+        // TTL − 1: the (TTL, protocol) word drops by 0x100 (≡ 0xfeff),
+        // or wraps from 0 to 255 (+0xff00).
+        let ttl_delta = if ttl == 0 { 0xff00 } else { 0xfeff };
         let c = u16::from_be_bytes([h[10], h[11]]);
-        let c = checksum::adjust_by(c, addrs + ttl_delta);
+        let c = checksum::adjust_folded(c, addrs + ttl_delta);
         h[8] = ttl.wrapping_sub(1);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h[12..16].copy_from_slice(&new.src.octets());
         h[16..20].copy_from_slice(&new.dst.octets());
     }
     if let Some(l4) = l3.get_mut(hl..tl) {
-        adjust_l4_by(l4, old.proto, addrs + ports, (new.sport, new.dport));
+        adjust_l4_by(
+            l4,
+            new.proto,
+            addrs + u32::from(d.ports),
+            (new.sport, new.dport),
+        );
     }
 }
 
@@ -2119,18 +2122,18 @@ fn rewrite(l3: &mut [u8], hl: usize, tl: usize, old: &FlowKey, new: FlowKey) {
 #[inline]
 fn adjust_l4(l4: &mut [u8], proto: u8, old: &[u8], new: &[u8], ports: (u16, u16)) {
     let d = checksum::delta(checksum::sum(old).into(), checksum::sum(new).into());
-    adjust_l4_by(l4, proto, d, ports);
+    adjust_l4_by(l4, proto, u32::from(checksum::fold64(d)), ports);
 }
 
-/// [`adjust_l4`] by the difference ([`checksum::delta`]) of the address
-/// and port words.
+/// [`adjust_l4`] by the folded difference ([`checksum::adjust_folded`])
+/// of the address and port words.
 #[inline(always)]
-fn adjust_l4_by(l4: &mut [u8], proto: u8, delta: u64, (sport, dport): (u16, u16)) {
+fn adjust_l4_by(l4: &mut [u8], proto: u8, delta: u32, (sport, dport): (u16, u16)) {
     let at = if proto == 6 { 16 } else { 6 };
     if let Some(field) = l4.get_mut(at..at + 2) {
         let c = u16::from_be_bytes([field[0], field[1]]);
         let c = if proto == 6 {
-            checksum::adjust_by(c, delta)
+            checksum::adjust_folded(c, delta)
         } else {
             crate::wire::udp::adjust_checksum_by(c, delta)
         };

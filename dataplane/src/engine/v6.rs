@@ -7,10 +7,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::nat64::Icmp6Error;
 use super::{
-    adjust_l4, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict, ETH_LEN,
-    IPV4_HEADER_LEN,
+    adjust_l4, adjust_l4_by, toa_room, wire_drop, Dir, Engine, Family, Parsed, Stage, Verdict,
+    ETH_LEN, IPV4_HEADER_LEN,
 };
-use crate::conn::{FlowKey6, Key, TcpFlags, NO_HINT};
+use crate::conn::{Deltas, FlowKey6, Key, TcpFlags, NO_HINT};
 use crate::io::Burst;
 use crate::stats::Drop;
 use crate::wire::icmpv6::{
@@ -450,6 +450,15 @@ pub fn rewrite(
     if old.src.is_mapped() {
         return to_ipv6(l3, hl, tl, old, new).map(Some);
     }
+    rewrite_by(l3, hl, tl, new, Deltas::of(old, new));
+    Ok(None)
+}
+
+/// [`rewrite`] within IPv6 (no NAT64) by the checksum differences `d` of
+/// the 5-tuple change (a connection's, precomputed:
+/// [`crate::conn::Conn::deltas`]).
+#[inline(always)]
+pub fn rewrite_by(l3: &mut [u8], hl: usize, tl: usize, new: &FlowKey6, d: Deltas) {
     {
         let mut ip = Ipv6Packet::new_unchecked(&mut *l3);
         let hop = ip.hop_limit();
@@ -458,15 +467,9 @@ pub fn rewrite(
         ip.set_hop_limit(hop.saturating_sub(1));
     }
     if let Some(l4) = l3.get_mut(hl..tl) {
-        adjust_l4(
-            l4,
-            old.proto,
-            &tuple_bytes(old),
-            &tuple_bytes(new),
-            (new.sport, new.dport),
-        );
+        let delta = u32::from(d.addrs) + u32::from(d.ports);
+        adjust_l4_by(l4, new.proto, delta, (new.sport, new.dport));
     }
-    Ok(None)
 }
 
 /// The IPv4 4-tuple bytes (addresses, ports) of a NAT64 key.

@@ -145,12 +145,25 @@ pub fn delta(old: u64, new: u64) -> u64 {
 /// recomputing a checksum whose full sum is non-zero.
 #[inline(always)]
 pub fn adjust_by(checksum: u16, delta: u64) -> u16 {
-    let s = u64::from(!checksum) + delta;
-    // Below 2⁵² here: 52 → 33 → 32 bits, then the 16-bit fold.
-    let s = (s & 0xffff_ffff) + (s >> 32);
+    adjust_folded(checksum, u32::from(fold64(delta)))
+}
+
+/// [`adjust_by`] for a small difference: a sum of a few [`fold64`]ed
+/// deltas and constants (non-zero, below 2³¹), one 32-bit fold.
+#[inline(always)]
+pub fn adjust_folded(checksum: u16, delta: u32) -> u16 {
+    !fold(u32::from(!checksum) + delta)
+}
+
+/// Folds a partial sum (e.g. a [`delta`]) into 16 bits, not
+/// complemented; a non-zero sum folds to a non-zero value.
+#[inline(always)]
+pub fn fold64(sum: u64) -> u16 {
+    // 64 → 33 → 32 bits, then the 16-bit fold.
+    let s = (sum & 0xffff_ffff) + (sum >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
     // `s` < 2³² here; the cast is lossless.
-    !fold(s as u32)
+    fold(s as u32)
 }
 
 /// Partial sum of a 32-bit big-endian word (an IPv4 address, two ports).

@@ -168,16 +168,17 @@ impl<T: AsRef<[u8]>> AsRef<[u8]> for UdpPacket<T> {
 #[inline]
 pub fn adjust_checksum(checksum: u16, old: &[u8], new: &[u8]) -> u16 {
     let d = checksum::delta(checksum::sum(old).into(), checksum::sum(new).into());
-    adjust_checksum_by(checksum, d)
+    adjust_checksum_by(checksum, u32::from(checksum::fold64(d)))
 }
 
-/// [`adjust_checksum`] by a precomputed difference (see [`checksum::adjust_by`]).
+/// [`adjust_checksum`] by a precomputed difference, folded (see
+/// [`checksum::adjust_folded`]).
 #[inline(always)]
-pub fn adjust_checksum_by(checksum: u16, delta: u64) -> u16 {
+pub fn adjust_checksum_by(checksum: u16, delta: u32) -> u16 {
     if checksum == 0 {
         return 0;
     }
-    match checksum::adjust_by(checksum, delta) {
+    match checksum::adjust_folded(checksum, delta) {
         0 => 0xffff,
         other => other,
     }
