@@ -23,7 +23,7 @@
 //! or with VLANs, never take it: those rewrite sequence numbers or tags
 //! per packet.
 
-use super::{action_in, tcp_ack, Action, Engine, Family, Parsed, Side, Verdict, ETH_LEN};
+use super::{action_in, Action, Engine, Family, Parsed, Side, Verdict, ETH_LEN};
 use crate::command::Forwarding;
 use crate::conn::Dir;
 
@@ -62,7 +62,7 @@ impl<A: Family> Side<A> {
         }
         // A client segment still acknowledging the server's SYN-ACK gets a
         // TOA: the full path inserts it.
-        if dir == Dir::In && d.toa && conn.wants_toa(tcp_ack(buf, p.hl), p.flags) {
+        if dir == Dir::In && d.toa && conn.wants_toa(p.ack, p.flags) {
             return None;
         }
         let step = match (dir, d.forwarding) {

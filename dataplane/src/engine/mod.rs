@@ -372,6 +372,10 @@ struct Parsed<A> {
     /// Anything but a known connection is the kernel's business.
     transit: bool,
     flags: TcpFlags,
+    /// The TCP acknowledgment number as received (0 for UDP), before any
+    /// hook (SYN proxy, PROXY protocol) shifts it: the fast path's (the
+    /// full path reads the frame).
+    ack: u32,
     /// TTL or hop limit.
     ttl: u8,
     /// Offset of the TCP/UDP header in the IP packet (the IPv4 header
@@ -654,7 +658,7 @@ impl Engine {
 
     /// First look at a frame: what it is, and for IP to us, its parsed
     /// and validated headers.
-    #[inline]
+    #[inline(always)]
     fn classify(&self, frame: &[u8]) -> Stage {
         let Ok(eth) = EthernetFrame::new_checked(frame) else {
             return Stage::Done(Verdict::Ignore);
@@ -832,7 +836,7 @@ impl Engine {
     /// An IPv4 frame's stage: `Ipv4` for a TCP/UDP packet for us (parsed
     /// and validated), `Icmp` for ICMP, else the verdict (built in place:
     /// no intermediate `Result` of a `Parsed` to copy).
-    #[inline]
+    #[inline(always)]
     fn parse_ipv4(&self, frame: &[u8]) -> Stage {
         let Some(l3) = frame.get(ETH_LEN..) else {
             return Stage::Done(Verdict::Ignore);
@@ -1821,7 +1825,7 @@ fn parse_tcp_fast(l3: &[u8], dir: Dir, transit: bool) -> Option<Parsed<Ipv4Addr>
     let l4 = rest.get(..tl.checked_sub(IPV4_HEADER_LEN)?)?;
     let t = l4.first_chunk::<TCP_HEADER_LEN>()?;
     let thl = usize::from(t[12] >> 4) * 4;
-    if thl < TCP_HEADER_LEN || thl > l4.len() || checksum::sum20(h) != 0xffff {
+    if thl < TCP_HEADER_LEN || thl > l4.len() || !checksum::header20_ok(h) {
         return None;
     }
     let key = FlowKey {
@@ -1838,6 +1842,7 @@ fn parse_tcp_fast(l3: &[u8], dir: Dir, transit: bool) -> Option<Parsed<Ipv4Addr>
         dir,
         transit,
         flags: TcpFlags::from_header(t[13]),
+        ack: u32::from_be_bytes([t[8], t[9], t[10], t[11]]),
         ttl: h[8],
         hl: IPV4_HEADER_LEN,
         tl,
@@ -1857,15 +1862,15 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
     let (hl, tl) = (ip.header_len(), usize::from(ip.total_len()));
     let (proto, src, dst) = (ip.protocol(), ip.src_addr(), ip.dst_addr());
     let l4 = ip.payload();
-    let (sport, dport, flags) = match proto {
+    let (sport, dport, flags, ack) = match proto {
         IpProtocol::Tcp => {
             let t = TcpPacket::new_checked(l4).map_err(wire_drop)?;
             let flags = TcpFlags::new(t.syn(), t.ack(), t.fin(), t.rst());
-            (t.src_port(), t.dst_port(), flags)
+            (t.src_port(), t.dst_port(), flags, t.ack_number())
         }
         IpProtocol::Udp => {
             let u = UdpPacket::new_checked(l4).map_err(wire_drop)?;
-            (u.src_port(), u.dst_port(), TcpFlags::default())
+            (u.src_port(), u.dst_port(), TcpFlags::default(), 0)
         }
         _ => return Err(Drop::NoService),
     };
@@ -1883,6 +1888,7 @@ fn parse_l4(l3: &[u8], dir: Dir, transit: bool) -> Result<Parsed<Ipv4Addr>, Drop
         dir,
         transit,
         flags,
+        ack,
         ttl: ip.ttl(),
         hl,
         tl,

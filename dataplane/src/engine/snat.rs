@@ -263,6 +263,7 @@ impl Engine {
             dir,
             transit: dir == Dir::In,
             flags: TcpFlags::default(),
+            ack: 0,
             ttl,
             hl,
             tl,

@@ -195,6 +195,7 @@ impl Engine {
             dir: p.dir,
             transit: p.transit,
             flags: p.flags,
+            ack: p.ack,
             ttl: p.ttl,
             hl: p.hl,
             tl: p.tl,
@@ -254,13 +255,13 @@ impl Engine {
         let parsed = match protocol {
             IpProtocol::Tcp => TcpPacket::new_checked(l4).map(|t| {
                 let flags = TcpFlags::new(t.syn(), t.ack(), t.fin(), t.rst());
-                (t.src_port(), t.dst_port(), flags)
+                (t.src_port(), t.dst_port(), flags, t.ack_number())
             }),
             IpProtocol::Udp => UdpPacket::new_checked(l4)
-                .map(|u| (u.src_port(), u.dst_port(), TcpFlags::default())),
+                .map(|u| (u.src_port(), u.dst_port(), TcpFlags::default(), 0)),
             _ => return fail(Drop::NoService),
         };
-        let (sport, dport, flags) = match parsed {
+        let (sport, dport, flags, ack) = match parsed {
             Ok(x) => x,
             Err(e) => return fail(wire_drop(e)),
         };
@@ -278,6 +279,7 @@ impl Engine {
             dir,
             transit,
             flags,
+            ack,
             ttl: ip.hop_limit(),
             hl: offset,
             tl,

@@ -42,16 +42,18 @@ pub fn sum(data: &[u8]) -> u32 {
     s as u32
 }
 
-/// [`sum`] of an option-less IPv4 header (five 32-bit words): no loop and
-/// no call, for the per-packet header check.
+/// Whether an option-less IPv4 header (five 32-bit words) has a correct
+/// checksum (its sum folds to 0xffff): no loop and no call, for the
+/// per-packet header check. Summed in the machine's byte order, which
+/// folds to the byte-swapped sum (RFC 1071 §2(B)); 0xffff either way.
 #[inline(always)]
-pub fn sum20(h: &[u8; 20]) -> u32 {
-    let w = |i: usize| u64::from(u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+pub fn header20_ok(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
     let acc = w(0) + w(4) + w(8) + w(12) + w(16);
     // Five words: at most 5 × (2³² − 1), so two 32-bit folds leave 32 bits.
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
     let acc = (acc & 0xffff_ffff) + (acc >> 32);
-    u32::from(fold(acc as u32))
+    fold(acc as u32) == 0xffff
 }
 
 /// Folds the carries of a partial sum into 16 bits. Not complemented.
@@ -206,7 +208,7 @@ mod test {
     }
 
     #[test]
-    fn sum20_is_sum() {
+    fn header20_ok_is_a_full_sum_check() {
         let mut h = [0u8; 20];
         for seed in 0u32..2000 {
             for (i, b) in h.iter_mut().enumerate() {
@@ -216,7 +218,14 @@ mod test {
             if seed % 3 == 0 {
                 h = [0xff; 20];
             }
-            assert_eq!(sum20(&h), sum(&h), "{h:?}");
+            assert_eq!(header20_ok(&h), fold(sum(&h)) == 0xffff, "{h:?}");
+            // With its checksum set (bytes 10..12), a header checks.
+            h[10..12].fill(0);
+            let c = finish(sum(&h));
+            h[10..12].copy_from_slice(&c.to_be_bytes());
+            assert!(header20_ok(&h), "{h:?}");
+            h[seed as usize % 20] ^= 1 << (seed % 8);
+            assert!(!header20_ok(&h), "{h:?}");
         }
     }
 

@@ -178,11 +178,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         let header = self.header();
         // The common option-less header: a fixed-size sum the compiler
         // unrolls into five adds.
-        let sum = match <&[u8; HEADER_LEN]>::try_from(header) {
-            Ok(h) => checksum::sum20(h),
-            Err(_) => checksum::sum(header),
-        };
-        checksum::fold(sum) == 0xffff
+        match <&[u8; HEADER_LEN]>::try_from(header) {
+            Ok(h) => checksum::header20_ok(h),
+            Err(_) => checksum::fold(checksum::sum(header)) == 0xffff,
+        }
     }
 
     /// The header, options included (clamped to the buffer).
