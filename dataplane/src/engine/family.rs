@@ -184,15 +184,9 @@ pub trait Family: IpAddress {
     /// `TCP_OLEN_IP4_ADDR` / `TCP_OLEN_IP6_ADDR`).
     const TOA_LEN: usize;
 
-    /// Inserts a TOA option carrying `client` into the rewritten TCP segment
-    /// `src → dst`; `None` when there is no room. Returns the new frame length.
-    fn insert_toa(
-        buf: &mut [u8],
-        hl: usize,
-        tl: usize,
-        addrs: (Self, Self),
-        client: (Self, u16),
-    ) -> Option<usize>;
+    /// Inserts a TOA option carrying `client` into the rewritten TCP
+    /// segment; `None` when there is no room. Returns the new frame length.
+    fn insert_toa(buf: &mut [u8], hl: usize, tl: usize, client: (Self, u16)) -> Option<usize>;
 
     /// NAT64: inserts DPVS's IPv6 TOA carrying the IPv6 `client` into the
     /// translated IPv4 segment (total length `tl`); `None` for IPv4 or
@@ -264,14 +258,8 @@ impl Family for Ipv4Addr {
     fn is_mapped(self) -> bool {
         false
     }
-    fn insert_toa(
-        buf: &mut [u8],
-        hl: usize,
-        tl: usize,
-        addrs: (Ipv4Addr, Ipv4Addr),
-        client: (Ipv4Addr, u16),
-    ) -> Option<usize> {
-        insert_toa(buf, hl, tl, addrs, client)
+    fn insert_toa(buf: &mut [u8], hl: usize, tl: usize, client: (Ipv4Addr, u16)) -> Option<usize> {
+        insert_toa(buf, hl, tl, client)
     }
     fn insert_toa64(_: &mut [u8], _: usize, _: (Ipv4Addr, u16)) -> Option<usize> {
         None
@@ -362,14 +350,8 @@ impl Family for Ipv6Addr {
     fn is_mapped(self) -> bool {
         self.to_ipv4_mapped().is_some()
     }
-    fn insert_toa(
-        buf: &mut [u8],
-        hl: usize,
-        tl: usize,
-        addrs: (Ipv6Addr, Ipv6Addr),
-        client: (Ipv6Addr, u16),
-    ) -> Option<usize> {
-        v6::insert_toa(buf, hl, tl, addrs, client)
+    fn insert_toa(buf: &mut [u8], hl: usize, tl: usize, client: (Ipv6Addr, u16)) -> Option<usize> {
+        v6::insert_toa(buf, hl, tl, client)
     }
     fn insert_toa64(buf: &mut [u8], tl: usize, client: (Ipv6Addr, u16)) -> Option<usize> {
         v6::insert_toa64(buf, tl, client)

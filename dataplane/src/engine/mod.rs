@@ -1151,7 +1151,7 @@ impl<A: Family> Side<A> {
                 match A::rewrite(&mut buf[ETH_LEN..], p.hl, p.tl, &p.key, new) {
                     Ok(None) => {
                         let client = (p.key.src, p.key.sport);
-                        A::insert_toa(buf, p.hl, p.tl, (new.src, new.dst), client).unwrap_or(len)
+                        A::insert_toa(buf, p.hl, p.tl, client).unwrap_or(len)
                     }
                     // NAT64: the IPv4 segment carries the IPv6 TOA (v6.rs).
                     Ok(Some(n)) => {
@@ -1973,7 +1973,6 @@ fn insert_toa(
     buf: &mut [u8],
     hl: usize,
     tl: usize,
-    (src, dst): (Ipv4Addr, Ipv4Addr),
     (client, client_port): (Ipv4Addr, u16),
 ) -> Option<usize> {
     let mut opt = [0u8; TOA_LEN];
@@ -1981,32 +1980,30 @@ fn insert_toa(
     opt[1] = TOA_LEN as u8;
     opt[2..4].copy_from_slice(&client_port.to_be_bytes());
     opt[4..8].copy_from_slice(&client.octets());
-    insert_option_v4(buf, hl, tl, (src, dst), &opt)
+    insert_option_v4(buf, hl, tl, &opt)
 }
 
-/// [`toa_room`] for an IPv4 segment `src → dst`, then its TCP checksum,
-/// total length and header checksum. Returns the new frame length.
-fn insert_option_v4(
-    buf: &mut [u8],
-    hl: usize,
-    tl: usize,
-    (src, dst): (Ipv4Addr, Ipv4Addr),
-    opt: &[u8],
-) -> Option<usize> {
+/// [`toa_room`] for an IPv4 segment, then its total length and header
+/// checksum (incrementally: the length word grew by the option's).
+/// Returns the new frame length.
+fn insert_option_v4(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
     let new_len = toa_room(buf, hl, tl, opt)?;
-    TcpPacket::new_unchecked(&mut buf[ETH_LEN + hl..new_len]).fill_checksum(src, dst);
     let mut ip = Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     // toa_room kept the packet within the MTU.
     ip.set_total_len((tl + opt.len()) as u16);
-    ip.fill_checksum();
+    let c = checksum::adjust_folded(ip.checksum(), opt.len() as u32);
+    ip.set_checksum(c);
     Some(new_len)
 }
 
 /// Inserts TCP option `opt` into the segment at `hl` in the frame's IP
 /// packet (total length `tl`) right after the basic TCP header, before
 /// the segment's own options, as DPVS's `tcp_in_add_toa` does, and grows
-/// the data offset;
-/// checksums and the IP length are the caller's. `None` (nothing changed)
+/// the data offset; the TCP checksum is adjusted (RFC 1624) by the
+/// option's words, the data offset's growth and the pseudo-header length's
+/// (the payload moves by a multiple of 4 bytes, so its words sum as
+/// before): no pass over the payload, and a checksum that was wrong stays
+/// wrong rather than being laundered. The IP length is the caller's. `None` (nothing changed)
 /// when the TCP header has no room, the packet would exceed the MTU or the
 /// buffer has no room. Returns the new frame length.
 fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
@@ -2021,7 +2018,12 @@ fn toa_room(buf: &mut [u8], hl: usize, tl: usize, opt: &[u8]) -> Option<usize> {
     let opt_at = tcp_at + TCP_HEADER_LEN;
     buf.copy_within(opt_at..ETH_LEN + tl, opt_at + opt.len());
     buf[opt_at..opt_at + opt.len()].copy_from_slice(opt);
-    TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]).set_header_len(doff + opt.len());
+    let mut tcp = TcpPacket::new_unchecked(&mut buf[tcp_at..new_len]);
+    tcp.set_header_len(doff + opt.len());
+    // Options are whole 32-bit words (the data offset counts them).
+    let grown = opt.len() as u32;
+    let delta = checksum::sum(opt) + ((grown / 4) << 12) + grown;
+    tcp.set_checksum(checksum::adjust_folded(tcp.checksum(), delta));
     Some(new_len)
 }
 

@@ -564,7 +564,7 @@ fn emit_segment<A: ProxyFamily>(
 /// Our segment `buf[..n]` `src → dst` (as [`emit_segment`] wrote it) of
 /// proxied connection `s`, with the client's TOA when `s` has one and the
 /// buffer room. Returns the frame length.
-fn with_toa<A: ProxyFamily>(buf: &mut [u8], n: usize, addrs: (A, A), s: &Proxied<A>) -> usize {
+fn with_toa<A: ProxyFamily>(buf: &mut [u8], n: usize, s: &Proxied<A>) -> usize {
     if !s.toa {
         return n;
     }
@@ -572,7 +572,7 @@ fn with_toa<A: ProxyFamily>(buf: &mut [u8], n: usize, addrs: (A, A), s: &Proxied
         let t = TcpPacket::new_unchecked(&buf[ETH_LEN + A::IP_LEN..]);
         A::IP_LEN + t.header_len()
     };
-    A::insert_toa(buf, A::IP_LEN, tl, addrs, (s.in_key.src, s.in_key.sport)).unwrap_or(n)
+    A::insert_toa(buf, A::IP_LEN, tl, (s.in_key.src, s.in_key.sport)).unwrap_or(n)
 }
 
 /// Overwrites the bytes at `at` of TCP segment `l4` with `new` (at most 4
@@ -940,7 +940,7 @@ impl Engine {
             &opts[..n],
             ttl,
         )?;
-        let n = with_toa(buf, n, (to_rs.src, to_rs.dst), s);
+        let n = with_toa(buf, n, s);
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(mac);
@@ -980,7 +980,7 @@ impl Engine {
             opts,
             SYNACK_TTL,
         )?;
-        let n = with_toa(buf, n, (p.key.dst, p.key.src), s);
+        let n = with_toa(buf, n, s);
         let mut eth = EthernetFrame::new_unchecked(&mut buf[..n]);
         eth.set_src_addr(self.mac);
         eth.set_dst_addr(rs_mac);

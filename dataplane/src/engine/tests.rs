@@ -1674,14 +1674,13 @@ fn toa_is_skipped_without_room_and_outside_fnat() {
     // No room in the TCP header (60 bytes of options already).
     let mut full = vec![0u8; ETH_LEN + 80 + 2 * TOA_LEN];
     full[ETH_LEN + 20 + 12] = 0xf0; // data offset 15: 40 bytes of options
-    let (src, dst) = (Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2));
     let before = full.clone();
-    assert_eq!(insert_toa(&mut full, 20, 80, (src, dst), (CLIENT, 1)), None);
+    assert_eq!(insert_toa(&mut full, 20, 80, (CLIENT, 1)), None);
     assert_eq!(full, before);
     // With a 20-byte header the same buffer has room.
     full[ETH_LEN + 20 + 12] = 0x50;
     assert_eq!(
-        insert_toa(&mut full, 20, 80, (src, dst), (CLIENT, 1)),
+        insert_toa(&mut full, 20, 80, (CLIENT, 1)),
         Some(ETH_LEN + 80 + TOA_LEN)
     );
 }

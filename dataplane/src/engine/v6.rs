@@ -607,13 +607,11 @@ pub fn insert_toa(
     buf: &mut [u8],
     hl: usize,
     tl: usize,
-    (src, dst): (Ipv6Addr, Ipv6Addr),
     (client, client_port): (Ipv6Addr, u16),
 ) -> Option<usize> {
     let opt = toa6_option(client, client_port);
     let new_len = toa_room(buf, hl, tl, &opt)?;
     let new_tl = tl + TOA6_LEN;
-    fill_tcp_checksum(&mut buf[ETH_LEN + hl..new_len], src, dst);
     let mut ip = Ipv6Packet::new_unchecked(&mut buf[ETH_LEN..new_len]);
     ip.set_payload_len((new_tl - IPV6_HEADER_LEN) as u16);
     Some(new_len)
@@ -640,10 +638,8 @@ pub fn insert_toa64(
     tl: usize,
     (client, client_port): (Ipv6Addr, u16),
 ) -> Option<usize> {
-    let ip = Ipv4Packet::new_checked(buf.get(ETH_LEN..ETH_LEN + tl)?).ok()?;
-    let addrs = (ip.src_addr(), ip.dst_addr());
     let opt = toa6_option(client, client_port);
-    super::insert_option_v4(buf, IPV4_HEADER_LEN, tl, addrs, &opt)
+    super::insert_option_v4(buf, IPV4_HEADER_LEN, tl, &opt)
 }
 
 /// Wraps the IPv6 packet of the frame in `buf` (length `tl`) in an outer
