@@ -1763,6 +1763,8 @@ mod v6;
 
 mod vlan;
 
+mod port;
+
 mod fast;
 
 #[test]
