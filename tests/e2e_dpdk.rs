@@ -676,3 +676,168 @@ fn dpdk_ospf_through_the_exception_path() {
     assert_eq!(failed, 0, "traffic to the announced VIP (rs1={a} rs2={b})");
     drop(bird);
 }
+
+/// The real servers' network of [`dpdk_two_arm_fnat`]: bridge br1 in the
+/// lab's switch, rs1 and rs2 moved onto it as 10.99.1.3 and 10.99.1.4,
+/// and the lb host's eth1 on it, given up to DPDK like eth0 (no address).
+fn server_network(lab: &Lab) {
+    let (sw, lb) = (lab.ns("sw"), lab.ns("lb"));
+    ip(&[
+        "-n",
+        &sw,
+        "link",
+        "add",
+        "br1",
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+    ]);
+    ip(&[
+        "-n",
+        &sw,
+        "link",
+        "set",
+        "br1",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    ip(&["-n", &sw, "link", "set", "br1", "up"]);
+    for (i, rs) in [(3, "rs1"), (4, "rs2")] {
+        let port = format!("v{}{i}", lab.prefix);
+        ip(&["-n", &sw, "link", "set", &port, "nomaster"]);
+        ip(&["-n", &sw, "link", "set", &port, "master", "br1", "up"]);
+        let ns = lab.ns(rs);
+        ip(&["-n", &ns, "addr", "flush", "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("10.99.1.{i}/24"),
+            "dev",
+            "eth0",
+        ]);
+    }
+    let port = format!("v{}s1", lab.prefix);
+    ip(&[
+        "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth1", "netns", &lb,
+    ]);
+    ip(&[
+        "-n",
+        &lb,
+        "link",
+        "set",
+        "eth1",
+        "address",
+        "02:99:00:00:01:01",
+    ]);
+    ip(&["-n", &lb, "link", "set", "eth1", "up"]);
+    ip(&["-n", &sw, "link", "set", &port, "master", "br1", "up"]);
+    for (ns, dev) in [(&lb, "eth1"), (&sw, port.as_str())] {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-K", dev])
+            .args([
+                "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ])
+            .output();
+    }
+    for kv in [
+        "net.ipv4.conf.eth1.arp_ignore=1",
+        "net.ipv4.conf.eth1.rp_filter=1",
+    ] {
+        ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
+    }
+}
+
+/// Two-arm FNAT, DPVS's usual deployment: clients on `dpdk0` (the VIP
+/// there), the real servers on another network behind `dpdk1` (the local
+/// address bound there: `10.99.1.200 dpdk1`), each port a `net_af_packet`
+/// vdev with its own exception TAP (`dpdk0`, `dpdk1`). The two networks
+/// are separate bridges, so a request through the VIP only succeeds if
+/// the dataplane forwards from one port to the other and back; the health
+/// checks (kernel sockets on the TAP `dpdk1`, eth1 has no address) only if
+/// the server side's exception path does. A server that stops is seen
+/// down through it.
+#[test]
+fn dpdk_two_arm_fnat() {
+    if !can_run("dpdk_two_arm_fnat") {
+        return;
+    }
+    let (rs1, rs2) = ("10.99.1.3:8080", "10.99.1.4:8080");
+    let conf = format!(
+        "local_address_group lg {{\n    10.99.1.200 dpdk1\n}}\n{}",
+        mode_config_for(
+            VIP,
+            ["10.99.1.3", "10.99.1.4"],
+            "FNAT",
+            80,
+            "    laddr_group_name lg\n"
+        )
+    );
+    let lab = dpdk_lab(
+        "d2",
+        &conf,
+        "net_af_packet0,iface=eth0",
+        &["--dpdk-port", "net_af_packet1,iface=eth1"],
+        server_network,
+    );
+    let lb = lab.ns("lb");
+    ip(&["-n", &lb, "addr", "add", "10.99.1.1/24", "dev", "dpdk1"]);
+    ip(&["-n", &lb, "link", "set", "dpdk1", "up"]);
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk1", "tx", "off"])
+        .output();
+    lab.wait_checks_ok(rs1, Duration::from_secs(15));
+    lab.wait_checks_ok(rs2, Duration::from_secs(15));
+
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0, "two-arm requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    // The servers saw the local address, not the client: FNAT.
+    assert!(
+        lab.neigh("rs1", "10.99.1.200")
+            .contains("02:99:00:00:01:01"),
+        "rs1 reached the local address on dpdk1's MAC: {}",
+        lab.neigh("rs1", "10.99.1.200")
+    );
+
+    lab.webstop("rs1");
+    lab.wait_health(rs1, "down", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic(10);
+    assert_eq!((a, b, failed), (0, 10, 0), "after rs1 went down");
+    lab.web("rs1");
+    lab.wait_health(rs1, "up", Duration::from_secs(10));
+    // The client side's kernel (its TAP dpdk0) answers too.
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")])
+        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"])
+        .output()
+        .expect("run ping");
+    assert!(ping.status.success(), "the kernel does not answer on dpdk0");
+
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let ports = v["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2, "{v}");
+    for (i, port) in ports.iter().enumerate() {
+        assert_eq!(port["name"], format!("net_af_packet{i}"), "{v}");
+        assert_eq!(port["kni"], format!("dpdk{i}"), "{v}");
+        let q = &port["queues"][0];
+        // Each port forwarded (requests out of dpdk1, replies out of
+        // dpdk0) and carried the kernel's frames (ping on dpdk0, health
+        // checks on dpdk1).
+        for key in ["rx_packets", "tx_packets", "to_kernel", "from_kernel"] {
+            assert!(q[key].as_u64().unwrap_or(0) > 0, "port {i}: {key} = 0: {v}");
+        }
+    }
+    let (ok, text) = lab.dpvsctl(&["status"]);
+    assert!(
+        ok && text.contains("net_af_packet0") && text.contains("net_af_packet1"),
+        "dpvsctl status:\n{text}"
+    );
+    println!("{text}");
+}
