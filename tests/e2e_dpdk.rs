@@ -195,12 +195,19 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
 /// Runs dpvsd on the DPDK backend with `args` (it must refuse to start);
 /// returns its stderr, after checking that no control socket is left.
 fn refused(args: &[&str]) -> String {
+    refused_with(&sample(), args)
+}
+
+/// [`refused`] with keepalived.conf text `conf`.
+fn refused_with(conf: &str, args: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("dpvsd-dpdk-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("dpvsd.sock");
+    let conf_path = dir.join("keepalived.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
         .args(["-n", "-f"])
-        .arg(repo().join("samples/keepalived.conf"))
+        .arg(&conf_path)
         .arg("--socket")
         .arg(&sock)
         .args(["--backend", "dpdk", "--dpdk-no-huge", "--dpdk-mem", "128"])
@@ -233,6 +240,26 @@ fn dpdk_backend_refuses_bad_ports_and_settings() {
     assert!(
         err.contains("net_null0") && err.contains("2000 queues"),
         "the cause must name the port and the queues: {err}"
+    );
+    // Several ports: the same one twice, or a second that does not exist
+    // (the first, opened already, is closed again).
+    let err = refused(&["--dpdk-port", "net_null0", "--dpdk-port", "net_null0"]);
+    assert!(
+        err.contains("--dpdk-port: port net_null0 is given twice"),
+        "the cause must name the port: {err}"
+    );
+    let err = refused(&["--dpdk-port", "net_null0", "--dpdk-port", "net_bogus1"]);
+    assert!(
+        err.contains("net_bogus1"),
+        "the cause must name the second port: {err}"
+    );
+    // An address bound to a port that was not given.
+    let conf = mode_config("DR", 80, "    vip_bind_dev dpdk1\n");
+    let err = refused_with(&conf, &["--dpdk-port", "net_null0"]);
+    assert!(
+        err.contains("keepalived.conf:1:")
+            && err.contains("10.99.0.100 is bound to dpdk1, but dpvsd drives 1 port(s)"),
+        "the cause must name the binding and where it is: {err}"
     );
     // Fewer CPUs to pin to than workers.
     let err = refused(&[
@@ -677,10 +704,11 @@ fn dpdk_ospf_through_the_exception_path() {
     drop(bird);
 }
 
-/// The real servers' network of [`dpdk_two_arm_fnat`]: bridge br1 in the
-/// lab's switch, rs1 and rs2 moved onto it as 10.99.1.3 and 10.99.1.4,
-/// and the lb host's eth1 on it, given up to DPDK like eth0 (no address).
-fn server_network(lab: &Lab) {
+/// The real servers' network of the two-arm tests: bridge br1 in the
+/// lab's switch, rs1 and rs2 moved onto it as 10.99.1.3 and 10.99.1.4
+/// (`v6`: fd99:1::3 and fd99:1::4 too), and the lb host's eth1 on it,
+/// given up to DPDK like eth0 (no address, no ARP answers, no IPv6).
+fn server_network(lab: &Lab, v6: bool) {
     let (sw, lb) = (lab.ns("sw"), lab.ns("lb"));
     ip(&[
         "-n",
@@ -720,6 +748,10 @@ fn server_network(lab: &Lab) {
             "dev",
             "eth0",
         ]);
+        if v6 {
+            let a = format!("fd99:1::{i}/64");
+            ip(&["-n", &ns, "addr", "add", &a, "dev", "eth0", "nodad"]);
+        }
     }
     let port = format!("v{}s1", lab.prefix);
     ip(&[
@@ -744,12 +776,97 @@ fn server_network(lab: &Lab) {
             ])
             .output();
     }
-    for kv in [
+    let mut sysctls = vec![
         "net.ipv4.conf.eth1.arp_ignore=1",
         "net.ipv4.conf.eth1.rp_filter=1",
-    ] {
+    ];
+    if v6 {
+        sysctls.extend([
+            "net.ipv6.conf.eth0.disable_ipv6=1",
+            "net.ipv6.conf.eth1.disable_ipv6=1",
+        ]);
+    }
+    for kv in sysctls {
         ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
     }
+}
+
+/// dpvsd on two `net_af_packet` ports, eth0 (`dpdk0`, clients) and eth1
+/// (`dpdk1`, [`server_network`]), each with its TAP, the kernel's
+/// addresses on them; `conf` binds its local address to `dpdk1`.
+fn two_arm_lab(lab: Lab, conf: &str, v6: bool) -> Lab {
+    let lab = dpdk_lab_on(
+        lab,
+        conf,
+        "net_af_packet0,iface=eth0",
+        &["--dpdk-port", "net_af_packet1,iface=eth1"],
+        |lab| server_network(lab, v6),
+    );
+    let lb = lab.ns("lb");
+    ip(&["-n", &lb, "addr", "add", "10.99.1.1/24", "dev", "dpdk1"]);
+    if v6 {
+        ip(&[
+            "-n",
+            &lb,
+            "addr",
+            "add",
+            "fd99::1/64",
+            "dev",
+            "dpdk0",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &lb,
+            "addr",
+            "add",
+            "fd99:1::1/64",
+            "dev",
+            "dpdk1",
+            "nodad",
+        ]);
+    }
+    ip(&["-n", &lb, "link", "set", "dpdk1", "up"]);
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk1", "tx", "off"])
+        .output();
+    lab
+}
+
+/// `dpvsctl status` shows both ports, each of which forwarded (requests
+/// out of dpdk1, replies out of dpdk0) and carried the kernel's frames
+/// (ping on dpdk0, health checks on dpdk1).
+fn both_ports_busy(lab: &Lab) {
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let ports = v["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2, "{v}");
+    for (i, port) in ports.iter().enumerate() {
+        assert_eq!(port["name"], format!("net_af_packet{i}"), "{v}");
+        assert_eq!(port["kni"], format!("dpdk{i}"), "{v}");
+        let q = &port["queues"][0];
+        for key in ["rx_packets", "tx_packets", "to_kernel", "from_kernel"] {
+            assert!(q[key].as_u64().unwrap_or(0) > 0, "port {i}: {key} = 0: {v}");
+        }
+    }
+    let (ok, text) = lab.dpvsctl(&["status"]);
+    assert!(
+        ok && text.contains("net_af_packet0") && text.contains("net_af_packet1"),
+        "dpvsctl status:\n{text}"
+    );
+    println!("{text}");
+}
+
+/// Pings the lb host's kernel address `addr` (on the TAP dpdk0) from the
+/// client.
+fn kernel_pings(lab: &Lab, addr: &str) {
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")])
+        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", addr])
+        .output()
+        .expect("run ping");
+    assert!(ping.status.success(), "the kernel does not answer on dpdk0");
 }
 
 /// Two-arm FNAT, DPVS's usual deployment: clients on `dpdk0` (the VIP
@@ -777,32 +894,16 @@ fn dpdk_two_arm_fnat() {
             "    laddr_group_name lg\n"
         )
     );
-    let lab = dpdk_lab(
-        "d2",
-        &conf,
-        "net_af_packet0,iface=eth0",
-        &["--dpdk-port", "net_af_packet1,iface=eth1"],
-        server_network,
-    );
-    let lb = lab.ns("lb");
-    ip(&["-n", &lb, "addr", "add", "10.99.1.1/24", "dev", "dpdk1"]);
-    ip(&["-n", &lb, "link", "set", "dpdk1", "up"]);
-    let _ = Command::new("ip")
-        .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk1", "tx", "off"])
-        .output();
+    let lab = two_arm_lab(Lab::up("d2"), &conf, false);
     lab.wait_checks_ok(rs1, Duration::from_secs(15));
     lab.wait_checks_ok(rs2, Duration::from_secs(15));
 
     let (a, b, failed) = lab.traffic(30);
     assert_eq!(failed, 0, "two-arm requests failed (rs1={a} rs2={b})");
     assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
-    // The servers saw the local address, not the client: FNAT.
-    assert!(
-        lab.neigh("rs1", "10.99.1.200")
-            .contains("02:99:00:00:01:01"),
-        "rs1 reached the local address on dpdk1's MAC: {}",
-        lab.neigh("rs1", "10.99.1.200")
-    );
+    // The servers reached the local address at dpdk1's MAC.
+    let n = lab.neigh("rs1", "10.99.1.200");
+    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
 
     lab.webstop("rs1");
     lab.wait_health(rs1, "down", Duration::from_secs(10));
@@ -810,34 +911,38 @@ fn dpdk_two_arm_fnat() {
     assert_eq!((a, b, failed), (0, 10, 0), "after rs1 went down");
     lab.web("rs1");
     lab.wait_health(rs1, "up", Duration::from_secs(10));
-    // The client side's kernel (its TAP dpdk0) answers too.
-    let ping = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client")])
-        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.99.0.1"])
-        .output()
-        .expect("run ping");
-    assert!(ping.status.success(), "the kernel does not answer on dpdk0");
+    kernel_pings(&lab, "10.99.0.1");
+    both_ports_busy(&lab);
+}
 
-    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
-    assert!(ok, "dpvsctl status failed");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let ports = v["ports"].as_array().expect("ports");
-    assert_eq!(ports.len(), 2, "{v}");
-    for (i, port) in ports.iter().enumerate() {
-        assert_eq!(port["name"], format!("net_af_packet{i}"), "{v}");
-        assert_eq!(port["kni"], format!("dpdk{i}"), "{v}");
-        let q = &port["queues"][0];
-        // Each port forwarded (requests out of dpdk1, replies out of
-        // dpdk0) and carried the kernel's frames (ping on dpdk0, health
-        // checks on dpdk1).
-        for key in ["rx_packets", "tx_packets", "to_kernel", "from_kernel"] {
-            assert!(q[key].as_u64().unwrap_or(0) > 0, "port {i}: {key} = 0: {v}");
-        }
+/// [`dpdk_two_arm_fnat`] over IPv6: VIP fd99::100 on `dpdk0`, the real
+/// servers fd99:1::3 and fd99:1::4 behind `dpdk1` with the local address
+/// fd99:1::200 bound there; neighbor discovery for each address only on
+/// its port; health checks from the TAP `dpdk1`'s fd99:1::1.
+#[test]
+fn dpdk_two_arm_fnat6() {
+    if !can_run("dpdk_two_arm_fnat6") {
+        return;
     }
-    let (ok, text) = lab.dpvsctl(&["status"]);
-    assert!(
-        ok && text.contains("net_af_packet0") && text.contains("net_af_packet1"),
-        "dpvsctl status:\n{text}"
+    let (rs1, rs2) = ("[fd99:1::3]:8080", "[fd99:1::4]:8080");
+    let conf = format!(
+        "local_address_group lg6 {{\n    fd99:1::200 dpdk1\n}}\n{}",
+        mode_config_for(
+            VIP6,
+            ["fd99:1::3", "fd99:1::4"],
+            "FNAT",
+            80,
+            "    laddr_group_name lg6\n"
+        )
     );
-    println!("{text}");
+    let lab = two_arm_lab(Lab::up_v6("d26"), &conf, true);
+    lab.wait_checks_ok(rs1, Duration::from_secs(15));
+    lab.wait_checks_ok(rs2, Duration::from_secs(15));
+    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 30);
+    assert_eq!(failed, 0, "two-arm IPv6 requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let n = lab.neigh("rs1", "fd99:1::200");
+    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
+    kernel_pings(&lab, "fd99::1");
+    both_ports_busy(&lab);
 }

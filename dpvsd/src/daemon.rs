@@ -363,15 +363,15 @@ struct Shared {
     announce: watch::Sender<BTreeSet<Ipv4Addr>>,
 }
 
-/// Refuses addresses bound to a port dpvsd does not drive (`vip_bind_dev
-/// dpdk2` with two `--dpdk-port`s), naming where each is.
-fn check_devices(opts: &Options, plan: &Plan) -> Result<(), StartError> {
+/// Addresses bound to a port dpvsd does not drive (`vip_bind_dev dpdk2`
+/// with two `--dpdk-port`s), one line each naming where it is: refused at
+/// start and on reload.
+fn device_errors(opts: &Options, plan: &Plan) -> Vec<String> {
     let ports = match &opts.backend {
         BackendOptions::Dpdk(d) => d.ports.len().max(1),
         BackendOptions::AfPacket => 1,
     };
-    let bad: Vec<String> = plan
-        .services
+    plan.services
         .iter()
         .flat_map(|s| {
             s.devices
@@ -384,12 +384,7 @@ fn check_devices(opts: &Options, plan: &Plan) -> Result<(), StartError> {
                     )
                 })
         })
-        .collect();
-    if bad.is_empty() {
-        Ok(())
-    } else {
-        Err(StartError::Config(bad.join("\n")))
-    }
+        .collect()
 }
 
 /// The kernel side of the forwarding interface: the interface itself, or
@@ -548,7 +543,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     // the start; service_commands below installs that state.
     let (_installed_below, quorum_scripts) = state.sync_quorums(&plan);
     let started = (|| -> Result<_, StartError> {
-        check_devices(&opts, &plan)?;
+        let bad = device_errors(&opts, &plan);
+        if !bad.is_empty() {
+            return Err(StartError::Config(bad.join("\n")));
+        }
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
             workers: opts.backend.workers(),
@@ -880,6 +878,17 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
         diagnostics.extend(errors);
         return rejected(
             format!("{}: SNAT services cannot be served", path.display()),
+            diagnostics,
+        );
+    }
+    let bad = device_errors(&shared.opts, &plan);
+    if !bad.is_empty() {
+        diagnostics.extend(bad);
+        return rejected(
+            format!(
+                "{}: addresses bound to ports dpvsd does not drive",
+                path.display()
+            ),
             diagnostics,
         );
     }

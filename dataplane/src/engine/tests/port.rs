@@ -232,3 +232,83 @@ fn one_port_is_unchanged() {
         assert_eq!((v, &got, to), (ov, &want, 0));
     }
 }
+
+#[test]
+fn fnat6_and_nd_on_two_ports() {
+    use super::v6::{checked6, engine6_unresolved, nd, snapshot6, tcp6, CLIENT6, LIP6, RS6, VIP6};
+    use crate::wire::icmpv6::{NEIGHBOR_ADVERT, NEIGHBOR_SOLICIT};
+    use crate::wire::Ipv6Packet;
+    let mut snap = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6])).expect("unique");
+    snap.addr_ports = vec![(LIP6.into(), 1)];
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    // Unsolicited NAs (VIP on 0, LIP on 1) and the NS for the real server
+    // (from the LIP: on 1), each with its port's MAC as Ethernet source and
+    // link-layer address option (the last 6 bytes).
+    assert_eq!(ctl.len(), 3);
+    for f in ctl.frames() {
+        let d = f.data();
+        let src = Ipv6Packet::new_checked(&d[ETH_LEN..])
+            .expect("ipv6")
+            .src_addr();
+        let port = u16::from(src == LIP6);
+        assert_eq!(f.port(), port, "{src}");
+        assert_eq!(d[6..12], port_mac(port).0, "{src}");
+        assert_eq!(d[d.len() - 6..], port_mac(port).0, "{src}");
+    }
+    ctl.clear();
+    let (mut o, mut octl) = engine6_unresolved(Forwarding::Fnat, &[LIP6]);
+    // The real server answers on port 1.
+    let na = nd(
+        NEIGHBOR_ADVERT,
+        0x60,
+        (RS_MAC, LB_MAC),
+        (RS6, LIP6),
+        RS6,
+        2,
+        RS_MAC,
+    );
+    let na1 = macs(&na, PORT1_MAC, PORT1_MAC);
+    assert_eq!(on(&mut e, 1, &na1, 1, &mut ctl).0, Verdict::Ignore);
+    assert_eq!(on(&mut o, 0, &na, 1, &mut octl).0, Verdict::Ignore);
+    let client = (CLIENT_MAC, CLIENT6, 33000);
+    let syn = tcp6(client, (LB_MAC, VIP6, 80), (true, false), b"", 64);
+    let out = golden(&mut e, &mut o, &mut ctl, &syn, (0, 1));
+    let lport = checked6(&out);
+    let synack = tcp6(
+        (RS_MAC, RS6, 8080),
+        (LB_MAC, LIP6, lport),
+        (true, true),
+        b"",
+        64,
+    );
+    golden(&mut e, &mut o, &mut ctl, &synack, (1, 0));
+    // A solicitation is answered only on its target's port, with its MAC.
+    let solicit = |target: Ipv6Addr| {
+        let t = target.octets();
+        let group = Ipv6Addr::from([
+            0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+        ]);
+        let mac = MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+        nd(
+            NEIGHBOR_SOLICIT,
+            0,
+            (CLIENT_MAC, mac),
+            (CLIENT6, group),
+            target,
+            1,
+            CLIENT_MAC,
+        )
+    };
+    for (target, port) in [(VIP6, 0), (LIP6, 1)] {
+        let ns = solicit(target);
+        let (v, got, to) = on(&mut e, port, &ns, 7, &mut ctl);
+        assert_eq!((v, to), (Verdict::Forward, port), "{target}");
+        assert_eq!(got[6..12], port_mac(port).0, "{target}");
+        assert_eq!(got[got.len() - 6..], port_mac(port).0, "{target}");
+        let (v, _, _) = on(&mut e, 1 - port, &ns, 7, &mut ctl);
+        assert_eq!(v, Verdict::Ignore, "{target} on the other port");
+    }
+}

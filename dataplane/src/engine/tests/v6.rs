@@ -16,7 +16,7 @@ pub(super) type End6 = (MacAddr, Ipv6Addr, u16);
 
 /// VIP6:80/tcp and VIP6:53/udp with `mode` to RS6 (ports 8080/5353 for
 /// FNAT and NAT, the VIP's ports otherwise).
-fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
+pub(super) fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
     let (tport, uport) = match mode {
         Forwarding::Fnat | Forwarding::Nat => (8080, 5353),
         _ => (80, 53),
@@ -51,7 +51,7 @@ fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
 }
 
 /// An engine for `mode` over IPv6 whose real server is not resolved yet.
-fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
+pub(super) fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
     engine6_unresolved_sized(mode, lips, 1024)
 }
 
