@@ -678,17 +678,20 @@ mod lb_kind_tests {
     }
 
     #[test]
-    fn a_vrrp_dpdk_interface_on_a_vlan_binds_the_instances_vips() {
+    fn a_vrrp_dpdk_interface_binds_the_instances_vips_to_its_device() {
         let vs = |vip: &str, bind: &str| {
             format!("virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{bind}  real_server 10.0.0.2 80 {{\n  }}\n}}\n")
         };
         let text = format!(
             "vrrp_instance v {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0.100\n  virtual_router_id 1\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.1\n    10.0.0.3\n  }}\n  virtual_ipaddress_excluded {{\n    10.0.0.4\n  }}\n}}\n\
-             vrrp_instance w {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.5\n  }}\n}}\n{}{}{}{}",
+             vrrp_instance w {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.5\n  }}\n}}\n\
+             vrrp_instance x {{\n  interface dpdk1.kni\n  dpdk_interface dpdk1\n  virtual_router_id 3\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.6\n  }}\n}}\n{}{}{}{}{}{}",
             vs("10.0.0.1", ""),
             vs("10.0.0.3", "  vip_bind_dev dpdk0.300\n"),
             vs("10.0.0.4", ""),
-            vs("10.0.0.5", "")
+            vs("10.0.0.5", ""),
+            vs("10.0.0.6", ""),
+            vs("10.0.0.7", "  vip_bind_dev dpdk1.7\n")
         );
         let loaded = load_str(&text, Path::new("k.conf"), &LoadOptions::default());
         assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
@@ -706,6 +709,9 @@ mod lb_kind_tests {
                 vec![(ip("10.0.0.4"), vlan(100))],
                 // The first port, untagged.
                 vec![],
+                // The second port (two-arm), and a VLAN on it.
+                vec![(ip("10.0.0.6"), Device { port: 1, vlan: 0 })],
+                vec![(ip("10.0.0.7"), Device { port: 1, vlan: 7 })],
             ]
         );
     }

@@ -42,14 +42,19 @@ pub struct DpdkOptions {
 }
 
 /// The name of port `index`'s exception TAP when the first port's is
-/// `first`: `first` itself for port 0; else a trailing number replaced by
-/// the index (`dpdk0` → `dpdk1`), or the index appended (`kni` → `kni1`).
+/// `first`: `first` itself for port 0; else its last number replaced by
+/// the index (`dpdk0` → `dpdk1`, DPVS's `dpdk0.kni` → `dpdk1.kni`), or the
+/// index appended when it has none (`kni` → `kni1`).
 pub fn tap_name(first: &str, index: usize) -> String {
     if index == 0 {
         return first.to_string();
     }
-    let base = first.trim_end_matches(|c: char| c.is_ascii_digit());
-    format!("{base}{index}")
+    let Some(end) = first.rfind(|c: char| c.is_ascii_digit()) else {
+        return format!("{first}{index}");
+    };
+    let head = &first[..=end];
+    let start = head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    format!("{}{index}{}", &first[..start], &first[end + 1..])
 }
 
 /// Parses a CPU list as `taskset -c` writes it: `1`, `1,3`, `2-5,7`.
@@ -420,6 +425,32 @@ mod tests {
             eal_args: Vec::new(),
             cores,
         }
+    }
+
+    #[test]
+    fn each_port_has_its_tap_named_with_its_index() {
+        let names = |first: &str| (0..3).map(|i| tap_name(first, i)).collect::<Vec<_>>();
+        assert_eq!(names("dpdk0"), ["dpdk0", "dpdk1", "dpdk2"]);
+        assert_eq!(names("dpdk0.kni"), ["dpdk0.kni", "dpdk1.kni", "dpdk2.kni"]);
+        assert_eq!(names("kni"), ["kni", "kni1", "kni2"]);
+        assert_eq!(names("tap10x"), ["tap10x", "tap1x", "tap2x"]);
+    }
+
+    #[test]
+    fn ports_are_given_once_each() {
+        let with = |ports: &[&str]| DpdkOptions {
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            ..opts(1, Vec::new())
+        };
+        assert!(with(&["net_null0", "net_null1,size=64"])
+            .check_ports()
+            .is_ok());
+        let msg = |o: DpdkOptions| o.check_ports().map_err(|e| e.to_string());
+        assert_eq!(
+            msg(with(&["net_null0", "net_null0,size=64"])),
+            Err("--dpdk-port: port net_null0 is given twice".into())
+        );
+        assert_eq!(msg(with(&[])), Err("--dpdk-port: no port given".into()));
     }
 
     #[test]

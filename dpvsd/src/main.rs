@@ -104,8 +104,8 @@ struct BackendArgs {
     /// Name of the kernel exception TAP created for the (first) DPDK port
     /// (DPVS's KNI): ARP, VRRP, OSPF, health checks and SSH go through it;
     /// give it the kernel's addresses with `ip addr`. Port N's TAP is named
-    /// with N: `dpdk0` gives `dpdk1`, … (a trailing number is replaced),
-    /// `kni` gives `kni1`, ….
+    /// with N in place of the last number: `dpdk0` gives `dpdk1`,
+    /// `dpdk0.kni` gives `dpdk1.kni`; `kni` gives `kni1`.
     #[arg(long, value_name = "IF")]
     dpdk_kni: Option<String>,
     /// Run DPDK without hugepages (`--no-huge`; slower, works anywhere).

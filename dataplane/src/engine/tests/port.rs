@@ -312,3 +312,49 @@ fn fnat6_and_nd_on_two_ports() {
         assert_eq!(v, Verdict::Ignore, "{target} on the other port");
     }
 }
+
+#[test]
+fn a_vlan_on_the_second_port() {
+    use super::vlan::tagged;
+    // The LIP on dpdk1.200: the real server is asked, reached and heard
+    // on port 1 with tag 200; the client untagged on port 0.
+    let mut snap = Arc::try_unwrap(port_snapshot(Forwarding::Fnat, &[LIP], 1)).expect("unique");
+    snap.addr_vlans = vec![(IpAddr::from(LIP), 200)];
+    snap.vlan_ids = vec![200];
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let ask = ctl
+        .frames()
+        .iter()
+        .find(|f| f.data().len() >= 46 && f.data()[42..46] == RS.octets())
+        .expect("ARP request for the real server");
+    assert_eq!(
+        (ask.port(), &ask.data()[12..16]),
+        (1, &[0x81, 0, 0, 200][..])
+    );
+    ctl.clear();
+    let reply = macs(
+        &arp(ArpOperation::Reply, RS_MAC, RS, LIP),
+        PORT1_MAC,
+        PORT1_MAC,
+    );
+    assert_eq!(
+        on(&mut e, 1, &tagged(&reply, 200), 1, &mut ctl).0,
+        Verdict::Ignore
+    );
+    let (mut o, mut octl) = mode_engine(Forwarding::Fnat, &[LIP], Some(IFACE));
+    let client = (CLIENT_MAC, CLIENT, 4000);
+    let syn = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+    let (v, got, to) = on(&mut e, 0, &syn, 5, &mut ctl);
+    let (_, want, _) = on(&mut o, 0, &syn, 5, &mut octl);
+    assert_eq!((v, to), (Verdict::Forward, 1));
+    assert_eq!(got, tagged(&macs(&want, LB_MAC, PORT1_MAC), 200));
+    let lport = inspect(&want).4;
+    let synack = tcp((RS_MAC, RS, 80), (LB_MAC, LIP, lport), true, true, b"");
+    let input = tagged(&macs(&synack, PORT1_MAC, PORT1_MAC), 200);
+    let (v, got, to) = on(&mut e, 1, &input, 6, &mut ctl);
+    let (_, want, _) = on(&mut o, 0, &synack, 6, &mut octl);
+    assert_eq!((v, to, got), (Verdict::Forward, 0, want));
+}
