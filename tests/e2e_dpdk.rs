@@ -25,13 +25,19 @@ fn sample() -> String {
     std::fs::read_to_string(repo().join("samples/keepalived.conf")).expect("sample config")
 }
 
-/// Both workers received and sent frames, and lost nothing to a full
-/// redirect ring; returns the frames they redirected to each other.
+/// Both workers received and sent frames on the first port, and lost
+/// nothing to a full redirect ring; returns the frames they redirected to
+/// each other.
 fn both_workers_busy(lab: &Lab) -> u64 {
+    both_workers_busy_on(lab, 0)
+}
+
+/// [`both_workers_busy`] on port number `port`.
+fn both_workers_busy_on(lab: &Lab, port: usize) -> u64 {
     let (ok, out) = lab.dpvsctl(&["status", "--json"]);
     assert!(ok, "dpvsctl status failed");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let queues = v["ports"][0]["queues"].as_array().expect("queues");
+    let queues = v["ports"][port]["queues"].as_array().expect("queues");
     assert_eq!(queues.len(), 2, "{v}");
     let n = |q: &serde_json::Value, k: &str| q[k].as_u64().unwrap_or(0);
     for q in queues {
@@ -791,15 +797,18 @@ fn server_network(lab: &Lab, v6: bool) {
     }
 }
 
-/// dpvsd on two `net_af_packet` ports, eth0 (`dpdk0`, clients) and eth1
-/// (`dpdk1`, [`server_network`]), each with its TAP, the kernel's
-/// addresses on them; `conf` binds its local address to `dpdk1`.
-fn two_arm_lab(lab: Lab, conf: &str, v6: bool) -> Lab {
+/// dpvsd with `workers` workers on two `net_af_packet` ports (a queue
+/// pair per worker each), eth0 (`dpdk0`, clients) and eth1 (`dpdk1`,
+/// [`server_network`]), each with its TAP, the kernel's addresses on
+/// them; `conf` binds its local address to `dpdk1`.
+fn two_arm_lab(lab: Lab, conf: &str, v6: bool, workers: u16) -> Lab {
+    let port1 = format!("net_af_packet1,iface=eth1,qpairs={workers}");
+    let n = workers.to_string();
     let lab = dpdk_lab_on(
         lab,
         conf,
-        "net_af_packet0,iface=eth0",
-        &["--dpdk-port", "net_af_packet1,iface=eth1"],
+        &format!("net_af_packet0,iface=eth0,qpairs={workers}"),
+        &["--dpdk-port", &port1, "--workers", &n],
         |lab| server_network(lab, v6),
     );
     let lb = lab.ns("lb");
@@ -869,6 +878,43 @@ fn kernel_pings(lab: &Lab, addr: &str) {
     assert!(ping.status.success(), "the kernel does not answer on dpdk0");
 }
 
+/// The two-arm FNAT lab (`v6`: over IPv6) with `workers` workers: VIP
+/// on `dpdk0`, the real servers behind `dpdk1` with the local address
+/// bound there; waits for both servers' health checks, then checks that
+/// 30 requests through the VIP succeed on both servers, which reached the
+/// local address at dpdk1's MAC.
+fn two_arm_fnat(lab: Lab, v6: bool, workers: u16) -> Lab {
+    let (vip, servers, lip) = if v6 {
+        (VIP6, ["fd99:1::3", "fd99:1::4"], "fd99:1::200")
+    } else {
+        (VIP, ["10.99.1.3", "10.99.1.4"], "10.99.1.200")
+    };
+    let conf = format!(
+        "local_address_group lg {{\n    {lip} dpdk1\n}}\n{}",
+        mode_config_for(vip, servers, "FNAT", 80, "    laddr_group_name lg\n")
+    );
+    let lab = two_arm_lab(lab, &conf, v6, workers);
+    for s in servers {
+        let rs = if v6 {
+            format!("[{s}]:8080")
+        } else {
+            format!("{s}:8080")
+        };
+        lab.wait_checks_ok(&rs, Duration::from_secs(15));
+    }
+    let url = if v6 {
+        format!("http://[{vip}]/")
+    } else {
+        format!("http://{vip}/")
+    };
+    let (a, b, failed) = lab.traffic_to(&url, 30);
+    assert_eq!(failed, 0, "two-arm requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let n = lab.neigh("rs1", lip);
+    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
+    lab
+}
+
 /// Two-arm FNAT, DPVS's usual deployment: clients on `dpdk0` (the VIP
 /// there), the real servers on another network behind `dpdk1` (the local
 /// address bound there: `10.99.1.200 dpdk1`), each port a `net_af_packet`
@@ -883,28 +929,8 @@ fn dpdk_two_arm_fnat() {
     if !can_run("dpdk_two_arm_fnat") {
         return;
     }
-    let (rs1, rs2) = ("10.99.1.3:8080", "10.99.1.4:8080");
-    let conf = format!(
-        "local_address_group lg {{\n    10.99.1.200 dpdk1\n}}\n{}",
-        mode_config_for(
-            VIP,
-            ["10.99.1.3", "10.99.1.4"],
-            "FNAT",
-            80,
-            "    laddr_group_name lg\n"
-        )
-    );
-    let lab = two_arm_lab(Lab::up("d2"), &conf, false);
-    lab.wait_checks_ok(rs1, Duration::from_secs(15));
-    lab.wait_checks_ok(rs2, Duration::from_secs(15));
-
-    let (a, b, failed) = lab.traffic(30);
-    assert_eq!(failed, 0, "two-arm requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
-    // The servers reached the local address at dpdk1's MAC.
-    let n = lab.neigh("rs1", "10.99.1.200");
-    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
-
+    let lab = two_arm_fnat(Lab::up("d2"), false, 1);
+    let rs1 = "10.99.1.3:8080";
     lab.webstop("rs1");
     lab.wait_health(rs1, "down", Duration::from_secs(10));
     let (a, b, failed) = lab.traffic(10);
@@ -924,25 +950,24 @@ fn dpdk_two_arm_fnat6() {
     if !can_run("dpdk_two_arm_fnat6") {
         return;
     }
-    let (rs1, rs2) = ("[fd99:1::3]:8080", "[fd99:1::4]:8080");
-    let conf = format!(
-        "local_address_group lg6 {{\n    fd99:1::200 dpdk1\n}}\n{}",
-        mode_config_for(
-            VIP6,
-            ["fd99:1::3", "fd99:1::4"],
-            "FNAT",
-            80,
-            "    laddr_group_name lg6\n"
-        )
-    );
-    let lab = two_arm_lab(Lab::up_v6("d26"), &conf, true);
-    lab.wait_checks_ok(rs1, Duration::from_secs(15));
-    lab.wait_checks_ok(rs2, Duration::from_secs(15));
-    let (a, b, failed) = lab.traffic_to(&format!("http://[{VIP6}]/"), 30);
-    assert_eq!(failed, 0, "two-arm IPv6 requests failed (rs1={a} rs2={b})");
-    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
-    let n = lab.neigh("rs1", "fd99:1::200");
-    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
+    let lab = two_arm_fnat(Lab::up_v6("d26"), true, 1);
     kernel_pings(&lab, "fd99::1");
     both_ports_busy(&lab);
+}
+
+/// [`dpdk_two_arm_fnat`] with two workers, each polling its queue pair of
+/// both ports: the servers' replies arrive on dpdk1's queues wherever the
+/// kernel's fanout hash puts them and reach the worker owning the
+/// connection (dpdk1's own redirect rings); both workers forward on both
+/// ports and lose nothing to a full ring.
+#[test]
+fn dpdk_two_arm_fnat_two_workers() {
+    if !can_run("dpdk_two_arm_fnat_two_workers") {
+        return;
+    }
+    let lab = two_arm_fnat(Lab::up("d22"), false, 2);
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0, "rs1={a} rs2={b}");
+    let redirected = both_workers_busy_on(&lab, 0) + both_workers_busy_on(&lab, 1);
+    println!("two-arm with two workers: {redirected} frames redirected between workers");
 }

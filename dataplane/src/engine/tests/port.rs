@@ -235,8 +235,10 @@ fn one_port_is_unchanged() {
 
 #[test]
 fn fnat6_and_nd_on_two_ports() {
-    use super::v6::{checked6, engine6_unresolved, nd, snapshot6, tcp6, CLIENT6, LIP6, RS6, VIP6};
-    use crate::wire::icmpv6::{NEIGHBOR_ADVERT, NEIGHBOR_SOLICIT};
+    use super::v6::{
+        checked6, engine6_unresolved, nd, snapshot6, solicitation, tcp6, CLIENT6, LIP6, RS6, VIP6,
+    };
+    use crate::wire::icmpv6::NEIGHBOR_ADVERT;
     use crate::wire::Ipv6Packet;
     let mut snap = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6])).expect("unique");
     snap.addr_ports = vec![(LIP6.into(), 1)];
@@ -286,24 +288,8 @@ fn fnat6_and_nd_on_two_ports() {
     );
     golden(&mut e, &mut o, &mut ctl, &synack, (1, 0));
     // A solicitation is answered only on its target's port, with its MAC.
-    let solicit = |target: Ipv6Addr| {
-        let t = target.octets();
-        let group = Ipv6Addr::from([
-            0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
-        ]);
-        let mac = MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]);
-        nd(
-            NEIGHBOR_SOLICIT,
-            0,
-            (CLIENT_MAC, mac),
-            (CLIENT6, group),
-            target,
-            1,
-            CLIENT_MAC,
-        )
-    };
     for (target, port) in [(VIP6, 0), (LIP6, 1)] {
-        let ns = solicit(target);
+        let ns = solicitation(target);
         let (v, got, to) = on(&mut e, port, &ns, 7, &mut ctl);
         assert_eq!((v, to), (Verdict::Forward, port), "{target}");
         assert_eq!(got[6..12], port_mac(port).0, "{target}");

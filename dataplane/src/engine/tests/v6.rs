@@ -90,6 +90,18 @@ fn engine6_sized(mode: Forwarding, lips: &[Ipv6Addr], capacity: usize) -> (Engin
     (e, ctl)
 }
 
+/// The client's neighbor solicitation for `target`, to its
+/// solicited-node multicast group.
+pub(super) fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::from([
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    let mac = MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    let ends = ((CLIENT_MAC, mac), (CLIENT6, group));
+    nd(NEIGHBOR_SOLICIT, 0, ends.0, ends.1, target, 1, CLIENT_MAC)
+}
+
 /// An NS or NA built by etherparse: `target`, one link-layer address
 /// option of `kind` carrying `ll`.
 pub(super) fn nd(
@@ -1395,24 +1407,7 @@ fn fnat6_and_nd_on_vlans_golden() {
         lip_vlan,
     );
     // A solicitation for the VIP on its VLAN is answered there.
-    let o13 = VIP6.octets();
-    let ns = nd(
-        NEIGHBOR_SOLICIT,
-        0,
-        (
-            CLIENT_MAC,
-            MacAddr([0x33, 0x33, 0xff, o13[13], o13[14], o13[15]]),
-        ),
-        (
-            CLIENT6,
-            Ipv6Addr::from([
-                0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o13[13], o13[14], o13[15],
-            ]),
-        ),
-        VIP6,
-        1,
-        CLIENT_MAC,
-    );
+    let ns = solicitation(VIP6);
     golden(&ns, vip_vlan, vip_vlan);
     // … and not on the LIP's VLAN.
     let (v, _) = handle_grow(&mut e, &tagged(&ns, lip_vlan), 6, &mut ctl);
