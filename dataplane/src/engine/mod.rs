@@ -268,7 +268,7 @@ pub struct Snapshot {
     /// on other VLANs are dropped as `unknown_vlan`.
     pub vlan_ids: Vec<u16>,
     /// VIPs and local addresses bound to a port other than the first
-    /// (`vip_bind_dev dpdk1`), with its index, sorted by address ([`port`]).
+    /// (`vip_bind_dev dpdk1`), with its index, sorted by address (`port.rs`).
     /// Addresses not listed are on port 0.
     pub addr_ports: Vec<(IpAddr, u16)>,
 }
@@ -606,7 +606,8 @@ impl Engine {
         self.v6.conns.flush_stats();
     }
 
-    /// Handles one received frame, rewriting it in place. The frame cannot
+    /// Handles one received frame (of a one-port engine: see
+    /// [`Engine::handle_burst_on`] for several), rewriting it in place. The frame cannot
     /// grow, so TUN packets (and untagged frames leaving on a VLAN) are
     /// dropped as `no_room`, and a frame that shrinks (NAT64 to IPv4, a
     /// tag removed) keeps stale bytes at its end: use
@@ -643,7 +644,7 @@ impl Engine {
     }
 
     /// [`Engine::handle_burst`] of frames received on port number `port`
-    /// ([`port`]): `out` also gets the port a forwarded frame leaves on
+    /// (`port.rs`): `out` also gets the port a forwarded frame leaves on
     /// (always 0 with one port), and control frames appended to `ctl` are
     /// marked with theirs ([`Frame::port`]).
     #[inline]
