@@ -25,13 +25,19 @@ fn sample() -> String {
     std::fs::read_to_string(repo().join("samples/keepalived.conf")).expect("sample config")
 }
 
-/// Both workers received and sent frames, and lost nothing to a full
-/// redirect ring; returns the frames they redirected to each other.
+/// Both workers received and sent frames on the first port, and lost
+/// nothing to a full redirect ring; returns the frames they redirected to
+/// each other.
 fn both_workers_busy(lab: &Lab) -> u64 {
+    both_workers_busy_on(lab, 0)
+}
+
+/// [`both_workers_busy`] on port number `port`.
+fn both_workers_busy_on(lab: &Lab, port: usize) -> u64 {
     let (ok, out) = lab.dpvsctl(&["status", "--json"]);
     assert!(ok, "dpvsctl status failed");
     let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
-    let queues = v["ports"][0]["queues"].as_array().expect("queues");
+    let queues = v["ports"][port]["queues"].as_array().expect("queues");
     assert_eq!(queues.len(), 2, "{v}");
     let n = |q: &serde_json::Value, k: &str| q[k].as_u64().unwrap_or(0);
     for q in queues {
@@ -195,12 +201,19 @@ fn dpdk_backend_forwards_and_the_kernel_uses_the_exception_path() {
 /// Runs dpvsd on the DPDK backend with `args` (it must refuse to start);
 /// returns its stderr, after checking that no control socket is left.
 fn refused(args: &[&str]) -> String {
+    refused_with(&sample(), args)
+}
+
+/// [`refused`] with keepalived.conf text `conf`.
+fn refused_with(conf: &str, args: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("dpvsd-dpdk-bad-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let sock = dir.join("dpvsd.sock");
+    let conf_path = dir.join("keepalived.conf");
+    std::fs::write(&conf_path, conf).expect("write config");
     let out = Command::new(env!("CARGO_BIN_EXE_dpvsd"))
         .args(["-n", "-f"])
-        .arg(repo().join("samples/keepalived.conf"))
+        .arg(&conf_path)
         .arg("--socket")
         .arg(&sock)
         .args(["--backend", "dpdk", "--dpdk-no-huge", "--dpdk-mem", "128"])
@@ -233,6 +246,26 @@ fn dpdk_backend_refuses_bad_ports_and_settings() {
     assert!(
         err.contains("net_null0") && err.contains("2000 queues"),
         "the cause must name the port and the queues: {err}"
+    );
+    // Several ports: the same one twice, or a second that does not exist
+    // (the first, opened already, is closed again).
+    let err = refused(&["--dpdk-port", "net_null0", "--dpdk-port", "net_null0"]);
+    assert!(
+        err.contains("--dpdk-port: port net_null0 is given twice"),
+        "the cause must name the port: {err}"
+    );
+    let err = refused(&["--dpdk-port", "net_null0", "--dpdk-port", "net_bogus1"]);
+    assert!(
+        err.contains("net_bogus1"),
+        "the cause must name the second port: {err}"
+    );
+    // An address bound to a port that was not given.
+    let conf = mode_config("DR", 80, "    vip_bind_dev dpdk1\n");
+    let err = refused_with(&conf, &["--dpdk-port", "net_null0"]);
+    assert!(
+        err.contains("keepalived.conf:1:")
+            && err.contains("10.99.0.100 is bound to dpdk1, but dpvsd drives 1 port(s)"),
+        "the cause must name the binding and where it is: {err}"
     );
     // Fewer CPUs to pin to than workers.
     let err = refused(&[
@@ -675,4 +708,266 @@ fn dpdk_ospf_through_the_exception_path() {
     let (a, b, failed) = lab.traffic(6);
     assert_eq!(failed, 0, "traffic to the announced VIP (rs1={a} rs2={b})");
     drop(bird);
+}
+
+/// The real servers' network of the two-arm tests: bridge br1 in the
+/// lab's switch, rs1 and rs2 moved onto it as 10.99.1.3 and 10.99.1.4
+/// (`v6`: fd99:1::3 and fd99:1::4 too), and the lb host's eth1 on it,
+/// given up to DPDK like eth0 (no address, no ARP answers, no IPv6).
+fn server_network(lab: &Lab, v6: bool) {
+    let (sw, lb) = (lab.ns("sw"), lab.ns("lb"));
+    ip(&[
+        "-n",
+        &sw,
+        "link",
+        "add",
+        "br1",
+        "type",
+        "bridge",
+        "stp_state",
+        "0",
+    ]);
+    ip(&[
+        "-n",
+        &sw,
+        "link",
+        "set",
+        "br1",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "0",
+    ]);
+    ip(&["-n", &sw, "link", "set", "br1", "up"]);
+    for (i, rs) in [(3, "rs1"), (4, "rs2")] {
+        let port = format!("v{}{i}", lab.prefix);
+        ip(&["-n", &sw, "link", "set", &port, "nomaster"]);
+        ip(&["-n", &sw, "link", "set", &port, "master", "br1", "up"]);
+        let ns = lab.ns(rs);
+        ip(&["-n", &ns, "addr", "flush", "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("10.99.1.{i}/24"),
+            "dev",
+            "eth0",
+        ]);
+        if v6 {
+            let a = format!("fd99:1::{i}/64");
+            ip(&["-n", &ns, "addr", "add", &a, "dev", "eth0", "nodad"]);
+        }
+    }
+    let port = format!("v{}s1", lab.prefix);
+    ip(&[
+        "link", "add", &port, "netns", &sw, "type", "veth", "peer", "name", "eth1", "netns", &lb,
+    ]);
+    ip(&[
+        "-n",
+        &lb,
+        "link",
+        "set",
+        "eth1",
+        "address",
+        "02:99:00:00:01:01",
+    ]);
+    ip(&["-n", &lb, "link", "set", "eth1", "up"]);
+    ip(&["-n", &sw, "link", "set", &port, "master", "br1", "up"]);
+    for (ns, dev) in [(&lb, "eth1"), (&sw, port.as_str())] {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", ns, "ethtool", "-K", dev])
+            .args([
+                "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off",
+            ])
+            .output();
+    }
+    let mut sysctls = vec![
+        "net.ipv4.conf.eth1.arp_ignore=1",
+        "net.ipv4.conf.eth1.rp_filter=1",
+    ];
+    if v6 {
+        sysctls.extend([
+            "net.ipv6.conf.eth0.disable_ipv6=1",
+            "net.ipv6.conf.eth1.disable_ipv6=1",
+        ]);
+    }
+    for kv in sysctls {
+        ip(&["netns", "exec", &lb, "sysctl", "-qw", kv]);
+    }
+}
+
+/// dpvsd with `workers` workers on two `net_af_packet` ports (a queue
+/// pair per worker each), eth0 (`dpdk0`, clients) and eth1 (`dpdk1`,
+/// [`server_network`]), each with its TAP, the kernel's addresses on
+/// them; `conf` binds its local address to `dpdk1`.
+fn two_arm_lab(lab: Lab, conf: &str, v6: bool, workers: u16) -> Lab {
+    let port1 = format!("net_af_packet1,iface=eth1,qpairs={workers}");
+    let n = workers.to_string();
+    let lab = dpdk_lab_on(
+        lab,
+        conf,
+        &format!("net_af_packet0,iface=eth0,qpairs={workers}"),
+        &["--dpdk-port", &port1, "--workers", &n],
+        |lab| server_network(lab, v6),
+    );
+    let lb = lab.ns("lb");
+    ip(&["-n", &lb, "addr", "add", "10.99.1.1/24", "dev", "dpdk1"]);
+    if v6 {
+        ip(&[
+            "-n",
+            &lb,
+            "addr",
+            "add",
+            "fd99::1/64",
+            "dev",
+            "dpdk0",
+            "nodad",
+        ]);
+        ip(&[
+            "-n",
+            &lb,
+            "addr",
+            "add",
+            "fd99:1::1/64",
+            "dev",
+            "dpdk1",
+            "nodad",
+        ]);
+    }
+    ip(&["-n", &lb, "link", "set", "dpdk1", "up"]);
+    let _ = Command::new("ip")
+        .args(["netns", "exec", &lb, "ethtool", "-K", "dpdk1", "tx", "off"])
+        .output();
+    lab
+}
+
+/// `dpvsctl status` shows both ports, each of which forwarded (requests
+/// out of dpdk1, replies out of dpdk0) and carried the kernel's frames
+/// (ping on dpdk0, health checks on dpdk1).
+fn both_ports_busy(lab: &Lab) {
+    let (ok, out) = lab.dpvsctl(&["status", "--json"]);
+    assert!(ok, "dpvsctl status failed");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    let ports = v["ports"].as_array().expect("ports");
+    assert_eq!(ports.len(), 2, "{v}");
+    for (i, port) in ports.iter().enumerate() {
+        assert_eq!(port["name"], format!("net_af_packet{i}"), "{v}");
+        assert_eq!(port["kni"], format!("dpdk{i}"), "{v}");
+        let q = &port["queues"][0];
+        for key in ["rx_packets", "tx_packets", "to_kernel", "from_kernel"] {
+            assert!(q[key].as_u64().unwrap_or(0) > 0, "port {i}: {key} = 0: {v}");
+        }
+    }
+    let (ok, text) = lab.dpvsctl(&["status"]);
+    assert!(
+        ok && text.contains("net_af_packet0") && text.contains("net_af_packet1"),
+        "dpvsctl status:\n{text}"
+    );
+    println!("{text}");
+}
+
+/// Pings the lb host's kernel address `addr` (on the TAP dpdk0) from the
+/// client.
+fn kernel_pings(lab: &Lab, addr: &str) {
+    let ping = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client")])
+        .args(["ping", "-c", "3", "-i", "0.2", "-W", "2", addr])
+        .output()
+        .expect("run ping");
+    assert!(ping.status.success(), "the kernel does not answer on dpdk0");
+}
+
+/// The two-arm FNAT lab (`v6`: over IPv6) with `workers` workers: VIP
+/// on `dpdk0`, the real servers behind `dpdk1` with the local address
+/// bound there; waits for both servers' health checks, then checks that
+/// 30 requests through the VIP succeed on both servers, which reached the
+/// local address at dpdk1's MAC.
+fn two_arm_fnat(lab: Lab, v6: bool, workers: u16) -> Lab {
+    let (vip, servers, lip) = if v6 {
+        (VIP6, ["fd99:1::3", "fd99:1::4"], "fd99:1::200")
+    } else {
+        (VIP, ["10.99.1.3", "10.99.1.4"], "10.99.1.200")
+    };
+    let conf = format!(
+        "local_address_group lg {{\n    {lip} dpdk1\n}}\n{}",
+        mode_config_for(vip, servers, "FNAT", 80, "    laddr_group_name lg\n")
+    );
+    let lab = two_arm_lab(lab, &conf, v6, workers);
+    for s in servers {
+        let rs = if v6 {
+            format!("[{s}]:8080")
+        } else {
+            format!("{s}:8080")
+        };
+        lab.wait_checks_ok(&rs, Duration::from_secs(15));
+    }
+    let url = if v6 {
+        format!("http://[{vip}]/")
+    } else {
+        format!("http://{vip}/")
+    };
+    let (a, b, failed) = lab.traffic_to(&url, 30);
+    assert_eq!(failed, 0, "two-arm requests failed (rs1={a} rs2={b})");
+    assert!(a > 0 && b > 0, "both servers must answer (rs1={a} rs2={b})");
+    let n = lab.neigh("rs1", lip);
+    assert!(n.contains("02:99:00:00:01:01"), "rs1: {n}");
+    lab
+}
+
+/// Two-arm FNAT, DPVS's usual deployment: clients on `dpdk0` (the VIP
+/// there), the real servers on another network behind `dpdk1` (the local
+/// address bound there: `10.99.1.200 dpdk1`), each port a `net_af_packet`
+/// vdev with its own exception TAP (`dpdk0`, `dpdk1`). The two networks
+/// are separate bridges, so a request through the VIP only succeeds if
+/// the dataplane forwards from one port to the other and back; the health
+/// checks (kernel sockets on the TAP `dpdk1`, eth1 has no address) only if
+/// the server side's exception path does. A server that stops is seen
+/// down through it.
+#[test]
+fn dpdk_two_arm_fnat() {
+    if !can_run("dpdk_two_arm_fnat") {
+        return;
+    }
+    let lab = two_arm_fnat(Lab::up("d2"), false, 1);
+    let rs1 = "10.99.1.3:8080";
+    lab.webstop("rs1");
+    lab.wait_health(rs1, "down", Duration::from_secs(10));
+    let (a, b, failed) = lab.traffic(10);
+    assert_eq!((a, b, failed), (0, 10, 0), "after rs1 went down");
+    lab.web("rs1");
+    lab.wait_health(rs1, "up", Duration::from_secs(10));
+    kernel_pings(&lab, "10.99.0.1");
+    both_ports_busy(&lab);
+}
+
+/// [`dpdk_two_arm_fnat`] over IPv6: VIP fd99::100 on `dpdk0`, the real
+/// servers fd99:1::3 and fd99:1::4 behind `dpdk1` with the local address
+/// fd99:1::200 bound there; neighbor discovery for each address only on
+/// its port; health checks from the TAP `dpdk1`'s fd99:1::1.
+#[test]
+fn dpdk_two_arm_fnat6() {
+    if !can_run("dpdk_two_arm_fnat6") {
+        return;
+    }
+    let lab = two_arm_fnat(Lab::up_v6("d26"), true, 1);
+    kernel_pings(&lab, "fd99::1");
+    both_ports_busy(&lab);
+}
+
+/// [`dpdk_two_arm_fnat`] with two workers, each polling its queue pair of
+/// both ports: the servers' replies arrive on dpdk1's queues wherever the
+/// kernel's fanout hash puts them and reach the worker owning the
+/// connection (dpdk1's own redirect rings); both workers forward on both
+/// ports and lose nothing to a full ring.
+#[test]
+fn dpdk_two_arm_fnat_two_workers() {
+    if !can_run("dpdk_two_arm_fnat_two_workers") {
+        return;
+    }
+    let lab = two_arm_fnat(Lab::up("d22"), false, 2);
+    let (a, b, failed) = lab.traffic(30);
+    assert_eq!(failed, 0, "rs1={a} rs2={b}");
+    let redirected = both_workers_busy_on(&lab, 0) + both_workers_busy_on(&lab, 1);
+    println!("two-arm with two workers: {redirected} frames redirected between workers");
 }

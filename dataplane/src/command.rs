@@ -425,13 +425,32 @@ pub enum Command {
     SetInterfaceAddr {
         addr: Option<Ipv4Addr>,
     },
-    /// The 802.1Q VLAN a VIP or local address is bound to (DPVS's
-    /// `vip_bind_dev dpdk0.100`, a local address on `dpdk0.100`): it is
-    /// answered for and sent from with that tag. 0 = untagged (clears).
-    SetVlan {
+    /// The device a VIP or local address is bound to (DPVS's
+    /// `vip_bind_dev dpdk1.100`, a local address on `dpdk1.100`): it is
+    /// answered for and sent from on that port with that 802.1Q tag.
+    /// [`Device::default`] (port 0, untagged) clears.
+    SetDevice {
         addr: IpAddr,
-        vlan: u16,
+        device: Device,
     },
+}
+
+/// Where an address lives: a port (index in the order the ports were
+/// given, DPVS's `dpdk0`, `dpdk1`, …) and an 802.1Q VLAN on it (0: none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Device {
+    pub port: u16,
+    pub vlan: u16,
+}
+
+impl std::fmt::Display for Device {
+    /// DPVS's device name: `dpdk1`, `dpdk1.100`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.vlan {
+            0 => write!(f, "dpdk{}", self.port),
+            v => write!(f, "dpdk{}.{v}", self.port),
+        }
+    }
 }
 
 /// Why a [`Command`] was refused. Nothing was changed.

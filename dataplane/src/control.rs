@@ -9,8 +9,8 @@ use std::thread::JoinHandle;
 
 use crate::acl::AccessList;
 use crate::command::{
-    AddrRange, Command, CommandError, Forwarding, Protocol, RealServerSpec, Scheduler, ServiceKey,
-    ServiceSpec, SnatMatch,
+    AddrRange, Command, CommandError, Device, Forwarding, Protocol, RealServerSpec, Scheduler,
+    ServiceKey, ServiceSpec, SnatMatch,
 };
 use crate::engine::{
     ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4,
@@ -155,8 +155,8 @@ pub struct Dataplane {
     vip_owned: BTreeMap<IpAddr, bool>,
     /// See [`Command::SetInterfaceAddr`].
     interface_v4: Option<Ipv4Addr>,
-    /// See [`Command::SetVlan`] (no zero ids).
-    vlans: BTreeMap<IpAddr, u16>,
+    /// See [`Command::SetDevice`] (no default devices).
+    devices: BTreeMap<IpAddr, Device>,
     published: Arc<Published>,
     workers: Vec<WorkerHandle>,
     stop: Arc<AtomicBool>,
@@ -224,7 +224,7 @@ impl Dataplane {
             services: BTreeMap::new(),
             vip_owned: BTreeMap::new(),
             interface_v4: None,
-            vlans: BTreeMap::new(),
+            devices: BTreeMap::new(),
             published: Arc::default(),
             workers: Vec::new(),
             stop: Arc::default(),
@@ -397,19 +397,25 @@ impl Dataplane {
                 self.vip_owned.insert(vip, owned);
             }
             Command::SetInterfaceAddr { addr } => self.interface_v4 = addr,
-            Command::SetVlan { addr, vlan: 0 } => {
-                self.vlans.remove(&addr);
+            Command::SetDevice { addr, device } if device == Device::default() => {
+                self.devices.remove(&addr);
             }
-            Command::SetVlan { addr, vlan } => {
-                if vlan > 4094 {
+            Command::SetDevice { addr, device } => {
+                if device.vlan > 4094 {
                     return Err(CommandError::Invalid {
-                        reason: format!("VLAN id {vlan} of {addr} is not in 1..=4094"),
+                        reason: format!("VLAN id {} of {addr} is not in 1..=4094", device.vlan),
                     });
                 }
-                self.vlans.insert(addr, vlan);
+                self.devices.insert(addr, device);
             }
         }
         Ok(())
+    }
+
+    /// The addresses whose device has a non-zero `part` (sorted).
+    fn bound(&self, part: impl Fn(&Device) -> u16) -> Vec<(IpAddr, u16)> {
+        let all = self.devices.iter().map(|(&a, d)| (a, part(d)));
+        all.filter(|&(_, v)| v != 0).collect()
     }
 
     fn owned(&self, vip: IpAddr) -> bool {
@@ -433,14 +439,16 @@ impl Dataplane {
             v6,
             nat64_lips: nat64_lips.into_iter().collect(),
             syn_cookie_key: self.cookie_key,
-            addr_vlans: self.vlans.iter().map(|(&a, &v)| (a, v)).collect(),
+            addr_vlans: self.bound(|d| d.vlan),
             vlan_ids: self
-                .vlans
+                .devices
                 .values()
-                .copied()
+                .map(|d| d.vlan)
+                .filter(|&v| v != 0)
                 .collect::<BTreeSet<u16>>()
                 .into_iter()
                 .collect(),
+            addr_ports: self.bound(|d| d.port),
         }
     }
 
@@ -685,13 +693,14 @@ impl Dataplane {
             )));
         }
         let stats = Arc::new(WorkerStats::default());
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             i,
             io.mac(),
             self.cfg.conn_capacity,
             crate::steer::local_port_range(i, n),
             Arc::clone(&stats.drops),
         );
+        engine.set_port_macs(&io.macs());
         let (published, stop, wstats) = (
             Arc::clone(&self.published),
             Arc::clone(&self.stop),

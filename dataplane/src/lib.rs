@@ -38,9 +38,9 @@ mod hugemem;
 mod prefetch;
 
 pub use command::{
-    AddrRange, Command, CommandError, Forwarding, MatchRange, Persistence, Protection, Protocol,
-    ProxyProtocol, ProxyVersion, Quic, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
-    SnatMatch, Thresholds,
+    AddrRange, Command, CommandError, Device, Forwarding, MatchRange, Persistence, Protection,
+    Protocol, ProxyProtocol, ProxyVersion, Quic, RealServerSpec, Scheduler, ServiceKey,
+    ServiceSpec, SnatMatch, Thresholds,
 };
 pub use control::{
     ConnQuery, Dataplane, DataplaneConfig, DataplaneStatus, DropStat, ServerStatus, ServiceStatus,

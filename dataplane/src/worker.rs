@@ -168,16 +168,21 @@ pub struct Handler<'a> {
 }
 
 impl BurstHandler for Handler<'_> {
-    fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool)) {
+    fn handle<F: FrameBuf>(
+        &mut self,
+        port: u16,
+        frames: &mut [F],
+        verdict: &mut dyn FnMut(&F, Option<u16>),
+    ) {
         self.engine
-            .handle_burst(frames, self.now_ms, self.ctl, |f, v| {
-                verdict(f, v == Verdict::Forward)
+            .handle_burst_on(port, frames, self.now_ms, self.ctl, |f, v, to| {
+                verdict(f, (v == Verdict::Forward).then_some(to))
             });
     }
 }
 
-fn send<I: PacketIo>(io: &mut I, data: &[u8], stats: &WorkerStats) {
-    match io.send(data) {
+fn send<I: PacketIo>(io: &mut I, port: u16, data: &[u8], stats: &WorkerStats) {
+    match io.send_on(port, data) {
         Ok(true) => {
             stats.tx_frames.fetch_add(1, Ordering::Relaxed);
         }
@@ -187,7 +192,7 @@ fn send<I: PacketIo>(io: &mut I, data: &[u8], stats: &WorkerStats) {
 
 fn flush<I: PacketIo>(io: &mut I, ctl: &mut Burst, stats: &WorkerStats) {
     for frame in ctl.frames() {
-        send(io, frame.data(), stats);
+        send(io, frame.port(), frame.data(), stats);
     }
     ctl.clear();
 }

@@ -6,7 +6,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use dataplane::{
-    Forwarding, Persistence, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
+    Device, Forwarding, Persistence, Protocol, RealServerSpec, Scheduler, ServiceKey, ServiceSpec,
 };
 use healthcheck::{
     CheckKind, CheckSpec, DnsSpec, DnsType, FileSpec, HttpProtocol, HttpSpec, MiscSpec,
@@ -64,29 +64,41 @@ pub struct ServicePlan {
     pub servers: Vec<ServerPlan>,
     /// `quorum`, `hysteresis`, `quorum_up`/`quorum_down`, `sorry_server`.
     pub quorum: QuorumPlan,
-    /// The VIP (`vip_bind_dev dpdk0.100`) and local addresses (on
-    /// `dpdk0.100` in their `local_address_group`) on 802.1Q VLANs, with
-    /// the VLAN id ([`dataplane::Command::SetVlan`]).
-    pub vlans: Vec<(IpAddr, u16)>,
+    /// The VIP (`vip_bind_dev dpdk1.100`) and local addresses (on
+    /// `dpdk1` in their `local_address_group`) bound to a port other than
+    /// the first or to an 802.1Q VLAN, with that device
+    /// ([`dataplane::Command::SetDevice`]).
+    pub devices: Vec<(IpAddr, Device)>,
     /// Where the `virtual_server` stands (errors found at run time, e.g.
     /// an SNAT service's interface or gateway, name it).
     pub location: Location,
 }
 
-/// The VLAN id of a DPVS VLAN device name (`dpdk0.100`, `eth0.100`:
-/// 100); `None` for a port or a KNI device (`dpdk0`, `dpdk0.kni`).
-pub fn vlan_of_dev(dev: &str) -> Option<u16> {
-    let (_, id) = dev.rsplit_once('.')?;
-    id.parse().ok().filter(|id| (1..=4094).contains(id))
+/// The device a DPVS device name binds to: port `N` of `dpdkN` (0 for
+/// other names), VLAN `V` of `….V` (`dpdk1.100`, `eth0.100`). `None` for
+/// the first port untagged (`dpdk0`), a KNI device (`dpdk1.kni`) or a VLAN
+/// id out of 1..=4094.
+pub fn device_of(dev: &str) -> Option<Device> {
+    let (base, vlan) = match dev.rsplit_once('.') {
+        Some((base, id)) => (base, id.parse().ok().filter(|id| (1..=4094).contains(id))?),
+        None => (dev, 0),
+    };
+    let port = base
+        .strip_prefix("dpdk")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let d = Device { port, vlan };
+    (d != Device::default()).then_some(d)
 }
 
-/// The VLAN of `addr` when a `vrrp_instance` whose DPVS `dpdk_interface`
-/// is a VLAN device (`dpdk0.100`) holds it as a virtual (or excluded)
-/// address: DPVS's keepalived adds the instance's addresses on that
-/// device, as `vip_bind_dev` binds a virtual server's (which wins).
-fn vrrp_vlan_of(model: &Model, addr: IpAddr) -> Option<u16> {
+/// The device of `addr` when a `vrrp_instance` whose DPVS
+/// `dpdk_interface` is another port or a VLAN device (`dpdk1`,
+/// `dpdk0.100`) holds it as a virtual (or excluded) address: DPVS's
+/// keepalived adds the instance's addresses on that device, as
+/// `vip_bind_dev` binds a virtual server's (which wins).
+fn vrrp_device_of(model: &Model, addr: IpAddr) -> Option<Device> {
     model.vrrp_instances.iter().find_map(|i| {
-        let vlan = vlan_of_dev(i.dpdk_interface.as_deref()?)?;
+        let vlan = device_of(i.dpdk_interface.as_deref()?)?;
         let mut addrs = i
             .virtual_ipaddresses
             .iter()
@@ -381,12 +393,12 @@ fn service(
         sorry,
         omega: vs.omega,
     };
-    let mut vlans: Vec<(IpAddr, u16)> = vs
+    let mut devices: Vec<(IpAddr, Device)> = vs
         .dpvs
         .vip_bind_dev
         .as_deref()
-        .and_then(vlan_of_dev)
-        .or_else(|| vrrp_vlan_of(model, vs.addr))
+        .and_then(device_of)
+        .or_else(|| vrrp_device_of(model, vs.addr))
         .map(|id| (vs.addr, id))
         .into_iter()
         .collect();
@@ -395,14 +407,14 @@ fn service(
         .as_ref()
         .and_then(|name| model.local_address_groups.iter().find(|g| &g.name == name))
     {
-        vlans.extend(g.addresses.iter().filter_map(|a| {
-            let id = vlan_of_dev(&a.ifname)?;
+        devices.extend(g.addresses.iter().filter_map(|a| {
+            let id = device_of(&a.ifname)?;
             local_addrs.contains(&a.addr).then_some((a.addr, id))
         }));
     }
     Ok(ServicePlan {
         quorum,
-        vlans,
+        devices,
         spec: ServiceSpec {
             key,
             scheduler,
@@ -637,50 +649,69 @@ mod lb_kind_tests {
 
     #[test]
     fn vlan_devices_bind_the_vip_and_local_addresses_to_their_vlan() {
-        assert_eq!(vlan_of_dev("dpdk0.100"), Some(100));
-        assert_eq!(vlan_of_dev("eth0.4094"), Some(4094));
-        for dev in ["dpdk0", "dpdk0.kni", "dpdk0.0", "dpdk0.4095", "x.-1"] {
-            assert_eq!(vlan_of_dev(dev), None, "{dev}");
+        let dev = |port, vlan| Some(Device { port, vlan });
+        assert_eq!(device_of("dpdk0.100"), dev(0, 100));
+        assert_eq!(device_of("eth0.4094"), dev(0, 4094));
+        assert_eq!(device_of("dpdk1"), dev(1, 0));
+        assert_eq!(device_of("dpdk2.7"), dev(2, 7));
+        for dev in [
+            "dpdk0",
+            "dpdk0.kni",
+            "dpdk1.kni",
+            "dpdk0.0",
+            "dpdk0.4095",
+            "x.-1",
+            "eth1",
+        ] {
+            assert_eq!(device_of(dev), None, "{dev}");
         }
         let text = "local_address_group l {\n  10.0.0.9 dpdk0.200\n  10.0.0.10 dpdk0\n}\nvirtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind FNAT\n  protocol TCP\n  laddr_group_name l\n  vip_bind_dev dpdk0.100\n  real_server 10.0.0.2 80 {\n  }\n}\n";
         let loaded = load_str(text, Path::new("k.conf"), &LoadOptions::default());
         assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
         let plan = assemble(&loaded.model).expect("plan");
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let vlan = |vlan| Device { port: 0, vlan };
         assert_eq!(
-            plan.services[0].vlans,
-            vec![(ip("10.0.0.1"), 100), (ip("10.0.0.9"), 200)]
+            plan.services[0].devices,
+            vec![(ip("10.0.0.1"), vlan(100)), (ip("10.0.0.9"), vlan(200))]
         );
     }
 
     #[test]
-    fn a_vrrp_dpdk_interface_on_a_vlan_binds_the_instances_vips() {
+    fn a_vrrp_dpdk_interface_binds_the_instances_vips_to_its_device() {
         let vs = |vip: &str, bind: &str| {
             format!("virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n{bind}  real_server 10.0.0.2 80 {{\n  }}\n}}\n")
         };
         let text = format!(
             "vrrp_instance v {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0.100\n  virtual_router_id 1\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.1\n    10.0.0.3\n  }}\n  virtual_ipaddress_excluded {{\n    10.0.0.4\n  }}\n}}\n\
-             vrrp_instance w {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.5\n  }}\n}}\n{}{}{}{}",
+             vrrp_instance w {{\n  interface dpdk0.kni\n  dpdk_interface dpdk0\n  virtual_router_id 2\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.5\n  }}\n}}\n\
+             vrrp_instance x {{\n  interface dpdk1.kni\n  dpdk_interface dpdk1\n  virtual_router_id 3\n  priority 100\n  virtual_ipaddress {{\n    10.0.0.6\n  }}\n}}\n{}{}{}{}{}{}",
             vs("10.0.0.1", ""),
             vs("10.0.0.3", "  vip_bind_dev dpdk0.300\n"),
             vs("10.0.0.4", ""),
-            vs("10.0.0.5", "")
+            vs("10.0.0.5", ""),
+            vs("10.0.0.6", ""),
+            vs("10.0.0.7", "  vip_bind_dev dpdk1.7\n")
         );
         let loaded = load_str(&text, Path::new("k.conf"), &LoadOptions::default());
         assert!(loaded.is_runnable(), "{:?}", loaded.diagnostics);
         let plan = assemble(&loaded.model).expect("plan");
-        let vlans: Vec<Vec<(IpAddr, u16)>> =
-            plan.services.iter().map(|s| s.vlans.clone()).collect();
+        let devices: Vec<Vec<(IpAddr, Device)>> =
+            plan.services.iter().map(|s| s.devices.clone()).collect();
         let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        let vlan = |vlan| Device { port: 0, vlan };
         assert_eq!(
-            vlans,
+            devices,
             [
-                vec![(ip("10.0.0.1"), 100)],
+                vec![(ip("10.0.0.1"), vlan(100))],
                 // vip_bind_dev wins.
-                vec![(ip("10.0.0.3"), 300)],
-                vec![(ip("10.0.0.4"), 100)],
-                // A port, not a VLAN device: untagged.
+                vec![(ip("10.0.0.3"), vlan(300))],
+                vec![(ip("10.0.0.4"), vlan(100))],
+                // The first port, untagged.
                 vec![],
+                // The second port (two-arm), and a VLAN on it.
+                vec![(ip("10.0.0.6"), Device { port: 1, vlan: 0 })],
+                vec![(ip("10.0.0.7"), Device { port: 1, vlan: 7 })],
             ]
         );
     }

@@ -21,9 +21,11 @@ pub enum BackendOptions {
 /// `--backend dpdk` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DpdkOptions {
-    /// A PCI address or a vdev (`net_af_packet0,iface=eth0`, `net_pcap0,…`).
-    pub port: String,
-    /// Name of the kernel exception TAP (`None`: no exception path).
+    /// The ports, `dpdk0` first: PCI addresses or vdevs
+    /// (`net_af_packet0,iface=eth0`, `net_pcap0,…`).
+    pub ports: Vec<String>,
+    /// Name of the first port's kernel exception TAP (`None`: no exception
+    /// path); the others' follow from it ([`tap_name`]).
     pub kni: Option<String>,
     /// Workers = rx/tx queue pairs (RSS spreads flows over them).
     pub workers: u16,
@@ -37,6 +39,22 @@ pub struct DpdkOptions {
     pub eal_args: Vec<String>,
     /// The CPU each worker is pinned to (empty: not pinned).
     pub cores: Vec<usize>,
+}
+
+/// The name of port `index`'s exception TAP when the first port's is
+/// `first`: `first` itself for port 0; else its last number replaced by
+/// the index (`dpdk0` → `dpdk1`, DPVS's `dpdk0.kni` → `dpdk1.kni`), or the
+/// index appended when it has none (`kni` → `kni1`).
+pub fn tap_name(first: &str, index: usize) -> String {
+    if index == 0 {
+        return first.to_string();
+    }
+    let Some(end) = first.rfind(|c: char| c.is_ascii_digit()) else {
+        return format!("{first}{index}");
+    };
+    let head = &first[..=end];
+    let start = head.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    format!("{}{index}{}", &first[..start], &first[end + 1..])
 }
 
 /// Parses a CPU list as `taskset -c` writes it: `1`, `1,3`, `2-5,7`.
@@ -77,6 +95,27 @@ impl std::str::FromStr for CpuList {
 }
 
 impl DpdkOptions {
+    /// Checks the ports: at least one, none given twice.
+    ///
+    /// # Errors
+    /// No port, or a port named twice (naming it).
+    pub fn check_ports(&self) -> Result<(), BackendError> {
+        let name = |spec: &str| spec.split_once(',').map_or(spec, |(n, _)| n).to_string();
+        let mut seen = std::collections::BTreeSet::new();
+        for spec in &self.ports {
+            if !seen.insert(name(spec)) {
+                return Err(BackendError::Ports(format!(
+                    "port {} is given twice",
+                    name(spec)
+                )));
+            }
+        }
+        if self.ports.is_empty() {
+            return Err(BackendError::Ports("no port given".into()));
+        }
+        Ok(())
+    }
+
     /// Checks `cores` against the workers and the online CPUs, before
     /// anything is started.
     ///
@@ -143,6 +182,8 @@ pub enum BackendError {
     Worker(std::io::Error),
     #[error("--dpdk-cores: {0}")]
     Cores(String),
+    #[error("--dpdk-port: {0}")]
+    Ports(String),
     #[error("this dpvsd was built without DPDK support (rebuild with `--features dpdk`; needs apt-get install dpdk-dev libdpdk-dev libclang-dev pkg-config)")]
     NoDpdk,
     #[cfg(feature = "dpdk")]
@@ -154,31 +195,41 @@ pub enum BackendError {
 /// counters.
 #[derive(Debug, Default)]
 pub struct Running {
-    /// In a mutex because a DPDK device is `Send` but not `Sync`.
+    /// In a mutex because a DPDK device is `Send` but not `Sync`; one per
+    /// port.
     #[cfg(feature = "dpdk")]
-    dpdk: Option<std::sync::Mutex<dpdk::Port>>,
+    dpdk: Vec<std::sync::Mutex<dpdk::Port>>,
 }
 
 impl Running {
-    /// The kernel exception interface (DPDK's TAP), if any: its addresses
-    /// are the kernel's, see [`Running::set_kernel_addrs`].
-    pub fn kni(&self) -> Option<String> {
+    /// The kernel exception interfaces (DPDK's TAPs), index = port: their
+    /// addresses are the kernel's, see [`Running::set_kernel_addrs`].
+    pub fn knis(&self) -> Vec<String> {
         #[cfg(feature = "dpdk")]
-        if let Some(p) = &self.dpdk {
-            return p
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .kni
-                .clone();
-        }
-        None
+        return self
+            .dpdk
+            .iter()
+            .filter_map(|p| {
+                p.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .kni
+                    .clone()
+            })
+            .collect();
+        #[cfg(not(feature = "dpdk"))]
+        Vec::new()
     }
 
-    /// Tells the exception path which addresses are the kernel's (frames
-    /// for them are copied to the TAP).
-    pub fn set_kernel_addrs(&self, addrs: &[std::net::Ipv4Addr], addrs6: &[std::net::Ipv6Addr]) {
+    /// Tells port `port`'s exception path which addresses are the
+    /// kernel's on its TAP (frames for them are copied to it).
+    pub fn set_kernel_addrs(
+        &self,
+        port: usize,
+        addrs: &[std::net::Ipv4Addr],
+        addrs6: &[std::net::Ipv6Addr],
+    ) {
         #[cfg(feature = "dpdk")]
-        if let Some(p) = &self.dpdk {
+        if let Some(p) = self.dpdk.get(port) {
             use dataplane::io::dpdk::KernelAddrs;
             if addrs.len() > KernelAddrs::MAX || addrs6.len() > KernelAddrs::MAX {
                 tracing::warn!(
@@ -192,16 +243,23 @@ impl Running {
             p.device.kernel_addrs().set(addrs, addrs6);
         }
         #[cfg(not(feature = "dpdk"))]
-        let _ = (addrs, addrs6);
+        let _ = (port, addrs, addrs6);
     }
 
-    /// Port and queue counters (`dpvsctl status --json` → `ports`).
+    /// Port and queue counters, per port (`dpvsctl status --json` →
+    /// `ports`).
     pub fn ports(&self) -> Vec<crate::ctl::PortInfo> {
         #[cfg(feature = "dpdk")]
-        if let Some(p) = &self.dpdk {
-            let p = p.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            return vec![p.info()];
-        }
+        return self
+            .dpdk
+            .iter()
+            .map(|p| {
+                p.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .info()
+            })
+            .collect();
+        #[cfg(not(feature = "dpdk"))]
         Vec::new()
     }
 }
@@ -226,7 +284,10 @@ pub fn start(
         }
         #[cfg(feature = "dpdk")]
         BackendOptions::Dpdk(d) => Ok(Running {
-            dpdk: Some(std::sync::Mutex::new(dpdk::start(d, dp)?)),
+            dpdk: dpdk::start(d, dp)?
+                .into_iter()
+                .map(std::sync::Mutex::new)
+                .collect(),
         }),
         #[cfg(not(feature = "dpdk"))]
         BackendOptions::Dpdk(_) => Err(BackendError::NoDpdk),
@@ -237,10 +298,10 @@ pub fn start(
 mod dpdk {
     use std::sync::Arc;
 
-    use dataplane::io::dpdk::{eal_init, DpdkDevice, EalConfig, PortConfig, QueueStats};
+    use dataplane::io::dpdk::{eal_init, DpdkDevice, DpdkPorts, EalConfig, PortConfig, QueueStats};
     use dataplane::Dataplane;
 
-    use super::{BackendError, DpdkOptions};
+    use super::{tap_name, BackendError, DpdkOptions};
     use crate::ctl::{PortInfo, QueueInfo};
 
     /// The open port.
@@ -309,28 +370,43 @@ mod dpdk {
         cfg
     }
 
-    pub fn start(d: &DpdkOptions, dp: &mut Dataplane) -> Result<Port, BackendError> {
+    /// Opens every port (each with its queue pairs, TAP and steering)
+    /// and starts the workers, each polling its queue pair of every port.
+    /// A port that fails closes the ones opened before it.
+    pub fn start(d: &DpdkOptions, dp: &mut Dataplane) -> Result<Vec<Port>, BackendError> {
+        d.check_ports()?;
         d.check_cores(dataplane::io::affinity::online_cpus())?;
         let eal = eal_config(d);
         tracing::info!(args = %eal.args.join(" "), "starting DPDK EAL");
         eal_init(&eal)?;
-        let cfg = PortConfig {
-            queues: d.workers.max(1),
-            mbufs: d.mbufs,
-            exception_tap: d.kni.clone(),
-            ..PortConfig::default()
-        };
-        let mut device = DpdkDevice::open(&d.port, &cfg)?;
-        let queues = device.queue_stats().to_vec();
-        tracing::info!(port = %device.name(), mac = %device.mac(), workers = cfg.queues, kni = ?d.kni, "dataplane forwarding (dpdk)");
-        for q in device.take_queues() {
-            dp.spawn_worker(q).map_err(BackendError::Worker)?;
+        let mut ports = Vec::new();
+        let mut queues: Vec<Vec<_>> = Vec::new();
+        for (i, spec) in d.ports.iter().enumerate() {
+            let kni = d.kni.as_deref().map(|k| tap_name(k, i));
+            let cfg = PortConfig {
+                queues: d.workers.max(1),
+                mbufs: d.mbufs,
+                exception_tap: kni.clone(),
+                ..PortConfig::default()
+            };
+            let mut device = DpdkDevice::open(spec, &cfg)?;
+            tracing::info!(port = %device.name(), dev = %format!("dpdk{i}"), mac = %device.mac(), workers = cfg.queues, kni = ?kni, "dataplane forwarding (dpdk)");
+            queues.push(device.take_queues());
+            ports.push(Port {
+                queues: device.queue_stats().to_vec(),
+                device,
+                kni,
+            });
         }
-        Ok(Port {
-            device,
-            queues,
-            kni: d.kni.clone(),
-        })
+        for _ in 0..d.workers.max(1) {
+            let mine: Vec<_> = queues
+                .iter_mut()
+                .filter_map(|q| (!q.is_empty()).then(|| q.remove(0)))
+                .collect();
+            let io = DpdkPorts::new(mine).ok_or(BackendError::Ports("no port given".into()))?;
+            dp.spawn_worker(io).map_err(BackendError::Worker)?;
+        }
+        Ok(ports)
     }
 }
 
@@ -340,7 +416,7 @@ mod tests {
 
     fn opts(workers: u16, cores: Vec<usize>) -> DpdkOptions {
         DpdkOptions {
-            port: "net_null0".into(),
+            ports: vec!["net_null0".into()],
             kni: None,
             workers,
             hugepages: false,
@@ -349,6 +425,32 @@ mod tests {
             eal_args: Vec::new(),
             cores,
         }
+    }
+
+    #[test]
+    fn each_port_has_its_tap_named_with_its_index() {
+        let names = |first: &str| (0..3).map(|i| tap_name(first, i)).collect::<Vec<_>>();
+        assert_eq!(names("dpdk0"), ["dpdk0", "dpdk1", "dpdk2"]);
+        assert_eq!(names("dpdk0.kni"), ["dpdk0.kni", "dpdk1.kni", "dpdk2.kni"]);
+        assert_eq!(names("kni"), ["kni", "kni1", "kni2"]);
+        assert_eq!(names("tap10x"), ["tap10x", "tap1x", "tap2x"]);
+    }
+
+    #[test]
+    fn ports_are_given_once_each() {
+        let with = |ports: &[&str]| DpdkOptions {
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+            ..opts(1, Vec::new())
+        };
+        assert!(with(&["net_null0", "net_null1,size=64"])
+            .check_ports()
+            .is_ok());
+        let msg = |o: DpdkOptions| o.check_ports().map_err(|e| e.to_string());
+        assert_eq!(
+            msg(with(&["net_null0", "net_null0,size=64"])),
+            Err("--dpdk-port: port net_null0 is given twice".into())
+        );
+        assert_eq!(msg(with(&[])), Err("--dpdk-port: no port given".into()));
     }
 
     #[test]

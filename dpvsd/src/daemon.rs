@@ -206,11 +206,12 @@ impl RunState {
     /// entries must exist) and its sorry server in their current state.
     fn service_commands(&self, svc: &ServicePlan) -> Vec<Command> {
         let key = svc.spec.key;
-        // VLANs first: the service's first snapshot announces its addresses.
+        // Devices first: the service's first snapshot announces its
+        // addresses.
         let mut cmds: Vec<Command> = svc
-            .vlans
+            .devices
             .iter()
-            .map(|&(addr, vlan)| Command::SetVlan { addr, vlan })
+            .map(|&(addr, device)| Command::SetDevice { addr, device })
             .collect();
         cmds.push(Command::AddService(svc.spec.clone()));
         for s in &svc.servers {
@@ -360,6 +361,30 @@ struct Shared {
     ospf_status: watch::Receiver<OspfSnapshot>,
     /// The VIPs OSPF announces (the announce rule's result).
     announce: watch::Sender<BTreeSet<Ipv4Addr>>,
+}
+
+/// Addresses bound to a port dpvsd does not drive (`vip_bind_dev dpdk2`
+/// with two `--dpdk-port`s), one line each naming where it is: refused at
+/// start and on reload.
+fn device_errors(opts: &Options, plan: &Plan) -> Vec<String> {
+    let ports = match &opts.backend {
+        BackendOptions::Dpdk(d) => d.ports.len().max(1),
+        BackendOptions::AfPacket => 1,
+    };
+    plan.services
+        .iter()
+        .flat_map(|s| {
+            s.devices
+                .iter()
+                .filter(|(_, d)| usize::from(d.port) >= ports)
+                .map(move |(a, d)| {
+                    format!(
+                        "{}: {a} is bound to {d}, but dpvsd drives {ports} port(s) (dpdk0 … as --dpdk-port is given)",
+                        s.location
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The kernel side of the forwarding interface: the interface itself, or
@@ -518,6 +543,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
     // the start; service_commands below installs that state.
     let (_installed_below, quorum_scripts) = state.sync_quorums(&plan);
     let started = (|| -> Result<_, StartError> {
+        let bad = device_errors(&opts, &plan);
+        if !bad.is_empty() {
+            return Err(StartError::Config(bad.join("\n")));
+        }
         let mut dp = Dataplane::new(DataplaneConfig {
             conn_capacity: opts.conn_capacity,
             workers: opts.backend.workers(),
@@ -587,8 +616,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         announce: announce_tx,
     });
     reannounce(&shared, &lock(&shared.state));
-    if let Some(kni) = shared.backend.kni() {
-        tokio::spawn(follow_kernel_interface(Arc::clone(&shared), kni));
+    for (port, kni) in shared.backend.knis().into_iter().enumerate() {
+        tokio::spawn(follow_kernel_interface(Arc::clone(&shared), port, kni));
     }
     if let Some(l) = metrics_listener {
         let sh = Arc::clone(&shared);
@@ -701,12 +730,13 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
     reannounce(shared, &state);
 }
 
-/// With DPDK, the kernel's addresses live on the exception TAP, which the
-/// operator configures after start (`ip addr`, as on DPVS's KNI). Every
-/// second this follows them (IPv4 and IPv6): the exception path copies
-/// frames for them to the kernel, and the first IPv4 one is the source of
-/// the dataplane's ARP requests and TUN outer headers.
-async fn follow_kernel_interface(shared: Arc<Shared>, iface: String) {
+/// With DPDK, the kernel's addresses live on the exception TAPs (one per
+/// port), which the operator configures after start (`ip addr`, as on
+/// DPVS's KNI). Every second this follows port `port`'s (IPv4 and IPv6):
+/// its exception path copies frames for them to the kernel, and the first
+/// IPv4 one of port 0's is the source of the dataplane's ARP requests and
+/// TUN outer headers.
+async fn follow_kernel_interface(shared: Arc<Shared>, port: usize, iface: String) {
     let mut last = None;
     loop {
         let now: Vec<Ipv4Addr> = ospf_rt::interface_addrs(&iface)
@@ -723,10 +753,12 @@ async fn follow_kernel_interface(shared: Arc<Shared>, iface: String) {
         let now = (now, now6);
         if last.as_ref() != Some(&now) {
             tracing::info!(%iface, addrs = ?now.0, addrs6 = ?now.1, "kernel exception path addresses");
-            shared.backend.set_kernel_addrs(&now.0, &now.1);
+            shared.backend.set_kernel_addrs(port, &now.0, &now.1);
             let addr = now.0.first().copied();
-            if let Err(e) = lock(&shared.dp).apply(Command::SetInterfaceAddr { addr }) {
-                tracing::error!(error = %e, "dataplane refused the interface address");
+            if port == 0 {
+                if let Err(e) = lock(&shared.dp).apply(Command::SetInterfaceAddr { addr }) {
+                    tracing::error!(error = %e, "dataplane refused the interface address");
+                }
             }
             last = Some(now);
         }
@@ -849,6 +881,17 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
             diagnostics,
         );
     }
+    let bad = device_errors(&shared.opts, &plan);
+    if !bad.is_empty() {
+        diagnostics.extend(bad);
+        return rejected(
+            format!(
+                "{}: addresses bound to ports dpvsd does not drive",
+                path.display()
+            ),
+            diagnostics,
+        );
+    }
     let mut state = lock(&shared.state);
     let ids_before = (state.ids.clone(), state.next_id);
     state.assign_ids(&mut plan);
@@ -946,12 +989,12 @@ fn apply_diff(
             shared.health.add_subject(s.subject.clone());
         }
     };
-    // VLAN bindings that changed or went away (a removed service's too):
-    // the dataplane keeps a binding until it is set to 0.
+    // Device bindings that changed or went away (a removed service's too):
+    // the dataplane keeps a binding until it is set to the default.
     cmds.extend(
-        d.vlans
+        d.devices
             .iter()
-            .map(|&(addr, vlan)| Command::SetVlan { addr, vlan }),
+            .map(|&(addr, device)| Command::SetDevice { addr, device }),
     );
     for key in &d.removed {
         cmds.push(Command::DelService(*key));
@@ -1525,7 +1568,7 @@ mod tests {
                 },
                 servers: Vec::new(),
                 quorum,
-                vlans: Vec::new(),
+                devices: Vec::new(),
                 location: Default::default(),
             }],
             ..Plan::default()

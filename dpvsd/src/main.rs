@@ -94,11 +94,18 @@ struct BackendArgs {
     #[arg(long, value_name = "NAME", default_value = "afpacket", value_parser = ["afpacket", "dpdk"])]
     backend: String,
     /// DPDK port: a PCI address or a vdev, e.g. `net_af_packet0,iface=eth0`.
+    /// Repeat it for several ports ("two-arm"): they are `dpdk0`, `dpdk1`,
+    /// … in the order given, and keepalived.conf binds addresses to them
+    /// as on DPVS (`vip_bind_dev dpdk1`, `10.0.1.10 dpdk1` in a
+    /// `local_address_group`, a `vrrp_instance`'s `dpdk_interface dpdk1`);
+    /// unbound addresses live on `dpdk0`.
     #[arg(long, value_name = "SPEC", required_if_eq("backend", "dpdk"))]
-    dpdk_port: Option<String>,
-    /// Name of the kernel exception TAP created for the DPDK port (DPVS's
-    /// KNI): ARP, VRRP, OSPF, health checks and SSH go through it; give it
-    /// the kernel's addresses with `ip addr`.
+    dpdk_port: Vec<String>,
+    /// Name of the kernel exception TAP created for the (first) DPDK port
+    /// (DPVS's KNI): ARP, VRRP, OSPF, health checks and SSH go through it;
+    /// give it the kernel's addresses with `ip addr`. Port N's TAP is named
+    /// with N in place of the last number: `dpdk0` gives `dpdk1`,
+    /// `dpdk0.kni` gives `dpdk1.kni`; `kni` gives `kni1`.
     #[arg(long, value_name = "IF")]
     dpdk_kni: Option<String>,
     /// Run DPDK without hugepages (`--no-huge`; slower, works anywhere).
@@ -125,10 +132,10 @@ struct BackendArgs {
 impl BackendArgs {
     /// The backend and what it forwards on (`None`: nothing forwarded).
     fn resolve(&self, interface: Option<&String>) -> (BackendOptions, Option<String>) {
-        match (self.backend.as_str(), &self.dpdk_port) {
+        match (self.backend.as_str(), self.dpdk_port.first()) {
             ("dpdk", Some(port)) => (
                 BackendOptions::Dpdk(DpdkOptions {
-                    port: port.clone(),
+                    ports: self.dpdk_port.clone(),
                     kni: self.dpdk_kni.clone(),
                     workers: self.workers.max(1),
                     hugepages: !self.dpdk_no_huge,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
-use dataplane::ServiceKey;
+use dataplane::{Device, ServiceKey};
 
 use crate::assemble::{Plan, ServerPlan, ServicePlan, VrrpPlan};
 
@@ -52,9 +52,10 @@ pub struct PlanDiff {
     pub vrrp: Option<String>,
     /// The OSPF announcer changed: it restarts.
     pub ospf: Option<String>,
-    /// VIPs and local addresses whose 802.1Q VLAN binding changed, with
-    /// the new VLAN (0: bound to none any more), sorted by address.
-    pub vlans: Vec<(IpAddr, u16)>,
+    /// VIPs and local addresses whose device (port, 802.1Q VLAN) binding
+    /// changed, with the new device (the default: bound to none any more),
+    /// sorted by address.
+    pub devices: Vec<(IpAddr, Device)>,
 }
 
 impl PlanDiff {
@@ -64,7 +65,7 @@ impl PlanDiff {
             && self.changed.is_empty()
             && self.vrrp.is_none()
             && self.ospf.is_none()
-            && self.vlans.is_empty()
+            && self.devices.is_empty()
     }
 
     /// One human-readable line per change (for logs and `dpvsctl reload --dry-run`).
@@ -99,10 +100,11 @@ impl PlanDiff {
                 out.push(format!("change real server {} of {k}: {ch}", ch.addr));
             }
         }
-        for (addr, vlan) in &self.vlans {
-            out.push(match vlan {
-                0 => format!("unbind {addr} from its VLAN"),
-                v => format!("bind {addr} to VLAN {v}"),
+        for (addr, device) in &self.devices {
+            out.push(if *device == Device::default() {
+                format!("unbind {addr} from its device")
+            } else {
+                format!("bind {addr} to {device}")
             });
         }
         if let Some(v) = &self.vrrp {
@@ -186,7 +188,7 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
         .map(|s| s.spec.key)
         .filter(|k| !new_by.contains_key(k))
         .collect();
-    d.vlans = vlan_changes(old, new);
+    d.devices = device_changes(old, new);
     d.vrrp = vrrp_change(old.vrrp.as_ref(), new.vrrp.as_ref());
     d.ospf = match (&old.ospf, &new.ospf) {
         (a, b) if a == b => None,
@@ -197,25 +199,30 @@ pub fn diff(old: &Plan, new: &Plan) -> PlanDiff {
     d
 }
 
-/// Every address's VLAN binding in `plan` (as the daemon installs them:
+/// Every address's device binding in `plan` (as the daemon installs them:
 /// service by service, a later service's binding of the same address wins).
-fn vlan_map(plan: &Plan) -> BTreeMap<IpAddr, u16> {
+fn device_map(plan: &Plan) -> BTreeMap<IpAddr, Device> {
     plan.services
         .iter()
-        .flat_map(|s| s.vlans.iter().copied())
+        .flat_map(|s| s.devices.iter().copied())
         .collect()
 }
 
-/// The VLAN bindings that differ between `old` and `new`: the new VLAN,
-/// 0 where a binding went away (the dataplane would keep it otherwise).
-fn vlan_changes(old: &Plan, new: &Plan) -> Vec<(IpAddr, u16)> {
-    let (o, n) = (vlan_map(old), vlan_map(new));
-    let mut out: Vec<(IpAddr, u16)> = n
+/// The device bindings that differ between `old` and `new`: the new
+/// device, the default where a binding went away (the dataplane would
+/// keep it otherwise).
+fn device_changes(old: &Plan, new: &Plan) -> Vec<(IpAddr, Device)> {
+    let (o, n) = (device_map(old), device_map(new));
+    let mut out: Vec<(IpAddr, Device)> = n
         .iter()
         .filter(|(a, v)| o.get(*a) != Some(*v))
         .map(|(&a, &v)| (a, v))
         .collect();
-    out.extend(o.keys().filter(|a| !n.contains_key(*a)).map(|&a| (a, 0)));
+    out.extend(
+        o.keys()
+            .filter(|a| !n.contains_key(*a))
+            .map(|&a| (a, Device::default())),
+    );
     out.sort_unstable();
     out
 }
@@ -319,22 +326,26 @@ mod tests {
         // address moves to VLAN 300.
         let b = plan(&format!("{}{}", group("dpdk0.300"), vs("10.0.0.1", "")));
         let d = diff(&a, &b);
+        let vlan = |vlan| Device { port: 0, vlan };
         assert_eq!(
-            d.vlans,
+            d.devices,
             [
-                (ip("10.0.0.1"), 0),
-                (ip("10.0.0.9"), 0),
-                (ip("10.0.0.200"), 300)
+                (ip("10.0.0.1"), vlan(0)),
+                (ip("10.0.0.9"), vlan(0)),
+                (ip("10.0.0.200"), vlan(300))
             ]
         );
         assert!(d
             .lines()
-            .contains(&"unbind 10.0.0.1 from its VLAN".to_string()));
+            .contains(&"unbind 10.0.0.1 from its device".to_string()));
+        assert!(d
+            .lines()
+            .contains(&"bind 10.0.0.200 to dpdk0.300".to_string()));
         // Only the binding changed: still a change to apply.
         let c = plan(&format!("{}{}", group("dpdk0.300"), vs("10.0.0.1", bound)));
         let d = diff(&b, &c);
         assert!(!d.is_empty());
-        assert_eq!(d.vlans, [(ip("10.0.0.1"), 100)]);
+        assert_eq!(d.devices, [(ip("10.0.0.1"), vlan(100))]);
         assert!(d.changed.is_empty() && d.added.is_empty());
     }
 

@@ -52,6 +52,7 @@
 mod family;
 mod fast;
 mod nat64;
+mod port;
 mod proxyproto;
 mod snat;
 mod synproxy;
@@ -266,6 +267,10 @@ pub struct Snapshot {
     /// The VLAN ids of `addr_vlans` (sorted, deduplicated): tagged frames
     /// on other VLANs are dropped as `unknown_vlan`.
     pub vlan_ids: Vec<u16>,
+    /// VIPs and local addresses bound to a port other than the first
+    /// (`vip_bind_dev dpdk1`), with its index, sorted by address (`port.rs`).
+    /// Addresses not listed are on port 0.
+    pub addr_ports: Vec<(IpAddr, u16)>,
 }
 
 impl Snapshot {
@@ -283,11 +288,12 @@ impl Snapshot {
 
     /// The VLAN `ip` (a VIP or local address) is bound to; 0: untagged.
     pub fn vlan_of(&self, ip: impl Into<IpAddr>) -> u16 {
-        let ip = ip.into();
-        match self.addr_vlans.binary_search_by(|(a, _)| a.cmp(&ip)) {
-            Ok(i) => self.addr_vlans[i].1,
-            Err(_) => 0,
-        }
+        bound_to(&self.addr_vlans, ip.into())
+    }
+
+    /// The port `ip` (a VIP or local address) is bound to; 0: the first.
+    pub fn port_of(&self, ip: impl Into<IpAddr>) -> u16 {
+        bound_to(&self.addr_ports, ip.into())
     }
 
     /// The persistence of IPv4 service number `i`.
@@ -316,6 +322,14 @@ impl Snapshot {
     #[inline]
     pub fn limits_of(&self, i: usize) -> Option<&ServerLimits> {
         Ipv4Addr::limits_of(self, i)
+    }
+}
+
+/// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
+fn bound_to(list: &[(IpAddr, u16)], ip: IpAddr) -> u16 {
+    match list.binary_search_by(|(a, _)| a.cmp(&ip)) {
+        Ok(i) => list[i].1,
+        Err(_) => 0,
     }
 }
 
@@ -356,6 +370,8 @@ struct Neighbour<A> {
     /// The VLAN it is asked on: its source address's, then the one its
     /// last ARP / neighbor advertisement came on (0: untagged).
     vlan: u16,
+    /// The port it is asked on: its source address's ([`port`]).
+    port: u16,
 }
 
 /// A TCP/UDP packet to one of our addresses, parsed and validated.
@@ -427,6 +443,8 @@ enum Stage {
 #[derive(Debug)]
 struct Side<A: Family> {
     mac: MacAddr,
+    /// Every port's MAC (index = port; `[mac]` with one port).
+    macs: Vec<MacAddr>,
     /// This worker's number (its slot in the traffic counters).
     worker: usize,
     conns: ConnTable<A>,
@@ -472,6 +490,14 @@ pub struct Engine {
     /// Neighbours' MACs → the VLAN they answered on (bounded; only filled
     /// while VLANs are configured): forwarded frames to them leave there.
     neigh_vlans: FastMap<MacAddr, u16>,
+    /// Every port's MAC (index = port; `[mac]` with one port, [`port`]).
+    /// `mac` is the one of the port being received from.
+    macs: Vec<MacAddr>,
+    /// The port of the burst being handled.
+    rx_port: u16,
+    /// Neighbours' MACs → the port they answered on (bounded; only filled
+    /// with several ports): forwarded frames to them leave there.
+    neigh_ports: FastMap<MacAddr, u16>,
 }
 
 impl Engine {
@@ -503,6 +529,9 @@ impl Engine {
             pp: ProxyProto::default(),
             rx_vlan: 0,
             neigh_vlans: vlan::neighbour_map(),
+            macs: vec![mac],
+            rx_port: 0,
+            neigh_ports: FastMap::default(),
         }
     }
 
@@ -537,6 +566,7 @@ impl Engine {
     /// newly owned addresses (gratuitous ARP, unsolicited NA) and starts
     /// resolving new real servers.
     pub fn set_snapshot(&mut self, snap: Arc<Snapshot>, now_ms: u64, ctl: &mut Burst) {
+        let from = ctl.len();
         // Destinations the new snapshot drops take their counts with them.
         self.flush_stats();
         let old = std::mem::replace(&mut self.snap, snap);
@@ -548,6 +578,7 @@ impl Engine {
         }
         self.v4.publish(&old, &self.snap, now_ms, ctl);
         self.v6.publish(&old, &self.snap, now_ms, ctl);
+        self.route_ctl(ctl, from);
     }
 
     /// Periodic work between bursts: expire idle connections (at most
@@ -555,6 +586,7 @@ impl Engine {
     /// [`SWEEP_PERIOD_MS`]), refresh neighbours and, every
     /// [`STATS_FLUSH_MS`], [`Engine::flush_stats`].
     pub fn housekeeping(&mut self, now_ms: u64, sweep_budget: usize, ctl: &mut Burst) {
+        let from = ctl.len();
         if now_ms.saturating_sub(self.last_flush_ms) >= STATS_FLUSH_MS {
             self.last_flush_ms = now_ms;
             self.flush_stats();
@@ -567,6 +599,7 @@ impl Engine {
                 self.v6.refresh_neighbours(ctl);
             }
         }
+        self.route_ctl(ctl, from);
     }
 
     /// Adds the packets and bytes this worker counted since the last flush
@@ -577,7 +610,8 @@ impl Engine {
         self.v6.conns.flush_stats();
     }
 
-    /// Handles one received frame, rewriting it in place. The frame cannot
+    /// Handles one received frame (of a one-port engine: see
+    /// [`Engine::handle_burst_on`] for several), rewriting it in place. The frame cannot
     /// grow, so TUN packets (and untagged frames leaving on a VLAN) are
     /// dropped as `no_room`, and a frame that shrinks (NAT64 to IPv4, a
     /// tag removed) keeps stale bytes at its end: use
@@ -610,6 +644,27 @@ impl Engine {
         ctl: &mut Burst,
         mut out: impl FnMut(&F, Verdict),
     ) {
+        self.handle_burst_on(0, frames, now_ms, ctl, |f, v, _| out(f, v));
+    }
+
+    /// [`Engine::handle_burst`] of frames received on port number `port`
+    /// (`port.rs`): `out` also gets the port a forwarded frame leaves on
+    /// (always 0 with one port), and control frames appended to `ctl` are
+    /// marked with theirs ([`Frame::port`]).
+    #[inline]
+    pub fn handle_burst_on<F: FrameBuf>(
+        &mut self,
+        port: u16,
+        frames: &mut [F],
+        now_ms: u64,
+        ctl: &mut Burst,
+        mut out: impl FnMut(&F, Verdict, u16),
+    ) {
+        let multi = self.macs.len() > 1;
+        let from = ctl.len();
+        if multi {
+            self.receive_on(port);
+        }
         for chunk in frames.chunks_mut(PIPELINE) {
             // Borrowed out of `self` (no allocation), `PIPELINE` long, so
             // each stage is written and read in place rather than copied.
@@ -650,9 +705,17 @@ impl Engine {
                     None => self.finish(stage, f.room_mut(), len, now_ms, ctl),
                 };
                 f.set_len(len);
-                out(f, verdict);
+                // port.rs: with several ports, where it leaves.
+                let to = match verdict {
+                    Verdict::Forward if multi => self.route(f.room_mut().get_mut(..len)),
+                    _ => 0,
+                };
+                out(f, verdict, to);
             }
             self.stages = taken;
+        }
+        if multi {
+            self.route_ctl(ctl, from);
         }
     }
 
@@ -812,9 +875,10 @@ impl Engine {
         // A NAT64 real server (mapped on the IPv6 side) answers ARP too.
         let known = self.v6.learn(ip.to_ipv6_mapped(), mac, self.rx_vlan) || known;
         self.learn_vlan(known, mac);
+        self.learn_port(known, mac);
         if req.operation != ArpOperation::Request
             || !self.answers_for(req.target_protocol_addr)
-            || self.snap.vlan_of(req.target_protocol_addr) != self.rx_vlan
+            || !self.on_rx_link(req.target_protocol_addr)
             || req.source_protocol_addr == req.target_protocol_addr
         {
             return Verdict::Ignore;
@@ -1001,6 +1065,7 @@ impl<A: Family> Side<A> {
         neighbours.reserve(MAX_NEIGHBOURS);
         Side {
             mac,
+            macs: vec![mac],
             worker,
             conns: ConnTable::new(conn_capacity, worker),
             dests: Vec::new(),
@@ -1021,7 +1086,8 @@ impl<A: Family> Side<A> {
         self.cursors.clear();
         self.cursors.resize(A::services(snap).len(), 0);
         for &ip in A::owned_vips(snap).iter().chain(A::local_addrs(snap)) {
-            if !old.owns_vip(ip) && !old.is_local(ip) && A::announce(ctl, self.mac, ip) {
+            let mac = self.port_mac(snap.port_of(ip));
+            if !old.owns_vip(ip) && !old.is_local(ip) && A::announce(ctl, mac, ip) {
                 vlan::tag_last(ctl, snap.vlan_of(ip));
             }
         }
@@ -1029,20 +1095,27 @@ impl<A: Family> Side<A> {
             if self.neighbours.len() >= MAX_NEIGHBOURS && !self.neighbours.contains_key(&ip) {
                 continue;
             }
-            let vlan = snap.vlan_of(source);
+            let (vlan, port) = (snap.vlan_of(source), snap.port_of(source));
             let n = self.neighbours.entry(ip).or_insert(Neighbour {
                 mac: None,
                 source,
                 requested_ms: None,
                 vlan,
+                port,
             });
             if n.source != source {
                 n.vlan = vlan;
             }
             n.source = source;
+            n.port = port;
             if n.mac.is_none() {
                 n.requested_ms = Some(now_ms);
-                vlan::solicit(ctl, self.mac, source, ip, n.vlan);
+                let mac = self
+                    .macs
+                    .get(usize::from(port))
+                    .copied()
+                    .unwrap_or(self.mac);
+                vlan::solicit(ctl, mac, source, ip, n.vlan);
             }
         }
     }
@@ -1055,7 +1128,7 @@ impl<A: Family> Side<A> {
     /// Asks every known neighbour again; false when `ctl` filled up.
     fn refresh_neighbours(&self, ctl: &mut Burst) -> bool {
         for (&ip, n) in &self.neighbours {
-            if !vlan::solicit(ctl, self.mac, n.source, ip, n.vlan) {
+            if !vlan::solicit(ctl, self.port_mac(n.port), n.source, ip, n.vlan) {
                 return false;
             }
         }
@@ -1666,7 +1739,12 @@ impl<A: Family> Side<A> {
             .is_none_or(|t| now_ms.saturating_sub(t) >= ARP_RETRY_MS);
         if due {
             n.requested_ms = Some(now_ms);
-            vlan::solicit(ctl, self.mac, n.source, ip, n.vlan);
+            let mac = self
+                .macs
+                .get(usize::from(n.port))
+                .copied()
+                .unwrap_or(self.mac);
+            vlan::solicit(ctl, mac, n.source, ip, n.vlan);
         }
         Err(Drop::NeighbourUnresolved)
     }

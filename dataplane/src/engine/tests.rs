@@ -1762,6 +1762,8 @@ mod v6;
 
 mod vlan;
 
+mod port;
+
 mod fast;
 
 #[test]

@@ -319,6 +319,7 @@ impl Engine {
             if let Some(mac) = msg.nd_lladdr(OPT_TARGET_LLADDR) {
                 let known = self.v6.learn(target, mac, self.rx_vlan);
                 self.learn_vlan(known, mac);
+                self.learn_port(known, mac);
             }
             return (Verdict::Ignore, len);
         }
@@ -327,9 +328,10 @@ impl Engine {
             if !src.is_unspecified() {
                 let known = self.v6.learn(src, mac, self.rx_vlan);
                 self.learn_vlan(known, mac);
+                self.learn_port(known, mac);
             }
         }
-        if !self.answers_for(target) || self.snap.vlan_of(target) != self.rx_vlan {
+        if !self.answers_for(target) || !self.on_rx_link(target) {
             return (Verdict::Ignore, len);
         }
         // RFC 4861 §7.2.4: to the soliciting node, or to all nodes when it

@@ -799,6 +799,7 @@ impl DpdkDevice {
                 rx_len: 0,
                 tx: [ptr::null_mut(); BATCH],
                 tx_len: 0,
+                tx_bytes: 0,
                 spare: [ptr::null_mut(); BATCH],
                 spare_len: 0,
                 idle_sleep: cfg.idle_sleep,
@@ -957,8 +958,8 @@ struct Exception {
 #[derive(Debug)]
 pub struct MbufFrame {
     m: *mut sys::rte_mbuf,
-    /// The handler asked to send it.
-    send: std::cell::Cell<bool>,
+    /// The port the handler asked to send it on.
+    to: std::cell::Cell<Option<u16>>,
 }
 
 impl FrameBuf for MbufFrame {
@@ -1017,6 +1018,8 @@ pub struct DpdkPort {
     /// Queued for transmit.
     tx: [*mut sys::rte_mbuf; BATCH],
     tx_len: usize,
+    /// Bytes queued for transmit since the last count.
+    tx_bytes: u64,
     /// Allocated in bulk, not used yet.
     spare: [*mut sys::rte_mbuf; BATCH],
     spare_len: usize,
@@ -1124,7 +1127,9 @@ impl DpdkPort {
             };
             bump(&self.stats.tx_dropped, (self.tx_len - sent) as u64);
             bump(&self.stats.tx_packets, sent as u64);
+            bump(&self.stats.tx_bytes, self.tx_bytes);
             self.tx_len = 0;
+            self.tx_bytes = 0;
         }
         if let Some(t) = &mut self.tap {
             if t.tx_len > 0 {
@@ -1426,7 +1431,7 @@ impl PacketIo for DpdkPort {
         };
         self.tx[self.tx_len] = m;
         self.tx_len += 1;
-        bump(&self.stats.tx_bytes, frame.len() as u64);
+        self.tx_bytes += frame.len() as u64;
         Ok(true)
     }
 
@@ -1438,68 +1443,7 @@ impl PacketIo for DpdkPort {
         _burst: &mut Burst,
         handler: &mut H,
     ) -> Result<BurstCounts, IoError> {
-        self.register();
-        self.flush_tx();
-        let mut c = BurstCounts::default();
-        if self.poll() == 0 {
-            return Ok(c);
-        }
-        let mut frames: [MbufFrame; BATCH] = std::array::from_fn(|_| MbufFrame {
-            m: ptr::null_mut(),
-            send: std::cell::Cell::new(false),
-        });
-        // Mbufs to free (oversize, or not sent): one bulk free per burst.
-        let mut free = [ptr::null_mut::<sys::rte_mbuf>(); BATCH];
-        let (mut k, mut nfree, mut bytes) = (0, 0, 0u64);
-        for &m in &self.rx[self.rx_pos..self.rx_len] {
-            // SAFETY: m is a received, owned mbuf; its data (first segment)
-            // starts at mtod.
-            let (len, chained) = unsafe {
-                let len = sys::mbuf_data_len(m);
-                crate::prefetch::prefetch(&*sys::mbuf_data(m));
-                (len, sys::mbuf_pkt_len(m) != u32::from(len))
-            };
-            if chained || usize::from(len) > FRAME_CAP {
-                free[nfree] = m;
-                nfree += 1;
-                continue;
-            }
-            bytes += u64::from(len);
-            frames[k].m = m;
-            k += 1;
-        }
-        let oversize = nfree as u64;
-        self.rx_pos = self.rx_len;
-        c.rx = k;
-        handler.handle(&mut frames[..k], &mut |f, send| f.send.set(send));
-        // tx was flushed above and k <= BATCH: the sent ones all fit.
-        let mut tx_bytes = 0u64;
-        for f in &frames[..k] {
-            if f.send.get() && self.tx_len < BATCH {
-                tx_bytes += f.len() as u64;
-                self.tx[self.tx_len] = f.m;
-                self.tx_len += 1;
-                c.tx += 1;
-            } else {
-                c.tx_full += usize::from(f.send.get());
-                free[nfree] = f.m;
-                nfree += 1;
-            }
-        }
-        if nfree > 0 {
-            // SAFETY: free[..nfree] are owned mbufs, not queued, no longer
-            // referenced.
-            unsafe { sys::dpvs_pktmbuf_free_bulk(free.as_mut_ptr(), nfree as u32) };
-        }
-        bump(&self.stats.rx_packets, k as u64);
-        bump(&self.stats.rx_bytes, bytes);
-        bump(&self.stats.tx_bytes, tx_bytes);
-        if oversize > 0 {
-            bump(&self.stats.rx_oversize, oversize);
-        }
-        // One transmit per received burst, while the frames are hot.
-        self.flush_tx();
-        Ok(c)
+        Ok(process_on(std::slice::from_mut(self), 0, handler))
     }
 
     fn snapshot_changed(&mut self, snap: &Snapshot) {
@@ -1509,24 +1453,194 @@ impl PacketIo for DpdkPort {
     }
 
     fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
-        self.register();
-        self.flush_tx();
-        if self.poll() > 0 {
-            return Ok(());
+        wait_any(std::slice::from_mut(self), timeout);
+        Ok(())
+    }
+}
+
+/// [`PacketIo::process`] of `ports[i]`'s staged mbufs (received by
+/// [`DpdkPort::poll`]): handed to `handler` as [`MbufFrame`]s of port
+/// `i`, rewritten in place; each it sends is queued for transmit on the
+/// port it names (as it is: an mbuf may leave by another port than it
+/// came), the others freed.
+fn process_on<H: BurstHandler>(ports: &mut [DpdkPort], i: usize, handler: &mut H) -> BurstCounts {
+    let mut c = BurstCounts::default();
+    let Some(p) = ports.get_mut(i) else {
+        return c;
+    };
+    p.register();
+    p.flush_tx();
+    if p.poll() == 0 {
+        return c;
+    }
+    let mut frames: [MbufFrame; BATCH] = std::array::from_fn(|_| MbufFrame {
+        m: ptr::null_mut(),
+        to: std::cell::Cell::new(None),
+    });
+    // Mbufs to free (oversize, or not sent): one bulk free per burst.
+    let mut free = [ptr::null_mut::<sys::rte_mbuf>(); BATCH];
+    let (mut k, mut nfree, mut bytes) = (0, 0, 0u64);
+    for &m in &p.rx[p.rx_pos..p.rx_len] {
+        // SAFETY: m is a received, owned mbuf; its data (first segment)
+        // starts at mtod.
+        let (len, chained) = unsafe {
+            let len = sys::mbuf_data_len(m);
+            crate::prefetch::prefetch(&*sys::mbuf_data(m));
+            (len, sys::mbuf_pkt_len(m) != u32::from(len))
+        };
+        if chained || usize::from(len) > FRAME_CAP {
+            free[nfree] = m;
+            nfree += 1;
+            continue;
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.idle_sleep {
-                Some(d) => std::thread::sleep(d.min(timeout)),
-                None => {
-                    for _ in 0..64 {
-                        std::hint::spin_loop();
-                    }
+        bytes += u64::from(len);
+        frames[k].m = m;
+        k += 1;
+    }
+    p.rx_pos = p.rx_len;
+    bump(&p.stats.rx_packets, k as u64);
+    bump(&p.stats.rx_bytes, bytes);
+    if nfree > 0 {
+        bump(&p.stats.rx_oversize, nfree as u64);
+    }
+    c.rx = k;
+    handler.handle(i as u16, &mut frames[..k], &mut |f, to| f.to.set(to));
+    for f in &frames[..k] {
+        let to = f.to.get();
+        match to.and_then(|to| ports.get_mut(usize::from(to))) {
+            Some(out) => {
+                if out.tx_len == BATCH {
+                    out.flush_tx();
+                }
+                out.tx_bytes += f.len() as u64;
+                out.tx[out.tx_len] = f.m;
+                out.tx_len += 1;
+                c.tx += 1;
+            }
+            None => {
+                c.tx_full += usize::from(to.is_some());
+                free[nfree] = f.m;
+                nfree += 1;
+            }
+        }
+    }
+    if nfree > 0 {
+        // SAFETY: free[..nfree] are owned mbufs, not queued, no longer
+        // referenced.
+        unsafe { sys::dpvs_pktmbuf_free_bulk(free.as_mut_ptr(), nfree as u32) };
+    }
+    // One transmit per received burst, while the frames are hot.
+    for p in ports.iter_mut() {
+        p.flush_tx();
+    }
+    c
+}
+
+/// [`PacketIo::wait`] over `ports`: until one has frames staged or
+/// `timeout` passed, busy-polling or sleeping as the first's
+/// `idle_sleep` says.
+fn wait_any(ports: &mut [DpdkPort], timeout: Duration) {
+    let mut staged = false;
+    for p in ports.iter_mut() {
+        p.register();
+        p.flush_tx();
+        staged |= p.poll() > 0;
+    }
+    if staged {
+        return;
+    }
+    let idle_sleep = ports.first().and_then(|p| p.idle_sleep);
+    let deadline = Instant::now() + timeout;
+    loop {
+        match idle_sleep {
+            Some(d) => std::thread::sleep(d.min(timeout)),
+            None => {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
                 }
             }
-            if self.poll() > 0 || Instant::now() >= deadline {
-                return Ok(());
-            }
+        }
+        // Every port is polled (each also moves its TAP's frames out).
+        let mut staged = false;
+        for p in ports.iter_mut() {
+            staged |= p.poll() > 0;
+        }
+        if staged || Instant::now() >= deadline {
+            return;
+        }
+    }
+}
+
+/// One worker's queue pairs on several ports (DPVS's two-arm: `dpdk0`,
+/// `dpdk1`, … in this order): it polls them all and forwards between
+/// them ([`crate::engine::Engine::handle_burst_on`]).
+#[derive(Debug)]
+pub struct DpdkPorts {
+    ports: Vec<DpdkPort>,
+}
+
+impl DpdkPorts {
+    /// The worker's queue pair of each port, port 0 first; `None` when
+    /// `ports` is empty.
+    pub fn new(ports: Vec<DpdkPort>) -> Option<DpdkPorts> {
+        (!ports.is_empty()).then_some(DpdkPorts { ports })
+    }
+}
+
+impl PacketIo for DpdkPorts {
+    fn mac(&self) -> MacAddr {
+        self.ports.first().map_or(MacAddr::default(), |p| p.mac)
+    }
+
+    fn macs(&self) -> Vec<MacAddr> {
+        self.ports.iter().map(|p| p.mac).collect()
+    }
+
+    /// Copies what every port received into `burst`, port 0 first (which
+    /// port a frame came on is lost: workers use [`PacketIo::process`]).
+    fn recv(&mut self, burst: &mut Burst) -> Result<usize, IoError> {
+        let mut n = 0;
+        for p in &mut self.ports {
+            n += p.recv(burst)?;
+        }
+        Ok(n)
+    }
+
+    fn send(&mut self, frame: &[u8]) -> Result<bool, IoError> {
+        self.send_on(0, frame)
+    }
+
+    fn send_on(&mut self, port: u16, frame: &[u8]) -> Result<bool, IoError> {
+        match self.ports.get_mut(usize::from(port)) {
+            Some(p) => p.send(frame),
+            None => Ok(false),
+        }
+    }
+
+    /// [`DpdkPort`]'s zero-copy `process` on each port in turn.
+    fn process<H: BurstHandler>(
+        &mut self,
+        _burst: &mut Burst,
+        handler: &mut H,
+    ) -> Result<BurstCounts, IoError> {
+        let mut c = BurstCounts::default();
+        for i in 0..self.ports.len() {
+            let d = process_on(&mut self.ports, i, handler);
+            c.rx += d.rx;
+            c.tx += d.tx;
+            c.tx_full += d.tx_full;
+        }
+        Ok(c)
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<(), IoError> {
+        wait_any(&mut self.ports, timeout);
+        Ok(())
+    }
+
+    fn snapshot_changed(&mut self, snap: &Snapshot) {
+        for p in &mut self.ports {
+            p.snapshot_changed(snap);
         }
     }
 }
@@ -2035,7 +2149,12 @@ mod tests {
     fn process_rewrites_mbufs_in_place_and_sends_them() {
         struct Grow;
         impl BurstHandler for Grow {
-            fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool)) {
+            fn handle<F: FrameBuf>(
+                &mut self,
+                _port: u16,
+                frames: &mut [F],
+                verdict: &mut dyn FnMut(&F, Option<u16>),
+            ) {
                 for (i, f) in frames.iter_mut().enumerate() {
                     let len = f.len();
                     let room = f.room_mut();
@@ -2043,7 +2162,7 @@ mod tests {
                     room[0] = 0xee;
                     room[len..len + 20].fill(0xab);
                     f.set_len(len + 20);
-                    verdict(f, i % 2 == 0);
+                    verdict(f, (i % 2 == 0).then_some(0));
                 }
             }
         }

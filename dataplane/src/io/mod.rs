@@ -43,6 +43,7 @@ struct FrameBytes([u8; FRAME_CAP]);
 pub struct Frame {
     buf: Box<FrameBytes>,
     len: usize,
+    port: u16,
 }
 
 impl Frame {
@@ -50,7 +51,18 @@ impl Frame {
         Frame {
             buf: Box::new(FrameBytes([0; FRAME_CAP])),
             len: 0,
+            port: 0,
         }
+    }
+
+    /// The port a control frame the engine built leaves on (0 unless the
+    /// worker has several, [`crate::engine::Engine::set_port_macs`]).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn set_port(&mut self, port: u16) {
+        self.port = port;
     }
 
     /// The frame's bytes.
@@ -117,9 +129,15 @@ impl FrameBuf for Frame {
 
 /// What a worker does with a received burst (see [`PacketIo::process`]).
 pub trait BurstHandler {
-    /// Rewrites `frames` in place and calls `verdict(frame, send)` once for
-    /// each frame, in order.
-    fn handle<F: FrameBuf>(&mut self, frames: &mut [F], verdict: &mut dyn FnMut(&F, bool));
+    /// Rewrites `frames`, received on port number `port`, in place and
+    /// calls `verdict(frame, to)` once for each frame, in order: `to` is
+    /// the port to send it on, `None` to not send it.
+    fn handle<F: FrameBuf>(
+        &mut self,
+        port: u16,
+        frames: &mut [F],
+        verdict: &mut dyn FnMut(&F, Option<u16>),
+    );
 }
 
 /// What one [`PacketIo::process`] call did.
@@ -185,6 +203,7 @@ impl Burst {
         let n = data.len().min(FRAME_CAP);
         f.buf.0[..n].copy_from_slice(&data[..n]);
         f.len = n;
+        f.port = 0;
         self.commit();
         true
     }
@@ -199,10 +218,16 @@ impl Burst {
     }
 }
 
-/// A port the dataplane forwards on.
+/// The port (or ports: DPDK's two-arm, numbered from 0) a worker
+/// forwards on.
 pub trait PacketIo: Send {
-    /// The port's MAC address (source of everything the dataplane sends).
+    /// The (first) port's MAC address (source of what the dataplane sends).
     fn mac(&self) -> MacAddr;
+
+    /// Every port's MAC, index = port number. One port by default.
+    fn macs(&self) -> Vec<MacAddr> {
+        vec![self.mac()]
+    }
 
     /// Receives frames into `burst` until it is full or nothing is pending.
     /// Returns how many were added. Never blocks.
@@ -212,10 +237,21 @@ pub trait PacketIo: Send {
     /// counts a drop). Never blocks.
     fn send(&mut self, frame: &[u8]) -> Result<bool, IoError>;
 
+    /// Sends one frame on port number `port`: [`PacketIo::send`] for port
+    /// 0; a backend with one port has no room on others.
+    fn send_on(&mut self, port: u16, frame: &[u8]) -> Result<bool, IoError> {
+        if port == 0 {
+            self.send(frame)
+        } else {
+            Ok(false)
+        }
+    }
+
     /// Receives a burst, lets `handler` rewrite it in place and sends the
-    /// frames it forwards. The default copies: [`PacketIo::recv`] into
-    /// `burst`, [`PacketIo::send`] each forwarded frame; DPDK overrides it
-    /// to hand its mbufs to the handler and on to the NIC without copying.
+    /// frames it forwards. The default (one port) copies:
+    /// [`PacketIo::recv`] into `burst`, [`PacketIo::send_on`] each
+    /// forwarded frame; DPDK overrides it to hand its mbufs (of each of
+    /// its ports) to the handler and on to the NIC without copying.
     ///
     /// # Errors
     /// Receiving failed (sending errors count as `tx_full`).
@@ -232,9 +268,9 @@ pub trait PacketIo: Send {
             rx: self.recv(burst)?,
             ..BurstCounts::default()
         };
-        handler.handle(burst.frames_mut(), &mut |f, send| {
-            if send {
-                match self.send(f.data()) {
+        handler.handle(0, burst.frames_mut(), &mut |f, to| {
+            if let Some(port) = to {
+                match self.send_on(port, f.data()) {
                     Ok(true) => c.tx += 1,
                     Ok(false) | Err(_) => c.tx_full += 1,
                 }

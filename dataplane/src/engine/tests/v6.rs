@@ -16,7 +16,7 @@ pub(super) type End6 = (MacAddr, Ipv6Addr, u16);
 
 /// VIP6:80/tcp and VIP6:53/udp with `mode` to RS6 (ports 8080/5353 for
 /// FNAT and NAT, the VIP's ports otherwise).
-fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
+pub(super) fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
     let (tport, uport) = match mode {
         Forwarding::Fnat | Forwarding::Nat => (8080, 5353),
         _ => (80, 53),
@@ -51,7 +51,7 @@ fn snapshot6(mode: Forwarding, lips: &[Ipv6Addr]) -> Arc<Snapshot> {
 }
 
 /// An engine for `mode` over IPv6 whose real server is not resolved yet.
-fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
+pub(super) fn engine6_unresolved(mode: Forwarding, lips: &[Ipv6Addr]) -> (Engine, Burst) {
     engine6_unresolved_sized(mode, lips, 1024)
 }
 
@@ -88,6 +88,18 @@ fn engine6_sized(mode: Forwarding, lips: &[Ipv6Addr], capacity: usize) -> (Engin
     assert_eq!(e.handle(&mut na, 1, &mut ctl), Verdict::Ignore);
     ctl.clear();
     (e, ctl)
+}
+
+/// The client's neighbor solicitation for `target`, to its
+/// solicited-node multicast group.
+pub(super) fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::from([
+        0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
+    ]);
+    let mac = MacAddr([0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    let ends = ((CLIENT_MAC, mac), (CLIENT6, group));
+    nd(NEIGHBOR_SOLICIT, 0, ends.0, ends.1, target, 1, CLIENT_MAC)
 }
 
 /// An NS or NA built by etherparse: `target`, one link-layer address
@@ -1395,24 +1407,7 @@ fn fnat6_and_nd_on_vlans_golden() {
         lip_vlan,
     );
     // A solicitation for the VIP on its VLAN is answered there.
-    let o13 = VIP6.octets();
-    let ns = nd(
-        NEIGHBOR_SOLICIT,
-        0,
-        (
-            CLIENT_MAC,
-            MacAddr([0x33, 0x33, 0xff, o13[13], o13[14], o13[15]]),
-        ),
-        (
-            CLIENT6,
-            Ipv6Addr::from([
-                0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, o13[13], o13[14], o13[15],
-            ]),
-        ),
-        VIP6,
-        1,
-        CLIENT_MAC,
-    );
+    let ns = solicitation(VIP6);
     golden(&ns, vip_vlan, vip_vlan);
     // … and not on the LIP's VLAN.
     let (v, _) = handle_grow(&mut e, &tagged(&ns, lip_vlan), 6, &mut ctl);

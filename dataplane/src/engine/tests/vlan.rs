@@ -296,7 +296,7 @@ fn a_reload_that_removes_a_vlan_binding_leaves_no_stale_vlan() {
     let (mut e, mut o, mut ctl) = engines(Forwarding::Fnat, &[LIP], VIP_VLAN, LIP_VLAN, LIP_VLAN);
     let syn = tcp((CLIENT_MAC, CLIENT, 1), (LB_MAC, VIP, 80), true, false, b"");
     golden(&mut e, &mut o, &mut ctl, &syn, VIP_VLAN, LIP_VLAN);
-    // The reload unbinds the LIP (SetVlan 0): the real server is reached
+    // The reload unbinds the LIP (SetDevice to the default): the real server is reached
     // untagged from then on, and asked untagged.
     let snap = vlan_snapshot(Forwarding::Fnat, &[LIP], Some(IFACE), VIP_VLAN, 0);
     e.set_snapshot(snap, 10, &mut ctl);
