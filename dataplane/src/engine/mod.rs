@@ -658,13 +658,29 @@ impl Engine {
         frames: &mut [F],
         now_ms: u64,
         ctl: &mut Burst,
+        out: impl FnMut(&F, Verdict, u16),
+    ) {
+        if self.macs.len() > 1 {
+            let from = ctl.len();
+            self.receive_on(port);
+            self.pipeline::<true, F>(frames, now_ms, ctl, out);
+            self.route_ctl(ctl, from);
+        } else {
+            // One port: the same loop with the routing compiled out.
+            self.pipeline::<false, F>(frames, now_ms, ctl, out);
+        }
+    }
+
+    /// [`Engine::handle_burst_on`]'s pipeline; `MULTI`: several ports
+    /// (each forwarded frame is routed, `port.rs`).
+    #[inline(always)]
+    fn pipeline<const MULTI: bool, F: FrameBuf>(
+        &mut self,
+        frames: &mut [F],
+        now_ms: u64,
+        ctl: &mut Burst,
         mut out: impl FnMut(&F, Verdict, u16),
     ) {
-        let multi = self.macs.len() > 1;
-        let from = ctl.len();
-        if multi {
-            self.receive_on(port);
-        }
         for chunk in frames.chunks_mut(PIPELINE) {
             // Borrowed out of `self` (no allocation), `PIPELINE` long, so
             // each stage is written and read in place rather than copied.
@@ -707,15 +723,12 @@ impl Engine {
                 f.set_len(len);
                 // port.rs: with several ports, where it leaves.
                 let to = match verdict {
-                    Verdict::Forward if multi => self.route(f.room_mut().get_mut(..len)),
+                    Verdict::Forward if MULTI => self.route(f.room_mut().get_mut(..len)),
                     _ => 0,
                 };
                 out(f, verdict, to);
             }
             self.stages = taken;
-        }
-        if multi {
-            self.route_ctl(ctl, from);
         }
     }
 

@@ -17,8 +17,8 @@
 //!   sent from (neighbours are asked on their source's port), of the
 //!   address a gratuitous ARP announces.
 //!
-//! With one port nothing here runs: [`Engine::handle_burst_on`] does one
-//! extra compare per burst and per forwarded frame.
+//! With one port nothing here runs: [`Engine::handle_burst_on`] compares
+//! once per burst and runs its pipeline built without the routing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
