@@ -732,31 +732,42 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
 
 /// With DPDK, the kernel's addresses live on the exception TAPs (one per
 /// port), which the operator configures after start (`ip addr`, as on
-/// DPVS's KNI). Every second this follows port `port`'s (IPv4 and IPv6):
-/// its exception path copies frames for them to the kernel, and the first
-/// IPv4 one of port 0's is the source of the dataplane's ARP requests and
-/// TUN outer headers.
+/// DPVS's KNI), and on VLAN devices stacked on them (`ip link add link
+/// dpdk0 name dpdk0.100 type vlan id 100`; their tagged frames pass the
+/// TAP). Every second this follows port `port`'s (IPv4 and IPv6; the
+/// TAP's own first): its exception path copies frames for them to the
+/// kernel, and the first IPv4 one of port 0's TAP is the source of the
+/// dataplane's ARP requests and TUN outer headers.
 async fn follow_kernel_interface(shared: Arc<Shared>, port: usize, iface: String) {
     let mut last = None;
     loop {
-        let now: Vec<Ipv4Addr> = ospf_rt::interface_addrs(&iface)
-            .into_iter()
+        let mut names = vec![iface.clone()];
+        names.extend(upper_devices(Path::new("/sys/class/net"), &iface));
+        let now: Vec<Ipv4Addr> = names
+            .iter()
+            .flat_map(|n| ospf_rt::interface_addrs(n))
             .map(|(a, _)| a)
             .collect();
         let now6: Vec<Ipv6Addr> = nix::ifaddrs::getifaddrs()
             .map(|all| {
-                all.filter(|ifa| ifa.interface_name == iface)
-                    .filter_map(|ifa| Some(ifa.address?.as_sockaddr_in6()?.ip()))
-                    .collect()
+                let mut v: Vec<_> = all
+                    .filter_map(|ifa| {
+                        let rank = names.iter().position(|n| *n == ifa.interface_name)?;
+                        Some((rank, ifa.address?.as_sockaddr_in6()?.ip()))
+                    })
+                    .collect();
+                v.sort_by_key(|&(rank, _)| rank);
+                v.into_iter().map(|(_, a)| a).collect()
             })
             .unwrap_or_default();
+        let own = ospf_rt::interface_addr(&iface).map(|(a, _)| a);
         let now = (now, now6);
         if last.as_ref() != Some(&now) {
             tracing::info!(%iface, addrs = ?now.0, addrs6 = ?now.1, "kernel exception path addresses");
             shared.backend.set_kernel_addrs(port, &now.0, &now.1);
-            let addr = now.0.first().copied();
             if port == 0 {
-                if let Err(e) = lock(&shared.dp).apply(Command::SetInterfaceAddr { addr }) {
+                let cmd = Command::SetInterfaceAddr { addr: own };
+                if let Err(e) = lock(&shared.dp).apply(cmd) {
                     tracing::error!(error = %e, "dataplane refused the interface address");
                 }
             }
@@ -764,6 +775,23 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: usize, iface: String
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// The devices stacked on network interface `iface` (its VLAN devices, a
+/// bridge it is in): the kernel lists each as an `upper_NAME` link in
+/// `iface`'s directory under `sys_net` (`/sys/class/net`).
+fn upper_devices(sys_net: &Path, iface: &str) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(sys_net.join(iface)) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = dir
+        .filter_map(|e| {
+            let name = e.ok()?.file_name();
+            Some(name.to_str()?.strip_prefix("upper_")?.to_string())
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// The plan of the real server with health subject `id`.
@@ -1514,6 +1542,25 @@ fn check_info(c: &healthcheck::CheckStatus) -> CheckInfo {
 mod tests {
     use super::*;
     use dataplane::Protocol;
+
+    #[test]
+    fn the_devices_stacked_on_a_tap_are_its_upper_links() {
+        let root = std::env::temp_dir().join(format!("dpvsd-sysnet-{}", std::process::id()));
+        let tap = root.join("dpdk0");
+        std::fs::create_dir_all(&tap).expect("dir");
+        for f in [
+            "upper_dpdk0.200",
+            "upper_dpdk0.100",
+            "lower_bond0",
+            "mtu",
+            "address",
+        ] {
+            std::fs::write(tap.join(f), "").expect("file");
+        }
+        assert_eq!(upper_devices(&root, "dpdk0"), ["dpdk0.100", "dpdk0.200"]);
+        assert!(upper_devices(&root, "missing0").is_empty());
+        std::fs::remove_dir_all(&root).expect("cleanup");
+    }
 
     fn rt(inhibit: bool, up: bool) -> ServerRuntime {
         ServerRuntime {

@@ -429,20 +429,30 @@ fn for_kernel(frame: &[u8], addrs: &KernelAddrs) -> bool {
     if frame[0] & 1 != 0 {
         return true; // broadcast / multicast: ARP requests, VRRP, OSPF, ND
     }
-    match u16::from_be_bytes([frame[12], frame[13]]) {
-        0x0800 if frame.len() >= 34 => addrs.contains(u32::from_be_bytes([
-            frame[30], frame[31], frame[32], frame[33],
-        ])),
-        0x0806 if frame.len() >= 42 => addrs.contains(u32::from_be_bytes([
-            frame[38], frame[39], frame[40], frame[41],
-        ])),
+    // Behind one 802.1Q tag the same rules hold, 4 bytes on: the kernel's
+    // VLAN devices on the TAP (`dpdk0.100`) have their addresses followed
+    // with the TAP's. A stacked tag goes up as another EtherType.
+    let (ethertype, l3) = match u16::from_be_bytes([frame[12], frame[13]]) {
+        0x8100 => match frame.get(16..) {
+            Some([a, b, l3 @ ..]) => (u16::from_be_bytes([*a, *b]), l3),
+            _ => return false,
+        },
+        other => (other, &frame[14..]),
+    };
+    let v4 = |at: usize| {
+        l3.get(at..at + 4)
+            .and_then(|d| <[u8; 4]>::try_from(d).ok())
+            .is_some_and(|d| addrs.contains(u32::from_be_bytes(d)))
+    };
+    match ethertype {
+        0x0800 => v4(16),
+        0x0806 => v4(24),
         // IPv6 unicast: to the kernel's addresses, or link-local (the
         // kernel's own; the dataplane owns no link-local address).
-        0x86dd => match frame.get(38..54).and_then(|d| <[u8; 16]>::try_from(d).ok()) {
+        0x86dd => match l3.get(24..40).and_then(|d| <[u8; 16]>::try_from(d).ok()) {
             Some(dst) => (dst[0] == 0xfe && dst[1] & 0xc0 == 0x80) || addrs.contains6(dst),
             None => false,
         },
-        0x0800 | 0x0806 => false,
         _ => true,
     }
 }
@@ -2333,5 +2343,32 @@ mod tests {
         // Other EtherTypes (LLDP, …) go up.
         f[12..14].copy_from_slice(&[0x88, 0xcc]);
         assert!(for_kernel(&f, &addrs));
+        // Behind one 802.1Q tag: the same rules, 4 bytes on.
+        let tagged = |inner: &[u8]| {
+            let mut t = [0u8; 64];
+            t[12..16].copy_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+            t[16..].copy_from_slice(&inner[12..60]);
+            t
+        };
+        let mut g = [0u8; 60];
+        g[12..14].copy_from_slice(&[0x08, 0x00]);
+        g[30..34].copy_from_slice(&[10, 0, 0, 1]);
+        assert!(for_kernel(&tagged(&g), &addrs));
+        g[33] = 2; // a VIP's or local address's traffic on the VLAN
+        assert!(!for_kernel(&tagged(&g), &addrs));
+        g[12..14].copy_from_slice(&[0x08, 0x06]);
+        g[38..42].copy_from_slice(&[10, 0, 0, 1]);
+        assert!(for_kernel(&tagged(&g), &addrs));
+        g[41] = 2;
+        assert!(!for_kernel(&tagged(&g), &addrs));
+        g[12..14].copy_from_slice(&[0x86, 0xdd]);
+        g[38..54].copy_from_slice(&kernel6.octets());
+        assert!(for_kernel(&tagged(&g), &addrs));
+        g[53] = 0x64;
+        assert!(!for_kernel(&tagged(&g), &addrs));
+        // A second tag, and a tag with nothing after it.
+        g[12..14].copy_from_slice(&[0x81, 0x00]);
+        assert!(for_kernel(&tagged(&g), &addrs));
+        assert!(!for_kernel(&tagged(&g)[..16], &addrs));
     }
 }
