@@ -380,7 +380,9 @@ fn halves(a: [u8; 16]) -> [u64; 2] {
 }
 
 impl KernelAddrs {
-    pub const MAX: usize = 16;
+    /// Addresses kept per family (the TAP's and its VLAN devices'). A
+    /// frame is compared with those set, not with all the slots.
+    pub const MAX: usize = 64;
 
     /// Replaces the set (at most [`KernelAddrs::MAX`] addresses of each
     /// family are kept).
