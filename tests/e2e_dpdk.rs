@@ -861,8 +861,8 @@ fn both_ports_busy(lab: &Lab) {
     }
     let (ok, text) = lab.dpvsctl(&["status"]);
     assert!(
-        ok && text.contains("net_af_packet0") && text.contains("net_af_packet1"),
-        "dpvsctl status:\n{text}"
+        ok && text.contains(" on net_af_packet0, net_af_packet1 with "),
+        "dpvsctl status names both ports in its backend line:\n{text}"
     );
     println!("{text}");
 }

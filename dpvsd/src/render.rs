@@ -358,15 +358,21 @@ pub fn status(s: &StatusInfo) -> String {
         "config:   {} (loaded at unix {})",
         s.config_file, s.config_loaded_unix
     );
+    // DPDK: every port, in order (dpdk0, dpdk1, …); else the interface.
+    let on: Vec<&str> = if s.ports.is_empty() {
+        s.interface.iter().map(String::as_str).collect()
+    } else {
+        s.ports.iter().map(|p| p.name.as_str()).collect()
+    };
+    let on = if on.is_empty() {
+        String::new()
+    } else {
+        format!(" on {}", on.join(", "))
+    };
     let _ = writeln!(
         out,
-        "backend:  {}{} with {} worker(s)",
-        s.backend,
-        s.interface
-            .as_deref()
-            .map(|i| format!(" on {i}"))
-            .unwrap_or_default(),
-        s.workers
+        "backend:  {}{on} with {} worker(s)",
+        s.backend, s.workers
     );
     for p in &s.ports {
         let _ = writeln!(
