@@ -20,7 +20,7 @@
 //! With one port nothing here runs: [`Engine::handle_burst_on`] compares
 //! once per burst and runs its pipeline built without the routing.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::{Engine, Family, Side, MAX_NEIGHBOURS};
 use crate::io::Burst;
@@ -143,20 +143,12 @@ fn source_of(frame: &[u8]) -> Option<IpAddr> {
         }
         t => (t, eth.payload()),
     };
-    let at = |from: usize, n: usize| l3.get(from..from + n);
     match ethertype {
+        // The sender protocol address.
         EtherType::Arp => {
-            let b: [u8; 4] = at(14, 4)?.try_into().ok()?;
+            let b: [u8; 4] = l3.get(14..18)?.try_into().ok()?;
             Some(Ipv4Addr::from(b).into())
         }
-        EtherType::Ipv4 => {
-            let b: [u8; 4] = at(12, 4)?.try_into().ok()?;
-            Some(Ipv4Addr::from(b).into())
-        }
-        EtherType::Ipv6 => {
-            let b: [u8; 16] = at(8, 16)?.try_into().ok()?;
-            Some(Ipv6Addr::from(b).into())
-        }
-        _ => None,
+        t => super::vlan::l3_address(t, l3, 12, 8),
     }
 }

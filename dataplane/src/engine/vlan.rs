@@ -120,8 +120,18 @@ fn ip_destination(frame: &[u8]) -> Option<IpAddr> {
 /// frame's IP header.
 fn ip_address(frame: &[u8], at4: usize, at6: usize) -> Option<IpAddr> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
-    let l3 = eth.payload();
-    match eth.ethertype() {
+    l3_address(eth.ethertype(), eth.payload(), at4, at6)
+}
+
+/// The IPv4 address at `at4` or the IPv6 address at `at6` of the IP
+/// header `l3` of EtherType `ethertype`.
+pub(super) fn l3_address(
+    ethertype: EtherType,
+    l3: &[u8],
+    at4: usize,
+    at6: usize,
+) -> Option<IpAddr> {
+    match ethertype {
         EtherType::Ipv4 => {
             let b: [u8; 4] = l3.get(at4..at4 + 4)?.try_into().ok()?;
             Some(Ipv4Addr::from(b).into())
