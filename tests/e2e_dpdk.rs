@@ -971,3 +971,50 @@ fn dpdk_two_arm_fnat_two_workers() {
     let redirected = both_workers_busy_on(&lab, 0) + both_workers_busy_on(&lab, 1);
     println!("two-arm with two workers: {redirected} frames redirected between workers");
 }
+
+/// Two-arm NAT, LVS's classic layout: the real servers on a network of
+/// their own behind `dpdk1`, routing back through the director's address
+/// there (the TAP `dpdk1`'s 10.99.1.1, the port's MAC). NAT has no local
+/// addresses, so the servers are asked for (ARP) from the kernel's address
+/// of the port whose network holds them, on that port; requests leave on
+/// `dpdk1`, the SNATed replies on `dpdk0`. No health checks: nothing but
+/// the dataplane's own ARP requests tells it where the servers are.
+#[test]
+fn dpdk_two_arm_nat() {
+    if !can_run("dpdk_two_arm_nat") {
+        return;
+    }
+    let rs = |ip: &str| format!("    real_server {ip} 8080 {{\n        weight 1\n    }}\n");
+    let conf = format!(
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n{}{}}}\n",
+        rs("10.99.1.3"),
+        rs("10.99.1.4")
+    );
+    let lab = two_arm_lab(Lab::up("d2n"), &conf, false, 1);
+    lab.exec_servers(&["ip", "route", "replace", "default", "via", "10.99.1.1"]);
+    // dpvsd learns dpdk1's address within a second of it being set.
+    let url = format!("http://{VIP}/");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lab.get(&url).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer through the VIP: the servers behind dpdk1 were not resolved"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (conns, inp, outp) = lab.balanced("two-arm NAT", &url, 30);
+    assert!(
+        inp > 0 && outp >= conns,
+        "replies must come back through the director: in={inp} out={outp} conns={conns}"
+    );
+    // The servers reached their gateway at dpdk1's MAC.
+    for rs in ["rs1", "rs2"] {
+        let n = lab.neigh(rs, "10.99.1.1");
+        assert!(n.contains("02:99:00:00:01:01"), "{rs}: {n}");
+    }
+    // The kernel answers on both sides (through each port's TAP).
+    kernel_pings(&lab, "10.99.0.1");
+    let ping = ["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.99.1.1"];
+    lab.exec("rs1", &ping);
+    both_ports_busy(&lab);
+}

@@ -5,7 +5,7 @@
 //! [`crate::Dataplane::apply`]. Nothing reaches into engine internals.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// L4 protocol of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -416,14 +416,20 @@ pub enum Command {
         vip: IpAddr,
         owned: bool,
     },
-    /// The load balancer's own address on the forwarding interface (the
-    /// kernel's; the dataplane does not answer ARP for it). For services
-    /// without local addresses it is the source of ARP requests to real
-    /// servers (else ARP probes from 0.0.0.0 are sent) and the outer source
-    /// of TUN packets (else they are dropped as `no_tunnel_source`).
-    /// Setting replaces; `None` clears.
+    /// The load balancer's own addresses on port `port` (the kernel's, on
+    /// the forwarding interface or the port's exception TAP; the dataplane
+    /// does not answer for them), each with its prefix length. For services
+    /// without local addresses, a real server is asked for (ARP, neighbor
+    /// solicitation) from the address of the port whose network holds it
+    /// (the longest prefix; else port 0's address of its family; else an
+    /// ARP probe from 0.0.0.0 or a solicitation from our link-local
+    /// address), on that port; that address is also the outer source of
+    /// its TUN packets (none: dropped as `no_tunnel_source`). Setting
+    /// replaces the port's; `None` clears.
     SetInterfaceAddr {
-        addr: Option<Ipv4Addr>,
+        port: u16,
+        v4: Option<(Ipv4Addr, u8)>,
+        v6: Option<(Ipv6Addr, u8)>,
     },
     /// The device a VIP or local address is bound to (DPVS's
     /// `vip_bind_dev dpdk1.100`, a local address on `dpdk1.100`): it is

@@ -1298,7 +1298,17 @@ impl<A: IpAddress> ConnTable<A> {
         let default_policy = ConnPolicy::default();
         for (i, svc) in services.iter().enumerate() {
             let forwarding = A::forwarding_of(snap, i);
-            let tunnel_src = svc.local_addrs.first().copied().or(A::interface(snap));
+            let lip = svc.local_addrs.first().copied();
+            // The address the server is asked from (its port's interface
+            // address), else port 0's.
+            let asked_from = |server: A| {
+                let n = A::neighbours(snap);
+                let asked = n.binary_search_by_key(&server, |&(s, _)| s).ok();
+                asked
+                    .map(|i| n[i].1)
+                    .filter(|&a| a != A::UNSPECIFIED)
+                    .or(A::interface(snap))
+            };
             let persistence = A::persistence_of(snap, i);
             let policy = A::conn_policy_of(snap, i).unwrap_or(&default_policy);
             let aging = Aging::new(
@@ -1310,6 +1320,7 @@ impl<A: IpAddress> ConnTable<A> {
             let toa = A::toa_of(snap, i);
             let mut per = Vec::with_capacity(svc.servers.len());
             for (j, rs) in svc.servers.iter().enumerate() {
+                let tunnel_src = lip.or_else(|| asked_from(rs.addr));
                 let key = (
                     Arc::as_ptr(&svc.stats) as usize,
                     Arc::as_ptr(&rs.stats) as usize,

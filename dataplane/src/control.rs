@@ -153,8 +153,9 @@ pub struct Dataplane {
     cfg: DataplaneConfig,
     services: BTreeMap<ServiceKey, ServiceState>,
     vip_owned: BTreeMap<IpAddr, bool>,
-    /// See [`Command::SetInterfaceAddr`].
-    interface_v4: Option<Ipv4Addr>,
+    /// See [`Command::SetInterfaceAddr`]: (port, address, prefix length),
+    /// by port.
+    interfaces: Vec<(u16, IpAddr, u8)>,
     /// See [`Command::SetDevice`] (no default devices).
     devices: BTreeMap<IpAddr, Device>,
     published: Arc<Published>,
@@ -193,6 +194,21 @@ fn run_estimator(published: Arc<Published>, stop: Arc<AtomicBool>) {
     }
 }
 
+/// Whether `ip` is in the network `addr`/`len` (same family).
+fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
+    match (ip, addr) {
+        (IpAddr::V4(ip), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32)));
+            (u32::from(ip) ^ u32::from(a)) & mask.unwrap_or(0) == 0
+        }
+        (IpAddr::V6(ip), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128)));
+            (u128::from(ip) ^ u128::from(a)) & mask.unwrap_or(0) == 0
+        }
+        _ => false,
+    }
+}
+
 /// Whether service `spec` talks to its real servers over IPv4: its VIP's
 /// family, except NAT64 (FNAT with an IPv6 VIP and IPv4 local addresses).
 fn servers_v4(spec: &ServiceSpec) -> bool {
@@ -223,7 +239,7 @@ impl Dataplane {
             cfg,
             services: BTreeMap::new(),
             vip_owned: BTreeMap::new(),
-            interface_v4: None,
+            interfaces: Vec::new(),
             devices: BTreeMap::new(),
             published: Arc::default(),
             workers: Vec::new(),
@@ -396,7 +412,18 @@ impl Dataplane {
             Command::SetVipOwned { vip, owned } => {
                 self.vip_owned.insert(vip, owned);
             }
-            Command::SetInterfaceAddr { addr } => self.interface_v4 = addr,
+            Command::SetInterfaceAddr { port, v4, v6 } => {
+                if v4.is_some_and(|(_, len)| len > 32) || v6.is_some_and(|(_, len)| len > 128) {
+                    return Err(CommandError::Invalid {
+                        reason: format!("prefix length of {v4:?} / {v6:?} is too long"),
+                    });
+                }
+                self.interfaces.retain(|&(p, _, _)| p != port);
+                let nets = v4.map(|(a, l)| (IpAddr::from(a), l));
+                let nets = nets.into_iter().chain(v6.map(|(a, l)| (a.into(), l)));
+                self.interfaces.extend(nets.map(|(a, l)| (port, a, l)));
+                self.interfaces.sort_unstable();
+            }
             Command::SetDevice { addr, device } if device == Device::default() => {
                 self.devices.remove(&addr);
             }
@@ -423,8 +450,8 @@ impl Dataplane {
     }
 
     fn build_snapshot(&self) -> Snapshot {
-        let mut v4: Snapshot4 = self.build_family(self.interface_v4);
-        let v6: Snapshot6 = self.build_family(None);
+        let mut v4: Snapshot4 = self.build_family();
+        let v6: Snapshot6 = self.build_family();
         // NAT64 local addresses are IPv4's to answer ARP for and receive on.
         let nat64_lips: BTreeSet<Ipv4Addr> = v6
             .services
@@ -448,14 +475,49 @@ impl Dataplane {
                 .collect::<BTreeSet<u16>>()
                 .into_iter()
                 .collect(),
-            addr_ports: self.bound(|d| d.port),
+            addr_ports: self.addr_ports(),
         }
     }
 
-    /// The services of address family `A` (interface address `interface`).
-    fn build_family<A: Family>(&self, interface: Option<A>) -> FamilySnap<A> {
+    /// The addresses bound to a port other than the first (sorted): the
+    /// bound VIPs and local addresses, and the interface addresses of the
+    /// other ports (neighbours asked from them are asked there).
+    fn addr_ports(&self) -> Vec<(IpAddr, u16)> {
+        let mut ports: BTreeMap<IpAddr, u16> = self
+            .interfaces
+            .iter()
+            .filter(|&&(port, _, _)| port != 0)
+            .map(|&(port, a, _)| (a, port))
+            .collect();
+        ports.extend(self.bound(|d| d.port));
+        ports.into_iter().collect()
+    }
+
+    /// The interface address a neighbour `server` is asked from (see
+    /// [`Command::SetInterfaceAddr`]): the one whose network holds it
+    /// (longest prefix, then the lowest port), else port 0's of its family.
+    fn interface_for<A: Family>(&self, server: A) -> Option<A> {
+        let ip: IpAddr = server.into();
+        let on_link = self
+            .interfaces
+            .iter()
+            .filter(|&&(_, a, len)| in_network(ip, a, len))
+            .max_by_key(|&&(port, _, len)| (len, std::cmp::Reverse(port)));
+        on_link
+            .and_then(|&(_, a, _)| A::from_ip(a))
+            .or_else(|| self.first_interface())
+    }
+
+    /// Port 0's interface address of family `A`.
+    fn first_interface<A: Family>(&self) -> Option<A> {
+        let mut of_port0 = self.interfaces.iter().filter(|&&(port, _, _)| port == 0);
+        of_port0.find_map(|&(_, a, _)| A::from_ip(a))
+    }
+
+    /// The services of address family `A`.
+    fn build_family<A: Family>(&self) -> FamilySnap<A> {
         let mut built = FamilySnap {
-            interface,
+            interface: self.first_interface(),
             ..FamilySnap::default()
         };
         let mut vips = BTreeSet::new();
@@ -492,14 +554,15 @@ impl Dataplane {
                     weight: s.spec.weight,
                 })
                 .collect();
-            // Ask from the service's first LIP, else the interface address,
-            // else (IPv4) as a probe from 0.0.0.0 (RFC 5227; Linux answers
-            // those) or (IPv6) from our link-local address.
-            let source = local_addrs
-                .first()
-                .copied()
-                .or(interface)
-                .unwrap_or(A::UNSPECIFIED);
+            // Ask from the service's first LIP, else the interface address
+            // of the server's port, else (IPv4) as a probe from 0.0.0.0
+            // (RFC 5227; Linux answers those) or (IPv6) from our link-local
+            // address.
+            let lip = local_addrs.first().copied();
+            let source = |server: A| {
+                lip.or_else(|| self.interface_for(server))
+                    .unwrap_or(A::UNSPECIFIED)
+            };
             if let Some(m) = &svc.spec.snat {
                 // engine/snat.rs: the SNAT addresses are ours (answered
                 // for, replies come to them); the gateway is the neighbour.
@@ -515,9 +578,9 @@ impl Dataplane {
                 continue;
             }
             for s in &servers {
-                let n = neighbours.entry(s.addr).or_insert(source);
+                let n = neighbours.entry(s.addr).or_insert(source(s.addr));
                 if *n == A::UNSPECIFIED {
-                    *n = source;
+                    *n = source(s.addr);
                 }
                 if svc.spec.forwarding == Forwarding::Nat {
                     nat_servers.insert(s.addr);
@@ -1147,8 +1210,12 @@ mod tests {
         assert_eq!(snap.v4.neighbours, [(RS, Ipv4Addr::UNSPECIFIED)]);
 
         let iface = Ipv4Addr::new(10, 99, 0, 1);
-        dp.apply(Command::SetInterfaceAddr { addr: Some(iface) })
-            .expect("iface");
+        dp.apply(Command::SetInterfaceAddr {
+            port: 0,
+            v4: Some((iface, 24)),
+            v6: None,
+        })
+        .expect("iface");
         let nat = spec(81, Forwarding::Nat, vec![]);
         dp.apply(Command::AddService(nat.clone())).expect("nat");
         add_rs(&mut dp, &nat);
@@ -1164,11 +1231,93 @@ mod tests {
         let fnat = spec(82, Forwarding::Fnat, vec![lip.into()]);
         dp.apply(Command::AddService(fnat.clone())).expect("fnat");
         add_rs(&mut dp, &fnat);
-        dp.apply(Command::SetInterfaceAddr { addr: None })
-            .expect("clear");
+        dp.apply(Command::SetInterfaceAddr {
+            port: 0,
+            v4: None,
+            v6: None,
+        })
+        .expect("clear");
         let snap = dp.build_snapshot();
         assert_eq!(snap.v4.neighbours, [(RS, lip)]);
         assert_eq!(snap.v4.interface, None);
+    }
+
+    /// Two-arm without local addresses: each real server is asked from the
+    /// interface address of the port whose network holds it, on that port;
+    /// one on no port's network from port 0's. IPv6 alike.
+    #[test]
+    fn servers_are_asked_from_the_port_whose_network_holds_them() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let iface = |port, v4: Option<(Ipv4Addr, u8)>, v6: Option<(Ipv6Addr, u8)>| {
+            Command::SetInterfaceAddr { port, v4, v6 }
+        };
+        let (a0, a1) = (Ipv4Addr::new(10, 99, 0, 1), Ipv4Addr::new(10, 99, 1, 1));
+        let b1: Ipv6Addr = "fd99:1::1".parse().expect("v6");
+        dp.apply(iface(0, Some((a0, 24)), None)).expect("port 0");
+        dp.apply(iface(1, Some((a1, 24)), Some((b1, 64))))
+            .expect("port 1");
+        let nat = spec(80, Forwarding::Nat, vec![]);
+        dp.apply(Command::AddService(nat.clone())).expect("nat");
+        let far = Ipv4Addr::new(10, 99, 1, 3);
+        for addr in [RS, far] {
+            let server = RealServerSpec {
+                addr: SocketAddr::new(addr.into(), 80),
+                weight: 1,
+            };
+            dp.apply(Command::AddRealServer {
+                service: nat.key,
+                server,
+            })
+            .expect("rs");
+        }
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.v4.neighbours, [(RS, a0), (far, a1)]);
+        // Port 1's addresses are sent from there; port 0's need no entry.
+        assert_eq!(snap.addr_ports, [(a1.into(), 1), (b1.into(), 1)]);
+        assert_eq!((snap.port_of(a1), snap.port_of(a0)), (1, 0));
+        assert_eq!(snap.v4.interface, Some(a0));
+
+        // The longest prefix wins, whatever the port.
+        dp.apply(iface(0, Some((a0, 16)), None)).expect("wider");
+        assert_eq!(dp.build_snapshot().v4.neighbours, [(RS, a0), (far, a1)]);
+        dp.apply(iface(1, Some((a1, 8)), None)).expect("widest");
+        assert_eq!(dp.build_snapshot().v4.neighbours, [(RS, a0), (far, a0)]);
+
+        // IPv6: on port 1's network from its address; elsewhere (no IPv6
+        // address on port 0) from our link-local address.
+        dp.apply(iface(1, None, Some((b1, 64)))).expect("v6 only");
+        let vip6: IpAddr = "fd99::100".parse().expect("vip6");
+        let key = ServiceKey {
+            addr: vip6,
+            ..nat.key
+        };
+        dp.apply(Command::AddService(ServiceSpec { key, ..nat.clone() }))
+            .expect("nat6");
+        let (near6, far6): (Ipv6Addr, Ipv6Addr) = (
+            "fd99:1::3".parse().expect("v6"),
+            "fd99:2::3".parse().expect("v6"),
+        );
+        for addr in [near6, far6] {
+            let server = RealServerSpec {
+                addr: SocketAddr::new(addr.into(), 80),
+                weight: 1,
+            };
+            dp.apply(Command::AddRealServer {
+                service: key,
+                server,
+            })
+            .expect("rs6");
+        }
+        let snap = dp.build_snapshot();
+        assert_eq!(
+            snap.v6.neighbours,
+            [(near6, b1), (far6, Ipv6Addr::UNSPECIFIED)]
+        );
+        assert_eq!(snap.v4.neighbours, [(RS, a0), (far, a0)]);
+        assert_eq!(snap.v6.interface, None);
+
+        // A prefix longer than the family's is refused.
+        assert!(dp.apply(iface(2, Some((a1, 33)), None)).is_err());
     }
 
     /// A match service keyed `0.0.0.0:ordinal` with SNAT address `wan`.

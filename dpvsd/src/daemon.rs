@@ -566,11 +566,10 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
             Some(ifname) => {
                 // Source of ARP requests and TUN outer headers of services
                 // without local addresses (NAT, DR, TUN): the interface's
-                // address, or with DPDK the exception TAP's.
-                let addr = kernel_if(&opts)
-                    .and_then(ospf_rt::interface_addr)
-                    .map(|(a, _)| a);
-                dp.apply(Command::SetInterfaceAddr { addr })?;
+                // addresses, or with DPDK the exception TAPs' (followed).
+                if let Some(name) = kernel_if(&opts) {
+                    dp.apply(interface_addrs(0, name))?;
+                }
                 backend::start(&opts.backend, ifname, &mut dp)?
             }
             None => {
@@ -616,7 +615,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         announce: announce_tx,
     });
     reannounce(&shared, &lock(&shared.state));
-    for (port, kni) in shared.backend.knis().into_iter().enumerate() {
+    for (port, kni) in (0..).zip(shared.backend.knis()) {
         tokio::spawn(follow_kernel_interface(Arc::clone(&shared), port, kni));
     }
     if let Some(l) = metrics_listener {
@@ -736,9 +735,10 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
 /// dpdk0 name dpdk0.100 type vlan id 100`; their tagged frames pass the
 /// TAP). Every second this follows port `port`'s (IPv4 and IPv6; the
 /// TAP's own first): its exception path copies frames for them to the
-/// kernel, and the first IPv4 one of port 0's TAP is the source of the
-/// dataplane's ARP requests and TUN outer headers.
-async fn follow_kernel_interface(shared: Arc<Shared>, port: usize, iface: String) {
+/// kernel, and the TAP's own first IPv4 and IPv6 addresses are the port's
+/// interface addresses ([`Command::SetInterfaceAddr`]: real servers on
+/// their networks are asked from them, on this port).
+async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) {
     let mut last = None;
     loop {
         let mut names = vec![iface.clone()];
@@ -760,20 +760,28 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: usize, iface: String
                 v.into_iter().map(|(_, a)| a).collect()
             })
             .unwrap_or_default();
-        let own = ospf_rt::interface_addr(&iface).map(|(a, _)| a);
-        let now = (now, now6);
+        let now = (now, now6, interface_addrs(port, &iface));
         if last.as_ref() != Some(&now) {
             tracing::info!(%iface, addrs = ?now.0, addrs6 = ?now.1, "kernel exception path addresses");
-            shared.backend.set_kernel_addrs(port, &now.0, &now.1);
-            if port == 0 {
-                let cmd = Command::SetInterfaceAddr { addr: own };
-                if let Err(e) = lock(&shared.dp).apply(cmd) {
-                    tracing::error!(error = %e, "dataplane refused the interface address");
-                }
+            shared
+                .backend
+                .set_kernel_addrs(usize::from(port), &now.0, &now.1);
+            if let Err(e) = lock(&shared.dp).apply(now.2.clone()) {
+                tracing::error!(error = %e, "dataplane refused the interface address");
             }
             last = Some(now);
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// [`Command::SetInterfaceAddr`] of port `port` with the first IPv4 and
+/// the first non-link-local IPv6 address of kernel interface `name`.
+fn interface_addrs(port: u16, name: &str) -> Command {
+    Command::SetInterfaceAddr {
+        port,
+        v4: ospf_rt::interface_addr(name),
+        v6: ospf_rt::interface_addr6(name),
     }
 }
 

@@ -4,7 +4,7 @@
 //! and flushes its LSAs on shutdown.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use ospf::driver::{self, Command, Handle};
@@ -53,6 +53,24 @@ pub(crate) fn interface_addrs(name: &str) -> Vec<(Ipv4Addr, u8)> {
 /// The first IPv4 address of `name` and its prefix length.
 pub(crate) fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
     interface_addrs(name).into_iter().next()
+}
+
+/// The first IPv6 address of `name` that is not link-local, and its
+/// prefix length.
+pub(crate) fn interface_addr6(name: &str) -> Option<(Ipv6Addr, u8)> {
+    let all = nix::ifaddrs::getifaddrs().ok()?;
+    all.filter(|ifa| ifa.interface_name == name)
+        .find_map(|ifa| {
+            let addr = ifa.address?.as_sockaddr_in6()?.ip();
+            if addr.is_unicast_link_local() {
+                return None;
+            }
+            let len = ifa
+                .netmask
+                .and_then(|m| m.as_sockaddr_in6().map(|m| u128::from(m.ip()).count_ones()))
+                .unwrap_or(128);
+            Some((addr, u8::try_from(len).unwrap_or(128)))
+        })
 }
 
 fn interface_mtu(name: &str) -> u16 {

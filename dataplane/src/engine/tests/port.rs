@@ -344,3 +344,44 @@ fn a_vlan_on_the_second_port() {
     let (_, want, _) = on(&mut o, 0, &synack, 6, &mut octl);
     assert_eq!((v, to, got), (Verdict::Forward, 0, want));
 }
+
+#[test]
+fn nat_and_tun_reach_servers_behind_the_second_port() {
+    // NAT without local addresses, the interface address on port 1 (the
+    // servers' network): requests leave there, the server's replies on 0.
+    let (mut e, mut o, mut ctl) = engines(Forwarding::Nat, &[], 1, 1);
+    let client = (CLIENT_MAC, CLIENT, 33001);
+    let syn = tcp(client, (LB_MAC, VIP, 80), true, false, b"");
+    let out = golden(&mut e, &mut o, &mut ctl, &syn, (0, 1));
+    let (_, dst_mac, src, dst, _, dport, _) = inspect(&out);
+    assert_eq!((dst_mac, src, dst, dport), (RS_MAC, CLIENT, RS, 8080));
+    let reply = tcp((RS_MAC, RS, 8080), (LB_MAC, CLIENT, 33001), true, true, b"");
+    let back = golden(&mut e, &mut o, &mut ctl, &reply, (1, 0));
+    let (_, dst_mac, src, _, sport, _, _) = inspect(&back);
+    assert_eq!((dst_mac, src, sport), (CLIENT_MAC, VIP, 80));
+
+    // TUN: a server asked from port 1's interface address (not port 0's)
+    // is asked on port 1 and tunnelled to from that address, on port 1.
+    let iface1 = Ipv4Addr::new(10, 99, 1, 1);
+    let snap = mode_snapshot(Forwarding::Tun, &[], Some(IFACE));
+    let mut snap = Arc::try_unwrap(snap).expect("unique");
+    snap.v4.neighbours = vec![(RS, iface1)];
+    snap.addr_ports = vec![(iface1.into(), 1)];
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
+    ctl.clear();
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let ask = ctl
+        .frames()
+        .iter()
+        .find(|f| f.data().len() >= 42 && f.data()[38..42] == RS.octets())
+        .expect("ARP request for the real server");
+    assert_eq!((ask.port(), &ask.data()[28..32]), (1, &iface1.octets()[..]));
+    ctl.clear();
+    let answer = arp(ArpOperation::Reply, RS_MAC, RS, iface1);
+    let answer = macs(&answer, PORT1_MAC, PORT1_MAC);
+    assert_eq!(on(&mut e, 1, &answer, 1, &mut ctl).0, Verdict::Ignore);
+    let (v, out, to) = on(&mut e, 0, &syn, 5, &mut ctl);
+    assert_eq!((v, to), (Verdict::Forward, 1));
+    assert_eq!(out, macs(&tunnelled(&syn, iface1), LB_MAC, PORT1_MAC));
+}
