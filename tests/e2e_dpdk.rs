@@ -1018,3 +1018,84 @@ fn dpdk_two_arm_nat() {
     lab.exec("rs1", &ping);
     both_ports_busy(&lab);
 }
+
+/// Two-arm SNAT, DPVS's tutorial layout (`iif dpdk1`, `oif dpdk0`): the
+/// inside host rs2 (10.99.1.4) behind `dpdk1` routes through the TAP
+/// `dpdk1`'s address; the outside host (the client namespace, holding
+/// 203.0.113.3, an nginx there answering with the address it saw) is the
+/// WAN gateway on `dpdk0`, where the SNAT address 10.99.0.50 lives. The
+/// match service comes with a reload once the kernel's route to the
+/// outside exists (the gateway is read from it). The outside host must
+/// see the SNAT address, and the replies reach rs2 on `dpdk1`: rs2 is
+/// nobody's real server, so only its network (the TAP `dpdk1`'s) says
+/// where it is.
+#[test]
+fn dpdk_two_arm_snat() {
+    if !can_run("dpdk_two_arm_snat") {
+        return;
+    }
+    let base = format!(
+        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n    real_server 10.99.1.3 8080 {{\n        weight 1\n    }}\n}}\n"
+    );
+    let lab = two_arm_lab(Lab::up("d2s"), &base, false, 1);
+    lab.exec(
+        "client",
+        &["ip", "addr", "add", "203.0.113.3/32", "dev", "lo"],
+    );
+    let servers = "  server {\n    listen 203.0.113.3:8081;\n    location / { default_type text/plain; return 200 \"$remote_addr:$remote_port\\n\"; }\n  }\n";
+    let _web = common::nginx(&lab, "client", "whoami", servers, 8081);
+    lab.exec(
+        "rs2",
+        &["ip", "route", "replace", "default", "via", "10.99.1.1"],
+    );
+    lab.exec("lb", &["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+    let route = [
+        "ip",
+        "route",
+        "add",
+        "203.0.113.0/24",
+        "via",
+        "10.99.0.2",
+        "dev",
+        "dpdk0",
+    ];
+    lab.exec("lb", &route);
+    let snat = "virtual_server match web {\n    protocol TCP\n    lb_algo rr\n    lb_kind SNAT\n    src-range 10.99.1.4-10.99.1.4\n    dst-range 203.0.113.0-203.0.113.254:8081\n    iif dpdk1\n    oif dpdk0\n    real_server 10.99.0.50 0 {\n        weight 1\n    }\n}\n";
+    std::fs::write(lab.dir.join("keepalived.conf"), format!("{base}{snat}")).expect("config");
+    let (ok, out) = lab.dpvsctl(&["reload"]);
+    assert!(ok, "reload with the two-arm match service: {out}");
+    let ask = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("rs2")])
+            .args(["curl", "-s", "-m", "2", "http://203.0.113.3:8081/"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !text.is_empty()).then_some(text)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        if let Some(seen) = ask() {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "no answer through two-arm SNAT");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        seen.starts_with("10.99.0.50:"),
+        "the outside host saw {seen}"
+    );
+    for _ in 0..5 {
+        let seen = ask().expect("HTTP through two-arm SNAT");
+        assert!(
+            seen.starts_with("10.99.0.50:"),
+            "the outside host saw {seen}"
+        );
+    }
+    kernel_pings(&lab, "10.99.0.1");
+    lab.exec(
+        "rs2",
+        &["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.99.1.1"],
+    );
+    both_ports_busy(&lab);
+}

@@ -13,8 +13,8 @@ use crate::command::{
     ServiceKey, ServiceSpec, SnatMatch,
 };
 use crate::engine::{
-    ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot, Snapshot4,
-    Snapshot6, SnatRule,
+    in_network, ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot,
+    Snapshot4, Snapshot6, SnatRule,
 };
 use crate::io::PacketIo;
 use crate::sched::{SchedServer, SchedTable};
@@ -191,21 +191,6 @@ fn run_estimator(published: Arc<Published>, stop: Arc<AtomicBool>) {
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-/// Whether `ip` is in the network `addr`/`len` (same family).
-fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
-    match (ip, addr) {
-        (IpAddr::V4(ip), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32)));
-            (u32::from(ip) ^ u32::from(a)) & mask.unwrap_or(0) == 0
-        }
-        (IpAddr::V6(ip), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128)));
-            (u128::from(ip) ^ u128::from(a)) & mask.unwrap_or(0) == 0
-        }
-        _ => false,
     }
 }
 
@@ -476,6 +461,12 @@ impl Dataplane {
                 .into_iter()
                 .collect(),
             addr_ports: self.addr_ports(),
+            port_nets: self
+                .interfaces
+                .iter()
+                .filter(|&&(port, _, _)| port != 0)
+                .map(|&(port, a, len)| (a, len, port))
+                .collect(),
         }
     }
 
@@ -1275,6 +1266,10 @@ mod tests {
         // Port 1's addresses are sent from there; port 0's need no entry.
         assert_eq!(snap.addr_ports, [(a1.into(), 1), (b1.into(), 1)]);
         assert_eq!((snap.port_of(a1), snap.port_of(a0)), (1, 0));
+        // Port 1's networks: packets to other hosts on them leave there.
+        assert_eq!(snap.port_nets, [(a1.into(), 24, 1), (b1.into(), 64, 1)]);
+        assert_eq!(snap.port_net_of(far.into()), Some(1));
+        assert_eq!(snap.port_net_of(RS.into()), None);
         assert_eq!(snap.v4.interface, Some(a0));
 
         // The longest prefix wins, whatever the port.

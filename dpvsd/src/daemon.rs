@@ -367,10 +367,7 @@ struct Shared {
 /// with two `--dpdk-port`s), one line each naming where it is: refused at
 /// start and on reload.
 fn device_errors(opts: &Options, plan: &Plan) -> Vec<String> {
-    let ports = match &opts.backend {
-        BackendOptions::Dpdk(d) => d.ports.len().max(1),
-        BackendOptions::AfPacket => 1,
-    };
+    let ports = port_count(opts);
     plan.services
         .iter()
         .flat_map(|s| {
@@ -385,6 +382,33 @@ fn device_errors(opts: &Options, plan: &Plan) -> Vec<String> {
                 })
         })
         .collect()
+}
+
+/// The ports dpvsd forwards on: the DPDK ports, or the one interface.
+fn port_count(opts: &Options) -> usize {
+    match &opts.backend {
+        BackendOptions::Dpdk(d) => d.ports.len().max(1),
+        BackendOptions::AfPacket => 1,
+    }
+}
+
+/// The kernel side of port `port`: the forwarding interface itself (port
+/// 0), or with DPDK the port's exception TAP (if any).
+fn port_kernel_if(opts: &Options, port: u16) -> Option<String> {
+    match &opts.backend {
+        BackendOptions::Dpdk(d) => d
+            .kni
+            .as_deref()
+            .map(|k| crate::backend::tap_name(k, usize::from(port))),
+        BackendOptions::AfPacket => opts.interface.clone().filter(|_| port == 0),
+    }
+}
+
+/// Fills the gateways of `plan`'s SNAT services ([`crate::snat_rt::resolve`]).
+fn resolve_snat(opts: &Options, plan: &mut Plan) -> Result<(), Vec<String>> {
+    crate::snat_rt::resolve(plan, opts.interface.as_deref(), port_count(opts), |p| {
+        port_kernel_if(opts, p)
+    })
 }
 
 /// The kernel side of the forwarding interface: the interface itself, or
@@ -519,8 +543,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
         None => None,
     };
     let listener = bind_socket(&opts.socket)?;
-    crate::snat_rt::resolve(&mut plan, opts.interface.as_deref(), kernel_if(&opts))
-        .map_err(|e| StartError::Config(e.join("\n")))?;
+    resolve_snat(&opts, &mut plan).map_err(|e| StartError::Config(e.join("\n")))?;
 
     let mut state = RunState {
         plan: Plan::default(),
@@ -909,8 +932,7 @@ fn reload_config(shared: &Shared, dry_run: bool) -> ReloadInfo {
             );
         }
     };
-    let (forward_if, kernel) = (shared.opts.interface.as_deref(), kernel_if(&shared.opts));
-    if let Err(errors) = crate::snat_rt::resolve(&mut plan, forward_if, kernel) {
+    if let Err(errors) = resolve_snat(&shared.opts, &mut plan) {
         diagnostics.extend(errors);
         return rejected(
             format!("{}: SNAT services cannot be served", path.display()),

@@ -1,10 +1,12 @@
 //! SNAT match services at run time (assemble/snat.rs lowers them): their
-//! `iif` / `oif` must name the interface the dataplane forwards on (it
-//! forwards on one), and their outbound packets need a next hop.
+//! `iif` / `oif` must name the interface the dataplane forwards on, or
+//! with DPDK ports it drives (`dpdk1`: two-arm), and their outbound
+//! packets need a next hop.
 //!
 //! The next hop is the gateway of the kernel's route towards the service's
 //! destinations (the first address of `dst-range`, else the default
-//! route) on the kernel side of the forwarding interface, read from
+//! route) on the kernel side of the `oif` (the forwarding interface, or
+//! the TAP of the `oif` port), read from
 //! `/proc/net/route` (IPv4, the main table) or `/proc/net/ipv6_route`
 //! (IPv6) when the daemon starts or reloads: as DPVS needs `dpip route add
 //! default via GATEWAY dev dpdk1`, dpvsd needs `ip [-6] route add default
@@ -15,7 +17,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::assemble::Plan;
+use crate::assemble::{device_of, Plan};
 
 /// `dpdk0`, DPVS's name of its first port, also names the interface the
 /// dataplane forwards on.
@@ -143,16 +145,20 @@ impl Routes {
 }
 
 /// Checks the match services of `plan` against the forwarding interface
-/// `forward_if` and fills their gateways from the routes of
-/// `kernel_if` (the same interface for AF_PACKET, the exception TAP for
-/// DPDK). Nothing to do without an interface (nothing is forwarded).
+/// `forward_if` and the ports dpvsd drives (`ports`: the DPDK ports, or
+/// the one interface), and fills their gateways from the routes of the
+/// kernel side of their `oif` (`kernel_if(port)`: the interface itself
+/// for AF_PACKET, the port's exception TAP for DPDK; a VLAN device on it
+/// for `dpdk1.100`). Nothing to do without an interface (nothing is
+/// forwarded).
 ///
 /// # Errors
 /// One line per problem, naming the `virtual_server`'s location.
 pub fn resolve(
     plan: &mut Plan,
     forward_if: Option<&str>,
-    kernel_if: Option<&str>,
+    ports: usize,
+    kernel_if: impl Fn(u16) -> Option<String>,
 ) -> Result<(), Vec<String>> {
     let Some(forward_if) = forward_if else {
         return Ok(());
@@ -165,13 +171,20 @@ pub fn resolve(
         };
         let loc = &svc.location;
         for (what, name) in [("iif", &m.iif), ("oif", &m.oif)] {
-            if let Some(name) = name
+            let Some(name) = name
                 .as_deref()
                 .filter(|n| *n != forward_if && *n != DPVS_PORT)
-            {
-                errors.push(format!(
+            else {
+                continue;
+            };
+            match device_of(name) {
+                Some(d) if usize::from(d.port) < ports => {}
+                Some(_) => errors.push(format!(
+                    "{loc}: error: {what} {name}: dpvsd drives {ports} port(s) (dpdk0 … as --dpdk-port is given)"
+                )),
+                None => errors.push(format!(
                     "{loc}: error: {what} {name}: dpvsd forwards on {forward_if} only (name it, or {DPVS_PORT})"
-                ));
+                )),
             }
         }
         // The first destination, else the default route of the family.
@@ -180,8 +193,13 @@ pub fn resolve(
             None if svc.spec.key.addr.is_ipv6() => Ipv6Addr::UNSPECIFIED.into(),
             None => Ipv4Addr::UNSPECIFIED.into(),
         };
-        let kernel_if = kernel_if.unwrap_or(forward_if);
-        match routes.gateway(kernel_if, to) {
+        let oif = m.oif.as_deref().and_then(device_of).unwrap_or_default();
+        let kernel_if = match kernel_if(oif.port) {
+            Some(k) if oif.vlan != 0 => format!("{k}.{}", oif.vlan),
+            Some(k) => k,
+            None => forward_if.to_string(),
+        };
+        match routes.gateway(&kernel_if, to) {
             Some(gw) => m.gateway = Some(gw),
             None => {
                 let ip = if to.is_ipv6() { "ip -6" } else { "ip" };

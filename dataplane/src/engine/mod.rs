@@ -271,6 +271,11 @@ pub struct Snapshot {
     /// (`vip_bind_dev dpdk1`), with its index, sorted by address (`port.rs`).
     /// Addresses not listed are on port 0.
     pub addr_ports: Vec<(IpAddr, u16)>,
+    /// The networks of the ports other than the first (their interface
+    /// addresses' with prefix lengths, [`crate::Command::SetInterfaceAddr`]):
+    /// an IP packet to an address in one that is not a neighbour's (an
+    /// inside host SNAT replies to) leaves on that port (`port.rs`).
+    pub port_nets: Vec<(IpAddr, u8, u16)>,
 }
 
 impl Snapshot {
@@ -294,6 +299,16 @@ impl Snapshot {
     /// The port `ip` (a VIP or local address) is bound to; 0: the first.
     pub fn port_of(&self, ip: impl Into<IpAddr>) -> u16 {
         bound_to(&self.addr_ports, ip.into())
+    }
+
+    /// The port whose network ([`Snapshot::port_nets`]) holds `ip` (the
+    /// longest prefix), if any.
+    pub fn port_net_of(&self, ip: IpAddr) -> Option<u16> {
+        let nets = self.port_nets.iter();
+        let holding = nets.filter(|&&(a, len, _)| in_network(ip, a, len));
+        holding
+            .max_by_key(|&&(_, len, port)| (len, std::cmp::Reverse(port)))
+            .map(|&(_, _, port)| port)
     }
 
     /// The persistence of IPv4 service number `i`.
@@ -326,6 +341,21 @@ impl Snapshot {
 }
 
 /// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
+/// Whether `ip` is in the network `addr`/`len` (same family).
+pub(crate) fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
+    match (ip, addr) {
+        (IpAddr::V4(ip), IpAddr::V4(a)) => {
+            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32)));
+            (u32::from(ip) ^ u32::from(a)) & mask.unwrap_or(0) == 0
+        }
+        (IpAddr::V6(ip), IpAddr::V6(a)) => {
+            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128)));
+            (u128::from(ip) ^ u128::from(a)) & mask.unwrap_or(0) == 0
+        }
+        _ => false,
+    }
+}
+
 fn bound_to(list: &[(IpAddr, u16)], ip: IpAddr) -> u16 {
     match list.binary_search_by(|(a, _)| a.cmp(&ip)) {
         Ok(i) => list[i].1,

@@ -3,7 +3,7 @@
 //! there), each port with its own MAC.
 //!
 //! The snapshot says which port each VIP and local address is on
-//! ([`Snapshot::addr_ports`]; unlisted: port 0), as it says their VLAN
+//! ([`Snapshot::addr_ports`](super::Snapshot::addr_ports); unlisted: port 0), as it says their VLAN
 //! (`vlan.rs`). The worker hands the engine each port's bursts
 //! ([`Engine::handle_burst_on`]); frames are for us when addressed to the
 //! MAC of the port they came on, and leave (with that port's MAC as
@@ -15,14 +15,18 @@
 //!   client comes from, of the address an ARP or ND answer is for (only
 //!   answered on that address's port), of the address a solicitation is
 //!   sent from (neighbours are asked on their source's port), of the
-//!   address a gratuitous ARP announces.
+//!   address a gratuitous ARP announces, when it is another than port 0;
+//! - otherwise, for an IP packet, the port whose network (its interface
+//!   address's, [`Snapshot::port_nets`](super::Snapshot::port_nets)) holds the destination: an inside
+//!   host behind `dpdk1` that two-arm SNAT replies to;
+//! - otherwise port 0.
 //!
 //! With one port nothing here runs: [`Engine::handle_burst_on`] compares
 //! once per burst and runs its pipeline built without the routing.
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::{Engine, Family, Side, MAX_NEIGHBOURS};
+use super::{Engine, Family, Side, ETH_LEN, MAX_NEIGHBOURS};
 use crate::io::Burst;
 use crate::wire::{EtherType, EthernetFrame, MacAddr};
 
@@ -86,7 +90,17 @@ impl Engine {
         if let Some(&p) = self.neigh_ports.get(&eth.dst_addr()) {
             return p;
         }
-        source_of(frame).map_or(0, |ip| self.snap.port_of(ip))
+        let Some((ethertype, l3)) = network_layer(frame) else {
+            return 0;
+        };
+        match source_of(ethertype, l3).map(|ip| self.snap.port_of(ip)) {
+            Some(port) if port != 0 => port,
+            // An IP packet to the network of another port (an inside host
+            // SNAT replies to) leaves there.
+            _ => super::vlan::l3_address(ethertype, l3, 16, 24)
+                .and_then(|ip| self.snap.port_net_of(ip))
+                .unwrap_or(0),
+        }
     }
 
     /// A frame we send (`None`: too short to be one): the port it leaves
@@ -131,18 +145,22 @@ impl<A: Family> Side<A> {
     }
 }
 
-/// The source address of a frame (past one 802.1Q tag): an ARP packet's
-/// sender, an IPv4 or IPv6 packet's source.
-fn source_of(frame: &[u8]) -> Option<IpAddr> {
-    let eth = EthernetFrame::new_checked(frame).ok()?;
-    let (ethertype, l3) = match eth.ethertype() {
+/// A frame's EtherType and network layer, past one 802.1Q tag.
+fn network_layer(frame: &[u8]) -> Option<(EtherType, &[u8])> {
+    let ethertype = EthernetFrame::new_checked(frame).ok()?.ethertype();
+    let l3 = frame.get(ETH_LEN..)?;
+    match ethertype {
         EtherType::Vlan => {
-            let p = eth.payload();
-            let t = u16::from_be_bytes([*p.get(2)?, *p.get(3)?]);
-            (EtherType::from(t), p.get(TAG_LEN..)?)
+            let t = u16::from_be_bytes([*l3.get(2)?, *l3.get(3)?]);
+            Some((EtherType::from(t), l3.get(TAG_LEN..)?))
         }
-        t => (t, eth.payload()),
-    };
+        t => Some((t, l3)),
+    }
+}
+
+/// The source address of a network layer `l3` of EtherType `ethertype`:
+/// an ARP packet's sender, an IPv4 or IPv6 packet's source.
+fn source_of(ethertype: EtherType, l3: &[u8]) -> Option<IpAddr> {
     match ethertype {
         // The sender protocol address.
         EtherType::Arp => {

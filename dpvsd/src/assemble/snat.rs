@@ -9,9 +9,12 @@
 //! config location:
 //! * `src-range` / `dst-range` that do not parse are errors (DPVS's
 //!   keepalived silently clears the whole match);
-//! * `iif` and `oif` naming two interfaces cannot be honoured: dpvsd
-//!   forwards on one interface (inside and outside hosts share its link);
-//!   the daemon checks that the names it is given are that interface;
+//! * `iif` and `oif` naming two interfaces cannot be honoured unless
+//!   they are DPDK ports (`dpdk0`, `dpdk1`, …: two-arm SNAT, the SNAT
+//!   addresses and the gateway on `oif`, the inside hosts on the network
+//!   of their port's TAP): with AF_PACKET dpvsd forwards on one interface
+//!   (inside and outside hosts share its link); the daemon checks that the
+//!   names it is given are that interface or ports it drives;
 //! * a match whose ranges, real servers and protocol (ICMP is IPv4's,
 //!   ICMPV6 IPv6's) are not all of one family is an error (a DPVS
 //!   service has one address family too);
@@ -48,10 +51,11 @@ pub(super) fn lower(
     let before = errors.len();
     let v6 = family(vs, [src, dst], errors);
     if let (Some(i), Some(o)) = (&d.iif, &d.oif) {
-        if i != o {
+        let ports = super::device_of(i).is_some() || super::device_of(o).is_some();
+        if i != o && !ports {
             errors.push(err(
                 loc,
-                format!("iif {i} and oif {o} name two interfaces: dpvsd forwards on one (SNAT is one-arm here), so this match cannot be honoured"),
+                format!("iif {i} and oif {o} name two interfaces: dpvsd forwards on one (SNAT is one-arm here; with DPDK, name its ports dpdk0, dpdk1, …), so this match cannot be honoured"),
             ));
         }
     }

@@ -818,3 +818,37 @@ fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
     let want = echo6((LB_MAC, INSIDE_MAC), (FAR6, INSIDE6), 0x1234, true, 63);
     forwards6(&mut e, &mut ctl, 14, &rep, &want);
 }
+
+/// Two-arm SNAT, DPVS's usual layout: the inside hosts behind port 1
+/// (its network 192.168.100.0/24, [`Snapshot::port_nets`]), the SNAT
+/// address and the gateway on port 0. Outbound packets leave on port 0 to
+/// the gateway; the replies on port 1 to the inside host, from its MAC.
+#[test]
+fn two_arm_snat_replies_leave_on_the_inside_hosts_port() {
+    let port1 = MacAddr([2, 0x99, 0, 0, 9, 9]);
+    let mut snap = Arc::try_unwrap(snat_snapshot()).expect("unique");
+    snap.port_nets = vec![(Ipv4Addr::new(192, 168, 100, 1).into(), 24, 1)];
+    let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
+    e.set_port_macs(&[LB_MAC, port1]);
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let mut run = |port: u16, frame: &[u8]| {
+        let mut rx = Burst::new(1);
+        assert!(rx.push(frame));
+        let mut got = None;
+        e.handle_burst_on(port, rx.frames_mut(), 10, &mut ctl, |f, v, to| {
+            got = Some((v, f.data().to_vec(), to));
+        });
+        got.expect("one verdict")
+    };
+    let answer = arp(ArpOperation::Reply, GW_MAC, GW, SNAT_ADDR);
+    assert_eq!(run(0, &answer).0, Verdict::Ignore);
+    let client = (INSIDE_MAC, INSIDE, 5000);
+    let syn = tcp(client, (port1, FAR, 80), true, false, b"");
+    let wan = (LB_MAC, SNAT_ADDR, PORT0);
+    let want = tcp_ttl(wan, (GW_MAC, FAR, 80), true, false, b"", 63);
+    assert_eq!(run(1, &syn), (Verdict::Forward, want, 0));
+    let synack = tcp((GW_MAC, FAR, 80), wan, true, true, b"");
+    let want = tcp_ttl((port1, FAR, 80), client, true, true, b"", 63);
+    assert_eq!(run(0, &synack), (Verdict::Forward, want, 1));
+}
