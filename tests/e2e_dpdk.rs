@@ -984,16 +984,42 @@ fn dpdk_two_arm_nat() {
     if !can_run("dpdk_two_arm_nat") {
         return;
     }
+    two_arm_nat(Lab::up("d2n"), false);
+}
+
+/// [`dpdk_two_arm_nat`] over IPv6: the servers fd99:1::3 and fd99:1::4
+/// are solicited from the TAP `dpdk1`'s fd99:1::1 on `dpdk1`, and route
+/// back through it.
+#[test]
+fn dpdk_two_arm_nat6() {
+    if !can_run("dpdk_two_arm_nat6") {
+        return;
+    }
+    two_arm_nat(Lab::up_v6("d2n6"), true);
+}
+
+/// The two-arm NAT lab (`v6`: over IPv6) and its checks.
+fn two_arm_nat(lab: Lab, v6: bool) {
+    let (vip, servers, gw) = if v6 {
+        (VIP6, ["fd99:1::3", "fd99:1::4"], "fd99:1::1")
+    } else {
+        (VIP, ["10.99.1.3", "10.99.1.4"], "10.99.1.1")
+    };
     let rs = |ip: &str| format!("    real_server {ip} 8080 {{\n        weight 1\n    }}\n");
     let conf = format!(
-        "virtual_server {VIP} 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n{}{}}}\n",
-        rs("10.99.1.3"),
-        rs("10.99.1.4")
+        "virtual_server {vip} 80 {{\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n{}{}}}\n",
+        rs(servers[0]),
+        rs(servers[1])
     );
-    let lab = two_arm_lab(Lab::up("d2n"), &conf, false, 1);
-    lab.exec_servers(&["ip", "route", "replace", "default", "via", "10.99.1.1"]);
+    let lab = two_arm_lab(lab, &conf, v6, 1);
+    let family = if v6 { "-6" } else { "-4" };
+    lab.exec_servers(&["ip", family, "route", "replace", "default", "via", gw]);
     // dpvsd learns dpdk1's address within a second of it being set.
-    let url = format!("http://{VIP}/");
+    let url = if v6 {
+        format!("http://[{vip}]/")
+    } else {
+        format!("http://{vip}/")
+    };
     let deadline = Instant::now() + Duration::from_secs(15);
     while lab.get(&url).is_none() {
         assert!(
@@ -1009,13 +1035,12 @@ fn dpdk_two_arm_nat() {
     );
     // The servers reached their gateway at dpdk1's MAC.
     for rs in ["rs1", "rs2"] {
-        let n = lab.neigh(rs, "10.99.1.1");
+        let n = lab.neigh(rs, gw);
         assert!(n.contains("02:99:00:00:01:01"), "{rs}: {n}");
     }
     // The kernel answers on both sides (through each port's TAP).
-    kernel_pings(&lab, "10.99.0.1");
-    let ping = ["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.99.1.1"];
-    lab.exec("rs1", &ping);
+    kernel_pings(&lab, if v6 { "fd99::1" } else { "10.99.0.1" });
+    lab.exec("rs1", &["ping", "-c", "2", "-i", "0.2", "-W", "2", gw]);
     both_ports_busy(&lab);
 }
 
