@@ -714,29 +714,35 @@ const WAYS: usize = 7;
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
 struct Bucket {
-    /// Each way's key hash; 0 = free way.
-    hash: [u32; WAYS],
-    /// Entries stored further on because this bucket was full.
-    overflow: u32,
+    /// Each way's key hash (0 = free way), then in lane [`WAYS`] the
+    /// overflow count: entries stored further on because this bucket was
+    /// full. The eight lanes compare at once ([`Bucket::ways_of`]).
+    hash: [u32; WAYS + 1],
     /// Each way's `conn_index << 1 | dir`.
     id: [u32; WAYS],
     _pad: u32,
 }
 
 impl Bucket {
-    /// Bit `w` set for each way `w` whose hash is `h`.
+    /// Bit `w` set for each way `w` whose hash is `h` (0: the free ways):
+    /// two SIMD compares and their masks, the overflow lane masked off.
     #[inline(always)]
     fn ways_of(&self, h: u32) -> u32 {
-        self.hash
-            .iter()
-            .enumerate()
-            .fold(0, |m, (w, &x)| m | u32::from(x == h) << w)
+        let lanes = wide::u32x8::new(self.hash);
+        lanes.simd_eq(wide::u32x8::splat(h)).to_bitmask() & ((1 << WAYS) - 1)
+    }
+
+    fn overflow(&self) -> u32 {
+        self.hash[WAYS]
+    }
+
+    fn overflow_mut(&mut self) -> &mut u32 {
+        &mut self.hash[WAYS]
     }
 }
 
 const EMPTY_BUCKET: Bucket = Bucket {
-    hash: [0; WAYS],
-    overflow: 0,
+    hash: [0; WAYS + 1],
     id: [0; WAYS],
     _pad: 0,
 };
@@ -876,7 +882,7 @@ impl<A: IpAddress> ConnTable<A> {
                     return Some(id);
                 }
             }
-            if bucket.overflow == 0 {
+            if bucket.overflow() == 0 {
                 return None;
             }
             b = (b + 1) & self.mask;
@@ -1071,12 +1077,14 @@ impl<A: IpAddress> ConnTable<A> {
         let mut b = h as usize & self.mask;
         loop {
             let bucket = &mut self.index[b];
-            if let Some(w) = bucket.hash.iter().position(|&x| x == 0) {
+            let free = bucket.ways_of(0);
+            if free != 0 {
+                let w = free.trailing_zeros() as usize;
                 bucket.hash[w] = h;
                 bucket.id[w] = id;
                 return;
             }
-            bucket.overflow += 1;
+            *bucket.overflow_mut() += 1;
             b = (b + 1) & self.mask;
         }
     }
@@ -1121,7 +1129,7 @@ impl<A: IpAddress> ConnTable<A> {
                 bucket.hash[w] = 0;
                 while b != home {
                     b = (b + self.mask) & self.mask;
-                    self.index[b].overflow -= 1;
+                    *self.index[b].overflow_mut() -= 1;
                 }
                 return;
             }
@@ -1438,10 +1446,12 @@ mod tests {
                 };
             }
             // The overflow word next to the ways never counts as one.
-            b.overflow = h;
+            *b.overflow_mut() = h;
             assert_eq!(b.ways_of(h), pattern);
             assert_eq!(b.ways_of(h ^ 1), 0);
         }
+        // Free ways are those of hash 0; an empty overflow count is none.
+        assert_eq!(EMPTY_BUCKET.ways_of(0), (1 << WAYS) - 1);
     }
     use crate::command::{Protocol, Scheduler, ServiceKey};
     use crate::engine::{ServerSnap, ServiceSnap, Snapshot4};
@@ -1824,7 +1834,7 @@ mod tests {
         let entries: usize = t
             .index
             .iter()
-            .map(|b| b.hash.iter().filter(|&&h| h != 0).count())
+            .map(|b| b.hash[..WAYS].iter().filter(|&&h| h != 0).count())
             .sum();
         assert_eq!(entries, 2 * live.len());
     }
@@ -1864,7 +1874,7 @@ mod tests {
             .collect();
         assert_eq!(same.len(), 9);
         let idxs: Vec<ConnIdx> = same.iter().map(|c| t.insert(*c).expect("room")).collect();
-        assert!(t.index[target].overflow > 0, "the home bucket spilled");
+        assert!(t.index[target].overflow() > 0, "the home bucket spilled");
         for (c, idx) in same.iter().zip(&idxs) {
             assert_eq!(t.lookup(&c.in_key, 0), Some((*idx, Dir::In)));
         }
@@ -1874,7 +1884,7 @@ mod tests {
         assert!(t
             .index
             .iter()
-            .all(|b| b.overflow == 0 && b.hash == [0; WAYS]));
+            .all(|b| b.overflow() == 0 && b.hash == [0; WAYS + 1]));
     }
 
     /// Flags of a packet: `S` SYN, `F` FIN, `A` ACK, `R` RST.
