@@ -13,7 +13,7 @@ use crate::command::{
     ServiceKey, ServiceSpec, SnatMatch,
 };
 use crate::engine::{
-    in_network, ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot,
+    longest_match, ConnPolicy, Engine, Family, FamilySnap, ServerSnap, ServiceSnap, Snapshot,
     Snapshot4, Snapshot6, SnatRule,
 };
 use crate::io::PacketIo;
@@ -153,9 +153,8 @@ pub struct Dataplane {
     cfg: DataplaneConfig,
     services: BTreeMap<ServiceKey, ServiceState>,
     vip_owned: BTreeMap<IpAddr, bool>,
-    /// See [`Command::SetInterfaceAddr`]: (port, address, prefix length),
-    /// by port.
-    interfaces: Vec<(u16, IpAddr, u8)>,
+    /// See [`Command::SetInterfaceAddr`]: (address, prefix length, port).
+    interfaces: Vec<(IpAddr, u8, u16)>,
     /// See [`Command::SetDevice`] (no default devices).
     devices: BTreeMap<IpAddr, Device>,
     published: Arc<Published>,
@@ -403,11 +402,11 @@ impl Dataplane {
                         reason: format!("prefix length of {v4:?} / {v6:?} is too long"),
                     });
                 }
-                self.interfaces.retain(|&(p, _, _)| p != port);
+                self.interfaces.retain(|&(_, _, p)| p != port);
                 let nets = v4.map(|(a, l)| (IpAddr::from(a), l));
                 let nets = nets.into_iter().chain(v6.map(|(a, l)| (a.into(), l)));
-                self.interfaces.extend(nets.map(|(a, l)| (port, a, l)));
-                self.interfaces.sort_unstable();
+                self.interfaces.extend(nets.map(|(a, l)| (a, l, port)));
+                self.interfaces.sort_unstable_by_key(|&(a, l, p)| (p, a, l));
             }
             Command::SetDevice { addr, device } if device == Device::default() => {
                 self.devices.remove(&addr);
@@ -464,8 +463,8 @@ impl Dataplane {
             port_nets: self
                 .interfaces
                 .iter()
-                .filter(|&&(port, _, _)| port != 0)
-                .map(|&(port, a, len)| (a, len, port))
+                .filter(|&&(_, _, port)| port != 0)
+                .copied()
                 .collect(),
         }
     }
@@ -477,8 +476,8 @@ impl Dataplane {
         let mut ports: BTreeMap<IpAddr, u16> = self
             .interfaces
             .iter()
-            .filter(|&&(port, _, _)| port != 0)
-            .map(|&(port, a, _)| (a, port))
+            .filter(|&&(_, _, port)| port != 0)
+            .map(|&(a, _, port)| (a, port))
             .collect();
         ports.extend(self.bound(|d| d.port));
         ports.into_iter().collect()
@@ -488,21 +487,15 @@ impl Dataplane {
     /// [`Command::SetInterfaceAddr`]): the one whose network holds it
     /// (longest prefix, then the lowest port), else port 0's of its family.
     fn interface_for<A: Family>(&self, server: A) -> Option<A> {
-        let ip: IpAddr = server.into();
-        let on_link = self
-            .interfaces
-            .iter()
-            .filter(|&&(_, a, len)| in_network(ip, a, len))
-            .max_by_key(|&&(port, _, len)| (len, std::cmp::Reverse(port)));
-        on_link
-            .and_then(|&(_, a, _)| A::from_ip(a))
+        longest_match(&self.interfaces, server.into())
+            .and_then(|&(a, _, _)| A::from_ip(a))
             .or_else(|| self.first_interface())
     }
 
     /// Port 0's interface address of family `A`.
     fn first_interface<A: Family>(&self) -> Option<A> {
-        let mut of_port0 = self.interfaces.iter().filter(|&&(port, _, _)| port == 0);
-        of_port0.find_map(|&(_, a, _)| A::from_ip(a))
+        let mut of_port0 = self.interfaces.iter().filter(|&&(_, _, port)| port == 0);
+        of_port0.find_map(|&(a, _, _)| A::from_ip(a))
     }
 
     /// The services of address family `A`.

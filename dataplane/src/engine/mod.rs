@@ -304,11 +304,7 @@ impl Snapshot {
     /// The port whose network ([`Snapshot::port_nets`]) holds `ip` (the
     /// longest prefix), if any.
     pub fn port_net_of(&self, ip: IpAddr) -> Option<u16> {
-        let nets = self.port_nets.iter();
-        let holding = nets.filter(|&&(a, len, _)| in_network(ip, a, len));
-        holding
-            .max_by_key(|&&(_, len, port)| (len, std::cmp::Reverse(port)))
-            .map(|&(_, _, port)| port)
+        longest_match(&self.port_nets, ip).map(|&(_, _, port)| port)
     }
 
     /// The persistence of IPv4 service number `i`.
@@ -341,8 +337,15 @@ impl Snapshot {
 }
 
 /// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
+/// The network of `nets` ((address, prefix length, port)) that holds
+/// `ip`: the longest prefix, then the lowest port.
+pub(crate) fn longest_match(nets: &[(IpAddr, u8, u16)], ip: IpAddr) -> Option<&(IpAddr, u8, u16)> {
+    let holding = nets.iter().filter(|&&(a, len, _)| in_network(ip, a, len));
+    holding.max_by_key(|&&(_, len, port)| (len, std::cmp::Reverse(port)))
+}
+
 /// Whether `ip` is in the network `addr`/`len` (same family).
-pub(crate) fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
+fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
     match (ip, addr) {
         (IpAddr::V4(ip), IpAddr::V4(a)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32)));
