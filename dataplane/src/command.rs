@@ -245,9 +245,7 @@ impl ServiceSpec {
         if let Some(p) = self.persistence {
             out.push(format!("persistent {}", p.timeout_s));
             if p.granularity < 32 {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(p.granularity))
-                    .unwrap_or(0);
+                let mask = crate::wire::ipv4::netmask(p.granularity);
                 out.push(format!("mask {}", Ipv4Addr::from(mask)));
             }
         }
@@ -378,9 +376,7 @@ pub struct Persistence {
 impl Persistence {
     /// The client network a client address belongs to.
     pub fn network(self, client: Ipv4Addr) -> Ipv4Addr {
-        let bits = u32::from(self.granularity.min(32));
-        let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-        Ipv4Addr::from(u32::from(client) & mask)
+        Ipv4Addr::from(u32::from(client) & crate::wire::ipv4::netmask(self.granularity))
     }
 }
 

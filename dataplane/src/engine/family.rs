@@ -312,10 +312,9 @@ impl Family for Ipv6Addr {
     fn network(self, p: Persistence) -> Ipv6Addr {
         let bits = match p.granularity {
             32 => 128,
-            g => u32::from(g.min(128)),
+            g => g,
         };
-        let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-        Ipv6Addr::from(u128::from(self) & mask)
+        Ipv6Addr::from(u128::from(self) & crate::wire::ipv6::netmask(bits))
     }
     fn flow_hash(table: &SchedTable, src: Ipv6Addr, dst: Ipv6Addr) -> u32 {
         let fold = |a: Ipv6Addr| {

@@ -348,12 +348,10 @@ pub(crate) fn longest_match(nets: &[(IpAddr, u8, u16)], ip: IpAddr) -> Option<&(
 fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
     match (ip, addr) {
         (IpAddr::V4(ip), IpAddr::V4(a)) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(len.min(32)));
-            (u32::from(ip) ^ u32::from(a)) & mask.unwrap_or(0) == 0
+            (u32::from(ip) ^ u32::from(a)) & crate::wire::ipv4::netmask(len) == 0
         }
         (IpAddr::V6(ip), IpAddr::V6(a)) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(len.min(128)));
-            (u128::from(ip) ^ u128::from(a)) & mask.unwrap_or(0) == 0
+            (u128::from(ip) ^ u128::from(a)) & crate::wire::ipv6::netmask(len) == 0
         }
         _ => false,
     }

@@ -36,6 +36,13 @@ const OFFSET_MASK: u16 = 0x1fff;
 /// Length of a header without options.
 pub const HEADER_LEN: usize = field::DST_ADDR.end;
 
+/// The mask of a `len`-bit IPv4 prefix (a longer `len` counts as 32).
+pub fn netmask(len: u8) -> u32 {
+    u32::MAX
+        .checked_shl(32 - u32::from(len.min(32)))
+        .unwrap_or(0)
+}
+
 /// A read/write view of an IPv4 datagram.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ipv4Packet<T: AsRef<[u8]>> {
@@ -401,6 +408,20 @@ impl fmt::Display for Ipv4Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn netmasks_of_every_prefix_length() {
+        assert_eq!(netmask(0), 0);
+        assert_eq!(netmask(1), 0x8000_0000);
+        assert_eq!(netmask(24), 0xffff_ff00);
+        assert_eq!(netmask(32), u32::MAX);
+        // Longer than the family's counts as a host.
+        assert_eq!(netmask(33), u32::MAX);
+        for len in 0..=32u8 {
+            assert_eq!(netmask(len).count_ones(), u32::from(len));
+            assert_eq!(netmask(len).leading_ones(), u32::from(len));
+        }
+    }
 
     /// IPv4 part of the first frame of `shared/captures/vrrp2-advert.pcap`: a VRRPv2
     /// advertisement 10.99.0.1 → 224.0.0.18, TOS 0xc0, ident 1, TTL 255, proto 112.

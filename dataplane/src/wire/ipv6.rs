@@ -31,6 +31,13 @@ mod field {
 /// Length of the fixed IPv6 header.
 pub const HEADER_LEN: usize = field::PAYLOAD.start;
 
+/// The mask of a `len`-bit IPv6 prefix (a longer `len` counts as 128).
+pub fn netmask(len: u8) -> u128 {
+    u128::MAX
+        .checked_shl(128 - u32::from(len.min(128)))
+        .unwrap_or(0)
+}
+
 /// At most this many extension headers are skipped; a longer chain is
 /// [`WireError::Malformed`] (bounded work per packet).
 pub const MAX_EXT_HEADERS: usize = 8;
@@ -307,6 +314,18 @@ impl fmt::Display for Ipv6Repr {
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn netmasks_of_every_prefix_length() {
+        assert_eq!(netmask(0), 0);
+        assert_eq!(netmask(64), u128::MAX << 64);
+        assert_eq!(netmask(128), u128::MAX);
+        assert_eq!(netmask(200), u128::MAX);
+        for len in 0..=128u8 {
+            assert_eq!(netmask(len).leading_ones(), u32::from(len));
+            assert_eq!(netmask(len).count_ones(), u32::from(len));
+        }
+    }
 
     const SRC: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
     const DST: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);

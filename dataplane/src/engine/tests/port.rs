@@ -54,6 +54,17 @@ fn port_mac(port: u16) -> MacAddr {
     [LB_MAC, PORT1_MAC][usize::from(port)]
 }
 
+/// A two-port engine with `snap` published: its control frames (the
+/// announcements and solicitations) are in the returned burst.
+fn two_port(snap: Arc<Snapshot>) -> (Engine, Burst) {
+    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
+    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
+    assert_eq!(e.port_count(), 2);
+    let mut ctl = Burst::new(16);
+    e.set_snapshot(snap, 0, &mut ctl);
+    (e, ctl)
+}
+
 /// A two-port engine (the LIP on `lip_port`) whose real server answered
 /// ARP on port `rs_port`, and its one-port twin (the oracle).
 fn engines(
@@ -62,11 +73,7 @@ fn engines(
     lip_port: u16,
     rs_port: u16,
 ) -> (Engine, Engine, Burst) {
-    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
-    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
-    assert_eq!(e.port_count(), 2);
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(port_snapshot(mode, lips, lip_port), 0, &mut ctl);
+    let (mut e, mut ctl) = two_port(port_snapshot(mode, lips, lip_port));
     let asked = lips.first().copied().unwrap_or(IFACE);
     let reply = arp(ArpOperation::Reply, RS_MAC, RS, asked);
     let reply = macs(&reply, port_mac(rs_port), port_mac(rs_port));
@@ -161,10 +168,7 @@ fn arp_is_answered_only_on_the_addresss_port() {
 
 #[test]
 fn announcements_and_solicitations_leave_on_their_addresss_port() {
-    let mut e = Engine::new(0, LB_MAC, 64, (40000, 40100), Arc::default());
-    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(port_snapshot(Forwarding::Fnat, &[LIP], 1), 0, &mut ctl);
+    let (mut e, mut ctl) = two_port(port_snapshot(Forwarding::Fnat, &[LIP], 1));
     let sent = |ctl: &Burst| {
         let mut seen: Vec<_> = ctl
             .frames()
@@ -242,10 +246,7 @@ fn fnat6_and_nd_on_two_ports() {
     use crate::wire::Ipv6Packet;
     let mut snap = Arc::try_unwrap(snapshot6(Forwarding::Fnat, &[LIP6])).expect("unique");
     snap.addr_ports = vec![(LIP6.into(), 1)];
-    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
-    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let (mut e, mut ctl) = two_port(Arc::new(snap));
     // Unsolicited NAs (VIP on 0, LIP on 1) and the NS for the real server
     // (from the LIP: on 1), each with its port's MAC as Ethernet source and
     // link-layer address option (the last 6 bytes).
@@ -307,10 +308,7 @@ fn a_vlan_on_the_second_port() {
     let mut snap = Arc::try_unwrap(port_snapshot(Forwarding::Fnat, &[LIP], 1)).expect("unique");
     snap.addr_vlans = vec![(IpAddr::from(LIP), 200)];
     snap.vlan_ids = vec![200];
-    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
-    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
-    let mut ctl = Burst::new(16);
-    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let (mut e, mut ctl) = two_port(Arc::new(snap));
     let ask = ctl
         .frames()
         .iter()
@@ -367,10 +365,7 @@ fn nat_and_tun_reach_servers_behind_the_second_port() {
     let mut snap = Arc::try_unwrap(snap).expect("unique");
     snap.v4.neighbours = vec![(RS, iface1)];
     snap.addr_ports = vec![(iface1.into(), 1)];
-    let mut e = Engine::new(0, LB_MAC, 1024, (40000, 40100), Arc::default());
-    e.set_port_macs(&[LB_MAC, PORT1_MAC]);
-    ctl.clear();
-    e.set_snapshot(Arc::new(snap), 0, &mut ctl);
+    let (mut e, mut ctl) = two_port(Arc::new(snap));
     let ask = ctl
         .frames()
         .iter()
