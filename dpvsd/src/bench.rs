@@ -1,4 +1,5 @@
-//! `dpvsd bench`: the forwarding engine's speed, one line per case.
+//! `dpvsd bench`: the forwarding engine's speed: a `# cpu=…` line naming
+//! the machine, then one line per case.
 //!
 //! * `--backend mem` (default): the engine alone, frames from memory in
 //!   32-frame bursts on this thread ([`dataplane::bench::MEM_CASES`]:
@@ -48,11 +49,37 @@ fn wanted(cli: &BenchCli, name: &str) -> bool {
 /// # Errors
 /// An unknown backend or case, or the DPDK run failed (the message says why).
 pub fn run(cli: &BenchCli, allocs: &dyn Fn() -> u64) -> Result<(), String> {
-    match cli.backend.as_str() {
-        "mem" => run_mem(cli, allocs),
-        "dpdk" => run_dpdk(cli),
-        b => Err(format!("unknown backend {b:?} (mem or dpdk)")),
+    let run = match cli.backend.as_str() {
+        "mem" => run_mem,
+        "dpdk" => |cli: &BenchCli, _: &dyn Fn() -> u64| run_dpdk(cli),
+        b => return Err(format!("unknown backend {b:?} (mem or dpdk)")),
+    };
+    // Figures mean little without the machine that made them.
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    println!("{}", host_line(&cpuinfo, cpus));
+    run(cli, allocs)
+}
+
+/// `# cpu="MODEL" family=F model=M cpus=N`, from `/proc/cpuinfo`'s first
+/// processor (fields it lacks are left out).
+fn host_line(cpuinfo: &str, cpus: usize) -> String {
+    let field = |name: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    };
+    let mut line = format!(
+        "# cpu={:?}",
+        field("model name").unwrap_or_else(|| "unknown".into())
+    );
+    for (key, name) in [("family", "cpu family"), ("model", "model")] {
+        if let Some(v) = field(name) {
+            line.push_str(&format!(" {key}={v}"));
+        }
     }
+    line + &format!(" cpus={cpus}")
 }
 
 fn run_mem(cli: &BenchCli, allocs: &dyn Fn() -> u64) -> Result<(), String> {
@@ -148,5 +175,17 @@ mod tests {
         assert!(e.contains("fnat/1m"), "{e}");
         let e = run(&cli(&["--backend", "xdp"]), &|| 0).expect_err("backend");
         assert!(e.contains("xdp"), "{e}");
+    }
+
+    #[test]
+    fn the_host_line_names_the_first_processor() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\n\
+                    model\t\t: 17\nmodel name\t: AMD EPYC\n\n\
+                    processor\t: 1\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Other\n";
+        assert_eq!(
+            host_line(info, 2),
+            "# cpu=\"AMD EPYC\" family=25 model=17 cpus=2"
+        );
+        assert_eq!(host_line("", 1), "# cpu=\"unknown\" cpus=1");
     }
 }
