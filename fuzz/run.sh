@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # run.sh SECONDS [TARGET] - fuzz TARGET for SECONDS (default 60): `parse`
-# (keepalived-parser, the default) or `wire` (the dataplane's wire views and
-# engine on arbitrary frames).
+# (keepalived-parser, the default), `wire` (the dataplane's wire views and
+# engine on arbitrary frames), one wire view on its own header (`ethernet`,
+# `vlan`, `arp`, `ipv4`, `ipv6`, `tcp`, `udp`, `icmpv4`, `icmpv6`), or
+# `views`: each of those nine for SECONDS.
 #
 # Both are libFuzzer targets (fuzz_targets/*.rs), coverage-guided either way:
 # - with a nightly toolchain (rustup) and cargo-fuzz, `cargo +nightly fuzz
@@ -21,11 +23,20 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 corpus_src="$root/../shared/corpus"
 
+views=(ethernet vlan arp ipv4 ipv6 tcp udp icmpv4 icmpv6)
 case "$target" in
 parse | wire) ;;
+views)
+    for v in "${views[@]}"; do
+        bash "$0" "$secs" "$v"
+    done
+    exit 0
+    ;;
 *)
-    echo "run.sh: unknown target $target (parse or wire)" >&2
-    exit 2
+    if [[ " ${views[*]} " != *" $target "* ]]; then
+        echo "run.sh: unknown target $target (parse, wire, views or one of: ${views[*]})" >&2
+        exit 2
+    fi
     ;;
 esac
 

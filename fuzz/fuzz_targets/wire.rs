@@ -23,11 +23,8 @@ use dataplane::engine::{
     Engine, Family, FamilySnap, Snapshot, Snapshot4, Snapshot6, SnatRule, Verdict,
 };
 use dataplane::io::Burst;
-use dataplane::wire::icmpv4::Quote;
-use dataplane::wire::icmpv6::Quote6;
 use dataplane::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, Icmpv4Packet, Icmpv6Packet, Ipv4Packet, Ipv6Packet,
-    Ipv6Repr, MacAddr, TcpPacket, UdpPacket, VlanTag,
+    ArpPacket, ArpRepr, EthernetFrame, Icmpv6Packet, Ipv4Packet, Ipv6Packet, Ipv6Repr, MacAddr,
 };
 use dataplane::{Forwarding, Protocol, ProxyProtocol, ProxyVersion, Quic};
 use libfuzzer_sys::fuzz_target;
@@ -215,56 +212,12 @@ fn state() -> &'static Mutex<State> {
     })
 }
 
-/// Every view's accessors on `frame`.
-fn views(frame: &[u8]) {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return;
-    };
-    let _ = (eth.src_addr(), eth.dst_addr(), eth.ethertype());
-    let l3 = eth.payload();
-    if let Ok(tag) = VlanTag::new_checked(l3) {
-        let _ = (
-            tag.pcp(),
-            tag.dei(),
-            tag.vlan_id(),
-            tag.ethertype(),
-            tag.payload(),
-        );
-    }
-    if let Ok(arp) = ArpPacket::new_checked(l3) {
-        let _ = ArpRepr::parse(&arp);
-    }
-    if let Ok(ip) = Ipv4Packet::new_checked(l3) {
-        let _ = (ip.verify_checksum(), ip.options(), ip.is_fragment());
-        let (src, dst, l4) = (ip.src_addr(), ip.dst_addr(), ip.payload());
-        if let Ok(t) = TcpPacket::new_checked(l4) {
-            let _ = (t.options(), t.payload(), t.verify_checksum(src, dst));
-        }
-        if let Ok(u) = UdpPacket::new_checked(l4) {
-            let _ = (u.payload(), u.verify_checksum(src, dst));
-        }
-        if let Ok(i) = Icmpv4Packet::new_checked(l4) {
-            let _ = (i.is_error(), i.next_hop_mtu(), i.verify_checksum());
-            let _ = Quote::parse(i.payload());
-        }
-    }
-    if let Ok(ip6) = Ipv6Packet::new_checked(l3) {
-        let _ = ip6.upper_layer();
-        let (src, dst) = (ip6.src_addr(), ip6.dst_addr());
-        if let Ok(i) = Icmpv6Packet::new_checked(ip6.payload()) {
-            let _ = (i.nd_target(), i.na_flags(), i.verify_checksum(src, dst));
-            let _ = i.nd_options().count();
-            let _ = Quote6::parse(i.payload());
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((&ctl_byte, rest)) = data.split_first() else {
         return;
     };
     let mut frame = rest.to_vec();
-    views(&frame);
+    views::frame(&frame);
     if ctl_byte & 0xc0 == 0xc0 && frame.len() >= 54 {
         frame[..6].copy_from_slice(&LB_MAC.0);
         frame[12..14].copy_from_slice(&[0x86, 0xdd]);
@@ -317,7 +270,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     ctl.clear();
-    if now % 64 == 0 {
+    if now.is_multiple_of(64) {
         e.housekeeping(now, 256, ctl);
         ctl.clear();
     }

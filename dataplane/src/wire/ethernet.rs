@@ -25,8 +25,7 @@ pub enum EtherType {
     Arp,
     /// 0x86dd
     Ipv6,
-    /// 0x8100 (802.1Q tag, see [`super::vlan`]; the engine does not
-    /// forward tagged frames yet)
+    /// 0x8100 (802.1Q tag, see [`super::vlan`])
     Vlan,
     /// Anything else.
     Unknown(u16),
