@@ -412,18 +412,21 @@ pub enum Command {
         vip: IpAddr,
         owned: bool,
     },
-    /// The load balancer's own addresses on port `port` (the kernel's, on
-    /// the forwarding interface or the port's exception TAP; the dataplane
-    /// does not answer for them), each with its prefix length. For services
-    /// without local addresses, a real server is asked for (ARP, neighbor
-    /// solicitation) from the address of the port whose network holds it
-    /// (the longest prefix; else port 0's address of its family; else an
+    /// The load balancer's own addresses on `device` (the kernel's, on the
+    /// forwarding interface, a port's exception TAP (`dpdk1`) or a VLAN
+    /// device on it (`dpdk1.100`); the dataplane does not answer for
+    /// them), each with its prefix length. For services without local
+    /// addresses, a real server is asked for (ARP, neighbor solicitation)
+    /// from the address of the device whose network holds it (the longest
+    /// prefix; else the untagged port 0's address of its family; else an
     /// ARP probe from 0.0.0.0 or a solicitation from our link-local
-    /// address), on that port; that address is also the outer source of
-    /// its TUN packets (none: dropped as `no_tunnel_source`). Setting
-    /// replaces the port's; `None` clears.
+    /// address), on that port and VLAN; that address is also the outer
+    /// source of its TUN packets (none: dropped as `no_tunnel_source`).
+    /// Packets to other hosts on a device's network (an inside host SNAT
+    /// replies to) leave on its port and VLAN. Setting replaces the
+    /// device's; `None` clears.
     SetInterfaceAddr {
-        port: u16,
+        device: Device,
         v4: Option<(Ipv4Addr, u8)>,
         v6: Option<(Ipv6Addr, u8)>,
     },

@@ -153,8 +153,8 @@ pub struct Dataplane {
     cfg: DataplaneConfig,
     services: BTreeMap<ServiceKey, ServiceState>,
     vip_owned: BTreeMap<IpAddr, bool>,
-    /// See [`Command::SetInterfaceAddr`]: (address, prefix length, port).
-    interfaces: Vec<(IpAddr, u8, u16)>,
+    /// See [`Command::SetInterfaceAddr`]: (address, prefix length, device).
+    interfaces: Vec<(IpAddr, u8, Device)>,
     /// See [`Command::SetDevice`] (no default devices).
     devices: BTreeMap<IpAddr, Device>,
     published: Arc<Published>,
@@ -214,6 +214,17 @@ fn same_family(spec: &ServiceSpec, ip: IpAddr, what: &str) -> Result<(), Command
             "{what} {ip} of another address family than virtual server {} (NAT64: FNAT with IPv4 local addresses only)",
             spec.key.addr
         ),
+    })
+}
+
+/// Refuses a device whose VLAN id is not 0 (untagged) or in 1..=4094;
+/// `what` names what was bound to it.
+fn check_vlan(device: Device, what: impl Fn() -> String) -> Result<(), CommandError> {
+    if device.vlan <= 4094 {
+        return Ok(());
+    }
+    Err(CommandError::Invalid {
+        reason: format!("VLAN id {} of {} is not in 1..=4094", device.vlan, what()),
     })
 }
 
@@ -396,37 +407,38 @@ impl Dataplane {
             Command::SetVipOwned { vip, owned } => {
                 self.vip_owned.insert(vip, owned);
             }
-            Command::SetInterfaceAddr { port, v4, v6 } => {
+            Command::SetInterfaceAddr { device, v4, v6 } => {
                 if v4.is_some_and(|(_, len)| len > 32) || v6.is_some_and(|(_, len)| len > 128) {
                     return Err(CommandError::Invalid {
                         reason: format!("prefix length of {v4:?} / {v6:?} is too long"),
                     });
                 }
-                self.interfaces.retain(|&(_, _, p)| p != port);
+                check_vlan(device, || format!("{v4:?} / {v6:?}"))?;
+                self.interfaces.retain(|&(_, _, d)| d != device);
                 let nets = v4.map(|(a, l)| (IpAddr::from(a), l));
                 let nets = nets.into_iter().chain(v6.map(|(a, l)| (a.into(), l)));
-                self.interfaces.extend(nets.map(|(a, l)| (a, l, port)));
-                self.interfaces.sort_unstable_by_key(|&(a, l, p)| (p, a, l));
+                self.interfaces.extend(nets.map(|(a, l)| (a, l, device)));
+                self.interfaces.sort_unstable_by_key(|&(a, l, d)| (d, a, l));
             }
             Command::SetDevice { addr, device } if device == Device::default() => {
                 self.devices.remove(&addr);
             }
             Command::SetDevice { addr, device } => {
-                if device.vlan > 4094 {
-                    return Err(CommandError::Invalid {
-                        reason: format!("VLAN id {} of {addr} is not in 1..=4094", device.vlan),
-                    });
-                }
+                check_vlan(device, || addr.to_string())?;
                 self.devices.insert(addr, device);
             }
         }
         Ok(())
     }
 
-    /// The addresses whose device has a non-zero `part` (sorted).
+    /// The addresses whose device has a non-zero `part` (sorted): the
+    /// bound VIPs and local addresses, and the interface addresses (the
+    /// neighbours asked from them are asked there).
     fn bound(&self, part: impl Fn(&Device) -> u16) -> Vec<(IpAddr, u16)> {
-        let all = self.devices.iter().map(|(&a, d)| (a, part(d)));
-        all.filter(|&(_, v)| v != 0).collect()
+        let interfaces = self.interfaces.iter().map(|&(a, _, d)| (a, part(&d)));
+        let mut all: BTreeMap<IpAddr, u16> = interfaces.filter(|&(_, v)| v != 0).collect();
+        all.extend(self.devices.iter().map(|(&a, d)| (a, part(d))));
+        all.into_iter().filter(|&(_, v)| v != 0).collect()
     }
 
     fn owned(&self, vip: IpAddr) -> bool {
@@ -454,47 +466,38 @@ impl Dataplane {
             vlan_ids: self
                 .devices
                 .values()
+                .chain(self.interfaces.iter().map(|(_, _, d)| d))
                 .map(|d| d.vlan)
                 .filter(|&v| v != 0)
                 .collect::<BTreeSet<u16>>()
                 .into_iter()
                 .collect(),
-            addr_ports: self.addr_ports(),
+            addr_ports: self.bound(|d| d.port),
             port_nets: self
                 .interfaces
                 .iter()
-                .filter(|&&(_, _, port)| port != 0)
+                .filter(|&&(_, _, device)| device != Device::default())
                 .copied()
                 .collect(),
         }
     }
 
-    /// The addresses bound to a port other than the first (sorted): the
-    /// bound VIPs and local addresses, and the interface addresses of the
-    /// other ports (neighbours asked from them are asked there).
-    fn addr_ports(&self) -> Vec<(IpAddr, u16)> {
-        let mut ports: BTreeMap<IpAddr, u16> = self
-            .interfaces
-            .iter()
-            .filter(|&&(_, _, port)| port != 0)
-            .map(|&(a, _, port)| (a, port))
-            .collect();
-        ports.extend(self.bound(|d| d.port));
-        ports.into_iter().collect()
-    }
-
     /// The interface address a neighbour `server` is asked from (see
     /// [`Command::SetInterfaceAddr`]): the one whose network holds it
-    /// (longest prefix, then the lowest port), else port 0's of its family.
+    /// (longest prefix, then the lowest port and VLAN), else the untagged
+    /// port 0's of its family.
     fn interface_for<A: Family>(&self, server: A) -> Option<A> {
         longest_match(&self.interfaces, server.into())
             .and_then(|&(a, _, _)| A::from_ip(a))
             .or_else(|| self.first_interface())
     }
 
-    /// Port 0's interface address of family `A`.
+    /// The untagged port 0's interface address of family `A`.
     fn first_interface<A: Family>(&self) -> Option<A> {
-        let mut of_port0 = self.interfaces.iter().filter(|&&(_, _, port)| port == 0);
+        let mut of_port0 = self
+            .interfaces
+            .iter()
+            .filter(|(_, _, d)| *d == Device::default());
         of_port0.find_map(|&(a, _, _)| A::from_ip(a))
     }
 
@@ -1195,7 +1198,7 @@ mod tests {
 
         let iface = Ipv4Addr::new(10, 99, 0, 1);
         dp.apply(Command::SetInterfaceAddr {
-            port: 0,
+            device: Device::default(),
             v4: Some((iface, 24)),
             v6: None,
         })
@@ -1216,7 +1219,7 @@ mod tests {
         dp.apply(Command::AddService(fnat.clone())).expect("fnat");
         add_rs(&mut dp, &fnat);
         dp.apply(Command::SetInterfaceAddr {
-            port: 0,
+            device: Device::default(),
             v4: None,
             v6: None,
         })
@@ -1233,7 +1236,8 @@ mod tests {
     fn servers_are_asked_from_the_port_whose_network_holds_them() {
         let mut dp = Dataplane::new(DataplaneConfig::default());
         let iface = |port, v4: Option<(Ipv4Addr, u8)>, v6: Option<(Ipv6Addr, u8)>| {
-            Command::SetInterfaceAddr { port, v4, v6 }
+            let device = Device { port, vlan: 0 };
+            Command::SetInterfaceAddr { device, v4, v6 }
         };
         let (a0, a1) = (Ipv4Addr::new(10, 99, 0, 1), Ipv4Addr::new(10, 99, 1, 1));
         let b1: Ipv6Addr = "fd99:1::1".parse().expect("v6");
@@ -1260,8 +1264,12 @@ mod tests {
         assert_eq!(snap.addr_ports, [(a1.into(), 1), (b1.into(), 1)]);
         assert_eq!((snap.port_of(a1), snap.port_of(a0)), (1, 0));
         // Port 1's networks: packets to other hosts on them leave there.
-        assert_eq!(snap.port_nets, [(a1.into(), 24, 1), (b1.into(), 64, 1)]);
-        assert_eq!(snap.port_net_of(far.into()), Some(1));
+        let port1 = Device { port: 1, vlan: 0 };
+        assert_eq!(
+            snap.port_nets,
+            [(a1.into(), 24, port1), (b1.into(), 64, port1)]
+        );
+        assert_eq!(snap.port_net_of(far.into()), Some(port1));
         assert_eq!(snap.port_net_of(RS.into()), None);
         assert_eq!(snap.v4.interface, Some(a0));
 
@@ -1306,6 +1314,57 @@ mod tests {
 
         // A prefix longer than the family's is refused.
         assert!(dp.apply(iface(2, Some((a1, 33)), None)).is_err());
+    }
+
+    /// The kernel's addresses on VLAN devices (`dpdk1.100`): servers on
+    /// their networks are asked from them, on their port and VLAN; hosts on
+    /// their networks are reached there; their VLANs are accepted.
+    #[test]
+    fn interface_addresses_on_vlan_devices() {
+        let mut dp = Dataplane::new(DataplaneConfig::default());
+        let (a0, a100) = (Ipv4Addr::new(10, 99, 0, 1), Ipv4Addr::new(10, 99, 100, 1));
+        let (dpdk0, dpdk1_100) = (Device::default(), Device { port: 1, vlan: 100 });
+        let set = |device, v4| Command::SetInterfaceAddr {
+            device,
+            v4,
+            v6: None,
+        };
+        dp.apply(set(dpdk0, Some((a0, 24)))).expect("dpdk0");
+        dp.apply(set(dpdk1_100, Some((a100, 24))))
+            .expect("dpdk1.100");
+        let nat = spec(80, Forwarding::Nat, vec![]);
+        dp.apply(Command::AddService(nat.clone())).expect("nat");
+        let behind = Ipv4Addr::new(10, 99, 100, 3);
+        dp.apply(Command::AddRealServer {
+            service: nat.key,
+            server: RealServerSpec {
+                addr: SocketAddr::new(behind.into(), 80),
+                weight: 1,
+            },
+        })
+        .expect("rs");
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.v4.neighbours, [(behind, a100)]);
+        assert_eq!((snap.port_of(a100), snap.vlan_of(a100)), (1, 100));
+        assert_eq!((snap.port_of(a0), snap.vlan_of(a0)), (0, 0));
+        assert_eq!(snap.vlan_ids, [100]);
+        assert_eq!(snap.port_nets, [(a100.into(), 24, dpdk1_100)]);
+        assert_eq!(snap.port_net_of(behind.into()), Some(dpdk1_100));
+        // The untagged port 0's address stays the fallback source.
+        assert_eq!(snap.v4.interface, Some(a0));
+
+        // Clearing the VLAN device's address forgets its network and VLAN.
+        dp.apply(set(dpdk1_100, None)).expect("clear");
+        let snap = dp.build_snapshot();
+        assert_eq!(snap.v4.neighbours, [(behind, a0)]);
+        assert!(snap.vlan_ids.is_empty() && snap.port_nets.is_empty());
+        assert!(snap.addr_vlans.is_empty() && snap.addr_ports.is_empty());
+        // VLAN ids are 1..=4094.
+        let bad = Device {
+            port: 1,
+            vlan: 4095,
+        };
+        assert!(dp.apply(set(bad, Some((a100, 24)))).is_err());
     }
 
     /// A match service keyed `0.0.0.0:ordinal` with SNAT address `wan`.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dataplane::{Command, Dataplane, DataplaneConfig, RealServerSpec, ServiceKey};
+use dataplane::{Command, Dataplane, DataplaneConfig, Device, RealServerSpec, ServiceKey};
 use healthcheck::{HealthChecker, HealthEvent, MiscSpec, Quorum, QuorumTransition, SubjectId};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -591,7 +591,7 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                 // without local addresses (NAT, DR, TUN): the interface's
                 // addresses, or with DPDK the exception TAPs' (followed).
                 if let Some(name) = kernel_if(&opts) {
-                    dp.apply(interface_addrs(0, name))?;
+                    dp.apply(set_interface(device_addrs(Device::default(), name)))?;
                 }
                 backend::start(&opts.backend, ifname, &mut dp)?
             }
@@ -758,11 +758,12 @@ fn on_health(shared: &Shared, ev: HealthEvent) {
 /// dpdk0 name dpdk0.100 type vlan id 100`; their tagged frames pass the
 /// TAP). Every second this follows port `port`'s (IPv4 and IPv6; the
 /// TAP's own first): its exception path copies frames for them to the
-/// kernel, and the TAP's own first IPv4 and IPv6 addresses are the port's
-/// interface addresses ([`Command::SetInterfaceAddr`]: real servers on
-/// their networks are asked from them, on this port).
+/// kernel. The first IPv4 and IPv6 addresses of the TAP and of each VLAN
+/// device on it are the interface addresses of that port and VLAN
+/// ([`Command::SetInterfaceAddr`]: real servers on their networks are
+/// asked from them, there; other hosts on them are reached there).
 async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) {
-    let mut last = None;
+    let mut last: Option<(Vec<Ipv4Addr>, Vec<Ipv6Addr>, Vec<DeviceAddrs>)> = None;
     loop {
         let mut names = vec![iface.clone()];
         names.extend(upper_devices(Path::new("/sys/class/net"), &iface));
@@ -783,14 +784,30 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) 
                 v.into_iter().map(|(_, a)| a).collect()
             })
             .unwrap_or_default();
-        let now = (now, now6, interface_addrs(port, &iface));
+        let vlan_config = std::fs::read_to_string("/proc/net/vlan/config").unwrap_or_default();
+        let mut devices = vec![device_addrs(Device { port, vlan: 0 }, &iface)];
+        devices.extend(
+            vlan_devices(&vlan_config, &iface)
+                .into_iter()
+                .map(|(name, vlan)| device_addrs(Device { port, vlan }, &name)),
+        );
+        let now = (now, now6, devices);
         if last.as_ref() != Some(&now) {
             tracing::info!(%iface, addrs = ?now.0, addrs6 = ?now.1, "kernel exception path addresses");
             shared
                 .backend
                 .set_kernel_addrs(usize::from(port), &now.0, &now.1);
-            if let Err(e) = lock(&shared.dp).apply(now.2.clone()) {
-                tracing::error!(error = %e, "dataplane refused the interface address");
+            // A VLAN device that is gone loses its addresses.
+            let gone = last
+                .iter()
+                .flat_map(|(_, _, was)| was)
+                .filter_map(|&(d, _, _)| {
+                    (!now.2.iter().any(|&(n, _, _)| n == d)).then_some((d, None, None))
+                });
+            for addrs in gone.chain(now.2.iter().copied()).collect::<Vec<_>>() {
+                if let Err(e) = lock(&shared.dp).apply(set_interface(addrs)) {
+                    tracing::error!(error = %e, "dataplane refused the interface address");
+                }
             }
             last = Some(now);
         }
@@ -798,14 +815,39 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) 
     }
 }
 
-/// [`Command::SetInterfaceAddr`] of port `port` with the first IPv4 and
-/// the first non-link-local IPv6 address of kernel interface `name`.
-fn interface_addrs(port: u16, name: &str) -> Command {
-    Command::SetInterfaceAddr {
-        port,
-        v4: ospf_rt::interface_addr(name),
-        v6: ospf_rt::interface_addr6(name),
-    }
+/// The interface addresses of a device: the first IPv4 and the first
+/// non-link-local IPv6 address, with their prefix lengths.
+type DeviceAddrs = (Device, Option<(Ipv4Addr, u8)>, Option<(Ipv6Addr, u8)>);
+
+/// [`DeviceAddrs`] of `device`, kernel interface `name`.
+fn device_addrs(device: Device, name: &str) -> DeviceAddrs {
+    let (v4, v6) = (
+        ospf_rt::interface_addr(name),
+        ospf_rt::interface_addr6(name),
+    );
+    (device, v4, v6)
+}
+
+/// [`Command::SetInterfaceAddr`] of a device's addresses.
+fn set_interface((device, v4, v6): DeviceAddrs) -> Command {
+    Command::SetInterfaceAddr { device, v4, v6 }
+}
+
+/// The VLAN devices on `parent` and their ids, from the kernel's
+/// `/proc/net/vlan/config` (`NAME | VID | PARENT` lines after two header
+/// lines; absent without the 8021q module, i.e. without VLAN devices).
+fn vlan_devices(config: &str, parent: &str) -> Vec<(String, u16)> {
+    let mut v: Vec<(String, u16)> = config
+        .lines()
+        .filter_map(|line| {
+            let mut cols = line.split('|').map(str::trim);
+            let (name, vid, of) = (cols.next()?, cols.next()?, cols.next()?);
+            let vid: u16 = vid.parse().ok()?;
+            (of == parent && (1..=4094).contains(&vid)).then(|| (name.to_string(), vid))
+        })
+        .collect();
+    v.sort();
+    v
 }
 
 /// The devices stacked on network interface `iface` (its VLAN devices, a
@@ -1572,6 +1614,22 @@ fn check_info(c: &healthcheck::CheckStatus) -> CheckInfo {
 mod tests {
     use super::*;
     use dataplane::Protocol;
+
+    #[test]
+    fn vlan_devices_are_read_from_the_kernels_vlan_config() {
+        let config = "VLAN Dev name\t | VLAN ID\n\
+                      Name-Type: VLAN_NAME_TYPE_RAW_PLUS_VID_NO_PAD\n\
+                      dpdk1.200      | 200  | dpdk1\n\
+                      dpdk1.100      | 100  | dpdk1\n\
+                      dpdk0.100      | 100  | dpdk0\n\
+                      inside         | 7  | dpdk1\n\
+                      broken         | x  | dpdk1\n";
+        let want = [("dpdk1.100", 100), ("dpdk1.200", 200), ("inside", 7)];
+        let want: Vec<(String, u16)> = want.iter().map(|&(n, v)| (n.into(), v)).collect();
+        assert_eq!(vlan_devices(config, "dpdk1"), want);
+        assert_eq!(vlan_devices(config, "dpdk0"), [("dpdk0.100".into(), 100)]);
+        assert!(vlan_devices("", "dpdk0").is_empty());
+    }
 
     #[test]
     fn the_devices_stacked_on_a_tap_are_its_upper_links() {

@@ -67,7 +67,7 @@ use self::proxyproto::{Hooked, ProxyProto};
 pub use self::snat::SnatRule;
 use self::synproxy::SynProxy;
 use crate::acl::AccessList;
-use crate::command::{Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
+use crate::command::{Device, Forwarding, Persistence, ProxyProtocol, Quic, ServiceKey};
 use crate::conn::{
     Conn, ConnIdx, ConnTable, Deltas, DestId, Dir, FlowKey, Key, TcpFlags, TcpState, NO_HINT,
 };
@@ -271,11 +271,12 @@ pub struct Snapshot {
     /// (`vip_bind_dev dpdk1`), with its index, sorted by address (`port.rs`).
     /// Addresses not listed are on port 0.
     pub addr_ports: Vec<(IpAddr, u16)>,
-    /// The networks of the ports other than the first (their interface
-    /// addresses' with prefix lengths, [`crate::Command::SetInterfaceAddr`]):
-    /// an IP packet to an address in one that is not a neighbour's (an
-    /// inside host SNAT replies to) leaves on that port (`port.rs`).
-    pub port_nets: Vec<(IpAddr, u8, u16)>,
+    /// The networks of the devices other than the untagged first port
+    /// (their interface addresses' with prefix lengths,
+    /// [`crate::Command::SetInterfaceAddr`]): an IP packet to an address in
+    /// one that is not a neighbour's (an inside host SNAT replies to)
+    /// leaves on that port (`port.rs`) and VLAN (`vlan.rs`).
+    pub port_nets: Vec<(IpAddr, u8, Device)>,
 }
 
 impl Snapshot {
@@ -301,10 +302,10 @@ impl Snapshot {
         bound_to(&self.addr_ports, ip.into())
     }
 
-    /// The port whose network ([`Snapshot::port_nets`]) holds `ip` (the
+    /// The device whose network ([`Snapshot::port_nets`]) holds `ip` (the
     /// longest prefix), if any.
-    pub fn port_net_of(&self, ip: IpAddr) -> Option<u16> {
-        longest_match(&self.port_nets, ip).map(|&(_, _, port)| port)
+    pub fn port_net_of(&self, ip: IpAddr) -> Option<Device> {
+        longest_match(&self.port_nets, ip).map(|&(_, _, device)| device)
     }
 
     /// The persistence of IPv4 service number `i`.
@@ -337,11 +338,14 @@ impl Snapshot {
 }
 
 /// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
-/// The network of `nets` ((address, prefix length, port)) that holds
-/// `ip`: the longest prefix, then the lowest port.
-pub(crate) fn longest_match(nets: &[(IpAddr, u8, u16)], ip: IpAddr) -> Option<&(IpAddr, u8, u16)> {
+/// The network of `nets` ((address, prefix length, device)) that holds
+/// `ip`: the longest prefix, then the lowest device (port, then VLAN).
+pub(crate) fn longest_match(
+    nets: &[(IpAddr, u8, Device)],
+    ip: IpAddr,
+) -> Option<&(IpAddr, u8, Device)> {
     let holding = nets.iter().filter(|&&(a, len, _)| in_network(ip, a, len));
-    holding.max_by_key(|&&(_, len, port)| (len, std::cmp::Reverse(port)))
+    holding.max_by_key(|&&(_, len, device)| (len, std::cmp::Reverse(device)))
 }
 
 /// Whether `ip` is in the network `addr`/`len` (same family).

@@ -99,7 +99,7 @@ impl Engine {
             // SNAT replies to) leaves there.
             _ => super::vlan::l3_address(ethertype, l3, 16, 24)
                 .and_then(|ip| self.snap.port_net_of(ip))
-                .unwrap_or(0),
+                .map_or(0, |device| device.port),
         }
     }
 

@@ -203,7 +203,14 @@ impl Engine {
         if let Some(&v) = self.neigh_vlans.get(&eth.dst_addr()) {
             return v;
         }
-        ip_source(frame).map_or(0, |ip| self.snap.vlan_of(ip))
+        match ip_source(frame).map_or(0, |ip| self.snap.vlan_of(ip)) {
+            // From none of ours on a VLAN: to a host on a VLAN device's
+            // network (an inside host SNAT replies to), on that VLAN.
+            0 => ip_destination(frame)
+                .and_then(|ip| self.snap.port_net_of(ip))
+                .map_or(0, |device| device.vlan),
+            v => v,
+        }
     }
 
     /// An untagged frame forwarded as `buf[..len]`: tagged when it leaves

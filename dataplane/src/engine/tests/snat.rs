@@ -825,9 +825,30 @@ fn with_two_workers_echo_replies_are_steered_to_the_mapping_owner() {
 /// the gateway; the replies on port 1 to the inside host, from its MAC.
 #[test]
 fn two_arm_snat_replies_leave_on_the_inside_hosts_port() {
+    two_arm_snat(0);
+}
+
+/// [`two_arm_snat_replies_leave_on_the_inside_hosts_port`] with the inside
+/// hosts on VLAN 100 of port 1 (`iif dpdk1.100`, the kernel's address on
+/// `dpdk1.100`): their packets come tagged, the replies leave tagged.
+#[test]
+fn two_arm_snat_replies_to_inside_hosts_on_a_vlan_are_tagged() {
+    two_arm_snat(100);
+}
+
+fn two_arm_snat(vlan: u16) {
+    use super::vlan::tagged;
     let port1 = MacAddr([2, 0x99, 0, 0, 9, 9]);
     let mut snap = Arc::try_unwrap(snat_snapshot()).expect("unique");
-    snap.port_nets = vec![(Ipv4Addr::new(192, 168, 100, 1).into(), 24, 1)];
+    let inside_net = Device { port: 1, vlan };
+    snap.port_nets = vec![(Ipv4Addr::new(192, 168, 100, 1).into(), 24, inside_net)];
+    if vlan != 0 {
+        snap.vlan_ids = vec![vlan];
+    }
+    let tag = |frame: &[u8]| match vlan {
+        0 => frame.to_vec(),
+        v => tagged(frame, v),
+    };
     let mut e = Engine::new(0, LB_MAC, 1024, (PORT0, PORT0 + 100), Arc::default());
     e.set_port_macs(&[LB_MAC, port1]);
     let mut ctl = Burst::new(16);
@@ -847,8 +868,8 @@ fn two_arm_snat_replies_leave_on_the_inside_hosts_port() {
     let syn = tcp(client, (port1, FAR, 80), true, false, b"");
     let wan = (LB_MAC, SNAT_ADDR, PORT0);
     let want = tcp_ttl(wan, (GW_MAC, FAR, 80), true, false, b"", 63);
-    assert_eq!(run(1, &syn), (Verdict::Forward, want, 0));
+    assert_eq!(run(1, &tag(&syn)), (Verdict::Forward, want, 0));
     let synack = tcp((GW_MAC, FAR, 80), wan, true, true, b"");
     let want = tcp_ttl((port1, FAR, 80), client, true, true, b"", 63);
-    assert_eq!(run(0, &synack), (Verdict::Forward, want, 1));
+    assert_eq!(run(0, &synack), (Verdict::Forward, tag(&want), 1));
 }
