@@ -458,20 +458,12 @@ impl Dataplane {
         lips.extend(&nat64_lips);
         v4.local_addrs = lips.into_iter().collect();
         Snapshot {
+            vlan_ids: self.vlan_ids(&v4, &v6),
             v4,
             v6,
             nat64_lips: nat64_lips.into_iter().collect(),
             syn_cookie_key: self.cookie_key,
             addr_vlans: self.bound(|d| d.vlan),
-            vlan_ids: self
-                .devices
-                .values()
-                .chain(self.interfaces.iter().map(|(_, _, d)| d))
-                .map(|d| d.vlan)
-                .filter(|&v| v != 0)
-                .collect::<BTreeSet<u16>>()
-                .into_iter()
-                .collect(),
             addr_ports: self.bound(|d| d.port),
             port_nets: self
                 .interfaces
@@ -480,6 +472,30 @@ impl Dataplane {
                 .copied()
                 .collect(),
         }
+    }
+
+    /// The VLANs the engine handles (tagged frames on others are dropped as
+    /// `unknown_vlan`; any VLAN takes the fast path off): those of the
+    /// bound VIPs and local addresses, and those of the VLAN devices the
+    /// forwarding uses: one whose address real servers are asked from, or,
+    /// with SNAT services, any (their inside hosts may be on it). A VLAN
+    /// device only the kernel uses (management, a routing uplink) costs
+    /// the dataplane nothing.
+    fn vlan_ids(&self, v4: &Snapshot4, v6: &Snapshot6) -> Vec<u16> {
+        let snat = !v4.snat.is_empty() || !v6.snat.is_empty();
+        let sources: BTreeSet<IpAddr> = v4
+            .neighbours
+            .iter()
+            .map(|&(_, s)| IpAddr::from(s))
+            .chain(v6.neighbours.iter().map(|&(_, s)| IpAddr::from(s)))
+            .collect();
+        let used = self
+            .interfaces
+            .iter()
+            .filter(|(a, _, _)| snat || sources.contains(a));
+        let all = self.devices.values().chain(used.map(|(_, _, d)| d));
+        let vlans: BTreeSet<u16> = all.map(|d| d.vlan).filter(|&v| v != 0).collect();
+        vlans.into_iter().collect()
     }
 
     /// The interface address a neighbour `server` is asked from (see
@@ -1352,6 +1368,34 @@ mod tests {
         assert_eq!(snap.port_net_of(behind.into()), Some(dpdk1_100));
         // The untagged port 0's address stays the fallback source.
         assert_eq!(snap.v4.interface, Some(a0));
+
+        // A VLAN device nothing is forwarded through (management) is left
+        // to the kernel: its VLAN is not the engine's.
+        let mgmt = Device { port: 0, vlan: 200 };
+        let a200 = Ipv4Addr::new(10, 99, 200, 1);
+        dp.apply(set(mgmt, Some((a200, 24)))).expect("dpdk0.200");
+        assert_eq!(dp.build_snapshot().vlan_ids, [100]);
+        // With SNAT services, inside hosts may be on any of them.
+        let m = SnatMatch {
+            src: crate::MatchRange::default(),
+            dst: crate::MatchRange::default(),
+            iif: None,
+            oif: None,
+            gateway: Some(a0.into()),
+        };
+        let snat = snat_spec(1, Protocol::Tcp, m);
+        dp.apply(Command::AddService(snat.clone())).expect("snat");
+        dp.apply(Command::AddRealServer {
+            service: snat.key,
+            server: RealServerSpec {
+                addr: SocketAddr::new(Ipv4Addr::new(10, 99, 0, 50).into(), 0),
+                weight: 1,
+            },
+        })
+        .expect("snat address");
+        assert_eq!(dp.build_snapshot().vlan_ids, [100, 200]);
+        dp.apply(Command::DelService(snat.key)).expect("del snat");
+        dp.apply(set(mgmt, None)).expect("clear dpdk0.200");
 
         // Clearing the VLAN device's address forgets its network and VLAN.
         dp.apply(set(dpdk1_100, None)).expect("clear");
