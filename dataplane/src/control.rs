@@ -923,15 +923,14 @@ mod tests {
     }
 
     fn add_rs(dp: &mut Dataplane, s: &ServiceSpec) {
-        let server = RealServerSpec {
-            addr: SocketAddr::new(RS.into(), s.key.port),
-            weight: 1,
-        };
-        dp.apply(Command::AddRealServer {
-            service: s.key,
-            server,
-        })
-        .expect("add rs");
+        add_server(dp, s.key, SocketAddr::new(RS.into(), s.key.port));
+    }
+
+    /// Real server `addr` (weight 1) of `service`.
+    fn add_server(dp: &mut Dataplane, service: ServiceKey, addr: SocketAddr) {
+        let server = RealServerSpec { addr, weight: 1 };
+        dp.apply(Command::AddRealServer { service, server })
+            .expect("add rs");
     }
 
     #[test]
@@ -1351,14 +1350,7 @@ mod tests {
         let nat = spec(80, Forwarding::Nat, vec![]);
         dp.apply(Command::AddService(nat.clone())).expect("nat");
         let behind = Ipv4Addr::new(10, 99, 100, 3);
-        dp.apply(Command::AddRealServer {
-            service: nat.key,
-            server: RealServerSpec {
-                addr: SocketAddr::new(behind.into(), 80),
-                weight: 1,
-            },
-        })
-        .expect("rs");
+        add_server(&mut dp, nat.key, SocketAddr::new(behind.into(), 80));
         let snap = dp.build_snapshot();
         assert_eq!(snap.v4.neighbours, [(behind, a100)]);
         assert_eq!((snap.port_of(a100), snap.vlan_of(a100)), (1, 100));
@@ -1385,14 +1377,8 @@ mod tests {
         };
         let snat = snat_spec(1, Protocol::Tcp, m);
         dp.apply(Command::AddService(snat.clone())).expect("snat");
-        dp.apply(Command::AddRealServer {
-            service: snat.key,
-            server: RealServerSpec {
-                addr: SocketAddr::new(Ipv4Addr::new(10, 99, 0, 50).into(), 0),
-                weight: 1,
-            },
-        })
-        .expect("snat address");
+        let wan = SocketAddr::new(Ipv4Addr::new(10, 99, 0, 50).into(), 0);
+        add_server(&mut dp, snat.key, wan);
         assert_eq!(dp.build_snapshot().vlan_ids, [100, 200]);
         dp.apply(Command::DelService(snat.key)).expect("del snat");
         dp.apply(set(mgmt, None)).expect("clear dpdk0.200");
