@@ -6,7 +6,7 @@
 //! dpvsd answers neighbor solicitations for the VIP and the LIP and
 //! resolves the real servers by NS; the client reaches the VIP through it.
 //! NAT64: an IPv6 VIP in front of the IPv4 nginx servers, FNAT from an IPv4
-//! local address.
+//! local address. `syn_proxy` on an IPv6 FNAT service.
 
 mod common;
 
@@ -89,6 +89,56 @@ fn nat_over_ipv6_through_the_director() {
     start(&mut lab, "NAT", 80, "");
     let (conns, _, outp) = lab.balanced("NAT6", &format!("http://[{VIP6}]/"), 30);
     assert!(outp >= conns, "conns={conns} out={outp}");
+}
+
+/// `syn_proxy` over IPv6: real clients are served through the proxy (their
+/// handshake completed by dpvsd's SYN cookie, every segment translated).
+/// The proof that dpvsd, not a server, answers the SYNs: a proxied service
+/// whose server port is closed (its server can only reset) still sends
+/// the client SYN-ACKs, offering the client's MSS less the IPv6 TOA, and
+/// opens a connection for each cookie ACK.
+#[test]
+fn syn_proxy_over_ipv6_serves_real_clients() {
+    if !can_run("syn_proxy_over_ipv6_serves_real_clients") {
+        return;
+    }
+    let mut lab = Lab::up_v6("s6");
+    let closed = format!(
+        "virtual_server {VIP6} 81 {{\n    lb_algo rr\n    lb_kind FNAT\n    protocol TCP\n    laddr_group_name lg6\n    syn_proxy\n    real_server fd99::3 {CLOSED_PORT} {{\n        weight 1\n    }}\n}}\n"
+    );
+    let conf = config("FNAT", 80, "    laddr_group_name lg6\n    syn_proxy\n") + &closed;
+    lab.start_conf(&conf, [RS1_V6, RS2_V6]);
+    let (conns, inp, outp) = lab.balanced("SYNPROXY6", &format!("http://[{VIP6}]/"), 20);
+    assert!(
+        inp > 0 && outp >= conns,
+        "in={inp} out={outp} conns={conns}"
+    );
+    // The lab's client offers MSS 1440 (MTU 1500); 20 bytes go to the TOA.
+    let vip: std::net::IpAddr = VIP6.parse().expect("VIP6");
+    let client = Sniffer::start(&lab, "client", move |f: &[u8]| {
+        sniff::synack_mss(f, vip, 81, 1440 - 20)
+    });
+    let tries = 6;
+    for _ in 0..tries {
+        assert_eq!(
+            lab.get(&format!("http://[{VIP6}]:81/")),
+            None,
+            "port closed"
+        );
+    }
+    let seen = client.finish();
+    assert!(seen.problems.is_empty(), "{seen:?}");
+    assert!(seen.good >= tries, "SYN-ACKs from the proxy: {seen:?}");
+    let v = lab.list_json();
+    let opened = v["services"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["port"] == 81))
+        .and_then(|s| s["stats"]["conns"].as_u64())
+        .unwrap_or(0);
+    assert!(
+        opened >= tries as u64,
+        "cookie ACKs opened {opened} connections"
+    );
 }
 
 #[test]

@@ -84,10 +84,12 @@ pub(super) fn protection(
             "syn_proxy needs protocol TCP and lb_kind FNAT or NAT (the replies must pass through dpvsd)".into(),
         ));
     }
-    if d.syn_proxy && vs.addr.is_ipv6() {
+    // IPv6 is proxied as IPv4 is; NAT64 (IPv6 VIP, IPv4 real servers) not.
+    let nat64 = vs.addr.is_ipv6() && vs.real_servers.iter().any(|rs| rs.addr.is_ipv4());
+    if d.syn_proxy && nat64 {
         errors.push(err(
             &vs.location,
-            "syn_proxy is not supported for IPv6 virtual servers by dpvsd".into(),
+            "syn_proxy on a NAT64 virtual server (IPv6 VIP, IPv4 real servers) is not supported by dpvsd".into(),
         ));
     }
     Protection {
@@ -175,8 +177,19 @@ mod tests {
             .replace("10.0.0.1", "fd00::1")
             .replace("10.0.0.2", "fd00::2");
         let loaded = load_str(&v6, Path::new("s.conf"), &LoadOptions::default());
-        let e = assemble(&loaded.model).expect_err("IPv6 does not proxy");
-        assert!(e[0].message.contains("IPv6"), "{e:?}");
+        let plan = assemble(&loaded.model).expect("IPv6 proxies");
+        assert!(plan.services[0].spec.protection.syn_proxy);
+        // NAT64: refused where it is written.
+        let nat64 = text
+            .replace("10.0.0.1", "fd00::1")
+            .replace("lb_kind NAT", "lb_kind FNAT");
+        let loaded = load_str(&nat64, Path::new("s.conf"), &LoadOptions::default());
+        let errors = assemble(&loaded.model).expect_err("NAT64 does not proxy");
+        let e = errors
+            .iter()
+            .find(|e| e.message.starts_with("syn_proxy on a NAT64"))
+            .expect("the NAT64 refusal");
+        assert_eq!(e.to_string().split(": ").next(), Some("s.conf:1:1"));
     }
 
     #[test]
