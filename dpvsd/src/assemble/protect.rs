@@ -169,22 +169,18 @@ mod tests {
     fn syn_proxy_maps_for_nat_and_fnat_only() {
         let p = plan("  syn_proxy\n", "").expect_err("DR cannot proxy");
         assert!(p[0].message.starts_with("syn_proxy needs"), "{p:?}");
-        let text = "virtual_server 10.0.0.1 80 {\n  lb_algo rr\n  lb_kind NAT\n  protocol TCP\n  syn_proxy\n  real_server 10.0.0.2 80 {\n  }\n}\n";
-        let loaded = load_str(text, Path::new("s.conf"), &LoadOptions::default());
-        let plan = assemble(&loaded.model).expect("NAT proxies");
-        assert!(plan.services[0].spec.protection.syn_proxy);
-        let v6 = text
-            .replace("10.0.0.1", "fd00::1")
-            .replace("10.0.0.2", "fd00::2");
-        let loaded = load_str(&v6, Path::new("s.conf"), &LoadOptions::default());
-        let plan = assemble(&loaded.model).expect("IPv6 proxies");
-        assert!(plan.services[0].spec.protection.syn_proxy);
+        // A `kind` virtual server `vip` → `rs` with syn_proxy, assembled.
+        let proxied = |vip: &str, rs: &str, kind: &str| {
+            let text = format!("virtual_server {vip} 80 {{\n  lb_algo rr\n  lb_kind {kind}\n  protocol TCP\n  syn_proxy\n  real_server {rs} 80 {{\n  }}\n}}\n");
+            let loaded = load_str(&text, Path::new("s.conf"), &LoadOptions::default());
+            assemble(&loaded.model)
+        };
+        for (vip, rs) in [("10.0.0.1", "10.0.0.2"), ("fd00::1", "fd00::2")] {
+            let plan = proxied(vip, rs, "NAT").expect("NAT proxies, IPv4 and IPv6");
+            assert!(plan.services[0].spec.protection.syn_proxy);
+        }
         // NAT64: refused where it is written.
-        let nat64 = text
-            .replace("10.0.0.1", "fd00::1")
-            .replace("lb_kind NAT", "lb_kind FNAT");
-        let loaded = load_str(&nat64, Path::new("s.conf"), &LoadOptions::default());
-        let errors = assemble(&loaded.model).expect_err("NAT64 does not proxy");
+        let errors = proxied("fd00::1", "10.0.0.2", "FNAT").expect_err("NAT64 does not proxy");
         let e = errors
             .iter()
             .find(|e| e.message.starts_with("syn_proxy on a NAT64"))
