@@ -591,7 +591,8 @@ pub async fn run(opts: Options, mut plan: Plan) -> Result<(), StartError> {
                 // without local addresses (NAT, DR, TUN): the interface's
                 // addresses, or with DPDK the exception TAPs' (followed).
                 if let Some(name) = kernel_if(&opts) {
-                    dp.apply(set_interface(device_addrs(Device::default(), name)))?;
+                    let all = ospf_rt::kernel_addrs();
+                    dp.apply(set_interface(device_addrs(Device::default(), name, &all)))?;
                 }
                 backend::start(&opts.backend, ifname, &mut dp)?
             }
@@ -767,29 +768,28 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) 
     loop {
         let mut names = vec![iface.clone()];
         names.extend(upper_devices(Path::new("/sys/class/net"), &iface));
+        // One read of the kernel's addresses for everything below.
+        let all = ospf_rt::kernel_addrs();
         let now: Vec<Ipv4Addr> = names
             .iter()
-            .flat_map(|n| ospf_rt::interface_addrs(n))
+            .flat_map(|n| ospf_rt::addrs_of(&all, n))
             .map(|(a, _)| a)
             .collect();
-        let now6: Vec<Ipv6Addr> = nix::ifaddrs::getifaddrs()
-            .map(|all| {
-                let mut v: Vec<_> = all
-                    .filter_map(|ifa| {
-                        let rank = names.iter().position(|n| *n == ifa.interface_name)?;
-                        Some((rank, ifa.address?.as_sockaddr_in6()?.ip()))
-                    })
-                    .collect();
-                v.sort_by_key(|&(rank, _)| rank);
-                v.into_iter().map(|(_, a)| a).collect()
+        let mut now6: Vec<_> = all
+            .iter()
+            .filter_map(|ifa| {
+                let rank = names.iter().position(|n| *n == ifa.interface_name)?;
+                Some((rank, ifa.address?.as_sockaddr_in6()?.ip()))
             })
-            .unwrap_or_default();
+            .collect();
+        now6.sort_by_key(|&(rank, _)| rank);
+        let now6: Vec<Ipv6Addr> = now6.into_iter().map(|(_, a)| a).collect();
         let vlan_config = std::fs::read_to_string("/proc/net/vlan/config").unwrap_or_default();
-        let mut devices = vec![device_addrs(Device { port, vlan: 0 }, &iface)];
+        let mut devices = vec![device_addrs(Device { port, vlan: 0 }, &iface, &all)];
         devices.extend(
             vlan_devices(&vlan_config, &iface)
                 .into_iter()
-                .map(|(name, vlan)| device_addrs(Device { port, vlan }, &name)),
+                .map(|(name, vlan)| device_addrs(Device { port, vlan }, &name, &all)),
         );
         let now = (now, now6, devices);
         if last.as_ref() != Some(&now) {
@@ -819,13 +819,11 @@ async fn follow_kernel_interface(shared: Arc<Shared>, port: u16, iface: String) 
 /// non-link-local IPv6 address, with their prefix lengths.
 type DeviceAddrs = (Device, Option<(Ipv4Addr, u8)>, Option<(Ipv6Addr, u8)>);
 
-/// [`DeviceAddrs`] of `device`, kernel interface `name`.
-fn device_addrs(device: Device, name: &str) -> DeviceAddrs {
-    let (v4, v6) = (
-        ospf_rt::interface_addr(name),
-        ospf_rt::interface_addr6(name),
-    );
-    (device, v4, v6)
+/// [`DeviceAddrs`] of `device`, kernel interface `name`, from the kernel's
+/// addresses `all` ([`ospf_rt::kernel_addrs`]).
+fn device_addrs(device: Device, name: &str, all: &[nix::ifaddrs::InterfaceAddress]) -> DeviceAddrs {
+    let v4 = ospf_rt::addrs_of(all, name).into_iter().next();
+    (device, v4, ospf_rt::addr6_of(all, name))
 }
 
 /// [`Command::SetInterfaceAddr`] of a device's addresses.

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use nix::ifaddrs::InterfaceAddress;
 use ospf::driver::{self, Command, Handle};
 use ospf::{InterfaceSpec, SpeakerSpec, Status};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -32,13 +33,19 @@ pub enum OspfMsg {
     Stop(oneshot::Sender<()>),
 }
 
-/// The IPv4 addresses of `name` with their prefix lengths, in the
+/// The kernel's interface addresses, read once (one netlink dump) for the
+/// lookups below; empty when they cannot be read.
+pub(crate) fn kernel_addrs() -> Vec<InterfaceAddress> {
+    nix::ifaddrs::getifaddrs()
+        .map(|all| all.collect())
+        .unwrap_or_default()
+}
+
+/// The IPv4 addresses of `name` in `all` with their prefix lengths, in the
 /// kernel's order.
-pub(crate) fn interface_addrs(name: &str) -> Vec<(Ipv4Addr, u8)> {
-    let Ok(all) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    all.filter(|ifa| ifa.interface_name == name)
+pub(crate) fn addrs_of(all: &[InterfaceAddress], name: &str) -> Vec<(Ipv4Addr, u8)> {
+    all.iter()
+        .filter(|ifa| ifa.interface_name == name)
         .filter_map(|ifa| {
             let addr = ifa.address?.as_sockaddr_in()?.ip();
             let len = ifa
@@ -50,16 +57,11 @@ pub(crate) fn interface_addrs(name: &str) -> Vec<(Ipv4Addr, u8)> {
         .collect()
 }
 
-/// The first IPv4 address of `name` and its prefix length.
-pub(crate) fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
-    interface_addrs(name).into_iter().next()
-}
-
-/// The first IPv6 address of `name` that is not link-local, and its
-/// prefix length.
-pub(crate) fn interface_addr6(name: &str) -> Option<(Ipv6Addr, u8)> {
-    let all = nix::ifaddrs::getifaddrs().ok()?;
-    all.filter(|ifa| ifa.interface_name == name)
+/// The first IPv6 address of `name` in `all` that is not link-local, and
+/// its prefix length.
+pub(crate) fn addr6_of(all: &[InterfaceAddress], name: &str) -> Option<(Ipv6Addr, u8)> {
+    all.iter()
+        .filter(|ifa| ifa.interface_name == name)
         .find_map(|ifa| {
             let addr = ifa.address?.as_sockaddr_in6()?.ip();
             if addr.is_unicast_link_local() {
@@ -71,6 +73,11 @@ pub(crate) fn interface_addr6(name: &str) -> Option<(Ipv6Addr, u8)> {
                 .unwrap_or(128);
             Some((addr, u8::try_from(len).unwrap_or(128)))
         })
+}
+
+/// The first IPv4 address of `name` and its prefix length.
+fn interface_addr(name: &str) -> Option<(Ipv4Addr, u8)> {
+    addrs_of(&kernel_addrs(), name).into_iter().next()
 }
 
 fn interface_mtu(name: &str) -> u16 {

@@ -337,7 +337,6 @@ impl Snapshot {
     }
 }
 
-/// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
 /// The network of `nets` ((address, prefix length, device)) that holds
 /// `ip`: the longest prefix, then the lowest device (port, then VLAN).
 pub(crate) fn longest_match(
@@ -361,6 +360,7 @@ fn in_network(ip: IpAddr, addr: IpAddr, len: u8) -> bool {
     }
 }
 
+/// What `ip` is bound to in `list` (sorted by address); 0 when unlisted.
 fn bound_to(list: &[(IpAddr, u16)], ip: IpAddr) -> u16 {
     match list.binary_search_by(|(a, _)| a.cmp(&ip)) {
         Ok(i) => list[i].1,
